@@ -1,0 +1,249 @@
+from google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import empty_pb2 as _empty_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
+from sfmesh.v1 import event_pb2 as _event_pb2
+from sfmesh.v1 import instance_pb2 as _instance_pb2
+from sfmesh.v1 import options_pb2 as _options_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ChangeType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHANGE_TYPE_UNSPECIFIED: _ClassVar[ChangeType]
+    CHANGE_TYPE_EXISTING: _ClassVar[ChangeType]
+    CHANGE_TYPE_CREATED: _ClassVar[ChangeType]
+    CHANGE_TYPE_UPDATED: _ClassVar[ChangeType]
+    CHANGE_TYPE_PURGED: _ClassVar[ChangeType]
+CHANGE_TYPE_UNSPECIFIED: ChangeType
+CHANGE_TYPE_EXISTING: ChangeType
+CHANGE_TYPE_CREATED: ChangeType
+CHANGE_TYPE_UPDATED: ChangeType
+CHANGE_TYPE_PURGED: ChangeType
+
+class ListInstancesRequest(_message.Message):
+    __slots__ = ("all",)
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    all: bool
+    def __init__(self, all: _Optional[bool] = ...) -> None: ...
+
+class ListInstancesResponse(_message.Message):
+    __slots__ = ("instances",)
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    instances: _containers.RepeatedCompositeFieldContainer[_instance_pb2.Instance]
+    def __init__(self, instances: _Optional[_Iterable[_Union[_instance_pb2.Instance, _Mapping]]] = ...) -> None: ...
+
+class GetInstanceRequest(_message.Message):
+    __slots__ = ("ref", "namespace")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    namespace: str
+    def __init__(self, ref: _Optional[str] = ..., namespace: _Optional[str] = ...) -> None: ...
+
+class CreateInstanceRequest(_message.Message):
+    __slots__ = ("name", "cpus", "memory", "disk", "network", "ssh_key", "user_data", "placed_on", "namespace", "video", "uefi", "secure_boot", "configdrive", "nvram_template", "metadata", "side_channels", "idempotency_key")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CPUS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_FIELD_NUMBER: _ClassVar[int]
+    DISK_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    SSH_KEY_FIELD_NUMBER: _ClassVar[int]
+    USER_DATA_FIELD_NUMBER: _ClassVar[int]
+    PLACED_ON_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_FIELD_NUMBER: _ClassVar[int]
+    UEFI_FIELD_NUMBER: _ClassVar[int]
+    SECURE_BOOT_FIELD_NUMBER: _ClassVar[int]
+    CONFIGDRIVE_FIELD_NUMBER: _ClassVar[int]
+    NVRAM_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    SIDE_CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    cpus: int
+    memory: int
+    disk: _containers.RepeatedCompositeFieldContainer[_instance_pb2.DiskSpec]
+    network: _containers.RepeatedCompositeFieldContainer[_instance_pb2.NetworkSpec]
+    ssh_key: str
+    user_data: str
+    placed_on: str
+    namespace: str
+    video: _instance_pb2.VideoSpec
+    uefi: bool
+    secure_boot: bool
+    configdrive: _instance_pb2.ConfigDrive
+    nvram_template: str
+    metadata: _struct_pb2.Struct
+    side_channels: _struct_pb2.ListValue
+    idempotency_key: str
+    def __init__(self, name: _Optional[str] = ..., cpus: _Optional[int] = ..., memory: _Optional[int] = ..., disk: _Optional[_Iterable[_Union[_instance_pb2.DiskSpec, _Mapping]]] = ..., network: _Optional[_Iterable[_Union[_instance_pb2.NetworkSpec, _Mapping]]] = ..., ssh_key: _Optional[str] = ..., user_data: _Optional[str] = ..., placed_on: _Optional[str] = ..., namespace: _Optional[str] = ..., video: _Optional[_Union[_instance_pb2.VideoSpec, _Mapping]] = ..., uefi: _Optional[bool] = ..., secure_boot: _Optional[bool] = ..., configdrive: _Optional[_Union[_instance_pb2.ConfigDrive, str]] = ..., nvram_template: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., side_channels: _Optional[_Union[_struct_pb2.ListValue, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class DeleteInstanceRequest(_message.Message):
+    __slots__ = ("ref", "namespace")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    namespace: str
+    def __init__(self, ref: _Optional[str] = ..., namespace: _Optional[str] = ...) -> None: ...
+
+class DeleteAllInstancesRequest(_message.Message):
+    __slots__ = ("confirm", "namespace")
+    CONFIRM_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    confirm: bool
+    namespace: str
+    def __init__(self, confirm: _Optional[bool] = ..., namespace: _Optional[str] = ...) -> None: ...
+
+class DeleteAllInstancesResponse(_message.Message):
+    __slots__ = ("uuids",)
+    UUIDS_FIELD_NUMBER: _ClassVar[int]
+    uuids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, uuids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RebootSoftRequest(_message.Message):
+    __slots__ = ("ref",)
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    def __init__(self, ref: _Optional[str] = ...) -> None: ...
+
+class RebootHardRequest(_message.Message):
+    __slots__ = ("ref",)
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    def __init__(self, ref: _Optional[str] = ...) -> None: ...
+
+class PowerOffRequest(_message.Message):
+    __slots__ = ("ref",)
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    def __init__(self, ref: _Optional[str] = ...) -> None: ...
+
+class PowerOnRequest(_message.Message):
+    __slots__ = ("ref",)
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    def __init__(self, ref: _Optional[str] = ...) -> None: ...
+
+class PauseRequest(_message.Message):
+    __slots__ = ("ref",)
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    def __init__(self, ref: _Optional[str] = ...) -> None: ...
+
+class UnpauseRequest(_message.Message):
+    __slots__ = ("ref",)
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    def __init__(self, ref: _Optional[str] = ...) -> None: ...
+
+class ListInstanceInterfacesRequest(_message.Message):
+    __slots__ = ("ref",)
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    def __init__(self, ref: _Optional[str] = ...) -> None: ...
+
+class ListInstanceInterfacesResponse(_message.Message):
+    __slots__ = ("interfaces",)
+    INTERFACES_FIELD_NUMBER: _ClassVar[int]
+    interfaces: _containers.RepeatedCompositeFieldContainer[_instance_pb2.Interface]
+    def __init__(self, interfaces: _Optional[_Iterable[_Union[_instance_pb2.Interface, _Mapping]]] = ...) -> None: ...
+
+class ListInstanceEventsRequest(_message.Message):
+    __slots__ = ("ref", "event_type", "limit")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    event_type: _event_pb2.EventType
+    limit: int
+    def __init__(self, ref: _Optional[str] = ..., event_type: _Optional[_Union[_event_pb2.EventType, str]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListInstanceEventsResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[_event_pb2.Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[_event_pb2.Event, _Mapping]]] = ...) -> None: ...
+
+class GetInstanceMetadataRequest(_message.Message):
+    __slots__ = ("ref",)
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    def __init__(self, ref: _Optional[str] = ...) -> None: ...
+
+class GetInstanceMetadataResponse(_message.Message):
+    __slots__ = ("metadata",)
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    metadata: _struct_pb2.Struct
+    def __init__(self, metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class SetInstanceMetadataRequest(_message.Message):
+    __slots__ = ("ref", "key", "value")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    key: str
+    value: _struct_pb2.Value
+    def __init__(self, ref: _Optional[str] = ..., key: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+
+class DeleteInstanceMetadataRequest(_message.Message):
+    __slots__ = ("ref", "key")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    key: str
+    def __init__(self, ref: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+
+class WatchInstancesRequest(_message.Message):
+    __slots__ = ("all",)
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    all: bool
+    def __init__(self, all: _Optional[bool] = ...) -> None: ...
+
+class WatchInstancesResponse(_message.Message):
+    __slots__ = ("change", "instance")
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    change: ChangeType
+    instance: _instance_pb2.Instance
+    def __init__(self, change: _Optional[_Union[ChangeType, str]] = ..., instance: _Optional[_Union[_instance_pb2.Instance, _Mapping]] = ...) -> None: ...
+
+class WatchInstanceRequest(_message.Message):
+    __slots__ = ("ref",)
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    def __init__(self, ref: _Optional[str] = ...) -> None: ...
+
+class WatchInstanceResponse(_message.Message):
+    __slots__ = ("change", "instance")
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    change: ChangeType
+    instance: _instance_pb2.Instance
+    def __init__(self, change: _Optional[_Union[ChangeType, str]] = ..., instance: _Optional[_Union[_instance_pb2.Instance, _Mapping]] = ...) -> None: ...
+
+class WatchInstanceEventsRequest(_message.Message):
+    __slots__ = ("ref", "event_type", "cursor", "since")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    event_type: _event_pb2.EventType
+    cursor: str
+    since: float
+    def __init__(self, ref: _Optional[str] = ..., event_type: _Optional[_Union[_event_pb2.EventType, str]] = ..., cursor: _Optional[str] = ..., since: _Optional[float] = ...) -> None: ...
+
+class WatchInstanceEventsResponse(_message.Message):
+    __slots__ = ("event", "cursor")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    event: _event_pb2.Event
+    cursor: str
+    def __init__(self, event: _Optional[_Union[_event_pb2.Event, _Mapping]] = ..., cursor: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,62 @@
+from sfmesh.v1 import options_pb2 as _options_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class PowerOperation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    POWER_OPERATION_UNSPECIFIED: _ClassVar[PowerOperation]
+    POWER_OPERATION_REBOOT_SOFT: _ClassVar[PowerOperation]
+    POWER_OPERATION_REBOOT_HARD: _ClassVar[PowerOperation]
+    POWER_OPERATION_POWER_OFF: _ClassVar[PowerOperation]
+    POWER_OPERATION_POWER_ON: _ClassVar[PowerOperation]
+    POWER_OPERATION_PAUSE: _ClassVar[PowerOperation]
+    POWER_OPERATION_UNPAUSE: _ClassVar[PowerOperation]
+POWER_OPERATION_UNSPECIFIED: PowerOperation
+POWER_OPERATION_REBOOT_SOFT: PowerOperation
+POWER_OPERATION_REBOOT_HARD: PowerOperation
+POWER_OPERATION_POWER_OFF: PowerOperation
+POWER_OPERATION_POWER_ON: PowerOperation
+POWER_OPERATION_PAUSE: PowerOperation
+POWER_OPERATION_UNPAUSE: PowerOperation
+
+class ChangePowerRequest(_message.Message):
+    __slots__ = ("instance_uuid", "operation", "request_id")
+    INSTANCE_UUID_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    instance_uuid: str
+    operation: PowerOperation
+    request_id: str
+    def __init__(self, instance_uuid: _Optional[str] = ..., operation: _Optional[_Union[PowerOperation, str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ChangePowerResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReadConsoleRequest(_message.Message):
+    __slots__ = ("instance_uuid", "length")
+    INSTANCE_UUID_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    instance_uuid: str
+    length: int
+    def __init__(self, instance_uuid: _Optional[str] = ..., length: _Optional[int] = ...) -> None: ...
+
+class ReadConsoleResponse(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+
+class ClearConsoleRequest(_message.Message):
+    __slots__ = ("instance_uuid",)
+    INSTANCE_UUID_FIELD_NUMBER: _ClassVar[int]
+    instance_uuid: str
+    def __init__(self, instance_uuid: _Optional[str] = ...) -> None: ...
+
+class ClearConsoleResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

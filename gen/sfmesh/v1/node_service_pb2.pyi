@@ -1,0 +1,66 @@
+from google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
+from sfmesh.v1 import options_pb2 as _options_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class NodeState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NODE_STATE_UNSPECIFIED: _ClassVar[NodeState]
+    NODE_STATE_CREATED: _ClassVar[NodeState]
+    NODE_STATE_MISSING: _ClassVar[NodeState]
+    NODE_STATE_STOPPING: _ClassVar[NodeState]
+    NODE_STATE_STOPPED: _ClassVar[NodeState]
+    NODE_STATE_DELETED: _ClassVar[NodeState]
+    NODE_STATE_ERROR: _ClassVar[NodeState]
+NODE_STATE_UNSPECIFIED: NodeState
+NODE_STATE_CREATED: NodeState
+NODE_STATE_MISSING: NodeState
+NODE_STATE_STOPPING: NodeState
+NODE_STATE_STOPPED: NodeState
+NODE_STATE_DELETED: NodeState
+NODE_STATE_ERROR: NodeState
+
+class Node(_message.Message):
+    __slots__ = ("uuid", "state", "metadata", "version", "name", "ip", "lastseen", "release", "is_hypervisor")
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
+    LASTSEEN_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
+    IS_HYPERVISOR_FIELD_NUMBER: _ClassVar[int]
+    uuid: str
+    state: NodeState
+    metadata: _struct_pb2.Struct
+    version: int
+    name: str
+    ip: str
+    lastseen: float
+    release: str
+    is_hypervisor: bool
+    def __init__(self, uuid: _Optional[str] = ..., state: _Optional[_Union[NodeState, str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., version: _Optional[int] = ..., name: _Optional[str] = ..., ip: _Optional[str] = ..., lastseen: _Optional[float] = ..., release: _Optional[str] = ..., is_hypervisor: _Optional[bool] = ...) -> None: ...
+
+class ListNodesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListNodesResponse(_message.Message):
+    __slots__ = ("nodes",)
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[Node]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ...) -> None: ...
+
+class GetNodeRequest(_message.Message):
+    __slots__ = ("node",)
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    def __init__(self, node: _Optional[str] = ...) -> None: ...
