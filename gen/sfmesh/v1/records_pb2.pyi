@@ -1,0 +1,45 @@
+from google.protobuf import struct_pb2 as _struct_pb2
+from sfmesh.v1 import instance_pb2 as _instance_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class KeyRecord(_message.Message):
+    __slots__ = ("name", "bcrypt_hash", "nonce")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BCRYPT_HASH_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    bcrypt_hash: bytes
+    nonce: str
+    def __init__(self, name: _Optional[str] = ..., bcrypt_hash: _Optional[bytes] = ..., nonce: _Optional[str] = ...) -> None: ...
+
+class NamespaceRecord(_message.Message):
+    __slots__ = ("name", "state", "keys", "trust", "metadata")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    TRUST_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    state: str
+    keys: _containers.RepeatedCompositeFieldContainer[KeyRecord]
+    trust: _containers.RepeatedScalarFieldContainer[str]
+    metadata: _struct_pb2.Struct
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., keys: _Optional[_Iterable[_Union[KeyRecord, _Mapping]]] = ..., trust: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class InstanceRecord(_message.Message):
+    __slots__ = ("instance", "created_at", "deleted_at", "create_request_id")
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    DELETED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATE_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    instance: _instance_pb2.Instance
+    created_at: float
+    deleted_at: float
+    create_request_id: str
+    def __init__(self, instance: _Optional[_Union[_instance_pb2.Instance, _Mapping]] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ..., create_request_id: _Optional[str] = ...) -> None: ...

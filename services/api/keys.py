@@ -1,0 +1,60 @@
+"""Namespace keys: bcrypt hashes in etcd, and the `system` namespace that the
+first start creates from the key kept in `<state>/system.key`."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+
+import bcrypt
+from sfmesh.v1 import records_pb2
+
+from services.api.store import NamespaceStore
+from services.common.secrets import load_or_create_secret
+
+SYSTEM = "system"
+SYSTEM_KEY_NAME = "system"
+
+
+def new_key_record(name: str, secret: str) -> records_pb2.KeyRecord:
+    """A key record holding the bcrypt hash of `secret` and a fresh nonce."""
+    return records_pb2.KeyRecord(
+        name=name,
+        bcrypt_hash=bcrypt.hashpw(secret.encode(), bcrypt.gensalt()),
+        nonce=secrets.token_hex(8),
+    )
+
+
+async def matching_key(
+    namespace: records_pb2.NamespaceRecord, secret: str
+) -> records_pb2.KeyRecord | None:
+    """The key of `namespace` whose secret is `secret`, or None.
+
+    bcrypt is slow on purpose; it runs in a thread so the event loop goes on.
+    """
+    candidate = secret.encode()
+
+    def find() -> records_pb2.KeyRecord | None:
+        for key in namespace.keys:
+            if bcrypt.checkpw(candidate, key.bcrypt_hash):
+                return key
+        return None
+
+    return await asyncio.to_thread(find)
+
+
+async def ensure_system_namespace(namespaces: NamespaceStore, state_dir: Path) -> None:
+    """Create the `system` namespace on first start, keyed by `<state>/system.key`.
+
+    The key file (mode 0600) is the only plain copy; etcd holds its hash.
+    """
+    if await namespaces.get(SYSTEM) is not None:
+        return
+    secret = load_or_create_secret(state_dir / "system.key", nbytes=24)
+    record = records_pb2.NamespaceRecord(
+        name=SYSTEM,
+        state="created",
+        keys=[await asyncio.to_thread(new_key_record, SYSTEM_KEY_NAME, secret)],
+    )
+    await namespaces.create(record)

@@ -1,0 +1,70 @@
+"""Builds the api process: etcd stores, the system namespace, the servicers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sfmesh.v1 import (
+    auth_service_pb2_grpc,
+    instance_service_pb2_grpc,
+    network_service_pb2,
+    node_service_pb2,
+)
+
+from services.api.auth import AuthServicer
+from services.api.instances import InstanceServicer
+from services.api.keys import ensure_system_namespace
+from services.api.store import InstanceStore, NamespaceStore
+from services.api.validation import Limits
+from services.common.config import MeshConfig
+from services.common.secrets import load_or_create_secret
+from services.common.server import Servicer, serve
+from services.common.store import Store
+from services.common.tokens import TokenAuthority
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """Settings of the api service."""
+
+    mesh: MeshConfig
+    """Where etcd, the state folder and the other services are."""
+    listen: str
+    """The gRPC listen address."""
+    limits: Limits
+    """Bounds on what one instance may ask for."""
+    token_ttl_seconds: int
+    """How long a user token lives."""
+
+
+async def serve_api(config: ApiConfig) -> None:
+    """Run the api until SIGTERM."""
+    store = Store(config.mesh.etcd)
+    namespaces = NamespaceStore(store)
+    await ensure_system_namespace(namespaces, config.mesh.state_dir)
+    authority = TokenAuthority(
+        load_or_create_secret(config.mesh.state_dir / "jwt.secret"),
+        ttl_seconds=config.token_ttl_seconds,
+    )
+    instances = InstanceServicer(InstanceStore(store), namespaces, config.limits)
+    await serve(
+        address=config.listen,
+        servicers=[
+            Servicer(
+                "sfmesh.v1.InstanceService",
+                instances,
+                instance_service_pb2_grpc.add_InstanceServiceServicer_to_server,
+            ),
+            Servicer(
+                "sfmesh.v1.AuthService",
+                AuthServicer(namespaces, authority),
+                auth_service_pb2_grpc.add_AuthServiceServicer_to_server,
+            ),
+        ],
+        published=[
+            network_service_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name,
+            node_service_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name,
+        ],
+        authority=authority,
+        on_stop=store.close,
+    )

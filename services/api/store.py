@@ -1,0 +1,75 @@
+"""The etcd records the api owns: instances and namespaces.
+
+Keys (see services/common/README.md): `/sfmesh/v1/instance/<uuid>` holds an
+`InstanceRecord`, `/sfmesh/v1/namespace/<name>` a `NamespaceRecord`. Every
+update is a compare-and-swap on the record's mod_revision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sfmesh.v1 import records_pb2
+
+from services.common.store import Put, Store, key, kind_prefix
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    """An instance record with the revision it was read at."""
+
+    record: records_pb2.InstanceRecord
+    mod_revision: int
+
+
+class InstanceStore:
+    """Instance records in etcd."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def get(self, uuid: str) -> StoredInstance | None:
+        """The record of one instance, or None."""
+        item = await self._store.get(key("instance", uuid))
+        if item is None:
+            return None
+        return StoredInstance(records_pb2.InstanceRecord.FromString(item.value), item.mod_revision)
+
+    async def all(self) -> AsyncIterator[StoredInstance]:
+        """Every instance record, read in pages."""
+        async for item in self._store.list_prefix(kind_prefix("instance")):
+            yield StoredInstance(
+                records_pb2.InstanceRecord.FromString(item.value), item.mod_revision
+            )
+
+    async def create(self, record: records_pb2.InstanceRecord) -> bool:
+        """Write a new record; False when the uuid is taken."""
+        put = Put(key("instance", record.instance.uuid), record.SerializeToString(), 0)
+        return await self._store.commit([put])
+
+    async def replace(self, stored: StoredInstance, record: records_pb2.InstanceRecord) -> bool:
+        """Write `record` over `stored`; False when someone wrote in between."""
+        put = Put(
+            key("instance", record.instance.uuid), record.SerializeToString(), stored.mod_revision
+        )
+        return await self._store.commit([put])
+
+
+class NamespaceStore:
+    """Namespace records in etcd."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def get(self, name: str) -> records_pb2.NamespaceRecord | None:
+        """One namespace, or None."""
+        item = await self._store.get(key("namespace", name))
+        if item is None:
+            return None
+        return records_pb2.NamespaceRecord.FromString(item.value)
+
+    async def create(self, record: records_pb2.NamespaceRecord) -> bool:
+        """Write a new namespace; False when the name is taken."""
+        put = Put(key("namespace", record.name), record.SerializeToString(), 0)
+        return await self._store.commit([put])

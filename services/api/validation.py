@@ -1,0 +1,141 @@
+"""Pure checks of a create request (reference §4), and the instance view they
+produce. No I/O: lookups that need etcd (namespaces, networks) happen in the
+servicer before anything is written."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+
+from google.protobuf import struct_pb2
+from sfmesh.v1 import instance_pb2, instance_service_pb2
+
+from services.common import errors
+from services.common import instance_states as states
+
+RECORD_VERSION = 14
+NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,59}[A-Za-z0-9])?$")
+MIN_MEMORY_MIB = 128
+DEFAULT_SIDE_CHANNELS = ("sf-agent",)
+SECURE_BOOT_BUSES_REFUSED = {instance_pb2.DISK_BUS_IDE}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Configured bounds on what one instance may ask for."""
+
+    max_cpus: int = 16
+    """The most vCPUs one instance may have."""
+
+
+def check_name(name: str) -> None:
+    """A DNS label of at most 61 characters, as Shaken Fist's validator allows."""
+    if not NAME.match(name):
+        raise errors.InvalidArgument(
+            f"instance name {name} is not useable as a DNS and Linux host name. That is, "
+            "less than 63 characters and in the character set: a-z, A-Z, 0-9, or hyphen (-)."
+        )
+
+
+def check_resources(cpus: int, memory: int, limits: Limits) -> None:
+    """cpus within 1..max, memory at least 128 MiB."""
+    if not 1 <= cpus <= limits.max_cpus:
+        raise errors.InvalidArgument(f"cpus must be between 1 and {limits.max_cpus}, not {cpus}")
+    if memory < MIN_MEMORY_MIB:
+        raise errors.InvalidArgument(f"memory must be at least {MIN_MEMORY_MIB} MiB, not {memory}")
+
+
+def check_disks(disks: list[instance_pb2.DiskSpec], secure_boot: bool) -> None:
+    """At least one disk; sizes positive; no IDE on q35."""
+    if not disks:
+        raise errors.InvalidArgument("instance must specify at least one disk")
+    for index, disk in enumerate(disks):
+        if disk.HasField("size") and disk.size <= 0:
+            raise errors.InvalidArgument(f"disk[{index}].size must be a positive integer")
+        if secure_boot and disk.bus in SECURE_BOOT_BUSES_REFUSED:
+            raise errors.InvalidArgument(
+                f"disk[{index}]: the ide bus is not available with secure_boot (q35 has no IDE)"
+            )
+        base = disk.base if disk.HasField("base") else ""
+        if base.startswith("label:") or base.startswith("sf://"):
+            raise errors.InvalidArgument(
+                f'disk[{index}].base "{base}": label: and sf:// bases are not supported yet'
+            )
+
+
+def check_user_data(user_data: str | None) -> None:
+    """user_data must be valid base64 when given."""
+    if user_data is None:
+        return
+    try:
+        base64.b64decode(user_data, validate=True)
+    except binascii.Error as exc:
+        raise errors.InvalidArgument("user_data must be valid base64") from exc
+
+
+def side_channels(request: instance_service_pb2.CreateInstanceRequest) -> list[str]:
+    """The side channels asked for; unset means the default agent channel."""
+    if not request.HasField("side_channels"):
+        return list(DEFAULT_SIDE_CHANNELS)
+    names = []
+    for index, value in enumerate(request.side_channels.values):
+        if value.WhichOneof("kind") != "string_value":
+            raise errors.InvalidArgument(f"side_channels[{index}] must be a string")
+        names.append(value.string_value)
+    return names
+
+
+def video(request: instance_service_pb2.CreateInstanceRequest) -> instance_pb2.VideoSpec:
+    """The video spec with Shaken Fist's defaults filled in."""
+    spec = instance_pb2.VideoSpec()
+    if request.HasField("video"):
+        spec.CopyFrom(request.video)
+    spec.model = spec.model or instance_pb2.VIDEO_MODEL_CIRRUS
+    spec.memory = spec.memory or 16384
+    spec.vdi = spec.vdi or instance_pb2.VDI_TYPE_SPICE
+    return spec
+
+
+def build_instance(
+    request: instance_service_pb2.CreateInstanceRequest,
+    *,
+    uuid: str,
+    namespace: str,
+    limits: Limits,
+) -> instance_pb2.Instance:
+    """Validate `request` and return the new instance's view (state initial).
+
+    Raises `errors.InvalidArgument` naming the first rule broken.
+    """
+    check_name(request.name)
+    check_resources(request.cpus, request.memory, limits)
+    if request.secure_boot and not request.uefi:
+        raise errors.InvalidArgument("secure boot requires UEFI be enabled")
+    check_disks(list(request.disk), request.secure_boot)
+    check_user_data(request.user_data if request.HasField("user_data") else None)
+    instance = instance_pb2.Instance(
+        uuid=uuid,
+        state=states.INITIAL,
+        metadata=request.metadata if request.HasField("metadata") else struct_pb2.Struct(),
+        version=RECORD_VERSION,
+        cpus=request.cpus,
+        memory=request.memory,
+        name=request.name,
+        namespace=namespace,
+        disk_spec=request.disk,
+        video=video(request),
+        uefi=request.uefi,
+        configdrive=request.configdrive or instance_pb2.CONFIG_DRIVE_OPENSTACK_DISK,
+        secure_boot=request.secure_boot,
+        machine_type="q35" if request.secure_boot else "pc",
+        side_channels=side_channels(request),
+        power_state=instance_pb2.POWER_STATE_INITIAL,
+    )
+    for field in ("ssh_key", "user_data", "nvram_template"):
+        if request.HasField(field):
+            setattr(instance, field, getattr(request, field))
+    if request.HasField("placed_on"):
+        instance.requested_placement = request.placed_on
+    return instance

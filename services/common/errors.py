@@ -1,0 +1,133 @@
+"""The domain errors every service raises, and their one mapping to gRPC.
+
+Each error knows its gRPC code, the HTTP status the gateway should answer and a
+machine-readable reason. `to_status` turns one into a `grpc.Status` carrying a
+`google.rpc.ErrorInfo` (domain "sfmesh", the reason, `metadata["http_status"]`)
+and, for capacity errors, a `google.rpc.RetryInfo`.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+DOMAIN = "sfmesh"
+
+
+class SfmeshError(Exception):
+    """Base of every error a servicer may raise on purpose."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    http_status: int = 500
+    reason: str = "INTERNAL"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason is not None:
+            self.reason = reason
+
+
+class InvalidArgument(SfmeshError):
+    """The request is malformed or breaks a validation rule (400)."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    http_status = 400
+    reason = "INVALID_ARGUMENT"
+
+
+class Unauthenticated(SfmeshError):
+    """No valid credentials (401)."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+    http_status = 401
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(SfmeshError):
+    """Authenticated, but this caller may not do this (403)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+    http_status = 403
+    reason = "PERMISSION_DENIED"
+
+
+class NotFound(SfmeshError):
+    """The object does not exist or is not visible to the caller (404)."""
+
+    code = grpc.StatusCode.NOT_FOUND
+    http_status = 404
+    reason = "NOT_FOUND"
+
+
+class NotReady(SfmeshError):
+    """Something the request depends on is not ready yet; retry later (406)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    http_status = 406
+    reason = "NOT_READY"
+
+
+class Conflict(SfmeshError):
+    """The object's state forbids the operation (409)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    http_status = 409
+    reason = "CONFLICT"
+
+
+class AlreadyExists(SfmeshError):
+    """The thing asked for is already taken (409)."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+    http_status = 409
+    reason = "ALREADY_EXISTS"
+
+
+class InsufficientResources(SfmeshError):
+    """No capacity now (507); `retry_after` seconds is a hint."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    http_status = 507
+    reason = "INSUFFICIENT_RESOURCES"
+
+    def __init__(self, message: str, *, reason: str | None = None, retry_after: int = 5) -> None:
+        super().__init__(message, reason=reason)
+        self.retry_after = retry_after
+
+
+class Unavailable(SfmeshError):
+    """A dependency (etcd, another service) cannot be reached (503)."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    http_status = 503
+    reason = "UNAVAILABLE"
+
+
+def to_status(error: SfmeshError) -> grpc.Status:
+    """Render a domain error as a rich gRPC status."""
+    info = error_details_pb2.ErrorInfo(
+        reason=error.reason,
+        domain=DOMAIN,
+        metadata={"http_status": str(error.http_status)},
+    )
+    details = [_pack(info)]
+    if isinstance(error, InsufficientResources):
+        retry = error_details_pb2.RetryInfo(
+            retry_delay=duration_pb2.Duration(seconds=error.retry_after)
+        )
+        details.append(_pack(retry))
+    status = status_pb2.Status(
+        code=getattr(code_pb2, error.code.name),
+        message=error.message,
+        details=details,
+    )
+    return rpc_status.to_status(status)
+
+
+def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.RetryInfo) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed

@@ -1,0 +1,211 @@
+"""Server interceptors every service installs, outermost first:
+
+1. `RequestInterceptor`: takes the request id from `x-request-id` (or makes
+   one), logs one structured line per request, and maps `SfmeshError` to a rich
+   gRPC status — errors are translated here and nowhere else.
+2. `AuthInterceptor`: enforces each RPC's `(sfmesh.v1.access)` option and
+   records who is calling.
+
+The request id and the caller live in context variables that servicers read
+through `request_id()` and `caller()`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor_pool
+from sfmesh.v1 import options_pb2
+
+from services.common import errors
+from services.common.tokens import Caller, TokenAuthority
+
+log = logging.getLogger("sfmesh.requests")
+
+_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller", default=None)
+
+Behavior = Callable[..., Any]
+Wrapper = Callable[[Behavior, bool], Behavior]
+"""Wraps one handler behaviour; the flag says whether it answers a stream."""
+
+
+def request_id() -> str:
+    """The id of the request being served."""
+    return _request_id.get()
+
+
+def caller() -> Caller:
+    """The authenticated caller of the request being served."""
+    found = _caller.get()
+    if found is None:
+        raise errors.Unauthenticated("Missing Authorization Header", reason="NO_TOKEN")
+    return found
+
+
+def _wrap(handler: grpc.RpcMethodHandler, wrapper: Wrapper) -> grpc.RpcMethodHandler:
+    """A copy of `handler` whose behaviour goes through `wrapper`."""
+    kinds = (
+        ("unary_unary", grpc.unary_unary_rpc_method_handler, False),
+        ("unary_stream", grpc.unary_stream_rpc_method_handler, True),
+        ("stream_unary", grpc.stream_unary_rpc_method_handler, False),
+        ("stream_stream", grpc.stream_stream_rpc_method_handler, True),
+    )
+    for attribute, build, streams in kinds:
+        behavior = getattr(handler, attribute)
+        if behavior is not None:
+            return build(
+                wrapper(behavior, streams),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+    return handler
+
+
+def _metadata(details: grpc.HandlerCallDetails, name: str) -> str | None:
+    for key, value in details.invocation_metadata or ():
+        if key == name:
+            return str(value)
+    return None
+
+
+class RequestInterceptor(grpc.aio.ServerInterceptor):
+    """Request ids, one log line per request, and the error mapping."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        method = details.method
+        rid = _metadata(details, "x-request-id") or str(uuid.uuid4())
+
+        def wrapper(behavior: Behavior, streams: bool) -> Behavior:
+            if streams:
+
+                async def streaming(
+                    request: Any, context: grpc.aio.ServicerContext
+                ) -> AsyncIterator[Any]:
+                    started = _begin(rid, context)
+                    try:
+                        async for reply in behavior(request, context):
+                            yield reply
+                    except errors.SfmeshError as exc:
+                        _finish(method, rid, started, exc.code.name, exc.message)
+                        await context.abort_with_status(errors.to_status(exc))
+                    except Exception as exc:
+                        _finish(method, rid, started, "UNKNOWN", repr(exc))
+                        raise
+                    _finish(method, rid, started, "OK", None)
+
+                return streaming
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                started = _begin(rid, context)
+                try:
+                    reply = await behavior(request, context)
+                except errors.SfmeshError as exc:
+                    _finish(method, rid, started, exc.code.name, exc.message)
+                    await context.abort_with_status(errors.to_status(exc))
+                except Exception as exc:
+                    _finish(method, rid, started, "UNKNOWN", repr(exc))
+                    raise
+                _finish(method, rid, started, "OK", None)
+                return reply
+
+            return unary
+
+        return _wrap(handler, wrapper)
+
+
+def _begin(rid: str, context: grpc.aio.ServicerContext) -> float:
+    _request_id.set(rid)
+    context.set_trailing_metadata((("x-request-id", rid),))
+    return time.perf_counter()
+
+
+def _finish(method: str, rid: str, started: float, code: str, message: str | None) -> None:
+    fields = {
+        "method": method,
+        "code": code,
+        "request_id": rid,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
+    if message:
+        fields["error"] = message
+    log.info("request", extra={"fields": fields})
+
+
+def method_access(method: str) -> int:
+    """The `(sfmesh.v1.access)` of a full method name such as `/pkg.Svc/Rpc`.
+
+    Methods outside the sfmesh contracts (health, reflection) are anonymous.
+    """
+    service, _, name = method.lstrip("/").rpartition("/")
+    if not service.startswith("sfmesh."):
+        return options_pb2.ACCESS_ANONYMOUS
+    descriptor = descriptor_pool.Default().FindMethodByName(f"{service}.{name}")
+    access = descriptor.GetOptions().Extensions[options_pb2.access]
+    return access or options_pb2.ACCESS_USER
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Checks the bearer token each RPC's access option asks for."""
+
+    def __init__(self, authority: TokenAuthority) -> None:
+        self._authority = authority
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        access = method_access(details.method)
+        if access == options_pb2.ACCESS_ANONYMOUS:
+            return handler
+        header = _metadata(details, "authorization")
+        internal = access == options_pb2.ACCESS_INTERNAL
+
+        def wrapper(behavior: Behavior, streams: bool) -> Behavior:
+            if streams:
+
+                async def streaming(
+                    request: Any, context: grpc.aio.ServicerContext
+                ) -> AsyncIterator[Any]:
+                    _caller.set(self._verify(header, internal))
+                    async for reply in behavior(request, context):
+                        yield reply
+
+                return streaming
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                _caller.set(self._verify(header, internal))
+                return await behavior(request, context)
+
+            return unary
+
+        return _wrap(handler, wrapper)
+
+    def _verify(self, header: str | None, internal: bool) -> Caller:
+        if not header:
+            raise errors.Unauthenticated("Missing Authorization Header", reason="NO_TOKEN")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise errors.Unauthenticated(
+                "Missing 'Bearer' type in 'Authorization' header. "
+                "Expected 'Authorization: Bearer <JWT>'",
+                reason="NOT_BEARER",
+            )
+        return self._authority.verify(token.strip(), internal=internal)

@@ -1,0 +1,139 @@
+"""The one gateway to etcd: reads, paged prefix listings and transactions
+guarded by compare-and-swap on `mod_revision`.
+
+Built on aetcd (python-etcd3 cannot load under current protobuf). aetcd's gRPC
+channel reconnects by itself; every call here has a deadline, and an etcd that
+cannot be reached surfaces as `errors.Unavailable`, never as a half-done write:
+each write is one etcd transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import aetcd
+import aetcd.exceptions
+from aetcd import rpc
+
+from services.common import errors
+from services.common.config import split_address
+
+PREFIX = "/sfmesh/v1/"
+PAGE_SIZE = 500
+
+
+def key(kind: str, name: str) -> bytes:
+    """The key of one object: `/sfmesh/v1/<kind>/<name>`."""
+    return f"{PREFIX}{kind}/{name}".encode()
+
+
+def kind_prefix(kind: str) -> bytes:
+    """The prefix under which every object of a kind lives."""
+    return f"{PREFIX}{kind}/".encode()
+
+
+@dataclass(frozen=True)
+class Item:
+    """One stored key."""
+
+    key: bytes
+    value: bytes
+    mod_revision: int
+
+
+@dataclass(frozen=True)
+class Put:
+    """Write `value` at `key`, expecting the key at `mod_revision` (0: absent)."""
+
+    key: bytes
+    value: bytes
+    mod_revision: int | None = None
+    """None: no expectation; 0: the key must not exist; n: it must be at n."""
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Remove `key`, expecting it at `mod_revision` when given."""
+
+    key: bytes
+    mod_revision: int | None = None
+
+
+Operation = Put | Delete
+
+
+class Store:
+    """An etcd connection with the few operations sfmesh needs."""
+
+    def __init__(self, address: str, *, timeout: float = 5.0) -> None:
+        host, port = split_address(address)
+        self._client = aetcd.Client(host=host, port=port, timeout=int(timeout) or 1)
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self._client.close()
+
+    async def get(self, key: bytes) -> Item | None:
+        """The item at `key`, or None."""
+        async with _mapped_errors():
+            found = await self._client.get(key)
+        if found is None:
+            return None
+        return Item(found.key, found.value, found.mod_revision)
+
+    async def list_prefix(
+        self, prefix: bytes, *, page_size: int = PAGE_SIZE
+    ) -> AsyncIterator[Item]:
+        """Every item under `prefix` in key order, read in pages at one revision."""
+        end = aetcd.utils.prefix_range_end(prefix)
+        start = prefix
+        revision = 0
+        while True:
+            request = rpc.RangeRequest(key=start, range_end=end, limit=page_size, revision=revision)
+            async with _mapped_errors():
+                await self._client.connect()
+                response = await self._client.kvstub.Range(
+                    request, timeout=self._client._timeout, metadata=self._client.metadata
+                )
+            revision = revision or response.header.revision
+            for kv in response.kvs:
+                yield Item(kv.key, kv.value, kv.mod_revision)
+            if not response.more or not response.kvs:
+                return
+            start = response.kvs[-1].key + b"\0"
+
+    async def commit(self, operations: Sequence[Operation]) -> bool:
+        """Apply every operation in one transaction.
+
+        Returns False, changing nothing, when any expectation on a
+        `mod_revision` does not hold.
+        """
+        txn = self._client.transactions
+        compare = []
+        success = []
+        for op in operations:
+            if op.mod_revision is not None:
+                compare.append(txn.mod(op.key) == op.mod_revision)
+            if isinstance(op, Put):
+                success.append(txn.put(op.key, op.value))
+            else:
+                success.append(txn.delete(op.key))
+        async with _mapped_errors():
+            succeeded, _ = await self._client.transaction(
+                compare=compare, success=success, failure=[]
+            )
+        return bool(succeeded)
+
+
+class _mapped_errors:
+    """Turn etcd connection failures into `errors.Unavailable`."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, aetcd.exceptions.ClientError):
+            raise errors.Unavailable(
+                f"etcd is unavailable: {exc}", reason="ETCD_UNAVAILABLE"
+            ) from exc

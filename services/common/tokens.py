@@ -1,0 +1,83 @@
+"""Bearer tokens: user tokens from POST /auth, and the internal identity that
+services carry when they call each other. Both are HS256 JWTs told apart by
+audience, so one can never pass for the other."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+from services.common import errors
+
+USER_AUDIENCE = "sfmesh"
+INTERNAL_AUDIENCE = "sfmesh-internal"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, as proven by a token."""
+
+    namespace: str
+    """The namespace authenticated as; "system" for the internal identity."""
+    key_name: str
+    """The key the token came from; the service name for the internal identity."""
+    nonce: str
+    """The key's nonce when the token was made."""
+    internal: bool = False
+    """Whether this is a service of the mesh."""
+
+
+class TokenAuthority:
+    """Issues and verifies tokens with one signing secret."""
+
+    def __init__(self, secret: str, *, ttl_seconds: int = 900) -> None:
+        self._secret = secret
+        self.ttl_seconds = ttl_seconds
+
+    def issue_user(self, namespace: str, key_name: str, nonce: str) -> str:
+        """A user token for one namespace key."""
+        return self._issue(USER_AUDIENCE, namespace, key_name, nonce)
+
+    def issue_internal(self, service: str) -> str:
+        """A token carrying the internal identity of `service`."""
+        return self._issue(INTERNAL_AUDIENCE, "system", service, "")
+
+    def verify(self, token: str, *, internal: bool) -> Caller:
+        """Check signature, expiry and audience; raise Unauthenticated otherwise."""
+        audience = INTERNAL_AUDIENCE if internal else USER_AUDIENCE
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=["HS256"], audience=audience)
+        except jwt.ExpiredSignatureError as exc:
+            raise errors.Unauthenticated("Signature has expired", reason="TOKEN_EXPIRED") from exc
+        except jwt.InvalidAudienceError as exc:
+            kind = "an internal" if internal else "a user"
+            raise errors.Unauthenticated(
+                f"this call needs {kind} token", reason="WRONG_TOKEN_KIND"
+            ) from exc
+        except jwt.InvalidTokenError as exc:
+            raise errors.Unauthenticated(
+                "invalid JWT in Authorization header", reason="TOKEN_INVALID"
+            ) from exc
+        return Caller(
+            namespace=claims["sub"],
+            key_name=claims["key"],
+            nonce=claims.get("nonce", ""),
+            internal=internal,
+        )
+
+    def _issue(self, audience: str, namespace: str, key_name: str, nonce: str) -> str:
+        now = int(time.time())
+        claims = {
+            "aud": audience,
+            "sub": namespace,
+            "key": key_name,
+            "nonce": nonce,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.ttl_seconds,
+            "jti": str(uuid.uuid4()),
+        }
+        return jwt.encode(claims, self._secret, algorithm="HS256")
