@@ -7,20 +7,16 @@ import asyncio
 
 from services.api.server import ApiConfig, serve_api
 from services.api.validation import Limits
-from services.common.config import add_mesh_arguments, env, mesh_config
-from services.common.logs import configure_logging
+from services.common.config import env, mesh_config
+from services.common.main import parse_arguments
 
 
 def main() -> None:
     """Parse the configuration and run the api."""
-    parser = argparse.ArgumentParser(prog="python -m services.api", description=__doc__)
-    add_mesh_arguments(parser)
-    parser.add_argument("--listen", default=env("API_LISTEN", "127.0.0.1:13010"))
-    parser.add_argument("--max-cpus", type=int, default=int(env("MAX_CPUS", "16")))
-    parser.add_argument("--token-ttl", type=int, default=int(env("TOKEN_TTL", "900")))
-    parser.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"))
-    args = parser.parse_args()
-    configure_logging("api", args.log_level)
+    extra = argparse.ArgumentParser(add_help=False)
+    extra.add_argument("--max-cpus", type=int, default=int(env("MAX_CPUS", "16")))
+    extra.add_argument("--token-ttl", type=int, default=int(env("TOKEN_TTL", "900")))
+    args = parse_arguments("api", listen="127.0.0.1:13010", extra=extra)
     config = ApiConfig(
         mesh=mesh_config(args),
         listen=args.listen,

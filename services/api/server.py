@@ -17,10 +17,9 @@ from services.api.keys import ensure_system_namespace
 from services.api.store import InstanceStore, NamespaceStore
 from services.api.validation import Limits
 from services.common.config import MeshConfig
-from services.common.secrets import load_or_create_secret
+from services.common.main import service_authority
 from services.common.server import Servicer, serve
 from services.common.store import Store
-from services.common.tokens import TokenAuthority
 
 
 @dataclass(frozen=True)
@@ -42,9 +41,8 @@ async def serve_api(config: ApiConfig) -> None:
     store = Store(config.mesh.etcd)
     namespaces = NamespaceStore(store)
     await ensure_system_namespace(namespaces, config.mesh.state_dir)
-    authority = TokenAuthority(
-        load_or_create_secret(config.mesh.state_dir / "jwt.secret"),
-        ttl_seconds=config.token_ttl_seconds,
+    authority = service_authority(
+        config.mesh.state_dir, users=True, ttl_seconds=config.token_ttl_seconds
     )
     instances = InstanceServicer(InstanceStore(store), namespaces, config.limits)
     await serve(

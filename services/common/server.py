@@ -12,9 +12,9 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from services.common.interceptors import AuthInterceptor, RequestInterceptor
+from services.common.reflection import enable_reflection
 from services.common.tokens import TokenAuthority
 
 log = logging.getLogger("sfmesh.server")
@@ -53,9 +53,7 @@ async def serve(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [s.name for s in servicers]
-    reflection.enable_server_reflection(
-        [*names, *published, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
+    enable_reflection([*names, *published, health.SERVICE_NAME], server)
     server.add_insecure_port(address)
     await server.start()
     for name in ["", *names]:

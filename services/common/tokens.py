@@ -31,10 +31,16 @@ class Caller:
 
 
 class TokenAuthority:
-    """Issues and verifies tokens with one signing secret."""
+    """Issues and verifies tokens.
 
-    def __init__(self, secret: str, *, ttl_seconds: int = 900) -> None:
-        self._secret = secret
+    User tokens are signed with the JWT secret, which only the api holds;
+    internal ones with the service key, which every service holds.
+    """
+
+    def __init__(
+        self, *, internal_secret: str, user_secret: str | None = None, ttl_seconds: int = 900
+    ) -> None:
+        self._secrets = {INTERNAL_AUDIENCE: internal_secret, USER_AUDIENCE: user_secret}
         self.ttl_seconds = ttl_seconds
 
     def issue_user(self, namespace: str, key_name: str, nonce: str) -> str:
@@ -48,8 +54,11 @@ class TokenAuthority:
     def verify(self, token: str, *, internal: bool) -> Caller:
         """Check signature, expiry and audience; raise Unauthenticated otherwise."""
         audience = INTERNAL_AUDIENCE if internal else USER_AUDIENCE
+        secret = self._secrets[audience]
+        if secret is None:
+            raise errors.Unauthenticated("this service takes no user tokens", reason="NO_USERS")
         try:
-            claims = jwt.decode(token, self._secret, algorithms=["HS256"], audience=audience)
+            claims = jwt.decode(token, secret, algorithms=["HS256"], audience=audience)
         except jwt.ExpiredSignatureError as exc:
             raise errors.Unauthenticated("Signature has expired", reason="TOKEN_EXPIRED") from exc
         except jwt.InvalidAudienceError as exc:
@@ -69,6 +78,9 @@ class TokenAuthority:
         )
 
     def _issue(self, audience: str, namespace: str, key_name: str, nonce: str) -> str:
+        secret = self._secrets[audience]
+        if secret is None:
+            raise RuntimeError("this service holds no user signing secret")
         now = int(time.time())
         claims = {
             "aud": audience,
@@ -80,4 +92,4 @@ class TokenAuthority:
             "exp": now + self.ttl_seconds,
             "jti": str(uuid.uuid4()),
         }
-        return jwt.encode(claims, self._secret, algorithm="HS256")
+        return jwt.encode(claims, secret, algorithm="HS256")

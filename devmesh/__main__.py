@@ -1,0 +1,62 @@
+"""`make run`: the whole mesh in the foreground on this machine; Ctrl-C stops it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+from devmesh.client_config import write_client_config
+from devmesh.mesh import Mesh
+
+
+def main() -> None:
+    """Start the mesh, print how to reach it, and wait for Ctrl-C or SIGTERM."""
+    mesh = Mesh(state_dir=Path(os.environ.get("SFMESH_STATE_DIR", "/var/lib/sfmesh")))
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        mesh.start()
+        print_banner(mesh)
+        while not stop.wait(1):
+            for name, child in mesh.children.items():
+                if not child.alive():
+                    print(f"sfmesh: {name} exited; stopping the mesh")
+                    stop.set()
+    finally:
+        print("sfmesh: stopping")
+        mesh.stop()
+
+
+def print_banner(mesh: Mesh) -> None:
+    """Say where everything is, and write the client config when that is safe."""
+    config = Path.home() / ".shakenfist"
+    key = mesh.system_key
+    lines = [
+        "",
+        "sfmesh is up.",
+        f"  REST:       {mesh.gateway_url}",
+        *(
+            f"  gRPC {name + ':':<11}{mesh.address(name)}"
+            for name in ("api", "scheduler", "eventlog", "node_agent")
+        ),
+        "  namespace:  system",
+        f"  key:        {key}",
+    ]
+    if write_client_config(config, apiurl=mesh.gateway_url, namespace="system", key=key):
+        lines.append(f"  client:     {config} written; apiclient.Client() finds this mesh")
+    else:
+        lines += [
+            f"  client:     {config} is not sfmesh's; left alone. Export instead:",
+            f"    export SHAKENFIST_API_URL={mesh.gateway_url}",
+            "    export SHAKENFIST_NAMESPACE=system",
+            f"    export SHAKENFIST_KEY={key}",
+        ]
+    lines.append("Ctrl-C stops everything.")
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Child processes with prefixed output, readiness checks and a clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from typing import IO
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+STOP_TIMEOUT = 10.0
+
+
+class Child:
+    """One running process whose output lines are copied with a name prefix."""
+
+    def __init__(
+        self, name: str, argv: Sequence[str], *, env: dict[str, str], sink: IO[str]
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self._env = env
+        self._sink = sink
+        self.process: subprocess.Popen[str] | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Start (or restart) the process."""
+        self.process = subprocess.Popen(
+            self.argv,
+            env=self._env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        threading.Thread(target=self._copy, args=(self.process,), daemon=True).start()
+
+    def _copy(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self._sink.write(f"[{self.name:<10}] {line}")
+            self._sink.flush()
+
+    def alive(self) -> bool:
+        """Whether the process is still running."""
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Send `sig`, wait, and kill it when it does not go."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.kill(self.process.pid, sig)
+        try:
+            self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def wait_until(check: Callable[[], bool], *, child: Child, timeout: float) -> None:
+    """Poll `check` until it holds; fail when `child` dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise RuntimeError(
+                f"{child.name} exited with {child.process and child.process.returncode}"
+            )
+        if check():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{child.name} was not ready within {timeout:.0f} s")
+
+
+def grpc_serving(address: str) -> Callable[[], bool]:
+    """A check that the gRPC server at `address` reports SERVING."""
+
+    def check() -> bool:
+        with grpc.insecure_channel(address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+            except grpc.RpcError:
+                return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    return check
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    """A check that `url` answers 200."""
+
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    return check
+
+
+def python_module(module: str) -> list[str]:
+    """The argv that runs `python -m module` with this interpreter."""
+    return [sys.executable, "-m", module]

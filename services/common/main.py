@@ -1,0 +1,42 @@
+"""What every service's `__main__` shares: the common flags, logging, and the
+token authority built from the secrets in the state folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from services.common.config import add_mesh_arguments, env
+from services.common.logs import configure_logging
+from services.common.secrets import load_or_create_secret
+from services.common.tokens import TokenAuthority
+
+
+def parse_arguments(
+    service: str, *, listen: str, extra: argparse.ArgumentParser | None = None
+) -> argparse.Namespace:
+    """Parse the shared flags plus `--listen` (and any from `extra`), then
+    configure logging for `service`."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m services.{service}", parents=[extra] if extra else []
+    )
+    add_mesh_arguments(parser)
+    parser.add_argument(
+        "--listen", default=env(f"{service.upper()}_LISTEN", listen), help="gRPC listen address"
+    )
+    parser.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"))
+    args = parser.parse_args()
+    configure_logging(service, args.log_level)
+    return args
+
+
+def service_authority(
+    state_dir: Path, *, users: bool = False, ttl_seconds: int = 900
+) -> TokenAuthority:
+    """The token authority of a service: the service key always; the user JWT
+    secret only for the api (`users=True`)."""
+    return TokenAuthority(
+        internal_secret=load_or_create_secret(state_dir / "service.key"),
+        user_secret=load_or_create_secret(state_dir / "jwt.secret") if users else None,
+        ttl_seconds=ttl_seconds,
+    )

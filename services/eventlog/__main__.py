@@ -1,0 +1,13 @@
+"""`python -m services.eventlog`: serves health, reflection and the published
+`eventlog_service.proto` contract; its RPCs arrive with their own issue."""
+
+from __future__ import annotations
+
+from sfmesh.v1 import eventlog_service_pb2
+
+from services.common.contract_only import run_contract_only
+
+if __name__ == "__main__":
+    run_contract_only(
+        "eventlog", listen="127.0.0.1:13012", contract=eventlog_service_pb2.DESCRIPTOR
+    )

@@ -1,0 +1,96 @@
+"""A request through every layer: REST -> gateway -> api -> etcd and back."""
+
+from __future__ import annotations
+
+import signal
+
+import httpx
+import pytest
+
+from devmesh.mesh import Mesh
+
+pytestmark = pytest.mark.slow
+
+INSTANCE_KEYS = {
+    "uuid", "state", "metadata", "version", "cpus", "memory", "name", "namespace",
+    "disk_spec", "ssh_key", "user_data", "video", "uefi", "configdrive", "nvram_template",
+    "secure_boot", "machine_type", "side_channels", "agent_state", "agent_start_time",
+    "agent_system_boot_time", "error_message", "console_port", "node", "power_state",
+    "vdi_port", "vdi_tls_port", "interfaces", "disks",
+}  # fmt: skip
+
+CREATE = {"name": "thin", "cpus": 1, "memory": 256, "disk": [{"size": 8, "base": "debian:11"}]}
+
+
+def test_root_answers_without_auth(mesh: Mesh) -> None:
+    reply = httpx.get(mesh.gateway_url)
+    assert reply.status_code == 200
+    assert "events-by-type" in reply.text
+    assert reply.headers["x-request-id"]
+
+
+def test_create_list_get_delete(rest: httpx.Client) -> None:
+    created = rest.post("/instances", json=CREATE)
+    assert created.status_code == 200, created.text
+    view = created.json()
+    assert set(view) == INSTANCE_KEYS
+    assert view["state"] == "initial"
+    assert view["power_state"] == "initial"
+    assert view["disk_spec"] == [{"size": 8, "base": "debian:11", "bus": None, "type": None}]
+    assert view["video"] == {"model": "cirrus", "memory": 16384, "vdi": "spice"}
+    assert view["side_channels"] == ["sf-agent"]
+    assert view["node"] is None
+    uuid = view["uuid"]
+
+    listed = rest.get("/instances")
+    assert listed.status_code == 200
+    assert uuid in [entry["uuid"] for entry in listed.json()]
+
+    by_uuid = rest.get(f"/instances/{uuid}")
+    assert by_uuid.json() == view
+
+    deleted = rest.delete(f"/instances/{uuid}")
+    assert deleted.status_code == 200
+    assert deleted.json()["state"] == "initial"
+    after = rest.get(f"/instances/{uuid}").json()
+    assert after["state"] == "deleted"
+    assert uuid not in [entry["uuid"] for entry in rest.get("/instances").json()]
+    assert uuid in [e["uuid"] for e in rest.get("/instances", params={"all": "true"}).json()]
+    assert rest.delete(f"/instances/{uuid}").status_code == 404
+
+
+def test_refused_create_leaves_nothing(rest: httpx.Client) -> None:
+    before = rest.get("/instances", json={"all": True}).json()
+    reply = rest.post("/instances", json={**CREATE, "name": "bad_name"})
+    assert reply.status_code == 400
+    body = reply.json()
+    assert body["status"] == 400
+    assert "not useable as a DNS" in body["error"]
+    assert rest.get("/instances", json={"all": True}).json() == before
+
+
+def test_unknown_body_key_is_400(rest: httpx.Client) -> None:
+    reply = rest.post("/instances", json={**CREATE, "sshkey": "x"})
+    assert reply.status_code == 400
+    assert "sshkey" in reply.json()["error"]
+
+
+def test_missing_token_is_401(mesh: Mesh) -> None:
+    reply = httpx.get(f"{mesh.gateway_url}/instances")
+    assert reply.status_code == 401
+    assert reply.json()["status"] == 401
+
+
+def test_unknown_instance_is_404(rest: httpx.Client) -> None:
+    reply = rest.get("/instances/00000000-0000-4000-8000-000000000000")
+    assert reply.status_code == 404
+    assert reply.json()["error"] == "instance not found"
+
+
+def test_instance_survives_api_restart(mesh: Mesh, rest: httpx.Client) -> None:
+    uuid = rest.post("/instances", json={**CREATE, "name": "survivor"}).json()["uuid"]
+    mesh.stop_service("api", signal.SIGKILL)
+    mesh.start_service("api")
+    reply = rest.get(f"/instances/{uuid}")
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["name"] == "survivor"
