@@ -5,7 +5,6 @@ servicer before anything is written."""
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from dataclasses import dataclass
 
@@ -32,7 +31,7 @@ class Limits:
 
 def check_name(name: str) -> None:
     """A DNS label of at most 61 characters, as Shaken Fist's validator allows."""
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise errors.InvalidArgument(
             f"instance name {name} is not useable as a DNS and Linux host name. That is, "
             "less than 63 characters and in the character set: a-z, A-Z, 0-9, or hyphen (-)."
@@ -71,7 +70,7 @@ def check_user_data(user_data: str | None) -> None:
         return
     try:
         base64.b64decode(user_data, validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or text that is not ASCII
         raise errors.InvalidArgument("user_data must be valid base64") from exc
 
 

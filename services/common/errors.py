@@ -106,8 +106,8 @@ class Unavailable(SfmeshError):
     reason = "UNAVAILABLE"
 
 
-def to_status(error: SfmeshError) -> grpc.Status:
-    """Render a domain error as a rich gRPC status."""
+def to_status(error: SfmeshError, *, request_id: str = "") -> grpc.Status:
+    """Render a domain error as a rich gRPC status, echoing `request_id`."""
     info = error_details_pb2.ErrorInfo(
         reason=error.reason,
         domain=DOMAIN,
@@ -124,7 +124,19 @@ def to_status(error: SfmeshError) -> grpc.Status:
         message=error.message,
         details=details,
     )
-    return rpc_status.to_status(status)
+    rich = rpc_status.to_status(status)
+    if not request_id:
+        return rich
+    return _Status(rich.code, rich.details, (*rich.trailing_metadata, ("x-request-id", request_id)))
+
+
+class _Status(grpc.Status):
+    """A status with extra trailing metadata beside the rich details."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, trailing_metadata: tuple) -> None:
+        self.code = code
+        self.details = details
+        self.trailing_metadata = trailing_metadata
 
 
 def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.RetryInfo) -> any_pb2.Any:

@@ -101,7 +101,7 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
                             yield reply
                     except errors.SfmeshError as exc:
                         _finish(method, rid, started, exc.code.name, exc.message)
-                        await context.abort_with_status(errors.to_status(exc))
+                        await context.abort_with_status(errors.to_status(exc, request_id=rid))
                     except Exception as exc:
                         _finish(method, rid, started, "UNKNOWN", repr(exc))
                         raise
@@ -115,7 +115,7 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
                     reply = await behavior(request, context)
                 except errors.SfmeshError as exc:
                     _finish(method, rid, started, exc.code.name, exc.message)
-                    await context.abort_with_status(errors.to_status(exc))
+                    await context.abort_with_status(errors.to_status(exc, request_id=rid))
                 except Exception as exc:
                     _finish(method, rid, started, "UNKNOWN", repr(exc))
                     raise
@@ -154,7 +154,7 @@ def method_access(method: str) -> int:
     if not service.startswith("sfmesh."):
         return options_pb2.ACCESS_ANONYMOUS
     descriptor = descriptor_pool.Default().FindMethodByName(f"{service}.{name}")
-    access = descriptor.GetOptions().Extensions[options_pb2.access]
+    access: int = descriptor.GetOptions().Extensions[options_pb2.access]  # type: ignore[index]
     return access or options_pb2.ACCESS_USER
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 def load_or_create_secret(path: Path, *, nbytes: int = 32) -> str:
     """Return the secret stored at `path`, creating it when absent.
 
-    Creation is atomic (O_EXCL), so processes starting together agree on one
-    value.
+    The secret is written to a private temporary file and published with a
+    hard link, which fails when the name exists: processes starting together
+    agree on one value, and nobody ever reads a half-written file.
     """
     try:
         return path.read_text().strip()
@@ -19,10 +20,14 @@ def load_or_create_secret(path: Path, *, nbytes: int = 32) -> str:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(nbytes)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
+    draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        return path.read_text().strip()
+    finally:
+        draft.unlink()
     return value

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import aetcd
 import aetcd.exceptions
+import grpc
 from aetcd import rpc
 
 from services.common import errors
@@ -21,6 +22,7 @@ from services.common.config import split_address
 
 PREFIX = "/sfmesh/v1/"
 PAGE_SIZE = 500
+_UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
 def key(kind: str, name: str) -> bytes:
@@ -133,7 +135,10 @@ class _mapped_errors:
         return None
 
     async def __aexit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, aetcd.exceptions.ClientError):
+        unreachable = isinstance(exc, aetcd.exceptions.ClientError) or (
+            isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _UNREACHABLE
+        )
+        if unreachable:
             raise errors.Unavailable(
                 f"etcd is unavailable: {exc}", reason="ETCD_UNAVAILABLE"
             ) from exc

@@ -60,13 +60,13 @@ def test_create_list_get_delete(rest: httpx.Client) -> None:
 
 
 def test_refused_create_leaves_nothing(rest: httpx.Client) -> None:
-    before = rest.get("/instances", json={"all": True}).json()
+    before = rest.request("GET", "/instances", json={"all": True}).json()
     reply = rest.post("/instances", json={**CREATE, "name": "bad_name"})
     assert reply.status_code == 400
     body = reply.json()
     assert body["status"] == 400
     assert "not useable as a DNS" in body["error"]
-    assert rest.get("/instances", json={"all": True}).json() == before
+    assert rest.request("GET", "/instances", json={"all": True}).json() == before
 
 
 def test_unknown_body_key_is_400(rest: httpx.Client) -> None:

@@ -1,0 +1,27 @@
+"""The gateway's settings, built once by `__main__` and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Everything the gateway can be told."""
+
+    api_address: str = "127.0.0.1:13010"
+    """The upstream gRPC server (`SFMESH_API_ADDRESS`)."""
+    host: str = "127.0.0.1"
+    """The address to listen on (`SFMESH_GATEWAY_HOST`)."""
+    port: int = 13000
+    """The port to listen on (`SFMESH_GATEWAY_PORT`); 0 picks a free one."""
+    max_body: int = 1 << 20
+    """The largest request body accepted, in bytes (`SFMESH_GATEWAY_MAX_BODY`); larger is 413."""
+    deadline: float = 30.0
+    """Deadline of unary upstream calls in seconds (`SFMESH_GATEWAY_DEADLINE`), unless the
+    request sends `Grpc-Timeout`. Streams have none by default."""
+    sse_ping: float = 15.0
+    """Seconds of silence after which an SSE stream gets a `: ping` comment."""
+    stream_start_wait: float = 1.0
+    """How long a stream may stay silent before the 200 header is sent anyway; an error
+    before then is answered with its own HTTP status, after it as a final error line."""

@@ -1,0 +1,615 @@
+"""The api's AuthService and InstanceService over real gRPC, on a real etcd.
+
+The servers are built as services/api/server.py builds them (same servicers,
+same interceptors, in that order), minus signals, on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from sfmesh.v1 import (
+    auth_service_pb2,
+    auth_service_pb2_grpc,
+    instance_pb2,
+    instance_service_pb2,
+    instance_service_pb2_grpc,
+    records_pb2,
+)
+
+from services.api.auth import AuthServicer
+from services.api.instances import InstanceServicer
+from services.api.keys import SYSTEM, ensure_system_namespace, new_key_record
+from services.api.store import InstanceStore, NamespaceStore
+from services.api.validation import Limits
+from services.common import instance_states as states
+from services.common.interceptors import AuthInterceptor, RequestInterceptor
+from services.common.main import service_authority
+from services.common.store import Delete, Put, Store, key
+from services.common.tokens import TokenAuthority
+
+RUN = uuid.uuid4().hex[:8]
+"""Every instance and namespace these tests make carries this, so a shared etcd
+can be cleaned of exactly them."""
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+@dataclass
+class Api:
+    """A running api and what the tests need to talk to it."""
+
+    state_dir: Path
+    authority: TokenAuthority
+    auth: auth_service_pb2_grpc.AuthServiceStub
+    instances: instance_service_pb2_grpc.InstanceServiceStub
+    system_key: str
+    other_namespace: str
+    other_key: str
+    system_token: str = ""
+    other_token: str = ""
+
+    @property
+    def system(self) -> Metadata:
+        return bearer(self.system_token)
+
+    @property
+    def other(self) -> Metadata:
+        return bearer(self.other_token)
+
+
+def bearer(token: str) -> Metadata:
+    return (("authorization", f"Bearer {token}"),)
+
+
+def name(suffix: str) -> str:
+    return f"t{RUN}-{suffix}"
+
+
+async def _system_key(store: Store, namespaces: NamespaceStore, state_dir: Path) -> str:
+    """The key in `<state>/system.key`.
+
+    When another test of this session already made the system namespace (so
+    ensure_system_namespace wrote no file here), add a key of ours to it.
+    """
+    await ensure_system_namespace(namespaces, state_dir)
+    path = state_dir / "system.key"
+    if path.exists():
+        return path.read_text().strip()
+    secret = secrets.token_urlsafe(24)
+    item = await store.get(key("namespace", SYSTEM))
+    assert item is not None
+    record = records_pb2.NamespaceRecord.FromString(item.value)
+    record.keys.append(new_key_record(f"t{RUN}", secret))
+    assert await store.commit(
+        [Put(item.key, record.SerializeToString(), mod_revision=item.mod_revision)]
+    )
+    path.write_text(secret + "\n")
+    return secret
+
+
+async def _clean(store: Store, created_system: bool, other_namespace: str) -> None:
+    """Remove what these tests wrote to the shared etcd."""
+    instances = InstanceStore(store)
+    mine = [
+        stored.record.instance.uuid
+        async for stored in instances.all()
+        if stored.record.instance.name.startswith(f"t{RUN}-")
+    ]
+    doomed = [Delete(key("instance", u)) for u in mine]
+    doomed.append(Delete(key("namespace", other_namespace)))
+    if created_system:
+        doomed.append(Delete(key("namespace", SYSTEM)))
+    assert await store.commit(doomed)
+    if created_system:
+        return
+    # Someone else's system namespace: take back only the key _system_key added.
+    item = await store.get(key("namespace", SYSTEM))
+    if item is not None:
+        record = records_pb2.NamespaceRecord.FromString(item.value)
+        kept = [k for k in record.keys if k.name != f"t{RUN}"]
+        if len(kept) != len(record.keys):
+            del record.keys[:]
+            record.keys.extend(kept)
+            put = Put(item.key, record.SerializeToString(), mod_revision=item.mod_revision)
+            assert await store.commit([put])
+
+
+@pytest.fixture(scope="module")
+async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
+    state_dir = tmp_path_factory.mktemp("api-state")
+    store = Store(etcd)
+    namespaces = NamespaceStore(store)
+    created_system = await namespaces.get(SYSTEM) is None
+    system_key = await _system_key(store, namespaces, state_dir)
+
+    other_namespace, other_key = f"t{RUN}-ns", secrets.token_urlsafe(24)
+    assert await namespaces.create(
+        records_pb2.NamespaceRecord(
+            name=other_namespace, state="created", keys=[new_key_record("k1", other_key)]
+        )
+    )
+
+    authority = service_authority(state_dir, users=True, ttl_seconds=900)
+    server = grpc.aio.server(interceptors=[RequestInterceptor(), AuthInterceptor(authority)])
+    instance_service_pb2_grpc.add_InstanceServiceServicer_to_server(
+        InstanceServicer(InstanceStore(store), namespaces, Limits(max_cpus=4)), server
+    )
+    auth_service_pb2_grpc.add_AuthServiceServicer_to_server(
+        AuthServicer(namespaces, authority), server
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    api = Api(
+        state_dir=state_dir,
+        authority=authority,
+        auth=auth_service_pb2_grpc.AuthServiceStub(channel),
+        instances=instance_service_pb2_grpc.InstanceServiceStub(channel),
+        system_key=system_key,
+        other_namespace=other_namespace,
+        other_key=other_key,
+    )
+    api.system_token = (await token(api, SYSTEM, system_key)).access_token
+    api.other_token = (await token(api, other_namespace, other_key)).access_token
+    try:
+        yield api
+    finally:
+        await channel.close()
+        await server.stop(None)
+        await _clean(store, created_system, other_namespace)
+        await store.close()
+
+
+async def token(api: Api, namespace: str, key: str) -> auth_service_pb2.CreateTokenResponse:
+    return await api.auth.CreateToken(
+        auth_service_pb2.CreateTokenRequest(namespace=namespace, key=key), timeout=10
+    )
+
+
+def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
+    """The ErrorInfo in the call's `grpc-status-details-bin` trailer."""
+    trailers = [k for k, _ in error.trailing_metadata() or ()]
+    assert "grpc-status-details-bin" in trailers
+    status = rpc_status.from_call(error)  # checks code and message agree with the trailer
+    assert status is not None
+    infos = []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            infos.append(info)
+    assert len(infos) == 1
+    assert infos[0].domain == "sfmesh"
+    return infos[0]
+
+
+async def refused(call: object) -> grpc.aio.AioRpcError:
+    """The AioRpcError the awaited `call` ends with."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call  # type: ignore[misc]
+    return caught.value
+
+
+def create_request(suffix: str, **fields: object) -> instance_service_pb2.CreateInstanceRequest:
+    settings: dict[str, object] = {
+        "name": name(suffix),
+        "cpus": 1,
+        "memory": 256,
+        "disk": [instance_pb2.DiskSpec(size=2, base="cirros")],
+    }
+    settings.update(fields)
+    return instance_service_pb2.CreateInstanceRequest(**settings)  # type: ignore[arg-type]
+
+
+async def create(
+    api: Api, suffix: str, metadata: Metadata | None = None, **fields: object
+) -> instance_pb2.Instance:
+    return await api.instances.CreateInstance(
+        create_request(suffix, **fields), metadata=metadata or api.system, timeout=10
+    )
+
+
+async def listed(
+    api: Api, metadata: Metadata, *, all: bool = False
+) -> dict[str, instance_pb2.Instance]:
+    reply = await api.instances.ListInstances(
+        instance_service_pb2.ListInstancesRequest(all=all), metadata=metadata, timeout=10
+    )
+    return {i.uuid: i for i in reply.instances}
+
+
+async def get(api: Api, ref: str, metadata: Metadata) -> instance_pb2.Instance:
+    return await api.instances.GetInstance(
+        instance_service_pb2.GetInstanceRequest(ref=ref), metadata=metadata, timeout=10
+    )
+
+
+# --- AuthService.CreateToken (reference §5.1) ----------------------------
+
+
+async def test_create_token_with_system_key(api: Api) -> None:
+    assert api.system_key == (api.state_dir / "system.key").read_text().strip()
+    reply = await token(api, SYSTEM, api.system_key)
+    assert reply.token_type == "Bearer"
+    assert reply.expires_in == 900
+    caller = api.authority.verify(reply.access_token, internal=False)
+    assert caller.namespace == SYSTEM
+    assert not caller.internal
+
+
+async def test_create_token_bad_key(api: Api) -> None:
+    error = await refused(token(api, SYSTEM, "not-the-key"))
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error.details() == "unauthorized"
+    info = error_info(error)
+    assert info.metadata["http_status"] == "401"
+    assert info.reason == "BAD_KEY"
+
+
+async def test_create_token_other_namespace_key_is_not_system_key(api: Api) -> None:
+    error = await refused(token(api, SYSTEM, api.other_key))
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_create_token_unknown_namespace(api: Api) -> None:
+    error = await refused(token(api, f"t{RUN}-nope", api.system_key))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert error.details() == "namespace not found"
+    assert error_info(error).metadata["http_status"] == "404"
+
+
+async def test_create_token_missing_namespace(api: Api) -> None:
+    error = await refused(token(api, "", api.system_key))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == "missing namespace in request"
+    assert error_info(error).metadata["http_status"] == "400"
+
+
+async def test_create_token_missing_key(api: Api) -> None:
+    error = await refused(token(api, SYSTEM, ""))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == "missing key in request"
+
+
+# --- authentication of user RPCs (reference §5.4) -------------------------
+
+
+async def test_list_without_token(api: Api) -> None:
+    error = await refused(
+        api.instances.ListInstances(instance_service_pb2.ListInstancesRequest(), timeout=10)
+    )
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error.details() == "Missing Authorization Header"
+    info = error_info(error)
+    assert info.metadata["http_status"] == "401"
+    assert info.reason == "NO_TOKEN"
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (
+            "Basic abc",
+            "Missing 'Bearer' type in 'Authorization' header. "
+            "Expected 'Authorization: Bearer <JWT>'",
+        ),
+        (
+            "Bearer",
+            "Missing 'Bearer' type in 'Authorization' header. "
+            "Expected 'Authorization: Bearer <JWT>'",
+        ),
+        ("Bearer not.a.jwt", "invalid JWT in Authorization header"),
+    ],
+)
+async def test_list_with_bad_authorization(api: Api, header: str, message: str) -> None:
+    error = await refused(
+        api.instances.ListInstances(
+            instance_service_pb2.ListInstancesRequest(),
+            metadata=(("authorization", header),),
+            timeout=10,
+        )
+    )
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error.details() == message
+    assert error_info(error).metadata["http_status"] == "401"
+
+
+async def test_expired_token(api: Api) -> None:
+    expired = TokenAuthority(
+        internal_secret="unused-" + "x" * 40,
+        user_secret=(api.state_dir / "jwt.secret").read_text().strip(),
+        ttl_seconds=-10,
+    ).issue_user(SYSTEM, "system", "")
+    error = await refused(
+        api.instances.ListInstances(
+            instance_service_pb2.ListInstancesRequest(), metadata=bearer(expired), timeout=10
+        )
+    )
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error.details() == "Signature has expired"
+
+
+async def test_internal_token_refused_by_public_rpc(api: Api) -> None:
+    internal = api.authority.issue_internal("test")
+    error = await refused(
+        api.instances.ListInstances(
+            instance_service_pb2.ListInstancesRequest(), metadata=bearer(internal), timeout=10
+        )
+    )
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_info(error).metadata["http_status"] == "401"
+
+
+# --- the instance lifecycle (reference §1.1, §1.5) ------------------------
+
+
+async def test_create_get_list_delete(api: Api) -> None:
+    created = await create(api, "life", placed_on="node-7")
+    assert created.name == name("life")
+    assert created.namespace == SYSTEM
+    assert created.state == states.INITIAL
+    assert created.power_state == instance_pb2.POWER_STATE_INITIAL
+    assert created.requested_placement == "node-7"
+    assert list(created.side_channels) == ["sf-agent"]
+    assert str(uuid.UUID(created.uuid)) == created.uuid
+
+    assert await get(api, created.uuid, api.system) == created
+    assert await get(api, created.uuid.upper(), api.system) == created
+    assert await get(api, created.uuid.replace("-", ""), api.system) == created
+    assert await get(api, name("life"), api.system) == created
+    assert (await listed(api, api.system))[created.uuid] == created
+
+    before = await api.instances.DeleteInstance(
+        instance_service_pb2.DeleteInstanceRequest(ref=created.uuid),
+        metadata=api.system,
+        timeout=10,
+    )
+    assert before == created
+    assert before.state == states.INITIAL
+
+    after = await get(api, created.uuid, api.system)
+    assert after.state == states.DELETED
+    assert after.power_state == instance_pb2.POWER_STATE_OFF
+    assert after.name == created.name
+
+    assert created.uuid not in await listed(api, api.system)
+    assert (await listed(api, api.system, all=True))[created.uuid].state == states.DELETED
+
+    # Deleted instances are found by UUID only, never by name.
+    error = await refused(get(api, name("life"), api.system))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert error.details() == "instance not found"
+
+    error = await refused(
+        api.instances.DeleteInstance(
+            instance_service_pb2.DeleteInstanceRequest(ref=created.uuid),
+            metadata=api.system,
+            timeout=10,
+        )
+    )
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert error.details() == "instance not found"
+    assert error_info(error).metadata["http_status"] == "404"
+
+
+async def test_delete_by_name(api: Api) -> None:
+    created = await create(api, "by-name")
+    before = await api.instances.DeleteInstance(
+        instance_service_pb2.DeleteInstanceRequest(ref=name("by-name")),
+        metadata=api.system,
+        timeout=10,
+    )
+    assert before.uuid == created.uuid
+    assert (await get(api, created.uuid, api.system)).state == states.DELETED
+
+
+async def test_get_unknown(api: Api) -> None:
+    for ref in (str(uuid.uuid4()), name("never-made")):
+        error = await refused(get(api, ref, api.system))
+        assert error.code() == grpc.StatusCode.NOT_FOUND
+        assert error.details() == "instance not found"
+
+
+async def test_delete_namespace_checks(api: Api) -> None:
+    created = await create(api, "ns-check")
+    missing = await refused(
+        api.instances.DeleteInstance(
+            instance_service_pb2.DeleteInstanceRequest(
+                ref=created.uuid, namespace=f"t{RUN}-missing"
+            ),
+            metadata=api.system,
+            timeout=10,
+        )
+    )
+    assert missing.code() == grpc.StatusCode.NOT_FOUND
+    assert missing.details() == "namespace not found"
+    wrong = await refused(
+        api.instances.DeleteInstance(
+            instance_service_pb2.DeleteInstanceRequest(
+                ref=created.uuid, namespace=api.other_namespace
+            ),
+            metadata=api.system,
+            timeout=10,
+        )
+    )
+    assert wrong.code() == grpc.StatusCode.NOT_FOUND
+    assert wrong.details() == "instance not in namespace"
+    assert (await get(api, created.uuid, api.system)).state == states.INITIAL
+
+    ok = await api.instances.DeleteInstance(
+        instance_service_pb2.DeleteInstanceRequest(ref=created.uuid, namespace=SYSTEM),
+        metadata=api.system,
+        timeout=10,
+    )
+    assert ok.uuid == created.uuid
+
+
+async def test_ambiguous_name(api: Api) -> None:
+    first = await create(api, "twin")
+    second = await create(api, "twin")
+    assert first.uuid != second.uuid
+    error = await refused(get(api, name("twin"), api.system))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        error.details()
+        == f'multiple instances have the name "{name("twin")}" in namespace "system"'
+    )
+    assert error_info(error).metadata["http_status"] == "400"
+    # Either is still reachable by UUID.
+    assert (await get(api, second.uuid, api.system)).uuid == second.uuid
+
+
+@pytest.mark.parametrize(
+    ("fields", "code", "message"),
+    [
+        ({"name": "-bad"}, grpc.StatusCode.INVALID_ARGUMENT, None),
+        ({"disk": []}, grpc.StatusCode.INVALID_ARGUMENT, "instance must specify at least one disk"),
+        ({"cpus": 5}, grpc.StatusCode.INVALID_ARGUMENT, "cpus must be between 1 and 4, not 5"),
+        (
+            {"secure_boot": True},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "secure boot requires UEFI be enabled",
+        ),
+        ({"user_data": "é"}, grpc.StatusCode.INVALID_ARGUMENT, "user_data must be valid base64"),
+        (
+            {"network": [instance_pb2.NetworkSpec(network_uuid="net-1")]},
+            grpc.StatusCode.NOT_FOUND,
+            "network net-1 not found",
+        ),
+        ({"namespace": f"t{RUN}-missing"}, grpc.StatusCode.NOT_FOUND, "namespace not found"),
+    ],
+)
+async def test_refused_create_leaves_nothing(
+    api: Api, fields: dict[str, object], code: grpc.StatusCode, message: str | None
+) -> None:
+    before = await listed(api, api.system, all=True)
+    error = await refused(
+        api.instances.CreateInstance(
+            create_request("refused", **fields), metadata=api.system, timeout=10
+        )
+    )
+    assert error.code() == code
+    if message is not None:
+        assert error.details() == message
+    assert error_info(error).metadata["http_status"] == (
+        "400" if code.name == "INVALID_ARGUMENT" else "404"
+    )
+    assert await listed(api, api.system, all=True) == before
+
+
+# --- namespaces and visibility (reference §5.5) ---------------------------
+
+
+async def test_other_namespace_cannot_see_system_instance(api: Api) -> None:
+    hidden = await create(api, "hidden")
+    for ref in (hidden.uuid, name("hidden")):
+        error = await refused(get(api, ref, api.other))
+        assert error.code() == grpc.StatusCode.NOT_FOUND
+        assert error.details() == "instance not found"
+    assert hidden.uuid not in await listed(api, api.other, all=True)
+    error = await refused(
+        api.instances.DeleteInstance(
+            instance_service_pb2.DeleteInstanceRequest(ref=hidden.uuid),
+            metadata=api.other,
+            timeout=10,
+        )
+    )
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert (await get(api, hidden.uuid, api.system)).state == states.INITIAL
+
+
+async def test_namespace_sees_own_and_system_sees_all(api: Api) -> None:
+    own = await create(api, "own", metadata=api.other)
+    assert own.namespace == api.other_namespace
+    mine = await listed(api, api.other, all=True)
+    assert own.uuid in mine
+    assert {i.namespace for i in mine.values()} == {api.other_namespace}
+    assert await get(api, name("own"), api.other) == own
+    assert (await listed(api, api.system))[own.uuid].namespace == api.other_namespace
+    assert await get(api, own.uuid, api.system) == own
+
+
+async def test_only_system_creates_elsewhere(api: Api) -> None:
+    placed = await create(api, "for-other", namespace=api.other_namespace)
+    assert placed.namespace == api.other_namespace
+    assert (await get(api, placed.uuid, api.other)).uuid == placed.uuid
+
+    error = await refused(create(api, "into-system", metadata=api.other, namespace=SYSTEM))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert error.details() == "namespace not found"
+
+
+# --- the request interceptor ---------------------------------------------
+
+
+async def test_request_id_echoed_and_logged(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    rid = f"t{RUN}-request"
+    caplog.set_level(logging.INFO, logger="sfmesh.requests")
+    call = api.instances.ListInstances(
+        instance_service_pb2.ListInstancesRequest(),
+        metadata=(*api.system, ("x-request-id", rid)),
+        timeout=10,
+    )
+    await call
+    assert ("x-request-id", rid) in list(await call.trailing_metadata() or ())
+    lines = [r for r in caplog.records if getattr(r, "fields", {}).get("request_id") == rid]
+    assert len(lines) == 1
+    fields = lines[0].fields  # type: ignore[attr-defined]
+    assert fields["method"] == "/sfmesh.v1.InstanceService/ListInstances"
+    assert fields["code"] == "OK"
+    assert fields["duration_ms"] >= 0
+    assert "error" not in fields
+
+
+async def test_created_record_carries_request_id(api: Api, etcd: str) -> None:
+    rid = f"t{RUN}-create-request"
+    created = await create(api, "rid", metadata=(*api.system, ("x-request-id", rid)))
+    store = Store(etcd)
+    try:
+        stored = await InstanceStore(store).get(created.uuid)
+    finally:
+        await store.close()
+    assert stored is not None
+    assert stored.record.create_request_id == rid
+    assert stored.record.instance == created
+    assert stored.record.created_at > 0
+
+
+async def test_failed_request_logged_with_error(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    rid = f"t{RUN}-failing-request"
+    caplog.set_level(logging.INFO, logger="sfmesh.requests")
+    await refused(
+        api.instances.GetInstance(
+            instance_service_pb2.GetInstanceRequest(ref=name("absent")),
+            metadata=(*api.system, ("x-request-id", rid)),
+            timeout=10,
+        )
+    )
+    lines = [r for r in caplog.records if getattr(r, "fields", {}).get("request_id") == rid]
+    assert len(lines) == 1
+    fields = lines[0].fields  # type: ignore[attr-defined]
+    assert fields["code"] == "NOT_FOUND"
+    assert fields["error"] == "instance not found"
+
+
+async def test_request_id_echoed_on_errors(api: Api) -> None:
+    rid = f"t{RUN}-error-request"
+    error = await refused(
+        api.instances.GetInstance(
+            instance_service_pb2.GetInstanceRequest(ref=name("absent")),
+            metadata=(*api.system, ("x-request-id", rid)),
+            timeout=10,
+        )
+    )
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert ("x-request-id", rid) in list(error.trailing_metadata() or ())

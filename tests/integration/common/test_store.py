@@ -1,0 +1,223 @@
+"""services/common/store.py against a real etcd: reads, paged listings and
+compare-and-swap transactions."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from services.common import errors
+from services.common.store import PREFIX, Delete, Item, Operation, Put, Store, key, kind_prefix
+
+
+@pytest.fixture
+async def store(etcd: str) -> AsyncIterator[Store]:
+    connection = Store(etcd)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+def prefix() -> bytes:
+    """A key prefix of this test's own, so tests never see each other's keys."""
+    return f"/sfmesh-test/{uuid.uuid4()}/".encode()
+
+
+async def listed(store: Store, prefix: bytes, page_size: int = 500) -> list[Item]:
+    return [item async for item in store.list_prefix(prefix, page_size=page_size)]
+
+
+def test_key_layout() -> None:
+    assert key("instance", "abc") == b"/sfmesh/v1/instance/abc"
+    assert kind_prefix("namespace") == b"/sfmesh/v1/namespace/"
+    assert key("namespace", "x").startswith(kind_prefix("namespace"))
+    assert PREFIX == "/sfmesh/v1/"
+
+
+async def test_get_missing(store: Store, prefix: bytes) -> None:
+    assert await store.get(prefix + b"nothing") is None
+
+
+async def test_create_only_refuses_second_create(store: Store, prefix: bytes) -> None:
+    k = prefix + b"one"
+    assert await store.commit([Put(k, b"first", mod_revision=0)]) is True
+    item = await store.get(k)
+    assert item is not None
+    assert (item.key, item.value) == (k, b"first")
+    assert item.mod_revision > 0
+
+    assert await store.commit([Put(k, b"second", mod_revision=0)]) is False
+    again = await store.get(k)
+    assert again == item
+
+
+async def test_cas_replace(store: Store, prefix: bytes) -> None:
+    k = prefix + b"cas"
+    assert await store.commit([Put(k, b"v1", mod_revision=0)])
+    v1 = await store.get(k)
+    assert v1 is not None
+
+    assert await store.commit([Put(k, b"v2", mod_revision=v1.mod_revision)]) is True
+    v2 = await store.get(k)
+    assert v2 is not None
+    assert v2.value == b"v2"
+    assert v2.mod_revision > v1.mod_revision
+
+    # A writer still holding v1's revision loses, and changes nothing.
+    assert await store.commit([Put(k, b"stale", mod_revision=v1.mod_revision)]) is False
+    assert await store.get(k) == v2
+    assert await store.commit([Delete(k, mod_revision=v1.mod_revision)]) is False
+    assert await store.get(k) == v2
+
+
+async def test_unconditional_put_and_delete(store: Store, prefix: bytes) -> None:
+    k = prefix + b"free"
+    assert await store.commit([Put(k, b"a")])
+    assert await store.commit([Put(k, b"b")])
+    item = await store.get(k)
+    assert item is not None
+    assert item.value == b"b"
+    assert await store.commit([Delete(k)])
+    assert await store.get(k) is None
+
+
+async def test_cas_delete(store: Store, prefix: bytes) -> None:
+    k = prefix + b"gone"
+    assert await store.commit([Put(k, b"x", mod_revision=0)])
+    item = await store.get(k)
+    assert item is not None
+    assert await store.commit([Delete(k, mod_revision=item.mod_revision)]) is True
+    assert await store.get(k) is None
+
+
+async def test_multi_op_transaction_is_atomic(store: Store, prefix: bytes) -> None:
+    a, b, c = prefix + b"a", prefix + b"b", prefix + b"c"
+    assert await store.commit([Put(a, b"a1", mod_revision=0), Put(b, b"b1", mod_revision=0)])
+    item_a = await store.get(a)
+    item_b = await store.get(b)
+    assert item_a is not None
+    assert item_b is not None
+    # Both writes land at one revision.
+    assert item_a.mod_revision == item_b.mod_revision
+
+    # One failing expectation (c must be absent: it is; b must be at a stale
+    # revision: it is not) refuses every operation.
+    assert await store.commit([Put(b, b"b-moved", mod_revision=item_b.mod_revision)])
+    refused: list[Operation] = [
+        Put(c, b"c1", mod_revision=0),
+        Delete(a, mod_revision=item_a.mod_revision),
+        Put(b, b"b2", mod_revision=item_b.mod_revision),
+    ]
+    assert await store.commit(refused) is False
+    assert await store.get(c) is None
+    assert await store.get(a) == item_a
+    moved = await store.get(b)
+    assert moved is not None
+    assert moved.value == b"b-moved"
+
+    # With every expectation met, all of it applies.
+    accepted: list[Operation] = [
+        Put(c, b"c1", mod_revision=0),
+        Delete(a, mod_revision=item_a.mod_revision),
+        Put(b, b"b2", mod_revision=moved.mod_revision),
+    ]
+    assert await store.commit(accepted) is True
+    assert await store.get(a) is None
+    assert [(i.key, i.value) for i in await listed(store, prefix)] == [(b, b"b2"), (c, b"c1")]
+
+
+async def test_list_prefix_pages_in_key_order(store: Store, prefix: bytes) -> None:
+    names = [f"k{n:02d}".encode() for n in range(10)]
+    for name in reversed(names):
+        assert await store.commit([Put(prefix + name, b"v-" + name, mod_revision=0)])
+    # Neighbours that share the textual start but lie outside the prefix.
+    outside = [prefix[:-1], prefix[:-1] + b"0", prefix[:-1] + b"~/k99"]
+    for other in outside:
+        assert await store.commit([Put(other, b"outside")])
+    try:
+        for page_size in (1, 3, 4, 5, 9, 10, 11, 500):
+            items = await listed(store, prefix, page_size=page_size)
+            assert [i.key for i in items] == [prefix + n for n in names], page_size
+            assert [i.value for i in items] == [b"v-" + n for n in names]
+            assert all(i.mod_revision > 0 for i in items)
+        assert [i.key for i in await listed(store, prefix + b"k0", page_size=3)] == [
+            prefix + n for n in names
+        ]
+        assert await listed(store, prefix + b"k1", page_size=3) == []
+    finally:
+        assert await store.commit([Delete(other) for other in outside])
+
+
+async def test_list_prefix_empty(store: Store, prefix: bytes) -> None:
+    assert await listed(store, prefix, page_size=3) == []
+
+
+async def test_list_prefix_reads_one_revision(store: Store, prefix: bytes) -> None:
+    """Writes made while paging do not show up in a listing already started."""
+    for n in range(6):
+        assert await store.commit([Put(prefix + f"k{n}".encode(), b"old")])
+    seen = []
+    async for item in store.list_prefix(prefix, page_size=2):
+        seen.append((item.key, item.value))
+        if len(seen) == 1:
+            await store.commit(
+                [
+                    Put(prefix + b"k5", b"new"),
+                    Put(prefix + b"k9", b"added"),
+                    Delete(prefix + b"k3"),
+                ]
+            )
+    assert seen == [(prefix + f"k{n}".encode(), b"old") for n in range(6)]
+    after = [(i.key, i.value) for i in await listed(store, prefix)]
+    assert (prefix + b"k5", b"new") in after
+    assert (prefix + b"k9", b"added") in after
+    assert prefix + b"k3" not in [k for k, _ in after]
+
+
+async def test_empty_commit_succeeds(store: Store) -> None:
+    assert await store.commit([]) is True
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_unreachable_etcd_get_is_unavailable() -> None:
+    store = Store(f"127.0.0.1:{closed_port()}", timeout=1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(errors.Unavailable) as caught:
+            await store.get(b"/sfmesh-test/x")
+    finally:
+        await store.close()
+    assert caught.value.reason == "ETCD_UNAVAILABLE"
+    assert caught.value.message.startswith("etcd is unavailable")
+    assert time.monotonic() - started < 5
+
+
+async def test_unreachable_etcd_commit_is_unavailable() -> None:
+    store = Store(f"127.0.0.1:{closed_port()}", timeout=1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(errors.Unavailable):
+            await store.commit([Put(b"/sfmesh-test/x", b"v", mod_revision=0)])
+    finally:
+        await store.close()
+    assert time.monotonic() - started < 5
+
+
+async def test_unreachable_etcd_list_is_unavailable() -> None:
+    store = Store(f"127.0.0.1:{closed_port()}", timeout=1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(errors.Unavailable):
+            await listed(store, b"/sfmesh-test/")
+    finally:
+        await store.close()
+    assert time.monotonic() - started < 5

@@ -1,0 +1,283 @@
+"""services/api/validation.py: the create rules of reference §4, and the view
+they build."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from google.protobuf import struct_pb2
+from sfmesh.v1 import instance_pb2, instance_service_pb2
+
+from services.api import validation
+from services.api.validation import Limits, build_instance
+from services.common import errors
+from services.common import instance_states as states
+
+UUID = "6c0b3a4e-4f7b-4d3e-9d2a-2f1f0c1f7e11"
+LIMITS = Limits(max_cpus=8)
+NAME_MESSAGE = (
+    "instance name {} is not useable as a DNS and Linux host name. That is, less than 63 "
+    "characters and in the character set: a-z, A-Z, 0-9, or hyphen (-)."
+)
+
+
+def request(**fields: object) -> instance_service_pb2.CreateInstanceRequest:
+    """A valid create request, with `fields` replacing the defaults."""
+    settings: dict[str, object] = {
+        "name": "web-1",
+        "cpus": 1,
+        "memory": 1024,
+        "disk": [instance_pb2.DiskSpec(size=8, base="debian:12")],
+    }
+    settings.update(fields)
+    return instance_service_pb2.CreateInstanceRequest(**settings)  # type: ignore[arg-type]
+
+
+def build(req: instance_service_pb2.CreateInstanceRequest) -> instance_pb2.Instance:
+    return build_instance(req, uuid=UUID, namespace="ns1", limits=LIMITS)
+
+
+def refusal(req: instance_service_pb2.CreateInstanceRequest) -> str:
+    """The message of the InvalidArgument that `req` raises."""
+    with pytest.raises(errors.InvalidArgument) as caught:
+        build(req)
+    assert caught.value.http_status == 400
+    return caught.value.message
+
+
+# --- name (§4.2) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["a", "A", "7", "12345", "web-1", "Web-Server-01", "a-b-c", "a" * 61, "9" * 61, "a--b"],
+)
+def test_good_names(name: str) -> None:
+    assert build(request(name=name)).name == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "a" * 62,
+        "a" * 63,
+        "-web",
+        "web-",
+        "-",
+        "web.local",
+        "web_1",
+        "web 1",
+        "wéb",
+        "web/1",
+        "web:1",
+        "abc\n",
+    ],
+)
+def test_bad_names(name: str) -> None:
+    assert refusal(request(name=name)) == NAME_MESSAGE.format(name)
+
+
+def test_name_length_boundary_is_61() -> None:
+    assert build(request(name="x" * 61)).name == "x" * 61
+    assert refusal(request(name="x" * 62)) == NAME_MESSAGE.format("x" * 62)
+
+
+# --- cpus and memory -----------------------------------------------------
+
+
+@pytest.mark.parametrize("cpus", [1, 4, 8])
+def test_cpus_within_limits(cpus: int) -> None:
+    assert build(request(cpus=cpus)).cpus == cpus
+
+
+@pytest.mark.parametrize("cpus", [0, -1, 9, 1000])
+def test_cpus_out_of_limits(cpus: int) -> None:
+    assert refusal(request(cpus=cpus)) == f"cpus must be between 1 and 8, not {cpus}"
+
+
+def test_cpus_limit_is_configurable() -> None:
+    req = request(cpus=16)
+    assert build_instance(req, uuid=UUID, namespace="ns1", limits=Limits(max_cpus=16)).cpus == 16
+    assert Limits().max_cpus == 16
+
+
+def test_memory_minimum() -> None:
+    assert build(request(memory=128)).memory == 128
+    assert refusal(request(memory=127)) == "memory must be at least 128 MiB, not 127"
+    assert refusal(request(memory=0)) == "memory must be at least 128 MiB, not 0"
+
+
+# --- disks (§4.6) --------------------------------------------------------
+
+
+def test_no_disk() -> None:
+    assert refusal(request(disk=[])) == "instance must specify at least one disk"
+
+
+@pytest.mark.parametrize("size", [0, -1])
+def test_disk_size_must_be_positive(size: int) -> None:
+    disks = [instance_pb2.DiskSpec(size=8), instance_pb2.DiskSpec(size=size)]
+    assert refusal(request(disk=disks)) == "disk[1].size must be a positive integer"
+
+
+def test_disk_size_may_be_omitted() -> None:
+    instance = build(request(disk=[instance_pb2.DiskSpec(base="http://x/boot.iso")]))
+    assert not instance.disk_spec[0].HasField("size")
+
+
+@pytest.mark.parametrize("base", ["label:debian", "sf://blob/6c0b3a4e", "sf://upload/ns/img"])
+def test_label_and_sf_bases_not_supported_yet(base: str) -> None:
+    message = refusal(request(disk=[instance_pb2.DiskSpec(size=8, base=base)]))
+    assert message == f'disk[0].base "{base}": label: and sf:// bases are not supported yet'
+    assert message.endswith("not supported yet")
+
+
+@pytest.mark.parametrize("base", ["debian:12", "http://example.com/x.qcow2", "cirros"])
+def test_other_bases_accepted(base: str) -> None:
+    assert build(request(disk=[instance_pb2.DiskSpec(size=8, base=base)])).disk_spec[0].base == base
+
+
+def test_ide_refused_with_secure_boot() -> None:
+    disks = [
+        instance_pb2.DiskSpec(size=8, bus=instance_pb2.DISK_BUS_VIRTIO),
+        instance_pb2.DiskSpec(size=8, bus=instance_pb2.DISK_BUS_IDE),
+    ]
+    assert refusal(request(disk=disks, uefi=True, secure_boot=True)) == (
+        "disk[1]: the ide bus is not available with secure_boot (q35 has no IDE)"
+    )
+
+
+def test_ide_accepted_without_secure_boot() -> None:
+    disks = [instance_pb2.DiskSpec(size=8, bus=instance_pb2.DISK_BUS_IDE)]
+    instance = build(request(disk=disks, uefi=True))
+    assert instance.disk_spec[0].bus == instance_pb2.DISK_BUS_IDE
+    assert instance.machine_type == "pc"
+
+
+# --- UEFI, secure boot, machine type (§4.3) -----------------------------
+
+
+def test_secure_boot_requires_uefi() -> None:
+    assert refusal(request(secure_boot=True)) == "secure boot requires UEFI be enabled"
+
+
+def test_machine_type() -> None:
+    assert build(request()).machine_type == "pc"
+    assert build(request(uefi=True)).machine_type == "pc"
+    secure = build(request(uefi=True, secure_boot=True))
+    assert secure.machine_type == "q35"
+    assert secure.uefi
+    assert secure.secure_boot
+
+
+# --- user_data, side channels, video, config drive ---------------------
+
+
+def test_user_data_base64() -> None:
+    encoded = base64.b64encode(b"#cloud-config\n").decode()
+    assert build(request(user_data=encoded)).user_data == encoded
+    assert build(request(user_data="")).HasField("user_data")
+
+
+@pytest.mark.parametrize("user_data", ["not base64!", "abc", "#cloud-config", "é"])
+def test_user_data_not_base64(user_data: str) -> None:
+    assert refusal(request(user_data=user_data)) == "user_data must be valid base64"
+
+
+def test_side_channels_unset_means_agent() -> None:
+    assert list(build(request()).side_channels) == ["sf-agent"]
+
+
+def test_side_channels_empty_list_means_none() -> None:
+    assert list(build(request(side_channels=struct_pb2.ListValue())).side_channels) == []
+
+
+def test_side_channels_given() -> None:
+    channels = struct_pb2.ListValue()
+    channels.extend(["serial", "sf-agent"])
+    assert list(build(request(side_channels=channels)).side_channels) == ["serial", "sf-agent"]
+
+
+def test_side_channels_must_be_strings() -> None:
+    channels = struct_pb2.ListValue()
+    channels.extend(["ok", 3])
+    assert refusal(request(side_channels=channels)) == "side_channels[1] must be a string"
+
+
+def test_video_defaults() -> None:
+    video = build(request()).video
+    assert video.model == instance_pb2.VIDEO_MODEL_CIRRUS
+    assert video.memory == 16384
+    assert video.vdi == instance_pb2.VDI_TYPE_SPICE
+
+
+def test_video_given_is_kept_and_completed() -> None:
+    video = build(request(video=instance_pb2.VideoSpec(model=instance_pb2.VIDEO_MODEL_QXL))).video
+    assert video.model == instance_pb2.VIDEO_MODEL_QXL
+    assert video.memory == 16384
+    assert video.vdi == instance_pb2.VDI_TYPE_SPICE
+    full = instance_pb2.VideoSpec(
+        model=instance_pb2.VIDEO_MODEL_VGA, memory=65536, vdi=instance_pb2.VDI_TYPE_VNC
+    )
+    assert build(request(video=full)).video == full
+
+
+def test_config_drive() -> None:
+    assert build(request()).configdrive == instance_pb2.CONFIG_DRIVE_OPENSTACK_DISK
+    none = request(configdrive=instance_pb2.CONFIG_DRIVE_NONE)
+    assert build(none).configdrive == instance_pb2.CONFIG_DRIVE_NONE
+
+
+# --- placement and the built view ---------------------------------------
+
+
+def test_requested_placement_only_when_placed_on() -> None:
+    assert not build(request()).HasField("requested_placement")
+    assert build(request(placed_on="node-3")).requested_placement == "node-3"
+
+
+def test_built_view() -> None:
+    metadata = struct_pb2.Struct()
+    metadata.update({"tags": ["a"], "owner": "me"})
+    req = request(
+        name="db",
+        cpus=2,
+        memory=2048,
+        ssh_key="ssh-ed25519 AAAA",
+        nvram_template="template-1",
+        metadata=metadata,
+    )
+    instance = build(req)
+    assert instance.uuid == UUID
+    assert instance.namespace == "ns1"
+    assert instance.name == "db"
+    assert instance.state == states.INITIAL
+    assert instance.power_state == instance_pb2.POWER_STATE_INITIAL
+    assert instance.version == validation.RECORD_VERSION == 14
+    assert (instance.cpus, instance.memory) == (2, 2048)
+    assert list(instance.disk_spec) == list(req.disk)
+    assert instance.ssh_key == "ssh-ed25519 AAAA"
+    assert instance.nvram_template == "template-1"
+    assert instance.metadata == metadata
+    assert not instance.HasField("node")
+    assert not instance.HasField("error_message")
+    assert list(instance.interfaces) == []
+
+
+def test_optional_fields_stay_unset() -> None:
+    instance = build(request())
+    for field in ("ssh_key", "user_data", "nvram_template", "requested_placement"):
+        assert not instance.HasField(field), field
+    assert instance.metadata == struct_pb2.Struct()
+
+
+def test_first_broken_rule_wins() -> None:
+    """Name before resources before secure boot before disks before user data."""
+    everything_wrong = request(name="-", cpus=0, memory=1, secure_boot=True, disk=[], user_data="!")
+    assert refusal(everything_wrong) == NAME_MESSAGE.format("-")
+    assert refusal(request(cpus=0, memory=1, disk=[])).startswith("cpus must be")
+    assert refusal(request(memory=1, secure_boot=True, disk=[])).startswith("memory must be")
+    assert refusal(request(secure_boot=True, disk=[])) == "secure boot requires UEFI be enabled"
+    assert refusal(request(disk=[], user_data="!")) == "instance must specify at least one disk"
