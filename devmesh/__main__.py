@@ -39,7 +39,7 @@ def print_banner(mesh: Mesh) -> None:
         "sfmesh is up.",
         f"  REST:       {mesh.gateway_url}",
         *(
-            f"  gRPC {name + ':':<11}{mesh.address(name)}"
+            f"  gRPC {name + ':':<12}{mesh.address(name)}"
             for name in ("api", "scheduler", "eventlog", "node_agent")
         ),
         "  namespace:  system",

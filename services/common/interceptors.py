@@ -12,6 +12,7 @@ through `request_id()` and `caller()`.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import time
@@ -95,42 +96,37 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
                 async def streaming(
                     request: Any, context: grpc.aio.ServicerContext
                 ) -> AsyncIterator[Any]:
-                    started = _begin(rid, context)
-                    try:
+                    async with _served(method, rid, context):
                         async for reply in behavior(request, context):
                             yield reply
-                    except errors.SfmeshError as exc:
-                        _finish(method, rid, started, exc.code.name, exc.message)
-                        await context.abort_with_status(errors.to_status(exc, request_id=rid))
-                    except Exception as exc:
-                        _finish(method, rid, started, "UNKNOWN", repr(exc))
-                        raise
-                    _finish(method, rid, started, "OK", None)
 
                 return streaming
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                started = _begin(rid, context)
-                try:
-                    reply = await behavior(request, context)
-                except errors.SfmeshError as exc:
-                    _finish(method, rid, started, exc.code.name, exc.message)
-                    await context.abort_with_status(errors.to_status(exc, request_id=rid))
-                except Exception as exc:
-                    _finish(method, rid, started, "UNKNOWN", repr(exc))
-                    raise
-                _finish(method, rid, started, "OK", None)
-                return reply
+                async with _served(method, rid, context):
+                    return await behavior(request, context)
 
             return unary
 
         return _wrap(handler, wrapper)
 
 
-def _begin(rid: str, context: grpc.aio.ServicerContext) -> float:
+@contextlib.asynccontextmanager
+async def _served(method: str, rid: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    """Around one request: set its id, log its outcome, map domain errors."""
     _request_id.set(rid)
     context.set_trailing_metadata((("x-request-id", rid),))
-    return time.perf_counter()
+    started = time.perf_counter()
+    try:
+        yield
+    except errors.SfmeshError as exc:
+        _finish(method, rid, started, exc.code.name, exc.message)
+        await context.abort_with_status(errors.to_status(exc, request_id=rid))
+    except Exception as exc:
+        _finish(method, rid, started, "UNKNOWN", repr(exc))
+        raise
+    else:
+        _finish(method, rid, started, "OK", None)
 
 
 def _finish(method: str, rid: str, started: float, code: str, message: str | None) -> None:
