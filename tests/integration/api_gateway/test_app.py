@@ -229,7 +229,6 @@ async def test_root_lists_capabilities(gateway: str) -> None:
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     assert "<title>sfmesh REST API</title>" in response.text
     assert "get-instance-namespace" in response.text
-    assert "events-by-type" in response.text
     assert response.headers["x-request-id"]
     assert head.status_code == 200
     assert healthz.json() == {"status": "ok"}
