@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from bench import thin_path
+from bench import gateway
 
 
 def main() -> None:
     """Run the benchmarks in turn."""
-    thin_path.main()
+    gateway.main()
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from services.api_gateway.errors import GatewayError, UpstreamError, reply_from_
 from services.api_gateway.responses import (
     ClientGone,
     Headers,
-    cancel_all,
     read_body,
     send_bytes,
     send_error,
@@ -235,26 +234,30 @@ class GatewayApp:
 
 
 async def _await_unless_gone(call: Any, receive: Receive, pool: DescriptorPool) -> Any:
-    """Await a unary call; cancel it if the client disconnects first."""
+    """Await a unary call; cancel it if the client disconnects first.
 
-    async def result() -> Any:
-        return await call
-
-    answer = asyncio.ensure_future(result())
+    One watcher task per request, cancelling the call from a done-callback:
+    cheaper than racing two tasks with `asyncio.wait` (bench/gateway.py).
+    """
     gone = asyncio.ensure_future(wait_disconnect(receive))
+
+    def cancel_call(_: asyncio.Future[Any]) -> None:
+        call.cancel()
+
+    gone.add_done_callback(cancel_call)
     try:
-        await asyncio.wait({answer, gone}, return_when="FIRST_COMPLETED")
-        if not answer.done():
-            call.cancel()
-            raise ClientGone
-        try:
-            return answer.result()
-        except grpc.aio.AioRpcError as exc:
-            metadata = exc.trailing_metadata()
-            reply = reply_from_status(exc.code(), exc.details() or "", metadata, pool)
-            raise UpstreamError(reply) from None
+        return await call
+    except asyncio.CancelledError:
+        if gone.done():
+            raise ClientGone from None
+        raise
+    except grpc.aio.AioRpcError as exc:
+        metadata = exc.trailing_metadata()
+        reply = reply_from_status(exc.code(), exc.details() or "", metadata, pool)
+        raise UpstreamError(reply) from None
     finally:
-        cancel_all(answer, gone)
+        gone.remove_done_callback(cancel_call)
+        gone.cancel()
 
 
 def _serialize(message: Any) -> bytes:

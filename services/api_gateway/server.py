@@ -86,6 +86,11 @@ class _Server(uvicorn.Server):
         self.gateway.request_stop()
 
 
+_KEEP_ALIVE = 75
+"""Seconds an idle keep-alive connection stays open (uvicorn's 5 s drops
+connections that clients such as requests' sessions expect to reuse)."""
+
+
 def build_server(config: GatewayConfig) -> _Server:
     """The uvicorn server around a fresh gateway app."""
     app = GatewayApp(config)
@@ -96,6 +101,9 @@ def build_server(config: GatewayConfig) -> _Server:
         log_level="warning",
         lifespan="on",
         access_log=False,
+        proxy_headers=False,
+        http="httptools",
+        timeout_keep_alive=_KEEP_ALIVE,
         timeout_graceful_shutdown=_GRACE,
     )
     return _Server(uv_config, app)
