@@ -10,11 +10,12 @@ import time
 import uuid
 
 import grpc
+from google.protobuf import empty_pb2, json_format
 from sfmesh.v1 import instance_pb2, instance_service_pb2, instance_service_pb2_grpc, records_pb2
 
-from services.api import validation
+from services.api import metadata, validation
 from services.api.store import InstanceStore, NamespaceStore, StoredInstance
-from services.api.visibility import as_uuid, can_see
+from services.api.visibility import SYSTEM, as_uuid, can_see
 from services.common import errors
 from services.common import instance_states as states
 from services.common.interceptors import caller, request_id
@@ -78,34 +79,98 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
             raise errors.NotFound("instance not found")
         if request.HasField("namespace") and request.namespace != before.namespace:
             raise errors.NotFound("instance not in namespace")
-        await self._mark_deleted(stored)
+        await self._instances.update(stored, _deleted)
         return before
 
-    async def _mark_deleted(self, stored: StoredInstance) -> None:
-        """Move an unplaced instance to deleted, retrying lost compare-and-swaps."""
-        while True:
-            record = records_pb2.InstanceRecord()
-            record.CopyFrom(stored.record)
-            instance = record.instance
-            if not states.may_transition(instance.state, states.DELETED):
-                raise errors.Conflict(
-                    f"instance {instance.uuid} cannot be deleted from its current state"
-                )
-            instance.state = states.DELETED
-            instance.power_state = instance_pb2.POWER_STATE_OFF
-            record.deleted_at = time.time()
-            if await self._instances.replace(stored, record):
-                return
-            fresh = await self._instances.get(instance.uuid)
-            if fresh is None or fresh.record.instance.state == states.DELETED:
-                return
-            stored = fresh
+    async def DeleteAllInstances(
+        self,
+        request: instance_service_pb2.DeleteAllInstancesRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> instance_service_pb2.DeleteAllInstancesResponse:
+        namespace = await self._delete_all_namespace(request)
+        reply = instance_service_pb2.DeleteAllInstancesResponse()
+        async for stored in self._instances.all():
+            instance = stored.record.instance
+            if can_see(namespace, instance.namespace):
+                reply.uuids.append(instance.uuid)
+                if instance.state != states.DELETED:
+                    await self._instances.update(stored, _deleted)
+        return reply
+
+    async def ListInstanceInterfaces(
+        self,
+        request: instance_service_pb2.ListInstanceInterfacesRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> instance_service_pb2.ListInstanceInterfacesResponse:
+        stored = await self._resolve(request.ref)
+        return instance_service_pb2.ListInstanceInterfacesResponse(
+            interfaces=stored.record.instance.interfaces
+        )
+
+    async def GetInstanceMetadata(
+        self,
+        request: instance_service_pb2.GetInstanceMetadataRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> instance_service_pb2.GetInstanceMetadataResponse:
+        stored = await self._resolve(request.ref)
+        return instance_service_pb2.GetInstanceMetadataResponse(
+            metadata=stored.record.instance.metadata
+        )
+
+    async def SetInstanceMetadata(
+        self,
+        request: instance_service_pb2.SetInstanceMetadataRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> empty_pb2.Empty:
+        stored = await self._resolve(request.ref)
+        value = json_format.MessageToDict(request.value) if request.HasField("value") else None
+        metadata.check_entry(request.key, value)
+
+        def store_value(record: records_pb2.InstanceRecord) -> None:
+            record.instance.metadata.fields[request.key].CopyFrom(request.value)
+
+        await self._instances.update(stored, store_value)
+        return empty_pb2.Empty()
+
+    async def DeleteInstanceMetadata(
+        self,
+        request: instance_service_pb2.DeleteInstanceMetadataRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> empty_pb2.Empty:
+        stored = await self._resolve(request.ref)
+        if not request.key:
+            raise errors.InvalidArgument("no key specified")
+        if request.key in stored.record.instance.metadata.fields:
+
+            def drop_key(record: records_pb2.InstanceRecord) -> None:
+                record.instance.metadata.fields.pop(request.key, None)
+
+            await self._instances.update(stored, drop_key)
+        return empty_pb2.Empty()
+
+    async def _delete_all_namespace(
+        self, request: instance_service_pb2.DeleteAllInstancesRequest
+    ) -> str:
+        """The namespace delete-all empties, by reference §8's rules and order."""
+        own = caller().namespace
+        given = request.namespace if request.HasField("namespace") else None
+        if given is not None and await self._namespaces.get(given) is None:
+            raise errors.NotFound("namespace not found")
+        if not request.confirm:
+            raise errors.InvalidArgument("parameter confirm is not set true")
+        if own == SYSTEM:
+            if given is None:
+                raise errors.InvalidArgument("system user must specify parameter namespace")
+            return given
+        if given is not None and given != own:
+            raise errors.Unauthenticated("you cannot delete other namespaces", reason="FOREIGN")
+        return own
 
     async def _target_namespace(self, request: instance_service_pb2.CreateInstanceRequest) -> str:
         """The namespace a create goes to, which must exist and admit the caller."""
         own = caller().namespace
         target = request.namespace if request.HasField("namespace") and request.namespace else own
-        if target != own and own != "system":
+        if target != own and own != SYSTEM:
             raise errors.NotFound("namespace not found")
         if await self._namespaces.get(target) is None:
             raise errors.NotFound("namespace not found")
@@ -134,3 +199,15 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
                 f'multiple instances have the name "{ref}" in namespace "{namespace}"'
             )
         return matches[0]
+
+
+def _deleted(record: records_pb2.InstanceRecord) -> None:
+    """Move an unplaced instance to deleted: there is nothing to tear down."""
+    instance = record.instance
+    if instance.state == states.DELETED:
+        raise errors.NotFound("instance not found")
+    if not states.may_transition(instance.state, states.DELETED):
+        raise errors.Conflict(f"instance {instance.uuid} cannot be deleted from its current state")
+    instance.state = states.DELETED
+    instance.power_state = instance_pb2.POWER_STATE_OFF
+    record.deleted_at = time.time()

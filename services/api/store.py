@@ -7,11 +7,12 @@ update is a compare-and-swap on the record's mod_revision.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from sfmesh.v1 import records_pb2
 
+from services.common import errors
 from services.common.store import Put, Store, key, kind_prefix
 
 
@@ -54,6 +55,25 @@ class InstanceStore:
             key("instance", record.instance.uuid), record.SerializeToString(), stored.mod_revision
         )
         return await self._store.commit([put])
+
+    async def update(
+        self, stored: StoredInstance, change: Callable[[records_pb2.InstanceRecord], None]
+    ) -> records_pb2.InstanceRecord:
+        """Apply `change` to a copy of the record and write it with compare-and-swap.
+
+        When another writer got there first, the record is read again and
+        `change` re-applied to the fresh copy; `change` may raise to refuse.
+        """
+        while True:
+            record = records_pb2.InstanceRecord()
+            record.CopyFrom(stored.record)
+            change(record)
+            if await self.replace(stored, record):
+                return record
+            fresh = await self.get(record.instance.uuid)
+            if fresh is None:
+                raise errors.NotFound("instance not found")
+            stored = fresh
 
 
 class NamespaceStore:

@@ -8,9 +8,10 @@ import base64
 import re
 from dataclasses import dataclass
 
-from google.protobuf import struct_pb2
+from google.protobuf import json_format, struct_pb2
 from sfmesh.v1 import instance_pb2, instance_service_pb2
 
+from services.api import metadata
 from services.common import errors
 from services.common import instance_states as states
 
@@ -114,6 +115,8 @@ def build_instance(
         raise errors.InvalidArgument("secure boot requires UEFI be enabled")
     check_disks(list(request.disk), request.secure_boot)
     check_user_data(request.user_data if request.HasField("user_data") else None)
+    if request.HasField("metadata"):
+        metadata.check_metadata(json_format.MessageToDict(request.metadata))
     instance = instance_pb2.Instance(
         uuid=uuid,
         state=states.INITIAL,

@@ -1,8 +1,15 @@
-"""The official shakenfist-client, unchanged, against the mesh."""
+"""The official shakenfist-client 0.8.3, unchanged, against the mesh: every
+call it offers on the routes that exist, through `apiclient.Client` and
+through `sf-client --json`."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from shakenfist_client import apiclient
@@ -12,22 +19,113 @@ from devmesh.mesh import Mesh
 
 pytestmark = pytest.mark.slow
 
+SF_CLIENT = str(Path(sys.executable).parent / "sf-client")
+DISK = {"size": 8, "base": "debian:11", "bus": None, "type": "disk"}
 
-def test_client_with_no_arguments_lists_instances(mesh: Mesh, isolated_home: Path) -> None:
-    written = write_client_config(
+
+@pytest.fixture(scope="module")
+def client(mesh: Mesh, isolated_home: Path) -> Iterator[apiclient.Client]:
+    """A client configured only by the ~/.shakenfist that make run writes.
+
+    Nothing moves an instance out of `initial` until node agents land, so
+    creates and deletes do not wait (the `continue` async strategy).
+    """
+    assert write_client_config(
         isolated_home / ".shakenfist",
         apiurl=mesh.gateway_url,
         namespace="system",
         key=mesh.system_key,
     )
-    assert written
-    assert apiclient.Client().get_instances() is not None
+    yield apiclient.Client(async_strategy=apiclient.ASYNC_CONTINUE)
 
-    # Nothing moves an instance out of `initial` until node agents land, so
-    # the create does not wait for it.
-    client = apiclient.Client(async_strategy=apiclient.ASYNC_CONTINUE)
-    disk = {"size": 8, "base": "debian:11", "bus": None, "type": "disk"}
-    created = client.create_instance("from-client", 1, 256, [], [disk], None, None)
-    instances = client.get_instances()
-    assert created["uuid"] in [instance["uuid"] for instance in instances]
-    assert client.get_instance(created["uuid"])["name"] == "from-client"
+
+def sf_client(*args: str) -> Any:
+    """Run `sf-client --json --async continue ...` and decode what it prints."""
+    done = subprocess.run(
+        [SF_CLIENT, "--json", "--async", "continue", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+def test_client_with_no_arguments_finds_the_mesh(client: apiclient.Client) -> None:
+    assert isinstance(apiclient.Client().get_instances(), list)
+
+
+def test_create_get_list_delete(client: apiclient.Client) -> None:
+    created = client.create_instance("from-client", 1, 256, [], [dict(DISK)], None, None)
+    assert created["state"] == "initial"
+    assert created["disk_spec"] == [DISK]
+    assert created["namespace"] == "system"
+    uuid = created["uuid"]
+    assert client.get_instance(uuid)["name"] == "from-client"
+    assert client.get_instance("from-client")["uuid"] == uuid
+    assert client.get_instance(uuid, namespace="system")["uuid"] == uuid
+    assert uuid in [i["uuid"] for i in client.get_instances()]
+    assert client.get_instance_interfaces(uuid) == []
+
+    deleted = client.delete_instance(uuid)
+    assert deleted["uuid"] == uuid
+    assert client.get_instance(uuid)["state"] == "deleted"
+    assert uuid not in [i["uuid"] for i in client.get_instances()]
+    assert uuid in [i["uuid"] for i in client.get_instances(all=True)]
+
+
+def test_refusals_raise_the_mapped_exceptions(client: apiclient.Client) -> None:
+    with pytest.raises(apiclient.RequestMalformedException):
+        client.create_instance("bad name", 1, 256, [], [dict(DISK)], None, None)
+    with pytest.raises(apiclient.ResourceNotFoundException):
+        client.get_instance("00000000-0000-4000-8000-000000000000")
+    with pytest.raises(apiclient.IncapableException):
+        client.get_instance_events("anything", event_type="audit")
+
+
+def test_metadata(client: apiclient.Client) -> None:
+    uuid = client.create_instance("meta", 1, 256, [], [dict(DISK)], None, None)["uuid"]
+    assert client.get_instance_metadata(uuid) == {}
+    client.set_instance_metadata_item(uuid, "owner", "ops")
+    client.set_instance_metadata_item(uuid, "tags", ["a", "b"])
+    client.set_instance_metadata_item(uuid, "affinity", {"web": 10})
+    assert client.get_instance_metadata(uuid) == {
+        "owner": "ops",
+        "tags": ["a", "b"],
+        "affinity": {"web": 10},
+    }
+    with pytest.raises(apiclient.RequestMalformedException):
+        client.set_instance_metadata_item(uuid, "tags", "not-a-list")
+    client.delete_instance_metadata_item(uuid, "owner")
+    client.delete_instance_metadata_item(uuid, "never-set")
+    assert client.get_instance_metadata(uuid) == {"tags": ["a", "b"], "affinity": {"web": 10}}
+    assert client.get_instance(uuid)["metadata"]["affinity"] == {"web": 10}
+
+
+def test_cli_create_show_metadata_delete(client: apiclient.Client) -> None:
+    created = sf_client(
+        "instance", "create", "cli-made", "1", "256", "-d", "8@debian:11", "--no-side-channels"
+    )
+    uuid = created["uuid"]
+    assert created["disk_spec"][0]["base"] == "debian:11"
+    assert created["side_channels"] == []
+    assert sf_client("instance", "show", uuid)["name"] == "cli-made"
+    assert uuid in [i["uuid"] for i in sf_client("instance", "list")["instances"]]
+    assert sf_client("instance", "set-metadata", uuid, "role", "db") == {}
+    assert client.get_instance_metadata(uuid) == {"role": "db"}
+    assert sf_client("instance", "delete-metadata", uuid, "role") == {}
+    sf_client("instance", "delete", uuid)
+    assert client.get_instance(uuid)["state"] == "deleted"
+
+
+def test_delete_all(client: apiclient.Client) -> None:
+    uuids = {
+        client.create_instance(f"bulk-{n}", 1, 256, [], [dict(DISK)], None, None)["uuid"]
+        for n in range(3)
+    }
+    with pytest.raises(apiclient.RequestMalformedException):
+        client.delete_all_instances(None)
+    deleted = client.delete_all_instances("system")
+    assert uuids <= set(deleted)
+    assert {client.get_instance(uuid)["state"] for uuid in uuids} == {"deleted"}

@@ -1,0 +1,60 @@
+"""Pure checks of instance metadata (reference §1.10, §4.10).
+
+Keys are non-empty strings; values are any JSON except a falsy one. Two keys
+are reserved: `tags` must be a list, `affinity` an object whose values are
+integers (or strings of integers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.common import errors
+
+
+def check_entry(key: str, value: Any) -> None:
+    """Raise InvalidArgument when `key: value` may not be stored."""
+    if not key:
+        raise errors.InvalidArgument("no key specified")
+    if (
+        value is None
+        or value == ""
+        or value is False
+        or value == []
+        or value == {}
+        or (isinstance(value, int | float) and not isinstance(value, bool) and value == 0)
+    ):
+        raise errors.InvalidArgument("no value specified")
+    if key == "tags" and not isinstance(value, list):
+        raise errors.InvalidArgument('value for "tags" key should be a JSON list')
+    if key == "affinity":
+        check_affinity(value)
+
+
+def check_affinity(value: Any) -> None:
+    """An object whose values are integers or strings of integers."""
+    if not isinstance(value, dict):
+        raise errors.InvalidArgument('value for "affinity" key should be a valid JSON dictionary')
+    for weight in value.values():
+        if isinstance(weight, bool) or not _is_integer(weight):
+            raise errors.InvalidArgument("affinity dictionary values should be integers")
+
+
+def check_metadata(metadata: dict[str, Any]) -> None:
+    """Every entry of a metadata object."""
+    for key, value in metadata.items():
+        check_entry(key, value)
+
+
+def _is_integer(value: Any) -> bool:
+    if isinstance(value, float):
+        return value.is_integer()
+    if isinstance(value, int):
+        return True
+    if isinstance(value, str):
+        try:
+            int(value)
+        except ValueError:
+            return False
+        return True
+    return False

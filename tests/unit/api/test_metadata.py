@@ -1,0 +1,58 @@
+"""services/api/metadata.py: the metadata rules of reference §1.10."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from services.api.metadata import check_entry, check_metadata
+from services.common import errors
+
+
+@pytest.mark.parametrize("value", ["ops", 1, 2.5, True, ["x"], {"a": 1}])
+def test_ordinary_values_are_accepted(value: Any) -> None:
+    check_entry("owner", value)
+
+
+@pytest.mark.parametrize("value", [None, "", 0, 0.0, False, [], {}])
+def test_falsy_values_are_refused(value: Any) -> None:
+    with pytest.raises(errors.InvalidArgument, match="^no value specified$"):
+        check_entry("owner", value)
+
+
+def test_empty_key_is_refused() -> None:
+    with pytest.raises(errors.InvalidArgument, match="^no key specified$"):
+        check_entry("", "x")
+
+
+def test_tags_must_be_a_list() -> None:
+    check_entry("tags", ["a"])
+    with pytest.raises(errors.InvalidArgument, match='"tags" key should be a JSON list'):
+        check_entry("tags", "a")
+
+
+@pytest.mark.parametrize("affinity", [{"web": 10}, {"web": -5.0}, {"web": "3"}])
+def test_affinity_values_are_integers(affinity: dict[str, Any]) -> None:
+    check_entry("affinity", affinity)
+
+
+@pytest.mark.parametrize(
+    ("affinity", "message"),
+    [
+        ("web", "should be a valid JSON dictionary"),
+        ({"web": "lots"}, "values should be integers"),
+        ({"web": 1.5}, "values should be integers"),
+        ({"web": True}, "values should be integers"),
+        ({"web": None}, "values should be integers"),
+    ],
+)
+def test_bad_affinity_is_refused(affinity: Any, message: str) -> None:
+    with pytest.raises(errors.InvalidArgument, match=message):
+        check_entry("affinity", affinity)
+
+
+def test_a_whole_object_is_checked_entry_by_entry() -> None:
+    check_metadata({"owner": "ops", "tags": ["a"]})
+    with pytest.raises(errors.InvalidArgument, match="tags"):
+        check_metadata({"owner": "ops", "tags": {"not": "a list"}})
