@@ -17,12 +17,12 @@ def test_ordinary_values_are_accepted(value: Any) -> None:
 
 @pytest.mark.parametrize("value", [None, "", 0, 0.0, False, [], {}])
 def test_falsy_values_are_refused(value: Any) -> None:
-    with pytest.raises(errors.InvalidArgument, match="^no value specified$"):
+    with pytest.raises(errors.InvalidArgument, match=r"^no value specified$"):
         check_entry("owner", value)
 
 
 def test_empty_key_is_refused() -> None:
-    with pytest.raises(errors.InvalidArgument, match="^no key specified$"):
+    with pytest.raises(errors.InvalidArgument, match=r"^no key specified$"):
         check_entry("", "x")
 
 
