@@ -5,6 +5,10 @@ the file that defines it (the reflection service answers with the file and
 its dependencies). The files go into a fresh DescriptorPool, in dependency
 order, so the gateway never needs the upstream's generated code: an RPC added
 upstream is routed after a gateway restart.
+
+The pool drops `source_code_info`, so the proto comments (which the sfmesh
+upstream serves) are read from the raw files first, into a map from full name
+to leading comment that feeds the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
@@ -36,6 +40,8 @@ class UpstreamDescriptors:
 
     pool: descriptor_pool.DescriptorPool
     services: list[ServiceDescriptor]
+    comments: dict[str, str] = field(default_factory=dict)
+    """Leading comments by full name (see `comment_map`); empty without source info."""
 
 
 async def fetch_descriptors(channel: grpc.aio.Channel, *, deadline: float) -> UpstreamDescriptors:
@@ -59,7 +65,8 @@ async def fetch_descriptors(channel: grpc.aio.Channel, *, deadline: float) -> Up
     finally:
         call.cancel()
     pool = build_pool(files.values())
-    return UpstreamDescriptors(pool, [pool.FindServiceByName(n) for n in names])
+    services = [pool.FindServiceByName(n) for n in names]
+    return UpstreamDescriptors(pool, services, comment_map(files.values()))
 
 
 async def load_descriptors(
@@ -134,3 +141,69 @@ def build_pool(
     for name in sorted(by_name):
         add(name, ())
     return pool
+
+
+# Field numbers of descriptor.proto used in source_code_info paths.
+_FILE_MESSAGE, _FILE_ENUM, _FILE_SERVICE = 4, 5, 6
+_MESSAGE_FIELD, _MESSAGE_NESTED, _MESSAGE_ENUM = 2, 3, 4
+_ENUM_VALUE = 2
+_SERVICE_METHOD = 2
+
+
+def comment_map(files: Iterable[descriptor_pb2.FileDescriptorProto]) -> dict[str, str]:
+    """Leading comments of messages, fields, enums, enum values, services and methods. Pure.
+
+    Keys are full names ("sfmesh.v1.Instance.state", "sfmesh.v1.InstanceService.GetInstance");
+    an enum value is keyed under its enum ("sfmesh.v1.InstanceState.INSTANCE_STATE_CREATED").
+    Each comment is stripped line by line; uncommented elements are left out.
+    """
+    found: dict[str, str] = {}
+    for proto in files:
+        texts = {
+            tuple(loc.path): loc.leading_comments
+            for loc in proto.source_code_info.location
+            if loc.leading_comments.strip()
+        }
+        if not texts:
+            continue
+        for name, path in _elements(proto):
+            if path in texts:
+                found[name] = "\n".join(line.strip() for line in texts[path].strip().splitlines())
+    return found
+
+
+_Located = Iterator[tuple[str, tuple[int, ...]]]
+
+
+def _elements(proto: descriptor_pb2.FileDescriptorProto) -> _Located:
+    """(full name, source_code_info path) of every commentable element of a file."""
+    package = f"{proto.package}." if proto.package else ""
+    yield from _messages(package, proto.message_type, (_FILE_MESSAGE,))
+    yield from _enums(package, proto.enum_type, (_FILE_ENUM,))
+    for i, service in enumerate(proto.service):
+        name = package + service.name
+        yield name, (_FILE_SERVICE, i)
+        for j, method in enumerate(service.method):
+            yield f"{name}.{method.name}", (_FILE_SERVICE, i, _SERVICE_METHOD, j)
+
+
+def _messages(
+    prefix: str, items: Iterable[descriptor_pb2.DescriptorProto], path: tuple[int, ...]
+) -> _Located:
+    for i, message in enumerate(items):
+        name, here = prefix + message.name, (*path, i)
+        yield name, here
+        for j, fd in enumerate(message.field):
+            yield f"{name}.{fd.name}", (*here, _MESSAGE_FIELD, j)
+        yield from _messages(f"{name}.", message.nested_type, (*here, _MESSAGE_NESTED))
+        yield from _enums(f"{name}.", message.enum_type, (*here, _MESSAGE_ENUM))
+
+
+def _enums(
+    prefix: str, items: Iterable[descriptor_pb2.EnumDescriptorProto], path: tuple[int, ...]
+) -> _Located:
+    for i, enum in enumerate(items):
+        name, here = prefix + enum.name, (*path, i)
+        yield name, here
+        for j, value in enumerate(enum.value):
+            yield f"{name}.{value.name}", (*here, _ENUM_VALUE, j)

@@ -40,16 +40,21 @@ WRAPPERS = frozenset(
 
 
 @dataclass(frozen=True)
-class FieldPlan:
-    """How to render one field of a message type."""
+class MessagePlan:
+    """How to render one message type, built once per type.
 
-    name: str
-    render: Callable[[Message], Any]
-    presence: bool
-    omit_when_unset: bool
+    `template` holds every key with its unset value, in field-number order;
+    rendering copies it and overwrites the fields `ListFields()` reports as
+    set, converting those that need it. Unset fields thus cost nothing.
+    """
+
+    template: dict[str, Any]
+    fields: dict[FieldDescriptor, tuple[str, Converter | None]]
+    """Per field: its JSON key, and its converter (None when the Python value
+    is already JSON). Keyed by descriptor: cheaper than reading `fd.name`."""
 
 
-_plans: dict[MessageDescriptor, tuple[FieldPlan, ...]] = {}
+_plans: dict[MessageDescriptor, MessagePlan] = {}
 
 
 def to_json_bytes(message: Message, response_body: str = "") -> bytes:
@@ -59,64 +64,63 @@ def to_json_bytes(message: Message, response_body: str = "") -> bytes:
 
 def to_json_value(message: Message, response_body: str = "") -> Any:
     """Render a response message as a JSON-ready Python value."""
-    if response_body:
-        for plan in plan_for(message.DESCRIPTOR):
-            if plan.name == response_body:
-                return _field_value(plan, message)
-        raise KeyError(response_body)
     if message.DESCRIPTOR.full_name == "google.protobuf.Empty":
         return None
-    return _convert_message(message.DESCRIPTOR)(message)
+    rendered = _convert_message(message.DESCRIPTOR)(message)
+    return rendered[response_body] if response_body else rendered
 
 
 def render_message(message: Message) -> dict[str, Any]:
     """Render an ordinary message as a JSON object."""
-    result: dict[str, Any] = {}
-    for plan in plan_for(message.DESCRIPTOR):
-        if plan.omit_when_unset and not message.HasField(plan.name):
-            continue
-        result[plan.name] = _field_value(plan, message)
+    plan = plan_for(message.DESCRIPTOR)
+    result = plan.template.copy()
+    fields = plan.fields
+    for fd, value in message.ListFields():
+        name, convert = fields[fd]
+        result[name] = value if convert is None else convert(value)
     return result
 
 
-def _field_value(plan: FieldPlan, message: Message) -> Any:
-    if plan.presence and not message.HasField(plan.name):
-        return None
-    return plan.render(message)
-
-
-def plan_for(descriptor: MessageDescriptor) -> tuple[FieldPlan, ...]:
+def plan_for(descriptor: MessageDescriptor) -> MessagePlan:
     """The cached rendering plan of a message type."""
     plan = _plans.get(descriptor)
     if plan is None:
-        plan = tuple(_plan_field(f) for f in sorted(descriptor.fields, key=lambda f: f.number))
+        template: dict[str, Any] = {}
+        fields: dict[FieldDescriptor, tuple[str, Converter | None]] = {}
+        for fd in sorted(descriptor.fields, key=lambda f: f.number):
+            if not options.omit_when_unset(fd):
+                template[fd.name] = _unset_value(fd)
+            fields[fd] = (fd.name, _field_converter(fd))
+        plan = MessagePlan(template, fields)
         _plans[descriptor] = plan
     return plan
 
 
-def _plan_field(fd: FieldDescriptor) -> FieldPlan:
-    name = fd.name
-    omit = options.omit_when_unset(fd)
+def _unset_value(fd: FieldDescriptor) -> Any:
+    """What a field renders as when `ListFields()` does not report it."""
+    if is_map(fd):
+        return {}
+    if fd.is_repeated:
+        return []
+    if fd.has_presence or fd.type == FD.TYPE_ENUM:
+        return None
+    if fd.type == FD.TYPE_BYTES:
+        return ""
+    return fd.default_value
+
+
+def _field_converter(fd: FieldDescriptor) -> Converter | None:
+    """The converter of a whole field's value, or None when none is needed."""
     if is_map(fd):
         key_fd = fd.message_type.fields_by_name["key"]
-        convert_value = _converter(fd.message_type.fields_by_name["value"])
-
-        def render_map(msg: Message) -> Any:
-            return {_map_key(k, key_fd): convert_value(v) for k, v in getattr(msg, name).items()}
-
-        return FieldPlan(name, render_map, False, omit)
+        value_converter = _converter(fd.message_type.fields_by_name["value"])
+        return lambda entries: {_map_key(k, key_fd): value_converter(v) for k, v in entries.items()}
     convert = _converter(fd)
     if fd.is_repeated:
-
-        def render_list(msg: Message) -> Any:
-            return [convert(v) for v in getattr(msg, name)]
-
-        return FieldPlan(name, render_list, False, omit)
-
-    def render_one(msg: Message) -> Any:
-        return convert(getattr(msg, name))
-
-    return FieldPlan(name, render_one, bool(fd.has_presence), omit)
+        if convert is _identity:
+            return list
+        return lambda values: [convert(v) for v in values]
+    return None if convert is _identity else convert
 
 
 def is_map(fd: FieldDescriptor) -> bool:
@@ -140,8 +144,6 @@ def _converter(fd: FieldDescriptor) -> Converter:
         return _convert_message(fd.message_type)
     if fd.type == FD.TYPE_BYTES:
         return _bytes
-    if fd.type in (FD.TYPE_DOUBLE, FD.TYPE_FLOAT):
-        return float
     return _identity
 
 

@@ -16,7 +16,7 @@ import httpx
 import orjson
 import pytest
 import uvicorn
-from google.protobuf import any_pb2, duration_pb2
+from google.protobuf import any_pb2, duration_pb2, empty_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -40,6 +40,8 @@ class FakeInstances(instance_service_pb2_grpc.InstanceServiceServicer):
 
     def __init__(self) -> None:
         self.seen_metadata: dict[str, str] = {}
+        self.slow_started = asyncio.Event()
+        self.slow_cancelled = asyncio.Event()
 
     async def ListInstances(self, request: Any, context: Any) -> Any:
         self.seen_metadata = dict(context.invocation_metadata())
@@ -82,6 +84,16 @@ class FakeInstances(instance_service_pb2_grpc.InstanceServiceServicer):
             memory=request.memory,
             metadata=request.metadata,
         )
+
+    async def RebootSoft(self, request: Any, context: Any) -> Any:
+        """Never answers in time; records being cancelled."""
+        self.slow_started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            self.slow_cancelled.set()
+            raise
+        return empty_pb2.Empty()
 
     async def PowerOn(self, request: Any, context: Any) -> Any:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad token")
@@ -262,3 +274,18 @@ async def test_stream_error_before_start_is_plain_error(gateway: str) -> None:
         response = await client.get("/instances/x:watch")
     assert response.status_code == 501
     assert response.json()["status"] == 501
+
+
+async def test_client_disconnect_cancels_the_upstream_call(
+    gateway: str, upstream: tuple[str, FakeInstances]
+) -> None:
+    fake = upstream[1]
+    host, port = gateway.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /instances/slow/rebootsoft HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    )
+    await writer.drain()
+    await asyncio.wait_for(fake.slow_started.wait(), 5)
+    writer.close()
+    await asyncio.wait_for(fake.slow_cancelled.wait(), 5)
