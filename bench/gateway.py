@@ -69,15 +69,22 @@ class Grpc:
         self.metadata = (("authorization", f"Bearer {token}"),)
 
 
-def latencies(call: Call, rounds: int) -> list[float]:
-    """Milliseconds per call over `rounds` sequential calls, after a warm-up."""
+def paired_latencies(first: Call, second: Call, rounds: int) -> tuple[list[float], list[float]]:
+    """Milliseconds per call of each, over `rounds` rounds after a warm-up.
+
+    The two calls alternate, and which goes first swaps every round, so a
+    change in the machine's load weighs on both sides alike.
+    """
     for _ in range(min(rounds, 50)):
-        call()
-    samples = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - started) * 1000)
+        first()
+        second()
+    samples: tuple[list[float], list[float]] = ([], [])
+    for index in range(rounds):
+        order = ((0, first), (1, second)) if index % 2 == 0 else ((1, second), (0, first))
+        for side, call in order:
+            started = time.perf_counter()
+            call()
+            samples[side].append((time.perf_counter() - started) * 1000)
     return samples
 
 
@@ -143,8 +150,8 @@ def run(mesh: Mesh) -> None:
         return client.call("GET", f"/instances/{uuid}")
 
     print("gateway benchmark (REST through the gateway vs direct gRPC to the api)")
-    grpc_ms = p50(latencies(grpc_get, LATENCY_ROUNDS))
-    rest_ms = p50(latencies(rest_get, LATENCY_ROUNDS))
+    grpc_samples, rest_samples = paired_latencies(grpc_get, rest_get, LATENCY_ROUNDS)
+    grpc_ms, rest_ms = p50(grpc_samples), p50(rest_samples)
     print(
         f"  GetInstance p50:       gRPC {grpc_ms:.2f} ms   REST {rest_ms:.2f} ms   "
         f"ratio {rest_ms / grpc_ms:.2f}x (target <= 1.5x)"
@@ -173,8 +180,10 @@ def run(mesh: Mesh) -> None:
     def grpc_list() -> object:
         return direct.stub.ListInstances(list_request, metadata=direct.metadata)
 
-    grpc_list_ms = p50(latencies(grpc_list, LIST_ROUNDS))
-    rest_list_ms = p50(latencies(lambda: rest.call("GET", "/instances"), LIST_ROUNDS))
+    grpc_lists, rest_lists = paired_latencies(
+        grpc_list, lambda: rest.call("GET", "/instances"), LIST_ROUNDS
+    )
+    grpc_list_ms, rest_list_ms = p50(grpc_lists), p50(rest_lists)
     print(
         f"  GET /instances ({LIST_SIZE}):  gRPC {grpc_list_ms:.1f} ms   "
         f"REST {rest_list_ms:.1f} ms   gateway share {rest_list_ms - grpc_list_ms:.1f} ms "
