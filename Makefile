@@ -7,14 +7,14 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test unit e2e gen check-gen lint bench host venv clean
+.PHONY: run test unit gen check-gen lint bench host host-test venv clean
 
 ## run: start etcd and every service in the foreground (Ctrl-C stops all)
 run: host venv
 	$(PY) -m devmesh
 
 ## test: lint, the stale-gen/ check, then every test
-test: host venv check-gen lint
+test: host-test venv check-gen lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## unit: only the fast tests
@@ -48,6 +48,9 @@ bench: host venv
 ## host: Debian packages, and virtlogd/libvirtd running
 host:
 	scripts/setup-host.sh
+
+host-test:
+	scripts/setup-host.sh --with-browser
 
 venv: $(STAMP)
 

@@ -2,10 +2,12 @@
 # Idempotent host set-up for `make run` and `make test`: the Debian packages
 # sfmesh needs, and virtlogd/libvirtd started when not running (there is no
 # systemd here). Safe to run again; does nothing when all is in place.
+# `--with-browser` (make test) adds headless Chromium for the EventSource test.
 set -euo pipefail
 
 packages=(etcd-server libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
           libvirt-dev qemu-system-x86 qemu-utils pkg-config)
+[ "${1:-}" = "--with-browser" ] && packages+=(chromium)
 
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)

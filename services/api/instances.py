@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import grpc
 from google.protobuf import empty_pb2, json_format
 from sfmesh.v1 import instance_pb2, instance_service_pb2, instance_service_pb2_grpc, records_pb2
 
-from services.api import metadata, validation
+from services.api import metadata, validation, watch
 from services.api.store import InstanceStore, NamespaceStore, StoredInstance
 from services.api.visibility import SYSTEM, as_uuid, can_see
 from services.common import errors
@@ -147,6 +148,40 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
 
             await self._instances.update(stored, drop_key)
         return empty_pb2.Empty()
+
+    async def WatchInstances(
+        self, request: instance_service_pb2.WatchInstancesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[instance_service_pb2.WatchInstancesResponse]:
+        namespace = caller().namespace
+        current, revision = await self._instances.snapshot()
+        for stored in current:
+            instance = stored.record.instance
+            if watch.shown(namespace, request.all, None, instance):
+                yield instance_service_pb2.WatchInstancesResponse(
+                    change=watch.Change.CHANGE_TYPE_EXISTING, instance=instance
+                )
+        async for before, after in self._instances.changes(after=revision):
+            old = before.instance if before else None
+            new = after.instance if after else None
+            if watch.shown(namespace, request.all, old, new):
+                change, instance = watch.classify(old, new)
+                yield instance_service_pb2.WatchInstancesResponse(change=change, instance=instance)
+
+    async def WatchInstance(
+        self, request: instance_service_pb2.WatchInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[instance_service_pb2.WatchInstanceResponse]:
+        stored = await self._resolve(request.ref)
+        uuid = stored.record.instance.uuid
+        yield instance_service_pb2.WatchInstanceResponse(
+            change=watch.Change.CHANGE_TYPE_EXISTING, instance=stored.record.instance
+        )
+        async for before, after in self._instances.changes(after=stored.mod_revision, uuid=uuid):
+            change, instance = watch.classify(
+                before.instance if before else None, after.instance if after else None
+            )
+            yield instance_service_pb2.WatchInstanceResponse(change=change, instance=instance)
+            if change == watch.Change.CHANGE_TYPE_PURGED:
+                return
 
     async def _delete_all_namespace(
         self, request: instance_service_pb2.DeleteAllInstancesRequest

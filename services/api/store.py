@@ -44,6 +44,24 @@ class InstanceStore:
                 records_pb2.InstanceRecord.FromString(item.value), item.mod_revision
             )
 
+    async def snapshot(self) -> tuple[list[StoredInstance], int]:
+        """Every instance record, and the etcd revision they were read at."""
+        found = await self._store.snapshot(kind_prefix("instance"))
+        records = [
+            StoredInstance(records_pb2.InstanceRecord.FromString(item.value), item.mod_revision)
+            for item in found.items
+        ]
+        return records, found.revision
+
+    async def changes(
+        self, *, after: int, uuid: str | None = None
+    ) -> AsyncIterator[tuple[records_pb2.InstanceRecord | None, records_pb2.InstanceRecord | None]]:
+        """(before, after) records of every change after revision `after`, of
+        every instance or only `uuid`; None stands for "did not exist"."""
+        prefix = key("instance", uuid) if uuid else kind_prefix("instance")
+        async for change in self._store.watch_prefix(prefix, start_revision=after + 1):
+            yield _decoded(change.previous), _decoded(change.value)
+
     async def create(self, record: records_pb2.InstanceRecord) -> bool:
         """Write a new record; False when the uuid is taken."""
         put = Put(key("instance", record.instance.uuid), record.SerializeToString(), 0)
@@ -93,3 +111,7 @@ class NamespaceStore:
         """Write a new namespace; False when the name is taken."""
         put = Put(key("namespace", record.name), record.SerializeToString(), 0)
         return await self._store.commit([put])
+
+
+def _decoded(value: bytes | None) -> records_pb2.InstanceRecord | None:
+    return None if value is None else records_pb2.InstanceRecord.FromString(value)

@@ -40,13 +40,17 @@ from services.api_gateway.responses import (
     wants_gzip,
 )
 from services.api_gateway.streams import StreamSettings, forward_stream
-from services.api_gateway.transcode import RequestParts, build_request
+from services.api_gateway.transcode import RequestParts, build_request, split_access_token
 from services.api_gateway.types import Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
 _GRPC_TIMEOUT = re.compile(r"^(\d{1,8})([HMSmun])$")
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+_CORS_HEADERS: Headers = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-expose-headers", b"x-request-id, retry-after"),
+]
 _WATCH_AFTER = 0.05
 """Seconds a unary call runs before the gateway starts watching for a disconnect."""
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 << 20)]
@@ -119,8 +123,14 @@ class GatewayApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
-        request_id = headers.get("x-request-id") or str(uuid.uuid4())
+        given_id = headers.get("x-request-id")
+        # gRPC metadata takes printable ASCII only; any other id is replaced.
+        request_id = given_id if given_id and _metadata_safe(given_id) else str(uuid.uuid4())
         base: Headers = [(b"x-request-id", request_id.encode("latin-1"))]
+        if "origin" in headers:
+            # Tokens travel in headers or the query, never in cookies, so any
+            # origin may read answers (browsers' fetch and EventSource).
+            base += _CORS_HEADERS
         gzip_ok = wants_gzip(headers)
         try:
             await self._dispatch(scope, receive, send, headers, request_id, base)
@@ -197,10 +207,23 @@ class GatewayApp:
         except OverflowError:
             raise GatewayError(413, "request body is too large") from None
         query = scope.get("query_string", b"").decode("latin-1")
+        authorization = headers.get("authorization")
+        if route.server_streaming and authorization is None:
+            # A browser's EventSource cannot send headers: streams also take
+            # the bearer token as `?access_token=`.
+            query, token = split_access_token(query)
+            authorization = f"Bearer {token}" if token else None
+        if authorization is not None and not _metadata_safe(authorization):
+            raise GatewayError(
+                401,
+                "invalid JWT in Authorization header",
+                code=grpc.StatusCode.UNAUTHENTICATED,
+                headers=[("www-authenticate", "Bearer")],
+            )
         request = build_request(route, RequestParts(found.path_params, query, body, headers))
         metadata = [("x-request-id", request_id)]
-        if "authorization" in headers:
-            metadata.append(("authorization", headers["authorization"]))
+        if authorization is not None:
+            metadata.append(("authorization", authorization))
         timeout = _grpc_timeout(headers.get("grpc-timeout"))
         invoke = self._callable(loaded, route)
         if route.server_streaming:
@@ -306,6 +329,11 @@ def _headers(scope: Scope) -> dict[str, str]:
         value = raw_value.decode("latin-1")
         found[name] = f"{found[name]}, {value}" if name in found else value
     return found
+
+
+def _metadata_safe(value: str) -> bool:
+    """Whether gRPC accepts `value` as an ASCII metadata value."""
+    return value.isascii() and value.isprintable()
 
 
 def _grpc_timeout(value: str | None) -> float | None:

@@ -26,8 +26,8 @@ _INT_RANGES: dict[int, tuple[int, int]] = {
     **dict.fromkeys((_T.TYPE_INT64, _T.TYPE_SINT64, _T.TYPE_SFIXED64), (-(2**63), 2**63 - 1)),
     **dict.fromkeys((_T.TYPE_UINT64, _T.TYPE_FIXED64), (0, 2**64 - 1)),
 }
-_TRUE = frozenset({"true", "True", "TRUE", "t", "1"})
-_FALSE = frozenset({"false", "False", "FALSE", "f", "0"})
+_TRUE = frozenset({"true", "True", "TRUE", "t", "T", "1"})
+_FALSE = frozenset({"false", "False", "FALSE", "f", "F", "0"})
 
 _enum_cache: dict[EnumDescriptor, dict[str, int]] = {}
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 import orjson
 from google.protobuf import message_factory
@@ -238,3 +238,22 @@ def _header_fields(descriptor: MessageDescriptor) -> tuple[tuple[str, str], ...]
         )
         _header_cache[descriptor] = found
     return found
+
+
+def split_access_token(query: str) -> tuple[str, str | None]:
+    """Take an `access_token` parameter out of a query string.
+
+    Returns the query without it (other parameters untouched, in order) and
+    the token, or None when absent.
+    """
+    if "access_token=" not in query:
+        return query, None
+    kept: list[str] = []
+    token: str | None = None
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        if name == "access_token":
+            token = unquote_plus(value)
+        else:
+            kept.append(part)
+    return "&".join(kept), token

@@ -86,6 +86,14 @@ class AlreadyExists(SfmeshError):
     reason = "ALREADY_EXISTS"
 
 
+class Aborted(SfmeshError):
+    """The operation was cut short by a concurrent change; start it again (409)."""
+
+    code = grpc.StatusCode.ABORTED
+    http_status = 409
+    reason = "ABORTED"
+
+
 class InsufficientResources(SfmeshError):
     """No capacity now (507); `retry_after` seconds is a hint."""
 

@@ -9,8 +9,10 @@ each write is one etcd transaction.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aetcd
 import aetcd.exceptions
@@ -22,6 +24,8 @@ from services.common.config import split_address
 
 PREFIX = "/sfmesh/v1/"
 PAGE_SIZE = 500
+RETRY_START = 0.2
+RETRY_MAX = 5.0
 _UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
@@ -65,6 +69,39 @@ class Delete:
 Operation = Put | Delete
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """Items under a prefix as of one revision."""
+
+    items: list[Item]
+    revision: int
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change seen by a watch."""
+
+    key: bytes
+    value: bytes | None
+    """The new value; None when the key was deleted."""
+    previous: bytes | None
+    """The value before the change; None when the key was created."""
+    mod_revision: int
+
+
+def _change(event: Any) -> Change:
+    deleted = event.kind == "DELETE"
+    # aetcd wraps an absent prev_kv as an empty one: version 0 means none.
+    had_previous = event.prev_kv is not None and event.prev_kv.version > 0
+    previous = event.prev_kv.value if had_previous else None
+    return Change(
+        key=event.kv.key,
+        value=None if deleted else event.kv.value,
+        previous=previous,
+        mod_revision=event.kv.mod_revision,
+    )
+
+
 class Store:
     """An etcd connection with the few operations sfmesh needs."""
 
@@ -88,6 +125,21 @@ class Store:
         self, prefix: bytes, *, page_size: int = PAGE_SIZE
     ) -> AsyncIterator[Item]:
         """Every item under `prefix` in key order, read in pages at one revision."""
+        async for items, _ in self._pages(prefix, page_size):
+            for item in items:
+                yield item
+
+    async def snapshot(self, prefix: bytes) -> Snapshot:
+        """Every item under `prefix`, and the revision they were read at, so a
+        watch from `revision + 1` misses nothing and repeats nothing."""
+        found: list[Item] = []
+        at = 0
+        async for items, revision in self._pages(prefix, PAGE_SIZE):
+            found.extend(items)
+            at = revision
+        return Snapshot(found, at)
+
+    async def _pages(self, prefix: bytes, page_size: int) -> AsyncIterator[tuple[list[Item], int]]:
         end = aetcd.utils.prefix_range_end(prefix)
         start = prefix
         revision = 0
@@ -99,11 +151,44 @@ class Store:
                     request, timeout=self._client._timeout, metadata=self._client.metadata
                 )
             revision = revision or response.header.revision
-            for kv in response.kvs:
-                yield Item(kv.key, kv.value, kv.mod_revision)
+            yield [Item(kv.key, kv.value, kv.mod_revision) for kv in response.kvs], revision
             if not response.more or not response.kvs:
                 return
             start = response.kvs[-1].key + b"\0"
+
+    async def watch_prefix(
+        self, prefix: bytes, *, start_revision: int
+    ) -> AsyncGenerator[Change, None]:
+        """Every change under `prefix` from `start_revision` on, for as long as
+        the caller iterates.
+
+        A broken connection is re-established from the next unseen revision,
+        so nothing is missed or repeated. When etcd has compacted the history
+        the watcher still needed, `errors.Aborted` says so: start again from a
+        fresh snapshot.
+        """
+        revision = start_revision
+        retry = RETRY_START
+        while True:
+            try:
+                watch = await self._client.watch_prefix(
+                    prefix, start_revision=revision, prev_kv=True
+                )
+                try:
+                    async for event in watch:
+                        retry = RETRY_START
+                        revision = event.kv.mod_revision + 1
+                        yield _change(event)
+                finally:
+                    await watch.cancel()
+            except aetcd.exceptions.RevisionCompactedError as exc:
+                raise errors.Aborted(
+                    "the watch fell behind etcd's compaction; start a new watch",
+                    reason="WATCH_COMPACTED",
+                ) from exc
+            except aetcd.exceptions.ClientError:
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, RETRY_MAX)
 
     async def commit(self, operations: Sequence[Operation]) -> bool:
         """Apply every operation in one transaction.

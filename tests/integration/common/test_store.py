@@ -3,6 +3,7 @@ compare-and-swap transactions."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 import uuid
@@ -221,3 +222,32 @@ async def test_unreachable_etcd_list_is_unavailable() -> None:
     finally:
         await store.close()
     assert time.monotonic() - started < 5
+
+
+async def test_snapshot_then_watch_misses_and_repeats_nothing(store: Store, prefix: bytes) -> None:
+    await store.commit([Put(prefix + b"a", b"1")])
+    snapshot = await store.snapshot(prefix)
+    assert [item.value for item in snapshot.items] == [b"1"]
+    await store.commit([Put(prefix + b"a", b"2")])
+    await store.commit([Put(prefix + b"b", b"3")])
+    await store.commit([Delete(prefix + b"a")])
+    changes = store.watch_prefix(prefix, start_revision=snapshot.revision + 1)
+    seen = [await asyncio.wait_for(anext(changes), 5) for _ in range(3)]
+    await changes.aclose()
+    assert [(c.key, c.previous, c.value) for c in seen] == [
+        (prefix + b"a", b"1", b"2"),
+        (prefix + b"b", None, b"3"),
+        (prefix + b"a", b"2", None),
+    ]
+    assert seen[0].mod_revision < seen[1].mod_revision < seen[2].mod_revision
+
+
+async def test_watch_sees_live_changes(store: Store, prefix: bytes) -> None:
+    snapshot = await store.snapshot(prefix)
+    changes = store.watch_prefix(prefix, start_revision=snapshot.revision + 1)
+    pending = asyncio.ensure_future(anext(changes))
+    await asyncio.sleep(0.1)
+    await store.commit([Put(prefix + b"live", b"x")])
+    change = await asyncio.wait_for(pending, 5)
+    await changes.aclose()
+    assert (change.key, change.value, change.previous) == (prefix + b"live", b"x", None)

@@ -159,3 +159,11 @@ def test_header_fills_field() -> None:
     assert "idempotency_key" in _error(
         "POST", "/instances", {"idempotency_key": "a"}, headers={"idempotency-key": "b"}
     )
+
+
+def test_access_token_is_taken_out_of_the_query() -> None:
+    from services.api_gateway.transcode import split_access_token
+
+    assert split_access_token("all=true&access_token=a%2Bb&x=1") == ("all=true&x=1", "a+b")
+    assert split_access_token("all=true") == ("all=true", None)
+    assert split_access_token("access_token=") == ("", "")
