@@ -51,7 +51,8 @@ class Mesh:
 
     state_dir: Path
     ports: Ports = field(default_factory=Ports)
-    sink: IO[str] = field(default_factory=lambda: sys.stdout)
+    sink: IO[str] | None = field(default_factory=lambda: sys.stdout)
+    """Where the children's output goes, prefixed; None discards it."""
     children: dict[str, Child] = field(default_factory=dict)
 
     @property
@@ -124,7 +125,7 @@ class Mesh:
         return child
 
 
-def start_etcd(data_dir: Path, ports: Ports, *, env: dict[str, str], sink: IO[str]) -> Child:
+def start_etcd(data_dir: Path, ports: Ports, *, env: dict[str, str], sink: IO[str] | None) -> Child:
     """Start a one-member etcd on loopback and wait until it is healthy."""
     client = f"http://127.0.0.1:{ports.etcd_client}"
     peer = f"http://127.0.0.1:{ports.etcd_peer}"

@@ -19,10 +19,11 @@ STOP_TIMEOUT = 10.0
 
 
 class Child:
-    """One running process whose output lines are copied with a name prefix."""
+    """One running process whose output lines are copied with a name prefix
+    to `sink`, or discarded when `sink` is None (no copying thread then)."""
 
     def __init__(
-        self, name: str, argv: Sequence[str], *, env: dict[str, str], sink: IO[str]
+        self, name: str, argv: Sequence[str], *, env: dict[str, str], sink: IO[str] | None
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -36,15 +37,16 @@ class Child:
         self.process = subprocess.Popen(
             self.argv,
             env=self._env,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL if self._sink is None else subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
         )
-        threading.Thread(target=self._copy, args=(self.process,), daemon=True).start()
+        if self._sink is not None:
+            threading.Thread(target=self._copy, args=(self.process,), daemon=True).start()
 
     def _copy(self, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
+        assert process.stdout is not None and self._sink is not None
         for line in process.stdout:
             self._sink.write(f"[{self.name:<10}] {line}")
             self._sink.flush()

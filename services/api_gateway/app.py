@@ -202,10 +202,12 @@ class GatewayApp:
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.config.max_body:
             raise GatewayError(413, "request body is too large")
-        try:
-            body = await read_body(receive, self.config.max_body)
-        except OverflowError:
-            raise GatewayError(413, "request body is too large") from None
+        body = b""
+        if length not in ("", "0") or "transfer-encoding" in headers:
+            try:
+                body = await read_body(receive, self.config.max_body)
+            except OverflowError:
+                raise GatewayError(413, "request body is too large") from None
         query = scope.get("query_string", b"").decode("latin-1")
         authorization = headers.get("authorization")
         if route.server_streaming and authorization is None:
