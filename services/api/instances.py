@@ -12,24 +12,45 @@ from collections.abc import AsyncIterator
 
 import grpc
 from google.protobuf import empty_pb2, json_format
-from sfmesh.v1 import instance_pb2, instance_service_pb2, instance_service_pb2_grpc, records_pb2
+from sfmesh.v1 import (
+    eventlog_service_pb2,
+    instance_pb2,
+    instance_service_pb2,
+    instance_service_pb2_grpc,
+    records_pb2,
+)
 
 from services.api import metadata, validation, watch
+from services.api.events import Events
 from services.api.store import InstanceStore, NamespaceStore, StoredInstance
 from services.api.visibility import SYSTEM, as_uuid, can_see
 from services.common import errors
 from services.common import instance_states as states
 from services.common.interceptors import caller, request_id
+from services.common.wire import wire_name
+
+DEFAULT_EVENT_LIMIT = 100
+PowerStateEnum = instance_pb2.PowerState.DESCRIPTOR
+
+
+def state_name(state: int) -> str:
+    """An instance state's wire string."""
+    return wire_name(instance_pb2.InstanceState.DESCRIPTOR, state)
 
 
 class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
     """The instance API over etcd."""
 
     def __init__(
-        self, instances: InstanceStore, namespaces: NamespaceStore, limits: validation.Limits
+        self,
+        instances: InstanceStore,
+        namespaces: NamespaceStore,
+        events: Events,
+        limits: validation.Limits,
     ) -> None:
         self._instances = instances
         self._namespaces = namespaces
+        self._events = events
         self._limits = limits
 
     async def ListInstances(
@@ -67,6 +88,7 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         )
         if not await self._instances.create(record):
             raise errors.AlreadyExists(f"instance {instance.uuid} already exists")
+        self._record_creation(instance)
         return instance
 
     async def DeleteInstance(
@@ -80,7 +102,9 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
             raise errors.NotFound("instance not found")
         if request.HasField("namespace") and request.namespace != before.namespace:
             raise errors.NotFound("instance not in namespace")
+        self._events.audit(before.uuid, "delete request from REST API")
         await self._instances.update(stored, _deleted)
+        self._events.attribute_set(before.uuid, "state", state_name(states.DELETED))
         return before
 
     async def DeleteAllInstances(
@@ -95,7 +119,9 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
             if can_see(namespace, instance.namespace):
                 reply.uuids.append(instance.uuid)
                 if instance.state != states.DELETED:
+                    self._events.audit(instance.uuid, "delete request via delete all from REST API")
                     await self._instances.update(stored, _deleted)
+                    self._events.attribute_set(instance.uuid, "state", state_name(states.DELETED))
         return reply
 
     async def ListInstanceInterfaces(
@@ -130,7 +156,14 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         def store_value(record: records_pb2.InstanceRecord) -> None:
             record.instance.metadata.fields[request.key].CopyFrom(request.value)
 
-        await self._instances.update(stored, store_value)
+        uuid = stored.record.instance.uuid
+        self._events.audit(
+            uuid, "set metadata key request from REST API", {"key": request.key, "value": value}
+        )
+        record = await self._instances.update(stored, store_value)
+        self._events.attribute_set(
+            uuid, "metadata", json_format.MessageToDict(record.instance.metadata)
+        )
         return empty_pb2.Empty()
 
     async def DeleteInstanceMetadata(
@@ -141,12 +174,17 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         stored = await self._resolve(request.ref)
         if not request.key:
             raise errors.InvalidArgument("no key specified")
+        uuid = stored.record.instance.uuid
+        self._events.audit(uuid, "delete metadata key request from REST API", {"key": request.key})
         if request.key in stored.record.instance.metadata.fields:
 
             def drop_key(record: records_pb2.InstanceRecord) -> None:
                 record.instance.metadata.fields.pop(request.key, None)
 
-            await self._instances.update(stored, drop_key)
+            record = await self._instances.update(stored, drop_key)
+            self._events.attribute_set(
+                uuid, "metadata", json_format.MessageToDict(record.instance.metadata)
+            )
         return empty_pb2.Empty()
 
     async def WatchInstances(
@@ -183,6 +221,40 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
             if change == watch.Change.CHANGE_TYPE_PURGED:
                 return
 
+    async def ListInstanceEvents(
+        self,
+        request: instance_service_pb2.ListInstanceEventsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> instance_service_pb2.ListInstanceEventsResponse:
+        stored = await self._resolve(request.ref)
+        events = await self._events.newest(
+            "instance",
+            stored.record.instance.uuid,
+            event_type=request.event_type,
+            limit=request.limit if request.HasField("limit") else DEFAULT_EVENT_LIMIT,
+        )
+        return instance_service_pb2.ListInstanceEventsResponse(events=events)
+
+    async def WatchInstanceEvents(
+        self,
+        request: instance_service_pb2.WatchInstanceEventsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[instance_service_pb2.WatchInstanceEventsResponse]:
+        stored = await self._resolve(request.ref)
+        query = eventlog_service_pb2.WatchRequest(
+            object_type="instance",
+            object_uuid=stored.record.instance.uuid,
+            event_type=request.event_type,
+        )
+        if request.HasField("cursor"):
+            query.cursor = request.cursor
+        if request.HasField("since"):
+            query.since = request.since
+        async for item in self._events.watch(query):
+            yield instance_service_pb2.WatchInstanceEventsResponse(
+                event=item.event, cursor=item.cursor
+            )
+
     async def _delete_all_namespace(
         self, request: instance_service_pb2.DeleteAllInstancesRequest
     ) -> str:
@@ -200,6 +272,28 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         if given is not None and given != own:
             raise errors.Unauthenticated("you cannot delete other namespaces", reason="FOREIGN")
         return own
+
+    def _record_creation(self, instance: instance_pb2.Instance) -> None:
+        """The events of a new record (reference §7.3, steps 1 to 5)."""
+        summary = {
+            "name": instance.name,
+            "namespace": instance.namespace,
+            "cpus": instance.cpus,
+            "memory": instance.memory,
+            "version": instance.version,
+        }
+        self._events.audit(instance.uuid, "db record created", summary)
+        self._events.attribute_set(instance.uuid, "state", state_name(instance.state))
+        self._events.attribute_set(
+            instance.uuid,
+            "power_state",
+            {"power_state": wire_name(PowerStateEnum, instance.power_state)},
+        )
+        self._events.audit(instance.uuid, "create request from REST API")
+        if instance.metadata.fields:
+            self._events.attribute_set(
+                instance.uuid, "metadata", json_format.MessageToDict(instance.metadata)
+            )
 
     async def _target_namespace(self, request: instance_service_pb2.CreateInstanceRequest) -> str:
         """The namespace a create goes to, which must exist and admit the caller."""

@@ -12,14 +12,16 @@ from sfmesh.v1 import (
 )
 
 from services.api.auth import AuthServicer
+from services.api.events import Events
 from services.api.instances import InstanceServicer
 from services.api.keys import ensure_system_namespace
 from services.api.store import InstanceStore, NamespaceStore
 from services.api.validation import Limits
 from services.common.config import MeshConfig
-from services.common.main import service_authority
+from services.common.main import service_authority, service_emitter
 from services.common.server import Servicer, serve
 from services.common.store import Store
+from services.common.tokens import InternalCredentials
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,16 @@ async def serve_api(config: ApiConfig) -> None:
     authority = service_authority(
         config.mesh.state_dir, users=True, ttl_seconds=config.token_ttl_seconds
     )
-    instances = InstanceServicer(InstanceStore(store), namespaces, config.limits)
+    emitter = service_emitter(config.mesh, "api", authority)
+    await emitter.start()
+    events = Events(emitter, config.mesh.eventlog, InternalCredentials(authority, "api"))
+    instances = InstanceServicer(InstanceStore(store), namespaces, events, config.limits)
+
+    async def close() -> None:
+        await events.close()
+        await emitter.close()
+        await store.close()
+
     await serve(
         address=config.listen,
         servicers=[
@@ -64,5 +75,5 @@ async def serve_api(config: ApiConfig) -> None:
             node_service_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name,
         ],
         authority=authority,
-        on_stop=store.close,
+        on_stop=close,
     )

@@ -4,12 +4,14 @@ token authority built from the secrets in the state folder."""
 from __future__ import annotations
 
 import argparse
+import socket
 from pathlib import Path
 
-from services.common.config import add_mesh_arguments, env
+from services.common.config import MeshConfig, add_mesh_arguments, env
+from services.common.events import EventEmitter
 from services.common.logs import configure_logging
 from services.common.secrets import load_or_create_secret
-from services.common.tokens import TokenAuthority
+from services.common.tokens import InternalCredentials, TokenAuthority
 
 
 def parse_arguments(
@@ -39,4 +41,19 @@ def service_authority(
         internal_secret=load_or_create_secret(state_dir / "service.key"),
         user_secret=load_or_create_secret(state_dir / "jwt.secret") if users else None,
         ttl_seconds=ttl_seconds,
+    )
+
+
+def service_emitter(mesh: MeshConfig, service: str, authority: TokenAuthority) -> EventEmitter:
+    """The event emitter of one service process on this host: a stable
+    producer id, a spool folder of its own under the state folder, and the
+    internal identity. Call `start()` on it inside the event loop."""
+    fqdn = socket.getfqdn()
+    producer = f"{service}@{fqdn}"
+    return EventEmitter(
+        address=mesh.eventlog,
+        producer_id=producer,
+        spool_dir=mesh.state_dir / "spool" / producer,
+        fqdn=fqdn,
+        credentials=InternalCredentials(authority, service).token,
     )

@@ -26,8 +26,9 @@ def test_root_answers_without_auth(mesh: Mesh) -> None:
     reply = httpx.get(mesh.gateway_url)
     assert reply.status_code == 200
     assert "get-instance-namespace" in reply.text
-    # Advertised only once the RPC behind it is served.
-    assert "events-by-type" not in reply.text
+    assert "events-by-type" in reply.text
+    # Networks are not served yet, so their capabilities are not advertised.
+    assert "list-addresses" not in reply.text
     assert reply.headers["x-request-id"]
 
 

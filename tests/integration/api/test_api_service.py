@@ -27,15 +27,17 @@ from sfmesh.v1 import (
 )
 
 from services.api.auth import AuthServicer
+from services.api.events import Events
 from services.api.instances import InstanceServicer
 from services.api.keys import SYSTEM, ensure_system_namespace, new_key_record
 from services.api.store import InstanceStore, NamespaceStore
 from services.api.validation import Limits
 from services.common import instance_states as states
+from services.common.config import MeshConfig
 from services.common.interceptors import AuthInterceptor, RequestInterceptor
-from services.common.main import service_authority
+from services.common.main import service_authority, service_emitter
 from services.common.store import Delete, Put, Store, key
-from services.common.tokens import TokenAuthority
+from services.common.tokens import InternalCredentials, TokenAuthority
 
 RUN = uuid.uuid4().hex[:8]
 """Every instance and namespace these tests make carries this, so a shared etcd
@@ -140,9 +142,14 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     )
 
     authority = service_authority(state_dir, users=True, ttl_seconds=900)
+    # No eventlog runs here: events are spooled, and event reads are not tested.
+    mesh = MeshConfig(state_dir, etcd=etcd, api="", scheduler="", eventlog="127.0.0.1:1")
+    emitter = service_emitter(mesh, "api-test", authority)
+    await emitter.start()
+    events = Events(emitter, "127.0.0.1:1", InternalCredentials(authority, "api-test"))
     server = grpc.aio.server(interceptors=[RequestInterceptor(), AuthInterceptor(authority)])
     instance_service_pb2_grpc.add_InstanceServiceServicer_to_server(
-        InstanceServicer(InstanceStore(store), namespaces, Limits(max_cpus=4)), server
+        InstanceServicer(InstanceStore(store), namespaces, events, Limits(max_cpus=4)), server
     )
     auth_service_pb2_grpc.add_AuthServiceServicer_to_server(
         AuthServicer(namespaces, authority), server
@@ -166,6 +173,7 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     finally:
         await channel.close()
         await server.stop(None)
+        await emitter.close(timeout=0)
         await _clean(store, created_system, other_namespace)
         await store.close()
 

@@ -1,0 +1,316 @@
+"""The event spool: a producer's unacknowledged events on local disk, so that
+events survive while the eventlog is down and across a restart of the producer.
+
+Layout: append-only segment files in one folder, named after the sequence of
+their first event (`01733312345678901234.spool`, zero-padded to the 20
+digits of a uint64 so names sort in sequence order). Each record is a 4-byte
+big-endian length followed by a serialized `EventRecord`. A new segment
+starts every `segment_bytes` or `segment_events`, whichever comes first.
+
+Acknowledgement deletes whole segments whose last sequence is at or below the
+acknowledged one; the last sequence of each segment is kept in memory. Acks
+are not persisted otherwise: after a restart the surviving segments are
+replayed whole, and the already-committed events among them are harmless
+because the eventlog ignores an event id it already holds.
+
+Writes are buffered: `append` only queues bytes in memory and `flush` writes
+them (the emitter flushes every 50 ms and on close; `close` also fsyncs).
+What a crash can lose:
+
+- a crash of the producer process: only the events it appended since its last
+  flush (at most one flush interval). Events of a process that keeps running
+  are never lost while the eventlog is down: they are in memory and, within a
+  flush interval, on disk.
+- a crash of the machine: also what the kernel had not yet written back, since
+  flushes do not fsync (only `close` does).
+- a write torn by either crash leaves a truncated final record, which `load`
+  ignores.
+
+A segment whose events are all acknowledged before its first flush is never
+written at all, so while the eventlog keeps up the spool costs almost no I/O.
+
+One process owns a spool folder at a time (an exclusive `flock` on
+`spool.lock`, taken by `load` and released by `close`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+from google.protobuf.message import DecodeError
+from sfmesh.v1 import eventlog_service_pb2
+
+log = logging.getLogger("sfmesh.events")
+
+SUFFIX = ".spool"
+LOCK_NAME = "spool.lock"
+_LENGTH_BYTES = 4
+
+
+class Entry(NamedTuple):
+    """One spooled event."""
+
+    sequence: int
+    """The producer's sequence of the event."""
+    payload: bytes
+    """The serialized `EventRecord`."""
+
+
+class Dropped(NamedTuple):
+    """What `trim` deleted."""
+
+    events: int
+    """How many events."""
+    last_sequence: int
+    """The highest sequence among them."""
+
+
+class SpoolLockedError(RuntimeError):
+    """Another process owns the spool folder."""
+
+
+@dataclass
+class _Segment:
+    """One segment file and what is known of it without reading it."""
+
+    path: Path
+    last: int
+    count: int = 0
+    size: int = 0
+    """Bytes in the file plus bytes still buffered."""
+    buffered: list[bytes] = field(default_factory=list)
+    file: BinaryIO | None = None
+    sealed: bool = False
+    """No more appends go here; closed once its buffer is written."""
+
+
+def frame(payload: bytes) -> bytes:
+    """A record as it is stored: length prefix and payload. Pure."""
+    return len(payload).to_bytes(_LENGTH_BYTES, "big") + payload
+
+
+def read_records(data: bytes) -> tuple[list[Entry], int]:
+    """Parse the records of one segment's bytes. Pure.
+
+    Returns the entries and how many trailing bytes were ignored: a truncated
+    final record (a crash mid-write), or anything from the first record that
+    does not parse as an event onwards.
+    """
+    entries: list[Entry] = []
+    offset = 0
+    while offset + _LENGTH_BYTES <= len(data):
+        length = int.from_bytes(data[offset : offset + _LENGTH_BYTES], "big")
+        end = offset + _LENGTH_BYTES + length
+        if end > len(data):
+            break
+        payload = data[offset + _LENGTH_BYTES : end]
+        try:
+            record = eventlog_service_pb2.EventRecord.FromString(payload)
+        except DecodeError:
+            break
+        if not record.event_id or not record.sequence:
+            break  # e.g. a zero-filled tail left by a machine crash
+        entries.append(Entry(record.sequence, payload))
+        offset = end
+    return entries, len(data) - offset
+
+
+class Spool:
+    """Segment files of unacknowledged events in `directory`.
+
+    Call `load` once before `append`; everything runs on the caller's thread
+    and only `flush`, `acknowledge`, `trim`, `load` and `close` touch the disk.
+    """
+
+    def __init__(
+        self, directory: Path, *, segment_bytes: int = 4 << 20, segment_events: int = 50_000
+    ) -> None:
+        self._directory = directory
+        self._segment_bytes = segment_bytes
+        self._segment_events = segment_events
+        self._segments: deque[_Segment] = deque()
+        self._size = 0
+        self._lock: BinaryIO | None = None
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes held by the spool, written or buffered."""
+        return self._size
+
+    @property
+    def segment_count(self) -> int:
+        """How many segments the spool holds."""
+        return len(self._segments)
+
+    def load(self) -> list[Entry]:
+        """Take the folder and read every segment in it, in sequence order.
+
+        Segments that hold no valid record are deleted. The others stay, sealed,
+        until an acknowledgement or `trim` covers them.
+        """
+        if self._segments:
+            raise RuntimeError("the spool is already loaded")
+        self._directory.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        entries: list[Entry] = []
+        for path in sorted(self._directory.glob(f"*{SUFFIX}"), key=_first_sequence):
+            found, ignored = read_records(path.read_bytes())
+            if ignored:
+                log.warning(
+                    "spool: ignored a damaged tail",
+                    extra={"fields": {"segment": path.name, "bytes": ignored}},
+                )
+            if not found:
+                path.unlink(missing_ok=True)
+                continue
+            size = sum(_LENGTH_BYTES + len(entry.payload) for entry in found)
+            self._segments.append(
+                _Segment(
+                    path=path,
+                    last=max(entry.sequence for entry in found),
+                    count=len(found),
+                    size=size,
+                    sealed=True,
+                )
+            )
+            self._size += size
+            entries.extend(found)
+        entries.sort(key=lambda entry: entry.sequence)
+        return entries
+
+    def append(self, entry: Entry) -> None:
+        """Queue one event for the next flush; no I/O."""
+        segment = self._segments[-1] if self._segments else None
+        if segment is None or segment.sealed:
+            segment = self._start_segment(entry.sequence)
+        record = frame(entry.payload)
+        segment.buffered.append(record)
+        segment.last = max(segment.last, entry.sequence)
+        segment.count += 1
+        segment.size += len(record)
+        self._size += len(record)
+        if segment.size >= self._segment_bytes or segment.count >= self._segment_events:
+            segment.sealed = True
+
+    def flush(self) -> None:
+        """Write every buffered record to its segment file (no fsync)."""
+        for segment in self._segments:
+            self._write(segment)
+            if segment.sealed and segment.file is not None:
+                segment.file.close()
+                segment.file = None
+
+    def acknowledge(self, sequence: int) -> None:
+        """Forget every segment whose events all have a sequence <= `sequence`."""
+        while self._segments and self._segments[0].last <= sequence:
+            self._delete(self._segments.popleft())
+
+    def trim(self, limit_bytes: int) -> Dropped | None:
+        """Delete the oldest segments until the spool holds at most
+        `limit_bytes`; say what was dropped, if anything."""
+        count = 0
+        last = 0
+        while self._segments and self._size > limit_bytes:
+            segment = self._segments.popleft()
+            count += segment.count
+            last = max(last, segment.last)
+            self._delete(segment)
+        return Dropped(count, last) if count else None
+
+    def close(self) -> None:
+        """Write what is buffered, fsync it, close the files and release the
+        folder. The spool may be loaded again afterwards."""
+        try:
+            for segment in self._segments:
+                self._write(segment)
+                if segment.file is not None:
+                    os.fsync(segment.file.fileno())
+            if self._segments:
+                _fsync_directory(self._directory)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        for segment in self._segments:
+            if segment.file is not None:
+                segment.file.close()
+                segment.file = None
+        self._segments.clear()
+        self._size = 0
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
+
+    def _write(self, segment: _Segment) -> None:
+        """Write one segment's buffer. A failed write (a full disk) is cut back
+        off the file and stays buffered, so no torn record sits mid-file."""
+        if not segment.buffered:
+            return
+        if segment.file is None:
+            segment.file = segment.path.open("ab")
+        start = segment.file.tell()
+        try:
+            segment.file.write(b"".join(segment.buffered))
+            segment.file.flush()
+        except OSError:
+            with contextlib.suppress(OSError):
+                segment.file.close()
+            segment.file = None
+            with contextlib.suppress(OSError):
+                os.truncate(segment.path, start)
+            raise
+        segment.buffered.clear()
+
+    def _start_segment(self, first: int) -> _Segment:
+        segment = _Segment(path=self._directory / f"{first:020d}{SUFFIX}", last=first)
+        self._segments.append(segment)
+        return segment
+
+    def _delete(self, segment: _Segment) -> None:
+        self._size -= segment.size
+        segment.buffered.clear()
+        if segment.file is not None:
+            segment.file.close()
+            segment.file = None
+        try:
+            segment.path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning(
+                "spool: cannot delete a segment",
+                extra={"fields": {"segment": segment.path.name, "error": str(exc)}},
+            )
+
+    def _take_lock(self) -> None:
+        if self._lock is not None:
+            return
+        lock = (self._directory / LOCK_NAME).open("ab")
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            lock.close()
+            raise SpoolLockedError(f"another process uses the spool {self._directory}") from exc
+        self._lock = lock
+
+
+def _first_sequence(path: Path) -> int:
+    try:
+        return int(path.stem)
+    except ValueError:
+        return 0
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make new and deleted segment names durable too."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
