@@ -204,19 +204,36 @@ class SqliteEventStore:
         and raise the producer's committed sequence to the batch's highest."""
         if not records:
             return self.committed_sequence(producer_id)
-        rows = [record_row(record) for record in records]
-        top = max(record.sequence for record in records)
+        return self.append_batches([(producer_id, records)])[0]
+
+    def append_batches(
+        self, batches: Sequence[tuple[str, Sequence[eventlog_service_pb2.EventRecord]]]
+    ) -> list[int]:
+        """Store several batches in one fsynced transaction (group commit)."""
+        rows = [record_row(record) for _, records in batches for record in records]
         with self._lock:
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(_INSERT, rows)
-                committed = int(conn.execute(_UPSERT_PRODUCER, (producer_id, top)).fetchone()[0])
+                committed = [
+                    self._raise_sequence(conn, producer_id, records)
+                    for producer_id, records in batches
+                ]
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
         return committed
+
+    @staticmethod
+    def _raise_sequence(
+        conn: sqlite3.Connection,
+        producer_id: str,
+        records: Sequence[eventlog_service_pb2.EventRecord],
+    ) -> int:
+        top = max((record.sequence for record in records), default=0)
+        return int(conn.execute(_UPSERT_PRODUCER, (producer_id, top)).fetchone()[0])
 
     def prune(self, now: float, retention: Mapping[int, float]) -> list[PruneNote]:
         """Delete, type by type, events older than `now - retention[type]`; one

@@ -57,6 +57,14 @@ class EventStore(Protocol):
         the batch's sequences)."""
         ...
 
+    def append_batches(
+        self, batches: Sequence[tuple[str, Sequence[eventlog_service_pb2.EventRecord]]]
+    ) -> list[int]:
+        """Store several producers' batches durably in ONE transaction (group
+        commit: one fsync for all); returns each batch's committed sequence,
+        in order, as `append` would."""
+        ...
+
     def committed_sequence(self, producer_id: str) -> int:
         """The producer's highest committed sequence; 0 if unknown."""
         ...

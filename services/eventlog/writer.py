@@ -1,7 +1,9 @@
 """The single writer in front of the event store.
 
 SQLite takes one writer at a time, so every batch from every producer goes
-through one thread, in arrival order; each batch is one durable transaction.
+through one thread, in arrival order. Batches that arrive while a transaction
+is being written wait and then go together in the next one (group commit):
+one fsync serves every producer, which is what lets ingest scale with them.
 Watchers are woken after each commit.
 """
 
@@ -9,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from sfmesh.v1 import eventlog_service_pb2
@@ -19,11 +23,22 @@ from services.eventlog.storage import EventStore
 T = TypeVar("T")
 
 
+@dataclass
+class _Pending:
+    """A batch waiting for the next transaction."""
+
+    producer_id: str
+    records: Sequence[eventlog_service_pb2.EventRecord]
+    committed: asyncio.Future[int]
+
+
 class Writer:
     """Serialises writes to the store on one thread and announces commits."""
 
     def __init__(self, store: EventStore) -> None:
         self.store = store
+        self._waiting: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._thread = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="eventlog-writer"
         )
@@ -35,11 +50,30 @@ class Writer:
         self, producer_id: str, records: Sequence[eventlog_service_pb2.EventRecord]
     ) -> int:
         """Store one batch durably; returns the producer's committed sequence."""
-        committed = await self.run(lambda: self.store.append(producer_id, records))
-        async with self._committed:
-            self.generation += 1
-            self._committed.notify_all()
-        return committed
+        pending = _Pending(producer_id, records, asyncio.get_running_loop().create_future())
+        self._waiting.append(pending)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await pending.committed
+
+    async def _flush(self) -> None:
+        """Write whatever waits, in as few transactions as arrivals allow."""
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            batches = [(p.producer_id, p.records) for p in group]
+            try:
+                committed = await self.run(functools.partial(self.store.append_batches, batches))
+            except Exception as exc:
+                for pending in group:
+                    if not pending.committed.done():  # its stream may have gone
+                        pending.committed.set_exception(exc)
+                continue
+            for pending, sequence in zip(group, committed, strict=True):
+                if not pending.committed.done():
+                    pending.committed.set_result(sequence)
+            async with self._committed:
+                self.generation += 1
+                self._committed.notify_all()
 
     async def run(self, work: Callable[[], T]) -> T:
         """Run `work` on the writer thread."""
