@@ -142,7 +142,7 @@ def test_instance_events_by_type_and_limit(client: apiclient.Client) -> None:
     messages = [event["message"] for event in events]
     assert messages[0] == "set attribute"  # newest first: the metadata mutation
     assert "create request from REST API" in messages
-    assert "db record created" == messages[-1]
+    assert messages[-1] == "db record created"
     assert {event["type"] for event in events} == {"audit", "mutate"}
     assert all(event["extra"]["request-id"] for event in events)
     timestamps = [event["timestamp"] for event in events]
