@@ -140,3 +140,20 @@ def test_a_browser_eventsource_receives_the_stream(
         check=False,
     )
     assert f"received:{uuid}" in done.stdout, done.stderr[-2000:]
+
+
+def test_instance_events_watch_streams_new_events(rest: httpx.Client) -> None:
+    uuid = rest.post("/instances", json={"name": "event-watched", **CREATE}).json()["uuid"]
+    with rest.stream("GET", f"/instances/{uuid}/events:watch", timeout=10) as watch:
+        assert watch.status_code == 200
+        lines = watch.iter_lines()
+        rest.put(f"/instances/{uuid}/metadata/role", json={"value": "db"})
+        seen = []
+        for line in lines:
+            if line.strip():
+                result = json.loads(line)["result"]
+                seen.append(result["event"]["message"])
+                assert result["cursor"]
+                if result["event"]["message"] == "set attribute":
+                    break
+    assert seen[-2:] == ["set metadata key request from REST API", "set attribute"]
