@@ -1,76 +1,156 @@
-"""Build and run the HTTP server: uvicorn around the gateway app, plus access logs.
+"""Build and run the gateway: its own HTTP/1.1 server (`http_server.py`) around the app.
 
-The app's lifespan loads the upstream descriptors, so uvicorn binds the port
-only once routes exist. SIGTERM / SIGINT set uvicorn's exit flag and tell the
-app to stop: a pending start-up gives up, open streams end, in-flight unary
-requests finish (up to `_GRACE` seconds).
+The app's lifespan startup loads the upstream descriptors, and only then is the
+port bound. SIGTERM / SIGINT set `should_exit` and tell the app to stop: a
+pending start-up gives up, open streams end, the socket stops accepting, idle
+connections close, in-flight requests finish (up to `_GRACE` seconds, then are
+cancelled), and the lifespan shutdown closes the upstream channel. A second
+signal stops waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
-import time
-from collections.abc import Generator
-
-import uvicorn
+import threading
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 from services.api_gateway.app import GatewayApp
 from services.api_gateway.config import GatewayConfig
+from services.api_gateway.http_server import HttpProtocol, Listener
 from services.api_gateway.types import AsgiMessage, Receive, Scope, Send
 
-log = logging.getLogger("sfmesh.api_gateway.access")
+log = logging.getLogger("sfmesh.api_gateway.server")
 
-_GRACE = 10
+_GRACE = 10.0
+_BACKLOG = 2048
+_STARTUP_FAILURE = 3
+"""Exit status when start-up fails (uvicorn's)."""
 
 
-class AccessLog:
-    """ASGI middleware: one JSON log line per HTTP request."""
+class StoppableApp(Protocol):
+    """An ASGI app that can be told to stop (`GatewayApp`)."""
 
-    def __init__(self, app: GatewayApp) -> None:
-        self.app = app
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+    def request_stop(self) -> None: ...
+
+
+class _Lifespan:
+    """Drives the app's ASGI lifespan protocol."""
+
+    def __init__(self, app: StoppableApp) -> None:
+        self._inbox: asyncio.Queue[AsgiMessage] = asyncio.Queue()
+        self._outbox: asyncio.Queue[AsgiMessage] = asyncio.Queue()
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+        self._task = asyncio.ensure_future(app(scope, self._inbox.get, self._outbox.put))
+
+    async def startup(self) -> str | None:
+        """None once the app has started, else why it failed."""
+        await self._inbox.put({"type": "lifespan.startup"})
+        reply = await self._reply()
+        if reply["type"] == "lifespan.startup.complete":
+            return None
+        return str(reply.get("message") or "lifespan startup failed")
+
+    async def shutdown(self) -> None:
+        """Ask the app to shut down and wait until it has."""
+        if self._task.done():
             return
-        started = time.perf_counter()
-        seen: dict[str, object] = {"status": 0, "request_id": ""}
+        await self._inbox.put({"type": "lifespan.shutdown"})
+        reply = await self._reply()
+        if reply["type"] != "lifespan.shutdown.complete":
+            log.error("shutdown failed: %s", reply.get("message", ""))
 
-        async def watch(message: AsgiMessage) -> None:
-            if message["type"] == "http.response.start":
-                seen["status"] = message["status"]
-                for name, value in message.get("headers", ()):
-                    if name == b"x-request-id":
-                        seen["request_id"] = value.decode("latin-1")
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        finally:
-            line = {
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": seen["status"],
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                "request_id": seen["request_id"],
-            }
-            log.info(json.dumps(line))
+    async def _reply(self) -> AsgiMessage:
+        getter = asyncio.ensure_future(self._outbox.get())
+        await asyncio.wait({getter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if getter.done():
+            return getter.result()
+        getter.cancel()
+        error = None if self._task.cancelled() else self._task.exception()
+        return {"type": "lifespan.failed", "message": repr(error) if error else "app returned"}
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, with signals that also stop the app and no re-raise afterwards."""
+class GatewayServer:
+    """The gateway app behind `HttpProtocol`, with lifespan, signals and graceful stop."""
 
-    def __init__(self, config: uvicorn.Config, app: GatewayApp) -> None:
-        super().__init__(config)
+    def __init__(self, config: GatewayConfig, app: StoppableApp) -> None:
+        self.config = config
         self.gateway = app
+        self.started = False
+        self.force_exit = False
+        self.servers: list[asyncio.Server] = []
+        self.listener = Listener()
+        self._exit = asyncio.Event()
+        self._drained: asyncio.Task[Any] | None = None
+
+    @property
+    def should_exit(self) -> bool:
+        """Whether the server has been asked to stop; set it to stop it."""
+        return self._exit.is_set()
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        if value:
+            self._exit.set()
+
+    async def serve(self) -> None:
+        """Start the app, bind, serve until asked to stop, then stop gracefully."""
+        loop = asyncio.get_running_loop()
+        with self._signals(loop):
+            lifespan = _Lifespan(self.gateway)
+            failure = await lifespan.startup()
+            if failure is not None:
+                log.error("start-up failed: %s", failure)
+                raise SystemExit(_STARTUP_FAILURE)
+            if not self.should_exit:
+                try:
+                    server = await loop.create_server(
+                        lambda: HttpProtocol(self.gateway, self.listener),
+                        self.config.host,
+                        self.config.port,
+                        backlog=_BACKLOG,
+                    )
+                except OSError as exc:
+                    log.error("%s", exc)
+                    await lifespan.shutdown()
+                    raise SystemExit(_STARTUP_FAILURE) from None
+                self.servers = [server]
+                self.started = True
+                await self._exit.wait()
+                await self._shutdown(server)
+            if not self.force_exit:
+                await lifespan.shutdown()
+
+    async def _shutdown(self, server: asyncio.AbstractServer) -> None:
+        server.close()
+        listener = self.listener
+        for connection in list(listener.connections):
+            connection.shutdown()
+        if not listener.connections and not listener.tasks:
+            return
+        drained = self._drained = asyncio.ensure_future(listener.emptied.wait())
+        await asyncio.wait({drained}, timeout=_GRACE)  # a second signal cancels it
+        if drained.done() and not drained.cancelled():
+            return
+        drained.cancel()
+        log.error("cancelling %d request(s) still running at shutdown", len(listener.tasks))
+        for task in list(listener.tasks):
+            task.cancel()
+        for connection in list(listener.connections):
+            connection.close()
+        if listener.tasks:
+            await asyncio.wait(list(listener.tasks), timeout=1.0)
 
     @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        loop = asyncio.get_running_loop()
+    def _signals(self, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal)
         try:
@@ -82,31 +162,15 @@ class _Server(uvicorn.Server):
     def _on_signal(self) -> None:
         if self.should_exit:
             self.force_exit = True
+            if self._drained is not None:
+                self._drained.cancel()
         self.should_exit = True
         self.gateway.request_stop()
 
 
-_KEEP_ALIVE = 75
-"""Seconds an idle keep-alive connection stays open (uvicorn's 5 s drops
-connections that clients such as requests' sessions expect to reuse)."""
-
-
-def build_server(config: GatewayConfig) -> _Server:
-    """The uvicorn server around a fresh gateway app."""
-    app = GatewayApp(config)
-    uv_config = uvicorn.Config(
-        AccessLog(app),
-        host=config.host,
-        port=config.port,
-        log_level="warning",
-        lifespan="on",
-        access_log=False,
-        proxy_headers=False,
-        http="httptools",
-        timeout_keep_alive=_KEEP_ALIVE,
-        timeout_graceful_shutdown=_GRACE,
-    )
-    return _Server(uv_config, app)
+def build_server(config: GatewayConfig) -> GatewayServer:
+    """The HTTP server around a fresh gateway app."""
+    return GatewayServer(config, GatewayApp(config))
 
 
 async def serve(config: GatewayConfig) -> None:

@@ -1,7 +1,7 @@
 """Golden request/response pairs for the REST gateway, over real HTTP.
 
 One recording upstream (`upstream.py`) and one gateway (`build_server`, the
-production uvicorn set-up, default `GatewayConfig` on a free port) serve every
+production the gateway's own HTTP server set-up, default `GatewayConfig` on a free port) serve every
 case in `cases/*.json`; see README.md for the case format.
 """
 

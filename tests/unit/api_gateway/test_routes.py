@@ -114,4 +114,4 @@ def test_literal_beats_variable() -> None:
 
 
 def test_capabilities_come_from_method_options() -> None:
-    assert capabilities([SERVICE]) == ["get-instance-namespace"]
+    assert capabilities([SERVICE]) == ["get-instance-namespace", "events-by-type"]
