@@ -62,10 +62,12 @@ class InstanceStore:
         async for change in self._store.watch_prefix(prefix, start_revision=after + 1):
             yield _decoded(change.previous), _decoded(change.value)
 
-    async def create(self, record: records_pb2.InstanceRecord) -> bool:
-        """Write a new record; False when the uuid is taken."""
+    async def create(self, record: records_pb2.InstanceRecord, *also: Put) -> bool:
+        """Write a new record, and `also` in the same transaction; False, with
+        nothing written, when the uuid is taken or an expectation of `also`
+        fails."""
         put = Put(key("instance", record.instance.uuid), record.SerializeToString(), 0)
-        return await self._store.commit([put])
+        return await self._store.commit([put, *also])
 
     async def replace(self, stored: StoredInstance, record: records_pb2.InstanceRecord) -> bool:
         """Write `record` over `stored`; False when someone wrote in between."""
