@@ -20,13 +20,15 @@ from sfmesh.v1 import (
     records_pb2,
 )
 
-from services.api import metadata, validation, watch
+from services.api import idempotency, metadata, validation, watch
 from services.api.events import Events
+from services.api.idempotency import IdempotencyKeys
 from services.api.store import InstanceStore, NamespaceStore, StoredInstance
 from services.api.visibility import SYSTEM, as_uuid, can_see
 from services.common import errors
 from services.common import instance_states as states
 from services.common.interceptors import caller, request_id
+from services.common.store import Put
 from services.common.wire import wire_name
 
 DEFAULT_EVENT_LIMIT = 100
@@ -46,8 +48,10 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         instances: InstanceStore,
         namespaces: NamespaceStore,
         events: Events,
+        keys: IdempotencyKeys,
         limits: validation.Limits,
     ) -> None:
+        self._keys = keys
         self._instances = instances
         self._namespaces = namespaces
         self._events = events
@@ -83,13 +87,38 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         if request.network:
             # No network exists until the networks issue lands.
             raise errors.NotFound(f"network {request.network[0].network_uuid} not found")
+        now = time.time()
         record = records_pb2.InstanceRecord(
-            instance=instance, created_at=time.time(), create_request_id=request_id()
+            instance=instance, created_at=now, create_request_id=request_id()
         )
-        if not await self._instances.create(record):
-            raise errors.AlreadyExists(f"instance {instance.uuid} already exists")
+        claim: list[Put] = []
+        retry_key = request.idempotency_key if request.HasField("idempotency_key") else ""
+        if retry_key:
+            digest = idempotency.request_hash(request)
+            earlier = await self._keys.earlier(namespace, retry_key, digest, now)
+            if earlier.instance_uuid is not None:
+                return await self._first_created(earlier.instance_uuid)
+            claim.append(
+                IdempotencyKeys.claim(namespace, retry_key, digest, instance.uuid, now, earlier)
+            )
+        if not await self._instances.create(record, *claim):
+            if claim:  # another create with this key won the race: answer its instance
+                earlier = await self._keys.earlier(namespace, retry_key, digest, now)
+                if earlier.instance_uuid is not None:
+                    return await self._first_created(earlier.instance_uuid)
+            raise errors.Aborted("a concurrent create got in the way; try again")
         self._record_creation(instance)
         return instance
+
+    async def _first_created(self, uuid: str) -> instance_pb2.Instance:
+        """The instance a retried create's first attempt made."""
+        stored = await self._instances.get(uuid)
+        if stored is None:
+            raise errors.Conflict(
+                f"the instance {uuid} this Idempotency-Key created has been purged",
+                reason="IDEMPOTENCY_TARGET_PURGED",
+            )
+        return stored.record.instance
 
     async def DeleteInstance(
         self, request: instance_service_pb2.DeleteInstanceRequest, context: grpc.aio.ServicerContext

@@ -13,6 +13,7 @@ from sfmesh.v1 import (
 
 from services.api.auth import AuthServicer
 from services.api.events import Events
+from services.api.idempotency import IdempotencyKeys
 from services.api.instances import InstanceServicer
 from services.api.keys import ensure_system_namespace
 from services.api.store import InstanceStore, NamespaceStore
@@ -49,7 +50,9 @@ async def serve_api(config: ApiConfig) -> None:
     emitter = service_emitter(config.mesh, "api", authority)
     await emitter.start()
     events = Events(emitter, config.mesh.eventlog, InternalCredentials(authority, "api"))
-    instances = InstanceServicer(InstanceStore(store), namespaces, events, config.limits)
+    instances = InstanceServicer(
+        InstanceStore(store), namespaces, events, IdempotencyKeys(store), config.limits
+    )
 
     async def close() -> None:
         await events.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -97,3 +98,38 @@ def test_instance_survives_api_restart(mesh: Mesh, rest: httpx.Client) -> None:
     reply = rest.get(f"/instances/{uuid}")
     assert reply.status_code == 200, reply.text
     assert reply.json()["name"] == "survivor"
+
+
+def test_a_retried_create_with_an_idempotency_key_answers_the_first_instance(
+    rest: httpx.Client,
+) -> None:
+    headers = {"Idempotency-Key": "create-once-1"}
+    first = rest.post("/instances", json={**CREATE, "name": "once"}, headers=headers)
+    again = rest.post("/instances", json={**CREATE, "name": "once"}, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json()["uuid"] == first.json()["uuid"]
+    named = [i for i in rest.get("/instances").json() if i["name"] == "once"]
+    assert len(named) == 1
+
+    reused = rest.post("/instances", json={**CREATE, "name": "other"}, headers=headers)
+    assert reused.status_code == 409
+    assert "Idempotency-Key" in reused.json()["error"]
+    fresh = rest.post(
+        "/instances", json={**CREATE, "name": "once"}, headers={"Idempotency-Key": "create-once-2"}
+    )
+    assert fresh.json()["uuid"] != first.json()["uuid"]
+
+
+def test_concurrent_retries_make_exactly_one_instance(mesh: Mesh, token: str) -> None:
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "race-1"}
+
+    def attempt(_: int) -> str:
+        reply = httpx.post(
+            f"{mesh.gateway_url}/instances", json={**CREATE, "name": "raced"}, headers=headers
+        )
+        assert reply.status_code == 200, reply.text
+        return str(reply.json()["uuid"])
+
+    with ThreadPoolExecutor(10) as pool:
+        uuids = set(pool.map(attempt, range(10)))
+    assert len(uuids) == 1

@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from sfmesh.v1 import instance_pb2 as sfmesh_dot_v1_dot_instance__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17sfmesh/v1/records.proto\x12\tsfmesh.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x18sfmesh/v1/instance.proto\"=\n\tKeyRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x63rypt_hash\x18\x02 \x01(\x0c\x12\r\n\x05nonce\x18\x03 \x01(\t\"\x8c\x01\n\x0fNamespaceRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\"\n\x04keys\x18\x03 \x03(\x0b\x32\x14.sfmesh.v1.KeyRecord\x12\r\n\x05trust\x18\x04 \x03(\t\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\"z\n\x0eInstanceRecord\x12%\n\x08instance\x18\x01 \x01(\x0b\x32\x13.sfmesh.v1.Instance\x12\x12\n\ncreated_at\x18\x02 \x01(\x01\x12\x12\n\ndeleted_at\x18\x03 \x01(\x01\x12\x19\n\x11\x63reate_request_id\x18\x04 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17sfmesh/v1/records.proto\x12\tsfmesh.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x18sfmesh/v1/instance.proto\"=\n\tKeyRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x63rypt_hash\x18\x02 \x01(\x0c\x12\r\n\x05nonce\x18\x03 \x01(\t\"\x8c\x01\n\x0fNamespaceRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\"\n\x04keys\x18\x03 \x03(\x0b\x32\x14.sfmesh.v1.KeyRecord\x12\r\n\x05trust\x18\x04 \x03(\t\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\"z\n\x0eInstanceRecord\x12%\n\x08instance\x18\x01 \x01(\x0b\x32\x13.sfmesh.v1.Instance\x12\x12\n\ncreated_at\x18\x02 \x01(\x01\x12\x12\n\ndeleted_at\x18\x03 \x01(\x01\x12\x19\n\x11\x63reate_request_id\x18\x04 \x01(\t\"T\n\x11IdempotencyRecord\x12\x14\n\x0crequest_hash\x18\x01 \x01(\x0c\x12\x15\n\rinstance_uuid\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,4 +39,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NAMESPACERECORD']._serialized_end=298
   _globals['_INSTANCERECORD']._serialized_start=300
   _globals['_INSTANCERECORD']._serialized_end=422
+  _globals['_IDEMPOTENCYRECORD']._serialized_start=424
+  _globals['_IDEMPOTENCYRECORD']._serialized_end=508
 # @@protoc_insertion_point(module_scope)

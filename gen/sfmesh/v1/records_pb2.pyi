@@ -43,3 +43,13 @@ class InstanceRecord(_message.Message):
     deleted_at: float
     create_request_id: str
     def __init__(self, instance: _Optional[_Union[_instance_pb2.Instance, _Mapping]] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ..., create_request_id: _Optional[str] = ...) -> None: ...
+
+class IdempotencyRecord(_message.Message):
+    __slots__ = ("request_hash", "instance_uuid", "expires_at")
+    REQUEST_HASH_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_UUID_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    request_hash: bytes
+    instance_uuid: str
+    expires_at: float
+    def __init__(self, request_hash: _Optional[bytes] = ..., instance_uuid: _Optional[str] = ..., expires_at: _Optional[float] = ...) -> None: ...

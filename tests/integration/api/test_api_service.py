@@ -28,6 +28,7 @@ from sfmesh.v1 import (
 
 from services.api.auth import AuthServicer
 from services.api.events import Events
+from services.api.idempotency import IdempotencyKeys
 from services.api.instances import InstanceServicer
 from services.api.keys import SYSTEM, ensure_system_namespace, new_key_record
 from services.api.store import InstanceStore, NamespaceStore
@@ -149,7 +150,10 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     events = Events(emitter, "127.0.0.1:1", InternalCredentials(authority, "api-test"))
     server = grpc.aio.server(interceptors=[RequestInterceptor(), AuthInterceptor(authority)])
     instance_service_pb2_grpc.add_InstanceServiceServicer_to_server(
-        InstanceServicer(InstanceStore(store), namespaces, events, Limits(max_cpus=4)), server
+        InstanceServicer(
+            InstanceStore(store), namespaces, events, IdempotencyKeys(store), Limits(max_cpus=4)
+        ),
+        server,
     )
     auth_service_pb2_grpc.add_AuthServiceServicer_to_server(
         AuthServicer(namespaces, authority), server
