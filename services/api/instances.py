@@ -23,6 +23,7 @@ from sfmesh.v1 import (
 from services.api import idempotency, metadata, validation, watch
 from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
+from services.api.power import PowerOperations
 from services.api.store import InstanceStore, NamespaceStore, StoredInstance
 from services.api.visibility import SYSTEM, as_uuid, can_see
 from services.common import errors
@@ -40,7 +41,7 @@ def state_name(state: int) -> str:
     return wire_name(instance_pb2.InstanceState.DESCRIPTOR, state)
 
 
-class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
+class InstanceServicer(PowerOperations, instance_service_pb2_grpc.InstanceServiceServicer):
     """The instance API over etcd."""
 
     def __init__(

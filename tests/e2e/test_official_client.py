@@ -165,3 +165,16 @@ def test_cli_instance_events(client: apiclient.Client) -> None:
     # The CLI sends --limit as a string; sfmesh takes numeric strings.
     shown = sf_client("instance", "events", uuid, "--type", "audit", "--limit", "1")
     assert [event["message"] for event in shown] == ["create request from REST API"]
+
+
+def test_power_operations_before_creation_raise_not_ready(client: apiclient.Client) -> None:
+    uuid = client.create_instance("powered", 1, 256, [], [dict(DISK)], None, None)["uuid"]
+    for call in (
+        client.power_on_instance,
+        client.power_off_instance,
+        client.pause_instance,
+        client.unpause_instance,
+        client.reboot_instance,
+    ):
+        with pytest.raises(apiclient.DependenciesNotReadyException):
+            call(uuid)

@@ -133,3 +133,15 @@ def test_concurrent_retries_make_exactly_one_instance(mesh: Mesh, token: str) ->
     with ThreadPoolExecutor(10) as pool:
         uuids = set(pool.map(attempt, range(10)))
     assert len(uuids) == 1
+
+
+@pytest.mark.parametrize(
+    "operation", ["rebootsoft", "reboothard", "poweroff", "poweron", "pause", "unpause"]
+)
+def test_power_operations_need_a_created_instance(rest: httpx.Client, operation: str) -> None:
+    uuid = rest.post("/instances", json={**CREATE, "name": f"power-{operation}"}).json()["uuid"]
+    reply = rest.post(f"/instances/{uuid}/{operation}")
+    assert reply.status_code == 406
+    assert reply.json()["error"] == f"instance {uuid} is not ready (initial)"
+    assert rest.post(f"/instances/{uuid}/{operation}", json={"force": True}).status_code == 400
+    assert rest.post("/instances/00000000-0000-4000-8000-000000000000/poweron").status_code == 404
