@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sfmesh.v1 import instance_service_pb2, records_pb2
 
 from services.common import errors
-from services.common.store import Put, Store, key
+from services.common.store import Delete, Put, Store, key, kind_prefix
 
 KEY_LIFETIME = 24 * 3600.0
 
@@ -65,6 +65,13 @@ class IdempotencyKeys:
                 reason="IDEMPOTENCY_KEY_REUSED",
             )
         return Earlier(record.instance_uuid, item.mod_revision)
+
+    async def forget_expired(self, now: float) -> None:
+        """Delete key records past their lifetime (unless rewritten meanwhile)."""
+        async for item in self._store.list_prefix(kind_prefix("idempotency")):
+            record = records_pb2.IdempotencyRecord.FromString(item.value)
+            if record.expires_at <= now:
+                await self._store.commit([Delete(item.key, item.mod_revision)])
 
     @staticmethod
     def claim(

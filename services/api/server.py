@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from sfmesh.v1 import (
@@ -16,6 +17,7 @@ from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
 from services.api.instances import InstanceServicer
 from services.api.keys import ensure_system_namespace
+from services.api.purge import purge_forever
 from services.api.store import InstanceStore, NamespaceStore
 from services.api.validation import Limits
 from services.common.config import MeshConfig
@@ -37,6 +39,10 @@ class ApiConfig:
     """Bounds on what one instance may ask for."""
     token_ttl_seconds: int
     """How long a user token lives."""
+    deleted_retention: float
+    """Seconds a deleted instance stays readable by UUID before it is purged."""
+    purge_interval: float
+    """Seconds between purge sweeps."""
 
 
 async def serve_api(config: ApiConfig) -> None:
@@ -50,11 +56,19 @@ async def serve_api(config: ApiConfig) -> None:
     emitter = service_emitter(config.mesh, "api", authority)
     await emitter.start()
     events = Events(emitter, config.mesh.eventlog, InternalCredentials(authority, "api"))
-    instances = InstanceServicer(
-        InstanceStore(store), namespaces, events, IdempotencyKeys(store), config.limits
+    instance_store, keys = InstanceStore(store), IdempotencyKeys(store)
+    instances = InstanceServicer(instance_store, namespaces, events, keys, config.limits)
+    purging = asyncio.create_task(
+        purge_forever(
+            instance_store,
+            keys,
+            retention=config.deleted_retention,
+            interval=config.purge_interval,
+        )
     )
 
     async def close() -> None:
+        purging.cancel()
         await events.close()
         await emitter.close()
         await store.close()

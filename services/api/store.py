@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sfmesh.v1 import records_pb2
 
 from services.common import errors
-from services.common.store import Put, Store, key, kind_prefix
+from services.common.store import Delete, Put, Store, key, kind_prefix
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,11 @@ class InstanceStore:
             key("instance", record.instance.uuid), record.SerializeToString(), stored.mod_revision
         )
         return await self._store.commit([put])
+
+    async def remove(self, stored: StoredInstance) -> bool:
+        """Delete a record as read; False when it changed in between."""
+        uuid = stored.record.instance.uuid
+        return await self._store.commit([Delete(key("instance", uuid), stored.mod_revision)])
 
     async def update(
         self, stored: StoredInstance, change: Callable[[records_pb2.InstanceRecord], None]

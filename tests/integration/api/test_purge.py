@@ -1,0 +1,57 @@
+"""services/api/purge.py against a real etcd: only long-deleted records go."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sfmesh.v1 import instance_pb2, records_pb2
+
+from services.api.idempotency import IdempotencyKeys, record_key
+from services.api.purge import purge_once, purgeable
+from services.api.store import InstanceStore
+from services.common import instance_states as states
+from services.common.store import Put, Store
+
+NOW = 1_000_000.0
+
+
+def record(state: int, deleted_at: float = 0.0) -> records_pb2.InstanceRecord:
+    instance = instance_pb2.Instance(uuid=str(uuid.uuid4()), state=state)  # type: ignore[arg-type]
+    return records_pb2.InstanceRecord(instance=instance, deleted_at=deleted_at)
+
+
+@pytest.fixture
+async def store(etcd: str) -> AsyncIterator[Store]:
+    connection = Store(etcd)
+    yield connection
+    await connection.close()
+
+
+def test_purgeable_only_after_the_retention() -> None:
+    assert purgeable(record(states.DELETED, NOW - 61), NOW, 60)
+    assert not purgeable(record(states.DELETED, NOW - 59), NOW, 60)
+    assert not purgeable(record(states.ERROR, NOW - 1000), NOW, 60)
+
+
+async def test_purge_once_removes_only_long_deleted_records(store: Store) -> None:
+    instances, keys = InstanceStore(store), IdempotencyKeys(store)
+    old = record(states.DELETED, NOW - 3600)
+    recent = record(states.DELETED, NOW - 10)
+    alive = record(states.INITIAL)
+    for each in (old, recent, alive):
+        assert await instances.create(each)
+    expired_key = record_key("purge-test", str(uuid.uuid4()))
+    key_record = records_pb2.IdempotencyRecord(instance_uuid="x", expires_at=NOW - 1)
+    assert await store.commit([Put(expired_key, key_record.SerializeToString(), 0)])
+
+    assert await purge_once(instances, keys, retention=600, now=NOW) >= 1
+
+    assert await instances.get(old.instance.uuid) is None
+    assert await instances.get(recent.instance.uuid) is not None
+    assert await instances.get(alive.instance.uuid) is not None
+    assert await store.get(expired_key) is None
+    for each in (recent, alive):
+        stored = await instances.get(each.instance.uuid)
+        assert stored is not None and await instances.remove(stored)
