@@ -6,25 +6,20 @@ The upstream is a small fake InstanceService that lives only in this file.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import grpc
 import httpx
 import orjson
 import pytest
-import uvicorn
 from google.protobuf import any_pb2, duration_pb2, empty_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 from sfmesh.v1 import instance_pb2, instance_service_pb2, instance_service_pb2_grpc
-
-from services.api_gateway.app import GatewayApp
-from services.api_gateway.config import GatewayConfig
 
 SERVICE = instance_service_pb2.DESCRIPTOR.services_by_name["InstanceService"].full_name
 
@@ -107,12 +102,6 @@ class FakeInstances(instance_service_pb2_grpc.InstanceServiceServicer):
         await context.abort(grpc.StatusCode.UNAVAILABLE, "watch ended")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 async def upstream() -> AsyncIterator[tuple[str, FakeInstances]]:
     server = grpc.aio.server()
@@ -130,22 +119,12 @@ async def upstream() -> AsyncIterator[tuple[str, FakeInstances]]:
 
 
 @pytest.fixture(scope="module")
-async def gateway(upstream: tuple[str, FakeInstances]) -> AsyncIterator[str]:
-    port = _free_port()
-    config = GatewayConfig(api_address=upstream[0], port=port, stream_start_wait=0.2)
-    app = GatewayApp(config)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.ensure_future(server.serve())
-    while not server.started:
-        assert not task.done(), "the gateway did not start"
-        await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    app.request_stop()
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.wait_for(task, 10)
+async def gateway(
+    upstream: tuple[str, FakeInstances],
+    gateway_runner: Callable[..., AbstractAsyncContextManager[str]],
+) -> AsyncIterator[str]:
+    async with gateway_runner(upstream[0], stream_start_wait=0.2) as url:
+        yield url
 
 
 async def test_list_answers_a_bare_list(gateway: str) -> None:

@@ -7,15 +7,12 @@ the generated base classes: discovery never calls them.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 import grpc
 import httpx
 import pytest
-import uvicorn
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from sfmesh.v1 import (
     auth_service_pb2,
@@ -24,20 +21,12 @@ from sfmesh.v1 import (
     instance_service_pb2_grpc,
 )
 
-from services.api_gateway.app import GatewayApp
-from services.api_gateway.config import GatewayConfig
 from services.common.reflection import enable_reflection
 
 SERVICES = [
     instance_service_pb2.DESCRIPTOR.services_by_name["InstanceService"].full_name,
     auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -57,21 +46,11 @@ async def upstream() -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="module")
-async def gateway(upstream: str) -> AsyncIterator[str]:
-    port = _free_port()
-    app = GatewayApp(GatewayConfig(api_address=upstream, port=port))
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.ensure_future(server.serve())
-    while not server.started:
-        assert not task.done(), "the gateway did not start"
-        await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    app.request_stop()
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.wait_for(task, 10)
+async def gateway(
+    upstream: str, gateway_runner: Callable[..., AbstractAsyncContextManager[str]]
+) -> AsyncIterator[str]:
+    async with gateway_runner(upstream) as url:
+        yield url
 
 
 async def test_openapi_json_describes_the_upstream_with_comments(gateway: str) -> None:
