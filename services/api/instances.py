@@ -61,14 +61,19 @@ class InstanceServicer(PowerOperations, instance_service_pb2_grpc.InstanceServic
     async def ListInstances(
         self, request: instance_service_pb2.ListInstancesRequest, context: grpc.aio.ServicerContext
     ) -> instance_service_pb2.ListInstancesResponse:
+        if request.page_size < 0:
+            raise errors.InvalidArgument("page_size must not be negative")
         namespace = caller().namespace
         reply = instance_service_pb2.ListInstancesResponse()
-        async for stored in self._instances.all():
+        async for stored in self._instances.all(after=request.page_token):
             instance = stored.record.instance
             if not can_see(namespace, instance.namespace):
                 continue
             if request.all or instance.state in states.ACTIVE:
                 reply.instances.append(instance)
+                if len(reply.instances) == request.page_size:
+                    reply.next_page_token = instance.uuid
+                    break
         return reply
 
     async def GetInstance(

@@ -122,10 +122,11 @@ class Store:
         return Item(found.key, found.value, found.mod_revision)
 
     async def list_prefix(
-        self, prefix: bytes, *, page_size: int = PAGE_SIZE
+        self, prefix: bytes, *, page_size: int = PAGE_SIZE, after: bytes = b""
     ) -> AsyncIterator[Item]:
-        """Every item under `prefix` in key order, read in pages at one revision."""
-        async for items, _ in self._pages(prefix, page_size):
+        """Every item under `prefix` in key order (only keys past `prefix + after`
+        when given), read in pages at one revision."""
+        async for items, _ in self._pages(prefix, page_size, after):
             for item in items:
                 yield item
 
@@ -139,9 +140,11 @@ class Store:
             at = revision
         return Snapshot(found, at)
 
-    async def _pages(self, prefix: bytes, page_size: int) -> AsyncIterator[tuple[list[Item], int]]:
+    async def _pages(
+        self, prefix: bytes, page_size: int, after: bytes = b""
+    ) -> AsyncIterator[tuple[list[Item], int]]:
         end = aetcd.utils.prefix_range_end(prefix)
-        start = prefix
+        start = prefix + after + b"\0" if after else prefix
         revision = 0
         while True:
             request = rpc.RangeRequest(key=start, range_end=end, limit=page_size, revision=revision)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from devmesh.mesh import Mesh
@@ -71,3 +72,24 @@ def test_list_instances_without_token_is_refused(mesh: Mesh) -> None:
     )
     assert done.returncode != 0
     assert "Unauthenticated" in done.stdout + done.stderr
+
+
+def test_list_instances_pages_for_grpc_clients(mesh: Mesh, token: str, rest: httpx.Client) -> None:
+    for number in range(5):
+        body = {"name": f"paged-{number}", "cpus": 1, "memory": 256, "disk": [{"size": 1}]}
+        assert rest.post("/instances", json=body).status_code == 200
+    auth = ("-H", f"authorization: Bearer {token}")
+    method = "sfmesh.v1.InstanceService/ListInstances"
+    everything = json.loads(grpcurl(*auth, "-d", '{"all": true}', mesh.address("api"), method))
+    total = len(everything.get("instances", []))
+    assert total >= 5
+    seen: list[str] = []
+    page_token = ""
+    while True:
+        query = json.dumps({"all": True, "page_size": 2, "page_token": page_token})
+        page = json.loads(grpcurl(*auth, "-d", query, mesh.address("api"), method))
+        seen += [instance["uuid"] for instance in page.get("instances", [])]
+        page_token = page.get("nextPageToken", "")  # grpcurl prints JSON names
+        if not page_token:
+            break
+    assert len(seen) == len(set(seen)) >= total

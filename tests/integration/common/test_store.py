@@ -251,3 +251,16 @@ async def test_watch_sees_live_changes(store: Store, prefix: bytes) -> None:
     change = await asyncio.wait_for(pending, 5)
     await changes.aclose()
     assert (change.key, change.value, change.previous) == (prefix + b"live", b"x", None)
+
+
+async def test_list_prefix_after_a_key(store: Store, prefix: bytes) -> None:
+    await store.commit([Put(prefix + name, b"x") for name in (b"a", b"b", b"c")])
+    assert [i.key for i in await listed_after(store, prefix, b"a")] == [
+        prefix + b"b",
+        prefix + b"c",
+    ]
+    assert await listed_after(store, prefix, b"c") == []
+
+
+async def listed_after(store: Store, prefix: bytes, after: bytes) -> list[Item]:
+    return [item async for item in store.list_prefix(prefix, page_size=1, after=after)]
