@@ -26,6 +26,11 @@ def new_key_record(name: str, secret: str) -> records_pb2.KeyRecord:
     )
 
 
+async def make_key(name: str, secret: str) -> records_pb2.KeyRecord:
+    """`new_key_record`, with bcrypt run in a thread so the event loop goes on."""
+    return await asyncio.to_thread(new_key_record, name, secret)
+
+
 async def matching_key(
     namespace: records_pb2.NamespaceRecord, secret: str
 ) -> records_pb2.KeyRecord | None:
@@ -55,6 +60,6 @@ async def ensure_system_namespace(namespaces: NamespaceStore, state_dir: Path) -
     record = records_pb2.NamespaceRecord(
         name=SYSTEM,
         state="created",
-        keys=[await asyncio.to_thread(new_key_record, SYSTEM_KEY_NAME, secret)],
+        keys=[await make_key(SYSTEM_KEY_NAME, secret)],
     )
     await namespaces.create(record)

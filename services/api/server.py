@@ -18,6 +18,7 @@ from services.api.idempotency import IdempotencyKeys
 from services.api.instances import InstanceServicer
 from services.api.keys import ensure_system_namespace
 from services.api.purge import purge_forever
+from services.api.revocation import Revocation
 from services.api.store import InstanceStore, NamespaceStore
 from services.api.validation import Limits
 from services.common.config import MeshConfig
@@ -50,6 +51,8 @@ async def serve_api(config: ApiConfig) -> None:
     store = Store(config.mesh.etcd)
     namespaces = NamespaceStore(store)
     await ensure_system_namespace(namespaces, config.mesh.state_dir)
+    revocation = Revocation(namespaces)
+    revocation.start()
     authority = service_authority(
         config.mesh.state_dir, users=True, ttl_seconds=config.token_ttl_seconds
     )
@@ -68,6 +71,7 @@ async def serve_api(config: ApiConfig) -> None:
     )
 
     async def close() -> None:
+        await revocation.close()
         purging.cancel()
         await events.close()
         await emitter.close()
@@ -93,4 +97,5 @@ async def serve_api(config: ApiConfig) -> None:
         ],
         authority=authority,
         on_stop=close,
+        check=revocation.check,
     )

@@ -4,7 +4,8 @@
    one), logs one structured line per request, and maps `SfmeshError` to a rich
    gRPC status — errors are translated here and nowhere else.
 2. `AuthInterceptor`: enforces each RPC's `(sfmesh.v1.access)` option and
-   records who is calling.
+   records who is calling. A service may give it a further `check` of the
+   verified caller (the api checks that a user token was not revoked).
 
 The request id and the caller live in context variables that servicers read
 through `request_id()` and `caller()`.
@@ -35,6 +36,8 @@ _caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller"
 Behavior = Callable[..., Any]
 Wrapper = Callable[[Behavior, bool], Behavior]
 """Wraps one handler behaviour; the flag says whether it answers a stream."""
+CallerCheck = Callable[[Caller], Awaitable[None]]
+"""Runs after a token is verified; raises (e.g. Unauthenticated) to refuse it."""
 
 
 def request_id() -> str:
@@ -157,8 +160,9 @@ def method_access(method: str) -> int:
 class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Checks the bearer token each RPC's access option asks for."""
 
-    def __init__(self, authority: TokenAuthority) -> None:
+    def __init__(self, authority: TokenAuthority, *, check: CallerCheck | None = None) -> None:
         self._authority = authority
+        self._check = check
 
     async def intercept_service(
         self,
@@ -180,19 +184,26 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 async def streaming(
                     request: Any, context: grpc.aio.ServicerContext
                 ) -> AsyncIterator[Any]:
-                    _caller.set(self._verify(header, internal))
+                    _caller.set(await self._authenticate(header, internal))
                     async for reply in behavior(request, context):
                         yield reply
 
                 return streaming
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                _caller.set(self._verify(header, internal))
+                _caller.set(await self._authenticate(header, internal))
                 return await behavior(request, context)
 
             return unary
 
         return _wrap(handler, wrapper)
+
+    async def _authenticate(self, header: str | None, internal: bool) -> Caller:
+        """The caller the token proves, once the service's `check` accepts it."""
+        verified = self._verify(header, internal)
+        if self._check is not None:
+            await self._check(verified)
+        return verified
 
     def _verify(self, header: str | None, internal: bool) -> Caller:
         if not header:

@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from services.common.interceptors import AuthInterceptor, RequestInterceptor
+from services.common.interceptors import AuthInterceptor, CallerCheck, RequestInterceptor
 from services.common.reflection import enable_reflection
 from services.common.tokens import TokenAuthority
 
@@ -41,13 +41,17 @@ async def serve(
     authority: TokenAuthority,
     published: Sequence[str] = (),
     on_stop: Callable[[], Awaitable[None]] | None = None,
+    check: CallerCheck | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully.
 
     `published` names contracts this process announces through reflection
-    without serving them yet, so clients can see their shape.
+    without serving them yet, so clients can see their shape. `check` runs on
+    every verified caller and may refuse it (see `AuthInterceptor`).
     """
-    server = grpc.aio.server(interceptors=[RequestInterceptor(), AuthInterceptor(authority)])
+    server = grpc.aio.server(
+        interceptors=[RequestInterceptor(), AuthInterceptor(authority, check=check)]
+    )
     for servicer in servicers:
         servicer.register(servicer.implementation, server)
     health_servicer = health.aio.HealthServicer()

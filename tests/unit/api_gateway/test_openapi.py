@@ -78,7 +78,7 @@ def test_list_instances_answers_an_array_of_instances() -> None:
     schema = _json_schema(listing)
     assert schema["type"] == "array"
     assert schema["items"] == {"$ref": "#/components/schemas/Instance"}
-    assert [p["name"] for p in listing["parameters"]] == ["all"]
+    assert [p["name"] for p in listing["parameters"]] == ["all", "page_size", "page_token"]
     assert listing["parameters"][0]["in"] == "query"
     assert listing["responses"]["default"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Error"
