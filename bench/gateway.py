@@ -58,6 +58,16 @@ class Rest:
             raise RuntimeError(f"{method} {path}: {response.status} {data[:200]!r}")
         return data
 
+    @staticmethod
+    def token(mesh: Mesh) -> str:
+        """A system token from POST /auth."""
+        conn = http.client.HTTPConnection("127.0.0.1", mesh.ports.gateway)
+        body = json.dumps({"namespace": "system", "key": mesh.system_key})
+        conn.request("POST", "/auth", body=body, headers={"Content-Type": "application/json"})
+        token = json.loads(conn.getresponse().read())["access_token"]
+        conn.close()
+        return str(token)
+
 
 class Grpc:
     """A channel and sync stub to the api."""
