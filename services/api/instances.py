@@ -6,6 +6,7 @@ interceptor.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -137,9 +138,7 @@ class InstanceServicer(PowerOperations, instance_service_pb2_grpc.InstanceServic
             raise errors.NotFound("instance not found")
         if request.HasField("namespace") and request.namespace != before.namespace:
             raise errors.NotFound("instance not in namespace")
-        self._events.audit(before.uuid, "delete request from REST API")
-        await self._instances.update(stored, _deleted)
-        self._events.attribute_set(before.uuid, "state", state_name(states.DELETED))
+        await self._delete(stored, "delete request from REST API")
         return before
 
     async def DeleteAllInstances(
@@ -154,10 +153,17 @@ class InstanceServicer(PowerOperations, instance_service_pb2_grpc.InstanceServic
             if can_see(namespace, instance.namespace):
                 reply.uuids.append(instance.uuid)
                 if instance.state != states.DELETED:
-                    self._events.audit(instance.uuid, "delete request via delete all from REST API")
-                    await self._instances.update(stored, _deleted)
-                    self._events.attribute_set(instance.uuid, "state", state_name(states.DELETED))
+                    with contextlib.suppress(errors.NotFound):  # deleted meanwhile: fine
+                        await self._delete(stored, "delete request via delete all from REST API")
         return reply
+
+    async def _delete(self, stored: StoredInstance, audit: str) -> None:
+        """Delete an instance with compare-and-swap; its events are recorded
+        only by the writer that won, so the history tells one story."""
+        uuid = stored.record.instance.uuid
+        await self._instances.update(stored, _deleted)
+        self._events.audit(uuid, audit)
+        self._events.attribute_set(uuid, "state", state_name(states.DELETED))
 
     async def ListInstanceInterfaces(
         self,
@@ -334,10 +340,11 @@ class InstanceServicer(PowerOperations, instance_service_pb2_grpc.InstanceServic
         """The namespace a create goes to, which must exist and admit the caller."""
         own = caller().namespace
         target = request.namespace if request.HasField("namespace") and request.namespace else own
-        if target != own and own != SYSTEM:
+        record = await self._namespaces.get(target)
+        if record is None:
             raise errors.NotFound("namespace not found")
-        if await self._namespaces.get(target) is None:
-            raise errors.NotFound("namespace not found")
+        if target != own and own != SYSTEM and own not in record.trust:
+            raise errors.NotFound("namespace not found")  # not trusted: as if absent
         return target
 
     async def _resolve(self, ref: str) -> StoredInstance:

@@ -1,0 +1,93 @@
+"""Many writers on one instance end in one consistent state, and its event
+history tells that one story."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from devmesh.mesh import Mesh
+
+pytestmark = pytest.mark.slow
+
+CREATE = {"name": "contended", "cpus": 1, "memory": 256, "disk": [{"size": 1}]}
+
+
+def test_50_parallel_deletes_power_and_metadata_operations(
+    mesh: Mesh, rest: httpx.Client, token: str
+) -> None:
+    uuid = rest.post("/instances", json=CREATE).json()["uuid"]
+    headers = {"Authorization": f"Bearer {token}"}
+    operations = ["delete", "poweron", "metadata"] * 16 + ["delete", "delete"]
+
+    def run(index: int) -> tuple[str, int]:
+        operation = operations[index]
+        url = f"{mesh.gateway_url}/instances/{uuid}"
+        with httpx.Client(headers=headers, timeout=30) as client:
+            if operation == "delete":
+                reply = client.delete(url)
+            elif operation == "poweron":
+                reply = client.post(f"{url}/poweron")
+            else:
+                reply = client.put(f"{url}/metadata/k{index}", json={"value": index})
+        return operation, reply.status_code
+
+    with ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(run, range(len(operations))))
+
+    deletes = sorted(status for operation, status in results if operation == "delete")
+    assert deletes == [200] + [404] * (len(deletes) - 1)
+    assert {status for operation, status in results if operation == "poweron"} == {406}
+    assert {status for operation, status in results if operation == "metadata"} == {200}
+
+    final = rest.get(f"/instances/{uuid}").json()
+    assert final["state"] == "deleted"
+    assert len(final["metadata"]) == 16  # every metadata write landed: no lost update
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        events = rest.get(f"/instances/{uuid}/events", params={"limit": -1}).json()
+        if sum(e["message"] == "set metadata key request from REST API" for e in events) == 16:
+            break
+        time.sleep(0.1)
+    messages = [event["message"] for event in events]
+    assert messages.count("delete request from REST API") == 1
+    deleted = [
+        e
+        for e in events
+        if e["message"] == "set attribute" and e["extra"].get("value") == "deleted"
+    ]
+    assert len(deleted) == 1
+    assert messages.count("set metadata key request from REST API") == 16
+
+
+def test_a_trusted_namespace_may_create_in_the_trusting_one(rest: httpx.Client) -> None:
+    for name in ("trusting", "trusted"):
+        created = rest.post(
+            "/auth/namespaces", json={"namespace": name, "key_name": "k", "key": f"{name}-secret"}
+        )
+        assert created.status_code in (200, 403), created.text
+    assert (
+        rest.post(
+            "/auth/namespaces/trusting/trust", json={"external_namespace": "trusted"}
+        ).status_code
+        == 200
+    )
+    token = rest.post("/auth", json={"namespace": "trusted", "key": "trusted-secret"}).json()[
+        "access_token"
+    ]
+    as_trusted = {"Authorization": f"Bearer {token}"}
+    base = str(rest.base_url)
+    reply = httpx.post(
+        f"{base}/instances", json={**CREATE, "namespace": "trusting"}, headers=as_trusted
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["namespace"] == "trusting"
+    refused = httpx.post(
+        f"{base}/instances", json={**CREATE, "namespace": "system"}, headers=as_trusted
+    )
+    assert refused.status_code == 404
+    assert refused.json()["error"] == "namespace not found"

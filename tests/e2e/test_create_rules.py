@@ -1,0 +1,107 @@
+"""Every create rule through REST (reference §4, plus sfmesh's own): each row
+checks the status, the message, and that nothing was written."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+VALID: dict[str, Any] = {"cpus": 1, "memory": 256, "disk": [{"size": 8, "base": "debian:11"}]}
+
+RULES: list[tuple[str, dict[str, Any], int, str]] = [
+    ("empty name", {"name": ""}, 400, "is not useable as a DNS and Linux host name"),
+    ("dotted name", {"name": "a.b"}, 400, "is not useable as a DNS"),
+    ("62 characters", {"name": "a" * 62}, 400, "is not useable as a DNS"),
+    ("leading hyphen", {"name": "-web"}, 400, "is not useable as a DNS"),
+    ("no cpus", {"cpus": 0}, 400, "cpus must be between 1 and 16, not 0"),
+    ("too many cpus", {"cpus": 17}, 400, "cpus must be between 1 and 16, not 17"),
+    ("cpus not a number", {"cpus": "many"}, 400, "cpus"),
+    ("too little memory", {"memory": 64}, 400, "memory must be at least 128 MiB, not 64"),
+    ("no disk", {"disk": []}, 400, "instance must specify at least one disk"),
+    ("zero size", {"disk": [{"size": 0}]}, 400, "disk[0].size must be a positive integer"),
+    ("label base", {"disk": [{"base": "label:gold"}]}, 400, "not supported yet"),
+    ("sf:// base", {"disk": [{"base": "sf://blob/x"}]}, 400, "not supported yet"),
+    ("unknown bus", {"disk": [{"bus": "floppy"}]}, 400, "disk[0].bus"),
+    ("unknown disk type", {"disk": [{"type": "tape"}]}, 400, "disk[0].type"),
+    ("disk not an object", {"disk": ["big"]}, 400, "disk[0]"),
+    (
+        "secure boot without uefi",
+        {"secure_boot": True},
+        400,
+        "secure boot requires UEFI be enabled",
+    ),
+    (
+        "ide with secure boot",
+        {"uefi": True, "secure_boot": True, "disk": [{"bus": "ide"}]},
+        400,
+        "the ide bus is not available with secure_boot",
+    ),
+    (
+        "user data not base64",
+        {"user_data": "!!not base64!!"},
+        400,
+        "user_data must be valid base64",
+    ),
+    ("unknown config drive", {"configdrive": "floppy"}, 400, "configdrive"),
+    ("unknown video model", {"video": {"model": "hologram"}}, 400, "video.model"),
+    (
+        "tags not a list",
+        {"metadata": {"tags": "web"}},
+        400,
+        'value for "tags" key should be a JSON list',
+    ),
+    (
+        "affinity not integers",
+        {"metadata": {"affinity": {"web": "lots"}}},
+        400,
+        "affinity dictionary values should be integers",
+    ),
+    ("falsy metadata value", {"metadata": {"owner": ""}}, 400, "no value specified"),
+    (
+        "unknown network",
+        {"network": [{"network_uuid": "nowhere"}]},
+        404,
+        "network nowhere not found",
+    ),
+    ("unknown namespace", {"namespace": "nowhere"}, 404, "namespace not found"),
+    ("unknown key", {"sshkey": "ssh-ed25519 AAAA"}, 400, "sshkey"),
+    ("camelCase key", {"sshKey": "ssh-ed25519 AAAA"}, 400, "sshKey"),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "message"),
+    [pytest.param(change, status, message, id=rule) for rule, change, status, message in RULES],
+)
+def test_a_refused_create_says_why_and_writes_nothing(
+    rest: httpx.Client, change: dict[str, Any], status: int, message: str
+) -> None:
+    name = f"refused-{uuid.uuid4().hex[:8]}"
+    reply = rest.post("/instances", json={"name": name, **VALID, **change})
+    assert reply.status_code == status, reply.text
+    assert message in reply.json()["error"]
+    everything = rest.request("GET", "/instances", json={"all": True}).json()
+    assert name not in [instance["name"] for instance in everything]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"disk": [{"bus": "ide"}]},
+        {"disk": [{"size": 8}, {"type": "cdrom", "bus": "sata"}]},
+        {"name": "a" * 61},
+        {"name": "1234"},
+        {"user_data": "I2Nsb3VkLWNvbmZpZwo="},
+        {"video": {"model": "qxl", "memory": 65536, "vdi": "vnc"}},
+        {"metadata": {"tags": ["web"], "affinity": {"db": -5}}},
+        {"uefi": True, "secure_boot": True},
+    ],
+)
+def test_accepted_edge_cases(rest: httpx.Client, change: dict[str, Any]) -> None:
+    reply = rest.post("/instances", json={"name": "edge", **VALID, **change})
+    assert reply.status_code == 200, reply.text
