@@ -9,21 +9,20 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import grpc
 from google.protobuf import empty_pb2, json_format
 from sfmesh.v1 import (
-    eventlog_service_pb2,
     instance_pb2,
     instance_service_pb2,
     instance_service_pb2_grpc,
     records_pb2,
 )
 
-from services.api import idempotency, metadata, validation, watch
+from services.api import idempotency, metadata, validation
 from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
+from services.api.observation import Observation
 from services.api.power import PowerOperations
 from services.api.store import InstanceStore, NamespaceStore, StoredInstance
 from services.api.visibility import SYSTEM, as_uuid, can_see
@@ -33,7 +32,6 @@ from services.common.interceptors import caller, request_id
 from services.common.store import Put
 from services.common.wire import wire_name
 
-DEFAULT_EVENT_LIMIT = 100
 PowerStateEnum = instance_pb2.PowerState.DESCRIPTOR
 
 
@@ -42,7 +40,9 @@ def state_name(state: int) -> str:
     return wire_name(instance_pb2.InstanceState.DESCRIPTOR, state)
 
 
-class InstanceServicer(PowerOperations, instance_service_pb2_grpc.InstanceServiceServicer):
+class InstanceServicer(
+    PowerOperations, Observation, instance_service_pb2_grpc.InstanceServiceServicer
+):
     """The instance API over etcd."""
 
     def __init__(
@@ -227,74 +227,6 @@ class InstanceServicer(PowerOperations, instance_service_pb2_grpc.InstanceServic
                 uuid, "metadata", json_format.MessageToDict(record.instance.metadata)
             )
         return empty_pb2.Empty()
-
-    async def WatchInstances(
-        self, request: instance_service_pb2.WatchInstancesRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[instance_service_pb2.WatchInstancesResponse]:
-        namespace = caller().namespace
-        current, revision = await self._instances.snapshot()
-        for stored in current:
-            instance = stored.record.instance
-            if watch.shown(namespace, request.all, None, instance):
-                yield instance_service_pb2.WatchInstancesResponse(
-                    change=watch.Change.CHANGE_TYPE_EXISTING, instance=instance
-                )
-        async for before, after in self._instances.changes(after=revision):
-            old = before.instance if before else None
-            new = after.instance if after else None
-            if watch.shown(namespace, request.all, old, new):
-                change, instance = watch.classify(old, new)
-                yield instance_service_pb2.WatchInstancesResponse(change=change, instance=instance)
-
-    async def WatchInstance(
-        self, request: instance_service_pb2.WatchInstanceRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[instance_service_pb2.WatchInstanceResponse]:
-        stored = await self._resolve(request.ref)
-        uuid = stored.record.instance.uuid
-        yield instance_service_pb2.WatchInstanceResponse(
-            change=watch.Change.CHANGE_TYPE_EXISTING, instance=stored.record.instance
-        )
-        async for before, after in self._instances.changes(after=stored.mod_revision, uuid=uuid):
-            change, instance = watch.classify(
-                before.instance if before else None, after.instance if after else None
-            )
-            yield instance_service_pb2.WatchInstanceResponse(change=change, instance=instance)
-            if change == watch.Change.CHANGE_TYPE_PURGED:
-                return
-
-    async def ListInstanceEvents(
-        self,
-        request: instance_service_pb2.ListInstanceEventsRequest,
-        context: grpc.aio.ServicerContext,
-    ) -> instance_service_pb2.ListInstanceEventsResponse:
-        stored = await self._resolve(request.ref)
-        events = await self._events.newest(
-            "instance",
-            stored.record.instance.uuid,
-            event_type=request.event_type,
-            limit=request.limit if request.HasField("limit") else DEFAULT_EVENT_LIMIT,
-        )
-        return instance_service_pb2.ListInstanceEventsResponse(events=events)
-
-    async def WatchInstanceEvents(
-        self,
-        request: instance_service_pb2.WatchInstanceEventsRequest,
-        context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[instance_service_pb2.WatchInstanceEventsResponse]:
-        stored = await self._resolve(request.ref)
-        query = eventlog_service_pb2.WatchRequest(
-            object_type="instance",
-            object_uuid=stored.record.instance.uuid,
-            event_type=request.event_type,
-        )
-        if request.HasField("cursor"):
-            query.cursor = request.cursor
-        if request.HasField("since"):
-            query.since = request.since
-        async for item in self._events.watch(query):
-            yield instance_service_pb2.WatchInstanceEventsResponse(
-                event=item.event, cursor=item.cursor
-            )
 
     async def _delete_all_namespace(
         self, request: instance_service_pb2.DeleteAllInstancesRequest
