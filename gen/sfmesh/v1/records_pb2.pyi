@@ -1,5 +1,7 @@
 from google.protobuf import struct_pb2 as _struct_pb2
 from sfmesh.v1 import instance_pb2 as _instance_pb2
+from sfmesh.v1 import node_service_pb2 as _node_service_pb2
+from sfmesh.v1 import scheduler_service_pb2 as _scheduler_service_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -53,3 +55,17 @@ class IdempotencyRecord(_message.Message):
     instance_uuid: str
     expires_at: float
     def __init__(self, request_hash: _Optional[bytes] = ..., instance_uuid: _Optional[str] = ..., expires_at: _Optional[float] = ...) -> None: ...
+
+class NodeRecord(_message.Message):
+    __slots__ = ("name", "state", "facts", "lastseen", "last_report")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    FACTS_FIELD_NUMBER: _ClassVar[int]
+    LASTSEEN_FIELD_NUMBER: _ClassVar[int]
+    LAST_REPORT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    state: _node_service_pb2.NodeState
+    facts: _scheduler_service_pb2.HypervisorFacts
+    lastseen: float
+    last_report: _scheduler_service_pb2.ReportNodeRequest
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[_node_service_pb2.NodeState, str]] = ..., facts: _Optional[_Union[_scheduler_service_pb2.HypervisorFacts, _Mapping]] = ..., lastseen: _Optional[float] = ..., last_report: _Optional[_Union[_scheduler_service_pb2.ReportNodeRequest, _Mapping]] = ...) -> None: ...
