@@ -9,7 +9,7 @@ from sfmesh.v1 import (
     auth_service_pb2_grpc,
     instance_service_pb2_grpc,
     network_service_pb2,
-    node_service_pb2,
+    node_service_pb2_grpc,
 )
 
 from services.api.auth import AuthServicer
@@ -17,6 +17,7 @@ from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
 from services.api.instances import InstanceServicer
 from services.api.keys import ensure_system_namespace
+from services.api.nodes import NodeServicer
 from services.api.purge import purge_forever
 from services.api.revocation import Revocation
 from services.api.store import InstanceStore, NamespaceStore
@@ -86,6 +87,11 @@ async def serve_api(config: ApiConfig) -> None:
                 instance_service_pb2_grpc.add_InstanceServiceServicer_to_server,
             ),
             Servicer(
+                "sfmesh.v1.NodeService",
+                NodeServicer(store),
+                node_service_pb2_grpc.add_NodeServiceServicer_to_server,
+            ),
+            Servicer(
                 "sfmesh.v1.AuthService",
                 AuthServicer(namespaces, authority),
                 auth_service_pb2_grpc.add_AuthServiceServicer_to_server,
@@ -93,7 +99,6 @@ async def serve_api(config: ApiConfig) -> None:
         ],
         published=[
             network_service_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name,
-            node_service_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name,
         ],
         authority=authority,
         on_stop=close,

@@ -28,7 +28,7 @@ NODE_STATE_DELETED: NodeState
 NODE_STATE_ERROR: NodeState
 
 class Node(_message.Message):
-    __slots__ = ("uuid", "state", "metadata", "version", "name", "ip", "lastseen", "release", "is_hypervisor")
+    __slots__ = ("uuid", "state", "metadata", "version", "name", "ip", "lastseen", "release", "is_hypervisor", "is_etcd_master", "is_network_node", "is_eventlog_node", "is_cluster_maintainer")
     UUID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,10 @@ class Node(_message.Message):
     LASTSEEN_FIELD_NUMBER: _ClassVar[int]
     RELEASE_FIELD_NUMBER: _ClassVar[int]
     IS_HYPERVISOR_FIELD_NUMBER: _ClassVar[int]
+    IS_ETCD_MASTER_FIELD_NUMBER: _ClassVar[int]
+    IS_NETWORK_NODE_FIELD_NUMBER: _ClassVar[int]
+    IS_EVENTLOG_NODE_FIELD_NUMBER: _ClassVar[int]
+    IS_CLUSTER_MAINTAINER_FIELD_NUMBER: _ClassVar[int]
     uuid: str
     state: NodeState
     metadata: _struct_pb2.Struct
@@ -47,7 +51,11 @@ class Node(_message.Message):
     lastseen: float
     release: str
     is_hypervisor: bool
-    def __init__(self, uuid: _Optional[str] = ..., state: _Optional[_Union[NodeState, str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., version: _Optional[int] = ..., name: _Optional[str] = ..., ip: _Optional[str] = ..., lastseen: _Optional[float] = ..., release: _Optional[str] = ..., is_hypervisor: _Optional[bool] = ...) -> None: ...
+    is_etcd_master: bool
+    is_network_node: bool
+    is_eventlog_node: bool
+    is_cluster_maintainer: bool
+    def __init__(self, uuid: _Optional[str] = ..., state: _Optional[_Union[NodeState, str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., version: _Optional[int] = ..., name: _Optional[str] = ..., ip: _Optional[str] = ..., lastseen: _Optional[float] = ..., release: _Optional[str] = ..., is_hypervisor: _Optional[bool] = ..., is_etcd_master: _Optional[bool] = ..., is_network_node: _Optional[bool] = ..., is_eventlog_node: _Optional[bool] = ..., is_cluster_maintainer: _Optional[bool] = ...) -> None: ...
 
 class ListNodesRequest(_message.Message):
     __slots__ = ()
