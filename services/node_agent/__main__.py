@@ -1,13 +1,47 @@
-"""`python -m services.node_agent`: serves health, reflection and the published
-`node_agent_service.proto` contract; its RPCs arrive with their own issue."""
+"""`python -m services.node_agent`: flags and SFMESH_* variables ->
+NodeAgentConfig -> serve."""
 
 from __future__ import annotations
 
-from sfmesh.v1 import node_agent_service_pb2
+import argparse
+import asyncio
+import socket
 
-from services.common.contract_only import run_contract_only
+from services.common.config import env, mesh_config
+from services.common.main import parse_arguments
+from services.node_agent.facts import VIRT_TYPES
+from services.node_agent.server import NodeAgentConfig, serve_node_agent
+
+
+def main() -> None:
+    """Parse the configuration and run the node agent."""
+    extra = argparse.ArgumentParser(add_help=False)
+    extra.add_argument(
+        "--node-name",
+        default=env("NODE_NAME", "") or socket.gethostname(),
+        help="this node's name (default the hostname)",
+    )
+    extra.add_argument(
+        "--advertise",
+        default=env("NODE_AGENT_ADVERTISE", ""),
+        help="host:port others dial to reach this agent (default the listen address)",
+    )
+    extra.add_argument(
+        "--virt-type",
+        choices=VIRT_TYPES,
+        default=env("VIRT_TYPE", "auto"),
+        help="kvm, qemu (TCG), or auto: kvm only with /dev/kvm and a vmx/svm CPU flag",
+    )
+    args = parse_arguments("node_agent", listen="127.0.0.1:13020", extra=extra)
+    config = NodeAgentConfig(
+        mesh=mesh_config(args),
+        listen=args.listen,
+        node_name=args.node_name,
+        advertise=args.advertise or args.listen,
+        virt_type=args.virt_type,
+    )
+    asyncio.run(serve_node_agent(config))
+
 
 if __name__ == "__main__":
-    run_contract_only(
-        "node_agent", listen="127.0.0.1:13020", contract=node_agent_service_pb2.DESCRIPTOR
-    )
+    main()

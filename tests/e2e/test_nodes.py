@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -16,3 +18,19 @@ def test_nodes_are_for_the_system_namespace_only(mesh: Mesh, rest: httpx.Client)
     assert isinstance(listed.json(), list)
     assert rest.get("/nodes/no-such-node").status_code == 404
     assert httpx.get(f"{mesh.gateway_url}/nodes").status_code == 401
+
+
+def test_the_mesh_node_agent_registers_with_the_scheduler(rest: httpx.Client) -> None:
+    deadline = time.monotonic() + 20
+    nodes: list[dict[str, object]] = []
+    while time.monotonic() < deadline:
+        nodes = rest.get("/nodes").json()
+        if nodes:
+            break
+        time.sleep(0.2)
+    assert len(nodes) == 1
+    node = nodes[0]
+    assert node["state"] == "created"
+    assert node["ip"] == "127.0.0.1"
+    assert node["version"] == 7
+    assert rest.get(f"/nodes/{node['name']}").json()["name"] == node["name"]

@@ -1,0 +1,146 @@
+"""The live view of nodes: who holds a report stream, what each last reported,
+and the reservations placements hold on them. In memory and synchronous, so a
+placement can decide and reserve with no await in between; the clock is
+injected so tests can move time."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from services.scheduler.placement import NodeView
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """One report's numbers."""
+
+    cpus_total: int
+    cpus_used: int
+    memory_total_mib: int
+    memory_free_mib: int
+    disk_free_gib: int
+    load_1m: float
+    instance_uuids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Resources held on a node for an instance the node has not reported yet."""
+
+    reservation_id: str
+    node: str
+    instance_uuid: str
+    cpus: int
+    memory_mib: int
+    disk_gib: int
+    expires: float
+
+
+@dataclass
+class _Node:
+    session: int
+    capacity: Capacity | None = None
+    reservations: dict[str, Reservation] = field(default_factory=dict)
+
+
+class Registry:
+    """Nodes with a live report stream and their reservations."""
+
+    def __init__(
+        self, *, reservation_ttl: float = 120.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ttl = reservation_ttl
+        self._clock = clock
+        self._nodes: dict[str, _Node] = {}
+        self._sessions = 0
+
+    def connect(self, name: str) -> int:
+        """A stream opened for `name`; returns its session. A newer stream
+        replaces an older one; reservations carry over."""
+        self._sessions += 1
+        previous = self._nodes.get(name)
+        self._nodes[name] = _Node(
+            self._sessions,
+            previous.capacity if previous else None,
+            previous.reservations if previous else {},
+        )
+        return self._sessions
+
+    def disconnect(self, name: str, session: int) -> bool:
+        """The stream `session` of `name` ended; False when a newer one lives."""
+        node = self._nodes.get(name)
+        if node is None or node.session != session:
+            return False
+        del self._nodes[name]
+        return True
+
+    def connected(self, name: str) -> bool:
+        return name in self._nodes
+
+    def report(self, name: str, capacity: Capacity) -> None:
+        """Record a report; reservations for instances it lists are now
+        counted by the node itself and are dropped."""
+        node = self._nodes[name]
+        node.capacity = capacity
+        node.reservations = {
+            rid: held
+            for rid, held in node.reservations.items()
+            if held.instance_uuid not in capacity.instance_uuids
+        }
+
+    def views(self) -> list[NodeView]:
+        """Every node that has reported, with its live reservations summed."""
+        self._expire()
+        found = []
+        for name, node in self._nodes.items():
+            if node.capacity is None:
+                continue
+            held = node.reservations.values()
+            found.append(
+                NodeView(
+                    name=name,
+                    cpus_total=node.capacity.cpus_total,
+                    cpus_used=node.capacity.cpus_used,
+                    memory_free_mib=node.capacity.memory_free_mib,
+                    disk_free_gib=node.capacity.disk_free_gib,
+                    load_1m=node.capacity.load_1m,
+                    reserved_cpus=sum(r.cpus for r in held),
+                    reserved_memory_mib=sum(r.memory_mib for r in held),
+                    reserved_disk_gib=sum(r.disk_gib for r in held),
+                )
+            )
+        return found
+
+    def reserve(
+        self, node: str, instance_uuid: str, *, cpus: int, memory_mib: int, disk_gib: int
+    ) -> Reservation:
+        """Hold resources on a connected node until it reports the instance or
+        the TTL passes."""
+        held = Reservation(
+            reservation_id=uuid.uuid4().hex,
+            node=node,
+            instance_uuid=instance_uuid,
+            cpus=cpus,
+            memory_mib=memory_mib,
+            disk_gib=disk_gib,
+            expires=self._clock() + self._ttl,
+        )
+        self._nodes[node].reservations[held.reservation_id] = held
+        return held
+
+    def release(self, reservation_id: str) -> bool:
+        """Drop a reservation; False when it is unknown or already gone."""
+        for node in self._nodes.values():
+            if node.reservations.pop(reservation_id, None) is not None:
+                return True
+        return False
+
+    def _expire(self) -> None:
+        now = self._clock()
+        for node in self._nodes.values():
+            node.reservations = {
+                rid: held for rid, held in node.reservations.items() if held.expires > now
+            }

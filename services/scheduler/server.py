@@ -1,0 +1,66 @@
+"""Builds the scheduler process: etcd, the event emitter, the node registry
+and the servicer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sfmesh.v1 import scheduler_service_pb2_grpc
+
+from services.common.config import MeshConfig
+from services.common.main import service_authority, service_emitter
+from services.common.server import Servicer, serve
+from services.common.store import Store
+from services.scheduler.placement import Policy
+from services.scheduler.registry import Registry
+from services.scheduler.servicer import SchedulerServicer, Timing
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Settings of the scheduler service."""
+
+    mesh: MeshConfig
+    """Where etcd, the eventlog and the state folder are."""
+    listen: str
+    """The gRPC listen address."""
+    policy: Policy
+    """Placement thresholds."""
+    timing: Timing
+    """Report interval, node grace and record write interval."""
+    reservation_ttl: float
+    """Seconds a reservation lives unless the node reports the instance."""
+
+
+async def serve_scheduler(config: SchedulerConfig) -> None:
+    """Run the scheduler until SIGTERM."""
+    authority = service_authority(config.mesh.state_dir)
+    store = Store(config.mesh.etcd)
+    emitter = service_emitter(config.mesh, "scheduler", authority)
+    await emitter.start()
+    servicer = SchedulerServicer(
+        store=store,
+        registry=Registry(reservation_ttl=config.reservation_ttl),
+        emitter=emitter,
+        policy=config.policy,
+        timing=config.timing,
+    )
+    await servicer.start()
+
+    async def close() -> None:
+        await servicer.close()
+        await emitter.close()
+        await store.close()
+
+    await serve(
+        address=config.listen,
+        servicers=[
+            Servicer(
+                "sfmesh.v1.SchedulerService",
+                servicer,
+                scheduler_service_pb2_grpc.add_SchedulerServiceServicer_to_server,
+            )
+        ],
+        authority=authority,
+        on_stop=close,
+    )

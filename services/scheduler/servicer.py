@@ -1,0 +1,260 @@
+"""SchedulerService: node report streams in, placements and reservations out.
+Converts messages to domain values at this edge; placement.py decides."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import grpc
+from sfmesh.v1 import (
+    event_pb2,
+    node_service_pb2,
+    records_pb2,
+    scheduler_service_pb2,
+    scheduler_service_pb2_grpc,
+)
+
+from services.common import errors
+from services.common.interceptors import request_id
+from services.common.store import Put, Store, key, kind_prefix
+from services.scheduler.placement import (
+    Placement,
+    PlacementRequest,
+    Policy,
+    RefusalKind,
+    place,
+)
+from services.scheduler.registry import Capacity, Registry
+
+log = logging.getLogger("sfmesh.scheduler")
+
+CREATED = node_service_pb2.NODE_STATE_CREATED
+MISSING = node_service_pb2.NODE_STATE_MISSING
+
+
+class Emitter(Protocol):
+    """The part of `services.common.events.EventEmitter` the scheduler uses."""
+
+    def emit(
+        self,
+        object_type: str,
+        object_uuid: str,
+        event_type: int,
+        message: str,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        duration: float | None = None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The scheduler's clocks, in seconds."""
+
+    report_interval: int = 5
+    """Told to node agents in every acknowledgement."""
+    node_grace: float = 30.0
+    """Without a stream this long, a node is marked missing in etcd."""
+    record_interval: float = 10.0
+    """The node record's lastseen/last_report are rewritten at most this often."""
+
+
+class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
+    """Report streams, placement and reservations."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        registry: Registry,
+        emitter: Emitter,
+        policy: Policy,
+        timing: Timing,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._emitter = emitter
+        self._policy = policy
+        self._timing = timing
+        self._watchers: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Nodes etcd shows as created but that never reconnect go missing
+        after the grace period."""
+        async for item in self._store.list_prefix(kind_prefix("node")):
+            record = records_pb2.NodeRecord.FromString(item.value)
+            if record.state == CREATED:
+                self._watch_missing(record.name)
+
+    async def close(self) -> None:
+        """Stop the missing-node timers."""
+        for task in list(self._watchers):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def ReportNode(
+        self,
+        request_iterator: AsyncIterator[scheduler_service_pb2.ReportNodeRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[scheduler_service_pb2.ReportNodeResponse]:
+        reply = scheduler_service_pb2.ReportNodeResponse(
+            report_interval_seconds=self._timing.report_interval
+        )
+        name = ""
+        session = 0
+        written = 0.0
+        facts = scheduler_service_pb2.HypervisorFacts()
+        try:
+            async for report in request_iterator:
+                if not name:
+                    if not report.facts.node or not report.facts.address:
+                        raise errors.InvalidArgument(
+                            "the first report must carry facts with node and address"
+                        )
+                    name = report.facts.node
+                    facts.CopyFrom(report.facts)
+                    session = self._registry.connect(name)
+                    log.info("node connected", extra={"fields": {"node": name}})
+                self._registry.report(name, _capacity(report))
+                now = time.time()
+                if not written or now - written >= self._timing.record_interval:
+                    await self._write(name, CREATED, facts, report, now)
+                    written = now
+                yield reply
+        finally:
+            if name and self._registry.disconnect(name, session):
+                log.info("node stream ended", extra={"fields": {"node": name}})
+                self._watch_missing(name)
+
+    async def PlaceInstance(
+        self, request: scheduler_service_pb2.PlaceInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_service_pb2.PlaceInstanceResponse:
+        wanted = _placement_request(request)
+        started = time.perf_counter()
+        # Decide and reserve with no await in between: concurrent placements
+        # each see the reservations of those before them.
+        decision = place(wanted, self._registry.views(), self._policy)
+        reservation = None
+        if isinstance(decision, Placement):
+            reservation = self._registry.reserve(
+                decision.node,
+                wanted.instance_uuid,
+                cpus=wanted.cpus,
+                memory_mib=wanted.memory_mib,
+                disk_gib=wanted.disk_gib,
+            )
+        rid = request.request_id or request_id()
+        for step in decision.steps:
+            extra: dict[str, Any] = {"candidates": list(step.candidates), "request-id": rid}
+            if step.dropped:
+                extra["dropped"] = dict(step.dropped)
+            self._emitter.emit(
+                "instance",
+                wanted.instance_uuid,
+                event_pb2.EVENT_TYPE_AUDIT,
+                step.message,
+                extra=extra,
+            )
+        self._emitter.emit(
+            "instance",
+            wanted.instance_uuid,
+            event_pb2.EVENT_TYPE_STATUS,
+            "schedule complete",
+            extra={"request-id": rid},
+            duration=time.perf_counter() - started,
+        )
+        if reservation is None:
+            assert not isinstance(decision, Placement)
+            if decision.kind is RefusalKind.NOT_FOUND:
+                raise errors.NotFound(decision.message)
+            raise errors.InsufficientResources(
+                decision.message, retry_after=self._timing.report_interval
+            )
+        return scheduler_service_pb2.PlaceInstanceResponse(
+            node=reservation.node, reservation_id=reservation.reservation_id
+        )
+
+    async def ReleaseReservation(
+        self,
+        request: scheduler_service_pb2.ReleaseReservationRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> scheduler_service_pb2.ReleaseReservationResponse:
+        if not request.reservation_id:
+            raise errors.InvalidArgument("reservation_id is required")
+        # Idempotent: an expired or already consumed reservation is fine.
+        self._registry.release(request.reservation_id)
+        return scheduler_service_pb2.ReleaseReservationResponse()
+
+    def _watch_missing(self, name: str) -> None:
+        task = asyncio.create_task(self._mark_missing_later(name))
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    async def _mark_missing_later(self, name: str) -> None:
+        await asyncio.sleep(self._timing.node_grace)
+        if self._registry.connected(name):
+            return
+        try:
+            item = await self._store.get(key("node", name))
+            if item is None:
+                return
+            record = records_pb2.NodeRecord.FromString(item.value)
+            if record.state != CREATED:
+                return
+            record.state = MISSING
+            # Lost to a reconnect's write in between: that node is back.
+            await self._store.commit([Put(item.key, record.SerializeToString(), item.mod_revision)])
+            log.warning("node missing", extra={"fields": {"node": name}})
+        except errors.SfmeshError as exc:
+            log.error("could not mark node missing: %s", exc, extra={"fields": {"node": name}})
+
+    async def _write(
+        self,
+        name: str,
+        state: node_service_pb2.NodeState,
+        facts: scheduler_service_pb2.HypervisorFacts,
+        report: scheduler_service_pb2.ReportNodeRequest,
+        now: float,
+    ) -> None:
+        record = records_pb2.NodeRecord(
+            name=name, state=state, facts=facts, lastseen=now, last_report=report
+        )
+        record.last_report.ClearField("facts")
+        try:
+            await self._store.commit([Put(key("node", name), record.SerializeToString())])
+        except errors.SfmeshError as exc:
+            # The stream, not etcd, makes a node schedulable: keep serving it.
+            log.error("could not write node record: %s", exc, extra={"fields": {"node": name}})
+
+
+def _capacity(report: scheduler_service_pb2.ReportNodeRequest) -> Capacity:
+    return Capacity(
+        cpus_total=report.cpus_total,
+        cpus_used=report.cpus_used,
+        memory_total_mib=report.memory_total_mib,
+        memory_free_mib=report.memory_free_mib,
+        disk_free_gib=report.disk_free_gib,
+        load_1m=report.load_1m,
+        instance_uuids=frozenset(report.instance_uuids),
+    )
+
+
+def _placement_request(request: scheduler_service_pb2.PlaceInstanceRequest) -> PlacementRequest:
+    if not request.instance_uuid:
+        raise errors.InvalidArgument("instance_uuid is required")
+    if request.cpus < 1 or request.memory < 1 or request.disk_gib < 0:
+        raise errors.InvalidArgument("cpus and memory must be positive, disk_gib not negative")
+    return PlacementRequest(
+        instance_uuid=request.instance_uuid,
+        cpus=request.cpus,
+        memory_mib=request.memory,
+        disk_gib=request.disk_gib,
+        placed_on=request.placed_on if request.HasField("placed_on") else None,
+    )

@@ -1,0 +1,317 @@
+"""The scheduler over real gRPC against a real etcd: fake node agents open
+ReportNode streams with an internal token; the api's calls are made directly."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from sfmesh.v1 import (
+    event_pb2,
+    node_service_pb2,
+    records_pb2,
+    scheduler_service_pb2,
+    scheduler_service_pb2_grpc,
+)
+
+from services.common.interceptors import AuthInterceptor, RequestInterceptor
+from services.common.main import service_authority
+from services.common.secrets import load_or_create_secret
+from services.common.store import Put, Store, key
+from services.common.tokens import TokenAuthority
+from services.scheduler.placement import Policy
+from services.scheduler.registry import Registry
+from services.scheduler.servicer import SchedulerServicer, Timing
+
+POLICY = Policy(cpu_overcommit_ratio=2.0, ram_reserved_mib=256, min_free_disk_gib=1)
+TIMING = Timing(report_interval=1, node_grace=0.3, record_interval=0.5)
+
+
+@dataclass
+class Recorder:
+    """Collects emitted events instead of sending them to an eventlog."""
+
+    events: list[tuple[str, str, int, str, dict[str, Any]]] = field(default_factory=list)
+
+    def emit(
+        self,
+        object_type: str,
+        object_uuid: str,
+        event_type: int,
+        message: str,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        duration: float | None = None,
+    ) -> None:
+        self.events.append((object_type, object_uuid, event_type, message, dict(extra or {})))
+
+
+@dataclass
+class Mesh:
+    stub: scheduler_service_pb2_grpc.SchedulerServiceStub
+    metadata: tuple[tuple[str, str], ...]
+    store: Store
+    recorder: Recorder
+    servicer: SchedulerServicer
+
+
+@pytest.fixture
+async def mesh(etcd: str, tmp_path: Path) -> AsyncIterator[Mesh]:
+    authority = service_authority(tmp_path)
+    store = Store(etcd)
+    recorder = Recorder()
+    servicer = SchedulerServicer(
+        store=store, registry=Registry(), emitter=recorder, policy=POLICY, timing=TIMING
+    )
+    server = grpc.aio.server(interceptors=[RequestInterceptor(), AuthInterceptor(authority)])
+    scheduler_service_pb2_grpc.add_SchedulerServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    # A client holding the same service.key, as a node agent or the api would.
+    client = TokenAuthority(internal_secret=load_or_create_secret(tmp_path / "service.key"))
+    metadata = (("authorization", f"Bearer {client.issue_internal('node_agent')}"),)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    yield Mesh(
+        scheduler_service_pb2_grpc.SchedulerServiceStub(channel),
+        metadata,
+        store,
+        recorder,
+        servicer,
+    )
+    await channel.close()
+    await server.stop(0)
+    await servicer.close()
+    await store.close()
+
+
+def report(
+    name: str = "", *uuids: str, memory_free_mib: int = 2304, cpus_used: int = 0
+) -> scheduler_service_pb2.ReportNodeRequest:
+    """A report; with `name`, the first report of a stream. 2304 MiB free fits
+    two 1 GiB instances over the 256 MiB host reservation."""
+    message = scheduler_service_pb2.ReportNodeRequest(
+        cpus_total=4,
+        cpus_used=cpus_used,
+        memory_total_mib=8192,
+        memory_free_mib=memory_free_mib,
+        disk_free_gib=100,
+        load_1m=0.2,
+        instance_uuids=list(uuids),
+    )
+    if name:
+        message.facts.CopyFrom(
+            scheduler_service_pb2.HypervisorFacts(node=name, address="127.0.0.1:1", kvm=False)
+        )
+    return message
+
+
+class Node:
+    """A fake node agent holding one report stream."""
+
+    def __init__(self, mesh: Mesh, name: str) -> None:
+        self.name = name
+        self.call = mesh.stub.ReportNode(metadata=mesh.metadata)
+
+    async def send(self, message: scheduler_service_pb2.ReportNodeRequest) -> int:
+        await self.call.write(message)
+        reply = await self.call.read()
+        assert isinstance(reply, scheduler_service_pb2.ReportNodeResponse)
+        return reply.report_interval_seconds
+
+    async def close(self) -> None:
+        await self.call.done_writing()
+        assert await self.call.read() is grpc.aio.EOF
+
+
+async def connect(mesh: Mesh, **fields: Any) -> Node:
+    node = Node(mesh, f"node-{uuid.uuid4().hex[:8]}")
+    assert await node.send(report(node.name, **fields)) == TIMING.report_interval
+    return node
+
+
+async def record(mesh: Mesh, name: str) -> records_pb2.NodeRecord:
+    item = await mesh.store.get(key("node", name))
+    assert item is not None
+    return records_pb2.NodeRecord.FromString(item.value)
+
+
+def place_request(
+    placed_on: str | None = None, memory: int = 1024
+) -> scheduler_service_pb2.PlaceInstanceRequest:
+    return scheduler_service_pb2.PlaceInstanceRequest(
+        instance_uuid=str(uuid.uuid4()),
+        cpus=1,
+        memory=memory,
+        disk_gib=5,
+        placed_on=placed_on,
+        request_id="req-1",
+    )
+
+
+async def test_report_registers_the_node_in_etcd(mesh: Mesh) -> None:
+    node = await connect(mesh)
+    stored = await record(mesh, node.name)
+    assert stored.name == node.name
+    assert stored.state == node_service_pb2.NODE_STATE_CREATED
+    assert stored.facts.address == "127.0.0.1:1"
+    assert stored.last_report.memory_free_mib == 2304
+    assert stored.lastseen > 0
+    await node.close()
+
+
+async def test_record_is_rewritten_at_most_every_interval(mesh: Mesh) -> None:
+    node = await connect(mesh)
+    first = await mesh.store.get(key("node", node.name))
+    assert first is not None
+    await node.send(report(memory_free_mib=2000))
+    again = await mesh.store.get(key("node", node.name))
+    assert again is not None and again.mod_revision == first.mod_revision
+    await asyncio.sleep(TIMING.record_interval)
+    await node.send(report(memory_free_mib=1900))
+    assert (await record(mesh, node.name)).last_report.memory_free_mib == 1900
+    await node.close()
+
+
+async def test_first_report_needs_facts(mesh: Mesh) -> None:
+    call = mesh.stub.ReportNode(metadata=mesh.metadata)
+    await call.write(report())
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call.read()
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_calls_need_the_internal_token(mesh: Mesh) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await mesh.stub.PlaceInstance(place_request())
+    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_place_picks_a_node_and_emits_the_audit_trail(mesh: Mesh) -> None:
+    small = await connect(mesh, memory_free_mib=1200)
+    big = await connect(mesh, memory_free_mib=4000)
+    request = place_request()
+    reply = await mesh.stub.PlaceInstance(request, metadata=mesh.metadata)
+    assert reply.node == big.name
+    assert reply.reservation_id
+    audit = [e for e in mesh.recorder.events if e[2] == event_pb2.EVENT_TYPE_AUDIT]
+    assert {e[:2] for e in audit} == {("instance", request.instance_uuid)}
+    messages = [e[3] for e in audit]
+    assert messages[0] == "schedule initial candidates"
+    assert messages[-1] == "schedule final candidates"
+    ram = next(e[4] for e in audit if e[3] == "schedule have enough idle ram")
+    assert ram["candidates"] == [big.name]
+    assert ram["request-id"] == "req-1"
+    assert small.name in ram["dropped"]
+    assert mesh.recorder.events[-1][3] == "schedule complete"
+    await small.close()
+    await big.close()
+
+
+async def test_concurrent_placements_never_overcommit(mesh: Mesh) -> None:
+    node = await connect(mesh)
+    results = await asyncio.gather(
+        *(
+            mesh.stub.PlaceInstance(place_request(node.name), metadata=mesh.metadata)
+            for _ in range(5)
+        ),
+        return_exceptions=True,
+    )
+    placed = [r for r in results if isinstance(r, scheduler_service_pb2.PlaceInstanceResponse)]
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(placed) == 2 and len(refused) == 3
+    error = refused[0]
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error.details() == "No nodes with enough idle RAM"
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    retry = error_details_pb2.RetryInfo()
+    assert any(detail.Unpack(retry) for detail in status.details)
+    assert retry.retry_delay.seconds == TIMING.report_interval
+    await node.close()
+
+
+async def test_release_frees_the_reservation(mesh: Mesh) -> None:
+    node = await connect(mesh, memory_free_mib=1300)
+    reply = await mesh.stub.PlaceInstance(place_request(), metadata=mesh.metadata)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await mesh.stub.PlaceInstance(place_request(node.name), metadata=mesh.metadata)
+    release = scheduler_service_pb2.ReleaseReservationRequest(reservation_id=reply.reservation_id)
+    await mesh.stub.ReleaseReservation(release, metadata=mesh.metadata)
+    await mesh.stub.ReleaseReservation(release, metadata=mesh.metadata)  # idempotent
+    again = await mesh.stub.PlaceInstance(place_request(node.name), metadata=mesh.metadata)
+    assert again.node == node.name
+    await node.close()
+
+
+async def test_a_report_of_the_instance_replaces_its_reservation(mesh: Mesh) -> None:
+    node = await connect(mesh, memory_free_mib=2304)
+    request = place_request()
+    await mesh.stub.PlaceInstance(request, metadata=mesh.metadata)
+    # The node now runs the instance: its own numbers count it, the reservation goes.
+    await node.send(report("", request.instance_uuid, memory_free_mib=1280, cpus_used=1))
+    reply = await mesh.stub.PlaceInstance(place_request(node.name), metadata=mesh.metadata)
+    assert reply.node == node.name
+    await node.close()
+
+
+async def test_forced_unknown_node_is_not_found(mesh: Mesh) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await mesh.stub.PlaceInstance(place_request("ghost"), metadata=mesh.metadata)
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    assert raised.value.details() == "node not found: ghost"
+
+
+async def test_nothing_reporting_is_insufficient(mesh: Mesh) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await mesh.stub.PlaceInstance(place_request(), metadata=mesh.metadata)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert raised.value.details() == "No nodes with metrics"
+
+
+async def test_invalid_request(mesh: Mesh) -> None:
+    bad = scheduler_service_pb2.PlaceInstanceRequest(instance_uuid="x", cpus=0, memory=1)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await mesh.stub.PlaceInstance(bad, metadata=mesh.metadata)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_closed_stream_unschedules_then_marks_missing(mesh: Mesh) -> None:
+    node = await connect(mesh)
+    await node.close()
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await mesh.stub.PlaceInstance(place_request(node.name), metadata=mesh.metadata)
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    assert (await record(mesh, node.name)).state == node_service_pb2.NODE_STATE_CREATED
+    await asyncio.sleep(TIMING.node_grace + 0.3)
+    assert (await record(mesh, node.name)).state == node_service_pb2.NODE_STATE_MISSING
+    back = Node(mesh, node.name)
+    await back.send(report(node.name))
+    assert (await record(mesh, node.name)).state == node_service_pb2.NODE_STATE_CREATED
+    await back.close()
+
+
+async def test_a_reconnect_within_grace_stays_created(mesh: Mesh) -> None:
+    node = await connect(mesh)
+    await node.close()
+    back = Node(mesh, node.name)
+    await back.send(report(node.name))
+    await asyncio.sleep(TIMING.node_grace + 0.3)
+    assert (await record(mesh, node.name)).state == node_service_pb2.NODE_STATE_CREATED
+    await back.close()
+
+
+async def test_start_marks_stale_created_nodes_missing(mesh: Mesh) -> None:
+    name = f"node-{uuid.uuid4().hex[:8]}"
+    stale = records_pb2.NodeRecord(name=name, state=node_service_pb2.NODE_STATE_CREATED)
+    await mesh.store.commit([Put(key("node", name), stale.SerializeToString())])
+    await mesh.servicer.start()
+    await asyncio.sleep(TIMING.node_grace + 0.3)
+    assert (await record(mesh, name)).state == node_service_pb2.NODE_STATE_MISSING

@@ -1,0 +1,111 @@
+"""Unit tests of services/scheduler/registry.py: streams, reports, reservations."""
+
+from __future__ import annotations
+
+from services.scheduler.registry import Capacity, Registry
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def capacity(*uuids: str, memory_free_mib: int = 4096) -> Capacity:
+    return Capacity(
+        cpus_total=4,
+        cpus_used=1,
+        memory_total_mib=8192,
+        memory_free_mib=memory_free_mib,
+        disk_free_gib=50,
+        load_1m=0.5,
+        instance_uuids=frozenset(uuids),
+    )
+
+
+def registry(clock: Clock | None = None) -> Registry:
+    return Registry(reservation_ttl=120.0, clock=clock or Clock())
+
+
+def test_a_node_is_viewed_once_it_reports() -> None:
+    nodes = registry()
+    nodes.connect("a")
+    assert nodes.views() == []
+    nodes.report("a", capacity())
+    [view] = nodes.views()
+    assert (view.name, view.cpus_total, view.cpus_used, view.memory_free_mib) == ("a", 4, 1, 4096)
+
+
+def test_disconnect_removes_the_node() -> None:
+    nodes = registry()
+    session = nodes.connect("a")
+    nodes.report("a", capacity())
+    assert nodes.disconnect("a", session)
+    assert not nodes.connected("a")
+    assert nodes.views() == []
+
+
+def test_an_old_stream_ending_leaves_the_new_one() -> None:
+    nodes = registry()
+    old = nodes.connect("a")
+    new = nodes.connect("a")
+    nodes.report("a", capacity())
+    assert not nodes.disconnect("a", old)
+    assert nodes.connected("a")
+    assert nodes.disconnect("a", new)
+
+
+def test_reservations_are_summed_into_the_view() -> None:
+    nodes = registry()
+    nodes.connect("a")
+    nodes.report("a", capacity())
+    nodes.reserve("a", "i1", cpus=2, memory_mib=512, disk_gib=10)
+    nodes.reserve("a", "i2", cpus=1, memory_mib=256, disk_gib=5)
+    [view] = nodes.views()
+    assert (view.reserved_cpus, view.reserved_memory_mib, view.reserved_disk_gib) == (3, 768, 15)
+    assert view.idle_memory_mib == 4096 - 768
+
+
+def test_a_report_listing_the_instance_drops_its_reservation() -> None:
+    nodes = registry()
+    nodes.connect("a")
+    nodes.report("a", capacity())
+    nodes.reserve("a", "i1", cpus=2, memory_mib=512, disk_gib=10)
+    nodes.reserve("a", "i2", cpus=1, memory_mib=256, disk_gib=5)
+    nodes.report("a", capacity("i1", "other"))
+    [view] = nodes.views()
+    assert (view.reserved_cpus, view.reserved_memory_mib) == (1, 256)
+
+
+def test_reservations_expire_after_the_ttl() -> None:
+    clock = Clock()
+    nodes = registry(clock)
+    nodes.connect("a")
+    nodes.report("a", capacity())
+    nodes.reserve("a", "i1", cpus=2, memory_mib=512, disk_gib=10)
+    clock.now += 119.9
+    assert nodes.views()[0].reserved_cpus == 2
+    clock.now += 0.2
+    assert nodes.views()[0].reserved_cpus == 0
+
+
+def test_release_drops_a_reservation_once() -> None:
+    nodes = registry()
+    nodes.connect("a")
+    nodes.report("a", capacity())
+    held = nodes.reserve("a", "i1", cpus=2, memory_mib=512, disk_gib=10)
+    assert held.node == "a" and held.instance_uuid == "i1"
+    assert nodes.release(held.reservation_id)
+    assert not nodes.release(held.reservation_id)
+    assert nodes.views()[0].reserved_cpus == 0
+
+
+def test_reservations_survive_a_reconnect() -> None:
+    nodes = registry()
+    nodes.connect("a")
+    nodes.report("a", capacity())
+    nodes.reserve("a", "i1", cpus=2, memory_mib=512, disk_gib=10)
+    nodes.connect("a")
+    assert nodes.views()[0].reserved_cpus == 2
