@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from bench import event_ingest, event_reads, gateway, instances
-from devmesh.mesh import Mesh, Ports
+from bench.harness import quiet_mesh
 
 
 def main() -> None:
     """Run the benchmarks in turn."""
     gateway.main()
     instances.main()
-    with tempfile.TemporaryDirectory() as state:
-        mesh = Mesh(state_dir=Path(state), ports=Ports.free(), sink=None)
-        mesh.start()
-        try:
-            event_ingest.main(mesh.address("eventlog"), state_dir=mesh.state_dir)
-        finally:
-            mesh.stop()
+    with quiet_mesh() as mesh:
+        event_ingest.main(mesh.address("eventlog"), state_dir=mesh.state_dir)
     event_reads.main()
 
 

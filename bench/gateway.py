@@ -16,12 +16,10 @@ from __future__ import annotations
 import http.client
 import json
 import statistics
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import grpc
 from sfmesh.v1 import (
@@ -31,7 +29,8 @@ from sfmesh.v1 import (
     instance_service_pb2_grpc,
 )
 
-from devmesh.mesh import Mesh, Ports
+from bench.harness import quiet_mesh
+from devmesh.mesh import Mesh
 
 LATENCY_ROUNDS = 2000
 CLIENTS = 16
@@ -129,15 +128,8 @@ def p50(samples: list[float]) -> float:
 
 def main() -> None:
     """Start a mesh on free ports and measure."""
-    with tempfile.TemporaryDirectory() as state:
-        # Logs are discarded at the source: copying them would cost the load
-        # generator's process GIL time on every request.
-        mesh = Mesh(state_dir=Path(state), ports=Ports.free(), sink=None)
-        mesh.start()
-        try:
-            run(mesh)
-        finally:
-            mesh.stop()
+    with quiet_mesh() as mesh:
+        run(mesh)
 
 
 def run(mesh: Mesh) -> None:

@@ -10,13 +10,13 @@
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.gateway import Rest, paired_latencies
-from devmesh.mesh import Mesh, Ports
+from bench.harness import quiet_mesh
+from devmesh.mesh import Mesh
 
 CLIENTS = 16
 LIST_ROUNDS = 20
@@ -59,13 +59,8 @@ def rss_mb(mesh: Mesh, service: str) -> float:
 
 def main() -> None:
     """Start a mesh on free ports and measure."""
-    with tempfile.TemporaryDirectory() as state:
-        mesh = Mesh(state_dir=Path(state), ports=Ports.free(), sink=None)
-        mesh.start()
-        try:
-            run(mesh)
-        finally:
-            mesh.stop()
+    with quiet_mesh() as mesh:
+        run(mesh)
 
 
 def run(mesh: Mesh) -> None:

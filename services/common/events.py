@@ -60,6 +60,7 @@ from typing import Any, cast
 import grpc
 from sfmesh.v1 import event_pb2, eventlog_service_pb2
 
+from services.common.channels import quick_reconnect
 from services.common.interceptors import request_id
 from services.common.spool import Entry, Spool
 
@@ -72,13 +73,7 @@ SPOOL_FLUSH_INTERVAL = 0.05
 BACKOFF_INITIAL = 0.1
 BACKOFF_MAX = 5.0
 
-_CHANNEL_OPTIONS = (
-    # gRPC's own reconnect backoff grows to 120 s by default, which would keep
-    # events waiting long after the eventlog is back; match ours instead.
-    ("grpc.initial_reconnect_backoff_ms", int(BACKOFF_INITIAL * 1000)),
-    ("grpc.min_reconnect_backoff_ms", int(BACKOFF_INITIAL * 1000)),
-    ("grpc.max_reconnect_backoff_ms", int(BACKOFF_MAX * 1000)),
-)
+_CHANNEL_OPTIONS = quick_reconnect(BACKOFF_INITIAL, BACKOFF_MAX)
 _EVENTS_TAG = b"\x12"  # RecordRequest field 2 (events), length-delimited
 _PRODUCER_TAG = b"\x0a"  # RecordRequest field 1 (producer_id), length-delimited
 

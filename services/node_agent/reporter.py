@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 from sfmesh.v1 import scheduler_service_pb2, scheduler_service_pb2_grpc
 
+from services.common.channels import quick_reconnect
 from services.node_agent.facts import Capacity, HostFacts
 
 log = logging.getLogger("sfmesh.node_agent.reporter")
@@ -27,13 +28,7 @@ DEFAULT_INTERVAL = 5.0
 ANSWER_TIMEOUT = 15.0
 """Seconds to wait for an answer before the stream counts as dead."""
 
-_CHANNEL_OPTIONS = (
-    # gRPC's own reconnect backoff grows to 120 s by default; match ours so a
-    # restarted scheduler hears from the node within seconds.
-    ("grpc.initial_reconnect_backoff_ms", int(BACKOFF_INITIAL * 1000)),
-    ("grpc.min_reconnect_backoff_ms", int(BACKOFF_INITIAL * 1000)),
-    ("grpc.max_reconnect_backoff_ms", int(BACKOFF_MAX * 1000)),
-)
+_CHANNEL_OPTIONS = quick_reconnect(BACKOFF_INITIAL, BACKOFF_MAX)
 
 
 def next_backoff(backoff: float) -> float:
