@@ -1,9 +1,9 @@
-"""The `/apidocs` page: the OpenAPI document rendered as one HTML page. Pure.
+"""The discovery pages: `/apidocs`, the OpenAPI document as one HTML page, and `/`. Pure.
 
 Rendered once at start-up, server-side, with inline CSS and no scripts, so it
 reads the same offline. Sections: a table of contents by service, one entry
 per operation (method, path, description, parameters, request body, response)
-and every schema with its fields.
+and every schema with its fields. `GET /` is a plain list of capability strings.
 """
 
 from __future__ import annotations
@@ -59,6 +59,16 @@ def render_apidocs(document: Document) -> bytes:
     out.extend(_schema(name, schema) for name, schema in schemas.items())
     out.append("</body></html>\n")
     return "".join(out).encode()
+
+
+def render_index(capabilities: list[str]) -> bytes:
+    """The `GET /` page: the upstream's capability strings as one HTML list."""
+    items = "".join(f"<li>{html.escape(c)}</li>\n" for c in capabilities)
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>sfmesh REST API</title>'
+        "</head><body>\n<h1>sfmesh REST API</h1>\n<p>Capabilities:</p>\n<ul>\n"
+        f"{items}</ul>\n</body></html>\n"
+    ).encode()
 
 
 def _operations_by_tag(document: Document) -> dict[str, list[tuple[str, str, Any]]]:

@@ -13,47 +13,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
-import re
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import grpc
 import orjson
-from google.protobuf import message_factory
-from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.api_gateway import apidocs, marshal, openapi, routes
 from services.api_gateway.config import GatewayConfig
 from services.api_gateway.descriptors import UpstreamDescriptors, load_descriptors
-from services.api_gateway.errors import GatewayError, UpstreamError, reply_from_status
+from services.api_gateway.errors import GatewayError, UpstreamError
+from services.api_gateway.headers import (
+    CORS_HEADERS,
+    grpc_timeout,
+    metadata_safe,
+    request_headers,
+)
 from services.api_gateway.responses import (
     ClientGone,
     Headers,
     read_body,
     send_bytes,
     send_error,
-    wait_disconnect,
     wants_gzip,
 )
 from services.api_gateway.streams import StreamSettings, forward_stream
 from services.api_gateway.transcode import RequestParts, build_request, split_access_token
 from services.api_gateway.types import Receive, Scope, Send
+from services.api_gateway.upstream import CHANNEL_OPTIONS, Callables, await_unless_gone
 
 log = logging.getLogger(__name__)
-
-_GRPC_TIMEOUT = re.compile(r"^(\d{1,8})([HMSmun])$")
-_TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
-_CORS_HEADERS: Headers = [
-    (b"access-control-allow-origin", b"*"),
-    (b"access-control-expose-headers", b"x-request-id, retry-after"),
-]
-_WATCH_AFTER = 0.05
-"""Seconds a unary call runs before the gateway starts watching for a disconnect."""
-_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 << 20)]
 
 
 @dataclass
@@ -63,7 +54,7 @@ class _Loaded:
     upstream: UpstreamDescriptors
     table: routes.RouteTable
     index_html: bytes
-    callables: dict[str, Any] = field(default_factory=dict)
+    callables: Callables
     openapi_json: bytes = b""
     apidocs_html: bytes = b""
 
@@ -83,7 +74,7 @@ class GatewayApp:
 
     async def start(self) -> None:
         """Open the channel, load descriptors (retrying), build routes; RouteError if bad."""
-        self._channel = grpc.aio.insecure_channel(self.config.api_address, _CHANNEL_OPTIONS)
+        self._channel = grpc.aio.insecure_channel(self.config.api_address, CHANNEL_OPTIONS)
         upstream = await load_descriptors(self._channel, stop=self._stop)
         if upstream is None:
             return
@@ -92,7 +83,8 @@ class GatewayApp:
         self._loaded = _Loaded(
             upstream,
             table,
-            _index_page(routes.capabilities(upstream.services)),
+            apidocs.render_index(routes.capabilities(upstream.services)),
+            Callables(self._channel),
             openapi_json=orjson.dumps(document),
             apidocs_html=apidocs.render_apidocs(document),
         )
@@ -122,15 +114,15 @@ class GatewayApp:
         await send({"type": "lifespan.shutdown.complete"})
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = _headers(scope)
+        headers = request_headers(scope)
         given_id = headers.get("x-request-id")
         # gRPC metadata takes printable ASCII only; any other id is replaced.
-        request_id = given_id if given_id and _metadata_safe(given_id) else str(uuid.uuid4())
+        request_id = given_id if given_id and metadata_safe(given_id) else str(uuid.uuid4())
         base: Headers = [(b"x-request-id", request_id.encode("latin-1"))]
         if "origin" in headers:
             # Tokens travel in headers or the query, never in cookies, so any
             # origin may read answers (browsers' fetch and EventSource).
-            base += _CORS_HEADERS
+            base += CORS_HEADERS
         gzip_ok = wants_gzip(headers)
         try:
             await self._dispatch(scope, receive, send, headers, request_id, base)
@@ -215,7 +207,7 @@ class GatewayApp:
             # the bearer token as `?access_token=`.
             query, token = split_access_token(query)
             authorization = f"Bearer {token}" if token else None
-        if authorization is not None and not _metadata_safe(authorization):
+        if authorization is not None and not metadata_safe(authorization):
             raise GatewayError(
                 401,
                 "invalid JWT in Authorization header",
@@ -226,8 +218,8 @@ class GatewayApp:
         metadata = [("x-request-id", request_id)]
         if authorization is not None:
             metadata.append(("authorization", authorization))
-        timeout = _grpc_timeout(headers.get("grpc-timeout"))
-        invoke = self._callable(loaded, route)
+        timeout = grpc_timeout(headers.get("grpc-timeout"))
+        invoke = loaded.callables.get(route)
         if route.server_streaming:
             call = invoke(request, metadata=metadata, timeout=timeout)
             settings = StreamSettings(
@@ -247,26 +239,9 @@ class GatewayApp:
             )
             return
         call = invoke(request, metadata=metadata, timeout=timeout or self.config.deadline)
-        reply = await _await_unless_gone(call, receive, loaded.upstream.pool)
+        reply = await await_unless_gone(call, receive, loaded.upstream.pool)
         payload = marshal.to_json_bytes(reply, route.response_body)
         await send_bytes(send, 200, payload, base, gzip_ok=wants_gzip(headers))
-
-    def _callable(self, loaded: _Loaded, route: routes.Route) -> Any:
-        """The generic multi-callable of an RPC, made once."""
-        invoke = loaded.callables.get(route.rpc_path)
-        if invoke is None:
-            assert self._channel is not None  # set by start()
-            output = message_factory.GetMessageClass(route.method.output_type)
-            factory = (
-                self._channel.unary_stream if route.server_streaming else self._channel.unary_unary
-            )
-            invoke = factory(
-                route.rpc_path,
-                request_serializer=_serialize,
-                response_deserializer=output.FromString,
-            )
-            loaded.callables[route.rpc_path] = invoke
-        return invoke
 
     async def _health(self, send: Send, base: Headers) -> None:
         assert self._channel is not None  # set by start()
@@ -282,76 +257,3 @@ class GatewayApp:
         if answer.status != health_pb2.HealthCheckResponse.SERVING:
             raise GatewayError(503, "upstream is not serving", code=grpc.StatusCode.UNAVAILABLE)
         await send_bytes(send, 200, b'{"status":"ok"}', base)
-
-
-async def _await_unless_gone(call: Any, receive: Receive, pool: DescriptorPool) -> Any:
-    """Await a unary call; cancel it if the client disconnects first.
-
-    Watching for a disconnect costs a task and a pending `receive()` (about
-    0.3 ms a request, measured with bench/gateway.py), so the watcher starts
-    only once a call has run for `_WATCH_AFTER` seconds: quick calls pay only
-    for a timer, and a client that left is still noticed within that delay.
-    """
-    watcher: asyncio.Future[Any] | None = None
-
-    def cancel_call(_: asyncio.Future[Any]) -> None:
-        call.cancel()
-
-    def watch() -> None:
-        nonlocal watcher
-        watcher = asyncio.ensure_future(wait_disconnect(receive))
-        watcher.add_done_callback(cancel_call)
-
-    timer = asyncio.get_running_loop().call_later(_WATCH_AFTER, watch)
-    try:
-        return await call
-    except asyncio.CancelledError:
-        if watcher is not None and watcher.done():
-            raise ClientGone from None
-        raise
-    except grpc.aio.AioRpcError as exc:
-        metadata = exc.trailing_metadata()
-        reply = reply_from_status(exc.code(), exc.details() or "", metadata, pool)
-        raise UpstreamError(reply) from None
-    finally:
-        timer.cancel()
-        if watcher is not None:
-            watcher.remove_done_callback(cancel_call)
-            watcher.cancel()
-
-
-def _serialize(message: Any) -> bytes:
-    return bytes(message.SerializeToString())
-
-
-def _headers(scope: Scope) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for raw_name, raw_value in scope.get("headers", ()):
-        name = raw_name.decode("latin-1").lower()
-        value = raw_value.decode("latin-1")
-        found[name] = f"{found[name]}, {value}" if name in found else value
-    return found
-
-
-def _metadata_safe(value: str) -> bool:
-    """Whether gRPC accepts `value` as an ASCII metadata value."""
-    return value.isascii() and value.isprintable()
-
-
-def _grpc_timeout(value: str | None) -> float | None:
-    """Parse a `Grpc-Timeout` header (e.g. "5S", "100m") into seconds."""
-    if value is None:
-        return None
-    match = _GRPC_TIMEOUT.match(value.strip())
-    if match is None:
-        raise GatewayError(400, f"bad Grpc-Timeout header {value!r}")
-    return int(match.group(1)) * _TIMEOUT_UNITS[match.group(2)]
-
-
-def _index_page(capabilities: list[str]) -> bytes:
-    items = "".join(f"<li>{html.escape(c)}</li>\n" for c in capabilities)
-    return (
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>sfmesh REST API</title>'
-        "</head><body>\n<h1>sfmesh REST API</h1>\n<p>Capabilities:</p>\n<ul>\n"
-        f"{items}</ul>\n</body></html>\n"
-    ).encode()

@@ -3,23 +3,11 @@ reach the eventlog over one long-lived `EventLogService.Record` stream per
 process.
 
 Flow. `emit` builds an `EventRecord`, serializes it once, appends the bytes to
-the spool's buffer and to the in-memory queue, and wakes the sender. The
-sender batches queued events (up to `batch_max`, or what accumulated within
-`flush_interval`) into `RecordRequest`s in sequence order, keeping at most
-`MAX_IN_FLIGHT` events sent but unacknowledged. A reader consumes the
-`RecordResponse`s: each `committed_sequence` drops every event at or below it
-from memory and deletes the spool segments it covers. On any stream failure
-the sender reconnects with backoff (0.1 s doubling to 5 s) and re-sends every
-unacknowledged event from the oldest; the eventlog ignores event ids it
-already holds, so a replay never duplicates. A stream on which events wait
-longer than `ack_timeout` for an ack is presumed dead and replaced.
-
-What the eventlog must do: answer exactly one `RecordResponse` per
-`RecordRequest`, in order, once that batch and every earlier one of the stream
-are durable. The emitter reads the n-th answer as covering at most the n-th
-batch, whatever number it carries: a `committed_sequence` above the batch's
-last sequence (such as a producer's historic maximum) never makes it drop
-events the eventlog has not stored yet.
+the spool's buffer and hands them to the stream session
+(`services/common/event_stream.py`), which batches them, keeps the in-flight
+bookkeeping, reads the acks and reconnects with backoff; each acknowledgement
+deletes the spool segments it covers. See that module for the stream's
+contract with the eventlog.
 
 Sequences are `max(last + 1, time.time_ns())` at emit time: strictly
 increasing within a process, and increasing across restarts without writing a
@@ -41,8 +29,6 @@ newest events are the ones that explain the present state.
 `emit` must be called from the event loop's thread (from a worker thread use
 `loop.call_soon_threadsafe`). The spool is flushed on that thread every
 `SPOOL_FLUSH_INTERVAL`; see `services/common/spool.py` for what a crash loses.
-The stream has no deadline (it lives as long as the process); `ack_timeout`
-is its liveness check instead.
 """
 
 from __future__ import annotations
@@ -52,8 +38,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -61,51 +46,31 @@ import grpc
 from sfmesh.v1 import event_pb2, eventlog_service_pb2
 
 from services.common.channels import quick_reconnect
+from services.common.event_stream import (
+    BACKOFF_INITIAL,
+    BACKOFF_MAX,
+    EventStream,
+)
+
+# Re-exported: part of this module's API.
+from services.common.event_stream import MAX_IN_FLIGHT as MAX_IN_FLIGHT
+from services.common.event_stream import RECORD_METHOD as RECORD_METHOD
+from services.common.event_stream import StreamEndedError as StreamEndedError
+from services.common.event_stream import encode_record_request as encode_record_request
 from services.common.interceptors import request_id
 from services.common.spool import Entry, Spool
 
 log = logging.getLogger("sfmesh.events")
 
-RECORD_METHOD = "/sfmesh.v1.EventLogService/Record"
-MAX_IN_FLIGHT = 20_000
-"""Events sent but not yet acknowledged; beyond it the sender waits for acks."""
 SPOOL_FLUSH_INTERVAL = 0.05
-BACKOFF_INITIAL = 0.1
-BACKOFF_MAX = 5.0
 
 _CHANNEL_OPTIONS = quick_reconnect(BACKOFF_INITIAL, BACKOFF_MAX)
-_EVENTS_TAG = b"\x12"  # RecordRequest field 2 (events), length-delimited
-_PRODUCER_TAG = b"\x0a"  # RecordRequest field 1 (producer_id), length-delimited
-
-
-class StreamEndedError(Exception):
-    """The ingest stream ended or stopped answering."""
 
 
 def next_sequence(last: int, now_ns: int) -> int:
     """The sequence of the next event: above the last one, and at least the
     wall clock in nanoseconds so that a restarted process continues upwards. Pure."""
     return max(last + 1, now_ns)
-
-
-def encode_record_request(producer_id: str, payloads: Sequence[bytes]) -> bytes:
-    """A serialized `RecordRequest` made of already-serialized `EventRecord`s,
-    byte for byte what `RecordRequest.SerializeToString()` gives, without
-    parsing the events again. Pure."""
-    producer = producer_id.encode()
-    parts = [_PRODUCER_TAG, _varint(len(producer)), producer] if producer else []
-    for payload in payloads:
-        parts += (_EVENTS_TAG, _varint(len(payload)), payload)
-    return b"".join(parts)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def jsonable(value: Any) -> Any:
@@ -138,27 +103,20 @@ class EventEmitter:
         self._address = address
         self._producer_id = producer_id
         self._fqdn = fqdn
-        self._credentials = credentials
-        self._batch_max = batch_max
-        self._flush_interval = flush_interval
         self._spool_limit = spool_limit_bytes
-        self._ack_timeout = ack_timeout
         # Segments small enough that hitting the limit drops a small share.
         self._spool = Spool(
             spool_dir, segment_bytes=max(64 << 10, min(4 << 20, spool_limit_bytes // 16))
         )
-        self._queued: deque[Entry] = deque()
-        """Unacknowledged events not sent on the current stream, in order."""
-        self._in_flight: deque[Entry] = deque()
-        """Events sent on the current stream and not yet acknowledged, in order."""
-        self._batch_ends: deque[int] = deque()
-        """The last sequence of each batch sent on the current stream and not yet answered."""
+        self._stream = EventStream(
+            producer_id=producer_id,
+            spool=self._spool,
+            credentials=credentials,
+            batch_max=batch_max,
+            flush_interval=flush_interval,
+            ack_timeout=ack_timeout,
+        )
         self._last_sequence = 0
-        self._last_progress = 0.0
-        self._acked = False
-        self._wake = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
         self._started = False
         self._closed = False
         self._channel: grpc.aio.Channel | None = None
@@ -167,7 +125,7 @@ class EventEmitter:
     @property
     def unacknowledged(self) -> int:
         """How many emitted events the eventlog has not acknowledged."""
-        return len(self._queued) + len(self._in_flight)
+        return self._stream.pending
 
     def emit(
         self,
@@ -210,9 +168,7 @@ class EventEmitter:
             record.extra.update(jsonable(details))
         entry = Entry(self._last_sequence, record.SerializeToString())
         self._spool.append(entry)
-        self._queued.append(entry)
-        self._drained.clear()
-        self._wake.set()
+        self._stream.add(entry)
         if self._spool.size_bytes > self._spool_limit:
             self._trim()
 
@@ -222,9 +178,8 @@ class EventEmitter:
             raise RuntimeError("the emitter is already started")
         loaded = self._spool.load()
         if loaded:
-            self._queued.extend(loaded)
+            self._stream.add_loaded(loaded)
             self._last_sequence = max(self._last_sequence, loaded[-1].sequence)
-            self._drained.clear()
             log.info(
                 "spooled events to replay",
                 extra={"fields": {"events": len(loaded), "producer": self._producer_id}},
@@ -232,7 +187,7 @@ class EventEmitter:
         self._started = True
         self._channel = grpc.aio.insecure_channel(self._address, options=_CHANNEL_OPTIONS)
         self._tasks = [
-            asyncio.create_task(self._send_forever(self._channel), name="events-sender"),
+            asyncio.create_task(self._stream.run(self._channel), name="events-sender"),
             asyncio.create_task(self._flush_spool_forever(), name="events-spool-flush"),
         ]
 
@@ -240,7 +195,7 @@ class EventEmitter:
         """Wait until every emitted event is acknowledged; False on timeout."""
         try:
             async with asyncio.timeout(timeout):
-                await self._drained.wait()
+                await self._stream.wait_drained()
         except TimeoutError:
             return False
         return True
@@ -271,107 +226,6 @@ class EventEmitter:
                 extra={"fields": {"events": left, "producer": self._producer_id}},
             )
 
-    # The sender.
-
-    async def _send_forever(self, channel: grpc.aio.Channel) -> None:
-        record = channel.stream_stream(
-            RECORD_METHOD,
-            request_serializer=None,  # requests are already bytes
-            response_deserializer=eventlog_service_pb2.RecordResponse.FromString,
-        )
-        loop = asyncio.get_running_loop()
-        backoff = BACKOFF_INITIAL
-        failures = 0
-        while True:
-            self._acked = False
-            began = loop.time()
-            reason = "the stream ended"
-            try:
-                await self._stream(record)
-            except Exception as exc:
-                reason = _describe(exc)
-            if self._acked or loop.time() - began >= BACKOFF_MAX:
-                backoff, failures = BACKOFF_INITIAL, 0  # it was a healthy stream
-            failures += 1
-            log.log(
-                logging.WARNING if failures == 1 else logging.DEBUG,
-                "event stream failed; reconnecting",
-                extra={"fields": {"error": reason, "retry_in": backoff, "failures": failures}},
-            )
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, BACKOFF_MAX)
-
-    async def _stream(self, record: grpc.aio.StreamStreamMultiCallable) -> None:
-        """One stream: replay from the oldest unacknowledged event, then send
-        as events come, until the stream fails."""
-        self._queued.extendleft(reversed(self._in_flight))
-        self._in_flight.clear()
-        self._batch_ends.clear()
-        metadata = (("authorization", f"Bearer {self._credentials()}"),)
-        call = record(metadata=metadata)
-        reader = asyncio.create_task(self._read_acks(call), name="events-acks")
-        try:
-            await self._send(call, reader)
-        finally:
-            call.cancel()
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
-
-    async def _send(self, call: grpc.aio.StreamStreamCall, reader: asyncio.Task[None]) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            if reader.done():
-                reader.result()  # raises the stream's error, if any
-                raise StreamEndedError("the eventlog closed the stream")
-            if self._in_flight and loop.time() - self._last_progress >= self._ack_timeout:
-                raise StreamEndedError(f"no acknowledgement for {self._ack_timeout} s")
-            if self._queued and len(self._in_flight) < MAX_IN_FLIGHT:
-                if len(self._queued) < self._batch_max and self._flush_interval > 0:
-                    await asyncio.sleep(self._flush_interval)  # let a batch accumulate
-                while self._queued and len(self._in_flight) < MAX_IN_FLIGHT and not reader.done():
-                    await call.write(self._next_batch(loop.time()))
-                continue
-            self._wake.clear()
-            deadline = self._last_progress + self._ack_timeout if self._in_flight else None
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout_at(deadline):
-                    await self._wake.wait()
-
-    def _next_batch(self, now: float) -> bytes:
-        """Move the next batch from the queue to in-flight; its request bytes."""
-        size = min(self._batch_max, len(self._queued), MAX_IN_FLIGHT - len(self._in_flight))
-        batch = [self._queued.popleft() for _ in range(size)]
-        if not self._in_flight:
-            self._last_progress = now
-        self._in_flight.extend(batch)
-        self._batch_ends.append(batch[-1].sequence)
-        return encode_record_request(self._producer_id, [entry.payload for entry in batch])
-
-    async def _read_acks(self, call: grpc.aio.StreamStreamCall) -> None:
-        try:
-            while True:
-                response = await call.read()
-                if response is grpc.aio.EOF:
-                    return
-                self._acknowledge(response.committed_sequence)
-        finally:
-            self._wake.set()  # the sender notices the stream is over
-
-    def _acknowledge(self, committed: int) -> None:
-        """One answer: it covers at most the oldest unanswered batch."""
-        if not self._batch_ends:
-            return  # more answers than batches: nothing it can vouch for
-        committed = min(committed, self._batch_ends.popleft())
-        while self._in_flight and self._in_flight[0].sequence <= committed:
-            self._in_flight.popleft()
-        self._spool.acknowledge(committed)
-        self._last_progress = asyncio.get_running_loop().time()
-        self._acked = True
-        if not self._in_flight and not self._queued:
-            self._drained.set()
-        self._wake.set()
-
     # The spool.
 
     async def _flush_spool_forever(self) -> None:
@@ -395,13 +249,7 @@ class EventEmitter:
         dropped = self._spool.trim(self._spool_limit)
         if dropped is None:
             return
-        lost = 0
-        for pending in (self._in_flight, self._queued):
-            while pending and pending[0].sequence <= dropped.last_sequence:
-                pending.popleft()
-                lost += 1
-        if not self._in_flight and not self._queued:
-            self._drained.set()
+        lost = self._stream.drop_through(dropped.last_sequence)
         log.warning(
             "event spool full; dropped the oldest unacknowledged events",
             extra={
@@ -412,9 +260,3 @@ class EventEmitter:
                 }
             },
         )
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, grpc.aio.AioRpcError):
-        return f"{exc.code().name}: {exc.details()}"
-    return repr(exc)
