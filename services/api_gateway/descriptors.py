@@ -84,7 +84,8 @@ async def load_descriptors(
             if attempt == 1 or attempt % 20 == 0:
                 log.warning("upstream reflection not answering yet (%s); retrying", detail)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
+            async with asyncio.timeout(delay):  # not wait_for: it can swallow a cancel
+                await stop.wait()
         delay = min(delay * 2, 2.0)
     return None
 

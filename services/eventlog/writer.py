@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -84,12 +85,9 @@ class Writer:
         async with self._committed:
             if self.generation != generation:
                 return
-            try:
-                await asyncio.wait_for(
-                    self._committed.wait_for(lambda: self.generation != generation), patience
-                )
-            except TimeoutError:
-                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(patience):  # not wait_for: see node_agent/reporter
+                    await self._committed.wait_for(lambda: self.generation != generation)
 
     def close(self) -> None:
         """Finish queued writes and stop the thread."""

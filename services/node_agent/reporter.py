@@ -119,7 +119,11 @@ class Reporter:
             while True:
                 await call.write(to_request(self._sample(), facts))
                 facts = None
-                answer = await asyncio.wait_for(call.read(), self._answer_timeout)
+                # asyncio.timeout, not wait_for: on 3.11, wait_for can swallow a
+                # cancellation that lands as the read completes, and then the
+                # reporter would never stop.
+                async with asyncio.timeout(self._answer_timeout):
+                    answer = await call.read()
                 if answer is grpc.aio.EOF:
                     return
                 if not self._answered:
