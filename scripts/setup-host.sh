@@ -6,7 +6,8 @@
 set -euo pipefail
 
 packages=(etcd-server libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
-          libvirt-dev qemu-system-x86 qemu-utils pkg-config)
+          libvirt-dev qemu-system-x86 qemu-utils pkg-config genisoimage ovmf
+          syslinux syslinux-common mtools dosfstools fdisk cpio)
 [ "${1:-}" = "--with-browser" ] && packages+=(chromium)
 
 sudo_cmd=()
