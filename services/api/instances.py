@@ -24,10 +24,12 @@ from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
 from services.api.observation import Observation
 from services.api.power import PowerOperations
-from services.api.store import InstanceStore, NamespaceStore, StoredInstance
+from services.api.scheduling import Scheduler
+from services.api.store import NamespaceStore
 from services.api.visibility import SYSTEM, as_uuid, can_see
 from services.common import errors
 from services.common import instance_states as states
+from services.common.instance_store import InstanceStore, StoredInstance
 from services.common.interceptors import caller, request_id
 from services.common.store import Put
 from services.common.wire import wire_name
@@ -52,8 +54,10 @@ class InstanceServicer(
         events: Events,
         keys: IdempotencyKeys,
         limits: validation.Limits,
+        scheduler: Scheduler,
     ) -> None:
         self._keys = keys
+        self._scheduler = scheduler
         self._instances = instances
         self._namespaces = namespaces
         self._events = events
@@ -95,9 +99,6 @@ class InstanceServicer(
             # No network exists until the networks issue lands.
             raise errors.NotFound(f"network {request.network[0].network_uuid} not found")
         now = time.time()
-        record = records_pb2.InstanceRecord(
-            instance=instance, created_at=now, create_request_id=request_id()
-        )
         claim: list[Put] = []
         retry_key = request.idempotency_key if request.HasField("idempotency_key") else ""
         if retry_key:
@@ -108,7 +109,18 @@ class InstanceServicer(
             claim.append(
                 IdempotencyKeys.claim(namespace, retry_key, digest, instance.uuid, now, earlier)
             )
-        if not await self._instances.create(record, *claim):
+        placement = await self._scheduler.place(instance, request_id())
+        instance.node = placement.node
+        record = records_pb2.InstanceRecord(
+            instance=instance, created_at=now, create_request_id=request_id()
+        )
+        written = False
+        try:
+            written = await self._instances.create(record, *claim)
+        finally:
+            if not written:
+                await self._scheduler.release(placement)
+        if not written:
             if claim:  # another create with this key won the race: answer its instance
                 earlier = await self._keys.earlier(namespace, retry_key, digest, now)
                 if earlier.instance_uuid is not None:

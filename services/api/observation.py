@@ -11,7 +11,7 @@ from sfmesh.v1 import eventlog_service_pb2, instance_service_pb2
 
 from services.api import watch
 from services.api.events import Events
-from services.api.store import InstanceStore, StoredInstance
+from services.common.instance_store import InstanceStore, StoredInstance
 from services.common.interceptors import caller
 
 DEFAULT_EVENT_LIMIT = 100

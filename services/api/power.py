@@ -15,9 +15,9 @@ from google.protobuf import empty_pb2
 from sfmesh.v1 import instance_pb2, instance_service_pb2
 
 from services.api.events import Events
-from services.api.store import StoredInstance
 from services.common import errors
 from services.common import instance_states as states
+from services.common.instance_store import StoredInstance
 from services.common.wire import wire_name
 
 

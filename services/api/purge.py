@@ -11,8 +11,8 @@ import time
 from sfmesh.v1 import records_pb2
 
 from services.api.idempotency import IdempotencyKeys
-from services.api.store import InstanceStore
 from services.common import instance_states as states
+from services.common.instance_store import InstanceStore
 
 log = logging.getLogger("sfmesh.api.purge")
 

@@ -20,9 +20,11 @@ from services.api.keys import ensure_system_namespace
 from services.api.nodes import NodeServicer
 from services.api.purge import purge_forever
 from services.api.revocation import Revocation
-from services.api.store import InstanceStore, NamespaceStore
+from services.api.scheduling import Scheduler
+from services.api.store import NamespaceStore
 from services.api.validation import Limits
 from services.common.config import MeshConfig
+from services.common.instance_store import InstanceStore
 from services.common.main import service_authority, service_emitter
 from services.common.server import Servicer, serve
 from services.common.store import Store
@@ -61,7 +63,8 @@ async def serve_api(config: ApiConfig) -> None:
     await emitter.start()
     events = Events(emitter, config.mesh.eventlog, InternalCredentials(authority, "api"))
     instance_store, keys = InstanceStore(store), IdempotencyKeys(store)
-    instances = InstanceServicer(instance_store, namespaces, events, keys, config.limits)
+    scheduler = Scheduler(config.mesh.scheduler, InternalCredentials(authority, "api"), store)
+    instances = InstanceServicer(instance_store, namespaces, events, keys, config.limits, scheduler)
     purging = asyncio.create_task(
         purge_forever(
             instance_store,
@@ -75,6 +78,7 @@ async def serve_api(config: ApiConfig) -> None:
         await revocation.close()
         purging.cancel()
         await events.close()
+        await scheduler.close()
         await emitter.close()
         await store.close()
 

@@ -147,6 +147,58 @@ class _Status(grpc.Status):
         self.trailing_metadata = trailing_metadata
 
 
+_BY_HTTP_STATUS: dict[int, type[SfmeshError]] = {
+    kind.http_status: kind
+    for kind in (
+        InvalidArgument,
+        Unauthenticated,
+        PermissionDenied,
+        NotFound,
+        NotReady,
+        Conflict,
+        InsufficientResources,
+        Unavailable,
+    )
+}
+
+
+def from_rpc_error(exc: grpc.aio.AioRpcError, service: str) -> SfmeshError:
+    """Rebuild the domain error another sfmesh service answered, so a caller
+    passes it on unchanged; anything else means `service` is unavailable."""
+    info, retry = _rich_details(exc)
+    kind = _BY_HTTP_STATUS.get(int(info.metadata.get("http_status", 0))) if info else None
+    message = exc.details() or ""
+    if info is None or kind is None:
+        return Unavailable(
+            f"the {service} is unavailable ({exc.code().name})",
+            reason=f"{service.upper().replace(' ', '_')}_UNAVAILABLE",
+        )
+    if kind is InsufficientResources:
+        seconds = retry.retry_delay.seconds if retry else 5
+        return InsufficientResources(message, reason=info.reason, retry_after=seconds)
+    return kind(message, reason=info.reason)
+
+
+def _rich_details(
+    exc: grpc.aio.AioRpcError,
+) -> tuple[error_details_pb2.ErrorInfo | None, error_details_pb2.RetryInfo | None]:
+    status = status_pb2.Status()
+    for name, value in exc.trailing_metadata() or ():
+        if name == "grpc-status-details-bin" and isinstance(value, bytes):
+            status.ParseFromString(value)
+    info = retry = None
+    for packed in status.details:
+        if packed.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            packed.Unpack(info)
+            if info.domain != DOMAIN:
+                info = None
+        elif packed.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            packed.Unpack(retry)
+    return info, retry
+
+
 def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.RetryInfo) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)

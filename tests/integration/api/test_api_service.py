@@ -23,7 +23,9 @@ from sfmesh.v1 import (
     instance_pb2,
     instance_service_pb2,
     instance_service_pb2_grpc,
+    node_service_pb2,
     records_pb2,
+    scheduler_service_pb2_grpc,
 )
 
 from services.api.auth import AuthServicer
@@ -31,16 +33,22 @@ from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
 from services.api.instances import InstanceServicer
 from services.api.keys import SYSTEM, ensure_system_namespace, new_key_record
-from services.api.store import InstanceStore, NamespaceStore
+from services.api.scheduling import Scheduler
+from services.api.store import NamespaceStore
 from services.api.validation import Limits
 from services.common import instance_states as states
 from services.common.config import MeshConfig
+from services.common.instance_store import InstanceStore
 from services.common.interceptors import AuthInterceptor, RequestInterceptor
 from services.common.main import service_authority, service_emitter
 from services.common.store import Delete, Put, Store, key
 from services.common.tokens import InternalCredentials, TokenAuthority
+from services.scheduler.placement import Policy
+from services.scheduler.registry import Capacity, Registry
+from services.scheduler.servicer import SchedulerServicer, Timing
 
 RUN = uuid.uuid4().hex[:8]
+NODE = f"t{RUN}-node"
 """Every instance and namespace these tests make carries this, so a shared etcd
 can be cleaned of exactly them."""
 
@@ -110,6 +118,7 @@ async def _clean(store: Store, created_system: bool, other_namespace: str) -> No
     ]
     doomed = [Delete(key("instance", u)) for u in mine]
     doomed.append(Delete(key("namespace", other_namespace)))
+    doomed.append(Delete(key("node", NODE)))
     if created_system:
         doomed.append(Delete(key("namespace", SYSTEM)))
     assert await store.commit(doomed)
@@ -149,16 +158,34 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     await emitter.start()
     events = Events(emitter, "127.0.0.1:1", InternalCredentials(authority, "api-test"))
     server = grpc.aio.server(interceptors=[RequestInterceptor(), AuthInterceptor(authority)])
+    port = server.add_insecure_port("127.0.0.1:0")
+    # A real scheduler in this process, with one node that has reported.
+    registry = Registry()
+    registry.connect(NODE)
+    registry.report(NODE, Capacity(64, 0, 1 << 20, 1 << 20, 10_000, 0.0))
+    scheduler_service_pb2_grpc.add_SchedulerServiceServicer_to_server(
+        SchedulerServicer(
+            store=store, registry=registry, emitter=emitter, policy=Policy(), timing=Timing()
+        ),
+        server,
+    )
+    node = records_pb2.NodeRecord(name=NODE, state=node_service_pb2.NODE_STATE_CREATED)
+    assert await store.commit([Put(key("node", NODE), node.SerializeToString())])
+    scheduler = Scheduler(f"127.0.0.1:{port}", InternalCredentials(authority, "api-test"), store)
     instance_service_pb2_grpc.add_InstanceServiceServicer_to_server(
         InstanceServicer(
-            InstanceStore(store), namespaces, events, IdempotencyKeys(store), Limits(max_cpus=4)
+            InstanceStore(store),
+            namespaces,
+            events,
+            IdempotencyKeys(store),
+            Limits(max_cpus=4),
+            scheduler,
         ),
         server,
     )
     auth_service_pb2_grpc.add_AuthServiceServicer_to_server(
         AuthServicer(namespaces, authority), server
     )
-    port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     api = Api(
@@ -176,6 +203,7 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
         yield api
     finally:
         await channel.close()
+        await scheduler.close()
         await server.stop(None)
         await emitter.close(timeout=0)
         await _clean(store, created_system, other_namespace)
@@ -366,12 +394,13 @@ async def test_internal_token_refused_by_public_rpc(api: Api) -> None:
 
 
 async def test_create_get_list_delete(api: Api) -> None:
-    created = await create(api, "life", placed_on="node-7")
+    created = await create(api, "life", placed_on=NODE)
     assert created.name == name("life")
     assert created.namespace == SYSTEM
     assert created.state == states.INITIAL
     assert created.power_state == instance_pb2.POWER_STATE_INITIAL
-    assert created.requested_placement == "node-7"
+    assert created.requested_placement == NODE
+    assert created.node == NODE
     assert list(created.side_channels) == ["sf-agent"]
     assert str(uuid.UUID(created.uuid)) == created.uuid
 
@@ -499,6 +528,16 @@ async def test_ambiguous_name(api: Api) -> None:
             "network net-1 not found",
         ),
         ({"namespace": f"t{RUN}-missing"}, grpc.StatusCode.NOT_FOUND, "namespace not found"),
+        (
+            {"placed_on": f"t{RUN}-nowhere"},
+            grpc.StatusCode.NOT_FOUND,
+            "Specified node does not exist",
+        ),
+        (
+            {"memory": 1 << 21},
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "No nodes with enough idle RAM",
+        ),
     ],
 )
 async def test_refused_create_leaves_nothing(
@@ -513,9 +552,8 @@ async def test_refused_create_leaves_nothing(
     assert error.code() == code
     if message is not None:
         assert error.details() == message
-    assert error_info(error).metadata["http_status"] == (
-        "400" if code.name == "INVALID_ARGUMENT" else "404"
-    )
+    http = {"INVALID_ARGUMENT": "400", "NOT_FOUND": "404", "RESOURCE_EXHAUSTED": "507"}
+    assert error_info(error).metadata["http_status"] == http[code.name]
     assert await listed(api, api.system, all=True) == before
 
 

@@ -29,9 +29,10 @@ from services.api import namespaces as rules
 from services.api.auth import AuthServicer
 from services.api.keys import SYSTEM, ensure_system_namespace, make_key
 from services.api.revocation import Revocation
-from services.api.store import InstanceStore, NamespaceStore
+from services.api.store import NamespaceStore
 from services.common import errors
 from services.common import instance_states as states
+from services.common.instance_store import InstanceStore
 from services.common.interceptors import AuthInterceptor, RequestInterceptor
 from services.common.main import service_authority
 from services.common.store import Delete, Put, Store, key, kind_prefix

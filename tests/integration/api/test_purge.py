@@ -10,8 +10,8 @@ from sfmesh.v1 import instance_pb2, records_pb2
 
 from services.api.idempotency import IdempotencyKeys, record_key
 from services.api.purge import purge_once, purgeable
-from services.api.store import InstanceStore
 from services.common import instance_states as states
+from services.common.instance_store import InstanceStore
 from services.common.store import Put, Store
 
 NOW = 1_000_000.0

@@ -1,0 +1,103 @@
+"""The api's client of the scheduler: place an instance before it is written,
+and give the reservation back when the write does not happen."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import grpc
+from sfmesh.v1 import (
+    instance_pb2,
+    node_service_pb2,
+    records_pb2,
+    scheduler_service_pb2,
+    scheduler_service_pb2_grpc,
+)
+
+from services.common import errors
+from services.common.channels import quick_reconnect
+from services.common.store import Store, key
+from services.common.tokens import InternalCredentials
+
+log = logging.getLogger("sfmesh.api")
+
+PLACE_DEADLINE = 10.0
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the scheduler put an instance, and the reservation it holds."""
+
+    node: str
+    reservation_id: str
+
+
+def disk_gib(instance: instance_pb2.Instance) -> int:
+    """The disk an instance asks for, in GiB (sized disks only). Pure."""
+    return sum(disk.size for disk in instance.disk_spec if disk.HasField("size"))
+
+
+class Scheduler:
+    """PlaceInstance and ReleaseReservation, carrying the internal identity."""
+
+    def __init__(self, address: str, credentials: InternalCredentials, store: Store) -> None:
+        self._store = store
+        self._channel = grpc.aio.insecure_channel(address, options=quick_reconnect(0.2, 2.0))
+        self._stub = scheduler_service_pb2_grpc.SchedulerServiceStub(self._channel)
+        self._credentials = credentials
+
+    async def place(self, instance: instance_pb2.Instance, request_id: str) -> Placement:
+        """A node and a reservation for `instance`; the scheduler's 404 and 507
+        pass through unchanged, an unreachable scheduler is a 503."""
+        request = scheduler_service_pb2.PlaceInstanceRequest(
+            instance_uuid=instance.uuid,
+            cpus=instance.cpus,
+            memory=instance.memory,
+            disk_gib=disk_gib(instance),
+            disk=instance.disk_spec,
+            request_id=request_id,
+        )
+        if instance.HasField("requested_placement"):
+            await self._check_forced(instance.requested_placement)
+            request.placed_on = instance.requested_placement
+        try:
+            reply = await self._stub.PlaceInstance(
+                request, metadata=self._credentials.metadata(), timeout=PLACE_DEADLINE
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise errors.from_rpc_error(exc, "scheduler") from exc
+        return Placement(node=reply.node, reservation_id=reply.reservation_id)
+
+    async def _check_forced(self, node: str) -> None:
+        """A forced node must be one the scheduler recorded, and be up
+        (reference §4.4)."""
+        item = await self._store.get(key("node", node))
+        if item is None:
+            raise errors.NotFound("Specified node does not exist")
+        if (
+            records_pb2.NodeRecord.FromString(item.value).state
+            != node_service_pb2.NODE_STATE_CREATED
+        ):
+            raise errors.NotFound("Specified node not ready")
+
+    async def release(self, placement: Placement) -> None:
+        """Give a reservation back; a failure is only logged, since the
+        reservation expires on its own."""
+        request = scheduler_service_pb2.ReleaseReservationRequest(
+            reservation_id=placement.reservation_id
+        )
+        try:
+            await self._stub.ReleaseReservation(
+                request, metadata=self._credentials.metadata(), timeout=PLACE_DEADLINE
+            )
+        except grpc.aio.AioRpcError as exc:
+            log.warning(
+                "could not release reservation: %s",
+                exc.code().name,
+                extra={"fields": {"node": placement.node}},
+            )
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self._channel.close()

@@ -1,0 +1,103 @@
+"""Instance records in etcd, `/sfmesh/v1/instance/<uuid>` (see README.md):
+written by the api (create, delete, metadata) and by node agents (the states
+they walk an instance through). Every update is a compare-and-swap on the
+record's mod_revision, so concurrent writers never lose an update."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from sfmesh.v1 import records_pb2
+
+from services.common import errors
+from services.common.store import Delete, Put, Store, key, kind_prefix
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    """An instance record with the revision it was read at."""
+
+    record: records_pb2.InstanceRecord
+    mod_revision: int
+
+
+class InstanceStore:
+    """Instance records in etcd."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def get(self, uuid: str) -> StoredInstance | None:
+        """The record of one instance, or None."""
+        item = await self._store.get(key("instance", uuid))
+        if item is None:
+            return None
+        return StoredInstance(records_pb2.InstanceRecord.FromString(item.value), item.mod_revision)
+
+    async def all(self, *, after: str = "") -> AsyncIterator[StoredInstance]:
+        """Every instance record in UUID order (past `after` when given), read in pages."""
+        async for item in self._store.list_prefix(kind_prefix("instance"), after=after.encode()):
+            yield StoredInstance(
+                records_pb2.InstanceRecord.FromString(item.value), item.mod_revision
+            )
+
+    async def snapshot(self) -> tuple[list[StoredInstance], int]:
+        """Every instance record, and the etcd revision they were read at."""
+        found = await self._store.snapshot(kind_prefix("instance"))
+        records = [
+            StoredInstance(records_pb2.InstanceRecord.FromString(item.value), item.mod_revision)
+            for item in found.items
+        ]
+        return records, found.revision
+
+    async def changes(
+        self, *, after: int, uuid: str | None = None
+    ) -> AsyncIterator[tuple[records_pb2.InstanceRecord | None, records_pb2.InstanceRecord | None]]:
+        """(before, after) records of every change after revision `after`, of
+        every instance or only `uuid`; None stands for "did not exist"."""
+        prefix = key("instance", uuid) if uuid else kind_prefix("instance")
+        async for change in self._store.watch_prefix(prefix, start_revision=after + 1):
+            yield _decoded(change.previous), _decoded(change.value)
+
+    async def create(self, record: records_pb2.InstanceRecord, *also: Put) -> bool:
+        """Write a new record, and `also` in the same transaction; False, with
+        nothing written, when the uuid is taken or an expectation of `also`
+        fails."""
+        put = Put(key("instance", record.instance.uuid), record.SerializeToString(), 0)
+        return await self._store.commit([put, *also])
+
+    async def replace(self, stored: StoredInstance, record: records_pb2.InstanceRecord) -> bool:
+        """Write `record` over `stored`; False when someone wrote in between."""
+        put = Put(
+            key("instance", record.instance.uuid), record.SerializeToString(), stored.mod_revision
+        )
+        return await self._store.commit([put])
+
+    async def remove(self, stored: StoredInstance) -> bool:
+        """Delete a record as read; False when it changed in between."""
+        uuid = stored.record.instance.uuid
+        return await self._store.commit([Delete(key("instance", uuid), stored.mod_revision)])
+
+    async def update(
+        self, stored: StoredInstance, change: Callable[[records_pb2.InstanceRecord], None]
+    ) -> records_pb2.InstanceRecord:
+        """Apply `change` to a copy of the record and write it with compare-and-swap.
+
+        When another writer got there first, the record is read again and
+        `change` re-applied to the fresh copy; `change` may raise to refuse.
+        """
+        while True:
+            record = records_pb2.InstanceRecord()
+            record.CopyFrom(stored.record)
+            change(record)
+            if await self.replace(stored, record):
+                return record
+            fresh = await self.get(record.instance.uuid)
+            if fresh is None:
+                raise errors.NotFound("instance not found")
+            stored = fresh
+
+
+def _decoded(value: bytes | None) -> records_pb2.InstanceRecord | None:
+    return None if value is None else records_pb2.InstanceRecord.FromString(value)
