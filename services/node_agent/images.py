@@ -1,0 +1,272 @@
+"""The node agent's image cache: disk images fetched over http(s), kept by the
+sha256 of their content so that qemu can use them as disk bases.
+
+Layout under the cache root (folders 0755, files 0644, so that qemu, running
+as another user, can read the blobs):
+
+    blobs/<sha256>          the image, exactly as downloaded
+    blobs/.partial-*        a download in progress (removed if it fails)
+    urls/<sha256(url)>.json what a URL gave: {"url", "sha256", "size", "fmt"}
+
+A URL with an index entry whose blob exists is never fetched again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import http.client
+import json
+import logging
+import os
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import IO
+
+log = logging.getLogger("sfmesh.node_agent.images")
+
+DEFAULT_SHORTHANDS: Mapping[str, str] = MappingProxyType(
+    {
+        "debian:11": "https://cloud.debian.org/images/cloud/bullseye/latest/"
+        "debian-11-generic-amd64.qcow2",
+        "debian:12": "https://cloud.debian.org/images/cloud/bookworm/latest/"
+        "debian-12-generic-amd64.qcow2",
+    }
+)
+"""Image shorthands accepted as an instance's disk base, and their URLs."""
+
+QCOW2_MAGIC = b"QFI\xfb"
+
+ProgressCallback = Callable[[str, int, int | None], None]
+"""progress(url, bytes_so_far, total_or_None)."""
+
+_SCHEMES = ("http", "https")
+_CHUNK = 1024 * 1024
+_REPORT_MIN_STEP = 1024 * 1024
+_REPORT_STEP_UNKNOWN_TOTAL = 8 * 1024 * 1024
+_DIR_MODE = 0o755
+_FILE_MODE = 0o644
+
+
+class ImageError(Exception):
+    """A base that cannot be resolved or fetched; the message says why."""
+
+
+@dataclass(frozen=True)
+class CachedImage:
+    """An image in the cache."""
+
+    url: str
+    path: Path
+    """The cached file, <root>/blobs/<sha256>."""
+    sha256: str
+    size: int
+    """Bytes."""
+    fmt: str
+    """Either "raw" or "qcow2", from the file's magic bytes."""
+
+
+def resolve_base(base: str, shorthands: Mapping[str, str]) -> str:
+    """The URL of a disk base: a shorthand (``debian:11``) through the table,
+    an http(s) URL unchanged; anything else raises ImageError."""
+    url = shorthands.get(base, base)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as error:
+        raise ImageError(f"image {base!r} is not a valid URL: {error}") from error
+    if parts.scheme in _SCHEMES and parts.netloc:
+        return url
+    if base in shorthands:
+        raise ImageError(f"image shorthand {base!r} maps to {url!r}, not an http(s) URL")
+    known = ", ".join(sorted(shorthands)) or "none"
+    raise ImageError(
+        f"unknown image {base!r}: expected an http(s) URL or a shorthand (known: {known})"
+    )
+
+
+def detect_format(head: bytes) -> str:
+    """An image's format from its first bytes: "qcow2" for qcow2's magic, else "raw"."""
+    return "qcow2" if head.startswith(QCOW2_MAGIC) else "raw"
+
+
+class ImageCache:
+    """A content-addressed cache of disk images under ``root``.
+
+    Concurrent fetches of one URL share one download. ``progress`` is called
+    on the event loop a few times per download (at the start, about every
+    10 % or 8 MiB, at the end); an exception from it is logged and ignored.
+    ``timeout`` bounds the connection and each read, in seconds.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        shorthands: Mapping[str, str],
+        *,
+        progress: ProgressCallback | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self._root = root
+        self._blobs = root / "blobs"
+        self._urls = root / "urls"
+        self._shorthands = shorthands
+        self._progress = progress
+        self._timeout = timeout
+        self._inflight: dict[str, asyncio.Task[CachedImage]] = {}
+
+    async def fetch(self, base: str) -> CachedImage:
+        """The cached image of ``base`` (shorthand or URL), downloading it
+        unless it is cached. Raises ImageError."""
+        url = resolve_base(base, self._shorthands)
+        task = self._inflight.get(url)
+        if task is None:
+            task = asyncio.create_task(self._fetch(url))
+            self._inflight[url] = task
+            task.add_done_callback(lambda done: self._forget(url, done))
+        # A cancelled caller must not cancel the download the others await.
+        return await asyncio.shield(task)
+
+    def _forget(self, url: str, task: asyncio.Task[CachedImage]) -> None:
+        if self._inflight.get(url) is task:
+            del self._inflight[url]
+        if not task.cancelled():
+            task.exception()  # retrieved, even when every caller went away
+
+    async def _fetch(self, url: str) -> CachedImage:
+        cached = await asyncio.to_thread(self._lookup, url)
+        if cached is not None:
+            return cached
+        report = self._reporter(asyncio.get_running_loop())
+        image = await asyncio.to_thread(self._download, url, report)
+        log.info("cached %s: %s, %d bytes, %s", url, image.sha256, image.size, image.fmt)
+        return image
+
+    def _index_path(self, url: str) -> Path:
+        return self._urls / f"{hashlib.sha256(url.encode()).hexdigest()}.json"
+
+    def _lookup(self, url: str) -> CachedImage | None:
+        """The index entry of ``url`` if its blob is there, else None."""
+        try:
+            entry = json.loads(self._index_path(url).read_text())
+            image = CachedImage(
+                url=url,
+                path=self._blobs / entry["sha256"],
+                sha256=entry["sha256"],
+                size=entry["size"],
+                fmt=entry["fmt"],
+            )
+            if image.path.stat().st_size == image.size:
+                return image
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return None
+
+    def _reporter(self, loop: asyncio.AbstractEventLoop) -> ProgressCallback:
+        """A progress callback that the download thread may call: it hands
+        each report to the event loop."""
+        callback = self._progress
+
+        def report(url: str, done: int, total: int | None) -> None:
+            if callback is not None:
+                loop.call_soon_threadsafe(_call_progress, callback, url, done, total)
+
+        return report
+
+    def _download(self, url: str, report: ProgressCallback) -> CachedImage:
+        """Download ``url`` into the cache (blocking). Raises ImageError."""
+        for folder in (self._root, self._blobs, self._urls):
+            folder.mkdir(parents=True, exist_ok=True)
+            folder.chmod(_DIR_MODE)
+        request = urllib.request.Request(url, headers={"User-Agent": "sfmesh-node-agent"})
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                image = self._store(url, response, report)
+            entry = {"url": url, "sha256": image.sha256, "size": image.size, "fmt": image.fmt}
+            with _partial_file(self._urls) as out:
+                out.write(json.dumps(entry).encode())
+                _commit(out, self._index_path(url))
+        except urllib.error.HTTPError as error:
+            raise ImageError(f"fetching {url}: HTTP {error.code} {error.reason}") from error
+        except urllib.error.URLError as error:
+            raise ImageError(f"fetching {url}: {self._describe(error.reason)}") from error
+        except (OSError, ValueError, http.client.HTTPException) as error:
+            raise ImageError(f"fetching {url}: {self._describe(error)}") from error
+        return image
+
+    def _describe(self, reason: object) -> str:
+        if isinstance(reason, TimeoutError):
+            return f"timed out after {self._timeout:g} s"
+        if isinstance(reason, http.client.IncompleteRead):
+            return "the connection closed before the end of the body"
+        return str(reason) or type(reason).__name__
+
+    def _store(
+        self, url: str, response: http.client.HTTPResponse, report: ProgressCallback
+    ) -> CachedImage:
+        """Stream ``response`` into a blob, hashing it; the blob appears only
+        once complete."""
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        step = _REPORT_STEP_UNKNOWN_TOTAL if total is None else max(total // 10, _REPORT_MIN_STEP)
+        digest = hashlib.sha256()
+        head = b""
+        done = 0
+        reported = 0
+        report(url, 0, total)
+        with _partial_file(self._blobs) as out:
+            while chunk := response.read(_CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
+                if len(head) < len(QCOW2_MAGIC):
+                    head += chunk[: len(QCOW2_MAGIC) - len(head)]
+                done += len(chunk)
+                if done - reported >= step:
+                    report(url, done, total)
+                    reported = done
+            if total is not None and done != total:
+                # http.client leaves a short body to its caller to notice.
+                raise ImageError(
+                    f"fetching {url}: the connection closed after {done} of {total} bytes"
+                )
+            sha256 = digest.hexdigest()
+            path = self._blobs / sha256
+            _commit(out, path)
+        if reported != done or done == 0:
+            report(url, done, total)
+        return CachedImage(url=url, path=path, sha256=sha256, size=done, fmt=detect_format(head))
+
+
+def _call_progress(callback: ProgressCallback, url: str, done: int, total: int | None) -> None:
+    """Call a progress callback, logging what it raises."""
+    try:
+        callback(url, done, total)
+    except Exception:
+        log.exception("image progress callback failed for %s", url)
+
+
+@contextlib.contextmanager
+def _partial_file(folder: Path) -> Iterator[IO[bytes]]:
+    """A new file in ``folder`` (mode 0644) for ``_commit`` to rename into
+    place; removed if the block raises."""
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".partial-", delete=False) as out:
+        try:
+            os.fchmod(out.fileno(), _FILE_MODE)
+            yield out
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(out.name)
+            raise
+
+
+def _commit(out: IO[bytes], path: Path) -> None:
+    """Flush ``out`` to disk and rename it to ``path``, atomically."""
+    out.flush()
+    os.fsync(out.fileno())
+    os.replace(out.name, path)

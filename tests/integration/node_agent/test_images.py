@@ -1,0 +1,248 @@
+"""services/node_agent/images.py against a real loopback HTTP server (the
+`image_server` fixture): downloads, the cache, deduplication, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from guests.bootsector import boot_sector
+from services.node_agent.images import CachedImage, ImageCache, ImageError
+
+if TYPE_CHECKING:
+    from tests.conftest import ImageServer
+
+NO_SHORTHANDS: dict[str, str] = {}
+
+
+def files_under(root: Path) -> list[Path]:
+    """Every file below ``root``, folders left out."""
+    return sorted(path for path in root.rglob("*") if path.is_file())
+
+
+@pytest.fixture(scope="module")
+def qcow2_image(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """An empty 1 MiB qcow2 image made by qemu-img."""
+    path = tmp_path_factory.mktemp("qcow2") / "empty.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "1M"], check=True)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback port that accepts connections and never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+async def test_fetch_downloads_into_a_readable_blob(
+    image_server: ImageServer, boot_sector_url: str, tmp_path: Path
+) -> None:
+    image = await ImageCache(tmp_path / "cache", NO_SHORTHANDS).fetch(boot_sector_url)
+    data = boot_sector()
+    digest = hashlib.sha256(data).hexdigest()
+    assert image == CachedImage(
+        url=boot_sector_url,
+        path=tmp_path / "cache" / "blobs" / digest,
+        sha256=digest,
+        size=512,
+        fmt="raw",
+    )
+    assert image.path.read_bytes() == data
+    assert stat.S_IMODE(image.path.stat().st_mode) == 0o644
+    for folder in ("", "blobs", "urls"):
+        assert stat.S_IMODE((tmp_path / "cache" / folder).stat().st_mode) == 0o755
+    index = files_under(tmp_path / "cache" / "urls")
+    assert len(index) == 1
+    assert stat.S_IMODE(index[0].stat().st_mode) == 0o644
+
+
+async def test_a_fetched_url_is_served_from_the_cache(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
+    url = image_server.publish("cached.raw", b"cached" * 100)
+    cache = ImageCache(tmp_path, NO_SHORTHANDS)
+    first = await cache.fetch(url)
+    assert await cache.fetch(url) == first
+    assert await ImageCache(tmp_path, NO_SHORTHANDS).fetch(url) == first
+    assert image_server.hits("cached.raw") == 1
+
+
+async def test_shorthands_resolve_through_the_table(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
+    url = image_server.publish("short.raw", b"short")
+    cache = ImageCache(tmp_path, {"tiny:1": url})
+    assert (await cache.fetch("tiny:1")).url == url
+    assert (await cache.fetch(url)).path.read_bytes() == b"short"
+    assert image_server.hits("short.raw") == 1
+
+
+async def test_a_missing_blob_is_fetched_again(image_server: ImageServer, tmp_path: Path) -> None:
+    url = image_server.publish("evicted.raw", b"evicted")
+    cache = ImageCache(tmp_path, NO_SHORTHANDS)
+    (await cache.fetch(url)).path.unlink()
+    image = await cache.fetch(url)
+    assert image.path.read_bytes() == b"evicted"
+    assert image_server.hits("evicted.raw") == 2
+
+
+async def test_two_urls_with_one_content_share_a_blob(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
+    a = image_server.publish("same-a.raw", b"same content")
+    b = image_server.publish("same-b.raw", b"same content")
+    cache = ImageCache(tmp_path, NO_SHORTHANDS)
+    first, second = await cache.fetch(a), await cache.fetch(b)
+    assert (first.url, second.url) == (a, b)
+    assert first.path == second.path
+    assert len(files_under(tmp_path / "blobs")) == 1
+
+
+async def test_concurrent_fetches_download_once(image_server: ImageServer, tmp_path: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+    url = image_server.publish("concurrent.raw", data)
+    cache = ImageCache(tmp_path, NO_SHORTHANDS)
+    images = await asyncio.gather(*(cache.fetch(url) for _ in range(10)))
+    assert len(set(images)) == 1
+    assert images[0].sha256 == hashlib.sha256(data).hexdigest()
+    assert image_server.hits("concurrent.raw") == 1
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_download(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
+    url = image_server.publish("cancelled.raw", os.urandom(1024 * 1024))
+    cache = ImageCache(tmp_path, NO_SHORTHANDS)
+    impatient = asyncio.create_task(cache.fetch(url))
+    await asyncio.sleep(0)
+    impatient.cancel()
+    image = await cache.fetch(url)
+    assert impatient.cancelled()
+    assert image.path.stat().st_size == 1024 * 1024
+    assert image_server.hits("cancelled.raw") == 1
+
+
+async def test_concurrent_fetches_share_a_failure(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
+    cache = ImageCache(tmp_path, NO_SHORTHANDS)
+    url = image_server.url("shared-failure.raw")
+    results = await asyncio.gather(*(cache.fetch(url) for _ in range(10)), return_exceptions=True)
+    assert all(isinstance(result, ImageError) for result in results)
+    assert len({str(result) for result in results}) == 1
+    assert image_server.hits("shared-failure.raw") == 1
+
+
+async def test_not_found_names_the_url_and_leaves_nothing(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
+    url = image_server.url("missing.raw")
+    with pytest.raises(ImageError) as raised:
+        await ImageCache(tmp_path, NO_SHORTHANDS).fetch(url)
+    assert str(raised.value) == f"fetching {url}: HTTP 404 Not Found"
+    assert files_under(tmp_path) == []
+
+
+async def test_a_failed_fetch_is_retried(image_server: ImageServer, tmp_path: Path) -> None:
+    url = image_server.url("late.raw")
+    cache = ImageCache(tmp_path, NO_SHORTHANDS)
+    with pytest.raises(ImageError, match="404"):
+        await cache.fetch(url)
+    image_server.publish("late.raw", b"late")
+    assert (await cache.fetch(url)).path.read_bytes() == b"late"
+    assert image_server.hits("late.raw") == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        (
+            b"Content-Length: 1000\r\n\r\n" + bytes(10),
+            "the connection closed after 10 of 1000 bytes",
+        ),
+        (b"Transfer-Encoding: chunked\r\n\r\na\r\n01234", "the connection closed before"),
+    ],
+    ids=["content-length", "chunked"],
+)
+async def test_a_truncated_body_leaves_nothing(answer: bytes, why: str, tmp_path: Path) -> None:
+    async def truncate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\n" + answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(truncate, "127.0.0.1", 0)
+    async with server:
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/short.raw"
+        with pytest.raises(ImageError) as raised:
+            await ImageCache(tmp_path, NO_SHORTHANDS).fetch(url)
+    assert str(raised.value).startswith(f"fetching {url}: {why}")
+    assert files_under(tmp_path) == []
+
+
+async def test_connection_refused(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/x.raw"
+    with pytest.raises(ImageError, match=f"fetching {url}: .*Connection refused"):
+        await ImageCache(tmp_path, NO_SHORTHANDS).fetch(url)
+    assert files_under(tmp_path) == []
+
+
+async def test_a_silent_server_times_out(silent_port: int, tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{silent_port}/x.raw"
+    with pytest.raises(ImageError, match=f"fetching {url}: timed out after 0.2 s"):
+        await ImageCache(tmp_path, NO_SHORTHANDS, timeout=0.2).fetch(url)
+    assert files_under(tmp_path) == []
+
+
+async def test_other_schemes_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="'file:///etc/hostname'"):
+        await ImageCache(tmp_path, NO_SHORTHANDS).fetch("file:///etc/hostname")
+
+
+async def test_progress_reports_a_few_times_up_to_the_size(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
+    size = 5 * 1024 * 1024
+    url = image_server.publish("progress.raw", bytes(size))
+    calls: list[tuple[str, int, int | None]] = []
+    cache = ImageCache(tmp_path, NO_SHORTHANDS, progress=lambda *call: calls.append(call))
+    await cache.fetch(url)
+    assert calls[0] == (url, 0, size)
+    assert calls[-1] == (url, size, size)
+    done = [call[1] for call in calls]
+    assert done == sorted(set(done))
+    assert 3 <= len(calls) <= 12
+
+
+async def test_a_failing_progress_callback_does_not_stop_the_download(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
+    url = image_server.publish("progress-fails.raw", b"data")
+
+    def progress(url: str, done: int, total: int | None) -> None:
+        raise RuntimeError("progress broke")
+
+    image = await ImageCache(tmp_path, NO_SHORTHANDS, progress=progress).fetch(url)
+    assert image.path.read_bytes() == b"data"
+
+
+async def test_qcow2_is_detected(
+    image_server: ImageServer, qcow2_image: bytes, tmp_path: Path
+) -> None:
+    url = image_server.publish("empty.qcow2", qcow2_image)
+    image = await ImageCache(tmp_path, NO_SHORTHANDS).fetch(url)
+    assert (image.fmt, image.size) == ("qcow2", len(qcow2_image))
