@@ -1,0 +1,264 @@
+"""The libvirt domain XML of an instance: frozen dataclasses describing the
+domain and one pure function rendering them (no I/O, no libvirt, no clock).
+
+Checked against libvirt 9.0 with QEMU 7.2 (Debian 12):
+
+- **NVMe.** libvirt 9.0 has no emulated NVMe disk: `<target bus='nvme'>` is
+  refused ("Invalid value for attribute 'bus'"), and `<disk type='nvme'>` is
+  host NVMe passthrough over VFIO. So an NVMe disk is rendered as an ordinary
+  virtio disk with a user alias (`ua-nvmeN`), and a `<qemu:override>` (libvirt
+  8.2+) turns its QEMU frontend from `virtio-blk-pci` into `nvme` with a
+  serial number. libvirt still owns the disk: it labels the image for the
+  qemu user, builds its `-blockdev` chain and passes the boot order, so the
+  override changes only the device the guest sees. The other way, a
+  `<qemu:commandline>` `-drive`/`-device nvme`, bypasses all of that (qemu
+  cannot open an image libvirt has not relabelled) and needs comma escaping
+  of paths. Both taint the domain in libvirt's log (`custom-device` here).
+  Guests name these disks `nvme0n1`, `nvme1n1`…; libvirt knows them by the
+  `vdX` names that follow the real virtio disks.
+- **Refusals.** `render_domain` raises `ValueError` for values outside the
+  accepted sets and for what libvirt would refuse less clearly: IDE on q35
+  (q35 has no IDE controller), more than four IDE devices, a cdrom on
+  virtio or NVMe (no ejectable media), secure boot off q35.
+- NIC wire names are QEMU device names, which libvirt 9.0 passes through
+  unchanged (including `ne2k_pci`, `pcnet` and the `i8255x` family), so no
+  renaming is needed; the allow-list keeps other device names out.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+DISK_BUSES = frozenset({"ide", "sata", "scsi", "usb", "virtio", "nvme"})
+DISK_KINDS = frozenset({"disk", "cdrom"})
+DISK_FORMATS = frozenset({"qcow2", "raw"})
+NIC_MODELS = frozenset(
+    {"virtio", "e1000", "e1000e", "rtl8139", "i82551", "i82557b", "i82559er", "ne2k_pci", "pcnet"}
+)
+VIRT_TYPES = frozenset({"kvm", "qemu"})
+MACHINES = frozenset({"pc", "q35"})
+VIDEO_MODELS = frozenset({"vga", "cirrus", "qxl"})
+
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+"""libvirt's namespace for QEMU-specific elements (`<qemu:override>`)."""
+ET.register_namespace("qemu", QEMU_NS)
+
+_NAME_PREFIXES = {"virtio": "vd", "sata": "sd", "scsi": "sd", "usb": "sd", "ide": "hd"}
+_IDE_SLOTS = 4  # two IDE buses of two units each
+_NO_EJECTABLE_MEDIA = frozenset({"virtio", "nvme"})
+
+
+@dataclass(frozen=True)
+class DiskDevice:
+    """One disk or cdrom backed by an image file on the host."""
+
+    path: Path
+    """The image file on the host."""
+    bus: str
+    """One of `DISK_BUSES`."""
+    kind: str
+    """`disk` or `cdrom`."""
+    fmt: str
+    """`qcow2` or `raw`."""
+    readonly: bool = False
+    """Cdroms are always read-only, whatever this says."""
+
+
+@dataclass(frozen=True)
+class NicDevice:
+    """One network interface attached to a host bridge."""
+
+    mac: str
+    """`52:54:00:…`."""
+    model: str
+    """One of `NIC_MODELS` (the wire names)."""
+    bridge: str
+    """The host bridge to attach to."""
+
+
+@dataclass(frozen=True)
+class Firmware:
+    """UEFI (OVMF) firmware and the instance's own copy of its variables."""
+
+    loader: Path
+    """OVMF code, e.g. /usr/share/OVMF/OVMF_CODE_4M.fd (…secboot.fd for secure boot)."""
+    nvram: Path
+    """The per-instance NVRAM file; libvirt copies the template there at first start."""
+    nvram_template: Path
+    secure_boot: bool
+    """Needs the q35 machine and a secure-boot loader."""
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """Everything the domain XML says about one instance."""
+
+    name: str
+    """The libvirt domain name."""
+    uuid: str
+    """The instance uuid, used as the domain uuid."""
+    cpus: int
+    memory_mib: int
+    virt_type: str
+    """`kvm` or `qemu` (TCG)."""
+    machine: str
+    """`pc` or `q35`."""
+    disks: tuple[DiskDevice, ...]
+    """In boot order: the first one boots."""
+    nics: tuple[NicDevice, ...]
+    video_model: str
+    """One of `VIDEO_MODELS`."""
+    video_vram_kib: int
+    console_log: Path
+    """The file the serial console is captured to (appended)."""
+    firmware: Firmware | None = None
+    """None means BIOS (SeaBIOS)."""
+
+
+def device_names(disks: Sequence[DiskDevice]) -> list[str]:
+    """Guest names of the disks, in order: virtio `vda`, `vdb`…; sata, scsi
+    and usb share one counter, `sda`, `sdb`…; ide `hda`…; nvme `nvme0n1`,
+    `nvme1n1`… (one controller per disk)."""
+    counters: Counter[str] = Counter()
+    names = []
+    for disk in disks:
+        if disk.bus == "nvme":
+            names.append(f"nvme{counters['nvme']}n1")
+            counters["nvme"] += 1
+        else:
+            prefix = _NAME_PREFIXES[disk.bus]
+            names.append(prefix + _suffix(counters[prefix]))
+            counters[prefix] += 1
+    return names
+
+
+def render_domain(spec: DomainSpec) -> str:
+    """The domain XML libvirt defines. Raises ValueError for a spec libvirt
+    would refuse (see the module docstring)."""
+    _check(spec)
+    domain = ET.Element("domain", type=spec.virt_type)
+    _text(domain, "name", spec.name)
+    _text(domain, "uuid", spec.uuid)
+    _text(domain, "memory", str(spec.memory_mib), unit="MiB")
+    _text(domain, "vcpu", str(spec.cpus))
+    _os(domain, spec)
+    features = ET.SubElement(domain, "features")
+    ET.SubElement(features, "acpi")
+    ET.SubElement(features, "apic")
+    if spec.firmware is not None and spec.firmware.secure_boot:
+        ET.SubElement(features, "smm", state="on")
+    if spec.virt_type == "kvm":
+        ET.SubElement(domain, "cpu", mode="host-passthrough")
+    for event, action in (("poweroff", "destroy"), ("reboot", "restart"), ("crash", "destroy")):
+        _text(domain, f"on_{event}", action)
+    devices = ET.SubElement(domain, "devices")
+    nvme_aliases = _disks(devices, spec.disks)
+    if any(disk.bus == "scsi" for disk in spec.disks):
+        ET.SubElement(devices, "controller", type="scsi", index="0", model="virtio-scsi")
+    for nic in spec.nics:
+        interface = ET.SubElement(devices, "interface", type="bridge")
+        ET.SubElement(interface, "mac", address=nic.mac)
+        ET.SubElement(interface, "source", bridge=nic.bridge)
+        ET.SubElement(interface, "model", type=nic.model)
+    video = ET.SubElement(devices, "video")
+    ET.SubElement(video, "model", type=spec.video_model, vram=str(spec.video_vram_kib))
+    serial = ET.SubElement(devices, "serial", type="file")
+    ET.SubElement(serial, "source", path=str(spec.console_log), append="on")
+    ET.SubElement(serial, "target", port="0")
+    console = ET.SubElement(devices, "console", type="file")
+    ET.SubElement(console, "source", path=str(spec.console_log), append="on")
+    ET.SubElement(console, "target", type="serial", port="0")
+    if nvme_aliases:
+        _nvme_override(domain, nvme_aliases)
+    ET.indent(domain)
+    return ET.tostring(domain, encoding="unicode")
+
+
+def _check(spec: DomainSpec) -> None:
+    _one_of("virt_type", spec.virt_type, VIRT_TYPES)
+    _one_of("machine", spec.machine, MACHINES)
+    _one_of("video model", spec.video_model, VIDEO_MODELS)
+    for disk in spec.disks:
+        _one_of("disk bus", disk.bus, DISK_BUSES)
+        _one_of("disk kind", disk.kind, DISK_KINDS)
+        _one_of("disk format", disk.fmt, DISK_FORMATS)
+        if disk.kind == "cdrom" and disk.bus in _NO_EJECTABLE_MEDIA:
+            raise ValueError(f"a cdrom cannot sit on the {disk.bus} bus")
+    for nic in spec.nics:
+        _one_of("NIC model", nic.model, NIC_MODELS)
+    ide = sum(disk.bus == "ide" for disk in spec.disks)
+    if ide and spec.machine == "q35":
+        raise ValueError("the q35 machine has no IDE bus")
+    if ide > _IDE_SLOTS:
+        raise ValueError(f"at most {_IDE_SLOTS} IDE devices fit, not {ide}")
+    if spec.firmware is not None and spec.firmware.secure_boot and spec.machine != "q35":
+        raise ValueError("secure boot needs the q35 machine")
+
+
+def _one_of(what: str, value: str, allowed: frozenset[str]) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {sorted(allowed)}")
+
+
+def _suffix(index: int) -> str:
+    """libvirt's disk name suffix of a 0-based index: a…z, aa…az, ba…"""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("a") + rest) + letters
+    return letters
+
+
+def _text(parent: ET.Element, tag: str, text: str, **attributes: str) -> ET.Element:
+    element = ET.SubElement(parent, tag, attributes)
+    element.text = text
+    return element
+
+
+def _os(domain: ET.Element, spec: DomainSpec) -> None:
+    os_element = ET.SubElement(domain, "os")
+    _text(os_element, "type", "hvm", arch="x86_64", machine=spec.machine)
+    firmware = spec.firmware
+    if firmware is None:
+        return
+    loader = _text(os_element, "loader", str(firmware.loader), readonly="yes", type="pflash")
+    if firmware.secure_boot:
+        loader.set("secure", "yes")
+    _text(os_element, "nvram", str(firmware.nvram), template=str(firmware.nvram_template))
+
+
+def _disks(devices: ET.Element, disks: Sequence[DiskDevice]) -> list[str]:
+    """Add the disk elements; answer the aliases of the NVMe ones."""
+    virtio_count = sum(disk.bus == "virtio" for disk in disks)
+    nvme_aliases: list[str] = []
+    for index, (disk, name) in enumerate(zip(disks, device_names(disks), strict=True)):
+        element = ET.SubElement(devices, "disk", type="file", device=disk.kind)
+        ET.SubElement(element, "driver", name="qemu", type=disk.fmt)
+        ET.SubElement(element, "source", file=str(disk.path))
+        if disk.bus == "nvme":
+            target = "vd" + _suffix(virtio_count + len(nvme_aliases))
+            ET.SubElement(element, "target", dev=target, bus="virtio")
+            nvme_aliases.append(f"ua-nvme{len(nvme_aliases)}")
+            ET.SubElement(element, "alias", name=nvme_aliases[-1])
+        else:
+            ET.SubElement(element, "target", dev=name, bus=disk.bus)
+        if disk.readonly or disk.kind == "cdrom":
+            ET.SubElement(element, "readonly")
+        if index == 0:
+            ET.SubElement(element, "boot", order="1")
+    return nvme_aliases
+
+
+def _nvme_override(domain: ET.Element, aliases: Sequence[str]) -> None:
+    """Make QEMU build each aliased virtio disk's frontend as an `nvme` device."""
+    override = ET.SubElement(domain, f"{{{QEMU_NS}}}override")
+    for number, alias in enumerate(aliases):
+        device = ET.SubElement(override, f"{{{QEMU_NS}}}device", alias=alias)
+        frontend = ET.SubElement(device, f"{{{QEMU_NS}}}frontend")
+        for name, value in (("driver", "nvme"), ("serial", f"nvme{number}")):
+            ET.SubElement(frontend, f"{{{QEMU_NS}}}property", name=name, type="string", value=value)
