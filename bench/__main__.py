@@ -1,18 +1,37 @@
-"""`make bench`: run every benchmark and print its figures."""
+"""`make bench`: run every benchmark and print its figures;
+`python -m bench NAME...` runs only those named."""
 
 from __future__ import annotations
 
-from bench import event_ingest, event_reads, gateway, instances
+import sys
+from collections.abc import Callable
+
+from bench import event_ingest, event_reads, gateway, instances, vms
 from bench.harness import quiet_mesh
 
 
-def main() -> None:
-    """Run the benchmarks in turn."""
-    gateway.main()
-    instances.main()
+def _event_ingest() -> None:
     with quiet_mesh() as mesh:
         event_ingest.main(mesh.address("eventlog"), state_dir=mesh.state_dir)
-    event_reads.main()
+
+
+BENCHMARKS: dict[str, Callable[[], None]] = {
+    "gateway": gateway.main,
+    "instances": instances.main,
+    "event_ingest": _event_ingest,
+    "event_reads": event_reads.main,
+    "vms": vms.main,
+}
+
+
+def main() -> None:
+    """Run the named benchmarks in turn, or all of them."""
+    names = sys.argv[1:] or list(BENCHMARKS)
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown:
+        raise SystemExit(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+    for name in names:
+        BENCHMARKS[name]()
 
 
 if __name__ == "__main__":

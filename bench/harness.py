@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,12 +12,23 @@ from devmesh.mesh import Mesh, Ports
 
 
 @contextlib.contextmanager
-def quiet_mesh() -> Iterator[Mesh]:
-    """A mesh in a temporary state folder, its logs discarded at the source:
-    copying them would cost the load generator's process GIL time on every
-    request."""
-    with tempfile.TemporaryDirectory() as state:
-        mesh = Mesh(state_dir=Path(state), ports=Ports.free(), sink=None)
+def quiet_mesh(
+    *, node_agent: bool = False, settings: dict[str, str] | None = None
+) -> Iterator[Mesh]:
+    """A mesh in a temporary state folder (one qemu can traverse), its logs
+    discarded at the source: copying them would cost the load generator's
+    process GIL time on every request. Without this machine's node agent
+    unless asked: benchmarks of the api place onto simulated nodes."""
+    with tempfile.TemporaryDirectory(prefix="sfmesh-bench-", dir="/var/tmp") as state:
+        Path(state).chmod(0o755)
+        mesh = Mesh(
+            state_dir=Path(state),
+            ports=Ports.free(),
+            sink=None,
+            node_agent=node_agent,
+            node_name=f"bench-{uuid.uuid4().hex[:6]}",
+            settings=settings or {},
+        )
         mesh.start()
         try:
             yield mesh

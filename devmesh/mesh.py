@@ -16,6 +16,12 @@ from typing import IO
 from devmesh.processes import Child, grpc_serving, http_ok, python_module, wait_until
 
 READY_TIMEOUT = 60.0
+SMALL_MACHINE = {
+    "SFMESH_MIN_FREE_DISK_GIB": "2",
+    "SFMESH_RAM_RESERVED_MIB": "512",
+}
+"""Scheduler thresholds that fit a developer's machine (Shaken Fist's keep
+20 GiB of disk and 2 GiB of RAM); the environment overrides them."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,13 @@ class Mesh:
     ports: Ports = field(default_factory=Ports)
     sink: IO[str] | None = field(default_factory=lambda: sys.stdout)
     """Where the children's output goes, prefixed; None discards it."""
+    node_name: str = field(default_factory=socket.gethostname)
+    """The node agent's node name; it prefixes the libvirt domains it makes."""
+    settings: dict[str, str] = field(default_factory=dict)
+    """Extra SFMESH_* settings for every service, over the defaults."""
+    node_agent: bool = True
+    """Whether this machine's node agent runs (benchmarks of the api alone
+    feed the scheduler simulated nodes instead)."""
     children: dict[str, Child] = field(default_factory=dict)
 
     @property
@@ -71,7 +84,8 @@ class Mesh:
 
     def environment(self) -> dict[str, str]:
         """The SFMESH_* settings every service of this mesh gets."""
-        env = dict(os.environ)
+        env = dict(SMALL_MACHINE)
+        env.update(os.environ)
         env.update(
             SFMESH_STATE_DIR=str(self.state_dir),
             SFMESH_ETCD=f"127.0.0.1:{self.ports.etcd_client}",
@@ -83,15 +97,20 @@ class Mesh:
             SFMESH_EVENTLOG_LISTEN=self.address("eventlog"),
             SFMESH_NODE_AGENT_LISTEN=self.address("node_agent"),
             SFMESH_GATEWAY_PORT=str(self.ports.gateway),
+            SFMESH_NODE_NAME=self.node_name,
             PYTHONUNBUFFERED="1",
         )
+        env.update(self.settings)
         return env
 
     def start(self) -> None:
         """Start etcd, then the services, each once the one before is ready."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._start_etcd()
-        for service in ("eventlog", "scheduler", "api", "node_agent"):
+        services = ["eventlog", "scheduler", "api"]
+        if self.node_agent:
+            services.append("node_agent")
+        for service in services:
             self.start_service(service)
         self._launch("gateway", python_module("services.api_gateway"))
         wait_until(

@@ -30,6 +30,12 @@ getent group libvirt-qemu >/dev/null || "${sudo_cmd[@]}" groupadd -r libvirt-qem
 id libvirt-qemu >/dev/null 2>&1 || "${sudo_cmd[@]}" useradd -r -g libvirt-qemu -G kvm \
   -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu
 "${sudo_cmd[@]}" mkdir -p /var/log/libvirt /var/run/libvirt
+# Without udev nothing gives /dev/kvm its usual group; libvirtd then finds it
+# unusable on every call and re-probes qemu each time (seconds per call).
+if [ -c /dev/kvm ]; then
+  "${sudo_cmd[@]}" chgrp kvm /dev/kvm
+  "${sudo_cmd[@]}" chmod 0660 /dev/kvm
+fi
 
 pgrep -x virtlogd >/dev/null || "${sudo_cmd[@]}" virtlogd -d
 if ! pgrep -x libvirtd >/dev/null; then

@@ -3,24 +3,18 @@ folder of its own so nothing touches the user's ~/.shakenfist."""
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import sys
 import tempfile
-import threading
-import urllib.parse
-from collections import Counter
 from collections.abc import Iterator
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from devmesh.mesh import Ports, start_etcd
 from guests.bootsector import boot_sector
+from guests.serve import ImageServer
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -53,92 +47,6 @@ def qemu_tmp() -> Iterator[Path]:
     folder.chmod(0o777)
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
-
-
-class ImageServer:
-    """A real HTTP server on loopback serving the files tests publish, from a
-    folder of its own, and counting the requests for each path. A path never
-    published answers 404."""
-
-    def __init__(self, folder: Path) -> None:
-        self._folder = folder
-        self._hits: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(
-            ("127.0.0.1", 0), functools.partial(_ImageHandler, images=self)
-        )
-        self._server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        """http://127.0.0.1:<port>, without a trailing slash."""
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="image-server", daemon=True
-        )
-        self._thread.start()
-
-    def url(self, name: str) -> str:
-        """The URL of /<name>, published or not."""
-        return f"{self.base_url}/{name}"
-
-    def publish(self, name: str, data: bytes) -> str:
-        """Serve ``data`` at /<name> from now on (``name`` is a plain file
-        name; publishing again replaces it); returns its URL."""
-        if not name or "/" in name or name.startswith("."):
-            raise ValueError(f"not a plain file name: {name!r}")
-        partial = self._folder / f".{name}.partial"
-        partial.write_bytes(data)
-        partial.replace(self._folder / name)
-        return self.url(name)
-
-    def hits(self, name: str) -> int:
-        """How many requests /<name> has had (any method, any answer)."""
-        with self._lock:
-            return self._hits[name]
-
-    def close(self) -> None:
-        """Stop serving and free the port."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    def _request(self, name: str) -> Path | None:
-        """Count a request for /<name>; the file to answer, if published."""
-        with self._lock:
-            self._hits[name] += 1
-        path = self._folder / name
-        if "/" in name or name.startswith(".") or not path.is_file():
-            return None
-        return path
-
-
-class _ImageHandler(BaseHTTPRequestHandler):
-    """Answers GET and HEAD from an ImageServer."""
-
-    def __init__(self, *args: Any, images: ImageServer, **kwargs: Any) -> None:
-        self.images = images
-        super().__init__(*args, **kwargs)
-
-    def do_GET(self) -> None:
-        self._answer(body=True)
-
-    def do_HEAD(self) -> None:
-        self._answer(body=False)
-
-    def _answer(self, *, body: bool) -> None:
-        name = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path.removeprefix("/"))
-        path = self.images._request(name)
-        if path is None:
-            self.send_error(HTTPStatus.NOT_FOUND)
-            return
-        with path.open("rb") as file:
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(os.fstat(file.fileno()).st_size))
-            self.end_headers()
-            if body:
-                shutil.copyfileobj(file, self.wfile)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read ImageServer.hits rather than an access log."""
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from sfmesh.v1 import (
 from services.api import idempotency, metadata, validation
 from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
+from services.api.node_agents import NodeAgents
 from services.api.observation import Observation
 from services.api.power import PowerOperations
 from services.api.scheduling import Scheduler
@@ -55,9 +56,11 @@ class InstanceServicer(
         keys: IdempotencyKeys,
         limits: validation.Limits,
         scheduler: Scheduler,
+        node_agents: NodeAgents,
     ) -> None:
         self._keys = keys
         self._scheduler = scheduler
+        self._node_agents = node_agents
         self._instances = instances
         self._namespaces = namespaces
         self._events = events

@@ -17,6 +17,7 @@ from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
 from services.api.instances import InstanceServicer
 from services.api.keys import ensure_system_namespace
+from services.api.node_agents import NodeAgents
 from services.api.nodes import NodeServicer
 from services.api.purge import purge_forever
 from services.api.revocation import Revocation
@@ -63,8 +64,12 @@ async def serve_api(config: ApiConfig) -> None:
     await emitter.start()
     events = Events(emitter, config.mesh.eventlog, InternalCredentials(authority, "api"))
     instance_store, keys = InstanceStore(store), IdempotencyKeys(store)
-    scheduler = Scheduler(config.mesh.scheduler, InternalCredentials(authority, "api"), store)
-    instances = InstanceServicer(instance_store, namespaces, events, keys, config.limits, scheduler)
+    credentials = InternalCredentials(authority, "api")
+    scheduler = Scheduler(config.mesh.scheduler, credentials, store)
+    node_agents = NodeAgents(store, credentials)
+    instances = InstanceServicer(
+        instance_store, namespaces, events, keys, config.limits, scheduler, node_agents
+    )
     purging = asyncio.create_task(
         purge_forever(
             instance_store,
@@ -79,6 +84,7 @@ async def serve_api(config: ApiConfig) -> None:
         purging.cancel()
         await events.close()
         await scheduler.close()
+        await node_agents.close()
         await emitter.close()
         await store.close()
 

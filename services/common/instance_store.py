@@ -60,6 +60,15 @@ class InstanceStore:
         async for change in self._store.watch_prefix(prefix, start_revision=after + 1):
             yield _decoded(change.previous), _decoded(change.value)
 
+    async def watch(self, *, after: int) -> AsyncIterator[tuple[str, StoredInstance | None]]:
+        """(uuid, record as now stored) for every change after revision
+        `after`; None when the record was removed."""
+        prefix = kind_prefix("instance")
+        async for change in self._store.watch_prefix(prefix, start_revision=after + 1):
+            uuid = change.key[len(prefix) :].decode()
+            record = _decoded(change.value)
+            yield uuid, None if record is None else StoredInstance(record, change.mod_revision)
+
     async def create(self, record: records_pb2.InstanceRecord, *also: Put) -> bool:
         """Write a new record, and `also` in the same transaction; False, with
         nothing written, when the uuid is taken or an expectation of `also`

@@ -10,7 +10,19 @@ import socket
 from services.common.config import env, mesh_config
 from services.common.main import parse_arguments
 from services.node_agent.facts import VIRT_TYPES
+from services.node_agent.images import DEFAULT_SHORTHANDS
 from services.node_agent.server import NodeAgentConfig, serve_node_agent
+
+
+def parse_shorthands(text: str) -> dict[str, str]:
+    """`debian:11=http://…,other=https://…` as a table."""
+    table = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, url = entry.partition("=")
+        if not sep or not name or not url:
+            raise argparse.ArgumentTypeError(f"image shorthand {entry!r} is not NAME=URL")
+        table[name] = url
+    return table
 
 
 def main() -> None:
@@ -32,6 +44,17 @@ def main() -> None:
         default=env("VIRT_TYPE", "auto"),
         help="kvm, qemu (TCG), or auto: kvm only with /dev/kvm and a vmx/svm CPU flag",
     )
+    extra.add_argument(
+        "--libvirt-uri",
+        default=env("LIBVIRT_URI", "qemu:///system"),
+        help="the libvirt connection (default qemu:///system)",
+    )
+    extra.add_argument(
+        "--image-shorthands",
+        type=parse_shorthands,
+        default=parse_shorthands(env("IMAGE_SHORTHANDS", "")),
+        help="NAME=URL,... disk bases added to (or replacing) the built-in table",
+    )
     args = parse_arguments("node_agent", listen="127.0.0.1:13020", extra=extra)
     config = NodeAgentConfig(
         mesh=mesh_config(args),
@@ -39,6 +62,8 @@ def main() -> None:
         node_name=args.node_name,
         advertise=args.advertise or args.listen,
         virt_type=args.virt_type,
+        libvirt_uri=args.libvirt_uri,
+        image_shorthands={**DEFAULT_SHORTHANDS, **args.image_shorthands},
     )
     asyncio.run(serve_node_agent(config))
 

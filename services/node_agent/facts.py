@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sfmesh.v1 import instance_pb2
 
 VIRT_TYPES = ("auto", "kvm", "qemu")
 """Accepted values of the virtualisation setting."""
@@ -110,14 +113,15 @@ def instances_dir(state_dir: Path) -> Path:
     return state_dir / "instances"
 
 
-def read_capacity(state_dir: Path) -> Capacity:
-    """Sample this host's capacity now. No instances yet: nothing is used."""
+def read_capacity(state_dir: Path, hosted: Sequence[instance_pb2.Instance]) -> Capacity:
+    """Sample this host's capacity now, with the instances placed here."""
     total_mib, free_mib = parse_meminfo(Path("/proc/meminfo").read_text())
     return Capacity(
         cpus_total=os.cpu_count() or 1,
-        cpus_used=0,
+        cpus_used=sum(instance.cpus for instance in hosted),
         memory_total_mib=total_mib,
         memory_free_mib=free_mib,
         disk_free_gib=shutil.disk_usage(instances_dir(state_dir)).free // _BYTES_PER_GIB,
         load_1m=parse_loadavg(Path("/proc/loadavg").read_text()),
+        instance_uuids=tuple(instance.uuid for instance in hosted),
     )

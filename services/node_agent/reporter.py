@@ -86,6 +86,12 @@ class Reporter:
         self._answer_timeout = answer_timeout
         self._sleep = sleep
         self._answered = False
+        self._nudged = asyncio.Event()
+
+    def nudge(self) -> None:
+        """Report now rather than at the next interval: what the node hosts
+        changed, and the scheduler holds reservations until it hears so."""
+        self._nudged.set()
 
     async def run(self) -> None:
         """Report until cancelled."""
@@ -132,9 +138,20 @@ class Reporter:
                         extra={"fields": {"scheduler": self._scheduler}},
                     )
                 self._answered = True
-                await self._sleep(report_interval(answer.report_interval_seconds))
+                await self._pause(report_interval(answer.report_interval_seconds))
         finally:
             call.cancel()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep until the next report is due, or until nudged."""
+        sleeping = asyncio.ensure_future(self._sleep(seconds))
+        nudged = asyncio.ensure_future(self._nudged.wait())
+        try:
+            await asyncio.wait((sleeping, nudged), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+            nudged.cancel()
+        self._nudged.clear()
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,27 +1,33 @@
-"""Builds the node agent process: the published contract (its RPCs answer
-UNIMPLEMENTED until power and consoles arrive) and the report stream to the
-scheduler, started before serving and stopped after."""
+"""Builds the node agent process: the instances placed here (an etcd watch),
+the reconciler that turns them into libvirt domains, NodeAgentService for
+power and consoles, and the report stream to the scheduler."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
-from sfmesh.v1 import node_agent_service_pb2
+from sfmesh.v1 import node_agent_service_pb2_grpc
 
 from services.common.config import MeshConfig
-from services.common.main import service_authority
-from services.common.server import serve
+from services.common.instance_store import InstanceStore
+from services.common.main import service_authority, service_emitter
+from services.common.server import Servicer, serve
+from services.common.store import Store
 from services.common.tokens import InternalCredentials
 from services.node_agent import facts, reporter
+from services.node_agent.builder import Builder
+from services.node_agent.hypervisor import Hypervisor
+from services.node_agent.images import ImageCache
+from services.node_agent.placed import PlacedInstances
+from services.node_agent.reconciler import Reconciler
+from services.node_agent.servicer import NodeAgentServicer
 
 log = logging.getLogger("sfmesh.node_agent")
-
-PUBLISHED = tuple(s.full_name for s in node_agent_service_pb2.DESCRIPTOR.services_by_name.values())
-"""The contract announced through reflection (importing it loads its
-descriptors, which reflection serves); its RPCs answer UNIMPLEMENTED."""
 
 
 @dataclass(frozen=True)
@@ -29,7 +35,7 @@ class NodeAgentConfig:
     """Settings of one node agent."""
 
     mesh: MeshConfig
-    """Where the state folder and the scheduler are."""
+    """Where the state folder, etcd and the scheduler are."""
     listen: str
     """The gRPC listen address."""
     node_name: str
@@ -38,38 +44,111 @@ class NodeAgentConfig:
     """The address published to the scheduler, host:port."""
     virt_type: str
     """The virtualisation setting: "auto", "kvm" or "qemu"."""
+    libvirt_uri: str
+    """The libvirt connection."""
+    image_shorthands: Mapping[str, str]
+    """Shorthand disk bases (`debian:11`) and the URLs they stand for."""
+
+
+def domain_prefix(node: str) -> str:
+    """The name prefix of every libvirt domain this node agent makes."""
+    return f"sfmesh-{node}-"
 
 
 async def serve_node_agent(config: NodeAgentConfig) -> None:
     """Run the node agent until SIGTERM."""
     authority = service_authority(config.mesh.state_dir)
-    facts.instances_dir(config.mesh.state_dir).mkdir(parents=True, exist_ok=True)
+    instances_dir = facts.instances_dir(config.mesh.state_dir)
+    await asyncio.to_thread(_traversable, instances_dir)
+    virt_type = facts.read_virt_type(config.virt_type)
+    store = Store(config.mesh.etcd)
+    records = InstanceStore(store)
+    emitter = service_emitter(config.mesh, f"node_agent:{config.node_name}", authority)
+    await emitter.start()
+
+    reconciler: Reconciler
+    reports: reporter.Reporter
+
+    def changed(uuid: str) -> None:
+        reconciler.changed(uuid)
+        reports.nudge()
+
+    placed = PlacedInstances(records, config.node_name, changed)
+    hypervisor = Hypervisor(
+        config.libvirt_uri,
+        domain_prefix(config.node_name),
+        lambda uuid, power: reconciler.observed(uuid, power),
+    )
+    builder = Builder(
+        instances_dir=instances_dir,
+        images=ImageCache(config.mesh.state_dir / "images", config.image_shorthands),
+        hypervisor=hypervisor,
+        virt_type=virt_type,
+    )
+    reconciler = Reconciler(
+        records=records,
+        lookup=placed.get,
+        builder=builder,
+        hypervisor=hypervisor,
+        emitter=emitter,
+    )
     host = facts.HostFacts(
         node=config.node_name,
         address=config.advertise,
-        kvm=facts.read_virt_type(config.virt_type) == "kvm",
+        kvm=virt_type == "kvm",
+        libvirt_version=await hypervisor.version(),
     )
     log.info(
         "host facts",
         extra={"fields": {"node": host.node, "address": host.address, "kvm": host.kvm}},
     )
-    reporting = asyncio.create_task(
-        reporter.Reporter(
-            scheduler=config.mesh.scheduler,
-            facts=host,
-            sample=functools.partial(facts.read_capacity, config.mesh.state_dir),
-            credentials=InternalCredentials(authority, "node_agent").token,
-        ).run(),
-        name="node-reports",
+    following = asyncio.create_task(placed.run(), name="placed-instances")
+    reports = reporter.Reporter(
+        scheduler=config.mesh.scheduler,
+        facts=host,
+        sample=lambda: facts.read_capacity(config.mesh.state_dir, placed.hosted()),
+        credentials=InternalCredentials(authority, "node_agent").token,
     )
+    reporting = asyncio.create_task(reports.run(), name="node-reports")
 
     async def close() -> None:
         await reporter.stop(reporting)
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await following
+        await reconciler.close()
+        await hypervisor.close()
+        await emitter.close()
+        await store.close()
 
     await serve(
         address=config.listen,
-        servicers=[],
-        published=PUBLISHED,
+        servicers=[
+            Servicer(
+                "sfmesh.v1.NodeAgentService",
+                NodeAgentServicer(
+                    lookup=placed.get,
+                    records=records,
+                    hypervisor=hypervisor,
+                    reconciler=reconciler,
+                    console_log=builder.console_log,
+                ),
+                node_agent_service_pb2_grpc.add_NodeAgentServiceServicer_to_server,
+            )
+        ],
         authority=authority,
         on_stop=close,
     )
+
+
+def _traversable(instances_dir: Path) -> None:
+    """qemu runs as another user: it must reach the instances folder."""
+    instances_dir.mkdir(parents=True, exist_ok=True)
+    instances_dir.chmod(0o755)
+    for folder in (instances_dir, *instances_dir.parents):
+        if not folder.stat().st_mode & 0o001:
+            raise SystemExit(
+                f"qemu cannot reach {instances_dir}: {folder} is not traversable by "
+                "other users; choose a --state-dir under a traversable folder "
+                "(e.g. /var/lib/sfmesh) or chmod o+x it"
+            )

@@ -2,24 +2,57 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import libvirt
 import pytest
 
 from devmesh.mesh import Mesh, Ports
 
+NODE = f"e2e-{uuid.uuid4().hex[:6]}"
+"""This run's node name: its domains are `sfmesh-<NODE>-<uuid>`."""
+
 
 @pytest.fixture(scope="session")
-def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    """etcd and every service, as `make run` starts them."""
-    running = Mesh(state_dir=tmp_path_factory.mktemp("state"), ports=Ports.free(), sink=sys.stderr)
+def mesh(boot_sector_url: str) -> Iterator[Mesh]:
+    """etcd and every service, as `make run` starts them. Its `debian:11`
+    is the boot-sector guest on a loopback HTTP server, and its state folder
+    one that qemu (another user) can traverse."""
+    state_dir = Path(tempfile.mkdtemp(prefix="sfmesh-e2e-", dir="/var/tmp"))
+    state_dir.chmod(0o755)
+    running = Mesh(
+        state_dir=state_dir,
+        ports=Ports.free(),
+        sink=sys.stderr,
+        node_name=NODE,
+        settings={"SFMESH_IMAGE_SHORTHANDS": f"debian:11={boot_sector_url}"},
+    )
     try:
         running.start()
         yield running
     finally:
         running.stop()
+        _remove_domains(NODE)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def _remove_domains(node: str) -> None:
+    """Whatever a failed test left running in libvirt."""
+    conn = libvirt.open("qemu:///system")
+    try:
+        for domain in conn.listAllDomains():
+            if domain.name().startswith(f"sfmesh-{node}-"):
+                if domain.isActive():
+                    domain.destroy()
+                domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+    finally:
+        conn.close()
 
 
 @pytest.fixture(scope="session")

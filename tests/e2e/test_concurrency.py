@@ -40,7 +40,8 @@ def test_50_parallel_deletes_power_and_metadata_operations(
 
     deletes = sorted(status for operation, status in results if operation == "delete")
     assert deletes == [200] + [404] * (len(deletes) - 1)
-    assert {status for operation, status in results if operation == "poweron"} == {406}
+    # Refused before the instance is created or once it is deleted, done in between.
+    assert {status for operation, status in results if operation == "poweron"} <= {200, 406}
     assert {status for operation, status in results if operation == "metadata"} == {200}
 
     final = rest.get(f"/instances/{uuid}").json()

@@ -22,15 +22,16 @@ pytestmark = pytest.mark.slow
 CREATE = {"cpus": 1, "memory": 256, "disk": [{"size": 1}]}
 
 
-def own_results(lines: Iterator[str], uuid: str, wanted: int) -> list[dict[str, Any]]:
-    """The next `wanted` NDJSON results about instance `uuid`, skipping others."""
+def own_results(lines: Iterator[str], uuid: str, until: str) -> list[dict[str, Any]]:
+    """The NDJSON results about instance `uuid`, skipping others, up to the
+    first that shows state `until`."""
     found = []
     for line in lines:
         if line.strip():
             result = json.loads(line)["result"]
             if result["instance"]["uuid"] == uuid:
                 found.append(result)
-                if len(found) == wanted:
+                if result["instance"]["state"] == until:
                     break
     return found
 
@@ -53,13 +54,19 @@ def test_watch_all_streams_changes_as_ndjson(rest: httpx.Client) -> None:
     with rest.stream("GET", "/instances:watch", timeout=10) as watch:
         assert watch.status_code == 200
         assert watch.headers["content-type"].startswith("application/x-ndjson")
+        lines = watch.iter_lines()
         uuid = rest.post("/instances", json={"name": "streamed", **CREATE}).json()["uuid"]
+        seen = own_results(lines, uuid, "created")
         rest.delete(f"/instances/{uuid}")
-        seen = own_results(watch.iter_lines(), uuid, 2)
+        seen += own_results(lines, uuid, "deleted")
+    # Every state the node agent walked the instance through, in order.
     assert [(r["change"], r["instance"]["state"]) for r in seen] == [
         ("created", "initial"),
+        ("updated", "preflight"),
+        ("updated", "creating"),
+        ("updated", "created"),
         ("updated", "deleted"),
-    ]
+    ] + [("updated", "deleted")] * (len(seen) - 5)
 
 
 def test_watch_one_instance_as_sse_with_a_query_token(

@@ -298,7 +298,7 @@ async def test_a_silent_scheduler_is_left_for_a_new_stream(
 
 async def test_host_readers_sample_this_machine(tmp_path: Path) -> None:
     facts.instances_dir(tmp_path).mkdir()
-    sample = facts.read_capacity(tmp_path)
+    sample = facts.read_capacity(tmp_path, [])
     assert sample.cpus_total >= 1 and sample.cpus_used == 0
     assert 0 < sample.memory_free_mib <= sample.memory_total_mib
     assert sample.disk_free_gib >= 0 and sample.load_1m >= 0
@@ -314,14 +314,21 @@ def _free_port() -> int:
 
 
 async def test_the_node_agent_process_reports_and_stops_on_sigterm(
-    scheduler: SchedulerProcess, tmp_path: Path
+    scheduler: SchedulerProcess, qemu_tmp: Path, etcd: str
 ) -> None:
-    """`python -m services.node_agent` with its flags: it serves health, the
-    facts name the node and advertise the listen address, and the stream is
-    signed with the state folder's key."""
+    """`python -m services.node_agent` with its flags: it serves health and
+    its contract, the facts name the node, advertise the listen address and
+    carry libvirt's version, and the stream is signed with the state
+    folder's key."""
+    tmp_path = qemu_tmp
     scheduler.servicer.authority = service_authority(tmp_path)
     listen = f"127.0.0.1:{_free_port()}"
-    env = {**os.environ, "SFMESH_SCHEDULER_ADDRESS": scheduler.address, "SFMESH_NODE_NAME": "n7"}
+    env = {
+        **os.environ,
+        "SFMESH_SCHEDULER_ADDRESS": scheduler.address,
+        "SFMESH_NODE_NAME": "n7",
+        "SFMESH_ETCD": etcd,
+    }
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -346,12 +353,13 @@ async def test_the_node_agent_process_reports_and_stops_on_sigterm(
             token = scheduler.servicer.authority.issue_internal("api")
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await power(b"", timeout=5.0, metadata=(("authorization", f"Bearer {token}"),))
-            assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED  # published, not built
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     finally:
         child.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(child.wait(), 10.0)
     first = scheduler.servicer.reports[0].request
     assert (first.facts.node, first.facts.address, first.facts.kvm) == ("n7", listen, False)
+    assert first.facts.libvirt_version.count(".") == 2
     assert first.memory_total_mib > 0 and first.cpus_total >= 1
     assert scheduler.servicer.callers == ["node_agent"]
     assert code == 0

@@ -1,0 +1,82 @@
+"""Simulated hypervisors for benchmarks: each holds a real `ReportNode` stream
+open to the mesh's scheduler, as a node agent does, and reports a fixed
+capacity once. They run on an event loop of their own in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from types import TracebackType
+
+import grpc
+from sfmesh.v1 import scheduler_service_pb2, scheduler_service_pb2_grpc
+
+from devmesh.mesh import Mesh
+from services.common.main import service_authority
+from services.common.tokens import InternalCredentials
+
+
+class SimulatedNodes:
+    """`count` nodes named `sim-<n>`, each with a big capacity; a context manager."""
+
+    def __init__(self, mesh: Mesh, count: int, *, cpus: int = 64) -> None:
+        self._mesh = mesh
+        self._count = count
+        self._cpus = cpus
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="simulated-nodes", daemon=True)
+
+    def __enter__(self) -> SimulatedNodes:
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        self._loop.run_until_complete(self._serve())
+
+    def _report(self, index: int) -> scheduler_service_pb2.ReportNodeRequest:
+        return scheduler_service_pb2.ReportNodeRequest(
+            facts=scheduler_service_pb2.HypervisorFacts(
+                node=f"sim-{index}", address=f"127.0.0.1:{20000 + index}"
+            ),
+            cpus_total=self._cpus,
+            memory_total_mib=1 << 20,
+            memory_free_mib=1 << 20,
+            disk_free_gib=100_000,
+            load_1m=(index % 97) / 100,
+        )
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        credentials = InternalCredentials(service_authority(self._mesh.state_dir), "node_agent")
+        metadata = credentials.metadata()
+        try:
+            async with grpc.aio.insecure_channel(self._mesh.address("scheduler")) as channel:
+                stub = scheduler_service_pb2_grpc.SchedulerServiceStub(channel)
+                calls = [stub.ReportNode(metadata=metadata) for _ in range(self._count)]
+                for index, call in enumerate(calls):
+                    await call.write(self._report(index))
+                for call in calls:
+                    await call.read()
+                self._ready.set()
+                await self._stop.wait()
+                for call in calls:
+                    call.cancel()
+        except BaseException as exc:  # surfaced to __enter__
+            self._error = exc
+            self._ready.set()

@@ -1,0 +1,210 @@
+"""What an instance is made of on this node: its images fetched, its disks,
+config drive and console laid out under `<instances dir>/<uuid>/`, and the
+domain XML describing them; and all of it removed again. Every step may be
+repeated: files already in place are kept."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sfmesh.v1 import instance_pb2
+
+from services.common.wire import wire_name
+from services.node_agent import disks as disk_files
+from services.node_agent.configdrive import ConfigDriveContent, write_config_drive
+from services.node_agent.disks import DiskError
+from services.node_agent.domain_xml import (
+    DiskDevice,
+    DomainSpec,
+    Firmware,
+    device_names,
+    render_domain,
+)
+from services.node_agent.hypervisor import Hypervisor
+from services.node_agent.images import CachedImage, ImageCache, ImageError
+
+OVMF = Path("/usr/share/OVMF")
+DEFAULT_VIDEO_KIB = 16384
+EMPTY_NETWORK_DATA: dict[str, list[object]] = {"links": [], "networks": [], "services": []}
+
+
+class BuildError(Exception):
+    """An instance cannot be built here; the message says why, for users."""
+
+
+@dataclass(frozen=True)
+class LaidOut:
+    """A built instance: the domain to define and the disks as laid out."""
+
+    xml: str
+    disks: list[instance_pb2.Disk]
+    seconds: dict[str, float]
+    """How long each stage took: "disks", "config drive"."""
+
+
+def _wire(descriptor: object, value: int, default: str) -> str:
+    return wire_name(descriptor, value) if value else default  # type: ignore[arg-type]
+
+
+def firmware(instance: instance_pb2.Instance, folder: Path) -> Firmware | None:
+    """OVMF for UEFI instances (the secure-boot build with secure boot). Pure."""
+    if not instance.uefi:
+        return None
+    code, template = (
+        ("OVMF_CODE_4M.secboot.fd", "OVMF_VARS_4M.ms.fd")
+        if instance.secure_boot
+        else ("OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd")
+    )
+    return Firmware(
+        loader=OVMF / code,
+        nvram=folder / "nvram.fd",
+        nvram_template=OVMF / template,
+        secure_boot=instance.secure_boot,
+    )
+
+
+class Builder:
+    """Lays out and removes instances under one folder."""
+
+    def __init__(
+        self, *, instances_dir: Path, images: ImageCache, hypervisor: Hypervisor, virt_type: str
+    ) -> None:
+        self._root = instances_dir
+        self._images = images
+        self._hypervisor = hypervisor
+        self._virt_type = virt_type
+
+    def folder(self, uuid: str) -> Path:
+        """Where an instance's files live."""
+        return self._root / uuid
+
+    def console_log(self, uuid: str) -> Path:
+        """The serial console capture of an instance."""
+        return self.folder(uuid) / "console.log"
+
+    async def fetch_images(self, instance: instance_pb2.Instance) -> list[CachedImage | None]:
+        """Each disk's base image from the cache (fetched when new), in disk
+        order; None for blank disks."""
+        try:
+            return list(
+                await asyncio.gather(
+                    *(
+                        self._images.fetch(spec.base) if _has_base(spec) else _none()
+                        for spec in instance.disk_spec
+                    )
+                )
+            )
+        except ImageError as exc:
+            raise BuildError(str(exc)) from exc
+
+    async def lay_out(
+        self, instance: instance_pb2.Instance, images: list[CachedImage | None]
+    ) -> LaidOut:
+        """Disks, config drive and the domain XML of an instance."""
+        folder = self.folder(instance.uuid)
+        await asyncio.to_thread(_make_folder, folder)
+        devices: list[DiskDevice] = []
+        views: list[instance_pb2.Disk] = []
+        seconds = {"disks": 0.0, "config drive": 0.0}
+        started = time.perf_counter()
+        try:
+            for index, (spec, image) in enumerate(zip(instance.disk_spec, images, strict=True)):
+                device = await self._disk(folder, index, spec, image)
+                devices.append(device)
+                view = instance_pb2.Disk(bus=_bus(device.bus), snapshot_ignores=device.readonly)
+                if spec.HasField("size"):
+                    view.size = spec.size
+                views.append(view)
+            seconds["disks"] = time.perf_counter() - started
+            if instance.configdrive != instance_pb2.CONFIG_DRIVE_NONE:
+                # The second device, on the root disk's bus (reference §2.1).
+                started = time.perf_counter()
+                drive = await self._config_drive(folder, instance, devices[0].bus)
+                seconds["config drive"] = time.perf_counter() - started
+                devices.insert(1, drive)
+                views.insert(1, instance_pb2.Disk(bus=_bus(drive.bus), snapshot_ignores=True))
+        except DiskError as exc:
+            raise BuildError(f"laying out disks failed: {exc}") from exc
+        for view, name in zip(views, device_names(devices), strict=True):
+            view.device = name
+        domain = DomainSpec(
+            name=self._hypervisor.domain_name(instance.uuid),
+            uuid=instance.uuid,
+            cpus=instance.cpus,
+            memory_mib=instance.memory,
+            virt_type=self._virt_type,
+            machine=instance.machine_type or "pc",
+            disks=tuple(devices),
+            nics=(),
+            video_model=_wire(instance_pb2.VideoModel.DESCRIPTOR, instance.video.model, "cirrus"),
+            video_vram_kib=instance.video.memory or DEFAULT_VIDEO_KIB,
+            console_log=self.console_log(instance.uuid),
+            firmware=firmware(instance, folder),
+        )
+        return LaidOut(xml=render_domain(domain), disks=views, seconds=seconds)
+
+    async def tear_down(self, uuid: str) -> None:
+        """Remove the domain and every file of an instance; no-op when gone."""
+        await self._hypervisor.remove(uuid)
+        await asyncio.to_thread(shutil.rmtree, self.folder(uuid), True)
+
+    async def _disk(
+        self,
+        folder: Path,
+        index: int,
+        spec: instance_pb2.DiskSpec,
+        image: CachedImage | None,
+    ) -> DiskDevice:
+        bus = _wire(instance_pb2.DiskBus.DESCRIPTOR, spec.bus, "virtio")
+        size = spec.size if spec.HasField("size") else None
+        if spec.type == instance_pb2.DISK_TYPE_CDROM:
+            if image is None:
+                raise BuildError(f"disk {index} is a cdrom with no base image")
+            # No virtio cdroms: they move to usb (reference §2.1).
+            bus = "usb" if bus == "virtio" else bus
+            return DiskDevice(path=image.path, bus=bus, kind="cdrom", fmt=image.fmt, readonly=True)
+        target = folder / f"disk-{index}.qcow2"
+        if image is None:
+            if size is None:
+                raise BuildError(f"disk {index} has neither a base image nor a size")
+            await disk_files.blank(target, size)
+        else:
+            await disk_files.overlay(image.path, image.fmt, target, size)
+        return DiskDevice(path=target, bus=bus, kind="disk", fmt="qcow2")
+
+    async def _config_drive(
+        self, folder: Path, instance: instance_pb2.Instance, bus: str
+    ) -> DiskDevice:
+        target = folder / "config.iso"
+        content = ConfigDriveContent(
+            uuid=instance.uuid,
+            hostname=instance.name,
+            user_data=base64.b64decode(instance.user_data) if instance.user_data else None,
+            ssh_key=instance.ssh_key or None,
+            network_data=EMPTY_NETWORK_DATA,
+        )
+        await write_config_drive(content, target)
+        return DiskDevice(path=target, bus=bus, kind="disk", fmt="raw", readonly=True)
+
+
+def _has_base(spec: instance_pb2.DiskSpec) -> bool:
+    return bool(spec.base) and spec.base != "none"
+
+
+async def _none() -> None:
+    return None
+
+
+def _bus(name: str) -> instance_pb2.DiskBus:
+    return instance_pb2.DiskBus.Value(f"DISK_BUS_{name.upper()}")  # type: ignore[return-value]
+
+
+def _make_folder(folder: Path) -> None:
+    """Folders qemu (another user) can traverse."""
+    folder.mkdir(mode=0o755, parents=True, exist_ok=True)
+    folder.chmod(0o755)

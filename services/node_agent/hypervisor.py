@@ -1,0 +1,240 @@
+"""The node agent's only door to libvirt. libvirt-python blocks, so every call
+runs on one worker thread; lifecycle events arrive on libvirt's event thread
+and are handed to the asyncio loop. A connection lost with libvirtd (a
+restart, say) is reopened on the next call, and the event callback with it.
+
+Domains are persistent, named `<prefix><instance uuid>`: the prefix carries
+the node's name, so several node agents on one libvirtd never touch each
+other's domains, and nothing without the prefix is ever touched."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import libvirt
+from sfmesh.v1 import instance_pb2, node_agent_service_pb2
+
+log = logging.getLogger("sfmesh.node_agent")
+
+T = TypeVar("T")
+Power = instance_pb2.PowerState
+Operation = node_agent_service_pb2.PowerOperation
+
+_EVENT_THREAD_LOCK = threading.Lock()
+_event_thread: threading.Thread | None = None
+
+
+class HypervisorError(Exception):
+    """libvirt refused an operation; the message is libvirt's."""
+
+
+def power_state(libvirt_state: int) -> instance_pb2.PowerState:
+    """libvirt's domain state as a power state (reference §3.3). Pure."""
+    if libvirt_state == libvirt.VIR_DOMAIN_SHUTOFF:
+        return Power.POWER_STATE_OFF
+    if libvirt_state == libvirt.VIR_DOMAIN_CRASHED:
+        return Power.POWER_STATE_CRASHED
+    if libvirt_state in (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PMSUSPENDED):
+        return Power.POWER_STATE_PAUSED
+    return Power.POWER_STATE_ON
+
+
+def event_power(event: int, detail: int) -> instance_pb2.PowerState | None:
+    """The power state a lifecycle event leaves a domain in; None for events
+    that change none (defined, undefined, shutting down). Pure."""
+    if event in (libvirt.VIR_DOMAIN_EVENT_STARTED, libvirt.VIR_DOMAIN_EVENT_RESUMED):
+        return Power.POWER_STATE_ON
+    if event in (libvirt.VIR_DOMAIN_EVENT_SUSPENDED, libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED):
+        return Power.POWER_STATE_PAUSED
+    if event == libvirt.VIR_DOMAIN_EVENT_CRASHED or (
+        event == libvirt.VIR_DOMAIN_EVENT_STOPPED
+        and detail == libvirt.VIR_DOMAIN_EVENT_STOPPED_CRASHED
+    ):
+        return Power.POWER_STATE_CRASHED
+    if event == libvirt.VIR_DOMAIN_EVENT_STOPPED:
+        return Power.POWER_STATE_OFF
+    return None
+
+
+def _run_event_loop() -> None:
+    while True:
+        libvirt.virEventRunDefaultImpl()
+
+
+def _ensure_event_thread() -> None:
+    """libvirt delivers events only to a process that runs its event loop;
+    one thread per process, started before the first connection."""
+    global _event_thread
+    with _EVENT_THREAD_LOCK:
+        if _event_thread is None:
+            libvirt.virEventRegisterDefaultImpl()
+            _event_thread = threading.Thread(
+                target=_run_event_loop, name="libvirt-events", daemon=True
+            )
+            _event_thread.start()
+
+
+class Hypervisor:
+    """This node's domains in libvirt."""
+
+    def __init__(
+        self,
+        uri: str,
+        prefix: str,
+        observed: Callable[[str, instance_pb2.PowerState], None],
+    ) -> None:
+        self._uri = uri
+        self._prefix = prefix
+        self._observed = observed
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._conn: libvirt.virConnect | None = None
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="libvirt")
+
+    def domain_name(self, uuid: str) -> str:
+        """The libvirt name of an instance's domain."""
+        return f"{self._prefix}{uuid}"
+
+    async def version(self) -> str:
+        """libvirtd's version, e.g. "9.0.0"."""
+        number = await self._call(lambda conn: conn.getLibVersion())
+        return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
+
+    async def define(self, xml: str) -> None:
+        """Define (or redefine) a domain from its XML."""
+        await self._call(lambda conn: conn.defineXML(xml))
+
+    async def boot(self, uuid: str) -> None:
+        """Start a defined domain unless it runs."""
+
+        def boot(conn: libvirt.virConnect) -> None:
+            domain = self._lookup(conn, uuid)
+            if domain is None:
+                raise HypervisorError(f"domain {self.domain_name(uuid)} is not defined")
+            if not domain.isActive():
+                domain.create()
+
+        await self._call(boot)
+
+    async def state(self, uuid: str) -> instance_pb2.PowerState | None:
+        """The domain's power state; None when it is not defined."""
+
+        def read(conn: libvirt.virConnect) -> instance_pb2.PowerState | None:
+            domain = self._lookup(conn, uuid)
+            return None if domain is None else power_state(domain.state()[0])
+
+        return await self._call(read)
+
+    async def change(self, uuid: str, operation: node_agent_service_pb2.PowerOperation) -> None:
+        """Apply a power operation; HypervisorError when libvirt refuses."""
+
+        def apply(conn: libvirt.virConnect) -> None:
+            domain = self._lookup(conn, uuid)
+            if domain is None:
+                raise HypervisorError(f"domain {self.domain_name(uuid)} is not defined")
+            _OPERATIONS[operation](domain)
+
+        await self._call(apply)
+
+    async def remove(self, uuid: str) -> None:
+        """Stop and undefine the domain (with its NVRAM); no-op when absent."""
+
+        def remove(conn: libvirt.virConnect) -> None:
+            domain = self._lookup(conn, uuid)
+            if domain is None:
+                return
+            if domain.isActive():
+                domain.destroy()
+            domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+
+        await self._call(remove)
+
+    async def domains(self) -> list[str]:
+        """The instance uuids of every domain this node agent made."""
+
+        def names(conn: libvirt.virConnect) -> list[str]:
+            return [
+                d.name()[len(self._prefix) :]
+                for d in conn.listAllDomains()
+                if d.name().startswith(self._prefix)
+            ]
+
+        return await self._call(names)
+
+    async def close(self) -> None:
+        """Close the connection and the worker thread."""
+
+        def close(_: libvirt.virConnect) -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        if self._conn is not None:
+            await self._call(close)
+        self._worker.shutdown(wait=False)
+
+    def _lookup(self, conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain | None:
+        try:
+            return conn.lookupByName(self.domain_name(uuid))
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
+
+    async def _call(self, work: Callable[[libvirt.virConnect], T]) -> T:
+        self._loop = asyncio.get_running_loop()
+
+        def run() -> T:
+            conn = self._connection()
+            try:
+                return work(conn)
+            except libvirt.libvirtError as exc:
+                if not conn.isAlive():
+                    self._conn = None  # reopened on the next call
+                raise HypervisorError(str(exc.get_error_message() or exc)) from exc
+
+        return await self._loop.run_in_executor(self._worker, run)
+
+    def _connection(self) -> libvirt.virConnect:
+        """The open connection, reopened after libvirtd went away (worker thread)."""
+        if self._conn is not None and self._conn.isAlive():
+            return self._conn
+        _ensure_event_thread()
+        try:
+            conn = libvirt.open(self._uri)
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(f"cannot reach libvirt at {self._uri}: {exc}") from exc
+        conn.domainEventRegisterAny(
+            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._lifecycle, None
+        )
+        conn.setKeepAlive(5, 3)
+        self._conn = conn
+        log.info("connected to libvirt", extra={"fields": {"uri": self._uri}})
+        return conn
+
+    def _lifecycle(
+        self, conn: libvirt.virConnect, domain: libvirt.virDomain, event: int, detail: int, _: Any
+    ) -> None:
+        """libvirt's event thread: pass our domains' new power state on."""
+        name = domain.name()
+        state = event_power(event, detail)
+        if state is None or not name.startswith(self._prefix) or self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._observed, name[len(self._prefix) :], state)
+
+
+_OPERATIONS: dict[int, Callable[[libvirt.virDomain], object]] = {
+    Operation.POWER_OPERATION_REBOOT_SOFT: lambda d: d.reboot(
+        libvirt.VIR_DOMAIN_REBOOT_ACPI_POWER_BTN
+    ),
+    Operation.POWER_OPERATION_REBOOT_HARD: lambda d: d.reset(),
+    Operation.POWER_OPERATION_POWER_OFF: lambda d: d.destroy() if d.isActive() else None,
+    Operation.POWER_OPERATION_POWER_ON: lambda d: None if d.isActive() else d.create(),
+    Operation.POWER_OPERATION_PAUSE: lambda d: d.suspend(),
+    Operation.POWER_OPERATION_UNPAUSE: lambda d: d.resume(),
+}
+"""What each power operation asks of libvirt."""

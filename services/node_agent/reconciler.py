@@ -1,0 +1,291 @@
+"""Turns what etcd asks of this node into what libvirt runs.
+
+Each instance converges on its own task, one at a time: a change seen while
+it converges makes it converge again afterwards. Every state written is a
+compare-and-swap that first checks the state it expects, so a delete (or any
+write by the api) that lands meanwhile wins, and the next pass acts on it.
+Every step is idempotent, which is what makes a restart in the middle of a
+create safe: the resync after it walks the instance on from where it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
+
+from sfmesh.v1 import event_pb2, instance_pb2, records_pb2
+
+from services.common import errors
+from services.common import instance_states as states
+from services.common.instance_store import InstanceStore, StoredInstance
+from services.common.wire import wire_name
+from services.node_agent.builder import Builder, BuildError
+from services.node_agent.hypervisor import Hypervisor, HypervisorError
+
+log = logging.getLogger("sfmesh.node_agent")
+
+Power = instance_pb2.PowerState
+BUILDING = frozenset({states.INITIAL, states.PREFLIGHT, states.CREATING})
+FAILING: dict[int, int] = {
+    states.INITIAL: states.INITIAL_ERROR,
+    states.PREFLIGHT: states.PREFLIGHT_ERROR,
+    states.CREATING: states.CREATING_ERROR,
+    states.CREATED: states.CREATED_ERROR,
+}
+"""The transitional error state of each state a failure can strike in."""
+FAILED = frozenset(
+    {
+        states.INITIAL_ERROR,
+        states.PREFLIGHT_ERROR,
+        states.CREATING_ERROR,
+        states.CREATED_ERROR,
+        states.DELETE_WAIT_ERROR,
+    }
+)
+
+
+class Emitter(Protocol):
+    """The part of `services.common.events.EventEmitter` used here."""
+
+    def emit(
+        self,
+        object_type: str,
+        object_uuid: str,
+        event_type: int,
+        message: str,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        duration: float | None = None,
+    ) -> None: ...
+
+
+class Stopwatch:
+    """Seconds spent in named stages: `with stopwatch("images"): ...`."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = time.perf_counter() - started
+
+
+class Superseded(Exception):
+    """The record moved on while this pass worked; the next pass takes over."""
+
+
+class Reconciler:
+    """Converges every instance placed on this node."""
+
+    def __init__(
+        self,
+        *,
+        records: InstanceStore,
+        lookup: Callable[[str], StoredInstance | None],
+        builder: Builder,
+        hypervisor: Hypervisor,
+        emitter: Emitter,
+    ) -> None:
+        self._records = records
+        self._lookup = lookup
+        self._builder = builder
+        self._hypervisor = hypervisor
+        self._emitter = emitter
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+        self._writes: set[asyncio.Task[None]] = set()
+
+    def changed(self, uuid: str) -> None:
+        """An instance's record changed (or was first seen): converge it."""
+        if uuid in self._running:
+            self._again.add(uuid)
+            return
+        task = asyncio.create_task(self._converge_until_settled(uuid), name=f"converge-{uuid}")
+        self._running[uuid] = task
+
+    def observed(self, uuid: str, power: instance_pb2.PowerState) -> None:
+        """libvirt says the domain's power state changed."""
+        task = asyncio.create_task(self.record_power(uuid, power))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def record_power(self, uuid: str, power: instance_pb2.PowerState) -> None:
+        """Write an observed power state unless the record already says it."""
+
+        def set_power(record: records_pb2.InstanceRecord) -> None:
+            # Only a created instance's power follows libvirt (a create sets
+            # its own, a delete ends in off); and an unchanged one is not
+            # written again.
+            if record.instance.state != states.CREATED or record.instance.power_state == power:
+                raise Superseded
+            record.instance.power_state = power
+
+        stored = self._lookup(uuid)
+        if stored is None or stored.record.instance.power_state == power:
+            return
+        with contextlib.suppress(Superseded, errors.SfmeshError):
+            await self._records.update(stored, set_power)
+
+    async def close(self) -> None:
+        """Stop converging (a restart resumes where this left off)."""
+        for task in list(self._running.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _converge_until_settled(self, uuid: str) -> None:
+        try:
+            while True:
+                self._again.discard(uuid)
+                try:
+                    await self._converge(uuid)
+                except Superseded:
+                    pass
+                except Exception:  # one instance must never stop the others
+                    log.exception("converging failed", extra={"fields": {"instance": uuid}})
+                if uuid not in self._again:
+                    return
+        finally:
+            self._running.pop(uuid, None)
+
+    async def _converge(self, uuid: str) -> None:
+        stored = self._lookup(uuid)
+        if stored is None:  # purged, or placed elsewhere: nothing of it stays here
+            await self._builder.tear_down(uuid)
+            return
+        state = stored.record.instance.state
+        if state in BUILDING:
+            await self._create(stored)
+        elif state == states.CREATED:
+            await self._check_running(stored)
+        elif state in (states.DELETED, states.DELETE_WAIT):
+            await self._delete(stored)
+        elif state in FAILED:
+            await self._builder.tear_down(uuid)
+            await self._move(stored, state, states.ERROR)
+        elif state == states.ERROR:
+            await self._builder.tear_down(uuid)
+
+    async def _create(self, stored: StoredInstance) -> None:
+        instance = stored.record.instance
+        uuid, state = instance.uuid, instance.state
+        stages = Stopwatch()
+        try:
+            if state == states.INITIAL:
+                stored = await self._move(stored, state, states.PREFLIGHT)
+                state = states.PREFLIGHT
+            with stages("images"):
+                images = await self._builder.fetch_images(instance)
+            if state == states.PREFLIGHT:
+                stored = await self._move(stored, state, states.CREATING)
+                state = states.CREATING
+            domain = await self._builder.lay_out(instance, images)
+            stages.seconds.update(domain.seconds)
+            with stages("define"):
+                await self._hypervisor.define(domain.xml)
+            with stages("boot"):
+                await self._hypervisor.boot(uuid)
+        except (BuildError, HypervisorError) as exc:
+            await self._fail(stored, state, str(exc))
+            return
+
+        def created(record: records_pb2.InstanceRecord) -> None:
+            record.instance.power_state = Power.POWER_STATE_ON
+            del record.instance.disks[:]
+            record.instance.disks.extend(domain.disks)
+
+        await self._move(stored, states.CREATING, states.CREATED, created)
+        self._status(
+            uuid,
+            "instance created",
+            duration=sum(stages.seconds.values()),
+            extra={"seconds": {name: round(value, 6) for name, value in stages.seconds.items()}},
+        )
+
+    async def _check_running(self, stored: StoredInstance) -> None:
+        """After a restart, or a change to a running instance: the domain must
+        still exist, and the record must show its real power state."""
+        uuid = stored.record.instance.uuid
+        try:
+            power = await self._hypervisor.state(uuid)
+        except HypervisorError as exc:
+            log.warning("cannot read domain state: %s", exc, extra={"fields": {"instance": uuid}})
+            return
+        if power is None:
+            await self._fail(stored, states.CREATED, "the instance's domain has disappeared")
+        elif power != stored.record.instance.power_state:
+            await self.record_power(uuid, power)
+
+    async def _delete(self, stored: StoredInstance) -> None:
+        instance = stored.record.instance
+        await self._builder.tear_down(instance.uuid)
+        if instance.state == states.DELETE_WAIT:
+            stored = await self._move(stored, states.DELETE_WAIT, states.DELETED)
+        if stored.record.instance.power_state != Power.POWER_STATE_OFF:
+
+            def powered_off(record: records_pb2.InstanceRecord) -> None:
+                record.instance.power_state = Power.POWER_STATE_OFF
+
+            await self._move(stored, states.DELETED, states.DELETED, powered_off)
+
+    async def _fail(self, stored: StoredInstance, state: int, message: str) -> None:
+        """Reference §3.1's error path: `<state>-error` with the reason at once,
+        then everything torn down, then `error`."""
+        uuid = stored.record.instance.uuid
+        self._status(uuid, f"instance failed: {message}")
+
+        def with_reason(record: records_pb2.InstanceRecord) -> None:
+            record.instance.error_message = message
+
+        failing = FAILING[state]
+        stored = await self._move(stored, state, failing, with_reason)
+        await self._builder.tear_down(uuid)
+        await self._move(stored, failing, states.ERROR)
+
+    async def _move(
+        self,
+        stored: StoredInstance,
+        expected: int,
+        new: int,
+        change: Callable[[records_pb2.InstanceRecord], None] | None = None,
+    ) -> StoredInstance:
+        """Write `new` (and `change`) if the record is still in `expected`."""
+
+        def apply(record: records_pb2.InstanceRecord) -> None:
+            if record.instance.state != expected:
+                raise Superseded
+            record.instance.state = new  # type: ignore[assignment]
+            if change is not None:
+                change(record)
+
+        try:
+            record = await self._records.update(stored, apply)
+        except errors.NotFound as exc:
+            raise Superseded from exc
+        if new != expected:
+            self._status(record.instance.uuid, f"state {_state_name(new)}")
+        return StoredInstance(record, 0)
+
+    def _status(
+        self,
+        uuid: str,
+        message: str,
+        *,
+        duration: float | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._emitter.emit(
+            "instance", uuid, event_pb2.EVENT_TYPE_STATUS, message, duration=duration, extra=extra
+        )
+
+
+def _state_name(state: int) -> str:
+    return wire_name(instance_pb2.InstanceState.DESCRIPTOR, state)

@@ -1,0 +1,104 @@
+"""NodeAgentService: the operations whose caller waits for the hypervisor's
+answer — power operations and the serial console."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+from sfmesh.v1 import instance_pb2, node_agent_service_pb2, node_agent_service_pb2_grpc
+
+from services.common import errors
+from services.common import instance_states as states
+from services.common.instance_store import InstanceStore, StoredInstance
+from services.common.wire import wire_name
+from services.node_agent.hypervisor import Hypervisor, HypervisorError
+from services.node_agent.reconciler import Reconciler
+
+
+def console_tail(path: Path, length: int) -> bytes:
+    """The last `length` bytes of a console log (all of it for -1); empty
+    when there is no log yet."""
+    try:
+        with path.open("rb") as log:
+            if length >= 0:
+                size = log.seek(0, 2)
+                log.seek(max(0, size - length))
+            return log.read()
+    except FileNotFoundError:
+        return b""
+
+
+class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
+    """Power and console for the instances this node hosts."""
+
+    def __init__(
+        self,
+        *,
+        lookup: Callable[[str], StoredInstance | None],
+        records: InstanceStore,
+        hypervisor: Hypervisor,
+        reconciler: Reconciler,
+        console_log: Callable[[str], Path],
+    ) -> None:
+        self._lookup = lookup
+        self._records = records
+        self._hypervisor = hypervisor
+        self._reconciler = reconciler
+        self._console_log = console_log
+
+    async def ChangePower(
+        self,
+        request: node_agent_service_pb2.ChangePowerRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> node_agent_service_pb2.ChangePowerResponse:
+        self._hosted(request.instance_uuid)
+        if not request.operation:
+            raise errors.InvalidArgument("operation is required")
+        try:
+            await self._hypervisor.change(request.instance_uuid, request.operation)
+            power = await self._hypervisor.state(request.instance_uuid)
+        except HypervisorError as exc:
+            await self._check_still_created(request.instance_uuid)
+            raise errors.Conflict(str(exc), reason="HYPERVISOR_REFUSED") from exc
+        if power is not None:  # the answer waits until the record shows it
+            await self._reconciler.record_power(request.instance_uuid, power)
+        return node_agent_service_pb2.ChangePowerResponse()
+
+    async def ReadConsole(
+        self,
+        request: node_agent_service_pb2.ReadConsoleRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> node_agent_service_pb2.ReadConsoleResponse:
+        self._hosted(request.instance_uuid)
+        path = self._console_log(request.instance_uuid)
+        data = await asyncio.to_thread(console_tail, path, request.length)
+        return node_agent_service_pb2.ReadConsoleResponse(data=data)
+
+    async def ClearConsole(
+        self,
+        request: node_agent_service_pb2.ClearConsoleRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> node_agent_service_pb2.ClearConsoleResponse:
+        self._hosted(request.instance_uuid)
+        path = self._console_log(request.instance_uuid)
+        if await asyncio.to_thread(path.exists):
+            await asyncio.to_thread(path.write_bytes, b"")
+        return node_agent_service_pb2.ClearConsoleResponse()
+
+    async def _check_still_created(self, uuid: str) -> None:
+        """A delete that won the race tore the domain down under the
+        operation: that is the instance's state, not a hypervisor refusal."""
+        stored = await self._records.get(uuid)
+        state = stored.record.instance.state if stored else states.DELETED
+        if state != states.CREATED:
+            name = wire_name(instance_pb2.InstanceState.DESCRIPTOR, state)
+            raise errors.NotReady(f"instance {uuid} is not ready ({name})")
+
+    def _hosted(self, uuid: str) -> None:
+        if not uuid:
+            raise errors.InvalidArgument("instance_uuid is required")
+        if self._lookup(uuid) is None:
+            raise errors.NotFound(f"instance {uuid} is not on this node")

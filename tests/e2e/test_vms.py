@@ -1,0 +1,126 @@
+"""Real VMs end to end: REST create → the node agent boots a qemu domain from
+the boot-sector guest → every power operation shows in libvirt and in
+`power_state` → delete leaves no domain and no file."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import libvirt
+import pytest
+
+from devmesh.mesh import Mesh
+from guests.bootsector import MARKER
+
+pytestmark = pytest.mark.slow
+
+BOOT = {"cpus": 1, "memory": 128, "disk": [{"size": 1, "base": "debian:11"}]}
+
+
+class Hypervisor:
+    """This mesh's domains, read straight from libvirt."""
+
+    def __init__(self, conn: libvirt.virConnect, node: str) -> None:
+        self.conn = conn
+        self.node = node
+
+    def domain(self, uuid: str) -> libvirt.virDomain:
+        return self.conn.lookupByName(f"sfmesh-{self.node}-{uuid}")
+
+    def state(self, uuid: str) -> int | None:
+        """virsh domstate, or None when there is no such domain."""
+        try:
+            return int(self.domain(uuid).state()[0])
+        except libvirt.libvirtError:
+            return None
+
+
+@pytest.fixture(scope="module")
+def hypervisor(mesh: Mesh) -> Iterator[Hypervisor]:
+    conn = libvirt.open("qemu:///system")
+    yield Hypervisor(conn, mesh.node_name)
+    conn.close()
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Poll until `check` returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {check}")
+        time.sleep(0.1)
+
+
+def view(rest: httpx.Client, uuid: str) -> dict[str, Any]:
+    reply = rest.get(f"/instances/{uuid}")
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json())
+
+
+def created(rest: httpx.Client, name: str, **fields: Any) -> dict[str, Any]:
+    reply = rest.post("/instances", json={**BOOT, "name": name, **fields})
+    assert reply.status_code == 200, reply.text
+    uuid = reply.json()["uuid"]
+    return dict(wait_for(lambda: (v := view(rest, uuid))["state"] in ("created", "error") and v))
+
+
+def test_boot_power_and_delete(rest: httpx.Client, mesh: Mesh, hypervisor: Hypervisor) -> None:
+    instance = created(rest, "vm-life")
+    uuid = instance["uuid"]
+    assert instance["state"] == "created", instance.get("error_message")
+    assert instance["power_state"] == "on"
+    assert instance["node"] == mesh.node_name
+    assert [d["device"] for d in instance["disks"]] == ["vda", "vdb"]
+    assert hypervisor.state(uuid) == libvirt.VIR_DOMAIN_RUNNING
+    console = mesh.state_dir / "instances" / uuid / "console.log"
+    wait_for(lambda: console.exists() and MARKER in console.read_bytes(), timeout=10)
+
+    steps = [
+        ("poweroff", "off", libvirt.VIR_DOMAIN_SHUTOFF),
+        ("poweron", "on", libvirt.VIR_DOMAIN_RUNNING),
+        ("pause", "paused", libvirt.VIR_DOMAIN_PAUSED),
+        ("unpause", "on", libvirt.VIR_DOMAIN_RUNNING),
+        ("reboothard", "on", libvirt.VIR_DOMAIN_RUNNING),
+        ("rebootsoft", "on", libvirt.VIR_DOMAIN_RUNNING),
+    ]
+    for operation, power, libvirt_state in steps:
+        reply = rest.post(f"/instances/{uuid}/{operation}")
+        assert reply.status_code == 200, (operation, reply.text)
+        # The answer comes once the record shows the new power state.
+        assert view(rest, uuid)["power_state"] == power, operation
+        assert hypervisor.state(uuid) == libvirt_state, operation
+    assert view(rest, uuid)["state"] == "created"
+
+    assert rest.delete(f"/instances/{uuid}").status_code == 200
+    wait_for(lambda: hypervisor.state(uuid) is None)
+    folder: Path = mesh.state_dir / "instances" / uuid
+    wait_for(lambda: not folder.exists())
+    wait_for(lambda: view(rest, uuid)["power_state"] == "off")
+    assert view(rest, uuid)["state"] == "deleted"
+
+
+def test_guest_powering_itself_off_shows_off(rest: httpx.Client, hypervisor: Hypervisor) -> None:
+    uuid = created(rest, "vm-self-off")["uuid"]
+    # As if the guest shut down: qemu stops without the api asking.
+    hypervisor.domain(uuid).destroy()
+    wait_for(lambda: view(rest, uuid)["power_state"] == "off", timeout=10)
+    rest.delete(f"/instances/{uuid}")
+
+
+def test_image_404_puts_the_instance_in_error(
+    rest: httpx.Client, image_server: Any, hypervisor: Hypervisor
+) -> None:
+    missing = image_server.url("no-such-image.raw")
+    instance = created(rest, "vm-404", disk=[{"size": 1, "base": missing}])
+    assert instance["state"] == "error"
+    assert "404" in instance["error_message"]
+    assert missing in instance["error_message"]
+    assert hypervisor.state(instance["uuid"]) is None
+    assert rest.delete(f"/instances/{instance['uuid']}").status_code == 200
