@@ -7,6 +7,7 @@ import functools
 import os
 import shutil
 import threading
+import time
 import urllib.parse
 from collections import Counter
 from http import HTTPStatus
@@ -23,6 +24,7 @@ class ImageServer:
     def __init__(self, folder: Path) -> None:
         self._folder = folder
         self._hits: Counter[str] = Counter()
+        self._delays: dict[str, float] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(
             ("127.0.0.1", 0), functools.partial(_ImageHandler, images=self)
@@ -39,11 +41,14 @@ class ImageServer:
         """The URL of /<name>, published or not."""
         return f"{self.base_url}/{name}"
 
-    def publish(self, name: str, data: bytes) -> str:
+    def publish(self, name: str, data: bytes, *, delay: float = 0.0) -> str:
         """Serve ``data`` at /<name> from now on (``name`` is a plain file
-        name; publishing again replaces it); returns its URL."""
+        name; publishing again replaces it), each answer held back ``delay``
+        seconds (a slow image server); returns its URL."""
         if not name or "/" in name or name.startswith("."):
             raise ValueError(f"not a plain file name: {name!r}")
+        with self._lock:
+            self._delays[name] = delay
         partial = self._folder / f".{name}.partial"
         partial.write_bytes(data)
         partial.replace(self._folder / name)
@@ -61,9 +66,12 @@ class ImageServer:
         self._thread.join()
 
     def _request(self, name: str) -> Path | None:
-        """Count a request for /<name>; the file to answer, if published."""
+        """Count a request for /<name>, hold it back as published; the file
+        to answer, if published."""
         with self._lock:
             self._hits[name] += 1
+            delay = self._delays.get(name, 0.0)
+        time.sleep(delay)
         path = self._folder / name
         if "/" in name or name.startswith(".") or not path.is_file():
             return None

@@ -20,6 +20,7 @@ from sfmesh.v1 import (
 )
 
 from services.api import idempotency, metadata, validation
+from services.api.console import ConsoleOperations
 from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
 from services.api.node_agents import NodeAgents
@@ -44,7 +45,10 @@ def state_name(state: int) -> str:
 
 
 class InstanceServicer(
-    PowerOperations, Observation, instance_service_pb2_grpc.InstanceServiceServicer
+    PowerOperations,
+    ConsoleOperations,
+    Observation,
+    instance_service_pb2_grpc.InstanceServiceServicer,
 ):
     """The instance API over etcd."""
 

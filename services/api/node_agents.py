@@ -18,6 +18,7 @@ from services.common.store import Store, key
 from services.common.tokens import InternalCredentials
 
 POWER_DEADLINE = 60.0
+CONSOLE_DEADLINE = 10.0
 
 
 class NodeAgents:
@@ -44,6 +45,29 @@ class NodeAgents:
         try:
             await stub.ChangePower(
                 request, metadata=self._credentials.metadata(), timeout=POWER_DEADLINE
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise errors.from_rpc_error(exc, "node agent") from exc
+
+    async def read_console(self, node: str, uuid: str, length: int) -> bytes:
+        """The last `length` bytes of an instance's console log (-1: all)."""
+        stub = await self._stub(node)
+        request = node_agent_service_pb2.ReadConsoleRequest(instance_uuid=uuid, length=length)
+        try:
+            reply = await stub.ReadConsole(
+                request, metadata=self._credentials.metadata(), timeout=CONSOLE_DEADLINE
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise errors.from_rpc_error(exc, "node agent") from exc
+        return reply.data
+
+    async def clear_console(self, node: str, uuid: str) -> None:
+        """Empty an instance's console log."""
+        stub = await self._stub(node)
+        request = node_agent_service_pb2.ClearConsoleRequest(instance_uuid=uuid)
+        try:
+            await stub.ClearConsole(
+                request, metadata=self._credentials.metadata(), timeout=CONSOLE_DEADLINE
             )
         except grpc.aio.AioRpcError as exc:
             raise errors.from_rpc_error(exc, "node agent") from exc

@@ -240,6 +240,12 @@ class GatewayApp:
             return
         call = invoke(request, metadata=metadata, timeout=timeout or self.config.deadline)
         reply = await await_unless_gone(call, receive, loaded.upstream.pool)
+        if reply.DESCRIPTOR.full_name == openapi.HTTP_BODY:  # raw, as grpc-gateway does
+            content_type = reply.content_type or openapi.OCTETS
+            await send_bytes(
+                send, 200, reply.data, base, content_type=content_type.encode("latin-1")
+            )
+            return
         payload = marshal.to_json_bytes(reply, route.response_body)
         await send_bytes(send, 200, payload, base, gzip_ok=wants_gzip(headers))
 

@@ -27,6 +27,9 @@ Document = dict[str, Any]
 
 TITLE = "sfmesh REST API"
 JSON = "application/json"
+OCTETS = "application/octet-stream"
+HTTP_BODY = "google.api.HttpBody"
+"""Answers of this type are written raw, with their own content type."""
 NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -201,6 +204,9 @@ def _body_schema(route: routes.Route, book: SchemaBook) -> dict[str, Any]:
 
 def _success(route: routes.Route, book: SchemaBook) -> dict[str, Any]:
     output = route.method.output_type
+    if output.full_name == HTTP_BODY and not route.server_streaming:
+        binary = {"type": "string", "format": "binary"}
+        return {"description": "Raw bytes.", "content": {OCTETS: {"schema": binary}}}
     if route.response_body:
         schema = book.field_schema(output.fields_by_name[route.response_body])
     elif output.full_name == "google.protobuf.Empty":

@@ -25,6 +25,12 @@ T = TypeVar("T")
 Power = instance_pb2.PowerState
 Operation = node_agent_service_pb2.PowerOperation
 
+WORKERS = 8
+"""libvirt calls in flight at once: a slow one (destroying a domain takes
+seconds) must not hold up the others; the connection is thread-safe."""
+RECONNECT_START = 0.2
+RECONNECT_MAX = 5.0
+
 _EVENT_THREAD_LOCK = threading.Lock()
 _event_thread: threading.Thread | None = None
 
@@ -68,10 +74,12 @@ def _run_event_loop() -> None:
 
 def _ensure_event_thread() -> None:
     """libvirt delivers events only to a process that runs its event loop;
-    one thread per process, started before the first connection."""
+    one thread per process, started before the first connection. libvirt's
+    own printing of errors is silenced: they reach callers as exceptions."""
     global _event_thread
     with _EVENT_THREAD_LOCK:
         if _event_thread is None:
+            libvirt.registerErrorHandler(lambda _context, _error: None, None)
             libvirt.virEventRegisterDefaultImpl()
             _event_thread = threading.Thread(
                 target=_run_event_loop, name="libvirt-events", daemon=True
@@ -87,13 +95,17 @@ class Hypervisor:
         uri: str,
         prefix: str,
         observed: Callable[[str, instance_pb2.PowerState], None],
+        reconnected: Callable[[], None],
     ) -> None:
         self._uri = uri
         self._prefix = prefix
         self._observed = observed
+        self._reconnected = reconnected
+        self._reconnecting: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: libvirt.virConnect | None = None
-        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="libvirt")
+        self._connecting = threading.Lock()
+        self._workers = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="libvirt")
 
     def domain_name(self, uuid: str) -> str:
         """The libvirt name of an instance's domain."""
@@ -167,6 +179,8 @@ class Hypervisor:
 
     async def close(self) -> None:
         """Close the connection and the worker thread."""
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
 
         def close(_: libvirt.virConnect) -> None:
             if self._conn is not None:
@@ -175,7 +189,7 @@ class Hypervisor:
 
         if self._conn is not None:
             await self._call(close)
-        self._worker.shutdown(wait=False)
+        self._workers.shutdown(wait=False)
 
     def _lookup(self, conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain | None:
         try:
@@ -197,12 +211,16 @@ class Hypervisor:
                     self._conn = None  # reopened on the next call
                 raise HypervisorError(str(exc.get_error_message() or exc)) from exc
 
-        return await self._loop.run_in_executor(self._worker, run)
+        return await self._loop.run_in_executor(self._workers, run)
 
     def _connection(self) -> libvirt.virConnect:
         """The open connection, reopened after libvirtd went away (worker thread)."""
-        if self._conn is not None and self._conn.isAlive():
-            return self._conn
+        with self._connecting:
+            if self._conn is not None and self._conn.isAlive():
+                return self._conn
+            return self._open()
+
+    def _open(self) -> libvirt.virConnect:
         _ensure_event_thread()
         try:
             conn = libvirt.open(self._uri)
@@ -211,10 +229,38 @@ class Hypervisor:
         conn.domainEventRegisterAny(
             None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._lifecycle, None
         )
+        conn.registerCloseCallback(self._closed, None)
         conn.setKeepAlive(5, 3)
         self._conn = conn
         log.info("connected to libvirt", extra={"fields": {"uri": self._uri}})
         return conn
+
+    def _closed(self, conn: libvirt.virConnect, reason: int, _: Any) -> None:
+        """libvirt's event thread: the connection dropped (libvirtd restarted,
+        say). Reconnect at once rather than at the next call, so lifecycle
+        events flow again."""
+        self._conn = None
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._reconnect_soon)
+
+    def _reconnect_soon(self) -> None:
+        if self._reconnecting is None or self._reconnecting.done():
+            self._reconnecting = asyncio.create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        """Retry until libvirtd answers again; then what happened while it was
+        away is read afresh."""
+        delay = RECONNECT_START
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.version()
+            except HypervisorError:
+                delay = min(delay * 2, RECONNECT_MAX)
+                continue
+            log.info("libvirt connection restored", extra={"fields": {"uri": self._uri}})
+            self._reconnected()
+            return
 
     def _lifecycle(
         self, conn: libvirt.virConnect, domain: libvirt.virDomain, event: int, detail: int, _: Any

@@ -74,10 +74,16 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         reports.nudge()
 
     placed = PlacedInstances(records, config.node_name, changed)
+
+    def resync() -> None:  # events may have been missed while libvirtd was away
+        for instance in placed.hosted():
+            reconciler.changed(instance.uuid)
+
     hypervisor = Hypervisor(
         config.libvirt_uri,
         domain_prefix(config.node_name),
         lambda uuid, power: reconciler.observed(uuid, power),
+        resync,
     )
     builder = Builder(
         instances_dir=instances_dir,

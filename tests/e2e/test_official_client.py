@@ -28,8 +28,8 @@ DISK = {"size": 8, "base": "debian:11", "bus": None, "type": "disk"}
 def client(mesh: Mesh, isolated_home: Path) -> Iterator[apiclient.Client]:
     """A client configured only by the ~/.shakenfist that make run writes.
 
-    Nothing moves an instance out of `initial` until node agents land, so
-    creates and deletes do not wait (the `continue` async strategy).
+    Creates and deletes do not wait for the node agent (the `continue` async
+    strategy); test_vms.py shows the default, blocking one.
     """
     assert write_client_config(
         isolated_home / ".shakenfist",

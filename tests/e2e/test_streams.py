@@ -51,7 +51,7 @@ def sse_events(lines: Iterator[str], wanted: int) -> list[tuple[str, dict[str, A
 
 
 def test_watch_all_streams_changes_as_ndjson(rest: httpx.Client) -> None:
-    with rest.stream("GET", "/instances:watch", timeout=10) as watch:
+    with rest.stream("GET", "/instances:watch", timeout=30) as watch:
         assert watch.status_code == 200
         assert watch.headers["content-type"].startswith("application/x-ndjson")
         lines = watch.iter_lines()

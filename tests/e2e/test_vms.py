@@ -12,13 +12,15 @@ from typing import Any
 import httpx
 import libvirt
 import pytest
+from shakenfist_client import apiclient
 
 from devmesh.mesh import Mesh
 from guests.bootsector import MARKER
 
 pytestmark = pytest.mark.slow
 
-BOOT = {"cpus": 1, "memory": 128, "disk": [{"size": 1, "base": "debian:11"}]}
+DISK = {"size": 1, "base": "debian:11"}
+BOOT = {"cpus": 1, "memory": 128, "disk": [DISK]}
 
 
 class Hypervisor:
@@ -79,8 +81,7 @@ def test_boot_power_and_delete(rest: httpx.Client, mesh: Mesh, hypervisor: Hyper
     assert instance["node"] == mesh.node_name
     assert [d["device"] for d in instance["disks"]] == ["vda", "vdb"]
     assert hypervisor.state(uuid) == libvirt.VIR_DOMAIN_RUNNING
-    console = mesh.state_dir / "instances" / uuid / "console.log"
-    wait_for(lambda: console.exists() and MARKER in console.read_bytes(), timeout=10)
+    wait_for(lambda: MARKER in rest.get(f"/instances/{uuid}/consoledata").content, timeout=10)
 
     steps = [
         ("poweroff", "off", libvirt.VIR_DOMAIN_SHUTOFF),
@@ -104,6 +105,32 @@ def test_boot_power_and_delete(rest: httpx.Client, mesh: Mesh, hypervisor: Hyper
     wait_for(lambda: not folder.exists())
     wait_for(lambda: view(rest, uuid)["power_state"] == "off")
     assert view(rest, uuid)["state"] == "deleted"
+
+
+def test_the_official_client_creates_reads_the_console_and_deletes(
+    rest: httpx.Client, mesh: Mesh, hypervisor: Hypervisor
+) -> None:
+    client = apiclient.Client(base_url=mesh.gateway_url, namespace="system", key=mesh.system_key)
+    # Its default strategy blocks until the instance is created.
+    made = client.create_instance("vm-client", 1, 128, [], [dict(DISK)], None, None)
+    assert made["state"] == "created"
+    uuid = made["uuid"]
+    assert hypervisor.state(uuid) == libvirt.VIR_DOMAIN_RUNNING
+    url = f"/instances/{uuid}/consoledata"
+    wait_for(lambda: MARKER in rest.get(url).content, timeout=10)
+    whole = rest.get(url)
+    assert whole.headers["content-type"] == "application/octet-stream"
+    assert whole.content.endswith(MARKER + b"\r\n")
+    assert rest.request("GET", url, json={"length": 4}).content == MARKER[-2:] + b"\r\n"
+    client = apiclient.Client(base_url=mesh.gateway_url, namespace="system", key=mesh.system_key)
+    assert MARKER.decode() in client.get_console_data(uuid)
+    client.delete_console_data(uuid)
+    assert rest.get(url).content == b""
+    events = rest.get(f"/instances/{uuid}/events").json()
+    assert "console log cleared" in [event["message"] for event in events]
+    client.delete_instance(uuid)
+    assert client.get_instance(uuid)["state"] == "deleted"
+    wait_for(lambda: hypervisor.state(uuid) is None)
 
 
 def test_guest_powering_itself_off_shows_off(rest: httpx.Client, hypervisor: Hypervisor) -> None:

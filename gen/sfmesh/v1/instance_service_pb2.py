@@ -23,6 +23,7 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from sfmesh.v1 import event_pb2 as sfmesh_dot_v1_dot_event__pb2
@@ -30,7 +31,7 @@ from sfmesh.v1 import instance_pb2 as sfmesh_dot_v1_dot_instance__pb2
 from sfmesh.v1 import options_pb2 as sfmesh_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n sfmesh/v1/instance_service.proto\x12\tsfmesh.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x15sfmesh/v1/event.proto\x1a\x18sfmesh/v1/instance.proto\x1a\x17sfmesh/v1/options.proto\"J\n\x14ListInstancesRequest\x12\x0b\n\x03\x61ll\x18\x01 \x01(\x08\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"X\n\x15ListInstancesResponse\x12&\n\tinstances\x18\x01 \x03(\x0b\x32\x13.sfmesh.v1.Instance\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"G\n\x12GetInstanceRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x16\n\tnamespace\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0c\n\n_namespace\"\xed\x04\n\x15\x43reateInstanceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x63pus\x18\x02 \x01(\x05\x12\x0e\n\x06memory\x18\x03 \x01(\x05\x12!\n\x04\x64isk\x18\x04 \x03(\x0b\x32\x13.sfmesh.v1.DiskSpec\x12\'\n\x07network\x18\x05 \x03(\x0b\x32\x16.sfmesh.v1.NetworkSpec\x12\x14\n\x07ssh_key\x18\x06 \x01(\tH\x00\x88\x01\x01\x12\x16\n\tuser_data\x18\x07 \x01(\tH\x01\x88\x01\x01\x12\x16\n\tplaced_on\x18\x08 \x01(\tH\x02\x88\x01\x01\x12\x16\n\tnamespace\x18\t \x01(\tH\x03\x88\x01\x01\x12#\n\x05video\x18\n \x01(\x0b\x32\x14.sfmesh.v1.VideoSpec\x12\x0c\n\x04uefi\x18\x0b \x01(\x08\x12\x13\n\x0bsecure_boot\x18\x0c \x01(\x08\x12+\n\x0b\x63onfigdrive\x18\r \x01(\x0e\x32\x16.sfmesh.v1.ConfigDrive\x12\x1b\n\x0envram_template\x18\x0e \x01(\tH\x04\x88\x01\x01\x12)\n\x08metadata\x18\x0f \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x31\n\rside_channels\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.ListValue\x12\x31\n\x0fidempotency_key\x18\x11 \x01(\tB\x13\xd2\xf3\x18\x0fIdempotency-KeyH\x05\x88\x01\x01\x42\n\n\x08_ssh_keyB\x0c\n\n_user_dataB\x0c\n\n_placed_onB\x0c\n\n_namespaceB\x11\n\x0f_nvram_templateB\x12\n\x10_idempotency_key\"J\n\x15\x44\x65leteInstanceRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x16\n\tnamespace\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0c\n\n_namespace\"R\n\x19\x44\x65leteAllInstancesRequest\x12\x0f\n\x07\x63onfirm\x18\x01 \x01(\x08\x12\x16\n\tnamespace\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0c\n\n_namespace\"+\n\x1a\x44\x65leteAllInstancesResponse\x12\r\n\x05uuids\x18\x01 \x03(\t\" \n\x11RebootSoftRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\" \n\x11RebootHardRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"\x1e\n\x0fPowerOffRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"\x1d\n\x0ePowerOnRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"\x1b\n\x0cPauseRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"\x1d\n\x0eUnpauseRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\",\n\x1dListInstanceInterfacesRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"J\n\x1eListInstanceInterfacesResponse\x12(\n\ninterfaces\x18\x01 \x03(\x0b\x32\x14.sfmesh.v1.Interface\"p\n\x19ListInstanceEventsRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12(\n\nevent_type\x18\x02 \x01(\x0e\x32\x14.sfmesh.v1.EventType\x12\x12\n\x05limit\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x08\n\x06_limit\">\n\x1aListInstanceEventsResponse\x12 \n\x06\x65vents\x18\x01 \x03(\x0b\x32\x10.sfmesh.v1.Event\")\n\x1aGetInstanceMetadataRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"H\n\x1bGetInstanceMetadataResponse\x12)\n\x08metadata\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"]\n\x1aSetInstanceMetadataRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\"9\n\x1d\x44\x65leteInstanceMetadataRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"$\n\x15WatchInstancesRequest\x12\x0b\n\x03\x61ll\x18\x01 \x01(\x08\"f\n\x16WatchInstancesResponse\x12%\n\x06\x63hange\x18\x01 \x01(\x0e\x32\x15.sfmesh.v1.ChangeType\x12%\n\x08instance\x18\x02 \x01(\x0b\x32\x13.sfmesh.v1.Instance\"#\n\x14WatchInstanceRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"e\n\x15WatchInstanceResponse\x12%\n\x06\x63hange\x18\x01 \x01(\x0e\x32\x15.sfmesh.v1.ChangeType\x12%\n\x08instance\x18\x02 \x01(\x0b\x32\x13.sfmesh.v1.Instance\"\x91\x01\n\x1aWatchInstanceEventsRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12(\n\nevent_type\x18\x02 \x01(\x0e\x32\x14.sfmesh.v1.EventType\x12\x13\n\x06\x63ursor\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05since\x18\x04 \x01(\x01H\x01\x88\x01\x01\x42\t\n\x07_cursorB\x08\n\x06_since\"N\n\x1bWatchInstanceEventsResponse\x12\x1f\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x10.sfmesh.v1.Event\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t*\xc1\x01\n\nChangeType\x12\x1b\n\x17\x43HANGE_TYPE_UNSPECIFIED\x10\x00\x12&\n\x14\x43HANGE_TYPE_EXISTING\x10\x01\x1a\x0c\xca\xf3\x18\x08\x65xisting\x12$\n\x13\x43HANGE_TYPE_CREATED\x10\x02\x1a\x0b\xca\xf3\x18\x07\x63reated\x12$\n\x13\x43HANGE_TYPE_UPDATED\x10\x03\x1a\x0b\xca\xf3\x18\x07updated\x12\"\n\x12\x43HANGE_TYPE_PURGED\x10\x04\x1a\n\xca\xf3\x18\x06purged2\x93\x12\n\x0fInstanceService\x12q\n\rListInstances\x12\x1f.sfmesh.v1.ListInstancesRequest\x1a .sfmesh.v1.ListInstancesResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\n/instancesb\tinstances\x12u\n\x0bGetInstance\x12\x1d.sfmesh.v1.GetInstanceRequest\x1a\x13.sfmesh.v1.Instance\"2\xea\xf3\x18\x16get-instance-namespace\x82\xd3\xe4\x93\x02\x12\x12\x10/instances/{ref}\x12^\n\x0e\x43reateInstance\x12 .sfmesh.v1.CreateInstanceRequest\x1a\x13.sfmesh.v1.Instance\"\x15\x82\xd3\xe4\x93\x02\x0f\"\n/instances:\x01*\x12\x61\n\x0e\x44\x65leteInstance\x12 .sfmesh.v1.DeleteInstanceRequest\x1a\x13.sfmesh.v1.Instance\"\x18\x82\xd3\xe4\x93\x02\x12*\x10/instances/{ref}\x12|\n\x12\x44\x65leteAllInstances\x12$.sfmesh.v1.DeleteAllInstancesRequest\x1a%.sfmesh.v1.DeleteAllInstancesResponse\"\x19\x82\xd3\xe4\x93\x02\x13*\n/instancesb\x05uuids\x12j\n\nRebootSoft\x12\x1c.sfmesh.v1.RebootSoftRequest\x1a\x16.google.protobuf.Empty\"&\x82\xd3\xe4\x93\x02 \"\x1b/instances/{ref}/rebootsoft:\x01*\x12j\n\nRebootHard\x12\x1c.sfmesh.v1.RebootHardRequest\x1a\x16.google.protobuf.Empty\"&\x82\xd3\xe4\x93\x02 \"\x1b/instances/{ref}/reboothard:\x01*\x12\x64\n\x08PowerOff\x12\x1a.sfmesh.v1.PowerOffRequest\x1a\x16.google.protobuf.Empty\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/instances/{ref}/poweroff:\x01*\x12\x61\n\x07PowerOn\x12\x19.sfmesh.v1.PowerOnRequest\x1a\x16.google.protobuf.Empty\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/instances/{ref}/poweron:\x01*\x12[\n\x05Pause\x12\x17.sfmesh.v1.PauseRequest\x1a\x16.google.protobuf.Empty\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/instances/{ref}/pause:\x01*\x12\x61\n\x07Unpause\x12\x19.sfmesh.v1.UnpauseRequest\x1a\x16.google.protobuf.Empty\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/instances/{ref}/unpause:\x01*\x12\x9e\x01\n\x16ListInstanceInterfaces\x12(.sfmesh.v1.ListInstanceInterfacesRequest\x1a).sfmesh.v1.ListInstanceInterfacesResponse\"/\x82\xd3\xe4\x93\x02)\x12\x1b/instances/{ref}/interfacesb\ninterfaces\x12\x9c\x01\n\x12ListInstanceEvents\x12$.sfmesh.v1.ListInstanceEventsRequest\x1a%.sfmesh.v1.ListInstanceEventsResponse\"9\xea\xf3\x18\x0e\x65vents-by-type\x82\xd3\xe4\x93\x02!\x12\x17/instances/{ref}/eventsb\x06\x65vents\x12\x91\x01\n\x13GetInstanceMetadata\x12%.sfmesh.v1.GetInstanceMetadataRequest\x1a&.sfmesh.v1.GetInstanceMetadataResponse\"+\x82\xd3\xe4\x93\x02%\x12\x19/instances/{ref}/metadatab\x08metadata\x12\xa0\x01\n\x13SetInstanceMetadata\x12%.sfmesh.v1.SetInstanceMetadataRequest\x1a\x16.google.protobuf.Empty\"J\x82\xd3\xe4\x93\x02\x44\"\x19/instances/{ref}/metadata:\x01*Z$\x1a\x1f/instances/{ref}/metadata/{key}:\x01*\x12\x83\x01\n\x16\x44\x65leteInstanceMetadata\x12(.sfmesh.v1.DeleteInstanceMetadataRequest\x1a\x16.google.protobuf.Empty\"\'\x82\xd3\xe4\x93\x02!*\x1f/instances/{ref}/metadata/{key}\x12q\n\x0eWatchInstances\x12 .sfmesh.v1.WatchInstancesRequest\x1a!.sfmesh.v1.WatchInstancesResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/instances:watch0\x01\x12t\n\rWatchInstance\x12\x1f.sfmesh.v1.WatchInstanceRequest\x1a .sfmesh.v1.WatchInstanceResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/instances/{ref}:watch0\x01\x12\x8d\x01\n\x13WatchInstanceEvents\x12%.sfmesh.v1.WatchInstanceEventsRequest\x1a&.sfmesh.v1.WatchInstanceEventsResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/instances/{ref}/events:watch0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n sfmesh/v1/instance_service.proto\x12\tsfmesh.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x15sfmesh/v1/event.proto\x1a\x18sfmesh/v1/instance.proto\x1a\x17sfmesh/v1/options.proto\"J\n\x14ListInstancesRequest\x12\x0b\n\x03\x61ll\x18\x01 \x01(\x08\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"X\n\x15ListInstancesResponse\x12&\n\tinstances\x18\x01 \x03(\x0b\x32\x13.sfmesh.v1.Instance\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"G\n\x12GetInstanceRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x16\n\tnamespace\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0c\n\n_namespace\"\xed\x04\n\x15\x43reateInstanceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x63pus\x18\x02 \x01(\x05\x12\x0e\n\x06memory\x18\x03 \x01(\x05\x12!\n\x04\x64isk\x18\x04 \x03(\x0b\x32\x13.sfmesh.v1.DiskSpec\x12\'\n\x07network\x18\x05 \x03(\x0b\x32\x16.sfmesh.v1.NetworkSpec\x12\x14\n\x07ssh_key\x18\x06 \x01(\tH\x00\x88\x01\x01\x12\x16\n\tuser_data\x18\x07 \x01(\tH\x01\x88\x01\x01\x12\x16\n\tplaced_on\x18\x08 \x01(\tH\x02\x88\x01\x01\x12\x16\n\tnamespace\x18\t \x01(\tH\x03\x88\x01\x01\x12#\n\x05video\x18\n \x01(\x0b\x32\x14.sfmesh.v1.VideoSpec\x12\x0c\n\x04uefi\x18\x0b \x01(\x08\x12\x13\n\x0bsecure_boot\x18\x0c \x01(\x08\x12+\n\x0b\x63onfigdrive\x18\r \x01(\x0e\x32\x16.sfmesh.v1.ConfigDrive\x12\x1b\n\x0envram_template\x18\x0e \x01(\tH\x04\x88\x01\x01\x12)\n\x08metadata\x18\x0f \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x31\n\rside_channels\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.ListValue\x12\x31\n\x0fidempotency_key\x18\x11 \x01(\tB\x13\xd2\xf3\x18\x0fIdempotency-KeyH\x05\x88\x01\x01\x42\n\n\x08_ssh_keyB\x0c\n\n_user_dataB\x0c\n\n_placed_onB\x0c\n\n_namespaceB\x11\n\x0f_nvram_templateB\x12\n\x10_idempotency_key\"J\n\x15\x44\x65leteInstanceRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x16\n\tnamespace\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0c\n\n_namespace\"R\n\x19\x44\x65leteAllInstancesRequest\x12\x0f\n\x07\x63onfirm\x18\x01 \x01(\x08\x12\x16\n\tnamespace\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0c\n\n_namespace\"+\n\x1a\x44\x65leteAllInstancesResponse\x12\r\n\x05uuids\x18\x01 \x03(\t\" \n\x11RebootSoftRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\" \n\x11RebootHardRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"\x1e\n\x0fPowerOffRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"\x1d\n\x0ePowerOnRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"\x1b\n\x0cPauseRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"\x1d\n\x0eUnpauseRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\",\n\x1dListInstanceInterfacesRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"J\n\x1eListInstanceInterfacesResponse\x12(\n\ninterfaces\x18\x01 \x03(\x0b\x32\x14.sfmesh.v1.Interface\"p\n\x19ListInstanceEventsRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12(\n\nevent_type\x18\x02 \x01(\x0e\x32\x14.sfmesh.v1.EventType\x12\x12\n\x05limit\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x08\n\x06_limit\">\n\x1aListInstanceEventsResponse\x12 \n\x06\x65vents\x18\x01 \x03(\x0b\x32\x10.sfmesh.v1.Event\")\n\x1aGetInstanceMetadataRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"H\n\x1bGetInstanceMetadataResponse\x12)\n\x08metadata\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"]\n\x1aSetInstanceMetadataRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\"9\n\x1d\x44\x65leteInstanceMetadataRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"D\n\x15GetConsoleDataRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x13\n\x06length\x18\x02 \x01(\x05H\x00\x88\x01\x01\x42\t\n\x07_length\"&\n\x17\x43learConsoleDataRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"$\n\x15WatchInstancesRequest\x12\x0b\n\x03\x61ll\x18\x01 \x01(\x08\"f\n\x16WatchInstancesResponse\x12%\n\x06\x63hange\x18\x01 \x01(\x0e\x32\x15.sfmesh.v1.ChangeType\x12%\n\x08instance\x18\x02 \x01(\x0b\x32\x13.sfmesh.v1.Instance\"#\n\x14WatchInstanceRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"e\n\x15WatchInstanceResponse\x12%\n\x06\x63hange\x18\x01 \x01(\x0e\x32\x15.sfmesh.v1.ChangeType\x12%\n\x08instance\x18\x02 \x01(\x0b\x32\x13.sfmesh.v1.Instance\"\x91\x01\n\x1aWatchInstanceEventsRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12(\n\nevent_type\x18\x02 \x01(\x0e\x32\x14.sfmesh.v1.EventType\x12\x13\n\x06\x63ursor\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05since\x18\x04 \x01(\x01H\x01\x88\x01\x01\x42\t\n\x07_cursorB\x08\n\x06_since\"N\n\x1bWatchInstanceEventsResponse\x12\x1f\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x10.sfmesh.v1.Event\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t*\xc1\x01\n\nChangeType\x12\x1b\n\x17\x43HANGE_TYPE_UNSPECIFIED\x10\x00\x12&\n\x14\x43HANGE_TYPE_EXISTING\x10\x01\x1a\x0c\xca\xf3\x18\x08\x65xisting\x12$\n\x13\x43HANGE_TYPE_CREATED\x10\x02\x1a\x0b\xca\xf3\x18\x07\x63reated\x12$\n\x13\x43HANGE_TYPE_UPDATED\x10\x03\x1a\x0b\xca\xf3\x18\x07updated\x12\"\n\x12\x43HANGE_TYPE_PURGED\x10\x04\x1a\n\xca\xf3\x18\x06purged2\xf9\x13\n\x0fInstanceService\x12q\n\rListInstances\x12\x1f.sfmesh.v1.ListInstancesRequest\x1a .sfmesh.v1.ListInstancesResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\n/instancesb\tinstances\x12u\n\x0bGetInstance\x12\x1d.sfmesh.v1.GetInstanceRequest\x1a\x13.sfmesh.v1.Instance\"2\xea\xf3\x18\x16get-instance-namespace\x82\xd3\xe4\x93\x02\x12\x12\x10/instances/{ref}\x12^\n\x0e\x43reateInstance\x12 .sfmesh.v1.CreateInstanceRequest\x1a\x13.sfmesh.v1.Instance\"\x15\x82\xd3\xe4\x93\x02\x0f\"\n/instances:\x01*\x12\x61\n\x0e\x44\x65leteInstance\x12 .sfmesh.v1.DeleteInstanceRequest\x1a\x13.sfmesh.v1.Instance\"\x18\x82\xd3\xe4\x93\x02\x12*\x10/instances/{ref}\x12|\n\x12\x44\x65leteAllInstances\x12$.sfmesh.v1.DeleteAllInstancesRequest\x1a%.sfmesh.v1.DeleteAllInstancesResponse\"\x19\x82\xd3\xe4\x93\x02\x13*\n/instancesb\x05uuids\x12j\n\nRebootSoft\x12\x1c.sfmesh.v1.RebootSoftRequest\x1a\x16.google.protobuf.Empty\"&\x82\xd3\xe4\x93\x02 \"\x1b/instances/{ref}/rebootsoft:\x01*\x12j\n\nRebootHard\x12\x1c.sfmesh.v1.RebootHardRequest\x1a\x16.google.protobuf.Empty\"&\x82\xd3\xe4\x93\x02 \"\x1b/instances/{ref}/reboothard:\x01*\x12\x64\n\x08PowerOff\x12\x1a.sfmesh.v1.PowerOffRequest\x1a\x16.google.protobuf.Empty\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/instances/{ref}/poweroff:\x01*\x12\x61\n\x07PowerOn\x12\x19.sfmesh.v1.PowerOnRequest\x1a\x16.google.protobuf.Empty\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/instances/{ref}/poweron:\x01*\x12[\n\x05Pause\x12\x17.sfmesh.v1.PauseRequest\x1a\x16.google.protobuf.Empty\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/instances/{ref}/pause:\x01*\x12\x61\n\x07Unpause\x12\x19.sfmesh.v1.UnpauseRequest\x1a\x16.google.protobuf.Empty\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/instances/{ref}/unpause:\x01*\x12\x9e\x01\n\x16ListInstanceInterfaces\x12(.sfmesh.v1.ListInstanceInterfacesRequest\x1a).sfmesh.v1.ListInstanceInterfacesResponse\"/\x82\xd3\xe4\x93\x02)\x12\x1b/instances/{ref}/interfacesb\ninterfaces\x12\x9c\x01\n\x12ListInstanceEvents\x12$.sfmesh.v1.ListInstanceEventsRequest\x1a%.sfmesh.v1.ListInstanceEventsResponse\"9\xea\xf3\x18\x0e\x65vents-by-type\x82\xd3\xe4\x93\x02!\x12\x17/instances/{ref}/eventsb\x06\x65vents\x12\x91\x01\n\x13GetInstanceMetadata\x12%.sfmesh.v1.GetInstanceMetadataRequest\x1a&.sfmesh.v1.GetInstanceMetadataResponse\"+\x82\xd3\xe4\x93\x02%\x12\x19/instances/{ref}/metadatab\x08metadata\x12\xa0\x01\n\x13SetInstanceMetadata\x12%.sfmesh.v1.SetInstanceMetadataRequest\x1a\x16.google.protobuf.Empty\"J\x82\xd3\xe4\x93\x02\x44\"\x19/instances/{ref}/metadata:\x01*Z$\x1a\x1f/instances/{ref}/metadata/{key}:\x01*\x12\x83\x01\n\x16\x44\x65leteInstanceMetadata\x12(.sfmesh.v1.DeleteInstanceMetadataRequest\x1a\x16.google.protobuf.Empty\"\'\x82\xd3\xe4\x93\x02!*\x1f/instances/{ref}/metadata/{key}\x12n\n\x0eGetConsoleData\x12 .sfmesh.v1.GetConsoleDataRequest\x1a\x14.google.api.HttpBody\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/instances/{ref}/consoledata\x12t\n\x10\x43learConsoleData\x12\".sfmesh.v1.ClearConsoleDataRequest\x1a\x16.google.protobuf.Empty\"$\x82\xd3\xe4\x93\x02\x1e*\x1c/instances/{ref}/consoledata\x12q\n\x0eWatchInstances\x12 .sfmesh.v1.WatchInstancesRequest\x1a!.sfmesh.v1.WatchInstancesResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/instances:watch0\x01\x12t\n\rWatchInstance\x12\x1f.sfmesh.v1.WatchInstanceRequest\x1a .sfmesh.v1.WatchInstanceResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/instances/{ref}:watch0\x01\x12\x8d\x01\n\x13WatchInstanceEvents\x12%.sfmesh.v1.WatchInstanceEventsRequest\x1a&.sfmesh.v1.WatchInstanceEventsResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/instances/{ref}/events:watch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -79,68 +80,76 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INSTANCESERVICE'].methods_by_name['SetInstanceMetadata']._serialized_options = b'\202\323\344\223\002D\"\031/instances/{ref}/metadata:\001*Z$\032\037/instances/{ref}/metadata/{key}:\001*'
   _globals['_INSTANCESERVICE'].methods_by_name['DeleteInstanceMetadata']._loaded_options = None
   _globals['_INSTANCESERVICE'].methods_by_name['DeleteInstanceMetadata']._serialized_options = b'\202\323\344\223\002!*\037/instances/{ref}/metadata/{key}'
+  _globals['_INSTANCESERVICE'].methods_by_name['GetConsoleData']._loaded_options = None
+  _globals['_INSTANCESERVICE'].methods_by_name['GetConsoleData']._serialized_options = b'\202\323\344\223\002\036\022\034/instances/{ref}/consoledata'
+  _globals['_INSTANCESERVICE'].methods_by_name['ClearConsoleData']._loaded_options = None
+  _globals['_INSTANCESERVICE'].methods_by_name['ClearConsoleData']._serialized_options = b'\202\323\344\223\002\036*\034/instances/{ref}/consoledata'
   _globals['_INSTANCESERVICE'].methods_by_name['WatchInstances']._loaded_options = None
   _globals['_INSTANCESERVICE'].methods_by_name['WatchInstances']._serialized_options = b'\202\323\344\223\002\022\022\020/instances:watch'
   _globals['_INSTANCESERVICE'].methods_by_name['WatchInstance']._loaded_options = None
   _globals['_INSTANCESERVICE'].methods_by_name['WatchInstance']._serialized_options = b'\202\323\344\223\002\030\022\026/instances/{ref}:watch'
   _globals['_INSTANCESERVICE'].methods_by_name['WatchInstanceEvents']._loaded_options = None
   _globals['_INSTANCESERVICE'].methods_by_name['WatchInstanceEvents']._serialized_options = b'\202\323\344\223\002\037\022\035/instances/{ref}/events:watch'
-  _globals['_CHANGETYPE']._serialized_start=2551
-  _globals['_CHANGETYPE']._serialized_end=2744
-  _globals['_LISTINSTANCESREQUEST']._serialized_start=210
-  _globals['_LISTINSTANCESREQUEST']._serialized_end=284
-  _globals['_LISTINSTANCESRESPONSE']._serialized_start=286
-  _globals['_LISTINSTANCESRESPONSE']._serialized_end=374
-  _globals['_GETINSTANCEREQUEST']._serialized_start=376
-  _globals['_GETINSTANCEREQUEST']._serialized_end=447
-  _globals['_CREATEINSTANCEREQUEST']._serialized_start=450
-  _globals['_CREATEINSTANCEREQUEST']._serialized_end=1071
-  _globals['_DELETEINSTANCEREQUEST']._serialized_start=1073
-  _globals['_DELETEINSTANCEREQUEST']._serialized_end=1147
-  _globals['_DELETEALLINSTANCESREQUEST']._serialized_start=1149
-  _globals['_DELETEALLINSTANCESREQUEST']._serialized_end=1231
-  _globals['_DELETEALLINSTANCESRESPONSE']._serialized_start=1233
-  _globals['_DELETEALLINSTANCESRESPONSE']._serialized_end=1276
-  _globals['_REBOOTSOFTREQUEST']._serialized_start=1278
-  _globals['_REBOOTSOFTREQUEST']._serialized_end=1310
-  _globals['_REBOOTHARDREQUEST']._serialized_start=1312
-  _globals['_REBOOTHARDREQUEST']._serialized_end=1344
-  _globals['_POWEROFFREQUEST']._serialized_start=1346
-  _globals['_POWEROFFREQUEST']._serialized_end=1376
-  _globals['_POWERONREQUEST']._serialized_start=1378
-  _globals['_POWERONREQUEST']._serialized_end=1407
-  _globals['_PAUSEREQUEST']._serialized_start=1409
-  _globals['_PAUSEREQUEST']._serialized_end=1436
-  _globals['_UNPAUSEREQUEST']._serialized_start=1438
-  _globals['_UNPAUSEREQUEST']._serialized_end=1467
-  _globals['_LISTINSTANCEINTERFACESREQUEST']._serialized_start=1469
-  _globals['_LISTINSTANCEINTERFACESREQUEST']._serialized_end=1513
-  _globals['_LISTINSTANCEINTERFACESRESPONSE']._serialized_start=1515
-  _globals['_LISTINSTANCEINTERFACESRESPONSE']._serialized_end=1589
-  _globals['_LISTINSTANCEEVENTSREQUEST']._serialized_start=1591
-  _globals['_LISTINSTANCEEVENTSREQUEST']._serialized_end=1703
-  _globals['_LISTINSTANCEEVENTSRESPONSE']._serialized_start=1705
-  _globals['_LISTINSTANCEEVENTSRESPONSE']._serialized_end=1767
-  _globals['_GETINSTANCEMETADATAREQUEST']._serialized_start=1769
-  _globals['_GETINSTANCEMETADATAREQUEST']._serialized_end=1810
-  _globals['_GETINSTANCEMETADATARESPONSE']._serialized_start=1812
-  _globals['_GETINSTANCEMETADATARESPONSE']._serialized_end=1884
-  _globals['_SETINSTANCEMETADATAREQUEST']._serialized_start=1886
-  _globals['_SETINSTANCEMETADATAREQUEST']._serialized_end=1979
-  _globals['_DELETEINSTANCEMETADATAREQUEST']._serialized_start=1981
-  _globals['_DELETEINSTANCEMETADATAREQUEST']._serialized_end=2038
-  _globals['_WATCHINSTANCESREQUEST']._serialized_start=2040
-  _globals['_WATCHINSTANCESREQUEST']._serialized_end=2076
-  _globals['_WATCHINSTANCESRESPONSE']._serialized_start=2078
-  _globals['_WATCHINSTANCESRESPONSE']._serialized_end=2180
-  _globals['_WATCHINSTANCEREQUEST']._serialized_start=2182
-  _globals['_WATCHINSTANCEREQUEST']._serialized_end=2217
-  _globals['_WATCHINSTANCERESPONSE']._serialized_start=2219
-  _globals['_WATCHINSTANCERESPONSE']._serialized_end=2320
-  _globals['_WATCHINSTANCEEVENTSREQUEST']._serialized_start=2323
-  _globals['_WATCHINSTANCEEVENTSREQUEST']._serialized_end=2468
-  _globals['_WATCHINSTANCEEVENTSRESPONSE']._serialized_start=2470
-  _globals['_WATCHINSTANCEEVENTSRESPONSE']._serialized_end=2548
-  _globals['_INSTANCESERVICE']._serialized_start=2747
-  _globals['_INSTANCESERVICE']._serialized_end=5070
+  _globals['_CHANGETYPE']._serialized_start=2688
+  _globals['_CHANGETYPE']._serialized_end=2881
+  _globals['_LISTINSTANCESREQUEST']._serialized_start=237
+  _globals['_LISTINSTANCESREQUEST']._serialized_end=311
+  _globals['_LISTINSTANCESRESPONSE']._serialized_start=313
+  _globals['_LISTINSTANCESRESPONSE']._serialized_end=401
+  _globals['_GETINSTANCEREQUEST']._serialized_start=403
+  _globals['_GETINSTANCEREQUEST']._serialized_end=474
+  _globals['_CREATEINSTANCEREQUEST']._serialized_start=477
+  _globals['_CREATEINSTANCEREQUEST']._serialized_end=1098
+  _globals['_DELETEINSTANCEREQUEST']._serialized_start=1100
+  _globals['_DELETEINSTANCEREQUEST']._serialized_end=1174
+  _globals['_DELETEALLINSTANCESREQUEST']._serialized_start=1176
+  _globals['_DELETEALLINSTANCESREQUEST']._serialized_end=1258
+  _globals['_DELETEALLINSTANCESRESPONSE']._serialized_start=1260
+  _globals['_DELETEALLINSTANCESRESPONSE']._serialized_end=1303
+  _globals['_REBOOTSOFTREQUEST']._serialized_start=1305
+  _globals['_REBOOTSOFTREQUEST']._serialized_end=1337
+  _globals['_REBOOTHARDREQUEST']._serialized_start=1339
+  _globals['_REBOOTHARDREQUEST']._serialized_end=1371
+  _globals['_POWEROFFREQUEST']._serialized_start=1373
+  _globals['_POWEROFFREQUEST']._serialized_end=1403
+  _globals['_POWERONREQUEST']._serialized_start=1405
+  _globals['_POWERONREQUEST']._serialized_end=1434
+  _globals['_PAUSEREQUEST']._serialized_start=1436
+  _globals['_PAUSEREQUEST']._serialized_end=1463
+  _globals['_UNPAUSEREQUEST']._serialized_start=1465
+  _globals['_UNPAUSEREQUEST']._serialized_end=1494
+  _globals['_LISTINSTANCEINTERFACESREQUEST']._serialized_start=1496
+  _globals['_LISTINSTANCEINTERFACESREQUEST']._serialized_end=1540
+  _globals['_LISTINSTANCEINTERFACESRESPONSE']._serialized_start=1542
+  _globals['_LISTINSTANCEINTERFACESRESPONSE']._serialized_end=1616
+  _globals['_LISTINSTANCEEVENTSREQUEST']._serialized_start=1618
+  _globals['_LISTINSTANCEEVENTSREQUEST']._serialized_end=1730
+  _globals['_LISTINSTANCEEVENTSRESPONSE']._serialized_start=1732
+  _globals['_LISTINSTANCEEVENTSRESPONSE']._serialized_end=1794
+  _globals['_GETINSTANCEMETADATAREQUEST']._serialized_start=1796
+  _globals['_GETINSTANCEMETADATAREQUEST']._serialized_end=1837
+  _globals['_GETINSTANCEMETADATARESPONSE']._serialized_start=1839
+  _globals['_GETINSTANCEMETADATARESPONSE']._serialized_end=1911
+  _globals['_SETINSTANCEMETADATAREQUEST']._serialized_start=1913
+  _globals['_SETINSTANCEMETADATAREQUEST']._serialized_end=2006
+  _globals['_DELETEINSTANCEMETADATAREQUEST']._serialized_start=2008
+  _globals['_DELETEINSTANCEMETADATAREQUEST']._serialized_end=2065
+  _globals['_GETCONSOLEDATAREQUEST']._serialized_start=2067
+  _globals['_GETCONSOLEDATAREQUEST']._serialized_end=2135
+  _globals['_CLEARCONSOLEDATAREQUEST']._serialized_start=2137
+  _globals['_CLEARCONSOLEDATAREQUEST']._serialized_end=2175
+  _globals['_WATCHINSTANCESREQUEST']._serialized_start=2177
+  _globals['_WATCHINSTANCESREQUEST']._serialized_end=2213
+  _globals['_WATCHINSTANCESRESPONSE']._serialized_start=2215
+  _globals['_WATCHINSTANCESRESPONSE']._serialized_end=2317
+  _globals['_WATCHINSTANCEREQUEST']._serialized_start=2319
+  _globals['_WATCHINSTANCEREQUEST']._serialized_end=2354
+  _globals['_WATCHINSTANCERESPONSE']._serialized_start=2356
+  _globals['_WATCHINSTANCERESPONSE']._serialized_end=2457
+  _globals['_WATCHINSTANCEEVENTSREQUEST']._serialized_start=2460
+  _globals['_WATCHINSTANCEEVENTSREQUEST']._serialized_end=2605
+  _globals['_WATCHINSTANCEEVENTSRESPONSE']._serialized_start=2607
+  _globals['_WATCHINSTANCEEVENTSRESPONSE']._serialized_end=2685
+  _globals['_INSTANCESERVICE']._serialized_start=2884
+  _globals['_INSTANCESERVICE']._serialized_end=5437
 # @@protoc_insertion_point(module_scope)

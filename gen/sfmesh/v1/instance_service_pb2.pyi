@@ -1,4 +1,5 @@
 from google.api import annotations_pb2 as _annotations_pb2
+from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import empty_pb2 as _empty_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from sfmesh.v1 import event_pb2 as _event_pb2
@@ -205,6 +206,20 @@ class DeleteInstanceMetadataRequest(_message.Message):
     ref: str
     key: str
     def __init__(self, ref: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+
+class GetConsoleDataRequest(_message.Message):
+    __slots__ = ("ref", "length")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    length: int
+    def __init__(self, ref: _Optional[str] = ..., length: _Optional[int] = ...) -> None: ...
+
+class ClearConsoleDataRequest(_message.Message):
+    __slots__ = ("ref",)
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    def __init__(self, ref: _Optional[str] = ...) -> None: ...
 
 class WatchInstancesRequest(_message.Message):
     __slots__ = ("all",)

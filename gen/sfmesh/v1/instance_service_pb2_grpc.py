@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from sfmesh.v1 import instance_pb2 as sfmesh_dot_v1_dot_instance__pb2
 from sfmesh.v1 import instance_service_pb2 as sfmesh_dot_v1_dot_instance__service__pb2
@@ -116,6 +117,16 @@ class InstanceServiceStub:
         self.DeleteInstanceMetadata = channel.unary_unary(
                 '/sfmesh.v1.InstanceService/DeleteInstanceMetadata',
                 request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.DeleteInstanceMetadataRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.GetConsoleData = channel.unary_unary(
+                '/sfmesh.v1.InstanceService/GetConsoleData',
+                request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.GetConsoleDataRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
+        self.ClearConsoleData = channel.unary_unary(
+                '/sfmesh.v1.InstanceService/ClearConsoleData',
+                request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.ClearConsoleDataRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
         self.WatchInstances = channel.unary_stream(
@@ -252,6 +263,21 @@ class InstanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetConsoleData(self, request, context):
+        """Reads the tail of an instance's serial console log, as raw bytes; empty
+        while the instance has no node or no log yet.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearConsoleData(self, request, context):
+        """Empties an instance's serial console log.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchInstances(self, request, context):
         """Streams every change to the instances the caller can see.
         """
@@ -354,6 +380,16 @@ def add_InstanceServiceServicer_to_server(servicer, server):
             'DeleteInstanceMetadata': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteInstanceMetadata,
                     request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.DeleteInstanceMetadataRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'GetConsoleData': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsoleData,
+                    request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.GetConsoleDataRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'ClearConsoleData': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearConsoleData,
+                    request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.ClearConsoleDataRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
             'WatchInstances': grpc.unary_stream_rpc_method_handler(
@@ -805,6 +841,60 @@ class InstanceService:
             target,
             '/sfmesh.v1.InstanceService/DeleteInstanceMetadata',
             sfmesh_dot_v1_dot_instance__service__pb2.DeleteInstanceMetadataRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsoleData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.InstanceService/GetConsoleData',
+            sfmesh_dot_v1_dot_instance__service__pb2.GetConsoleDataRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearConsoleData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.InstanceService/ClearConsoleData',
+            sfmesh_dot_v1_dot_instance__service__pb2.ClearConsoleDataRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
