@@ -5,6 +5,7 @@ injected so tests can move time."""
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -56,6 +57,9 @@ class Registry:
         self._clock = clock
         self._nodes: dict[str, _Node] = {}
         self._sessions = 0
+        self._views: dict[str, NodeView] = {}
+        """Each reported node's view, rebuilt only when it changes."""
+        self._next_expiry = math.inf
 
     def connect(self, name: str) -> int:
         """A stream opened for `name`; returns its session. A newer stream
@@ -67,6 +71,7 @@ class Registry:
             previous.capacity if previous else None,
             previous.reservations if previous else {},
         )
+        self._refresh(name)
         return self._sessions
 
     def disconnect(self, name: str, session: int) -> bool:
@@ -75,6 +80,7 @@ class Registry:
         if node is None or node.session != session:
             return False
         del self._nodes[name]
+        self._views.pop(name, None)
         return True
 
     def connected(self, name: str) -> bool:
@@ -90,29 +96,30 @@ class Registry:
             for rid, held in node.reservations.items()
             if held.instance_uuid not in capacity.instance_uuids
         }
+        self._refresh(name)
 
     def views(self) -> list[NodeView]:
         """Every node that has reported, with its live reservations summed."""
         self._expire()
-        found = []
-        for name, node in self._nodes.items():
-            if node.capacity is None:
-                continue
-            held = node.reservations.values()
-            found.append(
-                NodeView(
-                    name=name,
-                    cpus_total=node.capacity.cpus_total,
-                    cpus_used=node.capacity.cpus_used,
-                    memory_free_mib=node.capacity.memory_free_mib,
-                    disk_free_gib=node.capacity.disk_free_gib,
-                    load_1m=node.capacity.load_1m,
-                    reserved_cpus=sum(r.cpus for r in held),
-                    reserved_memory_mib=sum(r.memory_mib for r in held),
-                    reserved_disk_gib=sum(r.disk_gib for r in held),
-                )
-            )
-        return found
+        return list(self._views.values())
+
+    def _refresh(self, name: str) -> None:
+        """Rebuild one node's view after its report or reservations changed."""
+        node = self._nodes[name]
+        if node.capacity is None:
+            return
+        held = node.reservations.values()
+        self._views[name] = NodeView(
+            name=name,
+            cpus_total=node.capacity.cpus_total,
+            cpus_used=node.capacity.cpus_used,
+            memory_free_mib=node.capacity.memory_free_mib,
+            disk_free_gib=node.capacity.disk_free_gib,
+            load_1m=node.capacity.load_1m,
+            reserved_cpus=sum(r.cpus for r in held),
+            reserved_memory_mib=sum(r.memory_mib for r in held),
+            reserved_disk_gib=sum(r.disk_gib for r in held),
+        )
 
     def reserve(
         self, node: str, instance_uuid: str, *, cpus: int, memory_mib: int, disk_gib: int
@@ -129,18 +136,27 @@ class Registry:
             expires=self._clock() + self._ttl,
         )
         self._nodes[node].reservations[held.reservation_id] = held
+        self._next_expiry = min(self._next_expiry, held.expires)
+        self._refresh(node)
         return held
 
     def release(self, reservation_id: str) -> bool:
         """Drop a reservation; False when it is unknown or already gone."""
-        for node in self._nodes.values():
+        for name, node in self._nodes.items():
             if node.reservations.pop(reservation_id, None) is not None:
+                self._refresh(name)
                 return True
         return False
 
     def _expire(self) -> None:
         now = self._clock()
-        for node in self._nodes.values():
-            node.reservations = {
-                rid: held for rid, held in node.reservations.items() if held.expires > now
-            }
+        if now < self._next_expiry:
+            return
+        self._next_expiry = math.inf
+        for name, node in self._nodes.items():
+            live = {rid: held for rid, held in node.reservations.items() if held.expires > now}
+            if len(live) != len(node.reservations):
+                node.reservations = live
+                self._refresh(name)
+            for held in live.values():
+                self._next_expiry = min(self._next_expiry, held.expires)
