@@ -9,11 +9,20 @@ from pathlib import Path
 
 from devmesh.client_config import write_client_config
 from devmesh.mesh import Mesh
+from guests.bootsector import boot_sector
+from guests.serve import ImageServer
+
+TEST_IMAGE = "bootsector"
+"""The shorthand of the test guest `make run` serves: a boot sector that
+prints `SFMESH BOOT OK` on its serial console, so instances boot offline."""
 
 
 def main() -> None:
     """Start the mesh, print how to reach it, and wait for Ctrl-C or SIGTERM."""
-    mesh = Mesh(state_dir=Path(os.environ.get("SFMESH_STATE_DIR", "/var/lib/sfmesh")))
+    state_dir = Path(os.environ.get("SFMESH_STATE_DIR", "/var/lib/sfmesh"))
+    images = ImageServer(_folder(state_dir / "test-images"))
+    url = images.publish(f"{TEST_IMAGE}.raw", boot_sector())
+    mesh = Mesh(state_dir=state_dir, settings={"SFMESH_IMAGE_SHORTHANDS": f"{TEST_IMAGE}={url}"})
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -28,6 +37,12 @@ def main() -> None:
     finally:
         print("sfmesh: stopping")
         mesh.stop()
+        images.close()
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def print_banner(mesh: Mesh) -> None:
@@ -42,6 +57,7 @@ def print_banner(mesh: Mesh) -> None:
             f"  gRPC {name + ':':<12}{mesh.address(name)}"
             for name in ("api", "scheduler", "eventlog", "node_agent")
         ),
+        f"  test image: {TEST_IMAGE} (a boot sector printing SFMESH BOOT OK on the console)",
         "  namespace:  system",
         f"  key:        {key}",
     ]

@@ -16,6 +16,7 @@ from sfmesh.v1 import auth_service_pb2, auth_service_pb2_grpc, records_pb2
 
 from services.api import namespaces as rules
 from services.api.keys import make_key, matching_key
+from services.api.namespace_metadata import NamespaceMetadata
 from services.api.store import NamespaceStore
 from services.common import errors
 from services.common.interceptors import caller
@@ -24,7 +25,7 @@ from services.common.tokens import TokenAuthority
 Change = Callable[[records_pb2.NamespaceRecord], None]
 
 
-class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
+class AuthServicer(NamespaceMetadata, auth_service_pb2_grpc.AuthServiceServicer):
     """POST /auth and the /auth/namespaces routes."""
 
     def __init__(self, namespaces: NamespaceStore, authority: TokenAuthority) -> None:

@@ -229,3 +229,37 @@ def test_official_client_namespace_calls(mesh: Mesh, client: apiclient.Client) -
     client.delete_namespace(name)
     with pytest.raises(apiclient.ResourceNotFoundException):
         client.get_namespace(name)
+
+
+def test_namespace_metadata(mesh: Mesh, rest: httpx.Client, client: apiclient.Client) -> None:
+    name, stranger = fresh("meta"), fresh("meta-stranger")
+    for made in (name, stranger):
+        reply = rest.post("/auth/namespaces", json={"namespace": made, "key_name": "k", "key": "s"})
+        assert reply.status_code == 200, reply.text
+    assert client.get_namespace_metadata(name) == {}
+    client.set_namespace_metadata_item(name, "owner", "ops")
+    assert (
+        rest.post(
+            f"/auth/namespaces/{name}/metadata", json={"key": "tier", "value": {"level": 2}}
+        ).json()
+        is None
+    )
+    assert client.get_namespace_metadata(name) == {"owner": "ops", "tier": {"level": 2}}
+    with login(mesh, name, "s") as own:  # a namespace reads its own
+        assert own.get(f"/auth/namespaces/{name}/metadata").json()["owner"] == "ops"
+    with login(mesh, stranger, "s") as other:  # others do not even see it
+        refused(other.get(f"/auth/namespaces/{name}/metadata"), 404, "namespace not found")
+        refused(
+            other.put(f"/auth/namespaces/{name}/metadata/x", json={"value": 1}),
+            404,
+            "namespace not found",
+        )
+    refused(
+        rest.put(f"/auth/namespaces/{name}/metadata/empty", json={"value": ""}),
+        400,
+        "no value specified",
+    )
+    refused(rest.get(f"/auth/namespaces/{fresh('missing')}/metadata"), 404, "namespace not found")
+    client.delete_namespace_metadata_item(name, "owner")
+    client.delete_namespace_metadata_item(name, "never-set")  # silent, as upstream
+    assert client.get_namespace_metadata(name) == {"tier": {"level": 2}}

@@ -91,6 +91,21 @@ class AuthServiceStub:
                 request_serializer=sfmesh_dot_v1_dot_auth__service__pb2.RemoveTrustRequest.SerializeToString,
                 response_deserializer=sfmesh_dot_v1_dot_auth__service__pb2.Namespace.FromString,
                 _registered_method=True)
+        self.GetNamespaceMetadata = channel.unary_unary(
+                '/sfmesh.v1.AuthService/GetNamespaceMetadata',
+                request_serializer=sfmesh_dot_v1_dot_auth__service__pb2.GetNamespaceMetadataRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_auth__service__pb2.GetNamespaceMetadataResponse.FromString,
+                _registered_method=True)
+        self.SetNamespaceMetadata = channel.unary_unary(
+                '/sfmesh.v1.AuthService/SetNamespaceMetadata',
+                request_serializer=sfmesh_dot_v1_dot_auth__service__pb2.SetNamespaceMetadataRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.DeleteNamespaceMetadata = channel.unary_unary(
+                '/sfmesh.v1.AuthService/DeleteNamespaceMetadata',
+                request_serializer=sfmesh_dot_v1_dot_auth__service__pb2.DeleteNamespaceMetadataRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -174,6 +189,27 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetNamespaceMetadata(self, request, context):
+        """Reads a namespace's metadata object.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetNamespaceMetadata(self, request, context):
+        """Sets one key of a namespace's metadata.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteNamespaceMetadata(self, request, context):
+        """Removes one key of a namespace's metadata; a missing key is not an error.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -231,6 +267,21 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.RemoveTrust,
                     request_deserializer=sfmesh_dot_v1_dot_auth__service__pb2.RemoveTrustRequest.FromString,
                     response_serializer=sfmesh_dot_v1_dot_auth__service__pb2.Namespace.SerializeToString,
+            ),
+            'GetNamespaceMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNamespaceMetadata,
+                    request_deserializer=sfmesh_dot_v1_dot_auth__service__pb2.GetNamespaceMetadataRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_auth__service__pb2.GetNamespaceMetadataResponse.SerializeToString,
+            ),
+            'SetNamespaceMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetNamespaceMetadata,
+                    request_deserializer=sfmesh_dot_v1_dot_auth__service__pb2.SetNamespaceMetadataRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'DeleteNamespaceMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteNamespaceMetadata,
+                    request_deserializer=sfmesh_dot_v1_dot_auth__service__pb2.DeleteNamespaceMetadataRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -531,6 +582,87 @@ class AuthService:
             '/sfmesh.v1.AuthService/RemoveTrust',
             sfmesh_dot_v1_dot_auth__service__pb2.RemoveTrustRequest.SerializeToString,
             sfmesh_dot_v1_dot_auth__service__pb2.Namespace.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNamespaceMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.AuthService/GetNamespaceMetadata',
+            sfmesh_dot_v1_dot_auth__service__pb2.GetNamespaceMetadataRequest.SerializeToString,
+            sfmesh_dot_v1_dot_auth__service__pb2.GetNamespaceMetadataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetNamespaceMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.AuthService/SetNamespaceMetadata',
+            sfmesh_dot_v1_dot_auth__service__pb2.SetNamespaceMetadataRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteNamespaceMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.AuthService/DeleteNamespaceMetadata',
+            sfmesh_dot_v1_dot_auth__service__pb2.DeleteNamespaceMetadataRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
