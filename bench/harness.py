@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from devmesh.mesh import Mesh, Ports
+from devmesh.mesh import Mesh, Ports, remove_domains
 
 
 @contextlib.contextmanager
@@ -34,3 +34,5 @@ def quiet_mesh(
             yield mesh
         finally:
             mesh.stop()
+            if node_agent:
+                remove_domains(mesh.node_name)

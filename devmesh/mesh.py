@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import libvirt
+
 from devmesh.processes import Child, grpc_serving, http_ok, python_module, wait_until
 
 READY_TIMEOUT = 60.0
@@ -142,6 +144,26 @@ class Mesh:
         child = Child(name, argv, env=self.environment(), sink=self.sink)
         self.children[name] = child
         return child
+
+
+def remove_domains(node_name: str, uri: str = "qemu:///system") -> int:
+    """Destroy and undefine the libvirt domains a node agent named
+    `node_name` made (for throwaway meshes: tests and benchmarks); returns
+    how many there were."""
+    conn = libvirt.open(uri)
+    try:
+        doomed = [
+            domain
+            for domain in conn.listAllDomains()
+            if domain.name().startswith(f"sfmesh-{node_name}-")
+        ]
+        for domain in doomed:
+            if domain.isActive():
+                domain.destroy()
+            domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+        return len(doomed)
+    finally:
+        conn.close()
 
 
 def start_etcd(data_dir: Path, ports: Ports, *, env: dict[str, str], sink: IO[str] | None) -> Child:

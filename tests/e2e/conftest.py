@@ -10,10 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import libvirt
 import pytest
 
-from devmesh.mesh import Mesh, Ports
+from devmesh.mesh import Mesh, Ports, remove_domains
 
 NODE = f"e2e-{uuid.uuid4().hex[:6]}"
 """This run's node name: its domains are `sfmesh-<NODE>-<uuid>`."""
@@ -38,21 +37,8 @@ def mesh(boot_sector_url: str) -> Iterator[Mesh]:
         yield running
     finally:
         running.stop()
-        _remove_domains(NODE)
+        remove_domains(NODE)
         shutil.rmtree(state_dir, ignore_errors=True)
-
-
-def _remove_domains(node: str) -> None:
-    """Whatever a failed test left running in libvirt."""
-    conn = libvirt.open("qemu:///system")
-    try:
-        for domain in conn.listAllDomains():
-            if domain.name().startswith(f"sfmesh-{node}-"):
-                if domain.isActive():
-                    domain.destroy()
-                domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
-    finally:
-        conn.close()
 
 
 @pytest.fixture(scope="session")
