@@ -30,6 +30,7 @@ from sfmesh.v1 import (
 )
 
 from bench.harness import quiet_mesh
+from bench.simulated_nodes import SimulatedNodes
 from devmesh.mesh import Mesh
 
 LATENCY_ROUNDS = 2000
@@ -128,7 +129,7 @@ def p50(samples: list[float]) -> float:
 
 def main() -> None:
     """Start a mesh on free ports and measure."""
-    with quiet_mesh() as mesh:
+    with quiet_mesh() as mesh, SimulatedNodes(mesh, 1):  # creates need a node
         run(mesh)
 
 

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf import json_format
 from sfmesh.v1 import (
     instance_pb2,
     node_service_pb2,
@@ -33,6 +34,15 @@ class Placement:
     reservation_id: str
 
 
+def affinity(instance: instance_pb2.Instance) -> dict[str, int]:
+    """`metadata.affinity` as tag -> weight (validated at create: integers,
+    or strings of them). Pure."""
+    if "affinity" not in instance.metadata.fields:
+        return {}
+    weights = json_format.MessageToDict(instance.metadata.fields["affinity"].struct_value)
+    return {tag: int(weight) for tag, weight in weights.items()}
+
+
 def disk_gib(instance: instance_pb2.Instance) -> int:
     """The disk an instance asks for, in GiB (sized disks only). Pure."""
     return sum(disk.size for disk in instance.disk_spec if disk.HasField("size"))
@@ -57,6 +67,8 @@ class Scheduler:
             disk_gib=disk_gib(instance),
             disk=instance.disk_spec,
             request_id=request_id,
+            namespace=instance.namespace,
+            affinity=affinity(instance),
         )
         if instance.HasField("requested_placement"):
             await self._check_forced(instance.requested_placement)

@@ -6,7 +6,7 @@ the node views (reservations already counted) and acts on the outcome."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -33,6 +33,9 @@ class PlacementRequest:
     disk_gib: int
     placed_on: str | None = None
     """A forced node, when any."""
+    affinity: Mapping[str, int] = field(default_factory=dict)
+    """Tag -> weight: attract (positive) or repel (negative) the instances
+    of the same namespace carrying the tag."""
 
 
 @dataclass(frozen=True)
@@ -129,11 +132,22 @@ FILTERS: tuple[tuple[str, Check, str], ...] = (
 """(audit message, check, refusal message when nothing survives), in order."""
 
 
+def affinity_score(affinity: Mapping[str, int], neighbours: Iterable[Collection[str]]) -> int:
+    """A node's score (reference §6.3): for each instance of the same
+    namespace on it, the weights of the affinity tags it carries."""
+    return sum(weight for tags in neighbours for tag, weight in affinity.items() if tag in tags)
+
+
 def place(
-    request: PlacementRequest, nodes: Sequence[NodeView], policy: Policy
+    request: PlacementRequest,
+    nodes: Sequence[NodeView],
+    policy: Policy,
+    neighbours: Mapping[str, Sequence[Collection[str]]] | None = None,
 ) -> Placement | Refusal:
     """Run the chain over the schedulable `nodes`; the first survivor after the
-    tie-breaks (lowest whole load, then most idle memory, then name) wins."""
+    tie-breaks (lowest whole load, then most idle memory, then name) wins.
+    `neighbours` holds, per node, the tag sets of the instances of the
+    request's namespace placed there (only needed with an affinity)."""
     steps: list[Step] = []
     by_name = {node.name: node for node in nodes}
     if request.placed_on is not None:
@@ -162,6 +176,16 @@ def place(
         steps.append(Step(message, _names(candidates), dropped))
         if not candidates:
             return Refusal(RefusalKind.INSUFFICIENT, refusal, tuple(steps))
+    scores = {
+        node.name: affinity_score(request.affinity, (neighbours or {}).get(node.name, ()))
+        for node in candidates
+    }
+    best = max(scores.values())
+    affinity_dropped = {
+        name: f"affinity {score} < {best}" for name, score in scores.items() if score < best
+    }
+    candidates = [node for node in candidates if scores[node.name] == best]
+    steps.append(Step("schedule have highest affinity", _names(candidates), affinity_dropped))
     lowest = min(math.floor(node.load_1m) for node in candidates)
     candidates = [node for node in candidates if math.floor(node.load_1m) == lowest]
     steps.append(Step("schedule have lowest cpu load", _names(candidates)))

@@ -3,11 +3,16 @@ and the servicer."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 
 from sfmesh.v1 import scheduler_service_pb2_grpc
 
+from services.common import instance_states as states
 from services.common.config import MeshConfig
+from services.common.instance_follower import InstanceFollower
+from services.common.instance_store import InstanceStore
 from services.common.main import service_authority, service_emitter
 from services.common.server import Servicer, serve
 from services.common.store import Store
@@ -38,16 +43,26 @@ async def serve_scheduler(config: SchedulerConfig) -> None:
     store = Store(config.mesh.etcd)
     emitter = service_emitter(config.mesh, "scheduler", authority)
     await emitter.start()
+    # Every placed, live instance: what affinity counts.
+    placed = InstanceFollower(
+        InstanceStore(store),
+        lambda instance: bool(instance.node) and instance.state != states.DELETED,
+    )
+    following = asyncio.create_task(placed.run(), name="placed-instances")
     servicer = SchedulerServicer(
         store=store,
         registry=Registry(reservation_ttl=config.reservation_ttl),
         emitter=emitter,
         policy=config.policy,
         timing=config.timing,
+        placed=placed,
     )
     await servicer.start()
 
     async def close() -> None:
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await following
         await servicer.close()
         await emitter.close()
         await store.close()

@@ -21,6 +21,7 @@ from sfmesh.v1 import (
 )
 
 from services.common import errors
+from services.common.instance_follower import InstanceFollower
 from services.common.interceptors import request_id
 from services.common.store import Put, Store, key, kind_prefix
 from services.scheduler.placement import (
@@ -77,8 +78,10 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         emitter: Emitter,
         policy: Policy,
         timing: Timing,
+        placed: InstanceFollower,
     ) -> None:
         self._store = store
+        self._placed = placed
         self._registry = registry
         self._emitter = emitter
         self._policy = policy
@@ -141,7 +144,8 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         started = time.perf_counter()
         # Decide and reserve with no await in between: concurrent placements
         # each see the reservations of those before them.
-        decision = place(wanted, self._registry.views(), self._policy)
+        neighbours = self._neighbours(request.namespace) if wanted.affinity else None
+        decision = place(wanted, self._registry.views(), self._policy, neighbours)
         reservation = None
         if isinstance(decision, Placement):
             reservation = self._registry.reserve(
@@ -191,6 +195,18 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         # Idempotent: an expired or already consumed reservation is fine.
         self._registry.release(request.reservation_id)
         return scheduler_service_pb2.ReleaseReservationResponse()
+
+    def _neighbours(self, namespace: str) -> dict[str, list[frozenset[str]]]:
+        """Per node, the tag sets of `namespace`'s instances placed there."""
+        found: dict[str, list[frozenset[str]]] = {}
+        for instance in self._placed.instances():
+            if instance.namespace != namespace or "tags" not in instance.metadata.fields:
+                continue
+            tags = instance.metadata.fields["tags"].list_value.values
+            found.setdefault(instance.node, []).append(
+                frozenset(tag.string_value for tag in tags if tag.HasField("string_value"))
+            )
+        return found
 
     def _watch_missing(self, name: str) -> None:
         task = asyncio.create_task(self._mark_missing_later(name))
@@ -277,4 +293,5 @@ def _placement_request(request: scheduler_service_pb2.PlaceInstanceRequest) -> P
         memory_mib=request.memory,
         disk_gib=request.disk_gib,
         placed_on=request.placed_on if request.HasField("placed_on") else None,
+        affinity=dict(request.affinity),
     )

@@ -132,3 +132,24 @@ def test_two_node_agents_on_one_machine(rest: httpx.Client, mesh: Mesh, second_n
 def _node_state(rest: httpx.Client, name: str) -> Any:
     reply = rest.get(f"/nodes/{name}")
     return reply.json().get("state") if reply.status_code == 200 else None
+
+
+def test_affinity_and_anti_affinity_across_two_nodes(
+    rest: httpx.Client, mesh: Mesh, second_node: str
+) -> None:
+    wait_for(lambda: _node_state(rest, second_node) == "created", timeout=15)
+    disk = [{"size": 1, "base": "debian:11"}]
+    tag = f"web-{uuid.uuid4().hex[:6]}"
+    anchor = created(rest, "vm-anchor", disk=disk, placed_on=second_node, metadata={"tags": [tag]})
+    near = created(rest, "vm-near", disk=disk, metadata={"affinity": {tag: 100}})
+    away = created(rest, "vm-away", disk=disk, metadata={"affinity": {tag: -100}})
+    assert anchor["node"] == near["node"] == second_node
+    assert away["node"] == mesh.node_name
+    events = rest.get(f"/instances/{away['uuid']}/events", params={"limit": -1}).json()
+    step = next(e for e in events if e["message"] == "schedule have highest affinity")
+    assert step["extra"]["candidates"] == [mesh.node_name]
+    assert step["extra"]["dropped"] == {second_node: "affinity -100 < 0"}
+    made = (anchor, near, away)
+    for instance in made:
+        rest.delete(f"/instances/{instance['uuid']}")
+    wait_for(lambda: not any(domains_of(instance["uuid"]) for instance in made))

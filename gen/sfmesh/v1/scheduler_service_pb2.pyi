@@ -47,7 +47,14 @@ class ReportNodeResponse(_message.Message):
     def __init__(self, report_interval_seconds: _Optional[int] = ...) -> None: ...
 
 class PlaceInstanceRequest(_message.Message):
-    __slots__ = ("instance_uuid", "cpus", "memory", "disk_gib", "placed_on", "disk", "request_id")
+    __slots__ = ("instance_uuid", "cpus", "memory", "disk_gib", "placed_on", "disk", "request_id", "namespace", "affinity")
+    class AffinityEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     INSTANCE_UUID_FIELD_NUMBER: _ClassVar[int]
     CPUS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +62,8 @@ class PlaceInstanceRequest(_message.Message):
     PLACED_ON_FIELD_NUMBER: _ClassVar[int]
     DISK_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    AFFINITY_FIELD_NUMBER: _ClassVar[int]
     instance_uuid: str
     cpus: int
     memory: int
@@ -62,7 +71,9 @@ class PlaceInstanceRequest(_message.Message):
     placed_on: str
     disk: _containers.RepeatedCompositeFieldContainer[_instance_pb2.DiskSpec]
     request_id: str
-    def __init__(self, instance_uuid: _Optional[str] = ..., cpus: _Optional[int] = ..., memory: _Optional[int] = ..., disk_gib: _Optional[int] = ..., placed_on: _Optional[str] = ..., disk: _Optional[_Iterable[_Union[_instance_pb2.DiskSpec, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    namespace: str
+    affinity: _containers.ScalarMap[str, int]
+    def __init__(self, instance_uuid: _Optional[str] = ..., cpus: _Optional[int] = ..., memory: _Optional[int] = ..., disk_gib: _Optional[int] = ..., placed_on: _Optional[str] = ..., disk: _Optional[_Iterable[_Union[_instance_pb2.DiskSpec, _Mapping]]] = ..., request_id: _Optional[str] = ..., namespace: _Optional[str] = ..., affinity: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class PlaceInstanceResponse(_message.Message):
     __slots__ = ("node", "reservation_id")

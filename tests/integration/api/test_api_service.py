@@ -39,6 +39,7 @@ from services.api.store import NamespaceStore
 from services.api.validation import Limits
 from services.common import instance_states as states
 from services.common.config import MeshConfig
+from services.common.instance_follower import InstanceFollower
 from services.common.instance_store import InstanceStore
 from services.common.interceptors import AuthInterceptor, RequestInterceptor
 from services.common.main import service_authority, service_emitter
@@ -166,7 +167,12 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     registry.report(NODE, Capacity(64, 0, 1 << 20, 1 << 20, 10_000, 0.0))
     scheduler_service_pb2_grpc.add_SchedulerServiceServicer_to_server(
         SchedulerServicer(
-            store=store, registry=registry, emitter=emitter, policy=Policy(), timing=Timing()
+            store=store,
+            registry=registry,
+            emitter=emitter,
+            policy=Policy(),
+            timing=Timing(),
+            placed=InstanceFollower(InstanceStore(store), lambda instance: False),
         ),
         server,
     )

@@ -16,16 +16,20 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from sfmesh.v1 import (
     event_pb2,
+    instance_pb2,
     node_service_pb2,
     records_pb2,
     scheduler_service_pb2,
     scheduler_service_pb2_grpc,
 )
 
+from services.common import instance_states as states
+from services.common.instance_follower import InstanceFollower
+from services.common.instance_store import InstanceStore
 from services.common.interceptors import AuthInterceptor, RequestInterceptor
 from services.common.main import service_authority
 from services.common.secrets import load_or_create_secret
-from services.common.store import Put, Store, key
+from services.common.store import Delete, Put, Store, key
 from services.common.tokens import TokenAuthority
 from services.scheduler.placement import Policy
 from services.scheduler.registry import Registry
@@ -61,6 +65,7 @@ class Mesh:
     store: Store
     recorder: Recorder
     servicer: SchedulerServicer
+    placed: InstanceFollower
 
 
 @pytest.fixture
@@ -68,8 +73,15 @@ async def mesh(etcd: str, tmp_path: Path) -> AsyncIterator[Mesh]:
     authority = service_authority(tmp_path)
     store = Store(etcd)
     recorder = Recorder()
+    placed = InstanceFollower(InstanceStore(store), lambda instance: bool(instance.node))
+    following = asyncio.create_task(placed.run())
     servicer = SchedulerServicer(
-        store=store, registry=Registry(), emitter=recorder, policy=POLICY, timing=TIMING
+        store=store,
+        registry=Registry(),
+        emitter=recorder,
+        policy=POLICY,
+        timing=TIMING,
+        placed=placed,
     )
     server = grpc.aio.server(interceptors=[RequestInterceptor(), AuthInterceptor(authority)])
     scheduler_service_pb2_grpc.add_SchedulerServiceServicer_to_server(servicer, server)
@@ -85,9 +97,11 @@ async def mesh(etcd: str, tmp_path: Path) -> AsyncIterator[Mesh]:
         store,
         recorder,
         servicer,
+        placed,
     )
     await channel.close()
     await server.stop(0)
+    following.cancel()
     await servicer.close()
     await store.close()
 
@@ -213,6 +227,45 @@ async def test_place_picks_a_node_and_emits_the_audit_trail(mesh: Mesh) -> None:
     assert mesh.recorder.events[-1][3] == "schedule complete"
     await small.close()
     await big.close()
+
+
+async def test_affinity_attracts_and_repels_by_the_namespaces_tags(mesh: Mesh) -> None:
+    web, db = await connect(mesh), await connect(mesh)
+    namespace = f"aff-{uuid.uuid4().hex[:6]}"
+    placed = []
+    for node, tags, owner in (
+        (web, ["web"], namespace),
+        (db, ["db"], namespace),
+        (db, ["web"], "other"),
+    ):
+        instance = instance_pb2.Instance(
+            uuid=str(uuid.uuid4()), node=node.name, namespace=owner, state=states.CREATED
+        )
+        instance.metadata.update({"tags": tags})
+        assert await InstanceStore(mesh.store).create(records_pb2.InstanceRecord(instance=instance))
+        placed.append(instance.uuid)
+    try:
+        # The scheduler follows placed instances through its etcd watch.
+        for _ in range(500):
+            if all(mesh.placed.get(u) for u in placed):
+                break
+            await asyncio.sleep(0.01)
+        for weights, expected in (({"web": 50}, web), ({"web": -50}, db), ({"db": 10}, db)):
+            request = place_request()
+            request.namespace = namespace
+            request.affinity.update(weights)
+            reply = await mesh.stub.PlaceInstance(request, metadata=mesh.metadata)
+            assert reply.node == expected.name, weights
+            step = next(
+                e[4]
+                for e in mesh.recorder.events
+                if e[1] == request.instance_uuid and e[3] == "schedule have highest affinity"
+            )
+            assert step["candidates"] == [expected.name]  # the other namespace's "web" counts not
+    finally:
+        await mesh.store.commit([Delete(key("instance", u)) for u in placed])
+        await web.close()
+        await db.close()
 
 
 async def test_concurrent_placements_never_overcommit(mesh: Mesh) -> None:

@@ -11,6 +11,7 @@ from services.scheduler.placement import (
     Policy,
     Refusal,
     RefusalKind,
+    affinity_score,
     fits_disk,
     fits_idle_cpu,
     fits_memory,
@@ -36,7 +37,7 @@ def node(name: str = "n1", **fields: int | float) -> NodeView:
 def req(placed_on: str | None = None, **fields: int) -> PlacementRequest:
     values = {"cpus": 1, "memory_mib": 1024, "disk_gib": 10}
     values.update(fields)
-    return PlacementRequest(instance_uuid="i1", placed_on=placed_on, **values)
+    return PlacementRequest(instance_uuid="i1", placed_on=placed_on, **values)  # type: ignore[arg-type]
 
 
 def placed(result: Placement | Refusal) -> Placement:
@@ -118,6 +119,7 @@ def test_steps_follow_the_reference_order() -> None:
         "schedule have enough idle cpu",
         "schedule have enough idle ram",
         "schedule have enough idle disk",
+        "schedule have highest affinity",
         "schedule have lowest cpu load",
         "schedule final candidates",
     ]
@@ -238,3 +240,27 @@ def test_forced_node_is_still_capacity_checked() -> None:
 def test_place_is_pure() -> None:
     nodes = [node("a"), node("b", load_1m=2.0)]
     assert place(req(), nodes, POLICY) == place(req(), nodes, POLICY)
+
+
+@pytest.mark.parametrize(
+    ("affinity", "winner"),
+    [
+        ({}, "a"),  # no affinity: every score is 0, the load decides
+        ({"web": 10}, "b"),
+        ({"web": -10}, "a"),
+        ({"web": 10, "db": -20}, "b"),  # c carries both: 10 - 20 < 0
+        ({"db": 5}, "c"),
+    ],
+)
+def test_affinity_keeps_the_best_scored_nodes(affinity: dict[str, int], winner: str) -> None:
+    nodes = [node("a"), node("b"), node("c")]
+    neighbours = {"b": [frozenset({"web"})], "c": [frozenset({"web", "db"}), frozenset()]}
+    request = PlacementRequest("i1", 1, 1024, 10, affinity=affinity)
+    result = placed(place(request, nodes, Policy(), neighbours))
+    assert result.node == winner
+
+
+def test_affinity_score_sums_weights_over_neighbours() -> None:
+    neighbours = [frozenset({"web", "db"}), frozenset({"web"}), frozenset({"cache"})]
+    assert affinity_score({"web": 3, "db": -1, "none": 100}, neighbours) == 5
+    assert affinity_score({}, neighbours) == 0
