@@ -39,6 +39,7 @@ from guests.bootsector import boot_sector
 from guests.serve import ImageServer
 from services.common.main import service_authority
 from services.common.tokens import InternalCredentials
+from services.node_agent.naming import domain_name, instance_of
 
 SEQUENTIAL = 10
 CONCURRENT = 20
@@ -120,7 +121,7 @@ def bare_libvirt_seconds(mesh: Mesh, conn: libvirt.virConnect, uuid: str) -> lis
     """The node agent's domain XML for `uuid`, on fresh copies of its disks
     (an overlay of the cached image, a copy of the config drive), started by
     libvirt directly: seconds per `createXML`, SEQUENTIAL times."""
-    source = conn.lookupByName(f"sfmesh-{mesh.node_name}-{uuid}").XMLDesc()
+    source = conn.lookupByName(domain_name(mesh.node_name, uuid)).XMLDesc()
     (blob,) = (mesh.state_dir / "images" / "blobs").iterdir()
     samples = []
     with tempfile.TemporaryDirectory(dir="/var/tmp") as scratch:
@@ -156,11 +157,11 @@ def _copy_disk(disk: ElementTree.Element, blob: Path, copy: Path) -> None:
     source.attrib["file"] = str(copy)
 
 
-def _wait_no_domains(conn: libvirt.virConnect, prefix: str, timeout: float = 60.0) -> None:
+def _wait_no_domains(conn: libvirt.virConnect, node: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
-    while any(d.name().startswith(prefix) for d in conn.listAllDomains()):
+    while any(instance_of(node, d.name()) for d in conn.listAllDomains()):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"domains {prefix}* still there after {timeout} s")
+            raise RuntimeError(f"domains of node {node} still there after {timeout} s")
         time.sleep(0.1)
 
 
@@ -185,7 +186,7 @@ def create_to_created(mesh: Mesh, token: str) -> None:
             for uuid in made:
                 rest.call("DELETE", f"/instances/{uuid}")
             made.clear()
-            _wait_no_domains(conn, f"sfmesh-{mesh.node_name}-")  # teardowns weigh on boots
+            _wait_no_domains(conn, mesh.node_name)  # teardowns weigh on boots
         finally:
             conn.close()
 

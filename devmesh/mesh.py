@@ -16,6 +16,7 @@ from typing import IO
 import libvirt
 
 from devmesh.processes import Child, grpc_serving, http_ok, python_module, wait_until
+from services.node_agent.naming import instance_of
 
 READY_TIMEOUT = 60.0
 SMALL_MACHINE = {
@@ -155,7 +156,7 @@ def remove_domains(node_name: str, uri: str = "qemu:///system") -> int:
         doomed = [
             domain
             for domain in conn.listAllDomains()
-            if domain.name().startswith(f"sfmesh-{node_name}-")
+            if instance_of(node_name, domain.name()) is not None
         ]
         for domain in doomed:
             if domain.isActive():

@@ -17,14 +17,19 @@ from services.common import errors
 from services.common.instance_store import StoredInstance
 
 DEFAULT_LENGTH = 10240
+MOST = 3 * 1024 * 1024
+"""The most one read returns (the tail), under gRPC's 4 MiB message limit."""
 CONTENT_TYPE = "application/octet-stream"
 
 
 def console_length(request: instance_service_pb2.GetConsoleDataRequest) -> int:
-    """How many bytes to read: unset or 0 means the default, -1 all. Pure."""
+    """How many bytes to read: unset or 0 means the default, -1 all (at most
+    the last 3 MiB). Pure."""
     length = request.length if request.HasField("length") else 0
     if length < -1:
         raise errors.InvalidArgument("length must be -1 (all), 0 (the default) or positive")
+    if length == -1 or length > MOST:
+        return MOST
     return length or DEFAULT_LENGTH
 
 

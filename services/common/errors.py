@@ -147,8 +147,8 @@ class _Status(grpc.Status):
         self.trailing_metadata = trailing_metadata
 
 
-_BY_HTTP_STATUS: dict[int, type[SfmeshError]] = {
-    kind.http_status: kind
+_BY_STATUS: dict[tuple[grpc.StatusCode, int], type[SfmeshError]] = {
+    (kind.code, kind.http_status): kind
     for kind in (
         InvalidArgument,
         Unauthenticated,
@@ -156,6 +156,8 @@ _BY_HTTP_STATUS: dict[int, type[SfmeshError]] = {
         NotFound,
         NotReady,
         Conflict,
+        AlreadyExists,
+        Aborted,
         InsufficientResources,
         Unavailable,
     )
@@ -166,7 +168,8 @@ def from_rpc_error(exc: grpc.aio.AioRpcError, service: str) -> SfmeshError:
     """Rebuild the domain error another sfmesh service answered, so a caller
     passes it on unchanged; anything else means `service` is unavailable."""
     info, retry = _rich_details(exc)
-    kind = _BY_HTTP_STATUS.get(int(info.metadata.get("http_status", 0))) if info else None
+    status = int(info.metadata.get("http_status", 0)) if info else 0
+    kind = _BY_STATUS.get((exc.code(), status))
     message = exc.details() or ""
     if info is None or kind is None:
         return Unavailable(

@@ -40,7 +40,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import grpc
 from sfmesh.v1 import event_pb2, eventlog_service_pb2
@@ -82,6 +82,22 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [jsonable(item) for item in value]
     return str(value)
+
+
+class EventSink(Protocol):
+    """What code that records events needs of an `EventEmitter` (tests pass
+    a recorder instead)."""
+
+    def emit(
+        self,
+        object_type: str,
+        object_uuid: str,
+        event_type: int,
+        message: str,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        duration: float | None = None,
+    ) -> None: ...
 
 
 class EventEmitter:

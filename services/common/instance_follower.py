@@ -38,6 +38,8 @@ class InstanceFollower:
         self._keep = keep
         self._changed = changed
         self._records: dict[str, StoredInstance] = {}
+        self.synced = asyncio.Event()
+        """Set once the first snapshot is in."""
 
     def get(self, uuid: str) -> StoredInstance | None:
         """The record as last seen; None once it is gone or no longer kept."""
@@ -69,6 +71,7 @@ class InstanceFollower:
         self._records = fresh
         for uuid in sorted(known):
             self._changed(uuid)
+        self.synced.set()
         return revision
 
     def _apply(self, uuid: str, stored: StoredInstance | None) -> None:

@@ -12,8 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sfmesh.v1 import instance_pb2
+from sfmesh.v1 import event_pb2, instance_pb2
 
+from services.common.events import EventSink
 from services.common.wire import wire_name
 from services.node_agent import disks as disk_files
 from services.node_agent.configdrive import ConfigDriveContent, write_config_drive
@@ -72,12 +73,21 @@ class Builder:
     """Lays out and removes instances under one folder."""
 
     def __init__(
-        self, *, instances_dir: Path, images: ImageCache, hypervisor: Hypervisor, virt_type: str
+        self,
+        *,
+        instances_dir: Path,
+        images: ImageCache,
+        hypervisor: Hypervisor,
+        virt_type: str,
+        events: EventSink,
     ) -> None:
         self._root = instances_dir
         self._images = images
         self._hypervisor = hypervisor
         self._virt_type = virt_type
+        self._events = events
+        self._waiting: dict[str, set[str]] = {}
+        """URL -> the instances waiting for its download."""
 
     def folder(self, uuid: str) -> Path:
         """Where an instance's files live."""
@@ -89,25 +99,49 @@ class Builder:
 
     async def fetch_images(self, instance: instance_pb2.Instance) -> list[CachedImage | None]:
         """Each disk's base image from the cache (fetched when new), in disk
-        order; None for blank disks."""
+        order; None for blank disks. Downloads report their progress as
+        events on every instance waiting for them."""
         try:
-            return list(
-                await asyncio.gather(
-                    *(
-                        self._images.fetch(spec.base) if _has_base(spec) else _none()
-                        for spec in instance.disk_spec
+            urls = [
+                self._images.resolve(spec.base) if _has_base(spec) else None
+                for spec in instance.disk_spec
+            ]
+            for url in filter(None, urls):
+                self._waiting.setdefault(url, set()).add(instance.uuid)
+            try:
+                return list(
+                    await asyncio.gather(
+                        *(self._images.fetch(url) if url else _none() for url in urls)
                     )
                 )
-            )
+            finally:
+                for url in filter(None, urls):
+                    self._waiting.get(url, set()).discard(instance.uuid)
         except ImageError as exc:
             raise BuildError(str(exc)) from exc
+
+    def fetch_progress(self, url: str, done: int, total: int | None) -> None:
+        """An ImageCache progress report: a status event on each instance
+        waiting for `url`."""
+        share = f" ({done * 100 // total}%)" if total else ""
+        for uuid in sorted(self._waiting.get(url, ())):
+            self._events.emit(
+                "instance",
+                uuid,
+                event_pb2.EVENT_TYPE_STATUS,
+                f"fetching image {url}: {done:,} bytes{share}",
+                extra={"url": url, "bytes": done, "total": total},
+            )
 
     async def lay_out(
         self, instance: instance_pb2.Instance, images: list[CachedImage | None]
     ) -> LaidOut:
         """Disks, config drive and the domain XML of an instance."""
         folder = self.folder(instance.uuid)
-        await asyncio.to_thread(_make_folder, folder)
+        try:
+            await asyncio.to_thread(_make_folder, folder)
+        except OSError as exc:
+            raise BuildError(f"cannot make the instance folder: {exc}") from exc
         devices: list[DiskDevice] = []
         views: list[instance_pb2.Disk] = []
         seconds = {"disks": 0.0, "config drive": 0.0}
@@ -128,7 +162,7 @@ class Builder:
                 seconds["config drive"] = time.perf_counter() - started
                 devices.insert(1, drive)
                 views.insert(1, instance_pb2.Disk(bus=_bus(drive.bus), snapshot_ignores=True))
-        except DiskError as exc:
+        except (DiskError, OSError) as exc:
             raise BuildError(f"laying out disks failed: {exc}") from exc
         for view, name in zip(views, device_names(devices), strict=True):
             view.device = name
@@ -146,7 +180,11 @@ class Builder:
             console_log=self.console_log(instance.uuid),
             firmware=firmware(instance, folder),
         )
-        return LaidOut(xml=render_domain(domain), disks=views, seconds=seconds)
+        try:
+            xml = render_domain(domain)
+        except ValueError as exc:  # a device set libvirt would refuse
+            raise BuildError(str(exc)) from exc
+        return LaidOut(xml=xml, disks=views, seconds=seconds)
 
     async def tear_down(self, uuid: str) -> None:
         """Remove the domain and every file of an instance; no-op when gone."""

@@ -3,14 +3,15 @@ runs on one worker thread; lifecycle events arrive on libvirt's event thread
 and are handed to the asyncio loop. A connection lost with libvirtd (a
 restart, say) is reopened on the next call, and the event callback with it.
 
-Domains are persistent, named `<prefix><instance uuid>`: the prefix carries
-the node's name, so several node agents on one libvirtd never touch each
-other's domains, and nothing without the prefix is ever touched."""
+Domains are persistent, named by `naming.py` (`sfmesh-<node>-<uuid>`), so
+several node agents on one libvirtd never touch each other's domains, and
+nothing else is ever touched."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from typing import Any, TypeVar
 
 import libvirt
 from sfmesh.v1 import instance_pb2, node_agent_service_pb2
+
+from services.node_agent import naming
 
 log = logging.getLogger("sfmesh.node_agent")
 
@@ -93,12 +96,12 @@ class Hypervisor:
     def __init__(
         self,
         uri: str,
-        prefix: str,
+        node: str,
         observed: Callable[[str, instance_pb2.PowerState], None],
         reconnected: Callable[[], None],
     ) -> None:
         self._uri = uri
-        self._prefix = prefix
+        self._node = node
         self._observed = observed
         self._reconnected = reconnected
         self._reconnecting: asyncio.Task[None] | None = None
@@ -109,7 +112,7 @@ class Hypervisor:
 
     def domain_name(self, uuid: str) -> str:
         """The libvirt name of an instance's domain."""
-        return f"{self._prefix}{uuid}"
+        return naming.domain_name(self._node, uuid)
 
     async def version(self) -> str:
         """libvirtd's version, e.g. "9.0.0"."""
@@ -159,9 +162,11 @@ class Hypervisor:
             domain = self._lookup(conn, uuid)
             if domain is None:
                 return
+            # Undefine first: a start landing in between then cannot bring
+            # back a persistent domain whose files are about to go.
+            domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
             if domain.isActive():
                 domain.destroy()
-            domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
 
         await self._call(remove)
 
@@ -169,11 +174,8 @@ class Hypervisor:
         """The instance uuids of every domain this node agent made."""
 
         def names(conn: libvirt.virConnect) -> list[str]:
-            return [
-                d.name()[len(self._prefix) :]
-                for d in conn.listAllDomains()
-                if d.name().startswith(self._prefix)
-            ]
+            found = (naming.instance_of(self._node, d.name()) for d in conn.listAllDomains())
+            return [uuid for uuid in found if uuid is not None]
 
         return await self._call(names)
 
@@ -208,7 +210,7 @@ class Hypervisor:
                 return work(conn)
             except libvirt.libvirtError as exc:
                 if not conn.isAlive():
-                    self._conn = None  # reopened on the next call
+                    self._forget(conn)  # reopened on the next call
                 raise HypervisorError(str(exc.get_error_message() or exc)) from exc
 
         return await self._loop.run_in_executor(self._workers, run)
@@ -222,24 +224,38 @@ class Hypervisor:
 
     def _open(self) -> libvirt.virConnect:
         _ensure_event_thread()
+        conn = None
         try:
             conn = libvirt.open(self._uri)
+            conn.domainEventRegisterAny(
+                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._lifecycle, None
+            )
+            conn.registerCloseCallback(self._closed, None)
+            conn.setKeepAlive(5, 3)
         except libvirt.libvirtError as exc:
+            if conn is not None:
+                with contextlib.suppress(libvirt.libvirtError):
+                    conn.close()
             raise HypervisorError(f"cannot reach libvirt at {self._uri}: {exc}") from exc
-        conn.domainEventRegisterAny(
-            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._lifecycle, None
-        )
-        conn.registerCloseCallback(self._closed, None)
-        conn.setKeepAlive(5, 3)
         self._conn = conn
         log.info("connected to libvirt", extra={"fields": {"uri": self._uri}})
         return conn
+
+    def _forget(self, conn: libvirt.virConnect) -> None:
+        """Drop `conn` if it is still the current connection (any thread)."""
+        with self._connecting:
+            current, stale = self._conn, self._conn is conn
+            if stale:
+                self._conn = None
+        if stale and current is not None:
+            with contextlib.suppress(libvirt.libvirtError):
+                current.close()
 
     def _closed(self, conn: libvirt.virConnect, reason: int, _: Any) -> None:
         """libvirt's event thread: the connection dropped (libvirtd restarted,
         say). Reconnect at once rather than at the next call, so lifecycle
         events flow again."""
-        self._conn = None
+        self._forget(conn)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._reconnect_soon)
 
@@ -268,9 +284,10 @@ class Hypervisor:
         """libvirt's event thread: pass our domains' new power state on."""
         name = domain.name()
         state = event_power(event, detail)
-        if state is None or not name.startswith(self._prefix) or self._loop is None:
+        uuid = naming.instance_of(self._node, name)
+        if state is None or uuid is None or self._loop is None:
             return
-        self._loop.call_soon_threadsafe(self._observed, name[len(self._prefix) :], state)
+        self._loop.call_soon_threadsafe(self._observed, uuid, state)
 
 
 _OPERATIONS: dict[int, Callable[[libvirt.virDomain], object]] = {

@@ -20,6 +20,7 @@ import http.client
 import json
 import logging
 import os
+import subprocess
 import tempfile
 import urllib.error
 import urllib.parse
@@ -120,6 +121,11 @@ class ImageCache:
         self._progress = progress
         self._timeout = timeout
         self._inflight: dict[str, asyncio.Task[CachedImage]] = {}
+
+    def resolve(self, base: str) -> str:
+        """The URL a base stands for (shorthands through the table). Raises
+        ImageError."""
+        return resolve_base(base, self._shorthands)
 
     async def fetch(self, base: str) -> CachedImage:
         """The cached image of ``base`` (shorthand or URL), downloading it
@@ -235,12 +241,29 @@ class ImageCache:
                 raise ImageError(
                     f"fetching {url}: the connection closed after {done} of {total} bytes"
                 )
+            if detect_format(head) == "qcow2":
+                out.flush()
+                check_self_contained(url, Path(out.name))
             sha256 = digest.hexdigest()
             path = self._blobs / sha256
             _commit(out, path)
         if reported != done or done == 0:
             report(url, done, total)
         return CachedImage(url=url, path=path, sha256=sha256, size=done, fmt=detect_format(head))
+
+
+def check_self_contained(url: str, path: Path) -> None:
+    """Refuse a qcow2 image that points at another file (a backing file or an
+    external data file): qemu would open that file of the host for the guest."""
+    argv = ["qemu-img", "info", "--output=json", "-f", "qcow2", "-U", str(path)]
+    done = subprocess.run(argv, capture_output=True, check=False, timeout=60)
+    if done.returncode != 0:
+        reason = done.stderr.decode(errors="replace").strip()
+        raise ImageError(f"fetching {url}: not a valid qcow2 image: {reason}")
+    info = json.loads(done.stdout)
+    data_file = info.get("format-specific", {}).get("data", {}).get("data-file")
+    if info.get("backing-filename") or data_file:
+        raise ImageError(f"fetching {url}: qcow2 images that refer to other files are refused")
 
 
 def _call_progress(callback: ProgressCallback, url: str, done: int, total: int | None) -> None:

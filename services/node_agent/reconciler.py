@@ -15,12 +15,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from sfmesh.v1 import event_pb2, instance_pb2, records_pb2
 
 from services.common import errors
 from services.common import instance_states as states
+from services.common.events import EventSink
 from services.common.instance_store import InstanceStore, StoredInstance
 from services.common.wire import wire_name
 from services.node_agent.builder import Builder, BuildError
@@ -29,6 +30,8 @@ from services.node_agent.hypervisor import Hypervisor, HypervisorError
 log = logging.getLogger("sfmesh.node_agent")
 
 Power = instance_pb2.PowerState
+RETRY_SECONDS = 5.0
+"""Wait before converging again an instance whose pass failed."""
 BUILDING = frozenset({states.INITIAL, states.PREFLIGHT, states.CREATING})
 FAILING: dict[int, int] = {
     states.INITIAL: states.INITIAL_ERROR,
@@ -46,21 +49,6 @@ FAILED = frozenset(
         states.DELETE_WAIT_ERROR,
     }
 )
-
-
-class Emitter(Protocol):
-    """The part of `services.common.events.EventEmitter` used here."""
-
-    def emit(
-        self,
-        object_type: str,
-        object_uuid: str,
-        event_type: int,
-        message: str,
-        *,
-        extra: Mapping[str, Any] | None = None,
-        duration: float | None = None,
-    ) -> None: ...
 
 
 class Stopwatch:
@@ -92,7 +80,7 @@ class Reconciler:
         lookup: Callable[[str], StoredInstance | None],
         builder: Builder,
         hypervisor: Hypervisor,
-        emitter: Emitter,
+        emitter: EventSink,
     ) -> None:
         self._records = records
         self._lookup = lookup
@@ -101,7 +89,7 @@ class Reconciler:
         self._emitter = emitter
         self._running: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
-        self._writes: set[asyncio.Task[None]] = set()
+        self._retries: dict[str, asyncio.TimerHandle] = {}
 
     def changed(self, uuid: str) -> None:
         """An instance's record changed (or was first seen): converge it."""
@@ -112,10 +100,9 @@ class Reconciler:
         self._running[uuid] = task
 
     def observed(self, uuid: str, power: instance_pb2.PowerState) -> None:
-        """libvirt says the domain's power state changed."""
-        task = asyncio.create_task(self.record_power(uuid, power))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        """libvirt says the domain's power state changed: converge, which
+        reads libvirt's state then, so the latest state is the one written."""
+        self.changed(uuid)
 
     async def record_power(self, uuid: str, power: instance_pb2.PowerState) -> None:
         """Write an observed power state unless the record already says it."""
@@ -128,14 +115,16 @@ class Reconciler:
                 raise Superseded
             record.instance.power_state = power
 
-        stored = self._lookup(uuid)
-        if stored is None or stored.record.instance.power_state == power:
+        stored = self._lookup(uuid)  # possibly stale: the update re-reads on conflict
+        if stored is None:
             return
         with contextlib.suppress(Superseded, errors.SfmeshError):
             await self._records.update(stored, set_power)
 
     async def close(self) -> None:
         """Stop converging (a restart resumes where this left off)."""
+        for handle in self._retries.values():
+            handle.cancel()
         for task in list(self._running.values()):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -149,12 +138,23 @@ class Reconciler:
                     await self._converge(uuid)
                 except Superseded:
                     pass
-                except Exception:  # one instance must never stop the others
+                except Exception:  # etcd or libvirt away: one instance never stops the others
                     log.exception("converging failed", extra={"fields": {"instance": uuid}})
+                    self._retry_later(uuid)
                 if uuid not in self._again:
                     return
         finally:
             self._running.pop(uuid, None)
+
+    def _retry_later(self, uuid: str) -> None:
+        """Converge again after a while: nothing else may ever poke it."""
+        if uuid not in self._retries:
+            loop = asyncio.get_running_loop()
+            self._retries[uuid] = loop.call_later(RETRY_SECONDS, self._retry, uuid)
+
+    def _retry(self, uuid: str) -> None:
+        del self._retries[uuid]
+        self.changed(uuid)
 
     async def _converge(self, uuid: str) -> None:
         stored = self._lookup(uuid)
@@ -189,6 +189,10 @@ class Reconciler:
                 state = states.CREATING
             domain = await self._builder.lay_out(instance, images)
             stages.seconds.update(domain.seconds)
+            # The follower's copy may lag this node's own writes: start
+            # nothing unless etcd still says creating (a second pass over an
+            # instance created and then powered off must not boot it).
+            await self._still(uuid, states.CREATING)
             with stages("define"):
                 await self._hypervisor.define(domain.xml)
             with stages("boot"):
@@ -210,6 +214,12 @@ class Reconciler:
             extra={"seconds": {name: round(value, 6) for name, value in stages.seconds.items()}},
         )
 
+    async def _still(self, uuid: str, state: int) -> None:
+        """Superseded unless etcd shows the instance in `state` now."""
+        fresh = await self._records.get(uuid)
+        if fresh is None or fresh.record.instance.state != state:
+            raise Superseded
+
     async def _check_running(self, stored: StoredInstance) -> None:
         """After a restart, or a change to a running instance: the domain must
         still exist, and the record must show its real power state."""
@@ -221,7 +231,7 @@ class Reconciler:
             return
         if power is None:
             await self._fail(stored, states.CREATED, "the instance's domain has disappeared")
-        elif power != stored.record.instance.power_state:
+        else:
             await self.record_power(uuid, power)
 
     async def _delete(self, stored: StoredInstance) -> None:
@@ -272,6 +282,7 @@ class Reconciler:
             raise Superseded from exc
         if new != expected:
             self._status(record.instance.uuid, f"state {_state_name(new)}")
+        # The new revision is not known here: the next update re-reads.
         return StoredInstance(record, 0)
 
     def _status(

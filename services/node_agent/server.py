@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +19,9 @@ from services.common.main import service_authority, service_emitter
 from services.common.server import Servicer, serve
 from services.common.store import Store
 from services.common.tokens import InternalCredentials
-from services.node_agent import facts, reporter
+from services.node_agent import facts, naming, reporter
 from services.node_agent.builder import Builder
-from services.node_agent.hypervisor import Hypervisor
+from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.images import ImageCache
 from services.node_agent.placed import PlacedInstances
 from services.node_agent.reconciler import Reconciler
@@ -50,11 +50,6 @@ class NodeAgentConfig:
     """Shorthand disk bases (`debian:11`) and the URLs they stand for."""
 
 
-def domain_prefix(node: str) -> str:
-    """The name prefix of every libvirt domain this node agent makes."""
-    return f"sfmesh-{node}-"
-
-
 async def serve_node_agent(config: NodeAgentConfig) -> None:
     """Run the node agent until SIGTERM."""
     authority = service_authority(config.mesh.state_dir)
@@ -81,15 +76,22 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
 
     hypervisor = Hypervisor(
         config.libvirt_uri,
-        domain_prefix(config.node_name),
+        config.node_name,
         lambda uuid, power: reconciler.observed(uuid, power),
         resync,
     )
+    builder: Builder
+    images = ImageCache(
+        config.mesh.state_dir / "images",
+        config.image_shorthands,
+        progress=lambda url, done, total: builder.fetch_progress(url, done, total),
+    )
     builder = Builder(
         instances_dir=instances_dir,
-        images=ImageCache(config.mesh.state_dir / "images", config.image_shorthands),
+        images=images,
         hypervisor=hypervisor,
         virt_type=virt_type,
+        events=emitter,
     )
     reconciler = Reconciler(
         records=records,
@@ -109,6 +111,10 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         extra={"fields": {"node": host.node, "address": host.address, "kvm": host.kvm}},
     )
     following = asyncio.create_task(placed.run(), name="placed-instances")
+    sweeping = asyncio.create_task(
+        _sweep_leftovers(placed, hypervisor, instances_dir, reconciler.changed),
+        name="sweep-leftovers",
+    )
     reports = reporter.Reporter(
         scheduler=config.mesh.scheduler,
         facts=host,
@@ -119,9 +125,10 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
 
     async def close() -> None:
         await reporter.stop(reporting)
-        following.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await following
+        for task in (following, sweeping):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await reconciler.close()
         await hypervisor.close()
         await emitter.close()
@@ -145,6 +152,33 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         authority=authority,
         on_stop=close,
     )
+
+
+async def _sweep_leftovers(
+    placed: PlacedInstances,
+    hypervisor: Hypervisor,
+    instances_dir: Path,
+    changed: Callable[[str], None],
+) -> None:
+    """After a restart: domains and folders of instances etcd no longer
+    places here (deleted and purged while this agent was down, say) are
+    converged too, which tears them down."""
+    await placed.synced.wait()
+    try:
+        found = set(await hypervisor.domains())
+    except HypervisorError as exc:
+        log.warning("cannot list domains for leftovers: %s", exc)
+        found = set()
+    folders = await asyncio.to_thread(_folders, instances_dir)
+    found |= {entry.name for entry in folders if naming.is_uuid(entry.name)}
+    for uuid in sorted(found):
+        if placed.get(uuid) is None:
+            log.info("removing leftovers", extra={"fields": {"instance": uuid}})
+            changed(uuid)
+
+
+def _folders(root: Path) -> list[Path]:
+    return [entry for entry in root.iterdir() if entry.is_dir()]
 
 
 def _traversable(instances_dir: Path) -> None:

@@ -7,9 +7,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import grpc
 from sfmesh.v1 import (
@@ -21,6 +21,7 @@ from sfmesh.v1 import (
 )
 
 from services.common import errors
+from services.common.events import EventSink
 from services.common.instance_follower import InstanceFollower
 from services.common.interceptors import request_id
 from services.common.store import Put, Store, key, kind_prefix
@@ -38,21 +39,6 @@ log = logging.getLogger("sfmesh.scheduler")
 
 CREATED = node_service_pb2.NODE_STATE_CREATED
 MISSING = node_service_pb2.NODE_STATE_MISSING
-
-
-class Emitter(Protocol):
-    """The part of `services.common.events.EventEmitter` the scheduler uses."""
-
-    def emit(
-        self,
-        object_type: str,
-        object_uuid: str,
-        event_type: int,
-        message: str,
-        *,
-        extra: Mapping[str, Any] | None = None,
-        duration: float | None = None,
-    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -75,7 +61,7 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         *,
         store: Store,
         registry: Registry,
-        emitter: Emitter,
+        emitter: EventSink,
         policy: Policy,
         timing: Timing,
         placed: InstanceFollower,

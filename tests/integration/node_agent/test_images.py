@@ -9,6 +9,7 @@ import os
 import socket
 import stat
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -246,3 +247,24 @@ async def test_qcow2_is_detected(
     url = image_server.publish("empty.qcow2", qcow2_image)
     image = await ImageCache(tmp_path, NO_SHORTHANDS).fetch(url)
     assert (image.fmt, image.size) == ("qcow2", len(qcow2_image))
+
+
+@pytest.mark.parametrize("refers_to", ["backing file", "data file"])
+async def test_a_qcow2_referring_to_a_host_file_is_refused(
+    image_server: ImageServer, tmp_path: Path, refers_to: str
+) -> None:
+    made = tmp_path / "made.qcow2"
+    secret = tmp_path / "host-secret"
+    secret.write_bytes(b"\0" * 65536)
+    options = (
+        ["-b", str(secret), "-F", "raw"]
+        if refers_to == "backing file"
+        else ["-o", f"data_file={secret}"]
+    )
+    argv = ["qemu-img", "create", "-q", "-f", "qcow2", *options, str(made), "64K"]
+    await asyncio.to_thread(subprocess.run, argv, check=True)
+    url = image_server.publish(f"refers-{uuid.uuid4().hex}.qcow2", made.read_bytes())
+    cache_root = tmp_path / "cache"
+    with pytest.raises(ImageError, match="refer to other files"):
+        await ImageCache(cache_root, NO_SHORTHANDS).fetch(url)
+    assert not list((cache_root / "blobs").iterdir())  # nothing entered the cache
