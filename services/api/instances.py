@@ -23,6 +23,8 @@ from services.api import idempotency, metadata, validation
 from services.api.console import ConsoleOperations
 from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
+from services.api.network_store import NetworkStore
+from services.api.networks import check_networkspecs
 from services.api.node_agents import NodeAgents
 from services.api.observation import Observation
 from services.api.power import PowerOperations
@@ -61,7 +63,9 @@ class InstanceServicer(
         limits: validation.Limits,
         scheduler: Scheduler,
         node_agents: NodeAgents,
+        networks: NetworkStore,
     ) -> None:
+        self._networks = networks
         self._keys = keys
         self._scheduler = scheduler
         self._node_agents = node_agents
@@ -102,9 +106,12 @@ class InstanceServicer(
         instance = validation.build_instance(
             request, uuid=str(uuid.uuid4()), namespace=namespace, limits=self._limits
         )
-        if request.network:
-            # No network exists until the networks issue lands.
-            raise errors.NotFound(f"network {request.network[0].network_uuid} not found")
+        await check_networkspecs(
+            self._networks,
+            caller().namespace,
+            namespace,
+            [spec.network_uuid for spec in request.network],
+        )
         now = time.time()
         claim: list[Put] = []
         retry_key = request.idempotency_key if request.HasField("idempotency_key") else ""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sfmesh.v1 import (
     auth_service_pb2_grpc,
     instance_service_pb2_grpc,
-    network_service_pb2,
+    network_service_pb2_grpc,
     node_service_pb2_grpc,
 )
 
@@ -17,6 +17,8 @@ from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
 from services.api.instances import InstanceServicer
 from services.api.keys import ensure_system_namespace
+from services.api.network_store import NetworkStore
+from services.api.networks import NetworkServicer
 from services.api.node_agents import NodeAgents
 from services.api.nodes import NodeServicer
 from services.api.purge import purge_forever
@@ -67,8 +69,9 @@ async def serve_api(config: ApiConfig) -> None:
     credentials = InternalCredentials(authority, "api")
     scheduler = Scheduler(config.mesh.scheduler, credentials, store)
     node_agents = NodeAgents(store, credentials)
+    networks = NetworkStore(store)
     instances = InstanceServicer(
-        instance_store, namespaces, events, keys, config.limits, scheduler, node_agents
+        instance_store, namespaces, events, keys, config.limits, scheduler, node_agents, networks
     )
     purging = asyncio.create_task(
         purge_forever(
@@ -102,13 +105,15 @@ async def serve_api(config: ApiConfig) -> None:
                 node_service_pb2_grpc.add_NodeServiceServicer_to_server,
             ),
             Servicer(
+                "sfmesh.v1.NetworkService",
+                NetworkServicer(networks, namespaces),
+                network_service_pb2_grpc.add_NetworkServiceServicer_to_server,
+            ),
+            Servicer(
                 "sfmesh.v1.AuthService",
                 AuthServicer(namespaces, authority),
                 auth_service_pb2_grpc.add_AuthServiceServicer_to_server,
             ),
-        ],
-        published=[
-            network_service_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name,
         ],
         authority=authority,
         on_stop=close,

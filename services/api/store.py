@@ -82,21 +82,16 @@ class NamespaceStore:
         stored: NamespaceStore.Stored,
         change: Callable[[records_pb2.NamespaceRecord], None],
     ) -> records_pb2.NamespaceRecord:
-        """Apply `change` to a copy of the record and write it with compare-and-swap.
-
-        When another writer got there first, the record is read again and
-        `change` re-applied to the fresh copy; `change` may raise to refuse.
-        """
-        while True:
-            record = records_pb2.NamespaceRecord()
-            record.CopyFrom(stored.record)
-            change(record)
-            if await self.replace(stored, record):
-                return record
-            fresh = await self.get_stored(record.name)
-            if fresh is None:
-                raise errors.NotFound("namespace not found", reason="NAMESPACE_NOT_FOUND")
-            stored = fresh
+        """Apply `change` to a copy of the record and write it with
+        compare-and-swap, re-reading and re-applying when another writer got
+        there first; `change` may raise to refuse."""
+        return await self._store.update(
+            key("namespace", stored.record.name),
+            stored.record,
+            stored.mod_revision,
+            change,
+            lambda: errors.NotFound("namespace not found", reason="NAMESPACE_NOT_FOUND"),
+        )
 
     async def instance_states(self, name: str) -> list[int]:
         """The states of every instance of namespace `name` (a full scan)."""

@@ -106,6 +106,14 @@ class InsufficientResources(SfmeshError):
         self.retry_after = retry_after
 
 
+class Unimplemented(SfmeshError):
+    """A part of the contract not built yet (501)."""
+
+    code = grpc.StatusCode.UNIMPLEMENTED
+    http_status = 501
+    reason = "UNIMPLEMENTED"
+
+
 class Unavailable(SfmeshError):
     """A dependency (etcd, another service) cannot be reached (503)."""
 
@@ -159,6 +167,7 @@ _BY_STATUS: dict[tuple[grpc.StatusCode, int], type[SfmeshError]] = {
         AlreadyExists,
         Aborted,
         InsufficientResources,
+        Unimplemented,
         Unavailable,
     )
 }

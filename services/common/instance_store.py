@@ -91,21 +91,16 @@ class InstanceStore:
     async def update(
         self, stored: StoredInstance, change: Callable[[records_pb2.InstanceRecord], None]
     ) -> records_pb2.InstanceRecord:
-        """Apply `change` to a copy of the record and write it with compare-and-swap.
-
-        When another writer got there first, the record is read again and
-        `change` re-applied to the fresh copy; `change` may raise to refuse.
-        """
-        while True:
-            record = records_pb2.InstanceRecord()
-            record.CopyFrom(stored.record)
-            change(record)
-            if await self.replace(stored, record):
-                return record
-            fresh = await self.get(record.instance.uuid)
-            if fresh is None:
-                raise errors.NotFound("instance not found")
-            stored = fresh
+        """Apply `change` to a copy of the record and write it with
+        compare-and-swap, re-reading and re-applying when another writer got
+        there first; `change` may raise to refuse."""
+        return await self._store.update(
+            key("instance", stored.record.instance.uuid),
+            stored.record,
+            stored.mod_revision,
+            change,
+            lambda: errors.NotFound("instance not found"),
+        )
 
 
 def _decoded(value: bytes | None) -> records_pb2.InstanceRecord | None:

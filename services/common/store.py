@@ -10,17 +10,20 @@ each write is one etcd transaction.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aetcd
 import aetcd.exceptions
 import grpc
 from aetcd import rpc
+from google.protobuf.message import Message
 
 from services.common import errors
 from services.common.config import split_address
+
+M = TypeVar("M", bound=Message)
 
 PREFIX = "/sfmesh/v1/"
 PAGE_SIZE = 500
@@ -192,6 +195,30 @@ class Store:
             except aetcd.exceptions.ClientError:
                 await asyncio.sleep(retry)
                 retry = min(retry * 2, RETRY_MAX)
+
+    async def update(
+        self,
+        at: bytes,
+        current: M,
+        mod_revision: int,
+        change: Callable[[M], None],
+        missing: Callable[[], errors.SfmeshError],
+    ) -> M:
+        """Apply `change` to a copy of the record `current` (read at
+        `mod_revision`) and write it with compare-and-swap. When another
+        writer got there first, the record is read again and `change`
+        re-applied to the fresh copy; `change` may raise to refuse. Raises
+        `missing()` when the key has gone."""
+        while True:
+            record = type(current)()
+            record.CopyFrom(current)
+            change(record)
+            if await self.commit([Put(at, record.SerializeToString(), mod_revision)]):
+                return record
+            item = await self.get(at)
+            if item is None:
+                raise missing()
+            current, mod_revision = type(current).FromString(item.value), item.mod_revision
 
     async def commit(self, operations: Sequence[Operation]) -> bool:
         """Apply every operation in one transaction.

@@ -1,5 +1,6 @@
 from google.protobuf import struct_pb2 as _struct_pb2
 from sfmesh.v1 import instance_pb2 as _instance_pb2
+from sfmesh.v1 import network_service_pb2 as _network_service_pb2
 from sfmesh.v1 import node_service_pb2 as _node_service_pb2
 from sfmesh.v1 import scheduler_service_pb2 as _scheduler_service_pb2
 from google.protobuf.internal import containers as _containers
@@ -69,3 +70,21 @@ class NodeRecord(_message.Message):
     lastseen: float
     last_report: _scheduler_service_pb2.ReportNodeRequest
     def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[_node_service_pb2.NodeState, str]] = ..., facts: _Optional[_Union[_scheduler_service_pb2.HypervisorFacts, _Mapping]] = ..., lastseen: _Optional[float] = ..., last_report: _Optional[_Union[_scheduler_service_pb2.ReportNodeRequest, _Mapping]] = ...) -> None: ...
+
+class NetworkRecord(_message.Message):
+    __slots__ = ("network", "metadata", "created_at", "deleted_at")
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    DELETED_AT_FIELD_NUMBER: _ClassVar[int]
+    network: _network_service_pb2.Network
+    metadata: _struct_pb2.Struct
+    created_at: float
+    deleted_at: float
+    def __init__(self, network: _Optional[_Union[_network_service_pb2.Network, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ...) -> None: ...
+
+class AddressRecord(_message.Message):
+    __slots__ = ("reservation",)
+    RESERVATION_FIELD_NUMBER: _ClassVar[int]
+    reservation: _network_service_pb2.AddressReservation
+    def __init__(self, reservation: _Optional[_Union[_network_service_pb2.AddressReservation, _Mapping]] = ...) -> None: ...

@@ -33,6 +33,7 @@ from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
 from services.api.instances import InstanceServicer
 from services.api.keys import SYSTEM, ensure_system_namespace, new_key_record
+from services.api.network_store import NetworkStore
 from services.api.node_agents import NodeAgents
 from services.api.scheduling import Scheduler
 from services.api.store import NamespaceStore
@@ -188,6 +189,7 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
             Limits(max_cpus=4),
             scheduler,
             NodeAgents(store, InternalCredentials(authority, "api-test")),
+            NetworkStore(store),
         ),
         server,
     )

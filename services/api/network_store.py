@@ -1,0 +1,96 @@
+"""The etcd records of networks: `/sfmesh/v1/network/<uuid>` (a
+`NetworkRecord`), `/sfmesh/v1/address/<network uuid>/<ipv4>` (an
+`AddressRecord`, present exactly while the address is taken) and
+`/sfmesh/v1/vxlan/<id>` (the network holding that VXLAN id). A reservation
+is a create-only write, so two writers can never take the same address or id."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+from sfmesh.v1 import records_pb2
+
+from services.common import errors
+from services.common.store import Delete, Put, Store, key, kind_prefix
+
+
+@dataclass(frozen=True)
+class StoredNetwork:
+    """A network record with the revision it was read at."""
+
+    record: records_pb2.NetworkRecord
+    mod_revision: int
+
+
+def address_key(network_uuid: str, address: str) -> bytes:
+    """The key of one reserved address."""
+    return key("address", f"{network_uuid}/{address}")
+
+
+def vxlan_key(vxlan_id: int) -> bytes:
+    """The key of one VXLAN id."""
+    return key("vxlan", str(vxlan_id))
+
+
+class NetworkStore:
+    """Networks, their address reservations and VXLAN ids in etcd."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def get(self, uuid: str) -> StoredNetwork | None:
+        """One network, or None."""
+        item = await self._store.get(key("network", uuid))
+        if item is None:
+            return None
+        return StoredNetwork(records_pb2.NetworkRecord.FromString(item.value), item.mod_revision)
+
+    async def all(self) -> AsyncIterator[StoredNetwork]:
+        """Every network record, in UUID order, read in pages."""
+        async for item in self._store.list_prefix(kind_prefix("network")):
+            yield StoredNetwork(records_pb2.NetworkRecord.FromString(item.value), item.mod_revision)
+
+    async def create(
+        self, record: records_pb2.NetworkRecord, held: Sequence[records_pb2.AddressRecord]
+    ) -> bool:
+        """Write a new network with its own reservations and its VXLAN id in
+        one transaction; False, with nothing written, when the id is taken."""
+        network = record.network
+        puts = [
+            Put(key("network", network.uuid), record.SerializeToString(), 0),
+            Put(vxlan_key(network.vxlan_id), network.uuid.encode(), 0),
+            *(
+                Put(address_key(network.uuid, a.reservation.address), a.SerializeToString(), 0)
+                for a in held
+            ),
+        ]
+        return await self._store.commit(puts)
+
+    async def addresses(self, network_uuid: str) -> list[records_pb2.AddressRecord]:
+        """Every reservation of a network."""
+        prefix = address_key(network_uuid, "")
+        return [
+            records_pb2.AddressRecord.FromString(item.value)
+            async for item in self._store.list_prefix(prefix)
+        ]
+
+    async def update(
+        self, stored: StoredNetwork, change: Callable[[records_pb2.NetworkRecord], None]
+    ) -> records_pb2.NetworkRecord:
+        """Apply `change` with compare-and-swap (see `Store.update`)."""
+        return await self._store.update(
+            key("network", stored.record.network.uuid),
+            stored.record,
+            stored.mod_revision,
+            change,
+            lambda: errors.NotFound("network not found"),
+        )
+
+    async def release_all(self, network_uuid: str, vxlan_id: int) -> None:
+        """Give back every address and the VXLAN id of a deleted network."""
+        doomed = [
+            Delete(address_key(network_uuid, a.reservation.address))
+            for a in await self.addresses(network_uuid)
+        ]
+        await self._store.commit([*doomed, Delete(vxlan_key(vxlan_id))])

@@ -1,0 +1,205 @@
+"""NetworkService: create, list, read and delete networks, and list their
+address reservations (other-apis §1). A network owns its VXLAN id and its
+network, gateway and broadcast addresses from the moment it is written;
+node agents build its data plane where instances use it.
+
+Differences from Shaken Fist (docs/compatibility.md): `provide_dhcp: false`
+and `provide_nat: false` are honoured, and IPv6 blocks are refused (400)
+rather than accepted and left unusable.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid as uuid_module
+
+import grpc
+from sfmesh.v1 import network_service_pb2, network_service_pb2_grpc, records_pb2
+
+from services.api import ipam
+from services.api.network_store import NetworkStore, StoredNetwork
+from services.api.store import NamespaceStore
+from services.api.visibility import SYSTEM, as_uuid, can_see
+from services.common import errors
+from services.common.interceptors import caller
+from services.common.wire import wire_name
+
+State = network_service_pb2.NetworkState
+LISTED = frozenset(
+    {
+        State.NETWORK_STATE_INITIAL,
+        State.NETWORK_STATE_CREATED,
+        State.NETWORK_STATE_ERROR,
+        State.NETWORK_STATE_DELETE_WAIT,
+    }
+)
+"""States listed by default and found by name."""
+NETWORK_VERSION = 6
+VXLAN_IDS = (1, 2**24 - 1)
+CREATE_ATTEMPTS = 5
+
+
+class NetworkServicer(network_service_pb2_grpc.NetworkServiceServicer):
+    """Networks and their addresses in etcd."""
+
+    def __init__(
+        self, networks: NetworkStore, namespaces: NamespaceStore, rng: random.Random | None = None
+    ) -> None:
+        self._networks = networks
+        self._namespaces = namespaces
+        self._rng = rng or random.SystemRandom()
+
+    async def CreateNetwork(
+        self, request: network_service_pb2.CreateNetworkRequest, context: grpc.aio.ServicerContext
+    ) -> network_service_pb2.Network:
+        namespace = await self._target_namespace(request)
+        block = ipam.parse_netblock(request.netblock)
+        network = network_service_pb2.Network(
+            uuid=str(uuid_module.uuid4()),
+            state=State.NETWORK_STATE_CREATED,
+            version=NETWORK_VERSION,
+            name=request.name,
+            namespace=namespace,
+            netblock=request.netblock,
+            provide_dhcp=request.provide_dhcp if request.HasField("provide_dhcp") else True,
+            provide_nat=request.provide_nat if request.HasField("provide_nat") else True,
+            provide_dns=request.provide_dns if request.HasField("provide_dns") else False,
+        )
+        now = time.time()
+        held = [
+            _reservation(address, kind, ["network", network.uuid], now)
+            for address, kind in ipam.held_by_network(block)
+        ]
+        for _ in range(CREATE_ATTEMPTS):  # a random VXLAN id already taken: draw again
+            network.vxlan_id = self._rng.randint(*VXLAN_IDS)
+            record = records_pb2.NetworkRecord(network=network, created_at=now)
+            if await self._networks.create(record, held):
+                return network
+        raise errors.Aborted("could not find a free VXLAN id; try again")
+
+    async def ListNetworks(
+        self, request: network_service_pb2.ListNetworksRequest, context: grpc.aio.ServicerContext
+    ) -> network_service_pb2.ListNetworksResponse:
+        namespace = caller().namespace
+        reply = network_service_pb2.ListNetworksResponse()
+        async for stored in self._networks.all():
+            network = stored.record.network
+            if can_see(namespace, network.namespace) and (request.all or network.state in LISTED):
+                reply.networks.append(network)
+        return reply
+
+    async def GetNetwork(
+        self, request: network_service_pb2.GetNetworkRequest, context: grpc.aio.ServicerContext
+    ) -> network_service_pb2.Network:
+        return (await self._resolve(request.ref)).record.network
+
+    async def DeleteNetwork(
+        self, request: network_service_pb2.DeleteNetworkRequest, context: grpc.aio.ServicerContext
+    ) -> network_service_pb2.Network:
+        stored = await self._resolve(request.ref)
+        network = stored.record.network
+        if request.HasField("namespace") and request.namespace != network.namespace:
+            raise errors.NotFound("network not in namespace")
+        if network.state == State.NETWORK_STATE_DELETED:
+            return network
+
+        def deleted(record: records_pb2.NetworkRecord) -> None:
+            if record.network.state == State.NETWORK_STATE_DELETED:
+                raise errors.NotFound("network not found")
+            record.network.state = State.NETWORK_STATE_DELETED
+            record.network.ClearField("floating_gateway")
+            record.deleted_at = time.time()
+
+        # No interface can be attached yet (instances take no network until
+        # the data plane lands), so a delete completes at once.
+        record = await self._networks.update(stored, deleted)
+        await self._networks.release_all(network.uuid, network.vxlan_id)
+        return record.network
+
+    async def ListNetworkAddresses(
+        self,
+        request: network_service_pb2.ListNetworkAddressesRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> network_service_pb2.ListNetworkAddressesResponse:
+        network = (await self._resolve(request.ref)).record.network
+        held = [a.reservation for a in await self._networks.addresses(network.uuid)]
+        held.sort(key=lambda reservation: reservation.address)  # by string, as upstream
+        return network_service_pb2.ListNetworkAddressesResponse(addresses=held)
+
+    async def _target_namespace(self, request: network_service_pb2.CreateNetworkRequest) -> str:
+        """§1.2: a named namespace must exist (404); only system creates in
+        another one (401; trust does not help)."""
+        own = caller().namespace
+        if not request.HasField("namespace") or not request.namespace:
+            return own
+        if await self._namespaces.get(request.namespace) is None:
+            raise errors.NotFound("namespace not found")
+        if request.namespace != own and own != SYSTEM:
+            raise errors.Unauthenticated(
+                "only admins can create resources in a different namespace"
+            )
+        return request.namespace
+
+    async def _resolve(self, ref: str) -> StoredNetwork:
+        return await resolve_network(self._networks, caller().namespace, ref, "network not found")
+
+
+async def resolve_network(
+    networks: NetworkStore, namespace: str, ref: str, not_found: str
+) -> StoredNetwork:
+    """The network `ref` names (UUID in any state, or a name among the
+    listed states), owned by `namespace` unless it is system."""
+    canonical = as_uuid(ref)
+    if canonical is not None:
+        stored = await networks.get(canonical)
+        if stored is None or not can_see(namespace, stored.record.network.namespace):
+            raise errors.NotFound(not_found)
+        return stored
+    matches = [
+        stored
+        async for stored in networks.all()
+        if stored.record.network.name == ref
+        and stored.record.network.state in LISTED
+        and can_see(namespace, stored.record.network.namespace)
+    ]
+    if not matches:
+        raise errors.NotFound(not_found)
+    if len(matches) > 1:
+        raise errors.InvalidArgument(
+            f'multiple networks have the name "{ref}" in namespace "{namespace}"'
+        )
+    return matches[0]
+
+
+async def check_networkspecs(
+    networks: NetworkStore, namespace: str, target: str, refs: list[str]
+) -> None:
+    """Instances reference §4.8 checks 3, 4, 6 and 7 for each networkspec:
+    the network exists for the caller (400 ambiguous, 404), is created
+    (406) and is in the instance's namespace (404). Then 501: NICs arrive
+    with the data plane, and a create must not pretend to have them."""
+    for ref in refs:
+        network = (
+            await resolve_network(networks, namespace, ref, f"network {ref} not found")
+        ).record.network
+        if network.state != State.NETWORK_STATE_CREATED:
+            name = wire_name(network_service_pb2.NetworkState.DESCRIPTOR, network.state)
+            raise errors.NotReady(f"network {network.uuid} is not ready ({name})")
+        if network.namespace != target:
+            raise errors.NotFound(f"network {network.uuid} does not exist")
+    if refs:
+        raise errors.Unimplemented(
+            "instance network interfaces are not available yet (the data plane comes "
+            "with the networks issue); create the instance without networks"
+        )
+
+
+def _reservation(
+    address: str, kind: str, user: list[str], when: float
+) -> records_pb2.AddressRecord:
+    return records_pb2.AddressRecord(
+        reservation=network_service_pb2.AddressReservation(
+            address=address, type=kind, user=user, when=when
+        )
+    )
