@@ -20,6 +20,7 @@ from sfmesh.v1 import (
 )
 
 from services.api import idempotency, metadata, validation
+from services.api import namespaces as namespace_rules
 from services.api.console import ConsoleOperations
 from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
@@ -258,19 +259,9 @@ class InstanceServicer(
         self, request: instance_service_pb2.DeleteAllInstancesRequest
     ) -> str:
         """The namespace delete-all empties, by reference §8's rules and order."""
-        own = caller().namespace
         given = request.namespace if request.HasField("namespace") else None
-        if given is not None and await self._namespaces.get(given) is None:
-            raise errors.NotFound("namespace not found")
-        if not request.confirm:
-            raise errors.InvalidArgument("parameter confirm is not set true")
-        if own == SYSTEM:
-            if given is None:
-                raise errors.InvalidArgument("system user must specify parameter namespace")
-            return given
-        if given is not None and given != own:
-            raise errors.Unauthenticated("you cannot delete other namespaces", reason="FOREIGN")
-        return own
+        exists = given is not None and await self._namespaces.get(given) is not None
+        return namespace_rules.delete_all_target(caller().namespace, given, exists, request.confirm)
 
     def _record_creation(self, instance: instance_pb2.Instance) -> None:
         """The events of a new record (reference §7.3, steps 1 to 5)."""

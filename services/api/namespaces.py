@@ -59,6 +59,24 @@ def not_found() -> errors.NotFound:
     return errors.NotFound("namespace not found", reason="NAMESPACE_NOT_FOUND")
 
 
+def delete_all_target(own: str, given: str | None, given_exists: bool, confirm: bool) -> str:
+    """The namespace a delete-all empties (instances reference §8, networks
+    §1.8), by their rules in their order: a named namespace must exist
+    (404), `confirm` must be true (400), system must name one ("system"
+    means all), others may only name their own (401)."""
+    if given is not None and not given_exists:
+        raise errors.NotFound("namespace not found")
+    if not confirm:
+        raise errors.InvalidArgument("parameter confirm is not set true")
+    if own == SYSTEM:
+        if given is None:
+            raise errors.InvalidArgument("system user must specify parameter namespace")
+        return given
+    if given is not None and given != own:
+        raise errors.Unauthenticated("you cannot delete other namespaces", reason="FOREIGN")
+    return own
+
+
 def check_new_namespace_name(name: str) -> None:
     """The one rule on a new namespace's name: it is given."""
     if not name:

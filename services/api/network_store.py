@@ -87,6 +87,11 @@ class NetworkStore:
             lambda: errors.NotFound("network not found"),
         )
 
+    async def remove(self, stored: StoredNetwork) -> bool:
+        """Delete a network record as read; False when it changed in between."""
+        at = key("network", stored.record.network.uuid)
+        return await self._store.commit([Delete(at, stored.mod_revision)])
+
     async def release_all(self, network_uuid: str, vxlan_id: int) -> None:
         """Give back every address and the VXLAN id of a deleted network."""
         doomed = [

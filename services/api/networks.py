@@ -10,6 +10,7 @@ rather than accepted and left unusable.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 import uuid as uuid_module
@@ -18,6 +19,8 @@ import grpc
 from sfmesh.v1 import network_service_pb2, network_service_pb2_grpc, records_pb2
 
 from services.api import ipam
+from services.api import namespaces as namespace_rules
+from services.api.network_metadata import NetworkMetadata
 from services.api.network_store import NetworkStore, StoredNetwork
 from services.api.store import NamespaceStore
 from services.api.visibility import SYSTEM, as_uuid, can_see
@@ -40,7 +43,7 @@ VXLAN_IDS = (1, 2**24 - 1)
 CREATE_ATTEMPTS = 5
 
 
-class NetworkServicer(network_service_pb2_grpc.NetworkServiceServicer):
+class NetworkServicer(NetworkMetadata, network_service_pb2_grpc.NetworkServiceServicer):
     """Networks and their addresses in etcd."""
 
     def __init__(
@@ -66,6 +69,7 @@ class NetworkServicer(network_service_pb2_grpc.NetworkServiceServicer):
             provide_nat=request.provide_nat if request.HasField("provide_nat") else True,
             provide_dns=request.provide_dns if request.HasField("provide_dns") else False,
         )
+        network.metadata.SetInParent()
         now = time.time()
         held = [
             _reservation(address, kind, ["network", network.uuid], now)
@@ -103,6 +107,31 @@ class NetworkServicer(network_service_pb2_grpc.NetworkServiceServicer):
             raise errors.NotFound("network not in namespace")
         if network.state == State.NETWORK_STATE_DELETED:
             return network
+        return await self._delete(stored)
+
+    async def DeleteAllNetworks(
+        self,
+        request: network_service_pb2.DeleteAllNetworksRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> network_service_pb2.DeleteAllNetworksResponse:
+        given = request.namespace if request.HasField("namespace") else None
+        exists = given is not None and await self._namespaces.get(given) is not None
+        target = namespace_rules.delete_all_target(
+            caller().namespace, given, exists, request.confirm
+        )
+        reply = network_service_pb2.DeleteAllNetworksResponse()
+        async for stored in self._networks.all():
+            network = stored.record.network
+            if can_see(target, network.namespace) and network.state in LISTED:
+                reply.uuids.append(network.uuid)
+                with contextlib.suppress(errors.NotFound):  # deleted meanwhile: fine
+                    await self._delete(stored)
+        return reply
+
+    async def _delete(self, stored: StoredNetwork) -> network_service_pb2.Network:
+        """Mark a network deleted (compare-and-swap), then give back its
+        addresses and VXLAN id. No interface can be attached yet (instances
+        take no network until the data plane lands), so it completes at once."""
 
         def deleted(record: records_pb2.NetworkRecord) -> None:
             if record.network.state == State.NETWORK_STATE_DELETED:
@@ -111,10 +140,8 @@ class NetworkServicer(network_service_pb2_grpc.NetworkServiceServicer):
             record.network.ClearField("floating_gateway")
             record.deleted_at = time.time()
 
-        # No interface can be attached yet (instances take no network until
-        # the data plane lands), so a delete completes at once.
         record = await self._networks.update(stored, deleted)
-        await self._networks.release_all(network.uuid, network.vxlan_id)
+        await self._networks.release_all(record.network.uuid, record.network.vxlan_id)
         return record.network
 
     async def ListNetworkAddresses(

@@ -1,6 +1,6 @@
-"""Forgetting what has been gone long enough: deleted instances stay readable
-by UUID for a retention time (the client polls for `deleted`), then their
-records are purged; expired idempotency keys go too."""
+"""Forgetting what has been gone long enough: deleted instances and networks
+stay readable by UUID for a retention time (the client polls for
+`deleted`), then their records are purged; expired idempotency keys go too."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import asyncio
 import logging
 import time
 
-from sfmesh.v1 import records_pb2
+from sfmesh.v1 import network_service_pb2, records_pb2
 
 from services.api.idempotency import IdempotencyKeys
+from services.api.network_store import NetworkStore
 from services.common import instance_states as states
 from services.common.instance_store import InstanceStore
 
@@ -22,27 +23,49 @@ def purgeable(record: records_pb2.InstanceRecord, now: float, retention: float) 
     return record.instance.state == states.DELETED and now - record.deleted_at >= retention
 
 
+def network_purgeable(record: records_pb2.NetworkRecord, now: float, retention: float) -> bool:
+    """Whether a network has been deleted for longer than `retention` seconds. Pure."""
+    deleted = record.network.state == network_service_pb2.NETWORK_STATE_DELETED
+    return deleted and now - record.deleted_at >= retention
+
+
 async def purge_once(
-    instances: InstanceStore, keys: IdempotencyKeys, *, retention: float, now: float
+    instances: InstanceStore,
+    keys: IdempotencyKeys,
+    networks: NetworkStore,
+    *,
+    retention: float,
+    now: float,
 ) -> int:
-    """Purge every instance deleted before `now - retention`; returns how many."""
+    """Purge every instance and network deleted before `now - retention`;
+    returns how many records went."""
     purged = 0
     async for stored in instances.all():
         if purgeable(stored.record, now, retention) and await instances.remove(stored):
+            purged += 1
+    async for network in networks.all():
+        if network_purgeable(network.record, now, retention) and await networks.remove(network):
             purged += 1
     await keys.forget_expired(now)
     return purged
 
 
 async def purge_forever(
-    instances: InstanceStore, keys: IdempotencyKeys, *, retention: float, interval: float
+    instances: InstanceStore,
+    keys: IdempotencyKeys,
+    networks: NetworkStore,
+    *,
+    retention: float,
+    interval: float,
 ) -> None:
     """Purge every `interval` seconds; a failed sweep is retried at the next."""
     while True:
         try:
-            purged = await purge_once(instances, keys, retention=retention, now=time.time())
+            purged = await purge_once(
+                instances, keys, networks, retention=retention, now=time.time()
+            )
             if purged:
-                log.info("purged deleted instances", extra={"fields": {"count": purged}})
+                log.info("purged deleted records", extra={"fields": {"count": purged}})
         except Exception:
             log.exception("purge sweep failed; trying again at the next one")
         await asyncio.sleep(interval)

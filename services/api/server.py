@@ -77,6 +77,7 @@ async def serve_api(config: ApiConfig) -> None:
         purge_forever(
             instance_store,
             keys,
+            networks,
             retention=config.deleted_retention,
             interval=config.purge_interval,
         )

@@ -119,3 +119,37 @@ def test_an_instance_nic_is_refused_until_the_data_plane_exists(rest: httpx.Clie
     assert real.status_code == 501
     assert "not available yet" in real.json()["error"]
     assert len(rest.get("/instances", params={"all": True}).json()) == before
+
+
+def test_network_metadata_with_the_official_client(client: apiclient.Client) -> None:
+    made = client.allocate_network("10.70.0.0/24", True, True, fresh("meta"))
+    assert made["metadata"] == {}
+    client.set_network_metadata_item(made["uuid"], "owner", "ops")
+    assert client.get_network_metadata(made["uuid"]) == {"owner": "ops"}
+    assert client.get_network(made["uuid"])["metadata"] == {"owner": "ops"}
+    client.delete_network_metadata_item(made["uuid"], "owner")
+    client.delete_network_metadata_item(made["uuid"], "never-set")
+    assert client.get_network_metadata(made["uuid"]) == {}
+    client.delete_network(made["uuid"])
+
+
+def test_delete_all_networks_of_a_namespace(mesh: Mesh, rest: httpx.Client) -> None:
+    namespace = fresh("netdel")
+    made = rest.post("/auth/namespaces", json={"namespace": namespace, "key_name": "k", "key": "s"})
+    assert made.status_code == 200, made.text
+    mine = [
+        rest.post("/networks", json={"netblock": f"10.8{i}.0.0/24", "namespace": namespace}).json()[
+            "uuid"
+        ]
+        for i in range(2)
+    ]
+    kept = rest.post("/networks", json={"netblock": "10.89.0.0/24"}).json()["uuid"]
+    refused = rest.request("DELETE", "/networks", json={"confirm": True})
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "system user must specify parameter namespace"
+    reply = rest.request("DELETE", "/networks", json={"confirm": True, "namespace": namespace})
+    assert reply.status_code == 200, reply.text
+    assert sorted(reply.json()) == sorted(mine)
+    assert {rest.get(f"/networks/{u}").json()["state"] for u in mine} == {"deleted"}
+    assert rest.get(f"/networks/{kept}").json()["state"] == "created"
+    rest.delete(f"/networks/{kept}")

@@ -1,5 +1,6 @@
 from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf import empty_pb2 as _empty_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from sfmesh.v1 import instance_pb2 as _instance_pb2
 from sfmesh.v1 import options_pb2 as _options_pb2
 from google.protobuf.internal import containers as _containers
@@ -27,7 +28,7 @@ NETWORK_STATE_DELETED: NetworkState
 NETWORK_STATE_ERROR: NetworkState
 
 class Network(_message.Message):
-    __slots__ = ("uuid", "state", "version", "name", "namespace", "netblock", "provide_dhcp", "provide_nat", "provide_dns", "floating_gateway", "vxlan_id")
+    __slots__ = ("uuid", "state", "version", "name", "namespace", "netblock", "provide_dhcp", "provide_nat", "provide_dns", "floating_gateway", "vxlan_id", "metadata")
     UUID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +40,7 @@ class Network(_message.Message):
     PROVIDE_DNS_FIELD_NUMBER: _ClassVar[int]
     FLOATING_GATEWAY_FIELD_NUMBER: _ClassVar[int]
     VXLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     uuid: str
     state: NetworkState
     version: int
@@ -50,7 +52,8 @@ class Network(_message.Message):
     provide_dns: bool
     floating_gateway: str
     vxlan_id: int
-    def __init__(self, uuid: _Optional[str] = ..., state: _Optional[_Union[NetworkState, str]] = ..., version: _Optional[int] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., netblock: _Optional[str] = ..., provide_dhcp: _Optional[bool] = ..., provide_nat: _Optional[bool] = ..., provide_dns: _Optional[bool] = ..., floating_gateway: _Optional[str] = ..., vxlan_id: _Optional[int] = ...) -> None: ...
+    metadata: _struct_pb2.Struct
+    def __init__(self, uuid: _Optional[str] = ..., state: _Optional[_Union[NetworkState, str]] = ..., version: _Optional[int] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., netblock: _Optional[str] = ..., provide_dhcp: _Optional[bool] = ..., provide_nat: _Optional[bool] = ..., provide_dns: _Optional[bool] = ..., floating_gateway: _Optional[str] = ..., vxlan_id: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class ListNetworksRequest(_message.Message):
     __slots__ = ("all",)
@@ -95,6 +98,52 @@ class DeleteNetworkRequest(_message.Message):
     ref: str
     namespace: str
     def __init__(self, ref: _Optional[str] = ..., namespace: _Optional[str] = ...) -> None: ...
+
+class DeleteAllNetworksRequest(_message.Message):
+    __slots__ = ("confirm", "namespace", "clean_wait")
+    CONFIRM_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    CLEAN_WAIT_FIELD_NUMBER: _ClassVar[int]
+    confirm: bool
+    namespace: str
+    clean_wait: bool
+    def __init__(self, confirm: _Optional[bool] = ..., namespace: _Optional[str] = ..., clean_wait: _Optional[bool] = ...) -> None: ...
+
+class DeleteAllNetworksResponse(_message.Message):
+    __slots__ = ("uuids",)
+    UUIDS_FIELD_NUMBER: _ClassVar[int]
+    uuids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, uuids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetNetworkMetadataRequest(_message.Message):
+    __slots__ = ("ref",)
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    def __init__(self, ref: _Optional[str] = ...) -> None: ...
+
+class GetNetworkMetadataResponse(_message.Message):
+    __slots__ = ("metadata",)
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    metadata: _struct_pb2.Struct
+    def __init__(self, metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class SetNetworkMetadataRequest(_message.Message):
+    __slots__ = ("ref", "key", "value")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    key: str
+    value: _struct_pb2.Value
+    def __init__(self, ref: _Optional[str] = ..., key: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+
+class DeleteNetworkMetadataRequest(_message.Message):
+    __slots__ = ("ref", "key")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    key: str
+    def __init__(self, ref: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
 
 class ListNetworkAddressesRequest(_message.Message):
     __slots__ = ("ref",)

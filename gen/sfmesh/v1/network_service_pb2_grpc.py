@@ -57,6 +57,26 @@ class NetworkServiceStub:
                 request_serializer=sfmesh_dot_v1_dot_network__service__pb2.DeleteNetworkRequest.SerializeToString,
                 response_deserializer=sfmesh_dot_v1_dot_network__service__pb2.Network.FromString,
                 _registered_method=True)
+        self.DeleteAllNetworks = channel.unary_unary(
+                '/sfmesh.v1.NetworkService/DeleteAllNetworks',
+                request_serializer=sfmesh_dot_v1_dot_network__service__pb2.DeleteAllNetworksRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_network__service__pb2.DeleteAllNetworksResponse.FromString,
+                _registered_method=True)
+        self.GetNetworkMetadata = channel.unary_unary(
+                '/sfmesh.v1.NetworkService/GetNetworkMetadata',
+                request_serializer=sfmesh_dot_v1_dot_network__service__pb2.GetNetworkMetadataRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_network__service__pb2.GetNetworkMetadataResponse.FromString,
+                _registered_method=True)
+        self.SetNetworkMetadata = channel.unary_unary(
+                '/sfmesh.v1.NetworkService/SetNetworkMetadata',
+                request_serializer=sfmesh_dot_v1_dot_network__service__pb2.SetNetworkMetadataRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.DeleteNetworkMetadata = channel.unary_unary(
+                '/sfmesh.v1.NetworkService/DeleteNetworkMetadata',
+                request_serializer=sfmesh_dot_v1_dot_network__service__pb2.DeleteNetworkMetadataRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
         self.ListNetworkAddresses = channel.unary_unary(
                 '/sfmesh.v1.NetworkService/ListNetworkAddresses',
                 request_serializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkAddressesRequest.SerializeToString,
@@ -106,6 +126,34 @@ class NetworkServiceServicer:
 
     def DeleteNetwork(self, request, context):
         """Deletes a network with no interfaces left.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAllNetworks(self, request, context):
+        """Deletes every network of a namespace (system names one, or "system" for all).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNetworkMetadata(self, request, context):
+        """Reads a network's metadata object.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetNetworkMetadata(self, request, context):
+        """Sets one key of a network's metadata.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteNetworkMetadata(self, request, context):
+        """Removes one key of a network's metadata; a missing key is not an error.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -161,6 +209,26 @@ def add_NetworkServiceServicer_to_server(servicer, server):
                     servicer.DeleteNetwork,
                     request_deserializer=sfmesh_dot_v1_dot_network__service__pb2.DeleteNetworkRequest.FromString,
                     response_serializer=sfmesh_dot_v1_dot_network__service__pb2.Network.SerializeToString,
+            ),
+            'DeleteAllNetworks': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAllNetworks,
+                    request_deserializer=sfmesh_dot_v1_dot_network__service__pb2.DeleteAllNetworksRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_network__service__pb2.DeleteAllNetworksResponse.SerializeToString,
+            ),
+            'GetNetworkMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNetworkMetadata,
+                    request_deserializer=sfmesh_dot_v1_dot_network__service__pb2.GetNetworkMetadataRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_network__service__pb2.GetNetworkMetadataResponse.SerializeToString,
+            ),
+            'SetNetworkMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetNetworkMetadata,
+                    request_deserializer=sfmesh_dot_v1_dot_network__service__pb2.SetNetworkMetadataRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'DeleteNetworkMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteNetworkMetadata,
+                    request_deserializer=sfmesh_dot_v1_dot_network__service__pb2.DeleteNetworkMetadataRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
             'ListNetworkAddresses': grpc.unary_unary_rpc_method_handler(
                     servicer.ListNetworkAddresses,
@@ -292,6 +360,114 @@ class NetworkService:
             '/sfmesh.v1.NetworkService/DeleteNetwork',
             sfmesh_dot_v1_dot_network__service__pb2.DeleteNetworkRequest.SerializeToString,
             sfmesh_dot_v1_dot_network__service__pb2.Network.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAllNetworks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NetworkService/DeleteAllNetworks',
+            sfmesh_dot_v1_dot_network__service__pb2.DeleteAllNetworksRequest.SerializeToString,
+            sfmesh_dot_v1_dot_network__service__pb2.DeleteAllNetworksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNetworkMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NetworkService/GetNetworkMetadata',
+            sfmesh_dot_v1_dot_network__service__pb2.GetNetworkMetadataRequest.SerializeToString,
+            sfmesh_dot_v1_dot_network__service__pb2.GetNetworkMetadataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetNetworkMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NetworkService/SetNetworkMetadata',
+            sfmesh_dot_v1_dot_network__service__pb2.SetNetworkMetadataRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteNetworkMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NetworkService/DeleteNetworkMetadata',
+            sfmesh_dot_v1_dot_network__service__pb2.DeleteNetworkMetadataRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

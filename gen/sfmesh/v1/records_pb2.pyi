@@ -72,16 +72,14 @@ class NodeRecord(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[_node_service_pb2.NodeState, str]] = ..., facts: _Optional[_Union[_scheduler_service_pb2.HypervisorFacts, _Mapping]] = ..., lastseen: _Optional[float] = ..., last_report: _Optional[_Union[_scheduler_service_pb2.ReportNodeRequest, _Mapping]] = ...) -> None: ...
 
 class NetworkRecord(_message.Message):
-    __slots__ = ("network", "metadata", "created_at", "deleted_at")
+    __slots__ = ("network", "created_at", "deleted_at")
     NETWORK_FIELD_NUMBER: _ClassVar[int]
-    METADATA_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DELETED_AT_FIELD_NUMBER: _ClassVar[int]
     network: _network_service_pb2.Network
-    metadata: _struct_pb2.Struct
     created_at: float
     deleted_at: float
-    def __init__(self, network: _Optional[_Union[_network_service_pb2.Network, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ...) -> None: ...
+    def __init__(self, network: _Optional[_Union[_network_service_pb2.Network, _Mapping]] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ...) -> None: ...
 
 class AddressRecord(_message.Message):
     __slots__ = ("reservation",)

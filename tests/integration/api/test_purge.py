@@ -6,10 +6,11 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sfmesh.v1 import instance_pb2, records_pb2
+from sfmesh.v1 import instance_pb2, network_service_pb2, records_pb2
 
 from services.api.idempotency import IdempotencyKeys, record_key
-from services.api.purge import purge_once, purgeable
+from services.api.network_store import NetworkStore
+from services.api.purge import network_purgeable, purge_once, purgeable
 from services.common import instance_states as states
 from services.common.instance_store import InstanceStore
 from services.common.store import Put, Store
@@ -35,6 +36,17 @@ def test_purgeable_only_after_the_retention() -> None:
     assert not purgeable(record(states.ERROR, NOW - 1000), NOW, 60)
 
 
+def test_networks_are_purgeable_only_after_the_retention() -> None:
+    def network(state: int, deleted_at: float) -> records_pb2.NetworkRecord:
+        view = network_service_pb2.Network(uuid=str(uuid.uuid4()), state=state)  # type: ignore[arg-type]
+        return records_pb2.NetworkRecord(network=view, deleted_at=deleted_at)
+
+    deleted = network_service_pb2.NETWORK_STATE_DELETED
+    assert network_purgeable(network(deleted, NOW - 61), NOW, 60)
+    assert not network_purgeable(network(deleted, NOW - 59), NOW, 60)
+    assert not network_purgeable(network(network_service_pb2.NETWORK_STATE_CREATED, 1), NOW, 60)
+
+
 async def test_purge_once_removes_only_long_deleted_records(store: Store) -> None:
     instances, keys = InstanceStore(store), IdempotencyKeys(store)
     old = record(states.DELETED, NOW - 3600)
@@ -46,7 +58,7 @@ async def test_purge_once_removes_only_long_deleted_records(store: Store) -> Non
     key_record = records_pb2.IdempotencyRecord(instance_uuid="x", expires_at=NOW - 1)
     assert await store.commit([Put(expired_key, key_record.SerializeToString(), 0)])
 
-    assert await purge_once(instances, keys, retention=600, now=NOW) >= 1
+    assert await purge_once(instances, keys, NetworkStore(store), retention=600, now=NOW) >= 1
 
     assert await instances.get(old.instance.uuid) is None
     assert await instances.get(recent.instance.uuid) is not None
