@@ -29,8 +29,10 @@ def test_root_answers_without_auth(mesh: Mesh) -> None:
     assert reply.status_code == 200
     assert "get-instance-namespace" in reply.text
     assert "events-by-type" in reply.text
-    # Networks are not served yet, so their capabilities are not advertised.
-    assert "list-addresses" not in reply.text
+    assert "list-addresses" in reply.text  # served by NetworkService
+    # Capabilities of what is not built are not advertised.
+    assert "network-delete-async" not in reply.text
+    assert "provide-dns" not in reply.text
     assert reply.headers["x-request-id"]
 
 
