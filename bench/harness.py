@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from devmesh.mesh import Mesh, Ports, remove_domains
+from devmesh.mesh import Mesh, Ports, remove_leftovers
 
 
 @contextlib.contextmanager
@@ -35,4 +35,4 @@ def quiet_mesh(
         finally:
             mesh.stop()
             if node_agent:
-                remove_domains(mesh.node_name)
+                remove_leftovers(mesh.node_name)

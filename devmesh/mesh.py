@@ -6,8 +6,11 @@ free ports and a temporary state folder.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import IO
 import libvirt
 
 from devmesh.processes import Child, grpc_serving, http_ok, python_module, wait_until
+from services.node_agent.dataplane import node_tag
 from services.node_agent.naming import instance_of
 
 READY_TIMEOUT = 60.0
@@ -147,10 +151,39 @@ class Mesh:
         return child
 
 
+def remove_leftovers(node_name: str, uri: str = "qemu:///system") -> None:
+    """What a throwaway mesh's node agent (tests, benchmarks) may leave when
+    it stops mid-work: its libvirt domains, its network namespaces (and the
+    dnsmasq in them) and its bridges and veths."""
+    remove_domains(node_name, uri)
+    tag = node_tag(node_name)
+    for netns in _listed(["ip", "netns", "list"]):
+        if netns.startswith(f"sfn{tag}"):
+            for pid in _listed(["ip", "netns", "pids", netns]):
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
+            subprocess.run(["ip", "netns", "delete", netns], check=False, capture_output=True)
+    for link in _listed(["ip", "-o", "link", "show"], field=1):
+        name = link.split("@")[0]
+        if name.startswith((f"sfb{tag}", f"sfo{tag}")):
+            subprocess.run(["ip", "link", "delete", name], check=False, capture_output=True)
+
+
+def _listed(argv: list[str], field: int = 0) -> list[str]:
+    """One word per output line of a command (`field` after splitting on ': '
+    when > 0, else the first word)."""
+    done = subprocess.run(argv, check=False, capture_output=True, text=True)
+    words = []
+    for line in done.stdout.splitlines():
+        parts = line.split(": ") if field else line.split()
+        if len(parts) > field:
+            words.append(parts[field].strip())
+    return words
+
+
 def remove_domains(node_name: str, uri: str = "qemu:///system") -> int:
     """Destroy and undefine the libvirt domains a node agent named
-    `node_name` made (for throwaway meshes: tests and benchmarks); returns
-    how many there were."""
+    `node_name` made; returns how many there were."""
     conn = libvirt.open(uri)
     try:
         doomed = [

@@ -7,6 +7,7 @@ interceptor.
 from __future__ import annotations
 
 import contextlib
+import random
 import time
 import uuid
 
@@ -25,7 +26,7 @@ from services.api.console import ConsoleOperations
 from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
 from services.api.network_store import NetworkStore
-from services.api.networks import check_networkspecs
+from services.api.nics import PlannedNics, held_addresses, plan_nics
 from services.api.node_agents import NodeAgents
 from services.api.observation import Observation
 from services.api.power import PowerOperations
@@ -40,6 +41,8 @@ from services.common.store import Put
 from services.common.wire import wire_name
 
 PowerStateEnum = instance_pb2.PowerState.DESCRIPTOR
+NIC_ATTEMPTS = 3
+"""Creates with NICs retried when a drawn address was taken meanwhile."""
 
 
 def state_name(state: int) -> str:
@@ -67,6 +70,7 @@ class InstanceServicer(
         networks: NetworkStore,
     ) -> None:
         self._networks = networks
+        self._rng = random.SystemRandom()
         self._keys = keys
         self._scheduler = scheduler
         self._node_agents = node_agents
@@ -107,12 +111,6 @@ class InstanceServicer(
         instance = validation.build_instance(
             request, uuid=str(uuid.uuid4()), namespace=namespace, limits=self._limits
         )
-        await check_networkspecs(
-            self._networks,
-            caller().namespace,
-            namespace,
-            [spec.network_uuid for spec in request.network],
-        )
         now = time.time()
         claim: list[Put] = []
         retry_key = request.idempotency_key if request.HasField("idempotency_key") else ""
@@ -124,14 +122,22 @@ class InstanceServicer(
             claim.append(
                 IdempotencyKeys.claim(namespace, retry_key, digest, instance.uuid, now, earlier)
             )
+        nics = await self._plan_nics(request, namespace, instance)
         placement = await self._scheduler.place(instance, request_id())
         instance.node = placement.node
-        record = records_pb2.InstanceRecord(
-            instance=instance, created_at=now, create_request_id=request_id()
-        )
         written = False
         try:
-            written = await self._instances.create(record, *claim)
+            for attempt in range(NIC_ATTEMPTS):
+                if attempt:  # a random address was taken meanwhile: draw again
+                    nics = await self._plan_nics(request, namespace, instance)
+                del instance.interfaces[:]
+                instance.interfaces.extend(nics.interfaces)
+                record = records_pb2.InstanceRecord(
+                    instance=instance, created_at=now, create_request_id=request_id()
+                )
+                written = await self._instances.create(record, *claim, *nics.reservations)
+                if written or not nics.reservations:
+                    break
         finally:
             if not written:
                 await self._scheduler.release(placement)
@@ -143,6 +149,21 @@ class InstanceServicer(
             raise errors.Aborted("a concurrent create got in the way; try again")
         self._record_creation(instance)
         return instance
+
+    async def _plan_nics(
+        self,
+        request: instance_service_pb2.CreateInstanceRequest,
+        namespace: str,
+        instance: instance_pb2.Instance,
+    ) -> PlannedNics:
+        return await plan_nics(
+            self._networks,
+            caller().namespace,
+            namespace,
+            instance.uuid,
+            request.network,
+            self._rng,
+        )
 
     async def _first_created(self, uuid: str) -> instance_pb2.Instance:
         """The instance a retried create's first attempt made."""
@@ -188,7 +209,8 @@ class InstanceServicer(
         """Delete an instance with compare-and-swap; its events are recorded
         only by the writer that won, so the history tells one story."""
         uuid = stored.record.instance.uuid
-        await self._instances.update(stored, _deleted)
+        record = await self._instances.update(stored, _deleted)
+        await self._networks.release(held_addresses(record.instance))
         self._events.audit(uuid, audit)
         self._events.attribute_set(uuid, "state", state_name(states.DELETED))
 

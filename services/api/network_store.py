@@ -6,10 +6,12 @@ is a create-only write, so two writers can never take the same address or id."""
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
-from sfmesh.v1 import records_pb2
+from sfmesh.v1 import network_service_pb2, records_pb2
 
 from services.common import errors
 from services.common.store import Delete, Put, Store, key, kind_prefix
@@ -92,10 +94,39 @@ class NetworkStore:
         at = key("network", stored.record.network.uuid)
         return await self._store.commit([Delete(at, stored.mod_revision)])
 
-    async def release_all(self, network_uuid: str, vxlan_id: int) -> None:
-        """Give back every address and the VXLAN id of a deleted network."""
+    async def finish_delete(self, stored: StoredNetwork) -> records_pb2.NetworkRecord:
+        """Mark a network deleted (compare-and-swap), then give back its
+        addresses and VXLAN id."""
+
+        def deleted(record: records_pb2.NetworkRecord) -> None:
+            if record.network.state == network_service_pb2.NETWORK_STATE_DELETED:
+                raise errors.NotFound("network not found")
+            record.network.state = network_service_pb2.NETWORK_STATE_DELETED
+            record.network.ClearField("floating_gateway")
+            record.deleted_at = time.time()
+
+        record = await self.update(stored, deleted)
+        network = record.network
         doomed = [
-            Delete(address_key(network_uuid, a.reservation.address))
-            for a in await self.addresses(network_uuid)
+            Delete(address_key(network.uuid, a.reservation.address))
+            for a in await self.addresses(network.uuid)
         ]
-        await self._store.commit([*doomed, Delete(vxlan_key(vxlan_id))])
+        await self._store.commit([*doomed, Delete(vxlan_key(network.vxlan_id))])
+        return record
+
+    async def release(self, held: Sequence[tuple[str, str]]) -> None:
+        """Give back instance addresses ((network uuid, address) pairs); a
+        network waiting for them to go is then deleted."""
+        if not held:
+            return
+        await self._store.commit([Delete(address_key(net, address)) for net, address in held])
+        for network_uuid in {net for net, _ in held}:
+            stored = await self.get(network_uuid)
+            if stored is None:
+                continue
+            if stored.record.network.state != network_service_pb2.NETWORK_STATE_DELETE_WAIT:
+                continue
+            remaining = await self.addresses(network_uuid)
+            if not any(a.reservation.type == "instance" for a in remaining):
+                with contextlib.suppress(errors.NotFound):  # finished by another: fine
+                    await self.finish_delete(stored)

@@ -26,7 +26,6 @@ from services.api.store import NamespaceStore
 from services.api.visibility import SYSTEM, as_uuid, can_see
 from services.common import errors
 from services.common.interceptors import caller
-from services.common.wire import wire_name
 
 State = network_service_pb2.NetworkState
 LISTED = frozenset(
@@ -72,7 +71,7 @@ class NetworkServicer(NetworkMetadata, network_service_pb2_grpc.NetworkServiceSe
         network.metadata.SetInParent()
         now = time.time()
         held = [
-            _reservation(address, kind, ["network", network.uuid], now)
+            reservation(address, kind, ["network", network.uuid], now)
             for address, kind in ipam.held_by_network(block)
         ]
         for _ in range(CREATE_ATTEMPTS):  # a random VXLAN id already taken: draw again
@@ -129,20 +128,18 @@ class NetworkServicer(NetworkMetadata, network_service_pb2_grpc.NetworkServiceSe
         return reply
 
     async def _delete(self, stored: StoredNetwork) -> network_service_pb2.Network:
-        """Mark a network deleted (compare-and-swap), then give back its
-        addresses and VXLAN id. No interface can be attached yet (instances
-        take no network until the data plane lands), so it completes at once."""
+        """Delete a network: at once when no instance holds an address on it,
+        else `delete-wait` until the last one is deleted (§1.7)."""
+        held = await self._networks.addresses(stored.record.network.uuid)
+        if any(a.reservation.type == "instance" for a in held):
 
-        def deleted(record: records_pb2.NetworkRecord) -> None:
-            if record.network.state == State.NETWORK_STATE_DELETED:
-                raise errors.NotFound("network not found")
-            record.network.state = State.NETWORK_STATE_DELETED
-            record.network.ClearField("floating_gateway")
-            record.deleted_at = time.time()
+            def waiting(record: records_pb2.NetworkRecord) -> None:
+                if record.network.state == State.NETWORK_STATE_DELETED:
+                    raise errors.NotFound("network not found")
+                record.network.state = State.NETWORK_STATE_DELETE_WAIT
 
-        record = await self._networks.update(stored, deleted)
-        await self._networks.release_all(record.network.uuid, record.network.vxlan_id)
-        return record.network
+            return (await self._networks.update(stored, waiting)).network
+        return (await self._networks.finish_delete(stored)).network
 
     async def ListNetworkAddresses(
         self,
@@ -199,32 +196,8 @@ async def resolve_network(
     return matches[0]
 
 
-async def check_networkspecs(
-    networks: NetworkStore, namespace: str, target: str, refs: list[str]
-) -> None:
-    """Instances reference §4.8 checks 3, 4, 6 and 7 for each networkspec:
-    the network exists for the caller (400 ambiguous, 404), is created
-    (406) and is in the instance's namespace (404). Then 501: NICs arrive
-    with the data plane, and a create must not pretend to have them."""
-    for ref in refs:
-        network = (
-            await resolve_network(networks, namespace, ref, f"network {ref} not found")
-        ).record.network
-        if network.state != State.NETWORK_STATE_CREATED:
-            name = wire_name(network_service_pb2.NetworkState.DESCRIPTOR, network.state)
-            raise errors.NotReady(f"network {network.uuid} is not ready ({name})")
-        if network.namespace != target:
-            raise errors.NotFound(f"network {network.uuid} does not exist")
-    if refs:
-        raise errors.Unimplemented(
-            "instance network interfaces are not available yet (the data plane comes "
-            "with the networks issue); create the instance without networks"
-        )
-
-
-def _reservation(
-    address: str, kind: str, user: list[str], when: float
-) -> records_pb2.AddressRecord:
+def reservation(address: str, kind: str, user: list[str], when: float) -> records_pb2.AddressRecord:
+    """An address held by `user` ([object type, uuid]) since `when`."""
     return records_pb2.AddressRecord(
         reservation=network_service_pb2.AddressReservation(
             address=address, type=kind, user=user, when=when

@@ -106,14 +106,6 @@ class InsufficientResources(SfmeshError):
         self.retry_after = retry_after
 
 
-class Unimplemented(SfmeshError):
-    """A part of the contract not built yet (501)."""
-
-    code = grpc.StatusCode.UNIMPLEMENTED
-    http_status = 501
-    reason = "UNIMPLEMENTED"
-
-
 class Unavailable(SfmeshError):
     """A dependency (etcd, another service) cannot be reached (503)."""
 
@@ -167,7 +159,6 @@ _BY_STATUS: dict[tuple[grpc.StatusCode, int], type[SfmeshError]] = {
         AlreadyExists,
         Aborted,
         InsufficientResources,
-        Unimplemented,
         Unavailable,
     )
 }

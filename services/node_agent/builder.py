@@ -9,6 +9,7 @@ import asyncio
 import base64
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from services.node_agent.domain_xml import (
     DiskDevice,
     DomainSpec,
     Firmware,
+    NicDevice,
     device_names,
     render_domain,
 )
@@ -134,7 +136,10 @@ class Builder:
             )
 
     async def lay_out(
-        self, instance: instance_pb2.Instance, images: list[CachedImage | None]
+        self,
+        instance: instance_pb2.Instance,
+        images: list[CachedImage | None],
+        bridges: Mapping[str, str],
     ) -> LaidOut:
         """Disks, config drive and the domain XML of an instance."""
         folder = self.folder(instance.uuid)
@@ -174,7 +179,14 @@ class Builder:
             virt_type=self._virt_type,
             machine=instance.machine_type or "pc",
             disks=tuple(devices),
-            nics=(),
+            nics=tuple(
+                NicDevice(
+                    mac=nic.macaddr,
+                    model=_wire(instance_pb2.NicModel.DESCRIPTOR, nic.model, "virtio"),
+                    bridge=bridges[nic.network_uuid],
+                )
+                for nic in sorted(instance.interfaces, key=lambda nic: nic.order)
+            ),
             video_model=_wire(instance_pb2.VideoModel.DESCRIPTOR, instance.video.model, "cirrus"),
             video_vram_kib=instance.video.memory or DEFAULT_VIDEO_KIB,
             console_log=self.console_log(instance.uuid),

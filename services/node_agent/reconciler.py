@@ -25,7 +25,9 @@ from services.common.events import EventSink
 from services.common.instance_store import InstanceStore, StoredInstance
 from services.common.wire import wire_name
 from services.node_agent.builder import Builder, BuildError
+from services.node_agent.dataplane import DataPlaneError
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
+from services.node_agent.networking import InstanceNetworking, NetworkGone
 
 log = logging.getLogger("sfmesh.node_agent")
 
@@ -79,12 +81,14 @@ class Reconciler:
         records: InstanceStore,
         lookup: Callable[[str], StoredInstance | None],
         builder: Builder,
+        networking: InstanceNetworking,
         hypervisor: Hypervisor,
         emitter: EventSink,
     ) -> None:
         self._records = records
         self._lookup = lookup
         self._builder = builder
+        self._networking = networking
         self._hypervisor = hypervisor
         self._emitter = emitter
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -159,7 +163,7 @@ class Reconciler:
     async def _converge(self, uuid: str) -> None:
         stored = self._lookup(uuid)
         if stored is None:  # purged, or placed elsewhere: nothing of it stays here
-            await self._builder.tear_down(uuid)
+            await self._tear_down(uuid)
             return
         state = stored.record.instance.state
         if state in BUILDING:
@@ -169,10 +173,10 @@ class Reconciler:
         elif state in (states.DELETED, states.DELETE_WAIT):
             await self._delete(stored)
         elif state in FAILED:
-            await self._builder.tear_down(uuid)
+            await self._tear_down(uuid)
             await self._move(stored, state, states.ERROR)
         elif state == states.ERROR:
-            await self._builder.tear_down(uuid)
+            await self._tear_down(uuid)
 
     async def _create(self, stored: StoredInstance) -> None:
         instance = stored.record.instance
@@ -187,7 +191,8 @@ class Reconciler:
             if state == states.PREFLIGHT:
                 stored = await self._move(stored, state, states.CREATING)
                 state = states.CREATING
-            domain = await self._builder.lay_out(instance, images)
+            bridges = await self._networking.attach(instance)
+            domain = await self._builder.lay_out(instance, images, bridges)
             stages.seconds.update(domain.seconds)
             # The follower's copy may lag this node's own writes: start
             # nothing unless etcd still says creating (a second pass over an
@@ -197,7 +202,7 @@ class Reconciler:
                 await self._hypervisor.define(domain.xml)
             with stages("boot"):
                 await self._hypervisor.boot(uuid)
-        except (BuildError, HypervisorError) as exc:
+        except (BuildError, HypervisorError, NetworkGone, DataPlaneError) as exc:
             await self._fail(stored, state, str(exc))
             return
 
@@ -205,6 +210,8 @@ class Reconciler:
             record.instance.power_state = Power.POWER_STATE_ON
             del record.instance.disks[:]
             record.instance.disks.extend(domain.disks)
+            for nic in record.instance.interfaces:
+                nic.state = instance_pb2.INTERFACE_STATE_CREATED
 
         await self._move(stored, states.CREATING, states.CREATED, created)
         self._status(
@@ -213,6 +220,11 @@ class Reconciler:
             duration=sum(stages.seconds.values()),
             extra={"seconds": {name: round(value, 6) for name, value in stages.seconds.items()}},
         )
+
+    async def _tear_down(self, uuid: str) -> None:
+        """The domain and files go, then this node's share of its networks."""
+        await self._builder.tear_down(uuid)
+        await self._networking.detach(uuid)
 
     async def _still(self, uuid: str, state: int) -> None:
         """Superseded unless etcd shows the instance in `state` now."""
@@ -224,6 +236,7 @@ class Reconciler:
         """After a restart, or a change to a running instance: the domain must
         still exist, and the record must show its real power state."""
         uuid = stored.record.instance.uuid
+        await self._networking.attach(stored.record.instance)  # after a restart, say
         try:
             power = await self._hypervisor.state(uuid)
         except HypervisorError as exc:
@@ -236,7 +249,7 @@ class Reconciler:
 
     async def _delete(self, stored: StoredInstance) -> None:
         instance = stored.record.instance
-        await self._builder.tear_down(instance.uuid)
+        await self._tear_down(instance.uuid)
         if instance.state == states.DELETE_WAIT:
             stored = await self._move(stored, states.DELETE_WAIT, states.DELETED)
         if stored.record.instance.power_state != Power.POWER_STATE_OFF:
@@ -257,7 +270,7 @@ class Reconciler:
 
         failing = FAILING[state]
         stored = await self._move(stored, state, failing, with_reason)
-        await self._builder.tear_down(uuid)
+        await self._tear_down(uuid)
         await self._move(stored, failing, states.ERROR)
 
     async def _move(

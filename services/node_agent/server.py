@@ -21,8 +21,10 @@ from services.common.store import Store
 from services.common.tokens import InternalCredentials
 from services.node_agent import facts, naming, reporter
 from services.node_agent.builder import Builder
+from services.node_agent.dataplane import DataPlane
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.images import ImageCache
+from services.node_agent.networking import InstanceNetworking
 from services.node_agent.placed import PlacedInstances
 from services.node_agent.reconciler import Reconciler
 from services.node_agent.servicer import NodeAgentServicer
@@ -97,6 +99,11 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         records=records,
         lookup=placed.get,
         builder=builder,
+        networking=InstanceNetworking(
+            store,
+            DataPlane(config.node_name, config.mesh.state_dir / "networks"),
+            placed.hosted,
+        ),
         hypervisor=hypervisor,
         emitter=emitter,
     )

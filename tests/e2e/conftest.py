@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devmesh.mesh import Mesh, Ports, remove_domains
+from devmesh.mesh import Mesh, Ports, remove_leftovers
 
 NODE = f"e2e-{uuid.uuid4().hex[:6]}"
 """This run's node name: its domains are `sfmesh-<NODE>-<uuid>`."""
@@ -37,7 +37,7 @@ def mesh(boot_sector_url: str) -> Iterator[Mesh]:
         yield running
     finally:
         running.stop()
-        remove_domains(NODE)
+        remove_leftovers(NODE)
         shutil.rmtree(state_dir, ignore_errors=True)
 
 

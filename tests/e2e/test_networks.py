@@ -1,6 +1,5 @@
 """Networks through the whole mesh (other-apis §1): REST and the official
-client. Their data plane and instance NICs are not built yet: a create that
-asks for a NIC on a real network answers 501 and writes nothing."""
+client. Instance NICs on them are in test_nics.py."""
 
 from __future__ import annotations
 
@@ -108,16 +107,21 @@ def test_other_namespaces_see_nothing_and_names_can_be_ambiguous(
     )
 
 
-def test_an_instance_nic_is_refused_until_the_data_plane_exists(rest: httpx.Client) -> None:
-    network = rest.post("/networks", json={"netblock": "10.60.0.0/24", "name": fresh("nic")}).json()
+def test_a_nic_needs_a_network_of_the_instances_namespace(rest: httpx.Client) -> None:
+    other = fresh("nicns")
+    made = rest.post("/auth/namespaces", json={"namespace": other, "key_name": "k", "key": "s"})
+    assert made.status_code == 200, made.text
+    theirs = rest.post(
+        "/networks", json={"netblock": "10.60.0.0/24", "name": fresh("nic"), "namespace": other}
+    ).json()
     spec = {"name": "nic-vm", "cpus": 1, "memory": 128, "disk": [{"size": 1}]}
     before = len(rest.get("/instances", params={"all": True}).json())
     unknown = rest.post("/instances", json={**spec, "network": [{"network_uuid": "nope"}]})
     assert unknown.status_code == 404
     assert unknown.json()["error"] == "network nope not found"
-    real = rest.post("/instances", json={**spec, "network": [{"network_uuid": network["uuid"]}]})
-    assert real.status_code == 501
-    assert "not available yet" in real.json()["error"]
+    foreign = rest.post("/instances", json={**spec, "network": [{"network_uuid": theirs["uuid"]}]})
+    assert foreign.status_code == 404
+    assert foreign.json()["error"] == f"network {theirs['uuid']} does not exist"
     assert len(rest.get("/instances", params={"all": True}).json()) == before
 
 

@@ -1,0 +1,135 @@
+"""Instance NICs at create (instances reference §4.8): each networkspec's
+network is resolved and checked, an address reserved (the one asked for, or
+a free one at random) and a MAC chosen. The reservations are create-only
+writes that join the create's one transaction, so two creates can never take
+the same address, and a refused create takes none."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import time
+import uuid as uuid_module
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sfmesh.v1 import instance_pb2, network_service_pb2
+
+from services.api import ipam
+from services.api.network_store import NetworkStore, address_key
+from services.api.networks import reservation, resolve_network
+from services.common import errors
+from services.common.store import Put
+from services.common.wire import wire_name
+
+NO_ADDRESS = ("", "none")
+
+
+@dataclass(frozen=True)
+class PlannedNics:
+    """The interfaces of a new instance and the writes that reserve them."""
+
+    interfaces: list[instance_pb2.Interface]
+    reservations: list[Put]
+
+
+def random_mac(rng: random.Random) -> str:
+    """A locally administered MAC, 02:00:00:xx:xx:xx (reference §1.10). Pure."""
+    return "02:00:00:" + ":".join(f"{rng.randrange(256):02x}" for _ in range(3))
+
+
+def wanted_address(block: ipaddress.IPv4Network, spec: instance_pb2.NetworkSpec) -> str | None:
+    """The address a spec asks for: None for a random one, "" for none. Pure."""
+    if not spec.HasField("address"):
+        return None
+    if spec.address.strip().lower() in NO_ADDRESS:
+        return ""
+    try:
+        address = ipaddress.IPv4Address(spec.address.strip())
+    except ValueError as exc:
+        raise errors.InvalidArgument(f"address {spec.address} is not an IPv4 address") from exc
+    if address not in block:
+        raise errors.InvalidArgument(
+            "network specification requests an address outside the range of the network"
+        )
+    return str(address)
+
+
+def pick_free(block: ipaddress.IPv4Network, taken: set[str], rng: random.Random) -> str:
+    """A free host address: a few random tries, then a scan from the start
+    (507 when the block is full). Pure."""
+    hosts = block.num_addresses - 2
+    for _ in range(5):
+        candidate = str(block.network_address + rng.randrange(1, hosts + 1))
+        if candidate not in taken:
+            return candidate
+    for index in range(1, hosts + 1):
+        candidate = str(block.network_address + index)
+        if candidate not in taken:
+            return candidate
+    raise errors.InsufficientResources("No free addresses on network")
+
+
+async def plan_nics(
+    networks: NetworkStore,
+    caller_namespace: str,
+    target_namespace: str,
+    instance_uuid: str,
+    specs: Sequence[instance_pb2.NetworkSpec],
+    rng: random.Random,
+) -> PlannedNics:
+    """Check every spec in the reference's order, then reserve: 400 ambiguous
+    name or address outside the block, 404 unknown network, 406 network not
+    ready, 404 network of another namespace, 409 address in use, 507 full."""
+    plan = PlannedNics([], [])
+    claimed: dict[str, set[str]] = {}
+    now = time.time()
+    for order, spec in enumerate(specs):
+        ref = spec.network_uuid
+        stored = await resolve_network(networks, caller_namespace, ref, f"network {ref} not found")
+        network = stored.record.network
+        block = ipam.parse_netblock(network.netblock)
+        wanted = wanted_address(block, spec)
+        if network.state != network_service_pb2.NETWORK_STATE_CREATED:
+            state = wire_name(network_service_pb2.NetworkState.DESCRIPTOR, network.state)
+            raise errors.NotReady(f"network {network.uuid} is not ready ({state})")
+        if network.namespace != target_namespace:
+            raise errors.NotFound(f"network {network.uuid} does not exist")
+        if network.uuid not in claimed:
+            held = await networks.addresses(network.uuid)
+            claimed[network.uuid] = {a.reservation.address for a in held}
+        taken = claimed[network.uuid]
+        if wanted and wanted in taken:
+            raise errors.Conflict(f"address {wanted} in use", reason="ADDRESS_IN_USE")
+        address = pick_free(block, taken, rng) if wanted is None else wanted
+        interface = instance_pb2.Interface(
+            uuid=str(uuid_module.uuid4()),
+            state=instance_pb2.INTERFACE_STATE_INITIAL,
+            network_uuid=network.uuid,
+            instance_uuid=instance_uuid,
+            macaddr=spec.macaddress
+            if spec.HasField("macaddress") and spec.macaddress
+            else random_mac(rng),
+            order=order,
+            model=spec.model or instance_pb2.NIC_MODEL_VIRTIO,
+            version=1,
+        )
+        interface.metadata.SetInParent()
+        if address:
+            interface.ipv4 = address
+            taken.add(address)
+            held_by = reservation(address, "instance", ["instance", instance_uuid], now)
+            plan.reservations.append(
+                Put(address_key(network.uuid, address), held_by.SerializeToString(), 0)
+            )
+        plan.interfaces.append(interface)
+    return plan
+
+
+def held_addresses(instance: instance_pb2.Instance) -> list[tuple[str, str]]:
+    """(network uuid, address) of every address an instance holds. Pure."""
+    return [
+        (interface.network_uuid, interface.ipv4)
+        for interface in instance.interfaces
+        if interface.HasField("ipv4")
+    ]

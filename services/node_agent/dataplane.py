@@ -1,0 +1,294 @@
+"""A network's data plane on one node: a Linux bridge that guests' taps join,
+a network namespace holding the gateway address on a veth whose other end is
+on the bridge and, when the network provides DHCP, a dnsmasq inside that
+namespace that hands out only the pinned addresses (static mode, DNS off).
+
+Every kernel name comes from `names(node, vxlan_id)`, so several agents on one
+machine keep apart and nothing else is ever touched. dnsmasq daemonizes (and
+so outlives an agent restart); it is found again through its pid file and
+stopped only when /proc shows the dnsmasq started with that very pid file.
+Its files live in `<root>/<network uuid>/`: `hosts` (`<mac>,<ipv4>` a line,
+re-read on SIGHUP), `leases`, `dnsmasq.pid`, `dnsmasq.log`. dnsmasq runs as
+`nobody`, so every folder above `hosts` must be traversable by others.
+
+Commands run without a shell: `ip` (iproute2) and `ip netns exec <ns> dnsmasq`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import ipaddress
+import os
+import re
+import shlex
+import shutil
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.node_agent.naming import is_uuid
+
+MAX_VXLAN_ID = 2**24 - 1
+NETNS_DIR = Path("/run/netns")  # where `ip netns add` names namespaces
+STOP_WAIT = 5.0  # seconds dnsmasq gets to exit after SIGTERM, then after SIGKILL
+
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+
+
+class DataPlaneError(Exception):
+    """A command failed; the message holds the command and its stderr."""
+
+
+@dataclass(frozen=True)
+class NetworkPlan:
+    """What a node needs to know of a network to carry it. The methods of
+    `DataPlane` raise ValueError for a uuid that is not a canonical uuid, a
+    vxlan id out of range or a netblock that is not an IPv4 network of 4+
+    addresses."""
+
+    uuid: str
+    vxlan_id: int  # 1 .. 2**24-1
+    netblock: str  # IPv4 CIDR, e.g. "10.250.0.0/24"
+    provide_dhcp: bool
+
+
+@dataclass(frozen=True)
+class Names:
+    """The kernel names of one network's pieces on one node (15 chars each)."""
+
+    bridge: str  # what guests' taps join
+    outer: str  # the veth end on the bridge
+    inner: str  # the veth end inside the namespace, holding the gateway
+    netns: str  # the network namespace
+
+
+def node_tag(node: str) -> str:
+    """The 6 hex digits of sha256(node) in every name node `node` uses. Pure."""
+    return hashlib.sha256(node.encode()).hexdigest()[:6]
+
+
+def names(node: str, vxlan_id: int) -> Names:
+    """The names node `node` uses for network `vxlan_id`: a kind letter, 6 hex
+    digits of sha256(node) and the id as 6 hex digits. Pure."""
+    if not 1 <= vxlan_id <= MAX_VXLAN_ID:
+        raise ValueError(f"vxlan id {vxlan_id} is outside 1..{MAX_VXLAN_ID}")
+    suffix = node_tag(node) + f"{vxlan_id:06x}"
+    return Names(
+        bridge=f"sfb{suffix}", outer=f"sfo{suffix}", inner=f"sfi{suffix}", netns=f"sfn{suffix}"
+    )
+
+
+class DataPlane:
+    """Builds, updates and tears down the data plane of networks on one node."""
+
+    def __init__(self, node: str, root: Path) -> None:
+        """`root` holds a folder of dnsmasq files per network (`<state>/networks`)."""
+        self.node = node
+        self.root = Path(root)
+        self._lock = asyncio.Lock()  # one change at a time: each is a few quick commands
+
+    async def ensure(self, plan: NetworkPlan) -> str:
+        """Create whatever of the network's pieces is missing, and start or stop
+        dnsmasq as `plan.provide_dhcp` says. Returns the bridge's name."""
+        n = names(self.node, plan.vxlan_id)
+        network, gateway = _block(plan)
+        folder = self._folder(plan)
+        async with self._lock:
+            if not await _link_exists(n.bridge):
+                await _run(
+                    "ip", "link", "add", n.bridge, "type", "bridge",
+                    "stp_state", "0", "forward_delay", "0",
+                )  # fmt: skip
+            await _run("ip", "link", "set", n.bridge, "up")
+            if not (NETNS_DIR / n.netns).exists():
+                # A namespace deleted under a running dnsmasq lives on unnamed,
+                # holding the inner veth: clear both before starting afresh.
+                await _stop_dnsmasq(folder)
+                await _delete_link(n.outer)
+                await _run("ip", "netns", "add", n.netns)
+            if not await _link_exists(n.outer):
+                await _run(
+                    "ip", "link", "add", n.outer, "type", "veth",
+                    "peer", "name", n.inner, "netns", n.netns,
+                )  # fmt: skip
+            await _run("ip", "link", "set", n.outer, "master", n.bridge, "up")
+            await _run("ip", "-n", n.netns, "link", "set", "lo", "up")
+            await _run(
+                "ip", "-n", n.netns, "addr", "replace",
+                f"{gateway}/{network.prefixlen}", "dev", n.inner,
+            )  # fmt: skip
+            await _run("ip", "-n", n.netns, "link", "set", n.inner, "up")
+            if plan.provide_dhcp:
+                await _start_dnsmasq(folder, n, network, gateway)
+            else:
+                await _stop_dnsmasq(folder)
+        return n.bridge
+
+    async def set_hosts(self, plan: NetworkPlan, pins: Mapping[str, str]) -> None:
+        """Make dnsmasq serve exactly `pins` (MAC -> IPv4 address in the block):
+        replace the hosts file atomically and SIGHUP dnsmasq when it runs.
+        No-op without DHCP. Raises ValueError on a bad MAC or address."""
+        if not plan.provide_dhcp:
+            return
+        text = _hosts_text(plan, pins)
+        folder = self._folder(plan)
+        async with self._lock:
+            _make_folders(folder)
+            _write_readable(folder / "hosts", text)
+            pid = _dnsmasq_pid(folder)
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGHUP)
+
+    async def remove(self, plan: NetworkPlan) -> None:
+        """Tear down whatever is left of the network on this node: dnsmasq, the
+        veth, the namespace, the bridge and the network's folder."""
+        n = names(self.node, plan.vxlan_id)
+        folder = self._folder(plan)
+        async with self._lock:
+            await _stop_dnsmasq(folder)
+            await _delete_link(n.outer)
+            if (NETNS_DIR / n.netns).exists():
+                await _run("ip", "netns", "delete", n.netns)
+            await _delete_link(n.bridge)
+            if folder.exists():
+                shutil.rmtree(folder)
+
+    def _folder(self, plan: NetworkPlan) -> Path:
+        if not is_uuid(plan.uuid):
+            raise ValueError(f"network uuid {plan.uuid!r} is not a canonical uuid")
+        return self.root / plan.uuid
+
+
+def _block(plan: NetworkPlan) -> tuple[ipaddress.IPv4Network, ipaddress.IPv4Address]:
+    """The network's block and its gateway, the block's first host."""
+    network = ipaddress.IPv4Network(plan.netblock)
+    if network.num_addresses < 4:
+        raise ValueError(f"netblock {network} has no room for a gateway and a guest")
+    return network, network.network_address + 1
+
+
+def _hosts_text(plan: NetworkPlan, pins: Mapping[str, str]) -> str:
+    """dnsmasq's --dhcp-hostsfile for `pins`, one `<mac>,<ipv4>` a line."""
+    network, gateway = _block(plan)
+    reserved = {network.network_address, network.broadcast_address, gateway}
+    lines: dict[str, ipaddress.IPv4Address] = {}
+    for mac, address in pins.items():
+        if not _MAC.fullmatch(mac.lower()):
+            raise ValueError(f"{mac!r} is not a MAC address")
+        ip = ipaddress.IPv4Address(address)
+        if ip not in network or ip in reserved:
+            raise ValueError(f"{ip} is not a guest address of {network}")
+        lines[mac.lower()] = ip
+    if len(set(lines.values())) != len(lines):
+        raise ValueError("an address is pinned to more than one MAC")
+    return "".join(f"{mac},{ip}\n" for mac, ip in sorted(lines.items()))
+
+
+def _make_folders(folder: Path) -> None:
+    """`folder` and its parent, traversable by dnsmasq's user `nobody`."""
+    for path in (folder.parent, folder):
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o755)
+
+
+def _write_readable(path: Path, text: str) -> None:
+    """Replace `path` atomically by a file of `text` that anyone can read."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    temporary.chmod(0o644)
+    temporary.replace(path)
+
+
+async def _start_dnsmasq(
+    folder: Path, n: Names, network: ipaddress.IPv4Network, gateway: ipaddress.IPv4Address
+) -> None:
+    """Start the network's dnsmasq inside its namespace unless it runs."""
+    if _dnsmasq_pid(folder) is not None:
+        return
+    _make_folders(folder)
+    hosts = folder / "hosts"
+    if not hosts.exists():
+        _write_readable(hosts, "")
+    # dnsmasq returns once its daemon serves, or fails with the reason on stderr.
+    await _run(
+        "ip", "netns", "exec", n.netns, "dnsmasq",
+        "--conf-file=/dev/null",
+        "--port=0",
+        f"--interface={n.inner}",
+        "--bind-interfaces",
+        "--except-interface=lo",
+        f"--dhcp-range={network.network_address},static,{network.netmask},1h",
+        f"--dhcp-hostsfile={hosts}",
+        f"--dhcp-option=3,{gateway}",
+        "--dhcp-authoritative",
+        "--no-ping",
+        f"--dhcp-leasefile={folder / 'leases'}",
+        f"--pid-file={folder / 'dnsmasq.pid'}",
+        "--log-dhcp",
+        f"--log-facility={folder / 'dnsmasq.log'}",
+    )  # fmt: skip
+
+
+async def _stop_dnsmasq(folder: Path) -> None:
+    """Stop the network's dnsmasq if it runs: SIGTERM, then SIGKILL."""
+    pid = _dnsmasq_pid(folder)
+    if pid is None:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        for _ in range(int(STOP_WAIT / 0.02)):
+            if _dnsmasq_pid(folder) != pid:
+                return
+            await asyncio.sleep(0.02)
+    raise DataPlaneError(f"dnsmasq {pid} did not stop")
+
+
+def _dnsmasq_pid(folder: Path) -> int | None:
+    """The pid of the dnsmasq running with `folder`'s pid file, if any: the
+    pid file's process counts only when its command line names that file."""
+    pid_file = folder / "dnsmasq.pid"
+    try:
+        pid = int(pid_file.read_text())
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    ours = os.path.basename(argv[0]) == b"dnsmasq" and f"--pid-file={pid_file}".encode() in argv
+    return pid if ours else None
+
+
+async def _link_exists(name: str) -> bool:
+    """Whether an interface `name` exists in this process's namespace."""
+    child = await asyncio.create_subprocess_exec(
+        "ip", "link", "show", "dev", name,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    return await child.wait() == 0
+
+
+async def _delete_link(name: str) -> None:
+    """Delete interface `name` (a veth takes its peer along) if it exists."""
+    if await _link_exists(name):
+        await _run("ip", "link", "delete", name)
+
+
+async def _run(*argv: str) -> None:
+    """Run a command; raise DataPlaneError with its stderr when it fails."""
+    child = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await child.communicate()
+    if child.returncode != 0:
+        raise DataPlaneError(
+            f"{shlex.join(argv)} failed (exit {child.returncode}): "
+            f"{stderr.decode(errors='replace').strip()}"
+        )

@@ -1,0 +1,100 @@
+"""Instance NICs on this node: before a domain starts, the data plane of
+each network it uses is made ready (`dataplane.py`) and DHCP pins the NIC's
+address to its MAC; once the last instance here leaves a network, its data
+plane here goes too."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sfmesh.v1 import instance_pb2, records_pb2
+
+from services.common import instance_states as states
+from services.common.store import Store, key
+from services.node_agent.dataplane import DataPlane, NetworkPlan
+
+
+class NetworkGone(Exception):
+    """An instance's network record no longer exists."""
+
+
+class InstanceNetworking:
+    """Attaches and detaches this node's instances to their networks."""
+
+    def __init__(
+        self,
+        store: Store,
+        dataplane: DataPlane,
+        hosted: Callable[[], list[instance_pb2.Instance]],
+    ) -> None:
+        self._store = store
+        self._dataplane = dataplane
+        self._hosted = hosted
+        self._plans: dict[str, NetworkPlan] = {}
+
+    async def attach(self, instance: instance_pb2.Instance) -> dict[str, str]:
+        """Make every network of `instance` ready here, with its pins;
+        returns network uuid -> the bridge its NICs join."""
+        bridges = {}
+        for network_uuid in sorted({nic.network_uuid for nic in instance.interfaces}):
+            plan = await self._plan(network_uuid)
+            bridges[network_uuid] = await self._dataplane.ensure(plan)
+            await self._dataplane.set_hosts(plan, self._pins(network_uuid, also=instance))
+        return bridges
+
+    async def detach(self, instance_uuid: str) -> None:
+        """`instance_uuid` left this node: drop its pins, and the data plane of
+        every network no instance here uses any more."""
+        for network_uuid, plan in list(self._plans.items()):
+            pins = self._pins(network_uuid, without=instance_uuid)
+            if pins or self._users(network_uuid, without=instance_uuid):
+                await self._dataplane.set_hosts(plan, pins)
+            else:
+                await self._dataplane.remove(plan)
+                del self._plans[network_uuid]
+
+    async def _plan(self, network_uuid: str) -> NetworkPlan:
+        item = await self._store.get(key("network", network_uuid))
+        if item is None:
+            raise NetworkGone(f"network {network_uuid} does not exist")
+        network = records_pb2.NetworkRecord.FromString(item.value).network
+        plan = NetworkPlan(
+            uuid=network.uuid,
+            vxlan_id=network.vxlan_id,
+            netblock=network.netblock,
+            provide_dhcp=network.provide_dhcp,
+        )
+        self._plans[network_uuid] = plan
+        return plan
+
+    def _live(self, without: str = "") -> list[instance_pb2.Instance]:
+        return [
+            instance
+            for instance in self._hosted()
+            if instance.uuid != without and instance.state not in (states.DELETED, states.ERROR)
+        ]
+
+    def _users(self, network_uuid: str, without: str) -> bool:
+        return any(
+            nic.network_uuid == network_uuid
+            for instance in self._live(without)
+            for nic in instance.interfaces
+        )
+
+    def _pins(
+        self,
+        network_uuid: str,
+        *,
+        also: instance_pb2.Instance | None = None,
+        without: str = "",
+    ) -> dict[str, str]:
+        """MAC -> address of every NIC with an address on the network."""
+        instances = self._live(without)
+        if also is not None:
+            instances = [i for i in instances if i.uuid != also.uuid] + [also]
+        return {
+            nic.macaddr: nic.ipv4
+            for instance in instances
+            for nic in instance.interfaces
+            if nic.network_uuid == network_uuid and nic.HasField("ipv4")
+        }

@@ -1,0 +1,153 @@
+"""Instance NICs on real networks: addresses reserved at create (explicit,
+random, none), refused when taken, outside the block or exhausted; the
+tiny Linux guest gets its pinned address by DHCP on the node's bridge;
+delete gives the addresses back, and a network waits for its last instance."""
+
+from __future__ import annotations
+
+import functools
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from guests.serve import ImageServer
+from guests.testguest import ensure_test_guest
+from tests.e2e.test_vms import created, wait_for
+
+pytestmark = pytest.mark.slow
+
+BUILD_DIR = Path(__file__).resolve().parents[2] / "build" / "guests"
+BOOT_DISK = [{"size": 1, "base": "debian:11"}]
+
+
+def network(rest: httpx.Client, netblock: str, **fields: Any) -> dict[str, Any]:
+    reply = rest.post(
+        "/networks", json={"netblock": netblock, "name": f"n-{uuid.uuid4().hex[:6]}", **fields}
+    )
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json())
+
+
+def addresses(rest: httpx.Client, net: dict[str, Any]) -> dict[str, str]:
+    listed = rest.get(f"/networks/{net['uuid']}/addresses").json()
+    return {entry["address"]: entry["type"] for entry in listed}
+
+
+def test_addresses_are_reserved_refused_and_given_back(rest: httpx.Client) -> None:
+    net = network(rest, "10.251.7.0/29")  # 5 hosts: .1 is the gateway, .2 to .6 are free
+    spec = {"cpus": 1, "memory": 128, "disk": BOOT_DISK}
+    fixed = created(
+        rest, "nic-fixed", **spec, network=[{"network_uuid": net["uuid"], "address": "10.251.7.3"}]
+    )
+    (nic,) = fixed["interfaces"]
+    assert (nic["ipv4"], nic["order"], nic["state"]) == ("10.251.7.3", 0, "created")
+    assert nic["macaddr"].startswith("02:00:00:")
+    assert rest.get(f"/instances/{fixed['uuid']}/interfaces").json() == fixed["interfaces"]
+    assert addresses(rest, net)["10.251.7.3"] == "instance"
+
+    for address, status, message in (
+        ("10.251.7.3", 409, "address 10.251.7.3 in use"),
+        ("10.251.7.1", 409, "address 10.251.7.1 in use"),  # the gateway
+        (
+            "10.9.9.9",
+            400,
+            "network specification requests an address outside the range of the network",
+        ),
+    ):
+        before = addresses(rest, net)
+        reply = rest.post(
+            "/instances",
+            json={
+                **spec,
+                "name": "nic-refused",
+                "network": [{"network_uuid": net["uuid"], "address": address}],
+            },
+        )
+        assert reply.status_code == status, reply.text
+        assert reply.json()["error"] == message
+        assert addresses(rest, net) == before
+
+    none = rest.post(
+        "/instances",
+        json={
+            **spec,
+            "name": "nic-none",
+            "network": [{"network_uuid": net["uuid"], "address": "none"}],
+        },
+    )
+    assert none.status_code == 200, none.text
+    assert (
+        "ipv4" not in none.json()["interfaces"][0] or none.json()["interfaces"][0]["ipv4"] is None
+    )
+    rest.delete(f"/instances/{none.json()['uuid']}")
+
+    randoms = [
+        rest.post(
+            "/instances",
+            json={**spec, "name": f"nic-r{i}", "network": [{"network_uuid": net["uuid"]}]},
+        ).json()
+        for i in range(4)
+    ]
+    assert sorted(r["interfaces"][0]["ipv4"] for r in randoms) == [
+        "10.251.7.2",
+        "10.251.7.4",
+        "10.251.7.5",
+        "10.251.7.6",
+    ]
+    full = rest.post(
+        "/instances", json={**spec, "name": "nic-full", "network": [{"network_uuid": net["uuid"]}]}
+    )
+    assert full.status_code == 507
+    assert full.json()["error"] == "No free addresses on network"
+
+    # A network with instances on it waits for them, then goes.
+    assert rest.delete(f"/networks/{net['uuid']}").json()["state"] == "delete-wait"
+    for made in (fixed, *randoms):
+        assert rest.delete(f"/instances/{made['uuid']}").status_code == 200
+    assert view_network(rest, net)["state"] == "deleted"
+    assert rest.get(f"/networks/{net['uuid']}/addresses").json() == []
+
+
+def view_network(rest: httpx.Client, net: dict[str, Any]) -> dict[str, Any]:
+    return dict(rest.get(f"/networks/{net['uuid']}").json())
+
+
+def test_two_linux_guests_lease_their_pinned_addresses(
+    rest: httpx.Client, image_server: ImageServer
+) -> None:
+    guest = image_server.publish("testguest-nics.raw", ensure_test_guest(BUILD_DIR).read_bytes())
+    net = network(rest, "10.251.8.0/24")
+    spec = {"cpus": 1, "memory": 128, "disk": [{"size": 1, "base": guest}]}
+    one = rest.post(
+        "/instances",
+        json={
+            **spec,
+            "name": "lease-1",
+            "network": [{"network_uuid": net["uuid"], "address": "10.251.8.23"}],
+        },
+    ).json()
+    two = rest.post(
+        "/instances", json={**spec, "name": "lease-2", "network": [{"network_uuid": net["uuid"]}]}
+    ).json()
+    try:
+        for made in (one, two):
+            nic = made["interfaces"][0]
+            line = wait_for(functools.partial(lease_line, rest, made["uuid"]), timeout=120)
+            assert f"mac={nic['macaddr']}" in line
+            assert f"ip={nic['ipv4']}/24" in line
+            assert "router=10.251.8.1" in line
+        assert one["interfaces"][0]["ipv4"] == "10.251.8.23"
+    finally:
+        for made in (one, two):
+            rest.delete(f"/instances/{made['uuid']}")
+        rest.delete(f"/networks/{net['uuid']}")
+
+
+def lease_line(rest: httpx.Client, instance_uuid: str) -> str | None:
+    console = rest.get(f"/instances/{instance_uuid}/consoledata", params={"length": -1}).content
+    found = re.search(r"TESTGUEST LEASE [^\r\n]*", console.decode(errors="replace"))
+    return found.group(0) if found else None
