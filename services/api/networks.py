@@ -16,7 +16,7 @@ import time
 import uuid as uuid_module
 
 import grpc
-from sfmesh.v1 import network_service_pb2, network_service_pb2_grpc, records_pb2
+from sfmesh.v1 import instance_pb2, network_service_pb2, network_service_pb2_grpc, records_pb2
 
 from services.api import ipam
 from services.api import namespaces as namespace_rules
@@ -24,7 +24,8 @@ from services.api.network_metadata import NetworkMetadata
 from services.api.network_store import NetworkStore, StoredNetwork
 from services.api.store import NamespaceStore
 from services.api.visibility import SYSTEM, as_uuid, can_see
-from services.common import errors
+from services.common import errors, instance_states
+from services.common.instance_store import InstanceStore
 from services.common.interceptors import caller
 
 State = network_service_pb2.NetworkState
@@ -46,10 +47,15 @@ class NetworkServicer(NetworkMetadata, network_service_pb2_grpc.NetworkServiceSe
     """Networks and their addresses in etcd."""
 
     def __init__(
-        self, networks: NetworkStore, namespaces: NamespaceStore, rng: random.Random | None = None
+        self,
+        networks: NetworkStore,
+        namespaces: NamespaceStore,
+        instances: InstanceStore,
+        rng: random.Random | None = None,
     ) -> None:
         self._networks = networks
         self._namespaces = namespaces
+        self._instances = instances
         self._rng = rng or random.SystemRandom()
 
     async def CreateNetwork(
@@ -150,6 +156,36 @@ class NetworkServicer(NetworkMetadata, network_service_pb2_grpc.NetworkServiceSe
         held = [a.reservation for a in await self._networks.addresses(network.uuid)]
         held.sort(key=lambda reservation: reservation.address)  # by string, as upstream
         return network_service_pb2.ListNetworkAddressesResponse(addresses=held)
+
+    async def ListNetworkInterfaces(
+        self,
+        request: network_service_pb2.ListNetworkInterfacesRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> network_service_pb2.ListNetworkInterfacesResponse:
+        network = (await self._resolve(request.ref)).record.network
+        reply = network_service_pb2.ListNetworkInterfacesResponse()
+        async for stored in self._instances.all():
+            instance = stored.record.instance
+            if instance.state != instance_states.DELETED:
+                reply.interfaces.extend(
+                    nic for nic in instance.interfaces if nic.network_uuid == network.uuid
+                )
+        return reply
+
+    async def GetInterface(
+        self, request: network_service_pb2.GetInterfaceRequest, context: grpc.aio.ServicerContext
+    ) -> instance_pb2.Interface:
+        """Found through the instances (a scan: NICs live in their instance's
+        record); visible to whoever sees the instance."""
+        namespace = caller().namespace
+        async for stored in self._instances.all():
+            instance = stored.record.instance
+            if not can_see(namespace, instance.namespace):
+                continue
+            for nic in instance.interfaces:
+                if nic.uuid == request.uuid:
+                    return nic
+        raise errors.NotFound("interface not found")
 
     async def _target_namespace(self, request: network_service_pb2.CreateNetworkRequest) -> str:
         """§1.2: a named namespace must exist (404); only system creates in

@@ -107,7 +107,7 @@ async def serve_api(config: ApiConfig) -> None:
             ),
             Servicer(
                 "sfmesh.v1.NetworkService",
-                NetworkServicer(networks, namespaces),
+                NetworkServicer(networks, namespaces, instance_store),
                 network_service_pb2_grpc.add_NetworkServiceServicer_to_server,
             ),
             Servicer(

@@ -48,6 +48,10 @@ def test_addresses_are_reserved_refused_and_given_back(rest: httpx.Client) -> No
     assert nic["macaddr"].startswith("02:00:00:")
     assert rest.get(f"/instances/{fixed['uuid']}/interfaces").json() == fixed["interfaces"]
     assert addresses(rest, net)["10.251.7.3"] == "instance"
+    assert rest.get(f"/networks/{net['uuid']}/interfaces").json() == [nic]
+    assert rest.get(f"/interfaces/{nic['uuid']}").json() == nic
+    missing = rest.get("/interfaces/00000000-0000-4000-8000-000000000000")
+    assert (missing.status_code, missing.json()["error"]) == (404, "interface not found")
 
     for address, status, message in (
         ("10.251.7.3", 409, "address 10.251.7.3 in use"),

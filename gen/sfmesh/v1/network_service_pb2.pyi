@@ -171,6 +171,18 @@ class ListNetworkAddressesResponse(_message.Message):
     addresses: _containers.RepeatedCompositeFieldContainer[AddressReservation]
     def __init__(self, addresses: _Optional[_Iterable[_Union[AddressReservation, _Mapping]]] = ...) -> None: ...
 
+class ListNetworkInterfacesRequest(_message.Message):
+    __slots__ = ("ref",)
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    def __init__(self, ref: _Optional[str] = ...) -> None: ...
+
+class ListNetworkInterfacesResponse(_message.Message):
+    __slots__ = ("interfaces",)
+    INTERFACES_FIELD_NUMBER: _ClassVar[int]
+    interfaces: _containers.RepeatedCompositeFieldContainer[_instance_pb2.Interface]
+    def __init__(self, interfaces: _Optional[_Iterable[_Union[_instance_pb2.Interface, _Mapping]]] = ...) -> None: ...
+
 class GetInterfaceRequest(_message.Message):
     __slots__ = ("uuid",)
     UUID_FIELD_NUMBER: _ClassVar[int]

@@ -82,6 +82,11 @@ class NetworkServiceStub:
                 request_serializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkAddressesRequest.SerializeToString,
                 response_deserializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkAddressesResponse.FromString,
                 _registered_method=True)
+        self.ListNetworkInterfaces = channel.unary_unary(
+                '/sfmesh.v1.NetworkService/ListNetworkInterfaces',
+                request_serializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkInterfacesRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkInterfacesResponse.FromString,
+                _registered_method=True)
         self.GetInterface = channel.unary_unary(
                 '/sfmesh.v1.NetworkService/GetInterface',
                 request_serializer=sfmesh_dot_v1_dot_network__service__pb2.GetInterfaceRequest.SerializeToString,
@@ -166,6 +171,13 @@ class NetworkServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListNetworkInterfaces(self, request, context):
+        """Lists the interfaces of live instances on a network.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetInterface(self, request, context):
         """Reads one interface.
         """
@@ -234,6 +246,11 @@ def add_NetworkServiceServicer_to_server(servicer, server):
                     servicer.ListNetworkAddresses,
                     request_deserializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkAddressesRequest.FromString,
                     response_serializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkAddressesResponse.SerializeToString,
+            ),
+            'ListNetworkInterfaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNetworkInterfaces,
+                    request_deserializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkInterfacesRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkInterfacesResponse.SerializeToString,
             ),
             'GetInterface': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInterface,
@@ -495,6 +512,33 @@ class NetworkService:
             '/sfmesh.v1.NetworkService/ListNetworkAddresses',
             sfmesh_dot_v1_dot_network__service__pb2.ListNetworkAddressesRequest.SerializeToString,
             sfmesh_dot_v1_dot_network__service__pb2.ListNetworkAddressesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNetworkInterfaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NetworkService/ListNetworkInterfaces',
+            sfmesh_dot_v1_dot_network__service__pb2.ListNetworkInterfacesRequest.SerializeToString,
+            sfmesh_dot_v1_dot_network__service__pb2.ListNetworkInterfacesResponse.FromString,
             options,
             channel_credentials,
             insecure,
