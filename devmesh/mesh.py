@@ -154,7 +154,7 @@ class Mesh:
 def remove_leftovers(node_name: str, uri: str = "qemu:///system") -> None:
     """What a throwaway mesh's node agent (tests, benchmarks) may leave when
     it stops mid-work: its libvirt domains, its network namespaces (and the
-    dnsmasq in them) and its bridges and veths."""
+    dnsmasq in them) and its bridges, veths and VXLAN devices."""
     remove_domains(node_name, uri)
     tag = node_tag(node_name)
     for netns in _listed(["ip", "netns", "list"]):
@@ -165,7 +165,7 @@ def remove_leftovers(node_name: str, uri: str = "qemu:///system") -> None:
             subprocess.run(["ip", "netns", "delete", netns], check=False, capture_output=True)
     for link in _listed(["ip", "-o", "link", "show"], field=1):
         name = link.split("@")[0]
-        if name.startswith((f"sfb{tag}", f"sfo{tag}")):
+        if name.startswith((f"sfb{tag}", f"sfo{tag}", f"sfx{tag}")):
             subprocess.run(["ip", "link", "delete", name], check=False, capture_output=True)
 
 

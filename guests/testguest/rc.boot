@@ -5,6 +5,7 @@
 #   TESTGUEST LEASE/NOLEASE  one per NIC, from /etc/udhcpc.script
 #   TESTGUEST CONFIGDRIVE  what the OpenStack config drive said, or "none"
 #   TESTGUEST READY        every NIC settled, config drive read
+#   TESTGUEST USERDATA     start, then exit=<status>: a user_data script ran
 exec >/dev/console 2>&1
 
 # Seconds since the kernel started, as "t=" on every marker line.
@@ -112,3 +113,17 @@ if [ -n "$dhcp_pids" ]; then
     wait $dhcp_pids
 fi
 echo "TESTGUEST READY t=$(uptime_s)"
+
+# 8. A user_data that is a script ("#!" first) runs now, in the background
+#    (init carries on and still obeys the power button), its output on the
+#    console between the two USERDATA lines.
+user_script=/mnt/config/openstack/latest/user_data
+if [ -n "$config_dev" ] && [ "$(head -c 2 "$user_script" 2>/dev/null)" = "#!" ]; then
+    cp "$user_script" /run/user-data
+    chmod 0755 /run/user-data
+    echo "TESTGUEST USERDATA start t=$(uptime_s)"
+    (
+        /run/user-data
+        echo "TESTGUEST USERDATA exit=$? t=$(uptime_s)"
+    ) &
+fi

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import socket
 
 from services.common.config import env, mesh_config
 from services.common.main import parse_arguments
+from services.node_agent.dataplane import Underlay
 from services.node_agent.facts import VIRT_TYPES
 from services.node_agent.images import DEFAULT_SHORTHANDS
 from services.node_agent.server import NodeAgentConfig, serve_node_agent
@@ -23,6 +25,16 @@ def parse_shorthands(text: str) -> dict[str, str]:
             raise argparse.ArgumentTypeError(f"image shorthand {entry!r} is not NAME=URL")
         table[name] = url
     return table
+
+
+def ipv4(text: str) -> str:
+    """An IPv4 address, or "" for none."""
+    if not text:
+        return ""
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address") from exc
 
 
 def main() -> None:
@@ -55,6 +67,24 @@ def main() -> None:
         default=parse_shorthands(env("IMAGE_SHORTHANDS", "")),
         help="NAME=URL,... disk bases added to (or replacing) the built-in table",
     )
+    extra.add_argument(
+        "--underlay-address",
+        type=ipv4,
+        default=ipv4(env("UNDERLAY_ADDRESS", "")),
+        help="the IPv4 address other nodes reach this node's VXLAN at "
+        "(default none: networks stay on this node)",
+    )
+    extra.add_argument(
+        "--underlay-netns",
+        default=env("UNDERLAY_NETNS", ""),
+        help="the network namespace holding --underlay-address (default the agent's own)",
+    )
+    extra.add_argument(
+        "--underlay-mtu",
+        type=int,
+        default=int(env("UNDERLAY_MTU", "1500")),
+        help="the underlay's MTU; guests get 50 bytes less (default 1500)",
+    )
     args = parse_arguments("node_agent", listen="127.0.0.1:13020", extra=extra)
     config = NodeAgentConfig(
         mesh=mesh_config(args),
@@ -64,6 +94,9 @@ def main() -> None:
         virt_type=args.virt_type,
         libvirt_uri=args.libvirt_uri,
         image_shorthands={**DEFAULT_SHORTHANDS, **args.image_shorthands},
+        underlay=Underlay(args.underlay_address, args.underlay_netns, args.underlay_mtu)
+        if args.underlay_address
+        else None,
     )
     asyncio.run(serve_node_agent(config))
 

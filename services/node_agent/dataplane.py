@@ -3,6 +3,14 @@ a network namespace holding the gateway address on a veth whose other end is
 on the bridge and, when the network provides DHCP, a dnsmasq inside that
 namespace that hands out only the pinned addresses (static mode, DNS off).
 
+With an underlay, the bridge also holds a VXLAN device of the network's id
+that floods to every peer node (all-zero FDB entries, MACs learnt), so one
+network spans nodes. Every node runs the same gateway for its own guests:
+the gateway's veth and the VXLAN device are isolated bridge ports, so one
+node's gateway and DHCP never answer another node's guests. The VXLAN socket
+lives in the underlay's namespace (where the device is made, before it moves
+to the bridge's), which lets an operator keep the underlay apart.
+
 Every kernel name comes from `names(node, vxlan_id)`, so several agents on one
 machine keep apart and nothing else is ever touched. dnsmasq daemonizes (and
 so outlives an agent restart); it is found again through its pid file and
@@ -11,7 +19,8 @@ Its files live in `<root>/<network uuid>/`: `hosts` (`<mac>,<ipv4>` a line,
 re-read on SIGHUP), `leases`, `dnsmasq.pid`, `dnsmasq.log`. dnsmasq runs as
 `nobody`, so every folder above `hosts` must be traversable by others.
 
-Commands run without a shell: `ip` (iproute2) and `ip netns exec <ns> dnsmasq`.
+Commands run without a shell: `ip` and `bridge` (iproute2) and
+`ip netns exec <ns> dnsmasq`.
 """
 
 from __future__ import annotations
@@ -32,6 +41,9 @@ from pathlib import Path
 from services.node_agent.naming import is_uuid
 
 MAX_VXLAN_ID = 2**24 - 1
+VXLAN_PORT = 4789  # IANA's port for VXLAN
+VXLAN_OVERHEAD = 50  # bytes of outer Ethernet, IPv4, UDP and VXLAN headers
+FLOOD_MAC = "00:00:00:00:00:00"  # the FDB entry for broadcast and unknown MACs
 NETNS_DIR = Path("/run/netns")  # where `ip netns add` names namespaces
 STOP_WAIT = 5.0  # seconds dnsmasq gets to exit after SIGTERM, then after SIGKILL
 
@@ -56,6 +68,23 @@ class NetworkPlan:
 
 
 @dataclass(frozen=True)
+class Underlay:
+    """Where this node's VXLAN endpoint is."""
+
+    address: str
+    """The IPv4 address other nodes reach this node's VXLAN at."""
+    netns: str = ""
+    """The network namespace holding `address`; "" for the agent's own."""
+    mtu: int = 1500
+    """The underlay's MTU; guests get this less the VXLAN overhead."""
+
+    @property
+    def overlay_mtu(self) -> int:
+        """The largest frame a guest may send across nodes."""
+        return self.mtu - VXLAN_OVERHEAD
+
+
+@dataclass(frozen=True)
 class Names:
     """The kernel names of one network's pieces on one node (15 chars each)."""
 
@@ -63,6 +92,7 @@ class Names:
     outer: str  # the veth end on the bridge
     inner: str  # the veth end inside the namespace, holding the gateway
     netns: str  # the network namespace
+    vxlan: str  # the VXLAN device on the bridge
 
 
 def node_tag(node: str) -> str:
@@ -77,17 +107,35 @@ def names(node: str, vxlan_id: int) -> Names:
         raise ValueError(f"vxlan id {vxlan_id} is outside 1..{MAX_VXLAN_ID}")
     suffix = node_tag(node) + f"{vxlan_id:06x}"
     return Names(
-        bridge=f"sfb{suffix}", outer=f"sfo{suffix}", inner=f"sfi{suffix}", netns=f"sfn{suffix}"
+        bridge=f"sfb{suffix}",
+        outer=f"sfo{suffix}",
+        inner=f"sfi{suffix}",
+        netns=f"sfn{suffix}",
+        vxlan=f"sfx{suffix}",
     )
+
+
+def flood_targets(fdb: str) -> set[str]:
+    """The peers in `bridge fdb show dev <vxlan>` output that broadcast and
+    unknown frames go to. Pure."""
+    targets = set()
+    for line in fdb.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[0] == FLOOD_MAC and words[1] == "dst":
+            targets.add(words[2])
+    return targets
 
 
 class DataPlane:
     """Builds, updates and tears down the data plane of networks on one node."""
 
-    def __init__(self, node: str, root: Path) -> None:
-        """`root` holds a folder of dnsmasq files per network (`<state>/networks`)."""
+    def __init__(self, node: str, root: Path, underlay: Underlay | None = None) -> None:
+        """`root` holds a folder of dnsmasq files per network (`<state>/networks`);
+        without `underlay`, networks stay on this node."""
         self.node = node
         self.root = Path(root)
+        self.underlay = underlay
+        self._peers: frozenset[str] = frozenset()
         self._lock = asyncio.Lock()  # one change at a time: each is a few quick commands
 
     async def ensure(self, plan: NetworkPlan) -> str:
@@ -103,6 +151,8 @@ class DataPlane:
                     "stp_state", "0", "forward_delay", "0",
                 )  # fmt: skip
             await _run("ip", "link", "set", n.bridge, "up")
+            if self.underlay is not None:
+                await self._ensure_vxlan(n, plan.vxlan_id, self.underlay)
             if not (NETNS_DIR / n.netns).exists():
                 # A namespace deleted under a running dnsmasq lives on unnamed,
                 # holding the inner veth: clear both before starting afresh.
@@ -115,6 +165,7 @@ class DataPlane:
                     "peer", "name", n.inner, "netns", n.netns,
                 )  # fmt: skip
             await _run("ip", "link", "set", n.outer, "master", n.bridge, "up")
+            await _run("bridge", "link", "set", "dev", n.outer, "isolated", "on")
             await _run("ip", "-n", n.netns, "link", "set", "lo", "up")
             await _run(
                 "ip", "-n", n.netns, "addr", "replace",
@@ -122,10 +173,38 @@ class DataPlane:
             )  # fmt: skip
             await _run("ip", "-n", n.netns, "link", "set", n.inner, "up")
             if plan.provide_dhcp:
-                await _start_dnsmasq(folder, n, network, gateway)
+                mtu = self.underlay.overlay_mtu if self.underlay else None
+                await _start_dnsmasq(folder, n, network, gateway, mtu)
             else:
                 await _stop_dnsmasq(folder)
         return n.bridge
+
+    async def set_peers(self, peers: frozenset[str]) -> None:
+        """Flood every network's VXLAN on this node to exactly `peers`, the
+        underlay addresses of the other nodes; networks made later follow."""
+        async with self._lock:
+            self._peers = peers
+            prefix = f"sfx{node_tag(self.node)}"
+            for device in await _links_of_type("vxlan"):
+                if device.startswith(prefix):
+                    await _set_flood(device, peers)
+
+    async def _ensure_vxlan(self, n: Names, vxlan_id: int, underlay: Underlay) -> None:
+        """The network's VXLAN device on its bridge, flooding to the peers."""
+        if not await _link_exists(n.vxlan):
+            where = ("-n", underlay.netns) if underlay.netns else ()
+            if underlay.netns:  # left behind by a stop between the two steps below
+                await _delete_link(n.vxlan, underlay.netns)
+            await _run(
+                "ip", *where, "link", "add", n.vxlan, "mtu", str(underlay.overlay_mtu),
+                "type", "vxlan", "id", str(vxlan_id), "local", underlay.address,
+                "dstport", str(VXLAN_PORT),
+            )  # fmt: skip
+            if underlay.netns:
+                await _run("ip", *where, "link", "set", n.vxlan, "netns", str(os.getpid()))
+        await _run("ip", "link", "set", n.vxlan, "master", n.bridge, "up")
+        await _run("bridge", "link", "set", "dev", n.vxlan, "isolated", "on")
+        await _set_flood(n.vxlan, self._peers)
 
     async def set_hosts(self, plan: NetworkPlan, pins: Mapping[str, str]) -> None:
         """Make dnsmasq serve exactly `pins` (MAC -> IPv4 address in the block):
@@ -153,6 +232,9 @@ class DataPlane:
             await _delete_link(n.outer)
             if (NETNS_DIR / n.netns).exists():
                 await _run("ip", "netns", "delete", n.netns)
+            await _delete_link(n.vxlan)
+            if self.underlay is not None and self.underlay.netns:
+                await _delete_link(n.vxlan, self.underlay.netns)
             await _delete_link(n.bridge)
             if folder.exists():
                 shutil.rmtree(folder)
@@ -204,15 +286,21 @@ def _write_readable(path: Path, text: str) -> None:
 
 
 async def _start_dnsmasq(
-    folder: Path, n: Names, network: ipaddress.IPv4Network, gateway: ipaddress.IPv4Address
+    folder: Path,
+    n: Names,
+    network: ipaddress.IPv4Network,
+    gateway: ipaddress.IPv4Address,
+    mtu: int | None,
 ) -> None:
-    """Start the network's dnsmasq inside its namespace unless it runs."""
+    """Start the network's dnsmasq inside its namespace unless it runs;
+    `mtu`, when given, is handed to guests (DHCP option 26)."""
     if _dnsmasq_pid(folder) is not None:
         return
     _make_folders(folder)
     hosts = folder / "hosts"
     if not hosts.exists():
         _write_readable(hosts, "")
+    options = [f"--dhcp-option-force=26,{mtu}"] if mtu else []  # asked for or not
     # dnsmasq returns once its daemon serves, or fails with the reason on stderr.
     await _run(
         "ip", "netns", "exec", n.netns, "dnsmasq",
@@ -224,6 +312,7 @@ async def _start_dnsmasq(
         f"--dhcp-range={network.network_address},static,{network.netmask},1h",
         f"--dhcp-hostsfile={hosts}",
         f"--dhcp-option=3,{gateway}",
+        *options,
         "--dhcp-authoritative",
         "--no-ping",
         f"--dhcp-leasefile={folder / 'leases'}",
@@ -261,10 +350,26 @@ def _dnsmasq_pid(folder: Path) -> int | None:
     return pid if ours else None
 
 
-async def _link_exists(name: str) -> bool:
-    """Whether an interface `name` exists in this process's namespace."""
+async def _set_flood(device: str, peers: frozenset[str]) -> None:
+    """Make `device`'s flood entries go to exactly `peers`."""
+    current = flood_targets(await _run("bridge", "fdb", "show", "dev", device))
+    for peer in sorted(peers - current):
+        await _run("bridge", "fdb", "append", FLOOD_MAC, "dev", device, "dst", peer)
+    for peer in sorted(current - peers):
+        await _run("bridge", "fdb", "del", FLOOD_MAC, "dev", device, "dst", peer)
+
+
+async def _links_of_type(kind: str) -> list[str]:
+    """The names of this namespace's interfaces of one kind (`vxlan`, ...)."""
+    listing = await _run("ip", "-o", "link", "show", "type", kind)
+    return [line.split(": ")[1].split("@")[0] for line in listing.splitlines() if ": " in line]
+
+
+async def _link_exists(name: str, netns: str = "") -> bool:
+    """Whether an interface `name` exists in `netns` ("": this process's)."""
+    where = ("-n", netns) if netns else ()
     child = await asyncio.create_subprocess_exec(
-        "ip", "link", "show", "dev", name,
+        "ip", *where, "link", "show", "dev", name,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
@@ -272,23 +377,31 @@ async def _link_exists(name: str) -> bool:
     return await child.wait() == 0
 
 
-async def _delete_link(name: str) -> None:
-    """Delete interface `name` (a veth takes its peer along) if it exists."""
-    if await _link_exists(name):
-        await _run("ip", "link", "delete", name)
+async def _delete_link(name: str, netns: str = "") -> None:
+    """Delete interface `name` of `netns` ("": this process's) if it exists;
+    a veth takes its peer along."""
+    if await _link_exists(name, netns):
+        where = ("-n", netns) if netns else ()
+        try:
+            await _run("ip", *where, "link", "delete", name)
+        except DataPlaneError:
+            if await _link_exists(name, netns):  # not one a dying namespace took along
+                raise
 
 
-async def _run(*argv: str) -> None:
-    """Run a command; raise DataPlaneError with its stderr when it fails."""
+async def _run(*argv: str) -> str:
+    """Run a command and return its output; raise DataPlaneError with its
+    stderr when it fails."""
     child = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    _, stderr = await child.communicate()
+    stdout, stderr = await child.communicate()
     if child.returncode != 0:
         raise DataPlaneError(
             f"{shlex.join(argv)} failed (exit {child.returncode}): "
             f"{stderr.decode(errors='replace').strip()}"
         )
+    return stdout.decode()

@@ -31,6 +31,8 @@ class HostFacts:
     """Whether instances run under hardware KVM (else TCG)."""
     libvirt_version: str = ""
     """The libvirt version; empty until libvirt is wired in."""
+    underlay_address: str = ""
+    """Where other nodes send this node's VXLAN traffic; empty: nowhere."""
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ def to_request(
                 address=facts.address,
                 kvm=facts.kvm,
                 libvirt_version=facts.libvirt_version,
+                underlay_address=facts.underlay_address,
             )
         )
     return request

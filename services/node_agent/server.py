@@ -21,15 +21,21 @@ from services.common.store import Store
 from services.common.tokens import InternalCredentials
 from services.node_agent import facts, naming, reporter
 from services.node_agent.builder import Builder
-from services.node_agent.dataplane import DataPlane
+from services.node_agent.dataplane import DataPlane, Underlay
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.images import ImageCache
 from services.node_agent.networking import InstanceNetworking
+from services.node_agent.peers import Peers
 from services.node_agent.placed import PlacedInstances
 from services.node_agent.reconciler import Reconciler
 from services.node_agent.servicer import NodeAgentServicer
 
 log = logging.getLogger("sfmesh.node_agent")
+
+AUDIT_INTERVAL = 10.0
+"""Seconds between two checks of every hosted instance against libvirt: a
+lifecycle event can be lost (libvirtd drops those of domains it is still
+reattaching to after a restart), so the state is also read, level-triggered."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,8 @@ class NodeAgentConfig:
     """The libvirt connection."""
     image_shorthands: Mapping[str, str]
     """Shorthand disk bases (`debian:11`) and the URLs they stand for."""
+    underlay: Underlay | None = None
+    """This node's VXLAN endpoint; None keeps networks on this node."""
 
 
 async def serve_node_agent(config: NodeAgentConfig) -> None:
@@ -76,12 +84,18 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         for instance in placed.hosted():
             reconciler.changed(instance.uuid)
 
+    async def audit() -> None:
+        while True:
+            await asyncio.sleep(AUDIT_INTERVAL)
+            resync()
+
     hypervisor = Hypervisor(
         config.libvirt_uri,
         config.node_name,
         lambda uuid, power: reconciler.observed(uuid, power),
         resync,
     )
+    dataplane = DataPlane(config.node_name, config.mesh.state_dir / "networks", config.underlay)
     builder: Builder
     images = ImageCache(
         config.mesh.state_dir / "images",
@@ -99,11 +113,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         records=records,
         lookup=placed.get,
         builder=builder,
-        networking=InstanceNetworking(
-            store,
-            DataPlane(config.node_name, config.mesh.state_dir / "networks"),
-            placed.hosted,
-        ),
+        networking=InstanceNetworking(store, dataplane, placed.hosted),
         hypervisor=hypervisor,
         emitter=emitter,
     )
@@ -112,16 +122,29 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         address=config.advertise,
         kvm=virt_type == "kvm",
         libvirt_version=await hypervisor.version(),
+        underlay_address=config.underlay.address if config.underlay else "",
     )
     log.info(
         "host facts",
-        extra={"fields": {"node": host.node, "address": host.address, "kvm": host.kvm}},
+        extra={
+            "fields": {
+                "node": host.node,
+                "address": host.address,
+                "kvm": host.kvm,
+                "underlay": host.underlay_address or "none: networks stay on this node",
+            }
+        },
     )
     following = asyncio.create_task(placed.run(), name="placed-instances")
     sweeping = asyncio.create_task(
         _sweep_leftovers(placed, hypervisor, instances_dir, reconciler.changed),
         name="sweep-leftovers",
     )
+    auditing = asyncio.create_task(audit(), name="power-audit")
+    background = [following, sweeping, auditing]
+    if config.underlay is not None:
+        peers = Peers(store, config.node_name, dataplane.set_peers)
+        background.append(asyncio.create_task(peers.run(), name="vxlan-peers"))
     reports = reporter.Reporter(
         scheduler=config.mesh.scheduler,
         facts=host,
@@ -132,7 +155,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
 
     async def close() -> None:
         await reporter.stop(reporting)
-        for task in (following, sweeping):
+        for task in background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from devmesh.mesh import Mesh, Ports, remove_leftovers
+from devmesh.processes import Child, grpc_serving, python_module, wait_until
 
 NODE = f"e2e-{uuid.uuid4().hex[:6]}"
 """This run's node name: its domains are `sfmesh-<NODE>-<uuid>`."""
@@ -58,3 +60,32 @@ def rest(mesh: Mesh, token: str) -> Iterator[httpx.Client]:
         base_url=mesh.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
     ) as client:
         yield client
+
+
+@contextlib.contextmanager
+def extra_node_agent(
+    mesh: Mesh, name: str, settings: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Another node agent of `mesh` on this machine, named `name`: its own
+    port and state folder (with the mesh's service key, as every node of a
+    mesh has) and `settings` over the mesh's. Yields its name once it serves;
+    what it leaves behind is removed after it stops."""
+    state = Path(tempfile.mkdtemp(prefix=f"sfmesh-e2e-{name}-", dir="/var/tmp"))
+    state.chmod(0o755)
+    shutil.copy(mesh.state_dir / "service.key", state / "service.key")
+    listen = f"127.0.0.1:{Ports.free().node_agent}"
+    env = {
+        **mesh.environment(),
+        "SFMESH_NODE_NAME": name,
+        "SFMESH_STATE_DIR": str(state),
+        "SFMESH_NODE_AGENT_LISTEN": listen,
+        **(settings or {}),
+    }
+    child = Child(name, python_module("services.node_agent"), env=env, sink=sys.stderr)
+    try:
+        wait_until(grpc_serving(listen), child=child, timeout=60)
+        yield name
+    finally:
+        child.stop()
+        remove_leftovers(name)
+        shutil.rmtree(state, ignore_errors=True)

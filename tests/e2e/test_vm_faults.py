@@ -3,11 +3,9 @@ libvirtd restart, and a second node agent on the same machine."""
 
 from __future__ import annotations
 
-import shutil
+import functools
 import signal
 import subprocess
-import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +15,10 @@ import httpx
 import libvirt
 import pytest
 
-from devmesh.mesh import Mesh, Ports
-from devmesh.processes import Child, grpc_serving, python_module, wait_until
+from devmesh.mesh import Mesh
 from guests.bootsector import boot_sector
 from guests.serve import ImageServer
+from tests.e2e.conftest import extra_node_agent
 from tests.e2e.test_vms import Hypervisor, created, view, wait_for
 
 pytestmark = pytest.mark.slow
@@ -80,6 +78,17 @@ def _restart_libvirtd() -> None:
     wait_for(lambda: socket.exists() and libvirt.open("qemu:///system").close() == 0)
 
 
+def _stopped(domain: libvirt.virDomain) -> bool:
+    """Stop `domain` if it runs; whether it is stopped. Right after a restart
+    libvirtd may still be reattaching to qemu and refuse the destroy."""
+    try:
+        if domain.isActive():
+            domain.destroy()
+        return not domain.isActive()
+    except libvirt.libvirtError:
+        return False
+
+
 def test_a_libvirtd_restart_is_survived(rest: httpx.Client, hypervisor: Hypervisor) -> None:
     instance_uuid = created(rest, "vm-libvirtd")["uuid"]
     _restart_libvirtd()
@@ -89,8 +98,7 @@ def test_a_libvirtd_restart_is_survived(rest: httpx.Client, hypervisor: Hypervis
         # (or, should libvirtd have stopped it while restarting, the resync
         # after the reconnect sees that).
         domain = conn.lookupByName(f"sfmesh-{hypervisor.node}-{instance_uuid}")
-        if domain.isActive():
-            domain.destroy()
+        wait_for(functools.partial(_stopped, domain))
     finally:
         conn.close()
     wait_for(lambda: view(rest, instance_uuid)["power_state"] == "off", timeout=15)
@@ -101,26 +109,9 @@ def test_a_libvirtd_restart_is_survived(rest: httpx.Client, hypervisor: Hypervis
 
 @pytest.fixture
 def second_node(mesh: Mesh) -> Iterator[str]:
-    """Another node agent on this machine: its own name, port and state
-    folder (with the mesh's service key, as every node of a mesh has)."""
-    name = f"{mesh.node_name}-b"
-    state = Path(tempfile.mkdtemp(prefix="sfmesh-e2e-b-", dir="/var/tmp"))
-    state.chmod(0o755)
-    shutil.copy(mesh.state_dir / "service.key", state / "service.key")
-    listen = f"127.0.0.1:{Ports.free().node_agent}"
-    env = {
-        **mesh.environment(),
-        "SFMESH_NODE_NAME": name,
-        "SFMESH_STATE_DIR": str(state),
-        "SFMESH_NODE_AGENT_LISTEN": listen,
-    }
-    child = Child("node_b", python_module("services.node_agent"), env=env, sink=sys.stderr)
-    try:
-        wait_until(grpc_serving(listen), child=child, timeout=60)
+    """Another node agent on this machine."""
+    with extra_node_agent(mesh, f"{mesh.node_name}-b") as name:
         yield name
-    finally:
-        child.stop()
-        shutil.rmtree(state, ignore_errors=True)
 
 
 def test_two_node_agents_on_one_machine(rest: httpx.Client, mesh: Mesh, second_node: str) -> None:

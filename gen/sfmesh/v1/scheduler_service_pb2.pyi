@@ -9,16 +9,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class HypervisorFacts(_message.Message):
-    __slots__ = ("node", "address", "kvm", "libvirt_version")
+    __slots__ = ("node", "address", "kvm", "libvirt_version", "underlay_address")
     NODE_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     KVM_FIELD_NUMBER: _ClassVar[int]
     LIBVIRT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    UNDERLAY_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     node: str
     address: str
     kvm: bool
     libvirt_version: str
-    def __init__(self, node: _Optional[str] = ..., address: _Optional[str] = ..., kvm: _Optional[bool] = ..., libvirt_version: _Optional[str] = ...) -> None: ...
+    underlay_address: str
+    def __init__(self, node: _Optional[str] = ..., address: _Optional[str] = ..., kvm: _Optional[bool] = ..., libvirt_version: _Optional[str] = ..., underlay_address: _Optional[str] = ...) -> None: ...
 
 class ReportNodeRequest(_message.Message):
     __slots__ = ("facts", "cpus_total", "cpus_used", "memory_total_mib", "memory_free_mib", "disk_free_gib", "load_1m", "instance_uuids")

@@ -1,6 +1,8 @@
 """services/node_agent/dataplane.py against the real kernel, iproute2 and
 dnsmasq: a guest namespace of the test's own joins the network's bridge and
-busybox udhcpc proves which address dnsmasq hands it."""
+busybox udhcpc proves which address dnsmasq hands it. Two nodes are two data
+planes whose underlays are namespaces of the test joined by a veth; busybox
+ping proves what crosses between them over VXLAN, and what does not."""
 
 from __future__ import annotations
 
@@ -21,7 +23,14 @@ from typing import Any
 
 import pytest
 
-from services.node_agent.dataplane import DataPlane, DataPlaneError, NetworkPlan, names
+from services.node_agent.dataplane import (
+    DataPlane,
+    DataPlaneError,
+    NetworkPlan,
+    Underlay,
+    flood_targets,
+    names,
+)
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("dnsmasq"),
@@ -274,3 +283,112 @@ async def test_a_failing_command_names_itself_and_its_error(
         await plane.ensure(plan)
     assert f"ip link add {n.outer} type veth peer name {n.inner}" in str(error.value)
     assert "File exists" in str(error.value)
+
+
+@pytest.fixture
+async def underlays() -> AsyncIterator[tuple[Underlay, Underlay]]:
+    """Two nodes' underlays: a namespace each, joined by a veth."""
+    tag = secrets.token_hex(3)
+    a, b = f"sftu{tag}a", f"sftu{tag}b"
+    try:
+        for netns in (a, b):
+            await ip("netns", "add", netns)
+            await ip("-n", netns, "link", "set", "lo", "up")
+        await ip("link", "add", "sftua", "netns", a, "type", "veth", "peer", "name", "sftub",
+                 "netns", b)  # fmt: skip
+        for netns, veth, address in ((a, "sftua", "10.253.0.1"), (b, "sftub", "10.253.0.2")):
+            await ip("-n", netns, "addr", "add", f"{address}/24", "dev", veth)
+            await ip("-n", netns, "link", "set", veth, "up")
+        yield Underlay("10.253.0.1", a), Underlay("10.253.0.2", b)
+    finally:
+        for netns in (a, b):
+            await ip("netns", "delete", netns, check=False)
+
+
+@pytest.fixture
+async def two_nodes(
+    root: Path, underlays: tuple[Underlay, Underlay]
+) -> AsyncIterator[tuple[DataPlane, DataPlane]]:
+    """Data planes of two nodes (each with its own state folder), peered."""
+    tag = secrets.token_hex(3)
+    planes = (
+        DataPlane(f"t{tag}a", root / "a", underlays[0]),
+        DataPlane(f"t{tag}b", root / "b", underlays[1]),
+    )
+    await planes[0].set_peers(frozenset({underlays[1].address}))
+    await planes[1].set_peers(frozenset({underlays[0].address}))
+    yield planes
+
+
+async def pings(busybox: str, netns: str, address: str, tries: int = 3) -> bool:
+    """Whether `address` answers a ping from `netns` within `tries` seconds."""
+    child = await asyncio.create_subprocess_exec(
+        "ip", "netns", "exec", netns, busybox, "ping", "-c", "1", "-W", str(tries), address,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    return await child.wait() == 0
+
+
+async def with_address(netns: str, interface: str, address: str) -> None:
+    await ip("-n", netns, "addr", "add", f"{address}/24", "dev", interface)
+
+
+async def test_a_network_spans_nodes_and_stays_apart_from_others(
+    two_nodes: tuple[DataPlane, DataPlane], busybox: str, script: Path
+) -> None:
+    a, b = two_nodes
+    plan = NetworkPlan(str(uuid.uuid4()), secrets.randbelow(2**24 - 2) + 1, NETBLOCK, True)
+    other = NetworkPlan(str(uuid.uuid4()), plan.vxlan_id + 1, NETBLOCK, True)  # same block
+    try:
+        bridge_a, bridge_b = await a.ensure(plan), await b.ensure(plan)
+        vxlan = await link(names(a.node, plan.vxlan_id).vxlan)
+        assert vxlan is not None and vxlan["master"] == bridge_a and vxlan["mtu"] == 1450
+        assert vxlan["linkinfo"]["info_data"]["id"] == plan.vxlan_id
+        assert vxlan["linkinfo"]["info_slave_data"]["isolated"] is True
+        fdb = await bridge_fdb(names(a.node, plan.vxlan_id).vxlan)
+        assert flood_targets(fdb) == {"10.253.0.2"}
+        await a.set_hosts(plan, {MAC: "10.251.7.10"})
+        await b.set_hosts(plan, {"52:54:00:5f:00:02": "10.251.7.11"})
+        other_bridge = await b.ensure(other)
+
+        async with (
+            guest(bridge_a, MAC) as (ns_a, if_a),
+            guest(bridge_b, "52:54:00:5f:00:02") as (ns_b, if_b),
+            guest(other_bridge, "52:54:00:5f:00:03") as (ns_c, if_c),
+        ):
+            # Each node's own dnsmasq answers its own guests, with the MTU.
+            assert await lease(busybox, script, ns_b, if_b) == f"10.251.7.11 {GATEWAY}"
+            await with_address(ns_a, if_a, "10.251.7.10")
+            await with_address(ns_b, if_b, "10.251.7.11")
+            await with_address(ns_c, if_c, "10.251.7.10")
+            log_b = (b.root / plan.uuid / "dnsmasq.log").read_text()
+            assert "option: 26 mtu  1450" in log_b
+
+            assert await pings(busybox, ns_b, "10.251.7.10")  # across nodes
+            assert await pings(busybox, ns_b, GATEWAY)  # node b's own gateway
+            neighbour = await ip("-n", ns_b, "neigh", "show", GATEWAY)
+            inner_b = await link(
+                names(b.node, plan.vxlan_id).inner, names(b.node, plan.vxlan_id).netns
+            )
+            assert inner_b is not None and inner_b["address"] in neighbour
+            # The other network holds the same addresses, and none of this.
+            assert not await pings(busybox, ns_c, "10.251.7.11", tries=2)
+            assert not await pings(busybox, ns_a, "10.251.7.12", tries=1)
+
+        await a.set_peers(frozenset())
+        assert flood_targets(await bridge_fdb(names(a.node, plan.vxlan_id).vxlan)) == set()
+    finally:
+        await a.remove(plan)
+        await b.remove(plan)
+        await b.remove(other)
+    for plane, network in ((a, plan), (b, plan), (b, other)):
+        assert await link(names(plane.node, network.vxlan_id).vxlan) is None
+        assert await link(names(plane.node, network.vxlan_id).bridge) is None
+
+
+async def bridge_fdb(device: str) -> str:
+    child = await asyncio.create_subprocess_exec(
+        "bridge", "fdb", "show", "dev", device, stdout=asyncio.subprocess.PIPE
+    )
+    stdout, _ = await child.communicate()
+    return stdout.decode()

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from services.node_agent.dataplane import MAX_VXLAN_ID, DataPlane, NetworkPlan, names
+from services.node_agent.dataplane import (
+    MAX_VXLAN_ID,
+    DataPlane,
+    NetworkPlan,
+    Underlay,
+    flood_targets,
+    names,
+)
 
 PLAN = NetworkPlan(
     uuid="6f2c1a9e-0b7d-4c55-9a43-2d1e8f0c7b31",
@@ -20,7 +27,7 @@ PLAN = NetworkPlan(
 
 def all_names(node: str, vxlan_id: int) -> list[str]:
     n = names(node, vxlan_id)
-    return [n.bridge, n.outer, n.inner, n.netns]
+    return [n.bridge, n.outer, n.inner, n.netns, n.vxlan]
 
 
 @pytest.mark.parametrize("vxlan_id", [1, 14823439, MAX_VXLAN_ID])
@@ -94,3 +101,20 @@ async def test_a_uuid_that_is_not_one_never_becomes_a_path(tmp_path: Path) -> No
     plan = dataclasses.replace(PLAN, uuid="../..")
     with pytest.raises(ValueError):
         await DataPlane("a", tmp_path / "networks").set_hosts(plan, {})
+
+
+def test_flood_targets_reads_only_the_all_zero_entries() -> None:
+    fdb = (
+        "00:00:00:00:00:00 dst 10.99.0.2 link-netnsid 0 self permanent\n"
+        "00:00:00:00:00:00 dst 10.99.0.3 self permanent\n"
+        "52:54:00:12:34:56 dst 10.99.0.2 self\n"
+        "33:33:00:00:00:01 master sfb123456000001 permanent\n"
+        "de:ad:be:ef:00:01 vlan 1 master sfb123456000001 permanent\n"
+    )
+    assert flood_targets(fdb) == {"10.99.0.2", "10.99.0.3"}
+    assert flood_targets("") == set()
+
+
+def test_guests_get_the_underlay_mtu_less_the_vxlan_headers() -> None:
+    assert Underlay("10.99.0.1").overlay_mtu == 1450
+    assert Underlay("10.99.0.1", mtu=9000).overlay_mtu == 8950
