@@ -90,12 +90,16 @@ def marker(rest: httpx.Client, instance: dict[str, Any], pattern: str) -> str | 
     return found.group(0) if found else None
 
 
+def node_created(rest: httpx.Client, node: str) -> bool:
+    return bool(rest.get(f"/nodes/{node}").json().get("state") == "created")
+
+
 def test_a_network_spans_two_nodes_and_no_other_network_sees_it(
     rest: httpx.Client, image_server: ImageServer, two_nodes: tuple[str, str]
 ) -> None:
     x, y = two_nodes
     for node in two_nodes:
-        wait_for(lambda node=node: rest.get(f"/nodes/{node}").json().get("state") == "created")
+        wait_for(functools.partial(node_created, rest, node))
     guest = image_server.publish("testguest-overlay.raw", ensure_test_guest(BUILD_DIR).read_bytes())
     near, far = network(rest, NETBLOCK), network(rest, NETBLOCK)
 
