@@ -165,7 +165,7 @@ def remove_leftovers(node_name: str, uri: str = "qemu:///system") -> None:
             subprocess.run(["ip", "netns", "delete", netns], check=False, capture_output=True)
     for link in _listed(["ip", "-o", "link", "show"], field=1):
         name = link.split("@")[0]
-        if name.startswith((f"sfb{tag}", f"sfo{tag}", f"sfx{tag}")):
+        if name.startswith(tuple(f"{kind}{tag}" for kind in ("sfb", "sfo", "sfx", "sfe"))):
             subprocess.run(["ip", "link", "delete", name], check=False, capture_output=True)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sfmesh.v1 import network_service_pb2, records_pb2
 
 from services.common import errors
+from services.common.addresses import address_key
 from services.common.store import Delete, Put, Store, key, kind_prefix
 
 
@@ -23,11 +24,6 @@ class StoredNetwork:
 
     record: records_pb2.NetworkRecord
     mod_revision: int
-
-
-def address_key(network_uuid: str, address: str) -> bytes:
-    """The key of one reserved address."""
-    return key("address", f"{network_uuid}/{address}")
 
 
 def vxlan_key(vxlan_id: int) -> bytes:

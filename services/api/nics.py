@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from sfmesh.v1 import instance_pb2, network_service_pb2
 
 from services.api import ipam
-from services.api.network_store import NetworkStore, address_key
+from services.api.network_store import NetworkStore
 from services.api.networks import reservation, resolve_network
 from services.common import errors
+from services.common.addresses import address_key, pick_free
 from services.common.store import Put
 from services.common.wire import wire_name
 
@@ -53,21 +54,6 @@ def wanted_address(block: ipaddress.IPv4Network, spec: instance_pb2.NetworkSpec)
             "network specification requests an address outside the range of the network"
         )
     return str(address)
-
-
-def pick_free(block: ipaddress.IPv4Network, taken: set[str], rng: random.Random) -> str:
-    """A free host address: a few random tries, then a scan from the start
-    (507 when the block is full). Pure."""
-    hosts = block.num_addresses - 2
-    for _ in range(5):
-        candidate = str(block.network_address + rng.randrange(1, hosts + 1))
-        if candidate not in taken:
-            return candidate
-    for index in range(1, hosts + 1):
-        candidate = str(block.network_address + index)
-        if candidate not in taken:
-            return candidate
-    raise errors.InsufficientResources("No free addresses on network")
 
 
 async def plan_nics(

@@ -26,6 +26,9 @@ class MeshConfig:
     """The scheduler's gRPC address."""
     eventlog: str
     """The eventlog's gRPC address."""
+    floating_netblock: str = ""
+    """The pool of outside addresses (IPv4 CIDR) NAT and floating addresses
+    come from; its first host is the router; "" for none."""
 
 
 def env(name: str, default: str) -> str:
@@ -40,6 +43,11 @@ def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api", default=env("API_ADDRESS", "127.0.0.1:13010"))
     parser.add_argument("--scheduler", default=env("SCHEDULER_ADDRESS", "127.0.0.1:13011"))
     parser.add_argument("--eventlog", default=env("EVENTLOG_ADDRESS", "127.0.0.1:13012"))
+    parser.add_argument(
+        "--floating-netblock",
+        default=env("FLOATING_NETBLOCK", ""),
+        help="IPv4 CIDR of outside addresses for NAT; its first host is the router",
+    )
 
 
 def mesh_config(args: argparse.Namespace) -> MeshConfig:
@@ -50,6 +58,7 @@ def mesh_config(args: argparse.Namespace) -> MeshConfig:
         api=args.api,
         scheduler=args.scheduler,
         eventlog=args.eventlog,
+        floating_netblock=args.floating_netblock,
     )
 
 

@@ -13,6 +13,7 @@ from services.common.main import parse_arguments
 from services.node_agent.dataplane import Underlay
 from services.node_agent.facts import VIRT_TYPES
 from services.node_agent.images import DEFAULT_SHORTHANDS
+from services.node_agent.nat import Egress
 from services.node_agent.server import NodeAgentConfig, serve_node_agent
 
 
@@ -35,6 +36,21 @@ def ipv4(text: str) -> str:
         return str(ipaddress.IPv4Address(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address") from exc
+
+
+def egress(bridge: str, floating_netblock: str) -> Egress | None:
+    """The node's egress, from its two settings; exits on a bad pair."""
+    if not bridge:
+        return None
+    try:
+        pool = ipaddress.IPv4Network(floating_netblock)
+    except ValueError as exc:
+        raise SystemExit(
+            f"--egress-bridge needs --floating-netblock as an IPv4 CIDR: {exc}"
+        ) from exc
+    if pool.num_addresses < 8:
+        raise SystemExit(f"--floating-netblock {pool} is smaller than a /29")
+    return Egress(bridge, pool)
 
 
 def main() -> None:
@@ -85,6 +101,12 @@ def main() -> None:
         default=int(env("UNDERLAY_MTU", "1500")),
         help="the underlay's MTU; guests get 50 bytes less (default 1500)",
     )
+    extra.add_argument(
+        "--egress-bridge",
+        default=env("EGRESS_BRIDGE", ""),
+        help="an existing bridge on the --floating-netblock segment: NAT networks "
+        "reach the outside through it (default none: no NAT on this node)",
+    )
     args = parse_arguments("node_agent", listen="127.0.0.1:13020", extra=extra)
     config = NodeAgentConfig(
         mesh=mesh_config(args),
@@ -97,6 +119,7 @@ def main() -> None:
         underlay=Underlay(args.underlay_address, args.underlay_netns, args.underlay_mtu)
         if args.underlay_address
         else None,
+        egress=egress(args.egress_bridge, args.floating_netblock),
     )
     asyncio.run(serve_node_agent(config))
 

@@ -9,7 +9,8 @@ network spans nodes. Every node runs the same gateway for its own guests:
 the gateway's veth and the VXLAN device are isolated bridge ports, so one
 node's gateway and DHCP never answer another node's guests. The VXLAN socket
 lives in the underlay's namespace (where the device is made, before it moves
-to the bridge's), which lets an operator keep the underlay apart.
+to the bridge's), which lets an operator keep the underlay apart. With an
+egress, a network that provides NAT also reaches the outside (`nat.py`).
 
 Every kernel name comes from `names(node, vxlan_id)`, so several agents on one
 machine keep apart and nothing else is ever touched. dnsmasq daemonizes (and
@@ -19,7 +20,7 @@ Its files live in `<root>/<network uuid>/`: `hosts` (`<mac>,<ipv4>` a line,
 re-read on SIGHUP), `leases`, `dnsmasq.pid`, `dnsmasq.log`. dnsmasq runs as
 `nobody`, so every folder above `hosts` must be traversable by others.
 
-Commands run without a shell: `ip` and `bridge` (iproute2) and
+Commands (`commands.py`) run without a shell, dnsmasq through
 `ip netns exec <ns> dnsmasq`.
 """
 
@@ -31,14 +32,21 @@ import hashlib
 import ipaddress
 import os
 import re
-import shlex
 import shutil
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.node_agent.commands import (
+    DataPlaneError,
+    delete_link,
+    link_exists,
+    links_of_type,
+    run,
+)
 from services.node_agent.naming import is_uuid
+from services.node_agent.nat import Egress, ensure_nat, remove_nat
 
 MAX_VXLAN_ID = 2**24 - 1
 VXLAN_PORT = 4789  # IANA's port for VXLAN
@@ -48,10 +56,6 @@ NETNS_DIR = Path("/run/netns")  # where `ip netns add` names namespaces
 STOP_WAIT = 5.0  # seconds dnsmasq gets to exit after SIGTERM, then after SIGKILL
 
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
-
-
-class DataPlaneError(Exception):
-    """A command failed; the message holds the command and its stderr."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class NetworkPlan:
     vxlan_id: int  # 1 .. 2**24-1
     netblock: str  # IPv4 CIDR, e.g. "10.250.0.0/24"
     provide_dhcp: bool
+    provide_nat: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,8 @@ class Names:
     inner: str  # the veth end inside the namespace, holding the gateway
     netns: str  # the network namespace
     vxlan: str  # the VXLAN device on the bridge
+    egress_outer: str  # the veth end on the egress bridge
+    egress_inner: str  # the veth end inside the namespace, holding the egress address
 
 
 def node_tag(node: str) -> str:
@@ -112,6 +119,8 @@ def names(node: str, vxlan_id: int) -> Names:
         inner=f"sfi{suffix}",
         netns=f"sfn{suffix}",
         vxlan=f"sfx{suffix}",
+        egress_outer=f"sfe{suffix}",
+        egress_inner=f"sfr{suffix}",
     )
 
 
@@ -129,54 +138,70 @@ def flood_targets(fdb: str) -> set[str]:
 class DataPlane:
     """Builds, updates and tears down the data plane of networks on one node."""
 
-    def __init__(self, node: str, root: Path, underlay: Underlay | None = None) -> None:
+    def __init__(
+        self,
+        node: str,
+        root: Path,
+        underlay: Underlay | None = None,
+        egress: Egress | None = None,
+    ) -> None:
         """`root` holds a folder of dnsmasq files per network (`<state>/networks`);
-        without `underlay`, networks stay on this node."""
+        without `underlay`, networks stay on this node; without `egress`, no
+        network here reaches the outside."""
         self.node = node
         self.root = Path(root)
         self.underlay = underlay
+        self.egress = egress
         self._peers: frozenset[str] = frozenset()
         self._lock = asyncio.Lock()  # one change at a time: each is a few quick commands
 
-    async def ensure(self, plan: NetworkPlan) -> str:
-        """Create whatever of the network's pieces is missing, and start or stop
-        dnsmasq as `plan.provide_dhcp` says. Returns the bridge's name."""
+    async def ensure(self, plan: NetworkPlan, egress_address: str | None = None) -> str:
+        """Create whatever of the network's pieces is missing, start or stop
+        dnsmasq as `plan.provide_dhcp` says, and NAT behind `egress_address`
+        (an address of the egress pool) when given. Returns the bridge's name."""
         n = names(self.node, plan.vxlan_id)
         network, gateway = _block(plan)
         folder = self._folder(plan)
         async with self._lock:
-            if not await _link_exists(n.bridge):
-                await _run(
+            if not await link_exists(n.bridge):
+                await run(
                     "ip", "link", "add", n.bridge, "type", "bridge",
                     "stp_state", "0", "forward_delay", "0",
                 )  # fmt: skip
-            await _run("ip", "link", "set", n.bridge, "up")
+            await run("ip", "link", "set", n.bridge, "up")
             if self.underlay is not None:
                 await self._ensure_vxlan(n, plan.vxlan_id, self.underlay)
             if not (NETNS_DIR / n.netns).exists():
                 # A namespace deleted under a running dnsmasq lives on unnamed,
                 # holding the inner veth: clear both before starting afresh.
                 await _stop_dnsmasq(folder)
-                await _delete_link(n.outer)
-                await _run("ip", "netns", "add", n.netns)
-            if not await _link_exists(n.outer):
-                await _run(
+                await delete_link(n.outer)
+                await run("ip", "netns", "add", n.netns)
+            if not await link_exists(n.outer):
+                await run(
                     "ip", "link", "add", n.outer, "type", "veth",
                     "peer", "name", n.inner, "netns", n.netns,
                 )  # fmt: skip
-            await _run("ip", "link", "set", n.outer, "master", n.bridge, "up")
-            await _run("bridge", "link", "set", "dev", n.outer, "isolated", "on")
-            await _run("ip", "-n", n.netns, "link", "set", "lo", "up")
-            await _run(
+            await run("ip", "link", "set", n.outer, "master", n.bridge, "up")
+            await run("bridge", "link", "set", "dev", n.outer, "isolated", "on")
+            await run("ip", "-n", n.netns, "link", "set", "lo", "up")
+            await run(
                 "ip", "-n", n.netns, "addr", "replace",
                 f"{gateway}/{network.prefixlen}", "dev", n.inner,
             )  # fmt: skip
-            await _run("ip", "-n", n.netns, "link", "set", n.inner, "up")
+            await run("ip", "-n", n.netns, "link", "set", n.inner, "up")
             if plan.provide_dhcp:
                 mtu = self.underlay.overlay_mtu if self.underlay else None
                 await _start_dnsmasq(folder, n, network, gateway, mtu)
             else:
                 await _stop_dnsmasq(folder)
+            if egress_address is not None and self.egress is not None:
+                await ensure_nat(
+                    n.netns, n.inner, n.egress_outer, n.egress_inner,
+                    network, self.egress, egress_address,
+                )  # fmt: skip
+            else:
+                await remove_nat(n.netns, n.egress_outer)
         return n.bridge
 
     async def set_peers(self, peers: frozenset[str]) -> None:
@@ -185,25 +210,25 @@ class DataPlane:
         async with self._lock:
             self._peers = peers
             prefix = f"sfx{node_tag(self.node)}"
-            for device in await _links_of_type("vxlan"):
+            for device in await links_of_type("vxlan"):
                 if device.startswith(prefix):
                     await _set_flood(device, peers)
 
     async def _ensure_vxlan(self, n: Names, vxlan_id: int, underlay: Underlay) -> None:
         """The network's VXLAN device on its bridge, flooding to the peers."""
-        if not await _link_exists(n.vxlan):
+        if not await link_exists(n.vxlan):
             where = ("-n", underlay.netns) if underlay.netns else ()
             if underlay.netns:  # left behind by a stop between the two steps below
-                await _delete_link(n.vxlan, underlay.netns)
-            await _run(
+                await delete_link(n.vxlan, underlay.netns)
+            await run(
                 "ip", *where, "link", "add", n.vxlan, "mtu", str(underlay.overlay_mtu),
                 "type", "vxlan", "id", str(vxlan_id), "local", underlay.address,
                 "dstport", str(VXLAN_PORT),
             )  # fmt: skip
             if underlay.netns:
-                await _run("ip", *where, "link", "set", n.vxlan, "netns", str(os.getpid()))
-        await _run("ip", "link", "set", n.vxlan, "master", n.bridge, "up")
-        await _run("bridge", "link", "set", "dev", n.vxlan, "isolated", "on")
+                await run("ip", *where, "link", "set", n.vxlan, "netns", str(os.getpid()))
+        await run("ip", "link", "set", n.vxlan, "master", n.bridge, "up")
+        await run("bridge", "link", "set", "dev", n.vxlan, "isolated", "on")
         await _set_flood(n.vxlan, self._peers)
 
     async def set_hosts(self, plan: NetworkPlan, pins: Mapping[str, str]) -> None:
@@ -229,13 +254,14 @@ class DataPlane:
         folder = self._folder(plan)
         async with self._lock:
             await _stop_dnsmasq(folder)
-            await _delete_link(n.outer)
+            await delete_link(n.outer)
+            await delete_link(n.egress_outer)
             if (NETNS_DIR / n.netns).exists():
-                await _run("ip", "netns", "delete", n.netns)
-            await _delete_link(n.vxlan)
+                await run("ip", "netns", "delete", n.netns)
+            await delete_link(n.vxlan)
             if self.underlay is not None and self.underlay.netns:
-                await _delete_link(n.vxlan, self.underlay.netns)
-            await _delete_link(n.bridge)
+                await delete_link(n.vxlan, self.underlay.netns)
+            await delete_link(n.bridge)
             if folder.exists():
                 shutil.rmtree(folder)
 
@@ -302,7 +328,7 @@ async def _start_dnsmasq(
         _write_readable(hosts, "")
     options = [f"--dhcp-option-force=26,{mtu}"] if mtu else []  # asked for or not
     # dnsmasq returns once its daemon serves, or fails with the reason on stderr.
-    await _run(
+    await run(
         "ip", "netns", "exec", n.netns, "dnsmasq",
         "--conf-file=/dev/null",
         "--port=0",
@@ -352,56 +378,8 @@ def _dnsmasq_pid(folder: Path) -> int | None:
 
 async def _set_flood(device: str, peers: frozenset[str]) -> None:
     """Make `device`'s flood entries go to exactly `peers`."""
-    current = flood_targets(await _run("bridge", "fdb", "show", "dev", device))
+    current = flood_targets(await run("bridge", "fdb", "show", "dev", device))
     for peer in sorted(peers - current):
-        await _run("bridge", "fdb", "append", FLOOD_MAC, "dev", device, "dst", peer)
+        await run("bridge", "fdb", "append", FLOOD_MAC, "dev", device, "dst", peer)
     for peer in sorted(current - peers):
-        await _run("bridge", "fdb", "del", FLOOD_MAC, "dev", device, "dst", peer)
-
-
-async def _links_of_type(kind: str) -> list[str]:
-    """The names of this namespace's interfaces of one kind (`vxlan`, ...)."""
-    listing = await _run("ip", "-o", "link", "show", "type", kind)
-    return [line.split(": ")[1].split("@")[0] for line in listing.splitlines() if ": " in line]
-
-
-async def _link_exists(name: str, netns: str = "") -> bool:
-    """Whether an interface `name` exists in `netns` ("": this process's)."""
-    where = ("-n", netns) if netns else ()
-    child = await asyncio.create_subprocess_exec(
-        "ip", *where, "link", "show", "dev", name,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    return await child.wait() == 0
-
-
-async def _delete_link(name: str, netns: str = "") -> None:
-    """Delete interface `name` of `netns` ("": this process's) if it exists;
-    a veth takes its peer along."""
-    if await _link_exists(name, netns):
-        where = ("-n", netns) if netns else ()
-        try:
-            await _run("ip", *where, "link", "delete", name)
-        except DataPlaneError:
-            if await _link_exists(name, netns):  # not one a dying namespace took along
-                raise
-
-
-async def _run(*argv: str) -> str:
-    """Run a command and return its output; raise DataPlaneError with its
-    stderr when it fails."""
-    child = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await child.communicate()
-    if child.returncode != 0:
-        raise DataPlaneError(
-            f"{shlex.join(argv)} failed (exit {child.returncode}): "
-            f"{stderr.decode(errors='replace').strip()}"
-        )
-    return stdout.decode()
+        await run("bridge", "fdb", "del", FLOOD_MAC, "dev", device, "dst", peer)

@@ -1,17 +1,25 @@
 """Instance NICs on this node: before a domain starts, the data plane of
-each network it uses is made ready (`dataplane.py`) and DHCP pins the NIC's
-address to its MAC; once the last instance here leaves a network, its data
-plane here goes too."""
+each network it uses is made ready (`dataplane.py`), with NAT behind an
+egress address of this node when the network provides it, and DHCP pins the
+NIC's address to its MAC; once the last instance here leaves a network, its
+data plane here goes too. A network made ready once is not made again while
+this agent runs; only changed pins are written."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from sfmesh.v1 import instance_pb2, records_pb2
 
+from services.common import errors
 from services.common import instance_states as states
 from services.common.store import Store, key
-from services.node_agent.dataplane import DataPlane, NetworkPlan
+from services.node_agent.commands import DataPlaneError
+from services.node_agent.dataplane import DataPlane, NetworkPlan, names
+from services.node_agent.egress import EgressAddresses
+
+log = logging.getLogger("sfmesh.node_agent.networking")
 
 
 class NetworkGone(Exception):
@@ -26,20 +34,28 @@ class InstanceNetworking:
         store: Store,
         dataplane: DataPlane,
         hosted: Callable[[], list[instance_pb2.Instance]],
+        egress: EgressAddresses | None = None,
     ) -> None:
+        """Without `egress`, networks that provide NAT get none here."""
         self._store = store
         self._dataplane = dataplane
         self._hosted = hosted
-        self._plans: dict[str, NetworkPlan] = {}
+        self._egress = egress
+        self._plans: dict[str, NetworkPlan] = {}  # networks with pieces here
+        self._ready: set[str] = set()  # those made whole since this agent started
+        self._served: dict[str, dict[str, str]] = {}  # the pins each one serves
 
     async def attach(self, instance: instance_pb2.Instance) -> dict[str, str]:
         """Make every network of `instance` ready here, with its pins;
         returns network uuid -> the bridge its NICs join."""
         bridges = {}
         for network_uuid in sorted({nic.network_uuid for nic in instance.interfaces}):
-            plan = await self._plan(network_uuid)
-            bridges[network_uuid] = await self._dataplane.ensure(plan)
-            await self._dataplane.set_hosts(plan, self._pins(network_uuid, also=instance))
+            if network_uuid in self._ready:
+                plan = self._plans[network_uuid]
+            else:
+                plan = await self._make_ready(network_uuid)
+            bridges[network_uuid] = names(self._dataplane.node, plan.vxlan_id).bridge
+            await self._serve(plan, self._pins(network_uuid, also=instance))
         return bridges
 
     async def detach(self, instance_uuid: str) -> None:
@@ -48,10 +64,33 @@ class InstanceNetworking:
         for network_uuid, plan in list(self._plans.items()):
             pins = self._pins(network_uuid, without=instance_uuid)
             if pins or self._users(network_uuid, without=instance_uuid):
-                await self._dataplane.set_hosts(plan, pins)
+                await self._serve(plan, pins)
             else:
                 await self._dataplane.remove(plan)
+                if plan.provide_nat and self._egress is not None:
+                    await self._egress.release(network_uuid)
                 del self._plans[network_uuid]
+                self._ready.discard(network_uuid)
+                self._served.pop(network_uuid, None)
+
+    async def _make_ready(self, network_uuid: str) -> NetworkPlan:
+        plan = await self._plan(network_uuid)
+        egress_address = None
+        if plan.provide_nat and self._egress is not None:
+            try:
+                egress_address = await self._egress.hold(network_uuid)
+            except errors.InsufficientResources as exc:
+                raise DataPlaneError(f"no egress address for NAT: {exc.message}") from exc
+        elif plan.provide_nat:
+            log.warning("this node has no egress: network %s gets no NAT here", network_uuid)
+        await self._dataplane.ensure(plan, egress_address)
+        self._ready.add(network_uuid)
+        return plan
+
+    async def _serve(self, plan: NetworkPlan, pins: dict[str, str]) -> None:
+        if self._served.get(plan.uuid) != pins:
+            await self._dataplane.set_hosts(plan, pins)
+            self._served[plan.uuid] = pins
 
     async def _plan(self, network_uuid: str) -> NetworkPlan:
         item = await self._store.get(key("network", network_uuid))
@@ -63,6 +102,7 @@ class InstanceNetworking:
             vxlan_id=network.vxlan_id,
             netblock=network.netblock,
             provide_dhcp=network.provide_dhcp,
+            provide_nat=network.provide_nat,
         )
         self._plans[network_uuid] = plan
         return plan

@@ -15,7 +15,7 @@ from sfmesh.v1 import records_pb2
 
 from services.common import errors
 from services.common.store import Store, kind_prefix
-from services.node_agent.dataplane import DataPlaneError
+from services.node_agent.commands import DataPlaneError
 
 log = logging.getLogger("sfmesh.node_agent.peers")
 

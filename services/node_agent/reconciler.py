@@ -25,7 +25,7 @@ from services.common.events import EventSink
 from services.common.instance_store import InstanceStore, StoredInstance
 from services.common.wire import wire_name
 from services.node_agent.builder import Builder, BuildError
-from services.node_agent.dataplane import DataPlaneError
+from services.node_agent.commands import DataPlaneError
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.networking import InstanceNetworking, NetworkGone
 

@@ -22,8 +22,10 @@ from services.common.tokens import InternalCredentials
 from services.node_agent import facts, naming, reporter
 from services.node_agent.builder import Builder
 from services.node_agent.dataplane import DataPlane, Underlay
+from services.node_agent.egress import EgressAddresses
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.images import ImageCache
+from services.node_agent.nat import Egress
 from services.node_agent.networking import InstanceNetworking
 from services.node_agent.peers import Peers
 from services.node_agent.placed import PlacedInstances
@@ -58,6 +60,8 @@ class NodeAgentConfig:
     """Shorthand disk bases (`debian:11`) and the URLs they stand for."""
     underlay: Underlay | None = None
     """This node's VXLAN endpoint; None keeps networks on this node."""
+    egress: Egress | None = None
+    """How this node's NAT networks reach the outside; None: they do not."""
 
 
 async def serve_node_agent(config: NodeAgentConfig) -> None:
@@ -95,7 +99,10 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         lambda uuid, power: reconciler.observed(uuid, power),
         resync,
     )
-    dataplane = DataPlane(config.node_name, config.mesh.state_dir / "networks", config.underlay)
+    dataplane = DataPlane(
+        config.node_name, config.mesh.state_dir / "networks", config.underlay, config.egress
+    )
+    egress = EgressAddresses(store, config.node_name, config.egress.pool) if config.egress else None
     builder: Builder
     images = ImageCache(
         config.mesh.state_dir / "images",
@@ -113,7 +120,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         records=records,
         lookup=placed.get,
         builder=builder,
-        networking=InstanceNetworking(store, dataplane, placed.hosted),
+        networking=InstanceNetworking(store, dataplane, placed.hosted, egress),
         hypervisor=hypervisor,
         emitter=emitter,
     )
@@ -132,6 +139,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
                 "address": host.address,
                 "kvm": host.kvm,
                 "underlay": host.underlay_address or "none: networks stay on this node",
+                "egress": config.egress.bridge if config.egress else "none: no NAT here",
             }
         },
     )

@@ -1,7 +1,9 @@
 """One network across two nodes: two more node agents whose underlays are
-namespaces of the test's own, joined by a veth, as if they were two hosts.
-Tiny Linux guests ping each other across the nodes over VXLAN, while a guest
-on another network with the very same netblock reaches none of them."""
+namespaces of the test's own, joined by a veth, as if they were two hosts,
+and whose egress bridge leads to an outside namespace holding the floating
+pool's router. Tiny Linux guests ping each other across the nodes over
+VXLAN and reach the outside through NAT, while a guest on another network
+with the very same netblock and no NAT reaches none of them."""
 
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ pytestmark = pytest.mark.slow
 NETBLOCK = "10.251.9.0/24"
 GATEWAY = "10.251.9.1"
 UNDERLAY = ("10.252.0.1", "10.252.0.2")
+FLOATING = "10.254.9.0/24"
+ROUTER = "10.254.9.1"
 
 
 def ip(*argv: str) -> None:
@@ -36,10 +40,21 @@ def ip(*argv: str) -> None:
 
 @pytest.fixture(scope="module")
 def two_nodes(mesh: Mesh) -> Iterator[tuple[str, str]]:
-    """Two node agents whose underlays are namespaces joined by a veth."""
+    """Two node agents whose underlays are namespaces joined by a veth, and
+    whose egress bridge leads to the outside: a namespace holding the router."""
     tag = uuid.uuid4().hex[:6]
     spaces = (f"sfe2e{tag}x", f"sfe2e{tag}y")
+    outside, egress = f"sfe2e{tag}o", f"sfe2e{tag}b"
+    common = {"SFMESH_FLOATING_NETBLOCK": FLOATING, "SFMESH_EGRESS_BRIDGE": egress}
     try:
+        ip("link", "add", egress, "type", "bridge")
+        ip("link", "set", egress, "up")
+        ip("netns", "add", outside)
+        ip("link", "add", f"{egress}o", "master", egress, "type", "veth", "peer", "name", "w0",
+           "netns", outside)  # fmt: skip
+        ip("link", "set", f"{egress}o", "up")
+        ip("-n", outside, "addr", "add", f"{ROUTER}/24", "dev", "w0")
+        ip("-n", outside, "link", "set", "w0", "up")
         for netns in spaces:
             ip("netns", "add", netns)
             ip("-n", netns, "link", "set", "lo", "up")
@@ -52,18 +67,28 @@ def two_nodes(mesh: Mesh) -> Iterator[tuple[str, str]]:
             extra_node_agent(
                 mesh,
                 f"{mesh.node_name}-x",
-                {"SFMESH_UNDERLAY_ADDRESS": UNDERLAY[0], "SFMESH_UNDERLAY_NETNS": spaces[0]},
+                {
+                    **common,
+                    "SFMESH_UNDERLAY_ADDRESS": UNDERLAY[0],
+                    "SFMESH_UNDERLAY_NETNS": spaces[0],
+                },
             ) as x,
             extra_node_agent(
                 mesh,
                 f"{mesh.node_name}-y",
-                {"SFMESH_UNDERLAY_ADDRESS": UNDERLAY[1], "SFMESH_UNDERLAY_NETNS": spaces[1]},
+                {
+                    **common,
+                    "SFMESH_UNDERLAY_ADDRESS": UNDERLAY[1],
+                    "SFMESH_UNDERLAY_NETNS": spaces[1],
+                },
             ) as y,
         ):
             yield x, y
     finally:
-        for netns in spaces:
+        for netns in (*spaces, outside):
             subprocess.run(["ip", "netns", "delete", netns], check=False, capture_output=True)
+        for link in (f"{egress}o", egress):
+            subprocess.run(["ip", "link", "delete", link], check=False, capture_output=True)
 
 
 def probe_script(*probes: tuple[str, int]) -> str:
@@ -101,7 +126,7 @@ def test_a_network_spans_two_nodes_and_no_other_network_sees_it(
     for node in two_nodes:
         wait_for(functools.partial(node_created, rest, node))
     guest = image_server.publish("testguest-overlay.raw", ensure_test_guest(BUILD_DIR).read_bytes())
-    near, far = network(rest, NETBLOCK), network(rest, NETBLOCK)
+    near, far = network(rest, NETBLOCK), network(rest, NETBLOCK, provide_nat=False)
 
     def create(name: str, node: str, net: dict[str, Any], address: str, **extra: Any) -> Any:
         reply = rest.post(
@@ -119,7 +144,7 @@ def test_a_network_spans_two_nodes_and_no_other_network_sees_it(
         assert reply.status_code == 200, reply.text
         return reply.json()
 
-    made = [create("overlay-a", x, near, "10.251.9.10")]
+    made = [create("overlay-a", x, near, "10.251.9.10", user_data=probe_script((ROUTER, 30)))]
     try:
         wait_for(functools.partial(marker, rest, made[0], "TESTGUEST READY"), timeout=120)
         made.append(
@@ -128,7 +153,7 @@ def test_a_network_spans_two_nodes_and_no_other_network_sees_it(
                 y,
                 near,
                 "10.251.9.11",
-                user_data=probe_script((GATEWAY, 30), ("10.251.9.10", 30)),
+                user_data=probe_script((GATEWAY, 30), ("10.251.9.10", 30), (ROUTER, 30)),
             )
         )
         made.append(
@@ -137,11 +162,11 @@ def test_a_network_spans_two_nodes_and_no_other_network_sees_it(
                 y,
                 far,
                 "10.251.9.11",
-                user_data=probe_script((GATEWAY, 30), ("10.251.9.10", 8)),
+                user_data=probe_script((GATEWAY, 30), ("10.251.9.10", 8), (ROUTER, 3)),
             )
         )
-        b, c = made[1], made[2]
-        for instance in (b, c):
+        a, b, c = made
+        for instance in made:
             wait_for(
                 functools.partial(marker, rest, instance, r"TESTGUEST USERDATA exit=\d+"),
                 timeout=180,
@@ -152,6 +177,10 @@ def test_a_network_spans_two_nodes_and_no_other_network_sees_it(
         # The other network works, and holds the same addresses, apart.
         assert f"TESTGUEST PROBE {GATEWAY} reachable" in console(rest, c)
         assert "TESTGUEST PROBE 10.251.9.10 unreachable" in console(rest, c)
+        # NAT to the outside from either node; none without it.
+        assert f"TESTGUEST PROBE {ROUTER} reachable" in console(rest, a)
+        assert f"TESTGUEST PROBE {ROUTER} reachable" in console(rest, b)
+        assert f"TESTGUEST PROBE {ROUTER} unreachable" in console(rest, c)
         lease = marker(rest, b, r"TESTGUEST LEASE [^\r\n]*")
         assert lease is not None and "ip=10.251.9.11/24" in lease
     finally:

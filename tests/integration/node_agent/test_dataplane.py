@@ -2,13 +2,15 @@
 dnsmasq: a guest namespace of the test's own joins the network's bridge and
 busybox udhcpc proves which address dnsmasq hands it. Two nodes are two data
 planes whose underlays are namespaces of the test joined by a veth; busybox
-ping proves what crosses between them over VXLAN, and what does not."""
+ping proves what crosses between them over VXLAN, and what does not. The
+outside is a namespace on an egress bridge of the test's own."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import json
 import os
 import secrets
@@ -23,14 +25,15 @@ from typing import Any
 
 import pytest
 
+from services.node_agent.commands import DataPlaneError
 from services.node_agent.dataplane import (
     DataPlane,
-    DataPlaneError,
     NetworkPlan,
     Underlay,
     flood_targets,
     names,
 )
+from services.node_agent.nat import Egress
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("dnsmasq"),
@@ -392,3 +395,88 @@ async def bridge_fdb(device: str) -> str:
     )
     stdout, _ = await child.communicate()
     return stdout.decode()
+
+
+POOL = ipaddress.IPv4Network("10.254.0.0/24")
+ROUTER = "10.254.0.1"
+
+
+@pytest.fixture
+async def outside() -> AsyncIterator[tuple[Egress, str]]:
+    """An egress bridge and, on it, the outside: a namespace holding the
+    floating pool's router address. Yields (egress, outside namespace)."""
+    tag = secrets.token_hex(3)
+    bridge, netns = f"sftq{tag}", f"sftw{tag}"
+    try:
+        await ip("link", "add", bridge, "type", "bridge")
+        await ip("link", "set", bridge, "up")
+        await ip("netns", "add", netns)
+        await ip("link", "add", f"sftwo{tag}", "type", "veth", "peer", "name", "w0", "netns", netns)
+        await ip("link", "set", f"sftwo{tag}", "master", bridge, "up")
+        await ip("-n", netns, "addr", "add", f"{ROUTER}/24", "dev", "w0")
+        await ip("-n", netns, "link", "set", "w0", "up")
+        yield Egress(bridge, POOL), netns
+    finally:
+        await ip("netns", "delete", netns, check=False)
+        await ip("link", "delete", f"sftwo{tag}", check=False)
+        await ip("link", "delete", bridge, check=False)
+
+
+async def peer_seen(client_netns: str, server_netns: str, server: str) -> str:
+    """The source address a TCP server in `server_netns` sees when a client
+    in `client_netns` connects to `server`."""
+    serve = await asyncio.create_subprocess_exec(
+        "ip", "netns", "exec", server_netns, "python3", "-c",
+        "import socket; s = socket.create_server(('0.0.0.0', 7777)); print('up', flush=True);"
+        " c, a = s.accept(); print(a[0], flush=True)",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert serve.stdout is not None
+    try:
+        assert await asyncio.wait_for(serve.stdout.readline(), 10) == b"up\n"
+        connect = await asyncio.create_subprocess_exec(
+            "ip", "netns", "exec", client_netns, "python3", "-c",
+            f"import socket; socket.create_connection(('{server}', 7777), timeout=5)",
+        )  # fmt: skip
+        assert await connect.wait() == 0
+        return (await asyncio.wait_for(serve.stdout.readline(), 10)).decode().strip()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            serve.kill()
+        await serve.wait()
+
+
+async def test_nat_masquerades_a_network_and_keeps_the_outside_out(
+    root: Path, outside: tuple[Egress, str], busybox: str
+) -> None:
+    egress, outside_netns = outside
+    plane = DataPlane(f"t{secrets.token_hex(3)}", root, egress=egress)
+    plan = NetworkPlan(str(uuid.uuid4()), secrets.randbelow(2**24 - 1) + 1, NETBLOCK, False, True)
+    n = names(plane.node, plan.vxlan_id)
+    try:
+        bridge = await plane.ensure(plan, egress_address="10.254.0.7")
+        assert (await link(n.egress_outer) or {}).get("master") == egress.bridge
+        assert await addresses(n.netns, n.egress_inner) == ["10.254.0.7/24"]
+        async with guest(bridge, MAC) as (netns, interface):
+            await with_address(netns, interface, "10.251.7.10")
+            await ip("-n", netns, "route", "add", "default", "via", GATEWAY)
+            assert await pings(busybox, netns, ROUTER)
+            assert await peer_seen(netns, outside_netns, ROUTER) == "10.254.0.7"
+            # The outside cannot reach in, even routing the block at the network.
+            await ip("-n", outside_netns, "route", "add", NETBLOCK, "via", "10.254.0.7")
+            assert not await pings(busybox, outside_netns, "10.251.7.10", tries=1)
+
+            # A new egress address replaces the old one.
+            await plane.ensure(plan, egress_address="10.254.0.8")
+            assert await addresses(n.netns, n.egress_inner) == ["10.254.0.8/24"]
+            assert await peer_seen(netns, outside_netns, ROUTER) == "10.254.0.8"
+
+            # Without an egress address, no NAT is left.
+            await plane.ensure(plan)
+            assert await link(n.egress_outer) is None
+            assert not await pings(busybox, netns, ROUTER, tries=1)
+        await plane.ensure(plan, egress_address="10.254.0.7")
+    finally:
+        await plane.remove(plan)
+    assert await link(n.egress_outer) is None
+    assert not netns_exists(n.netns)

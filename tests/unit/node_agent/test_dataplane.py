@@ -27,7 +27,7 @@ PLAN = NetworkPlan(
 
 def all_names(node: str, vxlan_id: int) -> list[str]:
     n = names(node, vxlan_id)
-    return [n.bridge, n.outer, n.inner, n.netns, n.vxlan]
+    return [n.bridge, n.outer, n.inner, n.netns, n.vxlan, n.egress_outer, n.egress_inner]
 
 
 @pytest.mark.parametrize("vxlan_id", [1, 14823439, MAX_VXLAN_ID])

@@ -1,0 +1,35 @@
+"""Address reservations shared by the api (instance NICs) and the node
+agents (egress addresses on the floating pool): where a reservation lives in
+etcd, and how a free address is drawn. A reservation is a create-only write
+of its key, so two writers can never take the same address."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+
+from services.common import errors
+from services.common.store import key
+
+FLOATING = "floating"
+"""The pool of outside addresses, kept like a network of that uuid."""
+
+
+def address_key(network_uuid: str, address: str) -> bytes:
+    """The key of one reserved address: `/sfmesh/v1/address/<network>/<ipv4>`."""
+    return key("address", f"{network_uuid}/{address}")
+
+
+def pick_free(block: ipaddress.IPv4Network, taken: set[str], rng: random.Random) -> str:
+    """A free host address: a few random tries, then a scan from the start
+    (507 when the block is full). Pure."""
+    hosts = block.num_addresses - 2
+    for _ in range(5):
+        candidate = str(block.network_address + rng.randrange(1, hosts + 1))
+        if candidate not in taken:
+            return candidate
+    for index in range(1, hosts + 1):
+        candidate = str(block.network_address + index)
+        if candidate not in taken:
+            return candidate
+    raise errors.InsufficientResources("No free addresses on network")

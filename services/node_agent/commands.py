@@ -1,0 +1,59 @@
+"""The few kernel commands the data plane runs, without a shell: `ip` and
+`bridge` (iproute2), `nft` and `sysctl`. A failure raises DataPlaneError
+naming the command and its stderr."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+
+
+class DataPlaneError(Exception):
+    """A command failed; the message holds the command and its stderr."""
+
+
+async def run(*argv: str, stdin: str | None = None) -> str:
+    """Run a command, feeding it `stdin` when given; its output."""
+    child = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await child.communicate(stdin.encode() if stdin is not None else None)
+    if child.returncode != 0:
+        raise DataPlaneError(
+            f"{shlex.join(argv)} failed (exit {child.returncode}): "
+            f"{stderr.decode(errors='replace').strip()}"
+        )
+    return stdout.decode()
+
+
+async def links_of_type(kind: str) -> list[str]:
+    """The names of this namespace's interfaces of one kind (`vxlan`, ...)."""
+    listing = await run("ip", "-o", "link", "show", "type", kind)
+    return [line.split(": ")[1].split("@")[0] for line in listing.splitlines() if ": " in line]
+
+
+async def link_exists(name: str, netns: str = "") -> bool:
+    """Whether an interface `name` exists in `netns` ("": this process's)."""
+    where = ("-n", netns) if netns else ()
+    child = await asyncio.create_subprocess_exec(
+        "ip", *where, "link", "show", "dev", name,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    return await child.wait() == 0
+
+
+async def delete_link(name: str, netns: str = "") -> None:
+    """Delete interface `name` of `netns` ("": this process's) if it exists;
+    a veth takes its peer along."""
+    if await link_exists(name, netns):
+        where = ("-n", netns) if netns else ()
+        try:
+            await run("ip", *where, "link", "delete", name)
+        except DataPlaneError:
+            if await link_exists(name, netns):  # not one a dying namespace took along
+                raise
