@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -63,3 +64,22 @@ def boot_sector_url(image_server: ImageServer) -> str:
     """The URL of guests/bootsector.py's boot sector (a raw disk image that
     prints its marker to COM1), published on ``image_server``."""
     return image_server.publish("bootsector.raw", boot_sector())
+
+
+@pytest.fixture(scope="session")
+def busybox(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A busybox binary: the one on PATH, else Debian's busybox-static unpacked."""
+    found = shutil.which("busybox")
+    if found:
+        return found
+    folder = tmp_path_factory.mktemp("busybox")
+    try:
+        subprocess.run(
+            ["apt-get", "download", "-qq", "busybox-static"],
+            cwd=folder, check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        (deb,) = folder.glob("busybox-static_*.deb")
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(folder)], check=True, timeout=60)
+    except (OSError, ValueError, subprocess.SubprocessError) as error:
+        pytest.skip(f"no busybox: {error}")
+    return str(folder / "bin" / "busybox")

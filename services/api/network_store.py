@@ -7,6 +7,8 @@ is a create-only write, so two writers can never take the same address or id."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from sfmesh.v1 import network_service_pb2, records_pb2
 
 from services.common import errors
-from services.common.addresses import address_key
+from services.common.addresses import FLOATING, address_key, pick_free
 from services.common.store import Delete, Put, Store, key, kind_prefix
 
 
@@ -34,8 +36,21 @@ def vxlan_key(vxlan_id: int) -> bytes:
 class NetworkStore:
     """Networks, their address reservations and VXLAN ids in etcd."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, floating_pool: ipaddress.IPv4Network | None = None) -> None:
+        """`floating_pool`: the outside addresses interfaces float on (None: none)."""
         self._store = store
+        self._floating_pool = floating_pool
+
+    async def draw_floating(self, taken: set[str], rng: random.Random) -> str:
+        """A free address of the floating pool, not in `taken` either (its
+        first host is the router, never drawn); 507 when there is none."""
+        if self._floating_pool is None:
+            raise errors.InsufficientResources(
+                "No free addresses on network: this mesh has no floating pool"
+            )
+        held = {a.reservation.address for a in await self.addresses(FLOATING)}
+        router = str(self._floating_pool.network_address + 1)
+        return pick_free(self._floating_pool, held | taken | {router}, rng)
 
     async def get(self, uuid: str) -> StoredNetwork | None:
         """One network, or None."""
@@ -126,3 +141,12 @@ class NetworkStore:
             if not any(a.reservation.type == "instance" for a in remaining):
                 with contextlib.suppress(errors.NotFound):  # finished by another: fine
                     await self.finish_delete(stored)
+
+
+def reservation(address: str, kind: str, user: list[str], when: float) -> records_pb2.AddressRecord:
+    """An address held by `user` ([object type, uuid]) since `when`."""
+    return records_pb2.AddressRecord(
+        reservation=network_service_pb2.AddressReservation(
+            address=address, type=kind, user=user, when=when
+        )
+    )

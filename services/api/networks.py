@@ -1,7 +1,8 @@
-"""NetworkService: create, list, read and delete networks, and list their
-address reservations (other-apis §1). A network owns its VXLAN id and its
-network, gateway and broadcast addresses from the moment it is written;
-node agents build its data plane where instances use it.
+"""NetworkService: create, list, read and delete networks, list their
+address reservations, and float interfaces (other-apis §1, §2). A network
+owns its VXLAN id and its network, gateway and broadcast addresses from the
+moment it is written; node agents build its data plane where instances use
+it. `GET /networks/floating/addresses` shows the floating pool, to system.
 
 Differences from Shaken Fist (docs/compatibility.md): `provide_dhcp: false`
 and `provide_nat: false` are honoured, and IPv6 blocks are refused (400)
@@ -16,16 +17,19 @@ import time
 import uuid as uuid_module
 
 import grpc
+from google.protobuf import empty_pb2
 from sfmesh.v1 import instance_pb2, network_service_pb2, network_service_pb2_grpc, records_pb2
 
 from services.api import ipam
 from services.api import namespaces as namespace_rules
+from services.api.floating import defloat_interface, float_interface
 from services.api.network_metadata import NetworkMetadata
-from services.api.network_store import NetworkStore, StoredNetwork
+from services.api.network_store import NetworkStore, StoredNetwork, reservation
 from services.api.store import NamespaceStore
 from services.api.visibility import SYSTEM, as_uuid, can_see
 from services.common import errors, instance_states
-from services.common.instance_store import InstanceStore
+from services.common.addresses import FLOATING
+from services.common.instance_store import InstanceStore, StoredInstance
 from services.common.interceptors import caller
 
 State = network_service_pb2.NetworkState
@@ -152,8 +156,11 @@ class NetworkServicer(NetworkMetadata, network_service_pb2_grpc.NetworkServiceSe
         request: network_service_pb2.ListNetworkAddressesRequest,
         context: grpc.aio.ServicerContext,
     ) -> network_service_pb2.ListNetworkAddressesResponse:
-        network = (await self._resolve(request.ref)).record.network
-        held = [a.reservation for a in await self._networks.addresses(network.uuid)]
+        if request.ref == FLOATING and caller().namespace == SYSTEM:
+            pool = FLOATING
+        else:
+            pool = (await self._resolve(request.ref)).record.network.uuid
+        held = [a.reservation for a in await self._networks.addresses(pool)]
         held.sort(key=lambda reservation: reservation.address)  # by string, as upstream
         return network_service_pb2.ListNetworkAddressesResponse(addresses=held)
 
@@ -175,6 +182,39 @@ class NetworkServicer(NetworkMetadata, network_service_pb2_grpc.NetworkServiceSe
     async def GetInterface(
         self, request: network_service_pb2.GetInterfaceRequest, context: grpc.aio.ServicerContext
     ) -> instance_pb2.Interface:
+        _, nic = await self._find_interface(request.uuid)
+        return nic
+
+    async def FloatInterface(
+        self, request: network_service_pb2.FloatInterfaceRequest, context: grpc.aio.ServicerContext
+    ) -> empty_pb2.Empty:
+        """A floating address now (507 when the pool is full); the node
+        hosting the instance maps it. Floating again keeps the address."""
+        stored, nic = await self._find_interface(request.uuid)
+        network = await self._networks.get(nic.network_uuid)
+        if network is None:
+            raise errors.NotFound("interface network not found")
+        if stored.record.instance.state == instance_states.DELETED:
+            raise errors.NotReady("interface is deleted")
+        if not network.record.network.provide_nat:
+            raise errors.Conflict(
+                "interface network does not provide NAT, so it cannot float",
+                reason="NETWORK_WITHOUT_NAT",
+            )
+        await float_interface(self._instances, self._networks, stored, nic.uuid, self._rng)
+        return empty_pb2.Empty()
+
+    async def DefloatInterface(
+        self,
+        request: network_service_pb2.DefloatInterfaceRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> empty_pb2.Empty:
+        """Gives the floating address back; fine when there is none."""
+        stored, nic = await self._find_interface(request.uuid)
+        await defloat_interface(self._instances, stored, nic.uuid)
+        return empty_pb2.Empty()
+
+    async def _find_interface(self, uuid: str) -> tuple[StoredInstance, instance_pb2.Interface]:
         """Found through the instances (a scan: NICs live in their instance's
         record); visible to whoever sees the instance."""
         namespace = caller().namespace
@@ -183,8 +223,8 @@ class NetworkServicer(NetworkMetadata, network_service_pb2_grpc.NetworkServiceSe
             if not can_see(namespace, instance.namespace):
                 continue
             for nic in instance.interfaces:
-                if nic.uuid == request.uuid:
-                    return nic
+                if nic.uuid == uuid:
+                    return stored, nic
         raise errors.NotFound("interface not found")
 
     async def _target_namespace(self, request: network_service_pb2.CreateNetworkRequest) -> str:
@@ -230,12 +270,3 @@ async def resolve_network(
             f'multiple networks have the name "{ref}" in namespace "{namespace}"'
         )
     return matches[0]
-
-
-def reservation(address: str, kind: str, user: list[str], when: float) -> records_pb2.AddressRecord:
-    """An address held by `user` ([object type, uuid]) since `when`."""
-    return records_pb2.AddressRecord(
-        reservation=network_service_pb2.AddressReservation(
-            address=address, type=kind, user=user, when=when
-        )
-    )

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from sfmesh.v1 import instance_pb2, network_service_pb2
 
 from services.api import ipam
-from services.api.network_store import NetworkStore
-from services.api.networks import reservation, resolve_network
+from services.api.floating import floating_put
+from services.api.network_store import NetworkStore, reservation
+from services.api.networks import resolve_network
 from services.common import errors
-from services.common.addresses import address_key, pick_free
+from services.common.addresses import FLOATING, address_key, pick_free
 from services.common.store import Put
 from services.common.wire import wire_name
 
@@ -69,6 +70,7 @@ async def plan_nics(
     ready, 404 network of another namespace, 409 address in use, 507 full."""
     plan = PlannedNics([], [])
     claimed: dict[str, set[str]] = {}
+    floating: set[str] = set()  # drawn for earlier NICs of this create
     now = time.time()
     for order, spec in enumerate(specs):
         ref = spec.network_uuid
@@ -108,14 +110,30 @@ async def plan_nics(
             plan.reservations.append(
                 Put(address_key(network.uuid, address), held_by.SerializeToString(), 0)
             )
+        if spec.float:
+            if not network.provide_nat:
+                raise errors.Conflict(
+                    f"network {network.uuid} does not provide NAT, so NICs on it cannot float",
+                    reason="NETWORK_WITHOUT_NAT",
+                )
+            interface.floating = await networks.draw_floating(floating, rng)
+            floating.add(interface.floating)
+            plan.reservations.append(floating_put(interface.floating, interface.uuid, now))
         plan.interfaces.append(interface)
     return plan
 
 
 def held_addresses(instance: instance_pb2.Instance) -> list[tuple[str, str]]:
-    """(network uuid, address) of every address an instance holds. Pure."""
-    return [
+    """(network uuid, address) of every address an instance holds, floating
+    ones as (FLOATING, address). Pure."""
+    held = [
         (interface.network_uuid, interface.ipv4)
         for interface in instance.interfaces
         if interface.HasField("ipv4")
     ]
+    held += [
+        (FLOATING, interface.floating)
+        for interface in instance.interfaces
+        if interface.HasField("floating")
+    ]
+    return held

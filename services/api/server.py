@@ -26,6 +26,7 @@ from services.api.revocation import Revocation
 from services.api.scheduling import Scheduler
 from services.api.store import NamespaceStore
 from services.api.validation import Limits
+from services.common.addresses import floating_pool
 from services.common.config import MeshConfig
 from services.common.instance_store import InstanceStore
 from services.common.main import service_authority, service_emitter
@@ -69,7 +70,7 @@ async def serve_api(config: ApiConfig) -> None:
     credentials = InternalCredentials(authority, "api")
     scheduler = Scheduler(config.mesh.scheduler, credentials, store)
     node_agents = NodeAgents(store, credentials)
-    networks = NetworkStore(store)
+    networks = NetworkStore(store, floating_pool(config.mesh.floating_netblock))
     instances = InstanceServicer(
         instance_store, namespaces, events, keys, config.limits, scheduler, node_agents, networks
     )

@@ -15,6 +15,20 @@ FLOATING = "floating"
 """The pool of outside addresses, kept like a network of that uuid."""
 
 
+def floating_pool(netblock: str) -> ipaddress.IPv4Network | None:
+    """The floating pool a `--floating-netblock` setting names ("" for
+    none); exits with the reason when it is not an IPv4 CIDR of a /29 or more."""
+    if not netblock:
+        return None
+    try:
+        pool = ipaddress.IPv4Network(netblock)
+    except ValueError as exc:
+        raise SystemExit(f"--floating-netblock {netblock!r} is not an IPv4 CIDR: {exc}") from exc
+    if pool.num_addresses < 8:
+        raise SystemExit(f"--floating-netblock {pool} is smaller than a /29")
+    return pool
+
+
 def address_key(network_uuid: str, address: str) -> bytes:
     """The key of one reserved address: `/sfmesh/v1/address/<network>/<ipv4>`."""
     return key("address", f"{network_uuid}/{address}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sfmesh.v1 import records_pb2
 
 from services.common import errors
-from services.common.store import Delete, Put, Store, key, kind_prefix
+from services.common.store import Delete, Operation, Put, Store, key, kind_prefix
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,16 @@ class InstanceStore:
         put = Put(key("instance", record.instance.uuid), record.SerializeToString(), 0)
         return await self._store.commit([put, *also])
 
-    async def replace(self, stored: StoredInstance, record: records_pb2.InstanceRecord) -> bool:
-        """Write `record` over `stored`; False when someone wrote in between."""
+    async def replace(
+        self, stored: StoredInstance, record: records_pb2.InstanceRecord, *also: Operation
+    ) -> bool:
+        """Write `record` over `stored`, and `also` in the same transaction;
+        False, with nothing written, when someone wrote in between or an
+        expectation of `also` fails."""
         put = Put(
             key("instance", record.instance.uuid), record.SerializeToString(), stored.mod_revision
         )
-        return await self._store.commit([put])
+        return await self._store.commit([put, *also])
 
     async def remove(self, stored: StoredInstance) -> bool:
         """Delete a record as read; False when it changed in between."""

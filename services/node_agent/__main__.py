@@ -8,6 +8,7 @@ import asyncio
 import ipaddress
 import socket
 
+from services.common.addresses import floating_pool
 from services.common.config import env, mesh_config
 from services.common.main import parse_arguments
 from services.node_agent.dataplane import Underlay
@@ -40,16 +41,11 @@ def ipv4(text: str) -> str:
 
 def egress(bridge: str, floating_netblock: str) -> Egress | None:
     """The node's egress, from its two settings; exits on a bad pair."""
+    pool = floating_pool(floating_netblock)
     if not bridge:
         return None
-    try:
-        pool = ipaddress.IPv4Network(floating_netblock)
-    except ValueError as exc:
-        raise SystemExit(
-            f"--egress-bridge needs --floating-netblock as an IPv4 CIDR: {exc}"
-        ) from exc
-    if pool.num_addresses < 8:
-        raise SystemExit(f"--floating-netblock {pool} is smaller than a /29")
+    if pool is None:
+        raise SystemExit("--egress-bridge needs --floating-netblock")
     return Egress(bridge, pool)
 
 

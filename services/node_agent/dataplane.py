@@ -46,7 +46,7 @@ from services.node_agent.commands import (
     run,
 )
 from services.node_agent.naming import is_uuid
-from services.node_agent.nat import Egress, ensure_nat, remove_nat
+from services.node_agent.nat import Egress, ensure_nat, remove_nat, set_floats
 
 MAX_VXLAN_ID = 2**24 - 1
 VXLAN_PORT = 4789  # IANA's port for VXLAN
@@ -153,6 +153,7 @@ class DataPlane:
         self.underlay = underlay
         self.egress = egress
         self._peers: frozenset[str] = frozenset()
+        self._floats: dict[str, dict[str, str]] = {}  # network uuid -> its floats here
         self._lock = asyncio.Lock()  # one change at a time: each is a few quick commands
 
     async def ensure(self, plan: NetworkPlan, egress_address: str | None = None) -> str:
@@ -198,11 +199,23 @@ class DataPlane:
             if egress_address is not None and self.egress is not None:
                 await ensure_nat(
                     n.netns, n.inner, n.egress_outer, n.egress_inner,
-                    network, self.egress, egress_address,
+                    network, self.egress, egress_address, self._floats.get(plan.uuid, {}),
                 )  # fmt: skip
             else:
                 await remove_nat(n.netns, n.egress_outer)
         return n.bridge
+
+    async def set_floats(self, plan: NetworkPlan, floats: Mapping[str, str]) -> None:
+        """Map exactly `floats` (floating address -> NIC address in the block)
+        through the network's NAT here. Raises DataPlaneError when the network
+        has no NAT on this node."""
+        n = names(self.node, plan.vxlan_id)
+        network, _ = _block(plan)
+        async with self._lock:
+            if not await link_exists(n.egress_inner, n.netns):
+                raise DataPlaneError(f"network {plan.uuid} has no NAT on this node to float on")
+            await set_floats(n.netns, n.inner, n.egress_inner, network, floats)
+            self._floats[plan.uuid] = dict(floats)
 
     async def set_peers(self, peers: frozenset[str]) -> None:
         """Flood every network's VXLAN on this node to exactly `peers`, the
@@ -256,6 +269,7 @@ class DataPlane:
             await _stop_dnsmasq(folder)
             await delete_link(n.outer)
             await delete_link(n.egress_outer)
+            self._floats.pop(plan.uuid, None)
             if (NETNS_DIR / n.netns).exists():
                 await run("ip", "netns", "delete", n.netns)
             await delete_link(n.vxlan)

@@ -4,6 +4,9 @@ egress address on this node, drawn from the floating pool, and the default
 route goes to the pool's router (its first host). An nftables table inside
 the namespace masquerades the network's block behind the egress address and
 forwards nothing else but replies, so the outside cannot reach the guests.
+A floated NIC's floating address sits on the same veth (a /32) and maps
+both ways to the NIC's address: the outside reaches that guest, and its
+traffic leaves from the floating address.
 
 The namespace is the data plane's own, so its one table is ours to replace
 whole; the outer veth end is the only thing put on the egress bridge."""
@@ -11,6 +14,7 @@ whole; the outer veth end is the only thing put on the egress bridge."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.node_agent.commands import DataPlaneError, delete_link, link_exists, run
@@ -33,21 +37,37 @@ class Egress:
         return self.pool.network_address + 1
 
 
-def ruleset(block: ipaddress.IPv4Network, inner: str, egress_inner: str) -> str:
+def ruleset(
+    block: ipaddress.IPv4Network,
+    inner: str,
+    egress_inner: str,
+    floats: Mapping[str, str] | None = None,
+) -> str:
     """The namespace's nftables table, replacing any older one in the same
-    transaction. Pure."""
+    transaction; `floats` maps floating addresses to NICs' addresses. Pure."""
+    pairs = sorted((floats or {}).items())
+    dnat = "".join(f"    ip daddr {outer} dnat to {guest}\n" for outer, guest in pairs)
+    snat = "".join(
+        f'    oifname "{egress_inner}" ip saddr {guest} snat to {outer}\n' for outer, guest in pairs
+    )
     return (
         f"table ip {TABLE}\n"
         f"delete table ip {TABLE}\n"
         f"table ip {TABLE} {{\n"
+        "  chain prerouting {\n"
+        "    type nat hook prerouting priority dstnat; policy accept;\n"
+        f"{dnat}"
+        "  }\n"
         "  chain postrouting {\n"
         "    type nat hook postrouting priority srcnat; policy accept;\n"
+        f"{snat}"
         f'    oifname "{egress_inner}" ip saddr {block} masquerade\n'
         "  }\n"
         "  chain forward {\n"
         "    type filter hook forward priority filter; policy drop;\n"
         "    ct state established,related accept\n"
         f'    iifname "{inner}" oifname "{egress_inner}" accept\n'
+        f'    iifname "{egress_inner}" oifname "{inner}" ct status dnat accept\n'
         "  }\n"
         "}\n"
     )
@@ -61,8 +81,10 @@ async def ensure_nat(
     block: ipaddress.IPv4Network,
     egress: Egress,
     address: str,
+    floats: Mapping[str, str],
 ) -> None:
-    """Masquerade `block` out of `netns` behind `address` (in the pool)."""
+    """Masquerade `block` out of `netns` behind `address` (in the pool), and
+    map `floats`."""
     if not await link_exists(egress.bridge):
         raise DataPlaneError(f"the egress bridge {egress.bridge} does not exist")
     if not await link_exists(egress_outer):
@@ -71,16 +93,42 @@ async def ensure_nat(
             "peer", "name", egress_inner, "netns", netns,
         )  # fmt: skip
     await run("ip", "link", "set", egress_outer, "master", egress.bridge, "up")
-    current = await run("ip", "-n", netns, "-4", "-o", "addr", "show", "dev", egress_inner)
     wanted = f"{address}/{egress.pool.prefixlen}"
-    if f" {wanted} " not in current:
-        await run("ip", "-n", netns, "addr", "flush", "dev", egress_inner)
+    current = await _addresses(netns, egress_inner)
+    if wanted not in current:
+        for old in current:
+            if not old.endswith("/32"):  # floating addresses stay
+                await run("ip", "-n", netns, "addr", "del", old, "dev", egress_inner)
         await run("ip", "-n", netns, "addr", "add", wanted, "dev", egress_inner)
     await run("ip", "-n", netns, "link", "set", egress_inner, "up")
     await run("ip", "-n", netns, "route", "replace", "default", "via", str(egress.router))
     await run("ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-    rules = ruleset(block, inner, egress_inner)
+    await set_floats(netns, inner, egress_inner, block, floats)
+
+
+async def set_floats(
+    netns: str,
+    inner: str,
+    egress_inner: str,
+    block: ipaddress.IPv4Network,
+    floats: Mapping[str, str],
+) -> None:
+    """Map exactly `floats` (floating address -> NIC address) on a network
+    whose NAT `ensure_nat` made."""
+    current = {a for a in await _addresses(netns, egress_inner) if a.endswith("/32")}
+    wanted = {f"{outer}/32" for outer in floats}
+    for address in sorted(wanted - current):
+        await run("ip", "-n", netns, "addr", "add", address, "dev", egress_inner)
+    for address in sorted(current - wanted):
+        await run("ip", "-n", netns, "addr", "del", address, "dev", egress_inner)
+    rules = ruleset(block, inner, egress_inner, floats)
     await run("ip", "netns", "exec", netns, "nft", "-f", "-", stdin=rules)
+
+
+async def _addresses(netns: str, interface: str) -> list[str]:
+    """The IPv4 addresses (CIDR) of an interface in `netns`."""
+    listing = await run("ip", "-n", netns, "-4", "-o", "addr", "show", "dev", interface)
+    return [line.split()[3] for line in listing.splitlines() if " inet " in line]
 
 
 async def remove_nat(netns: str, egress_outer: str) -> None:

@@ -1,9 +1,10 @@
 """Instance NICs on this node: before a domain starts, the data plane of
 each network it uses is made ready (`dataplane.py`), with NAT behind an
-egress address of this node when the network provides it, and DHCP pins the
-NIC's address to its MAC; once the last instance here leaves a network, its
-data plane here goes too. A network made ready once is not made again while
-this agent runs; only changed pins are written."""
+egress address of this node when the network provides it, DHCP pins the
+NIC's address to its MAC and NAT maps floated NICs' floating addresses; once
+the last instance here leaves a network, its data plane here goes too. A
+network made ready once is not made again while this agent runs; only
+changed pins and floats are written."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ class InstanceNetworking:
         self._plans: dict[str, NetworkPlan] = {}  # networks with pieces here
         self._ready: set[str] = set()  # those made whole since this agent started
         self._served: dict[str, dict[str, str]] = {}  # the pins each one serves
+        self._floated: dict[str, dict[str, str]] = {}  # the floats each one maps
 
     async def attach(self, instance: instance_pb2.Instance) -> dict[str, str]:
         """Make every network of `instance` ready here, with its pins;
@@ -55,16 +57,21 @@ class InstanceNetworking:
             else:
                 plan = await self._make_ready(network_uuid)
             bridges[network_uuid] = names(self._dataplane.node, plan.vxlan_id).bridge
-            await self._serve(plan, self._pins(network_uuid, also=instance))
+            instances = self._live(also=instance)
+            await self._serve(
+                plan, _pins(network_uuid, instances), _floats(network_uuid, instances)
+            )
         return bridges
 
     async def detach(self, instance_uuid: str) -> None:
         """`instance_uuid` left this node: drop its pins, and the data plane of
         every network no instance here uses any more."""
+        instances = self._live(without=instance_uuid)
         for network_uuid, plan in list(self._plans.items()):
-            pins = self._pins(network_uuid, without=instance_uuid)
-            if pins or self._users(network_uuid, without=instance_uuid):
-                await self._serve(plan, pins)
+            if any(nic.network_uuid == network_uuid for i in instances for nic in i.interfaces):
+                await self._serve(
+                    plan, _pins(network_uuid, instances), _floats(network_uuid, instances)
+                )
             else:
                 await self._dataplane.remove(plan)
                 if plan.provide_nat and self._egress is not None:
@@ -72,6 +79,7 @@ class InstanceNetworking:
                 del self._plans[network_uuid]
                 self._ready.discard(network_uuid)
                 self._served.pop(network_uuid, None)
+                self._floated.pop(network_uuid, None)
 
     async def _make_ready(self, network_uuid: str) -> NetworkPlan:
         plan = await self._plan(network_uuid)
@@ -87,10 +95,16 @@ class InstanceNetworking:
         self._ready.add(network_uuid)
         return plan
 
-    async def _serve(self, plan: NetworkPlan, pins: dict[str, str]) -> None:
+    async def _serve(self, plan: NetworkPlan, pins: dict[str, str], floats: dict[str, str]) -> None:
         if self._served.get(plan.uuid) != pins:
             await self._dataplane.set_hosts(plan, pins)
             self._served[plan.uuid] = pins
+        if self._floated.get(plan.uuid, {}) != floats:
+            try:
+                await self._dataplane.set_floats(plan, floats)
+            except DataPlaneError as exc:  # no egress here: a setting, not a retry, fixes it
+                log.warning("cannot map floating addresses: %s", exc)
+            self._floated[plan.uuid] = floats
 
     async def _plan(self, network_uuid: str) -> NetworkPlan:
         item = await self._store.get(key("network", network_uuid))
@@ -107,34 +121,34 @@ class InstanceNetworking:
         self._plans[network_uuid] = plan
         return plan
 
-    def _live(self, without: str = "") -> list[instance_pb2.Instance]:
-        return [
+    def _live(
+        self, *, also: instance_pb2.Instance | None = None, without: str = ""
+    ) -> list[instance_pb2.Instance]:
+        """The instances here that hold their NICs: `also` as given, not `without`."""
+        live = [
             instance
             for instance in self._hosted()
-            if instance.uuid != without and instance.state not in (states.DELETED, states.ERROR)
+            if instance.uuid not in (without, also.uuid if also else "")
+            and instance.state not in (states.DELETED, states.ERROR)
         ]
+        return [*live, also] if also is not None else live
 
-    def _users(self, network_uuid: str, without: str) -> bool:
-        return any(
-            nic.network_uuid == network_uuid
-            for instance in self._live(without)
-            for nic in instance.interfaces
-        )
 
-    def _pins(
-        self,
-        network_uuid: str,
-        *,
-        also: instance_pb2.Instance | None = None,
-        without: str = "",
-    ) -> dict[str, str]:
-        """MAC -> address of every NIC with an address on the network."""
-        instances = self._live(without)
-        if also is not None:
-            instances = [i for i in instances if i.uuid != also.uuid] + [also]
-        return {
-            nic.macaddr: nic.ipv4
-            for instance in instances
-            for nic in instance.interfaces
-            if nic.network_uuid == network_uuid and nic.HasField("ipv4")
-        }
+def _pins(network_uuid: str, instances: list[instance_pb2.Instance]) -> dict[str, str]:
+    """MAC -> address of every NIC with an address on the network. Pure."""
+    return {
+        nic.macaddr: nic.ipv4
+        for instance in instances
+        for nic in instance.interfaces
+        if nic.network_uuid == network_uuid and nic.HasField("ipv4")
+    }
+
+
+def _floats(network_uuid: str, instances: list[instance_pb2.Instance]) -> dict[str, str]:
+    """Floating address -> address of every floated NIC on the network. Pure."""
+    return {
+        nic.floating: nic.ipv4
+        for instance in instances
+        for nic in instance.interfaces
+        if nic.network_uuid == network_uuid and nic.HasField("floating") and nic.HasField("ipv4")
+    }

@@ -18,6 +18,8 @@ from devmesh.processes import Child, grpc_serving, python_module, wait_until
 
 NODE = f"e2e-{uuid.uuid4().hex[:6]}"
 """This run's node name: its domains are `sfmesh-<NODE>-<uuid>`."""
+FLOATING_POOL = "10.254.9.0/24"
+"""The mesh's floating pool; its first host is the outside's router."""
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +34,10 @@ def mesh(boot_sector_url: str) -> Iterator[Mesh]:
         ports=Ports.free(),
         sink=sys.stderr,
         node_name=NODE,
-        settings={"SFMESH_IMAGE_SHORTHANDS": f"debian:11={boot_sector_url}"},
+        settings={
+            "SFMESH_IMAGE_SHORTHANDS": f"debian:11={boot_sector_url}",
+            "SFMESH_FLOATING_NETBLOCK": FLOATING_POOL,
+        },
     )
     try:
         running.start()

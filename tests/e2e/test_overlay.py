@@ -2,8 +2,9 @@
 namespaces of the test's own, joined by a veth, as if they were two hosts,
 and whose egress bridge leads to an outside namespace holding the floating
 pool's router. Tiny Linux guests ping each other across the nodes over
-VXLAN and reach the outside through NAT, while a guest on another network
-with the very same netblock and no NAT reaches none of them."""
+VXLAN and reach the outside through NAT, the outside reaches a floated one,
+while a guest on another network with the very same netblock and no NAT
+reaches none of them."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import pytest
 from devmesh.mesh import Mesh
 from guests.serve import ImageServer
 from guests.testguest import ensure_test_guest
-from tests.e2e.conftest import extra_node_agent
+from tests.e2e.conftest import FLOATING_POOL, extra_node_agent
 from tests.e2e.test_nics import BUILD_DIR, network
 from tests.e2e.test_vms import wait_for
 
@@ -30,7 +31,6 @@ pytestmark = pytest.mark.slow
 NETBLOCK = "10.251.9.0/24"
 GATEWAY = "10.251.9.1"
 UNDERLAY = ("10.252.0.1", "10.252.0.2")
-FLOATING = "10.254.9.0/24"
 ROUTER = "10.254.9.1"
 
 
@@ -39,13 +39,13 @@ def ip(*argv: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def two_nodes(mesh: Mesh) -> Iterator[tuple[str, str]]:
+def two_nodes(mesh: Mesh) -> Iterator[tuple[str, str, str]]:
     """Two node agents whose underlays are namespaces joined by a veth, and
     whose egress bridge leads to the outside: a namespace holding the router."""
     tag = uuid.uuid4().hex[:6]
     spaces = (f"sfe2e{tag}x", f"sfe2e{tag}y")
     outside, egress = f"sfe2e{tag}o", f"sfe2e{tag}b"
-    common = {"SFMESH_FLOATING_NETBLOCK": FLOATING, "SFMESH_EGRESS_BRIDGE": egress}
+    common = {"SFMESH_EGRESS_BRIDGE": egress}
     try:
         ip("link", "add", egress, "type", "bridge")
         ip("link", "set", egress, "up")
@@ -53,7 +53,7 @@ def two_nodes(mesh: Mesh) -> Iterator[tuple[str, str]]:
         ip("link", "add", f"{egress}o", "master", egress, "type", "veth", "peer", "name", "w0",
            "netns", outside)  # fmt: skip
         ip("link", "set", f"{egress}o", "up")
-        ip("-n", outside, "addr", "add", f"{ROUTER}/24", "dev", "w0")
+        ip("-n", outside, "addr", "add", f"{ROUTER}/{FLOATING_POOL.split('/')[1]}", "dev", "w0")
         ip("-n", outside, "link", "set", "w0", "up")
         for netns in spaces:
             ip("netns", "add", netns)
@@ -83,7 +83,7 @@ def two_nodes(mesh: Mesh) -> Iterator[tuple[str, str]]:
                 },
             ) as y,
         ):
-            yield x, y
+            yield x, y, outside
     finally:
         for netns in (*spaces, outside):
             subprocess.run(["ip", "netns", "delete", netns], check=False, capture_output=True)
@@ -119,11 +119,17 @@ def node_created(rest: httpx.Client, node: str) -> bool:
     return bool(rest.get(f"/nodes/{node}").json().get("state") == "created")
 
 
+def answers(busybox: str, netns: str, address: str) -> bool:
+    """Whether `address` answers a ping from `netns` within 3 s."""
+    argv = ["ip", "netns", "exec", netns, busybox, "ping", "-c", "1", "-W", "3", address]
+    return subprocess.run(argv, check=False, capture_output=True).returncode == 0
+
+
 def test_a_network_spans_two_nodes_and_no_other_network_sees_it(
-    rest: httpx.Client, image_server: ImageServer, two_nodes: tuple[str, str]
+    rest: httpx.Client, image_server: ImageServer, two_nodes: tuple[str, str, str], busybox: str
 ) -> None:
-    x, y = two_nodes
-    for node in two_nodes:
+    x, y, outside = two_nodes
+    for node in (x, y):
         wait_for(functools.partial(node_created, rest, node))
     guest = image_server.publish("testguest-overlay.raw", ensure_test_guest(BUILD_DIR).read_bytes())
     near, far = network(rest, NETBLOCK), network(rest, NETBLOCK, provide_nat=False)
@@ -183,6 +189,14 @@ def test_a_network_spans_two_nodes_and_no_other_network_sees_it(
         assert f"TESTGUEST PROBE {ROUTER} unreachable" in console(rest, c)
         lease = marker(rest, b, r"TESTGUEST LEASE [^\r\n]*")
         assert lease is not None and "ip=10.251.9.11/24" in lease
+
+        # Floated, guest a answers the outside at its floating address.
+        nic = a["interfaces"][0]
+        assert rest.post(f"/interfaces/{nic['uuid']}/float").status_code == 200
+        floating = rest.get(f"/interfaces/{nic['uuid']}").json()["floating"]
+        wait_for(functools.partial(answers, busybox, outside, floating), timeout=30)
+        assert rest.post(f"/interfaces/{nic['uuid']}/defloat").status_code == 200
+        wait_for(lambda: not answers(busybox, outside, floating), timeout=30)
     finally:
         for instance in made:
             rest.delete(f"/instances/{instance['uuid']}")

@@ -16,7 +16,6 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -44,25 +43,6 @@ NETBLOCK = "10.251.7.0/24"
 GATEWAY = "10.251.7.1"
 MAC = "52:54:00:5f:00:01"
 LEASE_SCRIPT = '#!/bin/sh\n[ "$1" = bound ] && echo "LEASE $ip $router"\nexit 0\n'
-
-
-@pytest.fixture(scope="session")
-def busybox(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A busybox binary: the one on PATH, else Debian's busybox-static unpacked."""
-    found = shutil.which("busybox")
-    if found:
-        return found
-    folder = tmp_path_factory.mktemp("busybox")
-    try:
-        subprocess.run(
-            ["apt-get", "download", "-qq", "busybox-static"],
-            cwd=folder, check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
-        (deb,) = folder.glob("busybox-static_*.deb")
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(folder)], check=True, timeout=60)
-    except (OSError, ValueError, subprocess.SubprocessError) as error:
-        pytest.skip(f"no busybox for udhcpc: {error}")
-    return str(folder / "bin" / "busybox")
 
 
 @pytest.fixture
@@ -446,7 +426,7 @@ async def peer_seen(client_netns: str, server_netns: str, server: str) -> str:
         await serve.wait()
 
 
-async def test_nat_masquerades_a_network_and_keeps_the_outside_out(
+async def test_nat_masquerades_a_network_floats_nics_and_keeps_the_outside_out(
     root: Path, outside: tuple[Egress, str], busybox: str
 ) -> None:
     egress, outside_netns = outside
@@ -471,10 +451,21 @@ async def test_nat_masquerades_a_network_and_keeps_the_outside_out(
             assert await addresses(n.netns, n.egress_inner) == ["10.254.0.8/24"]
             assert await peer_seen(netns, outside_netns, ROUTER) == "10.254.0.8"
 
-            # Without an egress address, no NAT is left.
+            # A floating address reaches the guest, and the guest leaves from it.
+            await plane.set_floats(plan, {"10.254.0.20": "10.251.7.10"})
+            assert await pings(busybox, outside_netns, "10.254.0.20")
+            assert await peer_seen(netns, outside_netns, ROUTER) == "10.254.0.20"
+            assert await peer_seen(outside_netns, netns, "10.254.0.20") == ROUTER
+            await plane.set_floats(plan, {})
+            assert not await pings(busybox, outside_netns, "10.254.0.20", tries=1)
+            assert await addresses(n.netns, n.egress_inner) == ["10.254.0.8/24"]
+
+            # Without an egress address, no NAT is left, and nothing floats.
             await plane.ensure(plan)
             assert await link(n.egress_outer) is None
             assert not await pings(busybox, netns, ROUTER, tries=1)
+            with pytest.raises(DataPlaneError, match="no NAT on this node"):
+                await plane.set_floats(plan, {"10.254.0.20": "10.251.7.10"})
         await plane.ensure(plan, egress_address="10.254.0.7")
     finally:
         await plane.remove(plan)

@@ -1,0 +1,86 @@
+"""Floating addresses of interfaces (other-apis §1.11, §2): an address of
+the floating pool recorded on the NIC (`floating`) and reserved in the pool
+(type `floating`, user `["networkinterface", <uuid>]`), both in one etcd
+transaction, so neither ever exists without the other. The node hosting the
+instance maps the address to the NIC's own (node_agent/nat.py)."""
+
+from __future__ import annotations
+
+import random
+import time
+
+from sfmesh.v1 import instance_pb2, records_pb2
+
+from services.api.network_store import NetworkStore, reservation
+from services.common import errors
+from services.common.addresses import FLOATING, address_key
+from services.common.instance_store import InstanceStore, StoredInstance
+from services.common.store import Delete, Put
+
+ATTEMPTS = 5  # writes raced by other writers before giving up
+
+
+def floating_put(address: str, interface_uuid: str, now: float) -> Put:
+    """The create-only reservation of `address` for an interface."""
+    held = reservation(address, "floating", ["networkinterface", interface_uuid], now)
+    return Put(address_key(FLOATING, address), held.SerializeToString(), 0)
+
+
+async def float_interface(
+    instances: InstanceStore,
+    networks: NetworkStore,
+    stored: StoredInstance,
+    interface_uuid: str,
+    rng: random.Random,
+) -> str:
+    """Give the interface a floating address unless it has one; returns it.
+    507 when the pool is full."""
+    for _ in range(ATTEMPTS):
+        record = _copy(stored)
+        nic = _interface(record, interface_uuid)
+        if nic.HasField("floating"):
+            return nic.floating
+        nic.floating = await networks.draw_floating(set(), rng)
+        if await instances.replace(
+            stored, record, floating_put(nic.floating, interface_uuid, time.time())
+        ):
+            return nic.floating
+        stored = await _again(instances, stored)
+    raise errors.Unavailable("the floating pool kept changing; try again")
+
+
+async def defloat_interface(
+    instances: InstanceStore, stored: StoredInstance, interface_uuid: str
+) -> None:
+    """Take the interface's floating address back, if it has one."""
+    for _ in range(ATTEMPTS):
+        record = _copy(stored)
+        nic = _interface(record, interface_uuid)
+        if not nic.HasField("floating"):
+            return
+        released = Delete(address_key(FLOATING, nic.floating))
+        nic.ClearField("floating")
+        if await instances.replace(stored, record, released):
+            return
+        stored = await _again(instances, stored)
+    raise errors.Unavailable("the interface kept changing; try again")
+
+
+def _copy(stored: StoredInstance) -> records_pb2.InstanceRecord:
+    record = records_pb2.InstanceRecord()
+    record.CopyFrom(stored.record)
+    return record
+
+
+def _interface(record: records_pb2.InstanceRecord, uuid: str) -> instance_pb2.Interface:
+    for nic in record.instance.interfaces:
+        if nic.uuid == uuid:
+            return nic
+    raise errors.NotFound("interface not found")
+
+
+async def _again(instances: InstanceStore, stored: StoredInstance) -> StoredInstance:
+    fresh = await instances.get(stored.record.instance.uuid)
+    if fresh is None:
+        raise errors.NotFound("interface not found")
+    return fresh
