@@ -11,11 +11,11 @@ import time
 
 from sfmesh.v1 import instance_pb2, records_pb2
 
-from services.api.network_store import NetworkStore, reservation
-from services.common import errors
-from services.common.addresses import FLOATING, address_key
+from services.api.network_store import Held, NetworkStore
+from services.common import errors, instance_states
+from services.common.addresses import FLOATING, address_key, reservation
 from services.common.instance_store import InstanceStore, StoredInstance
-from services.common.store import Delete, Put
+from services.common.store import Put
 
 ATTEMPTS = 5  # writes raced by other writers before giving up
 
@@ -38,6 +38,8 @@ async def float_interface(
     for _ in range(ATTEMPTS):
         record = _copy(stored)
         nic = _interface(record, interface_uuid)
+        if record.instance.state == instance_states.DELETED:
+            raise errors.Conflict("interface is deleted", reason="INTERFACE_DELETED")
         if nic.HasField("floating"):
             return nic.floating
         nic.floating = await networks.draw_floating(set(), rng)
@@ -50,17 +52,20 @@ async def float_interface(
 
 
 async def defloat_interface(
-    instances: InstanceStore, stored: StoredInstance, interface_uuid: str
+    instances: InstanceStore, networks: NetworkStore, stored: StoredInstance, interface_uuid: str
 ) -> None:
-    """Take the interface's floating address back, if it has one."""
+    """Take the interface's floating address back, if it has one (a deleted
+    instance gave its addresses back already)."""
     for _ in range(ATTEMPTS):
         record = _copy(stored)
         nic = _interface(record, interface_uuid)
-        if not nic.HasField("floating"):
+        if not nic.HasField("floating") or record.instance.state == instance_states.DELETED:
             return
-        released = Delete(address_key(FLOATING, nic.floating))
+        release = await networks.release_of(
+            Held(FLOATING, nic.floating, ("networkinterface", nic.uuid))
+        )
         nic.ClearField("floating")
-        if await instances.replace(stored, record, released):
+        if await instances.replace(stored, record, *([release] if release else [])):
             return
         stored = await _again(instances, stored)
     raise errors.Unavailable("the interface kept changing; try again")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 
 from services.common import errors
+from services.common.addresses import first_host
 
 SMALLEST_PREFIX = 29
 
@@ -29,6 +30,6 @@ def held_by_network(block: ipaddress.IPv4Network) -> list[tuple[str, str]]:
     network address, its gateway (index 1) and its broadcast address."""
     return [
         (str(block.network_address), "network"),
-        (str(block.network_address + 1), "gateway"),
+        (str(first_host(block)), "gateway"),
         (str(block.broadcast_address), "broadcast"),
     ]

@@ -12,12 +12,24 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sfmesh.v1 import network_service_pb2, records_pb2
 
 from services.common import errors
-from services.common.addresses import FLOATING, address_key, pick_free
+from services.common.addresses import FLOATING, address_key, first_host, pick_free
 from services.common.store import Delete, Put, Store, key, kind_prefix
+
+RELEASE_ATTEMPTS = 3
+
+
+class Held(NamedTuple):
+    """An address some object holds: its network ("floating" for the pool),
+    the address, and the holder as the reservation names it."""
+
+    network_uuid: str
+    address: str
+    user: tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -49,7 +61,7 @@ class NetworkStore:
                 "No free addresses on network: this mesh has no floating pool"
             )
         held = {a.reservation.address for a in await self.addresses(FLOATING)}
-        router = str(self._floating_pool.network_address + 1)
+        router = str(first_host(self._floating_pool))
         return pick_free(self._floating_pool, held | taken | {router}, rng)
 
     async def get(self, uuid: str) -> StoredNetwork | None:
@@ -125,13 +137,26 @@ class NetworkStore:
         await self._store.commit([*doomed, Delete(vxlan_key(network.vxlan_id))])
         return record
 
-    async def release(self, held: Sequence[tuple[str, str]]) -> None:
-        """Give back instance addresses ((network uuid, address) pairs); a
-        network waiting for them to go is then deleted."""
+    async def release_of(self, entry: Held) -> Delete | None:
+        """The write that gives `entry` back while its reservation, as read
+        now, still names its holder; None when it does not."""
+        item = await self._store.get(address_key(entry.network_uuid, entry.address))
+        if item is None:
+            return None
+        holder = records_pb2.AddressRecord.FromString(item.value).reservation.user
+        return Delete(item.key, item.mod_revision) if tuple(holder) == entry.user else None
+
+    async def release(self, held: Sequence[Held]) -> None:
+        """Give back addresses, each only while its reservation still names
+        its holder (so giving back twice, or late, never frees an address
+        someone else took since); a network waiting for them then goes."""
         if not held:
             return
-        await self._store.commit([Delete(address_key(net, address)) for net, address in held])
-        for network_uuid in {net for net, _ in held}:
+        for _ in range(RELEASE_ATTEMPTS):
+            doomed = [d for entry in held if (d := await self.release_of(entry)) is not None]
+            if not doomed or await self._store.commit(doomed):
+                break
+        for network_uuid in {entry.network_uuid for entry in held}:
             stored = await self.get(network_uuid)
             if stored is None:
                 continue
@@ -141,12 +166,3 @@ class NetworkStore:
             if not any(a.reservation.type == "instance" for a in remaining):
                 with contextlib.suppress(errors.NotFound):  # finished by another: fine
                     await self.finish_delete(stored)
-
-
-def reservation(address: str, kind: str, user: list[str], when: float) -> records_pb2.AddressRecord:
-    """An address held by `user` ([object type, uuid]) since `when`."""
-    return records_pb2.AddressRecord(
-        reservation=network_service_pb2.AddressReservation(
-            address=address, type=kind, user=user, when=when
-        )
-    )

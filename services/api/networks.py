@@ -24,11 +24,11 @@ from services.api import ipam
 from services.api import namespaces as namespace_rules
 from services.api.floating import defloat_interface, float_interface
 from services.api.network_metadata import NetworkMetadata
-from services.api.network_store import NetworkStore, StoredNetwork, reservation
+from services.api.network_store import NetworkStore, StoredNetwork
 from services.api.store import NamespaceStore
 from services.api.visibility import SYSTEM, as_uuid, can_see
 from services.common import errors, instance_states
-from services.common.addresses import FLOATING
+from services.common.addresses import FLOATING, reservation
 from services.common.instance_store import InstanceStore, StoredInstance
 from services.common.interceptors import caller
 
@@ -194,8 +194,6 @@ class NetworkServicer(NetworkMetadata, network_service_pb2_grpc.NetworkServiceSe
         network = await self._networks.get(nic.network_uuid)
         if network is None:
             raise errors.NotFound("interface network not found")
-        if stored.record.instance.state == instance_states.DELETED:
-            raise errors.NotReady("interface is deleted")
         if not network.record.network.provide_nat:
             raise errors.Conflict(
                 "interface network does not provide NAT, so it cannot float",
@@ -211,7 +209,7 @@ class NetworkServicer(NetworkMetadata, network_service_pb2_grpc.NetworkServiceSe
     ) -> empty_pb2.Empty:
         """Gives the floating address back; fine when there is none."""
         stored, nic = await self._find_interface(request.uuid)
-        await defloat_interface(self._instances, stored, nic.uuid)
+        await defloat_interface(self._instances, self._networks, stored, nic.uuid)
         return empty_pb2.Empty()
 
     async def _find_interface(self, uuid: str) -> tuple[StoredInstance, instance_pb2.Interface]:

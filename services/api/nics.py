@@ -17,10 +17,10 @@ from sfmesh.v1 import instance_pb2, network_service_pb2
 
 from services.api import ipam
 from services.api.floating import floating_put
-from services.api.network_store import NetworkStore, reservation
+from services.api.network_store import Held, NetworkStore
 from services.api.networks import resolve_network
 from services.common import errors
-from services.common.addresses import FLOATING, address_key, pick_free
+from services.common.addresses import FLOATING, address_key, pick_free, reservation
 from services.common.store import Put
 from services.common.wire import wire_name
 
@@ -123,17 +123,17 @@ async def plan_nics(
     return plan
 
 
-def held_addresses(instance: instance_pb2.Instance) -> list[tuple[str, str]]:
-    """(network uuid, address) of every address an instance holds, floating
-    ones as (FLOATING, address). Pure."""
+def held_addresses(instance: instance_pb2.Instance) -> list[Held]:
+    """Every address an instance's NICs hold: their own, held by the
+    instance, and their floating ones, held by each NIC. Pure."""
     held = [
-        (interface.network_uuid, interface.ipv4)
-        for interface in instance.interfaces
-        if interface.HasField("ipv4")
+        Held(nic.network_uuid, nic.ipv4, ("instance", instance.uuid))
+        for nic in instance.interfaces
+        if nic.HasField("ipv4")
     ]
     held += [
-        (FLOATING, interface.floating)
-        for interface in instance.interfaces
-        if interface.HasField("floating")
+        Held(FLOATING, nic.floating, ("networkinterface", nic.uuid))
+        for nic in instance.interfaces
+        if nic.HasField("floating")
     ]
     return held

@@ -12,6 +12,7 @@ from sfmesh.v1 import network_service_pb2, records_pb2
 
 from services.api.idempotency import IdempotencyKeys
 from services.api.network_store import NetworkStore
+from services.api.nics import held_addresses
 from services.common import instance_states as states
 from services.common.instance_store import InstanceStore
 
@@ -41,8 +42,11 @@ async def purge_once(
     returns how many records went."""
     purged = 0
     async for stored in instances.all():
-        if purgeable(stored.record, now, retention) and await instances.remove(stored):
-            purged += 1
+        if purgeable(stored.record, now, retention):
+            # The delete gave its addresses back, unless it stopped half-way.
+            await networks.release(held_addresses(stored.record.instance))
+            if await instances.remove(stored):
+                purged += 1
     async for network in networks.all():
         if network_purgeable(network.record, now, retention) and await networks.remove(network):
             purged += 1

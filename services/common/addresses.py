@@ -8,6 +8,8 @@ from __future__ import annotations
 import ipaddress
 import random
 
+from sfmesh.v1 import network_service_pb2, records_pb2
+
 from services.common import errors
 from services.common.store import key
 
@@ -47,3 +49,19 @@ def pick_free(block: ipaddress.IPv4Network, taken: set[str], rng: random.Random)
         if candidate not in taken:
             return candidate
     raise errors.InsufficientResources("No free addresses on network")
+
+
+def reservation(
+    address: str, kind: str, user: list[str], when: float, comment: str = ""
+) -> records_pb2.AddressRecord:
+    """An address held by `user` ([object type, uuid]) since `when`."""
+    return records_pb2.AddressRecord(
+        reservation=network_service_pb2.AddressReservation(
+            address=address, type=kind, user=user, when=when, comment=comment
+        )
+    )
+
+
+def first_host(block: ipaddress.IPv4Network) -> ipaddress.IPv4Address:
+    """A network's gateway, or the floating pool's router. Pure."""
+    return block.network_address + 1

@@ -14,12 +14,15 @@ class DataPlaneError(Exception):
 
 async def run(*argv: str, stdin: str | None = None) -> str:
     """Run a command, feeding it `stdin` when given; its output."""
-    child = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    try:
+        child = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except OSError as exc:  # not installed, say
+        raise DataPlaneError(f"{shlex.join(argv)} cannot run: {exc}") from exc
     stdout, stderr = await child.communicate(stdin.encode() if stdin is not None else None)
     if child.returncode != 0:
         raise DataPlaneError(
@@ -38,12 +41,15 @@ async def links_of_type(kind: str) -> list[str]:
 async def link_exists(name: str, netns: str = "") -> bool:
     """Whether an interface `name` exists in `netns` ("": this process's)."""
     where = ("-n", netns) if netns else ()
-    child = await asyncio.create_subprocess_exec(
-        "ip", *where, "link", "show", "dev", name,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    try:
+        child = await asyncio.create_subprocess_exec(
+            "ip", *where, "link", "show", "dev", name,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+    except OSError as exc:
+        raise DataPlaneError(f"ip cannot run: {exc}") from exc
     return await child.wait() == 0
 
 

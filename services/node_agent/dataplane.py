@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common.addresses import first_host
 from services.node_agent.commands import (
     DataPlaneError,
     delete_link,
@@ -56,6 +57,10 @@ NETNS_DIR = Path("/run/netns")  # where `ip netns add` names namespaces
 STOP_WAIT = 5.0  # seconds dnsmasq gets to exit after SIGTERM, then after SIGKILL
 
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+
+
+class NoNat(DataPlaneError):
+    """A network has no NAT on this node (no egress here, or no provide_nat)."""
 
 
 @dataclass(frozen=True)
@@ -153,13 +158,18 @@ class DataPlane:
         self.underlay = underlay
         self.egress = egress
         self._peers: frozenset[str] = frozenset()
-        self._floats: dict[str, dict[str, str]] = {}  # network uuid -> its floats here
         self._lock = asyncio.Lock()  # one change at a time: each is a few quick commands
 
-    async def ensure(self, plan: NetworkPlan, egress_address: str | None = None) -> str:
+    async def ensure(
+        self,
+        plan: NetworkPlan,
+        egress_address: str | None = None,
+        floats: Mapping[str, str] | None = None,
+    ) -> str:
         """Create whatever of the network's pieces is missing, start or stop
         dnsmasq as `plan.provide_dhcp` says, and NAT behind `egress_address`
-        (an address of the egress pool) when given. Returns the bridge's name."""
+        (an address of the egress pool) when given, mapping `floats` (see
+        `set_floats`). Returns the bridge's name."""
         n = names(self.node, plan.vxlan_id)
         network, gateway = _block(plan)
         folder = self._folder(plan)
@@ -177,6 +187,7 @@ class DataPlane:
                 # holding the inner veth: clear both before starting afresh.
                 await _stop_dnsmasq(folder)
                 await delete_link(n.outer)
+                await delete_link(n.egress_outer)
                 await run("ip", "netns", "add", n.netns)
             if not await link_exists(n.outer):
                 await run(
@@ -199,23 +210,26 @@ class DataPlane:
             if egress_address is not None and self.egress is not None:
                 await ensure_nat(
                     n.netns, n.inner, n.egress_outer, n.egress_inner,
-                    network, self.egress, egress_address, self._floats.get(plan.uuid, {}),
+                    network, self.egress, egress_address, floats or {},
                 )  # fmt: skip
             else:
-                await remove_nat(n.netns, n.egress_outer)
+                await remove_nat(n.netns, n.egress_outer, n.egress_inner)
         return n.bridge
+
+    async def has(self, vxlan_id: int) -> bool:
+        """Whether this node carries network `vxlan_id` (its bridge exists)."""
+        return await link_exists(names(self.node, vxlan_id).bridge)
 
     async def set_floats(self, plan: NetworkPlan, floats: Mapping[str, str]) -> None:
         """Map exactly `floats` (floating address -> NIC address in the block)
-        through the network's NAT here. Raises DataPlaneError when the network
-        has no NAT on this node."""
+        through the network's NAT here. Raises NoNat when the network has no
+        NAT on this node."""
         n = names(self.node, plan.vxlan_id)
         network, _ = _block(plan)
         async with self._lock:
             if not await link_exists(n.egress_inner, n.netns):
-                raise DataPlaneError(f"network {plan.uuid} has no NAT on this node to float on")
+                raise NoNat(f"network {plan.uuid} has no NAT on this node to float on")
             await set_floats(n.netns, n.inner, n.egress_inner, network, floats)
-            self._floats[plan.uuid] = dict(floats)
 
     async def set_peers(self, peers: frozenset[str]) -> None:
         """Flood every network's VXLAN on this node to exactly `peers`, the
@@ -269,7 +283,6 @@ class DataPlane:
             await _stop_dnsmasq(folder)
             await delete_link(n.outer)
             await delete_link(n.egress_outer)
-            self._floats.pop(plan.uuid, None)
             if (NETNS_DIR / n.netns).exists():
                 await run("ip", "netns", "delete", n.netns)
             await delete_link(n.vxlan)
@@ -290,7 +303,7 @@ def _block(plan: NetworkPlan) -> tuple[ipaddress.IPv4Network, ipaddress.IPv4Addr
     network = ipaddress.IPv4Network(plan.netblock)
     if network.num_addresses < 4:
         raise ValueError(f"netblock {network} has no room for a gateway and a guest")
-    return network, network.network_address + 1
+    return network, first_host(network)
 
 
 def _hosts_text(plan: NetworkPlan, pins: Mapping[str, str]) -> str:

@@ -17,6 +17,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.common.addresses import first_host
 from services.node_agent.commands import DataPlaneError, delete_link, link_exists, run
 
 TABLE = "sfmesh"
@@ -34,7 +35,7 @@ class Egress:
     @property
     def router(self) -> ipaddress.IPv4Address:
         """Where the namespaces' default routes go."""
-        return self.pool.network_address + 1
+        return first_host(self.pool)
 
 
 def ruleset(
@@ -131,12 +132,13 @@ async def _addresses(netns: str, interface: str) -> list[str]:
     return [line.split()[3] for line in listing.splitlines() if " inet " in line]
 
 
-async def remove_nat(netns: str, egress_outer: str) -> None:
-    """Undo `ensure_nat` (the namespace may be gone already)."""
-    await delete_link(egress_outer)
-    if await link_exists("lo", netns):
-        await run("ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+async def remove_nat(netns: str, egress_outer: str, egress_inner: str) -> None:
+    """Undo `ensure_nat`. The egress veth goes last: while it exists, NAT
+    may be partly there; once it is gone, nothing of it is."""
+    if await link_exists(egress_inner, netns):
         await run(
             "ip", "netns", "exec", netns, "nft", "-f", "-",
             stdin=f"table ip {TABLE}\ndelete table ip {TABLE}\n",
         )  # fmt: skip
+        await run("ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+    await delete_link(egress_outer)

@@ -2,25 +2,33 @@
 each network it uses is made ready (`dataplane.py`), with NAT behind an
 egress address of this node when the network provides it, DHCP pins the
 NIC's address to its MAC and NAT maps floated NICs' floating addresses; once
-the last instance here leaves a network, its data plane here goes too. A
-network made ready once is not made again while this agent runs; only
-changed pins and floats are written."""
+the last instance here leaves a network, its data plane here goes too.
+
+A network made ready is made whole again only every REFRESH seconds (which
+also repairs what was removed under it); in between, only changed pins and
+floats are written. One change at a time per network, so two instances of a
+new network never make it twice, and none joins one being taken down."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections import defaultdict
 from collections.abc import Callable
 
 from sfmesh.v1 import instance_pb2, records_pb2
 
 from services.common import errors
 from services.common import instance_states as states
-from services.common.store import Store, key
+from services.common.store import Store, key, kind_prefix
 from services.node_agent.commands import DataPlaneError
-from services.node_agent.dataplane import DataPlane, NetworkPlan, names
+from services.node_agent.dataplane import DataPlane, NetworkPlan, NoNat, names
 from services.node_agent.egress import EgressAddresses
 
 log = logging.getLogger("sfmesh.node_agent.networking")
+
+REFRESH = 60.0
 
 
 class NetworkGone(Exception):
@@ -42,46 +50,72 @@ class InstanceNetworking:
         self._dataplane = dataplane
         self._hosted = hosted
         self._egress = egress
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._plans: dict[str, NetworkPlan] = {}  # networks with pieces here
-        self._ready: set[str] = set()  # those made whole since this agent started
+        self._ready: dict[str, float] = {}  # those made whole, and when
         self._served: dict[str, dict[str, str]] = {}  # the pins each one serves
         self._floated: dict[str, dict[str, str]] = {}  # the floats each one maps
 
     async def attach(self, instance: instance_pb2.Instance) -> dict[str, str]:
-        """Make every network of `instance` ready here, with its pins;
-        returns network uuid -> the bridge its NICs join."""
+        """Make every network of `instance` ready here, with its pins and
+        floats; returns network uuid -> the bridge its NICs join."""
         bridges = {}
         for network_uuid in sorted({nic.network_uuid for nic in instance.interfaces}):
-            if network_uuid in self._ready:
+            async with self._locks[network_uuid]:
+                instances = self._live(also=instance)
+                pins, floats = _pins(network_uuid, instances), _floats(network_uuid, instances)
+                made = self._ready.get(network_uuid)
+                if made is None or time.monotonic() - made > REFRESH:
+                    await self._make_ready(network_uuid, floats)
                 plan = self._plans[network_uuid]
-            else:
-                plan = await self._make_ready(network_uuid)
+                await self._serve(plan, pins, floats)
             bridges[network_uuid] = names(self._dataplane.node, plan.vxlan_id).bridge
-            instances = self._live(also=instance)
-            await self._serve(
-                plan, _pins(network_uuid, instances), _floats(network_uuid, instances)
-            )
         return bridges
 
     async def detach(self, instance_uuid: str) -> None:
-        """`instance_uuid` left this node: drop its pins, and the data plane of
-        every network no instance here uses any more."""
-        instances = self._live(without=instance_uuid)
-        for network_uuid, plan in list(self._plans.items()):
-            if any(nic.network_uuid == network_uuid for i in instances for nic in i.interfaces):
-                await self._serve(
-                    plan, _pins(network_uuid, instances), _floats(network_uuid, instances)
-                )
-            else:
-                await self._dataplane.remove(plan)
-                if plan.provide_nat and self._egress is not None:
-                    await self._egress.release(network_uuid)
-                del self._plans[network_uuid]
-                self._ready.discard(network_uuid)
-                self._served.pop(network_uuid, None)
-                self._floated.pop(network_uuid, None)
+        """`instance_uuid` left this node: drop its pins and floats, and the
+        data plane of every network no instance here uses any more."""
+        for network_uuid in list(self._plans):
+            async with self._locks[network_uuid]:
+                plan = self._plans.get(network_uuid)
+                if plan is None:  # taken down meanwhile
+                    continue
+                instances = self._live(without=instance_uuid)
+                if any(nic.network_uuid == network_uuid for i in instances for nic in i.interfaces):
+                    await self._serve(
+                        plan, _pins(network_uuid, instances), _floats(network_uuid, instances)
+                    )
+                else:
+                    await self._take_down(plan)
 
-    async def _make_ready(self, network_uuid: str) -> NetworkPlan:
+    async def sweep(self) -> None:
+        """After a restart: take down what this node still carries of every
+        network none of its instances uses (deleted, or moved away, while the
+        agent was down), and give back egress addresses none needs."""
+        used = {nic.network_uuid for i in self._live() for nic in i.interfaces}
+        async for item in self._store.list_prefix(kind_prefix("network")):
+            network = records_pb2.NetworkRecord.FromString(item.value).network
+            if network.uuid in used or not await self._dataplane.has(network.vxlan_id):
+                continue
+            async with self._locks[network.uuid]:
+                if network.uuid not in {n.network_uuid for i in self._live() for n in i.interfaces}:
+                    await self._take_down(await self._plan(network.uuid))
+        if self._egress is not None:
+            used = {nic.network_uuid for i in self._live() for nic in i.interfaces}
+            await self._egress.release_all_but(lambda net: net in used or net in self._plans)
+
+    async def _take_down(self, plan: NetworkPlan) -> None:
+        # Forgotten first: should the removal fail half-way, the next user
+        # makes the network whole again rather than trusting a stale "ready".
+        self._ready.pop(plan.uuid, None)
+        self._served.pop(plan.uuid, None)
+        self._floated.pop(plan.uuid, None)
+        await self._dataplane.remove(plan)
+        if plan.provide_nat and self._egress is not None:
+            await self._egress.release(plan.uuid)
+        del self._plans[plan.uuid]
+
+    async def _make_ready(self, network_uuid: str, floats: dict[str, str]) -> None:
         plan = await self._plan(network_uuid)
         egress_address = None
         if plan.provide_nat and self._egress is not None:
@@ -91,9 +125,9 @@ class InstanceNetworking:
                 raise DataPlaneError(f"no egress address for NAT: {exc.message}") from exc
         elif plan.provide_nat:
             log.warning("this node has no egress: network %s gets no NAT here", network_uuid)
-        await self._dataplane.ensure(plan, egress_address)
-        self._ready.add(network_uuid)
-        return plan
+        await self._dataplane.ensure(plan, egress_address, floats)
+        self._ready[network_uuid] = time.monotonic()
+        self._floated[network_uuid] = floats if egress_address else {}
 
     async def _serve(self, plan: NetworkPlan, pins: dict[str, str], floats: dict[str, str]) -> None:
         if self._served.get(plan.uuid) != pins:
@@ -102,7 +136,7 @@ class InstanceNetworking:
         if self._floated.get(plan.uuid, {}) != floats:
             try:
                 await self._dataplane.set_floats(plan, floats)
-            except DataPlaneError as exc:  # no egress here: a setting, not a retry, fixes it
+            except NoNat as exc:  # a setting, not a retry, fixes this
                 log.warning("cannot map floating addresses: %s", exc)
             self._floated[plan.uuid] = floats
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sfmesh.v1 import node_agent_service_pb2_grpc
 
+from services.common import errors
 from services.common.config import MeshConfig
 from services.common.instance_store import InstanceStore
 from services.common.main import service_authority, service_emitter
@@ -21,12 +22,13 @@ from services.common.store import Store
 from services.common.tokens import InternalCredentials
 from services.node_agent import facts, naming, reporter
 from services.node_agent.builder import Builder
+from services.node_agent.commands import DataPlaneError
 from services.node_agent.dataplane import DataPlane, Underlay
 from services.node_agent.egress import EgressAddresses
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.images import ImageCache
 from services.node_agent.nat import Egress
-from services.node_agent.networking import InstanceNetworking
+from services.node_agent.networking import InstanceNetworking, NetworkGone
 from services.node_agent.peers import Peers
 from services.node_agent.placed import PlacedInstances
 from services.node_agent.reconciler import Reconciler
@@ -103,6 +105,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         config.node_name, config.mesh.state_dir / "networks", config.underlay, config.egress
     )
     egress = EgressAddresses(store, config.node_name, config.egress.pool) if config.egress else None
+    networking = InstanceNetworking(store, dataplane, placed.hosted, egress)
     builder: Builder
     images = ImageCache(
         config.mesh.state_dir / "images",
@@ -120,7 +123,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         records=records,
         lookup=placed.get,
         builder=builder,
-        networking=InstanceNetworking(store, dataplane, placed.hosted, egress),
+        networking=networking,
         hypervisor=hypervisor,
         emitter=emitter,
     )
@@ -145,7 +148,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
     )
     following = asyncio.create_task(placed.run(), name="placed-instances")
     sweeping = asyncio.create_task(
-        _sweep_leftovers(placed, hypervisor, instances_dir, reconciler.changed),
+        _sweep_leftovers(placed, hypervisor, instances_dir, reconciler.changed, networking),
         name="sweep-leftovers",
     )
     auditing = asyncio.create_task(audit(), name="power-audit")
@@ -197,10 +200,11 @@ async def _sweep_leftovers(
     hypervisor: Hypervisor,
     instances_dir: Path,
     changed: Callable[[str], None],
+    networking: InstanceNetworking,
 ) -> None:
     """After a restart: domains and folders of instances etcd no longer
     places here (deleted and purged while this agent was down, say) are
-    converged too, which tears them down."""
+    converged too, which tears them down; so are networks none of them uses."""
     await placed.synced.wait()
     try:
         found = set(await hypervisor.domains())
@@ -213,6 +217,10 @@ async def _sweep_leftovers(
         if placed.get(uuid) is None:
             log.info("removing leftovers", extra={"fields": {"instance": uuid}})
             changed(uuid)
+    try:
+        await networking.sweep()
+    except (DataPlaneError, NetworkGone, errors.SfmeshError) as exc:
+        log.warning("cannot sweep leftover networks: %s", exc)
 
 
 def _folders(root: Path) -> list[Path]:

@@ -85,6 +85,12 @@ def test_a_create_can_float_and_its_delete_gives_the_address_back(rest: httpx.Cl
         rest.delete(f"/instances/{made['uuid']}")
         rest.delete(f"/networks/{net['uuid']}")
     assert floating not in pool(rest)
+    # A deleted interface does not float again; defloating it changes nothing.
+    nic = made["interfaces"][0]["uuid"]
+    again = rest.post(f"/interfaces/{nic}/float")
+    assert (again.status_code, again.json()["error"]) == (409, "interface is deleted")
+    assert rest.post(f"/interfaces/{nic}/defloat").status_code == 200
+    assert floating not in pool(rest)
 
 
 def test_what_cannot_float_is_refused(rest: httpx.Client, mesh: Mesh) -> None:

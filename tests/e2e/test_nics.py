@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import re
+import signal
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,14 +16,17 @@ from typing import Any
 import httpx
 import pytest
 
+from devmesh.mesh import Mesh
 from guests.serve import ImageServer
 from guests.testguest import ensure_test_guest
+from services.node_agent.dataplane import names
 from tests.e2e.test_vms import created, wait_for
 
 pytestmark = pytest.mark.slow
 
 BUILD_DIR = Path(__file__).resolve().parents[2] / "build" / "guests"
 BOOT_DISK = [{"size": 1, "base": "debian:11"}]
+SPEC = {"cpus": 1, "memory": 128, "disk": BOOT_DISK}
 
 
 def network(rest: httpx.Client, netblock: str, **fields: Any) -> dict[str, Any]:
@@ -155,3 +160,26 @@ def lease_line(rest: httpx.Client, instance_uuid: str) -> str | None:
     console = rest.get(f"/instances/{instance_uuid}/consoledata", params={"length": -1}).content
     found = re.search(r"TESTGUEST LEASE [^\r\n]*", console.decode(errors="replace"))
     return found.group(0) if found else None
+
+
+def test_a_restarted_agent_takes_down_networks_left_without_instances(
+    rest: httpx.Client, mesh: Mesh
+) -> None:
+    """An instance deleted while its node agent was down: once back, the
+    agent removes the domain and also the network's bridge and namespace."""
+    net = network(rest, "10.251.13.0/24")
+    made = created(rest, "nic-orphan", **SPEC, network=[{"network_uuid": net["uuid"]}])
+    pieces = names(mesh.node_name, net["vxlan_id"])
+    assert link_exists(pieces.bridge)
+    mesh.stop_service("node_agent", signal.SIGKILL)
+    try:
+        assert rest.delete(f"/instances/{made['uuid']}").status_code == 200
+    finally:
+        mesh.start_service("node_agent")
+    wait_for(lambda: not link_exists(pieces.bridge), timeout=30)
+    assert not Path("/run/netns", pieces.netns).exists()
+    rest.delete(f"/networks/{net['uuid']}")
+
+
+def link_exists(name: str) -> bool:
+    return subprocess.run(["ip", "link", "show", "dev", name], capture_output=True).returncode == 0

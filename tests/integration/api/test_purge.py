@@ -12,8 +12,9 @@ from services.api.idempotency import IdempotencyKeys, record_key
 from services.api.network_store import NetworkStore
 from services.api.purge import network_purgeable, purge_once, purgeable
 from services.common import instance_states as states
+from services.common.addresses import FLOATING, address_key, reservation
 from services.common.instance_store import InstanceStore
-from services.common.store import Put, Store
+from services.common.store import Delete, Put, Store
 
 NOW = 1_000_000.0
 
@@ -67,3 +68,31 @@ async def test_purge_once_removes_only_long_deleted_records(store: Store) -> Non
     for each in (recent, alive):
         stored = await instances.get(each.instance.uuid)
         assert stored is not None and await instances.remove(stored)
+
+
+async def test_purge_gives_back_what_a_half_done_delete_kept_and_nothing_else(
+    store: Store,
+) -> None:
+    """A delete that stopped between its write and its release leaves the
+    addresses reserved: the purge gives them back, but only while they still
+    name the purged holder."""
+    instances, keys, networks = InstanceStore(store), IdempotencyKeys(store), NetworkStore(store)
+    network = str(uuid.uuid4())
+    gone = record(states.DELETED, NOW - 3600)
+    nic = gone.instance.interfaces.add(
+        uuid=str(uuid.uuid4()), network_uuid=network, ipv4="10.1.0.5", floating="10.254.0.5"
+    )
+    assert await instances.create(gone)
+    kept = reservation("10.1.0.5", "instance", ["instance", gone.instance.uuid], NOW)
+    taken_since = reservation("10.254.0.5", "floating", ["networkinterface", "another"], NOW)
+    assert await store.commit(
+        [
+            Put(address_key(network, "10.1.0.5"), kept.SerializeToString(), 0),
+            Put(address_key(FLOATING, "10.254.0.5"), taken_since.SerializeToString(), 0),
+        ]
+    )
+    await purge_once(instances, keys, networks, retention=60, now=NOW)
+    assert await instances.get(gone.instance.uuid) is None
+    assert await store.get(address_key(network, "10.1.0.5")) is None
+    assert await store.get(address_key(FLOATING, nic.floating)) is not None
+    await store.commit([Delete(address_key(FLOATING, nic.floating))])
