@@ -1,6 +1,6 @@
-"""The api's side of events: it records what happens to instances through the
-process's emitter, and reads an object's events back from the eventlog,
-carrying the internal identity."""
+"""The api's side of events: it records what happens to instances and
+networks through the process's emitter, and reads an object's events back
+from the eventlog, carrying the internal identity."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ LIST_DEADLINE = 5.0
 
 
 INSTANCE = "instance"
+NETWORK = "network"
 AUDIT = event_pb2.EVENT_TYPE_AUDIT
 MUTATE = event_pb2.EVENT_TYPE_MUTATE
 
@@ -33,15 +34,23 @@ class Events:
         self._stub = eventlog_service_pb2_grpc.EventLogServiceStub(self._channel)
         self._credentials = credentials
 
-    def audit(self, uuid: str, message: str, extra: Mapping[str, Any] | None = None) -> None:
-        """Record an audit event on an instance."""
-        self._emitter.emit(INSTANCE, uuid, AUDIT, message, extra=extra)
+    def audit(
+        self,
+        uuid: str,
+        message: str,
+        extra: Mapping[str, Any] | None = None,
+        *,
+        kind: str = INSTANCE,
+    ) -> None:
+        """Record an audit event on an instance (or another `kind` of object)."""
+        self._emitter.emit(kind, uuid, AUDIT, message, extra=extra)
 
-    def attribute_set(self, uuid: str, attribute: str, value: Any) -> None:
-        """Record a `set attribute` mutation on an instance (reference §7.2)."""
+    def attribute_set(self, uuid: str, attribute: str, value: Any, *, kind: str = INSTANCE) -> None:
+        """Record a `set attribute` mutation on an instance (or another `kind`
+        of object; reference §7.2)."""
         extra = dict(value) if isinstance(value, Mapping) else {"value": value}
         self._emitter.emit(
-            INSTANCE, uuid, MUTATE, "set attribute", extra={**extra, "attribute": attribute}
+            kind, uuid, MUTATE, "set attribute", extra={**extra, "attribute": attribute}
         )
 
     async def newest(

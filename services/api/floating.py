@@ -53,20 +53,21 @@ async def float_interface(
 
 async def defloat_interface(
     instances: InstanceStore, networks: NetworkStore, stored: StoredInstance, interface_uuid: str
-) -> None:
+) -> str:
     """Take the interface's floating address back, if it has one (a deleted
-    instance gave its addresses back already)."""
+    instance gave its addresses back already); returns it, or ""."""
     for _ in range(ATTEMPTS):
         record = _copy(stored)
         nic = _interface(record, interface_uuid)
         if not nic.HasField("floating") or record.instance.state == instance_states.DELETED:
-            return
+            return ""
+        floating = nic.floating
         release = await networks.release_of(
             Held(FLOATING, nic.floating, ("networkinterface", nic.uuid))
         )
         nic.ClearField("floating")
         if await instances.replace(stored, record, *([release] if release else [])):
-            return
+            return floating
         stored = await _again(instances, stored)
     raise errors.Unavailable("the interface kept changing; try again")
 

@@ -22,15 +22,18 @@ from sfmesh.v1 import instance_pb2, network_service_pb2, network_service_pb2_grp
 
 from services.api import ipam
 from services.api import namespaces as namespace_rules
+from services.api.events import NETWORK, Events
 from services.api.floating import defloat_interface, float_interface
 from services.api.network_metadata import NetworkMetadata
 from services.api.network_store import NetworkStore, StoredNetwork
+from services.api.observation import DEFAULT_EVENT_LIMIT
 from services.api.store import NamespaceStore
 from services.api.visibility import SYSTEM, as_uuid, can_see
 from services.common import errors, instance_states
 from services.common.addresses import FLOATING, reservation
 from services.common.instance_store import InstanceStore, StoredInstance
 from services.common.interceptors import caller
+from services.common.wire import wire_name
 
 State = network_service_pb2.NetworkState
 LISTED = frozenset(
@@ -55,8 +58,10 @@ class NetworkServicer(NetworkMetadata, network_service_pb2_grpc.NetworkServiceSe
         networks: NetworkStore,
         namespaces: NamespaceStore,
         instances: InstanceStore,
+        events: Events,
         rng: random.Random | None = None,
     ) -> None:
+        self._events = events
         self._networks = networks
         self._namespaces = namespaces
         self._instances = instances
@@ -88,6 +93,8 @@ class NetworkServicer(NetworkMetadata, network_service_pb2_grpc.NetworkServiceSe
             network.vxlan_id = self._rng.randint(*VXLAN_IDS)
             record = records_pb2.NetworkRecord(network=network, created_at=now)
             if await self._networks.create(record, held):
+                self._events.audit(network.uuid, "create request from REST API", kind=NETWORK)
+                self._events.attribute_set(network.uuid, "state", "created", kind=NETWORK)
                 return network
         raise errors.Aborted("could not find a free VXLAN id; try again")
 
@@ -116,7 +123,7 @@ class NetworkServicer(NetworkMetadata, network_service_pb2_grpc.NetworkServiceSe
             raise errors.NotFound("network not in namespace")
         if network.state == State.NETWORK_STATE_DELETED:
             return network
-        return await self._delete(stored)
+        return await self._delete(stored, "delete request from REST API")
 
     async def DeleteAllNetworks(
         self,
@@ -134,10 +141,10 @@ class NetworkServicer(NetworkMetadata, network_service_pb2_grpc.NetworkServiceSe
             if can_see(target, network.namespace) and network.state in LISTED:
                 reply.uuids.append(network.uuid)
                 with contextlib.suppress(errors.NotFound):  # deleted meanwhile: fine
-                    await self._delete(stored)
+                    await self._delete(stored, "delete request via delete all from REST API")
         return reply
 
-    async def _delete(self, stored: StoredNetwork) -> network_service_pb2.Network:
+    async def _delete(self, stored: StoredNetwork, audit: str) -> network_service_pb2.Network:
         """Delete a network: at once when no instance holds an address on it,
         else `delete-wait` until the last one is deleted (§1.7)."""
         held = await self._networks.addresses(stored.record.network.uuid)
@@ -148,8 +155,27 @@ class NetworkServicer(NetworkMetadata, network_service_pb2_grpc.NetworkServiceSe
                     raise errors.NotFound("network not found")
                 record.network.state = State.NETWORK_STATE_DELETE_WAIT
 
-            return (await self._networks.update(stored, waiting)).network
-        return (await self._networks.finish_delete(stored)).network
+            network = (await self._networks.update(stored, waiting)).network
+        else:
+            network = (await self._networks.finish_delete(stored)).network
+        self._events.audit(network.uuid, audit, kind=NETWORK)
+        state = wire_name(State.DESCRIPTOR, network.state)
+        self._events.attribute_set(network.uuid, "state", state, kind=NETWORK)
+        return network
+
+    async def ListNetworkEvents(
+        self,
+        request: network_service_pb2.ListNetworkEventsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> network_service_pb2.ListNetworkEventsResponse:
+        network = (await self._resolve(request.ref)).record.network
+        events = await self._events.newest(
+            NETWORK,
+            network.uuid,
+            event_type=request.event_type,
+            limit=request.limit if request.HasField("limit") else DEFAULT_EVENT_LIMIT,
+        )
+        return network_service_pb2.ListNetworkEventsResponse(events=events)
 
     async def ListNetworkAddresses(
         self,
@@ -199,7 +225,12 @@ class NetworkServicer(NetworkMetadata, network_service_pb2_grpc.NetworkServiceSe
                 "interface network does not provide NAT, so it cannot float",
                 reason="NETWORK_WITHOUT_NAT",
             )
-        await float_interface(self._instances, self._networks, stored, nic.uuid, self._rng)
+        floating = await float_interface(
+            self._instances, self._networks, stored, nic.uuid, self._rng
+        )
+        if floating != nic.floating:  # newly floated
+            extra = {"floating": floating, "inner": nic.ipv4, "interface": nic.uuid}
+            self._events.audit(nic.network_uuid, "adding floating ip", extra, kind=NETWORK)
         return empty_pb2.Empty()
 
     async def DefloatInterface(
@@ -209,7 +240,10 @@ class NetworkServicer(NetworkMetadata, network_service_pb2_grpc.NetworkServiceSe
     ) -> empty_pb2.Empty:
         """Gives the floating address back; fine when there is none."""
         stored, nic = await self._find_interface(request.uuid)
-        await defloat_interface(self._instances, self._networks, stored, nic.uuid)
+        floating = await defloat_interface(self._instances, self._networks, stored, nic.uuid)
+        if floating:
+            extra = {"floating": floating, "inner": nic.ipv4, "interface": nic.uuid}
+            self._events.audit(nic.network_uuid, "removing floating", extra, kind=NETWORK)
         return empty_pb2.Empty()
 
     async def _find_interface(self, uuid: str) -> tuple[StoredInstance, instance_pb2.Interface]:

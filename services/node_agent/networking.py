@@ -17,10 +17,11 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-from sfmesh.v1 import instance_pb2, records_pb2
+from sfmesh.v1 import event_pb2, instance_pb2, records_pb2
 
 from services.common import errors
 from services.common import instance_states as states
+from services.common.events import EventSink
 from services.common.store import Store, key, kind_prefix
 from services.node_agent.commands import DataPlaneError
 from services.node_agent.dataplane import DataPlane, NetworkPlan, NoNat, names
@@ -29,6 +30,7 @@ from services.node_agent.egress import EgressAddresses
 log = logging.getLogger("sfmesh.node_agent.networking")
 
 REFRESH = 60.0
+STATUS = event_pb2.EVENT_TYPE_STATUS
 
 
 class NetworkGone(Exception):
@@ -43,9 +45,11 @@ class InstanceNetworking:
         store: Store,
         dataplane: DataPlane,
         hosted: Callable[[], list[instance_pb2.Instance]],
+        events: EventSink,
         egress: EgressAddresses | None = None,
     ) -> None:
         """Without `egress`, networks that provide NAT get none here."""
+        self._events = events
         self._store = store
         self._dataplane = dataplane
         self._hosted = hosted
@@ -114,6 +118,7 @@ class InstanceNetworking:
         if plan.provide_nat and self._egress is not None:
             await self._egress.release(plan.uuid)
         del self._plans[plan.uuid]
+        self._status(plan.uuid, "removed network from hypervisor")
 
     async def _make_ready(self, network_uuid: str, floats: dict[str, str]) -> None:
         plan = await self._plan(network_uuid)
@@ -125,7 +130,11 @@ class InstanceNetworking:
                 raise DataPlaneError(f"no egress address for NAT: {exc.message}") from exc
         elif plan.provide_nat:
             log.warning("this node has no egress: network %s gets no NAT here", network_uuid)
+        first = network_uuid not in self._ready
         await self._dataplane.ensure(plan, egress_address, floats)
+        if first:
+            extra = {"egress_address": egress_address} if egress_address else {}
+            self._status(network_uuid, "created network on hypervisor", extra)
         self._ready[network_uuid] = time.monotonic()
         self._floated[network_uuid] = floats if egress_address else {}
 
@@ -139,6 +148,12 @@ class InstanceNetworking:
             except NoNat as exc:  # a setting, not a retry, fixes this
                 log.warning("cannot map floating addresses: %s", exc)
             self._floated[plan.uuid] = floats
+
+    def _status(self, network_uuid: str, message: str, extra: dict[str, str] | None = None) -> None:
+        node = self._dataplane.node
+        self._events.emit(
+            "network", network_uuid, STATUS, message, extra={"node": node, **(extra or {})}
+        )
 
     async def _plan(self, network_uuid: str) -> NetworkPlan:
         item = await self._store.get(key("network", network_uuid))

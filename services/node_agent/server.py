@@ -105,7 +105,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         config.node_name, config.mesh.state_dir / "networks", config.underlay, config.egress
     )
     egress = EgressAddresses(store, config.node_name, config.egress.pool) if config.egress else None
-    networking = InstanceNetworking(store, dataplane, placed.hosted, egress)
+    networking = InstanceNetworking(store, dataplane, placed.hosted, emitter, egress)
     builder: Builder
     images = ImageCache(
         config.mesh.state_dir / "images",

@@ -17,7 +17,7 @@ from shakenfist_client import apiclient
 from devmesh.mesh import Mesh
 from tests.e2e.conftest import FLOATING_POOL
 from tests.e2e.test_nics import BOOT_DISK, network
-from tests.e2e.test_vms import created
+from tests.e2e.test_vms import created, wait_for
 
 SPEC = {"cpus": 1, "memory": 128, "disk": BOOT_DISK}
 
@@ -37,6 +37,16 @@ def pool(rest: httpx.Client) -> dict[str, list[str]]:
     reply = rest.get("/networks/floating/addresses")
     assert reply.status_code == 200, reply.text
     return {entry["address"]: [entry["type"], *entry["user"]] for entry in reply.json()}
+
+
+def audits(rest: httpx.Client, net: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The network's audit events, newest first: (message, extra without the
+    request id)."""
+    events = rest.get(f"/networks/{net['uuid']}/events", params={"event_type": "audit"}).json()
+    return [
+        (event["message"], {k: v for k, v in event["extra"].items() if k != "request-id"})
+        for event in events
+    ]
 
 
 def interface(rest: httpx.Client, uuid: str) -> dict[str, Any]:
@@ -62,6 +72,12 @@ def test_float_and_defloat_an_interface(rest: httpx.Client, client: apiclient.Cl
         client.defloat_interface(nic["uuid"])
         assert interface(rest, nic["uuid"])["floating"] is None
         assert floating not in pool(rest)
+        wanted = {"floating": floating, "inner": nic["ipv4"], "interface": nic["uuid"]}
+        wait_for(lambda: audits(rest, net)[:1] == [("removing floating", wanted)])
+        assert audits(rest, net)[1:] == [
+            ("adding floating ip", wanted),  # once: floating again changed nothing
+            ("create request from REST API", {}),
+        ]
         reply = rest.post(f"/interfaces/{nic['uuid']}/defloat")  # nothing to give back: fine
         assert (reply.status_code, reply.json()) == (200, None)
     finally:

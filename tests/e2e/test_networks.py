@@ -11,6 +11,7 @@ import pytest
 from shakenfist_client import apiclient
 
 from devmesh.mesh import Mesh
+from tests.e2e.test_vms import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -56,6 +57,20 @@ def test_create_read_list_and_delete_with_the_official_client(client: apiclient.
     assert client.get_network_addresses(made["uuid"]) == []  # given back
     with pytest.raises(apiclient.ResourceNotFoundException):
         client.get_network(name)  # names find live networks only
+
+    # Its history, newest first: the audit trail, and the states it went through.
+    def messages() -> list[tuple[str, str]]:
+        events = client.get_network_events(made["uuid"])
+        return [(e["type"], e["message"]) for e in events]
+
+    wait_for(lambda: ("audit", "delete request from REST API") in messages())
+    assert ("audit", "create request from REST API") in messages()
+    audits = client.get_network_events(made["uuid"], event_type="audit", limit=1)
+    assert [e["message"] for e in audits] == ["delete request from REST API"]
+    states = [
+        e["extra"]["value"] for e in client.get_network_events(made["uuid"], event_type="mutate")
+    ]
+    assert states == ["deleted", "created"]
 
 
 @pytest.mark.parametrize(

@@ -178,7 +178,19 @@ def test_a_restarted_agent_takes_down_networks_left_without_instances(
         mesh.start_service("node_agent")
     wait_for(lambda: not link_exists(pieces.bridge), timeout=30)
     assert not Path("/run/netns", pieces.netns).exists()
+    # The node says so on the network.
+    wait_for(lambda: node_status(rest, net)[:1] == ["removed network from hypervisor"])
+    assert node_status(rest, net) == [
+        "removed network from hypervisor",
+        "created network on hypervisor",
+    ]
     rest.delete(f"/networks/{net['uuid']}")
+
+
+def node_status(rest: httpx.Client, net: dict[str, Any]) -> list[str]:
+    """The network's status events of this node, newest first."""
+    events = rest.get(f"/networks/{net['uuid']}/events", params={"event_type": "status"}).json()
+    return [event["message"] for event in events]
 
 
 def link_exists(name: str) -> bool:

@@ -25,11 +25,12 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from sfmesh.v1 import event_pb2 as sfmesh_dot_v1_dot_event__pb2
 from sfmesh.v1 import instance_pb2 as sfmesh_dot_v1_dot_instance__pb2
 from sfmesh.v1 import options_pb2 as sfmesh_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsfmesh/v1/network_service.proto\x12\tsfmesh.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x18sfmesh/v1/instance.proto\x1a\x17sfmesh/v1/options.proto\"\xb4\x02\n\x07Network\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.sfmesh.v1.NetworkState\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x11\n\tnamespace\x18\x05 \x01(\t\x12\x10\n\x08netblock\x18\x06 \x01(\t\x12\x14\n\x0cprovide_dhcp\x18\x07 \x01(\x08\x12\x13\n\x0bprovide_nat\x18\x08 \x01(\x08\x12\x13\n\x0bprovide_dns\x18\t \x01(\x08\x12\x1d\n\x10\x66loating_gateway\x18\n \x01(\tH\x00\x88\x01\x01\x12\x10\n\x08vxlan_id\x18\x0b \x01(\x05\x12)\n\x08metadata\x18\x0c \x01(\x0b\x32\x17.google.protobuf.StructB\x13\n\x11_floating_gateway\"\"\n\x13ListNetworksRequest\x12\x0b\n\x03\x61ll\x18\x01 \x01(\x08\"<\n\x14ListNetworksResponse\x12$\n\x08networks\x18\x01 \x03(\x0b\x32\x12.sfmesh.v1.Network\"\xdc\x01\n\x14\x43reateNetworkRequest\x12\x10\n\x08netblock\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\tnamespace\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x19\n\x0cprovide_dhcp\x18\x04 \x01(\x08H\x01\x88\x01\x01\x12\x18\n\x0bprovide_nat\x18\x05 \x01(\x08H\x02\x88\x01\x01\x12\x18\n\x0bprovide_dns\x18\x06 \x01(\x08H\x03\x88\x01\x01\x42\x0c\n\n_namespaceB\x0f\n\r_provide_dhcpB\x0e\n\x0c_provide_natB\x0e\n\x0c_provide_dns\"F\n\x11GetNetworkRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x16\n\tnamespace\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0c\n\n_namespace\"I\n\x14\x44\x65leteNetworkRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x16\n\tnamespace\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0c\n\n_namespace\"e\n\x18\x44\x65leteAllNetworksRequest\x12\x0f\n\x07\x63onfirm\x18\x01 \x01(\x08\x12\x16\n\tnamespace\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x12\n\nclean_wait\x18\x03 \x01(\x08\x42\x0c\n\n_namespace\"*\n\x19\x44\x65leteAllNetworksResponse\x12\r\n\x05uuids\x18\x01 \x03(\t\"(\n\x19GetNetworkMetadataRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"G\n\x1aGetNetworkMetadataResponse\x12)\n\x08metadata\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"\\\n\x19SetNetworkMetadataRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\"8\n\x1c\x44\x65leteNetworkMetadataRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"*\n\x1bListNetworkAddressesRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"`\n\x12\x41\x64\x64ressReservation\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0f\n\x07\x63omment\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0c\n\x04user\x18\x04 \x03(\t\x12\x0c\n\x04when\x18\x05 \x01(\x01\"P\n\x1cListNetworkAddressesResponse\x12\x30\n\taddresses\x18\x01 \x03(\x0b\x32\x1d.sfmesh.v1.AddressReservation\"+\n\x1cListNetworkInterfacesRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"I\n\x1dListNetworkInterfacesResponse\x12(\n\ninterfaces\x18\x01 \x03(\x0b\x32\x14.sfmesh.v1.Interface\"#\n\x13GetInterfaceRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\"%\n\x15\x46loatInterfaceRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\"\'\n\x17\x44\x65\x66loatInterfaceRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t*\xf9\x01\n\x0cNetworkState\x12\x1d\n\x19NETWORK_STATE_UNSPECIFIED\x10\x00\x12&\n\x15NETWORK_STATE_INITIAL\x10\x01\x1a\x0b\xca\xf3\x18\x07initial\x12&\n\x15NETWORK_STATE_CREATED\x10\x02\x1a\x0b\xca\xf3\x18\x07\x63reated\x12.\n\x19NETWORK_STATE_DELETE_WAIT\x10\x03\x1a\x0f\xca\xf3\x18\x0b\x64\x65lete-wait\x12&\n\x15NETWORK_STATE_DELETED\x10\x04\x1a\x0b\xca\xf3\x18\x07\x64\x65leted\x12\"\n\x13NETWORK_STATE_ERROR\x10\x05\x1a\t\xca\xf3\x18\x05\x65rror2\xe8\x0c\n\x0eNetworkService\x12l\n\x0cListNetworks\x12\x1e.sfmesh.v1.ListNetworksRequest\x1a\x1f.sfmesh.v1.ListNetworksResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\t/networksb\x08networks\x12Z\n\rCreateNetwork\x12\x1f.sfmesh.v1.CreateNetworkRequest\x1a\x12.sfmesh.v1.Network\"\x14\x82\xd3\xe4\x93\x02\x0e\"\t/networks:\x01*\x12p\n\nGetNetwork\x12\x1c.sfmesh.v1.GetNetworkRequest\x1a\x12.sfmesh.v1.Network\"0\xea\xf3\x18\x15get-network-namespace\x82\xd3\xe4\x93\x02\x11\x12\x0f/networks/{ref}\x12]\n\rDeleteNetwork\x12\x1f.sfmesh.v1.DeleteNetworkRequest\x1a\x12.sfmesh.v1.Network\"\x17\x82\xd3\xe4\x93\x02\x11*\x0f/networks/{ref}\x12x\n\x11\x44\x65leteAllNetworks\x12#.sfmesh.v1.DeleteAllNetworksRequest\x1a$.sfmesh.v1.DeleteAllNetworksResponse\"\x18\x82\xd3\xe4\x93\x02\x12*\t/networksb\x05uuids\x12\x8d\x01\n\x12GetNetworkMetadata\x12$.sfmesh.v1.GetNetworkMetadataRequest\x1a%.sfmesh.v1.GetNetworkMetadataResponse\"*\x82\xd3\xe4\x93\x02$\x12\x18/networks/{ref}/metadatab\x08metadata\x12\x9c\x01\n\x12SetNetworkMetadata\x12$.sfmesh.v1.SetNetworkMetadataRequest\x1a\x16.google.protobuf.Empty\"H\x82\xd3\xe4\x93\x02\x42\"\x18/networks/{ref}/metadata:\x01*Z#\x1a\x1e/networks/{ref}/metadata/{key}:\x01*\x12\x80\x01\n\x15\x44\x65leteNetworkMetadata\x12\'.sfmesh.v1.DeleteNetworkMetadataRequest\x1a\x16.google.protobuf.Empty\"&\x82\xd3\xe4\x93\x02 *\x1e/networks/{ref}/metadata/{key}\x12\xa7\x01\n\x14ListNetworkAddresses\x12&.sfmesh.v1.ListNetworkAddressesRequest\x1a\'.sfmesh.v1.ListNetworkAddressesResponse\">\xea\xf3\x18\x0elist-addresses\x82\xd3\xe4\x93\x02&\x12\x19/networks/{ref}/addressesb\taddresses\x12\x9a\x01\n\x15ListNetworkInterfaces\x12\'.sfmesh.v1.ListNetworkInterfacesRequest\x1a(.sfmesh.v1.ListNetworkInterfacesResponse\".\x82\xd3\xe4\x93\x02(\x12\x1a/networks/{ref}/interfacesb\ninterfaces\x12`\n\x0cGetInterface\x12\x1e.sfmesh.v1.GetInterfaceRequest\x1a\x14.sfmesh.v1.Interface\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/interfaces/{uuid}\x12o\n\x0e\x46loatInterface\x12 .sfmesh.v1.FloatInterfaceRequest\x1a\x16.google.protobuf.Empty\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/interfaces/{uuid}/float:\x01*\x12u\n\x10\x44\x65\x66loatInterface\x12\".sfmesh.v1.DefloatInterfaceRequest\x1a\x16.google.protobuf.Empty\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/interfaces/{uuid}/defloat:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsfmesh/v1/network_service.proto\x12\tsfmesh.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x15sfmesh/v1/event.proto\x1a\x18sfmesh/v1/instance.proto\x1a\x17sfmesh/v1/options.proto\"\xb4\x02\n\x07Network\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.sfmesh.v1.NetworkState\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x11\n\tnamespace\x18\x05 \x01(\t\x12\x10\n\x08netblock\x18\x06 \x01(\t\x12\x14\n\x0cprovide_dhcp\x18\x07 \x01(\x08\x12\x13\n\x0bprovide_nat\x18\x08 \x01(\x08\x12\x13\n\x0bprovide_dns\x18\t \x01(\x08\x12\x1d\n\x10\x66loating_gateway\x18\n \x01(\tH\x00\x88\x01\x01\x12\x10\n\x08vxlan_id\x18\x0b \x01(\x05\x12)\n\x08metadata\x18\x0c \x01(\x0b\x32\x17.google.protobuf.StructB\x13\n\x11_floating_gateway\"\"\n\x13ListNetworksRequest\x12\x0b\n\x03\x61ll\x18\x01 \x01(\x08\"<\n\x14ListNetworksResponse\x12$\n\x08networks\x18\x01 \x03(\x0b\x32\x12.sfmesh.v1.Network\"\xdc\x01\n\x14\x43reateNetworkRequest\x12\x10\n\x08netblock\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\tnamespace\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x19\n\x0cprovide_dhcp\x18\x04 \x01(\x08H\x01\x88\x01\x01\x12\x18\n\x0bprovide_nat\x18\x05 \x01(\x08H\x02\x88\x01\x01\x12\x18\n\x0bprovide_dns\x18\x06 \x01(\x08H\x03\x88\x01\x01\x42\x0c\n\n_namespaceB\x0f\n\r_provide_dhcpB\x0e\n\x0c_provide_natB\x0e\n\x0c_provide_dns\"F\n\x11GetNetworkRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x16\n\tnamespace\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0c\n\n_namespace\"I\n\x14\x44\x65leteNetworkRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x16\n\tnamespace\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0c\n\n_namespace\"e\n\x18\x44\x65leteAllNetworksRequest\x12\x0f\n\x07\x63onfirm\x18\x01 \x01(\x08\x12\x16\n\tnamespace\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x12\n\nclean_wait\x18\x03 \x01(\x08\x42\x0c\n\n_namespace\"*\n\x19\x44\x65leteAllNetworksResponse\x12\r\n\x05uuids\x18\x01 \x03(\t\"(\n\x19GetNetworkMetadataRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"G\n\x1aGetNetworkMetadataResponse\x12)\n\x08metadata\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"\\\n\x19SetNetworkMetadataRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\"8\n\x1c\x44\x65leteNetworkMetadataRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"*\n\x1bListNetworkAddressesRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"`\n\x12\x41\x64\x64ressReservation\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0f\n\x07\x63omment\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0c\n\x04user\x18\x04 \x03(\t\x12\x0c\n\x04when\x18\x05 \x01(\x01\"P\n\x1cListNetworkAddressesResponse\x12\x30\n\taddresses\x18\x01 \x03(\x0b\x32\x1d.sfmesh.v1.AddressReservation\"o\n\x18ListNetworkEventsRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12(\n\nevent_type\x18\x02 \x01(\x0e\x32\x14.sfmesh.v1.EventType\x12\x12\n\x05limit\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x08\n\x06_limit\"=\n\x19ListNetworkEventsResponse\x12 \n\x06\x65vents\x18\x01 \x03(\x0b\x32\x10.sfmesh.v1.Event\"+\n\x1cListNetworkInterfacesRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"I\n\x1dListNetworkInterfacesResponse\x12(\n\ninterfaces\x18\x01 \x03(\x0b\x32\x14.sfmesh.v1.Interface\"#\n\x13GetInterfaceRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\"%\n\x15\x46loatInterfaceRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\"\'\n\x17\x44\x65\x66loatInterfaceRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t*\xf9\x01\n\x0cNetworkState\x12\x1d\n\x19NETWORK_STATE_UNSPECIFIED\x10\x00\x12&\n\x15NETWORK_STATE_INITIAL\x10\x01\x1a\x0b\xca\xf3\x18\x07initial\x12&\n\x15NETWORK_STATE_CREATED\x10\x02\x1a\x0b\xca\xf3\x18\x07\x63reated\x12.\n\x19NETWORK_STATE_DELETE_WAIT\x10\x03\x1a\x0f\xca\xf3\x18\x0b\x64\x65lete-wait\x12&\n\x15NETWORK_STATE_DELETED\x10\x04\x1a\x0b\xca\xf3\x18\x07\x64\x65leted\x12\"\n\x13NETWORK_STATE_ERROR\x10\x05\x1a\t\xca\xf3\x18\x05\x65rror2\xf1\r\n\x0eNetworkService\x12l\n\x0cListNetworks\x12\x1e.sfmesh.v1.ListNetworksRequest\x1a\x1f.sfmesh.v1.ListNetworksResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\t/networksb\x08networks\x12Z\n\rCreateNetwork\x12\x1f.sfmesh.v1.CreateNetworkRequest\x1a\x12.sfmesh.v1.Network\"\x14\x82\xd3\xe4\x93\x02\x0e\"\t/networks:\x01*\x12p\n\nGetNetwork\x12\x1c.sfmesh.v1.GetNetworkRequest\x1a\x12.sfmesh.v1.Network\"0\xea\xf3\x18\x15get-network-namespace\x82\xd3\xe4\x93\x02\x11\x12\x0f/networks/{ref}\x12]\n\rDeleteNetwork\x12\x1f.sfmesh.v1.DeleteNetworkRequest\x1a\x12.sfmesh.v1.Network\"\x17\x82\xd3\xe4\x93\x02\x11*\x0f/networks/{ref}\x12x\n\x11\x44\x65leteAllNetworks\x12#.sfmesh.v1.DeleteAllNetworksRequest\x1a$.sfmesh.v1.DeleteAllNetworksResponse\"\x18\x82\xd3\xe4\x93\x02\x12*\t/networksb\x05uuids\x12\x8d\x01\n\x12GetNetworkMetadata\x12$.sfmesh.v1.GetNetworkMetadataRequest\x1a%.sfmesh.v1.GetNetworkMetadataResponse\"*\x82\xd3\xe4\x93\x02$\x12\x18/networks/{ref}/metadatab\x08metadata\x12\x9c\x01\n\x12SetNetworkMetadata\x12$.sfmesh.v1.SetNetworkMetadataRequest\x1a\x16.google.protobuf.Empty\"H\x82\xd3\xe4\x93\x02\x42\"\x18/networks/{ref}/metadata:\x01*Z#\x1a\x1e/networks/{ref}/metadata/{key}:\x01*\x12\x80\x01\n\x15\x44\x65leteNetworkMetadata\x12\'.sfmesh.v1.DeleteNetworkMetadataRequest\x1a\x16.google.protobuf.Empty\"&\x82\xd3\xe4\x93\x02 *\x1e/networks/{ref}/metadata/{key}\x12\xa7\x01\n\x14ListNetworkAddresses\x12&.sfmesh.v1.ListNetworkAddressesRequest\x1a\'.sfmesh.v1.ListNetworkAddressesResponse\">\xea\xf3\x18\x0elist-addresses\x82\xd3\xe4\x93\x02&\x12\x19/networks/{ref}/addressesb\taddresses\x12\x86\x01\n\x11ListNetworkEvents\x12#.sfmesh.v1.ListNetworkEventsRequest\x1a$.sfmesh.v1.ListNetworkEventsResponse\"&\x82\xd3\xe4\x93\x02 \x12\x16/networks/{ref}/eventsb\x06\x65vents\x12\x9a\x01\n\x15ListNetworkInterfaces\x12\'.sfmesh.v1.ListNetworkInterfacesRequest\x1a(.sfmesh.v1.ListNetworkInterfacesResponse\".\x82\xd3\xe4\x93\x02(\x12\x1a/networks/{ref}/interfacesb\ninterfaces\x12`\n\x0cGetInterface\x12\x1e.sfmesh.v1.GetInterfaceRequest\x1a\x14.sfmesh.v1.Interface\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/interfaces/{uuid}\x12o\n\x0e\x46loatInterface\x12 .sfmesh.v1.FloatInterfaceRequest\x1a\x16.google.protobuf.Empty\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/interfaces/{uuid}/float:\x01*\x12u\n\x10\x44\x65\x66loatInterface\x12\".sfmesh.v1.DefloatInterfaceRequest\x1a\x16.google.protobuf.Empty\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/interfaces/{uuid}/defloat:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -64,6 +65,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NETWORKSERVICE'].methods_by_name['DeleteNetworkMetadata']._serialized_options = b'\202\323\344\223\002 *\036/networks/{ref}/metadata/{key}'
   _globals['_NETWORKSERVICE'].methods_by_name['ListNetworkAddresses']._loaded_options = None
   _globals['_NETWORKSERVICE'].methods_by_name['ListNetworkAddresses']._serialized_options = b'\352\363\030\016list-addresses\202\323\344\223\002&\022\031/networks/{ref}/addressesb\taddresses'
+  _globals['_NETWORKSERVICE'].methods_by_name['ListNetworkEvents']._loaded_options = None
+  _globals['_NETWORKSERVICE'].methods_by_name['ListNetworkEvents']._serialized_options = b'\202\323\344\223\002 \022\026/networks/{ref}/eventsb\006events'
   _globals['_NETWORKSERVICE'].methods_by_name['ListNetworkInterfaces']._loaded_options = None
   _globals['_NETWORKSERVICE'].methods_by_name['ListNetworkInterfaces']._serialized_options = b'\202\323\344\223\002(\022\032/networks/{ref}/interfacesb\ninterfaces'
   _globals['_NETWORKSERVICE'].methods_by_name['GetInterface']._loaded_options = None
@@ -72,48 +75,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NETWORKSERVICE'].methods_by_name['FloatInterface']._serialized_options = b'\202\323\344\223\002\035\"\030/interfaces/{uuid}/float:\001*'
   _globals['_NETWORKSERVICE'].methods_by_name['DefloatInterface']._loaded_options = None
   _globals['_NETWORKSERVICE'].methods_by_name['DefloatInterface']._serialized_options = b'\202\323\344\223\002\037\"\032/interfaces/{uuid}/defloat:\001*'
-  _globals['_NETWORKSTATE']._serialized_start=1841
-  _globals['_NETWORKSTATE']._serialized_end=2090
-  _globals['_NETWORK']._serialized_start=187
-  _globals['_NETWORK']._serialized_end=495
-  _globals['_LISTNETWORKSREQUEST']._serialized_start=497
-  _globals['_LISTNETWORKSREQUEST']._serialized_end=531
-  _globals['_LISTNETWORKSRESPONSE']._serialized_start=533
-  _globals['_LISTNETWORKSRESPONSE']._serialized_end=593
-  _globals['_CREATENETWORKREQUEST']._serialized_start=596
-  _globals['_CREATENETWORKREQUEST']._serialized_end=816
-  _globals['_GETNETWORKREQUEST']._serialized_start=818
-  _globals['_GETNETWORKREQUEST']._serialized_end=888
-  _globals['_DELETENETWORKREQUEST']._serialized_start=890
-  _globals['_DELETENETWORKREQUEST']._serialized_end=963
-  _globals['_DELETEALLNETWORKSREQUEST']._serialized_start=965
-  _globals['_DELETEALLNETWORKSREQUEST']._serialized_end=1066
-  _globals['_DELETEALLNETWORKSRESPONSE']._serialized_start=1068
-  _globals['_DELETEALLNETWORKSRESPONSE']._serialized_end=1110
-  _globals['_GETNETWORKMETADATAREQUEST']._serialized_start=1112
-  _globals['_GETNETWORKMETADATAREQUEST']._serialized_end=1152
-  _globals['_GETNETWORKMETADATARESPONSE']._serialized_start=1154
-  _globals['_GETNETWORKMETADATARESPONSE']._serialized_end=1225
-  _globals['_SETNETWORKMETADATAREQUEST']._serialized_start=1227
-  _globals['_SETNETWORKMETADATAREQUEST']._serialized_end=1319
-  _globals['_DELETENETWORKMETADATAREQUEST']._serialized_start=1321
-  _globals['_DELETENETWORKMETADATAREQUEST']._serialized_end=1377
-  _globals['_LISTNETWORKADDRESSESREQUEST']._serialized_start=1379
-  _globals['_LISTNETWORKADDRESSESREQUEST']._serialized_end=1421
-  _globals['_ADDRESSRESERVATION']._serialized_start=1423
-  _globals['_ADDRESSRESERVATION']._serialized_end=1519
-  _globals['_LISTNETWORKADDRESSESRESPONSE']._serialized_start=1521
-  _globals['_LISTNETWORKADDRESSESRESPONSE']._serialized_end=1601
-  _globals['_LISTNETWORKINTERFACESREQUEST']._serialized_start=1603
-  _globals['_LISTNETWORKINTERFACESREQUEST']._serialized_end=1646
-  _globals['_LISTNETWORKINTERFACESRESPONSE']._serialized_start=1648
-  _globals['_LISTNETWORKINTERFACESRESPONSE']._serialized_end=1721
-  _globals['_GETINTERFACEREQUEST']._serialized_start=1723
-  _globals['_GETINTERFACEREQUEST']._serialized_end=1758
-  _globals['_FLOATINTERFACEREQUEST']._serialized_start=1760
-  _globals['_FLOATINTERFACEREQUEST']._serialized_end=1797
-  _globals['_DEFLOATINTERFACEREQUEST']._serialized_start=1799
-  _globals['_DEFLOATINTERFACEREQUEST']._serialized_end=1838
-  _globals['_NETWORKSERVICE']._serialized_start=2093
-  _globals['_NETWORKSERVICE']._serialized_end=3733
+  _globals['_NETWORKSTATE']._serialized_start=2040
+  _globals['_NETWORKSTATE']._serialized_end=2289
+  _globals['_NETWORK']._serialized_start=210
+  _globals['_NETWORK']._serialized_end=518
+  _globals['_LISTNETWORKSREQUEST']._serialized_start=520
+  _globals['_LISTNETWORKSREQUEST']._serialized_end=554
+  _globals['_LISTNETWORKSRESPONSE']._serialized_start=556
+  _globals['_LISTNETWORKSRESPONSE']._serialized_end=616
+  _globals['_CREATENETWORKREQUEST']._serialized_start=619
+  _globals['_CREATENETWORKREQUEST']._serialized_end=839
+  _globals['_GETNETWORKREQUEST']._serialized_start=841
+  _globals['_GETNETWORKREQUEST']._serialized_end=911
+  _globals['_DELETENETWORKREQUEST']._serialized_start=913
+  _globals['_DELETENETWORKREQUEST']._serialized_end=986
+  _globals['_DELETEALLNETWORKSREQUEST']._serialized_start=988
+  _globals['_DELETEALLNETWORKSREQUEST']._serialized_end=1089
+  _globals['_DELETEALLNETWORKSRESPONSE']._serialized_start=1091
+  _globals['_DELETEALLNETWORKSRESPONSE']._serialized_end=1133
+  _globals['_GETNETWORKMETADATAREQUEST']._serialized_start=1135
+  _globals['_GETNETWORKMETADATAREQUEST']._serialized_end=1175
+  _globals['_GETNETWORKMETADATARESPONSE']._serialized_start=1177
+  _globals['_GETNETWORKMETADATARESPONSE']._serialized_end=1248
+  _globals['_SETNETWORKMETADATAREQUEST']._serialized_start=1250
+  _globals['_SETNETWORKMETADATAREQUEST']._serialized_end=1342
+  _globals['_DELETENETWORKMETADATAREQUEST']._serialized_start=1344
+  _globals['_DELETENETWORKMETADATAREQUEST']._serialized_end=1400
+  _globals['_LISTNETWORKADDRESSESREQUEST']._serialized_start=1402
+  _globals['_LISTNETWORKADDRESSESREQUEST']._serialized_end=1444
+  _globals['_ADDRESSRESERVATION']._serialized_start=1446
+  _globals['_ADDRESSRESERVATION']._serialized_end=1542
+  _globals['_LISTNETWORKADDRESSESRESPONSE']._serialized_start=1544
+  _globals['_LISTNETWORKADDRESSESRESPONSE']._serialized_end=1624
+  _globals['_LISTNETWORKEVENTSREQUEST']._serialized_start=1626
+  _globals['_LISTNETWORKEVENTSREQUEST']._serialized_end=1737
+  _globals['_LISTNETWORKEVENTSRESPONSE']._serialized_start=1739
+  _globals['_LISTNETWORKEVENTSRESPONSE']._serialized_end=1800
+  _globals['_LISTNETWORKINTERFACESREQUEST']._serialized_start=1802
+  _globals['_LISTNETWORKINTERFACESREQUEST']._serialized_end=1845
+  _globals['_LISTNETWORKINTERFACESRESPONSE']._serialized_start=1847
+  _globals['_LISTNETWORKINTERFACESRESPONSE']._serialized_end=1920
+  _globals['_GETINTERFACEREQUEST']._serialized_start=1922
+  _globals['_GETINTERFACEREQUEST']._serialized_end=1957
+  _globals['_FLOATINTERFACEREQUEST']._serialized_start=1959
+  _globals['_FLOATINTERFACEREQUEST']._serialized_end=1996
+  _globals['_DEFLOATINTERFACEREQUEST']._serialized_start=1998
+  _globals['_DEFLOATINTERFACEREQUEST']._serialized_end=2037
+  _globals['_NETWORKSERVICE']._serialized_start=2292
+  _globals['_NETWORKSERVICE']._serialized_end=4069
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf import empty_pb2 as _empty_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
+from sfmesh.v1 import event_pb2 as _event_pb2
 from sfmesh.v1 import instance_pb2 as _instance_pb2
 from sfmesh.v1 import options_pb2 as _options_pb2
 from google.protobuf.internal import containers as _containers
@@ -170,6 +171,22 @@ class ListNetworkAddressesResponse(_message.Message):
     ADDRESSES_FIELD_NUMBER: _ClassVar[int]
     addresses: _containers.RepeatedCompositeFieldContainer[AddressReservation]
     def __init__(self, addresses: _Optional[_Iterable[_Union[AddressReservation, _Mapping]]] = ...) -> None: ...
+
+class ListNetworkEventsRequest(_message.Message):
+    __slots__ = ("ref", "event_type", "limit")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    event_type: _event_pb2.EventType
+    limit: int
+    def __init__(self, ref: _Optional[str] = ..., event_type: _Optional[_Union[_event_pb2.EventType, str]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListNetworkEventsResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[_event_pb2.Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[_event_pb2.Event, _Mapping]]] = ...) -> None: ...
 
 class ListNetworkInterfacesRequest(_message.Message):
     __slots__ = ("ref",)

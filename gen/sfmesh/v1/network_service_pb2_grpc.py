@@ -82,6 +82,11 @@ class NetworkServiceStub:
                 request_serializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkAddressesRequest.SerializeToString,
                 response_deserializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkAddressesResponse.FromString,
                 _registered_method=True)
+        self.ListNetworkEvents = channel.unary_unary(
+                '/sfmesh.v1.NetworkService/ListNetworkEvents',
+                request_serializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkEventsRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkEventsResponse.FromString,
+                _registered_method=True)
         self.ListNetworkInterfaces = channel.unary_unary(
                 '/sfmesh.v1.NetworkService/ListNetworkInterfaces',
                 request_serializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkInterfacesRequest.SerializeToString,
@@ -171,6 +176,13 @@ class NetworkServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListNetworkEvents(self, request, context):
+        """Lists a network's events, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListNetworkInterfaces(self, request, context):
         """Lists the interfaces of live instances on a network.
         """
@@ -246,6 +258,11 @@ def add_NetworkServiceServicer_to_server(servicer, server):
                     servicer.ListNetworkAddresses,
                     request_deserializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkAddressesRequest.FromString,
                     response_serializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkAddressesResponse.SerializeToString,
+            ),
+            'ListNetworkEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNetworkEvents,
+                    request_deserializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkEventsRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkEventsResponse.SerializeToString,
             ),
             'ListNetworkInterfaces': grpc.unary_unary_rpc_method_handler(
                     servicer.ListNetworkInterfaces,
@@ -512,6 +529,33 @@ class NetworkService:
             '/sfmesh.v1.NetworkService/ListNetworkAddresses',
             sfmesh_dot_v1_dot_network__service__pb2.ListNetworkAddressesRequest.SerializeToString,
             sfmesh_dot_v1_dot_network__service__pb2.ListNetworkAddressesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNetworkEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NetworkService/ListNetworkEvents',
+            sfmesh_dot_v1_dot_network__service__pb2.ListNetworkEventsRequest.SerializeToString,
+            sfmesh_dot_v1_dot_network__service__pb2.ListNetworkEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,
