@@ -63,7 +63,7 @@ async def defloat_interface(
             return ""
         floating = nic.floating
         release = await networks.release_of(
-            Held(FLOATING, nic.floating, ("networkinterface", nic.uuid))
+            Held(address_key(FLOATING, nic.floating), FLOATING, ("networkinterface", nic.uuid))
         )
         nic.ClearField("floating")
         if await instances.replace(stored, record, *([release] if release else [])):

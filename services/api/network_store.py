@@ -17,18 +17,18 @@ from typing import NamedTuple
 from sfmesh.v1 import network_service_pb2, records_pb2
 
 from services.common import errors
-from services.common.addresses import FLOATING, address_key, first_host, pick_free
+from services.common.addresses import FLOATING, address_key, first_host, mac_key, pick_free
 from services.common.store import Delete, Put, Store, key, kind_prefix
 
 RELEASE_ATTEMPTS = 3
 
 
 class Held(NamedTuple):
-    """An address some object holds: its network ("floating" for the pool),
-    the address, and the holder as the reservation names it."""
+    """A reservation some object holds (an address, or a MAC): its key, its
+    network ("floating" for the pool), and the holder as it names it."""
 
+    key: bytes
     network_uuid: str
-    address: str
     user: tuple[str, str]
 
 
@@ -92,6 +92,11 @@ class NetworkStore:
         ]
         return await self._store.commit(puts)
 
+    async def macs(self, network_uuid: str) -> set[str]:
+        """The MACs in use on a network."""
+        prefix = mac_key(network_uuid, "")
+        return {item.key[len(prefix) :].decode() async for item in self._store.list_prefix(prefix)}
+
     async def addresses(self, network_uuid: str) -> list[records_pb2.AddressRecord]:
         """Every reservation of a network."""
         prefix = address_key(network_uuid, "")
@@ -140,7 +145,7 @@ class NetworkStore:
     async def release_of(self, entry: Held) -> Delete | None:
         """The write that gives `entry` back while its reservation, as read
         now, still names its holder; None when it does not."""
-        item = await self._store.get(address_key(entry.network_uuid, entry.address))
+        item = await self._store.get(entry.key)
         if item is None:
             return None
         holder = records_pb2.AddressRecord.FromString(item.value).reservation.user

@@ -20,7 +20,7 @@ from services.api.floating import floating_put
 from services.api.network_store import Held, NetworkStore
 from services.api.networks import resolve_network
 from services.common import errors
-from services.common.addresses import FLOATING, address_key, pick_free, reservation
+from services.common.addresses import FLOATING, address_key, mac_key, pick_free, reservation
 from services.common.store import Put
 from services.common.wire import wire_name
 
@@ -38,6 +38,16 @@ class PlannedNics:
 def random_mac(rng: random.Random) -> str:
     """A locally administered MAC, 02:00:00:xx:xx:xx (reference §1.10). Pure."""
     return "02:00:00:" + ":".join(f"{rng.randrange(256):02x}" for _ in range(3))
+
+
+def pick_mac(spec: instance_pb2.NetworkSpec, taken: set[str], rng: random.Random) -> str:
+    """The spec's MAC (lower case; validation checked its form), or a random
+    one not in `taken`. Pure."""
+    if spec.HasField("macaddress") and spec.macaddress:
+        return spec.macaddress.lower()
+    while (mac := random_mac(rng)) in taken:
+        pass
+    return mac
 
 
 def wanted_address(block: ipaddress.IPv4Network, spec: instance_pb2.NetworkSpec) -> str | None:
@@ -70,6 +80,7 @@ async def plan_nics(
     ready, 404 network of another namespace, 409 address in use, 507 full."""
     plan = PlannedNics([], [])
     claimed: dict[str, set[str]] = {}
+    macs: dict[str, set[str]] = {}
     floating: set[str] = set()  # drawn for earlier NICs of this create
     now = time.time()
     for order, spec in enumerate(specs):
@@ -86,18 +97,30 @@ async def plan_nics(
         if network.uuid not in claimed:
             held = await networks.addresses(network.uuid)
             claimed[network.uuid] = {a.reservation.address for a in held}
+            macs[network.uuid] = await networks.macs(network.uuid)
         taken = claimed[network.uuid]
         if wanted and wanted in taken:
             raise errors.Conflict(f"address {wanted} in use", reason="ADDRESS_IN_USE")
         address = pick_free(block, taken, rng) if wanted is None else wanted
+        mac = pick_mac(spec, macs[network.uuid], rng)
+        if mac in macs[network.uuid]:
+            raise errors.Conflict(
+                f"MAC address {mac} in use on network {network.uuid}", reason="MAC_IN_USE"
+            )
+        macs[network.uuid].add(mac)
+        plan.reservations.append(
+            Put(
+                mac_key(network.uuid, mac),
+                reservation(mac, "mac", ["instance", instance_uuid], now).SerializeToString(),
+                0,
+            )
+        )
         interface = instance_pb2.Interface(
             uuid=str(uuid_module.uuid4()),
             state=instance_pb2.INTERFACE_STATE_INITIAL,
             network_uuid=network.uuid,
             instance_uuid=instance_uuid,
-            macaddr=spec.macaddress
-            if spec.HasField("macaddress") and spec.macaddress
-            else random_mac(rng),
+            macaddr=mac,
             order=order,
             model=spec.model or instance_pb2.NIC_MODEL_VIRTIO,
             version=1,
@@ -124,15 +147,21 @@ async def plan_nics(
 
 
 def held_addresses(instance: instance_pb2.Instance) -> list[Held]:
-    """Every address an instance's NICs hold: their own, held by the
-    instance, and their floating ones, held by each NIC. Pure."""
+    """Every reservation an instance's NICs hold: their MACs and addresses,
+    held by the instance, and their floating addresses, held by each NIC.
+    Pure."""
+    holder = ("instance", instance.uuid)
     held = [
-        Held(nic.network_uuid, nic.ipv4, ("instance", instance.uuid))
+        Held(mac_key(nic.network_uuid, nic.macaddr), nic.network_uuid, holder)
+        for nic in instance.interfaces
+    ]
+    held += [
+        Held(address_key(nic.network_uuid, nic.ipv4), nic.network_uuid, holder)
         for nic in instance.interfaces
         if nic.HasField("ipv4")
     ]
     held += [
-        Held(FLOATING, nic.floating, ("networkinterface", nic.uuid))
+        Held(address_key(FLOATING, nic.floating), FLOATING, ("networkinterface", nic.uuid))
         for nic in instance.interfaces
         if nic.HasField("floating")
     ]

@@ -21,6 +21,8 @@ MIN_MEMORY_MIB = 128
 DEFAULT_SIDE_CHANNELS = ("sf-agent",)
 SECURE_BOOT_BUSES_REFUSED = {instance_pb2.DISK_BUS_IDE}
 
+_MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -63,6 +65,16 @@ def check_disks(disks: list[instance_pb2.DiskSpec], secure_boot: bool) -> None:
             raise errors.InvalidArgument(
                 f'disk[{index}].base "{base}": label: and sf:// bases are not supported yet'
             )
+
+
+def check_macs(specs: list[instance_pb2.NetworkSpec]) -> None:
+    """A networkspec's `macaddress`, when given, is a unicast MAC
+    (six hex pairs joined by colons, the multicast bit clear)."""
+    for spec in specs:
+        if not spec.HasField("macaddress") or not spec.macaddress:
+            continue
+        if not _MAC.fullmatch(spec.macaddress) or int(spec.macaddress[:2], 16) & 1:
+            raise errors.InvalidArgument(f"{spec.macaddress!r} is not a unicast MAC address")
 
 
 def check_user_data(user_data: str | None) -> None:
@@ -115,6 +127,7 @@ def build_instance(
         raise errors.InvalidArgument("secure boot requires UEFI be enabled")
     check_disks(list(request.disk), request.secure_boot)
     check_user_data(request.user_data if request.HasField("user_data") else None)
+    check_macs(list(request.network))
     if request.HasField("metadata"):
         metadata.check_metadata(json_format.MessageToDict(request.metadata))
     instance = instance_pb2.Instance(

@@ -36,6 +36,11 @@ def address_key(network_uuid: str, address: str) -> bytes:
     return key("address", f"{network_uuid}/{address}")
 
 
+def mac_key(network_uuid: str, mac: str) -> bytes:
+    """The key of one MAC in use on a network: `/sfmesh/v1/mac/<network>/<mac>`."""
+    return key("mac", f"{network_uuid}/{mac}")
+
+
 def pick_free(block: ipaddress.IPv4Network, taken: set[str], rng: random.Random) -> str:
     """A free host address: a few random tries, then a scan from the start
     (507 when the block is full). Pure."""

@@ -195,3 +195,50 @@ def node_status(rest: httpx.Client, net: dict[str, Any]) -> list[str]:
 
 def link_exists(name: str) -> bool:
     return subprocess.run(["ip", "link", "show", "dev", name], capture_output=True).returncode == 0
+
+
+def test_a_mac_is_unique_within_its_network(rest: httpx.Client) -> None:
+    one, two = network(rest, "10.251.14.0/24"), network(rest, "10.251.15.0/24")
+    mac = "52:54:00:5f:0e:01"
+    first = created(
+        rest, "mac-1", **SPEC, network=[{"network_uuid": one["uuid"], "macaddress": mac}]
+    )
+    try:
+        assert first["interfaces"][0]["macaddr"] == mac
+        before = addresses(rest, one)
+        again = rest.post(
+            "/instances",
+            json={
+                **SPEC,
+                "name": "mac-2",
+                "network": [{"network_uuid": one["uuid"], "macaddress": mac.upper()}],
+            },
+        )
+        assert again.status_code == 409, again.text
+        assert again.json()["error"] == f"MAC address {mac} in use on network {one['uuid']}"
+        assert addresses(rest, one) == before
+        bad = rest.post(
+            "/instances",
+            json={
+                **SPEC,
+                "name": "mac-3",
+                "network": [{"network_uuid": one["uuid"], "macaddress": "01:00:5e:00:00:01"}],
+            },
+        )
+        assert (bad.status_code, bad.json()["error"]) == (
+            400,
+            "'01:00:5e:00:00:01' is not a unicast MAC address",
+        )
+        # Another network may use it, and the first one once it is free.
+        elsewhere = created(
+            rest, "mac-4", **SPEC, network=[{"network_uuid": two["uuid"], "macaddress": mac}]
+        )
+        rest.delete(f"/instances/{elsewhere['uuid']}")
+    finally:
+        rest.delete(f"/instances/{first['uuid']}")
+    later = created(
+        rest, "mac-5", **SPEC, network=[{"network_uuid": one["uuid"], "macaddress": mac}]
+    )
+    rest.delete(f"/instances/{later['uuid']}")
+    for net in (one, two):
+        rest.delete(f"/networks/{net['uuid']}")

@@ -281,3 +281,16 @@ def test_first_broken_rule_wins() -> None:
     assert refusal(request(memory=1, secure_boot=True, disk=[])).startswith("memory must be")
     assert refusal(request(secure_boot=True, disk=[])) == "secure boot requires UEFI be enabled"
     assert refusal(request(disk=[], user_data="!")) == "instance must specify at least one disk"
+
+
+@pytest.mark.parametrize("mac", ["52:54:00:12:34:56", "02:00:00:AB:cd:ef", "fe:ff:ff:ff:ff:ff"])
+def test_unicast_macs_are_accepted(mac: str) -> None:
+    validation.check_macs([instance_pb2.NetworkSpec(network_uuid="n", macaddress=mac)])
+
+
+@pytest.mark.parametrize(
+    "mac", ["52:54:00:12:34", "52-54-00-12-34-56", "zz:54:00:12:34:56", "01:00:5e:00:00:01"]
+)
+def test_other_macs_are_refused(mac: str) -> None:
+    with pytest.raises(errors.InvalidArgument, match="is not a unicast MAC address"):
+        validation.check_macs([instance_pb2.NetworkSpec(network_uuid="n", macaddress=mac)])
