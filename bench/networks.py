@@ -1,6 +1,7 @@
 """Address reservations under contention, in one run: 200 concurrent REST
 creates, each with one NIC on the same /24 and placed among simulated nodes,
-must end with 200 distinct addresses and none lost; prints reservations/s."""
+must end with 200 distinct addresses and MACs, none lost; prints
+reservations/s."""
 
 from __future__ import annotations
 
@@ -31,17 +32,19 @@ def run(mesh: Mesh) -> None:
         "network": [{"network_uuid": network["uuid"]}],
     }
 
-    def create(index: int) -> str:
+    def create(index: int) -> tuple[str, str]:
         body = {"name": f"r{index}", **spec}
         if not hasattr(local, "rest"):
             local.rest = Rest(mesh.ports.gateway, token)
-        reply = json.loads(local.rest.call("POST", "/instances", body))
-        return str(reply["interfaces"][0]["ipv4"])
+        nic = json.loads(local.rest.call("POST", "/instances", body))["interfaces"][0]
+        return str(nic["ipv4"]), str(nic["macaddr"])
 
     started = time.perf_counter()
     with ThreadPoolExecutor(CLIENTS) as pool:
-        given = list(pool.map(create, range(CREATES)))
+        made = list(pool.map(create, range(CREATES)))
     seconds = time.perf_counter() - started
+    given = [address for address, _ in made]
+    macs = {mac for _, mac in made}
     held = json.loads(rest.call("GET", f"/networks/{network['uuid']}/addresses"))
     by_instances = sorted(a["address"] for a in held if a["type"] == "instance")
     duplicates = len(given) - len(set(given))
@@ -50,6 +53,7 @@ def run(mesh: Mesh) -> None:
     rate = CREATES / seconds
     print(f"  {CREATES} concurrent creates, {CLIENTS} clients: {rate:,.0f} reservations/s")
     print(f"  duplicates: {duplicates}   lost or stray: {len(lost)}   (both must be 0)")
+    print(f"  duplicate MACs: {CREATES - len(macs)}   (must be 0)")
 
 
 def main() -> None:

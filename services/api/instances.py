@@ -6,6 +6,7 @@ interceptor.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 import time
@@ -41,8 +42,11 @@ from services.common.store import Put
 from services.common.wire import wire_name
 
 PowerStateEnum = instance_pb2.PowerState.DESCRIPTOR
-NIC_ATTEMPTS = 3
-"""Creates with NICs retried when a drawn address was taken meanwhile."""
+NIC_ATTEMPTS = 8
+"""Creates with NICs retried when a drawn address or MAC was taken meanwhile
+(a busy network near full makes such draws collide often)."""
+NIC_RETRY_JITTER = 0.005
+"""Up to this many seconds, times the attempt, between two attempts."""
 
 
 def state_name(state: int) -> str:
@@ -129,6 +133,7 @@ class InstanceServicer(
         try:
             for attempt in range(NIC_ATTEMPTS):
                 if attempt:  # a random address was taken meanwhile: draw again
+                    await asyncio.sleep(self._rng.uniform(0, NIC_RETRY_JITTER * attempt))
                     nics = await self._plan_nics(request, namespace, instance)
                 del instance.interfaces[:]
                 instance.interfaces.extend(nics.interfaces)

@@ -80,7 +80,8 @@ async def plan_nics(
     ready, 404 network of another namespace, 409 address in use, 507 full."""
     plan = PlannedNics([], [])
     claimed: dict[str, set[str]] = {}
-    macs: dict[str, set[str]] = {}
+    macs: dict[str, set[str]] = {}  # MACs known in use on each network
+    listed: set[str] = set()  # networks whose MACs were read
     floating: set[str] = set()  # drawn for earlier NICs of this create
     now = time.time()
     for order, spec in enumerate(specs):
@@ -97,7 +98,10 @@ async def plan_nics(
         if network.uuid not in claimed:
             held = await networks.addresses(network.uuid)
             claimed[network.uuid] = {a.reservation.address for a in held}
-            macs[network.uuid] = await networks.macs(network.uuid)
+        in_use = macs.setdefault(network.uuid, set())
+        if spec.HasField("macaddress") and spec.macaddress and network.uuid not in listed:
+            in_use |= await networks.macs(network.uuid)  # drawn MACs rarely clash: no list
+            listed.add(network.uuid)
         taken = claimed[network.uuid]
         if wanted and wanted in taken:
             raise errors.Conflict(f"address {wanted} in use", reason="ADDRESS_IN_USE")
