@@ -180,10 +180,15 @@ def create_to_created(mesh: Mesh, token: str) -> None:
             seconds.append(watch.wait(uuid) - sent)
             stages.append(stage_seconds(rest, uuid))
             made.append(uuid)
+        with_nic, first_nic = [], []
+        for index in range(SEQUENTIAL):  # the first instance of a network here
+            fresh = json.loads(rest.call("POST", "/networks", {"netblock": "10.79.0.0/24"}))
+            uuid, sent = create(rest, f"first{index}", network=[{"network_uuid": fresh["uuid"]}])
+            first_nic.append(watch.wait(uuid) - sent)
+            made.append(uuid)
         network = json.loads(rest.call("POST", "/networks", {"netblock": "10.78.0.0/24"}))
         nic = [{"network_uuid": network["uuid"]}]
-        with_nic = []
-        for index in range(SEQUENTIAL):
+        for index in range(SEQUENTIAL):  # more instances of a network already here
             uuid, sent = create(rest, f"nic{index}", network=nic)
             with_nic.append(watch.wait(uuid) - sent)
             made.append(uuid)
@@ -224,10 +229,15 @@ def create_to_created(mesh: Mesh, token: str) -> None:
         print(f"    {stage + ':':<14}{median * 1000:7.1f} ms  {median / p50:6.1%} of the p50")
     print(f"    {'other:':<14}{other * 1000:7.1f} ms  (api, etcd writes, watch)")
     print(f"  samples (ms): {', '.join(f'{value * 1000:.0f}' for value in seconds)}")
-    nic_p50 = statistics.median(with_nic)
+    first_p50, nic_p50 = statistics.median(first_nic), statistics.median(with_nic)
     print(
-        f"  with one NIC (bridge, namespace, dnsmasq pin): p50 {nic_p50 * 1000:.0f} ms,"
-        f" {(nic_p50 - p50) * 1000:+.0f} ms over none (target <= 300 ms)"
+        "  with one NIC, the network's first instance here (bridge, namespace, dnsmasq):"
+        f" p50 {first_p50 * 1000:.0f} ms, {(first_p50 - p50) * 1000:+.0f} ms over none"
+        " (target <= 300 ms)"
+    )
+    print(
+        f"  with one NIC, the network already here (dnsmasq pin): p50 {nic_p50 * 1000:.0f} ms,"
+        f" {(nic_p50 - p50) * 1000:+.0f} ms over none"
     )
     print(f"  {CONCURRENT} concurrent creates: all created, {rate:.1f} creates/s")
 
