@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,30 @@ def test_power_operations_before_creation_raise_not_ready(client: apiclient.Clie
     ):
         with pytest.raises(apiclient.DependenciesNotReadyException):
             call(uuid)
+
+
+def test_network_and_interface_commands_of_sf_client(client: apiclient.Client) -> None:
+    name = f"cli-net-{uuid.uuid4().hex[:6]}"
+    made = sf_client("network", "create", name, "10.251.16.0/24", "--no-dhcp")
+    assert (made["name"], made["netblock"], made["provide_dhcp"]) == (name, "10.251.16.0/24", False)
+    assert sf_client("network", "show", name)["uuid"] == made["uuid"]
+    addresses = sf_client("network", "addresses", name)
+    assert [a["type"] for a in addresses] == ["network", "gateway", "broadcast"]
+
+    instance = client.create_instance(
+        "cli-nic", 1, 128, [{"network_uuid": made["uuid"]}], [dict(DISK)], None, None
+    )
+    try:
+        (nic,) = sf_client("network", "instances", name)
+        assert nic["instance_uuid"] == instance["uuid"]
+        assert sf_client("interface", "float", nic["uuid"]) == {}
+        (shown,) = sf_client("interface", "show", nic["uuid"])["network_interfaces"]
+        assert shown["floating"] is not None
+        assert sf_client("interface", "defloat", nic["uuid"]) == {}
+        (shown,) = sf_client("interface", "show", nic["uuid"])["network_interfaces"]
+        assert shown["floating"] is None
+        events = sf_client("network", "events", name, "--type", "audit")
+        assert "adding floating ip" in [e["message"] for e in events]
+    finally:
+        client.delete_instance(instance["uuid"])
+    assert sf_client("network", "delete", name)["state"] in ("deleted", "delete-wait")
