@@ -247,14 +247,11 @@ class NetworkServicer(NetworkMetadata, network_service_pb2_grpc.NetworkServiceSe
         return empty_pb2.Empty()
 
     async def _find_interface(self, uuid: str) -> tuple[StoredInstance, instance_pb2.Interface]:
-        """Found through the instances (a scan: NICs live in their instance's
+        """Found through the index of NICs (they live in their instance's
         record); visible to whoever sees the instance."""
-        namespace = caller().namespace
-        async for stored in self._instances.all():
-            instance = stored.record.instance
-            if not can_see(namespace, instance.namespace):
-                continue
-            for nic in instance.interfaces:
+        stored = await self._instances.holding(uuid)
+        if stored is not None and can_see(caller().namespace, stored.record.instance.namespace):
+            for nic in stored.record.instance.interfaces:
                 if nic.uuid == uuid:
                     return stored, nic
         raise errors.NotFound("interface not found")

@@ -70,11 +70,20 @@ class InstanceStore:
             yield uuid, None if record is None else StoredInstance(record, change.mod_revision)
 
     async def create(self, record: records_pb2.InstanceRecord, *also: Put) -> bool:
-        """Write a new record, and `also` in the same transaction; False, with
-        nothing written, when the uuid is taken or an expectation of `also`
-        fails."""
-        put = Put(key("instance", record.instance.uuid), record.SerializeToString(), 0)
-        return await self._store.commit([put, *also])
+        """Write a new record, an index entry per NIC, and `also`, in one
+        transaction; False, with nothing written, when the uuid is taken or an
+        expectation of `also` fails."""
+        uuid = record.instance.uuid
+        put = Put(key("instance", uuid), record.SerializeToString(), 0)
+        index = [
+            Put(key("interface", nic.uuid), uuid.encode(), 0) for nic in record.instance.interfaces
+        ]
+        return await self._store.commit([put, *index, *also])
+
+    async def holding(self, interface_uuid: str) -> StoredInstance | None:
+        """The instance whose NIC `interface_uuid` is, through the index."""
+        item = await self._store.get(key("interface", interface_uuid))
+        return None if item is None else await self.get(item.value.decode())
 
     async def replace(
         self, stored: StoredInstance, record: records_pb2.InstanceRecord, *also: Operation
@@ -88,9 +97,13 @@ class InstanceStore:
         return await self._store.commit([put, *also])
 
     async def remove(self, stored: StoredInstance) -> bool:
-        """Delete a record as read; False when it changed in between."""
+        """Delete a record as read, and its NICs' index entries; False when it
+        changed in between."""
         uuid = stored.record.instance.uuid
-        return await self._store.commit([Delete(key("instance", uuid), stored.mod_revision)])
+        index = [Delete(key("interface", nic.uuid)) for nic in stored.record.instance.interfaces]
+        return await self._store.commit(
+            [Delete(key("instance", uuid), stored.mod_revision), *index]
+        )
 
     async def update(
         self, stored: StoredInstance, change: Callable[[records_pb2.InstanceRecord], None]

@@ -14,7 +14,7 @@ from services.api.purge import network_purgeable, purge_once, purgeable
 from services.common import instance_states as states
 from services.common.addresses import FLOATING, address_key, reservation
 from services.common.instance_store import InstanceStore
-from services.common.store import Delete, Put, Store
+from services.common.store import Delete, Put, Store, key
 
 NOW = 1_000_000.0
 
@@ -91,8 +91,10 @@ async def test_purge_gives_back_what_a_half_done_delete_kept_and_nothing_else(
             Put(address_key(FLOATING, "10.254.0.5"), taken_since.SerializeToString(), 0),
         ]
     )
+    assert (await instances.holding(nic.uuid)) is not None  # the NIC's index entry
     await purge_once(instances, keys, networks, retention=60, now=NOW)
     assert await instances.get(gone.instance.uuid) is None
+    assert await store.get(key("interface", nic.uuid)) is None
     assert await store.get(address_key(network, "10.1.0.5")) is None
     assert await store.get(address_key(FLOATING, nic.floating)) is not None
     await store.commit([Delete(address_key(FLOATING, nic.floating))])
