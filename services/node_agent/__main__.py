@@ -13,7 +13,7 @@ from services.common.config import env, mesh_config
 from services.common.main import parse_arguments
 from services.node_agent.dataplane import Underlay
 from services.node_agent.facts import VIRT_TYPES
-from services.node_agent.images import DEFAULT_SHORTHANDS
+from services.node_agent.images import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, DEFAULT_SHORTHANDS
 from services.node_agent.nat import Egress
 from services.node_agent.server import NodeAgentConfig, serve_node_agent
 
@@ -80,6 +80,18 @@ def main() -> None:
         help="NAME=URL,... disk bases added to (or replacing) the built-in table",
     )
     extra.add_argument(
+        "--image-max-gib",
+        type=float,
+        default=float(env("IMAGE_MAX_GIB", str(DEFAULT_MAX_BYTES / 2**30))),
+        help="the largest image a download may bring, in GiB (default %(default)g)",
+    )
+    extra.add_argument(
+        "--image-deadline",
+        type=float,
+        default=float(env("IMAGE_DEADLINE", str(DEFAULT_DEADLINE))),
+        help="seconds one image download may take (default %(default)g)",
+    )
+    extra.add_argument(
         "--underlay-address",
         type=ipv4,
         default=ipv4(env("UNDERLAY_ADDRESS", "")),
@@ -112,6 +124,8 @@ def main() -> None:
         virt_type=args.virt_type,
         libvirt_uri=args.libvirt_uri,
         image_shorthands={**DEFAULT_SHORTHANDS, **args.image_shorthands},
+        image_max_bytes=int(args.image_max_gib * 2**30),
+        image_deadline=args.image_deadline,
         underlay=Underlay(args.underlay_address, args.underlay_netns, args.underlay_mtu)
         if args.underlay_address
         else None,

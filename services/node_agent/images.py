@@ -22,6 +22,7 @@ import logging
 import os
 import subprocess
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -44,6 +45,10 @@ DEFAULT_SHORTHANDS: Mapping[str, str] = MappingProxyType(
 """Image shorthands accepted as an instance's disk base, and their URLs."""
 
 QCOW2_MAGIC = b"QFI\xfb"
+DEFAULT_MAX_BYTES = 64 * 2**30
+"""The largest image fetched, unless the node agent is told otherwise."""
+DEFAULT_DEADLINE = 3600.0
+"""Seconds a download may take, unless the node agent is told otherwise."""
 
 ProgressCallback = Callable[[str, int, int | None], None]
 """progress(url, bytes_so_far, total_or_None)."""
@@ -103,7 +108,10 @@ class ImageCache:
     Concurrent fetches of one URL share one download. ``progress`` is called
     on the event loop a few times per download (at the start, about every
     10 % or 8 MiB, at the end); an exception from it is logged and ignored.
-    ``timeout`` bounds the connection and each read, in seconds.
+    ``timeout`` bounds the connection and each read, in seconds;
+    ``max_bytes`` the size of an image, and ``deadline`` the seconds a whole
+    download may take: a server that drips, or sends without end, fails the
+    fetch rather than holding a create or filling the disk.
     """
 
     def __init__(
@@ -113,7 +121,11 @@ class ImageCache:
         *,
         progress: ProgressCallback | None = None,
         timeout: float = 30.0,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
+        self._max_bytes = max_bytes
+        self._deadline = deadline
         self._root = root
         self._blobs = root / "blobs"
         self._urls = root / "urls"
@@ -206,6 +218,12 @@ class ImageCache:
             raise ImageError(f"fetching {url}: {self._describe(error)}") from error
         return image
 
+    @property
+    def _limit(self) -> str:
+        if self._max_bytes >= 2**30:
+            return f"{self._max_bytes / 2**30:g} GiB"
+        return f"{self._max_bytes} bytes"
+
     def _describe(self, reason: object) -> str:
         if isinstance(reason, TimeoutError):
             return f"timed out after {self._timeout:g} s"
@@ -218,8 +236,11 @@ class ImageCache:
     ) -> CachedImage:
         """Stream ``response`` into a blob, hashing it; the blob appears only
         once complete."""
+        started = time.monotonic()
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
+        if total is not None and total > self._max_bytes:
+            raise ImageError(f"fetching {url}: {total} bytes is over the limit ({self._limit})")
         step = _REPORT_STEP_UNKNOWN_TOTAL if total is None else max(total // 10, _REPORT_MIN_STEP)
         digest = hashlib.sha256()
         head = b""
@@ -227,12 +248,18 @@ class ImageCache:
         reported = 0
         report(url, 0, total)
         with _partial_file(self._blobs) as out:
-            while chunk := response.read(_CHUNK):
+            while chunk := response.read1(_CHUNK):  # what has come, so deadlines hold
                 out.write(chunk)
                 digest.update(chunk)
                 if len(head) < len(QCOW2_MAGIC):
                     head += chunk[: len(QCOW2_MAGIC) - len(head)]
                 done += len(chunk)
+                if done > self._max_bytes:
+                    raise ImageError(f"fetching {url}: over the limit ({self._limit})")
+                if time.monotonic() - started > self._deadline:
+                    raise ImageError(
+                        f"fetching {url}: not done after {self._deadline:g} s ({done} bytes so far)"
+                    )
                 if done - reported >= step:
                     report(url, done, total)
                     reported = done

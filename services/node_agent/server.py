@@ -26,7 +26,7 @@ from services.node_agent.commands import DataPlaneError
 from services.node_agent.dataplane import DataPlane, Underlay
 from services.node_agent.egress import EgressAddresses
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
-from services.node_agent.images import ImageCache
+from services.node_agent.images import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, ImageCache
 from services.node_agent.nat import Egress
 from services.node_agent.networking import InstanceNetworking, NetworkGone
 from services.node_agent.peers import Peers
@@ -60,6 +60,10 @@ class NodeAgentConfig:
     """The libvirt connection."""
     image_shorthands: Mapping[str, str]
     """Shorthand disk bases (`debian:11`) and the URLs they stand for."""
+    image_max_bytes: int = DEFAULT_MAX_BYTES
+    """The largest image a download may bring."""
+    image_deadline: float = DEFAULT_DEADLINE
+    """Seconds one image download may take."""
     underlay: Underlay | None = None
     """This node's VXLAN endpoint; None keeps networks on this node."""
     egress: Egress | None = None
@@ -110,6 +114,8 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
     images = ImageCache(
         config.mesh.state_dir / "images",
         config.image_shorthands,
+        max_bytes=config.image_max_bytes,
+        deadline=config.image_deadline,
         progress=lambda url, done, total: builder.fetch_progress(url, done, total),
     )
     builder = Builder(

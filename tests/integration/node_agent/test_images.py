@@ -4,15 +4,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import socket
 import stat
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -268,3 +269,50 @@ async def test_a_qcow2_referring_to_a_host_file_is_refused(
     with pytest.raises(ImageError, match="refer to other files"):
         await ImageCache(cache_root, NO_SHORTHANDS).fetch(url)
     assert not list((cache_root / "blobs").iterdir())  # nothing entered the cache
+
+
+async def serve_raw(answer: Callable[[asyncio.StreamWriter], Awaitable[None]]) -> Any:
+    """A loopback server that answers every request with `answer(writer)`."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            await answer(writer)
+            writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+async def test_an_image_over_the_limit_is_refused_and_leaves_nothing(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
+    url = image_server.publish("big.raw", bytes(3000))
+    with pytest.raises(ImageError, match=f"fetching {url}: 3000 bytes is over the limit"):
+        await ImageCache(tmp_path, NO_SHORTHANDS, max_bytes=1000).fetch(url)
+
+    async def endless(writer: asyncio.StreamWriter) -> None:  # chunked: no length first
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(10):
+            writer.write(b"3e8\r\n" + bytes(1000) + b"\r\n")
+            await writer.drain()
+
+    async with await serve_raw(endless) as server:
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/endless.raw"
+        with pytest.raises(ImageError, match=rf"fetching {url}: over the limit \(2500 bytes\)"):
+            await ImageCache(tmp_path, NO_SHORTHANDS, max_bytes=2500).fetch(url)
+    assert files_under(tmp_path) == []
+
+
+async def test_a_dripping_download_ends_at_the_deadline(tmp_path: Path) -> None:
+    async def drip(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+        for _ in range(100):
+            writer.write(b"x")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+    async with await serve_raw(drip) as server:
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/drip.raw"
+        with pytest.raises(ImageError, match=rf"fetching {url}: not done after 0.5 s \(\d+ bytes"):
+            await ImageCache(tmp_path, NO_SHORTHANDS, timeout=5, deadline=0.5).fetch(url)
+    assert files_under(tmp_path) == []
