@@ -19,6 +19,7 @@ from sfmesh.v1 import (
 from services.common import errors
 from services.common.channels import quick_reconnect
 from services.common.store import Store, key
+from services.common.tags import instance_tags
 from services.common.tokens import InternalCredentials
 
 log = logging.getLogger("sfmesh.api")
@@ -69,6 +70,7 @@ class Scheduler:
             request_id=request_id,
             namespace=instance.namespace,
             affinity=affinity(instance),
+            tags=sorted(instance_tags(instance)),
         )
         if instance.HasField("requested_placement"):
             await self._check_forced(instance.requested_placement)

@@ -38,6 +38,9 @@ class Reservation:
     memory_mib: int
     disk_gib: int
     expires: float
+    namespace: str = ""
+    tags: frozenset[str] = frozenset()
+    """The instance's namespace and tags, for the affinity of later placements."""
 
 
 @dataclass
@@ -122,7 +125,15 @@ class Registry:
         )
 
     def reserve(
-        self, node: str, instance_uuid: str, *, cpus: int, memory_mib: int, disk_gib: int
+        self,
+        node: str,
+        instance_uuid: str,
+        *,
+        cpus: int,
+        memory_mib: int,
+        disk_gib: int,
+        namespace: str = "",
+        tags: frozenset[str] = frozenset(),
     ) -> Reservation:
         """Hold resources on a connected node until it reports the instance or
         the TTL passes."""
@@ -134,11 +145,23 @@ class Registry:
             memory_mib=memory_mib,
             disk_gib=disk_gib,
             expires=self._clock() + self._ttl,
+            namespace=namespace,
+            tags=tags,
         )
         self._nodes[node].reservations[held.reservation_id] = held
         self._next_expiry = min(self._next_expiry, held.expires)
         self._refresh(node)
         return held
+
+    def in_flight(self, namespace: str) -> list[Reservation]:
+        """The live reservations of `namespace`'s instances."""
+        now = self._clock()
+        return [
+            held
+            for node in self._nodes.values()
+            for held in node.reservations.values()
+            if held.namespace == namespace and held.expires > now
+        ]
 
     def release(self, reservation_id: str) -> bool:
         """Drop a reservation; False when it is unknown or already gone."""

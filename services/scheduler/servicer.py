@@ -25,6 +25,7 @@ from services.common.events import EventSink
 from services.common.instance_follower import InstanceFollower
 from services.common.interceptors import request_id
 from services.common.store import Put, Store, key, kind_prefix
+from services.common.tags import instance_tags
 from services.scheduler.placement import (
     Placement,
     PlacementRequest,
@@ -140,6 +141,8 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
                 cpus=wanted.cpus,
                 memory_mib=wanted.memory_mib,
                 disk_gib=wanted.disk_gib,
+                namespace=request.namespace,
+                tags=frozenset(request.tags),
             )
         rid = request.request_id or request_id()
         for index, step in enumerate(decision.steps):
@@ -183,15 +186,17 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         return scheduler_service_pb2.ReleaseReservationResponse()
 
     def _neighbours(self, namespace: str) -> dict[str, list[frozenset[str]]]:
-        """Per node, the tag sets of `namespace`'s instances placed there."""
+        """Per node, the tag sets of `namespace`'s instances placed there, and
+        of those whose placement is still in flight (reserved, not yet seen)."""
         found: dict[str, list[frozenset[str]]] = {}
+        seen = set()
         for instance in self._placed.instances():
-            if instance.namespace != namespace or "tags" not in instance.metadata.fields:
-                continue
-            tags = instance.metadata.fields["tags"].list_value.values
-            found.setdefault(instance.node, []).append(
-                frozenset(tag.string_value for tag in tags if tag.HasField("string_value"))
-            )
+            if instance.namespace == namespace:
+                seen.add(instance.uuid)
+                found.setdefault(instance.node, []).append(instance_tags(instance))
+        for held in self._registry.in_flight(namespace):
+            if held.instance_uuid not in seen:
+                found.setdefault(held.node, []).append(held.tags)
         return found
 
     def _watch_missing(self, name: str) -> None:

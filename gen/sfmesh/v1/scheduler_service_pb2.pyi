@@ -49,7 +49,7 @@ class ReportNodeResponse(_message.Message):
     def __init__(self, report_interval_seconds: _Optional[int] = ...) -> None: ...
 
 class PlaceInstanceRequest(_message.Message):
-    __slots__ = ("instance_uuid", "cpus", "memory", "disk_gib", "placed_on", "disk", "request_id", "namespace", "affinity")
+    __slots__ = ("instance_uuid", "cpus", "memory", "disk_gib", "placed_on", "disk", "request_id", "namespace", "affinity", "tags")
     class AffinityEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +66,7 @@ class PlaceInstanceRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     AFFINITY_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
     instance_uuid: str
     cpus: int
     memory: int
@@ -75,7 +76,8 @@ class PlaceInstanceRequest(_message.Message):
     request_id: str
     namespace: str
     affinity: _containers.ScalarMap[str, int]
-    def __init__(self, instance_uuid: _Optional[str] = ..., cpus: _Optional[int] = ..., memory: _Optional[int] = ..., disk_gib: _Optional[int] = ..., placed_on: _Optional[str] = ..., disk: _Optional[_Iterable[_Union[_instance_pb2.DiskSpec, _Mapping]]] = ..., request_id: _Optional[str] = ..., namespace: _Optional[str] = ..., affinity: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, instance_uuid: _Optional[str] = ..., cpus: _Optional[int] = ..., memory: _Optional[int] = ..., disk_gib: _Optional[int] = ..., placed_on: _Optional[str] = ..., disk: _Optional[_Iterable[_Union[_instance_pb2.DiskSpec, _Mapping]]] = ..., request_id: _Optional[str] = ..., namespace: _Optional[str] = ..., affinity: _Optional[_Mapping[str, int]] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PlaceInstanceResponse(_message.Message):
     __slots__ = ("node", "reservation_id")

@@ -268,6 +268,38 @@ async def test_affinity_attracts_and_repels_by_the_namespaces_tags(mesh: Mesh) -
         await db.close()
 
 
+async def test_placements_in_flight_count_for_affinity(mesh: Mesh) -> None:
+    """Two creates in a row, before either instance record exists: the
+    second still sees the first's tags on the node it was given."""
+    one, two = await connect(mesh), await connect(mesh)
+    namespace = f"fly-{uuid.uuid4().hex[:6]}"
+    try:
+        first = place_request()
+        first.namespace = namespace
+        first.tags.append("db")
+        anchor = (await mesh.stub.PlaceInstance(first, metadata=mesh.metadata)).node
+        other = two.name if anchor == one.name else one.name
+        for weight, expected in ((100, anchor), (-100, other)):  # +100 first: not by memory
+            request = place_request()
+            request.namespace = namespace
+            request.affinity["db"] = weight
+            reply = await mesh.stub.PlaceInstance(request, metadata=mesh.metadata)
+            assert reply.node == expected, weight
+        elsewhere = place_request()  # another namespace's tags count not
+        elsewhere.namespace = f"{namespace}-b"
+        elsewhere.affinity["db"] = 100
+        await mesh.stub.PlaceInstance(elsewhere, metadata=mesh.metadata)
+        step = next(
+            e[4]
+            for e in mesh.recorder.events
+            if e[1] == elsewhere.instance_uuid and e[3] == "schedule have highest affinity"
+        )
+        assert not step.get("dropped")  # every node scores 0 for it
+    finally:
+        await one.close()
+        await two.close()
+
+
 async def test_concurrent_placements_never_overcommit(mesh: Mesh) -> None:
     node = await connect(mesh)
     results = await asyncio.gather(
