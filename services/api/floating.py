@@ -9,12 +9,12 @@ from __future__ import annotations
 import random
 import time
 
-from sfmesh.v1 import instance_pb2, records_pb2
+from sfmesh.v1 import records_pb2
 
 from services.api.network_store import Held, NetworkStore
 from services.common import errors, instance_states
 from services.common.addresses import FLOATING, address_key, reservation
-from services.common.instance_store import InstanceStore, StoredInstance
+from services.common.instance_store import InstanceStore, StoredInstance, interface_of
 from services.common.store import Put
 
 ATTEMPTS = 5  # writes raced by other writers before giving up
@@ -37,7 +37,7 @@ async def float_interface(
     507 when the pool is full."""
     for _ in range(ATTEMPTS):
         record = _copy(stored)
-        nic = _interface(record, interface_uuid)
+        nic = interface_of(record, interface_uuid)
         if record.instance.state == instance_states.DELETED:
             raise errors.Conflict("interface is deleted", reason="INTERFACE_DELETED")
         if nic.HasField("floating"):
@@ -58,7 +58,7 @@ async def defloat_interface(
     instance gave its addresses back already); returns it, or ""."""
     for _ in range(ATTEMPTS):
         record = _copy(stored)
-        nic = _interface(record, interface_uuid)
+        nic = interface_of(record, interface_uuid)
         if not nic.HasField("floating") or record.instance.state == instance_states.DELETED:
             return ""
         floating = nic.floating
@@ -76,13 +76,6 @@ def _copy(stored: StoredInstance) -> records_pb2.InstanceRecord:
     record = records_pb2.InstanceRecord()
     record.CopyFrom(stored.record)
     return record
-
-
-def _interface(record: records_pb2.InstanceRecord, uuid: str) -> instance_pb2.Interface:
-    for nic in record.instance.interfaces:
-        if nic.uuid == uuid:
-            return nic
-    raise errors.NotFound("interface not found")
 
 
 async def _again(instances: InstanceStore, stored: StoredInstance) -> StoredInstance:

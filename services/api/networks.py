@@ -24,6 +24,7 @@ from services.api import ipam
 from services.api import namespaces as namespace_rules
 from services.api.events import NETWORK, Events
 from services.api.floating import defloat_interface, float_interface
+from services.api.interface_metadata import InterfaceMetadata
 from services.api.network_metadata import NetworkMetadata
 from services.api.network_store import NetworkStore, StoredNetwork
 from services.api.observation import DEFAULT_EVENT_LIMIT
@@ -50,7 +51,9 @@ VXLAN_IDS = (1, 2**24 - 1)
 CREATE_ATTEMPTS = 5
 
 
-class NetworkServicer(NetworkMetadata, network_service_pb2_grpc.NetworkServiceServicer):
+class NetworkServicer(
+    NetworkMetadata, InterfaceMetadata, network_service_pb2_grpc.NetworkServiceServicer
+):
     """Networks and their addresses in etcd."""
 
     def __init__(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from sfmesh.v1 import records_pb2
+from sfmesh.v1 import instance_pb2, records_pb2
 
 from services.common import errors
 from services.common.store import Delete, Operation, Put, Store, key, kind_prefix
@@ -122,3 +122,11 @@ class InstanceStore:
 
 def _decoded(value: bytes | None) -> records_pb2.InstanceRecord | None:
     return None if value is None else records_pb2.InstanceRecord.FromString(value)
+
+
+def interface_of(record: records_pb2.InstanceRecord, uuid: str) -> instance_pb2.Interface:
+    """The NIC `uuid` of an instance record (404 when it has none). Pure."""
+    for nic in record.instance.interfaces:
+        if nic.uuid == uuid:
+            return nic
+    raise errors.NotFound("interface not found")

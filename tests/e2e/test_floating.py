@@ -148,3 +148,32 @@ def test_what_cannot_float_is_refused(rest: httpx.Client, mesh: Mesh) -> None:
         headers={"Authorization": f"Bearer {token}"},
     )
     assert hidden.status_code == 404
+
+
+def test_interface_metadata_errors(rest: httpx.Client) -> None:
+    missing = "00000000-0000-4000-8000-000000000000"
+    for method, path, body in (
+        ("GET", f"/interfaces/{missing}/metadata", None),
+        ("POST", f"/interfaces/{missing}/metadata", {"key": "a", "value": 1}),
+        ("DELETE", f"/interfaces/{missing}/metadata/a", None),
+    ):
+        reply = rest.request(method, path, json=body)
+        assert (reply.status_code, reply.json()["error"]) == (404, "interface not found")
+    net = network(rest, "10.251.17.0/24")
+    made = created(rest, "nic-meta", **SPEC, network=[{"network_uuid": net["uuid"]}])
+    nic = made["interfaces"][0]["uuid"]
+    try:
+        bodies: tuple[tuple[dict[str, object], str], ...] = (
+            ({"value": 1}, "no key specified"),
+            ({"key": "a"}, "no value specified"),
+            ({"key": "tags", "value": "x"}, 'value for "tags" key should be a JSON list'),
+        )
+        for body, message in bodies:
+            reply = rest.post(f"/interfaces/{nic}/metadata", json=body)
+            assert (reply.status_code, reply.json()["error"]) == (400, message)
+        assert rest.put(f"/interfaces/{nic}/metadata/a", json={"value": {"b": 1}}).json() is None
+        assert rest.get(f"/interfaces/{nic}/metadata").json() == {"a": {"b": 1}}
+        assert "<li>interface-metadata</li>" in rest.get("/").text
+    finally:
+        rest.delete(f"/instances/{made['uuid']}")
+        rest.delete(f"/networks/{net['uuid']}")

@@ -204,6 +204,15 @@ def test_network_and_interface_commands_of_sf_client(client: apiclient.Client) -
         assert shown["floating"] is None
         events = sf_client("network", "events", name, "--type", "audit")
         assert "adding floating ip" in [e["message"] for e in events]
+
+        assert sf_client("interface", "set-metadata", nic["uuid"], "role", "frontend") == {}
+        client.set_interface_metadata_item(nic["uuid"], "rank", 2)
+        assert client.get_interface_metadata(nic["uuid"]) == {"role": "frontend", "rank": 2}
+        assert sf_client("interface", "delete-metadata", nic["uuid"], "role") == {}
+        client.delete_interface_metadata_item(nic["uuid"], "missing")  # fine
+        assert client.get_interface_metadata(nic["uuid"]) == {"rank": 2}
+        (shown,) = client.get_instance_interfaces(instance["uuid"])
+        assert shown["metadata"] == {"rank": 2}
     finally:
         client.delete_instance(instance["uuid"])
     assert sf_client("network", "delete", name)["state"] in ("deleted", "delete-wait")

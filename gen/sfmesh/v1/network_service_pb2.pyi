@@ -206,6 +206,36 @@ class GetInterfaceRequest(_message.Message):
     uuid: str
     def __init__(self, uuid: _Optional[str] = ...) -> None: ...
 
+class GetInterfaceMetadataRequest(_message.Message):
+    __slots__ = ("uuid",)
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    uuid: str
+    def __init__(self, uuid: _Optional[str] = ...) -> None: ...
+
+class GetInterfaceMetadataResponse(_message.Message):
+    __slots__ = ("metadata",)
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    metadata: _struct_pb2.Struct
+    def __init__(self, metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class SetInterfaceMetadataRequest(_message.Message):
+    __slots__ = ("uuid", "key", "value")
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    uuid: str
+    key: str
+    value: _struct_pb2.Value
+    def __init__(self, uuid: _Optional[str] = ..., key: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+
+class DeleteInterfaceMetadataRequest(_message.Message):
+    __slots__ = ("uuid", "key")
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    uuid: str
+    key: str
+    def __init__(self, uuid: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+
 class FloatInterfaceRequest(_message.Message):
     __slots__ = ("uuid",)
     UUID_FIELD_NUMBER: _ClassVar[int]

@@ -97,6 +97,21 @@ class NetworkServiceStub:
                 request_serializer=sfmesh_dot_v1_dot_network__service__pb2.GetInterfaceRequest.SerializeToString,
                 response_deserializer=sfmesh_dot_v1_dot_instance__pb2.Interface.FromString,
                 _registered_method=True)
+        self.GetInterfaceMetadata = channel.unary_unary(
+                '/sfmesh.v1.NetworkService/GetInterfaceMetadata',
+                request_serializer=sfmesh_dot_v1_dot_network__service__pb2.GetInterfaceMetadataRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_network__service__pb2.GetInterfaceMetadataResponse.FromString,
+                _registered_method=True)
+        self.SetInterfaceMetadata = channel.unary_unary(
+                '/sfmesh.v1.NetworkService/SetInterfaceMetadata',
+                request_serializer=sfmesh_dot_v1_dot_network__service__pb2.SetInterfaceMetadataRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.DeleteInterfaceMetadata = channel.unary_unary(
+                '/sfmesh.v1.NetworkService/DeleteInterfaceMetadata',
+                request_serializer=sfmesh_dot_v1_dot_network__service__pb2.DeleteInterfaceMetadataRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
         self.FloatInterface = channel.unary_unary(
                 '/sfmesh.v1.NetworkService/FloatInterface',
                 request_serializer=sfmesh_dot_v1_dot_network__service__pb2.FloatInterfaceRequest.SerializeToString,
@@ -197,6 +212,27 @@ class NetworkServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetInterfaceMetadata(self, request, context):
+        """Reads an interface's metadata object.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetInterfaceMetadata(self, request, context):
+        """Sets one key of an interface's metadata.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteInterfaceMetadata(self, request, context):
+        """Removes one key of an interface's metadata; a missing key is fine.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def FloatInterface(self, request, context):
         """Gives an interface a floating address.
         """
@@ -273,6 +309,21 @@ def add_NetworkServiceServicer_to_server(servicer, server):
                     servicer.GetInterface,
                     request_deserializer=sfmesh_dot_v1_dot_network__service__pb2.GetInterfaceRequest.FromString,
                     response_serializer=sfmesh_dot_v1_dot_instance__pb2.Interface.SerializeToString,
+            ),
+            'GetInterfaceMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInterfaceMetadata,
+                    request_deserializer=sfmesh_dot_v1_dot_network__service__pb2.GetInterfaceMetadataRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_network__service__pb2.GetInterfaceMetadataResponse.SerializeToString,
+            ),
+            'SetInterfaceMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetInterfaceMetadata,
+                    request_deserializer=sfmesh_dot_v1_dot_network__service__pb2.SetInterfaceMetadataRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'DeleteInterfaceMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteInterfaceMetadata,
+                    request_deserializer=sfmesh_dot_v1_dot_network__service__pb2.DeleteInterfaceMetadataRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
             'FloatInterface': grpc.unary_unary_rpc_method_handler(
                     servicer.FloatInterface,
@@ -610,6 +661,87 @@ class NetworkService:
             '/sfmesh.v1.NetworkService/GetInterface',
             sfmesh_dot_v1_dot_network__service__pb2.GetInterfaceRequest.SerializeToString,
             sfmesh_dot_v1_dot_instance__pb2.Interface.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInterfaceMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NetworkService/GetInterfaceMetadata',
+            sfmesh_dot_v1_dot_network__service__pb2.GetInterfaceMetadataRequest.SerializeToString,
+            sfmesh_dot_v1_dot_network__service__pb2.GetInterfaceMetadataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetInterfaceMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NetworkService/SetInterfaceMetadata',
+            sfmesh_dot_v1_dot_network__service__pb2.SetInterfaceMetadataRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteInterfaceMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NetworkService/DeleteInterfaceMetadata',
+            sfmesh_dot_v1_dot_network__service__pb2.DeleteInterfaceMetadataRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
