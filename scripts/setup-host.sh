@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(etcd-server libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
           libvirt-dev qemu-system-x86 qemu-utils pkg-config genisoimage ovmf
           syslinux syslinux-common mtools dosfstools fdisk cpio dnsmasq-base iproute2
-          nftables procps)
+          nftables procps iputils-ping)
 [ "${1:-}" = "--with-browser" ] && packages+=(chromium)
 
 sudo_cmd=()

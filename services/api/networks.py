@@ -26,7 +26,9 @@ from services.api.events import NETWORK, Events
 from services.api.floating import defloat_interface, float_interface
 from services.api.interface_metadata import InterfaceMetadata
 from services.api.network_metadata import NetworkMetadata
+from services.api.network_ping import NetworkPing
 from services.api.network_store import NetworkStore, StoredNetwork
+from services.api.node_agents import NodeAgents
 from services.api.observation import DEFAULT_EVENT_LIMIT
 from services.api.store import NamespaceStore
 from services.api.visibility import SYSTEM, as_uuid, can_see
@@ -52,7 +54,10 @@ CREATE_ATTEMPTS = 5
 
 
 class NetworkServicer(
-    NetworkMetadata, InterfaceMetadata, network_service_pb2_grpc.NetworkServiceServicer
+    NetworkMetadata,
+    InterfaceMetadata,
+    NetworkPing,
+    network_service_pb2_grpc.NetworkServiceServicer,
 ):
     """Networks and their addresses in etcd."""
 
@@ -62,9 +67,11 @@ class NetworkServicer(
         namespaces: NamespaceStore,
         instances: InstanceStore,
         events: Events,
+        node_agents: NodeAgents,
         rng: random.Random | None = None,
     ) -> None:
         self._events = events
+        self._node_agents = node_agents
         self._networks = networks
         self._namespaces = namespaces
         self._instances = instances

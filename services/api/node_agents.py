@@ -19,6 +19,7 @@ from services.common.tokens import InternalCredentials
 
 POWER_DEADLINE = 60.0
 CONSOLE_DEADLINE = 10.0
+PING_DEADLINE = 30.0
 
 
 class NodeAgents:
@@ -68,6 +69,19 @@ class NodeAgents:
         try:
             await stub.ClearConsole(
                 request, metadata=self._credentials.metadata(), timeout=CONSOLE_DEADLINE
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise errors.from_rpc_error(exc, "node agent") from exc
+
+    async def ping(
+        self, node: str, vxlan_id: int, address: str
+    ) -> node_agent_service_pb2.PingOnNetworkResponse:
+        """Ping `address` from network `vxlan_id`'s namespace on `node`."""
+        stub = await self._stub(node)
+        request = node_agent_service_pb2.PingOnNetworkRequest(vxlan_id=vxlan_id, address=address)
+        try:
+            return await stub.PingOnNetwork(
+                request, metadata=self._credentials.metadata(), timeout=PING_DEADLINE
             )
         except grpc.aio.AioRpcError as exc:
             raise errors.from_rpc_error(exc, "node agent") from exc

@@ -108,7 +108,7 @@ async def serve_api(config: ApiConfig) -> None:
             ),
             Servicer(
                 "sfmesh.v1.NetworkService",
-                NetworkServicer(networks, namespaces, instance_store, events),
+                NetworkServicer(networks, namespaces, instance_store, events, node_agents),
                 network_service_pb2_grpc.add_NetworkServiceServicer_to_server,
             ),
             Servicer(

@@ -14,6 +14,14 @@ class DataPlaneError(Exception):
 
 async def run(*argv: str, stdin: str | None = None) -> str:
     """Run a command, feeding it `stdin` when given; its output."""
+    code, stdout, stderr = await outcome(*argv, stdin=stdin)
+    if code != 0:
+        raise DataPlaneError(f"{shlex.join(argv)} failed (exit {code}): {stderr.strip()}")
+    return stdout
+
+
+async def outcome(*argv: str, stdin: str | None = None) -> tuple[int, str, str]:
+    """Run a command whatever its exit status: (status, output, error output)."""
     try:
         child = await asyncio.create_subprocess_exec(
             *argv,
@@ -24,12 +32,8 @@ async def run(*argv: str, stdin: str | None = None) -> str:
     except OSError as exc:  # not installed, say
         raise DataPlaneError(f"{shlex.join(argv)} cannot run: {exc}") from exc
     stdout, stderr = await child.communicate(stdin.encode() if stdin is not None else None)
-    if child.returncode != 0:
-        raise DataPlaneError(
-            f"{shlex.join(argv)} failed (exit {child.returncode}): "
-            f"{stderr.decode(errors='replace').strip()}"
-        )
-    return stdout.decode()
+    assert child.returncode is not None
+    return child.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace")
 
 
 async def links_of_type(kind: str) -> list[str]:

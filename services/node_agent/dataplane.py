@@ -44,6 +44,7 @@ from services.node_agent.commands import (
     delete_link,
     link_exists,
     links_of_type,
+    outcome,
     run,
 )
 from services.node_agent.naming import is_uuid
@@ -57,6 +58,10 @@ NETNS_DIR = Path("/run/netns")  # where `ip netns add` names namespaces
 STOP_WAIT = 5.0  # seconds dnsmasq gets to exit after SIGTERM, then after SIGKILL
 
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+
+
+class NoNetwork(DataPlaneError):
+    """This node does not carry a network."""
 
 
 class NoNat(DataPlaneError):
@@ -215,6 +220,19 @@ class DataPlane:
             else:
                 await remove_nat(n.netns, n.egress_outer, n.egress_inner)
         return n.bridge
+
+    async def ping(self, vxlan_id: int, address: str) -> tuple[int, str, str]:
+        """Ten pings of `address` from network `vxlan_id`'s namespace here,
+        a fifth of a second apart: (ping's exit status, output, error output).
+        Raises NoNetwork when this node does not carry the network, and
+        ValueError for an address that is not IPv4."""
+        target = str(ipaddress.IPv4Address(address))
+        netns = names(self.node, vxlan_id).netns
+        if not (NETNS_DIR / netns).exists():
+            raise NoNetwork(f"network {vxlan_id} is not on node {self.node}")
+        return await outcome(
+            "ip", "netns", "exec", netns, "ping", "-n", "-c", "10", "-i", "0.2", "-W", "1", target
+        )
 
     async def has(self, vxlan_id: int) -> bool:
         """Whether this node carries network `vxlan_id` (its bridge exists)."""

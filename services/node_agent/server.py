@@ -192,6 +192,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
                     hypervisor=hypervisor,
                     reconciler=reconciler,
                     console_log=builder.console_log,
+                    dataplane=dataplane,
                 ),
                 node_agent_service_pb2_grpc.add_NodeAgentServiceServicer_to_server,
             )

@@ -1,5 +1,6 @@
 """NodeAgentService: the operations whose caller waits for the hypervisor's
-answer — power operations and the serial console."""
+answer — power operations and the serial console — and pings from a
+network's namespace here."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from services.common import errors
 from services.common import instance_states as states
 from services.common.instance_store import InstanceStore, StoredInstance
 from services.common.wire import wire_name
+from services.node_agent.dataplane import DataPlane, NoNetwork
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.reconciler import Reconciler
 
@@ -42,7 +44,9 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
         hypervisor: Hypervisor,
         reconciler: Reconciler,
         console_log: Callable[[str], Path],
+        dataplane: DataPlane,
     ) -> None:
+        self._dataplane = dataplane
         self._lookup = lookup
         self._records = records
         self._hypervisor = hypervisor
@@ -87,6 +91,21 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
         if await asyncio.to_thread(path.exists):
             await asyncio.to_thread(path.write_bytes, b"")
         return node_agent_service_pb2.ClearConsoleResponse()
+
+    async def PingOnNetwork(
+        self,
+        request: node_agent_service_pb2.PingOnNetworkRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> node_agent_service_pb2.PingOnNetworkResponse:
+        try:
+            code, stdout, stderr = await self._dataplane.ping(request.vxlan_id, request.address)
+        except ValueError as exc:
+            raise errors.InvalidArgument(f"invalid address: {exc}") from exc
+        except NoNetwork as exc:
+            raise errors.NotFound(str(exc)) from exc
+        return node_agent_service_pb2.PingOnNetworkResponse(
+            exit_code=code, stdout=stdout, stderr=stderr
+        )
 
     async def _check_still_created(self, uuid: str) -> None:
         """A delete that won the race tore the domain down under the

@@ -242,3 +242,29 @@ def test_a_mac_is_unique_within_its_network(rest: httpx.Client) -> None:
     rest.delete(f"/instances/{later['uuid']}")
     for net in (one, two):
         rest.delete(f"/networks/{net['uuid']}")
+
+
+def test_ping_from_a_network(rest: httpx.Client) -> None:
+    net = network(rest, "10.251.18.0/24")
+    empty = rest.get(f"/networks/{net['uuid']}/ping/10.251.18.1")
+    assert empty.status_code == 409
+    assert empty.json()["error"] == (
+        f"no instance uses network {net['uuid']} yet, so no node carries it"
+    )
+    made = created(rest, "ping-src", **SPEC, network=[{"network_uuid": net["uuid"]}])
+    try:
+        answered = rest.get(f"/networks/{net['uuid']}/ping/10.251.18.1")  # its own gateway
+        assert answered.status_code == 200, answered.text
+        assert "10 packets transmitted, 10 received" in "\n".join(answered.json()["stdout"])
+        silent = rest.get(f"/networks/{net['uuid']}/ping/10.251.18.200").json()
+        assert "100% packet loss" in "\n".join(silent["stdout"])
+        for address, message in (
+            ("nonsense", "invalid address"),
+            ("10.9.9.9", "ping request for address outside network block"),
+            ("fd00::1", "ping request for address outside network block"),
+        ):
+            refused = rest.get(f"/networks/{net['uuid']}/ping/{address}")
+            assert (refused.status_code, refused.json()["error"]) == (400, message)
+    finally:
+        rest.delete(f"/instances/{made['uuid']}")
+        rest.delete(f"/networks/{net['uuid']}")

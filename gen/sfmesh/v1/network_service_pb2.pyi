@@ -172,6 +172,22 @@ class ListNetworkAddressesResponse(_message.Message):
     addresses: _containers.RepeatedCompositeFieldContainer[AddressReservation]
     def __init__(self, addresses: _Optional[_Iterable[_Union[AddressReservation, _Mapping]]] = ...) -> None: ...
 
+class PingNetworkAddressRequest(_message.Message):
+    __slots__ = ("ref", "address")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    address: str
+    def __init__(self, ref: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
+
+class PingNetworkAddressResponse(_message.Message):
+    __slots__ = ("stdout", "stderr")
+    STDOUT_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    stdout: _containers.RepeatedScalarFieldContainer[str]
+    stderr: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, stdout: _Optional[_Iterable[str]] = ..., stderr: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class ListNetworkEventsRequest(_message.Message):
     __slots__ = ("ref", "event_type", "limit")
     REF_FIELD_NUMBER: _ClassVar[int]

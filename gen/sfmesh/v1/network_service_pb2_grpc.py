@@ -82,6 +82,11 @@ class NetworkServiceStub:
                 request_serializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkAddressesRequest.SerializeToString,
                 response_deserializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkAddressesResponse.FromString,
                 _registered_method=True)
+        self.PingNetworkAddress = channel.unary_unary(
+                '/sfmesh.v1.NetworkService/PingNetworkAddress',
+                request_serializer=sfmesh_dot_v1_dot_network__service__pb2.PingNetworkAddressRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_network__service__pb2.PingNetworkAddressResponse.FromString,
+                _registered_method=True)
         self.ListNetworkEvents = channel.unary_unary(
                 '/sfmesh.v1.NetworkService/ListNetworkEvents',
                 request_serializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkEventsRequest.SerializeToString,
@@ -191,6 +196,13 @@ class NetworkServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PingNetworkAddress(self, request, context):
+        """Pings an address of a network from its namespace on a node that carries it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListNetworkEvents(self, request, context):
         """Lists a network's events, newest first.
         """
@@ -294,6 +306,11 @@ def add_NetworkServiceServicer_to_server(servicer, server):
                     servicer.ListNetworkAddresses,
                     request_deserializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkAddressesRequest.FromString,
                     response_serializer=sfmesh_dot_v1_dot_network__service__pb2.ListNetworkAddressesResponse.SerializeToString,
+            ),
+            'PingNetworkAddress': grpc.unary_unary_rpc_method_handler(
+                    servicer.PingNetworkAddress,
+                    request_deserializer=sfmesh_dot_v1_dot_network__service__pb2.PingNetworkAddressRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_network__service__pb2.PingNetworkAddressResponse.SerializeToString,
             ),
             'ListNetworkEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListNetworkEvents,
@@ -580,6 +597,33 @@ class NetworkService:
             '/sfmesh.v1.NetworkService/ListNetworkAddresses',
             sfmesh_dot_v1_dot_network__service__pb2.ListNetworkAddressesRequest.SerializeToString,
             sfmesh_dot_v1_dot_network__service__pb2.ListNetworkAddressesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PingNetworkAddress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NetworkService/PingNetworkAddress',
+            sfmesh_dot_v1_dot_network__service__pb2.PingNetworkAddressRequest.SerializeToString,
+            sfmesh_dot_v1_dot_network__service__pb2.PingNetworkAddressResponse.FromString,
             options,
             channel_credentials,
             insecure,

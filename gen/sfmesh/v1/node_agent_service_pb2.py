@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from sfmesh.v1 import options_pb2 as sfmesh_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"sfmesh/v1/node_agent_service.proto\x12\tsfmesh.v1\x1a\x17sfmesh/v1/options.proto\"m\n\x12\x43hangePowerRequest\x12\x15\n\rinstance_uuid\x18\x01 \x01(\t\x12,\n\toperation\x18\x02 \x01(\x0e\x32\x19.sfmesh.v1.PowerOperation\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x15\n\x13\x43hangePowerResponse\";\n\x12ReadConsoleRequest\x12\x15\n\rinstance_uuid\x18\x01 \x01(\t\x12\x0e\n\x06length\x18\x02 \x01(\x05\"#\n\x13ReadConsoleResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\",\n\x13\x43learConsoleRequest\x12\x15\n\rinstance_uuid\x18\x01 \x01(\t\"\x16\n\x14\x43learConsoleResponse*\xbb\x02\n\x0ePowerOperation\x12\x1f\n\x1bPOWER_OPERATION_UNSPECIFIED\x10\x00\x12/\n\x1bPOWER_OPERATION_REBOOT_SOFT\x10\x01\x1a\x0e\xca\xf3\x18\nrebootsoft\x12/\n\x1bPOWER_OPERATION_REBOOT_HARD\x10\x02\x1a\x0e\xca\xf3\x18\nreboothard\x12+\n\x19POWER_OPERATION_POWER_OFF\x10\x03\x1a\x0c\xca\xf3\x18\x08poweroff\x12)\n\x18POWER_OPERATION_POWER_ON\x10\x04\x1a\x0b\xca\xf3\x18\x07poweron\x12$\n\x15POWER_OPERATION_PAUSE\x10\x05\x1a\t\xca\xf3\x18\x05pause\x12(\n\x17POWER_OPERATION_UNPAUSE\x10\x06\x1a\x0b\xca\xf3\x18\x07unpause2\x91\x02\n\x10NodeAgentService\x12R\n\x0b\x43hangePower\x12\x1d.sfmesh.v1.ChangePowerRequest\x1a\x1e.sfmesh.v1.ChangePowerResponse\"\x04\xe0\xf3\x18\x03\x12R\n\x0bReadConsole\x12\x1d.sfmesh.v1.ReadConsoleRequest\x1a\x1e.sfmesh.v1.ReadConsoleResponse\"\x04\xe0\xf3\x18\x03\x12U\n\x0c\x43learConsole\x12\x1e.sfmesh.v1.ClearConsoleRequest\x1a\x1f.sfmesh.v1.ClearConsoleResponse\"\x04\xe0\xf3\x18\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"sfmesh/v1/node_agent_service.proto\x12\tsfmesh.v1\x1a\x17sfmesh/v1/options.proto\"9\n\x14PingOnNetworkRequest\x12\x10\n\x08vxlan_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"J\n\x15PingOnNetworkResponse\x12\x11\n\texit_code\x18\x01 \x01(\x05\x12\x0e\n\x06stdout\x18\x02 \x01(\t\x12\x0e\n\x06stderr\x18\x03 \x01(\t\"m\n\x12\x43hangePowerRequest\x12\x15\n\rinstance_uuid\x18\x01 \x01(\t\x12,\n\toperation\x18\x02 \x01(\x0e\x32\x19.sfmesh.v1.PowerOperation\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x15\n\x13\x43hangePowerResponse\";\n\x12ReadConsoleRequest\x12\x15\n\rinstance_uuid\x18\x01 \x01(\t\x12\x0e\n\x06length\x18\x02 \x01(\x05\"#\n\x13ReadConsoleResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\",\n\x13\x43learConsoleRequest\x12\x15\n\rinstance_uuid\x18\x01 \x01(\t\"\x16\n\x14\x43learConsoleResponse*\xbb\x02\n\x0ePowerOperation\x12\x1f\n\x1bPOWER_OPERATION_UNSPECIFIED\x10\x00\x12/\n\x1bPOWER_OPERATION_REBOOT_SOFT\x10\x01\x1a\x0e\xca\xf3\x18\nrebootsoft\x12/\n\x1bPOWER_OPERATION_REBOOT_HARD\x10\x02\x1a\x0e\xca\xf3\x18\nreboothard\x12+\n\x19POWER_OPERATION_POWER_OFF\x10\x03\x1a\x0c\xca\xf3\x18\x08poweroff\x12)\n\x18POWER_OPERATION_POWER_ON\x10\x04\x1a\x0b\xca\xf3\x18\x07poweron\x12$\n\x15POWER_OPERATION_PAUSE\x10\x05\x1a\t\xca\xf3\x18\x05pause\x12(\n\x17POWER_OPERATION_UNPAUSE\x10\x06\x1a\x0b\xca\xf3\x18\x07unpause2\xeb\x02\n\x10NodeAgentService\x12R\n\x0b\x43hangePower\x12\x1d.sfmesh.v1.ChangePowerRequest\x1a\x1e.sfmesh.v1.ChangePowerResponse\"\x04\xe0\xf3\x18\x03\x12R\n\x0bReadConsole\x12\x1d.sfmesh.v1.ReadConsoleRequest\x1a\x1e.sfmesh.v1.ReadConsoleResponse\"\x04\xe0\xf3\x18\x03\x12U\n\x0c\x43learConsole\x12\x1e.sfmesh.v1.ClearConsoleRequest\x1a\x1f.sfmesh.v1.ClearConsoleResponse\"\x04\xe0\xf3\x18\x03\x12X\n\rPingOnNetwork\x12\x1f.sfmesh.v1.PingOnNetworkRequest\x1a .sfmesh.v1.PingOnNetworkResponse\"\x04\xe0\xf3\x18\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,20 +50,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NODEAGENTSERVICE'].methods_by_name['ReadConsole']._serialized_options = b'\340\363\030\003'
   _globals['_NODEAGENTSERVICE'].methods_by_name['ClearConsole']._loaded_options = None
   _globals['_NODEAGENTSERVICE'].methods_by_name['ClearConsole']._serialized_options = b'\340\363\030\003'
-  _globals['_POWEROPERATION']._serialized_start=377
-  _globals['_POWEROPERATION']._serialized_end=692
-  _globals['_CHANGEPOWERREQUEST']._serialized_start=74
-  _globals['_CHANGEPOWERREQUEST']._serialized_end=183
-  _globals['_CHANGEPOWERRESPONSE']._serialized_start=185
-  _globals['_CHANGEPOWERRESPONSE']._serialized_end=206
-  _globals['_READCONSOLEREQUEST']._serialized_start=208
-  _globals['_READCONSOLEREQUEST']._serialized_end=267
-  _globals['_READCONSOLERESPONSE']._serialized_start=269
-  _globals['_READCONSOLERESPONSE']._serialized_end=304
-  _globals['_CLEARCONSOLEREQUEST']._serialized_start=306
-  _globals['_CLEARCONSOLEREQUEST']._serialized_end=350
-  _globals['_CLEARCONSOLERESPONSE']._serialized_start=352
-  _globals['_CLEARCONSOLERESPONSE']._serialized_end=374
-  _globals['_NODEAGENTSERVICE']._serialized_start=695
-  _globals['_NODEAGENTSERVICE']._serialized_end=968
+  _globals['_NODEAGENTSERVICE'].methods_by_name['PingOnNetwork']._loaded_options = None
+  _globals['_NODEAGENTSERVICE'].methods_by_name['PingOnNetwork']._serialized_options = b'\340\363\030\003'
+  _globals['_POWEROPERATION']._serialized_start=512
+  _globals['_POWEROPERATION']._serialized_end=827
+  _globals['_PINGONNETWORKREQUEST']._serialized_start=74
+  _globals['_PINGONNETWORKREQUEST']._serialized_end=131
+  _globals['_PINGONNETWORKRESPONSE']._serialized_start=133
+  _globals['_PINGONNETWORKRESPONSE']._serialized_end=207
+  _globals['_CHANGEPOWERREQUEST']._serialized_start=209
+  _globals['_CHANGEPOWERREQUEST']._serialized_end=318
+  _globals['_CHANGEPOWERRESPONSE']._serialized_start=320
+  _globals['_CHANGEPOWERRESPONSE']._serialized_end=341
+  _globals['_READCONSOLEREQUEST']._serialized_start=343
+  _globals['_READCONSOLEREQUEST']._serialized_end=402
+  _globals['_READCONSOLERESPONSE']._serialized_start=404
+  _globals['_READCONSOLERESPONSE']._serialized_end=439
+  _globals['_CLEARCONSOLEREQUEST']._serialized_start=441
+  _globals['_CLEARCONSOLEREQUEST']._serialized_end=485
+  _globals['_CLEARCONSOLERESPONSE']._serialized_start=487
+  _globals['_CLEARCONSOLERESPONSE']._serialized_end=509
+  _globals['_NODEAGENTSERVICE']._serialized_start=830
+  _globals['_NODEAGENTSERVICE']._serialized_end=1193
 # @@protoc_insertion_point(module_scope)

@@ -23,6 +23,24 @@ POWER_OPERATION_POWER_ON: PowerOperation
 POWER_OPERATION_PAUSE: PowerOperation
 POWER_OPERATION_UNPAUSE: PowerOperation
 
+class PingOnNetworkRequest(_message.Message):
+    __slots__ = ("vxlan_id", "address")
+    VXLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    vxlan_id: int
+    address: str
+    def __init__(self, vxlan_id: _Optional[int] = ..., address: _Optional[str] = ...) -> None: ...
+
+class PingOnNetworkResponse(_message.Message):
+    __slots__ = ("exit_code", "stdout", "stderr")
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    STDOUT_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    exit_code: int
+    stdout: str
+    stderr: str
+    def __init__(self, exit_code: _Optional[int] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ...) -> None: ...
+
 class ChangePowerRequest(_message.Message):
     __slots__ = ("instance_uuid", "operation", "request_id")
     INSTANCE_UUID_FIELD_NUMBER: _ClassVar[int]

@@ -50,6 +50,11 @@ class NodeAgentServiceStub:
                 request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.ClearConsoleRequest.SerializeToString,
                 response_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.ClearConsoleResponse.FromString,
                 _registered_method=True)
+        self.PingOnNetwork = channel.unary_unary(
+                '/sfmesh.v1.NodeAgentService/PingOnNetwork',
+                request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.PingOnNetworkRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.PingOnNetworkResponse.FromString,
+                _registered_method=True)
 
 
 class NodeAgentServiceServicer:
@@ -77,6 +82,13 @@ class NodeAgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PingOnNetwork(self, request, context):
+        """Pings an address from a network's namespace on this node.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeAgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +106,11 @@ def add_NodeAgentServiceServicer_to_server(servicer, server):
                     servicer.ClearConsole,
                     request_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.ClearConsoleRequest.FromString,
                     response_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.ClearConsoleResponse.SerializeToString,
+            ),
+            'PingOnNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.PingOnNetwork,
+                    request_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.PingOnNetworkRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.PingOnNetworkResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +195,33 @@ class NodeAgentService:
             '/sfmesh.v1.NodeAgentService/ClearConsole',
             sfmesh_dot_v1_dot_node__agent__service__pb2.ClearConsoleRequest.SerializeToString,
             sfmesh_dot_v1_dot_node__agent__service__pb2.ClearConsoleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PingOnNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NodeAgentService/PingOnNetwork',
+            sfmesh_dot_v1_dot_node__agent__service__pb2.PingOnNetworkRequest.SerializeToString,
+            sfmesh_dot_v1_dot_node__agent__service__pb2.PingOnNetworkResponse.FromString,
             options,
             channel_credentials,
             insecure,
