@@ -32,21 +32,21 @@ async def float_interface(
     stored: StoredInstance,
     interface_uuid: str,
     rng: random.Random,
-) -> str:
-    """Give the interface a floating address unless it has one; returns it.
-    507 when the pool is full."""
+) -> tuple[str, bool]:
+    """Give the interface a floating address unless it has one: (the
+    address, whether this call took it). 507 when the pool is full."""
     for _ in range(ATTEMPTS):
         record = _copy(stored)
         nic = interface_of(record, interface_uuid)
         if record.instance.state == instance_states.DELETED:
             raise errors.Conflict("interface is deleted", reason="INTERFACE_DELETED")
         if nic.HasField("floating"):
-            return nic.floating
+            return nic.floating, False
         nic.floating = await networks.draw_floating(set(), rng)
         if await instances.replace(
             stored, record, floating_put(nic.floating, interface_uuid, time.time())
         ):
-            return nic.floating
+            return nic.floating, True
         stored = await _again(instances, stored)
     raise errors.Unavailable("the floating pool kept changing; try again")
 

@@ -24,7 +24,7 @@ from sfmesh.v1 import (
 from services.api import idempotency, metadata, validation
 from services.api import namespaces as namespace_rules
 from services.api.console import ConsoleOperations
-from services.api.events import Events
+from services.api.events import NETWORK, Events
 from services.api.idempotency import IdempotencyKeys
 from services.api.network_store import NetworkStore
 from services.api.nics import PlannedNics, held_addresses, plan_nics
@@ -215,7 +215,9 @@ class InstanceServicer(
         only by the writer that won, so the history tells one story."""
         uuid = stored.record.instance.uuid
         record = await self._instances.update(stored, _deleted)
-        await self._networks.release(held_addresses(record.instance))
+        released = await self._networks.release(held_addresses(record.instance))
+        for network_uuid in released.finished:
+            self._events.attribute_set(network_uuid, "state", "deleted", kind=NETWORK)
         self._events.audit(uuid, audit)
         self._events.attribute_set(uuid, "state", state_name(states.DELETED))
 

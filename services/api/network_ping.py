@@ -8,7 +8,7 @@ import ipaddress
 from collections.abc import Awaitable, Callable
 
 import grpc
-from sfmesh.v1 import network_service_pb2
+from sfmesh.v1 import network_service_pb2, node_agent_service_pb2
 
 from services.api import ipam
 from services.api.events import NETWORK, Events
@@ -47,26 +47,37 @@ class NetworkPing:
             raise errors.InvalidArgument("invalid address") from exc
         if address not in ipam.parse_netblock(network.netblock):
             raise errors.InvalidArgument("ping request for address outside network block")
-        node = await self._carrier(network.uuid)
         self._events.audit(
             network.uuid, "ping request from REST API", {"address": str(address)}, kind=NETWORK
         )
-        done = await self._node_agents.ping(node, network.vxlan_id, str(address))
+        done = await self._ping_from_a_carrier(network.uuid, network.vxlan_id, str(address))
         if done.exit_code not in (0, 1):  # 1: no answer, which is an answer too
-            raise errors.Unavailable(f"ping failed (exit {done.exit_code}): {done.stderr.strip()}")
+            raise errors.SfmeshError(f"ping failed (exit {done.exit_code}): {done.stderr.strip()}")
         return network_service_pb2.PingNetworkAddressResponse(
             stdout=done.stdout.split("\n"), stderr=done.stderr.split("\n")
         )
 
-    async def _carrier(self, network_uuid: str) -> str:
-        """A node carrying the network: one hosting a created instance on it."""
+    async def _ping_from_a_carrier(
+        self, network_uuid: str, vxlan_id: int, address: str
+    ) -> node_agent_service_pb2.PingOnNetworkResponse:
+        """Ping from the first node carrying the network that answers: those
+        hosting its created instances."""
+        carriers = []
         async for stored in self._instances.all():
             instance = stored.record.instance
-            if instance.state == instance_states.CREATED and any(
-                nic.network_uuid == network_uuid for nic in instance.interfaces
+            if (
+                instance.state == instance_states.CREATED
+                and instance.node not in carriers
+                and any(nic.network_uuid == network_uuid for nic in instance.interfaces)
             ):
-                return instance.node
-        raise errors.Conflict(
+                carriers.append(instance.node)
+        failure: errors.SfmeshError = errors.Conflict(
             f"no instance uses network {network_uuid} yet, so no node carries it",
             reason="NETWORK_NOT_CARRIED",
         )
+        for node in carriers:
+            try:
+                return await self._node_agents.ping(node, vxlan_id, address)
+            except (errors.Conflict, errors.Unavailable) as exc:  # that node cannot: the next
+                failure = exc
+        raise failure

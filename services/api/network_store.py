@@ -6,7 +6,6 @@ is a create-only write, so two writers can never take the same address or id."""
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import random
 import time
@@ -21,6 +20,16 @@ from services.common.addresses import FLOATING, address_key, first_host, mac_key
 from services.common.store import Delete, Put, Store, key, kind_prefix
 
 RELEASE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Released:
+    """What a release did."""
+
+    complete: bool
+    """False when the reservations kept changing and some may remain."""
+    finished: list[str]
+    """Networks in `delete-wait` that this release let go."""
 
 
 class Held(NamedTuple):
@@ -139,8 +148,28 @@ class NetworkStore:
             Delete(address_key(network.uuid, a.reservation.address))
             for a in await self.addresses(network.uuid)
         ]
+        doomed += [
+            Delete(item.key) async for item in self._store.list_prefix(mac_key(network.uuid, ""))
+        ]
         await self._store.commit([*doomed, Delete(vxlan_key(network.vxlan_id))])
         return record
+
+    async def finish_if_unused(self, network_uuid: str) -> bool:
+        """Delete a network in `delete-wait` once no instance holds an address
+        on it; whether this call did (False when another got there first)."""
+        stored = await self.get(network_uuid)
+        if stored is None or stored.record.network.state != (
+            network_service_pb2.NETWORK_STATE_DELETE_WAIT
+        ):
+            return False
+        remaining = await self.addresses(network_uuid)
+        if any(a.reservation.type == "instance" for a in remaining):
+            return False
+        try:
+            await self.finish_delete(stored)
+        except errors.NotFound:  # finished by another meanwhile
+            return False
+        return True
 
     async def release_of(self, entry: Held) -> Delete | None:
         """The write that gives `entry` back while its reservation, as read
@@ -151,23 +180,19 @@ class NetworkStore:
         holder = records_pb2.AddressRecord.FromString(item.value).reservation.user
         return Delete(item.key, item.mod_revision) if tuple(holder) == entry.user else None
 
-    async def release(self, held: Sequence[Held]) -> None:
-        """Give back addresses, each only while its reservation still names
-        its holder (so giving back twice, or late, never frees an address
-        someone else took since); a network waiting for them then goes."""
-        if not held:
-            return
+    async def release(self, held: Sequence[Held]) -> Released:
+        """Give back reservations, each only while it still names its holder
+        (so giving back twice, or late, never frees one someone else took
+        since); networks waiting for them then go."""
+        complete = not held
         for _ in range(RELEASE_ATTEMPTS):
             doomed = [d for entry in held if (d := await self.release_of(entry)) is not None]
             if not doomed or await self._store.commit(doomed):
+                complete = True
                 break
-        for network_uuid in {entry.network_uuid for entry in held}:
-            stored = await self.get(network_uuid)
-            if stored is None:
-                continue
-            if stored.record.network.state != network_service_pb2.NETWORK_STATE_DELETE_WAIT:
-                continue
-            remaining = await self.addresses(network_uuid)
-            if not any(a.reservation.type == "instance" for a in remaining):
-                with contextlib.suppress(errors.NotFound):  # finished by another: fine
-                    await self.finish_delete(stored)
+        finished = [
+            network_uuid
+            for network_uuid in sorted({entry.network_uuid for entry in held})
+            if await self.finish_if_unused(network_uuid)
+        ]
+        return Released(complete, finished)

@@ -166,6 +166,10 @@ class NetworkServicer(
                 record.network.state = State.NETWORK_STATE_DELETE_WAIT
 
             network = (await self._networks.update(stored, waiting)).network
+            # The last instance may have gone between the read above and this
+            # write, its release seeing no delete-wait: finish here then.
+            if await self._networks.finish_if_unused(network.uuid):
+                network = await self._view(network.uuid)
         else:
             network = (await self._networks.finish_delete(stored)).network
         self._events.audit(network.uuid, audit, kind=NETWORK)
@@ -235,10 +239,10 @@ class NetworkServicer(
                 "interface network does not provide NAT, so it cannot float",
                 reason="NETWORK_WITHOUT_NAT",
             )
-        floating = await float_interface(
+        floating, taken = await float_interface(
             self._instances, self._networks, stored, nic.uuid, self._rng
         )
-        if floating != nic.floating:  # newly floated
+        if taken:
             extra = {"floating": floating, "inner": nic.ipv4, "interface": nic.uuid}
             self._events.audit(nic.network_uuid, "adding floating ip", extra, kind=NETWORK)
         return empty_pb2.Empty()
@@ -279,6 +283,12 @@ class NetworkServicer(
                 "only admins can create resources in a different namespace"
             )
         return request.namespace
+
+    async def _view(self, uuid: str) -> network_service_pb2.Network:
+        stored = await self._networks.get(uuid)
+        if stored is None:
+            raise errors.NotFound("network not found")
+        return stored.record.network
 
     async def _resolve(self, ref: str) -> StoredNetwork:
         return await resolve_network(self._networks, caller().namespace, ref, "network not found")

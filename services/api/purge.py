@@ -43,9 +43,10 @@ async def purge_once(
     purged = 0
     async for stored in instances.all():
         if purgeable(stored.record, now, retention):
-            # The delete gave its addresses back, unless it stopped half-way.
-            await networks.release(held_addresses(stored.record.instance))
-            if await instances.remove(stored):
+            # The delete gave its addresses back, unless it stopped half-way;
+            # the record stays until they are surely back (next round, else).
+            released = await networks.release(held_addresses(stored.record.instance))
+            if released.complete and await instances.remove(stored):
                 purged += 1
     async for network in networks.all():
         if network_purgeable(network.record, now, retention) and await networks.remove(network):

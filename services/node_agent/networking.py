@@ -130,7 +130,7 @@ class InstanceNetworking:
                 raise DataPlaneError(f"no egress address for NAT: {exc.message}") from exc
         elif plan.provide_nat:
             log.warning("this node has no egress: network %s gets no NAT here", network_uuid)
-        first = network_uuid not in self._ready
+        first = not await self._dataplane.has(plan.vxlan_id)
         await self._dataplane.ensure(plan, egress_address, floats)
         if first:
             extra = {"egress_address": egress_address} if egress_address else {}

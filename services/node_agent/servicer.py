@@ -15,6 +15,7 @@ from services.common import errors
 from services.common import instance_states as states
 from services.common.instance_store import InstanceStore, StoredInstance
 from services.common.wire import wire_name
+from services.node_agent.commands import DataPlaneError
 from services.node_agent.dataplane import DataPlane, NoNetwork
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.reconciler import Reconciler
@@ -102,7 +103,9 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
         except ValueError as exc:
             raise errors.InvalidArgument(f"invalid address: {exc}") from exc
         except NoNetwork as exc:
-            raise errors.NotFound(str(exc)) from exc
+            raise errors.Conflict(str(exc), reason="NETWORK_NOT_CARRIED") from exc
+        except DataPlaneError as exc:  # ping or ip cannot run here
+            raise errors.SfmeshError(str(exc)) from exc
         return node_agent_service_pb2.PingOnNetworkResponse(
             exit_code=code, stdout=stdout, stderr=stderr
         )

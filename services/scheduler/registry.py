@@ -163,6 +163,20 @@ class Registry:
             if held.namespace == namespace and held.expires > now
         ]
 
+    def forget(self, instance_uuid: str) -> None:
+        """Drop the reservations of an instance that is gone (deleted before
+        its node reported it)."""
+        for name, node in self._nodes.items():
+            doomed = [
+                rid
+                for rid, held in node.reservations.items()
+                if held.instance_uuid == instance_uuid
+            ]
+            for rid in doomed:
+                del node.reservations[rid]
+            if doomed:
+                self._refresh(name)
+
     def release(self, reservation_id: str) -> bool:
         """Drop a reservation; False when it is unknown or already gone."""
         for name, node in self._nodes.items():

@@ -43,15 +43,22 @@ async def serve_scheduler(config: SchedulerConfig) -> None:
     store = Store(config.mesh.etcd)
     emitter = service_emitter(config.mesh, "scheduler", authority)
     await emitter.start()
+    registry = Registry(reservation_ttl=config.reservation_ttl)
+
+    def changed(uuid: str) -> None:  # deleted: its reservation counts for nothing now
+        if placed.get(uuid) is None:
+            registry.forget(uuid)
+
     # Every placed, live instance: what affinity counts.
     placed = InstanceFollower(
         InstanceStore(store),
         lambda instance: bool(instance.node) and instance.state != states.DELETED,
+        changed,
     )
     following = asyncio.create_task(placed.run(), name="placed-instances")
     servicer = SchedulerServicer(
         store=store,
-        registry=Registry(reservation_ttl=config.reservation_ttl),
+        registry=registry,
         emitter=emitter,
         policy=config.policy,
         timing=config.timing,

@@ -109,3 +109,21 @@ def test_reservations_survive_a_reconnect() -> None:
     nodes.reserve("a", "i1", cpus=2, memory_mib=512, disk_gib=10)
     nodes.connect("a")
     assert nodes.views()[0].reserved_cpus == 2
+
+
+def test_in_flight_lists_a_namespaces_reservations_until_forgotten() -> None:
+    clock = Clock()
+    nodes = registry(clock)
+    nodes.connect("a")
+    nodes.report("a", capacity())
+    nodes.reserve(
+        "a", "i1", cpus=1, memory_mib=128, disk_gib=1, namespace="n", tags=frozenset({"db"})
+    )
+    nodes.reserve("a", "i2", cpus=1, memory_mib=128, disk_gib=1, namespace="other")
+    assert [(r.instance_uuid, r.tags) for r in nodes.in_flight("n")] == [("i1", frozenset({"db"}))]
+    nodes.forget("i1")  # deleted before its node reported it
+    assert nodes.in_flight("n") == []
+    [view] = nodes.views()
+    assert view.reserved_cpus == 1
+    clock.now += 121
+    assert nodes.in_flight("other") == []  # expired
