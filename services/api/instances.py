@@ -143,6 +143,11 @@ class InstanceServicer(
                 written = await self._instances.create(record, *claim, *nics.reservations)
                 if written or not nics.reservations:
                     break
+                if (
+                    claim
+                    and (await self._keys.earlier(namespace, retry_key, digest, now)).instance_uuid
+                ):
+                    break  # not a draw that clashed: another create with this key won
         finally:
             if not written:
                 await self._scheduler.release(placement)
