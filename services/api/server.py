@@ -13,6 +13,7 @@ from sfmesh.v1 import (
 )
 
 from services.api.auth import AuthServicer
+from services.api.backfill import backfill_nic_keys
 from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
 from services.api.instances import InstanceServicer
@@ -74,6 +75,7 @@ async def serve_api(config: ApiConfig) -> None:
     instances = InstanceServicer(
         instance_store, namespaces, events, keys, config.limits, scheduler, node_agents, networks
     )
+    backfilling = asyncio.create_task(backfill_nic_keys(store, instance_store))
     purging = asyncio.create_task(
         purge_forever(
             instance_store,
@@ -87,6 +89,7 @@ async def serve_api(config: ApiConfig) -> None:
     async def close() -> None:
         await revocation.close()
         purging.cancel()
+        backfilling.cancel()
         await events.close()
         await scheduler.close()
         await node_agents.close()
