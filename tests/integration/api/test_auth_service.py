@@ -546,6 +546,11 @@ async def test_delete_namespace(api: Api) -> None:
     assert stored.state == "deleted"
     assert [k.name for k in stored.keys] == ["k1"]
     assert_error(await refused(token(api, name, "s1")), 404, "namespace not found")
+
+    async def revoked() -> bool:  # the revocation cache follows etcd by a watch
+        return not await still_valid(api, own)
+
+    assert await _until(revoked, within=1.0) < 1.0
     error = await refused(listed(api, own))
     assert_error(error, 401, "token revoked")
     assert_error(await refused(get(api, name, api.system)), 404, "namespace not found")
