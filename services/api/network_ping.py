@@ -12,7 +12,7 @@ from sfmesh.v1 import network_service_pb2, node_agent_service_pb2
 
 from services.api import ipam
 from services.api.events import NETWORK, Events
-from services.api.network_store import StoredNetwork
+from services.api.network_store import NetworkStore, StoredNetwork
 from services.api.node_agents import NodeAgents
 from services.common import errors, instance_states
 from services.common.instance_store import InstanceStore
@@ -23,9 +23,10 @@ State = network_service_pb2.NetworkState
 
 class NetworkPing:
     """Mixed into the network servicer, which provides `_resolve`,
-    `_instances`, `_node_agents` and `_events`."""
+    `_networks`, `_instances`, `_node_agents` and `_events`."""
 
     _resolve: Callable[[str], Awaitable[StoredNetwork]]
+    _networks: NetworkStore
     _instances: InstanceStore
     _node_agents: NodeAgents
     _events: Events
@@ -63,14 +64,12 @@ class NetworkPing:
         """Ping from the first node carrying the network that answers: those
         hosting its created instances."""
         carriers = []
-        async for stored in self._instances.all():
-            instance = stored.record.instance
-            if (
-                instance.state == instance_states.CREATED
-                and instance.node not in carriers
-                and any(nic.network_uuid == network_uuid for nic in instance.interfaces)
-            ):
-                carriers.append(instance.node)
+        for instance_uuid in await self._networks.instances_on(network_uuid):
+            stored = await self._instances.get(instance_uuid)
+            if stored is None or stored.record.instance.state != instance_states.CREATED:
+                continue
+            if stored.record.instance.node not in carriers:
+                carriers.append(stored.record.instance.node)
         failure: errors.SfmeshError = errors.Conflict(
             f"no instance uses network {network_uuid} yet, so no node carries it",
             reason="NETWORK_NOT_CARRIED",

@@ -101,6 +101,16 @@ class NetworkStore:
         ]
         return await self._store.commit(puts)
 
+    async def instances_on(self, network_uuid: str) -> list[str]:
+        """The uuids of the live instances with a NIC on a network (they hold
+        its MAC keys), in uuid order."""
+        found = set()
+        async for item in self._store.list_prefix(mac_key(network_uuid, "")):
+            user = records_pb2.AddressRecord.FromString(item.value).reservation.user
+            if len(user) == 2 and user[0] == "instance":
+                found.add(user[1])
+        return sorted(found)
+
     async def macs(self, network_uuid: str) -> set[str]:
         """The MACs in use on a network."""
         prefix = mac_key(network_uuid, "")

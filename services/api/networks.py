@@ -211,11 +211,13 @@ class NetworkServicer(
     ) -> network_service_pb2.ListNetworkInterfacesResponse:
         network = (await self._resolve(request.ref)).record.network
         reply = network_service_pb2.ListNetworkInterfacesResponse()
-        async for stored in self._instances.all():
-            instance = stored.record.instance
-            if instance.state != instance_states.DELETED:
+        for instance_uuid in await self._networks.instances_on(network.uuid):
+            stored = await self._instances.get(instance_uuid)
+            if stored is not None and stored.record.instance.state != instance_states.DELETED:
                 reply.interfaces.extend(
-                    nic for nic in instance.interfaces if nic.network_uuid == network.uuid
+                    nic
+                    for nic in stored.record.instance.interfaces
+                    if nic.network_uuid == network.uuid
                 )
         return reply
 
