@@ -137,7 +137,7 @@ def reply_from_status(
                 info = error_details_pb2.ErrorInfo()
                 detail.Unpack(info)
                 override = info.metadata.get("http_status", "")
-                if override.isdigit() and 100 <= int(override) <= 599:
+                if override.isascii() and override.isdigit() and 100 <= int(override) <= 599:
                     http_status = int(override)
             elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
                 retry = error_details_pb2.RetryInfo()

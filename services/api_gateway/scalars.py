@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
 import orjson
@@ -30,6 +31,14 @@ _TRUE = frozenset({"true", "True", "TRUE", "t", "T", "1"})
 _FALSE = frozenset({"false", "False", "FALSE", "f", "F", "0"})
 
 _enum_cache: dict[EnumDescriptor, dict[str, int]] = {}
+_DECIMAL = re.compile(r"\s*[+-]?[0-9]+\s*")
+"""A decimal integer in ASCII digits: `str.isdigit()` and `int()` also take
+other Unicode digits, and disagree on some (`"³"`)."""
+
+
+def parse_decimal(text: str) -> int | None:
+    """`text` as a decimal integer in ASCII digits, or None. Pure."""
+    return int(text) if _DECIMAL.fullmatch(text) else None
 
 
 def _bad(label: str, problem: str) -> GatewayError:
@@ -66,10 +75,10 @@ def _integer(value: Any, label: str, bounds: tuple[int, int]) -> int:
     elif isinstance(value, int):
         number = value
     elif isinstance(value, str):
-        try:
-            number = int(value.strip(), 10)
-        except ValueError:
-            raise _bad(label, f"expected an integer, got {value!r}") from None
+        parsed = parse_decimal(value)
+        if parsed is None:
+            raise _bad(label, f"expected an integer, got {value!r}")
+        number = parsed
     else:
         raise _bad(label, "expected an integer")
     low, high = bounds
@@ -118,13 +127,13 @@ def _enum(enum: EnumDescriptor, value: Any, label: str) -> int:
             if wire:
                 names[wire] = v.number
         _enum_cache[enum] = names
+    number = value
     if isinstance(value, str):
         if value in names:
             return names[value]
-        if value.strip().lstrip("-").isdigit():
-            value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value in names.values():
-        return value
+        number = parse_decimal(value)
+    if isinstance(number, int) and not isinstance(number, bool) and number in names.values():
+        return number
     raise _bad(label, f"unknown value {value!r}")
 
 

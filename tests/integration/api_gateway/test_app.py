@@ -194,6 +194,13 @@ async def test_create_echoes_and_validates(gateway: str) -> None:
     assert junk.status_code == 400
 
 
+async def test_non_ascii_digits_are_a_400_without_a_token(gateway: str) -> None:
+    async with httpx.AsyncClient(base_url=gateway) as client:
+        response = await client.get("/instances/x/events", params={"event_type": "³"})
+    assert response.status_code == 400
+    assert 'field "event_type"' in response.json()["error"]
+
+
 async def test_unknown_route_and_wrong_method(gateway: str) -> None:
     async with httpx.AsyncClient(base_url=gateway) as client:
         missing = await client.get("/nothing/here")

@@ -112,6 +112,16 @@ def test_numeric_strings_and_ranges() -> None:
     assert _error("POST", "/instances", {"cpus": 1.5}).startswith('field "cpus"')
 
 
+def test_non_ascii_digits_are_refused_not_crashed_on() -> None:
+    # "³".isdigit() holds but int("³") raises: both paths must answer 400.
+    for digits in ("³", "٣", "1³"):
+        assert _error("GET", "/instances/x/events", query=f"event_type={digits}").startswith(
+            'field "event_type"'
+        )
+        assert _error("POST", "/instances", {"cpus": digits}).startswith('field "cpus"')
+    assert _build("GET", "/instances/x/events", query="event_type=1").event_type == 1  # type: ignore[attr-defined]
+
+
 def test_null_means_not_given() -> None:
     message = _build(
         "POST",
