@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import grpc
 import orjson
+from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.api_gateway import apidocs, marshal, openapi, routes
@@ -39,6 +40,7 @@ from services.api_gateway.responses import (
     send_error,
     wants_gzip,
 )
+from services.api_gateway.scalars import parse_decimal
 from services.api_gateway.streams import StreamSettings, forward_stream
 from services.api_gateway.transcode import RequestParts, build_request, split_access_token
 from services.api_gateway.types import Receive, Scope, Send
@@ -147,106 +149,94 @@ class GatewayApp:
         request_id: str,
         base: Headers,
     ) -> None:
-        method: str = scope["method"]
-        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        """Serve one request: a page of the gateway's own, or a route's call."""
         loaded = self._loaded
         if loaded is None:
             raise GatewayError(503, "the gateway is starting", code=grpc.StatusCode.UNAVAILABLE)
-        if raw_path == "/" and method in ("GET", "HEAD"):
-            await send_bytes(
-                send,
-                200,
-                loaded.index_html,
-                base,
-                content_type=b"text/html; charset=utf-8",
-                head_only=method == "HEAD",
-            )
-            return
+        method: str = scope["method"]
+        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         if raw_path == "/healthz" and method == "GET":
             await self._health(send, base)
             return
-        if raw_path == "/openapi.json" and method == "GET":
-            await send_bytes(send, 200, loaded.openapi_json, base, gzip_ok=wants_gzip(headers))
-            return
-        if raw_path == "/apidocs" and method == "GET":
+        page = _own_page(loaded, method, raw_path)
+        if page is not None:
             await send_bytes(
                 send,
                 200,
-                loaded.apidocs_html,
+                page.body,
                 base,
-                content_type=b"text/html; charset=utf-8",
+                content_type=page.content_type,
                 gzip_ok=wants_gzip(headers),
+                head_only=method == "HEAD",
             )
             return
-        found = loaded.table.lookup(method, raw_path)
-        if isinstance(found, routes.NoRoute):
-            raise GatewayError(
-                404, f"no route for {method} {raw_path}", code=grpc.StatusCode.NOT_FOUND
-            )
-        if isinstance(found, routes.MethodNotAllowed):
-            raise GatewayError(
-                405,
-                f"method {method} is not allowed for {raw_path}",
-                code=grpc.StatusCode.UNIMPLEMENTED,
-                headers=[("allow", ", ".join(found.allow))],
-            )
-        route = found.route
-        length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.config.max_body:
-            raise GatewayError(413, "request body is too large")
-        body = b""
-        if length not in ("", "0") or "transfer-encoding" in headers:
-            try:
-                body = await read_body(receive, self.config.max_body)
-            except OverflowError:
-                raise GatewayError(413, "request body is too large") from None
-        query = scope.get("query_string", b"").decode("latin-1")
-        authorization = headers.get("authorization")
-        if route.server_streaming and authorization is None:
-            # A browser's EventSource cannot send headers: streams also take
-            # the bearer token as `?access_token=`.
-            query, token = split_access_token(query)
-            authorization = f"Bearer {token}" if token else None
-        if authorization is not None and not metadata_safe(authorization):
-            raise GatewayError(
-                401,
-                "invalid JWT in Authorization header",
-                code=grpc.StatusCode.UNAUTHENTICATED,
-                headers=[("www-authenticate", "Bearer")],
-            )
-        request = build_request(route, RequestParts(found.path_params, query, body, headers))
+        found = _find_route(loaded.table, method, raw_path)
+        body = await self._read_body(headers, receive)
+        query, authorization = _credentials(
+            found.route, scope.get("query_string", b"").decode("latin-1"), headers
+        )
+        request = build_request(found.route, RequestParts(found.path_params, query, body, headers))
         metadata = [("x-request-id", request_id)]
         if authorization is not None:
             metadata.append(("authorization", authorization))
-        timeout = grpc_timeout(headers.get("grpc-timeout"))
-        invoke = loaded.callables.get(route)
-        if route.server_streaming:
-            call = invoke(request, metadata=metadata, timeout=timeout)
-            settings = StreamSettings(
-                sse="text/event-stream" in headers.get("accept", ""),
-                response_body=route.response_body,
-                sse_ping=self.config.sse_ping,
-                start_wait=self.config.stream_start_wait,
-            )
-            await forward_stream(
-                call,
-                receive=receive,
-                send=send,
-                headers=base,
-                settings=settings,
-                stop=self._stop,
-                pool=loaded.upstream.pool,
-            )
-            return
-        call = invoke(request, metadata=metadata, timeout=timeout or self.config.deadline)
-        reply = await await_unless_gone(call, receive, loaded.upstream.pool)
+        call = _Call(
+            loaded, found.route, request, metadata, grpc_timeout(headers.get("grpc-timeout"))
+        )
+        if found.route.server_streaming:
+            await self._stream(call, headers, receive, send, base)
+        else:
+            await self._unary(call, headers, receive, send, base)
+
+    async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
+        """The request body, refused with 413 beyond the configured limit."""
+        length = headers.get("content-length", "")
+        declared = parse_decimal(length) if length else None
+        if declared is not None and declared > self.config.max_body:
+            raise GatewayError(413, "request body is too large")
+        if declared == 0 or (declared is None and "transfer-encoding" not in headers):
+            return b""
+        try:
+            return await read_body(receive, self.config.max_body)
+        except OverflowError:
+            raise GatewayError(413, "request body is too large") from None
+
+    async def _stream(
+        self, call: _Call, headers: dict[str, str], receive: Receive, send: Send, base: Headers
+    ) -> None:
+        """Forward a server stream as NDJSON or SSE."""
+        invoke = call.loaded.callables.get(call.route)
+        settings = StreamSettings(
+            sse="text/event-stream" in headers.get("accept", ""),
+            response_body=call.route.response_body,
+            sse_ping=self.config.sse_ping,
+            start_wait=self.config.stream_start_wait,
+        )
+        await forward_stream(
+            invoke(call.request, metadata=call.metadata, timeout=call.timeout),
+            receive=receive,
+            send=send,
+            headers=base,
+            settings=settings,
+            stop=self._stop,
+            pool=call.loaded.upstream.pool,
+        )
+
+    async def _unary(
+        self, call: _Call, headers: dict[str, str], receive: Receive, send: Send, base: Headers
+    ) -> None:
+        """Make a unary call and answer its reply: raw for `HttpBody`, else JSON."""
+        invoke = call.loaded.callables.get(call.route)
+        pending = invoke(
+            call.request, metadata=call.metadata, timeout=call.timeout or self.config.deadline
+        )
+        reply = await await_unless_gone(pending, receive, call.loaded.upstream.pool)
         if reply.DESCRIPTOR.full_name == openapi.HTTP_BODY:  # raw, as grpc-gateway does
             content_type = reply.content_type or openapi.OCTETS
             await send_bytes(
                 send, 200, reply.data, base, content_type=content_type.encode("latin-1")
             )
             return
-        payload = marshal.to_json_bytes(reply, route.response_body)
+        payload = marshal.to_json_bytes(reply, call.route.response_body)
         await send_bytes(send, 200, payload, base, gzip_ok=wants_gzip(headers))
 
     async def _health(self, send: Send, base: Headers) -> None:
@@ -263,3 +253,75 @@ class GatewayApp:
         if answer.status != health_pb2.HealthCheckResponse.SERVING:
             raise GatewayError(503, "upstream is not serving", code=grpc.StatusCode.UNAVAILABLE)
         await send_bytes(send, 200, b'{"status":"ok"}', base)
+
+
+@dataclass(frozen=True)
+class _Page:
+    """A document the gateway answers itself."""
+
+    body: bytes
+    content_type: bytes = b"application/json"
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One upstream call, ready to be made."""
+
+    loaded: _Loaded
+    route: routes.Route
+    request: Message
+    metadata: list[tuple[str, str]]
+    timeout: float | None
+
+
+_HTML = b"text/html; charset=utf-8"
+
+
+def _own_page(loaded: _Loaded, method: str, path: str) -> _Page | None:
+    """The gateway's own page at `path` for `method`, if there is one. Pure."""
+    if path == "/" and method in ("GET", "HEAD"):
+        return _Page(loaded.index_html, _HTML)
+    if method != "GET":
+        return None
+    if path == "/openapi.json":
+        return _Page(loaded.openapi_json)
+    if path == "/apidocs":
+        return _Page(loaded.apidocs_html, _HTML)
+    return None
+
+
+def _find_route(table: routes.RouteTable, method: str, path: str) -> routes.RouteMatch:
+    """The route for `method` and `path`; 404 for an unknown path, 405 with
+    `Allow` for a known path and another method."""
+    found = table.lookup(method, path)
+    if isinstance(found, routes.NoRoute):
+        raise GatewayError(404, f"no route for {method} {path}", code=grpc.StatusCode.NOT_FOUND)
+    if isinstance(found, routes.MethodNotAllowed):
+        raise GatewayError(
+            405,
+            f"method {method} is not allowed for {path}",
+            code=grpc.StatusCode.UNIMPLEMENTED,
+            headers=[("allow", ", ".join(found.allow))],
+        )
+    return found
+
+
+def _credentials(
+    route: routes.Route, query: str, headers: dict[str, str]
+) -> tuple[str, str | None]:
+    """The query string and the `Authorization` value to send up; 401 for a
+    value gRPC metadata cannot carry."""
+    authorization = headers.get("authorization")
+    if route.server_streaming and authorization is None:
+        # A browser's EventSource cannot send headers: streams also take
+        # the bearer token as `?access_token=`.
+        query, token = split_access_token(query)
+        authorization = f"Bearer {token}" if token else None
+    if authorization is not None and not metadata_safe(authorization):
+        raise GatewayError(
+            401,
+            "invalid JWT in Authorization header",
+            code=grpc.StatusCode.UNAUTHENTICATED,
+            headers=[("www-authenticate", "Bearer")],
+        )
+    return query, authorization
