@@ -22,6 +22,15 @@ FLOATING_POOL = "10.254.9.0/24"
 """The mesh's floating pool; its first host is the outside's router."""
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every end-to-end test starts the whole mesh: mark each one slow, so a
+    new file cannot forget to."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def mesh(boot_sector_url: str) -> Iterator[Mesh]:
     """etcd and every service, as `make run` starts them. Its `debian:11`
