@@ -19,6 +19,10 @@ RECORD_VERSION = 14
 NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,59}[A-Za-z0-9])?$")
 MIN_MEMORY_MIB = 128
 DEFAULT_SIDE_CHANNELS = ("sf-agent",)
+DEFAULT_VIDEO_KIB = 16384
+VIDEO_KIB = (4096, 262144)
+"""Video memory bounds in KiB: QEMU 7.2's bochs-display wants 4 MiB to
+256 MiB, libvirt refuses VGA below 1 MiB; the other models take any."""
 SECURE_BOOT_BUSES_REFUSED = {instance_pb2.DISK_BUS_IDE}
 
 _MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
@@ -100,12 +104,26 @@ def side_channels(request: instance_service_pb2.CreateInstanceRequest) -> list[s
 
 
 def video(request: instance_service_pb2.CreateInstanceRequest) -> instance_pb2.VideoSpec:
-    """The video spec with Shaken Fist's defaults filled in."""
+    """The video spec (reference §4.9): none given (or an empty one) means
+    cirrus with 16 MiB; one given must name both `model` and `memory`, the
+    memory within what every model's QEMU device accepts; `vdi` defaults to
+    spice."""
+    given = request.video if request.HasField("video") else instance_pb2.VideoSpec()
+    if not given.ListFields():
+        given = instance_pb2.VideoSpec(
+            model=instance_pb2.VIDEO_MODEL_CIRRUS, memory=DEFAULT_VIDEO_KIB
+        )
+    if not given.model:  # absent, or the enum's unspecified zero
+        raise errors.InvalidArgument('video specification requires "model"')
+    if not given.HasField("memory"):
+        raise errors.InvalidArgument('video specification requires "memory"')
+    if not VIDEO_KIB[0] <= given.memory <= VIDEO_KIB[1]:
+        raise errors.InvalidArgument(
+            f"video memory must be between {VIDEO_KIB[0]} and {VIDEO_KIB[1]} KiB, "
+            f"not {given.memory}"
+        )
     spec = instance_pb2.VideoSpec()
-    if request.HasField("video"):
-        spec.CopyFrom(request.video)
-    spec.model = spec.model or instance_pb2.VIDEO_MODEL_CIRRUS
-    spec.memory = spec.memory or 16384
+    spec.CopyFrom(given)
     spec.vdi = spec.vdi or instance_pb2.VDI_TYPE_SPICE
     return spec
 

@@ -20,6 +20,10 @@ Checked against libvirt 9.0 with QEMU 7.2 (Debian 12):
   accepted sets and for what libvirt would refuse less clearly: IDE on q35
   (q35 has no IDE controller), more than four IDE devices, a cdrom on
   virtio or NVMe (no ejectable media), secure boot off q35.
+- **Video.** Every model starts under QEMU 7.2: `virtio` becomes
+  `virtio-vga` as the primary card, `bochs` a `bochs-display` whose `vram`
+  is its memory (4 to 256 MiB), `ramfb` a standalone framebuffer, and
+  `none` no device.
 - NIC wire names are QEMU device names, which libvirt 9.0 passes through
   unchanged (including `ne2k_pci`, `pcnet` and the `i8255x` family), so no
   renaming is needed; the allow-list keeps other device names out.
@@ -41,7 +45,10 @@ NIC_MODELS = frozenset(
 )
 VIRT_TYPES = frozenset({"kvm", "qemu"})
 MACHINES = frozenset({"pc", "q35"})
-VIDEO_MODELS = frozenset({"vga", "cirrus", "qxl"})
+VIDEO_MODELS = frozenset({"vga", "cirrus", "qxl", "virtio", "bochs", "ramfb", "none"})
+VRAM_MODELS = frozenset({"vga", "cirrus", "qxl", "bochs"})
+"""The video models given a `vram`: QEMU's virtio-gpu and ramfb have no such
+memory (libvirt ignores it), and `none` is no device at all."""
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 """libvirt's namespace for QEMU-specific elements (`<qemu:override>`)."""
@@ -164,8 +171,9 @@ def render_domain(spec: DomainSpec) -> str:
         ET.SubElement(interface, "mac", address=nic.mac)
         ET.SubElement(interface, "source", bridge=nic.bridge)
         ET.SubElement(interface, "model", type=nic.model)
-    video = ET.SubElement(devices, "video")
-    ET.SubElement(video, "model", type=spec.video_model, vram=str(spec.video_vram_kib))
+    video = ET.SubElement(ET.SubElement(devices, "video"), "model", type=spec.video_model)
+    if spec.video_model in VRAM_MODELS:
+        video.set("vram", str(spec.video_vram_kib))
     serial = ET.SubElement(devices, "serial", type="file")
     ET.SubElement(serial, "source", path=str(spec.console_log), append="on")
     ET.SubElement(serial, "target", port="0")

@@ -50,6 +50,24 @@ RULES: list[tuple[str, dict[str, Any], int, str]] = [
     ("unknown config drive", {"configdrive": "floppy"}, 400, "configdrive"),
     ("unknown video model", {"video": {"model": "hologram"}}, 400, "video.model"),
     (
+        "video without memory",
+        {"video": {"model": "cirrus"}},
+        400,
+        'video specification requires "memory"',
+    ),
+    (
+        "video without model",
+        {"video": {"memory": 16384}},
+        400,
+        'video specification requires "model"',
+    ),
+    (
+        "video memory too small",
+        {"video": {"model": "bochs", "memory": 1024}},
+        400,
+        "video memory must be between 4096 and 262144 KiB, not 1024",
+    ),
+    (
         "tags not a list",
         {"metadata": {"tags": "web"}},
         400,
@@ -98,6 +116,11 @@ def test_a_refused_create_says_why_and_writes_nothing(
         {"name": "1234"},
         {"user_data": "I2Nsb3VkLWNvbmZpZwo="},
         {"video": {"model": "qxl", "memory": 65536, "vdi": "vnc"}},
+        {"video": {"model": "virtio", "memory": 32768}},
+        {"video": {"model": "bochs", "memory": "16384"}},
+        {"video": {"model": "ramfb", "memory": 16384}},
+        {"video": {"model": "none", "memory": 16384}},
+        {"video": {}},
         {"metadata": {"tags": ["web"], "affinity": {"db": -5}}},
         {"uefi": True, "secure_boot": True},
     ],
@@ -105,3 +128,11 @@ def test_a_refused_create_says_why_and_writes_nothing(
 def test_accepted_edge_cases(rest: httpx.Client, change: dict[str, Any]) -> None:
     reply = rest.post("/instances", json={"name": "edge", **VALID, **change})
     assert reply.status_code == 200, reply.text
+
+
+def test_a_virtio_gpu_is_kept_as_given(rest: httpx.Client) -> None:
+    video = {"model": "virtio", "memory": 32768}
+    reply = rest.post("/instances", json={"name": "virtio-gpu", **VALID, "video": video})
+    assert reply.status_code == 200, reply.text
+    shown = rest.get(f"/instances/{reply.json()['uuid']}").json()["video"]
+    assert shown == {**video, "vdi": "spice"}

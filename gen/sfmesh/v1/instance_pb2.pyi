@@ -44,6 +44,10 @@ class VideoModel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VIDEO_MODEL_VGA: _ClassVar[VideoModel]
     VIDEO_MODEL_CIRRUS: _ClassVar[VideoModel]
     VIDEO_MODEL_QXL: _ClassVar[VideoModel]
+    VIDEO_MODEL_VIRTIO: _ClassVar[VideoModel]
+    VIDEO_MODEL_BOCHS: _ClassVar[VideoModel]
+    VIDEO_MODEL_RAMFB: _ClassVar[VideoModel]
+    VIDEO_MODEL_NONE: _ClassVar[VideoModel]
 
 class VdiType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -117,6 +121,10 @@ VIDEO_MODEL_UNSPECIFIED: VideoModel
 VIDEO_MODEL_VGA: VideoModel
 VIDEO_MODEL_CIRRUS: VideoModel
 VIDEO_MODEL_QXL: VideoModel
+VIDEO_MODEL_VIRTIO: VideoModel
+VIDEO_MODEL_BOCHS: VideoModel
+VIDEO_MODEL_RAMFB: VideoModel
+VIDEO_MODEL_NONE: VideoModel
 VDI_TYPE_UNSPECIFIED: VdiType
 VDI_TYPE_VNC: VdiType
 VDI_TYPE_SPICE: VdiType

@@ -25,6 +25,7 @@ import pytest
 from services.node_agent.domain_xml import (
     NIC_MODELS,
     QEMU_NS,
+    VIDEO_MODELS,
     DiskDevice,
     DomainSpec,
     Firmware,
@@ -173,6 +174,10 @@ def targets(xml: str) -> list[tuple[str | None, str | None]]:
         pytest.param("q35", ("virtio", "sata:cdrom"), "secure", "vga", id="secure-boot-q35"),
         pytest.param("pc", (), None, "cirrus", id="cirrus-pc"),
         pytest.param("q35", (), None, "qxl", id="qxl-q35"),
+        pytest.param("pc", (), None, "virtio", id="virtio-video-pc"),
+        pytest.param("q35", (), None, "bochs", id="bochs-q35"),
+        pytest.param("q35", (), None, "ramfb", id="ramfb-q35"),
+        pytest.param("pc", (), None, "none", id="no-video-pc"),
     ],
 )
 def test_libvirt_defines_what_we_render(
@@ -204,6 +209,19 @@ def test_libvirt_defines_what_we_render(
             assert (root.find("features/smm") is not None) == spec.firmware.secure_boot
         model = root.find("devices/video/model")
         assert model is not None and model.get("type") == spec.video_model
+
+
+@pytest.mark.parametrize("vram", [4096, 262144])
+@pytest.mark.parametrize("model", sorted(VIDEO_MODELS))
+def test_every_video_model_starts(
+    conn: libvirt.virConnect, qemu_tmp: Path, model: str, vram: int
+) -> None:
+    """QEMU starts with each card at both ends of the video memory the api
+    lets through (bochs-display wants 4 to 256 MiB, VGA at least 1 MiB)."""
+    spec = make_spec(qemu_tmp, machine="pc", video_model=model, video_vram_kib=vram)
+    with defined(conn, render_domain(spec)) as domain:
+        domain.create()
+        assert domain.isActive()
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/kvm"), reason="no /dev/kvm")

@@ -213,15 +213,61 @@ def test_video_defaults() -> None:
     assert video.vdi == instance_pb2.VDI_TYPE_SPICE
 
 
+def test_an_empty_video_spec_means_the_defaults() -> None:
+    assert build(request(video=instance_pb2.VideoSpec())).video == build(request()).video
+
+
 def test_video_given_is_kept_and_completed() -> None:
-    video = build(request(video=instance_pb2.VideoSpec(model=instance_pb2.VIDEO_MODEL_QXL))).video
+    given = instance_pb2.VideoSpec(model=instance_pb2.VIDEO_MODEL_QXL, memory=65536)
+    video = build(request(video=given)).video
     assert video.model == instance_pb2.VIDEO_MODEL_QXL
-    assert video.memory == 16384
+    assert video.memory == 65536
     assert video.vdi == instance_pb2.VDI_TYPE_SPICE
     full = instance_pb2.VideoSpec(
         model=instance_pb2.VIDEO_MODEL_VGA, memory=65536, vdi=instance_pb2.VDI_TYPE_VNC
     )
     assert build(request(video=full)).video == full
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        instance_pb2.VIDEO_MODEL_VIRTIO,
+        instance_pb2.VIDEO_MODEL_BOCHS,
+        instance_pb2.VIDEO_MODEL_RAMFB,
+        instance_pb2.VIDEO_MODEL_NONE,
+    ],
+)
+def test_every_libvirt_video_model_is_accepted(model: int) -> None:
+    video = instance_pb2.VideoSpec(model=model, memory=32768)  # type: ignore[arg-type]
+    assert build(request(video=video)).video.model == model
+
+
+@pytest.mark.parametrize(
+    ("video", "message"),
+    [
+        (instance_pb2.VideoSpec(model=instance_pb2.VIDEO_MODEL_CIRRUS), 'requires "memory"'),
+        (instance_pb2.VideoSpec(memory=16384), 'requires "model"'),
+        (instance_pb2.VideoSpec(vdi=instance_pb2.VDI_TYPE_VNC), 'requires "model"'),
+        (
+            instance_pb2.VideoSpec(model=instance_pb2.VIDEO_MODEL_UNSPECIFIED, memory=16384),
+            'requires "model"',
+        ),
+    ],
+)
+def test_a_video_spec_needs_model_and_memory(video: instance_pb2.VideoSpec, message: str) -> None:
+    assert refusal(request(video=video)) == f"video specification {message}"
+
+
+@pytest.mark.parametrize("memory", [0, -1, 4095, 262145])
+def test_video_memory_bounds(memory: int) -> None:
+    video = instance_pb2.VideoSpec(model=instance_pb2.VIDEO_MODEL_VGA, memory=memory)
+    assert refusal(request(video=video)) == (
+        f"video memory must be between 4096 and 262144 KiB, not {memory}"
+    )
+    for edge in (4096, 262144):
+        video.memory = edge
+        assert build(request(video=video)).video.memory == edge
 
 
 def test_config_drive() -> None:

@@ -241,11 +241,19 @@ def test_no_interface_without_nics() -> None:
     assert render(nics=()).find("devices/interface") is None
 
 
-@pytest.mark.parametrize(("model", "vram"), [("vga", 16384), ("cirrus", 4096), ("qxl", 65536)])
+@pytest.mark.parametrize(
+    ("model", "vram"), [("vga", 16384), ("cirrus", 4096), ("qxl", 65536), ("bochs", 32768)]
+)
 def test_video(model: str, vram: int) -> None:
     root = render(video_model=model, video_vram_kib=vram)
     assert one(root, "devices/video/model").attrib == {"type": model, "vram": str(vram)}
     assert root.find("devices/graphics") is None
+
+
+@pytest.mark.parametrize("model", ["virtio", "ramfb", "none"])
+def test_video_models_without_vram(model: str) -> None:
+    root = render(video_model=model, video_vram_kib=32768)
+    assert one(root, "devices/video/model").attrib == {"type": model}
 
 
 def test_serial_console_to_file() -> None:
@@ -271,7 +279,7 @@ def test_serial_console_to_file() -> None:
     [
         ({"virt_type": "xen"}, "virt_type"),
         ({"machine": "isapc"}, "machine"),
-        ({"video_model": "virtio"}, "video model"),
+        ({"video_model": "hologram"}, "video model"),
         ({"disks": (disk("floppy"),)}, "disk bus"),
         ({"disks": (disk("sata", kind="lun"),)}, "disk kind"),
         ({"disks": (disk("sata", fmt="vmdk"),)}, "disk format"),
