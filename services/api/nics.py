@@ -50,6 +50,14 @@ def pick_mac(spec: instance_pb2.NetworkSpec, taken: set[str], rng: random.Random
     return mac
 
 
+def network_ref(spec: instance_pb2.NetworkSpec) -> str:
+    """The network a spec names (a UUID or a name); 400 when it names none
+    (reference §4.8 step 2). Pure."""
+    if not spec.network_uuid:
+        raise errors.InvalidArgument("network specification is missing network_uuid")
+    return spec.network_uuid
+
+
 def wanted_address(block: ipaddress.IPv4Network, spec: instance_pb2.NetworkSpec) -> str | None:
     """The address a spec asks for: None for a random one, "" for none. Pure."""
     if not spec.HasField("address"):
@@ -85,7 +93,7 @@ async def plan_nics(
     floating: set[str] = set()  # drawn for earlier NICs of this create
     now = time.time()
     for order, spec in enumerate(specs):
-        ref = spec.network_uuid
+        ref = network_ref(spec)
         stored = await resolve_network(networks, caller_namespace, ref, f"network {ref} not found")
         network = stored.record.network
         block = ipam.parse_netblock(network.netblock)

@@ -86,6 +86,18 @@ RULES: list[tuple[str, dict[str, Any], int, str]] = [
         404,
         "network nowhere not found",
     ),
+    (
+        "networkspec without network_uuid",
+        {"network": [{"address": "10.0.0.5"}]},
+        400,
+        "network specification is missing network_uuid",
+    ),
+    (
+        "networkspec with an empty network_uuid",
+        {"network": [{"network_uuid": ""}]},
+        400,
+        "network specification is missing network_uuid",
+    ),
     ("unknown namespace", {"namespace": "nowhere"}, 404, "namespace not found"),
     ("unknown key", {"sshkey": "ssh-ed25519 AAAA"}, 400, "sshkey"),
     ("camelCase key", {"sshKey": "ssh-ed25519 AAAA"}, 400, "sshKey"),

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from sfmesh.v1 import instance_pb2
 
-from services.api.nics import held_addresses, pick_mac
+from services.api.nics import held_addresses, network_ref, pick_mac
+from services.common import errors
 from services.common.addresses import address_key, mac_key
+
+
+def test_a_spec_names_its_network() -> None:
+    assert network_ref(instance_pb2.NetworkSpec(network_uuid="backend")) == "backend"
+    with pytest.raises(errors.InvalidArgument) as caught:
+        network_ref(instance_pb2.NetworkSpec(address="10.0.0.5"))
+    assert caught.value.message == "network specification is missing network_uuid"
 
 
 def test_pick_mac_keeps_a_given_one_and_draws_around_taken_ones() -> None:
