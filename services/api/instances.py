@@ -24,10 +24,11 @@ from sfmesh.v1 import (
 from services.api import idempotency, metadata, validation
 from services.api import namespaces as namespace_rules
 from services.api.console import ConsoleOperations
-from services.api.events import NETWORK, Events
+from services.api.deletion import Finisher, ask_deletion
+from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
 from services.api.network_store import NetworkStore
-from services.api.nics import PlannedNics, held_addresses, plan_nics
+from services.api.nics import PlannedNics, plan_nics
 from services.api.node_agents import NodeAgents
 from services.api.observation import Observation
 from services.api.power import PowerOperations
@@ -72,8 +73,10 @@ class InstanceServicer(
         scheduler: Scheduler,
         node_agents: NodeAgents,
         networks: NetworkStore,
+        finisher: Finisher,
     ) -> None:
         self._networks = networks
+        self._finisher = finisher
         self._rng = random.SystemRandom()
         self._keys = keys
         self._scheduler = scheduler
@@ -216,15 +219,26 @@ class InstanceServicer(
         return reply
 
     async def _delete(self, stored: StoredInstance, audit: str) -> None:
-        """Delete an instance with compare-and-swap; its events are recorded
-        only by the writer that won, so the history tells one story."""
+        """Delete an instance (see `deletion.py`): a placed one goes to
+        `delete-wait` for its node agent, an unplaced one ends at once. Its
+        state event is recorded only by the writer that changed the state,
+        so the history tells one story."""
         uuid = stored.record.instance.uuid
-        record = await self._instances.update(stored, _deleted)
-        released = await self._networks.release(held_addresses(record.instance))
-        for network_uuid in released.finished:
-            self._events.attribute_set(network_uuid, "state", "deleted", kind=NETWORK)
+        if not stored.record.instance.node:
+            if not await self._finisher.finish(stored, asking=True, audit=audit):
+                raise errors.NotFound("instance not found")  # deleted meanwhile
+            return
+        was = stored.record.instance.state
+
+        def ask(record: records_pb2.InstanceRecord) -> None:
+            nonlocal was
+            was = record.instance.state
+            ask_deletion(record)
+
+        await self._instances.update(stored, ask)
         self._events.audit(uuid, audit)
-        self._events.attribute_set(uuid, "state", state_name(states.DELETED))
+        if was != states.DELETE_WAIT:
+            self._events.attribute_set(uuid, "state", state_name(states.DELETE_WAIT))
 
     async def ListInstanceInterfaces(
         self,
@@ -353,15 +367,3 @@ class InstanceServicer(
                 f'multiple instances have the name "{ref}" in namespace "{namespace}"'
             )
         return matches[0]
-
-
-def _deleted(record: records_pb2.InstanceRecord) -> None:
-    """Move an unplaced instance to deleted: there is nothing to tear down."""
-    instance = record.instance
-    if instance.state == states.DELETED:
-        raise errors.NotFound("instance not found")
-    if not states.may_transition(instance.state, states.DELETED):
-        raise errors.Conflict(f"instance {instance.uuid} cannot be deleted from its current state")
-    instance.state = states.DELETED
-    instance.power_state = instance_pb2.POWER_STATE_OFF
-    record.deleted_at = time.time()

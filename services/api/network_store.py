@@ -190,19 +190,27 @@ class NetworkStore:
         holder = records_pb2.AddressRecord.FromString(item.value).reservation.user
         return Delete(item.key, item.mod_revision) if tuple(holder) == entry.user else None
 
+    async def releases(self, held: Sequence[Held]) -> list[Delete]:
+        """The writes that give back each of `held` still naming its holder,
+        as read now (each compares its key's revision): a transaction of
+        them never frees a reservation someone else took since."""
+        return [d for entry in held if (d := await self.release_of(entry)) is not None]
+
+    async def finish_unused(self, held: Sequence[Held]) -> list[str]:
+        """After `held` went back: the networks of `held` in `delete-wait`
+        that no instance holds an address on any more, which this call
+        deleted."""
+        networks = sorted({entry.network_uuid for entry in held})
+        return [uuid for uuid in networks if await self.finish_if_unused(uuid)]
+
     async def release(self, held: Sequence[Held]) -> Released:
         """Give back reservations, each only while it still names its holder
         (so giving back twice, or late, never frees one someone else took
         since); networks waiting for them then go."""
         complete = not held
         for _ in range(RELEASE_ATTEMPTS):
-            doomed = [d for entry in held if (d := await self.release_of(entry)) is not None]
+            doomed = await self.releases(held)
             if not doomed or await self._store.commit(doomed):
                 complete = True
                 break
-        finished = [
-            network_uuid
-            for network_uuid in sorted({entry.network_uuid for entry in held})
-            if await self.finish_if_unused(network_uuid)
-        ]
-        return Released(complete, finished)
+        return Released(complete, await self.finish_unused(held))

@@ -1,6 +1,8 @@
 """Forgetting what has been gone long enough: deleted instances and networks
 stay readable by UUID for a retention time (the client polls for
-`deleted`), then their records are purged; expired idempotency keys go too."""
+`deleted`), then their records are purged; expired idempotency keys go too.
+Each sweep also finishes the deletes that may end but have not
+(`deletion.py`): its follower's write failed, say."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import time
 
 from sfmesh.v1 import network_service_pb2, records_pb2
 
+from services.api.deletion import Finisher, finishable
 from services.api.idempotency import IdempotencyKeys
 from services.api.network_store import NetworkStore
 from services.api.nics import held_addresses
@@ -34,15 +37,18 @@ async def purge_once(
     instances: InstanceStore,
     keys: IdempotencyKeys,
     networks: NetworkStore,
+    finisher: Finisher,
     *,
     retention: float,
     now: float,
 ) -> int:
-    """Purge every instance and network deleted before `now - retention`;
-    returns how many records went."""
+    """Finish the deletes that may end, and purge every instance and network
+    deleted before `now - retention`; returns how many records went."""
     purged = 0
     async for stored in instances.all():
-        if purgeable(stored.record, now, retention):
+        if finishable(stored.record):
+            await finisher.finish(stored)
+        elif purgeable(stored.record, now, retention):
             # The delete gave its addresses back, unless it stopped half-way;
             # the record stays until they are surely back (next round, else).
             released = await networks.release(held_addresses(stored.record.instance))
@@ -59,6 +65,7 @@ async def purge_forever(
     instances: InstanceStore,
     keys: IdempotencyKeys,
     networks: NetworkStore,
+    finisher: Finisher,
     *,
     retention: float,
     interval: float,
@@ -67,7 +74,7 @@ async def purge_forever(
     while True:
         try:
             purged = await purge_once(
-                instances, keys, networks, retention=retention, now=time.time()
+                instances, keys, networks, finisher, retention=retention, now=time.time()
             )
             if purged:
                 log.info("purged deleted records", extra={"fields": {"count": purged}})

@@ -14,6 +14,7 @@ from sfmesh.v1 import (
 
 from services.api.auth import AuthServicer
 from services.api.backfill import backfill_nic_keys
+from services.api.deletion import Finisher
 from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
 from services.api.instances import InstanceServicer
@@ -72,15 +73,26 @@ async def serve_api(config: ApiConfig) -> None:
     scheduler = Scheduler(config.mesh.scheduler, credentials, store)
     node_agents = NodeAgents(store, credentials)
     networks = NetworkStore(store, floating_pool(config.mesh.floating_netblock))
+    finisher = Finisher(instance_store, networks, events)
     instances = InstanceServicer(
-        instance_store, namespaces, events, keys, config.limits, scheduler, node_agents, networks
+        instance_store,
+        namespaces,
+        events,
+        keys,
+        config.limits,
+        scheduler,
+        node_agents,
+        networks,
+        finisher,
     )
     backfilling = asyncio.create_task(backfill_nic_keys(store, instance_store))
+    finishing = asyncio.create_task(finisher.run())
     purging = asyncio.create_task(
         purge_forever(
             instance_store,
             keys,
             networks,
+            finisher,
             retention=config.deleted_retention,
             interval=config.purge_interval,
         )
@@ -90,6 +102,7 @@ async def serve_api(config: ApiConfig) -> None:
         await revocation.close()
         purging.cancel()
         backfilling.cancel()
+        finishing.cancel()
         await events.close()
         await scheduler.close()
         await node_agents.close()

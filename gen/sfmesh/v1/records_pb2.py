@@ -29,7 +29,7 @@ from sfmesh.v1 import node_service_pb2 as sfmesh_dot_v1_dot_node__service__pb2
 from sfmesh.v1 import scheduler_service_pb2 as sfmesh_dot_v1_dot_scheduler__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17sfmesh/v1/records.proto\x12\tsfmesh.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x18sfmesh/v1/instance.proto\x1a\x1fsfmesh/v1/network_service.proto\x1a\x1csfmesh/v1/node_service.proto\x1a!sfmesh/v1/scheduler_service.proto\"=\n\tKeyRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x63rypt_hash\x18\x02 \x01(\x0c\x12\r\n\x05nonce\x18\x03 \x01(\t\"\x8c\x01\n\x0fNamespaceRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\"\n\x04keys\x18\x03 \x03(\x0b\x32\x14.sfmesh.v1.KeyRecord\x12\r\n\x05trust\x18\x04 \x03(\t\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\"z\n\x0eInstanceRecord\x12%\n\x08instance\x18\x01 \x01(\x0b\x32\x13.sfmesh.v1.Instance\x12\x12\n\ncreated_at\x18\x02 \x01(\x01\x12\x12\n\ndeleted_at\x18\x03 \x01(\x01\x12\x19\n\x11\x63reate_request_id\x18\x04 \x01(\t\"T\n\x11IdempotencyRecord\x12\x14\n\x0crequest_hash\x18\x01 \x01(\x0c\x12\x15\n\rinstance_uuid\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\x01\"\xaf\x01\n\nNodeRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.sfmesh.v1.NodeState\x12)\n\x05\x66\x61\x63ts\x18\x03 \x01(\x0b\x32\x1a.sfmesh.v1.HypervisorFacts\x12\x10\n\x08lastseen\x18\x04 \x01(\x01\x12\x31\n\x0blast_report\x18\x05 \x01(\x0b\x32\x1c.sfmesh.v1.ReportNodeRequest\"b\n\rNetworkRecord\x12#\n\x07network\x18\x01 \x01(\x0b\x32\x12.sfmesh.v1.Network\x12\x12\n\ncreated_at\x18\x03 \x01(\x01\x12\x12\n\ndeleted_at\x18\x04 \x01(\x01J\x04\x08\x02\x10\x03\"C\n\rAddressRecord\x12\x32\n\x0breservation\x18\x01 \x01(\x0b\x32\x1d.sfmesh.v1.AddressReservationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17sfmesh/v1/records.proto\x12\tsfmesh.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x18sfmesh/v1/instance.proto\x1a\x1fsfmesh/v1/network_service.proto\x1a\x1csfmesh/v1/node_service.proto\x1a!sfmesh/v1/scheduler_service.proto\"=\n\tKeyRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x63rypt_hash\x18\x02 \x01(\x0c\x12\r\n\x05nonce\x18\x03 \x01(\t\"\x8c\x01\n\x0fNamespaceRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\"\n\x04keys\x18\x03 \x03(\x0b\x32\x14.sfmesh.v1.KeyRecord\x12\r\n\x05trust\x18\x04 \x03(\t\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x90\x01\n\x0eInstanceRecord\x12%\n\x08instance\x18\x01 \x01(\x0b\x32\x13.sfmesh.v1.Instance\x12\x12\n\ncreated_at\x18\x02 \x01(\x01\x12\x12\n\ndeleted_at\x18\x03 \x01(\x01\x12\x19\n\x11\x63reate_request_id\x18\x04 \x01(\t\x12\x14\n\x0ctorn_down_at\x18\x05 \x01(\x01\"T\n\x11IdempotencyRecord\x12\x14\n\x0crequest_hash\x18\x01 \x01(\x0c\x12\x15\n\rinstance_uuid\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\x01\"\xaf\x01\n\nNodeRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.sfmesh.v1.NodeState\x12)\n\x05\x66\x61\x63ts\x18\x03 \x01(\x0b\x32\x1a.sfmesh.v1.HypervisorFacts\x12\x10\n\x08lastseen\x18\x04 \x01(\x01\x12\x31\n\x0blast_report\x18\x05 \x01(\x0b\x32\x1c.sfmesh.v1.ReportNodeRequest\"b\n\rNetworkRecord\x12#\n\x07network\x18\x01 \x01(\x0b\x32\x12.sfmesh.v1.Network\x12\x12\n\ncreated_at\x18\x03 \x01(\x01\x12\x12\n\ndeleted_at\x18\x04 \x01(\x01J\x04\x08\x02\x10\x03\"C\n\rAddressRecord\x12\x32\n\x0breservation\x18\x01 \x01(\x0b\x32\x1d.sfmesh.v1.AddressReservationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,14 +40,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_KEYRECORD']._serialized_end=253
   _globals['_NAMESPACERECORD']._serialized_start=256
   _globals['_NAMESPACERECORD']._serialized_end=396
-  _globals['_INSTANCERECORD']._serialized_start=398
-  _globals['_INSTANCERECORD']._serialized_end=520
-  _globals['_IDEMPOTENCYRECORD']._serialized_start=522
-  _globals['_IDEMPOTENCYRECORD']._serialized_end=606
-  _globals['_NODERECORD']._serialized_start=609
-  _globals['_NODERECORD']._serialized_end=784
-  _globals['_NETWORKRECORD']._serialized_start=786
-  _globals['_NETWORKRECORD']._serialized_end=884
-  _globals['_ADDRESSRECORD']._serialized_start=886
-  _globals['_ADDRESSRECORD']._serialized_end=953
+  _globals['_INSTANCERECORD']._serialized_start=399
+  _globals['_INSTANCERECORD']._serialized_end=543
+  _globals['_IDEMPOTENCYRECORD']._serialized_start=545
+  _globals['_IDEMPOTENCYRECORD']._serialized_end=629
+  _globals['_NODERECORD']._serialized_start=632
+  _globals['_NODERECORD']._serialized_end=807
+  _globals['_NETWORKRECORD']._serialized_start=809
+  _globals['_NETWORKRECORD']._serialized_end=907
+  _globals['_ADDRESSRECORD']._serialized_start=909
+  _globals['_ADDRESSRECORD']._serialized_end=976
 # @@protoc_insertion_point(module_scope)

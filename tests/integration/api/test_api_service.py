@@ -6,8 +6,10 @@ same interceptors, in that order), minus signals, on a free loopback port.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from sfmesh.v1 import (
 )
 
 from services.api.auth import AuthServicer
+from services.api.deletion import Finisher
 from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
 from services.api.instances import InstanceServicer
@@ -180,6 +183,9 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     node = records_pb2.NodeRecord(name=NODE, state=node_service_pb2.NODE_STATE_CREATED)
     assert await store.commit([Put(key("node", NODE), node.SerializeToString())])
     scheduler = Scheduler(f"127.0.0.1:{port}", InternalCredentials(authority, "api-test"), store)
+    networks = NetworkStore(store)
+    finisher = Finisher(InstanceStore(store), networks, events)
+    finishing = asyncio.create_task(finisher.run())
     instance_service_pb2_grpc.add_InstanceServiceServicer_to_server(
         InstanceServicer(
             InstanceStore(store),
@@ -189,7 +195,8 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
             Limits(max_cpus=4),
             scheduler,
             NodeAgents(store, InternalCredentials(authority, "api-test")),
-            NetworkStore(store),
+            networks,
+            finisher,
         ),
         server,
     )
@@ -212,6 +219,7 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     try:
         yield api
     finally:
+        finishing.cancel()
         await channel.close()
         await scheduler.close()
         await server.stop(None)
@@ -403,7 +411,7 @@ async def test_internal_token_refused_by_public_rpc(api: Api) -> None:
 # --- the instance lifecycle (reference §1.1, §1.5) ------------------------
 
 
-async def test_create_get_list_delete(api: Api) -> None:
+async def test_create_get_list_delete(api: Api, etcd: str) -> None:
     created = await create(api, "life", placed_on=NODE)
     assert created.name == name("life")
     assert created.namespace == SYSTEM
@@ -420,16 +428,21 @@ async def test_create_get_list_delete(api: Api) -> None:
     assert await get(api, name("life"), api.system) == created
     assert (await listed(api, api.system))[created.uuid] == created
 
-    before = await api.instances.DeleteInstance(
-        instance_service_pb2.DeleteInstanceRequest(ref=created.uuid),
-        metadata=api.system,
-        timeout=10,
-    )
+    before = await delete(api, created.uuid)
     assert before == created
     assert before.state == states.INITIAL
 
-    after = await get(api, created.uuid, api.system)
-    assert after.state == states.DELETED
+    # Placed: it waits for its node agent, listed and found by name meanwhile.
+    waiting = await get(api, name("life"), api.system)
+    assert waiting.state == states.DELETE_WAIT
+    assert (await listed(api, api.system))[created.uuid].state == states.DELETE_WAIT
+    await asyncio.sleep(0.3)  # the finisher has seen it, and left it waiting
+    assert (await get(api, created.uuid, api.system)).state == states.DELETE_WAIT
+    # A second delete is accepted while it waits (reference §1.5).
+    assert (await delete(api, created.uuid)).state == states.DELETE_WAIT
+
+    await torn_down(etcd, created.uuid)
+    after = await until_deleted(api, created.uuid)
     assert after.power_state == instance_pb2.POWER_STATE_OFF
     assert after.name == created.name
 
@@ -441,27 +454,68 @@ async def test_create_get_list_delete(api: Api) -> None:
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert error.details() == "instance not found"
 
-    error = await refused(
-        api.instances.DeleteInstance(
-            instance_service_pb2.DeleteInstanceRequest(ref=created.uuid),
-            metadata=api.system,
-            timeout=10,
-        )
-    )
+    error = await refused(delete(api, created.uuid))
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert error.details() == "instance not found"
     assert error_info(error).metadata["http_status"] == "404"
 
 
-async def test_delete_by_name(api: Api) -> None:
-    created = await create(api, "by-name")
-    before = await api.instances.DeleteInstance(
-        instance_service_pb2.DeleteInstanceRequest(ref=name("by-name")),
-        metadata=api.system,
-        timeout=10,
+async def delete(api: Api, ref: str) -> instance_pb2.Instance:
+    return await api.instances.DeleteInstance(
+        instance_service_pb2.DeleteInstanceRequest(ref=ref), metadata=api.system, timeout=10
     )
+
+
+async def torn_down(etcd: str, uuid: str) -> None:
+    """What the node agent hosting an instance in `delete-wait` writes once
+    its domain, disks and share of networks are gone (none runs here)."""
+
+    def mark(record: records_pb2.InstanceRecord) -> None:
+        record.torn_down_at = time.time()
+
+    store = Store(etcd)
+    try:
+        instances = InstanceStore(store)
+        stored = await instances.get(uuid)
+        assert stored is not None
+        await instances.update(stored, mark)
+    finally:
+        await store.close()
+
+
+async def until_deleted(api: Api, uuid: str, within: float = 5.0) -> instance_pb2.Instance:
+    deadline = time.monotonic() + within
+    while (found := await get(api, uuid, api.system)).state != states.DELETED:
+        assert time.monotonic() < deadline, f"{uuid} is still {found.state}"
+        await asyncio.sleep(0.02)
+    return found
+
+
+async def test_delete_by_name(api: Api, etcd: str) -> None:
+    created = await create(api, "by-name")
+    before = await delete(api, name("by-name"))
     assert before.uuid == created.uuid
-    assert (await get(api, created.uuid, api.system)).state == states.DELETED
+    assert (await get(api, created.uuid, api.system)).state == states.DELETE_WAIT
+    await torn_down(etcd, created.uuid)
+    await until_deleted(api, created.uuid)
+
+
+async def test_an_unplaced_instance_is_deleted_at_once(api: Api, etcd: str) -> None:
+    """Nothing hosts it, so nothing is to be torn down (deletion.py)."""
+    record = records_pb2.InstanceRecord(
+        instance=instance_pb2.Instance(
+            uuid=str(uuid.uuid4()), name=name("unplaced"), namespace=SYSTEM, state=states.INITIAL
+        )
+    )
+    store = Store(etcd)
+    try:
+        assert await InstanceStore(store).create(record)
+    finally:
+        await store.close()
+    assert (await delete(api, record.instance.uuid)).state == states.INITIAL
+    after = await get(api, record.instance.uuid, api.system)
+    assert after.state == states.DELETED
+    assert after.power_state == instance_pb2.POWER_STATE_OFF
 
 
 async def test_get_unknown(api: Api) -> None:

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from sfmesh.v1 import instance_pb2, network_service_pb2, records_pb2
 
+from services.api.deletion import Finisher
+from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys, record_key
 from services.api.network_store import NetworkStore
 from services.api.purge import network_purgeable, purge_once, purgeable
@@ -48,8 +50,8 @@ def test_networks_are_purgeable_only_after_the_retention() -> None:
     assert not network_purgeable(network(network_service_pb2.NETWORK_STATE_CREATED, 1), NOW, 60)
 
 
-async def test_purge_once_removes_only_long_deleted_records(store: Store) -> None:
-    instances, keys = InstanceStore(store), IdempotencyKeys(store)
+async def test_purge_once_removes_only_long_deleted_records(store: Store, events: Events) -> None:
+    instances, keys, networks = InstanceStore(store), IdempotencyKeys(store), NetworkStore(store)
     old = record(states.DELETED, NOW - 3600)
     recent = record(states.DELETED, NOW - 10)
     alive = record(states.INITIAL)
@@ -59,7 +61,8 @@ async def test_purge_once_removes_only_long_deleted_records(store: Store) -> Non
     key_record = records_pb2.IdempotencyRecord(instance_uuid="x", expires_at=NOW - 1)
     assert await store.commit([Put(expired_key, key_record.SerializeToString(), 0)])
 
-    assert await purge_once(instances, keys, NetworkStore(store), retention=600, now=NOW) >= 1
+    finisher = Finisher(instances, networks, events)
+    assert await purge_once(instances, keys, networks, finisher, retention=600, now=NOW) >= 1
 
     assert await instances.get(old.instance.uuid) is None
     assert await instances.get(recent.instance.uuid) is not None
@@ -71,7 +74,7 @@ async def test_purge_once_removes_only_long_deleted_records(store: Store) -> Non
 
 
 async def test_purge_gives_back_what_a_half_done_delete_kept_and_nothing_else(
-    store: Store,
+    store: Store, events: Events
 ) -> None:
     """A delete that stopped between its write and its release leaves the
     addresses reserved: the purge gives them back, but only while they still
@@ -92,7 +95,9 @@ async def test_purge_gives_back_what_a_half_done_delete_kept_and_nothing_else(
         ]
     )
     assert (await instances.holding(nic.uuid)) is not None  # the NIC's index entry
-    await purge_once(instances, keys, networks, retention=60, now=NOW)
+    await purge_once(
+        instances, keys, networks, Finisher(instances, networks, events), retention=60, now=NOW
+    )
     assert await instances.get(gone.instance.uuid) is None
     assert await store.get(key("interface", nic.uuid)) is None
     assert await store.get(address_key(network, "10.1.0.5")) is None
