@@ -201,6 +201,11 @@ class Builder:
     async def tear_down(self, uuid: str) -> None:
         """Remove the domain and every file of an instance; no-op when gone."""
         await self._hypervisor.remove(uuid)
+        await self.remove_files(uuid)
+
+    async def remove_files(self, uuid: str) -> None:
+        """Remove every file of an instance (disks, config drive, console,
+        NVRAM); no-op when gone."""
         await asyncio.to_thread(shutil.rmtree, self.folder(uuid), True)
 
     async def _disk(

@@ -155,20 +155,22 @@ class Hypervisor:
 
         await self._call(apply)
 
-    async def remove(self, uuid: str) -> None:
-        """Stop and undefine the domain (with its NVRAM); no-op when absent."""
+    async def remove(self, uuid: str) -> bool:
+        """Stop and undefine the domain (with its NVRAM); whether there was
+        one (no-op when absent)."""
 
-        def remove(conn: libvirt.virConnect) -> None:
+        def remove(conn: libvirt.virConnect) -> bool:
             domain = self._lookup(conn, uuid)
             if domain is None:
-                return
+                return False
             # Undefine first: a start landing in between then cannot bring
             # back a persistent domain whose files are about to go.
             domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
             if domain.isActive():
                 domain.destroy()
+            return True
 
-        await self._call(remove)
+        return await self._call(remove)
 
     async def domains(self) -> list[str]:
         """The instance uuids of every domain this node agent made."""

@@ -162,7 +162,9 @@ class Reconciler:
 
     async def _converge(self, uuid: str) -> None:
         stored = self._lookup(uuid)
-        if stored is None:  # purged, or placed elsewhere: nothing of it stays here
+        # Deleted (after this node's teardown), purged, or placed elsewhere:
+        # nothing of it stays here.
+        if stored is None or stored.record.instance.state == states.DELETED:
             await self._tear_down(uuid)
             return
         state = stored.record.instance.state
@@ -170,7 +172,7 @@ class Reconciler:
             await self._create(stored)
         elif state == states.CREATED:
             await self._check_running(stored)
-        elif state in (states.DELETED, states.DELETE_WAIT):
+        elif state == states.DELETE_WAIT:
             await self._delete(stored)
         elif state in FAILED:
             await self._tear_down(uuid)
@@ -248,16 +250,31 @@ class Reconciler:
             await self.record_power(uuid, power)
 
     async def _delete(self, stored: StoredInstance) -> None:
-        instance = stored.record.instance
-        await self._tear_down(instance.uuid)
-        if instance.state == states.DELETE_WAIT:
-            stored = await self._move(stored, states.DELETE_WAIT, states.DELETED)
-        if stored.record.instance.power_state != Power.POWER_STATE_OFF:
+        """Reference §3.1's delete: the domain powered off and undefined,
+        the disks removed, this node's share of the instance's networks let
+        go; then the record says so (`torn_down_at`, `power_state: off`) and
+        the api ends it (`deleted`, its addresses given back). Until that
+        write lands, every pass (after a restart, say) tears down again."""
+        if stored.record.torn_down_at:
+            return
+        uuid, power = stored.record.instance.uuid, stored.record.instance.power_state
+        had_domain = await self._hypervisor.remove(uuid)
+        started = time.perf_counter()
+        await self._builder.remove_files(uuid)
+        took = time.perf_counter() - started
+        await self._networking.detach(uuid)
 
-            def powered_off(record: records_pb2.InstanceRecord) -> None:
-                record.instance.power_state = Power.POWER_STATE_OFF
+        def torn_down(record: records_pb2.InstanceRecord) -> None:
+            record.instance.power_state = Power.POWER_STATE_OFF
+            record.torn_down_at = time.time()
 
-            await self._move(stored, states.DELETED, states.DELETED, powered_off)
+        await self._move(stored, states.DELETE_WAIT, states.DELETE_WAIT, torn_down)
+        if power != Power.POWER_STATE_OFF:
+            off = {"power_state": "off", "attribute": "power_state"}  # reference §7.2's shape
+            self._emit(uuid, event_pb2.EVENT_TYPE_MUTATE, "set attribute", extra=off)
+        if had_domain:
+            self._emit(uuid, event_pb2.EVENT_TYPE_AUDIT, "poweroff")
+        self._status(uuid, "delete disks complete", duration=took)
 
     async def _fail(self, stored: StoredInstance, state: int, message: str) -> None:
         """Reference §3.1's error path: `<state>-error` with the reason at once,
@@ -306,9 +323,18 @@ class Reconciler:
         duration: float | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
-        self._emitter.emit(
-            "instance", uuid, event_pb2.EVENT_TYPE_STATUS, message, duration=duration, extra=extra
-        )
+        self._emit(uuid, event_pb2.EVENT_TYPE_STATUS, message, duration=duration, extra=extra)
+
+    def _emit(
+        self,
+        uuid: str,
+        event_type: int,
+        message: str,
+        *,
+        duration: float | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._emitter.emit("instance", uuid, event_type, message, duration=duration, extra=extra)
 
 
 def _state_name(state: int) -> str:
