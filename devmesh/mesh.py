@@ -29,6 +29,9 @@ SMALL_MACHINE = {
 }
 """Scheduler thresholds that fit a developer's machine (Shaken Fist's keep
 20 GiB of disk and 2 GiB of RAM); the environment overrides them."""
+LOOPBACK_IMAGES = {"SFMESH_IMAGE_ALLOWED_NETWORKS": "127.0.0.0/8"}
+"""Node agents may fetch images from loopback, where the test image server
+lives (the mesh's own endpoints stay refused); the environment overrides it."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ class Mesh:
 
     def environment(self) -> dict[str, str]:
         """The SFMESH_* settings every service of this mesh gets."""
-        env = dict(SMALL_MACHINE)
+        env = {**SMALL_MACHINE, **LOOPBACK_IMAGES}
         env.update(os.environ)
         env.update(
             SFMESH_STATE_DIR=str(self.state_dir),
@@ -104,6 +107,7 @@ class Mesh:
             SFMESH_EVENTLOG_LISTEN=self.address("eventlog"),
             SFMESH_NODE_AGENT_LISTEN=self.address("node_agent"),
             SFMESH_GATEWAY_PORT=str(self.ports.gateway),
+            SFMESH_GATEWAY_ADDRESS=self.address("gateway"),
             SFMESH_NODE_NAME=self.node_name,
             PYTHONUNBUFFERED="1",
         )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_STATE_DIR = "/var/lib/sfmesh"
+DEFAULT_GATEWAY_ADDRESS = "127.0.0.1:13000"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class MeshConfig:
     floating_netblock: str = ""
     """The pool of outside addresses (IPv4 CIDR) NAT and floating addresses
     come from; its first host is the router; "" for none."""
+    gateway: str = DEFAULT_GATEWAY_ADDRESS
+    """The REST gateway's address, host:port (node agents never fetch from it)."""
 
 
 def env(name: str, default: str) -> str:
@@ -43,6 +46,7 @@ def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api", default=env("API_ADDRESS", "127.0.0.1:13010"))
     parser.add_argument("--scheduler", default=env("SCHEDULER_ADDRESS", "127.0.0.1:13011"))
     parser.add_argument("--eventlog", default=env("EVENTLOG_ADDRESS", "127.0.0.1:13012"))
+    parser.add_argument("--gateway", default=env("GATEWAY_ADDRESS", DEFAULT_GATEWAY_ADDRESS))
     parser.add_argument(
         "--floating-netblock",
         default=env("FLOATING_NETBLOCK", ""),
@@ -59,6 +63,7 @@ def mesh_config(args: argparse.Namespace) -> MeshConfig:
         scheduler=args.scheduler,
         eventlog=args.eventlog,
         floating_netblock=args.floating_netblock,
+        gateway=args.gateway,
     )
 
 

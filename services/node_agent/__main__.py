@@ -13,6 +13,7 @@ from services.common.config import env, mesh_config
 from services.common.main import parse_arguments
 from services.node_agent.dataplane import Underlay
 from services.node_agent.facts import VIRT_TYPES
+from services.node_agent.fetch_policy import IPNetwork, parse_networks
 from services.node_agent.images import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, DEFAULT_SHORTHANDS
 from services.node_agent.nat import Egress
 from services.node_agent.server import NodeAgentConfig, serve_node_agent
@@ -27,6 +28,14 @@ def parse_shorthands(text: str) -> dict[str, str]:
             raise argparse.ArgumentTypeError(f"image shorthand {entry!r} is not NAME=URL")
         table[name] = url
     return table
+
+
+def networks(text: str) -> tuple[IPNetwork, ...]:
+    """Comma-separated CIDRs, as a flag's type."""
+    try:
+        return parse_networks(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of CIDRs: {exc}") from exc
 
 
 def ipv4(text: str) -> str:
@@ -92,6 +101,13 @@ def main() -> None:
         help="seconds one image download may take (default %(default)g)",
     )
     extra.add_argument(
+        "--image-allowed-networks",
+        type=networks,
+        default=networks(env("IMAGE_ALLOWED_NETWORKS", "")),
+        help="CIDR,... image downloads may reach although loopback, private or reserved "
+        "(default none); the mesh's own endpoints stay refused",
+    )
+    extra.add_argument(
         "--underlay-address",
         type=ipv4,
         default=ipv4(env("UNDERLAY_ADDRESS", "")),
@@ -126,6 +142,7 @@ def main() -> None:
         image_shorthands={**DEFAULT_SHORTHANDS, **args.image_shorthands},
         image_max_bytes=int(args.image_max_gib * 2**30),
         image_deadline=args.image_deadline,
+        image_allowed_networks=args.image_allowed_networks,
         underlay=Underlay(args.underlay_address, args.underlay_netns, args.underlay_mtu)
         if args.underlay_address
         else None,

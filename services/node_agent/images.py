@@ -8,7 +8,10 @@ as another user, can read the blobs):
     blobs/.partial-*        a download in progress (removed if it fails)
     urls/<sha256(url)>.json what a URL gave: {"url", "sha256", "size", "fmt"}
 
-A URL with an index entry whose blob exists is never fetched again.
+A URL with an index entry whose blob exists is never fetched again. A
+download goes only where the fetch policy lets it (``fetch_policy.py``,
+``image_http.py``): never to the mesh's own endpoints, nor to loopback,
+private and other special ranges unless the operator allows them.
 """
 
 from __future__ import annotations
@@ -23,14 +26,15 @@ import os
 import subprocess
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import IO
+
+from services.node_agent.fetch_policy import SCHEMES, Endpoint, FetchPolicy, IPNetwork
+from services.node_agent.image_http import FetchFailed, Refused, open_image
 
 log = logging.getLogger("sfmesh.node_agent.images")
 
@@ -52,8 +56,9 @@ DEFAULT_DEADLINE = 3600.0
 
 ProgressCallback = Callable[[str, int, int | None], None]
 """progress(url, bytes_so_far, total_or_None)."""
+EndpointSource = Callable[[], Awaitable[Sequence[Endpoint]]]
+"""The mesh's endpoints, read when a download starts."""
 
-_SCHEMES = ("http", "https")
 _CHUNK = 1024 * 1024
 _REPORT_MIN_STEP = 1024 * 1024
 _REPORT_STEP_UNKNOWN_TOTAL = 8 * 1024 * 1024
@@ -87,7 +92,7 @@ def resolve_base(base: str, shorthands: Mapping[str, str]) -> str:
         parts = urllib.parse.urlsplit(url)
     except ValueError as error:
         raise ImageError(f"image {base!r} is not a valid URL: {error}") from error
-    if parts.scheme in _SCHEMES and parts.netloc:
+    if parts.scheme in SCHEMES and parts.netloc:
         return url
     if base in shorthands:
         raise ImageError(f"image shorthand {base!r} maps to {url!r}, not an http(s) URL")
@@ -111,7 +116,10 @@ class ImageCache:
     ``timeout`` bounds the connection and each read, in seconds;
     ``max_bytes`` the size of an image, and ``deadline`` the seconds a whole
     download may take: a server that drips, or sends without end, fails the
-    fetch rather than holding a create or filling the disk.
+    fetch rather than holding a create or filling the disk. Every download
+    is held to a policy read as it starts: ``endpoints`` (the mesh's own,
+    always refused) and ``allowed``, the networks exempt from the refused
+    ranges of ``fetch_policy``.
     """
 
     def __init__(
@@ -119,11 +127,15 @@ class ImageCache:
         root: Path,
         shorthands: Mapping[str, str],
         *,
+        endpoints: EndpointSource,
+        allowed: Sequence[IPNetwork] = (),
         progress: ProgressCallback | None = None,
         timeout: float = 30.0,
         max_bytes: int = DEFAULT_MAX_BYTES,
         deadline: float = DEFAULT_DEADLINE,
     ) -> None:
+        self._endpoints = endpoints
+        self._allowed = tuple(allowed)
         self._max_bytes = max_bytes
         self._deadline = deadline
         self._root = root
@@ -161,8 +173,9 @@ class ImageCache:
         cached = await asyncio.to_thread(self._lookup, url)
         if cached is not None:
             return cached
+        policy = FetchPolicy(self._allowed, tuple(await self._endpoints()))
         report = self._reporter(asyncio.get_running_loop())
-        image = await asyncio.to_thread(self._download, url, report)
+        image = await asyncio.to_thread(self._download, url, policy, report)
         log.info("cached %s: %s, %d bytes, %s", url, image.sha256, image.size, image.fmt)
         return image
 
@@ -197,23 +210,23 @@ class ImageCache:
 
         return report
 
-    def _download(self, url: str, report: ProgressCallback) -> CachedImage:
+    def _download(self, url: str, policy: FetchPolicy, report: ProgressCallback) -> CachedImage:
         """Download ``url`` into the cache (blocking). Raises ImageError."""
         for folder in (self._root, self._blobs, self._urls):
             folder.mkdir(parents=True, exist_ok=True)
             folder.chmod(_DIR_MODE)
-        request = urllib.request.Request(url, headers={"User-Agent": "sfmesh-node-agent"})
+        headers = {"User-Agent": "sfmesh-node-agent"}
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+            with open_image(url, policy, timeout=self._timeout, headers=headers) as response:
                 image = self._store(url, response, report)
             entry = {"url": url, "sha256": image.sha256, "size": image.size, "fmt": image.fmt}
             with _partial_file(self._urls) as out:
                 out.write(json.dumps(entry).encode())
                 _commit(out, self._index_path(url))
-        except urllib.error.HTTPError as error:
-            raise ImageError(f"fetching {url}: HTTP {error.code} {error.reason}") from error
-        except urllib.error.URLError as error:
-            raise ImageError(f"fetching {url}: {self._describe(error.reason)}") from error
+        except Refused as error:
+            raise ImageError(f"image URL {url} refused: {error}") from error
+        except FetchFailed as error:
+            raise ImageError(f"fetching {url}: {error}") from error
         except (OSError, ValueError, http.client.HTTPException) as error:
             raise ImageError(f"fetching {url}: {self._describe(error)}") from error
         return image

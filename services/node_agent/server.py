@@ -25,8 +25,10 @@ from services.node_agent.builder import Builder
 from services.node_agent.commands import DataPlaneError
 from services.node_agent.dataplane import DataPlane, Underlay
 from services.node_agent.egress import EgressAddresses
+from services.node_agent.fetch_policy import IPNetwork
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.images import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, ImageCache
+from services.node_agent.mesh_endpoints import MeshEndpoints, configured_endpoints
 from services.node_agent.nat import Egress
 from services.node_agent.networking import InstanceNetworking, NetworkGone
 from services.node_agent.peers import Peers
@@ -64,6 +66,9 @@ class NodeAgentConfig:
     """The largest image a download may bring."""
     image_deadline: float = DEFAULT_DEADLINE
     """Seconds one image download may take."""
+    image_allowed_networks: tuple[IPNetwork, ...] = ()
+    """Networks image downloads may reach although loopback, private or
+    reserved; the mesh's own endpoints stay refused."""
     underlay: Underlay | None = None
     """This node's VXLAN endpoint; None keeps networks on this node."""
     egress: Egress | None = None
@@ -114,6 +119,10 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
     images = ImageCache(
         config.mesh.state_dir / "images",
         config.image_shorthands,
+        endpoints=MeshEndpoints(
+            store, configured_endpoints(config.mesh, config.listen, config.advertise)
+        ).read,
+        allowed=config.image_allowed_networks,
         max_bytes=config.image_max_bytes,
         deadline=config.image_deadline,
         progress=lambda url, done, total: builder.fetch_progress(url, done, total),

@@ -1,5 +1,7 @@
 """services/node_agent/images.py against a real loopback HTTP server (the
-`image_server` fixture): downloads, the cache, deduplication, failures."""
+`image_server` fixture): downloads, the cache, deduplication, failures, and
+the fetch policy (loopback refused unless allowed, redirects re-checked, the
+mesh's endpoints, read from config and a real etcd, refused always)."""
 
 from __future__ import annotations
 
@@ -10,20 +12,38 @@ import os
 import socket
 import stat
 import subprocess
+import urllib.parse
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from sfmesh.v1 import records_pb2, scheduler_service_pb2
 
 from guests.bootsector import boot_sector
+from services.common.config import MeshConfig
+from services.common.store import Delete, Put, Store, key
+from services.node_agent.fetch_policy import Endpoint, parse_networks
 from services.node_agent.images import CachedImage, ImageCache, ImageError
+from services.node_agent.mesh_endpoints import MeshEndpoints, configured_endpoints
 
 if TYPE_CHECKING:
     from tests.conftest import ImageServer
 
 NO_SHORTHANDS: dict[str, str] = {}
+LOOPBACK = parse_networks("127.0.0.0/8")
+
+
+async def no_endpoints() -> tuple[Endpoint, ...]:
+    return ()
+
+
+def loopback_cache(
+    root: Path, shorthands: Mapping[str, str] = NO_SHORTHANDS, **options: Any
+) -> ImageCache:
+    """An ImageCache that may fetch from loopback, where the test servers are."""
+    return ImageCache(root, shorthands, endpoints=no_endpoints, allowed=LOOPBACK, **options)
 
 
 def files_under(root: Path) -> list[Path]:
@@ -51,7 +71,7 @@ def silent_port() -> Iterator[int]:
 async def test_fetch_downloads_into_a_readable_blob(
     image_server: ImageServer, boot_sector_url: str, tmp_path: Path
 ) -> None:
-    image = await ImageCache(tmp_path / "cache", NO_SHORTHANDS).fetch(boot_sector_url)
+    image = await loopback_cache(tmp_path / "cache").fetch(boot_sector_url)
     data = boot_sector()
     digest = hashlib.sha256(data).hexdigest()
     assert image == CachedImage(
@@ -74,10 +94,10 @@ async def test_a_fetched_url_is_served_from_the_cache(
     image_server: ImageServer, tmp_path: Path
 ) -> None:
     url = image_server.publish("cached.raw", b"cached" * 100)
-    cache = ImageCache(tmp_path, NO_SHORTHANDS)
+    cache = loopback_cache(tmp_path)
     first = await cache.fetch(url)
     assert await cache.fetch(url) == first
-    assert await ImageCache(tmp_path, NO_SHORTHANDS).fetch(url) == first
+    assert await loopback_cache(tmp_path).fetch(url) == first
     assert image_server.hits("cached.raw") == 1
 
 
@@ -85,7 +105,7 @@ async def test_shorthands_resolve_through_the_table(
     image_server: ImageServer, tmp_path: Path
 ) -> None:
     url = image_server.publish("short.raw", b"short")
-    cache = ImageCache(tmp_path, {"tiny:1": url})
+    cache = loopback_cache(tmp_path, {"tiny:1": url})
     assert (await cache.fetch("tiny:1")).url == url
     assert (await cache.fetch(url)).path.read_bytes() == b"short"
     assert image_server.hits("short.raw") == 1
@@ -93,7 +113,7 @@ async def test_shorthands_resolve_through_the_table(
 
 async def test_a_missing_blob_is_fetched_again(image_server: ImageServer, tmp_path: Path) -> None:
     url = image_server.publish("evicted.raw", b"evicted")
-    cache = ImageCache(tmp_path, NO_SHORTHANDS)
+    cache = loopback_cache(tmp_path)
     (await cache.fetch(url)).path.unlink()
     image = await cache.fetch(url)
     assert image.path.read_bytes() == b"evicted"
@@ -105,7 +125,7 @@ async def test_two_urls_with_one_content_share_a_blob(
 ) -> None:
     a = image_server.publish("same-a.raw", b"same content")
     b = image_server.publish("same-b.raw", b"same content")
-    cache = ImageCache(tmp_path, NO_SHORTHANDS)
+    cache = loopback_cache(tmp_path)
     first, second = await cache.fetch(a), await cache.fetch(b)
     assert (first.url, second.url) == (a, b)
     assert first.path == second.path
@@ -115,7 +135,7 @@ async def test_two_urls_with_one_content_share_a_blob(
 async def test_concurrent_fetches_download_once(image_server: ImageServer, tmp_path: Path) -> None:
     data = os.urandom(3 * 1024 * 1024)
     url = image_server.publish("concurrent.raw", data)
-    cache = ImageCache(tmp_path, NO_SHORTHANDS)
+    cache = loopback_cache(tmp_path)
     images = await asyncio.gather(*(cache.fetch(url) for _ in range(10)))
     assert len(set(images)) == 1
     assert images[0].sha256 == hashlib.sha256(data).hexdigest()
@@ -126,7 +146,7 @@ async def test_a_cancelled_caller_does_not_cancel_the_download(
     image_server: ImageServer, tmp_path: Path
 ) -> None:
     url = image_server.publish("cancelled.raw", os.urandom(1024 * 1024))
-    cache = ImageCache(tmp_path, NO_SHORTHANDS)
+    cache = loopback_cache(tmp_path)
     impatient = asyncio.create_task(cache.fetch(url))
     await asyncio.sleep(0)
     impatient.cancel()
@@ -139,7 +159,7 @@ async def test_a_cancelled_caller_does_not_cancel_the_download(
 async def test_concurrent_fetches_share_a_failure(
     image_server: ImageServer, tmp_path: Path
 ) -> None:
-    cache = ImageCache(tmp_path, NO_SHORTHANDS)
+    cache = loopback_cache(tmp_path)
     url = image_server.url("shared-failure.raw")
     results = await asyncio.gather(*(cache.fetch(url) for _ in range(10)), return_exceptions=True)
     assert all(isinstance(result, ImageError) for result in results)
@@ -152,14 +172,14 @@ async def test_not_found_names_the_url_and_leaves_nothing(
 ) -> None:
     url = image_server.url("missing.raw")
     with pytest.raises(ImageError) as raised:
-        await ImageCache(tmp_path, NO_SHORTHANDS).fetch(url)
+        await loopback_cache(tmp_path).fetch(url)
     assert str(raised.value) == f"fetching {url}: HTTP 404 Not Found"
     assert files_under(tmp_path) == []
 
 
 async def test_a_failed_fetch_is_retried(image_server: ImageServer, tmp_path: Path) -> None:
     url = image_server.url("late.raw")
-    cache = ImageCache(tmp_path, NO_SHORTHANDS)
+    cache = loopback_cache(tmp_path)
     with pytest.raises(ImageError, match="404"):
         await cache.fetch(url)
     image_server.publish("late.raw", b"late")
@@ -189,7 +209,7 @@ async def test_a_truncated_body_leaves_nothing(answer: bytes, why: str, tmp_path
     async with server:
         url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/short.raw"
         with pytest.raises(ImageError) as raised:
-            await ImageCache(tmp_path, NO_SHORTHANDS).fetch(url)
+            await loopback_cache(tmp_path).fetch(url)
     assert str(raised.value).startswith(f"fetching {url}: {why}")
     assert files_under(tmp_path) == []
 
@@ -199,20 +219,20 @@ async def test_connection_refused(tmp_path: Path) -> None:
         sock.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/x.raw"
     with pytest.raises(ImageError, match=f"fetching {url}: .*Connection refused"):
-        await ImageCache(tmp_path, NO_SHORTHANDS).fetch(url)
+        await loopback_cache(tmp_path).fetch(url)
     assert files_under(tmp_path) == []
 
 
 async def test_a_silent_server_times_out(silent_port: int, tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{silent_port}/x.raw"
     with pytest.raises(ImageError, match=f"fetching {url}: timed out after 0.2 s"):
-        await ImageCache(tmp_path, NO_SHORTHANDS, timeout=0.2).fetch(url)
+        await loopback_cache(tmp_path, timeout=0.2).fetch(url)
     assert files_under(tmp_path) == []
 
 
 async def test_other_schemes_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match="'file:///etc/hostname'"):
-        await ImageCache(tmp_path, NO_SHORTHANDS).fetch("file:///etc/hostname")
+        await loopback_cache(tmp_path).fetch("file:///etc/hostname")
 
 
 async def test_progress_reports_a_few_times_up_to_the_size(
@@ -221,7 +241,7 @@ async def test_progress_reports_a_few_times_up_to_the_size(
     size = 5 * 1024 * 1024
     url = image_server.publish("progress.raw", bytes(size))
     calls: list[tuple[str, int, int | None]] = []
-    cache = ImageCache(tmp_path, NO_SHORTHANDS, progress=lambda *call: calls.append(call))
+    cache = loopback_cache(tmp_path, progress=lambda *call: calls.append(call))
     await cache.fetch(url)
     assert calls[0] == (url, 0, size)
     assert calls[-1] == (url, size, size)
@@ -238,7 +258,7 @@ async def test_a_failing_progress_callback_does_not_stop_the_download(
     def progress(url: str, done: int, total: int | None) -> None:
         raise RuntimeError("progress broke")
 
-    image = await ImageCache(tmp_path, NO_SHORTHANDS, progress=progress).fetch(url)
+    image = await loopback_cache(tmp_path, progress=progress).fetch(url)
     assert image.path.read_bytes() == b"data"
 
 
@@ -246,7 +266,7 @@ async def test_qcow2_is_detected(
     image_server: ImageServer, qcow2_image: bytes, tmp_path: Path
 ) -> None:
     url = image_server.publish("empty.qcow2", qcow2_image)
-    image = await ImageCache(tmp_path, NO_SHORTHANDS).fetch(url)
+    image = await loopback_cache(tmp_path).fetch(url)
     assert (image.fmt, image.size) == ("qcow2", len(qcow2_image))
 
 
@@ -267,7 +287,7 @@ async def test_a_qcow2_referring_to_a_host_file_is_refused(
     url = image_server.publish(f"refers-{uuid.uuid4().hex}.qcow2", made.read_bytes())
     cache_root = tmp_path / "cache"
     with pytest.raises(ImageError, match="refer to other files"):
-        await ImageCache(cache_root, NO_SHORTHANDS).fetch(url)
+        await loopback_cache(cache_root).fetch(url)
     assert not list((cache_root / "blobs").iterdir())  # nothing entered the cache
 
 
@@ -288,7 +308,7 @@ async def test_an_image_over_the_limit_is_refused_and_leaves_nothing(
 ) -> None:
     url = image_server.publish("big.raw", bytes(3000))
     with pytest.raises(ImageError, match=f"fetching {url}: 3000 bytes is over the limit"):
-        await ImageCache(tmp_path, NO_SHORTHANDS, max_bytes=1000).fetch(url)
+        await loopback_cache(tmp_path, max_bytes=1000).fetch(url)
 
     async def endless(writer: asyncio.StreamWriter) -> None:  # chunked: no length first
         writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -299,7 +319,7 @@ async def test_an_image_over_the_limit_is_refused_and_leaves_nothing(
     async with await serve_raw(endless) as server:
         url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/endless.raw"
         with pytest.raises(ImageError, match=rf"fetching {url}: over the limit \(2500 bytes\)"):
-            await ImageCache(tmp_path, NO_SHORTHANDS, max_bytes=2500).fetch(url)
+            await loopback_cache(tmp_path, max_bytes=2500).fetch(url)
     assert files_under(tmp_path) == []
 
 
@@ -314,5 +334,149 @@ async def test_a_dripping_download_ends_at_the_deadline(tmp_path: Path) -> None:
     async with await serve_raw(drip) as server:
         url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/drip.raw"
         with pytest.raises(ImageError, match=rf"fetching {url}: not done after 0.5 s \(\d+ bytes"):
-            await ImageCache(tmp_path, NO_SHORTHANDS, timeout=5, deadline=0.5).fetch(url)
+            await loopback_cache(tmp_path, timeout=5, deadline=0.5).fetch(url)
+    assert files_under(tmp_path) == []
+
+
+def redirect(location: str) -> Callable[[asyncio.StreamWriter], Awaitable[None]]:
+    """A `serve_raw` answer: 302 to ``location``."""
+
+    async def answer(writer: asyncio.StreamWriter) -> None:
+        writer.write(
+            f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode()
+        )
+        await writer.drain()
+
+    return answer
+
+
+def served_at(server: Any, path: str) -> str:
+    return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}{path}"
+
+
+@pytest.fixture
+async def mesh_endpoints(etcd: str, tmp_path: Path) -> AsyncIterator[MeshEndpoints]:
+    """The endpoints of a mesh whose etcd is the `etcd` fixture, read as the
+    node agent reads them (its settings, plus node records in that etcd)."""
+    store = Store(etcd)
+    mesh = MeshConfig(
+        tmp_path,
+        etcd=etcd,
+        api="127.0.0.1:13010",
+        scheduler="127.0.0.1:13011",
+        eventlog="127.0.0.1:13012",
+    )
+    yield MeshEndpoints(store, configured_endpoints(mesh, "127.0.0.1:13020", "127.0.0.1:13020"))
+    await store.close()
+
+
+async def test_loopback_is_refused_unless_allowed(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
+    url = image_server.publish("policy-loopback.raw", b"loopback")
+    strict = ImageCache(tmp_path, NO_SHORTHANDS, endpoints=no_endpoints)
+    with pytest.raises(ImageError) as raised:
+        await strict.fetch(url)
+    assert str(raised.value) == (
+        f"image URL {url} refused: 127.0.0.1 is in 127.0.0.0/8 (loopback), "
+        "not an allowed image network"
+    )
+    assert files_under(tmp_path) == []
+    assert image_server.hits("policy-loopback.raw") == 0
+    assert (await loopback_cache(tmp_path).fetch(url)).path.read_bytes() == b"loopback"
+
+
+@pytest.mark.parametrize(
+    ("location", "why"),
+    [
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            "169.254.169.254 is in 169.254.0.0/16 (link-local), not an allowed image network",
+        ),
+        ("http://[::1]:9/x.raw", "::1 is in ::1/128 (loopback), not an allowed image network"),
+        (
+            "http://10.1.2.3/x.raw",
+            "10.1.2.3 is in 10.0.0.0/8 (private), not an allowed image network",
+        ),
+        ("file:///etc/passwd", "only http(s) URLs with a host are fetched"),
+    ],
+    ids=["metadata", "ipv6-loopback", "private", "file"],
+)
+async def test_a_redirect_to_a_refused_destination_is_refused(
+    location: str, why: str, tmp_path: Path
+) -> None:
+    async with await serve_raw(redirect(location)) as server:
+        url = served_at(server, "/redirect.raw")
+        with pytest.raises(ImageError) as raised:
+            await loopback_cache(tmp_path).fetch(url)
+    assert str(raised.value) == f"image URL {url} refused: redirected to {location}: {why}"
+    assert files_under(tmp_path) == []
+
+
+async def test_a_redirect_to_an_allowed_server_is_followed(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
+    target = image_server.publish("redirected.raw", b"redirected")
+    async with await serve_raw(redirect(target)) as server:
+        url = served_at(server, "/start.raw")
+        image = await loopback_cache(tmp_path).fetch(url)
+    assert (image.url, image.path.read_bytes()) == (url, b"redirected")
+    assert image_server.hits("redirected.raw") == 1
+
+
+async def test_redirects_are_bounded(tmp_path: Path) -> None:
+    async with await serve_raw(redirect("/again")) as server:
+        url = served_at(server, "/loop.raw")
+        with pytest.raises(ImageError) as raised:
+            await loopback_cache(tmp_path).fetch(url)
+    assert str(raised.value) == f"fetching {url}: more than 5 redirects"
+    assert files_under(tmp_path) == []
+
+
+async def test_the_mesh_etcd_is_refused_even_with_loopback_allowed(
+    etcd: str, mesh_endpoints: MeshEndpoints, tmp_path: Path
+) -> None:
+    port = etcd.rpartition(":")[2]
+    images = ImageCache(tmp_path, NO_SHORTHANDS, endpoints=mesh_endpoints.read, allowed=LOOPBACK)
+    url = f"http://{etcd}/version"
+    with pytest.raises(ImageError) as raised:
+        await images.fetch(url)
+    assert str(raised.value) == f"image URL {url} refused: {etcd} is the mesh's etcd"
+    by_name = f"http://localhost:{port}/version"
+    with pytest.raises(ImageError, match=rf"image URL {by_name} refused: .*the mesh's etcd"):
+        await images.fetch(by_name)
+    async with await serve_raw(redirect(url)) as server:
+        redirected = served_at(server, "/to-etcd")
+        with pytest.raises(ImageError) as raised:
+            await images.fetch(redirected)
+    assert str(raised.value) == (
+        f"image URL {redirected} refused: redirected to {url}: {etcd} is the mesh's etcd"
+    )
+    assert files_under(tmp_path) == []
+
+
+async def test_a_published_node_agent_is_refused(
+    etcd: str, mesh_endpoints: MeshEndpoints, image_server: ImageServer, tmp_path: Path
+) -> None:
+    url = image_server.publish("node-agent.raw", b"not an image")
+    address = urllib.parse.urlsplit(url).netloc
+    node = f"fetch-policy-{uuid.uuid4().hex[:8]}"
+    record = records_pb2.NodeRecord(
+        name=node, facts=scheduler_service_pb2.HypervisorFacts(node=node, address=address)
+    )
+    store = Store(etcd)
+    await store.commit([Put(key("node", node), record.SerializeToString())])
+    try:
+        images = ImageCache(
+            tmp_path, NO_SHORTHANDS, endpoints=mesh_endpoints.read, allowed=LOOPBACK
+        )
+        with pytest.raises(ImageError) as raised:
+            await images.fetch(url)
+    finally:
+        await store.commit([Delete(key("node", node))])
+        await store.close()
+    assert (
+        str(raised.value) == f"image URL {url} refused: {address} is the node agent of node {node}"
+    )
+    assert image_server.hits("node-agent.raw") == 0
     assert files_under(tmp_path) == []
