@@ -1,0 +1,33 @@
+"""A disk base pointing at the mesh's own etcd, through REST: the node agent
+refuses to fetch it (although this mesh allows loopback), the instance ends
+in `error` with the reason, and etcd's answer is kept nowhere."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import httpx
+import pytest
+
+from devmesh.mesh import Mesh
+from tests.e2e.test_vms import created
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_base_at_the_mesh_etcd_ends_in_error(rest: httpx.Client, mesh: Mesh) -> None:
+    etcd = f"127.0.0.1:{mesh.ports.etcd_client}"
+    url = f"http://{etcd}/version"
+    instance = created(rest, "vm-etcd-base", disk=[{"size": 1, "base": url}])
+    assert instance["state"] == "error"
+    assert instance["error_message"] == f"image URL {url} refused: {etcd} is the mesh's etcd"
+
+    answer = httpx.get(url).content  # what a fetch would have stored
+    images = mesh.state_dir / "images"
+    assert not (images / "blobs" / hashlib.sha256(answer).hexdigest()).exists()
+    assert not list((images / "blobs").glob(".partial-*"))
+    indexed = [json.loads(entry.read_text())["url"] for entry in images.glob("urls/*.json")]
+    assert url not in indexed
+    assert not (mesh.state_dir / "instances" / instance["uuid"]).exists()
+    assert rest.delete(f"/instances/{instance['uuid']}").status_code == 200
