@@ -18,6 +18,11 @@ from services.common import instance_states as states
 RECORD_VERSION = 14
 NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,59}[A-Za-z0-9])?$")
 MIN_MEMORY_MIB = 128
+MAX_CPUS = 4096
+"""No sane request asks for more vCPUs: KVM's own ceiling per guest on x86."""
+MAX_MEMORY_MIB = 64 * 1024 * 1024
+"""No sane request asks for more memory: 64 TiB fills a 46-bit guest
+physical address space."""
 DEFAULT_SIDE_CHANNELS = ("sf-agent",)
 DEFAULT_VIDEO_KIB = 16384
 VIDEO_KIB = (4096, 262144)
@@ -33,7 +38,8 @@ class Limits:
     """Configured bounds on what one instance may ask for."""
 
     max_cpus: int = 16
-    """The most vCPUs one instance may have."""
+    """The most vCPUs one instance may have: more is a well-formed request
+    that no node will take (507), as the scheduler's vCPU limit is."""
 
 
 def check_name(name: str) -> None:
@@ -46,11 +52,20 @@ def check_name(name: str) -> None:
 
 
 def check_resources(cpus: int, memory: int, limits: Limits) -> None:
-    """cpus within 1..max, memory at least 128 MiB."""
-    if not 1 <= cpus <= limits.max_cpus:
-        raise errors.InvalidArgument(f"cpus must be between 1 and {limits.max_cpus}, not {cpus}")
-    if memory < MIN_MEMORY_MIB:
-        raise errors.InvalidArgument(f"memory must be at least {MIN_MEMORY_MIB} MiB, not {memory}")
+    """Malformed amounts (below 1 vCPU or 128 MiB, beyond any sane bound)
+    are 400; more vCPUs than the configured maximum is 507, like a request
+    no node can hold. Memory no node holds is the scheduler's 507."""
+    if not 1 <= cpus <= MAX_CPUS:
+        raise errors.InvalidArgument(f"cpus must be between 1 and {MAX_CPUS}, not {cpus}")
+    if not MIN_MEMORY_MIB <= memory <= MAX_MEMORY_MIB:
+        raise errors.InvalidArgument(
+            f"memory must be between {MIN_MEMORY_MIB} and {MAX_MEMORY_MIB} MiB, not {memory}"
+        )
+    if cpus > limits.max_cpus:
+        raise errors.InsufficientResources(
+            f"Requested vCPUs exceeds vCPU limit ({limits.max_cpus} per instance)",
+            reason="VCPU_LIMIT",
+        )
 
 
 def check_disks(disks: list[instance_pb2.DiskSpec], secure_boot: bool) -> None:

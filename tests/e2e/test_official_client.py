@@ -84,6 +84,17 @@ def test_refusals_raise_the_mapped_exceptions(client: apiclient.Client) -> None:
         client.get_instance("00000000-0000-4000-8000-000000000000")
 
 
+@pytest.mark.parametrize("cpus", [16, 17])
+def test_more_vcpus_than_allowed_raise_insufficient_resources(
+    client: apiclient.Client, cpus: int
+) -> None:
+    """16 vCPUs fit no node of the test machine; 17 are beyond the api's
+    --max-cpus: both are a well-formed request nothing can hold."""
+    with pytest.raises(apiclient.InsufficientResourcesException):
+        client.create_instance("too-wide", cpus, 256, [], [dict(DISK)], None, None)
+    assert "too-wide" not in [i["name"] for i in client.get_instances(all=True)]
+
+
 def test_metadata(client: apiclient.Client) -> None:
     uuid = client.create_instance("meta", 1, 256, [], [dict(DISK)], None, None)["uuid"]
     assert client.get_instance_metadata(uuid) == {}

@@ -579,7 +579,12 @@ async def test_ambiguous_name(api: Api) -> None:
     [
         ({"name": "-bad"}, grpc.StatusCode.INVALID_ARGUMENT, None),
         ({"disk": []}, grpc.StatusCode.INVALID_ARGUMENT, "instance must specify at least one disk"),
-        ({"cpus": 5}, grpc.StatusCode.INVALID_ARGUMENT, "cpus must be between 1 and 4, not 5"),
+        ({"cpus": 0}, grpc.StatusCode.INVALID_ARGUMENT, "cpus must be between 1 and 4096, not 0"),
+        (
+            {"cpus": 5},
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "Requested vCPUs exceeds vCPU limit (4 per instance)",
+        ),
         (
             {"secure_boot": True},
             grpc.StatusCode.INVALID_ARGUMENT,

@@ -92,9 +92,17 @@ def test_cpus_within_limits(cpus: int) -> None:
     assert build(request(cpus=cpus)).cpus == cpus
 
 
-@pytest.mark.parametrize("cpus", [0, -1, 9, 1000])
-def test_cpus_out_of_limits(cpus: int) -> None:
-    assert refusal(request(cpus=cpus)) == f"cpus must be between 1 and 8, not {cpus}"
+@pytest.mark.parametrize("cpus", [0, -1, 4097, 2**31 - 1])
+def test_malformed_cpus_are_400(cpus: int) -> None:
+    assert refusal(request(cpus=cpus)) == f"cpus must be between 1 and 4096, not {cpus}"
+
+
+@pytest.mark.parametrize("cpus", [9, 1000, 4096])
+def test_cpus_beyond_the_configured_maximum_are_507(cpus: int) -> None:
+    with pytest.raises(errors.InsufficientResources) as caught:
+        build(request(cpus=cpus))
+    assert caught.value.http_status == 507
+    assert caught.value.message == "Requested vCPUs exceeds vCPU limit (8 per instance)"
 
 
 def test_cpus_limit_is_configurable() -> None:
@@ -103,10 +111,13 @@ def test_cpus_limit_is_configurable() -> None:
     assert Limits().max_cpus == 16
 
 
-def test_memory_minimum() -> None:
+def test_memory_bounds() -> None:
     assert build(request(memory=128)).memory == 128
-    assert refusal(request(memory=127)) == "memory must be at least 128 MiB, not 127"
-    assert refusal(request(memory=0)) == "memory must be at least 128 MiB, not 0"
+    assert build(request(memory=64 * 1024 * 1024)).memory == 64 * 1024 * 1024
+    for memory in (127, 0, -1, 64 * 1024 * 1024 + 1):
+        assert refusal(request(memory=memory)) == (
+            f"memory must be between 128 and 67108864 MiB, not {memory}"
+        )
 
 
 # --- disks (§4.6) --------------------------------------------------------
