@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import os
 import socket
+import ssl
 import stat
 import subprocess
 import urllib.parse
@@ -480,3 +481,31 @@ async def test_a_published_node_agent_is_refused(
     )
     assert image_server.hits("node-agent.raw") == 0
     assert files_under(tmp_path) == []
+
+
+async def test_the_connection_keeps_the_url_name_for_host_and_tls(tmp_path: Path) -> None:
+    heads: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody")
+        writer.close()
+
+    async with await asyncio.start_server(record, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        await loopback_cache(tmp_path).fetch(f"http://localhost:{port}/named.raw")
+    assert f"\r\nHost: localhost:{port}\r\n".encode() in heads[0]
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    argv = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"]
+    argv += ["-keyout", str(key), "-out", str(cert), "-days", "1"]
+    await asyncio.to_thread(subprocess.run, argv, check=True, capture_output=True)
+    names: list[str | None] = []
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda sock, name, context: names.append(name)
+    async with await asyncio.start_server(record, "127.0.0.1", 0, ssl=context) as server:
+        url = f"https://localhost:{server.sockets[0].getsockname()[1]}/named.raw"
+        with pytest.raises(ImageError, match=f"fetching {url}: .*CERTIFICATE_VERIFY_FAILED"):
+            await loopback_cache(tmp_path / "tls").fetch(url)
+    assert names == ["localhost"]
