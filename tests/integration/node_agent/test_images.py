@@ -16,6 +16,7 @@ import subprocess
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from ipaddress import ip_address
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,12 @@ from services.common.config import MeshConfig
 from services.common.store import Delete, Put, Store, key
 from services.node_agent.fetch_policy import Endpoint, parse_networks
 from services.node_agent.images import CachedImage, ImageCache, ImageError
-from services.node_agent.mesh_endpoints import MeshEndpoints, configured_endpoints
+from services.node_agent.mesh_endpoints import (
+    MeshEndpoints,
+    configured_endpoints,
+    on_this_host,
+    resolve_endpoints,
+)
 
 if TYPE_CHECKING:
     from tests.conftest import ImageServer
@@ -509,3 +515,24 @@ async def test_the_connection_keeps_the_url_name_for_host_and_tls(tmp_path: Path
         with pytest.raises(ImageError, match=f"fetching {url}: .*CERTIFICATE_VERIFY_FAILED"):
             await loopback_cache(tmp_path / "tls").fetch(url)
     assert names == ["localhost"]
+
+
+def test_this_hosts_addresses_are_found_by_binding() -> None:
+    assert on_this_host(ip_address("127.0.0.1"))
+    assert not on_this_host(ip_address("203.0.113.77"))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("203.0.113.77", 9))  # no packet: the kernel picks a source
+        except OSError:
+            pytest.skip("no route off this host")
+        source = probe.getsockname()[0]
+    assert on_this_host(ip_address(source))
+
+
+def test_endpoints_resolve_and_an_unknown_name_is_left_out() -> None:
+    found = resolve_endpoints(
+        [("a", "0.0.0.0:13020"), ("b", "localhost:13010"), ("c", "no-such-host.invalid:1")]
+    )
+    assert [(e.name, e.port, e.local) for e in found] == [("a", 13020, True), ("b", 13010, True)]
+    assert found[0].addresses == {ip_address("0.0.0.0")}
+    assert ip_address("127.0.0.1") in found[1].addresses
