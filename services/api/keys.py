@@ -10,6 +10,7 @@ from pathlib import Path
 import bcrypt
 from sfmesh.v1 import records_pb2
 
+from services.api.sizes import KEY_SECRET_BYTES
 from services.api.store import NamespaceStore
 from services.common.secrets import load_or_create_secret
 
@@ -37,8 +38,11 @@ async def matching_key(
     """The key of `namespace` whose secret is `secret`, or None.
 
     bcrypt is slow on purpose; it runs in a thread so the event loop goes on.
+    A secret longer than bcrypt reads matches nothing (no key could hold it).
     """
     candidate = secret.encode()
+    if len(candidate) > KEY_SECRET_BYTES:
+        return None
 
     def find() -> records_pb2.KeyRecord | None:
         for key in namespace.keys:

@@ -1,14 +1,16 @@
 """Pure checks of instance metadata (reference §1.10, §4.10).
 
-Keys are non-empty strings; values are any JSON except a falsy one. Two keys
-are reserved: `tags` must be a list, `affinity` an object whose values are
-integers (or strings of integers).
+Keys are non-empty strings; values are any JSON except a falsy one; both
+within the bounds of `sizes`. Two keys are reserved: `tags` must be a list,
+`affinity` an object whose values are integers (or strings of integers).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from services.api import sizes
 from services.common import errors
 
 
@@ -16,6 +18,7 @@ def check_entry(key: str, value: Any) -> None:
     """Raise InvalidArgument when `key: value` may not be stored."""
     if not key:
         raise errors.InvalidArgument("no key specified")
+    sizes.check_length("metadata key", key, sizes.METADATA_KEY_CHARS)
     if (
         value is None
         or value == ""
@@ -25,8 +28,12 @@ def check_entry(key: str, value: Any) -> None:
         or (isinstance(value, int | float) and not isinstance(value, bool) and value == 0)
     ):
         raise errors.InvalidArgument("no value specified")
-    if key == "tags" and not isinstance(value, list):
-        raise errors.InvalidArgument('value for "tags" key should be a JSON list')
+    encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    sizes.check_bytes(f'metadata value of "{key}"', encoded, sizes.METADATA_VALUE_BYTES)
+    if key == "tags":
+        if not isinstance(value, list):
+            raise errors.InvalidArgument('value for "tags" key should be a JSON list')
+        sizes.check_count("tags", value, sizes.TAGS)
     if key == "affinity":
         check_affinity(value)
 
@@ -35,6 +42,7 @@ def check_affinity(value: Any) -> None:
     """An object whose values are integers or strings of integers."""
     if not isinstance(value, dict):
         raise errors.InvalidArgument('value for "affinity" key should be a valid JSON dictionary')
+    sizes.check_count("affinity", value, sizes.AFFINITY_TAGS)
     for weight in value.values():
         if isinstance(weight, bool) or not _is_integer(weight):
             raise errors.InvalidArgument("affinity dictionary values should be integers")

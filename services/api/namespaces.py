@@ -8,8 +8,11 @@ records store only the other names (`NamespaceRecord.trust`).
 
 from __future__ import annotations
 
+import re
+
 from sfmesh.v1 import auth_service_pb2, records_pb2
 
+from services.api import sizes
 from services.api.visibility import SYSTEM
 from services.common import errors
 from services.common import instance_states as states
@@ -20,6 +23,8 @@ DELETED = "deleted"
 SERVICE_KEY_PREFIX = "_service_key"
 CREATE_RESERVED_KEY_NAME = "service_key"
 INSTANCE_STATES_THAT_ALLOW_DELETE = frozenset({states.DELETED, states.ERROR})
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+"""Namespace and key names: one path segment, safe in an etcd key and a token."""
 
 
 def is_live(record: records_pb2.NamespaceRecord | None) -> bool:
@@ -78,9 +83,25 @@ def delete_all_target(own: str, given: str | None, given_exists: bool, confirm: 
 
 
 def check_new_namespace_name(name: str) -> None:
-    """The one rule on a new namespace's name: it is given."""
+    """A new namespace's name is given, and a `NAME` of at most 63 characters
+    (Shaken Fist takes any, even names no path can reach)."""
     if not name:
         raise errors.InvalidArgument("no namespace specified")
+    check_name("namespace", name)
+
+
+def check_name(field: str, name: str) -> None:
+    """`name` is at most 63 characters of `NAME`; 400 naming `field` otherwise."""
+    sizes.check_length(field, name, sizes.NAME_CHARS)
+    if not NAME.fullmatch(name):
+        raise errors.InvalidArgument(
+            f'{field} may hold only a-z, A-Z, 0-9, ".", "_" and "-", and not start with "." or "-"'
+        )
+
+
+def check_secret(key: str) -> None:
+    """A key's secret fits what bcrypt reads (72 bytes); 400 otherwise."""
+    sizes.check_bytes("key", key.encode(), sizes.KEY_SECRET_BYTES)
 
 
 def first_key_to_add(key_name: str, key: str) -> bool:
@@ -96,6 +117,8 @@ def first_key_to_add(key_name: str, key: str) -> bool:
         raise errors.InvalidArgument("no key specified")
     if key_name == CREATE_RESERVED_KEY_NAME:
         raise errors.PermissionDenied("illegal key name", reason="ILLEGAL_KEY_NAME")
+    check_name("key_name", key_name)
+    check_secret(key)
     return True
 
 
@@ -108,6 +131,8 @@ def check_new_key(key_name: str, key: str) -> None:
         raise errors.InvalidArgument("no key specified")
     if key_name.startswith(SERVICE_KEY_PREFIX):
         raise errors.PermissionDenied("illegal key name", reason="ILLEGAL_KEY_NAME")
+    check_name("key_name", key_name)
+    check_secret(key)
 
 
 def check_deletable(name: str, instance_states: list[int]) -> None:

@@ -20,7 +20,7 @@ import grpc
 from google.protobuf import empty_pb2
 from sfmesh.v1 import instance_pb2, network_service_pb2, network_service_pb2_grpc, records_pb2
 
-from services.api import ipam
+from services.api import ipam, sizes
 from services.api import namespaces as namespace_rules
 from services.api.events import NETWORK, Events
 from services.api.floating import defloat_interface, float_interface
@@ -82,6 +82,7 @@ class NetworkServicer(
     ) -> network_service_pb2.Network:
         namespace = await self._target_namespace(request)
         block = ipam.parse_netblock(request.netblock)
+        sizes.check_length("name", request.name, sizes.NAME_CHARS)
         network = network_service_pb2.Network(
             uuid=str(uuid_module.uuid4()),
             state=State.NETWORK_STATE_CREATED,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from google.protobuf import json_format, struct_pb2
 from sfmesh.v1 import instance_pb2, instance_service_pb2
 
-from services.api import metadata
+from services.api import metadata, sizes
 from services.common import errors
 from services.common import instance_states as states
 
@@ -68,6 +68,23 @@ def check_resources(cpus: int, memory: int, limits: Limits) -> None:
         )
 
 
+def check_sizes(request: instance_service_pb2.CreateInstanceRequest) -> None:
+    """The counts and lengths of `sizes` (each a 400 naming the field and its limit)."""
+    sizes.check_count("disk", request.disk, sizes.DISKS)
+    sizes.check_count("network", request.network, sizes.NETWORKS)
+    sizes.check_count("metadata", request.metadata.fields, sizes.METADATA_KEYS)
+    sizes.check_count("side_channels", request.side_channels.values, sizes.SIDE_CHANNELS)
+    for index, disk in enumerate(request.disk):
+        sizes.check_length(f"disk[{index}].base", disk.base, sizes.URL_CHARS)
+    for field, limit in (
+        ("ssh_key", sizes.SSH_KEY_CHARS),
+        ("user_data", sizes.USER_DATA_CHARS),
+        ("nvram_template", sizes.URL_CHARS),
+        ("idempotency_key", sizes.IDEMPOTENCY_KEY_CHARS),
+    ):
+        sizes.check_length(field, getattr(request, field), limit)
+
+
 def check_disks(disks: list[instance_pb2.DiskSpec], secure_boot: bool) -> None:
     """At least one disk; sizes positive; no IDE on q35."""
     if not disks:
@@ -114,6 +131,7 @@ def side_channels(request: instance_service_pb2.CreateInstanceRequest) -> list[s
     for index, value in enumerate(request.side_channels.values):
         if value.WhichOneof("kind") != "string_value":
             raise errors.InvalidArgument(f"side_channels[{index}] must be a string")
+        sizes.check_length(f"side_channels[{index}]", value.string_value, sizes.SIDE_CHANNEL_CHARS)
         names.append(value.string_value)
     return names
 
@@ -155,6 +173,7 @@ def build_instance(
     Raises `errors.InvalidArgument` naming the first rule broken.
     """
     check_name(request.name)
+    check_sizes(request)
     check_resources(request.cpus, request.memory, limits)
     if request.secure_boot and not request.uefi:
         raise errors.InvalidArgument("secure boot requires UEFI be enabled")

@@ -14,6 +14,11 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 DOMAIN = "sfmesh"
+MESSAGE_BYTES = 1024
+"""The most UTF-8 bytes of an error message. gRPC sends the message twice in
+trailing metadata (grpc-message, percent-encoded, and grpc-status-details-bin),
+whose size the receiving side caps at 8 KiB: an echoed 100,000-character
+name would otherwise turn any refusal into RESOURCE_EXHAUSTED."""
 
 
 class SfmeshError(Exception):
@@ -24,10 +29,24 @@ class SfmeshError(Exception):
     reason: str = "INTERNAL"
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+        self.message = bounded(message)
+        super().__init__(self.message)
         if reason is not None:
             self.reason = reason
+
+
+def bounded(message: str) -> str:
+    """`message` cut to `MESSAGE_BYTES`: its start and end kept (where a
+    message says what is wrong), the middle (usually an echoed value)
+    replaced by how much was cut. Pure."""
+    encoded = message.encode()
+    if len(encoded) <= MESSAGE_BYTES:
+        return message
+    half = (MESSAGE_BYTES - 40) // 2  # room for the marker
+    head = encoded[:half].decode(errors="ignore")
+    tail = encoded[-half:].decode(errors="ignore")
+    cut = len(message) - len(head) - len(tail)
+    return f"{head}…[{cut} characters cut]…{tail}"
 
 
 class InvalidArgument(SfmeshError):

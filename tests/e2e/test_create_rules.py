@@ -116,6 +116,55 @@ RULES: list[tuple[str, dict[str, Any], int, str]] = [
     ),
     ("unknown namespace", {"namespace": "nowhere"}, 404, "namespace not found"),
     ("unknown key", {"sshkey": "ssh-ed25519 AAAA"}, 400, "sshkey"),
+    ("500 disks", {"disk": [{"size": 1}] * 500}, 400, "disk may have at most 16 entries, not 500"),
+    (
+        "17 networkspecs",
+        {"network": [{"network_uuid": "n"}] * 17},
+        400,
+        "network may have at most 16 entries, not 17",
+    ),
+    (
+        "long disk base",
+        {"disk": [{"base": "https://example.com/" + "a" * 3000}]},
+        400,
+        "disk[0].base must be at most 2048 characters long, not 3020",
+    ),
+    (
+        "long ssh_key",
+        {"ssh_key": "ssh-ed25519 " + "A" * 20000},
+        400,
+        "ssh_key must be at most 16384 characters long, not 20012",
+    ),
+    (
+        "long user_data",
+        {"user_data": "QUFB" * 20000},
+        400,
+        "user_data must be at most 65535 characters long, not 80000",
+    ),
+    (
+        "long metadata key",
+        {"metadata": {"k" * 300: "v"}},
+        400,
+        "metadata key must be at most 256 characters long, not 300",
+    ),
+    (
+        "big metadata value",
+        {"metadata": {"blob": "v" * 20000}},
+        400,
+        'metadata value of "blob" must be at most 16384 bytes, not 20002',
+    ),
+    (
+        "too many tags",
+        {"metadata": {"tags": [f"t{i}" for i in range(65)]}},
+        400,
+        "tags may have at most 64 entries, not 65",
+    ),
+    (
+        "too many metadata keys",
+        {"metadata": {f"k{i}": "v" for i in range(65)}},
+        400,
+        "metadata may have at most 64 entries, not 65",
+    ),
     ("camelCase key", {"sshKey": "ssh-ed25519 AAAA"}, 400, "sshKey"),
 ]
 
@@ -164,3 +213,15 @@ def test_a_virtio_gpu_is_kept_as_given(rest: httpx.Client) -> None:
     assert reply.status_code == 200, reply.text
     shown = rest.get(f"/instances/{reply.json()['uuid']}").json()["video"]
     assert shown == {**video, "vdi": "spice"}
+
+
+def test_a_huge_name_is_400_with_a_bounded_message(rest: httpx.Client) -> None:
+    """Once 429 `received metadata size exceeds hard limit`: the message
+    echoed the whole name into gRPC's trailing metadata."""
+    before = len(rest.request("GET", "/instances", json={"all": True}).json())
+    reply = rest.post("/instances", json={**VALID, "name": "x" * 100_000})
+    assert reply.status_code == 400, reply.text[:300]
+    error = reply.json()["error"]
+    assert error.startswith("instance name xxx") and "characters cut]" in error
+    assert error.endswith("or hyphen (-).") and len(error) < 1100
+    assert len(rest.request("GET", "/instances", json={"all": True}).json()) == before

@@ -13,6 +13,7 @@ import pytest
 from shakenfist_client import apiclient
 
 from devmesh.mesh import Mesh
+from tests.e2e.test_vms import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -107,6 +108,25 @@ def test_management_refusals(mesh: Mesh, rest: httpx.Client) -> None:
         refused(own.get("/auth/namespaces/system"), 404, "namespace not found")
 
 
+def test_names_and_keys_are_bounded(mesh: Mesh, rest: httpx.Client) -> None:
+    """Over-long or path-breaking names are 400 and write nothing; a secret
+    longer than bcrypt reads is 400 to store and 401 (not 500) to log in with."""
+    before = rest.get("/auth/namespaces").json()
+    refused(rest.post("/auth/namespaces", json={"namespace": "n" * 64}), 400,
+            "namespace must be at most 63 characters long, not 64")  # fmt: skip
+    slash = rest.post("/auth/namespaces", json={"namespace": "a/b"})
+    assert slash.status_code == 400 and "namespace may hold only" in slash.json()["error"]
+    assert rest.get("/auth/namespaces").json() == before
+    refused(rest.post("/auth/namespaces/system/keys", json={"key_name": "k" * 64, "key": "s"}),
+            400, "key_name must be at most 63 characters long, not 64")  # fmt: skip
+    refused(rest.post("/auth/namespaces/system/keys", json={"key_name": "long", "key": "s" * 73}),
+            400, "key must be at most 72 bytes, not 73")  # fmt: skip
+    kept = rest.get("/auth/namespaces/system/keys").json()
+    assert "system" in kept and "long" not in kept and "k" * 64 not in kept
+    refused(httpx.post(f"{mesh.gateway_url}/auth", json={"namespace": "system", "key": "s" * 73}),
+            401, "unauthorized")  # fmt: skip
+
+
 def test_trust_add_and_remove(mesh: Mesh, rest: httpx.Client) -> None:
     owner, friend = fresh("owner"), fresh("friend")
     for name in (owner, friend):
@@ -173,7 +193,10 @@ def test_a_namespace_with_instances_cannot_be_deleted(rest: httpx.Client) -> Non
     refused(
         rest.delete(f"/auth/namespaces/{name}"), 400, "you cannot delete a namespace with instances"
     )
-    assert rest.delete(f"/instances/{created.json()['uuid']}").status_code == 200
+    instance = f"/instances/{created.json()['uuid']}"
+    assert rest.delete(instance).status_code == 200
+    # delete-wait blocks too: the namespace goes once its node agent is done.
+    wait_for(lambda: rest.get(instance).json()["state"] == "deleted")
     assert rest.delete(f"/auth/namespaces/{name}").status_code == 200
 
 

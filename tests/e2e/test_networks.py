@@ -79,6 +79,11 @@ def test_create_read_list_and_delete_with_the_official_client(client: apiclient.
         ({"netblock": "10.0.0.1/24"}, 400, "cannot parse netblock: 10.0.0.1/24 has host bits set"),
         ({"netblock": "10.0.0.0/30"}, 400, "network is below minimum size of /29"),
         ({"netblock": "10.0.0.0/24", "namespace": "no-such-ns"}, 404, "namespace not found"),
+        (
+            {"netblock": "10.0.0.0/24", "name": "n" * 64},
+            400,
+            "name must be at most 63 characters long, not 64",
+        ),
     ],
 )
 def test_refused_creates_write_nothing(

@@ -56,3 +56,28 @@ def test_a_whole_object_is_checked_entry_by_entry() -> None:
     check_metadata({"owner": "ops", "tags": ["a"]})
     with pytest.raises(errors.InvalidArgument, match="tags"):
         check_metadata({"owner": "ops", "tags": {"not": "a list"}})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("k" * 257, "v", "metadata key must be at most 256 characters long, not 257"),
+        ("blob", "v" * 16_383, 'metadata value of "blob" must be at most 16384 bytes, not 16385'),
+        ("tags", ["t"] * 65, "tags may have at most 64 entries, not 65"),
+        (
+            "affinity",
+            {f"t{i}": 1 for i in range(65)},
+            "affinity may have at most 64 entries, not 65",
+        ),
+    ],
+)
+def test_sizes_are_bounded(key: str, value: Any, message: str) -> None:
+    with pytest.raises(errors.InvalidArgument) as caught:
+        check_entry(key, value)
+    assert caught.value.message == message
+
+
+def test_sizes_at_their_limits_pass() -> None:
+    check_entry("k" * 256, "v" * 16_382)  # 16,384 bytes as JSON, quotes included
+    check_entry("tags", ["t"] * 64)
+    check_entry("affinity", {f"t{i}": 1 for i in range(64)})

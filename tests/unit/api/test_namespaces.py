@@ -88,6 +88,39 @@ def test_a_new_namespace_needs_a_name() -> None:
     assert error.message == "no namespace specified"
 
 
+@pytest.mark.parametrize("name", ["demo", "t1a2-x_y.z", "_ops", "N" * 63])
+def test_namespace_names_that_pass(name: str) -> None:
+    rules.check_new_namespace_name(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("n" * 64, "namespace must be at most 63 characters long, not 64"),
+        ("n" * 100_000, "namespace must be at most 63 characters long, not 100000"),
+        ("a/b", 'namespace may hold only a-z, A-Z, 0-9, ".", "_" and "-"'),
+        ("-a", 'namespace may hold only a-z, A-Z, 0-9, ".", "_" and "-"'),
+        ("a b", 'namespace may hold only a-z, A-Z, 0-9, ".", "_" and "-"'),
+        ("..", 'namespace may hold only a-z, A-Z, 0-9, ".", "_" and "-"'),
+    ],
+)
+def test_namespace_names_that_fail(name: str, message: str) -> None:
+    error = refusal(rules.check_new_namespace_name, name)
+    assert isinstance(error, errors.InvalidArgument)
+    assert error.message.startswith(message)
+
+
+def test_key_names_and_secrets_are_bounded() -> None:
+    for check in (rules.check_new_key, rules.first_key_to_add):
+        long_name = refusal(check, "k" * 64, "secret")
+        assert long_name.message == "key_name must be at most 63 characters long, not 64"
+        slash = refusal(check, "a/b", "secret")
+        assert slash.message.startswith("key_name may hold only a-z")
+        secret = refusal(check, "deploy", "s" * 73)
+        assert secret.message == "key must be at most 72 bytes, not 73"
+    rules.check_new_key("k" * 63, "s" * 72)
+
+
 def test_first_key_is_optional_and_a_key_without_a_name_is_ignored() -> None:
     assert rules.first_key_to_add("", "") is False
     assert rules.first_key_to_add("", "secret") is False

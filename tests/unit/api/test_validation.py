@@ -120,6 +120,83 @@ def test_memory_bounds() -> None:
         )
 
 
+# --- lengths and counts (services/api/sizes.py) ------------------------
+
+
+def _metadata(keys: int) -> struct_pb2.Struct:
+    metadata = struct_pb2.Struct()
+    metadata.update({f"k{i}": "v" for i in range(keys)})
+    return metadata
+
+
+def _channels(count: int, name: str = "c") -> struct_pb2.ListValue:
+    channels = struct_pb2.ListValue()
+    channels.extend([name] * count)
+    return channels
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"disk": [instance_pb2.DiskSpec(size=1)] * 17},
+            "disk may have at most 16 entries, not 17",
+        ),
+        (
+            {"network": [instance_pb2.NetworkSpec(network_uuid="n")] * 17},
+            "network may have at most 16 entries, not 17",
+        ),
+        ({"metadata": _metadata(65)}, "metadata may have at most 64 entries, not 65"),
+        ({"side_channels": _channels(17)}, "side_channels may have at most 16 entries, not 17"),
+        (
+            {"side_channels": _channels(1, "c" * 65)},
+            "side_channels[0] must be at most 64 characters long, not 65",
+        ),
+        (
+            {"disk": [instance_pb2.DiskSpec(base="https://x/" + "a" * 2039)]},
+            "disk[0].base must be at most 2048 characters long, not 2049",
+        ),
+        ({"ssh_key": "k" * 16385}, "ssh_key must be at most 16384 characters long, not 16385"),
+        (
+            {"user_data": "QUFB" * 16384},
+            "user_data must be at most 65535 characters long, not 65536",
+        ),
+        (
+            {"nvram_template": "t" * 2049},
+            "nvram_template must be at most 2048 characters long, not 2049",
+        ),
+        (
+            {"idempotency_key": "i" * 256},
+            "idempotency_key must be at most 255 characters long, not 256",
+        ),
+    ],
+)
+def test_lengths_and_counts_are_bounded(fields: dict[str, object], message: str) -> None:
+    assert refusal(request(**fields)) == message
+
+
+def test_lengths_and_counts_at_their_limits_pass() -> None:
+    built = build(
+        request(
+            disk=[instance_pb2.DiskSpec(size=1)] * 16,
+            metadata=_metadata(64),
+            side_channels=_channels(16, "c" * 64),
+            ssh_key="k" * 16384,
+            user_data="QUFB" * 16383,
+            nvram_template="t" * 2048,
+            idempotency_key="i" * 255,
+        )
+    )
+    assert len(built.disk_spec) == 16
+
+
+def test_a_huge_name_is_refused_with_a_bounded_message() -> None:
+    message = refusal(request(name="x" * 100_000))
+    assert message.startswith("instance name xxx")
+    assert message.endswith("or hyphen (-).")
+    assert len(message.encode()) <= errors.MESSAGE_BYTES
+
+
 # --- disks (§4.6) --------------------------------------------------------
 
 

@@ -114,3 +114,21 @@ def test_retry_info_default_and_custom_delay() -> None:
     assert info.reason == "NO_NODE"
     assert dict(info.metadata) == {"http_status": "507"}
     assert retry.retry_delay.seconds == 30
+
+
+def test_a_short_message_is_kept_whole() -> None:
+    assert errors.InvalidArgument("x" * errors.MESSAGE_BYTES).message == "x" * errors.MESSAGE_BYTES
+
+
+@pytest.mark.parametrize("echoed", ["a" * 100_000, "é" * 100_000, "😀" * 30_000])
+def test_a_long_echo_is_cut_in_the_middle(echoed: str) -> None:
+    """Start and end survive; the whole fits gRPC's metadata twice over."""
+    error = errors.InvalidArgument(f"instance name {echoed} is not useable as a DNS name")
+    assert len(error.message.encode()) <= errors.MESSAGE_BYTES
+    assert error.message.startswith("instance name ")
+    assert error.message.endswith(" is not useable as a DNS name")
+    assert "characters cut]" in error.message
+    assert str(error) == error.message
+    status = errors.to_status(error, request_id="r1")
+    assert status.details == error.message
+    assert sum(len(key) + len(value) for key, value in status.trailing_metadata) < 4096
