@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import re
+import urllib.parse
 from dataclasses import dataclass
 
 from google.protobuf import json_format, struct_pb2
@@ -29,6 +30,10 @@ VIDEO_KIB = (4096, 262144)
 """Video memory bounds in KiB: QEMU 7.2's bochs-display wants 4 MiB to
 256 MiB, libvirt refuses VGA below 1 MiB; the other models take any."""
 SECURE_BOOT_BUSES_REFUSED = {instance_pb2.DISK_BUS_IDE}
+
+SHORTHAND = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(:[A-Za-z0-9._-]+)?")
+"""An image shorthand: `cirros`, `debian:11`, `centos:9-stream`."""
+IMAGE_SCHEMES = frozenset({"http", "https"})
 
 _MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 
@@ -96,11 +101,32 @@ def check_disks(disks: list[instance_pb2.DiskSpec], secure_boot: bool) -> None:
             raise errors.InvalidArgument(
                 f"disk[{index}]: the ide bus is not available with secure_boot (q35 has no IDE)"
             )
-        base = disk.base if disk.HasField("base") else ""
-        if base.startswith("label:") or base.startswith("sf://"):
-            raise errors.InvalidArgument(
-                f'disk[{index}].base "{base}": label: and sf:// bases are not supported yet'
-            )
+        check_base(index, disk.base if disk.HasField("base") else "")
+
+
+def check_base(index: int, base: str) -> None:
+    """A disk base is blank (unset, "" or "none"), an image shorthand such as
+    `debian:11` (no "/": the node agent's table resolves it), or an http(s)
+    URL with a host. Any other scheme (`file:`, `ftp:`, `gopher:`...) is
+    refused here, before a node agent is asked to fetch it."""
+    if not base or base.lower() == "none":
+        return
+    if base.startswith("label:") or base.startswith("sf://"):
+        raise errors.InvalidArgument(
+            f'disk[{index}].base "{base}": label: and sf:// bases are not supported yet'
+        )
+    if SHORTHAND.fullmatch(base):
+        return
+    try:
+        parts = urllib.parse.urlsplit(base)
+        fetchable = parts.scheme.lower() in IMAGE_SCHEMES and bool(parts.hostname)
+    except ValueError:  # a malformed netloc, such as an unclosed "["
+        fetchable = False
+    if not fetchable:
+        raise errors.InvalidArgument(
+            f'disk[{index}].base "{base}" is neither an http or https URL nor an image '
+            "shorthand such as debian:11"
+        )
 
 
 def check_macs(specs: list[instance_pb2.NetworkSpec]) -> None:

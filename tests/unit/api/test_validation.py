@@ -222,9 +222,48 @@ def test_label_and_sf_bases_not_supported_yet(base: str) -> None:
     assert message.endswith("not supported yet")
 
 
-@pytest.mark.parametrize("base", ["debian:12", "http://example.com/x.qcow2", "cirros"])
-def test_other_bases_accepted(base: str) -> None:
+@pytest.mark.parametrize(
+    "base",
+    [
+        "debian:12",
+        "ubuntu:22.04",
+        "centos:9-stream",
+        "cirros",
+        "http://example.com/x.qcow2",
+        "HTTPS://images.example.com:8443/a/b.qcow2?v=1",
+        "http://[::1]:8080/x.raw",
+        "none",
+        "NONE",
+        "",
+    ],
+)
+def test_shorthands_http_urls_and_blanks_are_accepted(base: str) -> None:
     assert build(request(disk=[instance_pb2.DiskSpec(size=8, base=base)])).disk_spec[0].base == base
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "file:///etc/shadow",
+        "file:/etc/shadow",
+        "FILE:///etc/shadow",
+        "ftp://example.com/x.qcow2",
+        "gopher://example.com:70/1",
+        "data:application/octet-stream;base64,AAAA",
+        "/etc/shadow",
+        "//example.com/x.qcow2",
+        "http:///x.qcow2",
+        "http://[::1/x.qcow2",
+        "debian/11",
+        "debian:11 ",
+    ],
+)
+def test_other_schemes_and_paths_are_refused(base: str) -> None:
+    message = refusal(request(disk=[instance_pb2.DiskSpec(size=8, base=base)]))
+    assert message == (
+        f'disk[0].base "{base}" is neither an http or https URL nor an image shorthand '
+        "such as debian:11"
+    )
 
 
 def test_ide_refused_with_secure_boot() -> None:
