@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from sfmesh.v1 import event_pb2, instance_pb2, records_pb2
 
@@ -76,13 +76,15 @@ class InstanceNetworking:
             bridges[network_uuid] = names(self._dataplane.node, plan.vxlan_id).bridge
         return bridges
 
-    async def detach(self, instance_uuid: str) -> None:
+    async def detach(self, instance_uuid: str, used: Iterable[str] = ()) -> None:
         """`instance_uuid` left this node: drop its pins and floats, and the
-        data plane of every network no instance here uses any more."""
-        for network_uuid in list(self._plans):
+        data plane of every network no instance here uses any more. `used`
+        names the networks it was on, which this process may not know (it
+        restarted since they were made here)."""
+        for network_uuid in sorted({*self._plans, *used}):
             async with self._locks[network_uuid]:
-                plan = self._plans.get(network_uuid)
-                if plan is None:  # taken down meanwhile
+                plan = self._plans.get(network_uuid) or await self._carried(network_uuid)
+                if plan is None:  # taken down meanwhile, or never here
                     continue
                 instances = self._live(without=instance_uuid)
                 if any(nic.network_uuid == network_uuid for i in instances for nic in i.interfaces):
@@ -119,6 +121,18 @@ class InstanceNetworking:
             await self._egress.release(plan.uuid)
         del self._plans[plan.uuid]
         self._status(plan.uuid, "removed network from hypervisor")
+
+    async def _carried(self, network_uuid: str) -> NetworkPlan | None:
+        """The plan of a network this process has not made, if this node
+        carries it."""
+        try:
+            plan = await self._plan(network_uuid)
+        except NetworkGone:
+            return None
+        if await self._dataplane.has(plan.vxlan_id):
+            return plan
+        del self._plans[network_uuid]
+        return None
 
     async def _make_ready(self, network_uuid: str, floats: dict[str, str]) -> None:
         plan = await self._plan(network_uuid)

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from sfmesh.v1 import event_pb2, instance_pb2, records_pb2
@@ -175,10 +175,10 @@ class Reconciler:
         elif state == states.DELETE_WAIT:
             await self._delete(stored)
         elif state in FAILED:
-            await self._tear_down(uuid)
+            await self._tear_down(uuid, _networks(stored))
             await self._move(stored, state, states.ERROR)
         elif state == states.ERROR:
-            await self._tear_down(uuid)
+            await self._tear_down(uuid, _networks(stored))
 
     async def _create(self, stored: StoredInstance) -> None:
         instance = stored.record.instance
@@ -223,10 +223,11 @@ class Reconciler:
             extra={"seconds": {name: round(value, 6) for name, value in stages.seconds.items()}},
         )
 
-    async def _tear_down(self, uuid: str) -> None:
-        """The domain and files go, then this node's share of its networks."""
+    async def _tear_down(self, uuid: str, used: Iterable[str] = ()) -> None:
+        """The domain and files go, then this node's share of its networks
+        (`used`: those it was on, when known)."""
         await self._builder.tear_down(uuid)
-        await self._networking.detach(uuid)
+        await self._networking.detach(uuid, used)
 
     async def _still(self, uuid: str, state: int) -> None:
         """Superseded unless etcd shows the instance in `state` now."""
@@ -262,7 +263,7 @@ class Reconciler:
         started = time.perf_counter()
         await self._builder.remove_files(uuid)
         took = time.perf_counter() - started
-        await self._networking.detach(uuid)
+        await self._networking.detach(uuid, _networks(stored))
 
         def torn_down(record: records_pb2.InstanceRecord) -> None:
             record.instance.power_state = Power.POWER_STATE_OFF
@@ -287,7 +288,7 @@ class Reconciler:
 
         failing = FAILING[state]
         stored = await self._move(stored, state, failing, with_reason)
-        await self._tear_down(uuid)
+        await self._tear_down(uuid, _networks(stored))
         await self._move(stored, failing, states.ERROR)
 
     async def _move(
@@ -335,6 +336,11 @@ class Reconciler:
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         self._emitter.emit("instance", uuid, event_type, message, duration=duration, extra=extra)
+
+
+def _networks(stored: StoredInstance) -> set[str]:
+    """The networks an instance has NICs on. Pure."""
+    return {nic.network_uuid for nic in stored.record.instance.interfaces}
 
 
 def _state_name(state: int) -> str:
