@@ -17,7 +17,7 @@ from shakenfist_client import apiclient
 from devmesh.mesh import Mesh
 from tests.e2e.conftest import FLOATING_POOL
 from tests.e2e.test_nics import BOOT_DISK, network
-from tests.e2e.test_vms import created, wait_for
+from tests.e2e.test_vms import created, view, wait_for
 
 SPEC = {"cpus": 1, "memory": 128, "disk": BOOT_DISK}
 
@@ -100,6 +100,7 @@ def test_a_create_can_float_and_its_delete_gives_the_address_back(rest: httpx.Cl
     finally:
         rest.delete(f"/instances/{made['uuid']}")
         rest.delete(f"/networks/{net['uuid']}")
+    wait_for(lambda: view(rest, made["uuid"])["state"] == "deleted")
     assert floating not in pool(rest)
     # A deleted interface does not float again; defloating it changes nothing.
     nic = made["interfaces"][0]["uuid"]

@@ -9,18 +9,21 @@ import functools
 import re
 import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+import libvirt
 import pytest
 
 from devmesh.mesh import Mesh
 from guests.serve import ImageServer
 from guests.testguest import ensure_test_guest
 from services.node_agent.dataplane import names
-from tests.e2e.test_vms import created, wait_for
+from services.node_agent.naming import domain_name
+from tests.e2e.test_vms import created, view, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -117,6 +120,10 @@ def test_addresses_are_reserved_refused_and_given_back(rest: httpx.Client) -> No
     assert rest.delete(f"/networks/{net['uuid']}").json()["state"] == "delete-wait"
     for made in (fixed, *randoms):
         assert rest.delete(f"/instances/{made['uuid']}").status_code == 200
+    gone = {made["uuid"] for made in (fixed, *randoms)}
+    wait_for(lambda: all(view(rest, each)["state"] == "deleted" for each in gone))
+    # The last instance's deleted and its release were one write: the network
+    # went with it.
     assert view_network(rest, net)["state"] == "deleted"
     assert rest.get(f"/networks/{net['uuid']}/addresses").json() == []
 
@@ -187,6 +194,49 @@ def test_a_restarted_agent_takes_down_networks_left_without_instances(
     rest.delete(f"/networks/{net['uuid']}")
 
 
+def test_an_address_is_given_back_only_once_its_instance_is_deleted(
+    rest: httpx.Client, mesh: Mesh
+) -> None:
+    """Deleted while its node agent is down, an instance waits in delete-wait,
+    its domain running and its address held; once the agent is back it tears
+    the domain down, and only then is the instance deleted and the address
+    free."""
+    net = network(rest, "10.251.19.0/24")
+    address = "10.251.19.9"
+    asking = {**SPEC, "network": [{"network_uuid": net["uuid"], "address": address}]}
+    made = created(rest, "nic-waits", **asking)
+    mesh.stop_service("node_agent", signal.SIGKILL)
+    try:
+        assert rest.delete(f"/instances/{made['uuid']}").status_code == 200
+        time.sleep(2)  # ample time for a delete that would not wait
+        assert view(rest, made["uuid"])["state"] == "delete-wait"
+        assert domain_exists(mesh, made["uuid"])
+        assert addresses(rest, net)[address] == "instance"
+        reuse = rest.post("/instances", json={**asking, "name": "nic-reuse"})
+        assert (reuse.status_code, reuse.json()["error"]) == (409, f"address {address} in use")
+    finally:
+        mesh.start_service("node_agent")
+    wait_for(lambda: view(rest, made["uuid"])["state"] == "deleted", timeout=60)
+    assert not domain_exists(mesh, made["uuid"])
+    assert address not in addresses(rest, net)
+    again = created(rest, "nic-reuse", **asking)
+    assert again["interfaces"][0]["ipv4"] == address
+    rest.delete(f"/instances/{again['uuid']}")
+    rest.delete(f"/networks/{net['uuid']}")
+
+
+def domain_exists(mesh: Mesh, instance_uuid: str) -> bool:
+    """Whether libvirt has the instance's domain, running or not."""
+    conn = libvirt.open("qemu:///system")
+    try:
+        conn.lookupByName(domain_name(mesh.node_name, instance_uuid))
+        return True
+    except libvirt.libvirtError:
+        return False
+    finally:
+        conn.close()
+
+
 def node_status(rest: httpx.Client, net: dict[str, Any]) -> list[str]:
     """The network's status events of this node, newest first."""
     events = rest.get(f"/networks/{net['uuid']}/events", params={"event_type": "status"}).json()
@@ -236,6 +286,7 @@ def test_a_mac_is_unique_within_its_network(rest: httpx.Client) -> None:
         rest.delete(f"/instances/{elsewhere['uuid']}")
     finally:
         rest.delete(f"/instances/{first['uuid']}")
+    wait_for(lambda: view(rest, first["uuid"])["state"] == "deleted")  # then its MAC is free
     later = created(
         rest, "mac-5", **SPEC, network=[{"network_uuid": one["uuid"], "macaddress": mac}]
     )

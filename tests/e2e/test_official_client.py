@@ -29,8 +29,8 @@ DISK = {"size": 8, "base": "debian:11", "bus": None, "type": "disk"}
 def client(mesh: Mesh, isolated_home: Path) -> Iterator[apiclient.Client]:
     """A client configured only by the ~/.shakenfist that make run writes.
 
-    Creates and deletes do not wait for the node agent (the `continue` async
-    strategy); test_vms.py shows the default, blocking one.
+    Creates do not wait for the node agent (the `continue` async strategy;
+    test_vms.py shows the default, blocking one); deletes here use `waiting`.
     """
     assert write_client_config(
         isolated_home / ".shakenfist",
@@ -41,10 +41,17 @@ def client(mesh: Mesh, isolated_home: Path) -> Iterator[apiclient.Client]:
     yield apiclient.Client(async_strategy=apiclient.ASYNC_CONTINUE)
 
 
-def sf_client(*args: str) -> Any:
-    """Run `sf-client --json --async continue ...` and decode what it prints."""
+@pytest.fixture(scope="module")
+def waiting(client: apiclient.Client) -> apiclient.Client:
+    """The same, polling (up to a minute) until what it deletes is
+    `deleted`: a placed instance waits in delete-wait for its node agent."""
+    return apiclient.Client(async_strategy=apiclient.ASYNC_PAUSE)
+
+
+def sf_client(*args: str, strategy: str = "continue") -> Any:
+    """Run `sf-client --json --async <strategy> ...` and decode what it prints."""
     done = subprocess.run(
-        [SF_CLIENT, "--json", "--async", "continue", *args],
+        [SF_CLIENT, "--json", "--async", strategy, *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -58,7 +65,7 @@ def test_client_with_no_arguments_finds_the_mesh(client: apiclient.Client) -> No
     assert isinstance(apiclient.Client().get_instances(), list)
 
 
-def test_create_get_list_delete(client: apiclient.Client) -> None:
+def test_create_get_list_delete(client: apiclient.Client, waiting: apiclient.Client) -> None:
     created = client.create_instance("from-client", 1, 256, [], [dict(DISK)], None, None)
     assert created["state"] == "initial"
     assert created["disk_spec"] == [DISK]
@@ -70,8 +77,8 @@ def test_create_get_list_delete(client: apiclient.Client) -> None:
     assert uuid in [i["uuid"] for i in client.get_instances()]
     assert client.get_instance_interfaces(uuid) == []
 
-    deleted = client.delete_instance(uuid)
-    assert deleted["uuid"] == uuid
+    deleted = waiting.delete_instance(uuid)  # what it last read: deleted
+    assert (deleted["uuid"], deleted["state"]) == (uuid, "deleted")
     assert client.get_instance(uuid)["state"] == "deleted"
     assert uuid not in [i["uuid"] for i in client.get_instances()]
     assert uuid in [i["uuid"] for i in client.get_instances(all=True)]
@@ -126,18 +133,18 @@ def test_cli_create_show_metadata_delete(client: apiclient.Client) -> None:
     assert sf_client("instance", "set-metadata", uuid, "role", "db") == {}
     assert client.get_instance_metadata(uuid) == {"role": "db"}
     assert sf_client("instance", "delete-metadata", uuid, "role") == {}
-    sf_client("instance", "delete", uuid)
+    sf_client("instance", "delete", uuid, strategy="pause")  # waits until deleted
     assert client.get_instance(uuid)["state"] == "deleted"
 
 
-def test_delete_all(client: apiclient.Client) -> None:
+def test_delete_all(client: apiclient.Client, waiting: apiclient.Client) -> None:
     uuids = {
         client.create_instance(f"bulk-{n}", 1, 256, [], [dict(DISK)], None, None)["uuid"]
         for n in range(3)
     }
     with pytest.raises(apiclient.RequestMalformedException):
         client.delete_all_instances(None)
-    deleted = client.delete_all_instances("system")
+    deleted = waiting.delete_all_instances("system")  # waits until each is deleted
     assert uuids <= set(deleted)
     assert {client.get_instance(uuid)["state"] for uuid in uuids} == {"deleted"}
 

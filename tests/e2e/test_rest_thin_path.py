@@ -10,6 +10,7 @@ import pytest
 
 from devmesh.mesh import Mesh
 from guests.serve import ImageServer
+from tests.e2e.test_vms import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -63,8 +64,9 @@ def test_create_list_get_delete(mesh: Mesh, rest: httpx.Client) -> None:
     deleted = rest.delete(f"/instances/{uuid}")
     assert deleted.status_code == 200
     assert deleted.json()["state"] in ("initial", "preflight", "creating", "created")
-    after = rest.get(f"/instances/{uuid}").json()
-    assert after["state"] == "deleted"
+    # Placed: delete-wait until its node agent has torn it down.
+    assert rest.get(f"/instances/{uuid}").json()["state"] in ("delete-wait", "deleted")
+    wait_for(lambda: rest.get(f"/instances/{uuid}").json()["state"] == "deleted")
     assert uuid not in [entry["uuid"] for entry in rest.get("/instances").json()]
     assert uuid in [e["uuid"] for e in rest.get("/instances", params={"all": "true"}).json()]
     assert rest.delete(f"/instances/{uuid}").status_code == 404

@@ -59,14 +59,19 @@ def test_watch_all_streams_changes_as_ndjson(rest: httpx.Client) -> None:
         seen = own_results(lines, uuid, "created")
         rest.delete(f"/instances/{uuid}")
         seen += own_results(lines, uuid, "deleted")
-    # Every state the node agent walked the instance through, in order.
+    # Every state the instance went through, in order: the node agent's
+    # walk, the api's delete-wait, the node agent's record of its teardown,
+    # and the api's deleted.
     assert [(r["change"], r["instance"]["state"]) for r in seen] == [
         ("created", "initial"),
         ("updated", "preflight"),
         ("updated", "creating"),
         ("updated", "created"),
+        ("updated", "delete-wait"),
+        ("updated", "delete-wait"),
         ("updated", "deleted"),
-    ] + [("updated", "deleted")] * (len(seen) - 5)
+    ]
+    assert [r["instance"]["power_state"] for r in seen[-3:]] == ["on", "off", "off"]
 
 
 def test_watch_one_instance_as_sse_with_a_query_token(
@@ -84,10 +89,13 @@ def test_watch_one_instance_as_sse_with_a_query_token(
         first = sse_events(lines, 1)
         rest.delete(f"/instances/{uuid}")
         second = sse_events(lines, 1)
+        while (last := sse_events(lines, 1))[0][1]["instance"]["state"] != "deleted":
+            assert last[0][1]["instance"]["state"] == "delete-wait"
     assert first[0][0] == "result"
     assert first[0][1]["change"] == "existing"
     assert second[0][1]["change"] == "updated"
-    assert second[0][1]["instance"]["state"] == "deleted"
+    assert second[0][1]["instance"]["state"] == "delete-wait"
+    assert last[0][1]["change"] == "updated"
 
 
 def test_watch_without_token_is_a_plain_401(mesh: Mesh) -> None:

@@ -103,8 +103,38 @@ def test_boot_power_and_delete(rest: httpx.Client, mesh: Mesh, hypervisor: Hyper
     wait_for(lambda: hypervisor.state(uuid) is None)
     folder: Path = mesh.state_dir / "instances" / uuid
     wait_for(lambda: not folder.exists())
-    wait_for(lambda: view(rest, uuid)["power_state"] == "off")
-    assert view(rest, uuid)["state"] == "deleted"
+    wait_for(lambda: view(rest, uuid)["state"] == "deleted")
+    assert view(rest, uuid)["power_state"] == "off"
+
+
+def test_deleted_is_shown_only_once_the_domain_is_gone(
+    rest: httpx.Client, mesh: Mesh, hypervisor: Hypervisor
+) -> None:
+    """DELETE answers at once; the instance waits in delete-wait while its
+    node agent tears the domain down, and is deleted only after."""
+    uuid = created(rest, "vm-honest")["uuid"]
+    folder: Path = mesh.state_dir / "instances" / uuid
+    assert rest.delete(f"/instances/{uuid}").json()["state"] == "created"
+    seen = []
+    deadline = time.monotonic() + 30
+    while True:
+        state = view(rest, uuid)["state"]  # read first: what it claims must hold after
+        seen.append((state, hypervisor.state(uuid) is not None, folder.exists()))
+        if state == "deleted":
+            break
+        assert state == "delete-wait" and time.monotonic() < deadline, seen[-1]
+        time.sleep(0.01)
+    assert seen[0] == ("delete-wait", True, True)  # the domain outlives the answer
+    assert seen[-1] == ("deleted", False, False)
+    events = wait_for(lambda: (e := events_of(rest, uuid)) and "delete disks complete" in e and e)
+    assert events.index("delete request from REST API") < events.index("poweroff")
+    assert events.index("poweroff") < events.index("delete disks complete")
+
+
+def events_of(rest: httpx.Client, uuid: str) -> list[str]:
+    """An instance's event messages, oldest first."""
+    events = rest.get(f"/instances/{uuid}/events", params={"limit": -1}).json()
+    return [event["message"] for event in reversed(events)]
 
 
 def test_the_official_client_creates_reads_the_console_and_deletes(
