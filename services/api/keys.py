@@ -1,21 +1,28 @@
 """Namespace keys: bcrypt hashes in etcd, and the `system` namespace that the
-first start creates from the key kept in `<state>/system.key`."""
+first start creates from the key kept in `<state>/system.key` (and every
+start gives that key back, should the namespace have lost it)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from pathlib import Path
 
 import bcrypt
 from sfmesh.v1 import records_pb2
 
+from services.api import namespaces as rules
 from services.api.sizes import KEY_SECRET_BYTES
 from services.api.store import NamespaceStore
 from services.common.secrets import load_or_create_secret
 
 SYSTEM = "system"
 SYSTEM_KEY_NAME = "system"
+RESTORED_KEY_NAME = "system-key-file"
+"""The name the key file's key is restored under when `system` is taken."""
+
+log = logging.getLogger("sfmesh.api.keys")
 
 
 def new_key_record(name: str, secret: str) -> records_pb2.KeyRecord:
@@ -54,16 +61,38 @@ async def matching_key(
 
 
 async def ensure_system_namespace(namespaces: NamespaceStore, state_dir: Path) -> None:
-    """Create the `system` namespace on first start, keyed by `<state>/system.key`.
+    """Create the `system` namespace on first start, keyed by `<state>/system.key`;
+    on later starts, restore that key when the namespace no longer has it.
 
-    The key file (mode 0600) is the only plain copy; etcd holds its hash.
+    The key file (mode 0600) is the only plain copy; etcd holds its hash. It
+    stays a way back in: whatever became of the namespace's keys, a start
+    puts the file's key back (as `system`, or as `system-key-file` when a
+    key called `system` now holds another secret) and logs that it did.
+    Without the file, an existing namespace is left as it is.
     """
-    if await namespaces.get(SYSTEM) is not None:
+    path = state_dir / "system.key"
+    stored = await namespaces.get_stored(SYSTEM)
+    if stored is None:
+        secret = load_or_create_secret(path, nbytes=24)
+        record = records_pb2.NamespaceRecord(
+            name=SYSTEM,
+            state="created",
+            keys=[await make_key(SYSTEM_KEY_NAME, secret)],
+        )
+        await namespaces.create(record)
         return
-    secret = load_or_create_secret(state_dir / "system.key", nbytes=24)
-    record = records_pb2.NamespaceRecord(
-        name=SYSTEM,
-        state="created",
-        keys=[await make_key(SYSTEM_KEY_NAME, secret)],
-    )
-    await namespaces.create(record)
+    try:
+        secret = path.read_text().strip()
+    except FileNotFoundError:
+        return
+    if await matching_key(stored.record, secret) is not None:
+        return
+    key = await make_key(SYSTEM_KEY_NAME, secret)
+
+    def restore(record: records_pb2.NamespaceRecord) -> None:
+        if any(existing.name == SYSTEM_KEY_NAME for existing in record.keys):
+            key.name = RESTORED_KEY_NAME
+        rules.put_key(record, key)
+
+    await namespaces.update(stored, restore)
+    log.warning("restored the key of %s to the system namespace as %r", path, key.name)

@@ -164,10 +164,17 @@ def put_key(record: records_pb2.NamespaceRecord, key: records_pb2.KeyRecord) -> 
 
 
 def remove_key(record: records_pb2.NamespaceRecord, key_name: str) -> None:
-    """Drop the key called `key_name`; 404 when there is none."""
+    """Drop the key called `key_name`; 404 when there is none, 409 when it is
+    the last key of `system` (Shaken Fist allows it, and then no one can log
+    in as system again)."""
     kept = [key for key in record.keys if key.name != key_name]
     if len(kept) == len(record.keys):
         raise errors.NotFound("key name not found in namespace", reason="KEY_NOT_FOUND")
+    if not kept and record.name == SYSTEM:
+        raise errors.Conflict(
+            "you cannot delete the last key of the system namespace: add another key first",
+            reason="LAST_SYSTEM_KEY",
+        )
     del record.keys[:]
     record.keys.extend(kept)
 

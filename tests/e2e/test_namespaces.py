@@ -127,6 +127,25 @@ def test_names_and_keys_are_bounded(mesh: Mesh, rest: httpx.Client) -> None:
             401, "unauthorized")  # fmt: skip
 
 
+def test_the_last_system_key_cannot_be_deleted(mesh: Mesh, rest: httpx.Client) -> None:
+    """Shaken Fist answers 200 and no one can log in as system again."""
+    if rest.get("/auth/namespaces/system/keys").json() != ["system"]:
+        pytest.skip("another test left a system key: deleting ours would revoke every token")
+    refused(
+        rest.delete("/auth/namespaces/system/keys/system"),
+        409,
+        "you cannot delete the last key of the system namespace: add another key first",
+    )
+    assert rest.get("/auth/namespaces/system/keys").json() == ["system"]
+    with login(mesh, "system", mesh.system_key) as again:
+        assert again.get("/auth/namespaces/system").status_code == 200
+    # With another key beside it, a system key may go; the last one stays.
+    added = rest.post("/auth/namespaces/system/keys", json={"key_name": "spare", "key": "s1"})
+    assert added.status_code == 200, added.text
+    assert rest.delete("/auth/namespaces/system/keys/spare").status_code == 200
+    assert rest.get("/auth/namespaces/system/keys").json() == ["system"]
+
+
 def test_trust_add_and_remove(mesh: Mesh, rest: httpx.Client) -> None:
     owner, friend = fresh("owner"), fresh("friend")
     for name in (owner, friend):

@@ -163,6 +163,23 @@ def test_new_key_accepts_service_key_without_underscore() -> None:
     rules.check_new_key("service_key", "secret")
 
 
+def test_the_last_key_of_system_stays() -> None:
+    system = record("system", keys=(("system", "n1"),))
+    error = refusal(rules.remove_key, system, "system")
+    assert isinstance(error, errors.Conflict) and error.http_status == 409
+    assert error.message.startswith("you cannot delete the last key of the system namespace")
+    assert [key.name for key in system.keys] == ["system"]
+    two = record("system", keys=(("system", "n1"), ("ops", "n2")))
+    rules.remove_key(two, "system")
+    assert [key.name for key in two.keys] == ["ops"]
+
+
+def test_other_namespaces_may_lose_their_last_key() -> None:
+    demo = record(keys=(("deploy", "n1"),))
+    rules.remove_key(demo, "deploy")
+    assert not demo.keys
+
+
 def test_put_key_adds_or_replaces_in_place() -> None:
     demo = record(keys=(("a", "n1"), ("b", "n2")))
     rules.put_key(demo, records_pb2.KeyRecord(name="c", nonce="n3"))
