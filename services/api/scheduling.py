@@ -25,6 +25,9 @@ from services.common.tokens import InternalCredentials
 log = logging.getLogger("sfmesh.api")
 
 PLACE_DEADLINE = 10.0
+UNREACHABLE_RETRY = 1
+"""Seconds a client is told to wait when the scheduler cannot be reached
+(a restart takes about that)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,16 @@ def disk_gib(instance: instance_pb2.Instance) -> int:
     return sum(disk.size for disk in instance.disk_spec if disk.HasField("size"))
 
 
+def placement_error(exc: grpc.aio.AioRpcError) -> errors.SfmeshError:
+    """The error a failed PlaceInstance answers: the scheduler's own as it
+    is, or, when it was not reached, a 503 to retry in UNREACHABLE_RETRY
+    seconds. Pure."""
+    error = errors.from_rpc_error(exc, "scheduler")
+    if isinstance(error, errors.Unavailable) and error.retry_after is None:
+        return errors.Unavailable(error.message, reason=error.reason, retry_after=UNREACHABLE_RETRY)
+    return error
+
+
 class Scheduler:
     """PlaceInstance and ReleaseReservation, carrying the internal identity."""
 
@@ -59,8 +72,9 @@ class Scheduler:
         self._credentials = credentials
 
     async def place(self, instance: instance_pb2.Instance, request_id: str) -> Placement:
-        """A node and a reservation for `instance`; the scheduler's 404 and 507
-        pass through unchanged, an unreachable scheduler is a 503."""
+        """A node and a reservation for `instance`; the scheduler's 404, 503
+        and 507 pass through unchanged, an unreachable scheduler is a 503
+        with a retry hint."""
         request = scheduler_service_pb2.PlaceInstanceRequest(
             instance_uuid=instance.uuid,
             cpus=instance.cpus,
@@ -80,7 +94,7 @@ class Scheduler:
                 request, metadata=self._credentials.metadata(), timeout=PLACE_DEADLINE
             )
         except grpc.aio.AioRpcError as exc:
-            raise errors.from_rpc_error(exc, "scheduler") from exc
+            raise placement_error(exc) from exc
         return Placement(node=reply.node, reservation_id=reply.reservation_id)
 
     async def _check_forced(self, node: str) -> None:

@@ -3,7 +3,7 @@
 Each error knows its gRPC code, the HTTP status the gateway should answer and a
 machine-readable reason. `to_status` turns one into a `grpc.Status` carrying a
 `google.rpc.ErrorInfo` (domain "sfmesh", the reason, `metadata["http_status"]`)
-and, for capacity errors, a `google.rpc.RetryInfo`.
+and, for capacity errors and a 503 with a hint, a `google.rpc.RetryInfo`.
 """
 
 from __future__ import annotations
@@ -126,11 +126,18 @@ class InsufficientResources(SfmeshError):
 
 
 class Unavailable(SfmeshError):
-    """A dependency (etcd, another service) cannot be reached (503)."""
+    """A dependency (etcd, another service) cannot be reached, or is not
+    ready (503); `retry_after` seconds, when given, is a hint."""
 
     code = grpc.StatusCode.UNAVAILABLE
     http_status = 503
     reason = "UNAVAILABLE"
+
+    def __init__(
+        self, message: str, *, reason: str | None = None, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.retry_after = retry_after
 
 
 def to_status(error: SfmeshError, *, request_id: str = "") -> grpc.Status:
@@ -141,7 +148,7 @@ def to_status(error: SfmeshError, *, request_id: str = "") -> grpc.Status:
         metadata={"http_status": str(error.http_status)},
     )
     details = [_pack(info)]
-    if isinstance(error, InsufficientResources):
+    if isinstance(error, InsufficientResources | Unavailable) and error.retry_after is not None:
         retry = error_details_pb2.RetryInfo(
             retry_delay=duration_pb2.Duration(seconds=error.retry_after)
         )
@@ -198,6 +205,9 @@ def from_rpc_error(exc: grpc.aio.AioRpcError, service: str) -> SfmeshError:
     if kind is InsufficientResources:
         seconds = retry.retry_delay.seconds if retry else 5
         return InsufficientResources(message, reason=info.reason, retry_after=seconds)
+    if kind is Unavailable:
+        hint = retry.retry_delay.seconds if retry else None
+        return Unavailable(message, reason=info.reason, retry_after=hint)
     return kind(message, reason=info.reason)
 
 

@@ -1,7 +1,8 @@
 """The live view of nodes: who holds a report stream, what each last reported,
-and the reservations placements hold on them. In memory and synchronous, so a
-placement can decide and reserve with no await in between; the clock is
-injected so tests can move time."""
+the reservations placements hold on them, and which nodes are expected back
+(etcd lists them as created, but they hold no stream yet). In memory and
+synchronous, so a placement can decide and reserve with no await in between;
+the clock is injected so tests can move time."""
 
 from __future__ import annotations
 
@@ -63,11 +64,14 @@ class Registry:
         self._views: dict[str, NodeView] = {}
         """Each reported node's view, rebuilt only when it changes."""
         self._next_expiry = math.inf
+        self._expected: dict[str, float] = {}
+        """Node -> until when it is expected to (re)open its stream."""
 
     def connect(self, name: str) -> int:
         """A stream opened for `name`; returns its session. A newer stream
         replaces an older one; reservations carry over."""
         self._sessions += 1
+        self._expected.pop(name, None)
         previous = self._nodes.get(name)
         self._nodes[name] = _Node(
             self._sessions,
@@ -88,6 +92,19 @@ class Registry:
 
     def connected(self, name: str) -> bool:
         return name in self._nodes
+
+    def expect(self, name: str, within: float) -> None:
+        """`name` should open a stream within `within` seconds: it was created
+        and is not connected (the scheduler or its node agent restarted)."""
+        if name not in self._nodes:
+            self._expected[name] = self._clock() + within
+
+    def awaited(self) -> list[str]:
+        """The nodes still expected to report, by name; until none is, the
+        view is incomplete and a refusal may be wrong."""
+        now = self._clock()
+        self._expected = {name: until for name, until in self._expected.items() if until > now}
+        return sorted(self._expected)
 
     def report(self, name: str, capacity: Capacity) -> None:
         """Record a report; reservations for instances it lists are now

@@ -30,6 +30,7 @@ from services.scheduler.placement import (
     Placement,
     PlacementRequest,
     Policy,
+    Refusal,
     RefusalKind,
     Step,
     place,
@@ -40,6 +41,11 @@ log = logging.getLogger("sfmesh.scheduler")
 
 CREATED = node_service_pb2.NODE_STATE_CREATED
 MISSING = node_service_pb2.NODE_STATE_MISSING
+AWAITED_REPORTS = 3
+"""Report intervals a created node has to (re)open its stream after a
+scheduler start or a lost stream before a refusal counts as final."""
+LISTED_AWAITED = 5
+"""Nodes named in a not-yet-final refusal; the rest are counted."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,12 @@ class Timing:
     """Without a stream this long, a node is marked missing in etcd."""
     record_interval: float = 10.0
     """The node record's lastseen/last_report are rewritten at most this often."""
+
+    @property
+    def awaited_for(self) -> float:
+        """How long a created node without a stream keeps refusals from being
+        final: AWAITED_REPORTS report intervals, at most the node grace."""
+        return min(AWAITED_REPORTS * self.report_interval, self.node_grace)
 
 
 class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
@@ -76,12 +88,12 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         self._watchers: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        """Nodes etcd shows as created but that never reconnect go missing
-        after the grace period."""
+        """Nodes etcd shows as created are expected to report; those that
+        never reconnect go missing after the grace period."""
         async for item in self._store.list_prefix(kind_prefix("node")):
             record = records_pb2.NodeRecord.FromString(item.value)
             if record.state == CREATED:
-                self._watch_missing(record.name)
+                self._expect_back(record.name)
 
     async def close(self) -> None:
         """Stop the missing-node timers."""
@@ -122,7 +134,7 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         finally:
             if name and self._registry.disconnect(name, session):
                 log.info("node stream ended", extra={"fields": {"node": name}})
-                self._watch_missing(name)
+                self._expect_back(name)
 
     async def PlaceInstance(
         self, request: scheduler_service_pb2.PlaceInstanceRequest, context: grpc.aio.ServicerContext
@@ -165,11 +177,7 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         )
         if reservation is None:
             assert not isinstance(decision, Placement)
-            if decision.kind is RefusalKind.NOT_FOUND:
-                raise errors.NotFound(decision.message)
-            raise errors.InsufficientResources(
-                decision.message, retry_after=self._timing.report_interval
-            )
+            raise self._refusal(decision)
         return scheduler_service_pb2.PlaceInstanceResponse(
             node=reservation.node, reservation_id=reservation.reservation_id
         )
@@ -199,7 +207,29 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
                 found.setdefault(held.node, []).append(held.tags)
         return found
 
-    def _watch_missing(self, name: str) -> None:
+    def _refusal(self, decision: Refusal) -> errors.SfmeshError:
+        """The error of a refusal: final (404, 507) only once every created
+        node has reported; before, a node missing from the view may be the
+        one that fits, so it is a 503 to retry after a report interval."""
+        retry = self._timing.report_interval
+        awaited = self._registry.awaited()
+        if awaited:
+            names = ", ".join(awaited[:LISTED_AWAITED])
+            if len(awaited) > LISTED_AWAITED:
+                names += f" and {len(awaited) - LISTED_AWAITED} more"
+            return errors.Unavailable(
+                f"not every node has reported yet (waiting for {names}): {decision.message}",
+                reason="NODES_NOT_REPORTED",
+                retry_after=retry,
+            )
+        if decision.kind is RefusalKind.NOT_FOUND:
+            return errors.NotFound(decision.message)
+        return errors.InsufficientResources(decision.message, retry_after=retry)
+
+    def _expect_back(self, name: str) -> None:
+        """A created node without a stream: await its report for a while,
+        and mark it missing if it stays away for the grace period."""
+        self._registry.expect(name, self._timing.awaited_for)
         task = asyncio.create_task(self._mark_missing_later(name))
         self._watchers.add(task)
         task.add_done_callback(self._watchers.discard)

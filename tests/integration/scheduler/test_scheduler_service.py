@@ -37,6 +37,8 @@ from services.scheduler.servicer import SchedulerServicer, Timing
 
 POLICY = Policy(cpu_overcommit_ratio=2.0, ram_reserved_mib=256, min_free_disk_gib=1)
 TIMING = Timing(report_interval=1, node_grace=0.3, record_interval=0.5)
+SLOWER = Timing(report_interval=1, node_grace=1.0, record_interval=0.5)
+"""For tests that must act within the time a node is awaited (1 s here)."""
 
 
 @dataclass
@@ -69,7 +71,8 @@ class Mesh:
 
 
 @pytest.fixture
-async def mesh(etcd: str, tmp_path: Path) -> AsyncIterator[Mesh]:
+async def mesh(etcd: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Mesh]:
+    """The scheduler with TIMING, or the Timing a test passes indirectly."""
     authority = service_authority(tmp_path)
     store = Store(etcd)
     recorder = Recorder()
@@ -80,7 +83,7 @@ async def mesh(etcd: str, tmp_path: Path) -> AsyncIterator[Mesh]:
         registry=Registry(),
         emitter=recorder,
         policy=POLICY,
-        timing=TIMING,
+        timing=getattr(request, "param", TIMING),
         placed=placed,
     )
     server = grpc.aio.server(interceptors=[RequestInterceptor(), AuthInterceptor(authority)])
@@ -368,14 +371,20 @@ async def test_invalid_request(mesh: Mesh) -> None:
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+@pytest.mark.parametrize("mesh", [SLOWER], indirect=True)
 async def test_a_closed_stream_unschedules_then_marks_missing(mesh: Mesh) -> None:
     node = await connect(mesh)
     await node.close()
+    # Awaited back for a while (its agent may be restarting): not final yet.
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await mesh.stub.PlaceInstance(place_request(node.name), metadata=mesh.metadata)
+    assert_not_final(raised.value)
+    assert node.name in raised.value.details()
+    assert (await record(mesh, node.name)).state == node_service_pb2.NODE_STATE_CREATED
+    await asyncio.sleep(SLOWER.node_grace + 0.3)
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await mesh.stub.PlaceInstance(place_request(node.name), metadata=mesh.metadata)
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
-    assert (await record(mesh, node.name)).state == node_service_pb2.NODE_STATE_CREATED
-    await asyncio.sleep(TIMING.node_grace + 0.3)
     assert (await record(mesh, node.name)).state == node_service_pb2.NODE_STATE_MISSING
     back = Node(mesh, node.name)
     await back.send(report(node.name))
@@ -400,3 +409,51 @@ async def test_start_marks_stale_created_nodes_missing(mesh: Mesh) -> None:
     await mesh.servicer.start()
     await asyncio.sleep(TIMING.node_grace + 0.3)
     assert (await record(mesh, name)).state == node_service_pb2.NODE_STATE_MISSING
+
+
+def assert_not_final(error: grpc.aio.AioRpcError) -> None:
+    """A refusal made while a created node has not reported: a 503 to retry
+    after a report interval, not a 404 or 507."""
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert error.details().startswith("not every node has reported yet (waiting for ")
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    info, retry = error_details_pb2.ErrorInfo(), error_details_pb2.RetryInfo()
+    assert any(detail.Unpack(info) for detail in status.details)
+    assert (info.reason, info.metadata["http_status"]) == ("NODES_NOT_REPORTED", "503")
+    assert any(detail.Unpack(retry) for detail in status.details)
+    assert retry.retry_delay.seconds == 1
+
+
+@pytest.mark.parametrize("mesh", [SLOWER], indirect=True)
+async def test_a_fresh_scheduler_awaits_its_created_nodes(mesh: Mesh) -> None:
+    names = [f"node-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    await mesh.store.commit(
+        [
+            Put(
+                key("node", name),
+                records_pb2.NodeRecord(
+                    name=name, state=node_service_pb2.NODE_STATE_CREATED
+                ).SerializeToString(),
+            )
+            for name in names
+        ]
+    )
+    await mesh.servicer.start()
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await mesh.stub.PlaceInstance(place_request(), metadata=mesh.metadata)
+    assert_not_final(raised.value)
+    # One reports: what fits it is placed, though the other is still awaited.
+    first = Node(mesh, names[0])
+    await first.send(report(names[0]))
+    assert (await mesh.stub.PlaceInstance(place_request(), metadata=mesh.metadata)).node == names[0]
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await mesh.stub.PlaceInstance(place_request(memory=1 << 20), metadata=mesh.metadata)
+    assert_not_final(raised.value)
+    # The other stays away past the wait: refusals are final again.
+    await asyncio.sleep(SLOWER.awaited_for + 0.1)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await mesh.stub.PlaceInstance(place_request(memory=1 << 20), metadata=mesh.metadata)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert raised.value.details() == "No nodes with enough idle RAM"
+    await first.close()

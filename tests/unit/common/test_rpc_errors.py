@@ -44,6 +44,15 @@ def test_capacity_keeps_its_retry_hint() -> None:
     assert rebuilt.retry_after == 7
 
 
+def test_a_503_keeps_its_retry_hint_when_it_has_one() -> None:
+    error = errors.Unavailable("nodes not reported", reason="NODES_NOT_REPORTED", retry_after=5)
+    rebuilt = errors.from_rpc_error(answered(error), "scheduler")
+    assert isinstance(rebuilt, errors.Unavailable)
+    assert (rebuilt.reason, rebuilt.retry_after) == ("NODES_NOT_REPORTED", 5)
+    plain = errors.from_rpc_error(answered(errors.Unavailable("etcd away")), "scheduler")
+    assert isinstance(plain, errors.Unavailable) and plain.retry_after is None
+
+
 def test_anything_else_means_the_service_is_unavailable() -> None:
     plain = grpc.aio.AioRpcError(
         grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), details="refused"

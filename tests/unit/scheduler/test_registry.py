@@ -127,3 +127,22 @@ def test_in_flight_lists_a_namespaces_reservations_until_forgotten() -> None:
     assert view.reserved_cpus == 1
     clock.now += 121
     assert nodes.in_flight("other") == []  # expired
+
+
+def test_an_expected_node_is_awaited_until_it_connects_or_its_time_passes() -> None:
+    clock = Clock()
+    nodes = registry(clock)
+    nodes.expect("b", within=15)
+    nodes.expect("a", within=5)
+    assert nodes.awaited() == ["a", "b"]
+    nodes.connect("b")
+    assert nodes.awaited() == ["a"]
+    clock.now += 5
+    assert nodes.awaited() == []
+
+
+def test_a_connected_node_is_not_expected() -> None:
+    nodes = registry()
+    nodes.connect("a")
+    nodes.expect("a", within=5)
+    assert nodes.awaited() == []
