@@ -103,6 +103,6 @@ class NodeAgents:
         address = record.facts.address
         channel = self._channels.get(address)
         if channel is None:
-            channel = grpc.aio.insecure_channel(address, options=quick_reconnect(0.2, 2.0))
+            channel = grpc.aio.insecure_channel(address, options=quick_reconnect())
             self._channels[address] = channel
         return node_agent_service_pb2_grpc.NodeAgentServiceStub(channel)

@@ -67,7 +67,7 @@ class Scheduler:
 
     def __init__(self, address: str, credentials: InternalCredentials, store: Store) -> None:
         self._store = store
-        self._channel = grpc.aio.insecure_channel(address, options=quick_reconnect(0.2, 2.0))
+        self._channel = grpc.aio.insecure_channel(address, options=quick_reconnect())
         self._stub = scheduler_service_pb2_grpc.SchedulerServiceStub(self._channel)
         self._credentials = credentials
 

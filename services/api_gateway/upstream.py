@@ -19,8 +19,11 @@ from services.api_gateway import routes
 from services.api_gateway.errors import UpstreamError, reply_from_status
 from services.api_gateway.responses import ClientGone, wait_disconnect
 from services.api_gateway.types import Receive
+from services.common.channels import quick_reconnect
 
-CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 << 20)]
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 << 20), *quick_reconnect()]
+"""The upstream channel's options: large replies, and a reconnect backoff
+of at most a quarter second, so a restarted api is served again at once."""
 _WATCH_AFTER = 0.05
 """Seconds a unary call runs before the gateway starts watching for a disconnect."""
 

@@ -3,7 +3,10 @@
 One report at a time: the first of each stream carries the host facts; the
 scheduler answers every report with the seconds until the next one is due.
 A stream that fails, ends or stops answering is reopened after a backoff of
-0.2 s doubling to 5 s, reset once a stream has been answered.
+0.2 s doubling to 5 s, reset once a stream has been answered. A new stream
+waits for the scheduler to be reachable (`wait_for_ready`) rather than
+failing while it restarts, so it opens within the channel's reconnect
+backoff (services/common/channels.py) of the scheduler listening again.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ DEFAULT_INTERVAL = 5.0
 ANSWER_TIMEOUT = 15.0
 """Seconds to wait for an answer before the stream counts as dead."""
 
-_CHANNEL_OPTIONS = quick_reconnect(BACKOFF_INITIAL, BACKOFF_MAX)
+_CHANNEL_OPTIONS = quick_reconnect()
 
 
 def next_backoff(backoff: float) -> float:
@@ -120,7 +123,9 @@ class Reporter:
 
     async def _stream(self, stub: scheduler_service_pb2_grpc.SchedulerServiceStub) -> None:
         """One stream: facts first, then a report per answered interval."""
-        call = stub.ReportNode(metadata=(("authorization", f"Bearer {self._credentials()}"),))
+        call = stub.ReportNode(
+            metadata=(("authorization", f"Bearer {self._credentials()}"),), wait_for_ready=True
+        )
         try:
             facts: HostFacts | None = self._facts
             while True:

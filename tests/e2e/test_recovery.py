@@ -1,11 +1,14 @@
-"""Restarts read as outages: a create while the scheduler or a node agent is
-away is a 503 with Retry-After that writes nothing. Each test leaves every
-service of the shared mesh serving."""
+"""Restarts read as outages, and the mesh serves again soon after them: a
+create while the scheduler or a node agent is away is a 503 with
+Retry-After that writes nothing, and the gateway reaches a restarted api
+quickly. Each test leaves every service of the shared mesh serving."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +23,8 @@ from devmesh.mesh import Mesh
 pytestmark = pytest.mark.slow
 
 SPEC: dict[str, Any] = {"cpus": 1, "memory": 128, "disk": [{"size": 1, "base": "debian:11"}]}
+GATEWAY_CATCH_UP = 0.5
+"""Seconds the gateway may take to serve again once the api serves."""
 
 
 @contextmanager
@@ -89,3 +94,70 @@ def test_a_create_while_the_node_agent_restarts_is_503(mesh: Mesh, rest: httpx.C
         refused_create(rest, "NODES_NOT_REPORTED", within=0)
         mesh.start_service("node_agent")
         created_within(rest, 10)
+
+
+class Listener:
+    """A bare TCP listener on a port, counting the connections it accepts
+    (and drops): each is one reconnect attempt of a gRPC channel."""
+
+    def __init__(self, port: int) -> None:
+        self._socket = socket.create_server(("127.0.0.1", port))
+        self.accepted = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._socket.accept()
+            except OSError:
+                return
+            conn.close()
+            self.accepted += 1
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+def test_the_gateway_serves_soon_after_a_restarted_api(
+    mesh: Mesh, rest: httpx.Client, token: str
+) -> None:
+    with restored(mesh, "api"):
+        mesh.stop_service("api", signal.SIGKILL)
+        # Clients keep calling while the api is away, so the gateway's channel
+        # fails attempt after attempt and backs off; the api comes back right
+        # after its third failed attempt, when gRPC's default backoff would
+        # wait at least 2 s more.
+        stop = threading.Event()
+        answered: list[float] = []
+
+        def poll() -> None:
+            with httpx.Client(
+                base_url=mesh.gateway_url, headers={"Authorization": f"Bearer {token}"}
+            ) as client:
+                while not stop.is_set():
+                    if client.get("/instances").status_code == 200:
+                        answered.append(time.monotonic())
+                    time.sleep(0.01)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        listener = Listener(mesh.ports.api)
+        poller.start()
+        try:
+            deadline = time.monotonic() + 10
+            while listener.accepted < 3 and time.monotonic() < deadline:
+                time.sleep(0.005)
+        finally:
+            listener.close()
+        assert listener.accepted >= 3
+        child = mesh.launch_service("api")
+        serving = mesh.serving("api")
+        while not serving():
+            assert child.alive()
+        serving_at = time.monotonic()
+        deadline = serving_at + 10
+        while not any(when >= serving_at for when in answered) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stop.set()
+        poller.join()
+        caught_up = min((when for when in answered if when >= serving_at), default=deadline)
+        assert caught_up - serving_at <= GATEWAY_CATCH_UP

@@ -285,6 +285,21 @@ async def test_reports_resume_after_the_scheduler_restarts_on_its_port(
     assert latest[0].HasField("facts") and latest[0].facts.node == "node-a"
 
 
+async def test_reports_resume_at_once_after_a_long_scheduler_outage(
+    scheduler: SchedulerProcess, start_reporter: Callable[..., asyncio.Task[None]]
+) -> None:
+    task = start_reporter()
+    await eventually(lambda: len(scheduler.servicer.reports) >= 1)
+    await scheduler.stop()
+    # Long enough for backoffs that grow with each failure to reach seconds.
+    await asyncio.sleep(2.0)
+    await scheduler.start()
+    back = asyncio.get_running_loop().time()
+    await eventually(lambda: scheduler.servicer.streams >= 2)
+    assert asyncio.get_running_loop().time() - back < 0.5
+    await reporter.stop(task)
+
+
 async def test_a_silent_scheduler_is_left_for_a_new_stream(
     scheduler: SchedulerProcess, start_reporter: Callable[..., asyncio.Task[None]]
 ) -> None:
