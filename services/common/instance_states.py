@@ -1,5 +1,10 @@
 """The instance state table (reference §3.1), shared by the api and node
-agents, which both move instances through it. Pure."""
+agents, which both move instances through it. Pure.
+
+A delete of a placed instance goes to `delete-wait` from every state, the
+error ones included (their domain may have been left behind), and to
+`deleted` only once its node agent has torn it down; an instance never
+placed may go to `deleted` at once (services/api/deletion.py)."""
 
 from __future__ import annotations
 
