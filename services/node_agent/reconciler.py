@@ -266,6 +266,8 @@ class Reconciler:
         await self._networking.detach(uuid, _networks(stored))
 
         def torn_down(record: records_pb2.InstanceRecord) -> None:
+            if record.torn_down_at:  # an earlier pass did, unseen by this copy yet
+                raise Superseded
             record.instance.power_state = Power.POWER_STATE_OFF
             record.torn_down_at = time.time()
 

@@ -129,6 +129,7 @@ def test_deleted_is_shown_only_once_the_domain_is_gone(
     events = wait_for(lambda: (e := events_of(rest, uuid)) and "delete disks complete" in e and e)
     assert events.index("delete request from REST API") < events.index("poweroff")
     assert events.index("poweroff") < events.index("delete disks complete")
+    assert events.count("poweroff") == events.count("delete disks complete") == 1
 
 
 def events_of(rest: httpx.Client, uuid: str) -> list[str]:
