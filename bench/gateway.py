@@ -4,6 +4,9 @@
 - Throughput with 16 concurrent clients, each side the same shape: a thread
   per client, each with its own keep-alive `http.client` connection or its
   own channel and sync stub.
+- Both again through the same gateway app under uvicorn (httptools, uvloop,
+  its access log on like ours), a second process beside the mesh's gateway:
+  what the gateway's own HTTP server gains or costs against a kept one.
 - GET /instances with 1,000 instances: the gateway's share of the time
   (REST p50 minus gRPC p50, i.e. transcoding, JSON and the extra hop).
 
@@ -15,7 +18,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import socket
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +37,10 @@ from sfmesh.v1 import (
 
 from bench.harness import quiet_mesh
 from bench.simulated_nodes import SimulatedNodes
-from devmesh.mesh import Mesh
+from devmesh.mesh import READY_TIMEOUT, Mesh
+from devmesh.processes import Child, http_ok, wait_until
+from services.api_gateway.app import GatewayApp
+from services.api_gateway.config import GatewayConfig
 
 LATENCY_ROUNDS = 2000
 CLIENTS = 16
@@ -78,21 +87,44 @@ class Grpc:
         self.metadata = (("authorization", f"Bearer {token}"),)
 
 
+def uvicorn_gateway() -> GatewayApp:
+    """The gateway app for `uvicorn --factory`, in front of `SFMESH_API_ADDRESS`."""
+    return GatewayApp(GatewayConfig(api_address=os.environ["SFMESH_API_ADDRESS"]))
+
+
+def start_uvicorn_gateway(mesh: Mesh) -> tuple[Child, int]:
+    """A second gateway, the same app under uvicorn, beside the mesh's; and its port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    argv = [sys.executable, "-m", "uvicorn", "bench.gateway:uvicorn_gateway", "--factory"]
+    argv += ["--port", str(port), "--loop", "uvloop", "--http", "httptools", "--lifespan", "on"]
+    child = Child("uvicorn", argv, env=mesh.environment(), sink=None)
+    wait_until(http_ok(f"http://127.0.0.1:{port}/healthz"), child=child, timeout=READY_TIMEOUT)
+    return child, port
+
+
 def paired_latencies(first: Call, second: Call, rounds: int) -> tuple[list[float], list[float]]:
+    """`rotated_latencies` of two calls."""
+    first_samples, second_samples = rotated_latencies([first, second], rounds)
+    return first_samples, second_samples
+
+
+def rotated_latencies(calls: list[Call], rounds: int) -> list[list[float]]:
     """Milliseconds per call of each, over `rounds` rounds after a warm-up.
 
-    The two calls alternate, and which goes first swaps every round, so a
-    change in the machine's load weighs on both sides alike.
+    The calls alternate, and which goes first rotates every round, so a
+    change in the machine's load weighs on every side alike.
     """
     for _ in range(min(rounds, 50)):
-        first()
-        second()
-    samples: tuple[list[float], list[float]] = ([], [])
-    for index in range(rounds):
-        order = ((0, first), (1, second)) if index % 2 == 0 else ((1, second), (0, first))
-        for side, call in order:
-            started = time.perf_counter()
+        for call in calls:
             call()
+    samples: list[list[float]] = [[] for _ in calls]
+    for index in range(rounds):
+        for offset in range(len(calls)):
+            side = (index + offset) % len(calls)
+            started = time.perf_counter()
+            calls[side]()
             samples[side].append((time.perf_counter() - started) * 1000)
     return samples
 
@@ -130,11 +162,15 @@ def p50(samples: list[float]) -> float:
 def main() -> None:
     """Start a mesh on free ports and measure."""
     with quiet_mesh() as mesh, SimulatedNodes(mesh, 1):  # creates need a node
-        run(mesh)
+        uvicorn, port = start_uvicorn_gateway(mesh)
+        try:
+            run(mesh, port)
+        finally:
+            uvicorn.stop()
 
 
-def run(mesh: Mesh) -> None:
-    """Measure on a running mesh and print both sides and the ratios."""
+def run(mesh: Mesh, uvicorn_port: int) -> None:
+    """Measure on a running mesh and print each side and the ratios."""
     channel = grpc.insecure_channel(mesh.address("api"))
     token = (
         auth_service_pb2_grpc.AuthServiceStub(channel)
@@ -142,6 +178,7 @@ def run(mesh: Mesh) -> None:
         .access_token
     )
     rest = Rest(mesh.ports.gateway, token)
+    kept = Rest(uvicorn_port, token)
     direct = Grpc(mesh.address("api"), token)
     spec = {"cpus": 1, "memory": 256, "disk": [{"size": 1, "base": "debian:11"}]}
     uuid = json.loads(rest.call("POST", "/instances", {"name": "bench-0", **spec}))["uuid"]
@@ -154,26 +191,29 @@ def run(mesh: Mesh) -> None:
         return client.call("GET", f"/instances/{uuid}")
 
     print("gateway benchmark (REST through the gateway vs direct gRPC to the api)")
-    grpc_samples, rest_samples = paired_latencies(grpc_get, rest_get, LATENCY_ROUNDS)
-    grpc_ms, rest_ms = p50(grpc_samples), p50(rest_samples)
+    samples = rotated_latencies([grpc_get, rest_get, lambda: rest_get(kept)], LATENCY_ROUNDS)
+    grpc_ms, rest_ms, kept_ms = (p50(side) for side in samples)
     print(
         f"  GetInstance p50:       gRPC {grpc_ms:.2f} ms   REST {rest_ms:.2f} ms   "
-        f"ratio {rest_ms / grpc_ms:.2f}x (target <= 1.5x)"
+        f"ratio {rest_ms / grpc_ms:.2f}x (target <= 1.5x)   "
+        f"under uvicorn {kept_ms:.2f} ms, {kept_ms / grpc_ms:.2f}x"
     )
 
     def grpc_client() -> Call:
         client = Grpc(mesh.address("api"), token)
         return lambda: grpc_get(client)
 
-    def rest_client() -> Call:
-        client = Rest(mesh.ports.gateway, token)
+    def rest_client(port: int = mesh.ports.gateway) -> Call:
+        client = Rest(port, token)
         return lambda: rest_get(client)
 
     grpc_rate = throughput(grpc_client, CLIENTS, THROUGHPUT_SECONDS)
     rest_rate = throughput(rest_client, CLIENTS, THROUGHPUT_SECONDS)
+    kept_rate = throughput(lambda: rest_client(uvicorn_port), CLIENTS, THROUGHPUT_SECONDS)
     print(
         f"  {CLIENTS} clients throughput: gRPC {grpc_rate:.0f}/s   REST {rest_rate:.0f}/s   "
-        f"ratio {rest_rate / grpc_rate:.2f}x (target >= 0.6x)"
+        f"ratio {rest_rate / grpc_rate:.2f}x (target >= 0.6x)   "
+        f"under uvicorn {kept_rate:.0f}/s, {kept_rate / grpc_rate:.2f}x"
     )
 
     rest = Rest(mesh.ports.gateway, token)  # the first one idled through the throughput runs
