@@ -32,6 +32,21 @@ def parse_config(argv: list[str] | None = None) -> GatewayConfig:
         type=float,
         default=float(env.get("SFMESH_GATEWAY_DEADLINE", defaults.deadline)),
     )
+    parser.add_argument(
+        "--head-timeout",
+        type=float,
+        default=float(env.get("SFMESH_GATEWAY_HEAD_TIMEOUT", defaults.head_timeout)),
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=float(env.get("SFMESH_GATEWAY_BODY_TIMEOUT", defaults.body_timeout)),
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=int(env.get("SFMESH_GATEWAY_MAX_CONNECTIONS", defaults.max_connections)),
+    )
     args = parser.parse_args(argv)
     return GatewayConfig(
         api_address=args.api_address,
@@ -39,6 +54,9 @@ def parse_config(argv: list[str] | None = None) -> GatewayConfig:
         port=args.port,
         max_body=args.max_body,
         deadline=args.deadline,
+        head_timeout=args.head_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=args.max_connections,
     )
 
 

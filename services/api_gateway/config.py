@@ -17,6 +17,15 @@ class GatewayConfig:
     """The port to listen on (`SFMESH_GATEWAY_PORT`); 0 picks a free one."""
     max_body: int = 1 << 20
     """The largest request body accepted, in bytes (`SFMESH_GATEWAY_MAX_BODY`); larger is 413."""
+    head_timeout: float = 10.0
+    """Seconds a client has to send a request's head, from connecting or from the head's
+    first byte on a kept-alive connection (`SFMESH_GATEWAY_HEAD_TIMEOUT`); then 408 and close."""
+    body_timeout: float = 30.0
+    """Seconds the gateway waits, in all, for one request's body (`SFMESH_GATEWAY_BODY_TIMEOUT`);
+    then 408 and close."""
+    max_connections: int = 1000
+    """Open client connections at most (`SFMESH_GATEWAY_MAX_CONNECTIONS`): one more closes the
+    connection idle the longest. Lowered to fit the process's open-file limit."""
     deadline: float = 30.0
     """Deadline of unary upstream calls in seconds (`SFMESH_GATEWAY_DEADLINE`), unless the
     request sends `Grpc-Timeout`. Streams have none by default."""

@@ -4,8 +4,11 @@
 status line, headers and body leave in one write; without one the head goes
 out at once and the body is chunked, each message written as it comes.
 `receive` yields the body, then waits for the client to leave (or the response
-to end) and answers `http.disconnect`. When the app returns, one JSON line goes
-to the access log: method, path, status, duration_ms, request_id.
+to end) and answers `http.disconnect`; the time it spends waiting for body
+bytes counts against the connection's body timeout. A response that starts
+before the whole request body has arrived closes the connection after it.
+When the app returns, one JSON line goes to the access log: method, path,
+status, duration_ms, request_id.
 """
 
 from __future__ import annotations
@@ -74,9 +77,9 @@ class Exchange:
     """One request on a connection and the response the app sends for it."""
 
     __slots__ = (
-        "body", "checked_continue", "chunked", "complete", "conn", "delivered", "disconnected",
-        "head_only", "keep_alive", "more_body", "pending", "remaining", "request_id", "scope",
-        "started", "status", "waiter",
+        "body", "body_wait", "checked_continue", "chunked", "complete", "conn", "delivered",
+        "disconnected", "head_only", "keep_alive", "more_body", "pending", "remaining",
+        "request_id", "scope", "started", "status", "waiter",
     )  # fmt: skip
 
     def __init__(self, conn: HttpProtocol, scope: Scope, keep_alive: bool) -> None:
@@ -97,6 +100,8 @@ class Exchange:
         self.request_id = ""
         self.waiter: asyncio.Future[None] | None = None
         self.checked_continue = False
+        self.body_wait = conn.limits.body_timeout
+        """Seconds `receive` may still wait for body bytes."""
 
     def wake(self) -> None:
         """Wake a pending `receive`."""
@@ -108,6 +113,16 @@ class Exchange:
         """The connection is gone."""
         if not self.complete:
             self.disconnected = True
+        self.wake()
+
+    def refuse(self, status: int, message: bytes) -> None:
+        """Answer `status` in the app's place unless its response has started;
+        the app sees `http.disconnect` from then on."""
+        transport = self.conn.transport
+        if not self.started and transport is not None:
+            self.status = status
+            transport.write(plain_response(status, message))
+        self.started = self.complete = self.disconnected = True
         self.wake()
 
     async def run(self, app: ASGIApp) -> None:
@@ -158,8 +173,21 @@ class Exchange:
                 return {"type": "http.request", "body": body, "more_body": self.more_body}
             conn.resume_reading()
             self.waiter = conn.loop.create_future()
-            await self.waiter
+            if self.more_body:
+                await self._wait_for_body(self.waiter)
+            else:
+                await self.waiter
         return _DISCONNECT
+
+    async def _wait_for_body(self, waiter: asyncio.Future[None]) -> None:
+        loop = self.conn.loop
+        timer = loop.call_later(self.body_wait, self.conn.body_timed_out)
+        started = loop.time()
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self.body_wait -= loop.time() - started
 
     async def send(self, message: AsgiMessage) -> None:
         """Write what the app sends; raise RuntimeError on an ASGI protocol error."""
@@ -211,6 +239,8 @@ class Exchange:
 
     def _start(self, status: int, headers: Any) -> None:
         self.status = status
+        if self.more_body:  # the rest of the request body will not be read
+            self.keep_alive = False
         parts = [_STATUS_LINES.get(status) or _status_line(status), _date_line()]
         length: int | None = None
         chunked = close = False

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import threading
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 
 from services.api_gateway.app import GatewayApp
 from services.api_gateway.config import GatewayConfig
-from services.api_gateway.http_server import HttpProtocol, Listener
+from services.api_gateway.http_server import HttpProtocol, Limits, Listener
 from services.api_gateway.types import AsgiMessage, Receive, Scope, Send
 
 log = logging.getLogger("sfmesh.api_gateway.server")
@@ -29,6 +30,8 @@ _GRACE = 10.0
 _BACKLOG = 2048
 _STARTUP_FAILURE = 3
 """Exit status when start-up fails (uvicorn's)."""
+_OTHER_FILES = 64
+"""Open files kept for other than client connections (listening socket, upstream, logs)."""
 
 
 class StoppableApp(Protocol):
@@ -84,7 +87,13 @@ class GatewayServer:
         self.started = False
         self.force_exit = False
         self.servers: list[asyncio.Server] = []
-        self.listener = Listener()
+        self.listener = Listener(
+            Limits(
+                head_timeout=config.head_timeout,
+                body_timeout=config.body_timeout,
+                max_connections=connection_cap(config.max_connections),
+            )
+        )
         self._exit = asyncio.Event()
         self._drained: asyncio.Task[Any] | None = None
 
@@ -166,6 +175,17 @@ class GatewayServer:
                 self._drained.cancel()
         self.should_exit = True
         self.gateway.request_stop()
+
+
+def connection_cap(wanted: int) -> int:
+    """`wanted`, or fewer if the open-file limit would stop accepts first (the
+    cap then still frees room for new clients)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or wanted <= soft - _OTHER_FILES:
+        return wanted
+    cap = max(1, soft - _OTHER_FILES)
+    log.warning("at most %d connections, not %d: the open-file limit is %d", cap, wanted, soft)
+    return cap
 
 
 def build_server(config: GatewayConfig) -> GatewayServer:

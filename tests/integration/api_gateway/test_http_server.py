@@ -140,6 +140,20 @@ async def test_pipelined_requests_are_answered_in_order(server: GatewayServer) -
     writer.close()
 
 
+async def test_pipelined_requests_over_64_kib_are_not_taken_for_one_large_head(
+    server: GatewayServer,
+) -> None:
+    reader, writer = await connect(server)
+    padding = f"X-Pad: {'p' * 2000}\r\n"
+    writer.write(b"".join(request("GET", f"/p{i}", extra=padding) for i in range(40)))
+    writer.write(b"GET /last HTTP/1.1\r\nHost: x\r\n")  # the head ends in a later read
+    await asyncio.sleep(0.1)
+    writer.write(b"\r\n")
+    paths = [orjson.loads((await read_response(reader))[2])["path"] for _ in range(41)]
+    assert paths == [*(f"/p{i}" for i in range(40)), "/last"]
+    writer.close()
+
+
 async def test_a_stream_is_chunked_and_each_message_flushed(server: GatewayServer) -> None:
     reader, writer = await connect(server)
     writer.write(request("GET", "/stream"))
