@@ -27,8 +27,27 @@ events is the trade-off for never filling the disk of a hypervisor, and the
 newest events are the ones that explain the present state.
 
 `emit` must be called from the event loop's thread (from a worker thread use
-`loop.call_soon_threadsafe`). The spool is flushed on that thread every
-`SPOOL_FLUSH_INTERVAL`; see `services/common/spool.py` for what a crash loses.
+`loop.call_soon_threadsafe`).
+
+Durability. `durable()` returns once every event emitted so far is on disk
+and synced (or already acknowledged, and so never written): a group commit,
+where one spool write and one `fdatasync`, run in a thread of the emitter's
+own, carry the events of every caller waiting at that moment, and callers who
+arrive while it runs share the next one. `emit` asks the request being served
+(if any) to await `durable()` before its answer leaves
+(`interceptors.await_before_answer`), so every service built on
+`server.serve` acknowledges nothing whose events a crash could lose, while
+requests that emit nothing (reads) never wait. Events emitted outside a
+request (a node agent's reconcilers) are committed every
+`SPOOL_SYNC_INTERVAL`. What a crash can lose:
+
+- the events of a request whose answer has left: nothing, whether the
+  process or the machine crashed;
+- events emitted outside requests: those of the last `SPOOL_SYNC_INTERVAL`;
+- while the disk refuses the spool (full, failing): every event the eventlog
+  has not acknowledged yet. Requests still answer, since their writes are
+  already in etcd and failing them would misreport those; the emitter logs
+  an error when the trouble starts and a warning when it ends.
 """
 
 from __future__ import annotations
@@ -39,8 +58,9 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 import grpc
 from sfmesh.v1 import event_pb2, eventlog_service_pb2
@@ -57,12 +77,13 @@ from services.common.event_stream import MAX_IN_FLIGHT as MAX_IN_FLIGHT
 from services.common.event_stream import RECORD_METHOD as RECORD_METHOD
 from services.common.event_stream import StreamEndedError as StreamEndedError
 from services.common.event_stream import encode_record_request as encode_record_request
-from services.common.interceptors import request_id
+from services.common.interceptors import await_before_answer, request_id
 from services.common.spool import Entry, Spool
 
 log = logging.getLogger("sfmesh.events")
 
-SPOOL_FLUSH_INTERVAL = 0.05
+SPOOL_SYNC_INTERVAL = 0.05
+"""How often events emitted outside requests are committed to the spool."""
 
 _CHANNEL_OPTIONS = quick_reconnect(BACKOFF_INITIAL, BACKOFF_MAX)
 
@@ -100,6 +121,15 @@ class EventSink(Protocol):
     ) -> None: ...
 
 
+class _Commit(NamedTuple):
+    """A group commit under way."""
+
+    through: int
+    """It carries every event up to this sequence (and maybe a few more)."""
+    task: asyncio.Task[bool]
+    """Whether the disk took it."""
+
+
 class EventEmitter:
     """Emits a producer's events to the eventlog; see the module docstring."""
 
@@ -133,6 +163,12 @@ class EventEmitter:
             ack_timeout=ack_timeout,
         )
         self._last_sequence = 0
+        self._synced = 0
+        """Every event up to this sequence is on disk and synced, or acknowledged."""
+        self._commit: _Commit | None = None
+        self._syncer = ThreadPoolExecutor(1, thread_name_prefix="events-spool-sync")
+        self._failed_commits = 0
+        """Commits the disk refused since it last took one."""
         self._started = False
         self._closed = False
         self._channel: grpc.aio.Channel | None = None
@@ -154,7 +190,8 @@ class EventEmitter:
         duration: float | None = None,
     ) -> None:
         """Record an event. Never blocks and never raises on eventlog trouble:
-        in-memory work plus a buffered spool append."""
+        in-memory work plus a buffered spool append. The request being served
+        answers once the event is durable."""
         if not self._started:
             raise RuntimeError("start the emitter before emitting")
         if self._closed:
@@ -185,6 +222,7 @@ class EventEmitter:
         entry = Entry(self._last_sequence, record.SerializeToString())
         self._spool.append(entry)
         self._stream.add(entry)
+        await_before_answer(self.durable)
         if self._spool.size_bytes > self._spool_limit:
             self._trim()
 
@@ -196,6 +234,7 @@ class EventEmitter:
         if loaded:
             self._stream.add_loaded(loaded)
             self._last_sequence = max(self._last_sequence, loaded[-1].sequence)
+            self._synced = self._last_sequence  # read from disk, so on it
             log.info(
                 "spooled events to replay",
                 extra={"fields": {"events": len(loaded), "producer": self._producer_id}},
@@ -204,8 +243,22 @@ class EventEmitter:
         self._channel = grpc.aio.insecure_channel(self._address, options=_CHANNEL_OPTIONS)
         self._tasks = [
             asyncio.create_task(self._stream.run(self._channel), name="events-sender"),
-            asyncio.create_task(self._flush_spool_forever(), name="events-spool-flush"),
+            asyncio.create_task(self._sync_forever(), name="events-spool-sync"),
         ]
+
+    async def durable(self) -> None:
+        """Return once every event emitted so far is on disk and synced, or
+        acknowledged; see "Durability" in the module docstring. Never raises:
+        when the disk refuses, that is logged and this returns."""
+        target = self._last_sequence
+        while self._synced < target and not self._closed:
+            commit = self._commit
+            if commit is None:
+                through = self._last_sequence
+                task = asyncio.create_task(self._commit_through(through), name="events-commit")
+                commit = self._commit = _Commit(through, task)
+            if not await asyncio.shield(commit.task) and commit.through >= target:
+                return
 
     async def flushed(self, timeout: float) -> bool:  # noqa: ASYNC109 - a bool, not an error
         """Wait until every emitted event is acknowledged; False on timeout."""
@@ -229,6 +282,9 @@ class EventEmitter:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._commit is not None:
+            await self._commit.task
+        self._syncer.shutdown()
         if self._channel is not None:
             await self._channel.close()
         left = self.unacknowledged
@@ -244,21 +300,39 @@ class EventEmitter:
 
     # The spool.
 
-    async def _flush_spool_forever(self) -> None:
-        failing = False
+    async def _sync_forever(self) -> None:
+        """Commit the events emitted outside requests."""
         while True:
-            await asyncio.sleep(SPOOL_FLUSH_INTERVAL)
-            try:
-                self._spool.flush()
-            except OSError as exc:
-                if not failing:
-                    log.warning(
-                        "cannot write the event spool; events stay in memory",
-                        extra={"fields": {"error": str(exc)}},
-                    )
-                failing = True
-            else:
-                failing = False
+            await asyncio.sleep(SPOOL_SYNC_INTERVAL)
+            await self.durable()
+
+    async def _commit_through(self, through: int) -> bool:
+        """One group commit: write what is buffered, sync it off the event
+        loop, and say whether the disk took it."""
+        try:
+            sync = self._spool.flush()
+            if sync:
+                await asyncio.get_running_loop().run_in_executor(self._syncer, sync.run)
+        except OSError as exc:
+            if not self._failed_commits:
+                log.error(
+                    "cannot write the event spool: until it can, answered requests' "
+                    "events are only in memory, lost if this process dies before "
+                    "the eventlog has them",
+                    extra={"fields": {"error": str(exc), "producer": self._producer_id}},
+                )
+            self._failed_commits += 1
+            return False
+        finally:
+            self._commit = None
+        if self._failed_commits:
+            log.warning(
+                "the event spool is written again",
+                extra={"fields": {"failed_commits": self._failed_commits}},
+            )
+            self._failed_commits = 0
+        self._synced = max(self._synced, through)
+        return True
 
     def _trim(self) -> None:
         """Keep the spool within its limit by dropping the oldest events."""

@@ -2,13 +2,17 @@
 
 1. `RequestInterceptor`: takes the request id from `x-request-id` (or makes
    one), logs one structured line per request, and maps `SfmeshError` to a rich
-   gRPC status — errors are translated here and nowhere else.
+   gRPC status — errors are translated here and nowhere else. Before any
+   answer leaves (a reply, each message of a stream, an error) it awaits what
+   the request asked for through `await_before_answer`: the event emitter asks
+   it so that a request's events are durable before the caller hears back.
 2. `AuthInterceptor`: enforces each RPC's `(sfmesh.v1.access)` option and
    records who is calling. A service may give it a further `check` of the
    verified caller (the api checks that a user token was not revoked).
 
-The request id and the caller live in context variables that servicers read
-through `request_id()` and `caller()`.
+The request id, the caller and what to await before answering live in
+context variables, read through `request_id()`, `caller()` and set through
+`await_before_answer()`.
 """
 
 from __future__ import annotations
@@ -38,11 +42,24 @@ Wrapper = Callable[[Behavior, bool], Behavior]
 """Wraps one handler behaviour; the flag says whether it answers a stream."""
 CallerCheck = Callable[[Caller], Awaitable[None]]
 """Runs after a token is verified; raises (e.g. Unauthenticated) to refuse it."""
+Wait = Callable[[], Awaitable[None]]
+"""Something a request awaits before it answers; must not raise."""
+
+_waits: contextvars.ContextVar[list[Wait] | None] = contextvars.ContextVar("waits", default=None)
 
 
 def request_id() -> str:
     """The id of the request being served."""
     return _request_id.get()
+
+
+def await_before_answer(wait: Wait) -> None:
+    """Have the request being served await `wait()` before its answer, or its
+    stream's next message, leaves; asked twice, it awaits once. Outside a
+    request this does nothing. Requests that never ask pay nothing."""
+    waits = _waits.get()
+    if waits is not None and wait not in waits:
+        waits.append(wait)
 
 
 def caller() -> Caller:
@@ -99,8 +116,10 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
                 async def streaming(
                     request: Any, context: grpc.aio.ServicerContext
                 ) -> AsyncIterator[Any]:
-                    async with _served(method, rid, context):
+                    async with _served(method, rid, context) as waits:
                         async for reply in behavior(request, context):
+                            if waits:
+                                await _settle(waits)
                             yield reply
 
                 return streaming
@@ -115,21 +134,37 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
 
 
 @contextlib.asynccontextmanager
-async def _served(method: str, rid: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-    """Around one request: set its id, log its outcome, map domain errors."""
+async def _served(
+    method: str, rid: str, context: grpc.aio.ServicerContext
+) -> AsyncIterator[list[Wait]]:
+    """Around one request: set its id, settle what it must await before
+    answering, log its outcome, map domain errors. Yields the list of waits
+    still to settle."""
     _request_id.set(rid)
+    waits: list[Wait] = []
+    _waits.set(waits)
     context.set_trailing_metadata((("x-request-id", rid),))
     started = time.perf_counter()
     try:
-        yield
-    except errors.SfmeshError as exc:
+        yield waits
+    except Exception as exc:
+        if waits:
+            await _settle(waits)  # an error answers too, and a refusal's events count
+        if not isinstance(exc, errors.SfmeshError):
+            _finish(method, rid, started, "UNKNOWN", repr(exc))
+            raise
         _finish(method, rid, started, exc.code.name, exc.message)
         await context.abort_with_status(errors.to_status(exc, request_id=rid))
-    except Exception as exc:
-        _finish(method, rid, started, "UNKNOWN", repr(exc))
-        raise
     else:
+        if waits:
+            await _settle(waits)
         _finish(method, rid, started, "OK", None)
+
+
+async def _settle(waits: list[Wait]) -> None:
+    """Await, oldest first, what the request asked to await before answering."""
+    while waits:
+        await waits.pop(0)()
 
 
 def _finish(method: str, rid: str, started: float, code: str, message: str | None) -> None:

@@ -13,21 +13,25 @@ are not persisted otherwise: after a restart the surviving segments are
 replayed whole, and the already-committed events among them are harmless
 because the eventlog ignores an event id it already holds.
 
-Writes are buffered: `append` only queues bytes in memory and `flush` writes
-them (the emitter flushes every 50 ms and on close; `close` also fsyncs).
-What a crash can lose:
+Writes are buffered: `append` only queues bytes in memory; `flush` writes
+them and returns a `Sync`, whose `run` makes them durable (`fdatasync` of each
+segment written since the last sync, and an `fsync` of the folder when a
+segment file was created). `run` blocks, so the emitter calls it off the event
+loop; it finds files by name, so a segment acknowledged and deleted meanwhile
+is simply skipped. The emitter (`services/common/events.py`) flushes and syncs
+before a request that emitted answers, and every 50 ms otherwise; `close`
+does both too. What a crash can lose, process or machine alike:
 
-- a crash of the producer process: only the events it appended since its last
-  flush (at most one flush interval). Events of a process that keeps running
-  are never lost while the eventlog is down: they are in memory and, within a
-  flush interval, on disk.
-- a crash of the machine: also what the kernel had not yet written back, since
-  flushes do not fsync (only `close` does).
+- events emitted during a request whose answer has left: nothing;
+- events emitted outside a request (a node agent's reconciler, say): those
+  emitted since the last sync, at most one interval;
 - a write torn by either crash leaves a truncated final record, which `load`
   ignores.
 
-A segment whose events are all acknowledged before its first flush is never
-written at all, so while the eventlog keeps up the spool costs almost no I/O.
+Events acknowledged before their first flush are never written, so while the
+eventlog keeps up, events emitted outside requests cost almost no I/O; a
+request's events cost one write and one sync, shared by every request that
+answers at the same time (group commit, in the emitter).
 
 One process owns a spool folder at a time (an exclusive `flock` on
 `spool.lock`, taken by `load` and released by `close`).
@@ -89,6 +93,36 @@ class _Segment:
     file: BinaryIO | None = None
     sealed: bool = False
     """No more appends go here; closed once its buffer is written."""
+    unsynced: bool = False
+    """Written since the last `Sync` was taken."""
+
+
+@dataclass(frozen=True)
+class Sync:
+    """What makes a `flush` durable: the segments it wrote and, when one of
+    them is a new file, the folder that names them."""
+
+    paths: tuple[Path, ...]
+    """Segment files to `fdatasync`."""
+    directory: Path | None
+    """The folder to `fsync`, if a segment file was created."""
+
+    def __bool__(self) -> bool:
+        return bool(self.paths) or self.directory is not None
+
+    def run(self) -> None:
+        """Sync; blocking, so call it off the event loop. Raises OSError."""
+        for path in self.paths:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue  # acknowledged and deleted since: nothing to keep
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+        if self.directory is not None:
+            _fsync_directory(self.directory)
 
 
 def frame(payload: bytes) -> bytes:
@@ -126,7 +160,8 @@ class Spool:
     """Segment files of unacknowledged events in `directory`.
 
     Call `load` once before `append`; everything runs on the caller's thread
-    and only `flush`, `acknowledge`, `trim`, `load` and `close` touch the disk.
+    and only `flush`, `acknowledge`, `trim`, `load` and `close` touch the disk
+    (and the `Sync` that `flush` returns, on whatever thread runs it).
     """
 
     def __init__(
@@ -138,6 +173,8 @@ class Spool:
         self._segments: deque[_Segment] = deque()
         self._size = 0
         self._lock: BinaryIO | None = None
+        self._new_file = False
+        """A segment file was created since the last `Sync` was taken."""
 
     @property
     def size_bytes(self) -> int:
@@ -199,13 +236,22 @@ class Spool:
         if segment.size >= self._segment_bytes or segment.count >= self._segment_events:
             segment.sealed = True
 
-    def flush(self) -> None:
-        """Write every buffered record to its segment file (no fsync)."""
+    def flush(self) -> Sync:
+        """Write every buffered record to its segment file; return what makes
+        everything written so far durable."""
         for segment in self._segments:
             self._write(segment)
             if segment.sealed and segment.file is not None:
                 segment.file.close()
                 segment.file = None
+        paths = []
+        for segment in self._segments:
+            if segment.unsynced:
+                paths.append(segment.path)
+                segment.unsynced = False
+        directory = self._directory if self._new_file else None
+        self._new_file = False
+        return Sync(tuple(paths), directory)
 
     def acknowledge(self, sequence: int) -> None:
         """Forget every segment whose events all have a sequence <= `sequence`."""
@@ -225,15 +271,10 @@ class Spool:
         return Dropped(count, last) if count else None
 
     def close(self) -> None:
-        """Write what is buffered, fsync it, close the files and release the
+        """Write what is buffered, sync it, close the files and release the
         folder. The spool may be loaded again afterwards."""
         try:
-            for segment in self._segments:
-                self._write(segment)
-                if segment.file is not None:
-                    os.fsync(segment.file.fileno())
-            if self._segments:
-                _fsync_directory(self._directory)
+            self.flush().run()
         finally:
             self._release()
 
@@ -255,6 +296,7 @@ class Spool:
             return
         if segment.file is None:
             segment.file = segment.path.open("ab")
+            self._new_file = True  # (or reopened after a failed write)
         start = segment.file.tell()
         try:
             segment.file.write(b"".join(segment.buffered))
@@ -267,6 +309,7 @@ class Spool:
                 os.truncate(segment.path, start)
             raise
         segment.buffered.clear()
+        segment.unsynced = True
 
     def _start_segment(self, first: int) -> _Segment:
         segment = _Segment(path=self._directory / f"{first:020d}{SUFFIX}", last=first)
@@ -307,10 +350,9 @@ def _first_sequence(path: Path) -> int:
 
 
 def _fsync_directory(directory: Path) -> None:
-    """Make new and deleted segment names durable too."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    """Make new segment names durable too."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

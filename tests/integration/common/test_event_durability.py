@@ -1,0 +1,225 @@
+"""An answered request's events are on disk before its answer: the emitter's
+group commit (services/common/events.py) and the request interceptor's wait
+(services/common/interceptors.py), on a real grpc.aio server on loopback.
+
+The eventlog is never started, so nothing is acknowledged and every event
+can only be in the spool. Syncs are counted by wrapping the real
+`os.fdatasync`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from sfmesh.v1 import event_pb2, eventlog_service_pb2
+
+from services.common import errors
+from services.common.events import EventEmitter
+from services.common.interceptors import RequestInterceptor
+from services.common.spool import SUFFIX, read_records
+
+SERVICE = "test.Durable"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def on_disk(spool_dir: Path) -> list[str]:
+    """The messages of the events in the spool's files, as a new process would read them."""
+    messages = []
+    for path in sorted(spool_dir.glob(f"*{SUFFIX}")):
+        entries, _ = read_records(path.read_bytes())
+        for entry in entries:
+            messages.append(eventlog_service_pb2.EventRecord.FromString(entry.payload).message)
+    return messages
+
+
+class Syncs:
+    """Counts the real `os.fdatasync` calls; the first can be held at a gate."""
+
+    def __init__(self, real: Callable[[int], None]) -> None:
+        self.count = 0
+        self.gate: threading.Event | None = None
+        self._real = real
+
+    def __call__(self, fd: int) -> None:
+        self.count += 1
+        gate, self.gate = self.gate, None
+        if gate is not None:
+            gate.wait(5)
+        self._real(fd)
+
+
+@pytest.fixture
+def syncs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Syncs]:
+    counter = Syncs(os.fdatasync)
+    monkeypatch.setattr(os, "fdatasync", counter)
+    yield counter
+
+
+@pytest.fixture
+async def emitter(tmp_path: Path) -> AsyncIterator[EventEmitter]:
+    """An emitter whose eventlog never answers."""
+    started = EventEmitter(
+        address=f"127.0.0.1:{free_port()}",
+        producer_id="test-producer",
+        spool_dir=tmp_path / "spool",
+        fqdn="host.example",
+        credentials=lambda: "unused",
+    )
+    await started.start()
+    yield started
+    await started.close(timeout=0)
+
+
+def emit(emitter: EventEmitter, message: str) -> None:
+    emitter.emit("instance", "u", event_pb2.EVENT_TYPE_AUDIT, message)
+
+
+@pytest.fixture
+async def channel(emitter: EventEmitter) -> AsyncIterator[grpc.aio.Channel]:
+    """A channel to a server with the request interceptor whose methods are
+    Write (emits the message it is sent), Refuse (emits, then fails), Watch
+    (emits before each of two messages) and Read (emits nothing)."""
+
+    async def write(request: bytes, context: Any) -> bytes:
+        emit(emitter, request.decode())
+        return b""
+
+    async def refuse(request: bytes, context: Any) -> bytes:
+        emit(emitter, request.decode())
+        raise errors.Conflict("refused")
+
+    async def watch(request: bytes, context: Any) -> AsyncIterator[bytes]:
+        for index in range(2):
+            emit(emitter, f"{request.decode()}-{index}")
+            yield b""
+
+    async def read(request: bytes, context: Any) -> bytes:
+        return b""
+
+    handlers = {
+        "Write": grpc.unary_unary_rpc_method_handler(write),
+        "Refuse": grpc.unary_unary_rpc_method_handler(refuse),
+        "Watch": grpc.unary_stream_rpc_method_handler(watch),
+        "Read": grpc.unary_unary_rpc_method_handler(read),
+    }
+    server = grpc.aio.server(interceptors=[RequestInterceptor()])
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as opened:
+        yield opened
+    await server.stop(None)
+
+
+def method(channel: grpc.aio.Channel, name: str) -> grpc.aio.UnaryUnaryMultiCallable:
+    return channel.unary_unary(f"/{SERVICE}/{name}")
+
+
+async def test_concurrent_waiters_share_one_commit(
+    emitter: EventEmitter, syncs: Syncs, tmp_path: Path
+) -> None:
+    for number in range(1000):
+        emit(emitter, str(number))
+    await asyncio.gather(*(emitter.durable() for _ in range(20)))
+    assert on_disk(tmp_path / "spool") == [str(number) for number in range(1000)]
+    assert syncs.count == 1
+
+
+async def test_waiters_arriving_during_a_commit_share_the_next(
+    emitter: EventEmitter, syncs: Syncs, tmp_path: Path
+) -> None:
+    gate = syncs.gate = threading.Event()
+    emit(emitter, "first")
+    first = asyncio.create_task(emitter.durable())
+    await asyncio.sleep(0.05)  # its commit is syncing, held at the gate
+    assert syncs.count == 1
+
+    async def request(number: int) -> None:
+        emit(emitter, str(number))
+        await emitter.durable()
+
+    later = [asyncio.create_task(request(number)) for number in range(10)]
+    await asyncio.sleep(0.05)
+    assert not first.done()
+    gate.set()
+    await asyncio.gather(first, *later)
+    assert on_disk(tmp_path / "spool") == ["first", *(str(number) for number in range(10))]
+    assert syncs.count == 2  # one for the first, one shared by the ten
+
+
+async def test_answers_leave_once_their_events_are_on_disk(
+    channel: grpc.aio.Channel, syncs: Syncs, tmp_path: Path
+) -> None:
+    spool_dir = tmp_path / "spool"
+    write = method(channel, "Write")
+
+    async def request(number: int) -> None:
+        await write(str(number).encode(), timeout=10)
+        assert str(number) in on_disk(spool_dir)  # before the 50 ms sync could run
+
+    await asyncio.gather(*(request(number) for number in range(50)))
+    assert syncs.count < 50  # concurrent requests shared commits
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await method(channel, "Refuse")(b"refusal", timeout=10)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "refusal" in on_disk(spool_dir)  # an error answer waits too
+
+    stream = channel.unary_stream(f"/{SERVICE}/Watch")(b"watched", timeout=10)
+    async for _ in stream:
+        assert on_disk(spool_dir)[-1].startswith("watched-")  # each message waits
+    assert on_disk(spool_dir)[-2:] == ["watched-0", "watched-1"]
+
+
+async def test_reads_answer_at_once_even_while_a_write_commits(
+    channel: grpc.aio.Channel, syncs: Syncs
+) -> None:
+    gate = syncs.gate = threading.Event()
+    writing = asyncio.ensure_future(method(channel, "Write")(b"written", timeout=10))
+    await asyncio.sleep(0.1)
+    assert syncs.count == 1  # the write's commit is syncing, held at the gate
+    assert not writing.done()  # and the write waits for it
+    read = method(channel, "Read")
+    async with asyncio.timeout(5):
+        await asyncio.gather(*(read(b"", timeout=10) for _ in range(100)))
+    assert not writing.done()
+    gate.set()
+    await writing
+    assert syncs.count == 1  # the hundred reads synced nothing
+
+
+async def test_a_spool_the_disk_refuses_is_logged_and_requests_still_answer(
+    channel: grpc.aio.Channel,
+    emitter: EventEmitter,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spool_dir = tmp_path / "spool"
+    shutil.rmtree(spool_dir)  # every segment file's open now fails
+    with caplog.at_level(logging.WARNING, logger="sfmesh.events"):
+        for number in range(3):
+            await method(channel, "Write")(str(number).encode(), timeout=10)
+        refused = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert len(refused) == 1  # once per outage, not once per request
+        assert "cannot write the event spool" in refused[0].getMessage()
+
+        spool_dir.mkdir()
+        await method(channel, "Write")(b"3", timeout=10)
+        assert any("written again" in r.getMessage() for r in caplog.records)
+    assert on_disk(spool_dir) == ["0", "1", "2", "3"]  # kept in memory, written at last
+    assert emitter.unacknowledged == 4
