@@ -132,7 +132,7 @@ def warned(caplog: pytest.LogCaptureFixture, local_port: int, reason: str) -> bo
     """Whether the server logged a warning naming this client's port and `reason`."""
     return any(
         record.levelname == "WARNING"
-        and f"127.0.0.1:{local_port}" in record.getMessage()
+        and re.search(rf"127\.0\.0\.1:{local_port}\b", record.getMessage())
         and re.search(reason, record.getMessage())
         for record in caplog.records
     )
