@@ -29,6 +29,9 @@ PREFIX = "/sfmesh/v1/"
 PAGE_SIZE = 500
 RETRY_START = 0.2
 RETRY_MAX = 5.0
+RETRY_AFTER = 1
+"""Seconds a caller refused for an unreachable etcd is told to wait: a
+restarted or unfrozen etcd serves again within about that."""
 _UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
@@ -244,7 +247,8 @@ class Store:
 
 
 class _mapped_errors:
-    """Turn etcd connection failures into `errors.Unavailable`."""
+    """Turn etcd connection failures and timeouts into `errors.Unavailable`
+    with a retry hint (503 with Retry-After over REST)."""
 
     async def __aenter__(self) -> None:
         return None
@@ -255,5 +259,5 @@ class _mapped_errors:
         )
         if unreachable:
             raise errors.Unavailable(
-                f"etcd is unavailable: {exc}", reason="ETCD_UNAVAILABLE"
+                f"etcd is unavailable: {exc}", reason="ETCD_UNAVAILABLE", retry_after=RETRY_AFTER
             ) from exc

@@ -198,6 +198,7 @@ async def test_unreachable_etcd_get_is_unavailable() -> None:
     finally:
         await store.close()
     assert caught.value.reason == "ETCD_UNAVAILABLE"
+    assert caught.value.retry_after == 1  # a 503 with Retry-After: 1 over REST
     assert caught.value.message.startswith("etcd is unavailable")
     assert time.monotonic() - started < 5
 
