@@ -6,7 +6,8 @@ A stream that fails, ends or stops answering is reopened after a backoff of
 0.2 s doubling to 5 s, reset once a stream has been answered. A new stream
 waits for the scheduler to be reachable (`wait_for_ready`) rather than
 failing while it restarts, so it opens within the channel's reconnect
-backoff (services/common/channels.py) of the scheduler listening again.
+backoff (services/common/channels.py) of the scheduler listening again; a
+stream that ends between reports is noticed at once, not at the next report.
 """
 
 from __future__ import annotations
@@ -144,19 +145,24 @@ class Reporter:
                         extra={"fields": {"scheduler": self._scheduler}},
                     )
                 self._answered = True
-                await self._pause(report_interval(answer.report_interval_seconds))
+                await self._pause(report_interval(answer.report_interval_seconds), call)
+                if call.done():  # the scheduler went: reopen now, not at the next report
+                    return
         finally:
             call.cancel()
 
-    async def _pause(self, seconds: float) -> None:
-        """Sleep until the next report is due, or until nudged."""
+    async def _pause(self, seconds: float, call: grpc.aio.StreamStreamCall) -> None:
+        """Sleep until the next report is due, until nudged, or until the
+        stream ends."""
         sleeping = asyncio.ensure_future(self._sleep(seconds))
         nudged = asyncio.ensure_future(self._nudged.wait())
+        ended = asyncio.ensure_future(call.code())
         try:
-            await asyncio.wait((sleeping, nudged), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((sleeping, nudged, ended), return_when=asyncio.FIRST_COMPLETED)
         finally:
             sleeping.cancel()
             nudged.cancel()
+            ended.cancel()
         self._nudged.clear()
 
 

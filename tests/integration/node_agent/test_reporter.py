@@ -288,6 +288,7 @@ async def test_reports_resume_after_the_scheduler_restarts_on_its_port(
 async def test_reports_resume_at_once_after_a_long_scheduler_outage(
     scheduler: SchedulerProcess, start_reporter: Callable[..., asyncio.Task[None]]
 ) -> None:
+    scheduler.servicer.interval = 100  # 10 s between reports: the loss is seen on the stream
     task = start_reporter()
     await eventually(lambda: len(scheduler.servicer.reports) >= 1)
     await scheduler.stop()
