@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from devmesh.client_config import write_client_config
-from devmesh.mesh import Mesh
+from devmesh.mesh import Mesh, PortInUse
 from guests.bootsector import boot_sector
 from guests.serve import ImageServer
 
@@ -34,6 +34,8 @@ def main() -> None:
                 if not child.alive():
                     print(f"sfmesh: {name} exited; stopping the mesh")
                     stop.set()
+    except PortInUse as exc:
+        raise SystemExit(f"sfmesh: {exc}") from None
     finally:
         print("sfmesh: stopping")
         mesh.stop()

@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -59,6 +59,22 @@ class Ports:
         for sock in sockets:
             sock.close()
         return cls(**dict(zip(names, ports, strict=True)))
+
+
+class PortInUse(RuntimeError):
+    """A port the mesh needs is taken: a leftover mesh, or another program."""
+
+
+def check_ports(ports: Ports) -> None:
+    """Raise PortInUse, naming the first of `ports` something listens on."""
+    for name, port in asdict(ports).items():
+        with socket.socket() as probe:
+            # Lingering TIME_WAIT connections do not count; a listener does.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise PortInUse(f"port {port} ({name}) is already in use on 127.0.0.1") from None
 
 
 @dataclass
@@ -115,7 +131,9 @@ class Mesh:
         return env
 
     def start(self) -> None:
-        """Start etcd, then the services, each once the one before is ready."""
+        """Start etcd, then the services, each once the one before is ready;
+        PortInUse, with nothing started, when a port is taken."""
+        check_ports(self.ports)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._start_etcd()
         services = ["eventlog", "scheduler", "api"]

@@ -50,7 +50,10 @@ async def serve(
     every verified caller and may refuse it (see `AuthInterceptor`).
     """
     server = grpc.aio.server(
-        interceptors=[RequestInterceptor(), AuthInterceptor(authority, check=check)]
+        interceptors=[RequestInterceptor(), AuthInterceptor(authority, check=check)],
+        # gRPC's default SO_REUSEPORT would let this server share its port
+        # with a leftover one, each answering some of the connections.
+        options=[("grpc.so_reuseport", 0)],
     )
     for servicer in servicers:
         servicer.register(servicer.implementation, server)
@@ -58,7 +61,11 @@ async def serve(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [s.name for s in servicers]
     enable_reflection([*names, *published, health.SERVICE_NAME], server)
-    server.add_insecure_port(address)
+    try:
+        server.add_insecure_port(address)
+    except RuntimeError:
+        log.error("cannot listen on %s: in use, or not an address of this host", address)
+        raise SystemExit(1) from None
     await server.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
