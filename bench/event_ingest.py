@@ -36,8 +36,9 @@ from typing import Any
 import grpc
 from sfmesh.v1 import event_pb2, eventlog_service_pb2, eventlog_service_pb2_grpc
 
-from services.common.config import DEFAULT_STATE_DIR, env
+from services.common.config import STATE_DIR
 from services.common.events import EventEmitter, next_sequence
+from services.common.settings import environment_value
 from services.common.tokens import InternalCredentials, TokenAuthority
 
 PRODUCERS = 3
@@ -199,7 +200,7 @@ def main(
             "(DIR holds the service.key the eventlog verifies internal tokens with)."
         )
         return
-    key_path = (state_dir or Path(env("STATE_DIR", DEFAULT_STATE_DIR))) / "service.key"
+    key_path = (state_dir or Path(environment_value(STATE_DIR))) / "service.key"
     if not key_path.exists():
         print(f"event ingest: skipped, no {key_path} to sign internal tokens with.")
         return

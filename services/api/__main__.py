@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 
 from services.api.server import ApiConfig, serve_api
 from services.api.validation import Limits
-from services.common.config import env, mesh_config
+from services.common.config import mesh_config
 from services.common.main import parse_arguments
+from services.common.settings import Setting
+
+SETTINGS = (
+    Setting("--max-cpus", Limits.max_cpus, "the most vCPUs one instance may have", int),
+    Setting("--token-ttl", 900, "seconds a user token lives", int),
+    Setting(
+        "--deleted-retention", 3600.0, "seconds a deleted instance stays readable by UUID", float
+    ),
+    Setting("--purge-interval", 60.0, "seconds between purge sweeps", float),
+)
 
 
 def main() -> None:
     """Parse the configuration and run the api."""
-    extra = argparse.ArgumentParser(add_help=False)
-    extra.add_argument("--max-cpus", type=int, default=int(env("MAX_CPUS", "16")))
-    extra.add_argument("--token-ttl", type=int, default=int(env("TOKEN_TTL", "900")))
-    extra.add_argument(
-        "--deleted-retention",
-        type=float,
-        default=float(env("DELETED_RETENTION", "3600")),
-        help="seconds a deleted instance stays readable by UUID",
-    )
-    extra.add_argument("--purge-interval", type=float, default=float(env("PURGE_INTERVAL", "60")))
-    args = parse_arguments("api", listen="127.0.0.1:13010", extra=extra)
+    args = parse_arguments("api", listen="127.0.0.1:13010", settings=SETTINGS)
     config = ApiConfig(
         mesh=mesh_config(args),
         listen=args.listen,

@@ -4,49 +4,45 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 
 import uvloop
 
 from services.api_gateway.config import GatewayConfig
 from services.api_gateway.server import serve
+from services.common.settings import Setting, add_settings
+
+C = GatewayConfig
+SETTINGS = (
+    Setting("--api-address", C.api_address, "the upstream api's gRPC address"),
+    Setting("--host", C.host, "the address to listen on", variable="GATEWAY_HOST"),
+    Setting("--port", C.port, "the port to listen on; 0 picks a free one", int, "GATEWAY_PORT"),
+    Setting(
+        "--max-body", C.max_body, "the largest request body, bytes; larger is 413", int,
+        "GATEWAY_MAX_BODY",
+    ),
+    Setting(
+        "--deadline", C.deadline, "seconds a unary upstream call may take", float,
+        "GATEWAY_DEADLINE",
+    ),
+    Setting(
+        "--head-timeout", C.head_timeout, "seconds a client has to send a request's head",
+        float, "GATEWAY_HEAD_TIMEOUT",
+    ),
+    Setting(
+        "--body-timeout", C.body_timeout, "seconds, in all, to wait for one request's body",
+        float, "GATEWAY_BODY_TIMEOUT",
+    ),
+    Setting(
+        "--max-connections", C.max_connections, "open client connections at most", int,
+        "GATEWAY_MAX_CONNECTIONS",
+    ),
+)  # fmt: skip
 
 
 def parse_config(argv: list[str] | None = None) -> GatewayConfig:
     """Flags override environment variables, which override defaults."""
-    env = os.environ
-    defaults = GatewayConfig()
     parser = argparse.ArgumentParser(prog="python -m services.api_gateway", description=__doc__)
-    parser.add_argument(
-        "--api-address", default=env.get("SFMESH_API_ADDRESS", defaults.api_address)
-    )
-    parser.add_argument("--host", default=env.get("SFMESH_GATEWAY_HOST", defaults.host))
-    parser.add_argument(
-        "--port", type=int, default=int(env.get("SFMESH_GATEWAY_PORT", defaults.port))
-    )
-    parser.add_argument(
-        "--max-body", type=int, default=int(env.get("SFMESH_GATEWAY_MAX_BODY", defaults.max_body))
-    )
-    parser.add_argument(
-        "--deadline",
-        type=float,
-        default=float(env.get("SFMESH_GATEWAY_DEADLINE", defaults.deadline)),
-    )
-    parser.add_argument(
-        "--head-timeout",
-        type=float,
-        default=float(env.get("SFMESH_GATEWAY_HEAD_TIMEOUT", defaults.head_timeout)),
-    )
-    parser.add_argument(
-        "--body-timeout",
-        type=float,
-        default=float(env.get("SFMESH_GATEWAY_BODY_TIMEOUT", defaults.body_timeout)),
-    )
-    parser.add_argument(
-        "--max-connections",
-        type=int,
-        default=int(env.get("SFMESH_GATEWAY_MAX_CONNECTIONS", defaults.max_connections)),
-    )
+    add_settings(parser, SETTINGS)
     args = parser.parse_args(argv)
     return GatewayConfig(
         api_address=args.api_address,

@@ -1,4 +1,5 @@
-"""The gateway's settings, built once by `__main__` and passed down."""
+"""The gateway's settings, built once by `__main__` and passed down; their
+flags and `SFMESH_*` variables are declared in `__main__`."""
 
 from __future__ import annotations
 
@@ -10,24 +11,24 @@ class GatewayConfig:
     """Everything the gateway can be told."""
 
     api_address: str = "127.0.0.1:13010"
-    """The upstream gRPC server (`SFMESH_API_ADDRESS`)."""
+    """The upstream gRPC server."""
     host: str = "127.0.0.1"
-    """The address to listen on (`SFMESH_GATEWAY_HOST`)."""
+    """The address to listen on."""
     port: int = 13000
-    """The port to listen on (`SFMESH_GATEWAY_PORT`); 0 picks a free one."""
+    """The port to listen on; 0 picks a free one."""
     max_body: int = 1 << 20
-    """The largest request body accepted, in bytes (`SFMESH_GATEWAY_MAX_BODY`); larger is 413."""
+    """The largest request body accepted, in bytes; larger is 413."""
     head_timeout: float = 10.0
     """Seconds a client has to send a request's head, from connecting or from the head's
-    first byte on a kept-alive connection (`SFMESH_GATEWAY_HEAD_TIMEOUT`); then 408 and close."""
+    first byte on a kept-alive connection; then 408 and close."""
     body_timeout: float = 30.0
-    """Seconds the gateway waits, in all, for one request's body (`SFMESH_GATEWAY_BODY_TIMEOUT`);
+    """Seconds the gateway waits, in all, for one request's body;
     then 408 and close."""
     max_connections: int = 1000
-    """Open client connections at most (`SFMESH_GATEWAY_MAX_CONNECTIONS`): one more closes the
+    """Open client connections at most: one more closes the
     connection idle the longest. Lowered to fit the process's open-file limit."""
     deadline: float = 30.0
-    """Deadline of unary upstream calls in seconds (`SFMESH_GATEWAY_DEADLINE`), unless the
+    """Deadline of unary upstream calls in seconds, unless the
     request sends `Grpc-Timeout`. Streams have none by default."""
     sse_ping: float = 15.0
     """Seconds of silence after which an SSE stream gets a `: ping` comment."""

@@ -5,12 +5,10 @@ defaults. Each service's `__main__` builds its config and passes it down."""
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_STATE_DIR = "/var/lib/sfmesh"
-DEFAULT_GATEWAY_ADDRESS = "127.0.0.1:13000"
+from services.common.settings import Setting
 
 
 @dataclass(frozen=True)
@@ -30,28 +28,39 @@ class MeshConfig:
     floating_netblock: str = ""
     """The pool of outside addresses (IPv4 CIDR) NAT and floating addresses
     come from; its first host is the router; "" for none."""
-    gateway: str = DEFAULT_GATEWAY_ADDRESS
+    gateway: str = "127.0.0.1:13000"
     """The REST gateway's address, host:port (node agents never fetch from it)."""
 
 
-def env(name: str, default: str) -> str:
-    """The value of `SFMESH_<name>`, or `default`."""
-    return os.environ.get(f"SFMESH_{name}", default)
-
-
-def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
-    """Declare the shared flags, defaulted from the environment."""
-    parser.add_argument("--state-dir", default=env("STATE_DIR", DEFAULT_STATE_DIR))
-    parser.add_argument("--etcd", default=env("ETCD", "127.0.0.1:13379"))
-    parser.add_argument("--api", default=env("API_ADDRESS", "127.0.0.1:13010"))
-    parser.add_argument("--scheduler", default=env("SCHEDULER_ADDRESS", "127.0.0.1:13011"))
-    parser.add_argument("--eventlog", default=env("EVENTLOG_ADDRESS", "127.0.0.1:13012"))
-    parser.add_argument("--gateway", default=env("GATEWAY_ADDRESS", DEFAULT_GATEWAY_ADDRESS))
-    parser.add_argument(
+STATE_DIR = Setting(
+    "--state-dir", "/var/lib/sfmesh", "folder for secrets, databases, images and consoles"
+)
+MESH_SETTINGS = (
+    STATE_DIR,
+    Setting("--etcd", "127.0.0.1:13379", "etcd's client address, host:port"),
+    Setting("--api", "127.0.0.1:13010", "the api's gRPC address", variable="API_ADDRESS"),
+    Setting(
+        "--scheduler",
+        "127.0.0.1:13011",
+        "the scheduler's gRPC address",
+        variable="SCHEDULER_ADDRESS",
+    ),
+    Setting(
+        "--eventlog", "127.0.0.1:13012", "the eventlog's gRPC address", variable="EVENTLOG_ADDRESS"
+    ),
+    Setting(
+        "--gateway",
+        MeshConfig.gateway,
+        "the REST gateway's address (node agents never fetch from it)",
+        variable="GATEWAY_ADDRESS",
+    ),
+    Setting(
         "--floating-netblock",
-        default=env("FLOATING_NETBLOCK", ""),
-        help="IPv4 CIDR of outside addresses for NAT; its first host is the router",
-    )
+        MeshConfig.floating_netblock,
+        "IPv4 CIDR of outside addresses for NAT; its first host is the router",
+    ),
+)
+"""The flags every service takes."""
 
 
 def mesh_config(args: argparse.Namespace) -> MeshConfig:

@@ -7,26 +7,31 @@ import argparse
 import socket
 from pathlib import Path
 
-from services.common.config import MeshConfig, add_mesh_arguments, env
+from services.common.config import MESH_SETTINGS, MeshConfig
 from services.common.events import EventEmitter
 from services.common.logs import configure_logging
 from services.common.secrets import load_or_create_secret
+from services.common.settings import Setting, add_settings
 from services.common.tokens import InternalCredentials, TokenAuthority
 
 
 def parse_arguments(
-    service: str, *, listen: str, extra: argparse.ArgumentParser | None = None
+    service: str, *, listen: str, settings: tuple[Setting, ...] = ()
 ) -> argparse.Namespace:
-    """Parse the shared flags plus `--listen` (and any from `extra`), then
+    """Parse the shared flags, `--listen`, `--log-level` and `settings`, then
     configure logging for `service`."""
-    parser = argparse.ArgumentParser(
-        prog=f"python -m services.{service}", parents=[extra] if extra else []
+    parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
+    add_settings(
+        parser,
+        (
+            *MESH_SETTINGS,
+            Setting(
+                "--listen", listen, "gRPC listen address", variable=f"{service.upper()}_LISTEN"
+            ),
+            Setting("--log-level", "INFO", "the least level logged"),
+            *settings,
+        ),
     )
-    add_mesh_arguments(parser)
-    parser.add_argument(
-        "--listen", default=env(f"{service.upper()}_LISTEN", listen), help="gRPC listen address"
-    )
-    parser.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"))
     args = parser.parse_args()
     configure_logging(service, args.log_level)
     return args

@@ -9,8 +9,9 @@ import ipaddress
 import socket
 
 from services.common.addresses import floating_pool
-from services.common.config import env, mesh_config
+from services.common.config import mesh_config
 from services.common.main import parse_arguments
+from services.common.settings import Setting
 from services.node_agent.dataplane import Underlay
 from services.node_agent.facts import VIRT_TYPES
 from services.node_agent.fetch_policy import IPNetwork, parse_networks
@@ -58,84 +59,70 @@ def egress(bridge: str, floating_netblock: str) -> Egress | None:
     return Egress(bridge, pool)
 
 
+SETTINGS = (
+    Setting("--node-name", "", "this node's name; empty for the hostname"),
+    Setting(
+        "--advertise",
+        "",
+        "host:port others dial to reach this agent; empty for the listen address",
+        variable="NODE_AGENT_ADVERTISE",
+    ),
+    Setting(
+        "--virt-type",
+        "auto",
+        "kvm, qemu (TCG), or auto: kvm only with /dev/kvm and a vmx/svm CPU flag",
+        choices=VIRT_TYPES,
+    ),
+    Setting("--libvirt-uri", "qemu:///system", "the libvirt connection"),
+    Setting(
+        "--image-shorthands",
+        {},
+        "NAME=URL,... disk bases added to (or replacing) the built-in table",
+        parse_shorthands,
+    ),
+    Setting(
+        "--image-max-gib",
+        DEFAULT_MAX_BYTES / 2**30,
+        "the largest image a download may bring, in GiB",
+        float,
+    ),
+    Setting("--image-deadline", DEFAULT_DEADLINE, "seconds one image download may take", float),
+    Setting(
+        "--image-allowed-networks",
+        (),
+        "CIDR,... image downloads may reach although loopback, private or reserved; "
+        "the mesh's own endpoints stay refused",
+        networks,
+    ),
+    Setting(
+        "--underlay-address",
+        "",
+        "the IPv4 address other nodes reach this node's VXLAN at; empty: networks stay "
+        "on this node",
+        ipv4,
+    ),
+    Setting(
+        "--underlay-netns",
+        "",
+        "the network namespace holding --underlay-address; empty for the agent's own",
+    ),
+    Setting("--underlay-mtu", 1500, "the underlay's MTU; guests get 50 bytes less", int),
+    Setting(
+        "--egress-bridge",
+        "",
+        "an existing bridge on the --floating-netblock segment: NAT networks reach the "
+        "outside through it; empty: no NAT on this node",
+    ),
+)
+
+
 def main() -> None:
     """Parse the configuration and run the node agent."""
-    extra = argparse.ArgumentParser(add_help=False)
-    extra.add_argument(
-        "--node-name",
-        default=env("NODE_NAME", "") or socket.gethostname(),
-        help="this node's name (default the hostname)",
-    )
-    extra.add_argument(
-        "--advertise",
-        default=env("NODE_AGENT_ADVERTISE", ""),
-        help="host:port others dial to reach this agent (default the listen address)",
-    )
-    extra.add_argument(
-        "--virt-type",
-        choices=VIRT_TYPES,
-        default=env("VIRT_TYPE", "auto"),
-        help="kvm, qemu (TCG), or auto: kvm only with /dev/kvm and a vmx/svm CPU flag",
-    )
-    extra.add_argument(
-        "--libvirt-uri",
-        default=env("LIBVIRT_URI", "qemu:///system"),
-        help="the libvirt connection (default qemu:///system)",
-    )
-    extra.add_argument(
-        "--image-shorthands",
-        type=parse_shorthands,
-        default=parse_shorthands(env("IMAGE_SHORTHANDS", "")),
-        help="NAME=URL,... disk bases added to (or replacing) the built-in table",
-    )
-    extra.add_argument(
-        "--image-max-gib",
-        type=float,
-        default=float(env("IMAGE_MAX_GIB", str(DEFAULT_MAX_BYTES / 2**30))),
-        help="the largest image a download may bring, in GiB (default %(default)g)",
-    )
-    extra.add_argument(
-        "--image-deadline",
-        type=float,
-        default=float(env("IMAGE_DEADLINE", str(DEFAULT_DEADLINE))),
-        help="seconds one image download may take (default %(default)g)",
-    )
-    extra.add_argument(
-        "--image-allowed-networks",
-        type=networks,
-        default=networks(env("IMAGE_ALLOWED_NETWORKS", "")),
-        help="CIDR,... image downloads may reach although loopback, private or reserved "
-        "(default none); the mesh's own endpoints stay refused",
-    )
-    extra.add_argument(
-        "--underlay-address",
-        type=ipv4,
-        default=ipv4(env("UNDERLAY_ADDRESS", "")),
-        help="the IPv4 address other nodes reach this node's VXLAN at "
-        "(default none: networks stay on this node)",
-    )
-    extra.add_argument(
-        "--underlay-netns",
-        default=env("UNDERLAY_NETNS", ""),
-        help="the network namespace holding --underlay-address (default the agent's own)",
-    )
-    extra.add_argument(
-        "--underlay-mtu",
-        type=int,
-        default=int(env("UNDERLAY_MTU", "1500")),
-        help="the underlay's MTU; guests get 50 bytes less (default 1500)",
-    )
-    extra.add_argument(
-        "--egress-bridge",
-        default=env("EGRESS_BRIDGE", ""),
-        help="an existing bridge on the --floating-netblock segment: NAT networks "
-        "reach the outside through it (default none: no NAT on this node)",
-    )
-    args = parse_arguments("node_agent", listen="127.0.0.1:13020", extra=extra)
+    args = parse_arguments("node_agent", listen="127.0.0.1:13020", settings=SETTINGS)
     config = NodeAgentConfig(
         mesh=mesh_config(args),
         listen=args.listen,
-        node_name=args.node_name,
+        node_name=args.node_name or socket.gethostname(),
         advertise=args.advertise or args.listen,
         virt_type=args.virt_type,
         libvirt_uri=args.libvirt_uri,

@@ -2,62 +2,54 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 
-from services.common.config import env, mesh_config
+from services.common.config import mesh_config
 from services.common.main import parse_arguments
+from services.common.settings import Setting
 from services.scheduler.placement import Policy
 from services.scheduler.server import SchedulerConfig, serve_scheduler
 from services.scheduler.servicer import Timing
 
+SETTINGS = (
+    Setting("--cpu-overcommit-ratio", Policy.cpu_overcommit_ratio, "vCPUs per host CPU", float),
+    Setting(
+        "--ram-reserved-mib",
+        Policy.ram_reserved_mib,
+        "memory kept for the host, MiB",
+        int,
+    ),
+    Setting("--min-free-disk-gib", Policy.min_free_disk_gib, "disk kept free, GiB", int),
+    Setting(
+        "--report-interval",
+        Timing.report_interval,
+        "seconds between node reports, told to node agents",
+        int,
+    ),
+    Setting(
+        "--node-grace",
+        Timing.node_grace,
+        "seconds without a stream before a node is missing",
+        float,
+    ),
+    Setting(
+        "--node-record-interval",
+        Timing.record_interval,
+        "least seconds between node record writes",
+        float,
+    ),
+    Setting(
+        "--reservation-ttl",
+        120.0,
+        "seconds a reservation lives unless the node reports the instance",
+        float,
+    ),
+)
+
 
 def main() -> None:
     """Parse the configuration and run the scheduler."""
-    extra = argparse.ArgumentParser(add_help=False)
-    extra.add_argument(
-        "--cpu-overcommit-ratio",
-        type=float,
-        default=float(env("CPU_OVERCOMMIT_RATIO", "16")),
-        help="vCPUs per host CPU (default 16)",
-    )
-    extra.add_argument(
-        "--ram-reserved-mib",
-        type=int,
-        default=int(env("RAM_RESERVED_MIB", "2048")),
-        help="memory kept for the host, MiB (default 2048; 256 on a small machine)",
-    )
-    extra.add_argument(
-        "--min-free-disk-gib",
-        type=int,
-        default=int(env("MIN_FREE_DISK_GIB", "20")),
-        help="disk kept free, GiB (default 20; 1 on a small machine)",
-    )
-    extra.add_argument(
-        "--report-interval",
-        type=int,
-        default=int(env("REPORT_INTERVAL", "5")),
-        help="seconds between node reports, told to node agents (default 5)",
-    )
-    extra.add_argument(
-        "--node-grace",
-        type=float,
-        default=float(env("NODE_GRACE", "30")),
-        help="seconds without a stream before a node is missing (default 30)",
-    )
-    extra.add_argument(
-        "--node-record-interval",
-        type=float,
-        default=float(env("NODE_RECORD_INTERVAL", "10")),
-        help="least seconds between node record writes (default 10)",
-    )
-    extra.add_argument(
-        "--reservation-ttl",
-        type=float,
-        default=float(env("RESERVATION_TTL", "120")),
-        help="seconds a reservation lives unless the node reports the instance (default 120)",
-    )
-    args = parse_arguments("scheduler", listen="127.0.0.1:13011", extra=extra)
+    args = parse_arguments("scheduler", listen="127.0.0.1:13011", settings=SETTINGS)
     config = SchedulerConfig(
         mesh=mesh_config(args),
         listen=args.listen,
