@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import event_ingest, event_reads, gateway, instances, networks, vms
+from bench import event_ingest, event_reads, gateway, instances, networks, recovery, vms
 from bench.harness import quiet_mesh
 
 
@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "event_reads": event_reads.main,
     "vms": vms.main,
     "networks": networks.main,
+    "recovery": recovery.main,
 }
 
 

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
@@ -139,19 +140,25 @@ class Mesh:
         services = ["eventlog", "scheduler", "api"]
         if self.node_agent:
             services.append("node_agent")
-        for service in services:
+        for service in [*services, "gateway"]:
             self.start_service(service)
-        self._launch("gateway", python_module("services.api_gateway"))
-        wait_until(
-            http_ok(f"{self.gateway_url}/healthz"),
-            child=self.children["gateway"],
-            timeout=READY_TIMEOUT,
-        )
 
     def start_service(self, service: str) -> None:
-        """Start one gRPC service and wait until it is serving."""
-        child = self._launch(service, python_module(f"services.{service}"))
-        wait_until(grpc_serving(self.address(service)), child=child, timeout=READY_TIMEOUT)
+        """Start one service and wait until it is serving."""
+        child = self.launch_service(service)
+        wait_until(self.serving(service), child=child, timeout=READY_TIMEOUT)
+
+    def launch_service(self, service: str) -> Child:
+        """Start one service (`gateway` or a gRPC service) without waiting."""
+        module = "api_gateway" if service == "gateway" else service
+        return self._launch(service, python_module(f"services.{module}"))
+
+    def serving(self, service: str) -> Callable[[], bool]:
+        """A check that `service` serves: the gateway's /healthz answers 200
+        (which asks the api), a gRPC service's health says SERVING."""
+        if service == "gateway":
+            return http_ok(f"{self.gateway_url}/healthz")
+        return grpc_serving(self.address(service))
 
     def stop_service(self, service: str, sig: int) -> None:
         """Stop one service with `sig` (SIGTERM for a clean stop, SIGKILL for a crash)."""
