@@ -38,6 +38,10 @@ _EVENT_THREAD_LOCK = threading.Lock()
 _event_thread: threading.Thread | None = None
 
 
+_GONE_OR_STOPPED = (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_OPERATION_INVALID)
+"""libvirt's answers to destroying a domain that is gone or not running."""
+
+
 class HypervisorError(Exception):
     """libvirt refused an operation; the message is libvirt's."""
 
@@ -164,10 +168,15 @@ class Hypervisor:
             if domain is None:
                 return False
             # Undefine first: a start landing in between then cannot bring
-            # back a persistent domain whose files are about to go.
+            # back a persistent domain whose files are about to go. A stopped
+            # domain is gone with its definition; a running one goes with
+            # its destroy.
             domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
-            if domain.isActive():
+            try:
                 domain.destroy()
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() not in _GONE_OR_STOPPED:
+                    raise
             return True
 
         return await self._call(remove)
