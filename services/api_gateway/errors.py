@@ -52,6 +52,18 @@ HTTP_STATUS_FROM_CODE: dict[grpc.StatusCode, int] = {
 }
 
 
+UNAVAILABLE_RETRY_AFTER = "1"
+"""Retry-After of a 503 that names no delay: an outage of the upstream (a
+restart takes about a second), not a refusal."""
+
+
+def retry_after_default(http_status: int, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """`headers`, with `Retry-After` added to a 503 that has none. Pure."""
+    if http_status == 503 and not any(name == "retry-after" for name, _ in headers):
+        return [*headers, ("retry-after", UNAVAILABLE_RETRY_AFTER)]
+    return headers
+
+
 def http_status_from_code(code: grpc.StatusCode) -> int:
     """The default HTTP status of a gRPC code (500 for anything unknown)."""
     return HTTP_STATUS_FROM_CODE.get(code, 500)
@@ -108,7 +120,8 @@ class GatewayError(Exception):
 
     def reply(self) -> ErrorReply:
         """This error as a reply."""
-        return ErrorReply(self.http_status, self.code, self.message, [], self.headers)
+        headers = retry_after_default(self.http_status, self.headers)
+        return ErrorReply(self.http_status, self.code, self.message, [], headers)
 
 
 class UpstreamError(Exception):
@@ -146,7 +159,9 @@ def reply_from_status(
                 headers.append(("retry-after", str(max(0, math.ceil(delay)))))
     if http_status == 401:
         headers.append(("www-authenticate", "Bearer"))
-    return ErrorReply(http_status, code, message, details, headers)
+    return ErrorReply(
+        http_status, code, message, details, retry_after_default(http_status, headers)
+    )
 
 
 def _rich_status(

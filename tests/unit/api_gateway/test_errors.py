@@ -88,6 +88,20 @@ def test_retry_info_sets_retry_after_rounded_up() -> None:
     assert reply.details[1]["retry_delay"] == "2.000000001s"
 
 
+def test_a_503_without_a_delay_gets_retry_after_one_second() -> None:
+    # An unreachable api: the channel fails with a bare UNAVAILABLE.
+    bare = reply_from_status(grpc.StatusCode.UNAVAILABLE, "connection refused", [])
+    assert bare.http_status == 503
+    assert bare.headers == [("retry-after", "1")]
+    starting = GatewayError(503, "the gateway is starting", code=grpc.StatusCode.UNAVAILABLE)
+    assert starting.reply().headers == [("retry-after", "1")]
+    # A delay the service gave is kept, not doubled.
+    retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=5))
+    trailer = _trailer(code_pb2.UNAVAILABLE, "wait", retry)
+    given = reply_from_status(grpc.StatusCode.UNAVAILABLE, "wait", trailer)
+    assert given.headers == [("retry-after", "5")]
+
+
 def test_unauthenticated_adds_www_authenticate() -> None:
     reply = reply_from_status(grpc.StatusCode.UNAUTHENTICATED, "bad token", [])
     assert reply.http_status == 401
