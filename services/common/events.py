@@ -31,8 +31,9 @@ newest events are the ones that explain the present state.
 
 Durability. `durable()` returns once every event emitted so far is on disk
 and synced (or already acknowledged, and so never written): a group commit,
-where one spool write and one `fdatasync`, run in a thread of the emitter's
-own, carry the events of every caller waiting at that moment, and callers who
+where one spool write (on the loop: it only reaches the page cache) and one
+`fdatasync` (in a thread of the emitter's own, so the loop keeps serving)
+carry the events of every caller waiting at that moment, and callers who
 arrive while it runs share the next one. `emit` asks the request being served
 (if any) to await `durable()` before its answer leaves
 (`interceptors.await_before_answer`), so every service built on
