@@ -33,6 +33,31 @@ HTTP_BODY = "google.api.HttpBody"
 NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
+ERROR_STATUSES: dict[str, str] = {
+    "400": "A bad argument: a malformed value, an unknown key, a field given twice, a broken rule.",
+    "401": "No token, or a bad, expired or revoked one; or, for `POST /auth`, a wrong key.",
+    "403": "The caller may not do this.",
+    "404": "No such object visible to the caller (another namespace's objects are not).",
+    "406": "The object is not in a state that allows this yet.",
+    "409": "A conflict: a name or address in use, or the hypervisor refused.",
+    "413": "The request body is larger than the gateway accepts.",
+    "500": "An internal error.",
+    "503": "A service the call needs is unavailable.",
+    "504": "The call's deadline passed.",
+    "507": "No capacity now.",
+}
+"""Every error status the gateway answers on a route: the services' own (each
+error carries its status) and grpc-gateway's table for the gRPC codes a call
+can end with. Not listed: 499 (the client left), 405 (a method the path lacks)."""
+_RETRY_AFTER = {
+    "description": "Seconds to wait before retrying.",
+    "schema": {"type": "integer", "minimum": 0},
+}
+_ERROR_HEADERS: dict[str, dict[str, Any]] = {
+    "401": {"WWW-Authenticate": {"description": "`Bearer`.", "schema": {"type": "string"}}},
+    "503": {"Retry-After": _RETRY_AFTER},
+    "507": {"Retry-After": _RETRY_AFTER},
+}
 
 _sfmesh_options: Any = options_pb2
 _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
@@ -76,17 +101,41 @@ def build_openapi(services: list[ServiceDescriptor], comments: dict[str, str]) -
         "paths": paths,
         "components": {
             "schemas": {"Error": error_schema(), **dict(sorted(book.schemas.items()))},
+            "responses": error_responses(),
             "securitySchemes": {
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
                     "bearerFormat": "JWT",
                     "description": "A token from `POST /auth`.",
-                }
+                },
+                "access_token": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "access_token",
+                    "description": (
+                        "Streams only, when no `Authorization` header is sent: the token "
+                        "as a query parameter (a browser's EventSource cannot send headers)."
+                    ),
+                },
             },
         },
         "security": [{"bearer": []}],
     }
+
+
+def error_responses() -> dict[str, Any]:
+    """`components.responses`: one Error answer per status in ERROR_STATUSES. Pure."""
+    found: dict[str, Any] = {}
+    for status, description in ERROR_STATUSES.items():
+        response: dict[str, Any] = {
+            "description": description,
+            "content": {JSON: {"schema": ERROR_REF}},
+        }
+        if status in _ERROR_HEADERS:
+            response["headers"] = _ERROR_HEADERS[status]
+        found[f"Error{status}"] = response
+    return found
 
 
 def openapi_path(source: str) -> str:
@@ -116,11 +165,13 @@ def _operation(
         operation["requestBody"] = {"content": {JSON: {"schema": _body_schema(route, book)}}}
     operation["responses"] = {
         "200": _success(route, book),
-        "default": {"description": "An error.", "content": {JSON: {"schema": ERROR_REF}}},
+        **{s: {"$ref": f"#/components/responses/Error{s}"} for s in ERROR_STATUSES},
     }
     access = method.GetOptions().Extensions[_sfmesh_options.access]
     if access == _sfmesh_options.ACCESS_ANONYMOUS:
         operation["security"] = []
+    elif route.server_streaming:
+        operation["security"] = [{"bearer": []}, {"access_token": []}]
     return operation
 
 

@@ -80,9 +80,21 @@ def test_list_instances_answers_an_array_of_instances() -> None:
     assert schema["items"] == {"$ref": "#/components/schemas/Instance"}
     assert [p["name"] for p in listing["parameters"]] == ["all", "page_size", "page_token"]
     assert listing["parameters"][0]["in"] == "query"
-    assert listing["responses"]["default"]["content"]["application/json"]["schema"] == {
+    assert listing["responses"]["404"] == {"$ref": "#/components/responses/Error404"}
+
+
+def test_errors_are_the_statuses_the_gateway_answers() -> None:
+    statuses = ["400", "401", "403", "404", "406", "409", "413", "500", "503", "504", "507"]
+    for item in DOC["paths"].values():
+        for op in item.values():
+            assert list(op["responses"]) == ["200", *statuses]
+    answers = DOC["components"]["responses"]
+    assert list(answers) == [f"Error{s}" for s in statuses]
+    assert answers["Error409"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Error"
     }
+    assert set(answers["Error507"]["headers"]) == {"Retry-After"}
+    assert set(answers["Error401"]["headers"]) == {"WWW-Authenticate"}
 
 
 def test_path_parameters_are_required() -> None:
@@ -134,6 +146,13 @@ def test_anonymous_rpcs_need_no_token() -> None:
     assert "security" not in DOC["paths"]["/instances"]["get"]
     assert DOC["security"] == [{"bearer": []}]
     assert DOC["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def test_streams_also_take_the_token_in_the_query() -> None:
+    watch = DOC["paths"]["/instances:watch"]["get"]
+    assert watch["security"] == [{"bearer": []}, {"access_token": []}]
+    scheme = DOC["components"]["securitySchemes"]["access_token"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "query", "access_token")
 
 
 def test_enums_are_wire_strings_or_null() -> None:
