@@ -15,6 +15,7 @@ import pytest
 
 from devmesh.mesh import Mesh, Ports, remove_leftovers
 from devmesh.processes import Child, grpc_serving, python_module, wait_until
+from tests.meshes import rest_client, system_token, throwaway_mesh
 
 NODE = f"e2e-{uuid.uuid4().hex[:6]}"
 """This run's node name: its domains are `sfmesh-<NODE>-<uuid>`."""
@@ -34,45 +35,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def mesh(boot_sector_url: str) -> Iterator[Mesh]:
     """etcd and every service, as `make run` starts them. Its `debian:11`
-    is the boot-sector guest on a loopback HTTP server, and its state folder
-    one that qemu (another user) can traverse."""
-    state_dir = Path(tempfile.mkdtemp(prefix="sfmesh-e2e-", dir="/var/tmp"))
-    state_dir.chmod(0o755)
-    running = Mesh(
-        state_dir=state_dir,
-        ports=Ports.free(),
-        sink=sys.stderr,
-        node_name=NODE,
-        settings={
-            "SFMESH_IMAGE_SHORTHANDS": f"debian:11={boot_sector_url}",
-            "SFMESH_FLOATING_NETBLOCK": FLOATING_POOL,
-        },
-    )
-    try:
-        running.start()
+    is the boot-sector guest on a loopback HTTP server."""
+    settings = {
+        "SFMESH_IMAGE_SHORTHANDS": f"debian:11={boot_sector_url}",
+        "SFMESH_FLOATING_NETBLOCK": FLOATING_POOL,
+    }
+    with throwaway_mesh("e2e", NODE, settings) as running:
         yield running
-    finally:
-        running.stop()
-        remove_leftovers(NODE)
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def token(mesh: Mesh) -> str:
     """A system token from POST /auth."""
-    reply = httpx.post(
-        f"{mesh.gateway_url}/auth", json={"namespace": "system", "key": mesh.system_key}
-    )
-    assert reply.status_code == 200, reply.text
-    return str(reply.json()["access_token"])
+    return system_token(mesh)
 
 
 @pytest.fixture
 def rest(mesh: Mesh, token: str) -> Iterator[httpx.Client]:
     """An HTTP client for the gateway carrying the system token."""
-    with httpx.Client(
-        base_url=mesh.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-    ) as client:
+    with rest_client(mesh, token) as client:
         yield client
 
 

@@ -1,0 +1,51 @@
+"""Throwaway meshes for the layers that start one of their own (end to end,
+reliability): every service on free ports, a state folder qemu can
+traverse, and whatever the node agent leaves behind removed at the end."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from devmesh.mesh import Mesh, Ports, remove_leftovers
+
+
+@contextlib.contextmanager
+def throwaway_mesh(layer: str, node: str, settings: dict[str, str]) -> Iterator[Mesh]:
+    """etcd and every service, as `make run` starts them, on free ports; the
+    node agent named `node` (its domains are `sfmesh-<node>-<uuid>`),
+    `settings` over the defaults, the state folder `/var/tmp/sfmesh-<layer>-*`."""
+    state_dir = Path(tempfile.mkdtemp(prefix=f"sfmesh-{layer}-", dir="/var/tmp"))
+    state_dir.chmod(0o755)
+    running = Mesh(
+        state_dir=state_dir, ports=Ports.free(), sink=sys.stderr, node_name=node, settings=settings
+    )
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+        remove_leftovers(node)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def system_token(mesh: Mesh) -> str:
+    """A system token from POST /auth."""
+    reply = httpx.post(
+        f"{mesh.gateway_url}/auth", json={"namespace": "system", "key": mesh.system_key}
+    )
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["access_token"])
+
+
+def rest_client(mesh: Mesh, token: str, timeout: float = 30) -> httpx.Client:
+    """An HTTP client for the mesh's gateway carrying `token`."""
+    return httpx.Client(
+        base_url=mesh.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+    )
