@@ -141,3 +141,47 @@ def test_alg_none_refused() -> None:
     token = jwt.encode(claims, None, algorithm="none")
     with pytest.raises(errors.Unauthenticated, match="invalid JWT"):
         authority().verify(token, internal=False)
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens jwt.decode is asked to check, in order."""
+    seen: list[str] = []
+    real_decode = jwt.decode
+
+    def counting(value: str, *args: object, **kwargs: object) -> object:
+        seen.append(value)
+        return real_decode(value, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    return seen
+
+
+def test_verified_token_remembered_until_it_expires(decodes: list[str]) -> None:
+    tokens = authority()
+    token = authority(ttl_seconds=1).issue_user("ns1", "key1", "n")
+    expires = int(time.time()) + 1  # at or after the token's exp
+    first = tokens.verify(token, internal=False)
+    assert tokens.verify(token, internal=False) is first
+    assert len(decodes) == 1
+    with pytest.raises(errors.Unauthenticated):
+        tokens.verify(token, internal=True)  # remembered per kind: checked again
+    time.sleep(max(0.0, expires - time.time()))
+    with pytest.raises(errors.Unauthenticated) as caught:
+        tokens.verify(token, internal=False)
+    assert caught.value.reason == "TOKEN_EXPIRED"
+
+
+def test_refusals_not_remembered_and_memory_bounded(
+    monkeypatch: pytest.MonkeyPatch, decodes: list[str]
+) -> None:
+    monkeypatch.setattr("services.common.tokens.VERIFIED_CACHE_SIZE", 2)
+    tokens = authority()
+    for _ in range(2):
+        with pytest.raises(errors.Unauthenticated):
+            tokens.verify("not.a.token", internal=False)
+    assert len(decodes) == 2
+    first, second, third = (tokens.issue_user("ns1", f"key{i}", "n") for i in range(3))
+    for token in (first, second, third, third, second, first):
+        tokens.verify(token, internal=False)
+    assert decodes[2:] == [first, second, third, first]  # the oldest was forgotten
