@@ -136,15 +136,20 @@ class Mesh:
         PortInUse, with nothing started, when a port is taken."""
         check_ports(self.ports)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._start_etcd()
-        services = ["eventlog", "scheduler", "api"]
+        services = ["etcd", "eventlog", "scheduler", "api"]
         if self.node_agent:
             services.append("node_agent")
         for service in [*services, "gateway"]:
             self.start_service(service)
 
     def start_service(self, service: str) -> None:
-        """Start one service and wait until it is serving."""
+        """Start one service (etcd on its data folder, `gateway` or a gRPC
+        service) and wait until it is serving."""
+        if service == "etcd":
+            self.children["etcd"] = start_etcd(
+                self.state_dir / "etcd", self.ports, env=self.environment(), sink=self.sink
+            )
+            return
         child = self.launch_service(service)
         wait_until(self.serving(service), child=child, timeout=READY_TIMEOUT)
 
@@ -168,11 +173,6 @@ class Mesh:
         """Stop everything, newest first."""
         for name in reversed(list(self.children)):
             self.children.pop(name).stop()
-
-    def _start_etcd(self) -> None:
-        self.children["etcd"] = start_etcd(
-            self.state_dir / "etcd", self.ports, env=self.environment(), sink=self.sink
-        )
 
     def _launch(self, name: str, argv: list[str]) -> Child:
         child = Child(name, argv, env=self.environment(), sink=self.sink)

@@ -33,10 +33,7 @@ def crash_and_restart(mesh: Mesh, service: str) -> None:
     restarts on its ports and data folder, as the mesh first started it."""
     mesh.stop_service(service, signal.SIGKILL)
     time.sleep(0.5)
-    if service == "etcd":
-        mesh._start_etcd()
-    else:
-        mesh.start_service(service)
+    mesh.start_service(service)
 
 
 @pytest.fixture
