@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import event_ingest, event_reads, gateway, instances, networks, recovery, vms
+from bench import event_ingest, event_reads, gateway, instances, networks, peer, recovery, vms
 from bench.harness import quiet_mesh
 
 
@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "vms": vms.main,
     "networks": networks.main,
     "recovery": recovery.main,
+    "peer": peer.main,
 }
 
 
