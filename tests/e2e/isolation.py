@@ -1,0 +1,397 @@
+"""The isolation matrix's tables: what each kind of caller gets on every REST
+route, and how each route is aimed at a victim namespace's objects. Pure.
+
+The routes are the gateway's own: `build_routes` over every service in
+gen/sfmesh/v1. Each must be classified in ROUTES (its kind says what every
+caller gets, from the instances reference §1.1 and §5.5 and the other-apis
+reference §1 and §3), and each path variable must have a filler in PATH,
+keyed by the longest template prefix that fits. Body fields are filled from
+BODY the same way; a field no filler knows is left out. A route missing from
+ROUTES or a path variable no filler knows fails
+tests/unit/test_isolation_table.py, so a new http rule cannot ship without
+its isolation cases.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from sfmesh.v1 import options_pb2
+
+from services.api_gateway.routes import Route, build_routes
+from services.api_gateway.types import MethodDescriptor, ServiceDescriptor
+
+GEN = Path(__file__).resolve().parents[2] / "gen" / "sfmesh" / "v1"
+
+TOKENLESS = ("none", "expired", "revoked")
+"""Callers without a valid token: none, an expired one, one of a deleted key."""
+CALLERS = (*TOKENLESS, "other", "trusted", "system")
+"""Every kind of caller, in the order the matrix runs them (system last: it
+may destroy the victim)."""
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The caller is turned away with this status and error message, and the
+    answer holds nothing of the victim's that the request did not."""
+
+    status: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Hidden:
+    """The caller is answered 200, with nothing of the victim's in it."""
+
+
+@dataclass(frozen=True)
+class Served:
+    """The caller passes every access check (what follows depends on the
+    object: 406 for a power change of an instance in error, and the like)."""
+
+
+Outcome = Refused | Hidden | Served
+HIDDEN, SERVED = Hidden(), Served()
+
+TOKEN_REFUSALS = {
+    "none": Refused(401, "Missing Authorization Header"),
+    "expired": Refused(401, "Signature has expired"),
+    "revoked": Refused(401, "token revoked"),
+}
+"""What a caller without a valid token gets on every route but POST /auth."""
+
+
+def _object(message: str) -> dict[str, Outcome]:
+    """An object of the victim's: its namespace and system only; others are
+    told it does not exist, and trust does not help."""
+    refused = Refused(404, message)
+    return {"other": refused, "trusted": refused, "system": SERVED}
+
+
+def _admin(message: str) -> dict[str, Outcome]:
+    refused = Refused(401, message)
+    return {"other": refused, "trusted": refused, "system": SERVED}
+
+
+KINDS: dict[str, dict[str, Outcome]] = {
+    "instance": _object("instance not found"),
+    "network": _object("network not found"),
+    "interface": _object("interface not found"),
+    # other-apis §3.1: trusted namespaces read and manage keys, metadata, trusts.
+    "namespace": {
+        "other": Refused(404, "namespace not found"),
+        "trusted": SERVED,
+        "system": SERVED,
+    },
+    "system only": _admin("unauthorized"),
+    # Lists filter by namespace; trust is not consulted (instances §1.3, other-apis §1).
+    "listing": {"other": HIDDEN, "trusted": HIDDEN, "system": SERVED},
+    # other-apis §3.4: a namespace is listed to those it trusts.
+    "namespace listing": {"other": HIDDEN, "trusted": SERVED, "system": SERVED},
+    # instances §4.1: creating in another namespace needs its trust.
+    "create instance in": {
+        "other": Refused(404, "namespace not found"),
+        "trusted": SERVED,
+        "system": SERVED,
+    },
+    # other-apis §1.2 step 6: trust does not help for networks.
+    "create network in": _admin("only admins can create resources in a different namespace"),
+    # instances §8, other-apis §1.8.
+    "delete all in": _admin("you cannot delete other namespaces"),
+}
+TOKEN_EXCHANGE = "token exchange"
+"""POST /auth (ACCESS_ANONYMOUS): a wrong key is 401 whoever asks."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A route's classification."""
+
+    kind: str
+    """A key of KINDS, or TOKEN_EXCHANGE."""
+    last: int = 0
+    """Run after the routes of a lower rank: 1 ends a victim object, 2 every
+    object of the victim namespace, 3 the namespace."""
+
+
+ROUTES: dict[tuple[str, str], Rule] = {
+    ("POST", "/auth"): Rule(TOKEN_EXCHANGE),
+    # namespaces, keys, trusts, metadata (other-apis §3.0)
+    ("GET", "/auth/namespaces"): Rule("namespace listing"),
+    ("POST", "/auth/namespaces"): Rule("system only"),
+    ("GET", "/auth/namespaces/{namespace}"): Rule("namespace"),
+    ("DELETE", "/auth/namespaces/{namespace}"): Rule("system only", last=3),
+    ("GET", "/auth/namespaces/{namespace}/keys"): Rule("namespace"),
+    ("POST", "/auth/namespaces/{namespace}/keys"): Rule("namespace"),
+    ("PUT", "/auth/namespaces/{namespace}/keys/{key_name}"): Rule("system only"),
+    ("DELETE", "/auth/namespaces/{namespace}/keys/{key_name}"): Rule("namespace"),
+    ("POST", "/auth/namespaces/{namespace}/trust"): Rule("namespace"),
+    ("DELETE", "/auth/namespaces/{namespace}/trust/{external_namespace}"): Rule("namespace"),
+    ("GET", "/auth/namespaces/{namespace}/metadata"): Rule("namespace"),
+    ("POST", "/auth/namespaces/{namespace}/metadata"): Rule("namespace"),
+    ("PUT", "/auth/namespaces/{namespace}/metadata/{key}"): Rule("namespace"),
+    ("DELETE", "/auth/namespaces/{namespace}/metadata/{key}"): Rule("namespace"),
+    # instances
+    ("GET", "/instances"): Rule("listing"),
+    ("GET", "/instances:watch"): Rule("listing"),
+    ("POST", "/instances"): Rule("create instance in"),
+    ("DELETE", "/instances"): Rule("delete all in", last=2),
+    ("GET", "/instances/{ref}"): Rule("instance"),
+    ("DELETE", "/instances/{ref}"): Rule("instance", last=1),
+    ("GET", "/instances/{ref}:watch"): Rule("instance"),
+    ("GET", "/instances/{ref}/interfaces"): Rule("instance"),
+    ("GET", "/instances/{ref}/events"): Rule("instance"),
+    ("GET", "/instances/{ref}/events:watch"): Rule("instance"),
+    ("GET", "/instances/{ref}/metadata"): Rule("instance"),
+    ("POST", "/instances/{ref}/metadata"): Rule("instance"),
+    ("PUT", "/instances/{ref}/metadata/{key}"): Rule("instance"),
+    ("DELETE", "/instances/{ref}/metadata/{key}"): Rule("instance"),
+    ("GET", "/instances/{ref}/consoledata"): Rule("instance"),
+    ("DELETE", "/instances/{ref}/consoledata"): Rule("instance"),
+    ("POST", "/instances/{ref}/rebootsoft"): Rule("instance"),
+    ("POST", "/instances/{ref}/reboothard"): Rule("instance"),
+    ("POST", "/instances/{ref}/poweroff"): Rule("instance"),
+    ("POST", "/instances/{ref}/poweron"): Rule("instance"),
+    ("POST", "/instances/{ref}/pause"): Rule("instance"),
+    ("POST", "/instances/{ref}/unpause"): Rule("instance"),
+    # networks (other-apis §1.0)
+    ("GET", "/networks"): Rule("listing"),
+    ("POST", "/networks"): Rule("create network in"),
+    ("DELETE", "/networks"): Rule("delete all in", last=2),
+    ("GET", "/networks/{ref}"): Rule("network"),
+    ("DELETE", "/networks/{ref}"): Rule("network", last=1),
+    ("GET", "/networks/{ref}/addresses"): Rule("network"),
+    ("GET", "/networks/{ref}/events"): Rule("network"),
+    ("GET", "/networks/{ref}/interfaces"): Rule("network"),
+    ("GET", "/networks/{ref}/ping/{address}"): Rule("network"),
+    ("GET", "/networks/{ref}/metadata"): Rule("network"),
+    ("POST", "/networks/{ref}/metadata"): Rule("network"),
+    ("PUT", "/networks/{ref}/metadata/{key}"): Rule("network"),
+    ("DELETE", "/networks/{ref}/metadata/{key}"): Rule("network"),
+    # interfaces (other-apis §2)
+    ("GET", "/interfaces/{uuid}"): Rule("interface"),
+    ("GET", "/interfaces/{uuid}/metadata"): Rule("interface"),
+    ("POST", "/interfaces/{uuid}/metadata"): Rule("interface"),
+    ("PUT", "/interfaces/{uuid}/metadata/{key}"): Rule("interface"),
+    ("DELETE", "/interfaces/{uuid}/metadata/{key}"): Rule("interface"),
+    ("POST", "/interfaces/{uuid}/float"): Rule("interface"),
+    ("POST", "/interfaces/{uuid}/defloat"): Rule("interface"),
+    # nodes (other-apis §4.0): not the victim's, but system only
+    ("GET", "/nodes"): Rule("system only"),
+    ("GET", "/nodes/{node}"): Rule("system only"),
+}
+
+
+@dataclass(frozen=True)
+class Victim:
+    """The victim namespace's objects: what the fillers aim at."""
+
+    namespace: str
+    instance: dict[str, Any]
+    """Its instance's view; its first NIC is on `network`."""
+    network: dict[str, Any]
+    node: str
+    disk_base: str
+    """A disk base that never fetches: instances made here end in `error`."""
+    netblock: str
+    """A free netblock for networks made here."""
+
+    @property
+    def interface(self) -> dict[str, Any]:
+        nic: dict[str, Any] = self.instance["interfaces"][0]
+        return nic
+
+
+MAY_BE_SERVED = ("trusted", "system")
+"""The callers some victim route serves."""
+
+
+def mark(namespace: str, what: str, caller: str) -> str:
+    """The name of the victim's `what` (key, metadata key, trust) that `caller`
+    acts on: each caller that may be served has its own, so what it changes
+    leaves the next one's target in place; the others share one, which their
+    refused changes leave in place too. (Few keys: POST /auth with a wrong
+    key checks each with bcrypt.)"""
+    return f"{namespace}-{what}-{caller if caller in MAY_BE_SERVED else 'refused'}"
+
+
+def marked(namespace: str, what: str) -> list[str]:
+    """Every name `mark` gives the victim's `what`."""
+    return sorted({mark(namespace, what, caller) for caller in CALLERS})
+
+
+Filler = Callable[[Victim, str], list[Any]]
+"""(victim, caller) -> the values to try (each makes a case)."""
+
+PATH: dict[tuple[str, str], Filler] = {
+    # By name first: a deleted object is found by UUID only.
+    ("/instances/", "ref"): lambda v, c: [v.instance["name"], v.instance["uuid"]],
+    ("/networks/", "ref"): lambda v, c: [v.network["name"], v.network["uuid"]],
+    ("/interfaces/", "uuid"): lambda v, c: [v.interface["uuid"]],
+    ("/networks/{ref}/ping/", "address"): lambda v, c: [v.interface["ipv4"]],
+    ("/auth/namespaces/", "namespace"): lambda v, c: [v.namespace],
+    ("/auth/namespaces/{namespace}/keys/", "key_name"): lambda v, c: [mark(v.namespace, "key", c)],
+    ("/auth/namespaces/{namespace}/trust/", "external_namespace"): lambda v, c: [
+        mark(v.namespace, "trust", c)
+    ],
+    ("", "key"): lambda v, c: [mark(v.namespace, "md", c)],
+    ("/nodes/", "node"): lambda v, c: [v.node],
+}
+"""Path variables, keyed by (template prefix, variable)."""
+
+BODY: dict[tuple[str, str], Filler] = {
+    ("", "namespace"): lambda v, c: [v.namespace],
+    ("", "key"): lambda v, c: [mark(v.namespace, "md", c)],
+    ("", "value"): lambda v, c: [f"set by {c}"],
+    ("", "key_name"): lambda v, c: [mark(v.namespace, "key", c)],
+    ("", "confirm"): lambda v, c: [True],
+    ("", "all"): lambda v, c: [True],
+    ("/auth", "key"): lambda v, c: ["not-the-key"],
+    ("/auth/namespaces/{namespace}/metadata", "key"): lambda v, c: [mark(v.namespace, "md", c)],
+    ("/auth/namespaces/{namespace}/keys", "key"): lambda v, c: [f"secret of {c}"],
+    ("/auth/namespaces/{namespace}/trust", "external_namespace"): lambda v, c: [
+        mark(v.namespace, "new-trust", c)
+    ],
+    ("/instances", "name"): lambda v, c: [f"{v.namespace}-by-{c}"],
+    ("/instances", "cpus"): lambda v, c: [1],
+    ("/instances", "memory"): lambda v, c: [256],
+    ("/instances", "disk"): lambda v, c: [[{"size": 1, "base": v.disk_base}]],
+    ("/networks", "name"): lambda v, c: [f"{v.namespace}-by-{c}"],
+    ("/networks", "netblock"): lambda v, c: [v.netblock],
+}
+"""Other request fields, sent in a JSON body on every method (sfmesh reads
+bodies on GET and DELETE as Shaken Fist does), keyed by (template prefix,
+field); the most specific prefix wins. Valid values, so a 400 cannot hide a
+missing 404."""
+
+_VARIABLE = re.compile(r"\{([^}=]+)(?:=[^}]*)?\}")
+
+
+def filler(table: dict[tuple[str, str], Filler], source: str, field: str) -> Filler | None:
+    """The filler of `field` whose prefix is the longest that `source` starts with."""
+    fits = [prefix for prefix, name in table if name == field and source.startswith(prefix)]
+    return table[max(fits, key=len), field] if fits else None
+
+
+@cache
+def services() -> tuple[ServiceDescriptor, ...]:
+    """Every service of the contracts in gen/sfmesh/v1."""
+    found: list[ServiceDescriptor] = []
+    for module in sorted(GEN.glob("*_pb2.py")):
+        loaded = importlib.import_module(f"sfmesh.v1.{module.stem}")
+        found.extend(loaded.DESCRIPTOR.services_by_name.values())
+    return tuple(found)
+
+
+@cache
+def routes() -> tuple[Route, ...]:
+    """Every REST route the descriptors declare, as the gateway builds them."""
+    return tuple(build_routes(services()).routes)
+
+
+def access(method: MethodDescriptor) -> int:
+    """The RPC's `(sfmesh.v1.access)`; unset means ACCESS_USER."""
+    value: int = method.GetOptions().Extensions[options_pb2.access]  # type: ignore[index]
+    return value or options_pb2.ACCESS_USER
+
+
+def key(route: Route) -> tuple[str, str]:
+    return route.http_method, route.template.source
+
+
+def rule(route: Route) -> Rule:
+    return ROUTES[key(route)]
+
+
+def expected(route: Route, caller: str) -> Outcome:
+    """What `caller` must get on `route`."""
+    kind = rule(route).kind
+    if kind == TOKEN_EXCHANGE:
+        return Refused(401, "unauthorized")
+    if caller in TOKEN_REFUSALS:
+        return TOKEN_REFUSALS[caller]
+    return KINDS[kind][caller]
+
+
+def refusals(route: Route) -> set[tuple[int, str]]:
+    """Every refusal the route's kind gives anyone: what a served caller must not get."""
+    found = {(r.status, r.message) for r in TOKEN_REFUSALS.values()}
+    kind = KINDS.get(rule(route).kind, {})
+    return found | {(o.status, o.message) for o in kind.values() if isinstance(o, Refused)}
+
+
+def misjudged(route: Route, caller: str, status: int, error: str | None) -> str | None:
+    """What is wrong with answering `caller` on `route` with `status` and the
+    error message `error`, or None when that is the answer it must get."""
+    outcome = expected(route, caller)
+    if isinstance(outcome, Refused):
+        if (status, error) != (outcome.status, outcome.message):
+            return f"expected {outcome.status} {outcome.message!r}"
+    elif isinstance(outcome, Hidden):
+        if status != 200:
+            return "expected 200 with nothing of the victim's"
+    elif status == 401 or status >= 500 or (status, error) in refusals(route):
+        return "expected to be served"
+    return None
+
+
+def path_variables(route: Route) -> list[str]:
+    return [variable.field_path for variable in route.template.variables]
+
+
+def body_fields(route: Route) -> list[str]:
+    """The request fields not bound by the path."""
+    bound = set(path_variables(route))
+    return [f.name for f in route.method.input_type.fields if f.name not in bound]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One case of the matrix: a caller's request on a route."""
+
+    route: Route
+    caller: str
+    path: str
+    body: dict[str, Any]
+
+
+def requests(route: Route, caller: str, victim: Victim) -> list[Request]:
+    """The route aimed at the victim: one request per combination of path values."""
+    source = route.template.source
+    names = path_variables(route)
+    choices = []
+    for name in names:
+        fill = filler(PATH, source, name)
+        if fill is None:
+            raise LookupError(f"{route.http_method} {source}: no filler for {{{name}}}")
+        choices.append(fill(victim, caller))
+    body = {}
+    for name in body_fields(route):
+        fill = filler(BODY, source, name)
+        if fill is not None:
+            body[name] = fill(victim, caller)[0]
+    made = []
+    for values in itertools.product(*choices):
+        path = _render(source, dict(zip(names, values, strict=True)))
+        made.append(Request(route, caller, path, body))
+    return made
+
+
+def _render(source: str, values: dict[str, Any]) -> str:
+    """The template with each variable replaced by its value, escaped as one segment."""
+    return _VARIABLE.sub(lambda m: quote(str(values[m.group(1)]), safe=""), source)
+
+
+def schedule() -> list[tuple[str, Route]]:
+    """(caller, route) in running order: caller by caller, and within a caller
+    the routes that end victim objects last."""
+    ordered = sorted(routes(), key=lambda r: ROUTES.get(key(r), Rule("")).last)
+    return [(caller, route) for caller in CALLERS for route in ordered]
