@@ -1,15 +1,20 @@
 """Child processes with prefixed output, readiness checks and a clean stop.
 
 Every child dies with the thread that started it, however that ends (a
-`kill -9` included): it asks the kernel for SIGKILL when its parent goes
-(`prctl(PR_SET_PDEATHSIG)`), so no service outlives a killed `make run` to
-hold its ports. Start children from a thread that lives as long as they
-should (the main thread): the kernel signals them when that thread exits.
+`kill -9` included): it is started through util-linux's `setpriv
+--pdeathsig KILL`, which asks the kernel for SIGKILL when the parent goes
+(`prctl(PR_SET_PDEATHSIG)`) and then execs the command in the same process,
+so no service outlives a killed `make run` to hold its ports. Start children
+from a thread that lives as long as they should (the main thread): the
+kernel signals them when that thread exits.
+
+Not a `preexec_fn`: that makes Python fork without exec'ing at once, and a
+forked copy of a process whose gRPC threads are busy can crash before it
+reaches exec (gRPC warns "skipping fork() handlers").
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -24,10 +29,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 STOP_TIMEOUT = 10.0
-_PR_SET_PDEATHSIG = 1
-_prctl = ctypes.CDLL(None, use_errno=True).prctl
-"""Looked up before any fork: a child between fork and exec may only make
-simple calls."""
+DIE_WITH_PARENT = ("setpriv", "--pdeathsig", "KILL", "--")
+"""The prefix that makes a command get SIGKILL when its parent goes."""
 
 
 class Child:
@@ -47,13 +50,12 @@ class Child:
     def start(self) -> None:
         """Start (or restart) the process."""
         self.process = subprocess.Popen(
-            self.argv,
+            [*DIE_WITH_PARENT, *self.argv],
             env=self._env,
             stdout=subprocess.DEVNULL if self._sink is None else subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
-            preexec_fn=_die_with_parent(os.getpid()),
         )
         if self._sink is not None:
             threading.Thread(target=self._copy, args=(self.process,), daemon=True).start()
@@ -78,19 +80,6 @@ class Child:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    """What a child runs before exec: get SIGKILL when its parent goes, and
-    go at once if the parent went before the request was in place."""
-
-    def arm() -> None:
-        if _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return arm
 
 
 def wait_until(check: Callable[[], bool], *, child: Child, timeout: float) -> None:
