@@ -31,9 +31,10 @@ _TRUE = frozenset({"true", "True", "TRUE", "t", "T", "1"})
 _FALSE = frozenset({"false", "False", "FALSE", "f", "F", "0"})
 
 _enum_cache: dict[EnumDescriptor, dict[str, int]] = {}
-_DECIMAL = re.compile(r"\s*[+-]?[0-9]+\s*")
+_DECIMAL = re.compile(r"\s*[+-]?[0-9]{1,20}\s*")
 """A decimal integer in ASCII digits: `str.isdigit()` and `int()` also take
-other Unicode digits, and disagree on some (`"³"`)."""
+other Unicode digits, and disagree on some (`"³"`). At most 20 digits, the
+most a 64-bit field holds: `int()` refuses strings past 4,300 digits."""
 
 
 def parse_decimal(text: str) -> int | None:
