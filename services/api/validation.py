@@ -31,8 +31,10 @@ VIDEO_KIB = (4096, 262144)
 256 MiB, libvirt refuses VGA below 1 MiB; the other models take any."""
 SECURE_BOOT_BUSES_REFUSED = {instance_pb2.DISK_BUS_IDE}
 
-SHORTHAND = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(:[A-Za-z0-9._-]+)?")
-"""An image shorthand: `cirros`, `debian:11`, `centos:9-stream`."""
+SHORTHAND = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(:[0-9][A-Za-z0-9._-]*)?")
+"""An image shorthand: `cirros`, `debian:11`, `ubuntu:22.04`, `centos:9-stream`.
+A tag starts with a digit, as every release tag does, so `name:rest` of
+another scheme (`data:text`, `file:etc`, `javascript:x`) is not one."""
 IMAGE_SCHEMES = frozenset({"http", "https"})
 
 _MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
@@ -106,8 +108,8 @@ def check_disks(disks: list[instance_pb2.DiskSpec], secure_boot: bool) -> None:
 
 def check_base(index: int, base: str) -> None:
     """A disk base is blank (unset, "" or "none"), an image shorthand such as
-    `debian:11` (no "/": the node agent's table resolves it), or an http(s)
-    URL with a host. Any other scheme (`file:`, `ftp:`, `gopher:`...) is
+    `debian:11` (`SHORTHAND`: the node agent's table resolves it), or an
+    http(s) URL with a host. Any other scheme (`file:`, `ftp:`, `gopher:`...) is
     refused here, before a node agent is asked to fetch it."""
     if not base or base.lower() == "none":
         return
