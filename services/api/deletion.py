@@ -47,14 +47,18 @@ def ask_deletion(record: records_pb2.InstanceRecord) -> None:
     agent hosting it has torn it down. Error states wait too, since their
     domain may have been left behind. A second delete rewrites `delete-wait`
     unchanged, which makes the node agent look again. Pure."""
-    instance = record.instance
+    if record.instance.state != states.DELETE_WAIT:
+        check_deletable(record.instance, states.DELETE_WAIT)
+        record.instance.state = states.DELETE_WAIT
+
+
+def check_deletable(instance: instance_pb2.Instance, target: int) -> None:
+    """DELETE's refusals on the way to `target`: 404 when the instance is
+    already deleted, 409 when its state may not move there. Pure."""
     if instance.state == states.DELETED:
         raise errors.NotFound("instance not found")
-    if instance.state == states.DELETE_WAIT:
-        return
-    if not states.may_transition(instance.state, states.DELETE_WAIT):
+    if not states.may_transition(instance.state, target):
         raise errors.Conflict(f"instance {instance.uuid} cannot be deleted from its current state")
-    instance.state = states.DELETE_WAIT
 
 
 def finishable(record: records_pb2.InstanceRecord, *, asking: bool = False) -> bool:
@@ -96,11 +100,16 @@ class Finisher:
     ) -> bool:
         """Write `deleted` and give back what the instance holds, in one
         transaction, if it may end now (`finishable`); whether this call
-        ended it (False when another writer did, or it may not). `audit`,
-        when given, is recorded just before its `deleted`."""
+        ended it (False when another writer did, or it may not, or the
+        record is gone). When `asking` (the delete request itself), a record
+        that may not end is refused instead: 404 when already deleted, 409
+        when its state may not move to `deleted`. `audit`, when given, is
+        recorded just before its `deleted`."""
         uuid = stored.record.instance.uuid
         for _ in range(ATTEMPTS):
             if not finishable(stored.record, asking=asking):
+                if asking:
+                    check_deletable(stored.record.instance, states.DELETED)
                 return False
             record = records_pb2.InstanceRecord()
             record.CopyFrom(stored.record)

@@ -226,7 +226,7 @@ class InstanceServicer(
         uuid = stored.record.instance.uuid
         if not stored.record.instance.node:
             if not await self._finisher.finish(stored, asking=True, audit=audit):
-                raise errors.NotFound("instance not found")  # deleted meanwhile
+                raise errors.NotFound("instance not found")  # purged meanwhile
             return
         was = stored.record.instance.state
 

@@ -20,6 +20,7 @@ from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
 from services.api.network_store import NetworkStore
 from services.api.purge import purge_once
+from services.common import errors
 from services.common import instance_states as states
 from services.common.addresses import FLOATING, address_key, mac_key, reservation
 from services.common.instance_store import InstanceStore, StoredInstance
@@ -189,3 +190,27 @@ async def test_the_purge_sweep_finishes_only_what_was_torn_down(stores: Stores) 
     for made, state in ((waiting, states.DELETE_WAIT), (live, states.CREATED)):
         assert (await stored(stores, made)).record.instance.state == state
         assert await held(stores, made) == made.held
+
+
+async def unplaced(stores: Stores, state: int) -> StoredInstance:
+    """An instance never placed (no node), in `state`."""
+    instance = instance_pb2.Instance(uuid=str(uuid.uuid4()), state=state)  # type: ignore[arg-type]
+    assert await stores.instances.create(records_pb2.InstanceRecord(instance=instance))
+    found = await stores.instances.get(instance.uuid)
+    assert found is not None
+    return found
+
+
+async def test_deleting_an_unplaced_instance_tells_gone_from_may_not(stores: Stores) -> None:
+    """A delete request (`asking`) that cannot end an unplaced instance says
+    why: 409 when its state may not move to `deleted`, 404 when another
+    writer deleted it meanwhile; neither writes anything."""
+    stuck = await unplaced(stores, states.DELETE_WAIT_ERROR)
+    with pytest.raises(errors.Conflict, match="cannot be deleted from its current state"):
+        await stores.finisher.finish(stuck, asking=True)
+    assert await stores.instances.get(stuck.record.instance.uuid) == stuck
+
+    seen = await unplaced(stores, states.INITIAL)
+    assert await stores.finisher.finish(seen, asking=True)  # another writer, first
+    with pytest.raises(errors.NotFound, match="instance not found"):
+        await stores.finisher.finish(seen, asking=True)  # read before that delete

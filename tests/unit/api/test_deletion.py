@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sfmesh.v1 import instance_pb2, records_pb2
 
-from services.api.deletion import ask_deletion, finishable, mark_deleted
+from services.api.deletion import ask_deletion, check_deletable, finishable, mark_deleted
 from services.common import errors
 from services.common import instance_states as states
 
@@ -36,6 +36,17 @@ def test_a_placed_instance_waits_for_its_node_agent(state: int) -> None:
 def test_a_deleted_instance_cannot_be_deleted_again() -> None:
     with pytest.raises(errors.NotFound, match="instance not found"):
         ask_deletion(record(states.DELETED))
+
+
+def test_deleted_is_gone_and_a_state_that_may_not_end_is_a_conflict() -> None:
+    with pytest.raises(errors.NotFound, match="instance not found"):
+        check_deletable(record(states.DELETED, node="").instance, states.DELETED)
+    stuck = record(states.DELETE_WAIT_ERROR, node="").instance  # may go only to error
+    with pytest.raises(errors.Conflict, match="instance u cannot be deleted from its current"):
+        check_deletable(stuck, states.DELETED)
+    with pytest.raises(errors.Conflict, match="cannot be deleted from its current state"):
+        ask_deletion(record(states.DELETE_WAIT_ERROR))
+    check_deletable(record(states.INITIAL, node="").instance, states.DELETED)
 
 
 def test_only_a_teardown_lets_a_placed_delete_end() -> None:
