@@ -6,16 +6,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from devmesh.mesh import Ports, start_etcd
 from guests.bootsector import boot_sector
 from guests.serve import ImageServer
+from tests.meshes import started_etcd
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -32,12 +31,8 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real etcd server on free loopback ports; yields its client address."""
-    ports = Ports.free()
-    child = start_etcd(
-        tmp_path_factory.mktemp("etcd"), ports, env=dict(os.environ), sink=sys.stderr
-    )
-    yield f"127.0.0.1:{ports.etcd_client}"
-    child.stop()
+    with started_etcd(tmp_path_factory.mktemp("etcd")) as address:
+        yield address
 
 
 @pytest.fixture

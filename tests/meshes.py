@@ -1,10 +1,14 @@
 """Throwaway meshes for the layers that start one of their own (end to end,
 reliability): every service on free ports, a state folder qemu can
-traverse, and whatever the node agent leaves behind removed at the end."""
+traverse, and whatever the node agent leaves behind removed at the end.
+
+The `token` and `rest` fixtures are declared here once; a layer's conftest
+imports them next to its own `mesh` fixture, which they ask for."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sys
 import tempfile
@@ -12,8 +16,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
-from devmesh.mesh import Mesh, Ports, remove_leftovers
+from devmesh.mesh import Mesh, Ports, remove_leftovers, start_etcd
+
+
+@contextlib.contextmanager
+def started_etcd(folder: Path) -> Iterator[str]:
+    """A real etcd on free loopback ports with its data in `folder`; yields
+    its client address and stops it after the block."""
+    ports = Ports.free()
+    child = start_etcd(folder, ports, env=dict(os.environ), sink=sys.stderr)
+    try:
+        yield f"127.0.0.1:{ports.etcd_client}"
+    finally:
+        child.stop()
 
 
 @contextlib.contextmanager
@@ -49,3 +66,16 @@ def rest_client(mesh: Mesh, token: str, timeout: float = 30) -> httpx.Client:
     return httpx.Client(
         base_url=mesh.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
     )
+
+
+@pytest.fixture(scope="session")
+def token(mesh: Mesh) -> str:
+    """A system token from POST /auth, for the layer's `mesh`."""
+    return system_token(mesh)
+
+
+@pytest.fixture
+def rest(mesh: Mesh, token: str) -> Iterator[httpx.Client]:
+    """An HTTP client for the layer's gateway carrying the system token."""
+    with rest_client(mesh, token) as client:
+        yield client

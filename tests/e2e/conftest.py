@@ -10,12 +10,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from devmesh.mesh import Mesh, Ports, remove_leftovers
 from devmesh.processes import Child, grpc_serving, python_module, wait_until
-from tests.meshes import rest_client, system_token, throwaway_mesh
+from tests import meshes
+from tests.meshes import throwaway_mesh
 
 NODE = f"e2e-{uuid.uuid4().hex[:6]}"
 """This run's node name: its domains are `sfmesh-<NODE>-<uuid>`."""
@@ -44,17 +44,9 @@ def mesh(boot_sector_url: str) -> Iterator[Mesh]:
         yield running
 
 
-@pytest.fixture(scope="session")
-def token(mesh: Mesh) -> str:
-    """A system token from POST /auth."""
-    return system_token(mesh)
-
-
-@pytest.fixture
-def rest(mesh: Mesh, token: str) -> Iterator[httpx.Client]:
-    """An HTTP client for the gateway carrying the system token."""
-    with rest_client(mesh, token) as client:
-        yield client
+token = meshes.token
+rest = meshes.rest
+"""The `token` and `rest` fixtures of this layer's `mesh` (tests/meshes.py)."""
 
 
 @contextlib.contextmanager

@@ -9,11 +9,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from devmesh.mesh import Mesh
-from tests.meshes import rest_client, system_token, throwaway_mesh
+from tests import meshes
+from tests.meshes import rest_client, throwaway_mesh
 from tests.reliability.figures import FIGURES
 
 NODE = f"rel-{uuid.uuid4().hex[:6]}"
@@ -50,17 +50,9 @@ def mesh(boot_sector_url: str) -> Iterator[Mesh]:
         yield running
 
 
-@pytest.fixture(scope="session")
-def token(mesh: Mesh) -> str:
-    """A system token from POST /auth."""
-    return system_token(mesh)
-
-
-@pytest.fixture
-def rest(mesh: Mesh, token: str) -> Iterator[httpx.Client]:
-    """An HTTP client for the gateway carrying the system token."""
-    with rest_client(mesh, token) as client:
-        yield client
+token = meshes.token
+rest = meshes.rest
+"""The `token` and `rest` fixtures of this layer's `mesh` (tests/meshes.py)."""
 
 
 @pytest.fixture(scope="session")

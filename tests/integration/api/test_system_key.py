@@ -4,16 +4,14 @@ the system namespace's keys away, which the shared etcd's users rely on."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import os
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sfmesh.v1 import records_pb2
 
-from devmesh.mesh import Ports, start_etcd
 from services.api.keys import (
     RESTORED_KEY_NAME,
     SYSTEM,
@@ -23,16 +21,14 @@ from services.api.keys import (
 )
 from services.api.store import NamespaceStore
 from services.common.store import Delete, Store, key
+from tests.meshes import started_etcd
 
 
 @pytest.fixture(scope="module")
 def own_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    ports = Ports.free()
-    child = start_etcd(
-        tmp_path_factory.mktemp("etcd-system-key"), ports, env=dict(os.environ), sink=sys.stderr
-    )
-    yield f"127.0.0.1:{ports.etcd_client}"
-    child.stop()
+    """An etcd of this module's own; its client address."""
+    with started_etcd(tmp_path_factory.mktemp("etcd-system-key")) as address:
+        yield address
 
 
 @pytest.fixture
@@ -113,3 +109,41 @@ async def test_without_the_key_file_an_existing_namespace_is_left_alone(
     await ensure_system_namespace(namespaces, tmp_path)
     assert not (await system(namespaces)).keys
     assert not (tmp_path / "system.key").exists()
+
+
+class Together(NamespaceStore):
+    """A namespace store whose writers wait for each other before the first
+    write, so every one of them has read the record before any writes."""
+
+    def __init__(self, namespaces: NamespaceStore, barrier: asyncio.Barrier) -> None:
+        super().__init__(namespaces._store)
+        self._barrier = barrier
+
+    async def update(
+        self,
+        stored: NamespaceStore.Stored,
+        change: Callable[[records_pb2.NamespaceRecord], None],
+    ) -> records_pb2.NamespaceRecord:
+        await self._barrier.wait()
+        return await super().update(stored, change)
+
+
+async def test_two_apis_starting_together_restore_the_key_once(
+    namespaces: NamespaceStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The second writer's compare-and-swap retry finds the key the first
+    one restored, and writes nothing: no `system-key-file` beside it."""
+    await ensure_system_namespace(namespaces, tmp_path)
+    secret = (tmp_path / "system.key").read_text().strip()
+    await take_keys(namespaces)
+    together = Together(namespaces, asyncio.Barrier(2))
+    with caplog.at_level(logging.WARNING, logger="sfmesh.api.keys"):
+        await asyncio.gather(
+            ensure_system_namespace(together, tmp_path),
+            ensure_system_namespace(together, tmp_path),
+        )
+    record = await system(namespaces)
+    assert [k.name for k in record.keys] == ["system"]
+    found = await matching_key(record, secret)
+    assert found is not None and found.name == "system"
+    assert caplog.text.count("restored the key of") == 1
