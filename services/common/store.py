@@ -84,6 +84,17 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class Member:
+    """One member of the etcd cluster."""
+
+    name: str
+    peer_urls: tuple[str, ...]
+    """Where other members reach it (the peer port)."""
+    client_urls: tuple[str, ...]
+    """Where clients reach it."""
+
+
+@dataclass(frozen=True)
 class Change:
     """One change seen by a watch."""
 
@@ -126,6 +137,14 @@ class Store:
         if found is None:
             return None
         return Item(found.key, found.value, found.mod_revision)
+
+    async def members(self) -> list[Member]:
+        """Every member of the etcd cluster and the URLs it listens at."""
+        async with _mapped_errors():
+            return [
+                Member(found.name, tuple(found.peer_urls), tuple(found.client_urls))
+                async for found in self._client.members()
+            ]
 
     async def list_prefix(
         self, prefix: bytes, *, page_size: int = PAGE_SIZE, after: bytes = b""

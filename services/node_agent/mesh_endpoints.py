@@ -1,20 +1,22 @@
 """The mesh's own endpoints as an image fetch must see them: the addresses
-this node agent is configured with, and those node agents publish in their
-node records (read again for each fetch, so a node that joined since is
-covered), each resolved to its addresses and marked when on this host."""
+this node agent is configured with, those node agents publish in their
+node records, and the client and peer URLs of every etcd member (all read
+again for each fetch, so a node or member that joined since is covered),
+each resolved to its addresses and marked when on this host."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import socket
+import urllib.parse
 from collections.abc import Sequence
 from ipaddress import ip_address
 
 from sfmesh.v1 import records_pb2
 
 from services.common.config import MeshConfig, split_address
-from services.common.store import Store, kind_prefix
+from services.common.store import Member, Store, kind_prefix
 from services.node_agent.fetch_policy import Endpoint, IPAddress, unwrap
 
 log = logging.getLogger("sfmesh.node_agent.mesh_endpoints")
@@ -33,8 +35,27 @@ def configured_endpoints(mesh: MeshConfig, listen: str, advertise: str) -> list[
     ]
 
 
+def member_endpoints(members: Sequence[Member]) -> list[tuple[str, str]]:
+    """(what it is, host:port) of the peer and client URLs of etcd's
+    members; unix socket URLs are left out, as no fetch reaches them. Pure."""
+    named = []
+    for member in members:
+        for kind, urls in (("peer", member.peer_urls), ("client", member.client_urls)):
+            for url in urls:
+                parts = urllib.parse.urlsplit(url)
+                if parts.scheme.startswith("unix") or not parts.hostname:
+                    continue
+                host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+                named.append(
+                    (f"the mesh's etcd member {member.name} ({kind} URL)", f"{host}:{port}")
+                )
+    return named
+
+
 class MeshEndpoints:
-    """The configured endpoints plus every node agent's published address."""
+    """The configured endpoints, every node agent's published address and
+    every etcd member's URLs."""
 
     def __init__(self, store: Store, configured: Sequence[tuple[str, str]]) -> None:
         self._store = store
@@ -48,6 +69,7 @@ class MeshEndpoints:
             record = records_pb2.NodeRecord.FromString(item.value)
             if record.facts.address:
                 named.append((f"the node agent of node {record.name}", record.facts.address))
+        named += member_endpoints(await self._store.members())
         return await asyncio.to_thread(resolve_endpoints, named)
 
 

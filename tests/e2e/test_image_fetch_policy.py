@@ -1,6 +1,7 @@
-"""A disk base pointing at the mesh's own etcd, through REST: the node agent
-refuses to fetch it (although this mesh allows loopback), the instance ends
-in `error` with the reason, and etcd's answer is kept nowhere."""
+"""A disk base pointing at the mesh's own etcd (its client port, or its peer
+port, which answers the member list), through REST: the node agent refuses
+to fetch it (although this mesh allows loopback), the instance ends in
+`error` with the reason, and etcd's answer is kept nowhere."""
 
 from __future__ import annotations
 
@@ -16,12 +17,22 @@ from tests.e2e.test_vms import created
 pytestmark = pytest.mark.slow
 
 
-def test_a_base_at_the_mesh_etcd_ends_in_error(rest: httpx.Client, mesh: Mesh) -> None:
-    etcd = f"127.0.0.1:{mesh.ports.etcd_client}"
-    url = f"http://{etcd}/version"
-    instance = created(rest, "vm-etcd-base", disk=[{"size": 1, "base": url}])
+@pytest.mark.parametrize(
+    ("port", "path", "why"),
+    [
+        ("etcd_client", "/version", "the mesh's etcd"),
+        ("etcd_peer", "/members", "the mesh's etcd member sfmesh (peer URL)"),
+    ],
+    ids=["client", "peer"],
+)
+def test_a_base_at_the_mesh_etcd_ends_in_error(
+    rest: httpx.Client, mesh: Mesh, port: str, path: str, why: str
+) -> None:
+    etcd = f"127.0.0.1:{getattr(mesh.ports, port)}"
+    url = f"http://{etcd}{path}"
+    instance = created(rest, f"vm-etcd-{port.replace('_', '-')}", disk=[{"size": 1, "base": url}])
     assert instance["state"] == "error"
-    assert instance["error_message"] == f"image URL {url} refused: {etcd} is the mesh's etcd"
+    assert instance["error_message"] == f"image URL {url} refused: {etcd} is {why}"
 
     answer = httpx.get(url).content  # what a fetch would have stored
     images = mesh.state_dir / "images"

@@ -12,7 +12,17 @@ from collections.abc import AsyncIterator
 import pytest
 
 from services.common import errors
-from services.common.store import PREFIX, Delete, Item, Operation, Put, Store, key, kind_prefix
+from services.common.store import (
+    PREFIX,
+    Delete,
+    Item,
+    Member,
+    Operation,
+    Put,
+    Store,
+    key,
+    kind_prefix,
+)
 
 
 @pytest.fixture
@@ -223,6 +233,24 @@ async def test_unreachable_etcd_list_is_unavailable() -> None:
     finally:
         await store.close()
     assert time.monotonic() - started < 5
+
+
+async def test_members_lists_the_urls_of_the_one_member(store: Store, etcd: str) -> None:
+    (member,) = await store.members()
+    assert isinstance(member, Member)
+    assert member.client_urls == (f"http://{etcd}",)
+    assert len(member.peer_urls) == 1
+    assert member.peer_urls[0].startswith("http://127.0.0.1:")
+    assert member.peer_urls != member.client_urls
+
+
+async def test_unreachable_etcd_members_is_unavailable() -> None:
+    store = Store(f"127.0.0.1:{closed_port()}", timeout=1)
+    try:
+        with pytest.raises(errors.Unavailable):
+            await store.members()
+    finally:
+        await store.close()
 
 
 async def test_snapshot_then_watch_misses_and_repeats_nothing(store: Store, prefix: bytes) -> None:

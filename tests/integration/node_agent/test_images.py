@@ -1,7 +1,8 @@
 """services/node_agent/images.py against a real loopback HTTP server (the
 `image_server` fixture): downloads, the cache, deduplication, failures, and
 the fetch policy (loopback refused unless allowed, redirects re-checked, the
-mesh's endpoints, read from config and a real etcd, refused always)."""
+mesh's endpoints, read from config and a real etcd with its members' client
+and peer URLs, refused always)."""
 
 from __future__ import annotations
 
@@ -459,6 +460,29 @@ async def test_the_mesh_etcd_is_refused_even_with_loopback_allowed(
     assert str(raised.value) == (
         f"image URL {redirected} refused: redirected to {url}: {etcd} is the mesh's etcd"
     )
+    assert files_under(tmp_path) == []
+
+
+async def test_every_etcd_member_url_is_refused_even_with_loopback_allowed(
+    etcd: str, tmp_path: Path
+) -> None:
+    store = Store(etcd)
+    try:
+        (member,) = await store.members()
+        images = ImageCache(
+            tmp_path, NO_SHORTHANDS, endpoints=MeshEndpoints(store, ()).read, allowed=LOOPBACK
+        )
+        for kind, urls in (("peer", member.peer_urls), ("client", member.client_urls)):
+            address = urllib.parse.urlsplit(urls[0]).netloc
+            url = f"http://{address}/members"
+            with pytest.raises(ImageError) as raised:
+                await images.fetch(url)
+            assert str(raised.value) == (
+                f"image URL {url} refused: {address} is the mesh's etcd member {member.name} "
+                f"({kind} URL)"
+            )
+    finally:
+        await store.close()
     assert files_under(tmp_path) == []
 
 
