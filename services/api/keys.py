@@ -88,11 +88,25 @@ async def ensure_system_namespace(namespaces: NamespaceStore, state_dir: Path) -
     if await matching_key(stored.record, secret) is not None:
         return
     key = await make_key(SYSTEM_KEY_NAME, secret)
+    checked = {existing.bcrypt_hash for existing in stored.record.keys}
 
     def restore(record: records_pb2.NamespaceRecord) -> None:
-        if any(existing.name == SYSTEM_KEY_NAME for existing in record.keys):
-            key.name = RESTORED_KEY_NAME
+        # On a compare-and-swap retry, another api starting beside this one
+        # may have put the key back meanwhile. Only keys added since the
+        # check above are tried: bcrypt blocks the loop, before the api serves.
+        added = [existing for existing in record.keys if existing.bcrypt_hash not in checked]
+        if any(bcrypt.checkpw(secret.encode(), existing.bcrypt_hash) for existing in added):
+            raise _AlreadyRestored
+        taken = any(existing.name == SYSTEM_KEY_NAME for existing in record.keys)
+        key.name = RESTORED_KEY_NAME if taken else SYSTEM_KEY_NAME
         rules.put_key(record, key)
 
-    await namespaces.update(stored, restore)
+    try:
+        await namespaces.update(stored, restore)
+    except _AlreadyRestored:
+        return
     log.warning("restored the key of %s to the system namespace as %r", path, key.name)
+
+
+class _AlreadyRestored(Exception):
+    """Another writer put the key file's key back first: nothing to write."""

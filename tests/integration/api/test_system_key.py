@@ -115,8 +115,8 @@ class Together(NamespaceStore):
     """A namespace store whose writers wait for each other before the first
     write, so every one of them has read the record before any writes."""
 
-    def __init__(self, namespaces: NamespaceStore, barrier: asyncio.Barrier) -> None:
-        super().__init__(namespaces._store)
+    def __init__(self, store: Store, barrier: asyncio.Barrier) -> None:
+        super().__init__(store)
         self._barrier = barrier
 
     async def update(
@@ -129,19 +129,21 @@ class Together(NamespaceStore):
 
 
 async def test_two_apis_starting_together_restore_the_key_once(
-    namespaces: NamespaceStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    namespaces: NamespaceStore, own_etcd: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The second writer's compare-and-swap retry finds the key the first
     one restored, and writes nothing: no `system-key-file` beside it."""
     await ensure_system_namespace(namespaces, tmp_path)
     secret = (tmp_path / "system.key").read_text().strip()
     await take_keys(namespaces)
-    together = Together(namespaces, asyncio.Barrier(2))
+    store = Store(own_etcd)
+    together = Together(store, asyncio.Barrier(2))
     with caplog.at_level(logging.WARNING, logger="sfmesh.api.keys"):
         await asyncio.gather(
             ensure_system_namespace(together, tmp_path),
             ensure_system_namespace(together, tmp_path),
         )
+    await store.close()
     record = await system(namespaces)
     assert [k.name for k in record.keys] == ["system"]
     found = await matching_key(record, secret)
