@@ -7,7 +7,6 @@ each resolved to its addresses and marked when on this host."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 import urllib.parse
 from collections.abc import Sequence
@@ -15,11 +14,10 @@ from ipaddress import ip_address
 
 from sfmesh.v1 import records_pb2
 
+from services.common import errors
 from services.common.config import MeshConfig, split_address
 from services.common.store import Member, Store, kind_prefix
 from services.node_agent.fetch_policy import Endpoint, IPAddress, unwrap
-
-log = logging.getLogger("sfmesh.node_agent.mesh_endpoints")
 
 
 def configured_endpoints(mesh: MeshConfig, listen: str, advertise: str) -> list[tuple[str, str]]:
@@ -63,7 +61,8 @@ class MeshEndpoints:
 
     async def read(self) -> tuple[Endpoint, ...]:
         """Every endpoint, resolved now. Raises errors.Unavailable when etcd
-        cannot be read: no fetch goes ahead unchecked."""
+        cannot be read or an endpoint does not resolve: no fetch goes ahead
+        unchecked."""
         named = list(self._configured)
         async for item in self._store.list_prefix(kind_prefix("node")):
             record = records_pb2.NodeRecord.FromString(item.value)
@@ -74,16 +73,21 @@ class MeshEndpoints:
 
 
 def resolve_endpoints(named: Sequence[tuple[str, str]]) -> tuple[Endpoint, ...]:
-    """Resolve (what it is, host:port) pairs (blocking). One that does not
-    resolve is left out with a warning: no fetch can reach it by that name."""
+    """Resolve (what it is, host:port) pairs (blocking). Raises
+    errors.Unavailable when one does not resolve: its addresses are unknown,
+    so no fetch goes ahead until it does (a name that fails now may resolve
+    for the fetch's own lookup a moment later)."""
     endpoints = []
     for name, address in named:
         try:
             host, port = split_address(address)
             infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
         except (OSError, ValueError) as exc:
-            log.warning("cannot resolve %s at %r: %s", name, address, exc)
-            continue
+            raise errors.Unavailable(
+                f"cannot resolve {name} at {address!r} ({exc}): "
+                "no image is fetched until every mesh endpoint resolves",
+                reason="MESH_ENDPOINT_UNRESOLVED",
+            ) from exc
         addresses = frozenset(ip_address(info[4][0]) for info in infos)
         local = any(on_this_host(unwrap(each)) for each in addresses)
         endpoints.append(Endpoint(name, address, port, addresses, local))

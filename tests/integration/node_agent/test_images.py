@@ -25,6 +25,7 @@ import pytest
 from sfmesh.v1 import records_pb2, scheduler_service_pb2
 
 from guests.bootsector import boot_sector
+from services.common import errors
 from services.common.config import MeshConfig
 from services.common.store import Delete, Put, Store, key
 from services.node_agent.fetch_policy import Endpoint, parse_networks
@@ -553,10 +554,31 @@ def test_this_hosts_addresses_are_found_by_binding() -> None:
     assert on_this_host(ip_address(source))
 
 
-def test_endpoints_resolve_and_an_unknown_name_is_left_out() -> None:
-    found = resolve_endpoints(
-        [("a", "0.0.0.0:13020"), ("b", "localhost:13010"), ("c", "no-such-host.invalid:1")]
-    )
+def test_endpoints_resolve() -> None:
+    found = resolve_endpoints([("a", "0.0.0.0:13020"), ("b", "localhost:13010")])
     assert [(e.name, e.port, e.local) for e in found] == [("a", 13020, True), ("b", 13010, True)]
     assert found[0].addresses == {ip_address("0.0.0.0")}
     assert ip_address("127.0.0.1") in found[1].addresses
+
+
+async def test_an_endpoint_that_does_not_resolve_stops_the_fetch(
+    etcd: str, image_server: ImageServer, tmp_path: Path
+) -> None:
+    url = image_server.publish("unresolved-endpoint.raw", b"fetched unchecked")
+    store = Store(etcd)
+    configured = [("the mesh's api", "no-such-host.invalid:13010")]
+    images = ImageCache(
+        tmp_path, NO_SHORTHANDS, endpoints=MeshEndpoints(store, configured).read, allowed=LOOPBACK
+    )
+    try:
+        with pytest.raises(errors.Unavailable) as raised:  # retried later, not an ImageError
+            await images.fetch(url)
+    finally:
+        await store.close()
+    assert raised.value.reason == "MESH_ENDPOINT_UNRESOLVED"
+    assert raised.value.message.startswith(
+        "cannot resolve the mesh's api at 'no-such-host.invalid:13010' ("
+    )
+    assert raised.value.message.endswith("no image is fetched until every mesh endpoint resolves")
+    assert image_server.hits("unresolved-endpoint.raw") == 0
+    assert files_under(tmp_path) == []
