@@ -33,6 +33,11 @@ RETRY_AFTER = 1
 """Seconds a caller refused for an unreachable etcd is told to wait: a
 restarted or unfrozen etcd serves again within about that."""
 _UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+_TOO_LARGE = grpc.StatusCode.INVALID_ARGUMENT
+REQUEST_BYTES = 1536 * 1024
+"""etcd's `--max-request-bytes` (its default, which sfmesh's etcd keeps): a
+write carrying more is refused here, before etcd's gRPC limit answers
+RESOURCE_EXHAUSTED, which it also answers when it is out of space."""
 
 
 def key(kind: str, name: str) -> bytes:
@@ -248,6 +253,12 @@ class Store:
         Returns False, changing nothing, when any expectation on a
         `mod_revision` does not hold.
         """
+        carried = sum(len(op.key) + len(op.value) for op in operations if isinstance(op, Put))
+        if carried > REQUEST_BYTES:
+            raise errors.InvalidArgument(
+                f"etcd refused the request: {carried} bytes, more than its {REQUEST_BYTES}",
+                reason="ETCD_REQUEST_REFUSED",
+            )
         txn = self._client.transactions
         compare = []
         success = []
@@ -267,12 +278,20 @@ class Store:
 
 class _mapped_errors:
     """Turn etcd connection failures and timeouts into `errors.Unavailable`
-    with a retry hint (503 with Retry-After over REST)."""
+    with a retry hint (503 with Retry-After over REST), and a request etcd
+    refuses for its size into `errors.InvalidArgument` (400)."""
 
     async def __aenter__(self) -> None:
         return None
 
     async def __aexit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
+        # aetcd raises its own errors from the gRPC one, which has the code;
+        # etcd answers INVALID_ARGUMENT "request is too large" near REQUEST_BYTES
+        answer = exc.__cause__ if isinstance(exc, aetcd.exceptions.ClientError) else exc
+        if isinstance(answer, grpc.aio.AioRpcError) and answer.code() == _TOO_LARGE:
+            raise errors.InvalidArgument(
+                f"etcd refused the request: {answer.details()}", reason="ETCD_REQUEST_REFUSED"
+            ) from exc
         unreachable = isinstance(exc, aetcd.exceptions.ClientError) or (
             isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _UNREACHABLE
         )

@@ -14,6 +14,7 @@ import pytest
 from services.common import errors
 from services.common.store import (
     PREFIX,
+    REQUEST_BYTES,
     Delete,
     Item,
     Member,
@@ -251,6 +252,28 @@ async def test_unreachable_etcd_members_is_unavailable() -> None:
             await store.members()
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (0, "etcdserver: request is too large"),  # etcd's own framing tips it over
+        (1, "more than its 1572864"),
+        (2_000_000, "more than its 1572864"),  # past etcd's gRPC limit too
+    ],
+)
+async def test_a_write_too_large_for_etcd_is_invalid_not_unavailable(
+    store: Store, prefix: bytes, extra: int, said: str
+) -> None:
+    """Past etcd's request limit (1.5 MiB): retrying cannot help, so a 400,
+    not a 503 with Retry-After."""
+    at = prefix + b"big"
+    with pytest.raises(errors.InvalidArgument) as refused:
+        await store.commit([Put(at, b"x" * (REQUEST_BYTES - len(at) + extra))])
+    assert refused.value.message.startswith("etcd refused the request: ")
+    assert said in refused.value.message
+    assert refused.value.reason == "ETCD_REQUEST_REFUSED"
+    assert await store.get(at) is None
 
 
 async def test_snapshot_then_watch_misses_and_repeats_nothing(store: Store, prefix: bytes) -> None:
