@@ -270,7 +270,7 @@ class InstanceServicer(
         metadata.check_entry(request.key, value)
 
         def store_value(record: records_pb2.InstanceRecord) -> None:
-            record.instance.metadata.fields[request.key].CopyFrom(request.value)
+            metadata.put_entry(record.instance.metadata, request.key, request.value)
 
         uuid = stored.record.instance.uuid
         self._events.audit(

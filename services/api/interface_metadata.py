@@ -43,7 +43,8 @@ class InterfaceMetadata:
         metadata.check_entry(request.key, value)
 
         def store_value(record: records_pb2.InstanceRecord) -> None:
-            interface_of(record, request.uuid).metadata.fields[request.key].CopyFrom(request.value)
+            nic = interface_of(record, request.uuid)
+            metadata.put_entry(nic.metadata, request.key, request.value)
 
         await self._instances.update(stored, store_value)
         return empty_pb2.Empty()

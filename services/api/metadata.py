@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from google.protobuf import struct_pb2
+
 from services.api import sizes
 from services.common import errors
 
@@ -36,6 +38,17 @@ def check_entry(key: str, value: Any) -> None:
         sizes.check_count("tags", value, sizes.TAGS)
     if key == "affinity":
         check_affinity(value)
+
+
+def put_entry(metadata: struct_pb2.Struct, key: str, value: struct_pb2.Value) -> None:
+    """Store `key: value` (checked by `check_entry`) in the metadata of the
+    record being written: a new key only while it holds fewer than
+    `sizes.METADATA_KEYS` (400 naming the limit), so no record outgrows
+    etcd's request limit; replacing a key always. Every object kind's set
+    mutator calls this. Pure."""
+    if key not in metadata.fields:
+        sizes.check_count("metadata", {*metadata.fields, key}, sizes.METADATA_KEYS)
+    metadata.fields[key].CopyFrom(value)
 
 
 def check_affinity(value: Any) -> None:

@@ -44,7 +44,7 @@ class NamespaceMetadata:
         metadata.check_entry(request.key, value)
 
         def store_value(record: records_pb2.NamespaceRecord) -> None:
-            record.metadata.fields[request.key].CopyFrom(request.value)
+            metadata.put_entry(record.metadata, request.key, request.value)
 
         await self._namespaces.update(stored, store_value)
         return empty_pb2.Empty()

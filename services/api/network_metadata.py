@@ -40,7 +40,7 @@ class NetworkMetadata:
         metadata.check_entry(request.key, value)
 
         def store_value(record: records_pb2.NetworkRecord) -> None:
-            record.network.metadata.fields[request.key].CopyFrom(request.value)
+            metadata.put_entry(record.network.metadata, request.key, request.value)
 
         await self._networks.update(stored, store_value)
         return empty_pb2.Empty()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from google.protobuf import struct_pb2
 
-from services.api.metadata import check_entry, check_metadata
+from services.api.metadata import check_entry, check_metadata, put_entry
 from services.common import errors
 
 
@@ -81,3 +82,20 @@ def test_sizes_at_their_limits_pass() -> None:
     check_entry("k" * 256, "v" * 16_382)  # 16,384 bytes as JSON, quotes included
     check_entry("tags", ["t"] * 64)
     check_entry("affinity", {f"t{i}": 1 for i in range(64)})
+
+
+def test_a_new_key_past_the_limit_is_refused_a_replaced_one_is_not() -> None:
+    full = struct_pb2.Struct()
+    full.update({f"k{i}": "v" for i in range(64)})
+    before = struct_pb2.Struct()
+    before.CopyFrom(full)
+    with pytest.raises(errors.InvalidArgument) as refused:
+        put_entry(full, "k64", struct_pb2.Value(string_value="v"))
+    assert refused.value.message == "metadata may have at most 64 entries, not 65"
+    assert full == before
+    put_entry(full, "k0", struct_pb2.Value(number_value=2))
+    assert full.fields["k0"].number_value == 2 and len(full.fields) == 64
+    room = struct_pb2.Struct()
+    room.update({f"k{i}": "v" for i in range(63)})
+    put_entry(room, "k63", struct_pb2.Value(string_value="v"))
+    assert len(room.fields) == 64
