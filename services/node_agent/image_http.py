@@ -6,6 +6,11 @@ the Host header and TLS (SNI and the certificate check) keep the URL's name.
 So no second DNS answer can slip between check and connect. Redirects are
 followed here, at most ``MAX_REDIRECTS``, each hop checked the same way and
 only over http(s). No proxy is used: a proxy would be the one connecting.
+
+One deadline holds from the first connection to the body's last byte: every
+connect, TLS handshake and read waits at most the per-read timeout and
+never past the deadline, so a server dripping headers or body a byte at a
+time cannot hold a download for longer.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import contextlib
 import http.client
 import socket
 import ssl
+import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from ipaddress import ip_address
-from typing import Any
+from typing import Any, cast
 
 from services.node_agent.fetch_policy import SCHEMES, FetchPolicy, refusal, unwrap
 from services.node_agent.mesh_endpoints import on_this_host
@@ -34,17 +40,67 @@ class FetchFailed(Exception):
     """A hop answered with neither success nor a redirect to follow."""
 
 
+class Overdue(Exception):
+    """The download's deadline passed."""
+
+
+def _wait(read_timeout: float, deadline: float) -> float:
+    """Seconds the next blocking step may take: the per-read timeout, cut
+    to the time left before ``deadline`` (``time.monotonic()``). Raises
+    Overdue once it has passed."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise Overdue
+    return min(read_timeout, left)
+
+
+@contextlib.contextmanager
+def _late(deadline: float) -> Iterator[None]:
+    """A timeout raised in the block becomes Overdue when it came because
+    the deadline passed."""
+    try:
+        yield
+    except TimeoutError as error:
+        if time.monotonic() >= deadline:
+            raise Overdue from error
+        raise
+
+
+class _PacedSocket(socket.socket):
+    """A socket whose every read waits at most ``_wait(read_timeout,
+    deadline)``: http.client reads headers and body through ``recv_into``."""
+
+    read_timeout: float = 30.0
+    deadline: float = 0.0
+
+    def recv_into(self, *args: Any, **kwargs: Any) -> int:
+        self.settimeout(_wait(self.read_timeout, self.deadline))
+        with _late(self.deadline):
+            return super().recv_into(*args, **kwargs)
+
+
+class _PacedTLSSocket(_PacedSocket, ssl.SSLSocket):
+    """The TLS socket ``_PacedSocket`` becomes when wrapped."""
+
+
 @contextlib.contextmanager
 def open_image(
-    url: str, policy: FetchPolicy, *, timeout: float, headers: Mapping[str, str]
+    url: str,
+    policy: FetchPolicy,
+    *,
+    timeout: float,
+    deadline: float,
+    headers: Mapping[str, str],
 ) -> Iterator[http.client.HTTPResponse]:
     """The 2xx answer to GET ``url``, redirects followed; closed on exit.
-    ``timeout`` bounds the connection and each read, in seconds. Raises
-    Refused, FetchFailed, OSError or http.client.HTTPException."""
+    ``timeout`` bounds the connection and each read, in seconds, and
+    ``deadline`` (a ``time.monotonic()`` instant) all of it, reading the
+    answer's body included. Raises Refused, FetchFailed, Overdue, OSError
+    or http.client.HTTPException."""
     hop = url
     for _ in range(MAX_REDIRECTS + 1):
         via = f"redirected to {hop}: " if hop != url else ""
-        connection = _connect(hop, policy, timeout, via)
+        connection = _connect(hop, policy, timeout, deadline, via)
         try:
             connection.request("GET", _target(hop), headers={**headers, "Connection": "close"})
             with connection.getresponse() as response:
@@ -60,9 +116,11 @@ def open_image(
     raise FetchFailed(f"more than {MAX_REDIRECTS} redirects")
 
 
-def _connect(url: str, policy: FetchPolicy, timeout: float, via: str) -> http.client.HTTPConnection:
+def _connect(
+    url: str, policy: FetchPolicy, timeout: float, deadline: float, via: str
+) -> http.client.HTTPConnection:
     """A connection for ``url`` whose socket is already connected to an
-    address of its host that the policy lets through."""
+    address of its host that the policy lets through, and paced."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in SCHEMES or not parts.hostname:
         raise Refused(f"{via}only http(s) URLs with a host are fetched")
@@ -81,14 +139,10 @@ def _connect(url: str, policy: FetchPolicy, timeout: float, via: str) -> http.cl
             reasons.append(reason)
     if not allowed:
         raise Refused(f"{via}{reasons[0]}")
-    sock = _first_answering(allowed, timeout)
+    sock = _first_answering(allowed, timeout, deadline)
     connection: http.client.HTTPConnection
     if tls:
-        try:
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=parts.hostname)
-        except OSError:
-            sock.close()
-            raise
+        sock = _with_tls(sock, parts.hostname)
         connection = http.client.HTTPSConnection(parts.hostname, port, timeout=timeout)
     else:
         connection = http.client.HTTPConnection(parts.hostname, port, timeout=timeout)
@@ -96,24 +150,44 @@ def _connect(url: str, policy: FetchPolicy, timeout: float, via: str) -> http.cl
     return connection
 
 
+def _with_tls(sock: _PacedSocket, hostname: str) -> _PacedSocket:
+    """``sock`` wrapped in TLS for ``hostname`` (SNI and the certificate
+    check), paced as it was; closed if the handshake fails."""
+    context = ssl.create_default_context()
+    context.sslsocket_class = _PacedTLSSocket
+    try:
+        sock.settimeout(_wait(sock.read_timeout, sock.deadline))
+        with _late(sock.deadline):
+            wrapped = cast(_PacedTLSSocket, context.wrap_socket(sock, server_hostname=hostname))
+    except (OSError, Overdue):
+        sock.close()
+        raise
+    wrapped.read_timeout, wrapped.deadline = sock.read_timeout, sock.deadline
+    return wrapped
+
+
 def _first_answering(
-    addresses: list[tuple[socket.AddressFamily, Any]], timeout: float
-) -> socket.socket:
+    addresses: list[tuple[socket.AddressFamily, Any]], timeout: float, deadline: float
+) -> _PacedSocket:
     """A socket connected to the first of ``addresses`` that accepts; the
     last one's error when none does."""
     *others, (family, sockaddr) = addresses
     for other_family, other in others:
         with contextlib.suppress(OSError):
-            return _connected(other_family, other, timeout)
-    return _connected(family, sockaddr, timeout)
+            return _connected(other_family, other, timeout, deadline)
+    return _connected(family, sockaddr, timeout, deadline)
 
 
-def _connected(family: socket.AddressFamily, sockaddr: Any, timeout: float) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
+def _connected(
+    family: socket.AddressFamily, sockaddr: Any, timeout: float, deadline: float
+) -> _PacedSocket:
+    sock = _PacedSocket(family, socket.SOCK_STREAM)
+    sock.read_timeout, sock.deadline = timeout, deadline
     try:
-        sock.connect(sockaddr)
-    except OSError:
+        sock.settimeout(_wait(timeout, deadline))
+        with _late(deadline):
+            sock.connect(sockaddr)
+    except (OSError, Overdue):
         sock.close()
         raise
     return sock

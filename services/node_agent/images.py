@@ -28,13 +28,14 @@ import tempfile
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import IO
 
 from services.node_agent.fetch_policy import SCHEMES, Endpoint, FetchPolicy, IPNetwork
-from services.node_agent.image_http import FetchFailed, Refused, open_image
+from services.node_agent.image_http import FetchFailed, Overdue, Refused, open_image
 
 log = logging.getLogger("sfmesh.node_agent.images")
 
@@ -53,6 +54,10 @@ DEFAULT_MAX_BYTES = 64 * 2**30
 """The largest image fetched, unless the node agent is told otherwise."""
 DEFAULT_DEADLINE = 3600.0
 """Seconds a download may take, unless the node agent is told otherwise."""
+DOWNLOAD_THREADS = 4
+"""Downloads at once; more wait for one to end. They run on threads of
+their own, so slow servers never hold up the node agent's other blocking
+work (asyncio's default threads)."""
 
 ProgressCallback = Callable[[str, int, int | None], None]
 """progress(url, bytes_so_far, total_or_None)."""
@@ -115,8 +120,9 @@ class ImageCache:
     10 % or 8 MiB, at the end); an exception from it is logged and ignored.
     ``timeout`` bounds the connection and each read, in seconds;
     ``max_bytes`` the size of an image, and ``deadline`` the seconds a whole
-    download may take: a server that drips, or sends without end, fails the
-    fetch rather than holding a create or filling the disk. Every download
+    download may take, from its first connection (redirects and headers
+    included) to its last byte: a server that drips, or sends without end,
+    fails the fetch rather than holding a create or filling the disk. Every download
     is held to a policy read as it starts: ``endpoints`` (the mesh's own,
     always refused) and ``allowed``, the networks exempt from the refused
     ranges of ``fetch_policy``.
@@ -145,6 +151,7 @@ class ImageCache:
         self._progress = progress
         self._timeout = timeout
         self._inflight: dict[str, asyncio.Task[CachedImage]] = {}
+        self._downloads = ThreadPoolExecutor(DOWNLOAD_THREADS, thread_name_prefix="image-download")
 
     def resolve(self, base: str) -> str:
         """The URL a base stands for (shorthands through the table). Raises
@@ -174,8 +181,9 @@ class ImageCache:
         if cached is not None:
             return cached
         policy = FetchPolicy(self._allowed, tuple(await self._endpoints()))
-        report = self._reporter(asyncio.get_running_loop())
-        image = await asyncio.to_thread(self._download, url, policy, report)
+        loop = asyncio.get_running_loop()
+        report = self._reporter(loop)
+        image = await loop.run_in_executor(self._downloads, self._download, url, policy, report)
         log.info("cached %s: %s, %d bytes, %s", url, image.sha256, image.size, image.fmt)
         return image
 
@@ -216,8 +224,11 @@ class ImageCache:
             folder.mkdir(parents=True, exist_ok=True)
             folder.chmod(_DIR_MODE)
         headers = {"User-Agent": "sfmesh-node-agent"}
+        deadline = time.monotonic() + self._deadline
         try:
-            with open_image(url, policy, timeout=self._timeout, headers=headers) as response:
+            with open_image(
+                url, policy, timeout=self._timeout, deadline=deadline, headers=headers
+            ) as response:
                 image = self._store(url, response, report)
             entry = {"url": url, "sha256": image.sha256, "size": image.size, "fmt": image.fmt}
             with _partial_file(self._urls) as out:
@@ -227,6 +238,8 @@ class ImageCache:
             raise ImageError(f"image URL {url} refused: {error}") from error
         except FetchFailed as error:
             raise ImageError(f"fetching {url}: {error}") from error
+        except Overdue as error:
+            raise self._overdue(url, "no body yet") from error
         except (OSError, ValueError, http.client.HTTPException) as error:
             raise ImageError(f"fetching {url}: {self._describe(error)}") from error
         return image
@@ -236,6 +249,9 @@ class ImageCache:
         if self._max_bytes >= 2**30:
             return f"{self._max_bytes / 2**30:g} GiB"
         return f"{self._max_bytes} bytes"
+
+    def _overdue(self, url: str, progress: str) -> ImageError:
+        return ImageError(f"fetching {url}: not done after {self._deadline:g} s ({progress})")
 
     def _describe(self, reason: object) -> str:
         if isinstance(reason, TimeoutError):
@@ -249,7 +265,6 @@ class ImageCache:
     ) -> CachedImage:
         """Stream ``response`` into a blob, hashing it; the blob appears only
         once complete."""
-        started = time.monotonic()
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
         if total is not None and total > self._max_bytes:
@@ -261,21 +276,20 @@ class ImageCache:
         reported = 0
         report(url, 0, total)
         with _partial_file(self._blobs) as out:
-            while chunk := response.read1(_CHUNK):  # what has come, so deadlines hold
-                out.write(chunk)
-                digest.update(chunk)
-                if len(head) < len(QCOW2_MAGIC):
-                    head += chunk[: len(QCOW2_MAGIC) - len(head)]
-                done += len(chunk)
-                if done > self._max_bytes:
-                    raise ImageError(f"fetching {url}: over the limit ({self._limit})")
-                if time.monotonic() - started > self._deadline:
-                    raise ImageError(
-                        f"fetching {url}: not done after {self._deadline:g} s ({done} bytes so far)"
-                    )
-                if done - reported >= step:
-                    report(url, done, total)
-                    reported = done
+            try:
+                while chunk := response.read1(_CHUNK):  # what has come, so the deadline holds
+                    out.write(chunk)
+                    digest.update(chunk)
+                    if len(head) < len(QCOW2_MAGIC):
+                        head += chunk[: len(QCOW2_MAGIC) - len(head)]
+                    done += len(chunk)
+                    if done > self._max_bytes:
+                        raise ImageError(f"fetching {url}: over the limit ({self._limit})")
+                    if done - reported >= step:
+                        report(url, done, total)
+                        reported = done
+            except Overdue as error:
+                raise self._overdue(url, f"{done} bytes so far") from error
             if total is not None and done != total:
                 # http.client leaves a short body to its caller to notice.
                 raise ImageError(

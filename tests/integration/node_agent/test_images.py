@@ -14,6 +14,7 @@ import socket
 import ssl
 import stat
 import subprocess
+import time
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -344,6 +345,59 @@ async def test_a_dripping_download_ends_at_the_deadline(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/drip.raw"
         with pytest.raises(ImageError, match=rf"fetching {url}: not done after 0.5 s \(\d+ bytes"):
             await loopback_cache(tmp_path, timeout=5, deadline=0.5).fetch(url)
+    assert files_under(tmp_path) == []
+
+
+async def drip_headers(writer: asyncio.StreamWriter) -> None:
+    """A `serve_raw` answer: a status line, then a header byte every 50 ms
+    (for 10 s at most), each well within any per-read timeout."""
+    writer.write(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+    for _ in range(200):
+        writer.write(b"x")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+
+
+async def test_dripping_headers_end_at_the_deadline(tmp_path: Path) -> None:
+    async with await serve_raw(drip_headers) as server:
+        url = served_at(server, "/drip-headers.raw")
+        started = time.monotonic()
+        with pytest.raises(ImageError) as raised:
+            await loopback_cache(tmp_path, timeout=5, deadline=0.5).fetch(url)
+    assert str(raised.value) == f"fetching {url}: not done after 0.5 s (no body yet)"
+    assert time.monotonic() - started < 2
+    assert files_under(tmp_path) == []
+
+
+async def test_the_deadline_spans_every_redirect(tmp_path: Path) -> None:
+    async def slow_redirect(writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.2)
+        await redirect("/again")(writer)
+
+    async with await serve_raw(slow_redirect) as server:
+        url = served_at(server, "/slow-redirects.raw")
+        with pytest.raises(ImageError) as raised:
+            await loopback_cache(tmp_path, timeout=5, deadline=0.5).fetch(url)
+    assert str(raised.value) == f"fetching {url}: not done after 0.5 s (no body yet)"
+
+
+async def test_slow_downloads_never_hold_up_other_threaded_work(tmp_path: Path) -> None:
+    """As many dripping downloads as asyncio's default executor has threads:
+    another ``to_thread`` job still runs at once."""
+    default_threads = min(32, (os.cpu_count() or 1) + 4)
+    async with await serve_raw(drip_headers) as server:
+        cache = loopback_cache(tmp_path, timeout=5, deadline=2)
+        fetches = [
+            asyncio.create_task(cache.fetch(served_at(server, f"/drip-{n}.raw")))
+            for n in range(default_threads)
+        ]
+        await asyncio.sleep(0.2)  # every download has started
+        started = time.monotonic()
+        await asyncio.to_thread(time.sleep, 0)
+        waited = time.monotonic() - started
+        results = await asyncio.gather(*fetches, return_exceptions=True)
+    assert waited < 0.5
+    assert all(isinstance(result, ImageError) for result in results)
     assert files_under(tmp_path) == []
 
 
