@@ -449,6 +449,59 @@ async def test_loopback_is_refused_unless_allowed(
     assert (await loopback_cache(tmp_path).fetch(url)).path.read_bytes() == b"loopback"
 
 
+LOOPBACK_V4 = "127.0.0.1 is in 127.0.0.0/8 (loopback)"
+MAPPED = ip_address("::ffff:127.0.0.1")
+"""As Python prints it (::ffff:7f00:1 before 3.13)."""
+
+
+@pytest.mark.parametrize(
+    ("host", "whys"),
+    [
+        ("2130706433", {LOOPBACK_V4}),
+        ("0177.0.0.1", {LOOPBACK_V4}),
+        ("0x7f.1", {LOOPBACK_V4}),
+        ("u:p@127.0.0.1", {LOOPBACK_V4}),
+        ("[::ffff:127.0.0.1]", {f"{MAPPED} (127.0.0.1) is in 127.0.0.0/8 (loopback)"}),
+        ("localhost", {LOOPBACK_V4, "::1 is in ::1/128 (loopback)"}),
+    ],
+    ids=["decimal", "octal", "hex", "userinfo", "ipv4-mapped", "localhost"],
+)
+async def test_other_spellings_of_loopback_are_refused(
+    host: str, whys: set[str], image_server: ImageServer, tmp_path: Path
+) -> None:
+    published = image_server.publish("spelled.raw", b"loopback by another name")
+    url = f"http://{host}:{urllib.parse.urlsplit(published).port}/spelled.raw"
+    strict = ImageCache(tmp_path, NO_SHORTHANDS, endpoints=no_endpoints)
+    with pytest.raises(ImageError) as raised:
+        await strict.fetch(url)
+    refused = {f"image URL {url} refused: {why}, not an allowed image network" for why in whys}
+    assert str(raised.value) in refused
+    assert image_server.hits("spelled.raw") == 0
+    assert files_under(tmp_path) == []
+
+
+async def test_proxy_settings_are_not_used(
+    image_server: ImageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxied: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        proxied.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nthe proxy!")
+        writer.close()
+
+    url = image_server.publish("unproxied.raw", b"direct")
+    async with await asyncio.start_server(proxy, "127.0.0.1", 0) as server:
+        for variable in ("HTTP_PROXY", "http_proxy"):
+            monkeypatch.setenv(variable, served_at(server, ""))
+        strict = ImageCache(tmp_path / "strict", NO_SHORTHANDS, endpoints=no_endpoints)
+        with pytest.raises(ImageError, match=f"image URL {url} refused: 127.0.0.1 is in"):
+            await strict.fetch(url)
+        image = await loopback_cache(tmp_path / "allowed").fetch(url)
+    assert image.path.read_bytes() == b"direct"
+    assert proxied == []
+
+
 @pytest.mark.parametrize(
     ("location", "why"),
     [
