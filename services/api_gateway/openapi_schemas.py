@@ -3,7 +3,7 @@
 A `SchemaBook` names every message and enum it is asked about once, under
 `#/components/schemas/<name>` (the name inside its package, or the full name
 when two packages collide), and answers `$ref`s to them. The schemas follow
-marshal.py: fields by proto name; an enum is its wire strings plus `null`;
+marshal.py: fields by proto name and no others; an enum is its wire strings plus `null`;
 an unset optional scalar or message field is `null` unless the field carries
 `(sfmesh.v1.omit_when_unset)`; well-known types are plain JSON.
 """
@@ -155,6 +155,8 @@ class SchemaBook:
         schema["properties"] = {
             fd.name: self.field_schema(fd) for fd in fields if fd.name not in exclude
         }
+        # Unknown keys are a 400 on the way in and never written on the way out.
+        schema["additionalProperties"] = False
         return schema
 
     def value_schema(self, fd: FieldDescriptor) -> Schema:

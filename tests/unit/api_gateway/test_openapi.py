@@ -148,6 +148,15 @@ def test_anonymous_rpcs_need_no_token() -> None:
     assert DOC["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
 
+def test_objects_admit_no_other_keys() -> None:
+    assert SCHEMAS["Instance"]["additionalProperties"] is False
+    assert SCHEMAS["CreateInstanceRequest"]["additionalProperties"] is False
+    put = DOC["paths"]["/instances/{ref}/metadata/{key}"]["put"]
+    assert (
+        put["requestBody"]["content"]["application/json"]["schema"]["additionalProperties"] is False
+    )
+
+
 def test_streams_also_take_the_token_in_the_query() -> None:
     watch = DOC["paths"]["/instances:watch"]["get"]
     assert watch["security"] == [{"bearer": []}, {"access_token": []}]
