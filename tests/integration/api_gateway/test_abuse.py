@@ -32,6 +32,10 @@ from services.api_gateway.server import GatewayServer
 
 TIMEOUT = 1.0
 """The server's head and body timeouts in these tests."""
+CLOSED_WITHIN = TIMEOUT + 5
+"""Seconds by which a connection the server must end is seen closed: the
+timeout plus slack for a loaded machine, where client and server share this
+process's one loop. A server that never ends it misses it by far."""
 MAX_CONNECTIONS = 300
 MAX_BODY = 64 * 1024
 PROBE_BOUND = 1.0
@@ -147,7 +151,7 @@ async def test_a_head_sent_a_byte_at_a_time_is_cut_at_the_head_timeout(
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 1000
-    answer = asyncio.ensure_future(closed_after(reader, TIMEOUT + 3))
+    answer = asyncio.ensure_future(closed_after(reader, CLOSED_WITHIN + 1))
     started = time.monotonic()
     sent = 0
     async with normal_client(port):
@@ -157,8 +161,8 @@ async def test_a_head_sent_a_byte_at_a_time_is_cut_at_the_head_timeout(
                 sent += 1
             await asyncio.sleep(0.05)
         data = await answer
-    assert time.monotonic() - started < TIMEOUT + 2, "closed by the head timeout"
-    assert 10 < sent < len(head)  # still dripping when it was cut
+    assert time.monotonic() - started < CLOSED_WITHIN, "closed by the head timeout"
+    assert 10 < sent < len(head)  # still dripping (50 s in all) when it was cut
     assert data.startswith(b"HTTP/1.1 408 ") and b"connection: close" in data
     assert warned(caplog, local_port(writer), "request head unfinished")
     writer.close()
@@ -170,7 +174,7 @@ async def test_a_body_that_never_ends_is_408_after_the_body_timeout(
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"POST /instances HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
-    answer = asyncio.ensure_future(closed_after(reader, TIMEOUT + 3))
+    answer = asyncio.ensure_future(closed_after(reader, CLOSED_WITHIN + 1))
     started = time.monotonic()
     async with normal_client(port):
         while drip and not answer.done():
@@ -178,7 +182,7 @@ async def test_a_body_that_never_ends_is_408_after_the_body_timeout(
                 writer.write(b" ")
             await asyncio.sleep(drip)
         data = await answer
-    assert time.monotonic() - started < TIMEOUT + 2
+    assert time.monotonic() - started < CLOSED_WITHIN
     assert data.startswith(b"HTTP/1.1 408 ") and b"connection: close" in data
     assert warned(caplog, local_port(writer), "request body unfinished")
     writer.close()
@@ -205,7 +209,7 @@ async def test_a_lying_chunked_body_is_400_and_closed(
         writer.write_eof()
     status, headers, _ = await read_response(reader)
     assert status == 400 and headers["connection"] == "close"
-    assert await closed_after(reader, 2) == b""
+    assert await closed_after(reader, CLOSED_WITHIN) == b""
     assert warned(caplog, local_port(writer), "malformed request|ended unfinished")
     writer.close()
 
@@ -215,7 +219,7 @@ async def test_a_chunked_body_over_the_limit_is_413_and_closed_unread(
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"POST /instances HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
-    answer = asyncio.ensure_future(closed_after(reader, 5))
+    answer = asyncio.ensure_future(closed_after(reader, CLOSED_WITHIN))
     chunk = b"10000\r\n" + b"x" * 0x10000 + b"\r\n"
     sent = 0
     async with normal_client(port):
@@ -241,6 +245,16 @@ def _is_closed(sock: socket.socket) -> bool:
         return True
 
 
+def open_counts(caplog: pytest.LogCaptureFixture) -> list[int]:
+    """The open connections each logged eviction names ("idle the longest
+    when N were open"): the count the server saw past its cap."""
+    return [
+        int(found[1])
+        for record in caplog.records
+        if (found := re.search(r"idle the longest when (\d+) were open", record.getMessage()))
+    ]
+
+
 async def test_thousands_of_idle_connections_are_capped_and_timed_out(
     port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -258,14 +272,15 @@ async def test_thousands_of_idle_connections_are_capped_and_timed_out(
                     sock.connect_ex(("127.0.0.1", port))
                     idle.append(sock)
                 await asyncio.sleep(0.01)  # the server accepts
-            await asyncio.sleep(0.2)
-            still_open = sum(not _is_closed(sock) for sock in idle)
-            assert still_open <= MAX_CONNECTIONS
-            for _ in range(int((TIMEOUT + 2) / 0.1)):  # then the head timeout closes the rest
+            deadline = time.monotonic() + CLOSED_WITHIN  # the head timeout closes the rest
+            while time.monotonic() < deadline:
                 if all(map(_is_closed, idle)):
                     break
                 await asyncio.sleep(0.1)
         assert all(map(_is_closed, idle)), "connections that sent nothing are closed"
+        # The cap held: each eviction names at most the one connection over it.
+        assert open_counts(caplog), "no connection was evicted at the cap"
+        assert max(open_counts(caplog)) <= MAX_CONNECTIONS + 1, open_counts(caplog)
         ports = {sock.getsockname()[1] for sock in idle}
         assert any(warned(caplog, p, "idle the longest") for p in ports)
         assert any(warned(caplog, p, "no request within") for p in ports)
@@ -274,9 +289,14 @@ async def test_thousands_of_idle_connections_are_capped_and_timed_out(
             sock.close()
 
 
-async def test_a_pipelined_flood_is_answered_in_order_in_bounded_memory(
+async def test_a_pipelined_flood_is_cut_after_the_pipeline_limit_in_bounded_memory(
     port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The flood is in the server's socket buffer before the server (on this
+    loop) reads any of it, so its first read holds far more than
+    MAX_PIPELINE requests: it answers the first and the MAX_PIPELINE queued
+    behind it, in order, then closes; a server queueing without bound would
+    answer all `count`."""
     count = 10_000
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     async with normal_client(port):
@@ -292,8 +312,8 @@ async def test_a_pipelined_flood_is_answered_in_order_in_bounded_memory(
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
-    assert answered == count or answered > http_server.MAX_PIPELINE
-    assert answered == count or await closed_after(reader, 2) == b""
+    assert answered == 1 + http_server.MAX_PIPELINE
+    assert await closed_after(reader, CLOSED_WITHIN) == b""
     assert peak < 6 * 1024 * 1024, f"{peak} bytes allocated at most"
-    assert answered == count or warned(caplog, local_port(writer), "requests pipelined")
+    assert warned(caplog, local_port(writer), "requests pipelined")
     writer.close()
