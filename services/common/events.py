@@ -45,10 +45,11 @@ request (a node agent's reconcilers) are committed every
 - the events of a request whose answer has left: nothing, whether the
   process or the machine crashed;
 - events emitted outside requests: those of the last `SPOOL_SYNC_INTERVAL`;
-- while the disk refuses the spool (full, failing): every event the eventlog
-  has not acknowledged yet. Requests still answer, since their writes are
-  already in etcd and failing them would misreport those; the emitter logs
-  an error when the trouble starts and a warning when it ends.
+- while the disk refuses the spool (full, failing) or does not sync it within
+  `DURABLE_TIMEOUT` (hung): every event the eventlog has not acknowledged
+  yet. Requests still answer, since their writes are already in etcd and
+  failing them would misreport those; the emitter logs an error when the
+  trouble starts and a warning when it ends.
 """
 
 from __future__ import annotations
@@ -85,6 +86,12 @@ log = logging.getLogger("sfmesh.events")
 
 SPOOL_SYNC_INTERVAL = 0.05
 """How often events emitted outside requests are committed to the spool."""
+
+DURABLE_TIMEOUT = 2.0
+"""The longest `durable()` waits for a commit. A hung disk (an `fdatasync`
+that never returns) then costs each write request this much instead of its
+answer: the write is already in etcd, and a gateway timeout would tell the
+client it failed. The commit itself goes on, shared by whoever arrives."""
 
 _CHANNEL_OPTIONS = quick_reconnect(BACKOFF_INITIAL, BACKOFF_MAX)
 
@@ -168,8 +175,8 @@ class EventEmitter:
         """Every event up to this sequence is on disk and synced, or acknowledged."""
         self._commit: _Commit | None = None
         self._syncer = ThreadPoolExecutor(1, thread_name_prefix="events-spool-sync")
-        self._failed_commits = 0
-        """Commits the disk refused since it last took one."""
+        self._troubles = 0
+        """Commits refused and waits given up since the disk last took a commit."""
         self._started = False
         self._closed = False
         self._channel: grpc.aio.Channel | None = None
@@ -250,16 +257,24 @@ class EventEmitter:
     async def durable(self) -> None:
         """Return once every event emitted so far is on disk and synced, or
         acknowledged; see "Durability" in the module docstring. Never raises:
-        when the disk refuses, that is logged and this returns."""
+        when the disk refuses, or takes longer than `DURABLE_TIMEOUT`, that is
+        logged and this returns."""
         target = self._last_sequence
-        while self._synced < target and not self._closed:
-            commit = self._commit
-            if commit is None:
-                through = self._last_sequence
-                task = asyncio.create_task(self._commit_through(through), name="events-commit")
-                commit = self._commit = _Commit(through, task)
-            if not await asyncio.shield(commit.task) and commit.through >= target:
-                return
+        try:
+            async with asyncio.timeout(DURABLE_TIMEOUT):
+                while self._synced < target and not self._closed:
+                    commit = self._commit
+                    if commit is None:
+                        through = self._last_sequence
+                        task = asyncio.create_task(
+                            self._commit_through(through), name="events-commit"
+                        )
+                        commit = self._commit = _Commit(through, task)
+                    # Shielded: a waiter giving up must not cancel the others' commit.
+                    if not await asyncio.shield(commit.task) and commit.through >= target:
+                        return
+        except TimeoutError:
+            self._trouble(f"not synced within {DURABLE_TIMEOUT} s")
 
     async def flushed(self, timeout: float) -> bool:  # noqa: ASYNC109 - a bool, not an error
         """Wait until every emitted event is acknowledged; False on timeout."""
@@ -315,25 +330,30 @@ class EventEmitter:
             if sync:
                 await asyncio.get_running_loop().run_in_executor(self._syncer, sync.run)
         except OSError as exc:
-            if not self._failed_commits:
-                log.error(
-                    "cannot write the event spool: until it can, answered requests' "
-                    "events are only in memory, lost if this process dies before "
-                    "the eventlog has them",
-                    extra={"fields": {"error": str(exc), "producer": self._producer_id}},
-                )
-            self._failed_commits += 1
+            self._trouble(str(exc))
             return False
         finally:
             self._commit = None
-        if self._failed_commits:
+        if self._troubles:
             log.warning(
                 "the event spool is written again",
-                extra={"fields": {"failed_commits": self._failed_commits}},
+                extra={"fields": {"troubles": self._troubles}},
             )
-            self._failed_commits = 0
+            self._troubles = 0
         self._synced = max(self._synced, through)
         return True
+
+    def _trouble(self, error: str) -> None:
+        """A commit refused or a wait given up: logged once per outage (until
+        a commit succeeds again), counted always."""
+        if not self._troubles:
+            log.error(
+                "cannot write the event spool: until it is written again, answered "
+                "requests' events are only in memory, lost if this process dies "
+                "before the eventlog has them",
+                extra={"fields": {"error": error, "producer": self._producer_id}},
+            )
+        self._troubles += 1
 
     def _trim(self) -> None:
         """Keep the spool within its limit by dropping the oldest events."""

@@ -22,7 +22,7 @@ import grpc
 import pytest
 from sfmesh.v1 import event_pb2, eventlog_service_pb2
 
-from services.common import errors
+from services.common import errors, events
 from services.common.events import EventEmitter
 from services.common.interceptors import RequestInterceptor
 from services.common.spool import SUFFIX, read_records
@@ -48,18 +48,22 @@ def on_disk(spool_dir: Path) -> list[str]:
 
 
 class Syncs:
-    """Counts the real `os.fdatasync` calls; the first can be held at a gate."""
+    """Counts the real `os.fdatasync` calls; the next one can be held at a gate."""
 
     def __init__(self, real: Callable[[int], None]) -> None:
         self.count = 0
         self.gate: threading.Event | None = None
+        self.holding = False
+        """A call waits at the gate."""
         self._real = real
 
     def __call__(self, fd: int) -> None:
         self.count += 1
         gate, self.gate = self.gate, None
         if gate is not None:
-            gate.wait(5)
+            self.holding = True
+            gate.wait(10)
+            self.holding = False
         self._real(fd)
 
 
@@ -223,3 +227,29 @@ async def test_a_spool_the_disk_refuses_is_logged_and_requests_still_answer(
         assert any("written again" in r.getMessage() for r in caplog.records)
     assert on_disk(spool_dir) == ["0", "1", "2", "3"]  # kept in memory, written at last
     assert emitter.unacknowledged == 4
+
+
+async def test_a_hung_sync_holds_answers_no_longer_than_the_bound(
+    channel: grpc.aio.Channel,
+    syncs: Syncs,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(events, "DURABLE_TIMEOUT", 0.3)
+    gate = syncs.gate = threading.Event()  # the disk hangs in fdatasync
+    write = method(channel, "Write")
+    with caplog.at_level(logging.WARNING, logger="sfmesh.events"):
+        async with asyncio.timeout(4):  # the hang lasts 10 s
+            for number in range(3):
+                await write(str(number).encode(), timeout=10)
+        assert syncs.holding  # all three answered while the sync hangs
+        assert syncs.count == 1  # they waited on that one commit, never cancelled
+        refused = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert len(refused) == 1  # once per outage
+        assert "not synced within 0.3 s" in refused[0].fields["error"]  # type: ignore[attr-defined]
+
+        gate.set()
+        await write(b"3", timeout=10)
+        assert any("written again" in r.getMessage() for r in caplog.records)
+    assert on_disk(tmp_path / "spool") == ["0", "1", "2", "3"]
