@@ -31,10 +31,10 @@ newest events are the ones that explain the present state.
 
 Durability. `durable()` returns once every event emitted so far is on disk
 and synced (or already acknowledged, and so never written): a group commit,
-where one spool write (on the loop: it only reaches the page cache) and one
-`fdatasync` (in a thread of the emitter's own, so the loop keeps serving)
-carry the events of every caller waiting at that moment, and callers who
-arrive while it runs share the next one. `emit` asks the request being served
+where the loop only swaps the spool's buffered records out, and one write
+and one `fdatasync` of them, in a thread of the emitter's own so that a slow
+disk never stalls the loop, carry the events of every caller waiting at that
+moment; callers who arrive while it runs share the next one. `emit` asks the request being served
 (if any) to await `durable()` before its answer leaves
 (`interceptors.await_before_answer`), so every service built on
 `server.serve` acknowledges nothing whose events a crash could lose, while
@@ -130,11 +130,11 @@ class EventSink(Protocol):
 
 
 class _Commit(NamedTuple):
-    """A group commit under way."""
+    """What a group commit did."""
 
     through: int
-    """It carries every event up to this sequence (and maybe a few more)."""
-    task: asyncio.Task[bool]
+    """It carried every event up to this sequence."""
+    taken: bool
     """Whether the disk took it."""
 
 
@@ -173,7 +173,7 @@ class EventEmitter:
         self._last_sequence = 0
         self._synced = 0
         """Every event up to this sequence is on disk and synced, or acknowledged."""
-        self._commit: _Commit | None = None
+        self._committing: asyncio.Task[_Commit] | None = None
         self._syncer = ThreadPoolExecutor(1, thread_name_prefix="events-spool-sync")
         self._troubles = 0
         """Commits refused and waits given up since the disk last took a commit."""
@@ -263,15 +263,11 @@ class EventEmitter:
         try:
             async with asyncio.timeout(DURABLE_TIMEOUT):
                 while self._synced < target and not self._closed:
-                    commit = self._commit
-                    if commit is None:
-                        through = self._last_sequence
-                        task = asyncio.create_task(
-                            self._commit_through(through), name="events-commit"
-                        )
-                        commit = self._commit = _Commit(through, task)
+                    if self._committing is None:
+                        self._committing = asyncio.create_task(self._commit(), name="events-commit")
                     # Shielded: a waiter giving up must not cancel the others' commit.
-                    if not await asyncio.shield(commit.task) and commit.through >= target:
+                    commit = await asyncio.shield(self._committing)
+                    if not commit.taken and commit.through >= target:
                         return
         except TimeoutError:
             self._trouble(f"not synced within {DURABLE_TIMEOUT} s")
@@ -298,8 +294,8 @@ class EventEmitter:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._commit is not None:
-            await self._commit.task
+        if self._committing is not None:
+            await self._committing
         self._syncer.shutdown()
         if self._channel is not None:
             await self._channel.close()
@@ -322,18 +318,21 @@ class EventEmitter:
             await asyncio.sleep(SPOOL_SYNC_INTERVAL)
             await self.durable()
 
-    async def _commit_through(self, through: int) -> bool:
-        """One group commit: write what is buffered, sync it off the event
-        loop, and say whether the disk took it."""
+    async def _commit(self) -> _Commit:
+        """One group commit: take every event emitted so far out of the
+        spool's buffers (those emitted in the same turn of the loop as the
+        first waiter included), write and sync them off the event loop."""
+        through = self._last_sequence
+        flush = self._spool.take()
         try:
-            sync = self._spool.flush()
-            if sync:
-                await asyncio.get_running_loop().run_in_executor(self._syncer, sync.run)
+            if flush:
+                await asyncio.get_running_loop().run_in_executor(self._syncer, flush.run)
         except OSError as exc:
             self._trouble(str(exc))
-            return False
+            return _Commit(through, taken=False)
         finally:
-            self._commit = None
+            self._spool.finish(flush)
+            self._committing = None
         if self._troubles:
             log.warning(
                 "the event spool is written again",
@@ -341,7 +340,7 @@ class EventEmitter:
             )
             self._troubles = 0
         self._synced = max(self._synced, through)
-        return True
+        return _Commit(through, taken=True)
 
     def _trouble(self, error: str) -> None:
         """A commit refused or a wait given up: logged once per outage (until

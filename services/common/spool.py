@@ -13,14 +13,17 @@ are not persisted otherwise: after a restart the surviving segments are
 replayed whole, and the already-committed events among them are harmless
 because the eventlog ignores an event id it already holds.
 
-Writes are buffered: `append` only queues bytes in memory; `flush` writes
-them and returns a `Sync`, whose `run` makes them durable (`fdatasync` of each
-segment written since the last sync, and an `fsync` of the folder when a
-segment file was created). `run` blocks, so the emitter calls it off the event
-loop; it finds files by name, so a segment acknowledged and deleted meanwhile
-is simply skipped. The emitter (`services/common/events.py`) flushes and syncs
-before a request that emitted answers, and every 50 ms otherwise; `close`
-does both too. What a crash can lose, process or machine alike:
+Writes are buffered: `append` only queues bytes in memory. `take` swaps the
+queued bytes out (no I/O, so the event loop may call it) into a `Flush`, whose
+`run` appends them to their segment files and makes them durable
+(`fdatasync` of each segment written, and an `fsync` of the folder when a
+segment file was created); `run` blocks, so the emitter calls it off the
+event loop, and `finish` takes its outcome back. While a flush is under way
+only it touches the files it names: a segment acknowledged meanwhile is
+deleted once the flush is finished. The emitter (`services/common/events.py`)
+commits a flush before a request that emitted answers, and every 50 ms
+otherwise; `close` does so too. What a crash can lose, process or machine
+alike:
 
 - events emitted during a request whose answer has left: nothing;
 - events emitted outside a request (a node agent's reconciler, say): those
@@ -90,39 +93,61 @@ class _Segment:
     size: int = 0
     """Bytes in the file plus bytes still buffered."""
     buffered: list[bytes] = field(default_factory=list)
-    file: BinaryIO | None = None
     sealed: bool = False
-    """No more appends go here; closed once its buffer is written."""
-    unsynced: bool = False
-    """Written since the last `Sync` was taken."""
+    """No more appends go here."""
+    created: bool = False
+    """Its file exists: found by `load` or written by a flush."""
+    flushing: bool = False
+    """Named by the flush under way, which alone may touch its file."""
+    deleted: bool = False
+    """Acknowledged or trimmed; its file goes once no flush names it."""
 
 
-@dataclass(frozen=True)
-class Sync:
-    """What makes a `flush` durable: the segments it wrote and, when one of
-    them is a new file, the folder that names them."""
+class _Part(NamedTuple):
+    """One segment's share of a `Flush`."""
 
-    paths: tuple[Path, ...]
-    """Segment files to `fdatasync`."""
-    directory: Path | None
-    """The folder to `fsync`, if a segment file was created."""
+    segment: _Segment
+    """For `Spool.finish` only: `Flush.run` reads nothing else of it."""
+    path: Path
+    data: bytes
+    """The records to append."""
+
+
+class Flush:
+    """Records swapped out of the spool's buffers by `Spool.take`: `run`
+    writes and syncs them on any thread, then `Spool.finish` takes the
+    outcome back on the spool's."""
+
+    def __init__(self, parts: tuple[_Part, ...], directory: Path | None) -> None:
+        self.parts = parts
+        self.directory = directory
+        """The folder to `fsync`, when a part creates its segment file."""
+        self.written = 0
+        """How many parts `run` has appended to their files."""
+        self.synced = False
+        """Whether `run` synced every part and the folder."""
 
     def __bool__(self) -> bool:
-        return bool(self.paths) or self.directory is not None
+        return bool(self.parts)
 
     def run(self) -> None:
-        """Sync; blocking, so call it off the event loop. Raises OSError."""
-        for path in self.paths:
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:
-                continue  # acknowledged and deleted since: nothing to keep
-            try:
+        """Append each part to its segment file, then sync them all; blocking,
+        so call it off the event loop. Raises OSError. Few system calls: each
+        costs a thread another turn at the GIL, which a busy loop delays."""
+        fds: list[int] = []
+        try:
+            for part in self.parts:
+                fds.append(os.open(part.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+                _append(fds[-1], part.data)
+                self.written += 1
+            for fd in fds:
                 os.fdatasync(fd)
-            finally:
+            if self.directory is not None:
+                _fsync_directory(self.directory)
+        finally:
+            for fd in fds:
                 os.close(fd)
-        if self.directory is not None:
-            _fsync_directory(self.directory)
+        self.synced = True
 
 
 def frame(payload: bytes) -> bytes:
@@ -159,9 +184,10 @@ def read_records(data: bytes) -> tuple[list[Entry], int]:
 class Spool:
     """Segment files of unacknowledged events in `directory`.
 
-    Call `load` once before `append`; everything runs on the caller's thread
-    and only `flush`, `acknowledge`, `trim`, `load` and `close` touch the disk
-    (and the `Sync` that `flush` returns, on whatever thread runs it).
+    Call `load` once before `append`. Every method runs on the owner's
+    thread; those that touch the disk are `load`, `acknowledge` and `trim`
+    (deleting files), `flush` and `close`. A `Flush` from `take` runs on any
+    thread, one at a time.
     """
 
     def __init__(
@@ -173,8 +199,7 @@ class Spool:
         self._segments: deque[_Segment] = deque()
         self._size = 0
         self._lock: BinaryIO | None = None
-        self._new_file = False
-        """A segment file was created since the last `Sync` was taken."""
+        self._flushing: Flush | None = None
 
     @property
     def size_bytes(self) -> int:
@@ -215,6 +240,7 @@ class Spool:
                     count=len(found),
                     size=size,
                     sealed=True,
+                    created=True,
                 )
             )
             self._size += size
@@ -236,22 +262,42 @@ class Spool:
         if segment.size >= self._segment_bytes or segment.count >= self._segment_events:
             segment.sealed = True
 
-    def flush(self) -> Sync:
-        """Write every buffered record to its segment file; return what makes
-        everything written so far durable."""
+    def take(self) -> Flush:
+        """Swap every buffered record out into a `Flush`; no I/O. `finish` it
+        before taking the next."""
+        if self._flushing is not None:
+            raise RuntimeError("the previous flush is not finished")
+        parts = []
         for segment in self._segments:
-            self._write(segment)
-            if segment.sealed and segment.file is not None:
-                segment.file.close()
-                segment.file = None
-        paths = []
-        for segment in self._segments:
-            if segment.unsynced:
-                paths.append(segment.path)
-                segment.unsynced = False
-        directory = self._directory if self._new_file else None
-        self._new_file = False
-        return Sync(tuple(paths), directory)
+            if segment.buffered:
+                parts.append(_Part(segment, segment.path, b"".join(segment.buffered)))
+                segment.buffered.clear()
+                segment.flushing = True
+        creates = any(not part.segment.created for part in parts)
+        self._flushing = Flush(tuple(parts), self._directory if creates else None)
+        return self._flushing
+
+    def finish(self, flush: Flush) -> None:
+        """Take back what `flush.run` did: what it did not write is buffered
+        again, ahead of what came since; segments deleted meanwhile go now."""
+        self._flushing = None
+        for index, part in enumerate(flush.parts):
+            segment = part.segment
+            segment.flushing = False
+            if segment.deleted:
+                _unlink(segment.path)
+            elif index < flush.written:
+                segment.created = True
+            else:
+                segment.buffered.insert(0, part.data)
+
+    def flush(self) -> None:
+        """Write and sync every buffered record on this thread. Raises OSError."""
+        flush = self.take()
+        try:
+            flush.run()
+        finally:
+            self.finish(flush)
 
     def acknowledge(self, sequence: int) -> None:
         """Forget every segment whose events all have a sequence <= `sequence`."""
@@ -274,42 +320,16 @@ class Spool:
         """Write what is buffered, sync it, close the files and release the
         folder. The spool may be loaded again afterwards."""
         try:
-            self.flush().run()
+            self.flush()
         finally:
             self._release()
 
     def _release(self) -> None:
-        for segment in self._segments:
-            if segment.file is not None:
-                segment.file.close()
-                segment.file = None
         self._segments.clear()
         self._size = 0
         if self._lock is not None:
             self._lock.close()  # releases the flock
             self._lock = None
-
-    def _write(self, segment: _Segment) -> None:
-        """Write one segment's buffer. A failed write (a full disk) is cut back
-        off the file and stays buffered, so no torn record sits mid-file."""
-        if not segment.buffered:
-            return
-        if segment.file is None:
-            segment.file = segment.path.open("ab")
-            self._new_file = True  # (or reopened after a failed write)
-        start = segment.file.tell()
-        try:
-            segment.file.write(b"".join(segment.buffered))
-            segment.file.flush()
-        except OSError:
-            with contextlib.suppress(OSError):
-                segment.file.close()
-            segment.file = None
-            with contextlib.suppress(OSError):
-                os.truncate(segment.path, start)
-            raise
-        segment.buffered.clear()
-        segment.unsynced = True
 
     def _start_segment(self, first: int) -> _Segment:
         segment = _Segment(path=self._directory / f"{first:020d}{SUFFIX}", last=first)
@@ -319,16 +339,9 @@ class Spool:
     def _delete(self, segment: _Segment) -> None:
         self._size -= segment.size
         segment.buffered.clear()
-        if segment.file is not None:
-            segment.file.close()
-            segment.file = None
-        try:
-            segment.path.unlink(missing_ok=True)
-        except OSError as exc:
-            log.warning(
-                "spool: cannot delete a segment",
-                extra={"fields": {"segment": segment.path.name, "error": str(exc)}},
-            )
+        segment.deleted = True
+        if segment.created and not segment.flushing:
+            _unlink(segment.path)
 
     def _take_lock(self) -> None:
         if self._lock is not None:
@@ -347,6 +360,29 @@ def _first_sequence(path: Path) -> int:
         return int(path.stem)
     except ValueError:
         return 0
+
+
+def _append(fd: int, data: bytes) -> None:
+    """Append records to an open segment file. A failed write (a full disk)
+    is cut back off the file, so no torn record sits mid-file."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, os.lseek(fd, 0, os.SEEK_END) - (len(data) - len(view)))
+        raise
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning(
+            "spool: cannot delete a segment",
+            extra={"fields": {"segment": path.name, "error": str(exc)}},
+        )
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -3,16 +3,19 @@ group commit (services/common/events.py) and the request interceptor's wait
 (services/common/interceptors.py), on a real grpc.aio server on loopback.
 
 The eventlog is never started, so nothing is acknowledged and every event
-can only be in the spool. Syncs are counted by wrapping the real
-`os.fdatasync`."""
+can only be in the spool. Syncs are counted, and held, by wrapping the real
+`os.fdatasync`; the spool's writes through an audit hook on opening its
+segment files for writing, however the code under test opens them."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import shutil
 import socket
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -47,31 +50,59 @@ def on_disk(spool_dir: Path) -> list[str]:
     return messages
 
 
-class Syncs:
-    """Counts the real `os.fdatasync` calls; the next one can be held at a gate."""
+class Hold:
+    """Counts the calls of a real blocking function; the next one can be held
+    at a gate, as a slow or hung disk would."""
 
-    def __init__(self, real: Callable[[int], None]) -> None:
+    def __init__(self, real: Callable[..., Any]) -> None:
         self.count = 0
         self.gate: threading.Event | None = None
         self.holding = False
         """A call waits at the gate."""
         self._real = real
 
-    def __call__(self, fd: int) -> None:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.count += 1
         gate, self.gate = self.gate, None
         if gate is not None:
             self.holding = True
             gate.wait(10)
             self.holding = False
-        self._real(fd)
+        return self._real(*args, **kwargs)
 
 
 @pytest.fixture
-def syncs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Syncs]:
-    counter = Syncs(os.fdatasync)
+def syncs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hold]:
+    """The spool's syncs."""
+    counter = Hold(os.fdatasync)
     monkeypatch.setattr(os, "fdatasync", counter)
     yield counter
+
+
+_segment_writes: list[Hold] = []
+"""The `appends` fixture in use, if any."""
+
+
+def _on_audit(event: str, args: tuple[Any, ...]) -> None:
+    """Passes each open of a spool segment for writing to `_segment_writes`."""
+    writes = event == "open" and bool(args[2] & (os.O_WRONLY | os.O_RDWR))
+    if writes and _segment_writes and str(args[0]).endswith(SUFFIX):
+        _segment_writes[-1]()
+
+
+@functools.cache
+def _install_audit_hook() -> None:
+    sys.addaudithook(_on_audit)  # for the process's lifetime: hooks cannot be removed
+
+
+@pytest.fixture
+def appends() -> Iterator[Hold]:
+    """The spool's writes: each opens a segment file for writing."""
+    _install_audit_hook()
+    counter = Hold(lambda: None)
+    _segment_writes.append(counter)
+    yield counter
+    _segment_writes.remove(counter)
 
 
 @pytest.fixture
@@ -135,7 +166,7 @@ def method(channel: grpc.aio.Channel, name: str) -> grpc.aio.UnaryUnaryMultiCall
 
 
 async def test_concurrent_waiters_share_one_commit(
-    emitter: EventEmitter, syncs: Syncs, tmp_path: Path
+    emitter: EventEmitter, syncs: Hold, tmp_path: Path
 ) -> None:
     for number in range(1000):
         emit(emitter, str(number))
@@ -145,7 +176,7 @@ async def test_concurrent_waiters_share_one_commit(
 
 
 async def test_waiters_arriving_during_a_commit_share_the_next(
-    emitter: EventEmitter, syncs: Syncs, tmp_path: Path
+    emitter: EventEmitter, syncs: Hold, tmp_path: Path
 ) -> None:
     gate = syncs.gate = threading.Event()
     emit(emitter, "first")
@@ -167,7 +198,7 @@ async def test_waiters_arriving_during_a_commit_share_the_next(
 
 
 async def test_answers_leave_once_their_events_are_on_disk(
-    channel: grpc.aio.Channel, syncs: Syncs, tmp_path: Path
+    channel: grpc.aio.Channel, syncs: Hold, tmp_path: Path
 ) -> None:
     spool_dir = tmp_path / "spool"
     write = method(channel, "Write")
@@ -190,21 +221,24 @@ async def test_answers_leave_once_their_events_are_on_disk(
     assert on_disk(spool_dir)[-2:] == ["watched-0", "watched-1"]
 
 
+@pytest.mark.parametrize("stage", ["appends", "syncs"])
 async def test_reads_answer_at_once_even_while_a_write_commits(
-    channel: grpc.aio.Channel, syncs: Syncs
+    channel: grpc.aio.Channel, stage: str, request: pytest.FixtureRequest
 ) -> None:
-    gate = syncs.gate = threading.Event()
-    writing = asyncio.ensure_future(method(channel, "Write")(b"written", timeout=10))
+    disk: Hold = request.getfixturevalue(stage)
+    gate = disk.gate = threading.Event()
+    writing = asyncio.ensure_future(method(channel, "Write")(b"written", timeout=20))
     await asyncio.sleep(0.1)
-    assert syncs.count == 1  # the write's commit is syncing, held at the gate
+    assert disk.count == 1  # the write's commit is held at the gate
     assert not writing.done()  # and the write waits for it
     read = method(channel, "Read")
     async with asyncio.timeout(5):
         await asyncio.gather(*(read(b"", timeout=10) for _ in range(100)))
+    assert disk.holding  # the loop served the reads while the commit was held
     assert not writing.done()
     gate.set()
     await writing
-    assert syncs.count == 1  # the hundred reads synced nothing
+    assert disk.count == 1  # the hundred reads wrote and synced nothing
 
 
 async def test_a_spool_the_disk_refuses_is_logged_and_requests_still_answer(
@@ -231,7 +265,7 @@ async def test_a_spool_the_disk_refuses_is_logged_and_requests_still_answer(
 
 async def test_a_hung_sync_holds_answers_no_longer_than_the_bound(
     channel: grpc.aio.Channel,
-    syncs: Syncs,
+    syncs: Hold,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
