@@ -52,13 +52,16 @@ def throwaway_mesh(layer: str, node: str, settings: dict[str, str]) -> Iterator[
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
-def system_token(mesh: Mesh) -> str:
-    """A system token from POST /auth."""
-    reply = httpx.post(
-        f"{mesh.gateway_url}/auth", json={"namespace": "system", "key": mesh.system_key}
-    )
+def login(mesh: Mesh, namespace: str, key: str) -> str:
+    """A token of `namespace` from POST /auth with `key`."""
+    reply = httpx.post(f"{mesh.gateway_url}/auth", json={"namespace": namespace, "key": key})
     assert reply.status_code == 200, reply.text
     return str(reply.json()["access_token"])
+
+
+def system_token(mesh: Mesh) -> str:
+    """A system token from POST /auth."""
+    return login(mesh, "system", mesh.system_key)
 
 
 def rest_client(mesh: Mesh, token: str, timeout: float = 30) -> httpx.Client:

@@ -1,15 +1,14 @@
 """A mesh of the fuzz's own, and the callers it fuzzes as.
 
 The fuzz creates and deletes whatever its generated requests manage to, so it
-runs against a mesh no other test shares (about 3 s to start): its listings
-change only through the fuzz, and nothing it leaves behind reaches another test.
+runs against a mesh no other test shares (about 3 s to start, and a few more
+to boot its two instances): its listings change only through the fuzz, and
+nothing it leaves behind reaches another test.
 """
 
 from __future__ import annotations
 
-import shutil
-import sys
-import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from devmesh.mesh import Mesh, Ports, remove_leftovers
+from devmesh.mesh import Mesh
+from tests import meshes
 from tests.fuzz.figures import TALLIES
 
 NODE = f"fuzz-{uuid.uuid4().hex[:6]}"
@@ -26,8 +26,16 @@ NODE = f"fuzz-{uuid.uuid4().hex[:6]}"
 TENANT = "fuzz-tenant"
 """A namespace other than system, whose token is one of the fuzz's callers."""
 TARGET = "fuzz-target"
-"""The name of a namespace and of a network made for the fuzz to aim at."""
+"""The name of a namespace, a network and an instance made for the fuzz to aim
+at; the tenant's own network and instance are named `TENANT`."""
 NETBLOCK = "10.253.17.0/24"
+TENANT_NETBLOCK = "10.253.18.0/24"
+FLOATING_POOL = "10.253.19.0/24"
+"""The mesh's floating pool, so that floating an interface can succeed."""
+BOOT = {"cpus": 1, "memory": 128, "disk": [{"size": 1, "base": "debian:11"}]}
+"""An instance of the boot-sector guest (the mesh's `debian:11`)."""
+BOOT_TIMEOUT = 60.0
+"""Seconds an instance may take to be `created` on a loaded machine."""
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -35,7 +43,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for name, tally in TALLIES.items():
         fives = sum(n for status, n in tally.statuses.items() if status >= 500)
         terminalreporter.write_line(
-            f"fuzz as {name}: {tally.cases} cases, {fives} 5xx, "
+            f"fuzz as {name}: {tally.cases} cases, {fives} 5xx, {tally.findings} findings, "
             f"{tally.refusals_checked} refused writes changed nothing, "
             f"{len(tally.succeeded)} routes answered 200; "
             f"statuses {dict(sorted(tally.statuses.items()))}"
@@ -51,80 +59,103 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def fuzz_mesh() -> Iterator[Mesh]:
-    """etcd and every service, as `make run` starts them, on free ports."""
-    state_dir = Path(tempfile.mkdtemp(prefix="sfmesh-fuzz-", dir="/var/tmp"))
-    state_dir.chmod(0o755)
-    running = Mesh(state_dir=state_dir, ports=Ports.free(), sink=sys.stderr, node_name=NODE)
-    try:
-        running.start()
+def fuzz_mesh(boot_sector_url: str) -> Iterator[Mesh]:
+    """etcd and every service, as `make run` starts them, on free ports. Its
+    `debian:11` is the boot-sector guest, which boots at once."""
+    settings = {
+        "SFMESH_IMAGE_SHORTHANDS": f"debian:11={boot_sector_url}",
+        "SFMESH_FLOATING_NETBLOCK": FLOATING_POOL,
+    }
+    with meshes.throwaway_mesh("fuzz", NODE, settings) as running:
         yield running
-    finally:
-        running.stop()
-        remove_leftovers(NODE)
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
-def login(mesh: Mesh, namespace: str, key: str) -> str:
-    """A token of `namespace` from POST /auth."""
-    reply = httpx.post(f"{mesh.gateway_url}/auth", json={"namespace": namespace, "key": key})
-    assert reply.status_code == 200, reply.text
-    return str(reply.json()["access_token"])
+@pytest.fixture(scope="session")
+def system_rest(fuzz_mesh: Mesh) -> Iterator[httpx.Client]:
+    """A client carrying the mesh's own system key's token, to set things up."""
+    with meshes.rest_client(fuzz_mesh, meshes.system_token(fuzz_mesh)) as client:
+        yield client
 
 
-def system_post(mesh: Mesh, path: str, body: dict[str, Any]) -> Any:
-    """POST `body` to `path` with the mesh's own system key; the answer."""
-    token = login(mesh, "system", mesh.system_key)
-    reply = httpx.post(
-        f"{mesh.gateway_url}{path}", json=body, headers={"Authorization": f"Bearer {token}"}
-    )
+def post(client: httpx.Client, path: str, body: dict[str, Any]) -> Any:
+    """POST `body` to `path`; the answer, which must be a 200."""
+    reply = client.post(path, json=body)
     assert reply.status_code == 200, reply.text
     return reply.json()
 
 
-def keyed_login(mesh: Mesh, namespace: str, key_name: str) -> str:
+def keyed_login(mesh: Mesh, system: httpx.Client, namespace: str, key_name: str) -> str:
     """A token from a new key `key_name` of `namespace`."""
     secret = uuid.uuid4().hex
-    system_post(mesh, f"/auth/namespaces/{namespace}/keys", {"key_name": key_name, "key": secret})
-    return login(mesh, namespace, secret)
+    post(system, f"/auth/namespaces/{namespace}/keys", {"key_name": key_name, "key": secret})
+    return meshes.login(mesh, namespace, secret)
+
+
+def booted(client: httpx.Client, name: str, network: str) -> dict[str, Any]:
+    """A new instance `name` with one NIC on `network`, once `created`."""
+    nics = [{"network_uuid": network}]
+    made = post(client, "/instances", {**BOOT, "name": name, "network": nics})
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    while made["state"] != "created" and "error" not in made["state"]:
+        assert time.monotonic() < deadline, made
+        time.sleep(0.2)
+        reply = client.get(f"/instances/{made['uuid']}")
+        assert reply.status_code == 200, reply.text
+        made = reply.json()
+    assert made["state"] == "created", made
+    return dict(made)
 
 
 @pytest.fixture(scope="session")
-def system_token(fuzz_mesh: Mesh) -> str:
+def system_token(fuzz_mesh: Mesh, system_rest: httpx.Client) -> str:
     """The system caller's token, from a system key of its own: the fuzz may
     rotate or delete the key named `system`, as the system may."""
-    return keyed_login(fuzz_mesh, "system", "fuzz-caller")
+    return keyed_login(fuzz_mesh, system_rest, "system", "fuzz-caller")
 
 
 @pytest.fixture(scope="session")
-def observer_token(fuzz_mesh: Mesh) -> str:
+def observer_token(fuzz_mesh: Mesh, system_rest: httpx.Client) -> str:
     """The observer's system token, from a key the fuzz is never told of."""
-    return keyed_login(fuzz_mesh, "system", "fuzz-observer")
+    return keyed_login(fuzz_mesh, system_rest, "system", "fuzz-observer")
 
 
 @pytest.fixture(scope="session")
-def tenant_token(fuzz_mesh: Mesh) -> str:
+def tenant_token(fuzz_mesh: Mesh, system_rest: httpx.Client) -> str:
     """A token of `TENANT`, a namespace made through REST."""
-    system_post(fuzz_mesh, "/auth/namespaces", {"namespace": TENANT})
-    return keyed_login(fuzz_mesh, TENANT, "fuzz")
+    post(system_rest, "/auth/namespaces", {"namespace": TENANT})
+    return keyed_login(fuzz_mesh, system_rest, TENANT, "fuzz")
 
 
 @pytest.fixture(scope="session")
-def targets(fuzz_mesh: Mesh, tenant_token: str) -> dict[str, dict[str, list[str]]]:
+def targets(
+    fuzz_mesh: Mesh, system_rest: httpx.Client, tenant_token: str
+) -> dict[str, dict[str, list[str]]]:
     """Real path values per caller, so fuzzed requests also reach objects
-    that exist: the system namespace and its key, a namespace and a network
-    made for the fuzz, this node. The tenant also names its own namespace;
-    the system is not told of it (it would delete it)."""
-    system_post(fuzz_mesh, "/auth/namespaces", {"namespace": TARGET})
-    network = system_post(fuzz_mesh, "/networks", {"netblock": NETBLOCK, "name": TARGET})
-    common = {
-        "ref": [network["uuid"], TARGET],
-        "node": [NODE],
-        "key_name": ["system"],
-        "external_namespace": ["system", TARGET],
+    that exist: the system namespace and its key, a namespace, a network and
+    a running instance (with its interface) made for the fuzz, this node.
+    The tenant names its own namespace, network and instance, and the
+    system's instance and interface (not its to see); the system is not told
+    of the tenant's objects (it would delete them)."""
+    post(system_rest, "/auth/namespaces", {"namespace": TARGET})
+    network = post(system_rest, "/networks", {"netblock": NETBLOCK, "name": TARGET})
+    ours = booted(system_rest, TARGET, network["uuid"])
+    with meshes.rest_client(fuzz_mesh, tenant_token) as tenant:
+        own_network = post(tenant, "/networks", {"netblock": TENANT_NETBLOCK, "name": TENANT})
+        own = booted(tenant, TENANT, own_network["uuid"])
+    common = {"node": [NODE], "key_name": ["system"], "external_namespace": ["system", TARGET]}
+    system = {
+        **common,
+        "namespace": ["system", TARGET],
+        "ref": [network["uuid"], ours["uuid"], TARGET],
+        "uuid": [ours["interfaces"][0]["uuid"]],
     }
     return {
-        "system": {**common, "namespace": ["system", TARGET]},
-        "tenant": {**common, "namespace": [TENANT, "system", TARGET]},
-        "anonymous": {**common, "namespace": ["system", TARGET]},
+        "system": system,
+        "tenant": {
+            **common,
+            "namespace": [TENANT, "system", TARGET],
+            "ref": [own_network["uuid"], own["uuid"], TENANT, ours["uuid"]],
+            "uuid": [own["interfaces"][0]["uuid"], ours["interfaces"][0]["uuid"]],
+        },
+        "anonymous": system,
     }

@@ -13,6 +13,9 @@ class Tally:
 
     cases: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
+    findings: int = 0
+    """Cases that broke a rule (a 5xx, a mismatch with the document, a
+    refused write that changed something), the first of each kind per route."""
     refusals_checked: int = 0
     """Refused non-GET cases checked to have changed nothing."""
     succeeded: set[str] = field(default_factory=set)

@@ -7,7 +7,8 @@ status, headers and content type, a body matching its schema (each NDJSON
 line, for streams). A caller without a token never succeeds where one is
 needed. A refused write (a non-GET answered 4xx) changes nothing: etcd's
 revision is read around it, and when something else moved it the system's
-listings of instances, networks and namespaces must still be as before.
+listings of instances, networks and namespaces must still be as before (read
+again after each accepted write, once nothing is booting or being deleted).
 
 Bounded for CI: per route and caller, `MAX_EXAMPLES` valid cases, as many
 invalid ones, and as many valid ones aimed at real objects when its path
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +63,12 @@ CHECKS = [
 NDJSON = "application/x-ndjson"
 LISTINGS = ("/instances?all=true", "/networks?all=true", "/auth/namespaces")
 """What the system sees; a refused request must leave each one as it was."""
+TRANSIENT = {"initial", "preflight", "creating", "delete-wait"}
+"""States the mesh leaves on its own: after an accepted write, the listings
+are read again once nothing is in one, so that an instance still booting or
+being deleted is not taken for a change made by a later refused request."""
+SETTLE_TIMEOUT = 60.0
+"""Seconds the listings may take to settle on a loaded machine."""
 FIRST_KEY_REFUSALS = {"no key specified", "illegal key name"}
 """A namespace create refused for its first key keeps the namespace, as
 Shaken Fist's does (reference other-apis §3.3)."""
@@ -100,6 +108,24 @@ class Observer:
             found[path] = reply.json()
         return found
 
+    def settled(self) -> Snapshot:
+        """The listings once no object in them is in a `TRANSIENT` state."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while moving := transient(found := self.listings()):
+            assert time.monotonic() < deadline, f"still moving after {SETTLE_TIMEOUT} s: {moving}"
+            time.sleep(0.2)
+        return found
+
+
+def transient(value: Any) -> list[str]:
+    """The `state` values of `TRANSIENT` anywhere in a JSON value."""
+    if isinstance(value, list):
+        return [state for item in value for state in transient(item)]
+    if not isinstance(value, dict):
+        return []
+    own = [value["state"]] if value.get("state") in TRANSIENT else []
+    return own + transient(list(value.values()))
+
 
 @pytest.fixture(scope="session")
 def observer(fuzz_mesh: Mesh, observer_token: str) -> Iterator[Observer]:
@@ -128,7 +154,9 @@ class Run:
         else:
             kind = str(failure).splitlines()[0]
             detail = f"{failure}\n{case.as_curl_command()}"
-        self.findings.setdefault((case.operation.label, kind), detail)
+        if (case.operation.label, kind) not in self.findings:
+            self.findings[case.operation.label, kind] = detail
+            self.tally.findings += 1
         self.listings = None
 
 
@@ -202,7 +230,7 @@ def send(case: Case, run: Run, observer: Observer) -> None:
     if not mutating:
         return
     if not 400 <= response.status_code < 500:
-        run.listings = None
+        run.listings = observer.settled()
         return
     run.tally.refusals_checked += 1
     if observer.revision() != revision:
