@@ -64,11 +64,10 @@ class NetworkStore:
 
     async def draw_floating(self, taken: set[str], rng: random.Random) -> str:
         """A free address of the floating pool, not in `taken` either (its
-        first host is the router, never drawn); 507 when there is none."""
+        first host is the router, never drawn); 507 when there is none, 409
+        when the mesh has no pool at all (no retry could succeed)."""
         if self._floating_pool is None:
-            raise errors.InsufficientResources(
-                "No free addresses on network: this mesh has no floating pool"
-            )
+            raise errors.Conflict("this mesh has no floating pool", reason="NO_FLOATING_POOL")
         held = {a.reservation.address for a in await self.addresses(FLOATING)}
         router = str(first_host(self._floating_pool))
         return pick_free(self._floating_pool, held | taken | {router}, rng)
