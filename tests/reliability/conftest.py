@@ -13,12 +13,15 @@ import pytest
 
 from devmesh.mesh import Mesh
 from tests import meshes
+from tests.e2e.test_vms import created
 from tests.meshes import rest_client, throwaway_mesh
 from tests.reliability.figures import FIGURES
 
 NODE = f"rel-{uuid.uuid4().hex[:6]}"
 """This run's node name: its domains are `sfmesh-<NODE>-<uuid>`."""
 REPORT = Path(__file__).parents[2] / "build" / "reliability.json"
+KEEPERS = 2
+"""Instances the storm powers on and off, each from a client of its own."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -62,3 +65,14 @@ def network(mesh: Mesh, token: str) -> str:
         reply = client.post("/networks", json={"netblock": "10.250.40.0/24", "name": "reliability"})
     assert reply.status_code == 200, reply.text
     return str(reply.json()["uuid"])
+
+
+@pytest.fixture(scope="session")
+def keepers(mesh: Mesh, token: str) -> list[str]:
+    """The storm's keepers (tests/reliability/storm.py): `created` instances
+    made once for the suite, which only the storm's power operations touch;
+    their uuids."""
+    with rest_client(mesh, token) as client:
+        made = [created(client, f"keeper-{index}") for index in range(KEEPERS)]
+    assert all(instance["state"] == "created" for instance in made), made
+    return [instance["uuid"] for instance in made]

@@ -1,11 +1,13 @@
 """kill -9 of each service in turn during a storm of REST requests: every
-acknowledged request keeps its effect and its event exactly once, every
+acknowledged request keeps its effect and its audit event exactly once (found
+by its request id; an unacknowledged one has it at most once), every
 instance converges, and no domain, address or MAC key is left behind."""
 
 from __future__ import annotations
 
 import signal
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 import httpx
@@ -14,7 +16,7 @@ import pytest
 from devmesh.mesh import Mesh
 from tests.reliability.figures import FIGURES
 from tests.reliability.invariants import POWER_ON, settled, snapshot, state_name
-from tests.reliability.storm import Storm, metadata_events
+from tests.reliability.storm import Storm, audit_counts
 
 SERVICES = ["api", "scheduler", "node_agent", "eventlog", "gateway", "etcd"]
 BEFORE_KILL = 2.0
@@ -25,7 +27,7 @@ CONVERGENCE = 120.0
 """Seconds every instance has to converge after the storm (TCG on a loaded
 2-core machine boots a boot sector in a few seconds)."""
 EVENTS_CATCH_UP = 20.0
-"""Seconds the events of acknowledged sets have to show."""
+"""Seconds the audit events of acknowledged requests have to show."""
 
 
 def crash_and_restart(mesh: Mesh, service: str) -> None:
@@ -37,11 +39,11 @@ def crash_and_restart(mesh: Mesh, service: str) -> None:
 
 
 @pytest.fixture
-def emptied(mesh: Mesh, rest: httpx.Client) -> Iterator[None]:
-    """Delete what a case leaves, so the next one starts with no instance."""
+def emptied(mesh: Mesh, rest: httpx.Client, keepers: list[str]) -> Iterator[None]:
+    """Delete what a case leaves, so the next one starts with its keepers only."""
     yield
     for instance, record in snapshot(mesh).instances.items():
-        if state_name(record) != "deleted":
+        if state_name(record) != "deleted" and instance not in keepers:
             rest.delete(f"/instances/{instance}")
     settled(mesh, timeout=CONVERGENCE)
 
@@ -49,10 +51,10 @@ def emptied(mesh: Mesh, rest: httpx.Client) -> Iterator[None]:
 @pytest.mark.parametrize("service", SERVICES)
 @pytest.mark.usefixtures("emptied")
 def test_kill_9_during_a_storm(
-    service: str, mesh: Mesh, token: str, network: str, rest: httpx.Client
+    service: str, mesh: Mesh, token: str, network: str, keepers: list[str], rest: httpx.Client
 ) -> None:
     started, wall_start = time.monotonic(), time.time()
-    with Storm(mesh, token, network) as storm:
+    with Storm(mesh, token, network, keepers) as storm:
         time.sleep(BEFORE_KILL)
         crash_and_restart(mesh, service)
         time.sleep(AFTER_RESTART)
@@ -62,12 +64,15 @@ def test_kill_9_during_a_storm(
 
     deadline = time.monotonic() + EVENTS_CATCH_UP
     while True:
-        counts = metadata_events(rest, ledger)
-        lost = [entry for entry in ledger.metadata if counts[entry] == 0]
+        counts = audit_counts(rest, ledger)
+        lost = [a for a in ledger.audited if a.acknowledged and counts[a] == 0]
         if not lost or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    duplicated = [entry for entry, count in counts.items() if count > 1]
+    duplicated = [a for a, count in counts.items() if count > 1]
+    audited = Counter(
+        a.event.removesuffix(" request from REST API") for a in ledger.audited if a.acknowledged
+    )
     views = {instance: rest.get(f"/instances/{instance}").json() for instance in ledger.created}
     missing_metadata = [
         (instance, key, value)
@@ -105,6 +110,7 @@ def test_kill_9_during_a_storm(
         "leaked_keys": len(state.leaks()),
         "missing_keys": len(state.missing_keys()),
         "metadata_acknowledged": len(ledger.metadata),
+        "audits_acknowledged": dict(sorted(audited.items())),
         "events_lost": len(lost),
         "events_duplicated": len(duplicated),
     }
