@@ -1,6 +1,8 @@
 """etcd frozen for 10 s: every request meanwhile is a 503 with Retry-After
-within the gateway's deadline, nothing is half-written, and a create
-succeeds within 5 s of etcd's return."""
+within the gateway's deadline, none of the refused writes left anything (no
+instance, no metadata key, no delete asked, no address or MAC key without
+its instance nor an instance without its keys), and a create succeeds
+within 5 s of etcd's return."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import httpx
 from devmesh.mesh import Mesh
 from tests.meshes import rest_client
 from tests.reliability.figures import FIGURES
-from tests.reliability.invariants import settled
+from tests.reliability.invariants import settled, state_name
 from tests.reliability.storm import SPEC
 
 OUTAGE = 10.0
@@ -102,3 +104,6 @@ def test_etcd_away_for_10_s(mesh: Mesh, token: str, network: str, rest: httpx.Cl
     assert not state.leaks(), state.leaks()
     assert not state.missing_keys(), state.missing_keys()
     assert "during" not in [record.instance.name for record in state.instances.values()]
+    survivor = state.instances[known].instance
+    assert "during" not in survivor.metadata.fields, survivor.metadata
+    assert state_name(state.instances[known]) not in ("delete-wait", "deleted"), survivor
