@@ -3,7 +3,7 @@ reliability): every service on free ports, a state folder qemu can
 traverse, and whatever the node agent leaves behind removed at the end.
 
 The `token` and `rest` fixtures are declared here once; a layer's conftest
-imports them next to its own `mesh` fixture, which they ask for."""
+binds them (`token = meshes.token`) beside its own `mesh` fixture, which they ask for."""
 
 from __future__ import annotations
 
