@@ -20,7 +20,9 @@ queued bytes out (no I/O, so the event loop may call it) into a `Flush`, whose
 segment file was created); `run` blocks, so the emitter calls it off the
 event loop, and `finish` takes its outcome back. While a flush is under way
 only it touches the files it names: a segment acknowledged meanwhile is
-deleted once the flush is finished. The emitter (`services/common/events.py`)
+deleted once the flush is finished. A segment counts as synced only once a
+sync of it returned: after a failed one, the next flush syncs it (and the
+folder, if it was new) again. The emitter (`services/common/events.py`)
 commits a flush before a request that emitted answers, and every 50 ms
 otherwise; `close` does so too. What a crash can lose, process or machine
 alike:
@@ -97,6 +99,8 @@ class _Segment:
     """No more appends go here."""
     created: bool = False
     """Its file exists: found by `load` or written by a flush."""
+    unsynced: bool = False
+    """Written by a flush whose sync failed: the next flush syncs it again."""
     flushing: bool = False
     """Named by the flush under way, which alone may touch its file."""
     deleted: bool = False
@@ -110,7 +114,7 @@ class _Part(NamedTuple):
     """For `Spool.finish` only: `Flush.run` reads nothing else of it."""
     path: Path
     data: bytes
-    """The records to append."""
+    """The records to append; none when it only needs a sync."""
 
 
 class Flush:
@@ -121,7 +125,7 @@ class Flush:
     def __init__(self, parts: tuple[_Part, ...], directory: Path | None) -> None:
         self.parts = parts
         self.directory = directory
-        """The folder to `fsync`, when a part creates its segment file."""
+        """The folder to `fsync`, when a segment file is new since it last was."""
         self.written = 0
         """How many parts `run` has appended to their files."""
         self.synced = False
@@ -137,8 +141,11 @@ class Flush:
         fds: list[int] = []
         try:
             for part in self.parts:
-                fds.append(os.open(part.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
-                _append(fds[-1], part.data)
+                if part.data:
+                    fds.append(os.open(part.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+                    _append(fds[-1], part.data)
+                else:
+                    fds.append(os.open(part.path, os.O_RDONLY))
                 self.written += 1
             for fd in fds:
                 os.fdatasync(fd)
@@ -200,6 +207,8 @@ class Spool:
         self._size = 0
         self._lock: BinaryIO | None = None
         self._flushing: Flush | None = None
+        self._directory_unsynced = False
+        """A segment file was created and the folder's sync failed since."""
 
     @property
     def size_bytes(self) -> int:
@@ -263,24 +272,28 @@ class Spool:
             segment.sealed = True
 
     def take(self) -> Flush:
-        """Swap every buffered record out into a `Flush`; no I/O. `finish` it
+        """Swap every buffered record out into a `Flush`, with the segments
+        and folder still to sync after a failed one; no I/O. `finish` it
         before taking the next."""
         if self._flushing is not None:
             raise RuntimeError("the previous flush is not finished")
         parts = []
         for segment in self._segments:
-            if segment.buffered:
+            if segment.buffered or segment.unsynced:
                 parts.append(_Part(segment, segment.path, b"".join(segment.buffered)))
                 segment.buffered.clear()
                 segment.flushing = True
         creates = any(not part.segment.created for part in parts)
-        self._flushing = Flush(tuple(parts), self._directory if creates else None)
+        directory = self._directory if creates or self._directory_unsynced else None
+        self._flushing = Flush(tuple(parts), directory)
         return self._flushing
 
     def finish(self, flush: Flush) -> None:
         """Take back what `flush.run` did: what it did not write is buffered
-        again, ahead of what came since; segments deleted meanwhile go now."""
+        again, ahead of what came since, and what it wrote but did not sync
+        stays to sync; segments deleted meanwhile go now."""
         self._flushing = None
+        self._directory_unsynced = flush.directory is not None and not flush.synced
         for index, part in enumerate(flush.parts):
             segment = part.segment
             segment.flushing = False
@@ -288,7 +301,8 @@ class Spool:
                 _unlink(segment.path)
             elif index < flush.written:
                 segment.created = True
-            else:
+                segment.unsynced = not flush.synced
+            elif part.data:
                 segment.buffered.insert(0, part.data)
 
     def flush(self) -> None:

@@ -10,6 +10,7 @@ segment files for writing, however the code under test opens them."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import logging
 import os
@@ -52,17 +53,22 @@ def on_disk(spool_dir: Path) -> list[str]:
 
 class Hold:
     """Counts the calls of a real blocking function; the next one can be held
-    at a gate, as a slow or hung disk would."""
+    at a gate, as a slow or hung disk would, or fail, as a failing one would."""
 
     def __init__(self, real: Callable[..., Any]) -> None:
         self.count = 0
         self.gate: threading.Event | None = None
         self.holding = False
         """A call waits at the gate."""
+        self.error: OSError | None = None
+        """The next call raises this instead."""
         self._real = real
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.count += 1
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
         gate, self.gate = self.gate, None
         if gate is not None:
             self.holding = True
@@ -195,6 +201,19 @@ async def test_waiters_arriving_during_a_commit_share_the_next(
     await asyncio.gather(first, *later)
     assert on_disk(tmp_path / "spool") == ["first", *(str(number) for number in range(10))]
     assert syncs.count == 2  # one for the first, one shared by the ten
+
+
+async def test_a_failed_sync_counts_for_nothing(
+    emitter: EventEmitter, syncs: Hold, caplog: pytest.LogCaptureFixture
+) -> None:
+    syncs.error = OSError(errno.EIO, "injected")
+    emit(emitter, "0")
+    with caplog.at_level(logging.WARNING, logger="sfmesh.events"):
+        await emitter.durable()  # refused: logged, and returns
+        assert syncs.count == 1
+        await emitter.durable()  # nothing new emitted, but the segment is synced again
+        assert syncs.count == 2
+        assert any("written again" in r.getMessage() for r in caplog.records)
 
 
 async def test_answers_leave_once_their_events_are_on_disk(
