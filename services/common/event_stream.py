@@ -179,8 +179,13 @@ class EventStream:
         finally:
             call.cancel()
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
+            # Wait for the reader without taking on its end: its error was
+            # raised by `_send` already, and a stop of this task arriving
+            # meanwhile must still stop it (`await reader` inside a
+            # suppress(CancelledError) swallowed it, and the sender went on).
+            await asyncio.wait([reader])
+            if not reader.cancelled():
+                reader.exception()  # retrieved, so asyncio does not report it again
 
     async def _send(self, call: grpc.aio.StreamStreamCall, reader: asyncio.Task[None]) -> None:
         loop = asyncio.get_running_loop()
