@@ -21,7 +21,7 @@ from sfmesh.v1 import (
     records_pb2,
 )
 
-from services.api import idempotency, metadata, validation
+from services.api import idempotency, metadata, sizes, validation
 from services.api import namespaces as namespace_rules
 from services.api.console import ConsoleOperations
 from services.api.deletion import Finisher, ask_deletion
@@ -270,7 +270,9 @@ class InstanceServicer(
         metadata.check_entry(request.key, value)
 
         def store_value(record: records_pb2.InstanceRecord) -> None:
+            before = record.ByteSize()
             metadata.put_entry(record.instance.metadata, request.key, request.value)
+            sizes.check_record_growth(before, record)
 
         uuid = stored.record.instance.uuid
         self._events.audit(

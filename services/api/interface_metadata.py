@@ -11,7 +11,7 @@ import grpc
 from google.protobuf import empty_pb2, json_format
 from sfmesh.v1 import instance_pb2, network_service_pb2, records_pb2
 
-from services.api import metadata
+from services.api import metadata, sizes
 from services.common import errors
 from services.common.instance_store import InstanceStore, StoredInstance, interface_of
 
@@ -43,8 +43,10 @@ class InterfaceMetadata:
         metadata.check_entry(request.key, value)
 
         def store_value(record: records_pb2.InstanceRecord) -> None:
+            before = record.ByteSize()
             nic = interface_of(record, request.uuid)
             metadata.put_entry(nic.metadata, request.key, request.value)
+            sizes.check_record_growth(before, record)
 
         await self._instances.update(stored, store_value)
         return empty_pb2.Empty()

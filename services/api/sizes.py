@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sized
 
+from google.protobuf.message import Message
+
 from services.common import errors
 
 DISKS = 16
@@ -43,6 +45,10 @@ NAME_CHARS = 63
 """Characters in a namespace, key or network name."""
 KEY_SECRET_BYTES = 72
 """Bytes of a namespace key's secret: bcrypt reads no further."""
+INSTANCE_RECORD_BYTES = 1 << 20
+"""Bytes an instance record may grow to through metadata (its own and its
+interfaces'): the rest of etcd's 1.5 MiB request limit stays for the fields
+node agents and the api write later, so a delete can always be recorded."""
 
 
 def check_length(field: str, value: str, limit: int) -> None:
@@ -57,6 +63,17 @@ def check_bytes(field: str, value: bytes, limit: int) -> None:
     """400 when `value` has more than `limit` bytes."""
     if len(value) > limit:
         raise errors.InvalidArgument(f"{field} must be at most {limit} bytes, not {len(value)}")
+
+
+def check_record_growth(before: int, record: Message) -> None:
+    """400 when a change grew an instance record (of `before` bytes) past
+    `INSTANCE_RECORD_BYTES`; a change that shrinks it always passes."""
+    after = record.ByteSize()
+    if after > before and after > INSTANCE_RECORD_BYTES:
+        raise errors.InvalidArgument(
+            f"an instance record may be at most {INSTANCE_RECORD_BYTES} bytes with its "
+            f"interfaces' metadata, not {after}: remove metadata first"
+        )
 
 
 def check_count(field: str, items: Sized, limit: int) -> None:

@@ -5,6 +5,7 @@ full object still works, and a refused key writes nothing."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -65,3 +66,35 @@ def test_the_65th_key_is_refused_and_a_full_object_still_takes_replacements(
     assert rest.get(route).json() == {**full, "k0": "again"}
     assert rest.delete(f"{route}/k1").status_code == 200
     assert rest.put(f"{route}/k{LIMIT}", json={"value": 1}).status_code == 200
+
+
+def test_an_instance_record_stops_growing_at_its_budget_and_still_deletes(
+    rest: httpx.Client, routes: dict[str, str]
+) -> None:
+    # An instance's metadata and its interfaces' live in one etcd record:
+    # each object's 64 keys could still add up past etcd's request limit, and
+    # a record at that limit could no longer record its own delete.
+    net = routes["network"].split("/")[2]
+    spec = {"cpus": 1, "memory": 128, "disk": BOOT_DISK, "name": f"big-{uuid.uuid4().hex[:6]}"}
+    made = rest.post("/instances", json={**spec, "network": [{"network_uuid": net}]})
+    assert made.status_code == 200, made.text
+    instance = f"/instances/{made.json()['uuid']}"
+    nic = made.json()["interfaces"][0]["uuid"]
+    big = "x" * 16000
+    refusal = None
+    for route in (f"{instance}/metadata", f"/interfaces/{nic}/metadata"):
+        for index in range(LIMIT):
+            reply = rest.put(f"{route}/big{index}", json={"value": big})
+            if reply.status_code != 200:
+                refusal = reply
+                break
+        if refusal is not None:
+            break
+    assert refusal is not None, "the record grew past its budget"
+    assert refusal.status_code == 400, refusal.text
+    assert refusal.json()["error"].startswith("an instance record may be at most 1048576 bytes")
+    assert rest.delete(instance).status_code == 200
+    deadline = time.monotonic() + 60
+    while rest.get(instance).json()["state"] != "deleted":
+        assert time.monotonic() < deadline, "the delete did not end"
+        time.sleep(0.2)
