@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 
 from services.common import errors
 from services.common.config import split_address
+from services.common.read_batch import ReadBatcher
 
 M = TypeVar("M", bound=Message)
 
@@ -130,18 +131,40 @@ class Store:
     def __init__(self, address: str, *, timeout: float = 5.0) -> None:
         host, port = split_address(address)
         self._client = aetcd.Client(host=host, port=port, timeout=int(timeout) or 1)
+        self._reads: ReadBatcher[Item | None] = ReadBatcher(self._read_keys)
 
     async def close(self) -> None:
         """Close the connection."""
         await self._client.close()
 
     async def get(self, key: bytes) -> Item | None:
-        """The item at `key`, or None."""
+        """The item at `key`, or None: a linearizable read, sent with the
+        other keys asked for meanwhile (`read_batch.py`)."""
+        return await self._reads.get(key)
+
+    async def _read_keys(self, keys: Sequence[bytes]) -> list[Item | None]:
+        """The item at each key (None where absent), read at one revision."""
+        ranges = [rpc.RangeRequest(key=key) for key in keys]
         async with _mapped_errors():
-            found = await self._client.get(key)
-        if found is None:
-            return None
-        return Item(found.key, found.value, found.mod_revision)
+            await self._client.connect()
+            if len(ranges) == 1:
+                answers = [await self._client.kvstub.Range(ranges[0], **self._call_options())]
+            else:
+                request = rpc.TxnRequest(
+                    success=[rpc.RequestOp(request_range=one) for one in ranges]
+                )
+                reply = await self._client.kvstub.Txn(request, **self._call_options())
+                answers = [op.response_range for op in reply.responses]
+        return [
+            Item(answer.kvs[0].key, answer.kvs[0].value, answer.kvs[0].mod_revision)
+            if answer.kvs
+            else None
+            for answer in answers
+        ]
+
+    def _call_options(self) -> dict[str, Any]:
+        """The deadline and credentials of aetcd's own calls."""
+        return {"timeout": self._client._timeout, "metadata": self._client.metadata}
 
     async def members(self) -> list[Member]:
         """Every member of the etcd cluster and the URLs it listens at."""
@@ -180,9 +203,7 @@ class Store:
             request = rpc.RangeRequest(key=start, range_end=end, limit=page_size, revision=revision)
             async with _mapped_errors():
                 await self._client.connect()
-                response = await self._client.kvstub.Range(
-                    request, timeout=self._client._timeout, metadata=self._client.metadata
-                )
+                response = await self._client.kvstub.Range(request, **self._call_options())
             revision = revision or response.header.revision
             yield [Item(kv.key, kv.value, kv.mod_revision) for kv in response.kvs], revision
             if not response.more or not response.kvs:

@@ -316,3 +316,42 @@ async def test_list_prefix_after_a_key(store: Store, prefix: bytes) -> None:
 
 async def listed_after(store: Store, prefix: bytes, after: bytes) -> list[Item]:
     return [item async for item in store.list_prefix(prefix, page_size=1, after=after)]
+
+
+async def test_concurrent_gets_each_answer_their_own_key(store: Store, prefix: bytes) -> None:
+    """Gets asked together travel in one transaction (read_batch.py); each
+    still answers its own key, absent ones None, repeated ones alike."""
+    written = {prefix + f"k{n}".encode(): f"v{n}".encode() for n in range(40)}
+    assert await store.commit([Put(k, v) for k, v in written.items()])
+    asked = [*written, prefix + b"absent", *list(written)[:5]]
+    found = await asyncio.gather(*(store.get(k) for k in asked))
+    for k, item in zip(asked, found, strict=True):
+        if k in written:
+            assert item is not None
+            assert (item.key, item.value) == (k, written[k])
+        else:
+            assert item is None
+
+
+async def test_a_get_sees_every_write_acknowledged_before_it(store: Store, prefix: bytes) -> None:
+    """Linearizable under batching: while other gets keep reads in flight, a
+    get asked right after a write's acknowledgement reads that write, though
+    other readers keep asking for the same key (a read of it already in
+    flight may predate the write, and must not answer)."""
+    k = prefix + b"counter"
+    busy = [k, *(prefix + f"other{n}".encode() for n in range(8))]
+    stop = asyncio.Event()
+
+    async def keep_reading() -> None:
+        while not stop.is_set():
+            await asyncio.gather(*(store.get(other) for other in busy))
+
+    readers = [asyncio.create_task(keep_reading()) for _ in range(4)]
+    try:
+        for n in range(50):
+            assert await store.commit([Put(k, str(n).encode())])
+            item = await store.get(k)
+            assert item is not None and item.value == str(n).encode()
+    finally:
+        stop.set()
+        await asyncio.gather(*readers)
