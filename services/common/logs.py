@@ -30,7 +30,15 @@ class _JsonFormatter(logging.Formatter):
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
-    """Send every log record to stderr as one JSON line tagged with `service`."""
+    """Send every log record to stderr as one JSON line tagged with `service`.
+
+    A record's caller, thread and process are never shown, so they are not
+    looked up either (the logging HOWTO's optimisation): a request's log line
+    is on every call's path."""
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter(service))
     root = logging.getLogger()
