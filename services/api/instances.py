@@ -27,6 +27,7 @@ from services.api.console import ConsoleOperations
 from services.api.deletion import Finisher, ask_deletion
 from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
+from services.api.instance_cache import UNSURE, InstanceCache
 from services.api.network_store import NetworkStore
 from services.api.nics import PlannedNics, plan_nics
 from services.api.node_agents import NodeAgents
@@ -48,6 +49,13 @@ NIC_ATTEMPTS = 8
 (a busy network near full makes such draws collide often)."""
 NIC_RETRY_JITTER = 0.005
 """Up to this many seconds, times the attempt, between two attempts."""
+
+
+def visible(stored: StoredInstance | None) -> StoredInstance:
+    """`stored` when the caller may see it; 404 when it is absent or not theirs."""
+    if stored is None or not can_see(caller().namespace, stored.record.instance.namespace):
+        raise errors.NotFound("instance not found")
+    return stored
 
 
 def state_name(state: int) -> str:
@@ -74,7 +82,9 @@ class InstanceServicer(
         node_agents: NodeAgents,
         networks: NetworkStore,
         finisher: Finisher,
+        cache: InstanceCache,
     ) -> None:
+        self._cache = cache
         self._networks = networks
         self._finisher = finisher
         self._rng = random.SystemRandom()
@@ -107,7 +117,11 @@ class InstanceServicer(
     async def GetInstance(
         self, request: instance_service_pb2.GetInstanceRequest, context: grpc.aio.ServicerContext
     ) -> instance_pb2.Instance:
-        return (await self._resolve(request.ref)).record.instance
+        canonical = as_uuid(request.ref)
+        copied = UNSURE if canonical is None else self._cache.get(canonical)
+        if copied is UNSURE:
+            return (await self._resolve(request.ref)).record.instance
+        return visible(copied).record.instance
 
     async def CreateInstance(
         self,
@@ -351,10 +365,7 @@ class InstanceServicer(
         namespace = caller().namespace
         canonical = as_uuid(ref)
         if canonical is not None:
-            stored = await self._instances.get(canonical)
-            if stored is None or not can_see(namespace, stored.record.instance.namespace):
-                raise errors.NotFound("instance not found")
-            return stored
+            return visible(await self._instances.get(canonical))
         matches = [
             stored
             async for stored in self._instances.all()

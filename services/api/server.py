@@ -17,6 +17,7 @@ from services.api.backfill import backfill_nic_keys
 from services.api.deletion import Finisher
 from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
+from services.api.instance_cache import InstanceCache
 from services.api.instances import InstanceServicer
 from services.api.keys import ensure_system_namespace
 from services.api.network_store import NetworkStore
@@ -74,6 +75,7 @@ async def serve_api(config: ApiConfig) -> None:
     node_agents = NodeAgents(store, credentials)
     networks = NetworkStore(store, floating_pool(config.mesh.floating_netblock))
     finisher = Finisher(instance_store, networks, events)
+    cache = InstanceCache(store)
     instances = InstanceServicer(
         instance_store,
         namespaces,
@@ -84,7 +86,9 @@ async def serve_api(config: ApiConfig) -> None:
         node_agents,
         networks,
         finisher,
+        cache,
     )
+    caching = asyncio.create_task(cache.run())
     backfilling = asyncio.create_task(backfill_nic_keys(store, instance_store))
     finishing = asyncio.create_task(finisher.run())
     purging = asyncio.create_task(
@@ -103,6 +107,7 @@ async def serve_api(config: ApiConfig) -> None:
         purging.cancel()
         backfilling.cancel()
         finishing.cancel()
+        caching.cancel()
         await events.close()
         await scheduler.close()
         await node_agents.close()

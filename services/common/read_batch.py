@@ -6,7 +6,9 @@ transaction of range requests. Each key is therefore read by a request sent
 after it was asked for, so every read still sees every write acknowledged
 before it began: the batching saves round trips (most of what a read costs
 the api under load, on both sides of the connection) without the staleness a
-cache would bring.
+cache would bring. When etcd does not answer a read (`errors.Unavailable`),
+the reads asked meanwhile fail with it at once rather than each wait out a
+deadline of its own.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
+
+from services.common import errors
 
 T = TypeVar("T")
 
@@ -44,25 +48,34 @@ class ReadBatcher(Generic[T]):
             while self._waiting:
                 batch = self._waiting[:MAX_BATCH]
                 del self._waiting[:MAX_BATCH]
-                await self._answer(batch)
+                failure = await self._answer(batch)
+                if isinstance(failure, errors.Unavailable):
+                    # etcd did not answer: the reads asked meanwhile fail
+                    # alike, rather than each wait out its own deadline
+                    waiting, self._waiting = self._waiting, []
+                    _fail(waiting, failure)
         finally:
             self._reader = None
 
-    async def _answer(self, batch: list[tuple[bytes, asyncio.Future[T]]]) -> None:
+    async def _answer(self, batch: list[tuple[bytes, asyncio.Future[T]]]) -> Exception | None:
+        """Answer `batch` with one read; the read's failure, if it failed."""
         keys = list(dict.fromkeys(key for key, _ in batch))
         try:
             found = dict(zip(keys, await self._read_many(keys), strict=True))
-        except BaseException as exc:  # every waiter gets the failure, none hangs
+        except Exception as exc:  # every waiter gets the failure, none hangs
+            _fail(batch, exc)
+            return exc
+        except BaseException:
             for _, answer in batch:
-                if answer.done():
-                    continue
-                if isinstance(exc, Exception):
-                    answer.set_exception(exc)
-                else:
-                    answer.cancel()
-            if not isinstance(exc, Exception):
-                raise
-            return
+                answer.cancel()
+            raise
         for key, answer in batch:
             if not answer.done():  # a waiter cancelled meanwhile is skipped
                 answer.set_result(found[key])
+        return None
+
+
+def _fail(batch: list[tuple[bytes, asyncio.Future[T]]], failure: Exception) -> None:
+    for _, answer in batch:
+        if not answer.done():
+            answer.set_exception(failure)

@@ -10,6 +10,8 @@ each write is one etcd transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -27,12 +29,16 @@ from services.common.read_batch import ReadBatcher
 M = TypeVar("M", bound=Message)
 
 PREFIX = "/sfmesh/v1/"
+_PREFIX_BYTES = PREFIX.encode()
 PAGE_SIZE = 500
 RETRY_START = 0.2
 RETRY_MAX = 5.0
 RETRY_AFTER = 1
 """Seconds a caller refused for an unreachable etcd is told to wait: a
 restarted or unfrozen etcd serves again within about that."""
+PROGRESS_TIMEOUT = 1.0
+"""Seconds a watch's progress request may go unanswered before the watch is
+taken for broken."""
 _UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 _TOO_LARGE = grpc.StatusCode.INVALID_ARGUMENT
 REQUEST_BYTES = 1536 * 1024
@@ -112,6 +118,19 @@ class Change:
     mod_revision: int
 
 
+@dataclass(frozen=True)
+class Delivered:
+    """One answer on a watch of `Store.watch_current`: changes, or (none) an
+    answer to a progress request."""
+
+    changes: list[Change]
+    asked_at: float | None
+    """For an answer to a progress request: when it was asked (monotonic
+    clock). etcd and the watch stream were alive then. (The revision such an
+    answer carries is not relied on: etcd before 3.4.24 and 3.5.8 may send it
+    while the watch still catches up.)"""
+
+
 def _change(event: Any) -> Change:
     deleted = event.kind == "DELETE"
     # aetcd wraps an absent prev_kv as an empty one: version 0 means none.
@@ -132,6 +151,7 @@ class Store:
         host, port = split_address(address)
         self._client = aetcd.Client(host=host, port=port, timeout=int(timeout) or 1)
         self._reads: ReadBatcher[Item | None] = ReadBatcher(self._read_keys)
+        self._seen: dict[str, int] = {}
 
     async def close(self) -> None:
         """Close the connection."""
@@ -155,12 +175,16 @@ class Store:
                 )
                 reply = await self._client.kvstub.Txn(request, **self._call_options())
                 answers = [op.response_range for op in reply.responses]
-        return [
+        found = [
             Item(answer.kvs[0].key, answer.kvs[0].value, answer.kvs[0].mod_revision)
             if answer.kvs
             else None
             for answer in answers
         ]
+        for item in found:
+            if item is not None:
+                self._saw(item.key, item.mod_revision)
+        return found
 
     def _call_options(self) -> dict[str, Any]:
         """The deadline and credentials of aetcd's own calls."""
@@ -205,7 +229,10 @@ class Store:
                 await self._client.connect()
                 response = await self._client.kvstub.Range(request, **self._call_options())
             revision = revision or response.header.revision
-            yield [Item(kv.key, kv.value, kv.mod_revision) for kv in response.kvs], revision
+            items = [Item(kv.key, kv.value, kv.mod_revision) for kv in response.kvs]
+            for item in items:
+                self._saw(item.key, item.mod_revision)
+            yield items, revision
             if not response.more or not response.kvs:
                 return
             start = response.kvs[-1].key + b"\0"
@@ -244,6 +271,67 @@ class Store:
                 await asyncio.sleep(retry)
                 retry = min(retry * 2, RETRY_MAX)
 
+    async def watch_current(
+        self, prefix: bytes, *, start_revision: int, every: float
+    ) -> AsyncGenerator[Delivered, None]:
+        """Every change under `prefix` from `start_revision` on (without
+        previous values), and, about every `every` seconds, etcd's answer to a
+        progress request, which says etcd and this stream were alive when it
+        was asked. A copy kept by this watch therefore knows it is live even
+        while nothing changes, which `watch_prefix` (reconnecting by itself)
+        cannot tell.
+
+        Raises `errors.Aborted` when etcd compacted the history the watch
+        needed, and `errors.Unavailable` when the stream breaks or a progress
+        request goes unanswered for PROGRESS_TIMEOUT: the caller starts again
+        from a fresh snapshot.
+        """
+        async with _mapped_errors():
+            await self._client.connect()
+            call = rpc.WatchStub(self._client.channel).Watch(metadata=self._client.metadata)
+        answers: asyncio.Queue[Any] = asyncio.Queue()
+        reader = asyncio.create_task(_read_into(call, answers))
+        progress = rpc.WatchRequest(progress_request=rpc.WatchProgressRequest())
+        asked_at: float | None = None
+        next_ask = time.monotonic() + every
+        try:
+            async with _mapped_errors():
+                create = rpc.WatchCreateRequest(
+                    key=prefix,
+                    range_end=aetcd.utils.prefix_range_end(prefix),
+                    start_revision=start_revision,
+                )
+                await _send(call, rpc.WatchRequest(create_request=create))
+                while True:
+                    now = time.monotonic()
+                    if asked_at is None and now >= next_ask:
+                        asked_at = now
+                        await _send(call, progress)
+                    due = next_ask if asked_at is None else asked_at + PROGRESS_TIMEOUT
+                    try:  # asyncio.timeout, unlike wait_for, never swallows a cancel
+                        async with asyncio.timeout(max(due - now, 0)):
+                            answer = await answers.get()
+                    except TimeoutError:
+                        if asked_at is not None:
+                            raise errors.Unavailable(
+                                "etcd left a watch's progress request unanswered",
+                                reason="ETCD_UNAVAILABLE",
+                            ) from None
+                        continue
+                    if isinstance(answer, BaseException):
+                        raise answer
+                    if answer.events:
+                        changes = [_raw_change(event) for event in answer.events]
+                        yield Delivered(changes, None)
+                    elif not answer.created:
+                        yield Delivered([], asked_at)
+                        asked_at, next_ask = None, time.monotonic() + every
+        finally:
+            reader.cancel()
+            call.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
     async def update(
         self,
         at: bytes,
@@ -274,27 +362,97 @@ class Store:
         Returns False, changing nothing, when any expectation on a
         `mod_revision` does not hold.
         """
+        return await self.transact(operations) > 0
+
+    async def transact(self, operations: Sequence[Operation]) -> int:
+        """`commit`, answering the revision the transaction wrote at, or 0
+        when it changed nothing because an expectation did not hold."""
         carried = sum(len(op.key) + len(op.value) for op in operations if isinstance(op, Put))
         if carried > REQUEST_BYTES:
             raise errors.InvalidArgument(
                 f"etcd refused the request: {carried} bytes, more than its {REQUEST_BYTES}",
                 reason="ETCD_REQUEST_REFUSED",
             )
-        txn = self._client.transactions
-        compare = []
-        success = []
-        for op in operations:
-            if op.mod_revision is not None:
-                compare.append(txn.mod(op.key) == op.mod_revision)
-            if isinstance(op, Put):
-                success.append(txn.put(op.key, op.value))
-            else:
-                success.append(txn.delete(op.key))
-        async with _mapped_errors():
-            succeeded, _ = await self._client.transaction(
-                compare=compare, success=success, failure=[]
+        compare = [
+            rpc.Compare(
+                key=op.key,
+                target=rpc.Compare.MOD,
+                result=rpc.Compare.EQUAL,
+                mod_revision=op.mod_revision,
             )
-        return bool(succeeded)
+            for op in operations
+            if op.mod_revision is not None
+        ]
+        success = [
+            rpc.RequestOp(request_put=rpc.PutRequest(key=op.key, value=op.value))
+            if isinstance(op, Put)
+            else rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=op.key))
+            for op in operations
+        ]
+        async with _mapped_errors():
+            await self._client.connect()
+            reply = await self._client.kvstub.Txn(
+                rpc.TxnRequest(compare=compare, success=success), **self._call_options()
+            )
+        if not reply.succeeded:
+            return 0
+        for op in operations:
+            self._saw(op.key, reply.header.revision)
+        return int(reply.header.revision)
+
+    def revision_seen(self, kind: str) -> int:
+        """The newest revision at which this store wrote a record of `kind`,
+        or read one (its `mod_revision`). A copy of those records kept by a
+        watch shows everything this store's user has seen of them once it
+        has applied that revision."""
+        return self._seen.get(kind, 0)
+
+    def _saw(self, at: bytes, revision: int) -> None:
+        if at.startswith(_PREFIX_BYTES):
+            kind = at[len(_PREFIX_BYTES) :].partition(b"/")[0].decode()
+            if revision > self._seen.get(kind, 0):
+                self._seen[kind] = revision
+
+
+def _raw_change(event: Any) -> Change:
+    """A change from etcd's own watch event (without previous values)."""
+    deleted = event.type == rpc.Event.DELETE
+    return Change(
+        key=event.kv.key,
+        value=None if deleted else event.kv.value,
+        previous=None,
+        mod_revision=event.kv.mod_revision,
+    )
+
+
+async def _send(call: Any, request: Any) -> None:
+    """Write on a watch stream; one that has ended is Unavailable."""
+    try:
+        await call.write(request)
+    except asyncio.InvalidStateError as exc:
+        raise errors.Unavailable("etcd ended a watch", reason="ETCD_UNAVAILABLE") from exc
+
+
+async def _read_into(call: Any, answers: asyncio.Queue[Any]) -> None:
+    """Put each answer of a watch stream into `answers`; then what ended it:
+    an error for a stream etcd ended, cancelled or compacted."""
+    try:
+        while True:
+            answer = await call.read()
+            if answer is grpc.aio.EOF:
+                raise errors.Unavailable("etcd ended a watch", reason="ETCD_UNAVAILABLE")
+            if answer.compact_revision:
+                raise errors.Aborted(
+                    "the watch fell behind etcd's compaction; start a new watch",
+                    reason="WATCH_COMPACTED",
+                )
+            if answer.canceled:
+                raise errors.Unavailable(
+                    f"etcd cancelled a watch: {answer.cancel_reason}", reason="ETCD_UNAVAILABLE"
+                )
+            answers.put_nowait(answer)
+    except Exception as exc:
+        answers.put_nowait(exc)
 
 
 class _mapped_errors:

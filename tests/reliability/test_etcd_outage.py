@@ -1,5 +1,7 @@
 """etcd frozen for 10 s: every request meanwhile is a 503 with Retry-After
-within the gateway's deadline, none of the refused writes left anything (no
+within the gateway's deadline (but a GET by UUID in the first half second,
+which the api's live copy of instance records may answer with the record as
+it was: services/api/instance_cache.py), none of the refused writes left anything (no
 instance, no metadata key, no delete asked, no address or MAC key without
 its instance nor an instance without its keys), and a create succeeds
 within 5 s of etcd's return."""
@@ -16,6 +18,7 @@ from contextlib import contextmanager
 import httpx
 
 from devmesh.mesh import Mesh
+from services.api.instance_cache import MAX_AGE
 from tests.meshes import rest_client
 from tests.reliability.figures import FIGURES
 from tests.reliability.invariants import settled, state_name
@@ -27,6 +30,9 @@ BACK_WITHIN = 5.0
 GATEWAY_DEADLINE = 30.0
 """The gateway's deadline on a call (services/api_gateway/config.py)."""
 CONVERGENCE = 60.0
+COPY_SLACK = 0.3
+"""Seconds beyond MAX_AGE the api's copy may still take to stop answering
+(its last progress request was asked before the freeze)."""
 
 
 @contextmanager
@@ -53,6 +59,9 @@ def test_etcd_away_for_10_s(mesh: Mesh, token: str, network: str, rest: httpx.Cl
         ("DELETE", f"/instances/{known}", None),
     ]
     answers: list[tuple[str, int, str | None, float]] = []
+    copied: list[tuple[float, str]] = []
+    """When each GET answered from the api's copy was sent (after the
+    freeze), and the uuid it answered."""
     lock = threading.Lock()
 
     def client(method: str, path: str, body: object, until: float) -> None:
@@ -62,6 +71,9 @@ def test_etcd_away_for_10_s(mesh: Mesh, token: str, network: str, rest: httpx.Cl
                 reply = http.request(method, path, json=body)
                 took = time.monotonic() - sent
                 with lock:
+                    if path == f"/instances/{known}" and method == "GET" and reply.is_success:
+                        copied.append((sent - frozen_at, reply.json()["uuid"]))
+                        continue
                     answers.append(
                         (
                             f"{method} {path}",
@@ -72,6 +84,7 @@ def test_etcd_away_for_10_s(mesh: Mesh, token: str, network: str, rest: httpx.Cl
                     )
 
     with frozen(mesh):
+        frozen_at = time.monotonic()
         until = time.monotonic() + OUTAGE - 1  # the last request starts before etcd returns
         threads = [threading.Thread(target=client, args=(*r, until)) for r in requests]
         for thread in threads:
@@ -90,6 +103,7 @@ def test_etcd_away_for_10_s(mesh: Mesh, token: str, network: str, rest: httpx.Cl
         "requests_during": len(answers),
         "statuses": sorted({str(status) for _, status, _, _ in answers}),
         "slowest_answer_s": round(max(took for *_, took in answers), 1),
+        "gets_from_the_copy": len(copied),
         "create_ok_after_s": recovered,
         "converged_in_s": converge_seconds,
         "leaked_keys": len(state.leaks()),
@@ -98,6 +112,7 @@ def test_etcd_away_for_10_s(mesh: Mesh, token: str, network: str, rest: httpx.Cl
 
     refused = [a for a in answers if a[1] != 503 or a[2] is None or int(a[2]) < 1]
     assert not refused, refused
+    assert all(sent < MAX_AGE + COPY_SLACK and uuid == known for sent, uuid in copied), copied
     assert all(took < GATEWAY_DEADLINE for *_, took in answers), answers
     assert reply.status_code == 200, reply.text
     assert not state.unconverged(), state.unconverged()

@@ -34,6 +34,7 @@ from services.api.auth import AuthServicer
 from services.api.deletion import Finisher
 from services.api.events import Events
 from services.api.idempotency import IdempotencyKeys
+from services.api.instance_cache import InstanceCache
 from services.api.instances import InstanceServicer
 from services.api.keys import SYSTEM, ensure_system_namespace, new_key_record
 from services.api.network_store import NetworkStore
@@ -186,6 +187,8 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     networks = NetworkStore(store)
     finisher = Finisher(InstanceStore(store), networks, events)
     finishing = asyncio.create_task(finisher.run())
+    cache = InstanceCache(store)
+    caching = asyncio.create_task(cache.run())
     instance_service_pb2_grpc.add_InstanceServiceServicer_to_server(
         InstanceServicer(
             InstanceStore(store),
@@ -197,6 +200,7 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
             NodeAgents(store, InternalCredentials(authority, "api-test")),
             networks,
             finisher,
+            cache,
         ),
         server,
     )
@@ -220,6 +224,7 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
         yield api
     finally:
         finishing.cancel()
+        caching.cancel()
         await channel.close()
         await scheduler.close()
         await server.stop(None)

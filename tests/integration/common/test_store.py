@@ -15,6 +15,7 @@ from services.common import errors
 from services.common.store import (
     PREFIX,
     REQUEST_BYTES,
+    Change,
     Delete,
     Item,
     Member,
@@ -355,3 +356,77 @@ async def test_a_get_sees_every_write_acknowledged_before_it(store: Store, prefi
     finally:
         stop.set()
         await asyncio.gather(*readers)
+
+
+async def test_watch_current_delivers_changes_and_progress_answers(
+    store: Store, prefix: bytes
+) -> None:
+    """watch_current: the changes under the prefix in order; while nothing
+    changes there, answers to its progress requests, each saying when it was
+    asked."""
+    await store.commit([Put(prefix + b"a", b"1")])
+    snapshot = await store.snapshot(prefix)
+    await store.commit([Put(prefix + b"a", b"2")])
+    await store.commit([Delete(prefix + b"a")])
+    watch = store.watch_current(prefix, start_revision=snapshot.revision + 1, every=0.05)
+    changes: list[Change] = []
+    while len(changes) < 2:
+        changes += (await asyncio.wait_for(anext(watch), 5)).changes
+    assert [(c.key, c.value) for c in changes] == [(prefix + b"a", b"2"), (prefix + b"a", None)]
+    after = time.monotonic()
+    answers: list[float] = []
+    while len(answers) < 3:
+        delivered = await asyncio.wait_for(anext(watch), 5)
+        assert delivered.changes == []
+        assert delivered.asked_at is not None
+        answers.append(delivered.asked_at)
+    await watch.aclose()
+    assert after <= answers[0] < answers[1] < answers[2]
+
+
+async def test_watch_current_past_compaction_is_aborted(store: Store, prefix: bytes) -> None:
+    assert await store.commit([Put(prefix + b"a", b"1")])
+    old = store.revision_seen("")
+    first = await store.transact([Put(prefix + b"a", b"2")])
+    second = await store.transact([Put(prefix + b"a", b"3")])
+    await store._client.compact(second)
+    watch = store.watch_current(prefix, start_revision=first, every=0.05)
+    with pytest.raises(errors.Aborted) as caught:
+        async with asyncio.timeout(5):
+            async for delivered in watch:  # etcd 3.4 may answer progress first
+                assert delivered.changes == []
+    assert caught.value.reason == "WATCH_COMPACTED"
+    assert old == 0  # keys outside /sfmesh/v1/ are no kind's
+
+
+async def test_watch_current_of_an_unreachable_etcd_is_unavailable() -> None:
+    store = Store(f"127.0.0.1:{closed_port()}", timeout=1)
+    try:
+        with pytest.raises(errors.Unavailable):
+            watch = store.watch_current(b"/x/", start_revision=1, every=0.05)
+            await asyncio.wait_for(anext(watch), 10)
+    finally:
+        await store.close()
+
+
+async def test_transact_answers_the_revision_and_revision_seen_follows_kinds(
+    store: Store, etcd: str
+) -> None:
+    """revision_seen(kind): the newest revision of that kind this store wrote,
+    or read (an item's mod_revision); a refused write counts for nothing."""
+    at = key("cachetest", str(uuid.uuid4()))
+    revision = await store.transact([Put(at, b"v", mod_revision=0)])
+    assert revision > 0
+    assert store.revision_seen("cachetest") == revision
+    assert await store.transact([Put(at, b"w", mod_revision=0)]) == 0
+    assert store.revision_seen("cachetest") == revision
+    reader = Store(etcd)
+    try:
+        assert reader.revision_seen("cachetest") == 0
+        await reader.get(at)
+        assert reader.revision_seen("cachetest") == revision
+        assert reader.revision_seen("other") == 0
+    finally:
+        await reader.close()
+    assert await store.commit([Delete(at)])
+    assert store.revision_seen("cachetest") > revision

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from services.common import errors
 from services.common.read_batch import MAX_BATCH, ReadBatcher
 
 
@@ -109,6 +110,23 @@ async def test_a_failed_read_fails_every_reader_of_its_batch_only() -> None:
     await settle()
     recorder.release.set()
     assert await again == "a@3"  # the batcher reads on after a failure
+
+
+async def test_reads_asked_while_etcd_did_not_answer_fail_with_it() -> None:
+    """An unreachable etcd fails the reads queued behind the read that found
+    out, instead of sending them to wait out their own deadline."""
+    recorder = Recorder()
+    batcher = ReadBatcher(recorder.read_many)
+    first = asyncio.create_task(batcher.get(b"a"))
+    await settle()
+    queued = asyncio.create_task(batcher.get(b"b"))
+    await settle()
+    recorder.fail = errors.Unavailable("etcd is unavailable", reason="ETCD_UNAVAILABLE")
+    recorder.release.set()
+    for read in (first, queued):
+        with pytest.raises(errors.Unavailable):
+            await read
+    assert recorder.requests == [[b"a"]]
 
 
 async def test_a_cancelled_reader_does_not_stop_the_others() -> None:
