@@ -9,6 +9,7 @@ import uvloop
 
 from services.api_gateway.config import GatewayConfig
 from services.api_gateway.server import serve
+from services.common.logs import skip_unshown_lookups
 from services.common.settings import Setting, add_settings
 
 C = GatewayConfig
@@ -59,6 +60,7 @@ def parse_config(argv: list[str] | None = None) -> GatewayConfig:
 def main() -> None:
     """Entry point."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    skip_unshown_lookups()
     # uvloop: measured faster than asyncio's loop for the gateway (bench/gateway.py).
     uvloop.run(serve(parse_config()))
 

@@ -29,16 +29,19 @@ class _JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
-    """Send every log record to stderr as one JSON line tagged with `service`.
-
-    A record's caller, thread and process are never shown, so they are not
-    looked up either (the logging HOWTO's optimisation): a request's log line
-    is on every call's path."""
+def skip_unshown_lookups() -> None:
+    """Stop logging from looking up each record's caller, thread and process,
+    which sfmesh's log lines never show (the logging HOWTO's optimisation): a
+    request's log line is on every call's path."""
     logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Send every log record to stderr as one JSON line tagged with `service`."""
+    skip_unshown_lookups()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter(service))
     root = logging.getLogger()
