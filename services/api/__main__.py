@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from services.api.instances.validation import Limits
 from services.api.server import ApiConfig, serve_api
-from services.api.validation import Limits
 from services.common.config import mesh_config
 from services.common.main import parse_arguments
 from services.common.settings import Setting

@@ -12,23 +12,23 @@ from sfmesh.v1 import (
     node_service_pb2_grpc,
 )
 
-from services.api.auth import AuthServicer
-from services.api.backfill import backfill_nic_keys
-from services.api.deletion import Finisher
-from services.api.events import Events
-from services.api.idempotency import IdempotencyKeys
-from services.api.instance_cache import InstanceCache
-from services.api.instances import InstanceServicer
-from services.api.keys import ensure_system_namespace
-from services.api.network_store import NetworkStore
-from services.api.networks import NetworkServicer
-from services.api.node_agents import NodeAgents
-from services.api.nodes import NodeServicer
-from services.api.purge import purge_forever
-from services.api.revocation import Revocation
-from services.api.scheduling import Scheduler
-from services.api.store import NamespaceStore
-from services.api.validation import Limits
+from services.api.clients.events import Events
+from services.api.clients.node_agents import NodeAgents
+from services.api.clients.scheduler import Scheduler
+from services.api.instances.cache import InstanceCache
+from services.api.instances.deletion import Finisher
+from services.api.instances.idempotency import IdempotencyKeys
+from services.api.instances.purge import purge_forever
+from services.api.instances.servicer import InstanceServicer
+from services.api.instances.validation import Limits
+from services.api.namespaces.keys import ensure_system_namespace
+from services.api.namespaces.revocation import Revocation
+from services.api.namespaces.servicer import AuthServicer
+from services.api.namespaces.store import NamespaceStore
+from services.api.networks.backfill import backfill_nic_keys
+from services.api.networks.servicer import NetworkServicer
+from services.api.networks.store import NetworkStore
+from services.api.nodes.servicer import NodeServicer
 from services.common.addresses import floating_pool
 from services.common.config import MeshConfig
 from services.common.instance_store import InstanceStore

@@ -1,7 +1,7 @@
 """etcd frozen for 10 s: every request meanwhile is a 503 with Retry-After
 within the gateway's deadline (but a GET by UUID in the first half second,
 which the api's live copy of instance records may answer with the record as
-it was: services/api/instance_cache.py), none of the refused writes left anything (no
+it was: services/api/instances/cache.py), none of the refused writes left anything (no
 instance, no metadata key, no delete asked, no address or MAC key without
 its instance nor an instance without its keys), and a create succeeds
 within 5 s of etcd's return."""
@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import httpx
 
 from devmesh.mesh import Mesh
-from services.api.instance_cache import MAX_AGE
+from services.api.instances.cache import MAX_AGE
 from tests.meshes import rest_client
 from tests.reliability.figures import FIGURES
 from tests.reliability.invariants import settled, state_name

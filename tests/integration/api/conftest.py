@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.api.events import Events
+from services.api.clients.events import Events
 from services.common.config import MeshConfig
 from services.common.main import service_authority, service_emitter
 from services.common.tokens import InternalCredentials

@@ -30,18 +30,18 @@ from sfmesh.v1 import (
     scheduler_service_pb2_grpc,
 )
 
-from services.api.auth import AuthServicer
-from services.api.deletion import Finisher
-from services.api.events import Events
-from services.api.idempotency import IdempotencyKeys
-from services.api.instance_cache import InstanceCache
-from services.api.instances import InstanceServicer
-from services.api.keys import SYSTEM, ensure_system_namespace, new_key_record
-from services.api.network_store import NetworkStore
-from services.api.node_agents import NodeAgents
-from services.api.scheduling import Scheduler
-from services.api.store import NamespaceStore
-from services.api.validation import Limits
+from services.api.clients.events import Events
+from services.api.clients.node_agents import NodeAgents
+from services.api.clients.scheduler import Scheduler
+from services.api.instances.cache import InstanceCache
+from services.api.instances.deletion import Finisher
+from services.api.instances.idempotency import IdempotencyKeys
+from services.api.instances.servicer import InstanceServicer
+from services.api.instances.validation import Limits
+from services.api.namespaces.keys import SYSTEM, ensure_system_namespace, new_key_record
+from services.api.namespaces.servicer import AuthServicer
+from services.api.namespaces.store import NamespaceStore
+from services.api.networks.store import NetworkStore
 from services.common import instance_states as states
 from services.common.config import MeshConfig
 from services.common.instance_follower import InstanceFollower

@@ -25,11 +25,11 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from sfmesh.v1 import auth_service_pb2, auth_service_pb2_grpc, instance_pb2, records_pb2
 
-from services.api import namespaces as rules
-from services.api.auth import AuthServicer
-from services.api.keys import SYSTEM, ensure_system_namespace, make_key
-from services.api.revocation import Revocation
-from services.api.store import NamespaceStore
+from services.api.namespaces import rules
+from services.api.namespaces.keys import SYSTEM, ensure_system_namespace, make_key
+from services.api.namespaces.revocation import Revocation
+from services.api.namespaces.servicer import AuthServicer
+from services.api.namespaces.store import NamespaceStore
 from services.common import errors
 from services.common import instance_states as states
 from services.common.instance_store import InstanceStore

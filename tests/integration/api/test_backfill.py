@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sfmesh.v1 import instance_pb2, records_pb2
 
-from services.api.backfill import DONE, backfill_nic_keys
+from services.api.networks.backfill import DONE, backfill_nic_keys
 from services.common import instance_states as states
 from services.common.addresses import mac_key
 from services.common.instance_store import InstanceStore

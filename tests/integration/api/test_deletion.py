@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import pytest
 from sfmesh.v1 import instance_pb2, network_service_pb2, records_pb2
 
-from services.api.deletion import Finisher
-from services.api.events import Events
-from services.api.idempotency import IdempotencyKeys
-from services.api.network_store import NetworkStore
-from services.api.purge import purge_once
+from services.api.clients.events import Events
+from services.api.instances.deletion import Finisher
+from services.api.instances.idempotency import IdempotencyKeys
+from services.api.instances.purge import purge_once
+from services.api.networks.store import NetworkStore
 from services.common import errors
 from services.common import instance_states as states
 from services.common.addresses import FLOATING, address_key, mac_key, reservation

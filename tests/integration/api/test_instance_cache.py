@@ -1,4 +1,4 @@
-"""services/api/instance_cache.py against a real etcd: what the copy answers,
+"""services/api/instances/cache.py against a real etcd: what the copy answers,
 and that it says UNSURE (so the api reads etcd) whenever it might be behind
 what the caller could know."""
 
@@ -18,7 +18,7 @@ import pytest
 from sfmesh.v1 import records_pb2
 
 from devmesh.mesh import Ports, start_etcd
-from services.api.instance_cache import RECORD_BYTES, UNSURE, InstanceCache, Unsure
+from services.api.instances.cache import RECORD_BYTES, UNSURE, InstanceCache, Unsure
 from services.common.instance_store import InstanceStore, StoredInstance
 from services.common.store import Store
 

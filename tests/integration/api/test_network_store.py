@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from services.api.network_store import NetworkStore
+from services.api.networks.store import NetworkStore
 from services.common import errors
 from services.common.store import Store
 

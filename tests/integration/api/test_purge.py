@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 import pytest
 from sfmesh.v1 import instance_pb2, network_service_pb2, records_pb2
 
-from services.api.deletion import Finisher
-from services.api.events import Events
-from services.api.idempotency import IdempotencyKeys, record_key
-from services.api.network_store import NetworkStore
-from services.api.purge import network_purgeable, purge_once, purgeable
+from services.api.clients.events import Events
+from services.api.instances.deletion import Finisher
+from services.api.instances.idempotency import IdempotencyKeys, record_key
+from services.api.instances.purge import network_purgeable, purge_once, purgeable
+from services.api.networks.store import NetworkStore
 from services.common import instance_states as states
 from services.common.addresses import FLOATING, address_key, reservation
 from services.common.instance_store import InstanceStore

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from sfmesh.v1 import records_pb2
 
-from services.api.keys import (
+from services.api.namespaces.keys import (
     RESTORED_KEY_NAME,
     SYSTEM,
     ensure_system_namespace,
     make_key,
     matching_key,
 )
-from services.api.store import NamespaceStore
+from services.api.namespaces.store import NamespaceStore
 from services.common.store import Delete, Store, key
 from tests.meshes import started_etcd
 

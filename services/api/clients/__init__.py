@@ -1,0 +1,1 @@
+"""The api's clients of the other services: eventlog, scheduler, node agents."""

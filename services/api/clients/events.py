@@ -1,0 +1,95 @@
+"""The api's side of events: it records what happens to instances and
+networks through the process's emitter, and reads an object's events back
+from the eventlog, carrying the internal identity."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import grpc
+from sfmesh.v1 import event_pb2, eventlog_service_pb2, eventlog_service_pb2_grpc
+
+from services.common import errors
+from services.common.events import EventEmitter
+from services.common.tokens import InternalCredentials
+
+LIST_DEADLINE = 5.0
+DEFAULT_EVENT_LIMIT = 100
+"""Events a list answers when the request names no limit."""
+
+INSTANCE = "instance"
+NETWORK = "network"
+AUDIT = event_pb2.EVENT_TYPE_AUDIT
+MUTATE = event_pb2.EVENT_TYPE_MUTATE
+
+
+class Events:
+    """Records events (never blocking) and reads them from the eventlog."""
+
+    def __init__(
+        self, emitter: EventEmitter, address: str, credentials: InternalCredentials
+    ) -> None:
+        self._emitter = emitter
+        self._channel = grpc.aio.insecure_channel(address)
+        self._stub = eventlog_service_pb2_grpc.EventLogServiceStub(self._channel)
+        self._credentials = credentials
+
+    def audit(
+        self,
+        uuid: str,
+        message: str,
+        extra: Mapping[str, Any] | None = None,
+        *,
+        kind: str = INSTANCE,
+    ) -> None:
+        """Record an audit event on an instance (or another `kind` of object)."""
+        self._emitter.emit(kind, uuid, AUDIT, message, extra=extra)
+
+    def attribute_set(self, uuid: str, attribute: str, value: Any, *, kind: str = INSTANCE) -> None:
+        """Record a `set attribute` mutation on an instance (or another `kind`
+        of object; reference §7.2)."""
+        extra = dict(value) if isinstance(value, Mapping) else {"value": value}
+        self._emitter.emit(
+            kind, uuid, MUTATE, "set attribute", extra={**extra, "attribute": attribute}
+        )
+
+    async def newest(
+        self, object_type: str, object_uuid: str, *, event_type: event_pb2.EventType, limit: int
+    ) -> list[event_pb2.Event]:
+        """One object's events, newest first."""
+        request = eventlog_service_pb2.ListRequest(
+            object_type=object_type, object_uuid=object_uuid, event_type=event_type, limit=limit
+        )
+        try:
+            reply = await self._stub.List(
+                request, metadata=self._credentials.metadata(), timeout=LIST_DEADLINE
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(exc) from exc
+        return list(reply.events)
+
+    async def watch(
+        self, request: eventlog_service_pb2.WatchRequest
+    ) -> AsyncIterator[eventlog_service_pb2.WatchResponse]:
+        """One object's events from a cursor or time, then live."""
+        call = self._stub.Watch(request, metadata=self._credentials.metadata())
+        try:
+            async for item in call:
+                yield item
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(exc) from exc
+        finally:
+            call.cancel()
+
+    async def close(self) -> None:
+        """Close the reading channel (the emitter belongs to the process)."""
+        await self._channel.close()
+
+
+def _unavailable(exc: grpc.aio.AioRpcError) -> errors.SfmeshError:
+    if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+        return errors.InvalidArgument(exc.details() or "bad event query")
+    return errors.Unavailable(
+        f"the eventlog is unavailable ({exc.code().name})", reason="EVENTLOG_UNAVAILABLE"
+    )

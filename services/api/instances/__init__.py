@@ -1,0 +1,1 @@
+"""InstanceService: the instance state machine, from create to purge."""

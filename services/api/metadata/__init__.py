@@ -1,0 +1,1 @@
+"""Metadata of every kind of object: the rules of keys and values."""

@@ -1,0 +1,1 @@
+"""AuthService: tokens, namespaces, their keys, trusts and metadata."""

@@ -1,0 +1,1 @@
+"""NetworkService: networks, their addresses, VXLAN ids and interfaces (NICs)."""

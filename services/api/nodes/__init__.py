@@ -1,0 +1,1 @@
+"""NodeService: the hypervisor nodes, as the scheduler records them."""
