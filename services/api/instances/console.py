@@ -4,17 +4,14 @@ instance not placed anywhere has no log, and reads as empty."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-import grpc
 from google.api import httpbody_pb2
 from google.protobuf import empty_pb2
 from sfmesh.v1 import instance_service_pb2
 
 from services.api.clients.events import Events
 from services.api.clients.node_agents import NodeAgents
+from services.api.instances.lookup import InstanceLookup
 from services.common import errors
-from services.common.instance_store import StoredInstance
 
 DEFAULT_LENGTH = 10240
 MOST = 3 * 1024 * 1024
@@ -33,32 +30,28 @@ def console_length(request: instance_service_pb2.GetConsoleDataRequest) -> int:
     return length or DEFAULT_LENGTH
 
 
-class ConsoleOperations:
-    """Mixed into the instance servicer, which provides `_resolve`,
-    `_events` and `_node_agents`."""
+class Console:
+    """Reads and empties console logs on the node hosting the instance."""
 
-    _events: Events
-    _node_agents: NodeAgents
-    _resolve: Callable[[str], Awaitable[StoredInstance]]
+    def __init__(self, lookup: InstanceLookup, events: Events, node_agents: NodeAgents) -> None:
+        self._lookup = lookup
+        self._events = events
+        self._node_agents = node_agents
 
-    async def GetConsoleData(
-        self,
-        request: instance_service_pb2.GetConsoleDataRequest,
-        context: grpc.aio.ServicerContext,
+    async def read(
+        self, request: instance_service_pb2.GetConsoleDataRequest
     ) -> httpbody_pb2.HttpBody:
+        """The tail of the log, `console_length` bytes long."""
         length = console_length(request)
-        instance = (await self._resolve(request.ref)).record.instance
+        instance = (await self._lookup.resolve(request.ref)).record.instance
         data = b""
         if instance.node:
             data = await self._node_agents.read_console(instance.node, instance.uuid, length)
         return httpbody_pb2.HttpBody(content_type=CONTENT_TYPE, data=data)
 
-    async def ClearConsoleData(
-        self,
-        request: instance_service_pb2.ClearConsoleDataRequest,
-        context: grpc.aio.ServicerContext,
-    ) -> empty_pb2.Empty:
-        instance = (await self._resolve(request.ref)).record.instance
+    async def clear(self, ref: str) -> empty_pb2.Empty:
+        """Empty the log, and record that it was."""
+        instance = (await self._lookup.resolve(ref)).record.instance
         if instance.node:
             await self._node_agents.clear_console(instance.node, instance.uuid)
         self._events.audit(instance.uuid, "console log cleared")

@@ -27,13 +27,13 @@ import time
 from sfmesh.v1 import instance_pb2, records_pb2
 
 from services.api.clients.events import NETWORK, Events
+from services.api.instances.history import record_state
 from services.api.networks.nics import held_addresses
 from services.api.networks.store import NetworkStore
 from services.common import errors
 from services.common import instance_states as states
 from services.common.instance_follower import InstanceFollower
 from services.common.instance_store import InstanceStore, StoredInstance
-from services.common.wire import wire_name
 
 log = logging.getLogger("sfmesh.api.deletion")
 
@@ -125,8 +125,7 @@ class Finisher:
             raise errors.Aborted(f"instance {uuid} kept changing while its delete finished")
         if audit:
             self._events.audit(uuid, audit)
-        state = wire_name(instance_pb2.InstanceState.DESCRIPTOR, states.DELETED)
-        self._events.attribute_set(uuid, "state", state)
+        record_state(self._events, uuid, states.DELETED)
         for network_uuid in await self._networks.finish_unused(held):
             self._events.attribute_set(network_uuid, "state", "deleted", kind=NETWORK)
         return True

@@ -4,28 +4,29 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
-import grpc
 from sfmesh.v1 import eventlog_service_pb2, instance_service_pb2
 
 from services.api.clients.events import DEFAULT_EVENT_LIMIT, Events
 from services.api.instances import watch
-from services.common.instance_store import InstanceStore, StoredInstance
+from services.api.instances.lookup import InstanceLookup
+from services.common.instance_store import InstanceStore
 from services.common.interceptors import caller
 
 
 class Observation:
-    """Mixed into the instance servicer, which provides `_resolve`, `_events`
-    and `_instances`."""
+    """Watches of instances, and an instance's events."""
 
-    _events: Events
-    _instances: InstanceStore
-    _resolve: Callable[[str], Awaitable[StoredInstance]]
+    def __init__(self, lookup: InstanceLookup, instances: InstanceStore, events: Events) -> None:
+        self._lookup = lookup
+        self._instances = instances
+        self._events = events
 
-    async def WatchInstances(
-        self, request: instance_service_pb2.WatchInstancesRequest, context: grpc.aio.ServicerContext
+    async def watch_all(
+        self, request: instance_service_pb2.WatchInstancesRequest
     ) -> AsyncIterator[instance_service_pb2.WatchInstancesResponse]:
+        """Every visible instance, then each change seen."""
         namespace = caller().namespace
         current, revision = await self._instances.snapshot()
         for stored in current:
@@ -41,10 +42,11 @@ class Observation:
                 change, instance = watch.classify(old, new)
                 yield instance_service_pb2.WatchInstancesResponse(change=change, instance=instance)
 
-    async def WatchInstance(
-        self, request: instance_service_pb2.WatchInstanceRequest, context: grpc.aio.ServicerContext
+    async def watch_one(
+        self, request: instance_service_pb2.WatchInstanceRequest
     ) -> AsyncIterator[instance_service_pb2.WatchInstanceResponse]:
-        stored = await self._resolve(request.ref)
+        """The instance, then each of its changes, until it is purged."""
+        stored = await self._lookup.resolve(request.ref)
         uuid = stored.record.instance.uuid
         yield instance_service_pb2.WatchInstanceResponse(
             change=watch.Change.CHANGE_TYPE_EXISTING, instance=stored.record.instance
@@ -57,12 +59,11 @@ class Observation:
             if change == watch.Change.CHANGE_TYPE_PURGED:
                 return
 
-    async def ListInstanceEvents(
-        self,
-        request: instance_service_pb2.ListInstanceEventsRequest,
-        context: grpc.aio.ServicerContext,
+    async def list_events(
+        self, request: instance_service_pb2.ListInstanceEventsRequest
     ) -> instance_service_pb2.ListInstanceEventsResponse:
-        stored = await self._resolve(request.ref)
+        """The instance's events, newest first."""
+        stored = await self._lookup.resolve(request.ref)
         events = await self._events.newest(
             "instance",
             stored.record.instance.uuid,
@@ -71,12 +72,11 @@ class Observation:
         )
         return instance_service_pb2.ListInstanceEventsResponse(events=events)
 
-    async def WatchInstanceEvents(
-        self,
-        request: instance_service_pb2.WatchInstanceEventsRequest,
-        context: grpc.aio.ServicerContext,
+    async def watch_events(
+        self, request: instance_service_pb2.WatchInstanceEventsRequest
     ) -> AsyncIterator[instance_service_pb2.WatchInstanceEventsResponse]:
-        stored = await self._resolve(request.ref)
+        """The instance's events from a cursor or time, then live."""
+        stored = await self._lookup.resolve(request.ref)
         query = eventlog_service_pb2.WatchRequest(
             object_type="instance",
             object_uuid=stored.record.instance.uuid,

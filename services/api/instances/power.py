@@ -8,19 +8,16 @@ the hypervisor refuses, 503 when the agent cannot be reached.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-import grpc
 from google.protobuf import empty_pb2
-from sfmesh.v1 import instance_pb2, instance_service_pb2, node_agent_service_pb2
+from sfmesh.v1 import instance_pb2, node_agent_service_pb2
 
 from services.api.clients.events import Events
 from services.api.clients.node_agents import NodeAgents
+from services.api.instances.history import state_name
+from services.api.instances.lookup import InstanceLookup
 from services.common import errors
 from services.common import instance_states as states
-from services.common.instance_store import StoredInstance
 from services.common.interceptors import request_id
-from services.common.wire import wire_name
 
 Operation = node_agent_service_pb2.PowerOperation
 LABELS = {
@@ -37,19 +34,22 @@ LABELS = {
 def check_ready(instance: instance_pb2.Instance) -> None:
     """Power operations need a `created` instance. Pure."""
     if instance.state != states.CREATED:
-        state = wire_name(instance_pb2.InstanceState.DESCRIPTOR, instance.state)
-        raise errors.NotReady(f"instance {instance.uuid} is not ready ({state})")
+        raise errors.NotReady(
+            f"instance {instance.uuid} is not ready ({state_name(instance.state)})"
+        )
 
 
-class PowerOperations:
-    """Mixed into the instance servicer, which provides `_resolve` and `_events`."""
+class Power:
+    """Carries out power operations on the node agent hosting the instance."""
 
-    _events: Events
-    _node_agents: NodeAgents
-    _resolve: Callable[[str], Awaitable[StoredInstance]]
+    def __init__(self, lookup: InstanceLookup, events: Events, node_agents: NodeAgents) -> None:
+        self._lookup = lookup
+        self._events = events
+        self._node_agents = node_agents
 
-    async def _power(self, ref: str, operation: Operation) -> empty_pb2.Empty:
-        instance = (await self._resolve(ref)).record.instance
+    async def change(self, ref: str, operation: Operation) -> empty_pb2.Empty:
+        """Apply `operation` to the instance `ref` names."""
+        instance = (await self._lookup.resolve(ref)).record.instance
         check_ready(instance)
         label = LABELS[operation]
         self._events.audit(instance.uuid, f"{label} request from REST API")
@@ -61,33 +61,3 @@ class PowerOperations:
             self._events.audit(instance.uuid, f"{label} failed")
             raise
         return empty_pb2.Empty()
-
-    async def RebootSoft(
-        self, request: instance_service_pb2.RebootSoftRequest, context: grpc.aio.ServicerContext
-    ) -> empty_pb2.Empty:
-        return await self._power(request.ref, Operation.POWER_OPERATION_REBOOT_SOFT)
-
-    async def RebootHard(
-        self, request: instance_service_pb2.RebootHardRequest, context: grpc.aio.ServicerContext
-    ) -> empty_pb2.Empty:
-        return await self._power(request.ref, Operation.POWER_OPERATION_REBOOT_HARD)
-
-    async def PowerOff(
-        self, request: instance_service_pb2.PowerOffRequest, context: grpc.aio.ServicerContext
-    ) -> empty_pb2.Empty:
-        return await self._power(request.ref, Operation.POWER_OPERATION_POWER_OFF)
-
-    async def PowerOn(
-        self, request: instance_service_pb2.PowerOnRequest, context: grpc.aio.ServicerContext
-    ) -> empty_pb2.Empty:
-        return await self._power(request.ref, Operation.POWER_OPERATION_POWER_ON)
-
-    async def Pause(
-        self, request: instance_service_pb2.PauseRequest, context: grpc.aio.ServicerContext
-    ) -> empty_pb2.Empty:
-        return await self._power(request.ref, Operation.POWER_OPERATION_PAUSE)
-
-    async def Unpause(
-        self, request: instance_service_pb2.UnpauseRequest, context: grpc.aio.ServicerContext
-    ) -> empty_pb2.Empty:
-        return await self._power(request.ref, Operation.POWER_OPERATION_UNPAUSE)

@@ -1,19 +1,20 @@
 """InstanceService: each RPC checks, calls the domain, and answers.
 
+Listing, reading and deleting are written here; the other routes are
+delegated, one line each, to handlers that are given what they use:
+`Creation`, `Power`, `Console`, `Observation` and the metadata handler.
 Errors are raised as `services.common.errors` and mapped once by the request
 interceptor.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import random
-import time
-import uuid
+from collections.abc import AsyncIterator
 
 import grpc
-from google.protobuf import empty_pb2, json_format
+from google.api import httpbody_pb2
+from google.protobuf import empty_pb2, struct_pb2
 from sfmesh.v1 import (
     instance_pb2,
     instance_service_pb2,
@@ -21,56 +22,41 @@ from sfmesh.v1 import (
     records_pb2,
 )
 
-from services.api import sizes
-from services.api.clients.events import Events
+from services.api.clients.events import INSTANCE, Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.clients.scheduler import Scheduler
-from services.api.instances import idempotency, validation
-from services.api.instances.cache import UNSURE, InstanceCache
-from services.api.instances.console import ConsoleOperations
+from services.api.instances import validation
+from services.api.instances.cache import InstanceCache
+from services.api.instances.console import Console
+from services.api.instances.creation import Creation
 from services.api.instances.deletion import Finisher, ask_deletion
+from services.api.instances.history import record_state
 from services.api.instances.idempotency import IdempotencyKeys
+from services.api.instances.lookup import InstanceLookup
 from services.api.instances.observation import Observation
-from services.api.instances.power import PowerOperations
-from services.api.metadata import rules as metadata
+from services.api.instances.power import Operation, Power
+from services.api.metadata.handler import MetadataEvents, MetadataHandler
 from services.api.namespaces import rules as namespace_rules
 from services.api.namespaces.store import NamespaceStore
-from services.api.networks.nics import PlannedNics, plan_nics
 from services.api.networks.store import NetworkStore
-from services.api.visibility import SYSTEM, as_uuid, can_see
+from services.api.visibility import can_see
 from services.common import errors
 from services.common import instance_states as states
 from services.common.instance_store import InstanceStore, StoredInstance
-from services.common.interceptors import caller, request_id
-from services.common.store import Put
-from services.common.wire import wire_name
-
-PowerStateEnum = instance_pb2.PowerState.DESCRIPTOR
-NIC_ATTEMPTS = 8
-"""Creates with NICs retried when a drawn address or MAC was taken meanwhile
-(a busy network near full makes such draws collide often)."""
-NIC_RETRY_JITTER = 0.005
-"""Up to this many seconds, times the attempt, between two attempts."""
+from services.common.interceptors import caller
 
 
-def visible(stored: StoredInstance | None) -> StoredInstance:
-    """`stored` when the caller may see it; 404 when it is absent or not theirs."""
-    if stored is None or not can_see(caller().namespace, stored.record.instance.namespace):
-        raise errors.NotFound("instance not found")
-    return stored
+def instance_metadata(record: records_pb2.InstanceRecord, ref: str) -> struct_pb2.Struct:
+    """An instance's metadata in its record. Pure."""
+    return record.instance.metadata
 
 
-def state_name(state: int) -> str:
-    """An instance state's wire string."""
-    return wire_name(instance_pb2.InstanceState.DESCRIPTOR, state)
+def instance_uuid(stored: StoredInstance) -> str:
+    """The uuid an instance's events are recorded on. Pure."""
+    return stored.record.instance.uuid
 
 
-class InstanceServicer(
-    PowerOperations,
-    ConsoleOperations,
-    Observation,
-    instance_service_pb2_grpc.InstanceServiceServicer,
-):
+class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
     """The instance API over etcd."""
 
     def __init__(
@@ -86,17 +72,22 @@ class InstanceServicer(
         finisher: Finisher,
         cache: InstanceCache,
     ) -> None:
-        self._cache = cache
-        self._networks = networks
-        self._finisher = finisher
-        self._rng = random.SystemRandom()
-        self._keys = keys
-        self._scheduler = scheduler
-        self._node_agents = node_agents
         self._instances = instances
         self._namespaces = namespaces
         self._events = events
-        self._limits = limits
+        self._finisher = finisher
+        self._lookup = InstanceLookup(instances, cache)
+        self._creation = Creation(instances, namespaces, events, keys, limits, scheduler, networks)
+        self._power = Power(self._lookup, events, node_agents)
+        self._console = Console(self._lookup, events, node_agents)
+        self._observation = Observation(self._lookup, instances, events)
+        self._metadata = MetadataHandler(
+            find=self._lookup.resolve,
+            metadata_of=instance_metadata,
+            update=instances.update,
+            bounded=True,
+            recorded=MetadataEvents(events, INSTANCE, instance_uuid),
+        )
 
     async def ListInstances(
         self, request: instance_service_pb2.ListInstancesRequest, context: grpc.aio.ServicerContext
@@ -119,95 +110,19 @@ class InstanceServicer(
     async def GetInstance(
         self, request: instance_service_pb2.GetInstanceRequest, context: grpc.aio.ServicerContext
     ) -> instance_pb2.Instance:
-        canonical = as_uuid(request.ref)
-        copied = UNSURE if canonical is None else self._cache.get(canonical)
-        if copied is UNSURE:
-            return (await self._resolve(request.ref)).record.instance
-        return visible(copied).record.instance
+        return (await self._lookup.read(request.ref)).record.instance
 
     async def CreateInstance(
         self,
         request: instance_service_pb2.CreateInstanceRequest,
         context: grpc.aio.ServicerContext,
     ) -> instance_pb2.Instance:
-        namespace = await self._target_namespace(request)
-        instance = validation.build_instance(
-            request, uuid=str(uuid.uuid4()), namespace=namespace, limits=self._limits
-        )
-        now = time.time()
-        claim: list[Put] = []
-        retry_key = request.idempotency_key if request.HasField("idempotency_key") else ""
-        if retry_key:
-            digest = idempotency.request_hash(request)
-            earlier = await self._keys.earlier(namespace, retry_key, digest, now)
-            if earlier.instance_uuid is not None:
-                return await self._first_created(earlier.instance_uuid)
-            claim.append(
-                IdempotencyKeys.claim(namespace, retry_key, digest, instance.uuid, now, earlier)
-            )
-        nics = await self._plan_nics(request, namespace, instance)
-        placement = await self._scheduler.place(instance, request_id())
-        instance.node = placement.node
-        written = False
-        try:
-            for attempt in range(NIC_ATTEMPTS):
-                if attempt:  # a random address was taken meanwhile: draw again
-                    await asyncio.sleep(self._rng.uniform(0, NIC_RETRY_JITTER * attempt))
-                    nics = await self._plan_nics(request, namespace, instance)
-                del instance.interfaces[:]
-                instance.interfaces.extend(nics.interfaces)
-                record = records_pb2.InstanceRecord(
-                    instance=instance, created_at=now, create_request_id=request_id()
-                )
-                written = await self._instances.create(record, *claim, *nics.reservations)
-                if written or not nics.reservations:
-                    break
-                if (
-                    claim
-                    and (await self._keys.earlier(namespace, retry_key, digest, now)).instance_uuid
-                ):
-                    break  # not a draw that clashed: another create with this key won
-        finally:
-            if not written:
-                await self._scheduler.release(placement)
-        if not written:
-            if claim:  # another create with this key won the race: answer its instance
-                earlier = await self._keys.earlier(namespace, retry_key, digest, now)
-                if earlier.instance_uuid is not None:
-                    return await self._first_created(earlier.instance_uuid)
-            raise errors.Aborted("a concurrent create got in the way; try again")
-        self._record_creation(instance)
-        return instance
-
-    async def _plan_nics(
-        self,
-        request: instance_service_pb2.CreateInstanceRequest,
-        namespace: str,
-        instance: instance_pb2.Instance,
-    ) -> PlannedNics:
-        return await plan_nics(
-            self._networks,
-            caller().namespace,
-            namespace,
-            instance.uuid,
-            request.network,
-            self._rng,
-        )
-
-    async def _first_created(self, uuid: str) -> instance_pb2.Instance:
-        """The instance a retried create's first attempt made."""
-        stored = await self._instances.get(uuid)
-        if stored is None:
-            raise errors.Conflict(
-                f"the instance {uuid} this Idempotency-Key created has been purged",
-                reason="IDEMPOTENCY_TARGET_PURGED",
-            )
-        return stored.record.instance
+        return await self._creation.create(request)
 
     async def DeleteInstance(
         self, request: instance_service_pb2.DeleteInstanceRequest, context: grpc.aio.ServicerContext
     ) -> instance_pb2.Instance:
-        stored = await self._resolve(request.ref)
+        stored = await self._lookup.resolve(request.ref)
         if request.HasField("namespace") and await self._namespaces.get(request.namespace) is None:
             raise errors.NotFound("namespace not found")
         before = stored.record.instance
@@ -254,72 +169,7 @@ class InstanceServicer(
         await self._instances.update(stored, ask)
         self._events.audit(uuid, audit)
         if was != states.DELETE_WAIT:
-            self._events.attribute_set(uuid, "state", state_name(states.DELETE_WAIT))
-
-    async def ListInstanceInterfaces(
-        self,
-        request: instance_service_pb2.ListInstanceInterfacesRequest,
-        context: grpc.aio.ServicerContext,
-    ) -> instance_service_pb2.ListInstanceInterfacesResponse:
-        stored = await self._resolve(request.ref)
-        return instance_service_pb2.ListInstanceInterfacesResponse(
-            interfaces=stored.record.instance.interfaces
-        )
-
-    async def GetInstanceMetadata(
-        self,
-        request: instance_service_pb2.GetInstanceMetadataRequest,
-        context: grpc.aio.ServicerContext,
-    ) -> instance_service_pb2.GetInstanceMetadataResponse:
-        stored = await self._resolve(request.ref)
-        return instance_service_pb2.GetInstanceMetadataResponse(
-            metadata=stored.record.instance.metadata
-        )
-
-    async def SetInstanceMetadata(
-        self,
-        request: instance_service_pb2.SetInstanceMetadataRequest,
-        context: grpc.aio.ServicerContext,
-    ) -> empty_pb2.Empty:
-        stored = await self._resolve(request.ref)
-        value = json_format.MessageToDict(request.value) if request.HasField("value") else None
-        metadata.check_entry(request.key, value)
-
-        def store_value(record: records_pb2.InstanceRecord) -> None:
-            before = record.ByteSize()
-            metadata.put_entry(record.instance.metadata, request.key, request.value)
-            sizes.check_record_growth(before, record)
-
-        uuid = stored.record.instance.uuid
-        self._events.audit(
-            uuid, "set metadata key request from REST API", {"key": request.key, "value": value}
-        )
-        record = await self._instances.update(stored, store_value)
-        self._events.attribute_set(
-            uuid, "metadata", json_format.MessageToDict(record.instance.metadata)
-        )
-        return empty_pb2.Empty()
-
-    async def DeleteInstanceMetadata(
-        self,
-        request: instance_service_pb2.DeleteInstanceMetadataRequest,
-        context: grpc.aio.ServicerContext,
-    ) -> empty_pb2.Empty:
-        stored = await self._resolve(request.ref)
-        if not request.key:
-            raise errors.InvalidArgument("no key specified")
-        uuid = stored.record.instance.uuid
-        self._events.audit(uuid, "delete metadata key request from REST API", {"key": request.key})
-        if request.key in stored.record.instance.metadata.fields:
-
-            def drop_key(record: records_pb2.InstanceRecord) -> None:
-                record.instance.metadata.fields.pop(request.key, None)
-
-            record = await self._instances.update(stored, drop_key)
-            self._events.attribute_set(
-                uuid, "metadata", json_format.MessageToDict(record.instance.metadata)
-            )
-        return empty_pb2.Empty()
+            record_state(self._events, uuid, states.DELETE_WAIT)
 
     async def _delete_all_namespace(
         self, request: instance_service_pb2.DeleteAllInstancesRequest
@@ -329,56 +179,105 @@ class InstanceServicer(
         exists = given is not None and await self._namespaces.get(given) is not None
         return namespace_rules.delete_all_target(caller().namespace, given, exists, request.confirm)
 
-    def _record_creation(self, instance: instance_pb2.Instance) -> None:
-        """The events of a new record (reference §7.3, steps 1 to 5)."""
-        summary = {
-            "name": instance.name,
-            "namespace": instance.namespace,
-            "cpus": instance.cpus,
-            "memory": instance.memory,
-            "version": instance.version,
-        }
-        self._events.audit(instance.uuid, "db record created", summary)
-        self._events.attribute_set(instance.uuid, "state", state_name(instance.state))
-        self._events.attribute_set(
-            instance.uuid,
-            "power_state",
-            {"power_state": wire_name(PowerStateEnum, instance.power_state)},
+    async def ListInstanceInterfaces(
+        self,
+        request: instance_service_pb2.ListInstanceInterfacesRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> instance_service_pb2.ListInstanceInterfacesResponse:
+        stored = await self._lookup.resolve(request.ref)
+        return instance_service_pb2.ListInstanceInterfacesResponse(
+            interfaces=stored.record.instance.interfaces
         )
-        self._events.audit(instance.uuid, "create request from REST API")
-        if instance.metadata.fields:
-            self._events.attribute_set(
-                instance.uuid, "metadata", json_format.MessageToDict(instance.metadata)
-            )
 
-    async def _target_namespace(self, request: instance_service_pb2.CreateInstanceRequest) -> str:
-        """The namespace a create goes to, which must exist and admit the caller."""
-        own = caller().namespace
-        target = request.namespace if request.HasField("namespace") and request.namespace else own
-        record = await self._namespaces.get(target)
-        if record is None:
-            raise errors.NotFound("namespace not found")
-        if target != own and own != SYSTEM and own not in record.trust:
-            raise errors.NotFound("namespace not found")  # not trusted: as if absent
-        return target
+    async def GetInstanceMetadata(
+        self,
+        request: instance_service_pb2.GetInstanceMetadataRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> instance_service_pb2.GetInstanceMetadataResponse:
+        metadata = await self._metadata.get(request.ref)
+        return instance_service_pb2.GetInstanceMetadataResponse(metadata=metadata)
 
-    async def _resolve(self, ref: str) -> StoredInstance:
-        """The instance `ref` names (UUID or name), visible to the caller."""
-        namespace = caller().namespace
-        canonical = as_uuid(ref)
-        if canonical is not None:
-            return visible(await self._instances.get(canonical))
-        matches = [
-            stored
-            async for stored in self._instances.all()
-            if stored.record.instance.name == ref
-            and stored.record.instance.state in states.ACTIVE
-            and can_see(namespace, stored.record.instance.namespace)
-        ]
-        if not matches:
-            raise errors.NotFound("instance not found")
-        if len(matches) > 1:
-            raise errors.InvalidArgument(
-                f'multiple instances have the name "{ref}" in namespace "{namespace}"'
-            )
-        return matches[0]
+    async def SetInstanceMetadata(
+        self,
+        request: instance_service_pb2.SetInstanceMetadataRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> empty_pb2.Empty:
+        return await self._metadata.set(request.ref, request.key, request.value)
+
+    async def DeleteInstanceMetadata(
+        self,
+        request: instance_service_pb2.DeleteInstanceMetadataRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> empty_pb2.Empty:
+        return await self._metadata.delete(request.ref, request.key)
+
+    async def RebootSoft(
+        self, request: instance_service_pb2.RebootSoftRequest, context: grpc.aio.ServicerContext
+    ) -> empty_pb2.Empty:
+        return await self._power.change(request.ref, Operation.POWER_OPERATION_REBOOT_SOFT)
+
+    async def RebootHard(
+        self, request: instance_service_pb2.RebootHardRequest, context: grpc.aio.ServicerContext
+    ) -> empty_pb2.Empty:
+        return await self._power.change(request.ref, Operation.POWER_OPERATION_REBOOT_HARD)
+
+    async def PowerOff(
+        self, request: instance_service_pb2.PowerOffRequest, context: grpc.aio.ServicerContext
+    ) -> empty_pb2.Empty:
+        return await self._power.change(request.ref, Operation.POWER_OPERATION_POWER_OFF)
+
+    async def PowerOn(
+        self, request: instance_service_pb2.PowerOnRequest, context: grpc.aio.ServicerContext
+    ) -> empty_pb2.Empty:
+        return await self._power.change(request.ref, Operation.POWER_OPERATION_POWER_ON)
+
+    async def Pause(
+        self, request: instance_service_pb2.PauseRequest, context: grpc.aio.ServicerContext
+    ) -> empty_pb2.Empty:
+        return await self._power.change(request.ref, Operation.POWER_OPERATION_PAUSE)
+
+    async def Unpause(
+        self, request: instance_service_pb2.UnpauseRequest, context: grpc.aio.ServicerContext
+    ) -> empty_pb2.Empty:
+        return await self._power.change(request.ref, Operation.POWER_OPERATION_UNPAUSE)
+
+    async def GetConsoleData(
+        self,
+        request: instance_service_pb2.GetConsoleDataRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> httpbody_pb2.HttpBody:
+        return await self._console.read(request)
+
+    async def ClearConsoleData(
+        self,
+        request: instance_service_pb2.ClearConsoleDataRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> empty_pb2.Empty:
+        return await self._console.clear(request.ref)
+
+    async def WatchInstances(
+        self, request: instance_service_pb2.WatchInstancesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[instance_service_pb2.WatchInstancesResponse]:
+        async for reply in self._observation.watch_all(request):
+            yield reply
+
+    async def WatchInstance(
+        self, request: instance_service_pb2.WatchInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[instance_service_pb2.WatchInstanceResponse]:
+        async for reply in self._observation.watch_one(request):
+            yield reply
+
+    async def ListInstanceEvents(
+        self,
+        request: instance_service_pb2.ListInstanceEventsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> instance_service_pb2.ListInstanceEventsResponse:
+        return await self._observation.list_events(request)
+
+    async def WatchInstanceEvents(
+        self,
+        request: instance_service_pb2.WatchInstanceEventsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[instance_service_pb2.WatchInstanceEventsResponse]:
+        async for reply in self._observation.watch_events(request):
+            yield reply

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import grpc
-from google.protobuf import empty_pb2
+from google.protobuf import empty_pb2, struct_pb2
 from sfmesh.v1 import auth_service_pb2, auth_service_pb2_grpc, records_pb2
 
+from services.api.metadata.handler import MetadataHandler
 from services.api.namespaces import rules
 from services.api.namespaces.keys import make_key, matching_key
-from services.api.namespaces.metadata import NamespaceMetadata
+from services.api.namespaces.lookup import NamespaceLookup
 from services.api.namespaces.store import NamespaceStore
 from services.common import errors
 from services.common.interceptors import caller
@@ -25,12 +26,22 @@ from services.common.tokens import TokenAuthority
 Change = Callable[[records_pb2.NamespaceRecord], None]
 
 
-class AuthServicer(NamespaceMetadata, auth_service_pb2_grpc.AuthServiceServicer):
-    """POST /auth and the /auth/namespaces routes."""
+def namespace_metadata(record: records_pb2.NamespaceRecord, name: str) -> struct_pb2.Struct:
+    """A namespace's metadata in its record. Pure."""
+    return record.metadata
+
+
+class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
+    """POST /auth and the /auth/namespaces routes; the metadata routes are
+    delegated to the metadata handler."""
 
     def __init__(self, namespaces: NamespaceStore, authority: TokenAuthority) -> None:
         self._namespaces = namespaces
         self._authority = authority
+        self._lookup = NamespaceLookup(namespaces)
+        self._metadata = MetadataHandler(
+            find=self._lookup.visible, metadata_of=namespace_metadata, update=namespaces.update
+        )
 
     async def CreateToken(
         self, request: auth_service_pb2.CreateTokenRequest, context: grpc.aio.ServicerContext
@@ -93,7 +104,7 @@ class AuthServicer(NamespaceMetadata, auth_service_pb2_grpc.AuthServiceServicer)
     ) -> empty_pb2.Empty:
         me = caller().namespace
         rules.check_system(me)
-        stored = await self._stored(request.namespace)
+        stored = await self._lookup.live(request.namespace)
         rules.check_deletable(
             request.namespace, await self._namespaces.instance_states(request.namespace)
         )
@@ -116,7 +127,7 @@ class AuthServicer(NamespaceMetadata, auth_service_pb2_grpc.AuthServiceServicer)
         self, request: auth_service_pb2.CreateKeyRequest, context: grpc.aio.ServicerContext
     ) -> auth_service_pb2.CreateKeyResponse:
         me = caller().namespace
-        stored = await self._visible(me, request.namespace)
+        stored = await self._lookup.visible(request.namespace)
         rules.check_new_key(request.key_name, request.key)
         key = await make_key(request.key_name, request.key)
 
@@ -132,7 +143,7 @@ class AuthServicer(NamespaceMetadata, auth_service_pb2_grpc.AuthServiceServicer)
     ) -> empty_pb2.Empty:
         me = caller().namespace
         rules.check_system(me)
-        stored = await self._visible(me, request.namespace)
+        stored = await self._lookup.visible(request.namespace)
         _check_has_key(stored.record, request.key_name)
         rules.check_new_key(request.key_name, request.key)
         key = await make_key(request.key_name, request.key)
@@ -149,7 +160,7 @@ class AuthServicer(NamespaceMetadata, auth_service_pb2_grpc.AuthServiceServicer)
         self, request: auth_service_pb2.DeleteKeyRequest, context: grpc.aio.ServicerContext
     ) -> empty_pb2.Empty:
         me = caller().namespace
-        stored = await self._visible(me, request.namespace)
+        stored = await self._lookup.visible(request.namespace)
 
         def remove(record: records_pb2.NamespaceRecord) -> None:
             rules.check_visible(me, record)
@@ -173,7 +184,7 @@ class AuthServicer(NamespaceMetadata, auth_service_pb2_grpc.AuthServiceServicer)
     ) -> auth_service_pb2.Namespace:
         """Reference §3.7's order: exists (404), external given (400), trusted (404)."""
         me = caller().namespace
-        stored = await self._stored(namespace)
+        stored = await self._lookup.live(namespace)
         rules.check_external_namespace(external)
         rules.check_visible(me, stored.record)
 
@@ -186,20 +197,27 @@ class AuthServicer(NamespaceMetadata, auth_service_pb2_grpc.AuthServiceServicer)
 
         return rules.view(await self._namespaces.update(stored, change))
 
-    async def _stored(self, name: str) -> NamespaceStore.Stored:
-        """The live namespace `name` with its revision; 404 when missing or deleted."""
-        stored = await self._namespaces.get_stored(name)
-        if stored is None or not rules.is_live(stored.record):
-            raise rules.not_found()
-        return stored
+    async def GetNamespaceMetadata(
+        self,
+        request: auth_service_pb2.GetNamespaceMetadataRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> auth_service_pb2.GetNamespaceMetadataResponse:
+        metadata = await self._metadata.get(request.namespace)
+        return auth_service_pb2.GetNamespaceMetadataResponse(metadata=metadata)
 
-    async def _visible(self, me: str, name: str) -> NamespaceStore.Stored:
-        """The namespace `name` if the caller may act on it; 404 otherwise."""
-        stored = await self._namespaces.get_stored(name)
-        if stored is None:
-            raise rules.not_found()
-        rules.check_visible(me, stored.record)
-        return stored
+    async def SetNamespaceMetadata(
+        self,
+        request: auth_service_pb2.SetNamespaceMetadataRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> empty_pb2.Empty:
+        return await self._metadata.set(request.namespace, request.key, request.value)
+
+    async def DeleteNamespaceMetadata(
+        self,
+        request: auth_service_pb2.DeleteNamespaceMetadataRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> empty_pb2.Empty:
+        return await self._metadata.delete(request.namespace, request.key)
 
 
 def _exists() -> errors.PermissionDenied:

@@ -9,8 +9,11 @@ from __future__ import annotations
 import random
 import time
 
+from google.protobuf import empty_pb2
 from sfmesh.v1 import records_pb2
 
+from services.api.clients.events import NETWORK, Events
+from services.api.networks.lookup import NetworkLookup
 from services.api.networks.store import Held, NetworkStore
 from services.common import errors, instance_states
 from services.common.addresses import FLOATING, address_key, reservation
@@ -70,6 +73,53 @@ async def defloat_interface(
             return floating
         stored = await _again(instances, stored)
     raise errors.Unavailable("the interface kept changing; try again")
+
+
+class Floating:
+    """FloatInterface and DefloatInterface, with their network events."""
+
+    def __init__(
+        self,
+        lookup: NetworkLookup,
+        instances: InstanceStore,
+        networks: NetworkStore,
+        events: Events,
+        rng: random.Random,
+    ) -> None:
+        self._lookup = lookup
+        self._instances = instances
+        self._networks = networks
+        self._events = events
+        self._rng = rng
+
+    async def float_address(self, interface_uuid: str) -> empty_pb2.Empty:
+        """A floating address now (507 when the pool is full); the node
+        hosting the instance maps it. Floating again keeps the address."""
+        stored, nic = await self._lookup.interface(interface_uuid)
+        network = await self._networks.get(nic.network_uuid)
+        if network is None:
+            raise errors.NotFound("interface network not found")
+        if not network.record.network.provide_nat:
+            raise errors.Conflict(
+                "interface network does not provide NAT, so it cannot float",
+                reason="NETWORK_WITHOUT_NAT",
+            )
+        floating, taken = await float_interface(
+            self._instances, self._networks, stored, nic.uuid, self._rng
+        )
+        if taken:
+            extra = {"floating": floating, "inner": nic.ipv4, "interface": nic.uuid}
+            self._events.audit(nic.network_uuid, "adding floating ip", extra, kind=NETWORK)
+        return empty_pb2.Empty()
+
+    async def defloat_address(self, interface_uuid: str) -> empty_pb2.Empty:
+        """Gives the floating address back; fine when there is none."""
+        stored, nic = await self._lookup.interface(interface_uuid)
+        floating = await defloat_interface(self._instances, self._networks, stored, nic.uuid)
+        if floating:
+            extra = {"floating": floating, "inner": nic.ipv4, "interface": nic.uuid}
+            self._events.audit(nic.network_uuid, "removing floating", extra, kind=NETWORK)
+        return empty_pb2.Empty()
 
 
 def _copy(stored: StoredInstance) -> records_pb2.InstanceRecord:

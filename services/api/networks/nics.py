@@ -17,7 +17,7 @@ from sfmesh.v1 import instance_pb2, network_service_pb2
 
 from services.api.networks import ipam
 from services.api.networks.floating import floating_put
-from services.api.networks.servicer import resolve_network
+from services.api.networks.lookup import resolve_network
 from services.api.networks.store import Held, NetworkStore
 from services.common import errors
 from services.common.addresses import FLOATING, address_key, mac_key, pick_free, reservation

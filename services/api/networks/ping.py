@@ -5,15 +5,14 @@ agent; ping's lines come back whether the address answered or not."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Awaitable, Callable
 
-import grpc
 from sfmesh.v1 import network_service_pb2, node_agent_service_pb2
 
 from services.api.clients.events import NETWORK, Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.networks import ipam
-from services.api.networks.store import NetworkStore, StoredNetwork
+from services.api.networks.lookup import NetworkLookup
+from services.api.networks.store import NetworkStore
 from services.common import errors, instance_states
 from services.common.instance_store import InstanceStore
 from services.common.wire import wire_name
@@ -21,24 +20,29 @@ from services.common.wire import wire_name
 State = network_service_pb2.NetworkState
 
 
-class NetworkPing:
-    """Mixed into the network servicer, which provides `_resolve`,
-    `_networks`, `_instances`, `_node_agents` and `_events`."""
+class Ping:
+    """Pings addresses of networks through the node agents carrying them."""
 
-    _resolve: Callable[[str], Awaitable[StoredNetwork]]
-    _networks: NetworkStore
-    _instances: InstanceStore
-    _node_agents: NodeAgents
-    _events: Events
-
-    async def PingNetworkAddress(
+    def __init__(
         self,
-        request: network_service_pb2.PingNetworkAddressRequest,
-        context: grpc.aio.ServicerContext,
+        lookup: NetworkLookup,
+        networks: NetworkStore,
+        instances: InstanceStore,
+        node_agents: NodeAgents,
+        events: Events,
+    ) -> None:
+        self._lookup = lookup
+        self._networks = networks
+        self._instances = instances
+        self._node_agents = node_agents
+        self._events = events
+
+    async def ping(
+        self, request: network_service_pb2.PingNetworkAddressRequest
     ) -> network_service_pb2.PingNetworkAddressResponse:
-        """400 for a bad address or one outside the block, 406 unless the
-        network is created, 409 when no node carries it yet."""
-        network = (await self._resolve(request.ref)).record.network
+        """ping's lines; 400 for a bad address or one outside the block, 406
+        unless the network is created, 409 when no node carries it yet."""
+        network = (await self._lookup.network(request.ref)).record.network
         if network.state != State.NETWORK_STATE_CREATED:
             state = wire_name(State.DESCRIPTOR, network.state)
             raise errors.NotReady(f"network {network.uuid} is not ready ({state})")

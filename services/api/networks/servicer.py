@@ -17,49 +17,46 @@ import time
 import uuid as uuid_module
 
 import grpc
-from google.protobuf import empty_pb2
+from google.protobuf import empty_pb2, struct_pb2
 from sfmesh.v1 import instance_pb2, network_service_pb2, network_service_pb2_grpc, records_pb2
 
 from services.api import sizes
 from services.api.clients.events import DEFAULT_EVENT_LIMIT, NETWORK, Events
 from services.api.clients.node_agents import NodeAgents
+from services.api.metadata.handler import MetadataHandler
 from services.api.namespaces import rules as namespace_rules
 from services.api.namespaces.store import NamespaceStore
 from services.api.networks import ipam
-from services.api.networks.floating import defloat_interface, float_interface
-from services.api.networks.interface_metadata import InterfaceMetadata
-from services.api.networks.network_metadata import NetworkMetadata
-from services.api.networks.ping import NetworkPing
+from services.api.networks.floating import Floating
+from services.api.networks.lookup import LISTED, NetworkLookup
+from services.api.networks.ping import Ping
 from services.api.networks.store import NetworkStore, StoredNetwork
-from services.api.visibility import SYSTEM, as_uuid, can_see
+from services.api.visibility import SYSTEM, can_see
 from services.common import errors, instance_states
 from services.common.addresses import FLOATING, reservation
-from services.common.instance_store import InstanceStore, StoredInstance
+from services.common.instance_store import InstanceStore, interface_of
 from services.common.interceptors import caller
 from services.common.wire import wire_name
 
 State = network_service_pb2.NetworkState
-LISTED = frozenset(
-    {
-        State.NETWORK_STATE_INITIAL,
-        State.NETWORK_STATE_CREATED,
-        State.NETWORK_STATE_ERROR,
-        State.NETWORK_STATE_DELETE_WAIT,
-    }
-)
-"""States listed by default and found by name."""
 NETWORK_VERSION = 6
 VXLAN_IDS = (1, 2**24 - 1)
 CREATE_ATTEMPTS = 5
 
 
-class NetworkServicer(
-    NetworkMetadata,
-    InterfaceMetadata,
-    NetworkPing,
-    network_service_pb2_grpc.NetworkServiceServicer,
-):
-    """Networks and their addresses in etcd."""
+def network_metadata(record: records_pb2.NetworkRecord, ref: str) -> struct_pb2.Struct:
+    """A network's metadata in its record. Pure."""
+    return record.network.metadata
+
+
+def interface_metadata(record: records_pb2.InstanceRecord, uuid: str) -> struct_pb2.Struct:
+    """The metadata of interface `uuid`, in its instance's record. Pure."""
+    return interface_of(record, uuid).metadata
+
+
+class NetworkServicer(network_service_pb2_grpc.NetworkServiceServicer):
+    """Networks and their addresses in etcd. Ping, floating and metadata
+    routes are delegated to handlers that are given what they use."""
 
     def __init__(
         self,
@@ -71,11 +68,22 @@ class NetworkServicer(
         rng: random.Random | None = None,
     ) -> None:
         self._events = events
-        self._node_agents = node_agents
         self._networks = networks
         self._namespaces = namespaces
         self._instances = instances
         self._rng = rng or random.SystemRandom()
+        self._lookup = NetworkLookup(networks, instances)
+        self._ping = Ping(self._lookup, networks, instances, node_agents, events)
+        self._floating = Floating(self._lookup, instances, networks, events, self._rng)
+        self._network_metadata = MetadataHandler(
+            find=self._lookup.network, metadata_of=network_metadata, update=networks.update
+        )
+        self._interface_metadata = MetadataHandler(
+            find=self._lookup.interface_holder,
+            metadata_of=interface_metadata,
+            update=instances.update,
+            bounded=True,
+        )
 
     async def CreateNetwork(
         self, request: network_service_pb2.CreateNetworkRequest, context: grpc.aio.ServicerContext
@@ -123,12 +131,12 @@ class NetworkServicer(
     async def GetNetwork(
         self, request: network_service_pb2.GetNetworkRequest, context: grpc.aio.ServicerContext
     ) -> network_service_pb2.Network:
-        return (await self._resolve(request.ref)).record.network
+        return (await self._lookup.network(request.ref)).record.network
 
     async def DeleteNetwork(
         self, request: network_service_pb2.DeleteNetworkRequest, context: grpc.aio.ServicerContext
     ) -> network_service_pb2.Network:
-        stored = await self._resolve(request.ref)
+        stored = await self._lookup.network(request.ref)
         network = stored.record.network
         if request.HasField("namespace") and request.namespace != network.namespace:
             raise errors.NotFound("network not in namespace")
@@ -183,7 +191,7 @@ class NetworkServicer(
         request: network_service_pb2.ListNetworkEventsRequest,
         context: grpc.aio.ServicerContext,
     ) -> network_service_pb2.ListNetworkEventsResponse:
-        network = (await self._resolve(request.ref)).record.network
+        network = (await self._lookup.network(request.ref)).record.network
         events = await self._events.newest(
             NETWORK,
             network.uuid,
@@ -200,7 +208,7 @@ class NetworkServicer(
         if request.ref == FLOATING and caller().namespace == SYSTEM:
             pool = FLOATING
         else:
-            pool = (await self._resolve(request.ref)).record.network.uuid
+            pool = (await self._lookup.network(request.ref)).record.network.uuid
         held = [a.reservation for a in await self._networks.addresses(pool)]
         held.sort(key=lambda reservation: reservation.address)  # by string, as upstream
         return network_service_pb2.ListNetworkAddressesResponse(addresses=held)
@@ -210,7 +218,7 @@ class NetworkServicer(
         request: network_service_pb2.ListNetworkInterfacesRequest,
         context: grpc.aio.ServicerContext,
     ) -> network_service_pb2.ListNetworkInterfacesResponse:
-        network = (await self._resolve(request.ref)).record.network
+        network = (await self._lookup.network(request.ref)).record.network
         reply = network_service_pb2.ListNetworkInterfacesResponse()
         for instance_uuid in await self._networks.instances_on(network.uuid):
             stored = await self._instances.get(instance_uuid)
@@ -225,53 +233,71 @@ class NetworkServicer(
     async def GetInterface(
         self, request: network_service_pb2.GetInterfaceRequest, context: grpc.aio.ServicerContext
     ) -> instance_pb2.Interface:
-        _, nic = await self._find_interface(request.uuid)
+        _, nic = await self._lookup.interface(request.uuid)
         return nic
 
     async def FloatInterface(
         self, request: network_service_pb2.FloatInterfaceRequest, context: grpc.aio.ServicerContext
     ) -> empty_pb2.Empty:
-        """A floating address now (507 when the pool is full); the node
-        hosting the instance maps it. Floating again keeps the address."""
-        stored, nic = await self._find_interface(request.uuid)
-        network = await self._networks.get(nic.network_uuid)
-        if network is None:
-            raise errors.NotFound("interface network not found")
-        if not network.record.network.provide_nat:
-            raise errors.Conflict(
-                "interface network does not provide NAT, so it cannot float",
-                reason="NETWORK_WITHOUT_NAT",
-            )
-        floating, taken = await float_interface(
-            self._instances, self._networks, stored, nic.uuid, self._rng
-        )
-        if taken:
-            extra = {"floating": floating, "inner": nic.ipv4, "interface": nic.uuid}
-            self._events.audit(nic.network_uuid, "adding floating ip", extra, kind=NETWORK)
-        return empty_pb2.Empty()
+        return await self._floating.float_address(request.uuid)
 
     async def DefloatInterface(
         self,
         request: network_service_pb2.DefloatInterfaceRequest,
         context: grpc.aio.ServicerContext,
     ) -> empty_pb2.Empty:
-        """Gives the floating address back; fine when there is none."""
-        stored, nic = await self._find_interface(request.uuid)
-        floating = await defloat_interface(self._instances, self._networks, stored, nic.uuid)
-        if floating:
-            extra = {"floating": floating, "inner": nic.ipv4, "interface": nic.uuid}
-            self._events.audit(nic.network_uuid, "removing floating", extra, kind=NETWORK)
-        return empty_pb2.Empty()
+        return await self._floating.defloat_address(request.uuid)
 
-    async def _find_interface(self, uuid: str) -> tuple[StoredInstance, instance_pb2.Interface]:
-        """Found through the index of NICs (they live in their instance's
-        record); visible to whoever sees the instance."""
-        stored = await self._instances.holding(uuid)
-        if stored is not None and can_see(caller().namespace, stored.record.instance.namespace):
-            for nic in stored.record.instance.interfaces:
-                if nic.uuid == uuid:
-                    return stored, nic
-        raise errors.NotFound("interface not found")
+    async def PingNetworkAddress(
+        self,
+        request: network_service_pb2.PingNetworkAddressRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> network_service_pb2.PingNetworkAddressResponse:
+        return await self._ping.ping(request)
+
+    async def GetNetworkMetadata(
+        self,
+        request: network_service_pb2.GetNetworkMetadataRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> network_service_pb2.GetNetworkMetadataResponse:
+        metadata = await self._network_metadata.get(request.ref)
+        return network_service_pb2.GetNetworkMetadataResponse(metadata=metadata)
+
+    async def SetNetworkMetadata(
+        self,
+        request: network_service_pb2.SetNetworkMetadataRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> empty_pb2.Empty:
+        return await self._network_metadata.set(request.ref, request.key, request.value)
+
+    async def DeleteNetworkMetadata(
+        self,
+        request: network_service_pb2.DeleteNetworkMetadataRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> empty_pb2.Empty:
+        return await self._network_metadata.delete(request.ref, request.key)
+
+    async def GetInterfaceMetadata(
+        self,
+        request: network_service_pb2.GetInterfaceMetadataRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> network_service_pb2.GetInterfaceMetadataResponse:
+        metadata = await self._interface_metadata.get(request.uuid)
+        return network_service_pb2.GetInterfaceMetadataResponse(metadata=metadata)
+
+    async def SetInterfaceMetadata(
+        self,
+        request: network_service_pb2.SetInterfaceMetadataRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> empty_pb2.Empty:
+        return await self._interface_metadata.set(request.uuid, request.key, request.value)
+
+    async def DeleteInterfaceMetadata(
+        self,
+        request: network_service_pb2.DeleteInterfaceMetadataRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> empty_pb2.Empty:
+        return await self._interface_metadata.delete(request.uuid, request.key)
 
     async def _target_namespace(self, request: network_service_pb2.CreateNetworkRequest) -> str:
         """§1.2: a named namespace must exist (404); only system creates in
@@ -292,33 +318,3 @@ class NetworkServicer(
         if stored is None:
             raise errors.NotFound("network not found")
         return stored.record.network
-
-    async def _resolve(self, ref: str) -> StoredNetwork:
-        return await resolve_network(self._networks, caller().namespace, ref, "network not found")
-
-
-async def resolve_network(
-    networks: NetworkStore, namespace: str, ref: str, not_found: str
-) -> StoredNetwork:
-    """The network `ref` names (UUID in any state, or a name among the
-    listed states), owned by `namespace` unless it is system."""
-    canonical = as_uuid(ref)
-    if canonical is not None:
-        stored = await networks.get(canonical)
-        if stored is None or not can_see(namespace, stored.record.network.namespace):
-            raise errors.NotFound(not_found)
-        return stored
-    matches = [
-        stored
-        async for stored in networks.all()
-        if stored.record.network.name == ref
-        and stored.record.network.state in LISTED
-        and can_see(namespace, stored.record.network.namespace)
-    ]
-    if not matches:
-        raise errors.NotFound(not_found)
-    if len(matches) > 1:
-        raise errors.InvalidArgument(
-            f'multiple networks have the name "{ref}" in namespace "{namespace}"'
-        )
-    return matches[0]
