@@ -16,6 +16,7 @@ from services.api.clients.events import Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.clients.scheduler import Scheduler
 from services.api.instances.cache import InstanceCache
+from services.api.instances.creation import Creation
 from services.api.instances.deletion import Finisher
 from services.api.instances.idempotency import IdempotencyKeys
 from services.api.instances.purge import purge_forever
@@ -76,17 +77,11 @@ async def serve_api(config: ApiConfig) -> None:
     networks = NetworkStore(store, floating_pool(config.mesh.floating_netblock))
     finisher = Finisher(instance_store, networks, events)
     cache = InstanceCache(store)
+    creation = Creation(
+        instance_store, namespaces, events, keys, config.limits, scheduler, networks
+    )
     instances = InstanceServicer(
-        instance_store,
-        namespaces,
-        events,
-        keys,
-        config.limits,
-        scheduler,
-        node_agents,
-        networks,
-        finisher,
-        cache,
+        instance_store, namespaces, events, node_agents, creation, finisher, cache
     )
     caching = asyncio.create_task(cache.run())
     backfilling = asyncio.create_task(backfill_nic_keys(store, instance_store))

@@ -24,21 +24,17 @@ from sfmesh.v1 import (
 
 from services.api.clients.events import INSTANCE, Events
 from services.api.clients.node_agents import NodeAgents
-from services.api.clients.scheduler import Scheduler
-from services.api.instances import validation
 from services.api.instances.cache import InstanceCache
 from services.api.instances.console import Console
 from services.api.instances.creation import Creation
 from services.api.instances.deletion import Finisher, ask_deletion
 from services.api.instances.history import record_state
-from services.api.instances.idempotency import IdempotencyKeys
 from services.api.instances.lookup import InstanceLookup
 from services.api.instances.observation import Observation
 from services.api.instances.power import Operation, Power
 from services.api.metadata.handler import MetadataEvents, MetadataHandler
 from services.api.namespaces import rules as namespace_rules
 from services.api.namespaces.store import NamespaceStore
-from services.api.networks.store import NetworkStore
 from services.api.visibility import can_see
 from services.common import errors
 from services.common import instance_states as states
@@ -64,20 +60,19 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         instances: InstanceStore,
         namespaces: NamespaceStore,
         events: Events,
-        keys: IdempotencyKeys,
-        limits: validation.Limits,
-        scheduler: Scheduler,
         node_agents: NodeAgents,
-        networks: NetworkStore,
+        creation: Creation,
         finisher: Finisher,
         cache: InstanceCache,
     ) -> None:
+        """`creation` makes new instances, `finisher` ends deletes, `cache`
+        answers reads by UUID while it may."""
         self._instances = instances
         self._namespaces = namespaces
         self._events = events
+        self._creation = creation
         self._finisher = finisher
         self._lookup = InstanceLookup(instances, cache)
-        self._creation = Creation(instances, namespaces, events, keys, limits, scheduler, networks)
         self._power = Power(self._lookup, events, node_agents)
         self._console = Console(self._lookup, events, node_agents)
         self._observation = Observation(self._lookup, instances, events)

@@ -34,6 +34,7 @@ from services.api.clients.events import Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.clients.scheduler import Scheduler
 from services.api.instances.cache import InstanceCache
+from services.api.instances.creation import Creation
 from services.api.instances.deletion import Finisher
 from services.api.instances.idempotency import IdempotencyKeys
 from services.api.instances.servicer import InstanceServicer
@@ -194,11 +195,16 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
             InstanceStore(store),
             namespaces,
             events,
-            IdempotencyKeys(store),
-            Limits(max_cpus=4),
-            scheduler,
             NodeAgents(store, InternalCredentials(authority, "api-test")),
-            networks,
+            Creation(
+                InstanceStore(store),
+                namespaces,
+                events,
+                IdempotencyKeys(store),
+                Limits(max_cpus=4),
+                scheduler,
+                networks,
+            ),
             finisher,
             cache,
         ),
