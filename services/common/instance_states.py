@@ -4,7 +4,7 @@ agents, which both move instances through it. Pure.
 A delete of a placed instance goes to `delete-wait` from every state, the
 error ones included (their domain may have been left behind), and to
 `deleted` only once its node agent has torn it down; an instance never
-placed may go to `deleted` at once (services/api/deletion.py)."""
+placed may go to `deleted` at once (services/api/instances/deletion.py)."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ POWER_EVENTS = {
     "poweron": "power on request from REST API",
     "reboothard": "hard reboot request from REST API",
 }
-"""The audit event each power operation records (services/api/power.py)."""
+"""The audit event each power operation records (services/api/instances/power.py)."""
 HOLD = 3
 """Live instances each client keeps at most."""
 MAX_KEYS = 40

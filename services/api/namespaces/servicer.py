@@ -3,7 +3,7 @@ instances reference §5).
 
 Each RPC checks in the reference's order, then writes the namespace record
 with compare-and-swap (`NamespaceStore.update`, which re-applies the change,
-and so its checks, after a lost race). The rules are in `namespaces.py`.
+and so its checks, after a lost race). The rules are in `rules.py`.
 """
 
 from __future__ import annotations

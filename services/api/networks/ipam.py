@@ -1,6 +1,6 @@
 """Address management decisions (other-apis §1.2, §1.10). Pure: the
 netblock rules and the addresses every network holds for itself;
-network_store.py makes the reservations."""
+networks/store.py makes the reservations."""
 
 from __future__ import annotations
 

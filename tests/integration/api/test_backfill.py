@@ -1,4 +1,4 @@
-"""services/api/backfill.py against a real etcd: records written before NIC
+"""services/api/networks/backfill.py against a real etcd: records written before NIC
 keys existed get them, once."""
 
 from __future__ import annotations

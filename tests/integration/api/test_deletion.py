@@ -1,4 +1,4 @@
-"""services/api/deletion.py against a real etcd: an instance in `delete-wait`
+"""services/api/instances/deletion.py against a real etcd: an instance in `delete-wait`
 ends only once its node agent has torn it down, and then `deleted` and the
 release of everything it held land together; what ended while the api was
 away is finished when it comes back, or by the purge's sweep."""

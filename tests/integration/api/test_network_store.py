@@ -1,4 +1,4 @@
-"""services/api/network_store.py's floating pool against a real etcd."""
+"""services/api/networks/store.py's floating pool against a real etcd."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""services/api/purge.py against a real etcd: only long-deleted records go."""
+"""services/api/instances/purge.py against a real etcd: only long-deleted records go."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The `system` namespace and `<state>/system.key` across api starts
-(services/api/keys.py), on an etcd of this module's own: these tests take
+(services/api/namespaces/keys.py), on an etcd of this module's own: these tests take
 the system namespace's keys away, which the shared etcd's users rely on."""
 
 from __future__ import annotations

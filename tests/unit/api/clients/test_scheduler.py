@@ -1,4 +1,4 @@
-"""services/api/scheduling.py: what a failed placement answers."""
+"""services/api/clients/scheduler.py: what a failed placement answers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The pure rules of services/api/deletion.py."""
+"""The pure rules of services/api/instances/deletion.py."""
 
 from __future__ import annotations
 

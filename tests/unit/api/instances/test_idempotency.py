@@ -1,4 +1,4 @@
-"""services/api/idempotency.py: what makes two creates the same request."""
+"""services/api/instances/idempotency.py: what makes two creates the same request."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""services/api/power.py: power operations need a created instance."""
+"""services/api/instances/power.py: power operations need a created instance."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""services/api/validation.py: the create rules of reference §4, and the view
+"""services/api/instances/validation.py: the create rules of reference §4, and the view
 they build."""
 
 from __future__ import annotations

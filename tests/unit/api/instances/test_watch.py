@@ -1,4 +1,4 @@
-"""services/api/watch.py: which instance changes a watcher sees, and as what."""
+"""services/api/instances/watch.py: which instance changes a watcher sees, and as what."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""services/api/metadata.py: the metadata rules of reference §1.10."""
+"""services/api/metadata/rules.py: the metadata rules of reference §1.10."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""services/api/namespaces.py: the pure rules of namespaces, keys and trusts."""
+"""services/api/namespaces/rules.py: the pure rules of namespaces, keys and trusts."""
 
 from __future__ import annotations
 

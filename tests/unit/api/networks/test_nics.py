@@ -1,4 +1,4 @@
-"""services/api/nics.py's pure parts: MACs and what an instance holds."""
+"""services/api/networks/nics.py's pure parts: MACs and what an instance holds."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""services/api/nodes.py: the node view of other-apis §4.1."""
+"""services/api/nodes/servicer.py: the node view of other-apis §4.1."""
 
 from __future__ import annotations
 
