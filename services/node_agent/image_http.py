@@ -7,10 +7,10 @@ So no second DNS answer can slip between check and connect. Redirects are
 followed here, at most ``MAX_REDIRECTS``, each hop checked the same way and
 only over http(s). No proxy is used: a proxy would be the one connecting.
 
-One deadline holds from the first connection to the body's last byte: every
-connect, TLS handshake and read waits at most the per-read timeout and
-never past the deadline, so a server dripping headers or body a byte at a
-time cannot hold a download for longer.
+One deadline holds from the first DNS lookup to the body's last byte: every
+lookup, connect, TLS handshake and read waits at most the per-read timeout
+and never past the deadline, so neither a slow resolver nor a server
+dripping headers or body a byte at a time can hold a download for longer.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import ssl
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from ipaddress import ip_address
 from typing import Any, cast
 
@@ -30,6 +31,10 @@ from services.node_agent.mesh_endpoints import on_this_host
 
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_RESOLVERS = ThreadPoolExecutor(4, thread_name_prefix="image-dns")
+"""Where image hosts are looked up: getaddrinfo has no timeout of its own, so
+a download waits for its answer only until its deadline, and a lookup that
+outlives that ends here rather than on a download thread."""
 
 
 class Refused(Exception):
@@ -128,9 +133,7 @@ def _connect(
     port = parts.port or (443 if tls else 80)
     allowed: list[tuple[socket.AddressFamily, Any]] = []
     reasons: list[str] = []
-    for family, _, _, _, sockaddr in socket.getaddrinfo(
-        parts.hostname, port, type=socket.SOCK_STREAM
-    ):
+    for family, _, _, _, sockaddr in _resolve(parts.hostname, port, timeout, deadline):
         address = ip_address(sockaddr[0])
         reason = refusal(policy, address, port, local=on_this_host(unwrap(address)))
         if reason is None:
@@ -148,6 +151,17 @@ def _connect(
         connection = http.client.HTTPConnection(parts.hostname, port, timeout=timeout)
     connection.sock = sock  # connected already: request() does not connect again
     return connection
+
+
+def _resolve(host: str, port: int, timeout: float, deadline: float) -> list[Any]:
+    """getaddrinfo's answer for ``host``, waited for at most the per-read
+    timeout and never past the deadline (Overdue then)."""
+    lookup = _RESOLVERS.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    try:
+        with _late(deadline):
+            return lookup.result(timeout=_wait(timeout, deadline))
+    finally:
+        lookup.cancel()  # one still queued behind slow lookups never starts
 
 
 def _with_tls(sock: _PacedSocket, hostname: str) -> _PacedSocket:

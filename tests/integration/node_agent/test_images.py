@@ -689,3 +689,25 @@ async def test_an_endpoint_that_does_not_resolve_stops_the_fetch(
     assert raised.value.message.endswith("no image is fetched until every mesh endpoint resolves")
     assert image_server.hits("unresolved-endpoint.raw") == 0
     assert files_under(tmp_path) == []
+
+
+async def test_a_slow_dns_answer_ends_at_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """getaddrinfo has no timeout: a resolver that takes 3 s to answer holds
+    the download only until its 0.5 s deadline."""
+    looked_up = socket.getaddrinfo
+
+    def slow(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow-dns.example":
+            time.sleep(3)
+        return looked_up(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    url = "http://slow-dns.example/image.raw"
+    started = time.monotonic()
+    with pytest.raises(ImageError) as raised:
+        await loopback_cache(tmp_path, timeout=5, deadline=0.5).fetch(url)
+    assert str(raised.value) == f"fetching {url}: not done after 0.5 s (no body yet)"
+    assert time.monotonic() - started < 1.5
+    assert files_under(tmp_path) == []
