@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import bcrypt
@@ -15,6 +16,7 @@ from sfmesh.v1 import records_pb2
 from services.api.namespaces import rules
 from services.api.namespaces.store import NamespaceStore
 from services.api.sizes import KEY_SECRET_BYTES
+from services.common import errors
 from services.common.secrets import load_or_create_secret
 
 SYSTEM = "system"
@@ -42,22 +44,60 @@ async def make_key(name: str, secret: str) -> records_pb2.KeyRecord:
 async def matching_key(
     namespace: records_pb2.NamespaceRecord, secret: str
 ) -> records_pb2.KeyRecord | None:
-    """The key of `namespace` whose secret is `secret`, or None.
+    """The key of `namespace` whose secret is `secret`, or None; bcrypt runs
+    in a thread so the event loop goes on. (Logins go through `KeyChecker`.)"""
+    return await asyncio.to_thread(_matching, namespace, secret)
 
-    bcrypt is slow on purpose; it runs in a thread so the event loop goes on.
-    A secret longer than bcrypt reads matches nothing (no key could hold it).
-    """
+
+def _matching(namespace: records_pb2.NamespaceRecord, secret: str) -> records_pb2.KeyRecord | None:
+    """bcrypt is slow on purpose. A secret longer than bcrypt reads matches
+    nothing (no key could hold it)."""
     candidate = secret.encode()
     if len(candidate) > KEY_SECRET_BYTES:
         return None
+    for key in namespace.keys:
+        if bcrypt.checkpw(candidate, key.bcrypt_hash):
+            return key
+    return None
 
-    def find() -> records_pb2.KeyRecord | None:
-        for key in namespace.keys:
-            if bcrypt.checkpw(candidate, key.bcrypt_hash):
-                return key
-        return None
 
-    return await asyncio.to_thread(find)
+KEY_CHECKERS = 2
+"""Threads that check login keys: bcrypt takes at most this many cores,
+whatever arrives."""
+KEY_CHECKS_WAITING = 32
+"""Logins that may wait for a checker; beyond them a login is refused at
+once (503, Retry-After), costing no bcrypt."""
+
+
+class KeyChecker:
+    """Checks the keys of logins (`POST /auth`) on threads of its own, a
+    bounded number at a time: a flood of wrong keys, each costing a bcrypt per
+    key of the namespace, cannot take every core or the api's other threads."""
+
+    def __init__(self, threads: int = KEY_CHECKERS, waiting: int = KEY_CHECKS_WAITING) -> None:
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="key-check")
+        self._limit = threads + waiting
+        self._admitted = 0
+
+    async def matching_key(
+        self, namespace: records_pb2.NamespaceRecord, secret: str
+    ) -> records_pb2.KeyRecord | None:
+        """`matching_key`, or 503 `LOGINS_BUSY` when too many wait already."""
+        if self._admitted >= self._limit:
+            raise errors.Unavailable(
+                "too many logins are being checked; retry shortly",
+                reason="LOGINS_BUSY",
+                retry_after=1,
+            )
+        self._admitted += 1
+        loop = asyncio.get_running_loop()
+        check = self._pool.submit(_matching, namespace, secret)
+        # counted until the check really ends, even when its caller left
+        check.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release))
+        return await asyncio.wrap_future(check)
+
+    def _release(self) -> None:
+        self._admitted -= 1
 
 
 async def ensure_system_namespace(namespaces: NamespaceStore, state_dir: Path) -> None:

@@ -16,7 +16,7 @@ from sfmesh.v1 import auth_service_pb2, auth_service_pb2_grpc, records_pb2
 
 from services.api.metadata.handler import MetadataHandler
 from services.api.namespaces import rules
-from services.api.namespaces.keys import make_key, matching_key
+from services.api.namespaces.keys import KeyChecker, make_key
 from services.api.namespaces.lookup import NamespaceLookup
 from services.api.namespaces.store import NamespaceStore
 from services.common import errors
@@ -39,6 +39,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         self._namespaces = namespaces
         self._authority = authority
         self._lookup = NamespaceLookup(namespaces)
+        self._keys = KeyChecker()
         self._metadata = MetadataHandler(
             find=self._lookup.visible, metadata_of=namespace_metadata, update=namespaces.update
         )
@@ -53,7 +54,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
             raise errors.NotFound("namespace not found")
         if not request.key:
             raise errors.InvalidArgument("missing key in request")
-        key = await matching_key(namespace, request.key)
+        key = await self._keys.matching_key(namespace, request.key)
         if key is None:
             raise errors.Unauthenticated("unauthorized", reason="BAD_KEY")
         token = self._authority.issue_user(namespace.name, key.name, key.nonce)
