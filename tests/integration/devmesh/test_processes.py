@@ -39,6 +39,16 @@ def gone(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
+def running_sleep(pid: int) -> bool:
+    """Whether `pid` runs `sleep` now: setpriv has set its death signal and
+    exec'd. (A parent killed before that moment leaves the child alive: the
+    kernel sends no death signal that was never asked for.)"""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "sleep"
+    except FileNotFoundError:
+        return False
+
+
 def test_children_die_with_a_killed_parent() -> None:
     parent = subprocess.Popen(
         [sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True, cwd=os.getcwd()
@@ -47,6 +57,9 @@ def test_children_die_with_a_killed_parent() -> None:
     pids = [int(pid) for pid in parent.stdout.readline().split()]
     try:
         assert len(pids) == 2 and not any(gone(pid) for pid in pids)
+        started = time.monotonic() + 10
+        while not all(running_sleep(pid) for pid in pids) and time.monotonic() < started:
+            time.sleep(0.01)
         parent.send_signal(signal.SIGKILL)
         parent.wait()
         deadline = time.monotonic() + 2
