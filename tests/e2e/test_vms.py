@@ -124,7 +124,9 @@ def test_deleted_is_shown_only_once_the_domain_is_gone(
             break
         assert state == "delete-wait" and time.monotonic() < deadline, seen[-1]
         time.sleep(0.01)
-    assert seen[0] == ("delete-wait", True, True)  # the domain outlives the answer
+    # the answer came before the teardown ended (how far the node agent got
+    # by the first look is its own pace: the domain may already be gone)
+    assert seen[0][0] == "delete-wait"
     assert seen[-1] == ("deleted", False, False)
     events = wait_for(lambda: (e := events_of(rest, uuid)) and "delete disks complete" in e and e)
     assert events.index("delete request from REST API") < events.index("poweroff")
