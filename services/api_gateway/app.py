@@ -15,14 +15,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 import orjson
-from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.api_gateway import apidocs, marshal, openapi, routes
+from services.api_gateway import apidocs, openapi, routes
 from services.api_gateway.config import GatewayConfig
 from services.api_gateway.descriptors import UpstreamDescriptors, load_descriptors
 from services.api_gateway.errors import GatewayError, UpstreamError
@@ -32,6 +31,8 @@ from services.api_gateway.headers import (
     metadata_safe,
     request_headers,
 )
+from services.api_gateway.memo import Memo
+from services.api_gateway.replies import Replies
 from services.api_gateway.responses import (
     ClientGone,
     Headers,
@@ -42,11 +43,21 @@ from services.api_gateway.responses import (
 )
 from services.api_gateway.scalars import parse_decimal
 from services.api_gateway.streams import StreamSettings, forward_stream
-from services.api_gateway.transcode import RequestParts, build_request, split_access_token
+from services.api_gateway.transcode import (
+    RequestParts,
+    build_request,
+    split_access_token,
+    uses_headers,
+)
 from services.api_gateway.types import Receive, Scope, Send
-from services.api_gateway.upstream import CHANNEL_OPTIONS, Callables, await_unless_gone
+from services.api_gateway.upstream import CHANNEL_OPTIONS, Metadata, Streams, UnaryCalls
 
 log = logging.getLogger(__name__)
+
+REQUEST_MEMO_ENTRIES = 1024
+"""Body-less requests whose route and bytes are kept."""
+REQUEST_MEMO_LARGEST_KEY = 512
+"""Characters of path and query beyond which a request is not kept."""
 
 
 @dataclass
@@ -56,9 +67,15 @@ class _Loaded:
     upstream: UpstreamDescriptors
     table: routes.RouteTable
     index_html: bytes
-    callables: Callables
+    streams: Streams
+    unary: UnaryCalls
     openapi_json: bytes = b""
     apidocs_html: bytes = b""
+    requests: Memo[tuple[str, str, str], tuple[routes.Route, bytes]] = field(
+        default_factory=lambda: Memo(REQUEST_MEMO_ENTRIES)
+    )
+    """The route and request bytes of recent body-less unary requests."""
+    replies: Replies = field(default_factory=Replies)
 
 
 class GatewayApp:
@@ -86,7 +103,8 @@ class GatewayApp:
             upstream,
             table,
             apidocs.render_index(routes.capabilities(upstream.services)),
-            Callables(self._channel),
+            Streams(self._channel),
+            UnaryCalls(self._channel, upstream.pool),
             openapi_json=orjson.dumps(document),
             apidocs_html=apidocs.render_apidocs(document),
         )
@@ -170,19 +188,26 @@ class GatewayApp:
                 head_only=method == "HEAD",
             )
             return
-        found = _find_route(loaded.table, method, raw_path)
-        body = await self._read_body(headers, receive)
-        query, authorization = _credentials(
-            found.route, scope.get("query_string", b"").decode("latin-1"), headers
-        )
-        request = build_request(found.route, RequestParts(found.path_params, query, body, headers))
-        metadata = [("x-request-id", request_id)]
+        query = scope.get("query_string", b"").decode("latin-1")
+        key = (method, raw_path, query)
+        planned = loaded.requests.get(key) if _without_body(headers) else None
+        if planned is None:
+            found = _find_route(loaded.table, method, raw_path)
+            body = await self._read_body(headers, receive)
+            route = found.route
+            query, authorization = _credentials(route, query, headers)
+            parts = RequestParts(found.path_params, query, body, headers)
+            request = build_request(route, parts).SerializeToString()
+            if not body and _memoizable(route, key):
+                loaded.requests.put(key, (route, request))
+        else:
+            route, request = planned
+            query, authorization = _credentials(route, query, headers)
+        metadata: Metadata = (("x-request-id", request_id),)
         if authorization is not None:
-            metadata.append(("authorization", authorization))
-        call = _Call(
-            loaded, found.route, request, metadata, grpc_timeout(headers.get("grpc-timeout"))
-        )
-        if found.route.server_streaming:
+            metadata += (("authorization", authorization),)
+        call = _Call(loaded, route, request, metadata, grpc_timeout(headers.get("grpc-timeout")))
+        if route.server_streaming:
             await self._stream(call, headers, receive, send, base)
         else:
             await self._unary(call, headers, receive, send, base)
@@ -204,7 +229,7 @@ class GatewayApp:
         self, call: _Call, headers: dict[str, str], receive: Receive, send: Send, base: Headers
     ) -> None:
         """Forward a server stream as NDJSON or SSE."""
-        invoke = call.loaded.callables.get(call.route)
+        invoke = call.loaded.streams.get(call.route)
         settings = StreamSettings(
             sse="text/event-stream" in headers.get("accept", ""),
             response_body=call.route.response_body,
@@ -225,19 +250,14 @@ class GatewayApp:
         self, call: _Call, headers: dict[str, str], receive: Receive, send: Send, base: Headers
     ) -> None:
         """Make a unary call and answer its reply: raw for `HttpBody`, else JSON."""
-        invoke = call.loaded.callables.get(call.route)
-        pending = invoke(
-            call.request, metadata=call.metadata, timeout=call.timeout or self.config.deadline
+        timeout = call.timeout or self.config.deadline
+        reply = await call.loaded.unary.call(
+            call.route.rpc_path, call.request, call.metadata, timeout, receive
         )
-        reply = await await_unless_gone(pending, receive, call.loaded.upstream.pool)
-        if reply.DESCRIPTOR.full_name == openapi.HTTP_BODY:  # raw, as grpc-gateway does
-            content_type = reply.content_type or openapi.OCTETS
-            await send_bytes(
-                send, 200, reply.data, base, content_type=content_type.encode("latin-1")
-            )
-            return
-        payload = marshal.to_json_bytes(reply, call.route.response_body)
-        await send_bytes(send, 200, payload, base, gzip_ok=wants_gzip(headers))
+        body, content_type = call.loaded.replies.answer(call.route, reply)
+        await send_bytes(
+            send, 200, body, base, content_type=content_type, gzip_ok=wants_gzip(headers)
+        )
 
     async def _health(self, send: Send, base: Headers) -> None:
         assert self._channel is not None  # set by start()
@@ -269,8 +289,8 @@ class _Call:
 
     loaded: _Loaded
     route: routes.Route
-    request: Message
-    metadata: list[tuple[str, str]]
+    request: bytes
+    metadata: Metadata
     timeout: float | None
 
 
@@ -304,6 +324,21 @@ def _find_route(table: routes.RouteTable, method: str, path: str) -> routes.Rout
             headers=[("allow", ", ".join(found.allow))],
         )
     return found
+
+
+def _without_body(headers: dict[str, str]) -> bool:
+    """Whether the request says it has no body."""
+    return headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers
+
+
+def _memoizable(route: routes.Route, key: tuple[str, str, str]) -> bool:
+    """Whether a body-less request's route and bytes may be kept for `key`: a
+    unary call whose request depends on nothing but the path and query."""
+    return (
+        not route.server_streaming
+        and len(key[1]) + len(key[2]) <= REQUEST_MEMO_LARGEST_KEY
+        and not uses_headers(route)
+    )
 
 
 def _credentials(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from google.api import http_pb2
 
@@ -37,7 +38,7 @@ class Route:
     response_body: str
     """"" for the whole response message, else the field answered alone."""
 
-    @property
+    @cached_property
     def rpc_path(self) -> str:
         """The gRPC method path, e.g. "/sfmesh.v1.InstanceService/GetInstance"."""
         return f"/{self.method.containing_service.full_name}/{self.method.name}"

@@ -224,6 +224,11 @@ def _is_plain_message(fd: FieldDescriptor) -> bool:
     )
 
 
+def uses_headers(route: Route) -> bool:
+    """Whether `route`'s request takes fields from HTTP headers."""
+    return bool(_header_fields(route.method.input_type))
+
+
 _header_cache: dict[MessageDescriptor, tuple[tuple[str, str], ...]] = {}
 
 

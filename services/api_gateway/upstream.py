@@ -1,14 +1,29 @@
-"""The generic call to the upstream: multi-callables built from descriptors.
+"""The generic call to the upstream, made from the reflected descriptors.
 
-Every RPC is called through one `grpc.aio` multi-callable made once from the
-reflected descriptors (request serialised as is, response parsed with the
-output type's message class). A unary call is cancelled when the client
-disconnects; its gRPC failure becomes an `UpstreamError`.
+Requests go up as serialised bytes.
+
+- A server stream is called through one `grpc.aio` unary-stream
+  multi-callable per RPC, made once; its messages are parsed with the output
+  type's message class.
+- A unary call goes to grpc's core call directly and answers the reply's
+  bytes (the gateway renders them, see `replies`). grpc.aio's public unary
+  call wraps the same core call in a task and a call object: two more turns
+  of the event loop and about 85 us on every request, measured with two
+  gateways side by side behind one api. The core call is the Cython channel
+  that `grpc.aio.Channel` wraps, an internal of grpcio; grpcio is pinned in
+  pyproject.toml, and `tests/unit/api_gateway/test_upstream.py` checks every
+  behaviour used here (reply, error status and trailers, deadline,
+  cancellation) against a real server, so an upgrade that changes it fails
+  there.
+
+A unary call is cancelled when the client disconnects; its gRPC failure
+becomes an `UpstreamError`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import grpc
@@ -24,69 +39,94 @@ from services.common.channels import quick_reconnect
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 << 20), *quick_reconnect()]
 """The upstream channel's options: large replies, and a reconnect backoff
 of at most a quarter second, so a restarted api is served again at once."""
+Metadata = tuple[tuple[str, str], ...]
+
 _WATCH_AFTER = 0.05
 """Seconds a unary call runs before the gateway starts watching for a disconnect."""
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+_CANCELLED = "cancelled by the gateway"
 
 
-class Callables:
-    """The generic multi-callables of the upstream's RPCs, each made once."""
+class Streams:
+    """The unary-stream multi-callables of the upstream's streaming RPCs, each made once."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._channel = channel
         self._made: dict[str, Any] = {}
 
     def get(self, route: routes.Route) -> Any:
-        """The multi-callable of `route`'s RPC (unary-stream for streaming routes)."""
+        """The multi-callable of `route`'s RPC: takes bytes, yields parsed messages."""
         invoke = self._made.get(route.rpc_path)
         if invoke is None:
             output = message_factory.GetMessageClass(route.method.output_type)
-            factory = (
-                self._channel.unary_stream if route.server_streaming else self._channel.unary_unary
-            )
-            invoke = factory(
-                route.rpc_path,
-                request_serializer=_serialize,
-                response_deserializer=output.FromString,
+            invoke = self._channel.unary_stream(
+                route.rpc_path, response_deserializer=output.FromString, _registered_method=True
             )
             self._made[route.rpc_path] = invoke
         return invoke
 
 
-async def await_unless_gone(call: Any, receive: Receive, pool: DescriptorPool) -> Any:
-    """Await a unary call; cancel it if the client disconnects first.
+class UnaryCalls:
+    """Unary calls on the channel's core, bytes in and bytes out."""
 
-    Watching for a disconnect costs a task and a pending `receive()` (about
-    0.3 ms a request, measured with bench/gateway.py), so the watcher starts
-    only once a call has run for `_WATCH_AFTER` seconds: quick calls pay only
-    for a timer, and a client that left is still noticed within that delay.
-    """
-    watcher: asyncio.Future[Any] | None = None
+    def __init__(self, channel: grpc.aio.Channel, pool: DescriptorPool | None) -> None:
+        self._core = channel._channel
+        self._pool = pool
+        self._methods: dict[str, tuple[bytes, int]] = {}
 
-    def cancel_call(_: asyncio.Future[Any]) -> None:
-        call.cancel()
+    async def call(
+        self, rpc_path: str, request: bytes, metadata: Metadata, seconds: float, receive: Receive
+    ) -> bytes:
+        """Make one call with a deadline `seconds` from now; raise UpstreamError
+        when it fails, ClientGone when the client left first.
 
-    def watch() -> None:
-        nonlocal watcher
-        watcher = asyncio.ensure_future(wait_disconnect(receive))
-        watcher.add_done_callback(cancel_call)
+        Watching for a disconnect costs a task and a pending `receive()` (about
+        0.3 ms a request), so the watch starts only once a call has run for
+        `_WATCH_AFTER` seconds: quick calls pay only for a timer, and a client
+        that left is still noticed within that delay.
+        """
+        method, handle = self._method(rpc_path)
+        core = self._core.call(method, time.time() + seconds, None, None, handle)
+        watcher: asyncio.Future[None] | None = None
 
-    timer = asyncio.get_running_loop().call_later(_WATCH_AFTER, watch)
-    try:
-        return await call
-    except asyncio.CancelledError:
-        if watcher is not None and watcher.done():
-            raise ClientGone from None
-        raise
-    except grpc.aio.AioRpcError as exc:
-        metadata = exc.trailing_metadata()
-        reply = reply_from_status(exc.code(), exc.details() or "", metadata, pool)
-        raise UpstreamError(reply) from None
-    finally:
-        timer.cancel()
-        if watcher is not None:
-            watcher.remove_done_callback(cancel_call)
-            watcher.cancel()
+        def cancel_core(_: object) -> None:
+            if not core.done():
+                core.cancel(_CANCELLED)
 
+        def watch() -> None:
+            nonlocal watcher
+            watcher = asyncio.ensure_future(wait_disconnect(receive))
+            watcher.add_done_callback(cancel_core)
 
-def _serialize(message: Any) -> bytes:
-    return bytes(message.SerializeToString())
+        timer = asyncio.get_running_loop().call_later(_WATCH_AFTER, watch)
+        try:
+            reply = await core.unary_unary(request, metadata, None)
+        except asyncio.CancelledError:
+            cancel_core(None)
+            raise
+        finally:
+            timer.cancel()
+            gone = watcher is not None and watcher.done() and not watcher.cancelled()
+            if watcher is not None:
+                watcher.remove_done_callback(cancel_core)
+                watcher.cancel()
+        if core.is_ok():
+            return bytes(reply)
+        if gone:
+            raise ClientGone
+        status = await core.status()
+        failure = reply_from_status(
+            _CODES.get(status.code(), grpc.StatusCode.UNKNOWN),
+            status.details() or "",
+            status.trailing_metadata(),
+            self._pool,
+        )
+        raise UpstreamError(failure)
+
+    def _method(self, rpc_path: str) -> tuple[bytes, int]:
+        """The method's path as bytes and its registered-call handle, made once."""
+        found = self._methods.get(rpc_path)
+        if found is None:
+            path = rpc_path.encode("ascii")
+            found = self._methods[rpc_path] = (path, self._core.get_registered_call_handle(path))
+        return found

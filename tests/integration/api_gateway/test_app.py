@@ -21,6 +21,8 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 from sfmesh.v1 import instance_pb2, instance_service_pb2, instance_service_pb2_grpc
 
+from services.api_gateway.upstream import UnaryCalls
+
 SERVICE = instance_service_pb2.DESCRIPTOR.services_by_name["InstanceService"].full_name
 
 
@@ -35,6 +37,7 @@ class FakeInstances(instance_service_pb2_grpc.InstanceServiceServicer):
 
     def __init__(self) -> None:
         self.seen_metadata: dict[str, str] = {}
+        self.listed_name = "one"
         self.slow_started = asyncio.Event()
         self.slow_cancelled = asyncio.Event()
 
@@ -44,7 +47,7 @@ class FakeInstances(instance_service_pb2_grpc.InstanceServiceServicer):
             instances=[
                 instance_pb2.Instance(
                     uuid="u1",
-                    name="one",
+                    name=self.listed_name,
                     state=instance_pb2.INSTANCE_STATE_CREATED,
                     metadata={"n": 10},
                 ),
@@ -125,6 +128,69 @@ async def gateway(
 ) -> AsyncIterator[str]:
     async with gateway_runner(upstream[0], stream_start_wait=0.2) as url:
         yield url
+
+
+async def test_a_repeated_get_answers_what_the_upstream_answers_now(
+    gateway: str, upstream: tuple[str, FakeInstances]
+) -> None:
+    """Requests and rendered replies are remembered; neither may hide a change."""
+    fake = upstream[1]
+    async with httpx.AsyncClient(base_url=gateway) as client:
+        before = await client.get("/instances")
+        fake.listed_name = "renamed"
+        try:
+            after = await client.get("/instances")
+        finally:
+            fake.listed_name = "one"
+        again = await client.get("/instances")
+    assert before.json()[0]["name"] == "one"
+    assert after.json()[0]["name"] == "renamed"
+    assert again.json() == before.json()
+
+
+async def test_a_remembered_request_is_not_used_for_one_with_a_body(gateway: str) -> None:
+    async with httpx.AsyncClient(base_url=gateway) as client:
+        bare = await client.post("/instances")
+        named = await client.post("/instances", json={"name": "vm"})
+        bare_again = await client.post("/instances")
+        bad = await client.get("/instances", params={"nope": "1"})
+        bad_again = await client.get("/instances", params={"nope": "1"})
+    assert bare.json()["name"] == bare_again.json()["name"] == ""
+    assert named.json()["name"] == "vm"
+    assert bad.status_code == bad_again.status_code == 400
+
+
+async def test_a_slow_call_ends_at_its_deadline(
+    gateway: str, upstream: tuple[str, FakeInstances]
+) -> None:
+    headers = {"Grpc-Timeout": "200m"}
+    async with httpx.AsyncClient(base_url=gateway) as client:
+        response = await client.post("/instances/slow/rebootsoft", headers=headers)
+    assert response.status_code == 504
+    assert response.json()["code"] == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+
+
+async def test_a_cancelled_request_cancels_its_upstream_call(
+    upstream: tuple[str, FakeInstances],
+) -> None:
+    """A request task cancelled inside the gateway (as at shutdown) cancels the core call."""
+    address, fake = upstream
+    fake.slow_started.clear()
+    fake.slow_cancelled.clear()
+    async with grpc.aio.insecure_channel(address) as channel:
+        calls = UnaryCalls(channel, None)
+        request = instance_service_pb2.RebootSoftRequest(ref="slow").SerializeToString()
+        path = f"/{SERVICE}/RebootSoft"
+
+        async def never_gone() -> dict[str, Any]:
+            await asyncio.sleep(60)
+            return {"type": "http.disconnect"}
+
+        task = asyncio.ensure_future(calls.call(path, request, (), 30, never_gone))
+        await asyncio.wait_for(fake.slow_started.wait(), 5)
+        task.cancel()
+        await asyncio.wait_for(fake.slow_cancelled.wait(), 5)
+        assert task.cancelled()
 
 
 async def test_list_answers_a_bare_list(gateway: str) -> None:
@@ -266,6 +332,8 @@ async def test_client_disconnect_cancels_the_upstream_call(
     gateway: str, upstream: tuple[str, FakeInstances]
 ) -> None:
     fake = upstream[1]
+    fake.slow_started.clear()
+    fake.slow_cancelled.clear()
     host, port = gateway.removeprefix("http://").split(":")
     _, writer = await asyncio.open_connection(host, int(port))
     writer.write(
