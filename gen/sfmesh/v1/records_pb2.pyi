@@ -1,4 +1,5 @@
 from google.protobuf import struct_pb2 as _struct_pb2
+from sfmesh.v1 import artifact_pb2 as _artifact_pb2
 from sfmesh.v1 import instance_pb2 as _instance_pb2
 from sfmesh.v1 import network_service_pb2 as _network_service_pb2
 from sfmesh.v1 import node_service_pb2 as _node_service_pb2
@@ -36,18 +37,20 @@ class NamespaceRecord(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., keys: _Optional[_Iterable[_Union[KeyRecord, _Mapping]]] = ..., trust: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class InstanceRecord(_message.Message):
-    __slots__ = ("instance", "created_at", "deleted_at", "create_request_id", "torn_down_at")
+    __slots__ = ("instance", "created_at", "deleted_at", "create_request_id", "torn_down_at", "disk_sources")
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DELETED_AT_FIELD_NUMBER: _ClassVar[int]
     CREATE_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TORN_DOWN_AT_FIELD_NUMBER: _ClassVar[int]
+    DISK_SOURCES_FIELD_NUMBER: _ClassVar[int]
     instance: _instance_pb2.Instance
     created_at: float
     deleted_at: float
     create_request_id: str
     torn_down_at: float
-    def __init__(self, instance: _Optional[_Union[_instance_pb2.Instance, _Mapping]] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ..., create_request_id: _Optional[str] = ..., torn_down_at: _Optional[float] = ...) -> None: ...
+    disk_sources: _containers.RepeatedCompositeFieldContainer[DiskSource]
+    def __init__(self, instance: _Optional[_Union[_instance_pb2.Instance, _Mapping]] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ..., create_request_id: _Optional[str] = ..., torn_down_at: _Optional[float] = ..., disk_sources: _Optional[_Iterable[_Union[DiskSource, _Mapping]]] = ...) -> None: ...
 
 class IdempotencyRecord(_message.Message):
     __slots__ = ("request_hash", "instance_uuid", "expires_at")
@@ -88,3 +91,47 @@ class AddressRecord(_message.Message):
     RESERVATION_FIELD_NUMBER: _ClassVar[int]
     reservation: _network_service_pb2.AddressReservation
     def __init__(self, reservation: _Optional[_Union[_network_service_pb2.AddressReservation, _Mapping]] = ...) -> None: ...
+
+class VersionRecord(_message.Message):
+    __slots__ = ("index", "blob_uuid")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    BLOB_UUID_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    blob_uuid: str
+    def __init__(self, index: _Optional[int] = ..., blob_uuid: _Optional[str] = ...) -> None: ...
+
+class ArtifactRecord(_message.Message):
+    __slots__ = ("artifact", "versions", "last_index", "created_at", "deleted_at", "fetch_node", "fetch_requested_at")
+    ARTIFACT_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    LAST_INDEX_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    DELETED_AT_FIELD_NUMBER: _ClassVar[int]
+    FETCH_NODE_FIELD_NUMBER: _ClassVar[int]
+    FETCH_REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
+    artifact: _artifact_pb2.Artifact
+    versions: _containers.RepeatedCompositeFieldContainer[VersionRecord]
+    last_index: int
+    created_at: float
+    deleted_at: float
+    fetch_node: str
+    fetch_requested_at: float
+    def __init__(self, artifact: _Optional[_Union[_artifact_pb2.Artifact, _Mapping]] = ..., versions: _Optional[_Iterable[_Union[VersionRecord, _Mapping]]] = ..., last_index: _Optional[int] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ..., fetch_node: _Optional[str] = ..., fetch_requested_at: _Optional[float] = ...) -> None: ...
+
+class BlobRecord(_message.Message):
+    __slots__ = ("blob", "created_at", "deleted_at")
+    BLOB_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    DELETED_AT_FIELD_NUMBER: _ClassVar[int]
+    blob: _artifact_pb2.Blob
+    created_at: float
+    deleted_at: float
+    def __init__(self, blob: _Optional[_Union[_artifact_pb2.Blob, _Mapping]] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ...) -> None: ...
+
+class DiskSource(_message.Message):
+    __slots__ = ("artifact_uuid", "blob_uuid")
+    ARTIFACT_UUID_FIELD_NUMBER: _ClassVar[int]
+    BLOB_UUID_FIELD_NUMBER: _ClassVar[int]
+    artifact_uuid: str
+    blob_uuid: str
+    def __init__(self, artifact_uuid: _Optional[str] = ..., blob_uuid: _Optional[str] = ...) -> None: ...

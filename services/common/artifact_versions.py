@@ -1,0 +1,98 @@
+"""The version and reference-count rules of artifacts and blobs. Pure.
+
+Both the api (labels, deletes, max-versions) and node agents (a fetched image
+becomes a version) change artifacts' versions, so the rules live here, next
+to the instance state table, the other shared exception
+(`services/common/README.md`). Callers read the records, apply a rule, and
+write every changed record back in one compare-and-swap transaction.
+
+- A version is an index, never reused, and a blob; each version holds one
+  reference on its blob (reference §2.3, §9.3).
+- Adding the blob of the newest version, or a blob with the same sha512,
+  changes nothing: the newest version is the answer.
+- Beyond `max_versions` the oldest versions are pruned, each letting go of
+  its blob.
+- A blob whose references reach 0 is `deleted`; counts never go below 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sfmesh.v1 import artifact_pb2, records_pb2
+
+DEFAULT_MAX_VERSIONS = 3
+"""Versions an artifact keeps unless told otherwise (Shaken Fist's default)."""
+
+
+@dataclass(frozen=True)
+class VersionChange:
+    """What adding or removing versions did to an artifact."""
+
+    blob_uuid: str
+    """The blob of the version asked about: new, or the newest kept."""
+    added: bool = False
+    """Whether a new version was added (False when it was a duplicate)."""
+    released: Sequence[str] = field(default_factory=tuple)
+    """Blobs of the versions pruned or removed, one reference each to let go of."""
+
+
+def kept_versions(record: records_pb2.ArtifactRecord) -> int:
+    """How many versions `record` keeps."""
+    return record.artifact.max_versions or DEFAULT_MAX_VERSIONS
+
+
+def add_version(
+    record: records_pb2.ArtifactRecord,
+    blob_uuid: str,
+    sha512: str = "",
+    newest_sha512: str = "",
+) -> VersionChange:
+    """Add `blob_uuid` (content `sha512`) as `record`'s newest version, then
+    prune. `newest_sha512` is the sha512 of the current newest version's blob,
+    when known. The caller adds one reference to `blob_uuid` when `added`,
+    and lets go of one on each of `released`."""
+    if record.versions:
+        newest = record.versions[-1]
+        if newest.blob_uuid == blob_uuid or (sha512 and sha512 == newest_sha512):
+            return VersionChange(newest.blob_uuid)
+    record.last_index += 1
+    record.versions.add(index=record.last_index, blob_uuid=blob_uuid)
+    return VersionChange(blob_uuid, added=True, released=prune(record))
+
+
+def prune(record: records_pb2.ArtifactRecord) -> tuple[str, ...]:
+    """Drop the oldest versions beyond `kept_versions`; their blobs."""
+    excess = len(record.versions) - kept_versions(record)
+    if excess <= 0:
+        return ()
+    released = tuple(version.blob_uuid for version in record.versions[:excess])
+    del record.versions[:excess]
+    return released
+
+
+def remove_version(record: records_pb2.ArtifactRecord, index: int) -> VersionChange | None:
+    """Remove the version `index`; None when there is no such version."""
+    for position, version in enumerate(record.versions):
+        if version.index == index:
+            blob_uuid = version.blob_uuid
+            del record.versions[position]
+            return VersionChange(blob_uuid, released=(blob_uuid,))
+    return None
+
+
+def release_all(record: records_pb2.ArtifactRecord) -> tuple[str, ...]:
+    """The blobs every version of `record` holds, for a delete. The versions
+    stay listed (a deleted artifact shows what it held)."""
+    return tuple(version.blob_uuid for version in record.versions)
+
+
+def change_references(blob: records_pb2.BlobRecord, delta: int, now: float) -> None:
+    """Add `delta` references to `blob`, at least 0; at 0 the blob is
+    `deleted` (at `now`, epoch seconds)."""
+    view = blob.blob
+    view.reference_count = max(0, view.reference_count + delta)
+    if view.reference_count == 0 and view.state != artifact_pb2.BLOB_STATE_DELETED:
+        view.state = artifact_pb2.BLOB_STATE_DELETED
+        blob.deleted_at = now

@@ -1,0 +1,76 @@
+"""Versions never reuse an index, dedupe the newest, prune the oldest; counts stay >= 0."""
+
+from __future__ import annotations
+
+from sfmesh.v1 import artifact_pb2, records_pb2
+
+from services.common import artifact_versions as rules
+
+
+def _artifact(max_versions: int = 0) -> records_pb2.ArtifactRecord:
+    record = records_pb2.ArtifactRecord()
+    record.artifact.max_versions = max_versions
+    return record
+
+
+def test_indexes_only_go_up_even_after_a_removal() -> None:
+    record = _artifact()
+    rules.add_version(record, "a")
+    rules.add_version(record, "b")
+    assert rules.remove_version(record, 2) is not None
+    change = rules.add_version(record, "c")
+    assert change.added and [v.index for v in record.versions] == [1, 3]
+
+
+def test_the_newest_blob_or_its_checksum_again_adds_nothing() -> None:
+    record = _artifact()
+    rules.add_version(record, "a", sha512="aa")
+    again = rules.add_version(record, "a")
+    same_content = rules.add_version(record, "b", sha512="aa", newest_sha512="aa")
+    assert not again.added and not same_content.added
+    assert same_content.blob_uuid == "a"
+    assert len(record.versions) == 1 and record.last_index == 1
+
+
+def test_an_older_blob_again_is_a_new_version() -> None:
+    record = _artifact()
+    rules.add_version(record, "a")
+    rules.add_version(record, "b")
+    assert rules.add_version(record, "a").added
+    assert [v.blob_uuid for v in record.versions] == ["a", "b", "a"]
+
+
+def test_versions_beyond_max_are_pruned_oldest_first() -> None:
+    record = _artifact(max_versions=2)
+    for blob in "abc":
+        change = rules.add_version(record, blob)
+    assert change.released == ("a",)
+    assert [v.blob_uuid for v in record.versions] == ["b", "c"]
+    record.artifact.max_versions = 1
+    assert rules.prune(record) == ("b",)
+
+
+def test_the_default_keeps_three() -> None:
+    record = _artifact()
+    for blob in "abcd":
+        rules.add_version(record, blob)
+    assert [v.index for v in record.versions] == [2, 3, 4]
+
+
+def test_removing_an_unknown_version_is_none() -> None:
+    record = _artifact()
+    rules.add_version(record, "a")
+    assert rules.remove_version(record, 7) is None
+    assert rules.release_all(record) == ("a",)
+
+
+def test_references_never_go_below_zero_and_zero_deletes() -> None:
+    blob = records_pb2.BlobRecord()
+    blob.blob.state = artifact_pb2.BLOB_STATE_CREATED
+    blob.blob.reference_count = 1
+    rules.change_references(blob, +1, now=5.0)
+    assert blob.blob.reference_count == 2
+    rules.change_references(blob, -3, now=6.0)
+    assert blob.blob.reference_count == 0
+    assert blob.blob.state == artifact_pb2.BLOB_STATE_DELETED
+    assert blob.deleted_at == 6.0
