@@ -3,6 +3,7 @@ give node agents as disk bases, with no internet."""
 
 from __future__ import annotations
 
+import email.utils
 import functools
 import os
 import shutil
@@ -79,7 +80,8 @@ class ImageServer:
 
 
 class _ImageHandler(BaseHTTPRequestHandler):
-    """Answers GET and HEAD from an ImageServer."""
+    """Answers GET and HEAD from an ImageServer, with the file's size and
+    modification time."""
 
     def __init__(self, *args: Any, images: ImageServer, **kwargs: Any) -> None:
         self.images = images
@@ -98,9 +100,11 @@ class _ImageHandler(BaseHTTPRequestHandler):
             self.send_error(HTTPStatus.NOT_FOUND)
             return
         with path.open("rb") as file:
+            stat = os.fstat(file.fileno())
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(os.fstat(file.fileno()).st_size))
+            self.send_header("Content-Length", str(stat.st_size))
+            self.send_header("Last-Modified", email.utils.formatdate(stat.st_mtime, usegmt=True))
             self.end_headers()
             if body:
                 shutil.copyfileobj(file, self.wfile)

@@ -1,15 +1,18 @@
-"""The node agent's image cache: disk images fetched over http(s), kept by the
-sha256 of their content so that qemu can use them as disk bases.
+"""The node agent's image downloads: disk images fetched over http(s) into
+this node's blob store (``blob_store.py``), each download a new blob named by
+a fresh uuid, its sha512 computed on the way, so that qemu can use it as a
+disk base.
 
-Layout under the cache root (folders 0755, files 0644, so that qemu, running
-as another user, can read the blobs):
+``download`` always fetches (an image artifact's record says whether a fetch
+is needed: ``disk_images.py``). ``fetch``, for instances whose records name
+no artifact (written before artifacts existed), keeps a local index under
+the cache root (folders 0755, files 0644):
 
-    blobs/<sha256>          the image, exactly as downloaded
-    blobs/.partial-*        a download in progress (removed if it fails)
-    urls/<sha256(url)>.json what a URL gave: {"url", "sha256", "size", "fmt"}
+    urls/<sha256(url)>.json what a URL gave: {"url", "blob_uuid", "sha512",
+                            "size", "fmt", "modified", "fetched_at"}
 
-A URL with an index entry whose blob exists is never fetched again. A
-download goes only where the fetch policy lets it (``fetch_policy.py``,
+and never fetches again a URL whose entry's blob is still whole. A download
+goes only where the fetch policy lets it (``fetch_policy.py``,
 ``image_http.py``): never to the mesh's own endpoints, nor to loopback,
 private and other special ranges unless the operator allows them.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import hashlib
 import http.client
 import json
@@ -27,6 +31,7 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
+import uuid as uuids
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +39,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import IO
 
+from services.node_agent.blob_store import BlobBusy, BlobStore
 from services.node_agent.fetch_policy import SCHEMES, Endpoint, FetchPolicy, IPNetwork
 from services.node_agent.image_http import FetchFailed, Overdue, Refused, open_image
 
@@ -77,16 +83,23 @@ class ImageError(Exception):
 
 @dataclass(frozen=True)
 class CachedImage:
-    """An image in the cache."""
+    """An image downloaded into the blob store."""
 
     url: str
     path: Path
-    """The cached file, <root>/blobs/<sha256>."""
-    sha256: str
+    """The blob's file."""
+    blob_uuid: str
+    """The blob's name in the blob store."""
+    sha512: str
+    """Hex sha512 of the content."""
     size: int
     """Bytes."""
     fmt: str
     """Either "raw" or "qcow2", from the file's magic bytes."""
+    modified: float
+    """The answer's Last-Modified, epoch seconds; the fetch time without one."""
+    fetched_at: float
+    """When the download ended, epoch seconds."""
 
 
 def resolve_base(base: str, shorthands: Mapping[str, str]) -> str:
@@ -113,9 +126,10 @@ def detect_format(head: bytes) -> str:
 
 
 class ImageCache:
-    """A content-addressed cache of disk images under ``root``.
+    """Image downloads into ``blobs``, with the URL index of ``fetch`` under
+    ``root``.
 
-    Concurrent fetches of one URL share one download. ``progress`` is called
+    Concurrent downloads (and concurrent fetches) of one URL share one. ``progress`` is called
     on the event loop a few times per download (at the start, about every
     10 % or 8 MiB, at the end); an exception from it is logged and ignored.
     ``timeout`` bounds the connection and each read, in seconds;
@@ -133,6 +147,7 @@ class ImageCache:
         root: Path,
         shorthands: Mapping[str, str],
         *,
+        blobs: BlobStore,
         endpoints: EndpointSource,
         allowed: Sequence[IPNetwork] = (),
         progress: ProgressCallback | None = None,
@@ -145,12 +160,12 @@ class ImageCache:
         self._max_bytes = max_bytes
         self._deadline = deadline
         self._root = root
-        self._blobs = root / "blobs"
+        self._blobs = blobs
         self._urls = root / "urls"
         self._shorthands = shorthands
         self._progress = progress
         self._timeout = timeout
-        self._inflight: dict[str, asyncio.Task[CachedImage]] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Task[CachedImage]] = {}
         self._downloads = ThreadPoolExecutor(DOWNLOAD_THREADS, thread_name_prefix="image-download")
 
     def resolve(self, base: str) -> str:
@@ -159,20 +174,33 @@ class ImageCache:
         return resolve_base(base, self._shorthands)
 
     async def fetch(self, base: str) -> CachedImage:
-        """The cached image of ``base`` (shorthand or URL), downloading it
-        unless it is cached. Raises ImageError."""
+        """The image of ``base`` (shorthand or URL) as last fetched here by
+        this method, downloading it unless its URL index entry's blob is
+        still whole. Raises ImageError."""
         url = resolve_base(base, self._shorthands)
-        task = self._inflight.get(url)
+        return await self._shared(("fetch", url), lambda: self._fetch(url))
+
+    async def download(self, base: str) -> CachedImage:
+        """``base`` (shorthand or URL) downloaded into a new blob. Raises
+        ImageError."""
+        url = resolve_base(base, self._shorthands)
+        return await self._shared(("download", url), lambda: self._download_new(url))
+
+    async def _shared(
+        self, key: tuple[str, str], start: Callable[[], Awaitable[CachedImage]]
+    ) -> CachedImage:
+        """The result of the work `key` in flight, started when none is."""
+        task = self._inflight.get(key)
         if task is None:
-            task = asyncio.create_task(self._fetch(url))
-            self._inflight[url] = task
-            task.add_done_callback(lambda done: self._forget(url, done))
+            task = asyncio.ensure_future(start())
+            self._inflight[key] = task
+            task.add_done_callback(lambda done: self._forget(key, done))
         # A cancelled caller must not cancel the download the others await.
         return await asyncio.shield(task)
 
-    def _forget(self, url: str, task: asyncio.Task[CachedImage]) -> None:
-        if self._inflight.get(url) is task:
-            del self._inflight[url]
+    def _forget(self, key: tuple[str, str], task: asyncio.Task[CachedImage]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
         if not task.cancelled():
             task.exception()  # retrieved, even when every caller went away
 
@@ -180,32 +208,58 @@ class ImageCache:
         cached = await asyncio.to_thread(self._lookup, url)
         if cached is not None:
             return cached
+        image = await self._download_new(url)
+        await asyncio.to_thread(self._index, image)
+        return image
+
+    async def _download_new(self, url: str) -> CachedImage:
         policy = FetchPolicy(self._allowed, tuple(await self._endpoints()))
         loop = asyncio.get_running_loop()
         report = self._reporter(loop)
         image = await loop.run_in_executor(self._downloads, self._download, url, policy, report)
-        log.info("cached %s: %s, %d bytes, %s", url, image.sha256, image.size, image.fmt)
+        log.info("fetched %s: blob %s, %d bytes, %s", url, image.blob_uuid, image.size, image.fmt)
         return image
 
     def _index_path(self, url: str) -> Path:
         return self._urls / f"{hashlib.sha256(url.encode()).hexdigest()}.json"
 
     def _lookup(self, url: str) -> CachedImage | None:
-        """The index entry of ``url`` if its blob is there, else None."""
+        """The index entry of ``url`` if its blob is whole, else None."""
         try:
             entry = json.loads(self._index_path(url).read_text())
             image = CachedImage(
                 url=url,
-                path=self._blobs / entry["sha256"],
-                sha256=entry["sha256"],
+                path=self._blobs.path(entry["blob_uuid"]),
+                blob_uuid=entry["blob_uuid"],
+                sha512=entry["sha512"],
                 size=entry["size"],
                 fmt=entry["fmt"],
+                modified=entry["modified"],
+                fetched_at=entry["fetched_at"],
             )
-            if image.path.stat().st_size == image.size:
+            if self._blobs.holds(image.blob_uuid, image.size):
                 return image
         except (OSError, ValueError, KeyError, TypeError):
             pass
         return None
+
+    def _index(self, image: CachedImage) -> None:
+        """Record what ``image.url`` gave, for ``_lookup``."""
+        self._urls.mkdir(parents=True, exist_ok=True)
+        for folder in (self._root, self._urls):
+            folder.chmod(_DIR_MODE)
+        entry = {
+            "url": image.url,
+            "blob_uuid": image.blob_uuid,
+            "sha512": image.sha512,
+            "size": image.size,
+            "fmt": image.fmt,
+            "modified": image.modified,
+            "fetched_at": image.fetched_at,
+        }
+        with _partial_file(self._urls) as out:
+            out.write(json.dumps(entry).encode())
+            _commit(out, self._index_path(url=image.url))
 
     def _reporter(self, loop: asyncio.AbstractEventLoop) -> ProgressCallback:
         """A progress callback that the download thread may call: it hands
@@ -219,10 +273,7 @@ class ImageCache:
         return report
 
     def _download(self, url: str, policy: FetchPolicy, report: ProgressCallback) -> CachedImage:
-        """Download ``url`` into the cache (blocking). Raises ImageError."""
-        for folder in (self._root, self._blobs, self._urls):
-            folder.mkdir(parents=True, exist_ok=True)
-            folder.chmod(_DIR_MODE)
+        """Download ``url`` into a new blob (blocking). Raises ImageError."""
         headers = {"User-Agent": "sfmesh-node-agent"}
         deadline = time.monotonic() + self._deadline
         try:
@@ -230,10 +281,8 @@ class ImageCache:
                 url, policy, timeout=self._timeout, deadline=deadline, headers=headers
             ) as response:
                 image = self._store(url, response, report)
-            entry = {"url": url, "sha256": image.sha256, "size": image.size, "fmt": image.fmt}
-            with _partial_file(self._urls) as out:
-                out.write(json.dumps(entry).encode())
-                _commit(out, self._index_path(url))
+        except BlobBusy as error:  # a fresh uuid: only a clash of uuid4s would
+            raise ImageError(f"fetching {url}: {error}") from error
         except Refused as error:
             raise ImageError(f"image URL {url} refused: {error}") from error
         except FetchFailed as error:
@@ -263,23 +312,23 @@ class ImageCache:
     def _store(
         self, url: str, response: http.client.HTTPResponse, report: ProgressCallback
     ) -> CachedImage:
-        """Stream ``response`` into a blob, hashing it; the blob appears only
-        once complete."""
+        """Stream ``response`` into a new blob, hashing it; the blob appears
+        only once whole and checked."""
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
         if total is not None and total > self._max_bytes:
             raise ImageError(f"fetching {url}: {total} bytes is over the limit ({self._limit})")
         step = _REPORT_STEP_UNKNOWN_TOTAL if total is None else max(total // 10, _REPORT_MIN_STEP)
-        digest = hashlib.sha256()
+        modified = _last_modified(response.headers.get("Last-Modified"))
         head = b""
         done = 0
         reported = 0
         report(url, 0, total)
-        with _partial_file(self._blobs) as out:
+        blob_uuid = str(uuids.uuid4())
+        with self._blobs.writer(blob_uuid) as out:
             try:
                 while chunk := response.read1(_CHUNK):  # what has come, so the deadline holds
                     out.write(chunk)
-                    digest.update(chunk)
                     if len(head) < len(QCOW2_MAGIC):
                         head += chunk[: len(QCOW2_MAGIC) - len(head)]
                     done += len(chunk)
@@ -296,14 +345,32 @@ class ImageCache:
                     f"fetching {url}: the connection closed after {done} of {total} bytes"
                 )
             if detect_format(head) == "qcow2":
-                out.flush()
-                check_self_contained(url, Path(out.name))
-            sha256 = digest.hexdigest()
-            path = self._blobs / sha256
-            _commit(out, path)
+                check_self_contained(url, out.partial)
+            sha512 = out.sha512()
+            path = out.commit()
         if reported != done or done == 0:
             report(url, done, total)
-        return CachedImage(url=url, path=path, sha256=sha256, size=done, fmt=detect_format(head))
+        fetched_at = time.time()
+        return CachedImage(
+            url=url,
+            path=path,
+            blob_uuid=blob_uuid,
+            sha512=sha512,
+            size=done,
+            fmt=detect_format(head),
+            modified=modified or fetched_at,
+            fetched_at=fetched_at,
+        )
+
+
+def _last_modified(header: str | None) -> float | None:
+    """A Last-Modified header as epoch seconds; None when absent or unreadable."""
+    if not header:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(header).timestamp()
+    except (TypeError, ValueError):
+        return None
 
 
 def check_self_contained(url: str, path: Path) -> None:

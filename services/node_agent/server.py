@@ -21,6 +21,7 @@ from services.common.server import Servicer, serve
 from services.common.store import Store
 from services.common.tokens import InternalCredentials
 from services.node_agent import facts, naming, reporter
+from services.node_agent.blob_store import LocalBlobStore
 from services.node_agent.builder import Builder
 from services.node_agent.commands import DataPlaneError
 from services.node_agent.dataplane import DataPlane, Underlay
@@ -116,9 +117,11 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
     egress = EgressAddresses(store, config.node_name, config.egress.pool) if config.egress else None
     networking = InstanceNetworking(store, dataplane, placed.hosted, emitter, egress)
     builder: Builder
+    blobs = LocalBlobStore(config.mesh.state_dir / "blobs")
     images = ImageCache(
         config.mesh.state_dir / "images",
         config.image_shorthands,
+        blobs=blobs,
         endpoints=MeshEndpoints(
             store, configured_endpoints(config.mesh, config.listen, config.advertise)
         ).read,

@@ -29,6 +29,7 @@ from guests.bootsector import boot_sector
 from services.common import errors
 from services.common.config import MeshConfig
 from services.common.store import Delete, Put, Store, key
+from services.node_agent.blob_store import LocalBlobStore
 from services.node_agent.fetch_policy import Endpoint, parse_networks
 from services.node_agent.images import CachedImage, ImageCache, ImageError
 from services.node_agent.mesh_endpoints import (
@@ -52,8 +53,16 @@ async def no_endpoints() -> tuple[Endpoint, ...]:
 def loopback_cache(
     root: Path, shorthands: Mapping[str, str] = NO_SHORTHANDS, **options: Any
 ) -> ImageCache:
-    """An ImageCache that may fetch from loopback, where the test servers are."""
-    return ImageCache(root, shorthands, endpoints=no_endpoints, allowed=LOOPBACK, **options)
+    """An ImageCache that may fetch from loopback, where the test servers
+    are; its blobs under `root/blobs`."""
+    return cache(root, shorthands, allowed=LOOPBACK, **options)
+
+
+def cache(root: Path, shorthands: Mapping[str, str] = NO_SHORTHANDS, **options: Any) -> ImageCache:
+    """An ImageCache with its index under `root` and its blobs under
+    `root/blobs`, refusing loopback unless `allowed` says otherwise."""
+    options.setdefault("endpoints", no_endpoints)
+    return ImageCache(root, shorthands, blobs=LocalBlobStore(root / "blobs"), **options)
 
 
 def files_under(root: Path) -> list[Path]:
@@ -81,19 +90,26 @@ def silent_port() -> Iterator[int]:
 async def test_fetch_downloads_into_a_readable_blob(
     image_server: ImageServer, boot_sector_url: str, tmp_path: Path
 ) -> None:
+    before = time.time()
     image = await loopback_cache(tmp_path / "cache").fetch(boot_sector_url)
     data = boot_sector()
-    digest = hashlib.sha256(data).hexdigest()
+    blob = image.blob_uuid
+    assert uuid.UUID(blob).version == 4
     assert image == CachedImage(
         url=boot_sector_url,
-        path=tmp_path / "cache" / "blobs" / digest,
-        sha256=digest,
+        path=tmp_path / "cache" / "blobs" / blob[:2] / blob,
+        blob_uuid=blob,
+        sha512=hashlib.sha512(data).hexdigest(),
         size=512,
         fmt="raw",
+        modified=image.modified,
+        fetched_at=image.fetched_at,
     )
+    assert before <= image.fetched_at <= time.time()
+    assert image.modified == int(image.modified) <= image.fetched_at  # from Last-Modified
     assert image.path.read_bytes() == data
     assert stat.S_IMODE(image.path.stat().st_mode) == 0o644
-    for folder in ("", "blobs", "urls"):
+    for folder in ("", "blobs", f"blobs/{blob[:2]}", "urls"):
         assert stat.S_IMODE((tmp_path / "cache" / folder).stat().st_mode) == 0o755
     index = files_under(tmp_path / "cache" / "urls")
     assert len(index) == 1
@@ -130,16 +146,40 @@ async def test_a_missing_blob_is_fetched_again(image_server: ImageServer, tmp_pa
     assert image_server.hits("evicted.raw") == 2
 
 
-async def test_two_urls_with_one_content_share_a_blob(
+async def test_two_urls_with_one_content_are_two_blobs_with_one_sha512(
     image_server: ImageServer, tmp_path: Path
 ) -> None:
+    """Each download is a blob of its own; sharing content is decided by
+    sha512 in the artifact records (disk_images.py), not by file name."""
     a = image_server.publish("same-a.raw", b"same content")
     b = image_server.publish("same-b.raw", b"same content")
     cache = loopback_cache(tmp_path)
     first, second = await cache.fetch(a), await cache.fetch(b)
     assert (first.url, second.url) == (a, b)
-    assert first.path == second.path
-    assert len(files_under(tmp_path / "blobs")) == 1
+    assert first.blob_uuid != second.blob_uuid
+    assert first.sha512 == second.sha512 == hashlib.sha512(b"same content").hexdigest()
+    assert len(files_under(tmp_path / "blobs")) == 2
+
+
+async def test_download_always_fetches_a_new_blob(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
+    url = image_server.publish("download-twice.raw", b"twice")
+    cache = loopback_cache(tmp_path)
+    first = await cache.download(url)
+    second = await cache.download(url)
+    assert first.blob_uuid != second.blob_uuid
+    assert first.path.read_bytes() == second.path.read_bytes() == b"twice"
+    assert image_server.hits("download-twice.raw") == 2
+    assert not (tmp_path / "urls").exists()  # download keeps no URL index
+
+
+async def test_concurrent_downloads_share_one(image_server: ImageServer, tmp_path: Path) -> None:
+    url = image_server.publish("download-concurrent.raw", os.urandom(2 * 1024 * 1024))
+    cache = loopback_cache(tmp_path)
+    images = await asyncio.gather(*(cache.download(url) for _ in range(5)))
+    assert len({image.blob_uuid for image in images}) == 1
+    assert image_server.hits("download-concurrent.raw") == 1
 
 
 async def test_concurrent_fetches_download_once(image_server: ImageServer, tmp_path: Path) -> None:
@@ -148,7 +188,7 @@ async def test_concurrent_fetches_download_once(image_server: ImageServer, tmp_p
     cache = loopback_cache(tmp_path)
     images = await asyncio.gather(*(cache.fetch(url) for _ in range(10)))
     assert len(set(images)) == 1
-    assert images[0].sha256 == hashlib.sha256(data).hexdigest()
+    assert images[0].sha512 == hashlib.sha512(data).hexdigest()
     assert image_server.hits("concurrent.raw") == 1
 
 
@@ -298,7 +338,7 @@ async def test_a_qcow2_referring_to_a_host_file_is_refused(
     cache_root = tmp_path / "cache"
     with pytest.raises(ImageError, match="refer to other files"):
         await loopback_cache(cache_root).fetch(url)
-    assert not list((cache_root / "blobs").iterdir())  # nothing entered the cache
+    assert files_under(cache_root) == []  # nothing entered the cache, no partial left
 
 
 async def serve_raw(answer: Callable[[asyncio.StreamWriter], Awaitable[None]]) -> Any:
@@ -437,7 +477,7 @@ async def test_loopback_is_refused_unless_allowed(
     image_server: ImageServer, tmp_path: Path
 ) -> None:
     url = image_server.publish("policy-loopback.raw", b"loopback")
-    strict = ImageCache(tmp_path, NO_SHORTHANDS, endpoints=no_endpoints)
+    strict = cache(tmp_path)
     with pytest.raises(ImageError) as raised:
         await strict.fetch(url)
     assert str(raised.value) == (
@@ -471,7 +511,7 @@ async def test_other_spellings_of_loopback_are_refused(
 ) -> None:
     published = image_server.publish("spelled.raw", b"loopback by another name")
     url = f"http://{host}:{urllib.parse.urlsplit(published).port}/spelled.raw"
-    strict = ImageCache(tmp_path, NO_SHORTHANDS, endpoints=no_endpoints)
+    strict = cache(tmp_path)
     with pytest.raises(ImageError) as raised:
         await strict.fetch(url)
     refused = {f"image URL {url} refused: {why}, not an allowed image network" for why in whys}
@@ -494,7 +534,7 @@ async def test_proxy_settings_are_not_used(
     async with await asyncio.start_server(proxy, "127.0.0.1", 0) as server:
         for variable in ("HTTP_PROXY", "http_proxy"):
             monkeypatch.setenv(variable, served_at(server, ""))
-        strict = ImageCache(tmp_path / "strict", NO_SHORTHANDS, endpoints=no_endpoints)
+        strict = cache(tmp_path / "strict")
         with pytest.raises(ImageError, match=f"image URL {url} refused: 127.0.0.1 is in"):
             await strict.fetch(url)
         image = await loopback_cache(tmp_path / "allowed").fetch(url)
@@ -553,7 +593,7 @@ async def test_the_mesh_etcd_is_refused_even_with_loopback_allowed(
     etcd: str, mesh_endpoints: MeshEndpoints, tmp_path: Path
 ) -> None:
     port = etcd.rpartition(":")[2]
-    images = ImageCache(tmp_path, NO_SHORTHANDS, endpoints=mesh_endpoints.read, allowed=LOOPBACK)
+    images = cache(tmp_path, endpoints=mesh_endpoints.read, allowed=LOOPBACK)
     url = f"http://{etcd}/version"
     with pytest.raises(ImageError) as raised:
         await images.fetch(url)
@@ -577,9 +617,7 @@ async def test_every_etcd_member_url_is_refused_even_with_loopback_allowed(
     store = Store(etcd)
     try:
         (member,) = await store.members()
-        images = ImageCache(
-            tmp_path, NO_SHORTHANDS, endpoints=MeshEndpoints(store, ()).read, allowed=LOOPBACK
-        )
+        images = cache(tmp_path, endpoints=MeshEndpoints(store, ()).read, allowed=LOOPBACK)
         for kind, urls in (("peer", member.peer_urls), ("client", member.client_urls)):
             address = urllib.parse.urlsplit(urls[0]).netloc
             url = f"http://{address}/members"
@@ -606,9 +644,7 @@ async def test_a_published_node_agent_is_refused(
     store = Store(etcd)
     await store.commit([Put(key("node", node), record.SerializeToString())])
     try:
-        images = ImageCache(
-            tmp_path, NO_SHORTHANDS, endpoints=mesh_endpoints.read, allowed=LOOPBACK
-        )
+        images = cache(tmp_path, endpoints=mesh_endpoints.read, allowed=LOOPBACK)
         with pytest.raises(ImageError) as raised:
             await images.fetch(url)
     finally:
@@ -674,9 +710,7 @@ async def test_an_endpoint_that_does_not_resolve_stops_the_fetch(
     url = image_server.publish("unresolved-endpoint.raw", b"fetched unchecked")
     store = Store(etcd)
     configured = [("the mesh's api", "no-such-host.invalid:13010")]
-    images = ImageCache(
-        tmp_path, NO_SHORTHANDS, endpoints=MeshEndpoints(store, configured).read, allowed=LOOPBACK
-    )
+    images = cache(tmp_path, endpoints=MeshEndpoints(store, configured).read, allowed=LOOPBACK)
     try:
         with pytest.raises(errors.Unavailable) as raised:  # retried later, not an ImageError
             await images.fetch(url)

@@ -1,0 +1,195 @@
+"""Where this node keeps blob files: behind `BlobStore`, local disk by default.
+
+Layout under the root (folders 0755, files 0644, so that qemu, running as
+another user, can read a blob it boots from):
+
+    <uuid[:2]>/<uuid>           a whole blob, never changed once named
+    <uuid[:2]>/<uuid>.partial   a blob being written
+
+A partial file is created exclusively, so two writers never share one
+(artifacts reference §11 Q25); its sha512 is computed while it is written,
+and it is renamed to the blob's name only once whole, synced and accepted by
+its writer. A partial left by a crash is removed by the next writer once it
+is older than `STALE_PARTIAL_SECONDS`; until then a second writer is refused.
+A file under a blob's name is therefore always a whole blob, but only the
+blob record (its size and sha512) says which content that is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+STALE_PARTIAL_SECONDS = 300.0
+"""Age after which a partial file is taken for a crashed writer's."""
+DIR_MODE = 0o755
+FILE_MODE = 0o644
+
+
+class BlobBusy(Exception):
+    """Another writer is writing this blob now."""
+
+
+class BlobWriter(Protocol):
+    """A blob being written: bytes in, then `commit` or nothing."""
+
+    partial: Path
+    """The partial file, for checks that read what was written so far."""
+    size: int
+    """Bytes written so far."""
+
+    def write(self, chunk: bytes) -> None:
+        """Append `chunk`."""
+
+    def sha512(self) -> str:
+        """Hex sha512 of what was written so far."""
+
+    def commit(self) -> Path:
+        """Sync the partial file and give it the blob's name; that path."""
+
+
+class BlobStore(Protocol):
+    """The blob files of this node."""
+
+    def path(self, uuid: str) -> Path:
+        """Where the whole blob `uuid` lives (whether or not it is there)."""
+
+    def holds(self, uuid: str, size: int) -> bool:
+        """Whether the whole blob `uuid` of `size` bytes is here."""
+
+    def writer(self, uuid: str) -> contextlib.AbstractContextManager[BlobWriter]:
+        """A new blob `uuid` to write; its partial file is removed when the
+        block ends without a commit. Raises BlobBusy."""
+
+    def link(self, source: str, uuid: str) -> Path:
+        """Give the content of blob `source` the name `uuid` too (a hard link,
+        put in place atomically); the new path."""
+
+    def remove(self, uuid: str) -> None:
+        """Remove the file of blob `uuid`; no-op when absent."""
+
+
+class _LocalWriter:
+    """`BlobWriter` over one exclusively created partial file."""
+
+    def __init__(self, fd: int, partial: Path, target: Path) -> None:
+        self._file = os.fdopen(fd, "wb", buffering=0)  # readable by checks at once
+        self._digest = hashlib.sha512()
+        self._target = target
+        self.partial = partial
+        self.size = 0
+        self.committed = False
+
+    def write(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+        self._digest.update(chunk)
+        self.size += len(chunk)
+
+    def sha512(self) -> str:
+        return self._digest.hexdigest()
+
+    def commit(self) -> Path:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self.partial, self._target)
+        _fsync_folder(self._target.parent)
+        self.committed = True
+        return self._target
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class LocalBlobStore:
+    """Blob files on this node's disk under `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, uuid: str) -> Path:
+        if len(uuid) < 2 or "/" in uuid or uuid.startswith("."):
+            raise ValueError(f"not a blob uuid: {uuid!r}")
+        return self.root / uuid[:2] / uuid
+
+    def holds(self, uuid: str, size: int) -> bool:
+        try:
+            return self.path(uuid).stat().st_size == size
+        except OSError:
+            return False
+
+    @contextlib.contextmanager
+    def writer(self, uuid: str) -> Iterator[BlobWriter]:
+        target = self.path(uuid)
+        _folders(self.root, target.parent)
+        partial = target.with_name(f"{uuid}.partial")
+        writer = _LocalWriter(_create_exclusive(partial), partial, target)
+        try:
+            yield writer
+        finally:
+            if not writer.committed:
+                writer.close()
+                with contextlib.suppress(FileNotFoundError):
+                    partial.unlink()
+
+    def link(self, source: str, uuid: str) -> Path:
+        target = self.path(uuid)
+        _folders(self.root, target.parent)
+        staged = target.with_name(f".{uuid}.link-{os.getpid()}-{time.monotonic_ns()}")
+        os.link(self.path(source), staged)
+        try:
+            os.replace(staged, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                staged.unlink()
+            raise
+        _fsync_folder(target.parent)
+        return target
+
+    def remove(self, uuid: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(uuid).unlink()
+
+
+def _create_exclusive(partial: Path) -> int:
+    """Open `partial` as a new file of this writer's alone: a partial file
+    of a writer gone for `STALE_PARTIAL_SECONDS` is removed first. Raises
+    BlobBusy."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    for _ in range(2):
+        try:
+            fd = os.open(partial, flags, FILE_MODE)
+        except FileExistsError:
+            try:
+                age = time.time() - partial.stat().st_mtime
+            except FileNotFoundError:
+                continue  # its writer just finished or gave up
+            if age < STALE_PARTIAL_SECONDS:
+                raise BlobBusy(f"{partial.name} is being written by another writer") from None
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+            continue
+        os.fchmod(fd, FILE_MODE)  # whatever the umask
+        return fd
+    raise BlobBusy(f"{partial.name} is being written by another writer")
+
+
+def _folders(root: Path, folder: Path) -> None:
+    """`root` and `folder` made, traversable and readable by qemu."""
+    for each in (root, folder):
+        each.mkdir(parents=True, exist_ok=True)
+        if each.stat().st_mode & 0o7777 != DIR_MODE:
+            each.chmod(DIR_MODE)
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
