@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sfmesh.v1 import event_pb2, instance_pb2
+from sfmesh.v1 import event_pb2, instance_pb2, records_pb2
 
 from services.common.events import EventSink
 from services.common.wire import wire_name
 from services.node_agent import disks as disk_files
 from services.node_agent.configdrive import ConfigDriveContent, write_config_drive
+from services.node_agent.disk_images import DiskImage, DiskImages
 from services.node_agent.disks import DiskError
 from services.node_agent.domain_xml import (
     DiskDevice,
@@ -29,7 +31,7 @@ from services.node_agent.domain_xml import (
     render_domain,
 )
 from services.node_agent.hypervisor import Hypervisor
-from services.node_agent.images import CachedImage, ImageCache, ImageError
+from services.node_agent.images import ImageError
 
 OVMF = Path("/usr/share/OVMF")
 DEFAULT_VIDEO_KIB = 16384
@@ -78,7 +80,7 @@ class Builder:
         self,
         *,
         instances_dir: Path,
-        images: ImageCache,
+        images: DiskImages,
         hypervisor: Hypervisor,
         virt_type: str,
         events: EventSink,
@@ -99,26 +101,22 @@ class Builder:
         """The serial console capture of an instance."""
         return self.folder(uuid) / "console.log"
 
-    async def fetch_images(self, instance: instance_pb2.Instance) -> list[CachedImage | None]:
-        """Each disk's base image from the cache (fetched when new), in disk
-        order; None for blank disks. Downloads report their progress as
-        events on every instance waiting for them."""
-        try:
-            urls = [
-                self._images.resolve(spec.base) if _has_base(spec) else None
-                for spec in instance.disk_spec
-            ]
-            for url in filter(None, urls):
-                self._waiting.setdefault(url, set()).add(instance.uuid)
+    async def fetch_images(self, record: records_pb2.InstanceRecord) -> list[DiskImage | None]:
+        """Each disk's base image on this node (fetched when not here), in
+        disk order; None for blank disks (``disk_images.py``). Downloads
+        report their progress as events on every instance waiting for them."""
+        uuid = record.instance.uuid
+
+        @contextlib.contextmanager
+        def waiting(url: str) -> Iterator[None]:
+            self._waiting.setdefault(url, set()).add(uuid)
             try:
-                return list(
-                    await asyncio.gather(
-                        *(self._images.fetch(url) if url else _none() for url in urls)
-                    )
-                )
+                yield
             finally:
-                for url in filter(None, urls):
-                    self._waiting.get(url, set()).discard(instance.uuid)
+                self._waiting.get(url, set()).discard(uuid)
+
+        try:
+            return await self._images.for_instance(record, waiting)
         except ImageError as exc:
             raise BuildError(str(exc)) from exc
 
@@ -138,7 +136,7 @@ class Builder:
     async def lay_out(
         self,
         instance: instance_pb2.Instance,
-        images: list[CachedImage | None],
+        images: list[DiskImage | None],
         bridges: Mapping[str, str],
     ) -> LaidOut:
         """Disks, config drive and the domain XML of an instance."""
@@ -158,6 +156,8 @@ class Builder:
                 view = instance_pb2.Disk(bus=_bus(device.bus), snapshot_ignores=device.readonly)
                 if spec.HasField("size"):
                     view.size = spec.size
+                if image is not None and image.blob_uuid:
+                    view.blob_uuid = image.blob_uuid  # one reference, added when created
                 views.append(view)
             seconds["disks"] = time.perf_counter() - started
             if instance.configdrive != instance_pb2.CONFIG_DRIVE_NONE:
@@ -213,7 +213,7 @@ class Builder:
         folder: Path,
         index: int,
         spec: instance_pb2.DiskSpec,
-        image: CachedImage | None,
+        image: DiskImage | None,
     ) -> DiskDevice:
         bus = _wire(instance_pb2.DiskBus.DESCRIPTOR, spec.bus, "virtio")
         size = spec.size if spec.HasField("size") else None
@@ -245,14 +245,6 @@ class Builder:
         )
         await write_config_drive(content, target)
         return DiskDevice(path=target, bus=bus, kind="disk", fmt="raw", readonly=True)
-
-
-def _has_base(spec: instance_pb2.DiskSpec) -> bool:
-    return bool(spec.base) and spec.base != "none"
-
-
-async def _none() -> None:
-    return None
 
 
 def _bus(name: str) -> instance_pb2.DiskBus:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -24,8 +25,10 @@ from services.common import instance_states as states
 from services.common.events import EventSink
 from services.common.instance_store import InstanceStore, StoredInstance
 from services.common.wire import wire_name
+from services.node_agent.blob_records import BlobRecords
 from services.node_agent.builder import Builder, BuildError
 from services.node_agent.commands import DataPlaneError
+from services.node_agent.fetch_outcome import BlobUnusable
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.networking import InstanceNetworking, NetworkGone
 
@@ -79,6 +82,7 @@ class Reconciler:
         self,
         *,
         records: InstanceStore,
+        blobs: BlobRecords,
         lookup: Callable[[str], StoredInstance | None],
         builder: Builder,
         networking: InstanceNetworking,
@@ -86,6 +90,7 @@ class Reconciler:
         emitter: EventSink,
     ) -> None:
         self._records = records
+        self._blobs = blobs
         self._lookup = lookup
         self._builder = builder
         self._networking = networking
@@ -189,7 +194,7 @@ class Reconciler:
                 stored = await self._move(stored, state, states.PREFLIGHT)
                 state = states.PREFLIGHT
             with stages("images"):
-                images = await self._builder.fetch_images(instance)
+                images = await self._builder.fetch_images(stored.record)
             if state == states.PREFLIGHT:
                 stored = await self._move(stored, state, states.CREATING)
                 state = states.CREATING
@@ -208,14 +213,12 @@ class Reconciler:
             await self._fail(stored, state, str(exc))
             return
 
-        def created(record: records_pb2.InstanceRecord) -> None:
-            record.instance.power_state = Power.POWER_STATE_ON
-            del record.instance.disks[:]
-            record.instance.disks.extend(domain.disks)
-            for nic in record.instance.interfaces:
-                nic.state = instance_pb2.INTERFACE_STATE_CREATED
-
-        await self._move(stored, states.CREATING, states.CREATED, created)
+        try:
+            await write_created(self._records, self._blobs, uuid, domain.disks)
+        except BlobUnusable as exc:
+            await self._fail(stored, states.CREATING, f"a disk's base image went away: {exc}")
+            return
+        self._status(uuid, f"state {_state_name(states.CREATED)}")
         self._status(
             uuid,
             "instance created",
@@ -338,6 +341,31 @@ class Reconciler:
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         self._emitter.emit("instance", uuid, event_type, message, duration=duration, extra=extra)
+
+
+async def write_created(
+    records: InstanceStore, blobs: BlobRecords, uuid: str, disks: list[instance_pb2.Disk]
+) -> records_pb2.InstanceRecord:
+    """`creating` -> `created` with the disks as laid out, and, in the same
+    transaction, one reference on each disk's blob (the api lets go of them
+    when the instance is deleted). Raises BlobUnusable when a blob is gone or
+    deleted meanwhile, Superseded when the instance moved on."""
+    counts = Counter(disk.blob_uuid for disk in disks if disk.HasField("blob_uuid"))
+    while True:
+        fresh = await records.get(uuid)
+        if fresh is None or fresh.record.instance.state != states.CREATING:
+            raise Superseded
+        record = records_pb2.InstanceRecord()
+        record.CopyFrom(fresh.record)
+        record.instance.state = states.CREATED  # type: ignore[assignment]
+        record.instance.power_state = Power.POWER_STATE_ON
+        del record.instance.disks[:]
+        record.instance.disks.extend(disks)
+        for nic in record.instance.interfaces:
+            nic.state = instance_pb2.INTERFACE_STATE_CREATED
+        references = await blobs.reference_operations(counts) if counts else []
+        if await records.replace(fresh, record, *references):
+            return record
 
 
 def _networks(stored: StoredInstance) -> set[str]:

@@ -21,10 +21,12 @@ from services.common.server import Servicer, serve
 from services.common.store import Store
 from services.common.tokens import InternalCredentials
 from services.node_agent import facts, naming, reporter
+from services.node_agent.blob_records import BlobRecords
 from services.node_agent.blob_store import LocalBlobStore
 from services.node_agent.builder import Builder
 from services.node_agent.commands import DataPlaneError
 from services.node_agent.dataplane import DataPlane, Underlay
+from services.node_agent.disk_images import DiskImages
 from services.node_agent.egress import EgressAddresses
 from services.node_agent.fetch_policy import IPNetwork
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
@@ -130,15 +132,20 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         deadline=config.image_deadline,
         progress=lambda url, done, total: builder.fetch_progress(url, done, total),
     )
+    blob_records = BlobRecords(store)
+    disk_images = DiskImages(
+        node=config.node_name, images=images, blobs=blobs, records=blob_records
+    )
     builder = Builder(
         instances_dir=instances_dir,
-        images=images,
+        images=disk_images,
         hypervisor=hypervisor,
         virt_type=virt_type,
         events=emitter,
     )
     reconciler = Reconciler(
         records=records,
+        blobs=blob_records,
         lookup=placed.get,
         builder=builder,
         networking=networking,

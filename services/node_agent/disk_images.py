@@ -1,0 +1,238 @@
+"""Where each disk's base image comes from on this node, as the instance
+record's `disk_sources` say (written by the api at create time):
+
+- a blob: used when this node holds it whole (it is among the blob's
+  `locations` and the file has its size); copies between nodes are not
+  built yet, so any other blob fails the instance.
+- an image artifact: its newest version's blob when this node holds it;
+  otherwise its `source_url` is downloaded, and the download recorded
+  (``fetch_outcome.py``): the newest blob adopted when the content is the
+  same, else a new blob and version. A failed download marks an `initial`
+  or `error` artifact `error`.
+- no source (records written before disk sources existed): the base URL is
+  fetched through the image cache's URL index, as before; blank disks need
+  nothing.
+
+Cache requests (`fetch_node` on an artifact, ``cache_requests.py``) use the
+same fetch. One artifact is fetched by one task at a time on this node, so
+instances of one artifact share a download and the next finds it done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sfmesh.v1 import artifact_pb2, instance_pb2, records_pb2
+
+from services.common import errors
+from services.node_agent.blob_records import BlobRecords
+from services.node_agent.blob_store import BlobStore
+from services.node_agent.fetch_outcome import BlobUnusable, Fetched
+from services.node_agent.images import CachedImage, ImageCache, ImageError, check_self_contained
+
+log = logging.getLogger("sfmesh.node_agent.disk_images")
+
+Waiting = Callable[[str], AbstractContextManager[None]]
+"""waiting(url): a block during which an instance waits for `url`'s download."""
+
+
+@dataclass(frozen=True)
+class DiskImage:
+    """A disk's base image, on this node's disk."""
+
+    path: Path
+    fmt: str
+    """As qemu names it: "qcow2" or "raw"."""
+    blob_uuid: str | None
+    """The blob record it is; None for an image fetched without one."""
+
+
+def _no_wait(url: str) -> AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
+def has_base(spec: instance_pb2.DiskSpec) -> bool:
+    """Whether a requested disk names a base image. Pure."""
+    return bool(spec.base) and spec.base != "none"
+
+
+def qemu_format(fmt: str) -> str:
+    """A blob's format as qemu reads it: ISO images are raw. Pure."""
+    return "qcow2" if fmt == "qcow2" else "raw"
+
+
+def _state(blob: records_pb2.BlobRecord) -> str:
+    return artifact_pb2.BlobState.Name(blob.blob.state).removeprefix("BLOB_STATE_").lower()
+
+
+class DiskImages:
+    """The base images of instances' disks on node `node`."""
+
+    def __init__(
+        self, *, node: str, images: ImageCache, blobs: BlobStore, records: BlobRecords
+    ) -> None:
+        self._node = node
+        self._images = images
+        self._blobs = blobs
+        self._records = records
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    async def for_instance(
+        self, record: records_pb2.InstanceRecord, waiting: Waiting = _no_wait
+    ) -> list[DiskImage | None]:
+        """Each disk's base, in `disk_spec` order (None for blank disks).
+        Raises ImageError."""
+        sources = list(record.disk_sources)
+        return list(
+            await asyncio.gather(
+                *(
+                    self.for_disk(spec, sources[index] if index < len(sources) else None, waiting)
+                    for index, spec in enumerate(record.instance.disk_spec)
+                )
+            )
+        )
+
+    async def for_disk(
+        self,
+        spec: instance_pb2.DiskSpec,
+        source: records_pb2.DiskSource | None,
+        waiting: Waiting = _no_wait,
+    ) -> DiskImage | None:
+        """One disk's base; None for a blank disk. Raises ImageError."""
+        if source is not None and source.blob_uuid:
+            return await self.from_blob(source.blob_uuid)
+        if source is not None and source.artifact_uuid:
+            return await self.from_artifact(source.artifact_uuid, waiting)
+        if not has_base(spec):
+            return None
+        with waiting(self._images.resolve(spec.base)):
+            image = await self._images.fetch(spec.base)
+        return DiskImage(image.path, image.fmt, None)
+
+    async def from_blob(self, uuid: str) -> DiskImage:
+        """Blob `uuid`, when whole on this node. Raises ImageError."""
+        stored = await self._records.blob(uuid)
+        if stored is None:
+            raise ImageError(f"blob {uuid} not found")
+        blob = stored.record.blob
+        if blob.state != artifact_pb2.BLOB_STATE_CREATED:
+            raise ImageError(f"blob {uuid} is {_state(stored.record)}")
+        if self._node not in blob.locations or not self._blobs.holds(uuid, blob.size):
+            raise ImageError(
+                f"blob {uuid} is not on node {self._node}; copies between nodes are not built yet"
+            )
+        path = self._blobs.path(uuid)
+        fmt = qemu_format(blob.format)
+        if fmt == "qcow2":  # not necessarily fetched here: checked as a download is
+            await asyncio.to_thread(check_self_contained, f"blob {uuid}", path)
+        return DiskImage(path, fmt, uuid)
+
+    async def from_artifact(self, uuid: str, waiting: Waiting = _no_wait) -> DiskImage:
+        """The newest blob of image artifact `uuid` on this node, fetched
+        when not here. Raises ImageError."""
+        async with self._lock(uuid):
+            stored = await self._records.artifact(uuid)
+            if stored is None:
+                raise ImageError(f"artifact {uuid} not found")
+            local = await self._local_newest(stored.record)
+            if local is not None:
+                return local
+            source = stored.record.artifact.source_url
+            with waiting(self._url(source)):
+                image = await self._download(uuid, source, answer_request=False)
+            blob_uuid = await self._record(uuid, image, answer_request=False)
+            return DiskImage(self._blobs.path(blob_uuid), image.fmt, blob_uuid)
+
+    async def answer_cache_request(self, uuid: str) -> None:
+        """Fetch artifact `uuid` if it asks this node to and its newest blob
+        is not here yet; record the outcome and clear the request. A request
+        seen again (after a restart) is fetched again or found done. Raises
+        ImageError when the fetch failed (recorded already)."""
+        async with self._lock(uuid):
+            stored = await self._records.artifact(uuid)
+            if stored is None or stored.record.fetch_node != self._node:
+                return
+            deleted = stored.record.artifact.state == artifact_pb2.ARTIFACT_STATE_DELETED
+            if deleted or await self._local_newest(stored.record) is not None:
+                await self._records.answer_request(uuid, self._node)
+                return
+            source = stored.record.artifact.source_url
+            image = await self._download(uuid, source, answer_request=True)
+            await self._record(uuid, image, answer_request=True)
+
+    async def _local_newest(self, artifact: records_pb2.ArtifactRecord) -> DiskImage | None:
+        """The newest version's blob when this node holds it whole; None
+        otherwise, and for a deleted artifact (whose blobs may be going)."""
+        if artifact.artifact.state == artifact_pb2.ARTIFACT_STATE_DELETED or not artifact.versions:
+            return None
+        uuid = artifact.versions[-1].blob_uuid
+        stored = await self._records.blob(uuid)
+        if stored is None:
+            return None
+        blob = stored.record.blob
+        here = self._node in blob.locations and self._blobs.holds(uuid, blob.size)
+        if blob.state != artifact_pb2.BLOB_STATE_CREATED or not here:
+            return None
+        return DiskImage(self._blobs.path(uuid), qemu_format(blob.format), uuid)
+
+    def _url(self, source: str) -> str:
+        """The URL of `source`, or `source` itself when it is none (its
+        download then fails, and records why)."""
+        try:
+            return self._images.resolve(source)
+        except ImageError:
+            return source
+
+    async def _download(self, uuid: str, source: str, *, answer_request: bool) -> CachedImage:
+        try:
+            return await self._images.download(source)
+        except ImageError as exc:
+            log.warning("fetching artifact %s failed: %s", uuid, exc)
+            await self._records.record_failure(uuid, str(exc), answer_request=answer_request)
+            raise
+
+    async def _record(self, uuid: str, image: CachedImage, *, answer_request: bool) -> str:
+        """Record `image` as artifact `uuid`'s fetch; the blob it now is."""
+        fetched = Fetched(
+            blob_uuid=image.blob_uuid,
+            sha512=image.sha512,
+            size=image.size,
+            fmt=image.fmt,
+            modified=image.modified,
+            fetched_at=image.fetched_at,
+        )
+
+        async def place(target: str) -> None:
+            if target != image.blob_uuid and not self._blobs.holds(target, image.size):
+                await asyncio.to_thread(self._blobs.link, image.blob_uuid, target)
+
+        try:
+            target = await self._records.record_fetch(
+                uuid, fetched, self._node, place=place, answer_request=answer_request
+            )
+        except (errors.NotFound, BlobUnusable) as exc:
+            raise ImageError(f"recording the fetch of artifact {uuid}: {exc}") from exc
+        if target != image.blob_uuid and await self._records.blob(image.blob_uuid) is None:
+            await asyncio.to_thread(self._blobs.remove, image.blob_uuid)  # adopted: one copy
+        return target
+
+    @contextlib.asynccontextmanager
+    async def _lock(self, uuid: str) -> AsyncIterator[None]:
+        """One task at a time per artifact; the lock is dropped when unused."""
+        lock, users = self._locks.get(uuid, (asyncio.Lock(), 0))
+        self._locks[uuid] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[uuid]
+            if users == 1:
+                del self._locks[uuid]
+            else:
+                self._locks[uuid] = (lock, users - 1)
