@@ -28,9 +28,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sfmesh.v1 import artifact_pb2, instance_pb2, records_pb2
+from sfmesh.v1 import artifact_pb2, event_pb2, instance_pb2, records_pb2
 
 from services.common import errors
+from services.common.events import EventSink
 from services.node_agent.blob_records import BlobRecords
 from services.node_agent.blob_store import BlobStore
 from services.node_agent.fetch_outcome import BlobUnusable, Fetched
@@ -75,9 +76,16 @@ class DiskImages:
     """The base images of instances' disks on node `node`."""
 
     def __init__(
-        self, *, node: str, images: ImageCache, blobs: BlobStore, records: BlobRecords
+        self,
+        *,
+        node: str,
+        images: ImageCache,
+        blobs: BlobStore,
+        records: BlobRecords,
+        events: EventSink | None = None,
     ) -> None:
         self._node = node
+        self._events = events
         self._images = images
         self._blobs = blobs
         self._records = records
@@ -195,6 +203,7 @@ class DiskImages:
         except ImageError as exc:
             log.warning("fetching artifact %s failed: %s", uuid, exc)
             await self._records.record_failure(uuid, str(exc), answer_request=answer_request)
+            self._emit(uuid, "artifact fetch failed", {"error": str(exc)})
             raise
 
     async def _record(self, uuid: str, image: CachedImage, *, answer_request: bool) -> str:
@@ -220,7 +229,13 @@ class DiskImages:
             raise ImageError(f"recording the fetch of artifact {uuid}: {exc}") from exc
         if target != image.blob_uuid and await self._records.blob(image.blob_uuid) is None:
             await asyncio.to_thread(self._blobs.remove, image.blob_uuid)  # adopted: one copy
+        self._emit(uuid, "artifact fetch complete", {"blob_uuid": target, "url": image.url})
         return target
+
+    def _emit(self, uuid: str, message: str, extra: dict[str, str]) -> None:
+        if self._events is not None:
+            extra = {**extra, "node": self._node}
+            self._events.emit("artifact", uuid, event_pb2.EVENT_TYPE_STATUS, message, extra=extra)
 
     @contextlib.asynccontextmanager
     async def _lock(self, uuid: str) -> AsyncIterator[None]:

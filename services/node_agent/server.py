@@ -24,6 +24,7 @@ from services.node_agent import facts, naming, reporter
 from services.node_agent.blob_records import BlobRecords
 from services.node_agent.blob_store import LocalBlobStore
 from services.node_agent.builder import Builder
+from services.node_agent.cache_requests import CacheRequests
 from services.node_agent.commands import DataPlaneError
 from services.node_agent.dataplane import DataPlane, Underlay
 from services.node_agent.disk_images import DiskImages
@@ -134,7 +135,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
     )
     blob_records = BlobRecords(store)
     disk_images = DiskImages(
-        node=config.node_name, images=images, blobs=blobs, records=blob_records
+        node=config.node_name, images=images, blobs=blobs, records=blob_records, events=emitter
     )
     builder = Builder(
         instances_dir=instances_dir,
@@ -177,7 +178,11 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         name="sweep-leftovers",
     )
     auditing = asyncio.create_task(audit(), name="power-audit")
-    background = [following, sweeping, auditing]
+    caching = asyncio.create_task(
+        CacheRequests(blob_records, config.node_name, disk_images.answer_cache_request).run(),
+        name="cache-requests",
+    )
+    background = [following, sweeping, auditing, caching]
     if config.underlay is not None:
         peers = Peers(store, config.node_name, dataplane.set_peers)
         background.append(asyncio.create_task(peers.run(), name="vxlan-peers"))

@@ -3,11 +3,13 @@
 artifact's fetch becomes one blob and one version, identical content adds no
 version, changed content does with a higher index, pruning lets go of old
 blobs, a failed fetch marks the artifact `error` with the reason, a cache
-request is answered, and the `created` write adds the disks' references."""
+request is answered (and followed through a watch), and the `created` write
+adds the disks' references."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +24,7 @@ from services.common.instance_store import InstanceStore
 from services.common.store import Put, Store, key
 from services.node_agent.blob_records import BlobRecords
 from services.node_agent.blob_store import LocalBlobStore
+from services.node_agent.cache_requests import CacheRequests
 from services.node_agent.disk_images import DiskImages
 from services.node_agent.fetch_outcome import BlobUnusable
 from services.node_agent.fetch_policy import Endpoint, parse_networks
@@ -345,3 +348,35 @@ async def test_the_created_write_refuses_a_deleted_blob(
         await write_created(instances, harness.records, instance, disks)
     fresh = await instances.get(instance)
     assert fresh is not None and fresh.record.instance.state == states.CREATING
+
+
+async def wait_answered(harness: Harness, name: str) -> records_pb2.ArtifactRecord:
+    for _ in range(200):
+        record = await harness.read(name)
+        if not record.fetch_node:
+            return record
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"artifact {name}'s cache request was never answered")
+
+
+async def test_cache_requests_are_followed_from_a_snapshot_then_a_watch(
+    harness: Harness, image_server: ImageServer
+) -> None:
+    url = image_server.publish(f"follow-{uuid.uuid4().hex}.raw", b"followed")
+    before = await harness.artifact(url, fetch_node=NODE, fetch_requested_at=1.0)
+    follower = CacheRequests(harness.records, NODE, harness.disks.answer_cache_request)
+    task = asyncio.create_task(follower.run())
+    try:
+        first = await wait_answered(harness, before)
+        after = await harness.artifact(url, fetch_node=NODE, fetch_requested_at=2.0)
+        second = await wait_answered(harness, after)
+        failing = await harness.artifact(image_server.url("follow-missing.raw"), fetch_node=NODE)
+        third = await wait_answered(harness, failing)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert [len(record.versions) for record in (first, second)] == [1, 1]
+    assert first.artifact.state == second.artifact.state == A.ARTIFACT_STATE_CREATED
+    assert third.artifact.state == A.ARTIFACT_STATE_ERROR
+    assert "HTTP 404" in third.artifact.error_message
