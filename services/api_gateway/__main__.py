@@ -22,6 +22,10 @@ SETTINGS = (
         "GATEWAY_MAX_BODY",
     ),
     Setting(
+        "--max-upload", C.max_upload, "the largest raw body streamed to an upload, bytes", int,
+        "GATEWAY_MAX_UPLOAD",
+    ),
+    Setting(
         "--deadline", C.deadline, "seconds a unary upstream call may take", float,
         "GATEWAY_DEADLINE",
     ),

@@ -42,7 +42,7 @@ from services.api_gateway.responses import (
     wants_gzip,
 )
 from services.api_gateway.scalars import parse_decimal
-from services.api_gateway.streams import StreamSettings, forward_stream
+from services.api_gateway.streams import StreamCut, StreamSettings, forward_raw, forward_stream
 from services.api_gateway.transcode import (
     RequestParts,
     build_request,
@@ -50,6 +50,7 @@ from services.api_gateway.transcode import (
     uses_headers,
 )
 from services.api_gateway.types import Receive, Scope, Send
+from services.api_gateway.uploads import forward_upload
 from services.api_gateway.upstream import CHANNEL_OPTIONS, Metadata, Streams, UnaryCalls
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,9 @@ class GatewayApp:
         planned = loaded.requests.get(key) if _without_body(headers) else None
         if planned is None:
             found = _find_route(loaded.table, method, raw_path)
+            if found.route.client_streaming:
+                await self._upload(found, query, headers, request_id, receive, send, base)
+                return
             body = await self._read_body(headers, receive)
             route = found.route
             query, authorization = _credentials(route, query, headers)
@@ -203,9 +207,7 @@ class GatewayApp:
         else:
             route, request = planned
             query, authorization = _credentials(route, query, headers)
-        metadata: Metadata = (("x-request-id", request_id),)
-        if authorization is not None:
-            metadata += (("authorization", authorization),)
+        metadata = _metadata(request_id, authorization)
         call = _Call(loaded, route, request, metadata, grpc_timeout(headers.get("grpc-timeout")))
         if route.server_streaming:
             await self._stream(call, headers, receive, send, base)
@@ -225,11 +227,61 @@ class GatewayApp:
         except OverflowError:
             raise GatewayError(413, "request body is too large") from None
 
+    async def _upload(
+        self,
+        found: routes.RouteMatch,
+        query: str,
+        headers: dict[str, str],
+        request_id: str,
+        receive: Receive,
+        send: Send,
+        base: Headers,
+    ) -> None:
+        """Stream a raw request body into a client-streaming RPC; answer its reply."""
+        loaded = self._loaded
+        assert loaded is not None  # checked by _dispatch
+        route = found.route
+        length = headers.get("content-length", "")
+        declared = parse_decimal(length) if length else None
+        if declared is not None and declared > self.config.max_upload:
+            raise GatewayError(413, "request body is too large")
+        query, authorization = _credentials(route, query, headers)
+        first = build_request(route, RequestParts(found.path_params, query, b"", headers))
+        invoke = loaded.streams.get(route)
+        call = invoke(
+            metadata=_metadata(request_id, authorization),
+            timeout=grpc_timeout(headers.get("grpc-timeout")),
+        )
+        reply = await forward_upload(
+            call,
+            route,
+            first,
+            headers.get("content-type", openapi.OCTETS),
+            receive=receive,
+            limit=self.config.max_upload,
+            pool=loaded.upstream.pool,
+        )
+        body, content_type = loaded.replies.answer(route, reply)
+        await send_bytes(send, 200, body, base, content_type=content_type)
+
     async def _stream(
         self, call: _Call, headers: dict[str, str], receive: Receive, send: Send, base: Headers
     ) -> None:
-        """Forward a server stream as NDJSON or SSE."""
+        """Forward a server stream: raw bytes for `HttpBody`, else NDJSON or SSE."""
         invoke = call.loaded.streams.get(call.route)
+        if call.route.raw_reply:
+            try:
+                await forward_raw(
+                    invoke(call.request, metadata=call.metadata, timeout=call.timeout),
+                    receive=receive,
+                    send=send,
+                    headers=base,
+                    stop=self._stop,
+                    pool=call.loaded.upstream.pool,
+                )
+            except StreamCut as exc:
+                log.warning("%s %s cut short: %s", call.route.http_method, call.route.rpc_path, exc)
+            return
         settings = StreamSettings(
             sse="text/event-stream" in headers.get("accept", ""),
             response_body=call.route.response_body,
@@ -324,6 +376,13 @@ def _find_route(table: routes.RouteTable, method: str, path: str) -> routes.Rout
             headers=[("allow", ", ".join(found.allow))],
         )
     return found
+
+
+def _metadata(request_id: str, authorization: str | None) -> Metadata:
+    """The gRPC metadata of an upstream call."""
+    if authorization is None:
+        return (("x-request-id", request_id),)
+    return (("x-request-id", request_id), ("authorization", authorization))
 
 
 def _without_body(headers: dict[str, str]) -> bool:

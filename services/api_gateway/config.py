@@ -18,6 +18,9 @@ class GatewayConfig:
     """The port to listen on; 0 picks a free one."""
     max_body: int = 1 << 20
     """The largest request body accepted, in bytes; larger is 413."""
+    max_upload: int = 64 << 30
+    """The largest raw body streamed into a client-streaming RPC (an upload),
+    in bytes; larger is 413. Only one chunk of it is held at a time."""
     head_timeout: float = 10.0
     """Seconds a client has to send a request's head, from connecting or from the head's
     first byte on a kept-alive connection; then 408 and close."""

@@ -135,7 +135,9 @@ class Exchange:
             self._fail()
         else:
             if not self.complete and not self.disconnected:
-                log.error("ASGI callable returned without completing its response")
+                # How an ASGI app cuts a response short (a stream that failed
+                # after its head went out): the client must see a cut body.
+                log.warning("the app returned without completing its response; closing")
                 self._fail()
         finally:
             if access_log.isEnabledFor(logging.INFO):

@@ -8,6 +8,7 @@ request with an `Origin` carry `CORS_HEADERS`.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from services.api_gateway.errors import GatewayError
 from services.api_gateway.responses import Headers
@@ -29,6 +30,28 @@ def request_headers(scope: Scope) -> dict[str, str]:
         value = raw_value.decode("latin-1")
         found[name] = f"{found[name]}, {value}" if name in found else value
     return found
+
+
+_FORWARDED = frozenset({"accept-ranges", "content-range", "content-disposition", "last-modified"})
+STATUS_KEY = "x-http-code"
+"""Initial metadata that sets a successful answer's status, as grpc-gateway's recipe."""
+
+
+def response_head(metadata: Any) -> tuple[int, Headers]:
+    """The status and extra headers a stream's initial metadata asks for:
+    `x-http-code` (a 2xx status; anything else is ignored) and the headers
+    `accept-ranges`, `content-range`, `content-disposition`, `last-modified`."""
+    status = 200
+    headers: Headers = []
+    for key, value in metadata or ():
+        if not isinstance(value, str):
+            continue
+        if key == STATUS_KEY and value.isascii() and value.isdigit() and len(value) == 3:
+            if 200 <= int(value) < 300:
+                status = int(value)
+        elif key in _FORWARDED and metadata_safe(value):
+            headers.append((key.encode("latin-1"), value.encode("latin-1")))
+    return status, headers
 
 
 def metadata_safe(value: str) -> bool:

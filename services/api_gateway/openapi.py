@@ -28,7 +28,7 @@ Document = dict[str, Any]
 TITLE = "sfmesh REST API"
 JSON = "application/json"
 OCTETS = "application/octet-stream"
-HTTP_BODY = "google.api.HttpBody"
+BINARY = {"type": "string", "format": "binary"}
 """Answers of this type are written raw, with their own content type."""
 NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
@@ -161,7 +161,9 @@ def _operation(
     parameters = _parameters(route, book)
     if parameters:
         operation["parameters"] = parameters
-    if route.body:
+    if route.raw_body:
+        operation["requestBody"] = {"content": {OCTETS: {"schema": BINARY}}}
+    elif route.body:
         operation["requestBody"] = {"content": {JSON: {"schema": _body_schema(route, book)}}}
     operation["responses"] = {
         "200": _success(route, book),
@@ -255,9 +257,9 @@ def _body_schema(route: routes.Route, book: SchemaBook) -> dict[str, Any]:
 
 def _success(route: routes.Route, book: SchemaBook) -> dict[str, Any]:
     output = route.method.output_type
-    if output.full_name == HTTP_BODY and not route.server_streaming:
-        binary = {"type": "string", "format": "binary"}
-        return {"description": "Raw bytes.", "content": {OCTETS: {"schema": binary}}}
+    if route.raw_reply:
+        what = "A stream of raw bytes." if route.server_streaming else "Raw bytes."
+        return {"description": what, "content": {OCTETS: {"schema": BINARY}}}
     if route.response_body:
         schema = book.field_schema(output.fields_by_name[route.response_body])
     elif output.full_name == "google.protobuf.Empty":

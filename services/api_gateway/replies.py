@@ -30,8 +30,8 @@ class Replies:
 
     def answer(self, route: Route, reply: bytes) -> tuple[bytes, bytes]:
         """(body, content type) of the HTTP answer to `reply`."""
-        output = route.method.output_type
-        if output.full_name == openapi.HTTP_BODY:
+        if route.raw_reply:
+            output = route.method.output_type
             message = message_factory.GetMessageClass(output).FromString(reply)
             content_type: str = message.content_type or openapi.OCTETS  # type: ignore[attr-defined]
             return message.data, content_type.encode("latin-1")  # type: ignore[attr-defined]

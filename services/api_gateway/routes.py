@@ -21,6 +21,8 @@ from services.api_gateway import options
 from services.api_gateway.pattern import SlotKind, Template, TemplateError, parse_template
 from services.api_gateway.types import MessageDescriptor, MethodDescriptor, ServiceDescriptor
 
+HTTP_BODY = "google.api.HttpBody"
+
 
 class RouteError(ValueError):
     """The rules cannot make a consistent route table; the gateway must not start."""
@@ -47,6 +49,25 @@ class Route:
     def server_streaming(self) -> bool:
         """Whether the RPC answers a stream of messages."""
         return bool(self.method.server_streaming)
+
+    @property
+    def client_streaming(self) -> bool:
+        """Whether the RPC takes a stream of messages (a raw body, in chunks)."""
+        return bool(self.method.client_streaming)
+
+    @cached_property
+    def raw_body(self) -> bool:
+        """Whether the request body goes up as bytes, in chunks: a client
+        stream whose body field is a `google.api.HttpBody` (see `uploads`)."""
+        if not self.client_streaming or self.body in ("", "*"):
+            return False
+        field = self.method.input_type.fields_by_name[self.body]
+        return field.message_type is not None and field.message_type.full_name == HTTP_BODY
+
+    @cached_property
+    def raw_reply(self) -> bool:
+        """Whether the RPC answers `google.api.HttpBody`: written raw."""
+        return bool(self.method.output_type.full_name == HTTP_BODY)
 
 
 @dataclass(frozen=True)
@@ -153,12 +174,16 @@ def build_routes(services: Iterable[ServiceDescriptor]) -> RouteTable:
 
 
 def routes_of_method(method: MethodDescriptor) -> list[Route]:
-    """The routes one RPC declares (none without an http rule; none for client streams)."""
+    """The routes one RPC declares: none without an http rule, nor for a
+    client stream unless it takes a raw body (an `HttpBody` body field) and
+    answers one message."""
     rule = options.http_rule(method)
-    if rule is None or method.client_streaming:
+    if rule is None:
         return []
-    rules = [rule, *rule.additional_bindings]
-    return [_route(method, r) for r in rules]
+    found = [_route(method, r) for r in (rule, *rule.additional_bindings)]
+    if method.client_streaming and not all(r.raw_body and not r.server_streaming for r in found):
+        return []
+    return found
 
 
 def _route(method: MethodDescriptor, rule: http_pb2.HttpRule) -> Route:

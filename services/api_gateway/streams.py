@@ -12,6 +12,14 @@ The 200 header goes out with the first message, or after `start_wait`
 seconds of silence; a failure before that (bad token, unknown instance) is
 answered as an ordinary error response with its own HTTP status. A client
 disconnect or a gateway shutdown cancels the upstream call.
+
+A stream of `google.api.HttpBody` (`forward_raw`) is written raw instead:
+the bytes of every message, chunked, with the first message's content type,
+and the status and headers its initial metadata asks for
+(`headers.response_head`: 206 with `Content-Range`, say). A failure before
+the first message is an ordinary error response; after it, the connection
+closes before the body's end, so the client sees a cut body, never a short
+one that passes for whole.
 """
 
 from __future__ import annotations
@@ -27,7 +35,14 @@ from google.protobuf.message import Message
 
 from services.api_gateway import marshal
 from services.api_gateway.errors import ErrorReply, reply_from_status
-from services.api_gateway.responses import Headers, cancel_all, send_error, wait_disconnect
+from services.api_gateway.headers import response_head
+from services.api_gateway.responses import (
+    ClientGone,
+    Headers,
+    cancel_all,
+    send_error,
+    wait_disconnect,
+)
 from services.api_gateway.types import Receive, Send
 
 
@@ -88,6 +103,57 @@ async def forward_stream(
         start_headers = [*headers, (b"content-type", content_type), (b"cache-control", b"no-cache")]
         await send({"type": "http.response.start", "status": 200, "headers": start_headers})
         await _relay(call, read, gone, stopping, send, settings, pool)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        call.cancel()
+        cancel_all(gone, stopping, read)
+
+
+class StreamCut(Exception):
+    """A raw stream failed after its response started: the body must not end cleanly."""
+
+
+async def forward_raw(
+    call: grpc.aio.UnaryStreamCall,
+    *,
+    receive: Receive,
+    send: Send,
+    headers: Headers,
+    stop: asyncio.Event,
+    pool: DescriptorPool | None,
+) -> None:
+    """Relay a stream of `HttpBody` as one raw body. Raises StreamCut when
+    the stream fails after the response started."""
+    gone = asyncio.ensure_future(wait_disconnect(receive))
+    stopping = asyncio.ensure_future(stop.wait())
+    read: asyncio.Future[Any] = asyncio.ensure_future(call.read())
+    try:
+        done, _ = await asyncio.wait({read, gone, stopping}, return_when="FIRST_COMPLETED")
+        if read not in done:
+            return
+        error = read.exception()
+        if isinstance(error, grpc.aio.AioRpcError):
+            await send_error(send, _reply(error, pool), headers, gzip_ok=False)
+            return
+        message = read.result()
+        status, extra = response_head(await call.initial_metadata())
+        content_type = b"application/octet-stream"
+        if message is not grpc.aio.EOF and message.content_type:
+            content_type = message.content_type.encode("latin-1")
+        start = [*headers, *extra, (b"content-type", content_type)]
+        await send({"type": "http.response.start", "status": status, "headers": start})
+        while message is not grpc.aio.EOF:
+            if message.data:
+                await _chunk(send, message.data)
+            read = asyncio.ensure_future(call.read())
+            done, _ = await asyncio.wait({read, gone, stopping}, return_when="FIRST_COMPLETED")
+            if gone in done:
+                raise ClientGone
+            if read not in done:
+                raise StreamCut("the gateway is stopping")
+            if isinstance(read.exception(), grpc.aio.AioRpcError):
+                raise StreamCut(str(read.exception()))
+            message = read.result()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         call.cancel()

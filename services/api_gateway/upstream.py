@@ -2,9 +2,10 @@
 
 Requests go up as serialised bytes.
 
-- A server stream is called through one `grpc.aio` unary-stream
-  multi-callable per RPC, made once; its messages are parsed with the output
-  type's message class.
+- A stream is called through one `grpc.aio` multi-callable per RPC, made
+  once: a server stream's messages are parsed with the output type's message
+  class; a client stream (a raw request body in chunks, see `uploads`)
+  answers bytes.
 - A unary call goes to grpc's core call directly and answers the reply's
   bytes (the gateway renders them, see `replies`). grpc.aio's public unary
   call wraps the same core call in a task and a call object: two more turns
@@ -48,20 +49,26 @@ _CANCELLED = "cancelled by the gateway"
 
 
 class Streams:
-    """The unary-stream multi-callables of the upstream's streaming RPCs, each made once."""
+    """The multi-callables of the upstream's streaming RPCs, each made once."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._channel = channel
         self._made: dict[str, Any] = {}
 
     def get(self, route: routes.Route) -> Any:
-        """The multi-callable of `route`'s RPC: takes bytes, yields parsed messages."""
+        """The multi-callable of `route`'s RPC: a client stream takes bytes and
+        answers bytes; a server stream takes bytes and yields parsed messages."""
         invoke = self._made.get(route.rpc_path)
         if invoke is None:
-            output = message_factory.GetMessageClass(route.method.output_type)
-            invoke = self._channel.unary_stream(
-                route.rpc_path, response_deserializer=output.FromString, _registered_method=True
-            )
+            if route.client_streaming:
+                invoke = self._channel.stream_unary(route.rpc_path, _registered_method=True)
+            else:
+                output = message_factory.GetMessageClass(route.method.output_type)
+                invoke = self._channel.unary_stream(
+                    route.rpc_path,
+                    response_deserializer=output.FromString,
+                    _registered_method=True,
+                )
             self._made[route.rpc_path] = invoke
         return invoke
 

@@ -13,7 +13,7 @@ import pytest
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool, empty_pb2
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
-from sfmesh.v1 import auth_service_pb2, instance_service_pb2
+from sfmesh.v1 import auth_service_pb2, instance_service_pb2, transfer_service_pb2
 
 from services.api_gateway.apidocs import render_apidocs
 from services.api_gateway.descriptors import comment_map
@@ -292,3 +292,15 @@ def test_every_path_variable_is_a_parameter(path: str) -> None:
     for operation in DOC["paths"][path].values():
         declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
         assert declared == {part[1:-1] for part in path.replace(":", "/").split("/") if "{" in part}
+
+
+def test_raw_bodies_are_octet_streams_both_ways() -> None:
+    transfers = transfer_service_pb2.DESCRIPTOR.services_by_name["TransferService"]
+    document = build_openapi([transfers], COMMENTS)
+    validate(document, cls=OpenAPIV31SpecValidator)
+    upload = document["paths"]["/upload/{upload_uuid}"]["post"]
+    data = document["paths"]["/blobs/{uuid}/data"]["get"]
+    binary = {"type": "string", "format": "binary"}
+    assert upload["requestBody"]["content"] == {"application/octet-stream": {"schema": binary}}
+    assert data["responses"]["200"]["content"] == {"application/octet-stream": {"schema": binary}}
+    assert {p["name"] for p in data["parameters"]} >= {"uuid", "offset", "limit", "Range"}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool, empty_pb2
-from sfmesh.v1 import instance_service_pb2
+from grpc_health.v1 import health_pb2
+from sfmesh.v1 import instance_service_pb2, transfer_service_pb2
 
 from services.api_gateway.routes import (
     MethodNotAllowed,
@@ -115,3 +116,17 @@ def test_literal_beats_variable() -> None:
 
 def test_capabilities_come_from_method_options() -> None:
     assert capabilities([SERVICE]) == ["get-instance-namespace", "events-by-type"]
+
+
+def test_a_client_stream_with_a_raw_body_is_routed_and_others_are_not() -> None:
+    transfers = transfer_service_pb2.DESCRIPTOR.services_by_name["TransferService"]
+    table = build_routes([transfers])
+    upload = table.lookup("POST", "/upload/u1")
+    data = table.lookup("GET", "/blobs/b1/data")
+    assert isinstance(upload, RouteMatch) and isinstance(data, RouteMatch)
+    assert upload.route.raw_body and upload.route.client_streaming
+    assert data.route.raw_reply and data.route.server_streaming and not data.route.raw_body
+    listing = TABLE.lookup("GET", "/instances")
+    assert isinstance(listing, RouteMatch) and not listing.route.raw_body
+    health = health_pb2.DESCRIPTOR.services_by_name["Health"]
+    assert build_routes([health]).routes == []  # Watch: a stream without an http rule
