@@ -1,8 +1,8 @@
 """The isolation matrix's tables: what each kind of caller gets on every REST
 route, and how each route is aimed at a victim namespace's objects. Pure.
 
-The routes are the gateway's own: `build_routes` over every service in
-gen/sfmesh/v1. Each must be classified in ROUTES (its kind says what every
+The routes are the gateway's own: `build_routes` over every service the api
+serves. Each must be classified in ROUTES (its kind says what every
 caller gets, from the instances reference §1.1 and §5.5 and the other-apis
 reference §1 and §3), and each path variable must have a filler in PATH,
 keyed by the longest template prefix that fits. Body fields are filled from
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from google.protobuf import descriptor_pool
 from sfmesh.v1 import options_pb2
 
 from services.api_gateway.routes import Route, build_routes
@@ -281,14 +282,20 @@ def filler(table: dict[tuple[str, str], Filler], source: str, field: str) -> Fil
     return table[max(fits, key=len), field] if fits else None
 
 
+API_SERVER = Path(__file__).resolve().parents[2] / "services" / "api" / "server.py"
+
+
 @cache
 def services() -> tuple[ServiceDescriptor, ...]:
-    """Every service of the contracts in gen/sfmesh/v1."""
-    found: list[ServiceDescriptor] = []
+    """The services the api registers (named in services/api/server.py):
+    the gateway builds routes only from what its upstream serves, so a
+    contract not served yet has no routes and no isolation cases."""
+    names = re.findall(r'"(sfmesh\.v1\.\w+)"', API_SERVER.read_text())
+    assert "sfmesh.v1.InstanceService" in names, f"no services found in {API_SERVER}"
     for module in sorted(GEN.glob("*_pb2.py")):
-        loaded = importlib.import_module(f"sfmesh.v1.{module.stem}")
-        found.extend(loaded.DESCRIPTOR.services_by_name.values())
-    return tuple(found)
+        importlib.import_module(f"sfmesh.v1.{module.stem}")
+    pool = descriptor_pool.Default()
+    return tuple(pool.FindServiceByName(name) for name in names)
 
 
 @cache

@@ -38,8 +38,6 @@ from functools import cache
 from importlib import util as importlib_util
 from pathlib import Path
 
-from google.protobuf import descriptor_pool
-
 from services.api_gateway.apidocs import render_index
 from services.api_gateway.routes import (
     MethodNotAllowed,
@@ -50,11 +48,10 @@ from services.api_gateway.routes import (
     routes_of_method,
 )
 from services.api_gateway.types import ServiceDescriptor
+from tests.e2e import isolation
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "compatibility.md"
-API_SERVER = ROOT / "services" / "api" / "server.py"
-GEN = ROOT / "gen" / "sfmesh" / "v1"
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 REQUEST_CALLS = frozenset({"_request_url", "_actual_request_url", "request"})
@@ -318,15 +315,9 @@ def client_capabilities() -> dict[str, set[str]]:
 # --- sfmesh's routes --------------------------------------------------------------------------
 
 
-@cache
-def served_services() -> list[ServiceDescriptor]:
+def served_services() -> tuple[ServiceDescriptor, ...]:
     """The services the api registers, whose http rules the gateway serves."""
-    names = re.findall(r'"(sfmesh\.v1\.\w+)"', API_SERVER.read_text())
-    assert "sfmesh.v1.InstanceService" in names, f"no services found in {API_SERVER}"
-    for module in sorted(GEN.glob("*_pb2.py")):
-        importlib.import_module(f"sfmesh.v1.{module.stem}")
-    pool = descriptor_pool.Default()
-    return [pool.FindServiceByName(n) for n in names]
+    return isolation.services()
 
 
 @cache
