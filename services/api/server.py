@@ -6,12 +6,20 @@ import asyncio
 from dataclasses import dataclass
 
 from sfmesh.v1 import (
+    artifact_service_pb2_grpc,
     auth_service_pb2_grpc,
     instance_service_pb2_grpc,
     network_service_pb2_grpc,
     node_service_pb2_grpc,
 )
 
+from services.api.artifacts.bases import Bases
+from services.api.artifacts.caching import Caching
+from services.api.artifacts.finding import Finder
+from services.api.artifacts.labels import Labels
+from services.api.artifacts.lookup import ArtifactLookup
+from services.api.artifacts.servicer import ArtifactServicer
+from services.api.artifacts.store import ArtifactStore
 from services.api.clients.events import Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.clients.scheduler import Scheduler
@@ -75,10 +83,20 @@ async def serve_api(config: ApiConfig) -> None:
     scheduler = Scheduler(config.mesh.scheduler, credentials, store)
     node_agents = NodeAgents(store, credentials)
     networks = NetworkStore(store, floating_pool(config.mesh.floating_netblock))
-    finisher = Finisher(instance_store, networks, events)
+    artifacts = ArtifactStore(store)
+    artifact_lookup = ArtifactLookup(artifacts, namespaces, instance_store)
+    finder = Finder(artifacts, artifact_lookup)
+    finisher = Finisher(instance_store, networks, events, artifacts)
     cache = InstanceCache(store)
     creation = Creation(
-        instance_store, namespaces, events, keys, config.limits, scheduler, networks
+        instance_store,
+        namespaces,
+        events,
+        keys,
+        config.limits,
+        scheduler,
+        networks,
+        Bases(artifacts, artifact_lookup, finder),
     )
     instances = InstanceServicer(
         instance_store, namespaces, events, node_agents, creation, finisher, cache
@@ -126,6 +144,18 @@ async def serve_api(config: ApiConfig) -> None:
                 "sfmesh.v1.NetworkService",
                 NetworkServicer(networks, namespaces, instance_store, events, node_agents),
                 network_service_pb2_grpc.add_NetworkServiceServicer_to_server,
+            ),
+            Servicer(
+                "sfmesh.v1.ArtifactService",
+                ArtifactServicer(
+                    artifacts,
+                    namespaces,
+                    artifact_lookup,
+                    Caching(artifacts, namespaces, artifact_lookup, finder, events),
+                    Labels(artifacts, namespaces, artifact_lookup, finder, events),
+                    events,
+                ),
+                artifact_service_pb2_grpc.add_ArtifactServiceServicer_to_server,
             ),
             Servicer(
                 "sfmesh.v1.AuthService",

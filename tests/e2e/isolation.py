@@ -61,6 +61,8 @@ class Served:
 
 Outcome = Refused | Hidden | Served
 HIDDEN, SERVED = Hidden(), Served()
+LABEL = "iso-label"
+"""The victim's label (system makes it as `<victim>/iso-label`)."""
 
 TOKEN_REFUSALS = {
     "none": Refused(401, "Missing Authorization Header"),
@@ -107,6 +109,40 @@ KINDS: dict[str, dict[str, Outcome]] = {
     "create network in": _admin("only admins can create resources in a different namespace"),
     # instances §8, other-apis §1.8.
     "delete all in": _admin("you cannot delete other namespaces"),
+    # artifacts §2.5, §11 Q1: reads by list visibility, writes by ownership;
+    # both pass when the owner trusts the caller.
+    "artifact": {
+        "other": Refused(404, "artifact not found"),
+        "trusted": SERVED,
+        "system": SERVED,
+    },
+    "artifact listing": {"other": HIDDEN, "trusted": SERVED, "system": SERVED},
+    # artifacts §3.3 (Q3), §5 (Q2): a target namespace must trust the caller.
+    "in trusting namespace": {
+        "other": Refused(404, "namespace not found"),
+        "trusted": SERVED,
+        "system": SERVED,
+    },
+    # A plain label is the caller's own: the victim's is never reached so.
+    "own label": {
+        "other": Refused(404, f"label {LABEL} not found"),
+        "trusted": Refused(404, f"label {LABEL} not found"),
+        "system": Refused(404, f"label {LABEL} not found"),
+    },
+    # ... and a new one needs a blob the caller reaches (the victim's, through its label).
+    "own new label": {
+        "other": Refused(404, "blob not found"),
+        "trusted": SERVED,
+        "system": SERVED,
+    },
+    # issue 13: a blob is reached through artifacts the caller sees.
+    "blob": {"other": Refused(404, "blob not found"), "trusted": SERVED, "system": SERVED},
+    # artifacts §6.1 (Q15): 403 rather than upstream's 401.
+    "blob listing": {
+        "other": Refused(403, "only the system namespace may list blobs"),
+        "trusted": Refused(403, "only the system namespace may list blobs"),
+        "system": SERVED,
+    },
 }
 TOKEN_EXCHANGE = "token exchange"
 """POST /auth (ACCESS_ANONYMOUS): a wrong key is 401 whoever asks."""
@@ -188,6 +224,39 @@ ROUTES: dict[tuple[str, str], Rule] = {
     # nodes (other-apis §4.0): not the victim's, but system only
     ("GET", "/nodes"): Rule("system only"),
     ("GET", "/nodes/{node}"): Rule("system only"),
+    # artifacts (artifacts §3)
+    ("GET", "/artifacts"): Rule("artifact listing"),
+    ("POST", "/artifacts"): Rule("in trusting namespace"),
+    ("DELETE", "/artifacts"): Rule("delete all in", last=2),
+    ("GET", "/artifacts/{ref}"): Rule("artifact"),
+    ("DELETE", "/artifacts/{ref}"): Rule("artifact", last=1),
+    ("GET", "/artifacts/{ref}/versions"): Rule("artifact"),
+    ("POST", "/artifacts/{ref}/versions"): Rule("artifact"),
+    ("DELETE", "/artifacts/{ref}/versions/{version_id}"): Rule("artifact"),
+    ("POST", "/artifacts/{ref}/share"): Rule("artifact"),
+    ("POST", "/artifacts/{ref}/unshare"): Rule("artifact"),
+    ("GET", "/artifacts/{ref}/metadata"): Rule("artifact"),
+    ("POST", "/artifacts/{ref}/metadata"): Rule("artifact"),
+    ("PUT", "/artifacts/{ref}/metadata/{key}"): Rule("artifact"),
+    ("DELETE", "/artifacts/{ref}/metadata/{key}"): Rule("artifact"),
+    ("GET", "/artifacts/{ref}/events"): Rule("artifact"),
+    # labels (artifacts §5): a caller's own labels run before its new one
+    # (rank 1), which reaches the victim's blob through the victim's label,
+    # deleted only after that (rank 2).
+    ("POST", "/label/{label_name}"): Rule("own new label", last=1),
+    ("GET", "/label/{label_name}"): Rule("own label"),
+    ("DELETE", "/label/{label_name}"): Rule("own label"),
+    ("POST", "/label/{label_name=*/*}"): Rule("in trusting namespace"),
+    ("GET", "/label/{label_name=*/*}"): Rule("in trusting namespace"),
+    ("DELETE", "/label/{label_name=*/*}"): Rule("in trusting namespace", last=2),
+    # blobs (artifacts §6)
+    ("GET", "/blobs"): Rule("blob listing"),
+    ("GET", "/blobs/{uuid}"): Rule("blob"),
+    ("GET", "/blob_checksums/{algorithm}/{hash}"): Rule("artifact listing"),
+    ("GET", "/blobs/{uuid}/metadata"): Rule("blob"),
+    ("POST", "/blobs/{uuid}/metadata"): Rule("blob"),
+    ("PUT", "/blobs/{uuid}/metadata/{key}"): Rule("blob"),
+    ("DELETE", "/blobs/{uuid}/metadata/{key}"): Rule("blob"),
 }
 
 
@@ -204,6 +273,10 @@ class Victim:
     """A disk base that never fetches: instances made here end in `error`."""
     netblock: str
     """A free netblock for networks made here."""
+    artifact: dict[str, Any]
+    """The image artifact its instance's base made."""
+    blob: dict[str, Any]
+    """A blob its label `<namespace>/LABEL` holds."""
 
     @property
     def interface(self) -> dict[str, Any]:
@@ -245,6 +318,17 @@ PATH: dict[tuple[str, str], Filler] = {
     ],
     ("", "key"): lambda v, c: [mark(v.namespace, "md", c)],
     ("/nodes/", "node"): lambda v, c: [v.node],
+    # By name too, but not for system: the trusted caller's delete (rank 1)
+    # leaves the artifact found by UUID only.
+    ("/artifacts/", "ref"): lambda v, c: (
+        [v.artifact["uuid"]] if c == "system" else [v.artifact["name"], v.artifact["uuid"]]
+    ),
+    ("/artifacts/{ref}/versions/", "version_id"): lambda v, c: [1],
+    ("/label/", "label_name"): lambda v, c: [LABEL],
+    ("/label/{label_name=", "label_name"): lambda v, c: [f"{v.namespace}/{LABEL}"],
+    ("/blobs/", "uuid"): lambda v, c: [v.blob["uuid"]],
+    ("/blob_checksums/", "algorithm"): lambda v, c: ["sha512"],
+    ("/blob_checksums/{algorithm}/", "hash"): lambda v, c: [v.blob["sha512"]],
 }
 """Path variables, keyed by (template prefix, variable)."""
 
@@ -267,13 +351,15 @@ BODY: dict[tuple[str, str], Filler] = {
     ("/instances", "disk"): lambda v, c: [[{"size": 1, "base": v.disk_base}]],
     ("/networks", "name"): lambda v, c: [f"{v.namespace}-by-{c}"],
     ("/networks", "netblock"): lambda v, c: [v.netblock],
+    ("/artifacts", "url"): lambda v, c: [v.disk_base],
+    ("/label/", "blob_uuid"): lambda v, c: [v.blob["uuid"]],
 }
 """Other request fields, sent in a JSON body on every method (sfmesh reads
 bodies on GET and DELETE as Shaken Fist does), keyed by (template prefix,
 field); the most specific prefix wins. Valid values, so a 400 cannot hide a
 missing 404."""
 
-_VARIABLE = re.compile(r"\{([^}=]+)(?:=[^}]*)?\}")
+_VARIABLE = re.compile(r"\{([^}=]+)(?:=([^}]*))?\}")
 
 
 def filler(table: dict[tuple[str, str], Filler], source: str, field: str) -> Filler | None:
@@ -393,8 +479,12 @@ def requests(route: Route, caller: str, victim: Victim) -> list[Request]:
 
 
 def _render(source: str, values: dict[str, Any]) -> str:
-    """The template with each variable replaced by its value, escaped as one segment."""
-    return _VARIABLE.sub(lambda m: quote(str(values[m.group(1)]), safe=""), source)
+    """The template with each variable replaced by its value, escaped as one
+    segment (or, for a pattern spanning segments such as `*/*`, as several)."""
+    return _VARIABLE.sub(
+        lambda m: quote(str(values[m.group(1)]), safe="/" if "/" in (m.group(2) or "") else ""),
+        source,
+    )
 
 
 def schedule() -> list[tuple[str, Route]]:

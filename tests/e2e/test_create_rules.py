@@ -40,8 +40,9 @@ RULES: list[tuple[str, dict[str, Any], int, str]] = [
     ("memory no node has", {"memory": 64 * 1024 * 1024}, 507, "No nodes with enough idle RAM"),
     ("no disk", {"disk": []}, 400, "instance must specify at least one disk"),
     ("zero size", {"disk": [{"size": 0}]}, 400, "disk[0].size must be a positive integer"),
-    ("label base", {"disk": [{"base": "label:gold"}]}, 400, "not supported yet"),
-    ("sf:// base", {"disk": [{"base": "sf://blob/x"}]}, 400, "not supported yet"),
+    ("label base", {"disk": [{"base": "label:gold"}]}, 404, "artifact not found"),
+    ("sf:// base", {"disk": [{"base": "sf://blob/x"}]}, 400, "sf:// bases are"),
+    ("sf://instance base", {"disk": [{"base": "sf://instance/x/vda"}]}, 400, "sf:// bases are"),
     (
         "file:// base",
         {"disk": [{"base": "file:///etc/shadow"}]},

@@ -542,3 +542,21 @@ def test_no_served_route_answers_501() -> None:
                 if routed and getattr(servicer, method.name) is getattr(base, method.name):
                     missing.append(f"{servicer.__name__}.{method.name}")
     assert not missing, f"inherited (501) yet routed: {missing}"
+
+
+def test_no_capability_hides_in_another() -> None:
+    """The client's checks are substring tests: no string it checks that
+    sfmesh does not advertise may appear inside one sfmesh does."""
+    offered = capabilities(served_services())
+    for checked in client_capabilities():
+        if checked not in offered:
+            hosts = [c for c in offered if checked in c]
+            assert not hosts, f"{checked} is not advertised, yet is inside {hosts}"
+    assert {"artifact-metadata", "blob-metadata", "blob-search-by-hash"} <= set(offered)
+    for unbuilt in (
+        "blob-data-limit",
+        "artifact-upload-types",
+        "blob-events",
+        "blob-single-checksum",
+    ):
+        assert not advertised(unbuilt), unbuilt

@@ -31,6 +31,8 @@ SAMPLE = Victim(
     node="node",
     disk_base="http://127.0.0.1/missing",
     netblock="10.0.0.0/24",
+    artifact={"uuid": "a-uuid", "name": "disk.qcow2"},
+    blob={"uuid": "b-uuid", "sha512": "ab" * 64},
 )
 
 
@@ -80,6 +82,20 @@ def test_instance_and_network_refs_are_tried_by_uuid_and_by_name() -> None:
     assert [r.path for r in requests(get, "other", SAMPLE)] == [
         "/instances/vm",
         "/instances/i-uuid",
+    ]
+
+
+def test_artifacts_are_tried_by_name_except_by_system_and_labels_by_path() -> None:
+    get = _route("GET", "/artifacts/{ref}")
+    assert [r.path for r in requests(get, "other", SAMPLE)] == [
+        "/artifacts/disk.qcow2",
+        "/artifacts/a-uuid",
+    ]
+    assert [r.path for r in requests(get, "system", SAMPLE)] == ["/artifacts/a-uuid"]
+    spanning = _route("GET", "/label/{label_name=*/*}")
+    assert [r.path for r in requests(spanning, "other", SAMPLE)] == ["/label/victim/iso-label"]
+    assert [r.path for r in requests(_route("GET", "/label/{label_name}"), "other", SAMPLE)] == [
+        "/label/iso-label"
     ]
 
 

@@ -1,5 +1,5 @@
-"""The api's side of events: it records what happens to instances and
-networks through the process's emitter, and reads an object's events back
+"""The api's side of events: it records what happens to instances,
+networks and artifacts through the process's emitter, and reads an object's events back
 from the eventlog, carrying the internal identity."""
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ DEFAULT_EVENT_LIMIT = 100
 
 INSTANCE = "instance"
 NETWORK = "network"
+ARTIFACT = "artifact"
+BLOB = "blob"
 AUDIT = event_pb2.EVENT_TYPE_AUDIT
 MUTATE = event_pb2.EVENT_TYPE_MUTATE
 

@@ -1,7 +1,9 @@
 """CreateInstance (reference §4, §7.3): the target namespace, the checks of
-`validation`, an `Idempotency-Key`, the NICs, a placement by the scheduler,
-then one etcd transaction that writes the record with every reservation,
-retried with fresh draws when a random address was taken meanwhile."""
+`validation`, an `Idempotency-Key`, the disks' bases (`artifacts.bases`:
+404 before anything is written), the NICs, a placement by the scheduler,
+then one etcd transaction that writes the record with every reservation and
+any new image artifact, retried with fresh draws when a random address was
+taken (or an artifact made) meanwhile."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import uuid
 
 from sfmesh.v1 import instance_pb2, instance_service_pb2, records_pb2
 
-from services.api.clients.events import Events
+from services.api.artifacts.bases import Bases
+from services.api.clients.events import ARTIFACT, Events
 from services.api.clients.scheduler import Scheduler
 from services.api.instances import idempotency, validation
 from services.api.instances.history import record_creation
@@ -45,6 +48,7 @@ class Creation:
         limits: validation.Limits,
         scheduler: Scheduler,
         networks: NetworkStore,
+        bases: Bases,
     ) -> None:
         self._instances = instances
         self._namespaces = namespaces
@@ -53,6 +57,7 @@ class Creation:
         self._limits = limits
         self._scheduler = scheduler
         self._networks = networks
+        self._bases = bases
         self._rng = random.SystemRandom()
 
     async def create(
@@ -74,6 +79,7 @@ class Creation:
             claim.append(
                 IdempotencyKeys.claim(namespace, retry_key, digest, instance.uuid, now, earlier)
             )
+        resolved = await self._bases.resolve(request.disk, caller().namespace, namespace)
         nics = await self._plan_nics(request, namespace, instance)
         placement = await self._scheduler.place(instance, request_id())
         instance.node = placement.node
@@ -83,13 +89,22 @@ class Creation:
                 if attempt:  # a random address was taken meanwhile: draw again
                     await asyncio.sleep(self._rng.uniform(0, NIC_RETRY_JITTER * attempt))
                     nics = await self._plan_nics(request, namespace, instance)
+                    # or an image artifact planned here was made by another create
+                    resolved = await self._bases.resolve(
+                        request.disk, caller().namespace, namespace
+                    )
                 del instance.interfaces[:]
                 instance.interfaces.extend(nics.interfaces)
                 record = records_pb2.InstanceRecord(
-                    instance=instance, created_at=now, create_request_id=request_id()
+                    instance=instance,
+                    created_at=now,
+                    create_request_id=request_id(),
+                    disk_sources=resolved.sources,
                 )
-                written = await self._instances.create(record, *claim, *nics.reservations)
-                if written or not nics.reservations:
+                written = await self._instances.create(
+                    record, *claim, *nics.reservations, *resolved.writes
+                )
+                if written or not (nics.reservations or resolved.writes):
                     break
                 if (
                     claim
@@ -106,6 +121,9 @@ class Creation:
                     return await self._first_created(earlier.instance_uuid)
             raise errors.Aborted("a concurrent create got in the way; try again")
         record_creation(self._events, instance)
+        for made in resolved.created:
+            self._events.audit(made, "creation request from REST API", kind=ARTIFACT)
+            self._events.attribute_set(made, "state", "initial", kind=ARTIFACT)
         return instance
 
     async def _plan_nics(

@@ -4,7 +4,8 @@ DELETE moves a placed instance to `delete-wait`. The node agent hosting it
 destroys and undefines its domain, removes its disks and its share of
 networks, then records that on the instance (`torn_down_at`). The api then
 writes `deleted` and gives back the addresses, MAC keys and floating
-addresses the instance held, in one etcd transaction: once `deleted` is
+addresses the instance held, and one reference per disk on the blob it was
+built from, in one etcd transaction: once `deleted` is
 visible, nothing of the instance is left on its node and everything it held
 is free. An instance never placed has nothing to tear down and ends at once.
 
@@ -26,6 +27,7 @@ import time
 
 from sfmesh.v1 import instance_pb2, records_pb2
 
+from services.api.artifacts.store import ArtifactStore, deltas_of
 from services.api.clients.events import NETWORK, Events
 from services.api.instances.history import record_state
 from services.api.networks.nics import held_addresses
@@ -34,6 +36,7 @@ from services.common import errors
 from services.common import instance_states as states
 from services.common.instance_follower import InstanceFollower
 from services.common.instance_store import InstanceStore, StoredInstance
+from services.common.store import Operation
 
 log = logging.getLogger("sfmesh.api.deletion")
 
@@ -72,6 +75,13 @@ def finishable(record: records_pb2.InstanceRecord, *, asking: bool = False) -> b
     return instance.state == states.DELETE_WAIT and record.torn_down_at > 0
 
 
+def disk_blobs(instance: instance_pb2.Instance) -> list[str]:
+    """The blobs an instance's laid-out disks hold, once per disk: the node
+    agent added a reference per disk when it wrote `created`, and `deleted`
+    lets go of each (by N, not 1: §11 Q5). Pure."""
+    return [disk.blob_uuid for disk in instance.disks if disk.HasField("blob_uuid")]
+
+
 def mark_deleted(record: records_pb2.InstanceRecord, now: float) -> None:
     """What `deleted` means in a record: powered off, its NICs deleted, and
     when. Pure."""
@@ -85,9 +95,16 @@ def mark_deleted(record: records_pb2.InstanceRecord, now: float) -> None:
 class Finisher:
     """Ends instances whose delete may finish (`finishable`)."""
 
-    def __init__(self, instances: InstanceStore, networks: NetworkStore, events: Events) -> None:
+    def __init__(
+        self,
+        instances: InstanceStore,
+        networks: NetworkStore,
+        events: Events,
+        artifacts: ArtifactStore,
+    ) -> None:
         self._instances = instances
         self._networks = networks
+        self._artifacts = artifacts
         self._events = events
         self._waiting = InstanceFollower(
             instances, lambda instance: instance.state == states.DELETE_WAIT, self._changed
@@ -113,9 +130,13 @@ class Finisher:
                 return False
             record = records_pb2.InstanceRecord()
             record.CopyFrom(stored.record)
-            mark_deleted(record, time.time())
+            now = time.time()
+            mark_deleted(record, now)
             held = held_addresses(record.instance)
-            if await self._instances.replace(stored, record, *await self._networks.releases(held)):
+            releases: list[Operation] = [*await self._networks.releases(held)]
+            released_blobs = deltas_of(released=disk_blobs(stored.record.instance))
+            releases += await self._artifacts.reference_writes(released_blobs, now=now)
+            if await self._instances.replace(stored, record, *releases):
                 break
             fresh = await self._instances.get(uuid)
             if fresh is None:

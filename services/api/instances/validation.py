@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import base64
 import re
-import urllib.parse
 from dataclasses import dataclass
 
 from google.protobuf import json_format, struct_pb2
 from sfmesh.v1 import instance_pb2, instance_service_pb2
 
 from services.api import sizes
+from services.api.artifacts import sources
 from services.api.metadata import rules as metadata
 from services.common import errors
 from services.common import instance_states as states
@@ -31,12 +31,6 @@ VIDEO_KIB = (4096, 262144)
 """Video memory bounds in KiB: QEMU 7.2's bochs-display wants 4 MiB to
 256 MiB, libvirt refuses VGA below 1 MiB; the other models take any."""
 SECURE_BOOT_BUSES_REFUSED = {instance_pb2.DISK_BUS_IDE}
-
-SHORTHAND = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(:[0-9][A-Za-z0-9._-]*)?")
-"""An image shorthand: `cirros`, `debian:11`, `ubuntu:22.04`, `centos:9-stream`.
-A tag starts with a digit, as every release tag does, so `name:rest` of
-another scheme (`data:text`, `file:etc`, `javascript:x`) is not one."""
-IMAGE_SCHEMES = frozenset({"http", "https"})
 
 _MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 
@@ -108,28 +102,13 @@ def check_disks(disks: list[instance_pb2.DiskSpec], secure_boot: bool) -> None:
 
 
 def check_base(index: int, base: str) -> None:
-    """A disk base is blank (unset, "" or "none"), an image shorthand such as
-    `debian:11` (`SHORTHAND`: the node agent's table resolves it), or an
-    http(s) URL with a host. Any other scheme (`file:`, `ftp:`, `gopher:`...) is
-    refused here, before a node agent is asked to fetch it."""
-    if not base or base.lower() == "none":
-        return
-    if base.startswith("label:") or base.startswith("sf://"):
-        raise errors.InvalidArgument(
-            f'disk[{index}].base "{base}": label: and sf:// bases are not supported yet'
-        )
-    if SHORTHAND.fullmatch(base):
-        return
-    try:
-        parts = urllib.parse.urlsplit(base)
-        fetchable = parts.scheme.lower() in IMAGE_SCHEMES and bool(parts.hostname)
-    except ValueError:  # a malformed netloc, such as an unclosed "["
-        fetchable = False
-    if not fetchable:
-        raise errors.InvalidArgument(
-            f'disk[{index}].base "{base}" is neither an http or https URL nor an image '
-            "shorthand such as debian:11"
-        )
+    """A disk base is blank (unset, "" or "none"), an image to fetch (an
+    http(s) URL with a host, or a shorthand such as `debian:11`), `label:`
+    or one of the sf:// forms of `artifacts.sources`. Anything else
+    (`file:`, `ftp:`, `sf://instance/...`) is refused here, before a node
+    agent is asked to fetch it; what a label or sf:// base names is resolved
+    later, before anything is written (`artifacts.bases`)."""
+    sources.parse_base(f"disk[{index}].base", base)
 
 
 def check_macs(specs: list[instance_pb2.NetworkSpec]) -> None:

@@ -30,6 +30,10 @@ from sfmesh.v1 import (
     scheduler_service_pb2_grpc,
 )
 
+from services.api.artifacts.bases import Bases
+from services.api.artifacts.finding import Finder
+from services.api.artifacts.lookup import ArtifactLookup
+from services.api.artifacts.store import ArtifactStore
 from services.api.clients.events import Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.clients.scheduler import Scheduler
@@ -144,6 +148,12 @@ async def _clean(store: Store, created_system: bool, other_namespace: str) -> No
             assert await store.commit([put])
 
 
+def _bases(artifacts: ArtifactStore, store: Store) -> Bases:
+    """Disk base resolution over the test's etcd."""
+    lookup = ArtifactLookup(artifacts, NamespaceStore(store), InstanceStore(store))
+    return Bases(artifacts, lookup, Finder(artifacts, lookup))
+
+
 @pytest.fixture(scope="module")
 async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
     state_dir = tmp_path_factory.mktemp("api-state")
@@ -186,7 +196,8 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     assert await store.commit([Put(key("node", NODE), node.SerializeToString())])
     scheduler = Scheduler(f"127.0.0.1:{port}", InternalCredentials(authority, "api-test"), store)
     networks = NetworkStore(store)
-    finisher = Finisher(InstanceStore(store), networks, events)
+    artifacts = ArtifactStore(store)
+    finisher = Finisher(InstanceStore(store), networks, events, artifacts)
     finishing = asyncio.create_task(finisher.run())
     cache = InstanceCache(store)
     caching = asyncio.create_task(cache.run())
@@ -204,6 +215,7 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
                 Limits(max_cpus=4),
                 scheduler,
                 networks,
+                _bases(artifacts, store),
             ),
             finisher,
             cache,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pytest
 from sfmesh.v1 import instance_pb2, network_service_pb2, records_pb2
 
+from services.api.artifacts.store import ArtifactStore
 from services.api.clients.events import Events
 from services.api.instances.deletion import Finisher
 from services.api.instances.idempotency import IdempotencyKeys
@@ -41,7 +42,9 @@ class Stores:
 async def stores(etcd: str, events: Events) -> AsyncIterator[Stores]:
     store = Store(etcd)
     instances, networks = InstanceStore(store), NetworkStore(store)
-    yield Stores(store, instances, networks, Finisher(instances, networks, events))
+    yield Stores(
+        store, instances, networks, Finisher(instances, networks, events, ArtifactStore(store))
+    )
     await store.close()
 
 

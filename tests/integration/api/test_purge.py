@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sfmesh.v1 import instance_pb2, network_service_pb2, records_pb2
 
+from services.api.artifacts.store import ArtifactStore
 from services.api.clients.events import Events
 from services.api.instances.deletion import Finisher
 from services.api.instances.idempotency import IdempotencyKeys, record_key
@@ -61,7 +62,7 @@ async def test_purge_once_removes_only_long_deleted_records(store: Store, events
     key_record = records_pb2.IdempotencyRecord(instance_uuid="x", expires_at=NOW - 1)
     assert await store.commit([Put(expired_key, key_record.SerializeToString(), 0)])
 
-    finisher = Finisher(instances, networks, events)
+    finisher = Finisher(instances, networks, events, ArtifactStore(store))
     assert await purge_once(instances, keys, networks, finisher, retention=600, now=NOW) >= 1
 
     assert await instances.get(old.instance.uuid) is None
@@ -96,7 +97,12 @@ async def test_purge_gives_back_what_a_half_done_delete_kept_and_nothing_else(
     )
     assert (await instances.holding(nic.uuid)) is not None  # the NIC's index entry
     await purge_once(
-        instances, keys, networks, Finisher(instances, networks, events), retention=60, now=NOW
+        instances,
+        keys,
+        networks,
+        Finisher(instances, networks, events, ArtifactStore(store)),
+        retention=60,
+        now=NOW,
     )
     assert await instances.get(gone.instance.uuid) is None
     assert await store.get(key("interface", nic.uuid)) is None

@@ -215,11 +215,19 @@ def test_disk_size_may_be_omitted() -> None:
     assert not instance.disk_spec[0].HasField("size")
 
 
-@pytest.mark.parametrize("base", ["label:debian", "sf://blob/6c0b3a4e", "sf://upload/ns/img"])
-def test_label_and_sf_bases_not_supported_yet(base: str) -> None:
+@pytest.mark.parametrize(
+    "base",
+    ["label:debian", "sf://blob/6c0b3a4e-0d1c-4b2a-9f8e-7d6c5b4a3f2e", "sf://upload/ns/img"],
+)
+def test_label_and_sf_bases_pass_validation(base: str) -> None:
+    """What they name is resolved later, before anything is written."""
+    build(request(disk=[instance_pb2.DiskSpec(size=8, base=base)]))
+
+
+@pytest.mark.parametrize("base", ["sf://instance/x/vda", "sf://blob/6c0b3a4e", "sf://other/x"])
+def test_unknown_sf_bases_are_400(base: str) -> None:
     message = refusal(request(disk=[instance_pb2.DiskSpec(size=8, base=base)]))
-    assert message == f'disk[0].base "{base}": label: and sf:// bases are not supported yet'
-    assert message.endswith("not supported yet")
+    assert message.startswith(f'disk[0].base "{base}": sf:// bases are ')
 
 
 @pytest.mark.parametrize(

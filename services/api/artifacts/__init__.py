@@ -1,0 +1,1 @@
+"""Artifacts, labels and blobs (reference: shakenfist-artifacts-api.md)."""
