@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from google.protobuf import descriptor_pool
 from sfmesh.v1 import options_pb2
 
 from services.api_gateway.routes import Route, build_routes
@@ -372,16 +371,23 @@ API_SERVER = Path(__file__).resolve().parents[2] / "services" / "api" / "server.
 
 
 @cache
+def contracts() -> tuple[ServiceDescriptor, ...]:
+    """Every service of the contracts in gen/sfmesh/v1."""
+    found: list[ServiceDescriptor] = []
+    for module in sorted(GEN.glob("*_pb2.py")):
+        loaded = importlib.import_module(f"sfmesh.v1.{module.stem}")
+        found.extend(loaded.DESCRIPTOR.services_by_name.values())
+    return tuple(found)
+
+
+@cache
 def services() -> tuple[ServiceDescriptor, ...]:
-    """The services the api registers (named in services/api/server.py):
+    """The contracts the api registers (named in services/api/server.py):
     the gateway builds routes only from what its upstream serves, so a
     contract not served yet has no routes and no isolation cases."""
-    names = re.findall(r'"(sfmesh\.v1\.\w+)"', API_SERVER.read_text())
+    names = set(re.findall(r'"(sfmesh\.v1\.\w+)"', API_SERVER.read_text()))
     assert "sfmesh.v1.InstanceService" in names, f"no services found in {API_SERVER}"
-    for module in sorted(GEN.glob("*_pb2.py")):
-        importlib.import_module(f"sfmesh.v1.{module.stem}")
-    pool = descriptor_pool.Default()
-    return tuple(pool.FindServiceByName(name) for name in names)
+    return tuple(service for service in contracts() if service.full_name in names)
 
 
 @cache

@@ -3,8 +3,8 @@ client 0.8.3 and `sf-client`.
 
 Blobs here are written straight into etcd (tests/e2e/blobs.py), as a node
 agent records one it fetched: the fetch itself is the node agent's side of
-issue 13. `POST /artifacts` is followed up to `state: initial` with
-`fetch_node` set.
+issue 13 (tests/e2e/test_artifact_flow.py follows a real fetch). A cache
+request here is followed to the node agent's refusal of an unreachable URL.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from devmesh.client_config import write_client_config
 from devmesh.mesh import Mesh
 from tests.e2e.blobs import put_blob, read_record
 from tests.e2e.test_official_client import SF_CLIENT, sf_client
+from tests.e2e.test_vms import wait_for
 from tests.meshes import login
 
 RUN = uuid.uuid4().hex[:6]
@@ -165,7 +166,7 @@ def test_versions_max_versions_share_metadata_events_delete(
     assert _ok(rest.get(f"/blobs/{blobs[3]['uuid']}"))["reference_count"] == 0
 
 
-def test_cache_asks_a_created_node_to_fetch(
+def test_cache_asks_a_node_to_fetch_and_a_failure_is_an_error(
     mesh: Mesh, rest: httpx.Client, team: httpx.Client, client: apiclient.Client
 ) -> None:
     url = f"http://127.0.0.1:1/cache-{RUN}.qcow2"
@@ -185,11 +186,12 @@ def test_cache_asks_a_created_node_to_fetch(
     made = client.cache_artifact(url)
     assert (made["state"], made["index"], made["blobs"]) == ("initial", 0, {})
     assert made["name"] == f"cache-{RUN}.qcow2"
+    # The node agent asked to fetch it finds nothing listening on port 1.
+    failed = wait_for(lambda: (a := client.get_artifact(made["uuid"]))["state"] == "error" and a)
+    assert failed["error_message"], failed
     stored = read_record(mesh, "artifact", made["uuid"])
     assert stored is not None
-    record = records_pb2.ArtifactRecord.FromString(stored)
-    assert record.fetch_node and record.fetch_requested_at > 0
-    assert client.cache_artifact(url)["uuid"] == made["uuid"]  # found again
+    assert not records_pb2.ArtifactRecord.FromString(stored).fetch_node  # answered
     assert client.get_artifact(f"cache-{RUN}.qcow2")["uuid"] == made["uuid"]
     assert made["uuid"] in [a["uuid"] for a in client.get_artifacts()]
     assert client.get_artifact_versions(made["uuid"]) == []

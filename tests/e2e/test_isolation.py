@@ -42,6 +42,7 @@ from tests.e2e.isolation import (
     Served,
     Victim,
     access,
+    contracts,
     expected,
     key,
     marked,
@@ -50,7 +51,6 @@ from tests.e2e.isolation import (
     routes,
     rule,
     schedule,
-    services,
 )
 
 RUN = uuid.uuid4().hex[:6]
@@ -386,7 +386,7 @@ def _served_services(address: str) -> list[str]:
 def _internal_methods() -> list[MethodDescriptor]:
     return [
         method
-        for service in services()
+        for service in contracts()
         for method in service.methods
         if access(method) == options_pb2.ACCESS_INTERNAL
     ]
