@@ -23,6 +23,76 @@ POWER_OPERATION_POWER_ON: PowerOperation
 POWER_OPERATION_PAUSE: PowerOperation
 POWER_OPERATION_UNPAUSE: PowerOperation
 
+class AppendToUploadRequest(_message.Message):
+    __slots__ = ("upload_uuid", "expected_size", "max_size", "data")
+    UPLOAD_UUID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_SIZE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    upload_uuid: str
+    expected_size: int
+    max_size: int
+    data: bytes
+    def __init__(self, upload_uuid: _Optional[str] = ..., expected_size: _Optional[int] = ..., max_size: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class UploadFileSize(_message.Message):
+    __slots__ = ("size",)
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    size: int
+    def __init__(self, size: _Optional[int] = ...) -> None: ...
+
+class TruncateUploadFileRequest(_message.Message):
+    __slots__ = ("upload_uuid", "size")
+    UPLOAD_UUID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    upload_uuid: str
+    size: int
+    def __init__(self, upload_uuid: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+
+class SealUploadRequest(_message.Message):
+    __slots__ = ("upload_uuid", "blob_uuid")
+    UPLOAD_UUID_FIELD_NUMBER: _ClassVar[int]
+    BLOB_UUID_FIELD_NUMBER: _ClassVar[int]
+    upload_uuid: str
+    blob_uuid: str
+    def __init__(self, upload_uuid: _Optional[str] = ..., blob_uuid: _Optional[str] = ...) -> None: ...
+
+class SealUploadResponse(_message.Message):
+    __slots__ = ("size", "sha512", "format")
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA512_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    size: int
+    sha512: str
+    format: str
+    def __init__(self, size: _Optional[int] = ..., sha512: _Optional[str] = ..., format: _Optional[str] = ...) -> None: ...
+
+class DiscardUploadRequest(_message.Message):
+    __slots__ = ("upload_uuid",)
+    UPLOAD_UUID_FIELD_NUMBER: _ClassVar[int]
+    upload_uuid: str
+    def __init__(self, upload_uuid: _Optional[str] = ...) -> None: ...
+
+class DiscardUploadResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReadBlobRequest(_message.Message):
+    __slots__ = ("blob_uuid", "offset", "limit")
+    BLOB_UUID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    blob_uuid: str
+    offset: int
+    limit: int
+    def __init__(self, blob_uuid: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ReadBlobResponse(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+
 class PingOnNetworkRequest(_message.Message):
     __slots__ = ("vxlan_id", "address")
     VXLAN_ID_FIELD_NUMBER: _ClassVar[int]

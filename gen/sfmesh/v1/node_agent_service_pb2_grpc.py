@@ -55,6 +55,31 @@ class NodeAgentServiceStub:
                 request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.PingOnNetworkRequest.SerializeToString,
                 response_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.PingOnNetworkResponse.FromString,
                 _registered_method=True)
+        self.AppendToUpload = channel.stream_unary(
+                '/sfmesh.v1.NodeAgentService/AppendToUpload',
+                request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.AppendToUploadRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.UploadFileSize.FromString,
+                _registered_method=True)
+        self.TruncateUploadFile = channel.unary_unary(
+                '/sfmesh.v1.NodeAgentService/TruncateUploadFile',
+                request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.TruncateUploadFileRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.UploadFileSize.FromString,
+                _registered_method=True)
+        self.SealUpload = channel.unary_unary(
+                '/sfmesh.v1.NodeAgentService/SealUpload',
+                request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.SealUploadRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.SealUploadResponse.FromString,
+                _registered_method=True)
+        self.DiscardUpload = channel.unary_unary(
+                '/sfmesh.v1.NodeAgentService/DiscardUpload',
+                request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.DiscardUploadRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.DiscardUploadResponse.FromString,
+                _registered_method=True)
+        self.ReadBlob = channel.unary_stream(
+                '/sfmesh.v1.NodeAgentService/ReadBlob',
+                request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.ReadBlobRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.ReadBlobResponse.FromString,
+                _registered_method=True)
 
 
 class NodeAgentServiceServicer:
@@ -89,6 +114,46 @@ class NodeAgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AppendToUpload(self, request_iterator, context):
+        """Appends a stream of chunks to an upload's file on this node (made by the
+        first append). All or nothing: an append that fails or is cancelled
+        leaves the file at its size before it. The first message names the
+        upload and the size the caller believes it has.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TruncateUploadFile(self, request, context):
+        """Cuts an upload's file back to `size` bytes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SealUpload(self, request, context):
+        """Turns an upload's file into blob `blob_uuid` in this node's blob store
+        (checksummed, its format detected); the upload's file is gone after.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DiscardUpload(self, request, context):
+        """Deletes an upload's file; a missing file is not an error.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadBlob(self, request, context):
+        """Streams bytes of a blob this node holds whole, from `offset`, at most
+        `limit` of them (0: to the end), in chunks of at most 1 MiB.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeAgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +176,31 @@ def add_NodeAgentServiceServicer_to_server(servicer, server):
                     servicer.PingOnNetwork,
                     request_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.PingOnNetworkRequest.FromString,
                     response_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.PingOnNetworkResponse.SerializeToString,
+            ),
+            'AppendToUpload': grpc.stream_unary_rpc_method_handler(
+                    servicer.AppendToUpload,
+                    request_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.AppendToUploadRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.UploadFileSize.SerializeToString,
+            ),
+            'TruncateUploadFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.TruncateUploadFile,
+                    request_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.TruncateUploadFileRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.UploadFileSize.SerializeToString,
+            ),
+            'SealUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.SealUpload,
+                    request_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.SealUploadRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.SealUploadResponse.SerializeToString,
+            ),
+            'DiscardUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.DiscardUpload,
+                    request_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.DiscardUploadRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.DiscardUploadResponse.SerializeToString,
+            ),
+            'ReadBlob': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReadBlob,
+                    request_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.ReadBlobRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.ReadBlobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +312,141 @@ class NodeAgentService:
             '/sfmesh.v1.NodeAgentService/PingOnNetwork',
             sfmesh_dot_v1_dot_node__agent__service__pb2.PingOnNetworkRequest.SerializeToString,
             sfmesh_dot_v1_dot_node__agent__service__pb2.PingOnNetworkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AppendToUpload(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/sfmesh.v1.NodeAgentService/AppendToUpload',
+            sfmesh_dot_v1_dot_node__agent__service__pb2.AppendToUploadRequest.SerializeToString,
+            sfmesh_dot_v1_dot_node__agent__service__pb2.UploadFileSize.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TruncateUploadFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NodeAgentService/TruncateUploadFile',
+            sfmesh_dot_v1_dot_node__agent__service__pb2.TruncateUploadFileRequest.SerializeToString,
+            sfmesh_dot_v1_dot_node__agent__service__pb2.UploadFileSize.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SealUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NodeAgentService/SealUpload',
+            sfmesh_dot_v1_dot_node__agent__service__pb2.SealUploadRequest.SerializeToString,
+            sfmesh_dot_v1_dot_node__agent__service__pb2.SealUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DiscardUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NodeAgentService/DiscardUpload',
+            sfmesh_dot_v1_dot_node__agent__service__pb2.DiscardUploadRequest.SerializeToString,
+            sfmesh_dot_v1_dot_node__agent__service__pb2.DiscardUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadBlob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sfmesh.v1.NodeAgentService/ReadBlob',
+            sfmesh_dot_v1_dot_node__agent__service__pb2.ReadBlobRequest.SerializeToString,
+            sfmesh_dot_v1_dot_node__agent__service__pb2.ReadBlobResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,6 +4,7 @@ from sfmesh.v1 import instance_pb2 as _instance_pb2
 from sfmesh.v1 import network_service_pb2 as _network_service_pb2
 from sfmesh.v1 import node_service_pb2 as _node_service_pb2
 from sfmesh.v1 import scheduler_service_pb2 as _scheduler_service_pb2
+from sfmesh.v1 import transfer_service_pb2 as _transfer_service_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -135,3 +136,13 @@ class DiskSource(_message.Message):
     artifact_uuid: str
     blob_uuid: str
     def __init__(self, artifact_uuid: _Optional[str] = ..., blob_uuid: _Optional[str] = ...) -> None: ...
+
+class UploadRecord(_message.Message):
+    __slots__ = ("upload", "namespace", "updated_at")
+    UPLOAD_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    upload: _transfer_service_pb2.Upload
+    namespace: str
+    updated_at: float
+    def __init__(self, upload: _Optional[_Union[_transfer_service_pb2.Upload, _Mapping]] = ..., namespace: _Optional[str] = ..., updated_at: _Optional[float] = ...) -> None: ...
