@@ -6,7 +6,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import event_ingest, event_reads, gateway, instances, networks, peer, recovery, vms
+from bench import (
+    artifacts,
+    event_ingest,
+    event_reads,
+    gateway,
+    instances,
+    networks,
+    peer,
+    recovery,
+    vms,
+)
 from bench.harness import quiet_mesh
 
 
@@ -24,6 +34,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "networks": networks.main,
     "recovery": recovery.main,
     "peer": peer.main,
+    "artifacts": artifacts.main,
 }
 
 

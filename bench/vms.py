@@ -122,7 +122,7 @@ def bare_libvirt_seconds(mesh: Mesh, conn: libvirt.virConnect, uuid: str) -> lis
     (an overlay of the cached image, a copy of the config drive), started by
     libvirt directly: seconds per `createXML`, SEQUENTIAL times."""
     source = conn.lookupByName(domain_name(mesh.node_name, uuid)).XMLDesc()
-    (blob,) = (mesh.state_dir / "images" / "blobs").iterdir()
+    (blob,) = (p for p in (mesh.state_dir / "blobs").glob("*/*") if "." not in p.name)
     samples = []
     with tempfile.TemporaryDirectory(dir="/var/tmp") as scratch:
         Path(scratch).chmod(0o755)

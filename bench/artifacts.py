@@ -1,0 +1,106 @@
+"""Images as artifacts and blobs, in one run on one mesh with this machine's
+node agent:
+
+- create -> `created` from a cached 1 GiB image against the boot-sector
+  image's, both already on the node, interleaved: the p50 ratio (target
+  <= 1.2x: disks are qcow2 overlays on the cached blob, so a larger image
+  costs nothing at boot);
+- the node agent's `disks` stage of an instance whose image is already on
+  the node (target <= 50 ms), from its stage timings.
+
+The 1 GiB image is the boot sector followed by zeros, served from loopback;
+its first fetch (download and sha512) is timed too, for scale.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.gateway import Rest
+from bench.harness import quiet_mesh
+from bench.vms import STAGES, CreatedWatch, stage_seconds
+from guests.bootsector import boot_sector
+from guests.serve import ImageServer
+
+ROUNDS = 10
+BIG = 1 << 30
+
+
+@contextmanager
+def images() -> Iterator[tuple[str, str]]:
+    """The boot sector, and a 1 GiB image starting with it, on a loopback server."""
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as folder:
+        server = ImageServer(Path(folder))
+        try:
+            small = server.publish("boot.raw", boot_sector())
+            big = Path(folder) / "big.raw"
+            with big.open("wb") as out:
+                out.write(boot_sector())
+                out.truncate(BIG)
+            yield small, server.url("big.raw")
+        finally:
+            server.close()
+
+
+def create(rest: Rest, name: str, base: str) -> tuple[str, float]:
+    """POST /instances of one disk on `base`; the uuid and when it was sent."""
+    spec = {"name": name, "cpus": 1, "memory": 128, "disk": [{"size": 1, "base": base}]}
+    sent = time.perf_counter()
+    reply = rest.call("POST", "/instances", spec)
+    return str(json.loads(reply)["uuid"]), sent
+
+
+def main() -> None:
+    """Start a mesh with this machine's node agent and measure."""
+    with images() as (small, big), quiet_mesh(node_agent=True) as mesh:
+        token = Rest.token(mesh)
+        rest = Rest(mesh.ports.gateway, token)
+        watch = CreatedWatch(mesh, token)
+        made: list[str] = []
+        try:
+            started = time.perf_counter()
+            for base in (small, big):  # first fetches: into blobs
+                uuid, _ = create(rest, f"warm-{len(made)}", base)
+                watch.wait(uuid, timeout=300)
+                made.append(uuid)
+            fetched = time.perf_counter() - started
+            seconds: dict[str, list[float]] = {small: [], big: []}
+            stages: dict[str, list[dict[str, float]]] = {small: [], big: []}
+            for index in range(ROUNDS):
+                order = (small, big) if index % 2 == 0 else (big, small)
+                for base in order:
+                    uuid, sent = create(rest, f"r{index}-{len(made)}", base)
+                    seconds[base].append(watch.wait(uuid) - sent)
+                    made.append(uuid)
+                    stages[base].append(stage_seconds(rest, uuid))
+                while len(made) > 2:  # keep only the warm ones running
+                    rest.call("DELETE", f"/instances/{made.pop()}")
+        finally:
+            for uuid in made:
+                rest.call("DELETE", f"/instances/{uuid}")
+            watch.close()
+    small_p50, big_p50 = (statistics.median(seconds[b]) for b in (small, big))
+    disk_p50 = statistics.median(found.get("disks", float("nan")) for found in stages[big])
+    print("artifacts benchmark (this machine's node agent, images on loopback)")
+    print(f"  first fetches (boot sector, then 1 GiB, download and sha512): {fetched:.1f} s")
+    print(
+        f"  create -> created from a cached image: 1 GiB p50 {big_p50 * 1000:.0f} ms, "
+        f"boot sector p50 {small_p50 * 1000:.0f} ms, ratio {big_p50 / small_p50:.2f}x "
+        "(target <= 1.2x)"
+    )
+    print(
+        f"  disks stage of an image already on the node: p50 {disk_p50 * 1000:.1f} ms "
+        "(target <= 50 ms)"
+    )
+    for base, label in ((big, "1 GiB"), (small, "boot sector")):
+        medians = (
+            f"{stage} {statistics.median(f.get(stage, 0.0) for f in stages[base]) * 1000:.0f}"
+            for stage in STAGES
+        )
+        print(f"    stages of {label} (ms): {', '.join(medians)}")
