@@ -13,26 +13,40 @@ its writer. A partial left by a crash is removed by the next writer once it
 is older than `STALE_PARTIAL_SECONDS`; until then a second writer is refused.
 A file under a blob's name is therefore always a whole blob, but only the
 blob record (its size and sha512) says which content that is.
+
+A whole file written elsewhere on the same filesystem (an upload) comes in
+by `adopt`: hard-linked to the exclusive partial name, synced, then renamed
+into place, so it is never copied. A partial file a day old cannot belong to
+a live writer; `sweep_partials` removes those when the node agent starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 STALE_PARTIAL_SECONDS = 300.0
 """Age after which a partial file is taken for a crashed writer's."""
+SWEPT_PARTIAL_SECONDS = 86400.0
+"""Age after which `sweep_partials` removes a partial file."""
 DIR_MODE = 0o755
 FILE_MODE = 0o644
+
+_T = TypeVar("_T")
 
 
 class BlobBusy(Exception):
     """Another writer is writing this blob now."""
+
+
+class BlobExists(Exception):
+    """A whole blob already has this name."""
 
 
 class BlobWriter(Protocol):
@@ -69,6 +83,11 @@ class BlobStore(Protocol):
     def link(self, source: str, uuid: str) -> Path:
         """Give the content of blob `source` the name `uuid` too (a hard link,
         put in place atomically); the new path."""
+
+    def adopt(self, uuid: str, source: Path) -> Path:
+        """Make the whole file `source` blob `uuid` (renamed, not copied, on
+        the same filesystem); `source` is gone after. Raises BlobBusy, and
+        BlobExists when a blob already has that name."""
 
     def remove(self, uuid: str) -> None:
         """Remove the file of blob `uuid`; no-op when absent."""
@@ -151,19 +170,77 @@ class LocalBlobStore:
         _fsync_folder(target.parent)
         return target
 
+    def adopt(self, uuid: str, source: Path) -> Path:
+        target = self.path(uuid)
+        _folders(self.root, target.parent)
+        partial = target.with_name(f"{uuid}.partial")
+        try:
+            _claim(partial, lambda: os.link(source, partial))
+            os.utime(partial)  # the source's times: it would pass for a stale partial
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            return self._adopt_by_copy(uuid, source)
+        try:
+            _sync_file(partial)
+            os.chmod(partial, FILE_MODE)
+            if target.exists():  # every writer renames while it holds the partial
+                raise BlobExists(f"blob {uuid} already exists")
+            os.replace(partial, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+            raise
+        _fsync_folder(target.parent)
+        source.unlink()
+        _fsync_folder(source.parent)
+        return target
+
+    def _adopt_by_copy(self, uuid: str, source: Path) -> Path:
+        """`adopt` across filesystems: a copy through a writer."""
+        with self.writer(uuid) as out, source.open("rb") as data:
+            while chunk := data.read(1024 * 1024):
+                out.write(chunk)
+            if self.path(uuid).exists():
+                raise BlobExists(f"blob {uuid} already exists")
+            target = out.commit()
+        source.unlink()
+        _fsync_folder(source.parent)
+        return target
+
     def remove(self, uuid: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(uuid).unlink()
 
+    def sweep_partials(self, older_than: float = SWEPT_PARTIAL_SECONDS) -> list[Path]:
+        """Remove partial files not changed for `older_than` seconds (left
+        by writers that crashed); those removed."""
+        removed = []
+        now = time.time()
+        for partial in self.root.glob("*/*.partial"):
+            with contextlib.suppress(FileNotFoundError):
+                if now - partial.stat().st_mtime > older_than:
+                    partial.unlink()
+                    removed.append(partial)
+        return removed
+
 
 def _create_exclusive(partial: Path) -> int:
-    """Open `partial` as a new file of this writer's alone: a partial file
-    of a writer gone for `STALE_PARTIAL_SECONDS` is removed first. Raises
-    BlobBusy."""
+    """Open `partial` as a new file of this writer's alone (see `_claim`).
+    Raises BlobBusy."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    fd = _claim(partial, lambda: os.open(partial, flags, FILE_MODE))
+    os.fchmod(fd, FILE_MODE)  # whatever the umask
+    return fd
+
+
+def _claim(partial: Path, create: Callable[[], _T]) -> _T:
+    """`create()` the file `partial`, which must not exist (it raises
+    FileExistsError then): a partial file of a writer gone for
+    `STALE_PARTIAL_SECONDS` is removed first. Raises BlobBusy."""
     for _ in range(2):
         try:
-            fd = os.open(partial, flags, FILE_MODE)
+            return create()
         except FileExistsError:
             try:
                 age = time.time() - partial.stat().st_mtime
@@ -174,8 +251,6 @@ def _create_exclusive(partial: Path) -> int:
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
             continue
-        os.fchmod(fd, FILE_MODE)  # whatever the umask
-        return fd
     raise BlobBusy(f"{partial.name} is being written by another writer")
 
 
@@ -185,6 +260,14 @@ def _folders(root: Path, folder: Path) -> None:
         each.mkdir(parents=True, exist_ok=True)
         if each.stat().st_mode & 0o7777 != DIR_MODE:
             each.chmod(DIR_MODE)
+
+
+def _sync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_folder(folder: Path) -> None:

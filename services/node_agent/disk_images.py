@@ -138,7 +138,7 @@ class DiskImages:
         path = self._blobs.path(uuid)
         fmt = qemu_format(blob.format)
         if fmt == "qcow2":  # not necessarily fetched here: checked as a download is
-            await asyncio.to_thread(check_self_contained, f"blob {uuid}", path)
+            await asyncio.to_thread(check_self_contained, f"fetching blob {uuid}", path)
         return DiskImage(path, fmt, uuid)
 
     async def from_artifact(self, uuid: str, waiting: Waiting = _no_wait) -> DiskImage:

@@ -345,7 +345,7 @@ class ImageCache:
                     f"fetching {url}: the connection closed after {done} of {total} bytes"
                 )
             if detect_format(head) == "qcow2":
-                check_self_contained(url, out.partial)
+                check_self_contained(f"fetching {url}", out.partial)
             sha512 = out.sha512()
             path = out.commit()
         if reported != done or done == 0:
@@ -373,18 +373,19 @@ def _last_modified(header: str | None) -> float | None:
         return None
 
 
-def check_self_contained(url: str, path: Path) -> None:
+def check_self_contained(subject: str, path: Path) -> None:
     """Refuse a qcow2 image that points at another file (a backing file or an
-    external data file): qemu would open that file of the host for the guest."""
+    external data file): qemu would open that file of the host for the guest.
+    The ImageError's message starts with `subject` ("fetching <url>")."""
     argv = ["qemu-img", "info", "--output=json", "-f", "qcow2", "-U", str(path)]
     done = subprocess.run(argv, capture_output=True, check=False, timeout=60)
     if done.returncode != 0:
         reason = done.stderr.decode(errors="replace").strip()
-        raise ImageError(f"fetching {url}: not a valid qcow2 image: {reason}")
+        raise ImageError(f"{subject}: not a valid qcow2 image: {reason}")
     info = json.loads(done.stdout)
     data_file = info.get("format-specific", {}).get("data", {}).get("data-file")
     if info.get("backing-filename") or data_file:
-        raise ImageError(f"fetching {url}: qcow2 images that refer to other files are refused")
+        raise ImageError(f"{subject}: qcow2 images that refer to other files are refused")
 
 
 def _call_progress(callback: ProgressCallback, url: str, done: int, total: int | None) -> None:

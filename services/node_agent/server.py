@@ -1,6 +1,7 @@
 """Builds the node agent process: the instances placed here (an etcd watch),
 the reconciler that turns them into libvirt domains, NodeAgentService for
-power and consoles, and the report stream to the scheduler."""
+power, consoles, uploads and blob reads, and the report stream to the
+scheduler."""
 
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ from services.node_agent.peers import Peers
 from services.node_agent.placed import PlacedInstances
 from services.node_agent.reconciler import Reconciler
 from services.node_agent.servicer import NodeAgentServicer
+from services.node_agent.transfers import TransferServicer
+from services.node_agent.uploads import UploadFiles
 
 log = logging.getLogger("sfmesh.node_agent")
 
@@ -121,6 +124,9 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
     networking = InstanceNetworking(store, dataplane, placed.hosted, emitter, egress)
     builder: Builder
     blobs = LocalBlobStore(config.mesh.state_dir / "blobs")
+    for partial in await asyncio.to_thread(blobs.sweep_partials):
+        log.info("removed a stale partial blob", extra={"fields": {"path": str(partial)}})
+    uploads = UploadFiles(config.mesh.state_dir / "uploads", blobs)
     images = ImageCache(
         config.mesh.state_dir / "images",
         config.image_shorthands,
@@ -217,6 +223,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
                     reconciler=reconciler,
                     console_log=builder.console_log,
                     dataplane=dataplane,
+                    transfers=TransferServicer(uploads=uploads, blobs=blobs),
                 ),
                 node_agent_service_pb2_grpc.add_NodeAgentServiceServicer_to_server,
             )

@@ -1,11 +1,12 @@
 """NodeAgentService: the operations whose caller waits for the hypervisor's
 answer — power operations and the serial console — and pings from a
-network's namespace here."""
+network's namespace here. Uploads and blob reads are `transfers.py`'s,
+handed on as they come."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import grpc
@@ -19,6 +20,7 @@ from services.node_agent.commands import DataPlaneError
 from services.node_agent.dataplane import DataPlane, NoNetwork
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.reconciler import Reconciler
+from services.node_agent.transfers import TransferServicer
 
 
 def console_tail(path: Path, length: int) -> bytes:
@@ -46,8 +48,10 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
         reconciler: Reconciler,
         console_log: Callable[[str], Path],
         dataplane: DataPlane,
+        transfers: TransferServicer,
     ) -> None:
         self._dataplane = dataplane
+        self._transfers = transfers
         self._lookup = lookup
         self._records = records
         self._hypervisor = hypervisor
@@ -109,6 +113,43 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
         return node_agent_service_pb2.PingOnNetworkResponse(
             exit_code=code, stdout=stdout, stderr=stderr
         )
+
+    async def AppendToUpload(
+        self,
+        request_iterator: AsyncIterator[node_agent_service_pb2.AppendToUploadRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> node_agent_service_pb2.UploadFileSize:
+        return await self._transfers.AppendToUpload(request_iterator, context)
+
+    async def TruncateUploadFile(
+        self,
+        request: node_agent_service_pb2.TruncateUploadFileRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> node_agent_service_pb2.UploadFileSize:
+        return await self._transfers.TruncateUploadFile(request, context)
+
+    async def SealUpload(
+        self,
+        request: node_agent_service_pb2.SealUploadRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> node_agent_service_pb2.SealUploadResponse:
+        return await self._transfers.SealUpload(request, context)
+
+    async def DiscardUpload(
+        self,
+        request: node_agent_service_pb2.DiscardUploadRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> node_agent_service_pb2.DiscardUploadResponse:
+        return await self._transfers.DiscardUpload(request, context)
+
+    async def ReadBlob(
+        self,
+        request: node_agent_service_pb2.ReadBlobRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[node_agent_service_pb2.ReadBlobResponse]:
+        # An async generator itself: grpc.aio recognises a stream handler so.
+        async for reply in self._transfers.ReadBlob(request, context):
+            yield reply
 
     async def _check_still_created(self, uuid: str) -> None:
         """A delete that won the race tore the domain down under the

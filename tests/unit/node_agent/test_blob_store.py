@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from services.node_agent.blob_store import STALE_PARTIAL_SECONDS, BlobBusy, LocalBlobStore
+from services.node_agent.blob_store import (
+    STALE_PARTIAL_SECONDS,
+    SWEPT_PARTIAL_SECONDS,
+    BlobBusy,
+    BlobExists,
+    LocalBlobStore,
+)
 
 
 def files(root: Path) -> list[str]:
@@ -103,3 +109,60 @@ def test_link_gives_the_content_a_second_name(tmp_path: Path) -> None:
 def test_path_refuses_what_is_no_blob_name(tmp_path: Path, name: str) -> None:
     with pytest.raises(ValueError, match="not a blob uuid"):
         LocalBlobStore(tmp_path).path(name)
+
+
+def test_adopt_renames_a_whole_file_into_a_blob(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    source = tmp_path / "uploads" / "u"
+    source.parent.mkdir()
+    source.write_bytes(b"uploaded")
+    source.chmod(0o600)
+    inode = source.stat().st_ino
+    name = str(uuid.uuid4())
+    assert store.adopt(name, source) == store.path(name)
+    assert store.path(name).read_bytes() == b"uploaded"
+    assert store.path(name).stat().st_ino == inode  # renamed, not copied
+    assert stat.S_IMODE(store.path(name).stat().st_mode) == 0o644
+    assert not source.exists()
+    assert files(tmp_path) == [f"blobs/{name[:2]}/{name}"]
+
+
+def test_adopt_never_replaces_a_blob(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    name = str(uuid.uuid4())
+    with store.writer(name) as out:
+        out.write(b"first")
+        out.commit()
+    source = tmp_path / "second"
+    source.write_bytes(b"second")
+    with pytest.raises(BlobExists):
+        store.adopt(name, source)
+    assert store.path(name).read_bytes() == b"first"
+    assert source.read_bytes() == b"second"
+    assert files(tmp_path / "blobs") == [f"{name[:2]}/{name}"]
+
+
+def test_adopt_waits_for_no_live_writer(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    name = str(uuid.uuid4())
+    source = tmp_path / "upload"
+    source.write_bytes(b"late")
+    with store.writer(name) as first:
+        with pytest.raises(BlobBusy):
+            store.adopt(name, source)
+        first.write(b"writer's")
+    assert source.exists()  # refused: kept for another try
+
+
+def test_sweep_partials_removes_only_old_ones(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    old, fresh = str(uuid.uuid4()), str(uuid.uuid4())
+    for name in (old, fresh):
+        partial = store.path(name).with_name(f"{name}.partial")
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(b"left")
+    day_ago = time.time() - SWEPT_PARTIAL_SECONDS - 1
+    os.utime(store.path(old).with_name(f"{old}.partial"), (day_ago, day_ago))
+    with store.writer(str(uuid.uuid4())):  # a live writer's partial stays
+        assert store.sweep_partials() == [store.path(old).with_name(f"{old}.partial")]
+    assert files(tmp_path) == [f"{fresh[:2]}/{fresh}.partial"]
