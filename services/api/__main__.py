@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from services.api.instances.validation import Limits
-from services.api.server import ApiConfig, serve_api
+from services.api.server import ApiConfig, UploadLimits, serve_api
 from services.common.config import mesh_config
 from services.common.main import parse_arguments
 from services.common.settings import Setting
@@ -17,6 +17,19 @@ SETTINGS = (
         "--deleted-retention", 3600.0, "seconds a deleted instance stays readable by UUID", float
     ),
     Setting("--purge-interval", 60.0, "seconds between purge sweeps", float),
+    Setting("--max-upload-size", UploadLimits.max_size, "the most bytes one upload may hold", int),
+    Setting(
+        "--upload-idle",
+        UploadLimits.idle,
+        "seconds without an append after which an upload is removed",
+        float,
+    ),
+    Setting(
+        "--upload-sweep-interval",
+        UploadLimits.sweep_interval,
+        "seconds between sweeps of abandoned uploads",
+        float,
+    ),
 )
 
 
@@ -30,6 +43,11 @@ def main() -> None:
         token_ttl_seconds=args.token_ttl,
         deleted_retention=args.deleted_retention,
         purge_interval=args.purge_interval,
+        uploads=UploadLimits(
+            max_size=args.max_upload_size,
+            idle=args.upload_idle,
+            sweep_interval=args.upload_sweep_interval,
+        ),
     )
     asyncio.run(serve_api(config))
 

@@ -11,6 +11,7 @@ from sfmesh.v1 import (
     instance_service_pb2_grpc,
     network_service_pb2_grpc,
     node_service_pb2_grpc,
+    transfer_service_pb2_grpc,
 )
 
 from services.api.artifacts.bases import Bases
@@ -38,6 +39,12 @@ from services.api.networks.backfill import backfill_nic_keys
 from services.api.networks.servicer import NetworkServicer
 from services.api.networks.store import NetworkStore
 from services.api.nodes.servicer import NodeServicer
+from services.api.transfers.blob_data import BlobData
+from services.api.transfers.conversion import Conversion
+from services.api.transfers.servicer import TransferServicer
+from services.api.transfers.store import UploadStore
+from services.api.transfers.sweeper import sweep_forever
+from services.api.transfers.uploads import Uploads
 from services.common.addresses import floating_pool
 from services.common.config import MeshConfig
 from services.common.instance_store import InstanceStore
@@ -45,6 +52,18 @@ from services.common.main import service_authority, service_emitter
 from services.common.server import Servicer, serve
 from services.common.store import Store
 from services.common.tokens import InternalCredentials
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """How big an upload may grow and how long an idle one is kept."""
+
+    max_size: int = 64 * 1024**3
+    """The most bytes one upload may hold."""
+    idle: float = 24 * 3600.0
+    """Seconds without an append after which an upload is abandoned (Q21)."""
+    sweep_interval: float = 600.0
+    """Seconds between sweeps of abandoned uploads."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,8 @@ class ApiConfig:
     """Seconds a deleted instance stays readable by UUID before it is purged."""
     purge_interval: float
     """Seconds between purge sweeps."""
+    uploads: UploadLimits
+    """Bounds on uploads."""
 
 
 async def serve_api(config: ApiConfig) -> None:
@@ -86,6 +107,24 @@ async def serve_api(config: ApiConfig) -> None:
     artifacts = ArtifactStore(store)
     artifact_lookup = ArtifactLookup(artifacts, namespaces, instance_store)
     finder = Finder(artifacts, artifact_lookup)
+    upload_store = UploadStore(store)
+    uploads = Uploads(
+        upload_store, artifacts, node_agents, events, max_size=config.uploads.max_size
+    )
+    transfers = TransferServicer(
+        uploads,
+        Conversion(
+            upload_store,
+            uploads,
+            artifacts,
+            namespaces,
+            artifact_lookup,
+            finder,
+            node_agents,
+            events,
+        ),
+        BlobData(artifacts, artifact_lookup, node_agents),
+    )
     finisher = Finisher(instance_store, networks, events, artifacts)
     cache = InstanceCache(store)
     creation = Creation(
@@ -114,9 +153,19 @@ async def serve_api(config: ApiConfig) -> None:
             interval=config.purge_interval,
         )
     )
+    sweeping = asyncio.create_task(
+        sweep_forever(
+            upload_store,
+            node_agents,
+            events,
+            idle=config.uploads.idle,
+            interval=config.uploads.sweep_interval,
+        )
+    )
 
     async def close() -> None:
         await revocation.close()
+        sweeping.cancel()
         purging.cancel()
         backfilling.cancel()
         finishing.cancel()
@@ -156,6 +205,11 @@ async def serve_api(config: ApiConfig) -> None:
                     events,
                 ),
                 artifact_service_pb2_grpc.add_ArtifactServiceServicer_to_server,
+            ),
+            Servicer(
+                "sfmesh.v1.TransferService",
+                transfers,
+                transfer_service_pb2_grpc.add_TransferServiceServicer_to_server,
             ),
             Servicer(
                 "sfmesh.v1.AuthService",

@@ -113,6 +113,14 @@ class Aborted(SfmeshError):
     reason = "ABORTED"
 
 
+class RangeNotSatisfiable(SfmeshError):
+    """A byte range asked of a body lies wholly past its end (416)."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
+    http_status = 416
+    reason = "RANGE_NOT_SATISFIABLE"
+
+
 class InsufficientResources(SfmeshError):
     """No capacity now (507); `retry_after` seconds is a hint."""
 
@@ -184,6 +192,7 @@ _BY_STATUS: dict[tuple[grpc.StatusCode, int], type[SfmeshError]] = {
         Conflict,
         AlreadyExists,
         Aborted,
+        RangeNotSatisfiable,
         InsufficientResources,
         Unavailable,
     )

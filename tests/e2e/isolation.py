@@ -136,6 +136,17 @@ KINDS: dict[str, dict[str, Outcome]] = {
     },
     # issue 13: a blob is reached through artifacts the caller sees.
     "blob": {"other": Refused(404, "blob not found"), "trusted": SERVED, "system": SERVED},
+    # artifacts §4 (Q3): an upload is its namespace's own; trust does not help.
+    "upload": _object("upload not found"),
+    # Anyone starts an upload of its own: nothing of the victim's in it.
+    "new upload": {"other": HIDDEN, "trusted": HIDDEN, "system": SERVED},
+    # artifacts §3.4 (Q3): the target namespace must trust the caller, and
+    # the upload must be the caller's own.
+    "convert upload in": {
+        "other": Refused(404, "namespace not found"),
+        "trusted": Refused(404, "upload not found"),
+        "system": SERVED,
+    },
     # artifacts §6.1 (Q15): 403 rather than upstream's 401.
     "blob listing": {
         "other": Refused(403, "only the system namespace may list blobs"),
@@ -256,6 +267,12 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/blobs/{uuid}/metadata"): Rule("blob"),
     ("PUT", "/blobs/{uuid}/metadata/{key}"): Rule("blob"),
     ("DELETE", "/blobs/{uuid}/metadata/{key}"): Rule("blob"),
+    ("GET", "/blobs/{uuid}/data"): Rule("blob"),
+    # uploads (artifacts §4, §3.4): the conversion ends the victim's upload
+    ("POST", "/upload"): Rule("new upload"),
+    ("POST", "/upload/{upload_uuid}"): Rule("upload"),
+    ("POST", "/upload/{upload_uuid}/truncate/{offset}"): Rule("upload"),
+    ("POST", "/artifacts/upload/{artifact_name}"): Rule("convert upload in", last=1),
 }
 
 
@@ -276,6 +293,8 @@ class Victim:
     """The image artifact its instance's base made."""
     blob: dict[str, Any]
     """A blob its label `<namespace>/LABEL` holds."""
+    upload: dict[str, Any]
+    """An upload it started, with a few bytes in it."""
 
     @property
     def interface(self) -> dict[str, Any]:
@@ -328,6 +347,9 @@ PATH: dict[tuple[str, str], Filler] = {
     ("/blobs/", "uuid"): lambda v, c: [v.blob["uuid"]],
     ("/blob_checksums/", "algorithm"): lambda v, c: ["sha512"],
     ("/blob_checksums/{algorithm}/", "hash"): lambda v, c: [v.blob["sha512"]],
+    ("/upload/", "upload_uuid"): lambda v, c: [v.upload["uuid"]],
+    ("/upload/{upload_uuid}/truncate/", "offset"): lambda v, c: [1],
+    ("/artifacts/upload/", "artifact_name"): lambda v, c: [f"iso-upload-by-{c}"],
 }
 """Path variables, keyed by (template prefix, variable)."""
 
@@ -352,6 +374,7 @@ BODY: dict[tuple[str, str], Filler] = {
     ("/networks", "netblock"): lambda v, c: [v.netblock],
     ("/artifacts", "url"): lambda v, c: [v.disk_base],
     ("/label/", "blob_uuid"): lambda v, c: [v.blob["uuid"]],
+    ("/artifacts/upload/", "upload_uuid"): lambda v, c: [v.upload["uuid"]],
 }
 """Other request fields, sent in a JSON body on every method (sfmesh reads
 bodies on GET and DELETE as Shaken Fist does), keyed by (template prefix,
@@ -442,12 +465,26 @@ def misjudged(route: Route, caller: str, status: int, error: str | None) -> str 
     return None
 
 
+RAW_BODY = b"isolation bytes"
+"""What a raw-body route (an upload's append) is sent."""
+
+
+def takes_raw_body(route: Route) -> bool:
+    """Whether the route's body is raw bytes (a `google.api.HttpBody` field)."""
+    if route.body in ("", "*"):
+        return False
+    field = route.method.input_type.fields_by_name[route.body]
+    return field.message_type is not None and field.message_type.full_name == "google.api.HttpBody"
+
+
 def path_variables(route: Route) -> list[str]:
     return [variable.field_path for variable in route.template.variables]
 
 
 def body_fields(route: Route) -> list[str]:
     """The request fields not bound by the path."""
+    if takes_raw_body(route):
+        return []
     bound = set(path_variables(route))
     return [f.name for f in route.method.input_type.fields if f.name not in bound]
 

@@ -34,10 +34,10 @@ from services.api_gateway.routes import Route
 from services.api_gateway.types import MethodDescriptor
 from services.common.secrets import load_or_create_secret
 from services.common.tokens import TokenAuthority
-from tests.e2e.blobs import put_blob
 from tests.e2e.isolation import (
     CALLERS,
     LABEL,
+    RAW_BODY,
     Request,
     Served,
     Victim,
@@ -51,6 +51,7 @@ from tests.e2e.isolation import (
     routes,
     rule,
     schedule,
+    takes_raw_body,
 )
 
 RUN = uuid.uuid4().hex[:6]
@@ -173,6 +174,10 @@ class World:
 def _send(client: httpx.Client, request: Request) -> tuple[int, str]:
     """The status and body; a stream's body is what it sent in STREAM_READ seconds."""
     method, body = request.route.http_method, request.body or None
+    if takes_raw_body(request.route):
+        octets = {"Content-Type": "application/octet-stream"}
+        reply = client.request(method, request.path, content=RAW_BODY, headers=octets)
+        return reply.status_code, reply.text
     if not request.route.server_streaming:
         reply = client.request(method, request.path, json=body)
         return reply.status_code, reply.text
@@ -266,11 +271,17 @@ def world(
         for name, value in metadata.items():
             _ok(system.put(f"{path}/metadata/{name}", json={"value": value}))
     (artifact,) = [a for a in _ok(system.get("/artifacts")) if a["namespace"] == VICTIM]
-    blob = put_blob(mesh, f"the blob of {VICTIM}".encode(), node=made["node"])
+    as_victim = httpx.Client(
+        base_url=mesh.gateway_url, headers=_bearer(_token(mesh, VICTIM, "s")), timeout=30
+    )
+    blob = _uploaded_blob(as_victim, f"{VICTIM}-blob", f"the blob of {VICTIM}".encode())
     _ok(system.post(f"/label/{VICTIM}/{LABEL}", json={"blob_uuid": blob["uuid"]}))
     for path in (f"/artifacts/{artifact['uuid']}", f"/blobs/{blob['uuid']}"):
         for name, value in metadata.items():
             _ok(system.put(f"{path}/metadata/{name}", json={"value": value}))
+    upload = _ok(as_victim.post("/upload"))
+    _ok(as_victim.post(f"/upload/{upload['uuid']}", content=SECRET.encode(), headers=OCTETS))
+    as_victim.close()
     victim = Victim(
         namespace=VICTIM,
         instance=made,
@@ -280,6 +291,7 @@ def world(
         netblock=f"10.246.{octet + 1}.0/24",
         artifact=artifact,
         blob=blob,
+        upload=upload,
     )
     interface = victim.interface
     markers = [
@@ -294,6 +306,7 @@ def world(
         artifact["uuid"],
         blob["uuid"],
         blob["sha512"],
+        upload["uuid"],
         SECRET,
         *(name for what in ("key", "trust", "md") for name in marked(VICTIM, what)),
     ]
@@ -306,6 +319,17 @@ def world(
         _figures(world, request)
         _clean(system)
         system.close()
+
+
+OCTETS = {"Content-Type": "application/octet-stream"}
+
+
+def _uploaded_blob(client: httpx.Client, name: str, content: bytes) -> dict[str, Any]:
+    """A blob of `content`, uploaded and converted into artifact `name`."""
+    upload = _ok(client.post("/upload"))
+    _ok(client.post(f"/upload/{upload['uuid']}", content=content, headers=OCTETS))
+    artifact = _ok(client.post(f"/artifacts/upload/{name}", json={"upload_uuid": upload["uuid"]}))
+    return dict(_ok(client.get(f"/blobs/{artifact['blob_uuid']}")))
 
 
 def _wait_for_error(system: httpx.Client, instance: str) -> None:

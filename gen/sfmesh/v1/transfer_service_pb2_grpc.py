@@ -94,7 +94,8 @@ class TransferServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ConvertUpload(self, request, context):
-        """Turns an upload, or an existing blob, into the newest version of an artifact.
+        """Turns an upload, or an existing blob, into the newest version of an
+        artifact of type image or other.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

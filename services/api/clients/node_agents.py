@@ -1,10 +1,16 @@
 """The api's client of node agents: operations whose caller waits for the
-hypervisor, sent to the agent of the node hosting the instance. Agents are
-found through the node records the scheduler keeps in etcd."""
+hypervisor, sent to the agent of the node hosting the instance, and the
+bytes of uploads and blobs, sent to the node holding them. Agents are found
+through the node records the scheduler keeps in etcd."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
 import grpc
+from google.rpc import error_details_pb2, status_pb2
 from sfmesh.v1 import (
     node_agent_service_pb2,
     node_agent_service_pb2_grpc,
@@ -20,6 +26,24 @@ from services.common.tokens import InternalCredentials
 POWER_DEADLINE = 60.0
 CONSOLE_DEADLINE = 10.0
 PING_DEADLINE = 30.0
+APPEND_DEADLINE = 3600.0
+"""Seconds one append may take (the client sends chunks of at most 2 MiB;
+curl may send a whole file in one)."""
+UPLOAD_DEADLINE = 60.0
+"""Seconds a truncate or a discard may take."""
+SEAL_DEADLINE = 1800.0
+"""Seconds a seal may take: it reads the whole file for its sha512."""
+READ_DEADLINE = 24 * 3600.0
+"""Seconds a blob read may last: as long as a slow client reads."""
+
+
+class SizeMismatch(errors.Conflict):
+    """An upload's file does not have the size its record says (a crash
+    between the two writes); `actual` is the file's size."""
+
+    def __init__(self, message: str, *, actual: int) -> None:
+        super().__init__(message, reason="UPLOAD_SIZE_MISMATCH")
+        self.actual = actual
 
 
 class NodeAgents:
@@ -86,6 +110,102 @@ class NodeAgents:
         except grpc.aio.AioRpcError as exc:
             raise errors.from_rpc_error(exc, "node agent") from exc
 
+    async def append_to_upload(
+        self,
+        node: str,
+        upload_uuid: str,
+        *,
+        expected_size: int,
+        max_size: int,
+        chunks: AsyncIterator[bytes],
+    ) -> int:
+        """Append `chunks` to an upload's file on `node`, all or nothing; its
+        size after. Stops taking chunks when the node ends the call early:
+        the caller reads what is left of `chunks`. Raises SizeMismatch when
+        the file's size is not `expected_size`."""
+        stub = await self._stub(node)
+        call = stub.AppendToUpload(metadata=self._credentials.metadata(), timeout=APPEND_DEADLINE)
+        try:
+            first = node_agent_service_pb2.AppendToUploadRequest(
+                upload_uuid=upload_uuid, expected_size=expected_size, max_size=max_size
+            )
+            sent = False
+            async for chunk in chunks:
+                message = first if not sent else node_agent_service_pb2.AppendToUploadRequest()
+                message.data = chunk
+                sent = True
+                if not await _write(call, message):
+                    break  # the node ended the call: its status says why
+            else:
+                if not sent:
+                    await _write(call, first)
+                with contextlib.suppress(asyncio.InvalidStateError, grpc.aio.AioRpcError):
+                    await call.done_writing()
+            reply = await call
+        except grpc.aio.AioRpcError as exc:
+            raise _upload_error(exc) from exc
+        finally:
+            call.cancel()  # a no-op once it ended; else the node keeps nothing
+        return int(reply.size)
+
+    async def truncate_upload_file(self, node: str, upload_uuid: str, size: int) -> int:
+        """Cut an upload's file back to `size` bytes; its size after."""
+        stub = await self._stub(node)
+        request = node_agent_service_pb2.TruncateUploadFileRequest(
+            upload_uuid=upload_uuid, size=size
+        )
+        try:
+            reply = await stub.TruncateUploadFile(
+                request, metadata=self._credentials.metadata(), timeout=UPLOAD_DEADLINE
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _upload_error(exc) from exc
+        return int(reply.size)
+
+    async def seal_upload(
+        self, node: str, upload_uuid: str, blob_uuid: str
+    ) -> node_agent_service_pb2.SealUploadResponse:
+        """Turn an upload's file into blob `blob_uuid` on `node`."""
+        stub = await self._stub(node)
+        request = node_agent_service_pb2.SealUploadRequest(
+            upload_uuid=upload_uuid, blob_uuid=blob_uuid
+        )
+        try:
+            return await stub.SealUpload(
+                request, metadata=self._credentials.metadata(), timeout=SEAL_DEADLINE
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise errors.from_rpc_error(exc, "node agent") from exc
+
+    async def discard_upload(self, node: str, upload_uuid: str) -> None:
+        """Delete an upload's file on `node` (a missing one is fine)."""
+        stub = await self._stub(node)
+        request = node_agent_service_pb2.DiscardUploadRequest(upload_uuid=upload_uuid)
+        try:
+            await stub.DiscardUpload(
+                request, metadata=self._credentials.metadata(), timeout=UPLOAD_DEADLINE
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise errors.from_rpc_error(exc, "node agent") from exc
+
+    async def read_blob(
+        self, node: str, blob_uuid: str, offset: int, limit: int
+    ) -> AsyncIterator[bytes]:
+        """The bytes of a blob `node` holds, from `offset`, at most `limit`
+        of them (0: to the end), chunk by chunk."""
+        stub = await self._stub(node)
+        request = node_agent_service_pb2.ReadBlobRequest(
+            blob_uuid=blob_uuid, offset=offset, limit=limit
+        )
+        call = stub.ReadBlob(request, metadata=self._credentials.metadata(), timeout=READ_DEADLINE)
+        try:
+            async for reply in call:
+                yield reply.data
+        except grpc.aio.AioRpcError as exc:
+            raise errors.from_rpc_error(exc, "node agent") from exc
+        finally:
+            call.cancel()
+
     async def close(self) -> None:
         """Close every channel."""
         for channel in self._channels.values():
@@ -106,3 +226,36 @@ class NodeAgents:
             channel = grpc.aio.insecure_channel(address, options=quick_reconnect())
             self._channels[address] = channel
         return node_agent_service_pb2_grpc.NodeAgentServiceStub(channel)
+
+
+async def _write(call: grpc.aio.StreamUnaryCall, message: object) -> bool:
+    """Send one message; False when the call has already ended."""
+    try:
+        await call.write(message)
+    except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
+        return False
+    return True
+
+
+def _upload_error(exc: grpc.aio.AioRpcError) -> errors.SfmeshError:
+    """A node's refusal of an upload operation: SizeMismatch when it is
+    FAILED_PRECONDITION with the file's real size in its ErrorInfo's
+    metadata (`size`), else the node's error as it said it."""
+    if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+        actual = _error_metadata(exc).get("size", "")
+        if actual.isdigit():
+            return SizeMismatch(exc.details() or "the upload's size changed", actual=int(actual))
+    return errors.from_rpc_error(exc, "node agent")
+
+
+def _error_metadata(exc: grpc.aio.AioRpcError) -> dict[str, str]:
+    status = status_pb2.Status()
+    for name, value in exc.trailing_metadata() or ():
+        if name == "grpc-status-details-bin" and isinstance(value, bytes):
+            status.ParseFromString(value)
+    for packed in status.details:
+        if packed.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            packed.Unpack(info)
+            return dict(info.metadata)
+    return {}

@@ -1,0 +1,1 @@
+"""TransferService: uploads, their conversion into artifacts, blob data."""
