@@ -8,6 +8,8 @@ and, for capacity errors and a 503 with a hint, a `google.rpc.RetryInfo`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -28,11 +30,16 @@ class SfmeshError(Exception):
     http_status: int = 500
     reason: str = "INTERNAL"
 
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, reason: str | None = None, facts: Mapping[str, str] | None = None
+    ) -> None:
         self.message = bounded(message)
         super().__init__(self.message)
         if reason is not None:
             self.reason = reason
+        self.facts = dict(facts or {})
+        """Machine-readable details, sent in the ErrorInfo's metadata beside
+        `http_status` (a node's real upload size, say)."""
 
 
 def bounded(message: str) -> str:
@@ -153,7 +160,7 @@ def to_status(error: SfmeshError, *, request_id: str = "") -> grpc.Status:
     info = error_details_pb2.ErrorInfo(
         reason=error.reason,
         domain=DOMAIN,
-        metadata={"http_status": str(error.http_status)},
+        metadata={**error.facts, "http_status": str(error.http_status)},
     )
     details = [_pack(info)]
     if isinstance(error, InsufficientResources | Unavailable) and error.retry_after is not None:

@@ -139,6 +139,7 @@ def upload_error(uuid: str, exc: Exception, *, blob_uuid: str = "") -> errors.Sf
             return errors.Conflict(
                 f"upload {uuid} has {exc.actual} bytes, not {exc.expected}",
                 reason="UPLOAD_SIZE_MISMATCH",
+                facts={"size": str(exc.actual)},
             )
         case TooLarge():
             return errors.InvalidArgument(

@@ -18,6 +18,7 @@ import hashlib
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,15 +82,16 @@ def cli(mesh: Mesh, isolated_home: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def other(mesh: Mesh, rest: httpx.Client) -> httpx.Client:
+def other(mesh: Mesh, token: str) -> Iterator[httpx.Client]:
     """A client of another namespace."""
-    _ok(rest.post("/auth/namespaces", json={"namespace": OTHER, "key_name": "k", "key": "s"}))
-    login = _ok(httpx.post(f"{mesh.gateway_url}/auth", json={"namespace": OTHER, "key": "s"}))
-    return httpx.Client(
-        base_url=mesh.gateway_url,
-        headers={"Authorization": f"Bearer {login['access_token']}"},
-        timeout=30,
-    )
+    system = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=mesh.gateway_url, headers=system, timeout=30) as admin:
+        body = {"namespace": OTHER, "key_name": "k", "key": "s"}
+        _ok(admin.post("/auth/namespaces", json=body))
+        login = _ok(admin.post("/auth", json={"namespace": OTHER, "key": "s"}))
+        headers = {"Authorization": f"Bearer {login['access_token']}"}
+        with httpx.Client(base_url=mesh.gateway_url, headers=headers, timeout=30) as client:
+            yield client
 
 
 def test_cli_upload_download_and_dedupe(cli: None, rest: httpx.Client, tmp_path: Path) -> None:
