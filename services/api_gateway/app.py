@@ -51,7 +51,7 @@ from services.api_gateway.transcode import (
 )
 from services.api_gateway.types import Receive, Scope, Send
 from services.api_gateway.uploads import forward_upload
-from services.api_gateway.upstream import CHANNEL_OPTIONS, Metadata, Streams, UnaryCalls
+from services.api_gateway.upstream import CHANNEL_OPTIONS, CoreCalls, Metadata, Streams
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class _Loaded:
     table: routes.RouteTable
     index_html: bytes
     streams: Streams
-    unary: UnaryCalls
+    calls: CoreCalls
     openapi_json: bytes = b""
     apidocs_html: bytes = b""
     requests: Memo[tuple[str, str, str], tuple[routes.Route, bytes]] = field(
@@ -105,7 +105,7 @@ class GatewayApp:
             table,
             apidocs.render_index(routes.capabilities(upstream.services)),
             Streams(self._channel),
-            UnaryCalls(self._channel, upstream.pool),
+            CoreCalls(self._channel, upstream.pool),
             openapi_json=orjson.dumps(document),
             apidocs_html=apidocs.render_apidocs(document),
         )
@@ -247,10 +247,10 @@ class GatewayApp:
             raise GatewayError(413, "request body is too large")
         query, authorization = _credentials(route, query, headers)
         first = build_request(route, RequestParts(found.path_params, query, b"", headers))
-        invoke = loaded.streams.get(route)
-        call = invoke(
-            metadata=_metadata(request_id, authorization),
-            timeout=grpc_timeout(headers.get("grpc-timeout")),
+        call = loaded.calls.client_stream(
+            route.rpc_path,
+            _metadata(request_id, authorization),
+            grpc_timeout(headers.get("grpc-timeout")),
         )
         reply = await forward_upload(
             call,
@@ -259,7 +259,6 @@ class GatewayApp:
             headers.get("content-type", openapi.OCTETS),
             receive=receive,
             limit=self.config.max_upload,
-            pool=loaded.upstream.pool,
         )
         body, content_type = loaded.replies.answer(route, reply)
         await send_bytes(send, 200, body, base, content_type=content_type)
@@ -303,7 +302,7 @@ class GatewayApp:
     ) -> None:
         """Make a unary call and answer its reply: raw for `HttpBody`, else JSON."""
         timeout = call.timeout or self.config.deadline
-        reply = await call.loaded.unary.call(
+        reply = await call.loaded.calls.unary(
             call.route.rpc_path, call.request, call.metadata, timeout, receive
         )
         body, content_type = call.loaded.replies.answer(call.route, reply)

@@ -2,10 +2,10 @@
 
 Requests go up as serialised bytes.
 
-- A stream is called through one `grpc.aio` multi-callable per RPC, made
-  once: a server stream's messages are parsed with the output type's message
-  class; a client stream (a raw request body in chunks, see `uploads`)
-  answers bytes.
+- A server stream is called through one `grpc.aio` multi-callable per RPC,
+  made once; its messages are parsed with the output type's message class.
+- A client stream (a raw request body in chunks, see `uploads`) goes to
+  grpc's core call too, bytes in and bytes out (`ClientStream` says why).
 - A unary call goes to grpc's core call directly and answers the reply's
   bytes (the gateway renders them, see `replies`). grpc.aio's public unary
   call wraps the same core call in a task and a call object: two more turns
@@ -24,6 +24,7 @@ becomes an `UpstreamError`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -49,39 +50,33 @@ _CANCELLED = "cancelled by the gateway"
 
 
 class Streams:
-    """The multi-callables of the upstream's streaming RPCs, each made once."""
+    """The unary-stream multi-callables of the upstream's server streams, each made once."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._channel = channel
         self._made: dict[str, Any] = {}
 
     def get(self, route: routes.Route) -> Any:
-        """The multi-callable of `route`'s RPC: a client stream takes bytes and
-        answers bytes; a server stream takes bytes and yields parsed messages."""
+        """The multi-callable of `route`'s RPC: takes bytes, yields parsed messages."""
         invoke = self._made.get(route.rpc_path)
         if invoke is None:
-            if route.client_streaming:
-                invoke = self._channel.stream_unary(route.rpc_path, _registered_method=True)
-            else:
-                output = message_factory.GetMessageClass(route.method.output_type)
-                invoke = self._channel.unary_stream(
-                    route.rpc_path,
-                    response_deserializer=output.FromString,
-                    _registered_method=True,
-                )
+            output = message_factory.GetMessageClass(route.method.output_type)
+            invoke = self._channel.unary_stream(
+                route.rpc_path, response_deserializer=output.FromString, _registered_method=True
+            )
             self._made[route.rpc_path] = invoke
         return invoke
 
 
-class UnaryCalls:
-    """Unary calls on the channel's core, bytes in and bytes out."""
+class CoreCalls:
+    """Unary and client-streaming calls on the channel's core, bytes in and bytes out."""
 
     def __init__(self, channel: grpc.aio.Channel, pool: DescriptorPool | None) -> None:
         self._core = channel._channel
         self._pool = pool
         self._methods: dict[str, tuple[bytes, int]] = {}
 
-    async def call(
+    async def unary(
         self, rpc_path: str, request: bytes, metadata: Metadata, seconds: float, receive: Receive
     ) -> bytes:
         """Make one call with a deadline `seconds` from now; raise UpstreamError
@@ -121,14 +116,16 @@ class UnaryCalls:
             return bytes(reply)
         if gone:
             raise ClientGone
-        status = await core.status()
-        failure = reply_from_status(
-            _CODES.get(status.code(), grpc.StatusCode.UNKNOWN),
-            status.details() or "",
-            status.trailing_metadata(),
-            self._pool,
-        )
-        raise UpstreamError(failure)
+        raise await _failure(core, self._pool)
+
+    def client_stream(
+        self, rpc_path: str, metadata: Metadata, seconds: float | None
+    ) -> ClientStream:
+        """Start a client-streaming call, with a deadline `seconds` from now if given."""
+        method, handle = self._method(rpc_path)
+        deadline = None if seconds is None else time.time() + seconds
+        core = self._core.call(method, deadline, None, None, handle)
+        return ClientStream(core, metadata, self._pool)
 
     def _method(self, rpc_path: str) -> tuple[bytes, int]:
         """The method's path as bytes and its registered-call handle, made once."""
@@ -137,3 +134,73 @@ class UnaryCalls:
             path = rpc_path.encode("ascii")
             found = self._methods[rpc_path] = (path, self._core.get_registered_call_handle(path))
         return found
+
+
+class ClientStream:
+    """One client-streaming call on the channel's core: chunks of bytes in,
+    the reply's bytes out.
+
+    An upstream may answer before the stream ends (a bad token is refused
+    at once). grpc.aio's own `write` reports the write that races such an
+    answer as an INTERNAL error of its own, hiding the upstream's status; on
+    the core, a failed write only ends the writing, and the call's own status
+    is the answer.
+    """
+
+    def __init__(self, core: Any, metadata: Metadata, pool: DescriptorPool | None) -> None:
+        self._core = core
+        self._pool = pool
+        self._sent = asyncio.Event()
+        self._writing = True
+        self._reply = asyncio.ensure_future(core.stream_unary(metadata, self._sent.set, None))
+
+    async def write(self, data: bytes) -> bool:
+        """Send one message; False once the upstream has ended the call."""
+        if self._writing and not self._sent.is_set():
+            await self._sent.wait()
+        if self._writing and not self._core.done():
+            try:
+                await self._core.send_serialized_message(data)
+            except asyncio.CancelledError:
+                self.cancel()
+                raise
+            except Exception:  # the call ended under the write: finish() says how
+                self._writing = False
+        else:
+            self._writing = False
+        return self._writing
+
+    async def finish(self) -> bytes:
+        """End the writing and wait for the reply; raise UpstreamError when
+        the call failed."""
+        try:
+            if self._writing and not self._core.done():
+                self._writing = False
+                with contextlib.suppress(Exception):  # ended meanwhile: the status says how
+                    await self._core.send_receive_close()
+            reply = await self._reply
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        if self._core.is_ok():
+            return bytes(reply)
+        raise await _failure(self._core, self._pool)
+
+    def cancel(self) -> None:
+        """Cancel the call (the client left, or its body was refused)."""
+        self._writing = False
+        if not self._core.done():
+            self._core.cancel(_CANCELLED)
+        self._reply.cancel()
+
+
+async def _failure(core: Any, pool: DescriptorPool | None) -> UpstreamError:
+    """The error of a failed core call, from its status."""
+    status = await core.status()
+    failure = reply_from_status(
+        _CODES.get(status.code(), grpc.StatusCode.UNKNOWN),
+        status.details() or "",
+        status.trailing_metadata(),
+        pool,
+    )
+    return UpstreamError(failure)

@@ -21,7 +21,7 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 from sfmesh.v1 import instance_pb2, instance_service_pb2, instance_service_pb2_grpc
 
-from services.api_gateway.upstream import UnaryCalls
+from services.api_gateway.upstream import CoreCalls
 
 SERVICE = instance_service_pb2.DESCRIPTOR.services_by_name["InstanceService"].full_name
 
@@ -178,7 +178,7 @@ async def test_a_cancelled_request_cancels_its_upstream_call(
     fake.slow_started.clear()
     fake.slow_cancelled.clear()
     async with grpc.aio.insecure_channel(address) as channel:
-        calls = UnaryCalls(channel, None)
+        calls = CoreCalls(channel, None)
         request = instance_service_pb2.RebootSoftRequest(ref="slow").SerializeToString()
         path = f"/{SERVICE}/RebootSoft"
 
@@ -186,7 +186,7 @@ async def test_a_cancelled_request_cancels_its_upstream_call(
             await asyncio.sleep(60)
             return {"type": "http.disconnect"}
 
-        task = asyncio.ensure_future(calls.call(path, request, (), 30, never_gone))
+        task = asyncio.ensure_future(calls.unary(path, request, (), 30, never_gone))
         await asyncio.wait_for(fake.slow_started.wait(), 5)
         task.cancel()
         await asyncio.wait_for(fake.slow_cancelled.wait(), 5)
