@@ -8,6 +8,12 @@ node agent:
 - the node agent's `disks` stage of an instance whose image is already on
   the node (target <= 50 ms), from its stage timings.
 
+- `sf-client artifact upload` of a 1 GiB file through the gateway (the
+  client's own loop of appends, then the conversion into a checksummed
+  blob) against `dd` writing the same file to the same disk (target: at
+  least 1/3 of dd's rate), with the gateway's resident memory sampled
+  throughout (target: at most 50 MB of growth).
+
 The 1 GiB image is the boot sector followed by zeros, served from loopback;
 its first fetch (download and sha512) is timed too, for scale.
 """
@@ -15,8 +21,12 @@ its first fetch (download and sha512) is timed too, for scale.
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,11 +35,15 @@ from pathlib import Path
 from bench.gateway import Rest
 from bench.harness import quiet_mesh
 from bench.vms import STAGES, CreatedWatch, stage_seconds
+from devmesh.client_config import write_client_config
+from devmesh.mesh import Mesh
 from guests.bootsector import boot_sector
 from guests.serve import ImageServer
 
 ROUNDS = 10
 BIG = 1 << 30
+UPLOAD = 1 << 30
+SF_CLIENT = str(Path(sys.executable).parent / "sf-client")
 
 
 @contextmanager
@@ -56,9 +70,79 @@ def create(rest: Rest, name: str, base: str) -> tuple[str, float]:
     return str(json.loads(reply)["uuid"]), sent
 
 
+class PeakMemory:
+    """A process's resident memory, sampled on a thread every 20 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self._status = Path(f"/proc/{pid}/status")
+        self.start = self._rss()
+        self.peak = self.start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _rss(self) -> int:
+        for line in self._status.read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._rss())
+
+    def stop(self) -> int:
+        """Bytes of growth over the start, at the peak."""
+        self._stop.set()
+        self._thread.join()
+        return self.peak - self.start
+
+
+def upload_rate(mesh: Mesh) -> None:
+    """sf-client's upload of UPLOAD bytes against dd of the same file, same disk."""
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as folder:
+        source = Path(folder) / "upload.bin"
+        block = os.urandom(1 << 20)
+        with source.open("wb") as out:
+            for _ in range(UPLOAD >> 20):
+                out.write(block)
+        target = mesh.state_dir / "dd.bin"
+        started = time.perf_counter()
+        argv = ["dd", f"if={source}", f"of={target}", "bs=1M", "conv=fsync", "status=none"]
+        subprocess.run(argv, check=True)
+        dd_seconds = time.perf_counter() - started
+        target.unlink()
+        home = Path(folder) / "home"
+        (home / ".shakenfist").parent.mkdir()
+        write_client_config(
+            home / ".shakenfist", apiurl=mesh.gateway_url, namespace="system", key=mesh.system_key
+        )
+        gateway = mesh.children["gateway"].process
+        assert gateway is not None
+        memory = PeakMemory(gateway.pid)
+        started = time.perf_counter()
+        subprocess.run(
+            [SF_CLIENT, "--json", "artifact", "upload", "bench-upload", str(source)],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "HOME": str(home)},
+        )
+        upload_seconds = time.perf_counter() - started
+        growth = memory.stop()
+    mib = UPLOAD / (1 << 20)
+    print(
+        f"  sf-client artifact upload of {mib:.0f} MiB: {mib / upload_seconds:.0f} MiB/s, "
+        f"dd of the same file: {mib / dd_seconds:.0f} MiB/s, "
+        f"ratio {dd_seconds / upload_seconds:.2f} (target >= 0.33)"
+    )
+    print(f"  gateway memory growth during the upload: {growth / 1e6:.1f} MB (target <= 50 MB)")
+
+
 def main() -> None:
     """Start a mesh with this machine's node agent and measure."""
+    print("artifacts benchmark (this machine's node agent, images on loopback)")
     with images() as (small, big), quiet_mesh(node_agent=True) as mesh:
+        upload_rate(mesh)
         token = Rest.token(mesh)
         rest = Rest(mesh.ports.gateway, token)
         watch = CreatedWatch(mesh, token)
@@ -87,7 +171,6 @@ def main() -> None:
             watch.close()
     small_p50, big_p50 = (statistics.median(seconds[b]) for b in (small, big))
     disk_p50 = statistics.median(found.get("disks", float("nan")) for found in stages[big])
-    print("artifacts benchmark (this machine's node agent, images on loopback)")
     print(f"  first fetches (boot sector, then 1 GiB, download and sha512): {fetched:.1f} s")
     print(
         f"  create -> created from a cached image: 1 GiB p50 {big_p50 * 1000:.0f} ms, "
