@@ -10,8 +10,8 @@ One copy, start to end:
 2. The sources are the blob's `locations` on live nodes other than this
    one, in random order (spreading readers over the holders).
 3. Bytes go into the blob's exclusive partial file (``blob_store.py``),
-   hashed while written, on a thread, one chunk at a time: memory holds a
-   chunk or two whatever the blob's size.
+   hashed while written, on a thread, one chunk at a time while the next
+   arrives: memory holds two chunks or so whatever the blob's size.
 4. A stream that breaks off is resumed from the bytes already written
    (`offset`), at the next source: at most `attempts` streams in all.
 5. More bytes than the record's size, or a sha512 unlike the record's once
@@ -225,16 +225,23 @@ class PeerCopier:
         """Append `source`'s bytes from where `writer` is; whether the blob
         is now whole and checked. Raises PeerReadFailed, _Invalid."""
         chunks = self._peers.read(source, uuid, writer.size)
+        writing: asyncio.Future[None] | None = None  # one chunk written while the next comes
+        received = writer.size
         try:
             async for chunk in chunks:
-                if writer.size + len(chunk) > blob.size:
+                received += len(chunk)
+                if received > blob.size:
                     raise _Invalid(
                         f"node {source} sent more than the {blob.size} bytes of blob {uuid}",
                         "blob failed size validation",
                         {"size": str(blob.size), "node": self._node},
                     )
-                await asyncio.to_thread(writer.write, chunk)
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(asyncio.to_thread(writer.write, chunk))
         finally:
+            if writing is not None:
+                await writing  # `writer.size` is then what was written
             await chunks.aclose()
         if writer.size < blob.size:
             raise PeerReadFailed(f"node {source} ended blob {uuid} at byte {writer.size}")
