@@ -3,7 +3,8 @@
 blob folder, then
 
 - removes its copy of each blob ``blob_rules.fault`` condemns (missing or
-  wrong-sized while listed: at once; deleted or unknown: after the grace),
+  wrong-sized while listed: at once; deleted or unknown: after the grace;
+  files of the image cache's URL index, which have no record, are kept),
   dropping this node from `locations` first, so no reader is sent here;
 - pulls, through ``peer_copy.py``, the blobs ``blob_rules.pulls`` gives it,
   at most `concurrent_pulls` at a time and only while the copy leaves
@@ -100,8 +101,10 @@ class BlobCare:
         events: EventSink | None = None,
         settings: CareSettings = CareSettings(),
         clock: Callable[[], float] = time.time,
+        kept: Callable[[], frozenset[str]] = frozenset,
     ) -> None:
         self._node = node
+        self._kept = kept
         self._store = store
         self._blobs = blobs
         self._copier = copier
@@ -151,9 +154,12 @@ class BlobCare:
         self, records: dict[str, records_pb2.BlobRecord], files: dict[str, LocalFile]
     ) -> None:
         listed = {uuid for uuid, r in records.items() if self._node in r.blob.locations}
+        kept = await asyncio.to_thread(self._kept)
         now = self._clock()
         busy = self._copier.copying()
         for uuid in sorted((set(files) | listed) - busy):
+            if uuid in kept and uuid not in records:
+                continue  # the URL index's: no record holds it
             found = files.get(uuid)
             reason = blob_rules.fault(
                 records.get(uuid),

@@ -218,6 +218,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         peers=peer_agents,
         events=emitter,
         settings=config.blob_care,
+        kept=images.indexed_blobs,
     )
     caring = asyncio.create_task(blob_care.run(), name="blob-care")
     background = [following, sweeping, auditing, caching, caring]

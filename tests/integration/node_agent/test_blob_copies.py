@@ -198,7 +198,12 @@ class Mesh:
         return list((await self.record(name)).blob.locations)
 
     def care(
-        self, node: Node, *, clock: Callable[[], float] = time.time, **settings: Any
+        self,
+        node: Node,
+        *,
+        clock: Callable[[], float] = time.time,
+        kept: Callable[[], frozenset[str]] = frozenset,
+        **settings: Any,
     ) -> BlobCare:
         return BlobCare(
             node=node.name,
@@ -210,6 +215,7 @@ class Mesh:
             events=node.events,
             settings=CareSettings(reserve=0, **settings),
             clock=clock,
+            kept=kept,
         )
 
 
@@ -455,3 +461,21 @@ async def test_an_artifact_fetched_on_one_node_is_copied_not_fetched_on_another(
     assert first.blob_uuid == second.blob_uuid and first.blob_uuid is not None
     assert second.path.read_bytes() == first.path.read_bytes()
     assert await mesh.locations(first.blob_uuid) == [a.name, b.name]
+
+
+async def test_a_file_no_record_holds_goes_after_the_grace_unless_the_url_index_keeps_it(
+    mesh: Mesh,
+) -> None:
+    a = await mesh.node()
+    orphan, indexed = str(uuid.uuid4()), str(uuid.uuid4())
+    for name in (orphan, indexed):
+        with a.blobs.writer(name) as writer:
+            writer.write(b"no record")
+            writer.commit()
+    care = mesh.care(a, delete_grace=0.3, kept=lambda: frozenset({indexed}))
+    await care.tick()
+    assert a.blobs.path(orphan).exists()
+    await asyncio.sleep(0.4)
+    await care.tick()
+    assert not a.blobs.path(orphan).exists()
+    assert a.blobs.path(indexed).exists()
