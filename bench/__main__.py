@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from bench import (
     artifacts,
+    blob_copy,
     event_ingest,
     event_reads,
     gateway,
@@ -35,6 +36,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "recovery": recovery.main,
     "peer": peer.main,
     "artifacts": artifacts.main,
+    "blob_copy": blob_copy.main,
 }
 
 

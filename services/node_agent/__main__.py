@@ -12,6 +12,7 @@ from services.common.addresses import floating_pool
 from services.common.config import mesh_config
 from services.common.main import parse_arguments
 from services.common.settings import Setting
+from services.node_agent.blob_care import CareSettings
 from services.node_agent.dataplane import Underlay
 from services.node_agent.facts import VIRT_TYPES
 from services.node_agent.fetch_policy import IPNetwork, parse_networks
@@ -108,6 +109,30 @@ SETTINGS = (
     ),
     Setting("--underlay-mtu", 1500, "the underlay's MTU; guests get 50 bytes less", int),
     Setting(
+        "--blob-replication-factor",
+        CareSettings.factor,
+        "whole copies each created blob should have on live nodes",
+        int,
+    ),
+    Setting(
+        "--blob-min-free-gib",
+        CareSettings.reserve / 2**30,
+        "GiB a replication copy must leave free on the blob folder's disk",
+        float,
+    ),
+    Setting(
+        "--blob-delete-grace",
+        CareSettings.delete_grace,
+        "seconds the file of a deleted blob is kept",
+        float,
+    ),
+    Setting(
+        "--blob-verify-interval",
+        CareSettings.verify_interval,
+        "seconds between two sha512 checks of one local blob; 0: never",
+        float,
+    ),
+    Setting(
         "--egress-bridge",
         "",
         "an existing bridge on the --floating-netblock segment: NAT networks reach the "
@@ -134,6 +159,12 @@ def main() -> None:
         if args.underlay_address
         else None,
         egress=egress(args.egress_bridge, args.floating_netblock),
+        blob_care=CareSettings(
+            factor=args.blob_replication_factor,
+            reserve=int(args.blob_min_free_gib * 2**30),
+            delete_grace=args.blob_delete_grace,
+            verify_interval=args.blob_verify_interval,
+        ),
     )
     asyncio.run(serve_node_agent(config))
 

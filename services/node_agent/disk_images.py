@@ -2,10 +2,11 @@
 record's `disk_sources` say (written by the api at create time):
 
 - a blob: used when this node holds it whole (it is among the blob's
-  `locations` and the file has its size); copies between nodes are not
-  built yet, so any other blob fails the instance.
-- an image artifact: its newest version's blob when this node holds it;
-  otherwise its `source_url` is downloaded, and the download recorded
+  `locations` and the file has its size); otherwise copied here from a node
+  that holds it (``peer_copy.py``), and the instance fails when none can.
+- an image artifact: its newest version's blob when this node holds it, or
+  copied from a node that does (an image URL is fetched once per mesh, not
+  once per node); otherwise its `source_url` is downloaded, and the download recorded
   (``fetch_outcome.py``): the newest blob adopted when the content is the
   same, else a new blob and version. A failed download marks an `initial`
   or `error` artifact `error`.
@@ -27,6 +28,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from sfmesh.v1 import artifact_pb2, event_pb2, instance_pb2, records_pb2
 
@@ -36,6 +38,7 @@ from services.node_agent.blob_records import BlobRecords
 from services.node_agent.blob_store import BlobStore
 from services.node_agent.fetch_outcome import BlobUnusable, Fetched
 from services.node_agent.images import CachedImage, ImageCache, ImageError, check_self_contained
+from services.node_agent.peer_copy import CopyFailed
 
 log = logging.getLogger("sfmesh.node_agent.disk_images")
 
@@ -52,6 +55,13 @@ class DiskImage:
     """As qemu names it: "qcow2" or "raw"."""
     blob_uuid: str | None
     """The blob record it is; None for an image fetched without one."""
+
+
+class BlobCopier(Protocol):
+    """Brings a blob here from the nodes holding it (``peer_copy.PeerCopier``)."""
+
+    async def ensure(self, uuid: str, *, reserve: int = 0) -> Path:
+        """Blob `uuid` whole on this node; its path. Raises CopyFailed."""
 
 
 def _no_wait(url: str) -> AbstractContextManager[None]:
@@ -83,8 +93,10 @@ class DiskImages:
         blobs: BlobStore,
         records: BlobRecords,
         events: EventSink | None = None,
+        copier: BlobCopier | None = None,
     ) -> None:
         self._node = node
+        self._copier = copier
         self._events = events
         self._images = images
         self._blobs = blobs
@@ -124,7 +136,8 @@ class DiskImages:
         return DiskImage(image.path, image.fmt, None)
 
     async def from_blob(self, uuid: str) -> DiskImage:
-        """Blob `uuid`, when whole on this node. Raises ImageError."""
+        """Blob `uuid`, copied here first when not whole on this node.
+        Raises ImageError."""
         stored = await self._records.blob(uuid)
         if stored is None:
             raise ImageError(f"blob {uuid} not found")
@@ -132,9 +145,12 @@ class DiskImages:
         if blob.state != artifact_pb2.BLOB_STATE_CREATED:
             raise ImageError(f"blob {uuid} is {_state(stored.record)}")
         if self._node not in blob.locations or not self._blobs.holds(uuid, blob.size):
-            raise ImageError(
-                f"blob {uuid} is not on node {self._node}; copies between nodes are not built yet"
-            )
+            if self._copier is None:
+                raise ImageError(f"blob {uuid} is not on node {self._node}")
+            try:
+                await self._copier.ensure(uuid)
+            except CopyFailed as exc:
+                raise ImageError(str(exc)) from exc
         path = self._blobs.path(uuid)
         fmt = qemu_format(blob.format)
         if fmt == "qcow2":  # not necessarily fetched here: checked as a download is
@@ -148,7 +164,9 @@ class DiskImages:
             stored = await self._records.artifact(uuid)
             if stored is None:
                 raise ImageError(f"artifact {uuid} not found")
-            local = await self._local_newest(stored.record)
+            local = await self._local_newest(stored.record) or await self._copied_newest(
+                stored.record
+            )
             if local is not None:
                 return local
             source = stored.record.artifact.source_url
@@ -167,7 +185,10 @@ class DiskImages:
             if stored is None or stored.record.fetch_node != self._node:
                 return
             deleted = stored.record.artifact.state == artifact_pb2.ARTIFACT_STATE_DELETED
-            if deleted or await self._local_newest(stored.record) is not None:
+            here = await self._local_newest(stored.record) or await self._copied_newest(
+                stored.record
+            )
+            if deleted or here is not None:
                 await self._records.answer_request(uuid, self._node)
                 return
             source = stored.record.artifact.source_url
@@ -188,6 +209,24 @@ class DiskImages:
         if blob.state != artifact_pb2.BLOB_STATE_CREATED or not here:
             return None
         return DiskImage(self._blobs.path(uuid), qemu_format(blob.format), uuid)
+
+    async def _copied_newest(self, artifact: records_pb2.ArtifactRecord) -> DiskImage | None:
+        """The newest version's blob copied from a node holding it; None
+        when it cannot be (no copier, no live holder, a failed copy), and
+        for a deleted artifact."""
+        if self._copier is None or not artifact.versions:
+            return None
+        if artifact.artifact.state == artifact_pb2.ARTIFACT_STATE_DELETED:
+            return None
+        uuid = artifact.versions[-1].blob_uuid
+        try:
+            path = await self._copier.ensure(uuid)
+        except CopyFailed as exc:
+            log.info("not copied from a peer, fetching instead: %s", exc)
+            return None
+        stored = await self._records.blob(uuid)
+        fmt = stored.record.blob.format if stored is not None else "raw"
+        return DiskImage(path, qemu_format(fmt), uuid)
 
     def _url(self, source: str) -> str:
         """The URL of `source`, or `source` itself when it is none (its

@@ -243,6 +243,15 @@ class ImageCache:
             pass
         return None
 
+    def indexed_blobs(self) -> frozenset[str]:
+        """The blobs the URL index names (blocking): files no blob record
+        holds, which disks of records older than disk sources build on."""
+        found = set()
+        for entry in self._urls.glob("*.json"):
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                found.add(str(json.loads(entry.read_text())["blob_uuid"]))
+        return frozenset(found)
+
     def _index(self, image: CachedImage) -> None:
         """Record what ``image.url`` gave, for ``_lookup``."""
         self._urls.mkdir(parents=True, exist_ok=True)

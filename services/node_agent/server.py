@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sfmesh.v1 import node_agent_service_pb2_grpc
@@ -22,6 +22,8 @@ from services.common.server import Servicer, serve
 from services.common.store import Store
 from services.common.tokens import InternalCredentials
 from services.node_agent import facts, naming, reporter
+from services.node_agent.blob_care import BlobCare, CareSettings
+from services.node_agent.blob_locations import BlobLocations
 from services.node_agent.blob_records import BlobRecords
 from services.node_agent.blob_store import LocalBlobStore
 from services.node_agent.builder import Builder
@@ -36,6 +38,8 @@ from services.node_agent.images import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, Imag
 from services.node_agent.mesh_endpoints import MeshEndpoints, configured_endpoints
 from services.node_agent.nat import Egress
 from services.node_agent.networking import InstanceNetworking, NetworkGone
+from services.node_agent.peer_agents import PeerAgents
+from services.node_agent.peer_copy import PeerCopier
 from services.node_agent.peers import Peers
 from services.node_agent.placed import PlacedInstances
 from services.node_agent.reconciler import Reconciler
@@ -80,6 +84,8 @@ class NodeAgentConfig:
     """This node's VXLAN endpoint; None keeps networks on this node."""
     egress: Egress | None = None
     """How this node's NAT networks reach the outside; None: they do not."""
+    blob_care: CareSettings = field(default_factory=CareSettings)
+    """Replication, integrity and cleaning of blobs across nodes."""
 
 
 async def serve_node_agent(config: NodeAgentConfig) -> None:
@@ -140,8 +146,23 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         progress=lambda url, done, total: builder.fetch_progress(url, done, total),
     )
     blob_records = BlobRecords(store)
+    peer_agents = PeerAgents(store, InternalCredentials(authority, "node_agent").token)
+    blob_locations = BlobLocations(store, config.node_name)
+    copier = PeerCopier(
+        node=config.node_name,
+        blobs=blobs,
+        records=blob_records,
+        locations=blob_locations,
+        peers=peer_agents,
+        events=emitter,
+    )
     disk_images = DiskImages(
-        node=config.node_name, images=images, blobs=blobs, records=blob_records, events=emitter
+        node=config.node_name,
+        images=images,
+        blobs=blobs,
+        records=blob_records,
+        events=emitter,
+        copier=copier,
     )
     builder = Builder(
         instances_dir=instances_dir,
@@ -188,7 +209,19 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         CacheRequests(blob_records, config.node_name, disk_images.answer_cache_request).run(),
         name="cache-requests",
     )
-    background = [following, sweeping, auditing, caching]
+    blob_care = BlobCare(
+        node=config.node_name,
+        store=store,
+        blobs=blobs,
+        copier=copier,
+        locations=blob_locations,
+        peers=peer_agents,
+        events=emitter,
+        settings=config.blob_care,
+        kept=images.indexed_blobs,
+    )
+    caring = asyncio.create_task(blob_care.run(), name="blob-care")
+    background = [following, sweeping, auditing, caching, caring]
     if config.underlay is not None:
         peers = Peers(store, config.node_name, dataplane.set_peers)
         background.append(asyncio.create_task(peers.run(), name="vxlan-peers"))
@@ -207,6 +240,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await reconciler.close()
+        await peer_agents.close()
         await hypervisor.close()
         await emitter.close()
         await store.close()

@@ -259,9 +259,7 @@ async def test_a_blob_source_is_used_only_when_here(
     harness.blobs.remove(blob_uuid)
     with pytest.raises(ImageError) as raised:
         await harness.disks.from_blob(blob_uuid)
-    assert str(raised.value) == (
-        f"blob {blob_uuid} is not on node {NODE}; copies between nodes are not built yet"
-    )
+    assert str(raised.value) == f"blob {blob_uuid} is not on node {NODE}"
     missing = str(uuid.uuid4())
     with pytest.raises(ImageError, match=f"blob {missing} not found"):
         await harness.disks.from_blob(missing)
