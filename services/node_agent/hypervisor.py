@@ -187,12 +187,23 @@ class Hypervisor:
             completed = domain.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
             return disk_copy.backup_outcome(active, completed)
 
+        def abort(conn: libvirt.virConnect) -> None:
+            domain = self._lookup(conn, uuid)
+            if domain is not None:
+                with contextlib.suppress(libvirt.libvirtError):
+                    domain.abortJob()
+
         if not await self._call(begin):
             return False
-        while True:  # polled: libvirt's job-completed event would need a second callback
-            if await self._call(outcome):
-                return True
-            await asyncio.sleep(BACKUP_POLL)
+        try:
+            while True:  # polled: libvirt's job-completed event would need a second callback
+                if await self._call(outcome):
+                    return True
+                await asyncio.sleep(BACKUP_POLL)
+        except asyncio.CancelledError:  # the agent stops: leave no job copying on
+            with contextlib.suppress(HypervisorError):
+                await asyncio.shield(self._call(abort))
+            raise
 
     async def disk_source(self, uuid: str, device: str) -> Path | None:
         """The file behind a domain's disk `device`; None when there is none."""

@@ -169,6 +169,8 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         events=emitter,
         work_dir=config.mesh.state_dir / "snapshots",
     )
+    for leftover in await asyncio.to_thread(snapshots.sweep):
+        log.info("removed a leftover snapshot copy", extra={"fields": {"path": str(leftover)}})
     host = facts.HostFacts(
         node=config.node_name,
         address=config.advertise,

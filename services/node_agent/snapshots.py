@@ -90,6 +90,16 @@ class Snapshots:
         """Tasks by blob uuid (the loop keeps only weak references)."""
         self._locks: dict[str, asyncio.Lock] = {}
 
+    def sweep(self) -> list[Path]:
+        """Remove copies a stopped agent left in the work folder (blocking);
+        those removed. Call before any copy starts."""
+        removed = []
+        for leftover in self._work_dir.glob("*.qcow2"):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+                removed.append(leftover)
+        return removed
+
     def start(self, job: Job) -> None:
         """Copy in a task of its own; a job already running is not started again."""
         if job.blob_uuid in self._running:
@@ -214,7 +224,7 @@ class Snapshots:
     ) -> None:
         """Apply `change` to a blob record with compare-and-swap, until it
         lands or `change` says there is nothing to do; etcd trouble is logged."""
-        with contextlib.suppress(Exception):
+        try:
             while True:
                 stored = await self._records.blob(uuid)
                 if stored is None:
@@ -224,6 +234,8 @@ class Snapshots:
                     return
                 if await self._store.commit([_put("blob", record, stored.mod_revision)]):
                     return
+        except Exception:
+            log.exception("cannot record the outcome of snapshot blob %s", uuid)
 
     def _emit(
         self, job: Job, message: str, extra: dict[str, Any], *, duration: float | None = None
