@@ -28,8 +28,10 @@ from services.api.instances.cache import InstanceCache
 from services.api.instances.creation import Creation
 from services.api.instances.deletion import Finisher
 from services.api.instances.idempotency import IdempotencyKeys
+from services.api.instances.lookup import InstanceLookup
 from services.api.instances.purge import purge_forever
 from services.api.instances.servicer import InstanceServicer
+from services.api.instances.snapshots import Snapshots
 from services.api.instances.validation import Limits
 from services.api.namespaces.keys import ensure_system_namespace
 from services.api.namespaces.revocation import Revocation
@@ -137,8 +139,16 @@ async def serve_api(config: ApiConfig) -> None:
         networks,
         Bases(artifacts, artifact_lookup, finder),
     )
+    snapshots = Snapshots(
+        InstanceLookup(instance_store, cache),
+        artifacts,
+        artifact_lookup,
+        finder,
+        events,
+        node_agents,
+    )
     instances = InstanceServicer(
-        instance_store, namespaces, events, node_agents, creation, finisher, cache
+        instance_store, namespaces, events, node_agents, creation, finisher, cache, snapshots
     )
     caching = asyncio.create_task(cache.run())
     backfilling = asyncio.create_task(backfill_nic_keys(store, instance_store))

@@ -15,12 +15,13 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import libvirt
 from sfmesh.v1 import instance_pb2, node_agent_service_pb2
 
-from services.node_agent import naming
+from services.node_agent import disk_copy, naming
 
 log = logging.getLogger("sfmesh.node_agent")
 
@@ -31,6 +32,8 @@ Operation = node_agent_service_pb2.PowerOperation
 WORKERS = 8
 """libvirt calls in flight at once: a slow one (destroying a domain takes
 seconds) must not hold up the others; the connection is thread-safe."""
+BACKUP_POLL = 0.2
+"""Seconds between two looks at a running backup job."""
 RECONNECT_START = 0.2
 RECONNECT_MAX = 5.0
 
@@ -158,6 +161,60 @@ class Hypervisor:
             _OPERATIONS[operation](domain)
 
         await self._call(apply)
+
+    async def backup_disk(self, uuid: str, device: str, target: Path) -> bool:
+        """Copy disk `device` of a running or paused domain, as it is now,
+        into a new qcow2 file `target` (``disk_copy.py``), waiting for the
+        job; False when the domain is not running (nothing is copied).
+        Raises HypervisorError, or CopyFailed when the job fails."""
+
+        def begin(conn: libvirt.virConnect) -> bool:
+            domain = self._lookup(conn, uuid)
+            if domain is None:
+                raise HypervisorError(f"domain {self.domain_name(uuid)} is not defined")
+            if not domain.isActive():
+                return False
+            domain.backupBegin(disk_copy.backup_xml(device, target), None, 0)
+            return True
+
+        def outcome(conn: libvirt.virConnect) -> bool | None:
+            domain = self._lookup(conn, uuid)
+            if domain is None:
+                raise HypervisorError(f"domain {self.domain_name(uuid)} went away")
+            active = domain.jobStats()
+            if active.get("type", disk_copy.JOB_NONE) != disk_copy.JOB_NONE:
+                return None
+            completed = domain.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+            return disk_copy.backup_outcome(active, completed)
+
+        def abort(conn: libvirt.virConnect) -> None:
+            domain = self._lookup(conn, uuid)
+            if domain is not None:
+                with contextlib.suppress(libvirt.libvirtError):
+                    domain.abortJob()
+
+        if not await self._call(begin):
+            return False
+        try:
+            while True:  # polled: libvirt's job-completed event would need a second callback
+                if await self._call(outcome):
+                    return True
+                await asyncio.sleep(BACKUP_POLL)
+        except asyncio.CancelledError:  # the agent stops: leave no job copying on
+            with contextlib.suppress(HypervisorError):
+                await asyncio.shield(self._call(abort))
+            raise
+
+    async def disk_source(self, uuid: str, device: str) -> Path | None:
+        """The file behind a domain's disk `device`; None when there is none."""
+
+        def read(conn: libvirt.virConnect) -> Path | None:
+            domain = self._lookup(conn, uuid)
+            if domain is None:
+                raise HypervisorError(f"domain {self.domain_name(uuid)} is not defined")
+            return disk_copy.disk_source(domain.XMLDesc(0), device)
+
+        return await self._call(read)
 
     async def remove(self, uuid: str) -> bool:
         """Stop and undefine the domain (with its NVRAM); whether there was

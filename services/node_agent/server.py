@@ -44,6 +44,7 @@ from services.node_agent.peers import Peers
 from services.node_agent.placed import PlacedInstances
 from services.node_agent.reconciler import Reconciler
 from services.node_agent.servicer import NodeAgentServicer
+from services.node_agent.snapshots import Snapshots
 from services.node_agent.transfers import TransferServicer
 from services.node_agent.uploads import UploadFiles
 
@@ -180,6 +181,17 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         hypervisor=hypervisor,
         emitter=emitter,
     )
+    snapshots = Snapshots(
+        node=config.node_name,
+        hypervisor=hypervisor,
+        blobs=blobs,
+        records=blob_records,
+        store=store,
+        events=emitter,
+        work_dir=config.mesh.state_dir / "snapshots",
+    )
+    for leftover in await asyncio.to_thread(snapshots.sweep):
+        log.info("removed a leftover snapshot copy", extra={"fields": {"path": str(leftover)}})
     host = facts.HostFacts(
         node=config.node_name,
         address=config.advertise,
@@ -240,6 +252,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await reconciler.close()
+        await snapshots.close()
         await peer_agents.close()
         await hypervisor.close()
         await emitter.close()
@@ -258,6 +271,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
                     console_log=builder.console_log,
                     dataplane=dataplane,
                     transfers=TransferServicer(uploads=uploads, blobs=blobs),
+                    snapshots=snapshots,
                 ),
                 node_agent_service_pb2_grpc.add_NodeAgentServiceServicer_to_server,
             )

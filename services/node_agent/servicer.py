@@ -1,7 +1,8 @@
 """NodeAgentService: the operations whose caller waits for the hypervisor's
 answer — power operations and the serial console — and pings from a
 network's namespace here. Uploads and blob reads are `transfers.py`'s,
-handed on as they come."""
+handed on as they come; snapshot copies start here and run as tasks of
+`snapshots.py`."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from services.node_agent.commands import DataPlaneError
 from services.node_agent.dataplane import DataPlane, NoNetwork
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.reconciler import Reconciler
-from services.node_agent.transfers import TransferServicer
+from services.node_agent.snapshots import Job, Snapshots
+from services.node_agent.transfers import TransferServicer, check_uuid
 
 
 def console_tail(path: Path, length: int) -> bytes:
@@ -49,8 +51,10 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
         console_log: Callable[[str], Path],
         dataplane: DataPlane,
         transfers: TransferServicer,
+        snapshots: Snapshots,
     ) -> None:
         self._dataplane = dataplane
+        self._snapshots = snapshots
         self._transfers = transfers
         self._lookup = lookup
         self._records = records
@@ -114,6 +118,28 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
             exit_code=code, stdout=stdout, stderr=stderr
         )
 
+    async def SnapshotDisk(
+        self,
+        request: node_agent_service_pb2.SnapshotDiskRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> node_agent_service_pb2.SnapshotDiskResponse:
+        stored = self._hosted(request.instance_uuid)
+        for field in ("artifact_uuid", "blob_uuid"):
+            check_uuid(field, getattr(request, field))
+        disks = stored.record.instance.disks
+        if not any(d.device == request.device and not d.snapshot_ignores for d in disks):
+            raise errors.InvalidArgument(f"instance has no disk {request.device!r} to copy")
+        self._snapshots.start(
+            Job(
+                instance_uuid=request.instance_uuid,
+                device=request.device,
+                artifact_uuid=request.artifact_uuid,
+                blob_uuid=request.blob_uuid,
+                request_id=request.request_id,
+            )
+        )
+        return node_agent_service_pb2.SnapshotDiskResponse()
+
     async def AppendToUpload(
         self,
         request_iterator: AsyncIterator[node_agent_service_pb2.AppendToUploadRequest],
@@ -160,8 +186,10 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
             name = wire_name(instance_pb2.InstanceState.DESCRIPTOR, state)
             raise errors.NotReady(f"instance {uuid} is not ready ({name})")
 
-    def _hosted(self, uuid: str) -> None:
+    def _hosted(self, uuid: str) -> StoredInstance:
         if not uuid:
             raise errors.InvalidArgument("instance_uuid is required")
-        if self._lookup(uuid) is None:
+        stored = self._lookup(uuid)
+        if stored is None:
             raise errors.NotFound(f"instance {uuid} is not on this node")
+        return stored

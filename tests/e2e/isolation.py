@@ -209,6 +209,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/instances/{ref}/poweron"): Rule("instance"),
     ("POST", "/instances/{ref}/pause"): Rule("instance"),
     ("POST", "/instances/{ref}/unpause"): Rule("instance"),
+    # artifacts §7: owner or system; trusts do not count.
+    ("POST", "/instances/{ref}/snapshot"): Rule("instance"),
+    ("GET", "/instances/{ref}/snapshot"): Rule("instance"),
     # networks (other-apis §1.0)
     ("GET", "/networks"): Rule("listing"),
     ("POST", "/networks"): Rule("create network in"),

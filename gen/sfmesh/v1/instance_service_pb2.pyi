@@ -2,6 +2,7 @@ from google.api import annotations_pb2 as _annotations_pb2
 from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import empty_pb2 as _empty_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
+from sfmesh.v1 import artifact_pb2 as _artifact_pb2
 from sfmesh.v1 import event_pb2 as _event_pb2
 from sfmesh.v1 import instance_pb2 as _instance_pb2
 from sfmesh.v1 import options_pb2 as _options_pb2
@@ -268,3 +269,111 @@ class WatchInstanceEventsResponse(_message.Message):
     event: _event_pb2.Event
     cursor: str
     def __init__(self, event: _Optional[_Union[_event_pb2.Event, _Mapping]] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class SnapshotInstanceRequest(_message.Message):
+    __slots__ = ("ref", "all", "device", "thin", "max_versions")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    THIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    all: bool
+    device: str
+    thin: bool
+    max_versions: int
+    def __init__(self, ref: _Optional[str] = ..., all: _Optional[bool] = ..., device: _Optional[str] = ..., thin: _Optional[bool] = ..., max_versions: _Optional[int] = ...) -> None: ...
+
+class SnapshotDevice(_message.Message):
+    __slots__ = ("source_url", "artifact_uuid", "blob_uuid")
+    SOURCE_URL_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_UUID_FIELD_NUMBER: _ClassVar[int]
+    BLOB_UUID_FIELD_NUMBER: _ClassVar[int]
+    source_url: str
+    artifact_uuid: str
+    blob_uuid: str
+    def __init__(self, source_url: _Optional[str] = ..., artifact_uuid: _Optional[str] = ..., blob_uuid: _Optional[str] = ...) -> None: ...
+
+class SnapshotInstanceResponse(_message.Message):
+    __slots__ = ("devices",)
+    class DevicesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: SnapshotDevice
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[SnapshotDevice, _Mapping]] = ...) -> None: ...
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    devices: _containers.MessageMap[str, SnapshotDevice]
+    def __init__(self, devices: _Optional[_Mapping[str, SnapshotDevice]] = ...) -> None: ...
+
+class ListInstanceSnapshotsRequest(_message.Message):
+    __slots__ = ("ref",)
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    def __init__(self, ref: _Optional[str] = ...) -> None: ...
+
+class InstanceSnapshot(_message.Message):
+    __slots__ = ("uuid", "state", "metadata", "version", "artifact_type", "source_url", "max_versions", "namespace", "shared", "blob_uuid", "size", "modified", "fetched_at", "depends_on", "transcodes", "locations", "reference_count", "sha512", "last_used", "instances", "format", "device", "created", "index")
+    class TranscodesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_URL_FIELD_NUMBER: _ClassVar[int]
+    MAX_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
+    BLOB_UUID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    MODIFIED_FIELD_NUMBER: _ClassVar[int]
+    FETCHED_AT_FIELD_NUMBER: _ClassVar[int]
+    DEPENDS_ON_FIELD_NUMBER: _ClassVar[int]
+    TRANSCODES_FIELD_NUMBER: _ClassVar[int]
+    LOCATIONS_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SHA512_FIELD_NUMBER: _ClassVar[int]
+    LAST_USED_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    uuid: str
+    state: _artifact_pb2.BlobState
+    metadata: _struct_pb2.Struct
+    version: int
+    artifact_type: _artifact_pb2.ArtifactType
+    source_url: str
+    max_versions: int
+    namespace: str
+    shared: bool
+    blob_uuid: str
+    size: int
+    modified: float
+    fetched_at: float
+    depends_on: str
+    transcodes: _containers.ScalarMap[str, str]
+    locations: _containers.RepeatedScalarFieldContainer[str]
+    reference_count: int
+    sha512: str
+    last_used: float
+    instances: _containers.RepeatedScalarFieldContainer[str]
+    format: str
+    device: str
+    created: float
+    index: int
+    def __init__(self, uuid: _Optional[str] = ..., state: _Optional[_Union[_artifact_pb2.BlobState, str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., version: _Optional[int] = ..., artifact_type: _Optional[_Union[_artifact_pb2.ArtifactType, str]] = ..., source_url: _Optional[str] = ..., max_versions: _Optional[int] = ..., namespace: _Optional[str] = ..., shared: _Optional[bool] = ..., blob_uuid: _Optional[str] = ..., size: _Optional[int] = ..., modified: _Optional[float] = ..., fetched_at: _Optional[float] = ..., depends_on: _Optional[str] = ..., transcodes: _Optional[_Mapping[str, str]] = ..., locations: _Optional[_Iterable[str]] = ..., reference_count: _Optional[int] = ..., sha512: _Optional[str] = ..., last_used: _Optional[float] = ..., instances: _Optional[_Iterable[str]] = ..., format: _Optional[str] = ..., device: _Optional[str] = ..., created: _Optional[float] = ..., index: _Optional[int] = ...) -> None: ...
+
+class ListInstanceSnapshotsResponse(_message.Message):
+    __slots__ = ("snapshots",)
+    SNAPSHOTS_FIELD_NUMBER: _ClassVar[int]
+    snapshots: _containers.RepeatedCompositeFieldContainer[InstanceSnapshot]
+    def __init__(self, snapshots: _Optional[_Iterable[_Union[InstanceSnapshot, _Mapping]]] = ...) -> None: ...

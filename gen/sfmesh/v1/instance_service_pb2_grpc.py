@@ -129,6 +129,16 @@ class InstanceServiceStub:
                 request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.ClearConsoleDataRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.SnapshotInstance = channel.unary_unary(
+                '/sfmesh.v1.InstanceService/SnapshotInstance',
+                request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.SnapshotInstanceRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.SnapshotInstanceResponse.FromString,
+                _registered_method=True)
+        self.ListInstanceSnapshots = channel.unary_unary(
+                '/sfmesh.v1.InstanceService/ListInstanceSnapshots',
+                request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.ListInstanceSnapshotsRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.ListInstanceSnapshotsResponse.FromString,
+                _registered_method=True)
         self.WatchInstances = channel.unary_stream(
                 '/sfmesh.v1.InstanceService/WatchInstances',
                 request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.WatchInstancesRequest.SerializeToString,
@@ -278,6 +288,25 @@ class InstanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SnapshotInstance(self, request, context):
+        """Starts a snapshot of an instance's disks (reference §7.1): answers at
+        once, keyed by device, with each device's snapshot artifact and the blob
+        reserved for this copy, which turns `created` once the hosting node agent
+        has made it. Owner or system only (trusts do not count); 406 unless the
+        instance is `created`; an unknown device answers `{}`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInstanceSnapshots(self, request, context):
+        """Lists an instance's snapshots, one item per version of each of its live
+        snapshot artifacts (reference §7.2, with `device` and `created`, §11 Q8).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchInstances(self, request, context):
         """Streams every change to the instances the caller can see.
         """
@@ -391,6 +420,16 @@ def add_InstanceServiceServicer_to_server(servicer, server):
                     servicer.ClearConsoleData,
                     request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.ClearConsoleDataRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'SnapshotInstance': grpc.unary_unary_rpc_method_handler(
+                    servicer.SnapshotInstance,
+                    request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.SnapshotInstanceRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_instance__service__pb2.SnapshotInstanceResponse.SerializeToString,
+            ),
+            'ListInstanceSnapshots': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInstanceSnapshots,
+                    request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.ListInstanceSnapshotsRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_instance__service__pb2.ListInstanceSnapshotsResponse.SerializeToString,
             ),
             'WatchInstances': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchInstances,
@@ -896,6 +935,60 @@ class InstanceService:
             '/sfmesh.v1.InstanceService/ClearConsoleData',
             sfmesh_dot_v1_dot_instance__service__pb2.ClearConsoleDataRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SnapshotInstance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.InstanceService/SnapshotInstance',
+            sfmesh_dot_v1_dot_instance__service__pb2.SnapshotInstanceRequest.SerializeToString,
+            sfmesh_dot_v1_dot_instance__service__pb2.SnapshotInstanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInstanceSnapshots(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.InstanceService/ListInstanceSnapshots',
+            sfmesh_dot_v1_dot_instance__service__pb2.ListInstanceSnapshotsRequest.SerializeToString,
+            sfmesh_dot_v1_dot_instance__service__pb2.ListInstanceSnapshotsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -75,6 +75,11 @@ class NodeAgentServiceStub:
                 request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.DiscardUploadRequest.SerializeToString,
                 response_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.DiscardUploadResponse.FromString,
                 _registered_method=True)
+        self.SnapshotDisk = channel.unary_unary(
+                '/sfmesh.v1.NodeAgentService/SnapshotDisk',
+                request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.SnapshotDiskRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.SnapshotDiskResponse.FromString,
+                _registered_method=True)
         self.ReadBlob = channel.unary_stream(
                 '/sfmesh.v1.NodeAgentService/ReadBlob',
                 request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.ReadBlobRequest.SerializeToString,
@@ -146,6 +151,18 @@ class NodeAgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SnapshotDisk(self, request, context):
+        """Starts making blob `blob_uuid` from a consistent copy of one disk of an
+        instance this node hosts, as the newest version of snapshot artifact
+        `artifact_uuid`; answers once the work has started (the copy runs as a
+        task here). The outcome is written to etcd: the blob `created` and the
+        version added in one transaction, or the blob `error` (or `deleted`
+        when the artifact went meanwhile).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReadBlob(self, request, context):
         """Streams bytes of a blob this node holds whole, from `offset`, at most
         `limit` of them (0: to the end), in chunks of at most 1 MiB.
@@ -196,6 +213,11 @@ def add_NodeAgentServiceServicer_to_server(servicer, server):
                     servicer.DiscardUpload,
                     request_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.DiscardUploadRequest.FromString,
                     response_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.DiscardUploadResponse.SerializeToString,
+            ),
+            'SnapshotDisk': grpc.unary_unary_rpc_method_handler(
+                    servicer.SnapshotDisk,
+                    request_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.SnapshotDiskRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.SnapshotDiskResponse.SerializeToString,
             ),
             'ReadBlob': grpc.unary_stream_rpc_method_handler(
                     servicer.ReadBlob,
@@ -420,6 +442,33 @@ class NodeAgentService:
             '/sfmesh.v1.NodeAgentService/DiscardUpload',
             sfmesh_dot_v1_dot_node__agent__service__pb2.DiscardUploadRequest.SerializeToString,
             sfmesh_dot_v1_dot_node__agent__service__pb2.DiscardUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SnapshotDisk(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NodeAgentService/SnapshotDisk',
+            sfmesh_dot_v1_dot_node__agent__service__pb2.SnapshotDiskRequest.SerializeToString,
+            sfmesh_dot_v1_dot_node__agent__service__pb2.SnapshotDiskResponse.FromString,
             options,
             channel_credentials,
             insecure,

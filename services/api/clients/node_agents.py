@@ -33,6 +33,8 @@ UPLOAD_DEADLINE = 60.0
 """Seconds a truncate or a discard may take."""
 SEAL_DEADLINE = 1800.0
 """Seconds a seal may take: it reads the whole file for its sha512."""
+SNAPSHOT_DEADLINE = 30.0
+"""Seconds a node agent may take to start a snapshot (it answers before copying)."""
 READ_DEADLINE = 24 * 3600.0
 """Seconds a blob read may last: as long as a slow client reads."""
 
@@ -70,6 +72,33 @@ class NodeAgents:
         try:
             await stub.ChangePower(
                 request, metadata=self._credentials.metadata(), timeout=POWER_DEADLINE
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise errors.from_rpc_error(exc, "node agent") from exc
+
+    async def snapshot_disk(
+        self,
+        node: str,
+        *,
+        instance_uuid: str,
+        device: str,
+        artifact_uuid: str,
+        blob_uuid: str,
+        request_id: str,
+    ) -> None:
+        """Ask `node` to start copying an instance's disk into blob
+        `blob_uuid`, a version of `artifact_uuid` to be."""
+        stub = await self._stub(node)
+        request = node_agent_service_pb2.SnapshotDiskRequest(
+            instance_uuid=instance_uuid,
+            device=device,
+            artifact_uuid=artifact_uuid,
+            blob_uuid=blob_uuid,
+            request_id=request_id,
+        )
+        try:
+            await stub.SnapshotDisk(
+                request, metadata=self._credentials.metadata(), timeout=SNAPSHOT_DEADLINE
             )
         except grpc.aio.AioRpcError as exc:
             raise errors.from_rpc_error(exc, "node agent") from exc

@@ -2,7 +2,8 @@
 
 Listing, reading and deleting are written here; the other routes are
 delegated, one line each, to handlers that are given what they use:
-`Creation`, `Power`, `Console`, `Observation` and the metadata handler.
+`Creation`, `Power`, `Console`, `Observation`, `Snapshots` and the
+metadata handler.
 Errors are raised as `services.common.errors` and mapped once by the request
 interceptor.
 """
@@ -32,6 +33,7 @@ from services.api.instances.history import record_state
 from services.api.instances.lookup import InstanceLookup
 from services.api.instances.observation import Observation
 from services.api.instances.power import Operation, Power
+from services.api.instances.snapshots import Snapshots
 from services.api.metadata.handler import MetadataEvents, MetadataHandler
 from services.api.namespaces import rules as namespace_rules
 from services.api.namespaces.store import NamespaceStore
@@ -64,15 +66,17 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         creation: Creation,
         finisher: Finisher,
         cache: InstanceCache,
+        snapshots: Snapshots,
     ) -> None:
         """`creation` makes new instances, `finisher` ends deletes, `cache`
-        answers reads by UUID while it may."""
+        answers reads by UUID while it may, `snapshots` copies disks."""
         self._instances = instances
         self._namespaces = namespaces
         self._events = events
         self._creation = creation
         self._finisher = finisher
         self._lookup = InstanceLookup(instances, cache)
+        self._snapshots = snapshots
         self._power = Power(self._lookup, events, node_agents)
         self._console = Console(self._lookup, events, node_agents)
         self._observation = Observation(self._lookup, instances, events)
@@ -249,6 +253,20 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> empty_pb2.Empty:
         return await self._console.clear(request.ref)
+
+    async def SnapshotInstance(
+        self,
+        request: instance_service_pb2.SnapshotInstanceRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> instance_service_pb2.SnapshotInstanceResponse:
+        return await self._snapshots.take(request)
+
+    async def ListInstanceSnapshots(
+        self,
+        request: instance_service_pb2.ListInstanceSnapshotsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> instance_service_pb2.ListInstanceSnapshotsResponse:
+        return await self._snapshots.listing(request)
 
     async def WatchInstances(
         self, request: instance_service_pb2.WatchInstancesRequest, context: grpc.aio.ServicerContext

@@ -41,7 +41,9 @@ from services.api.instances.cache import InstanceCache
 from services.api.instances.creation import Creation
 from services.api.instances.deletion import Finisher
 from services.api.instances.idempotency import IdempotencyKeys
+from services.api.instances.lookup import InstanceLookup
 from services.api.instances.servicer import InstanceServicer
+from services.api.instances.snapshots import Snapshots
 from services.api.instances.validation import Limits
 from services.api.namespaces.keys import SYSTEM, ensure_system_namespace, new_key_record
 from services.api.namespaces.servicer import AuthServicer
@@ -201,12 +203,22 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     finishing = asyncio.create_task(finisher.run())
     cache = InstanceCache(store)
     caching = asyncio.create_task(cache.run())
+    node_agents = NodeAgents(store, InternalCredentials(authority, "api-test"))
+    artifact_lookup = ArtifactLookup(artifacts, namespaces, InstanceStore(store))
+    snapshots = Snapshots(
+        InstanceLookup(InstanceStore(store), cache),
+        artifacts,
+        artifact_lookup,
+        Finder(artifacts, artifact_lookup),
+        events,
+        node_agents,
+    )
     instance_service_pb2_grpc.add_InstanceServiceServicer_to_server(
         InstanceServicer(
             InstanceStore(store),
             namespaces,
             events,
-            NodeAgents(store, InternalCredentials(authority, "api-test")),
+            node_agents,
             Creation(
                 InstanceStore(store),
                 namespaces,
@@ -219,6 +231,7 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
             ),
             finisher,
             cache,
+            snapshots,
         ),
         server,
     )

@@ -1,0 +1,284 @@
+"""Snapshot copies made on this node (reference §7.1): SnapshotDisk starts
+one as a task and answers; the task copies the disk consistently
+(``disk_copy.py``: libvirt's backup job for a running domain, `qemu-img
+convert` for a stopped one) into `<work>/<blob uuid>.qcow2`, checks it is
+a self-contained qcow2, hashes it, adopts it into the blob store under the
+reserved blob's uuid, and records the outcome in one compare-and-swap
+(``snapshot_outcome.py``). Any failure marks the blob `error`, with an
+instance event, and leaves no file behind: a blob is never half made.
+
+One copy per instance runs at a time (libvirt runs one job per domain);
+others wait their turn (a lock per instance ever snapshotted here). A copy
+in flight when the node agent stops is lost: its blob stays `initial`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sfmesh.v1 import artifact_pb2, event_pb2, records_pb2
+
+from services.common.events import EventSink
+from services.common.store import Operation, Put, Store, key
+from services.node_agent import snapshot_outcome
+from services.node_agent.blob_records import BlobRecords
+from services.node_agent.blob_store import BlobBusy, BlobExists, BlobStore
+from services.node_agent.disk_copy import CopyFailed
+from services.node_agent.disks import DiskError, absolute, run_tool
+from services.node_agent.hypervisor import Hypervisor, HypervisorError
+from services.node_agent.images import ImageError, check_self_contained
+from services.node_agent.snapshot_outcome import Copy
+
+log = logging.getLogger("sfmesh.node_agent.snapshots")
+
+FORMAT = "qcow2"
+_HASH_CHUNK = 1024 * 1024
+_FAILURES = (CopyFailed, HypervisorError, DiskError, ImageError, BlobBusy, BlobExists, OSError)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One disk to copy."""
+
+    instance_uuid: str
+    device: str
+    artifact_uuid: str
+    blob_uuid: str
+    request_id: str = ""
+
+
+def digest(path: Path) -> tuple[int, str]:
+    """(size, hex sha512) of a file (blocking)."""
+    sha, size = hashlib.sha512(), 0
+    with path.open("rb") as data:
+        while chunk := data.read(_HASH_CHUNK):
+            sha.update(chunk)
+            size += len(chunk)
+    return size, sha.hexdigest()
+
+
+class Snapshots:
+    """Runs snapshot copies as tasks and records their outcome."""
+
+    def __init__(
+        self,
+        *,
+        node: str,
+        hypervisor: Hypervisor,
+        blobs: BlobStore,
+        records: BlobRecords,
+        store: Store,
+        events: EventSink,
+        work_dir: Path,
+    ) -> None:
+        self._node = node
+        self._hypervisor = hypervisor
+        self._blobs = blobs
+        self._records = records
+        self._store = store
+        self._events = events
+        self._work_dir = work_dir
+        self._running: dict[str, asyncio.Task[None]] = {}
+        """Tasks by blob uuid (the loop keeps only weak references)."""
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def sweep(self) -> list[Path]:
+        """Remove copies a stopped agent left in the work folder (blocking);
+        those removed. Call before any copy starts."""
+        removed = []
+        for leftover in self._work_dir.glob("*.qcow2"):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+                removed.append(leftover)
+        return removed
+
+    def start(self, job: Job) -> None:
+        """Copy in a task of its own; a job already running is not started again."""
+        if job.blob_uuid in self._running:
+            return
+        task = asyncio.create_task(self._run(job), name=f"snapshot-{job.blob_uuid}")
+        self._running[job.blob_uuid] = task
+        task.add_done_callback(lambda _: self._running.pop(job.blob_uuid, None))
+
+    async def wait(self) -> None:
+        """Wait for every copy running now (tests)."""
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Cancel every copy in flight."""
+        for task in list(self._running.values()):
+            task.cancel()
+        await self.wait()
+
+    async def _run(self, job: Job) -> None:
+        lock = self._locks.setdefault(job.instance_uuid, asyncio.Lock())
+        async with lock:
+            started = time.monotonic()
+            try:
+                if not await self._artifact_live(job.artifact_uuid):
+                    await self._discard(job, "the snapshot artifact was deleted")
+                    return
+                made = await self._copy(job)
+                applied = await self._record_made(job, made)
+            except _FAILURES as exc:
+                await self._record_failed(job, str(exc))
+                return
+            except Exception as exc:  # never a blob left initial for a bug
+                log.exception("snapshot %s failed", job.blob_uuid)
+                await self._record_failed(job, f"internal error: {exc}")
+                return
+        if applied is None or not applied.added:
+            await asyncio.to_thread(self._blobs.remove, job.blob_uuid)
+            self._emit(job, "snapshot discarded", {"reason": "the artifact or blob went"})
+            return
+        self._emit(
+            job,
+            "snapshot complete",
+            {"size": made.size, "index": applied.index},
+            duration=time.monotonic() - started,
+        )
+        self._events.emit(
+            "artifact",
+            job.artifact_uuid,
+            event_pb2.EVENT_TYPE_MUTATE,
+            "added index to artifact",
+            extra={"index": applied.index, "blob_uuid": job.blob_uuid},
+        )
+
+    async def _copy(self, job: Job) -> Copy:
+        """The consistent copy, adopted as the blob's file here."""
+        await asyncio.to_thread(_make_work_dir, self._work_dir)
+        target = self._work_dir / f"{job.blob_uuid}.qcow2"
+        await asyncio.to_thread(target.unlink, True)
+        try:
+            copied = await self._hypervisor.backup_disk(job.instance_uuid, job.device, target)
+            if not copied:  # not running: nothing writes the disk
+                source = await self._hypervisor.disk_source(job.instance_uuid, job.device)
+                if source is None:
+                    raise CopyFailed(f"the instance has no disk {job.device}")
+                await run_tool(
+                    "qemu-img", "convert", "-q", "-O", FORMAT, absolute(source), absolute(target)
+                )
+            await asyncio.to_thread(check_self_contained, f"snapshot of {job.device}", target)
+            size, sha512 = await asyncio.to_thread(digest, target)
+            await asyncio.to_thread(self._blobs.adopt, job.blob_uuid, target)
+        finally:
+            await asyncio.to_thread(target.unlink, True)
+        return Copy(blob_uuid=job.blob_uuid, size=size, sha512=sha512, format=FORMAT)
+
+    async def _artifact_live(self, uuid: str) -> bool:
+        stored = await self._records.artifact(uuid)
+        return stored is not None and stored.record.artifact.state != _DELETED
+
+    async def _record_made(self, job: Job, made: Copy) -> snapshot_outcome.Applied | None:
+        """The one transaction recording the copy; None when the reserved
+        blob is gone or already has an outcome (its file is then removed)."""
+        while True:
+            blob = await self._records.blob(job.blob_uuid)
+            if blob is None or blob.record.blob.state != _INITIAL:
+                return None
+            artifact = await self._records.artifact(job.artifact_uuid)
+            versions = [v.blob_uuid for v in artifact.record.versions] if artifact else []
+            read = await self._records.blobs(u for u in versions if u != job.blob_uuid)
+            others = {u: _copy(s.record) for u, s in read.items() if s is not None}
+            new_artifact = _copy(artifact.record) if artifact else None
+            new_blob = _copy(blob.record)
+            applied = snapshot_outcome.apply_made(
+                new_artifact, new_blob, others, made, self._node, time.time()
+            )
+            operations: list[Operation] = [_put("blob", new_blob, blob.mod_revision)]
+            if artifact is not None and new_artifact is not None and applied.added:
+                operations.append(_put("artifact", new_artifact, artifact.mod_revision))
+                for uuid, record in others.items():
+                    before = read[uuid]
+                    if before is not None and before.record != record:
+                        operations.append(_put("blob", record, before.mod_revision))
+            if await self._store.commit(operations):
+                return applied
+
+    async def _record_failed(self, job: Job, message: str) -> None:
+        await self._change_blob(job.blob_uuid, snapshot_outcome.apply_failed)
+        self._emit(job, "snapshot failed", {"error": message})
+
+    async def _discard(self, job: Job, reason: str) -> None:
+        def deleted(record: records_pb2.BlobRecord) -> bool:
+            if record.blob.state != _INITIAL:
+                return False
+            record.blob.state = _DELETED_BLOB
+            record.deleted_at = time.time()
+            return True
+
+        await self._change_blob(job.blob_uuid, deleted)
+        self._emit(job, "snapshot discarded", {"reason": reason})
+
+    async def _change_blob(
+        self, uuid: str, change: Callable[[records_pb2.BlobRecord], bool]
+    ) -> None:
+        """Apply `change` to a blob record with compare-and-swap, until it
+        lands or `change` says there is nothing to do; etcd trouble is logged."""
+        try:
+            while True:
+                stored = await self._records.blob(uuid)
+                if stored is None:
+                    return
+                record = _copy(stored.record)
+                if not change(record):
+                    return
+                if await self._store.commit([_put("blob", record, stored.mod_revision)]):
+                    return
+        except Exception:
+            log.exception("cannot record the outcome of snapshot blob %s", uuid)
+
+    def _emit(
+        self, job: Job, message: str, extra: dict[str, Any], *, duration: float | None = None
+    ) -> None:
+        self._events.emit(
+            "instance",
+            job.instance_uuid,
+            event_pb2.EVENT_TYPE_AUDIT,
+            message,
+            extra={
+                "device": job.device,
+                "artifact_uuid": job.artifact_uuid,
+                "blob_uuid": job.blob_uuid,
+                "request_id": job.request_id,
+                **extra,
+            },
+            duration=duration,
+        )
+
+
+_INITIAL = artifact_pb2.BLOB_STATE_INITIAL
+_DELETED = artifact_pb2.ARTIFACT_STATE_DELETED
+_DELETED_BLOB = artifact_pb2.BLOB_STATE_DELETED
+R = TypeVar("R", records_pb2.ArtifactRecord, records_pb2.BlobRecord)
+
+
+def _copy(record: R) -> R:
+    fresh = type(record)()
+    fresh.CopyFrom(record)
+    return fresh
+
+
+def _put(
+    kind: str, record: records_pb2.ArtifactRecord | records_pb2.BlobRecord, revision: int
+) -> Put:
+    if isinstance(record, records_pb2.ArtifactRecord):
+        uuid = record.artifact.uuid
+    else:
+        uuid = record.blob.uuid
+    return Put(key(kind, uuid), record.SerializeToString(), revision)
+
+
+def _make_work_dir(folder: Path) -> None:
+    """A folder qemu (another user) can traverse, for libvirt to write into."""
+    folder.mkdir(mode=0o755, parents=True, exist_ok=True)
+    folder.chmod(0o755)
