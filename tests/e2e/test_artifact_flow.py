@@ -1,7 +1,8 @@
-"""An image's whole life through the mesh, the api and node agent together:
+"""An image's whole life through the mesh, the api and node agents together:
 cached from a loopback URL, fetched once by the node agent into a blob,
 labelled, booted from the label and from the URL, its references counted up
-by each instance's disk and back down by each delete."""
+by each instance's disk and back down by each delete; a second node copies
+the blob from the first rather than fetching the URL again."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from devmesh.mesh import Mesh
 from guests.bootsector import MARKER, boot_sector
+from tests.e2e.conftest import extra_node_agent
 from tests.e2e.test_vms import view, wait_for
 
 if TYPE_CHECKING:
@@ -109,3 +111,35 @@ def test_a_failed_fetch_is_an_error_with_its_reason_and_a_retry_may_succeed(
     fetched = _settled(rest, f"/artifacts/{again['uuid']}")
     assert fetched["state"] == "created", fetched.get("error_message")
     _ok(rest.delete(f"/artifacts/{again['uuid']}"))
+
+
+def test_a_node_without_the_blob_copies_it_from_a_peer_and_boots(
+    rest: httpx.Client, mesh: Mesh, image_server: ImageServer
+) -> None:
+    """Fetched once per mesh: a second node copies the blob from the first
+    over ReadBlob, checks it, lists itself, and boots from it."""
+    name = f"peer-{RUN}.raw"
+    url = image_server.publish(name, boot_sector())
+    cached = _ok(rest.post("/artifacts", json={"url": url}))
+    blob_uuid = _settled(rest, f"/artifacts/{cached['uuid']}")["blob_uuid"]
+    with extra_node_agent(mesh, f"{mesh.node_name}-peer") as other:
+        wait_for(lambda: _ok(rest.get(f"/nodes/{other}"))["state"] == "created")
+        spec = {
+            "name": f"on-peer-{RUN}",
+            "cpus": 1,
+            "memory": 128,
+            "disk": [{"size": 1, "base": f"sf://blob/{blob_uuid}"}],
+            "placed_on": other,
+        }
+        made = _ok(rest.post("/instances", json=spec))
+        instance = _settled(rest, f"/instances/{made['uuid']}")
+        assert instance["state"] == "created", instance.get("error_message")
+        assert instance["node"] == other
+        uuid_ = made["uuid"]
+        wait_for(lambda: MARKER in rest.get(f"/instances/{uuid_}/consoledata").content, timeout=10)
+        blob = _ok(rest.get(f"/blobs/{blob_uuid}"))
+        assert sorted(blob["locations"]) == sorted([mesh.node_name, other])
+        assert image_server.hits(name) == 1  # copied from the peer, not fetched again
+        _ok(rest.delete(f"/instances/{uuid_}"))
+        _gone(rest, uuid_)
+    _ok(rest.delete(f"/artifacts/{cached['uuid']}"))
