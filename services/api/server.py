@@ -210,7 +210,7 @@ async def serve_api(config: ApiConfig) -> None:
                     artifacts,
                     namespaces,
                     artifact_lookup,
-                    Caching(artifacts, namespaces, artifact_lookup, finder, events),
+                    Caching(artifacts, namespaces, artifact_lookup, finder, events, node_agents),
                     Labels(artifacts, namespaces, artifact_lookup, finder, events),
                     events,
                 ),

@@ -230,7 +230,8 @@ def test_instance_bases_resolve_before_anything_is_written(
     made = _ok(create(team, url))
     images = [a for a in _ok(team.get("/artifacts")) if a["source_url"] == url]
     assert len(images) == 1 and images[0]["namespace"] == f"art-{RUN}"
-    assert images[0]["state"] == "initial"
+    # there at once; the node agent's fetch from port 1 may already have failed
+    assert images[0]["state"] in ("initial", "error")
     _ok(team.delete(f"/instances/{made['uuid']}"))
 
 

@@ -21,6 +21,7 @@ from services.api.artifacts.finding import Finder
 from services.api.artifacts.lookup import ArtifactLookup
 from services.api.artifacts.store import ATTEMPTS, ArtifactStore
 from services.api.clients.events import ARTIFACT, Events
+from services.api.clients.node_agents import NodeAgents
 from services.api.namespaces import rules as namespace_rules
 from services.api.namespaces.store import NamespaceStore
 from services.api.visibility import SYSTEM
@@ -40,8 +41,10 @@ class Caching:
         lookup: ArtifactLookup,
         finder: Finder,
         events: Events,
+        agents: NodeAgents,
         rng: random.Random | None = None,
     ) -> None:
+        self._agents = agents
         self._artifacts = artifacts
         self._namespaces = namespaces
         self._lookup = lookup
@@ -106,7 +109,7 @@ class Caching:
         return await self._lookup.view(record)
 
     async def _fetch_node(self) -> str:
-        nodes = await self._artifacts.nodes()
+        nodes = await self._agents.answering(await self._artifacts.nodes())
         if not nodes:
             raise errors.Unavailable(
                 "no node is up to fetch the artifact; try again later",

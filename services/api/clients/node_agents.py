@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sfmesh.v1 import (
     node_agent_service_pb2,
     node_agent_service_pb2_grpc,
@@ -37,6 +38,10 @@ SNAPSHOT_DEADLINE = 30.0
 """Seconds a node agent may take to start a snapshot (it answers before copying)."""
 READ_DEADLINE = 24 * 3600.0
 """Seconds a blob read may last: as long as a slow client reads."""
+
+
+HEALTH_WAIT = 1.0
+"""Seconds a node agent has to answer a health check before it counts as down."""
 
 
 class SizeMismatch(errors.Conflict):
@@ -235,6 +240,24 @@ class NodeAgents:
         finally:
             call.cancel()
 
+    async def answering(self, nodes: Sequence[str]) -> list[str]:
+        """Those of `nodes` whose agent answers a health check within
+        `HEALTH_WAIT` seconds: a node record still says `created` for the
+        scheduler's grace period after its agent died."""
+
+        async def serving(node: str) -> bool:
+            try:
+                channel = await self._channel(node)
+                reply = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=HEALTH_WAIT
+                )
+            except (errors.SfmeshError, grpc.aio.AioRpcError):
+                return False
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+        answers = await asyncio.gather(*(serving(node) for node in nodes))
+        return [node for node, ok in zip(nodes, answers, strict=True) if ok]
+
     async def close(self) -> None:
         """Close every channel."""
         for channel in self._channels.values():
@@ -242,6 +265,9 @@ class NodeAgents:
         self._channels.clear()
 
     async def _stub(self, node: str) -> node_agent_service_pb2_grpc.NodeAgentServiceStub:
+        return node_agent_service_pb2_grpc.NodeAgentServiceStub(await self._channel(node))
+
+    async def _channel(self, node: str) -> grpc.aio.Channel:
         item = await self._store.get(key("node", node)) if node else None
         record = records_pb2.NodeRecord.FromString(item.value) if item else None
         if record is None or record.state != node_service_pb2.NODE_STATE_CREATED:
@@ -254,7 +280,7 @@ class NodeAgents:
         if channel is None:
             channel = grpc.aio.insecure_channel(address, options=quick_reconnect())
             self._channels[address] = channel
-        return node_agent_service_pb2_grpc.NodeAgentServiceStub(channel)
+        return channel
 
 
 async def _write(call: grpc.aio.StreamUnaryCall, message: object) -> bool:

@@ -81,7 +81,7 @@ class Uploads:
 
     async def create(self, caller: str) -> transfer_service_pb2.Upload:
         """Start an empty upload of the caller's on a node that is up."""
-        nodes = await self._artifacts.nodes()
+        nodes = await self._agents.answering(await self._artifacts.nodes())
         if not nodes:
             raise errors.Unavailable(
                 "no node is up to hold the upload; try again later",

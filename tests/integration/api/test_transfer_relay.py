@@ -23,6 +23,7 @@ import grpc
 import pytest
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2_grpc
 from grpc_status import rpc_status
 from sfmesh.v1 import (
     artifact_pb2,
@@ -182,6 +183,7 @@ async def mesh(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
         fake = FakeNode()
         server = grpc.aio.server()
         node_agent_service_pb2_grpc.add_NodeAgentServiceServicer_to_server(fake, server)
+        health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         fakes[name], servers = fake, [*servers, server]
