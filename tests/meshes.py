@@ -64,6 +64,17 @@ def system_token(mesh: Mesh) -> str:
     return login(mesh, "system", mesh.system_key)
 
 
+@contextlib.contextmanager
+def tenant(mesh: Mesh, token: str, namespace: str) -> Iterator[httpx.Client]:
+    """A new namespace, made by system (`token`), as a REST client of its own."""
+    with rest_client(mesh, token) as admin:
+        body = {"namespace": namespace, "key_name": "k", "key": "s"}
+        made = admin.post("/auth/namespaces", json=body)
+        assert made.status_code == 200, made.text
+    with rest_client(mesh, login(mesh, namespace, "s")) as client:
+        yield client
+
+
 def rest_client(mesh: Mesh, token: str, timeout: float = 30) -> httpx.Client:
     """An HTTP client for the mesh's gateway carrying `token`."""
     return httpx.Client(

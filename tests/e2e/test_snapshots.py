@@ -17,9 +17,10 @@ import pytest
 
 from devmesh.client_config import write_client_config
 from devmesh.mesh import Mesh
-from tests.e2e.test_artifact_flow import _boot, _gone, _ok
+from tests.e2e.test_artifact_flow import boot, gone, ok
 from tests.e2e.test_official_client import SF_CLIENT
 from tests.e2e.test_vms import view, wait_for
+from tests.meshes import tenant
 
 RUN = uuid.uuid4().hex[:6]
 OTHER = f"snap-other-{RUN}"
@@ -30,7 +31,7 @@ CLIENT_BODY = {"all": False, "device": None, "thin": False}
 @pytest.fixture
 def running(rest: httpx.Client) -> Iterator[dict[str, Any]]:
     """A running boot-sector instance of system's (one per test: it boots at once)."""
-    instance = _boot(rest, f"snap-{uuid.uuid4().hex[:6]}", "debian:11")
+    instance = boot(rest, f"snap-{uuid.uuid4().hex[:6]}", "debian:11")
     yield instance
     rest.delete(f"/instances/{instance['uuid']}")
 
@@ -38,21 +39,15 @@ def running(rest: httpx.Client) -> Iterator[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def other(mesh: Mesh, token: str) -> Iterator[httpx.Client]:
     """A client of another namespace."""
-    system = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=mesh.gateway_url, headers=system, timeout=30) as admin:
-        body = {"namespace": OTHER, "key_name": "k", "key": "s"}
-        _ok(admin.post("/auth/namespaces", json=body))
-        login = _ok(admin.post("/auth", json={"namespace": OTHER, "key": "s"}))
-        headers = {"Authorization": f"Bearer {login['access_token']}"}
-        with httpx.Client(base_url=mesh.gateway_url, headers=headers, timeout=30) as client:
-            yield client
+    with tenant(mesh, token, OTHER) as client:
+        yield client
 
 
 def _snapshotted(rest: httpx.Client, ref: str, blob_uuid: str) -> dict[str, Any]:
     """The list item of `blob_uuid`, once it is `created`."""
 
     def listed() -> dict[str, Any] | None:
-        for item in _ok(rest.get(f"/instances/{ref}/snapshot")):
+        for item in ok(rest.get(f"/instances/{ref}/snapshot")):
             if item["blob_uuid"] == blob_uuid and item["state"] == "created":
                 return dict(item)
         return None
@@ -64,7 +59,7 @@ def test_a_running_disk_becomes_a_version_and_boots(
     rest: httpx.Client, mesh: Mesh, running: dict[str, Any]
 ) -> None:
     uuid_ = running["uuid"]
-    started = _ok(rest.post(f"/instances/{uuid_}/snapshot", json=CLIENT_BODY))
+    started = ok(rest.post(f"/instances/{uuid_}/snapshot", json=CLIENT_BODY))
     assert list(started) == ["vda"]
     vda = started["vda"]
     assert vda["source_url"] == f"sf://instance/{uuid_}/vda"
@@ -78,20 +73,20 @@ def test_a_running_disk_becomes_a_version_and_boots(
     assert item["depends_on"] is None and item["locations"] == [mesh.node_name]
     assert item["created"] > 0 and len(item["sha512"]) == 128
 
-    artifact = _ok(rest.get(f"/artifacts/{vda['artifact_uuid']}"))
+    artifact = ok(rest.get(f"/artifacts/{vda['artifact_uuid']}"))
     assert (artifact["state"], artifact["index"], artifact["blob_uuid"]) == (
         "created",
         1,
         vda["blob_uuid"],
     )
     assert artifact["name"] == f"{uuid_}/vda"
-    blob = _ok(rest.get(f"/blobs/{vda['blob_uuid']}"))
+    blob = ok(rest.get(f"/blobs/{vda['blob_uuid']}"))
     assert (blob["state"], blob["reference_count"]) == ("created", 1)
 
-    copy = _boot(rest, f"from-snap-{RUN}", f"sf://snapshot/{vda['artifact_uuid']}")
+    copy = boot(rest, f"from-snap-{RUN}", f"sf://snapshot/{vda['artifact_uuid']}")
     assert copy["disks"][0]["blob_uuid"] == vda["blob_uuid"]
-    _ok(rest.delete(f"/instances/{copy['uuid']}"))
-    _gone(rest, copy["uuid"])
+    ok(rest.delete(f"/instances/{copy['uuid']}"))
+    gone(rest, copy["uuid"])
     not_ready = rest.post(f"/instances/{copy['uuid']}/snapshot", json=CLIENT_BODY)
     assert not_ready.status_code == 406
     assert not_ready.json()["error"] == f"instance {copy['uuid']} is not ready (deleted)"
@@ -99,22 +94,22 @@ def test_a_running_disk_becomes_a_version_and_boots(
 
 def test_a_stopped_disk_is_copied_too(rest: httpx.Client, running: dict[str, Any]) -> None:
     uuid_ = running["uuid"]
-    _ok(rest.post(f"/instances/{uuid_}/poweroff"))
+    ok(rest.post(f"/instances/{uuid_}/poweroff"))
     try:
-        started = _ok(rest.post(f"/instances/{uuid_}/snapshot", json={"device": "vda"}))
+        started = ok(rest.post(f"/instances/{uuid_}/snapshot", json={"device": "vda"}))
         item = _snapshotted(rest, uuid_, started["vda"]["blob_uuid"])
         assert item["format"] == "qcow2" and item["size"] > 0
         assert view(rest, uuid_)["power_state"] == "off"  # copied by qemu-img
-        again = _ok(rest.post(f"/instances/{uuid_}/snapshot", json={}))  # the first disk
+        again = ok(rest.post(f"/instances/{uuid_}/snapshot", json={}))  # the first disk
         assert again["vda"]["artifact_uuid"] == started["vda"]["artifact_uuid"]
         _snapshotted(rest, uuid_, again["vda"]["blob_uuid"])
-        listed = _ok(rest.get(f"/instances/{uuid_}/snapshot"))
+        listed = ok(rest.get(f"/instances/{uuid_}/snapshot"))
         assert [(i["index"], i["blob_uuid"]) for i in listed] == [
             (1, started["vda"]["blob_uuid"]),
             (2, again["vda"]["blob_uuid"]),
         ]
     finally:
-        _ok(rest.post(f"/instances/{uuid_}/poweron"))
+        ok(rest.post(f"/instances/{uuid_}/poweron"))
 
 
 def test_the_official_cli_snapshots_and_shows(
@@ -148,7 +143,7 @@ def test_the_official_cli_snapshots_and_shows(
 
 def test_refusals(rest: httpx.Client, other: httpx.Client, running: dict[str, Any]) -> None:
     uuid_ = running["uuid"]
-    assert _ok(rest.post(f"/instances/{uuid_}/snapshot", json={"device": "vdz"})) == {}
+    assert ok(rest.post(f"/instances/{uuid_}/snapshot", json={"device": "vdz"})) == {}
     for reply in (
         other.post(f"/instances/{uuid_}/snapshot", json=CLIENT_BODY),
         other.get(f"/instances/{uuid_}/snapshot"),

@@ -28,8 +28,9 @@ import pytest
 from devmesh.client_config import write_client_config
 from devmesh.mesh import Mesh
 from guests.bootsector import boot_sector
-from tests.e2e.test_artifact_flow import _boot
+from tests.e2e.test_artifact_flow import boot
 from tests.e2e.test_official_client import SF_CLIENT
+from tests.meshes import tenant
 
 pytestmark = pytest.mark.slow
 RUN = uuid.uuid4().hex[:6]
@@ -84,14 +85,8 @@ def cli(mesh: Mesh, isolated_home: Path) -> None:
 @pytest.fixture(scope="module")
 def other(mesh: Mesh, token: str) -> Iterator[httpx.Client]:
     """A client of another namespace."""
-    system = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=mesh.gateway_url, headers=system, timeout=30) as admin:
-        body = {"namespace": OTHER, "key_name": "k", "key": "s"}
-        _ok(admin.post("/auth/namespaces", json=body))
-        login = _ok(admin.post("/auth", json={"namespace": OTHER, "key": "s"}))
-        headers = {"Authorization": f"Bearer {login['access_token']}"}
-        with httpx.Client(base_url=mesh.gateway_url, headers=headers, timeout=30) as client:
-            yield client
+    with tenant(mesh, token, OTHER) as client:
+        yield client
 
 
 def test_cli_upload_download_and_dedupe(cli: None, rest: httpx.Client, tmp_path: Path) -> None:
@@ -222,5 +217,5 @@ def test_an_instance_boots_from_an_uploaded_boot_sector(rest: httpx.Client) -> N
     upload = _upload(rest, boot_sector())
     name = f"boot-{RUN}"
     _ok(rest.post(f"/artifacts/upload/{name}", json={"upload_uuid": upload["uuid"]}))
-    instance = _boot(rest, f"from-upload-{RUN}", f"sf://upload/system/{name}")
+    instance = boot(rest, f"from-upload-{RUN}", f"sf://upload/system/{name}")
     _ok(rest.delete(f"/instances/{instance['uuid']}"))

@@ -10,7 +10,7 @@ from sfmesh.v1 import node_service_pb2, records_pb2
 
 from services.api.clients.node_agents import NodeAgents
 from services.common.main import service_authority
-from services.common.store import Put, Store, key
+from services.common.store import Delete, Put, Store, key
 from services.common.tokens import InternalCredentials
 
 
@@ -32,4 +32,5 @@ async def test_only_nodes_whose_agent_answers_are_chosen(etcd: str, tmp_path: ob
     finally:
         await agents.close()
         await server.stop(0)
+        await store.commit([Delete(key("node", name)) for name in addresses])
         await store.close()

@@ -17,7 +17,7 @@ import hashlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,7 @@ from services.node_agent.peer_agents import PeerAgents
 from services.node_agent.peer_copy import CopyFailed, CopyPolicy, PeerCopier
 from services.node_agent.transfers import TransferServicer
 from services.node_agent.uploads import UploadFiles
+from tests.meshes import started_etcd
 
 if TYPE_CHECKING:
     from tests.conftest import ImageServer
@@ -219,9 +220,18 @@ class Mesh:
         )
 
 
+@pytest.fixture(scope="module")
+def own_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An etcd of this module's own: replication ranks every live node
+    record, so node records other tests leave in a shared etcd would take
+    turns that no node here pulls."""
+    with started_etcd(tmp_path_factory.mktemp("blob-etcd")) as address:
+        yield address
+
+
 @pytest.fixture
-async def mesh(etcd: str, tmp_path: Path) -> AsyncIterator[Mesh]:
-    store = Store(etcd)
+async def mesh(own_etcd: str, tmp_path: Path) -> AsyncIterator[Mesh]:
+    store = Store(own_etcd)
     built = Mesh(store, tmp_path, TokenAuthority(internal_secret=SECRET))
     yield built
     for node in built.nodes:
