@@ -15,10 +15,12 @@ bytes. Its rules:
   what the first left.
 - **A missing file is an empty upload**: an upload never appended to has no
   file yet.
-- **Seal** hashes the file (sha512, streamed on a thread), detects its
-  format (`formats.py`), refuses a qcow2 that refers to other files, and
-  makes it the blob by a rename (`BlobStore.adopt`). Sealing again after a
-  crash or a lost answer finds the blob and answers its facts.
+- **Seal** takes the file's sha512 and first bytes from the running digest
+  the appends kept (`upload_digests.py`), or hashes the file (streamed on
+  a thread) when no digest covers it; detects its format (`formats.py`),
+  refuses a qcow2 that refers to other files, and makes it the blob by a
+  rename (`BlobStore.adopt`). Sealing again after a crash or a lost answer
+  finds the blob and answers its facts.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any, TypeVar
 from services.node_agent.blob_store import BlobStore
 from services.node_agent.formats import HEAD_BYTES, detect_format
 from services.node_agent.images import ImageError, check_self_contained
+from services.node_agent.upload_digests import RunningDigest, UploadDigests
 
 log = logging.getLogger("sfmesh.node_agent.uploads")
 
@@ -117,6 +120,7 @@ class UploadFiles:
         self._locks = _KeyedLocks()
         self._running: set[asyncio.Task[Any]] = set()
         """Locked work whose caller may be gone: the loop keeps weak references."""
+        self._digests = UploadDigests()
         self._writes = concurrent.futures.ThreadPoolExecutor(
             WRITE_THREADS, thread_name_prefix="upload-write"
         )
@@ -132,13 +136,15 @@ class UploadFiles:
         SizeMismatch, TooLarge, OSError; a cancelled append leaves nothing."""
         async with self._locks.hold(uuid):
             fd, created = await self._opened(uuid, expected_size)
-            append = _Append(fd, expected_size, self._writes)
+            digest = await self._digests.start(uuid, expected_size)
+            append = _Append(fd, expected_size, self._writes, digest)
             try:
                 async for chunk in chunks:
                     if append.size + len(chunk) > max_size:
                         raise TooLarge(max_size)
                     await append.write(chunk)
                 await append.sync(self.root if created else None)
+                self._digests.keep(uuid, digest)
             except BaseException:
                 # Synchronously, so that a cancelled caller cannot leave the
                 # lock before the file is back to its size.
@@ -212,6 +218,7 @@ class UploadFiles:
         return fd, False
 
     def _discard(self, uuid: str) -> None:
+        self._digests.take(uuid, -1)
         with contextlib.suppress(FileNotFoundError):
             self.path(uuid).unlink()
 
@@ -231,6 +238,7 @@ class UploadFiles:
                 os.fsync(fd)
         finally:
             os.close(fd)
+        self._digests.truncated(uuid, size)
         return size
 
     def _seal(self, uuid: str, blob_uuid: str) -> Sealed:
@@ -244,7 +252,7 @@ class UploadFiles:
                 upload.unlink()
             return sealed
         try:
-            sealed = inspect(upload)
+            sealed = self._inspect(uuid, upload)
         except FileNotFoundError:
             raise UploadEmpty("upload is empty") from None
         if sealed.size == 0:
@@ -260,6 +268,17 @@ class UploadFiles:
             extra={"fields": {"upload": uuid, "blob": blob_uuid, "size": sealed.size}},
         )
         return sealed
+
+    def _inspect(self, uuid: str, upload: Path) -> Sealed:
+        """What the upload's file is: from its running digest when that
+        covers the whole file, else read once (blocking)."""
+        size = upload.stat().st_size
+        digest = self._digests.take(uuid, size)
+        if digest is None:
+            return inspect(upload)
+        return Sealed(
+            size=size, sha512=digest.sha512.hexdigest(), format=detect_format(digest.head)
+        )
 
 
 def inspect(path: Path) -> Sealed:
@@ -281,17 +300,27 @@ class _Append:
     write threads, remembering the write in flight so a roll-back waits
     for it."""
 
-    def __init__(self, fd: int, start: int, threads: concurrent.futures.Executor) -> None:
+    def __init__(
+        self,
+        fd: int,
+        start: int,
+        threads: concurrent.futures.Executor,
+        digest: RunningDigest | None,
+    ) -> None:
         self._fd = fd
         self._start = start
         self._threads = threads
+        self._digest = digest
         self._pending: concurrent.futures.Future[None] | None = None
         self.size = start
         """The file's size once the writes so far are done."""
 
     async def write(self, chunk: bytes) -> None:
+        """Write `chunk` at the end, and take it into the digest."""
         await self._run(_write_all, self._fd, chunk, self.size)
         self.size += len(chunk)
+        if self._digest is not None:
+            await self._digest.feed(chunk)
 
     async def sync(self, folder: Path | None) -> None:
         """Sync the file, and `folder` when the file is new in it."""

@@ -29,6 +29,7 @@ from services.common.tokens import TokenAuthority
 from services.node_agent.blob_reads import CHUNK
 from services.node_agent.blob_store import LocalBlobStore
 from services.node_agent.transfers import TransferServicer
+from services.node_agent import uploads as uploads_module
 from services.node_agent.uploads import UploadFiles
 
 MAX = 10 * 2**20
@@ -431,3 +432,58 @@ async def test_a_user_token_is_refused(node: Node) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await node.stub.AppendToUpload(messages(new_uuid(), 0, [b"x"]), metadata=node.user_metadata)
     assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def seal(node: Node, upload: str) -> pb.SealUploadResponse:
+    return await node.stub.SealUpload(
+        pb.SealUploadRequest(upload_uuid=upload, blob_uuid=new_uuid()), metadata=node.metadata
+    )
+
+
+async def test_a_seal_takes_the_digest_appends_kept_without_reading_the_file(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def never(path: Path) -> None:
+        raise AssertionError(f"{path} was read again")
+
+    monkeypatch.setattr(uploads_module, "inspect", never)
+    upload = new_uuid()
+    data = b"QFI\xfb" + os.urandom(2**20)  # qcow2's magic, but no valid header: refused
+    plain = os.urandom(2**20 + 5)
+    await append(node, upload, 0, [plain[:1000], plain[1000 : 2**20]])
+    with pytest.raises(grpc.aio.AioRpcError):  # past max_size: rolled back, digest kept
+        await append(node, upload, 2**20, [plain[2**20 :]], max_size=2**20 + 1)
+    await append(node, upload, 2**20, [plain[2**20 :]])
+    sealed = await seal(node, upload)
+    assert (sealed.size, sealed.sha512) == (len(plain), hashlib.sha512(plain).hexdigest())
+    assert sealed.format == "raw"
+
+    qcow = new_uuid()  # the format comes from the first bytes the digest kept
+    await append(node, qcow, 0, [data[:2], data[2:]])
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await seal(node, qcow)
+    assert reason(raised.value) == "IMAGE_REFUSED"
+
+
+async def test_a_seal_hashes_the_file_when_no_digest_covers_it(node: Node) -> None:
+    data = os.urandom(3 * 2**20)
+    cut = new_uuid()  # a truncate into the hashed bytes
+    await append(node, cut, 0, [data])
+    await node.stub.TruncateUploadFile(
+        pb.TruncateUploadFileRequest(upload_uuid=cut, size=2**20), metadata=node.metadata
+    )
+    await append(node, cut, 2**20, [data[2**20 :]])
+    assert (await seal(node, cut)).sha512 == hashlib.sha512(data).hexdigest()
+
+    emptied = new_uuid()  # cut back to nothing: a fresh digest
+    await append(node, emptied, 0, [b"gone"])
+    await node.stub.TruncateUploadFile(
+        pb.TruncateUploadFileRequest(upload_uuid=emptied, size=0), metadata=node.metadata
+    )
+    await append(node, emptied, 0, [data])
+    assert (await seal(node, emptied)).sha512 == hashlib.sha512(data).hexdigest()
+
+    restarted = new_uuid()  # bytes an earlier node agent wrote: no digest here
+    (node.uploads / restarted).write_bytes(data[:1000])
+    await append(node, restarted, 1000, [data[1000:]])
+    assert (await seal(node, restarted)).sha512 == hashlib.sha512(data).hexdigest()
