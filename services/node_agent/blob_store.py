@@ -7,10 +7,13 @@ another user, can read a blob it boots from):
     <uuid[:2]>/<uuid>.partial   a blob being written
 
 A partial file is created exclusively, so two writers never share one
-(artifacts reference §11 Q25); its sha512 is computed while it is written,
-and it is renamed to the blob's name only once whole, synced and accepted by
-its writer. A partial left by a crash is removed by the next writer once it
-is older than `STALE_PARTIAL_SECONDS`; until then a second writer is refused.
+(artifacts reference §11 Q25); its sha512 is computed while it is written
+(on a thread of the writer's own, a few chunks behind the writes), its
+dirty pages are flushed as it grows (on another thread, so the sync at the
+end has little left to do), and it is renamed to the blob's name only once
+whole, synced and accepted by its writer. A partial left by a crash is
+removed by the next writer once it is older than `STALE_PARTIAL_SECONDS`;
+until then a second writer is refused.
 A file under a blob's name is therefore always a whole blob, but only the
 blob record (its size and sha512) says which content that is.
 
@@ -22,6 +25,8 @@ a live writer; `sweep_partials` removes those when the node agent starts.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import errno
 import hashlib
@@ -37,6 +42,10 @@ SWEPT_PARTIAL_SECONDS = 86400.0
 """Age after which `sweep_partials` removes a partial file."""
 DIR_MODE = 0o755
 FILE_MODE = 0o644
+HASH_LAG = 8
+"""Chunks a writer lets wait to be hashed before a write waits."""
+FLUSH_EVERY = 64 << 20
+"""Bytes written between flushes of a partial file's dirty pages."""
 
 _T = TypeVar("_T")
 
@@ -99,21 +108,36 @@ class _LocalWriter:
     def __init__(self, fd: int, partial: Path, target: Path) -> None:
         self._file = os.fdopen(fd, "wb", buffering=0)  # readable by checks at once
         self._digest = hashlib.sha512()
+        self._hashing: collections.deque[concurrent.futures.Future[None]] = collections.deque()
+        self._hasher = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="blob-hash")
+        self._flusher = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="blob-flush")
+        self._flushing: concurrent.futures.Future[None] | None = None
+        self._unflushed = 0
         self._target = target
         self.partial = partial
         self.size = 0
         self.committed = False
 
     def write(self, chunk: bytes) -> None:
-        self._file.write(chunk)
-        self._digest.update(chunk)
+        while len(self._hashing) >= HASH_LAG:
+            self._hashing.popleft().result()
+        view = memoryview(chunk)
+        while view:
+            view = view[self._file.write(view) or 0 :]
+        self._hashing.append(self._hasher.submit(self._digest.update, chunk))
         self.size += len(chunk)
+        self._unflushed += len(chunk)
+        if self._unflushed >= FLUSH_EVERY and (self._flushing is None or self._flushing.done()):
+            self._unflushed = 0
+            self._flushing = self._flusher.submit(os.fdatasync, self._file.fileno())
 
     def sha512(self) -> str:
+        while self._hashing:
+            self._hashing.popleft().result()
         return self._digest.hexdigest()
 
     def commit(self) -> Path:
-        self._file.flush()
+        self._settle()
         os.fsync(self._file.fileno())
         self._file.close()
         os.replace(self.partial, self._target)
@@ -122,7 +146,16 @@ class _LocalWriter:
         return self._target
 
     def close(self) -> None:
+        self._settle()
         self._file.close()
+
+    def _settle(self) -> None:
+        """Let the hashing and flushing in flight end (their errors are the
+        commit's), and the writer's threads go."""
+        self._hasher.shutdown(wait=True)
+        self._flusher.shutdown(wait=True)
+        if self._flushing is not None:
+            self._flushing.result()
 
 
 class LocalBlobStore:
