@@ -175,9 +175,10 @@ def upload_error(uuid: str, exc: Exception, *, blob_uuid: str = "") -> errors.Sf
 async def _chunks(
     first: pb.AppendToUploadRequest, rest: AsyncIterator[pb.AppendToUploadRequest]
 ) -> AsyncIterator[bytes]:
-    """The data of every message, the first's included."""
-    if first.data:
-        yield first.data
+    """The data of every message, the first's included (each read once:
+    every read of a bytes field copies it)."""
+    if data := first.data:
+        yield data
     async for message in rest:
-        if message.data:
-            yield message.data
+        if data := message.data:
+            yield data
