@@ -105,7 +105,9 @@ class _LocalWriter:
         self.committed = False
 
     def write(self, chunk: bytes) -> None:
-        self._file.write(chunk)
+        view = memoryview(chunk)
+        while view:  # a short write (the disk filling up) is written on, to ENOSPC
+            view = view[self._file.write(view) :]
         self._digest.update(chunk)
         self.size += len(chunk)
 
