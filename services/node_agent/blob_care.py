@@ -9,6 +9,8 @@ blob folder, then
 - pulls, through ``peer_copy.py``, the blobs ``blob_rules.pulls`` gives it,
   at most `concurrent_pulls` at a time and only while the copy leaves
   `reserve` bytes free;
+- marks `error` the blobs left `initial` by a maker that will never make
+  them (``abandoned_blobs.py``);
 
 and, beside that, re-reads one local blob at a time whose sha512 was not
 checked here for `verify_interval` seconds, treating a mismatch like a
@@ -36,6 +38,7 @@ from services.common import errors
 from services.common.events import EventSink
 from services.common.store import Store, key, kind_prefix
 from services.node_agent import blob_rules, naming
+from services.node_agent.abandoned_blobs import AbandonedBlobs
 from services.node_agent.blob_locations import BlobLocations
 from services.node_agent.blob_store import LocalBlobStore
 from services.node_agent.peer_copy import CopyFailed, PeerCopier, Peers, sha512_of
@@ -63,6 +66,10 @@ class CareSettings:
     """Replication copies at once on this node."""
     verify_pause: float = 5.0
     """Seconds between two blobs' sha512 checks."""
+    initial_grace: float = 300.0
+    """Seconds an `initial` blob is left to its maker after its reservation
+    (the request to make it may be on its way), and a maker may go without
+    reporting, before the blob is taken for abandoned."""
 
 
 @dataclass(frozen=True)
@@ -102,9 +109,18 @@ class BlobCare:
         settings: CareSettings = CareSettings(),
         clock: Callable[[], float] = time.time,
         kept: Callable[[], frozenset[str]] = frozenset,
+        making: Callable[[], frozenset[str]] = frozenset,
     ) -> None:
         self._node = node
         self._kept = kept
+        self._abandoned = AbandonedBlobs(
+            node=node,
+            store=store,
+            making=making,
+            grace=settings.initial_grace,
+            clock=clock,
+            events=events,
+        )
         self._store = store
         self._blobs = blobs
         self._copier = copier
@@ -135,7 +151,8 @@ class BlobCare:
                     await task
 
     async def tick(self) -> None:
-        """One pass: remove condemned copies, start due pulls."""
+        """One pass: remove condemned copies, start due pulls, mark
+        abandoned blobs `error`."""
         snapshot = await self._store.snapshot(kind_prefix("blob"))
         records = {}
         for item in snapshot.items:
@@ -145,6 +162,7 @@ class BlobCare:
         files = await asyncio.to_thread(local_files, self._blobs.root)
         await self._remove_faulty(records, files)
         self._start_pulls(records, alive)
+        await self._abandoned.sweep(records.values(), alive)
 
     async def pulls_done(self) -> None:
         """Wait for the pulls running now (for tests and shutdown)."""

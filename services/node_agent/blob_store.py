@@ -122,8 +122,8 @@ class _LocalWriter:
         while len(self._hashing) >= HASH_LAG:
             self._hashing.popleft().result()
         view = memoryview(chunk)
-        while view:
-            view = view[self._file.write(view) or 0 :]
+        while view:  # a short write (the disk filling up) is written on, to ENOSPC
+            view = view[self._file.write(view) :]
         self._hashing.append(self._hasher.submit(self._digest.update, chunk))
         self.size += len(chunk)
         self._unflushed += len(chunk)

@@ -159,6 +159,8 @@ class PeerCopier:
             return path
         except errors.SfmeshError as exc:  # etcd unreachable
             raise CopyFailed(f"copying blob {uuid}: {exc.message}") from exc
+        except OSError as exc:  # the disk full or failing: the partial file is gone
+            raise CopyFailed(f"copying blob {uuid} to node {self._node}: {exc}") from exc
 
     async def _created(self, uuid: str) -> artifact_pb2.Blob:
         stored = await self._records.blob(uuid)

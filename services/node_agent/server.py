@@ -231,6 +231,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         events=emitter,
         settings=config.blob_care,
         kept=images.indexed_blobs,
+        making=snapshots.making,
     )
     caring = asyncio.create_task(blob_care.run(), name="blob-care")
     background = [following, sweeping, auditing, caching, caring]

@@ -9,7 +9,9 @@ instance event, and leaves no file behind: a blob is never half made.
 
 One copy per instance runs at a time (libvirt runs one job per domain);
 others wait their turn (a lock per instance ever snapshotted here). A copy
-in flight when the node agent stops is lost: its blob stays `initial`.
+in flight when the node agent stops is lost: its blob, which names this
+node as its maker, is marked `error` once this node no longer makes it
+(``abandoned_blobs.py``, from ``blob_care.py``'s passes).
 """
 
 from __future__ import annotations
@@ -107,6 +109,10 @@ class Snapshots:
         task = asyncio.create_task(self._run(job), name=f"snapshot-{job.blob_uuid}")
         self._running[job.blob_uuid] = task
         task.add_done_callback(lambda _: self._running.pop(job.blob_uuid, None))
+
+    def making(self) -> frozenset[str]:
+        """The blobs whose copies run or wait their turn here now."""
+        return frozenset(self._running)
 
     async def wait(self) -> None:
         """Wait for every copy running now (tests)."""

@@ -9,7 +9,10 @@ a blob record reserved for the copy (`initial`), in one transaction; the
 node agent hosting the instance is asked to make the copy, which it does
 as a task of its own and records in etcd: the blob `created` and the
 version added at once, or the blob `error`. A node agent that cannot be
-asked leaves the reserved blobs `error` and answers 503.
+asked leaves the reserved blobs `error` and answers 503. The reservation
+names the hosting node (`maker_node`), so a copy lost with its node agent
+does not leave the blob `initial` for ever: node agents mark it `error`
+(``services/node_agent/abandoned_blobs.py``).
 """
 
 from __future__ import annotations
@@ -35,13 +38,14 @@ from services.common.store import Put, key
 BLOB_VIEW_VERSION = 6
 
 
-def reserved_blob(blob_uuid: str, now: float) -> records_pb2.BlobRecord:
-    """The record of a blob a snapshot will make: `initial`, no bytes yet. Pure."""
+def reserved_blob(blob_uuid: str, now: float, maker_node: str) -> records_pb2.BlobRecord:
+    """The record of a blob a snapshot will make on node `maker_node`:
+    `initial`, no bytes yet. Pure."""
     blob = artifact_pb2.Blob(
         uuid=blob_uuid, state=artifact_pb2.BLOB_STATE_INITIAL, version=BLOB_VIEW_VERSION
     )
     blob.metadata.SetInParent()
-    return records_pb2.BlobRecord(blob=blob, created_at=now)
+    return records_pb2.BlobRecord(blob=blob, created_at=now, maker_node=maker_node)
 
 
 class Snapshots:
@@ -137,7 +141,7 @@ class Snapshots:
                     max_versions=max_versions,
                 ),
             )
-            blob = reserved_blob(str(uuid_module.uuid4()), now)
+            blob = reserved_blob(str(uuid_module.uuid4()), now, instance.node)
             reserve = Put(key("blob", blob.blob.uuid), blob.SerializeToString(), 0)
             if await self._artifacts.commit([*found.writes(), reserve]):
                 if found.new is not None:

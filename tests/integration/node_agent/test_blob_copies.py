@@ -4,7 +4,7 @@ several node agents' ReadBlob servers on loopback, each with its own state
 folder, name and port, found through node records in etcd: a copy lands
 whole and checked, resumes from its offset after a broken stream, moves on
 from a peer that keeps failing and leaves nothing that looks whole when all
-fail; a corrupted replica is refused by the copier and, found by the
+fail or the disk fills up; a corrupted replica is refused by the copier and, found by the
 verification, replaced; replication brings a blob to the factor with one
 puller; a missing file drops the location until replication restores it; a
 deleted blob's file goes after the grace; an instance's blob base is copied
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -289,6 +290,43 @@ async def test_when_every_peer_fails_nothing_looks_whole(mesh: Mesh) -> None:
         await b.copier.ensure(name)
     assert a.served.offsets == [0, 2**20, 2 * 2**20, 3 * 2**20]
     assert not b.blobs.path(name).exists() and partials(b) == []
+    assert await mesh.locations(name) == [a.name]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a filesystem of 3.25 MiB of its own (a tmpfs; root only)."""
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3328k", "tmpfs", str(folder)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", "--lazy", str(folder)], check=True)
+
+
+async def test_a_disk_filling_up_fails_the_copy_leaving_nothing(
+    mesh: Mesh, small_disk: Path
+) -> None:
+    a = await mesh.node()
+    data = os.urandom(3 * 2**20 + 2**19)  # its last chunk fits only in part
+    name = await mesh.blob(data, [a])
+    blobs = LocalBlobStore(small_disk / "blobs")
+    copier = PeerCopier(
+        node="small",
+        blobs=blobs,
+        records=BlobRecords(mesh.store),
+        locations=BlobLocations(mesh.store, "small"),
+        peers=a.peers,
+        free=lambda: 2**40,  # the disk fills after the check (another writer)
+    )
+    with pytest.raises(CopyFailed, match="No space left on device"):
+        await copier.ensure(name)
+    assert not blobs.path(name).exists() and list(blobs.root.glob("*/*.partial")) == []
     assert await mesh.locations(name) == [a.name]
 
 

@@ -1,5 +1,6 @@
 """services/node_agent/blob_rules.py: the rendezvous ranking, who pulls a
-blob short of copies, and when a local copy must go."""
+blob short of copies, when a local copy must go, and when a blob left
+`initial` is abandoned."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import itertools
 
 from sfmesh.v1 import artifact_pb2, records_pb2
 
-from services.node_agent.blob_rules import fault, pulls, rank
+from services.node_agent.blob_rules import UNNAMED_MAKER_GRACE, abandoned, fault, pulls, rank
 
+INITIAL = artifact_pb2.BLOB_STATE_INITIAL
 CREATED = artifact_pb2.BLOB_STATE_CREATED
+ERROR = artifact_pb2.BLOB_STATE_ERROR
 DELETED = artifact_pb2.BLOB_STATE_DELETED
 NODES = frozenset({"n1", "n2", "n3", "n4", "n5"})
 
@@ -86,3 +89,74 @@ def test_deleted_and_unknown_blobs_go_after_the_grace() -> None:
     assert fault(None, "me", 10, 100.0, 120.0, 50.0) is None
     assert fault(None, "me", 10, 100.0, 150.0, 50.0) == "its blob has no record"
     assert fault(None, "me", None, 0.0, 150.0, 50.0) is None
+
+
+def test_the_file_of_a_blob_in_error_goes_after_the_grace() -> None:
+    failed = stored(ERROR, [])
+    assert fault(failed, "me", 10, 100.0, 120.0, 50.0) is None
+    assert fault(failed, "me", 10, 100.0, 150.0, 50.0) == "its blob could not be made"
+    assert fault(failed, "me", None, 0.0, 150.0, 50.0) is None
+    assert fault(stored(INITIAL, []), "me", 10, 0.0, 1e9, 50.0) is None  # may be being made
+
+
+GRACE = 300.0
+
+
+def reserved(
+    maker: str, created_at: float = 1000.0, state: artifact_pb2.BlobState = INITIAL
+) -> records_pb2.BlobRecord:
+    return records_pb2.BlobRecord(
+        blob=artifact_pb2.Blob(uuid="b-1", state=state), created_at=created_at, maker_node=maker
+    )
+
+
+def judged(
+    record: records_pb2.BlobRecord,
+    node: str,
+    now: float,
+    *,
+    making: frozenset[str] = frozenset(),
+    alive: frozenset[str] = NODES,
+    lastseen: dict[str, float] | None = None,
+) -> str | None:
+    seen = lastseen if lastseen is not None else {name: now for name in alive}
+    return abandoned(record, node, making=making, alive=alive, lastseen=seen, now=now, grace=GRACE)
+
+
+def test_a_young_reservation_is_left_to_its_maker() -> None:
+    gone = NODES - {"n1"}
+    for node in NODES:
+        assert judged(reserved("n1"), node, 1000.0 + GRACE - 1, alive=gone, lastseen={}) is None
+
+
+def test_the_maker_fails_what_it_is_not_making_once_the_grace_is_over() -> None:
+    now = 1000.0 + GRACE
+    assert judged(reserved("n1"), "n1", now, making=frozenset({"b-1"})) is None
+    reason = judged(reserved("n1"), "n1", now)
+    assert reason is not None and reason.startswith("node n1, its maker, is not making it")
+
+
+def test_others_leave_a_live_maker_alone_whatever_its_age() -> None:
+    assert judged(reserved("n1", created_at=0.0), "n2", 1e9) is None
+
+
+def test_others_fail_it_once_the_maker_is_gone_for_the_grace() -> None:
+    now = 1000.0 + 2 * GRACE
+    gone = NODES - {"n1"}
+    quiet = {"n1": now - GRACE + 1}
+    assert judged(reserved("n1"), "n2", now, alive=gone, lastseen=quiet) is None
+    silent = judged(reserved("n1"), "n2", now, alive=gone, lastseen={"n1": now - GRACE})
+    assert silent == "node n1, its maker, is gone: no report for 300 s"
+    unknown = judged(reserved("n1"), "n2", now, alive=gone, lastseen={})
+    assert unknown == "node n1, its maker, has no node record"
+
+
+def test_only_initial_blobs_are_abandoned() -> None:
+    for state in (CREATED, ERROR, DELETED):
+        assert judged(reserved("n1", created_at=0.0, state=state), "n1", 1e9) is None
+
+
+def test_a_reservation_naming_no_maker_is_abandoned_after_a_day() -> None:
+    assert judged(reserved("", created_at=0.0), "n2", UNNAMED_MAKER_GRACE - 1) is None
+    reason = judged(reserved("", created_at=0.0), "n2", UNNAMED_MAKER_GRACE)
+    assert reason == "it names no maker and has been initial for 86400 s"

@@ -69,7 +69,7 @@ def _artifact(
 
 
 def _blob(uuid: str, *, created_at: float = 100.0) -> records_pb2.BlobRecord:
-    record = reserved_blob(uuid, created_at)
+    record = reserved_blob(uuid, created_at, "node1")
     record.blob.state = artifact_pb2.BLOB_STATE_CREATED
     record.blob.size, record.blob.sha512, record.blob.format = 42, "ab" * 64, "qcow2"
     record.blob.locations.append("node1")
@@ -127,8 +127,9 @@ def test_the_answer_is_the_event_extra() -> None:
     }
 
 
-def test_a_reserved_blob_is_initial_and_empty() -> None:
-    record = reserved_blob("b", 5.0)
+def test_a_reserved_blob_is_initial_and_empty_and_names_its_maker() -> None:
+    record = reserved_blob("b", 5.0, "node1")
     assert record.blob.state == artifact_pb2.BLOB_STATE_INITIAL
     assert (record.blob.size, record.blob.version, record.created_at) == (0, 6, 5.0)
+    assert record.maker_node == "node1" and list(record.blob.locations) == []
     assert record.blob.HasField("metadata") and not record.blob.HasField("sha512")
