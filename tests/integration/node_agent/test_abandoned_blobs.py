@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from services.node_agent.blob_records import BlobRecords
 from services.node_agent.blob_store import LocalBlobStore
 from services.node_agent.peer_agents import PeerAgents
 from services.node_agent.peer_copy import PeerCopier
+from tests.event_sinks import RecordedEvents
 from tests.meshes import started_etcd
 
 GRACE = 300.0
@@ -37,32 +38,13 @@ INITIAL = artifact_pb2.BLOB_STATE_INITIAL
 ERROR = artifact_pb2.BLOB_STATE_ERROR
 
 
-class Recorder:
-    """An EventSink keeping (object type, uuid, message, extra)."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, str, dict[str, Any]]] = []
-
-    def emit(
-        self,
-        object_type: str,
-        object_uuid: str,
-        event_type: int,
-        message: str,
-        *,
-        extra: Mapping[str, Any] | None = None,
-        duration: float | None = None,
-    ) -> None:
-        self.events.append((object_type, object_uuid, message, dict(extra or {})))
-
-
 @dataclass
 class Node:
     name: str
     blobs: LocalBlobStore
     care: BlobCare
     peers: PeerAgents
-    events: Recorder
+    events: RecordedEvents
     making: set[str] = field(default_factory=set)
 
 
@@ -98,7 +80,7 @@ class Mesh:
             locations=locations,
             peers=peers,
         )
-        events = Recorder()
+        events = RecordedEvents()
         making: set[str] = set()
         care = BlobCare(
             node=name,
@@ -151,7 +133,7 @@ async def mesh(own_etcd: str, tmp_path: Path) -> AsyncIterator[Mesh]:
 
 def marked(node: Node) -> dict[str, dict[str, Any]]:
     """The blobs `node` marked abandoned, with their events' extra."""
-    return {uuid_: extra for kind, uuid_, message, extra in node.events.events if message == EVENT}
+    return {uuid_: extra for _, uuid_, _, message, extra in node.events.events if message == EVENT}
 
 
 async def test_a_maker_whose_agent_restarted_fails_the_copies_it_no_longer_makes(

@@ -18,7 +18,7 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,34 +48,13 @@ from services.node_agent.peer_agents import PeerAgents
 from services.node_agent.peer_copy import CopyFailed, CopyPolicy, PeerCopier
 from services.node_agent.transfers import TransferServicer
 from services.node_agent.uploads import UploadFiles
+from tests.event_sinks import RecordedEvents
 from tests.meshes import started_etcd
 
 if TYPE_CHECKING:
     from tests.conftest import ImageServer
 
 SECRET = "a-service-key-shared-by-the-nodes-of-this-test-0123456789"
-
-
-class Recorder:
-    """An EventSink keeping (object type, uuid, message, extra)."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, str, dict[str, Any]]] = []
-
-    def emit(
-        self,
-        object_type: str,
-        object_uuid: str,
-        event_type: int,
-        message: str,
-        *,
-        extra: Mapping[str, Any] | None = None,
-        duration: float | None = None,
-    ) -> None:
-        self.events.append((object_type, object_uuid, message, dict(extra or {})))
-
-    def messages(self, uuid: str) -> list[str]:
-        return [message for _, each, message, _ in self.events if each == uuid]
 
 
 class ServedBlobs(TransferServicer):
@@ -113,7 +92,7 @@ class Node:
     copier: PeerCopier
     locations: BlobLocations
     peers: PeerAgents
-    events: Recorder
+    events: RecordedEvents
     server: grpc.aio.Server
 
 
@@ -140,7 +119,7 @@ class Mesh:
         await self.store.commit([Put(key("node", name), record.SerializeToString())])
         peers = PeerAgents(self.store, lambda: self.authority.issue_internal("node_agent"))
         locations = BlobLocations(self.store, name)
-        events = Recorder()
+        events = RecordedEvents()
         copier = PeerCopier(
             node=name,
             blobs=blobs,

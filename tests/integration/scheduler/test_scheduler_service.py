@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from services.common.tokens import TokenAuthority
 from services.scheduler.placement import Policy
 from services.scheduler.registry import Registry
 from services.scheduler.servicer import SchedulerServicer, Timing
+from tests.event_sinks import RecordedEvents
 
 POLICY = Policy(cpu_overcommit_ratio=2.0, ram_reserved_mib=256, min_free_disk_gib=1)
 TIMING = Timing(report_interval=1, node_grace=0.3, record_interval=0.5)
@@ -42,30 +43,11 @@ SLOWER = Timing(report_interval=1, node_grace=1.0, record_interval=0.5)
 
 
 @dataclass
-class Recorder:
-    """Collects emitted events instead of sending them to an eventlog."""
-
-    events: list[tuple[str, str, int, str, dict[str, Any]]] = field(default_factory=list)
-
-    def emit(
-        self,
-        object_type: str,
-        object_uuid: str,
-        event_type: int,
-        message: str,
-        *,
-        extra: Mapping[str, Any] | None = None,
-        duration: float | None = None,
-    ) -> None:
-        self.events.append((object_type, object_uuid, event_type, message, dict(extra or {})))
-
-
-@dataclass
 class Mesh:
     stub: scheduler_service_pb2_grpc.SchedulerServiceStub
     metadata: tuple[tuple[str, str], ...]
     store: Store
-    recorder: Recorder
+    recorder: RecordedEvents
     servicer: SchedulerServicer
     placed: InstanceFollower
 
@@ -75,7 +57,7 @@ async def mesh(etcd: str, tmp_path: Path, request: pytest.FixtureRequest) -> Asy
     """The scheduler with TIMING, or the Timing a test passes indirectly."""
     authority = service_authority(tmp_path)
     store = Store(etcd)
-    recorder = Recorder()
+    recorder = RecordedEvents()
     placed = InstanceFollower(InstanceStore(store), lambda instance: bool(instance.node))
     following = asyncio.create_task(placed.run())
     servicer = SchedulerServicer(
@@ -218,7 +200,7 @@ async def test_place_picks_a_node_and_emits_the_audit_trail(mesh: Mesh) -> None:
     reply = await mesh.stub.PlaceInstance(request, metadata=mesh.metadata)
     assert reply.node == big.name
     assert reply.reservation_id
-    audit = [e for e in mesh.recorder.events if e[2] == event_pb2.EVENT_TYPE_AUDIT]
+    audit = [e for e in mesh.recorder.events if e.event_type == event_pb2.EVENT_TYPE_AUDIT]
     assert {e[:2] for e in audit} == {("instance", request.instance_uuid)}
     messages = [e[3] for e in audit]
     assert messages[0] == "schedule initial candidates"
@@ -227,7 +209,7 @@ async def test_place_picks_a_node_and_emits_the_audit_trail(mesh: Mesh) -> None:
     assert ram["candidates"] == [big.name]
     assert ram["request-id"] == "req-1"
     assert small.name in ram["dropped"]
-    assert mesh.recorder.events[-1][3] == "schedule complete"
+    assert mesh.recorder.events[-1].message == "schedule complete"
     await small.close()
     await big.close()
 
@@ -260,9 +242,10 @@ async def test_affinity_attracts_and_repels_by_the_namespaces_tags(mesh: Mesh) -
             reply = await mesh.stub.PlaceInstance(request, metadata=mesh.metadata)
             assert reply.node == expected.name, weights
             step = next(
-                e[4]
+                e.extra
                 for e in mesh.recorder.events
-                if e[1] == request.instance_uuid and e[3] == "schedule have highest affinity"
+                if e.object_uuid == request.instance_uuid
+                and e.message == "schedule have highest affinity"
             )
             assert step["candidates"] == [expected.name]  # the other namespace's "web" counts not
     finally:
@@ -293,9 +276,10 @@ async def test_placements_in_flight_count_for_affinity(mesh: Mesh) -> None:
         elsewhere.affinity["db"] = 100
         await mesh.stub.PlaceInstance(elsewhere, metadata=mesh.metadata)
         step = next(
-            e[4]
+            e.extra
             for e in mesh.recorder.events
-            if e[1] == elsewhere.instance_uuid and e[3] == "schedule have highest affinity"
+            if e.object_uuid == elsewhere.instance_uuid
+            and e.message == "schedule have highest affinity"
         )
         assert not step.get("dropped")  # every node scores 0 for it
     finally:
