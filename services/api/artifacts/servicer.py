@@ -22,7 +22,7 @@ from services.api.artifacts.caching import Caching
 from services.api.artifacts.labels import Labels
 from services.api.artifacts.lookup import ArtifactLookup
 from services.api.artifacts.store import ArtifactStore, StoredArtifact, StoredBlob, deltas_of
-from services.api.clients.events import ARTIFACT, DEFAULT_EVENT_LIMIT, Events
+from services.api.clients.events import ARTIFACT, Events
 from services.api.metadata.handler import MetadataEvents, MetadataHandler
 from services.api.namespaces import rules as namespace_rules
 from services.api.namespaces.store import NamespaceStore
@@ -273,12 +273,7 @@ class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> artifact_service_pb2.ListArtifactEventsResponse:
         stored = await self._lookup.readable(request.ref, caller().namespace)
-        events = await self._events.newest(
-            ARTIFACT,
-            stored.record.artifact.uuid,
-            event_type=request.event_type,
-            limit=request.limit if request.HasField("limit") else DEFAULT_EVENT_LIMIT,
-        )
+        events = await self._events.listed(ARTIFACT, stored.record.artifact.uuid, request)
         return artifact_service_pb2.ListArtifactEventsResponse(events=events)
 
     async def UpdateLabel(
