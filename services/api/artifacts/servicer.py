@@ -1,6 +1,6 @@
 """ArtifactService: artifacts, their versions, sharing, metadata and events
-(reference §3), labels (§5, `labels.py`), blob reads (§6, `blobs.py`) and
-cache requests (§3.3, `caching.py`).
+(reference §3), labels (§5, `labels.py`), blob reads, events and checksums
+(§6, `blobs.py`) and cache requests (§3.3, `caching.py`).
 
 Reads need list visibility, writes ownership (`rules.py`); anything else is
 404 `artifact not found`. The choices where Shaken Fist has a bug are in
@@ -22,7 +22,7 @@ from services.api.artifacts.caching import Caching
 from services.api.artifacts.labels import Labels
 from services.api.artifacts.lookup import ArtifactLookup
 from services.api.artifacts.store import ArtifactStore, StoredArtifact, StoredBlob, deltas_of
-from services.api.clients.events import ARTIFACT, Events
+from services.api.clients.events import ARTIFACT, BLOB, Events
 from services.api.metadata.handler import MetadataEvents, MetadataHandler
 from services.api.namespaces import rules as namespace_rules
 from services.api.namespaces.store import NamespaceStore
@@ -57,7 +57,7 @@ class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):
         self._lookup = lookup
         self._caching = caching
         self._labels = labels
-        self._blobs = Blobs(artifacts, lookup)
+        self._blobs = Blobs(artifacts, lookup, events)
         self._events = events
         self._artifact_metadata = MetadataHandler(
             find=self._managed,
@@ -70,7 +70,10 @@ class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):
         )
         self._blob_metadata_writes: MetadataHandler[StoredBlob, records_pb2.BlobRecord] = (
             MetadataHandler(
-                find=self._managed_blob, metadata_of=blob_metadata, update=artifacts.update_blob
+                find=self._managed_blob,
+                metadata_of=blob_metadata,
+                update=artifacts.update_blob,
+                recorded=MetadataEvents(events, BLOB, lambda s: s.record.blob.uuid),
             )
         )
 
@@ -330,3 +333,17 @@ class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> empty_pb2.Empty:
         return await self._blob_metadata_writes.delete(request.uuid, request.key)
+
+    async def ListBlobEvents(
+        self,
+        request: artifact_service_pb2.ListBlobEventsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> artifact_service_pb2.ListBlobEventsResponse:
+        return await self._blobs.events(request.uuid, request, caller().namespace)
+
+    async def GetBlobChecksum(
+        self,
+        request: artifact_service_pb2.GetBlobChecksumRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> artifact_service_pb2.GetBlobChecksumResponse:
+        return await self._blobs.checksum(request.uuid, request.algorithm, caller().namespace)
