@@ -16,6 +16,7 @@ from sfmesh.v1 import (
 
 from services.api.artifacts.bases import Bases
 from services.api.artifacts.caching import Caching
+from services.api.artifacts.deletion import ArtifactDeletion
 from services.api.artifacts.finding import Finder
 from services.api.artifacts.labels import Labels
 from services.api.artifacts.lookup import ArtifactLookup
@@ -108,6 +109,7 @@ async def serve_api(config: ApiConfig) -> None:
     networks = NetworkStore(store, floating_pool(config.mesh.floating_netblock))
     artifacts = ArtifactStore(store)
     artifact_lookup = ArtifactLookup(artifacts, namespaces, instance_store)
+    artifact_deletion = ArtifactDeletion(artifacts, events)
     finder = Finder(artifacts, artifact_lookup)
     upload_store = UploadStore(store)
     uploads = Uploads(
@@ -212,6 +214,7 @@ async def serve_api(config: ApiConfig) -> None:
                     artifact_lookup,
                     Caching(artifacts, namespaces, artifact_lookup, finder, events, node_agents),
                     Labels(artifacts, namespaces, artifact_lookup, finder, events),
+                    artifact_deletion,
                     events,
                 ),
                 artifact_service_pb2_grpc.add_ArtifactServiceServicer_to_server,
@@ -223,7 +226,7 @@ async def serve_api(config: ApiConfig) -> None:
             ),
             Servicer(
                 "sfmesh.v1.AuthService",
-                AuthServicer(namespaces, authority),
+                AuthServicer(namespaces, authority, artifact_deletion),
                 auth_service_pb2_grpc.add_AuthServiceServicer_to_server,
             ),
         ],

@@ -9,16 +9,16 @@ docs/compatibility.md.
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import grpc
 from google.protobuf import empty_pb2, struct_pb2
 from sfmesh.v1 import artifact_pb2, artifact_service_pb2, artifact_service_pb2_grpc, records_pb2
 
-from services.api.artifacts import rules, views
+from services.api.artifacts import deletion, rules, views
 from services.api.artifacts.blobs import Blobs
 from services.api.artifacts.caching import Caching
+from services.api.artifacts.deletion import ArtifactDeletion
 from services.api.artifacts.labels import Labels
 from services.api.artifacts.lookup import ArtifactLookup
 from services.api.artifacts.store import ArtifactStore, StoredArtifact, StoredBlob, deltas_of
@@ -50,9 +50,11 @@ class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):
         lookup: ArtifactLookup,
         caching: Caching,
         labels: Labels,
+        deletion: ArtifactDeletion,
         events: Events,
     ) -> None:
         self._artifacts = artifacts
+        self._deletion = deletion
         self._namespaces = namespaces
         self._lookup = lookup
         self._caching = caching
@@ -122,20 +124,7 @@ class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):
         stored = await self._lookup.managed(request.ref, caller().namespace)
         if stored.record.artifact.state == artifact_pb2.ARTIFACT_STATE_DELETED:
             return await self._lookup.view(stored.record)
-        return await self._delete(stored, "deletion request from REST API")
-
-    async def _delete(self, stored: StoredArtifact, audit: str) -> artifact_pb2.Artifact:
-        """Delete an artifact once (a second delete changes nothing, §11 Q4)."""
-        uuid = stored.record.artifact.uuid
-        self._events.audit(uuid, audit, kind=ARTIFACT)
-
-        def deleted(record: records_pb2.ArtifactRecord) -> dict[str, int]:
-            if record.artifact.state == artifact_pb2.ARTIFACT_STATE_DELETED:
-                return {}
-            return deltas_of(released=rules.mark_deleted(record, time.time()))
-
-        record = await self._artifacts.change(uuid, deleted, now=time.time())
-        self._events.attribute_set(uuid, "state", "deleted", kind=ARTIFACT)
+        record = await self._deletion.delete(stored.record.artifact.uuid, deletion.REQUESTED)
         return await self._lookup.view(record)
 
     async def DeleteAllArtifacts(
@@ -148,14 +137,8 @@ class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):
         target = namespace_rules.delete_all_target(
             caller().namespace, given, exists, request.confirm
         )
-        reply = artifact_service_pb2.DeleteAllArtifactsResponse()
-        async for stored in self._artifacts.all():
-            artifact = stored.record.artifact
-            if artifact.namespace == target and rules.is_active(stored.record):
-                reply.uuids.append(artifact.uuid)
-                with contextlib.suppress(errors.NotFound):  # gone meanwhile: fine
-                    await self._delete(stored, "deletion request from REST API")
-        return reply
+        uuids = await self._deletion.delete_all(target, deletion.REQUESTED)
+        return artifact_service_pb2.DeleteAllArtifactsResponse(uuids=uuids)
 
     async def ListArtifactVersions(
         self,
