@@ -26,7 +26,7 @@ from devmesh.mesh import Mesh
 from tests.e2e.blobs import put_blob, read_record
 from tests.e2e.test_official_client import SF_CLIENT, sf_client
 from tests.e2e.test_vms import wait_for
-from tests.meshes import login
+from tests.meshes import login, tenant
 
 RUN = uuid.uuid4().hex[:6]
 
@@ -217,6 +217,46 @@ def test_versions_max_versions_share_metadata_events_delete(
     assert gone["state"] == "deleted"
     assert _ok(rest.delete(f"/artifacts/{ref}"))["state"] == "deleted"  # twice: no change
     assert _ok(rest.get(f"/blobs/{blobs[3]['uuid']}"))["reference_count"] == 0
+
+
+def test_deleting_a_namespace_deletes_its_artifacts(
+    mesh: Mesh, rest: httpx.Client, token: str, client: apiclient.Client
+) -> None:
+    """§9.7 "namespace gone": refused while the namespace has an instance
+    (its artifacts untouched), then, through the official client, its
+    artifacts deleted and their blobs let go of as an artifact delete does."""
+    name = f"gone-{RUN}"
+    blob = put_blob(mesh, f"namespace {RUN}".encode())
+    with tenant(mesh, token, name) as own:
+        label = _ok(rest.post(f"/label/{name}/l-{RUN}", json={"blob_uuid": blob["uuid"]}))
+        _ok(rest.post(f"/label/kept-{RUN}", json={"blob_uuid": blob["uuid"]}))  # system's own
+        disk = [{"size": 1}]
+        made = _ok(
+            own.post("/instances", json={"name": "b", "cpus": 1, "memory": 256, "disk": disk})
+        )
+        before = read_record(mesh, "artifact", label["uuid"])
+        _refused(
+            rest.delete(f"/auth/namespaces/{name}"),
+            400,
+            "you cannot delete a namespace with instances",
+        )
+        assert read_record(mesh, "artifact", label["uuid"]) == before
+        assert _ok(rest.get(f"/blobs/{blob['uuid']}"))["reference_count"] == 2
+        _ok(own.delete(f"/instances/{made['uuid']}"))
+        wait_for(lambda: _ok(rest.get(f"/instances/{made['uuid']}"))["state"] == "deleted")
+
+    client.delete_namespace(name)
+    gone = _ok(rest.get(f"/artifacts/{label['uuid']}"))
+    assert gone["state"] == "deleted" and gone["blobs"]["1"]["uuid"] == blob["uuid"]
+    assert _ok(rest.get(f"/blobs/{blob['uuid']}"))["reference_count"] == 1  # system's label
+
+    def audits() -> list[str]:
+        events = client.get_artifact_events(label["uuid"], event_type="audit")
+        return [e["message"] for e in events]
+
+    assert wait_for(lambda: "deletion request via namespace deletion from REST API" in audits())
+    _ok(rest.delete(f"/label/kept-{RUN}"))
+    assert _ok(rest.get(f"/blobs/{blob['uuid']}"))["state"] == "deleted"  # its last reference
 
 
 def test_cache_asks_a_node_to_fetch_and_a_failure_is_an_error(
