@@ -22,6 +22,7 @@ from services.api.artifacts.labels import Labels
 from services.api.artifacts.lookup import ArtifactLookup
 from services.api.artifacts.servicer import ArtifactServicer
 from services.api.artifacts.store import ArtifactStore
+from services.api.artifacts.sweeper import ArtifactSweeper, SweepSettings
 from services.api.clients.events import Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.clients.scheduler import Scheduler
@@ -87,6 +88,8 @@ class ApiConfig:
     """Seconds between purge sweeps."""
     uploads: UploadLimits
     """Bounds on uploads."""
+    artifact_sweep: SweepSettings
+    """When deleted artifacts and blobs are forgotten."""
 
 
 async def serve_api(config: ApiConfig) -> None:
@@ -165,6 +168,16 @@ async def serve_api(config: ApiConfig) -> None:
             interval=config.purge_interval,
         )
     )
+    artifact_sweeping = asyncio.create_task(
+        ArtifactSweeper(
+            artifacts,
+            namespaces,
+            instance_store,
+            artifact_deletion,
+            events,
+            config.artifact_sweep,
+        ).run()
+    )
     sweeping = asyncio.create_task(
         sweep_forever(
             upload_store,
@@ -178,6 +191,7 @@ async def serve_api(config: ApiConfig) -> None:
     async def close() -> None:
         await revocation.close()
         sweeping.cancel()
+        artifact_sweeping.cancel()
         purging.cancel()
         backfilling.cancel()
         finishing.cancel()
