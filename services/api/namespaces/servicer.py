@@ -124,7 +124,9 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         rules.check_system(me)
         stored = await self._lookup.live(request.namespace)
         rules.check_deletable(
-            request.namespace, await self._namespaces.instance_states(request.namespace)
+            request.namespace,
+            await self._namespaces.instance_states(request.namespace),
+            await self._namespaces.network_states(request.namespace),
         )
 
         def delete(record: records_pb2.NamespaceRecord) -> None:

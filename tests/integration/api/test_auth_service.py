@@ -28,6 +28,7 @@ from sfmesh.v1 import (
     auth_service_pb2,
     auth_service_pb2_grpc,
     instance_pb2,
+    network_service_pb2,
     records_pb2,
 )
 
@@ -110,6 +111,11 @@ async def _clean(store: Store, created_system: bool) -> None:
         Delete(key("instance", stored.record.instance.uuid))
         async for stored in InstanceStore(store).all()
         if stored.record.instance.namespace.startswith(PREFIX)
+    ]
+    doomed += [
+        Delete(item.key)
+        async for item in store.list_prefix(kind_prefix("network"))
+        if records_pb2.NetworkRecord.FromString(item.value).network.namespace.startswith(PREFIX)
     ]
     artifacts = ArtifactStore(store)
     doomed += [
@@ -620,6 +626,28 @@ async def test_instances_block_a_namespace_delete(api: Api) -> None:
     )
     assert rules.is_live(await api.namespaces.get(busy))
     assert not rules.is_live(await api.namespaces.get(done))
+
+
+async def test_live_networks_block_a_namespace_delete(api: Api) -> None:
+    name = fresh("nets")
+    await create(api, name, None, None)
+    network = network_service_pb2.Network(
+        uuid=str(uuid.uuid4()), namespace=name, state=network_service_pb2.NETWORK_STATE_CREATED
+    )
+    record = records_pb2.NetworkRecord(network=network)
+    at = key("network", network.uuid)
+    assert await api.store.commit([Put(at, record.SerializeToString(), 0)])
+    request = auth_service_pb2.DeleteNamespaceRequest(namespace=name)
+    error = await refused(api.auth.DeleteNamespace(request, metadata=api.system, timeout=10))
+    assert_error(error, 400, "you cannot delete a namespace with networks")
+    assert rules.is_live(await api.namespaces.get(name))
+
+    item = await api.store.get(at)
+    assert item is not None
+    record.network.state = network_service_pb2.NETWORK_STATE_DELETE_WAIT
+    assert await api.store.commit([Put(at, record.SerializeToString(), item.mod_revision)])
+    await api.auth.DeleteNamespace(request, metadata=api.system, timeout=10)
+    assert not rules.is_live(await api.namespaces.get(name))
 
 
 async def test_a_deleted_namespace_takes_its_live_artifacts_and_their_references(api: Api) -> None:
