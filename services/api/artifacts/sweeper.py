@@ -117,10 +117,12 @@ class ArtifactSweeper:
             async for stored in self._artifacts.all()
             if hard_deletes.orphaned(stored.record, namespaces)
         ]
+        deleted = 0
         for uuid in orphans:
             with contextlib.suppress(errors.NotFound, errors.Aborted):  # next sweep, if need be
                 await self._deletion.delete(uuid, BY_NAMESPACE)
-        return len(orphans)
+                deleted += 1
+        return deleted
 
     async def run(self) -> None:
         """Sweep every `interval` seconds until cancelled; a failed sweep is
@@ -139,6 +141,8 @@ class ArtifactSweeper:
                             }
                         },
                     )
-            except errors.SfmeshError as exc:
+            except errors.SfmeshError as exc:  # etcd unreachable, say
                 log.warning("artifacts not swept: %s", exc.message)
+            except Exception:
+                log.exception("artifacts sweep failed; trying again at the next one")
             await asyncio.sleep(self._settings.interval)
