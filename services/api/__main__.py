@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from services.api.artifacts.sweeper import SweepSettings
 from services.api.instances.validation import Limits
 from services.api.server import ApiConfig, UploadLimits, serve_api
 from services.common.config import mesh_config
@@ -30,6 +31,25 @@ SETTINGS = (
         "seconds between sweeps of abandoned uploads",
         float,
     ),
+    Setting(
+        "--hard-delete-delay",
+        SweepSettings.hard_delete_delay,
+        "seconds a deleted artifact or blob stays readable before its record is removed",
+        float,
+    ),
+    Setting(
+        "--blob-delete-grace",
+        SweepSettings.blob_delete_grace,
+        "the node agents' grace for files of deleted blobs (the same variable as theirs):"
+        " a blob's record is removed no sooner after its deletion",
+        float,
+    ),
+    Setting(
+        "--artifact-sweep-interval",
+        SweepSettings.interval,
+        "seconds between sweeps of deleted artifacts and blobs",
+        float,
+    ),
 )
 
 
@@ -47,6 +67,11 @@ def main() -> None:
             max_size=args.max_upload_size,
             idle=args.upload_idle,
             sweep_interval=args.upload_sweep_interval,
+        ),
+        artifact_sweep=SweepSettings(
+            hard_delete_delay=args.hard_delete_delay,
+            blob_delete_grace=args.blob_delete_grace,
+            interval=args.artifact_sweep_interval,
         ),
     )
     asyncio.run(serve_api(config))

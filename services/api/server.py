@@ -16,11 +16,13 @@ from sfmesh.v1 import (
 
 from services.api.artifacts.bases import Bases
 from services.api.artifacts.caching import Caching
+from services.api.artifacts.deletion import ArtifactDeletion
 from services.api.artifacts.finding import Finder
 from services.api.artifacts.labels import Labels
 from services.api.artifacts.lookup import ArtifactLookup
 from services.api.artifacts.servicer import ArtifactServicer
 from services.api.artifacts.store import ArtifactStore
+from services.api.artifacts.sweeper import ArtifactSweeper, SweepSettings
 from services.api.clients.events import Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.clients.scheduler import Scheduler
@@ -86,6 +88,8 @@ class ApiConfig:
     """Seconds between purge sweeps."""
     uploads: UploadLimits
     """Bounds on uploads."""
+    artifact_sweep: SweepSettings
+    """When deleted artifacts and blobs are forgotten."""
 
 
 async def serve_api(config: ApiConfig) -> None:
@@ -108,6 +112,7 @@ async def serve_api(config: ApiConfig) -> None:
     networks = NetworkStore(store, floating_pool(config.mesh.floating_netblock))
     artifacts = ArtifactStore(store)
     artifact_lookup = ArtifactLookup(artifacts, namespaces, instance_store)
+    artifact_deletion = ArtifactDeletion(artifacts, events)
     finder = Finder(artifacts, artifact_lookup)
     upload_store = UploadStore(store)
     uploads = Uploads(
@@ -163,6 +168,16 @@ async def serve_api(config: ApiConfig) -> None:
             interval=config.purge_interval,
         )
     )
+    artifact_sweeping = asyncio.create_task(
+        ArtifactSweeper(
+            artifacts,
+            namespaces,
+            instance_store,
+            artifact_deletion,
+            events,
+            config.artifact_sweep,
+        ).run()
+    )
     sweeping = asyncio.create_task(
         sweep_forever(
             upload_store,
@@ -176,6 +191,7 @@ async def serve_api(config: ApiConfig) -> None:
     async def close() -> None:
         await revocation.close()
         sweeping.cancel()
+        artifact_sweeping.cancel()
         purging.cancel()
         backfilling.cancel()
         finishing.cancel()
@@ -212,6 +228,7 @@ async def serve_api(config: ApiConfig) -> None:
                     artifact_lookup,
                     Caching(artifacts, namespaces, artifact_lookup, finder, events, node_agents),
                     Labels(artifacts, namespaces, artifact_lookup, finder, events),
+                    artifact_deletion,
                     events,
                 ),
                 artifact_service_pb2_grpc.add_ArtifactServiceServicer_to_server,
@@ -223,7 +240,7 @@ async def serve_api(config: ApiConfig) -> None:
             ),
             Servicer(
                 "sfmesh.v1.AuthService",
-                AuthServicer(namespaces, authority),
+                AuthServicer(namespaces, authority, artifact_deletion),
                 auth_service_pb2_grpc.add_AuthServiceServicer_to_server,
             ),
         ],

@@ -16,20 +16,25 @@ from devmesh.mesh import Mesh
 from services.common.store import Put, Store, key
 
 
-def put_blob(mesh: Mesh, content: bytes, *, node: str = "sf-1") -> dict[str, str]:
+def put_blob(
+    mesh: Mesh, content: bytes, *, node: str = "sf-1", initial: bool = False
+) -> dict[str, str]:
     """Write a `created` blob of `content` (by its sha512) with no
-    references; its uuid and sha512."""
+    references; its uuid and sha512. `initial`: a blob still being made
+    instead, with no copy and no sha512 recorded yet."""
     blob = artifact_pb2.Blob(
         uuid=str(uuid.uuid4()),
-        state=artifact_pb2.BLOB_STATE_CREATED,
+        state=artifact_pb2.BLOB_STATE_INITIAL if initial else artifact_pb2.BLOB_STATE_CREATED,
         version=6,
         size=len(content),
         modified=time.time(),
         fetched_at=time.time(),
-        locations=[node],
-        sha512=hashlib.sha512(content).hexdigest(),
+        locations=[] if initial else [node],
         format="raw",
     )
+    digest = hashlib.sha512(content).hexdigest()
+    if not initial:
+        blob.sha512 = digest
     blob.metadata.SetInParent()
     record = records_pb2.BlobRecord(blob=blob, created_at=time.time())
 
@@ -41,7 +46,7 @@ def put_blob(mesh: Mesh, content: bytes, *, node: str = "sf-1") -> dict[str, str
             await store.close()
 
     asyncio.run(write())
-    return {"uuid": blob.uuid, "sha512": blob.sha512}
+    return {"uuid": blob.uuid, "sha512": digest}
 
 
 def read_record(mesh: Mesh, kind: str, uuid: str) -> bytes | None:

@@ -271,6 +271,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("PUT", "/blobs/{uuid}/metadata/{key}"): Rule("blob"),
     ("DELETE", "/blobs/{uuid}/metadata/{key}"): Rule("blob"),
     ("GET", "/blobs/{uuid}/data"): Rule("blob"),
+    ("GET", "/blobs/{uuid}/events"): Rule("blob"),
+    ("GET", "/blobs/{uuid}/checksum/{algorithm}"): Rule("blob"),
     # uploads (artifacts §4, §3.4): the conversion ends the victim's upload
     ("POST", "/upload"): Rule("new upload"),
     ("POST", "/upload/{upload_uuid}"): Rule("upload"),
@@ -348,6 +350,7 @@ PATH: dict[tuple[str, str], Filler] = {
     ("/label/", "label_name"): lambda v, c: [LABEL],
     ("/label/{label_name=", "label_name"): lambda v, c: [f"{v.namespace}/{LABEL}"],
     ("/blobs/", "uuid"): lambda v, c: [v.blob["uuid"]],
+    ("/blobs/{uuid}/checksum/", "algorithm"): lambda v, c: ["sha512"],
     ("/blob_checksums/", "algorithm"): lambda v, c: ["sha512"],
     ("/blob_checksums/{algorithm}/", "hash"): lambda v, c: [v.blob["sha512"]],
     ("/upload/", "upload_uuid"): lambda v, c: [v.upload["uuid"]],

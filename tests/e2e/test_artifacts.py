@@ -26,7 +26,7 @@ from devmesh.mesh import Mesh
 from tests.e2e.blobs import put_blob, read_record
 from tests.e2e.test_official_client import SF_CLIENT, sf_client
 from tests.e2e.test_vms import wait_for
-from tests.meshes import login
+from tests.meshes import login, tenant
 
 RUN = uuid.uuid4().hex[:6]
 
@@ -117,6 +117,59 @@ def test_a_label_in_a_namespace_not_trusting_the_caller_is_404(
     assert records_pb2.BlobRecord.FromString(stored).blob.reference_count == 0
 
 
+def test_a_blobs_events_and_checksum_to_those_who_read_it(
+    mesh: Mesh, rest: httpx.Client, team: httpx.Client, client: apiclient.Client
+) -> None:
+    """GET /blobs/{uuid}/events and /checksum/{algorithm} through REST, the
+    official client and sf-client: the blob's readers only, bad input
+    refused with nothing changed."""
+    blob = put_blob(mesh, f"events {RUN}".encode())
+    events, checksum = f"/blobs/{blob['uuid']}/events", f"/blobs/{blob['uuid']}/checksum"
+    _ok(rest.put(f"/blobs/{blob['uuid']}/metadata/colour", json={"value": "blue"}))
+    _ok(rest.delete(f"/blobs/{blob['uuid']}/metadata/colour"))
+    # The team reaches the blob through none of its artifacts: it is not there.
+    _refused(team.get(events), 404, "blob not found")
+    _refused(team.get(f"{checksum}/sha512"), 404, "blob not found")
+    _refused(team.get(f"{checksum}/md5"), 404, "blob not found")  # the blob first, as upstream
+
+    def audits() -> list[str]:
+        return [e["message"] for e in _ok(rest.get(events, params={"event_type": "audit"}))]
+
+    wanted = ["delete metadata key request from REST API", "set metadata key request from REST API"]
+    assert wait_for(lambda: audits() == wanted)  # newest first
+    assert len(_ok(rest.get(events, params={"limit": "1"}))) == 1  # a string, as the CLI sends
+    mutations = _ok(rest.request("GET", events, json={"event_type": "mutate"}))  # as the client
+    assert [e["message"] for e in mutations] == ["set attribute", "set attribute"]
+    assert rest.get(events, params={"event_type": "bogus"}).status_code == 400
+    assert _ok(rest.get(f"{checksum}/sha512")) == blob["sha512"]
+
+    # Labelled in the team's namespace, the blob is the team's to read too.
+    _ok(rest.post(f"/label/art-{RUN}/ev-{RUN}", json={"blob_uuid": blob["uuid"]}))
+    assert _ok(team.get(f"{checksum}/sha512")) == blob["sha512"]
+    assert wanted[0] in [e["message"] for e in _ok(team.get(events))]
+
+    before = read_record(mesh, "blob", blob["uuid"])
+    for algorithm in ("sha1", "sha256", "xxh128"):
+        _refused(
+            team.get(f"{checksum}/{algorithm}"),
+            400,
+            f"sfmesh records only the sha512 of a blob, not its {algorithm}",
+        )
+    _refused(team.get(f"{checksum}/md5"), 400, "unknown hash algorithm")
+    for bad in ("not-a-uuid", str(uuid.uuid4())):
+        _refused(team.get(f"/blobs/{bad}/checksum/sha512"), 404, "blob not found")
+        _refused(rest.get(f"/blobs/{bad}/events"), 404, "blob not found")
+    assert read_record(mesh, "blob", blob["uuid"]) == before  # refusals changed nothing
+
+    making = put_blob(mesh, f"initial {RUN}".encode(), initial=True)
+    assert _ok(rest.get(f"/blobs/{making['uuid']}/checksum/sha512")) is None  # none yet
+
+    assert client.get_blob_hash(blob["uuid"], "sha512") == blob["sha512"]
+    listed = client.get_blob_events(blob["uuid"], event_type="audit", limit="5")
+    assert [e["message"] for e in listed] == wanted
+    assert wanted[1] in [e["message"] for e in sf_client("blob", "events", blob["uuid"])]
+
+
 def test_versions_max_versions_share_metadata_events_delete(
     mesh: Mesh, rest: httpx.Client, team: httpx.Client
 ) -> None:
@@ -164,6 +217,46 @@ def test_versions_max_versions_share_metadata_events_delete(
     assert gone["state"] == "deleted"
     assert _ok(rest.delete(f"/artifacts/{ref}"))["state"] == "deleted"  # twice: no change
     assert _ok(rest.get(f"/blobs/{blobs[3]['uuid']}"))["reference_count"] == 0
+
+
+def test_deleting_a_namespace_deletes_its_artifacts(
+    mesh: Mesh, rest: httpx.Client, token: str, client: apiclient.Client
+) -> None:
+    """§9.7 "namespace gone": refused while the namespace has an instance
+    (its artifacts untouched), then, through the official client, its
+    artifacts deleted and their blobs let go of as an artifact delete does."""
+    name = f"gone-{RUN}"
+    blob = put_blob(mesh, f"namespace {RUN}".encode())
+    with tenant(mesh, token, name) as own:
+        label = _ok(rest.post(f"/label/{name}/l-{RUN}", json={"blob_uuid": blob["uuid"]}))
+        _ok(rest.post(f"/label/kept-{RUN}", json={"blob_uuid": blob["uuid"]}))  # system's own
+        disk = [{"size": 1}]
+        made = _ok(
+            own.post("/instances", json={"name": "b", "cpus": 1, "memory": 256, "disk": disk})
+        )
+        before = read_record(mesh, "artifact", label["uuid"])
+        _refused(
+            rest.delete(f"/auth/namespaces/{name}"),
+            400,
+            "you cannot delete a namespace with instances",
+        )
+        assert read_record(mesh, "artifact", label["uuid"]) == before
+        assert _ok(rest.get(f"/blobs/{blob['uuid']}"))["reference_count"] == 2
+        _ok(own.delete(f"/instances/{made['uuid']}"))
+        wait_for(lambda: _ok(rest.get(f"/instances/{made['uuid']}"))["state"] == "deleted")
+
+    client.delete_namespace(name)
+    gone = _ok(rest.get(f"/artifacts/{label['uuid']}"))
+    assert gone["state"] == "deleted" and gone["blobs"]["1"]["uuid"] == blob["uuid"]
+    assert _ok(rest.get(f"/blobs/{blob['uuid']}"))["reference_count"] == 1  # system's label
+
+    def audits() -> list[str]:
+        events = client.get_artifact_events(label["uuid"], event_type="audit")
+        return [e["message"] for e in events]
+
+    assert wait_for(lambda: "deletion request via namespace deletion from REST API" in audits())
+    _ok(rest.delete(f"/label/kept-{RUN}"))
+    assert _ok(rest.get(f"/blobs/{blob['uuid']}"))["state"] == "deleted"  # its last reference
 
 
 def test_cache_asks_a_node_to_fetch_and_a_failure_is_an_error(

@@ -219,6 +219,20 @@ def test_a_namespace_with_instances_cannot_be_deleted(rest: httpx.Client) -> Non
     assert rest.delete(f"/auth/namespaces/{name}").status_code == 200
 
 
+def test_a_namespace_with_networks_cannot_be_deleted(rest: httpx.Client) -> None:
+    name = fresh("nets")
+    rest.post("/auth/namespaces", json={"namespace": name})
+    body = {"netblock": "10.250.7.0/24", "name": "n", "provide_nat": False, "namespace": name}
+    created = rest.post("/networks", json=body)
+    assert created.status_code == 200, created.text
+    refused(
+        rest.delete(f"/auth/namespaces/{name}"), 400, "you cannot delete a namespace with networks"
+    )
+    assert rest.get(f"/auth/namespaces/{name}").status_code == 200  # still there
+    assert rest.delete(f"/networks/{created.json()['uuid']}").status_code == 200
+    assert rest.delete(f"/auth/namespaces/{name}").status_code == 200
+
+
 # --- the official client --------------------------------------------------------------
 
 

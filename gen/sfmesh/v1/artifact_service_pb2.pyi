@@ -229,3 +229,33 @@ class DeleteBlobMetadataRequest(_message.Message):
     uuid: str
     key: str
     def __init__(self, uuid: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+
+class ListBlobEventsRequest(_message.Message):
+    __slots__ = ("uuid", "event_type", "limit")
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    uuid: str
+    event_type: _event_pb2.EventType
+    limit: int
+    def __init__(self, uuid: _Optional[str] = ..., event_type: _Optional[_Union[_event_pb2.EventType, str]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListBlobEventsResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[_event_pb2.Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[_event_pb2.Event, _Mapping]]] = ...) -> None: ...
+
+class GetBlobChecksumRequest(_message.Message):
+    __slots__ = ("uuid", "algorithm")
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    uuid: str
+    algorithm: str
+    def __init__(self, uuid: _Optional[str] = ..., algorithm: _Optional[str] = ...) -> None: ...
+
+class GetBlobChecksumResponse(_message.Message):
+    __slots__ = ("checksum",)
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    checksum: str
+    def __init__(self, checksum: _Optional[str] = ...) -> None: ...

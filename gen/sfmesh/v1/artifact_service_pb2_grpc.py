@@ -152,6 +152,16 @@ class ArtifactServiceStub:
                 request_serializer=sfmesh_dot_v1_dot_artifact__service__pb2.DeleteBlobMetadataRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.ListBlobEvents = channel.unary_unary(
+                '/sfmesh.v1.ArtifactService/ListBlobEvents',
+                request_serializer=sfmesh_dot_v1_dot_artifact__service__pb2.ListBlobEventsRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_artifact__service__pb2.ListBlobEventsResponse.FromString,
+                _registered_method=True)
+        self.GetBlobChecksum = channel.unary_unary(
+                '/sfmesh.v1.ArtifactService/GetBlobChecksum',
+                request_serializer=sfmesh_dot_v1_dot_artifact__service__pb2.GetBlobChecksumRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_artifact__service__pb2.GetBlobChecksumResponse.FromString,
+                _registered_method=True)
 
 
 class ArtifactServiceServicer:
@@ -319,6 +329,21 @@ class ArtifactServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListBlobEvents(self, request, context):
+        """Lists the events of a blob the caller may reach, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBlobChecksum(self, request, context):
+        """Reads one checksum of a blob the caller may reach: its sha512, or null
+        while it has none yet. Blobs record no other algorithm.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ArtifactServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -436,6 +461,16 @@ def add_ArtifactServiceServicer_to_server(servicer, server):
                     servicer.DeleteBlobMetadata,
                     request_deserializer=sfmesh_dot_v1_dot_artifact__service__pb2.DeleteBlobMetadataRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'ListBlobEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBlobEvents,
+                    request_deserializer=sfmesh_dot_v1_dot_artifact__service__pb2.ListBlobEventsRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_artifact__service__pb2.ListBlobEventsResponse.SerializeToString,
+            ),
+            'GetBlobChecksum': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBlobChecksum,
+                    request_deserializer=sfmesh_dot_v1_dot_artifact__service__pb2.GetBlobChecksumRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_artifact__service__pb2.GetBlobChecksumResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1060,6 +1095,60 @@ class ArtifactService:
             '/sfmesh.v1.ArtifactService/DeleteBlobMetadata',
             sfmesh_dot_v1_dot_artifact__service__pb2.DeleteBlobMetadataRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBlobEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.ArtifactService/ListBlobEvents',
+            sfmesh_dot_v1_dot_artifact__service__pb2.ListBlobEventsRequest.SerializeToString,
+            sfmesh_dot_v1_dot_artifact__service__pb2.ListBlobEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBlobChecksum(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.ArtifactService/GetBlobChecksum',
+            sfmesh_dot_v1_dot_artifact__service__pb2.GetBlobChecksumRequest.SerializeToString,
+            sfmesh_dot_v1_dot_artifact__service__pb2.GetBlobChecksumResponse.FromString,
             options,
             channel_credentials,
             insecure,

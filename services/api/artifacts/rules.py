@@ -1,6 +1,7 @@
 """Pure rules of artifacts (reference §2.4, §2.5, §3, §11): who sees and who
 manages an artifact, which one a name or a source URL picks, the checks of
-version arguments, and what a delete does. No I/O.
+version arguments, what a delete does, and which checksum of a blob is
+known (§6, §9.2). No I/O.
 
 - List visibility governs every read (§11 Q1): the caller is system, the
   artifact is shared, or its namespace trusts the caller (its own included).
@@ -25,6 +26,10 @@ ACTIVE = frozenset(
 MATCHABLE = frozenset({State.ARTIFACT_STATE_INITIAL, State.ARTIFACT_STATE_CREATED})
 """Found by source URL: an artifact in error is never reused (§2.1)."""
 VIEW_VERSION = 6
+ALGORITHMS = frozenset({"sha1", "sha256", "sha512", "xxh128"})
+"""The checksum algorithms Shaken Fist knows (§9.2)."""
+RECORDED = "sha512"
+"""The one checksum a blob records."""
 
 
 def trusts(owner: str, owner_record: records_pb2.NamespaceRecord | None, caller: str) -> bool:
@@ -147,3 +152,24 @@ def check_unshareable(artifact: artifact_pb2.Artifact) -> None:
     """Only a shared artifact is unshared (§3.10)."""
     if not artifact.shared:
         raise errors.PermissionDenied("artifact not shared", reason="NOT_SHARED")
+
+
+def check_algorithm(algorithm: str) -> None:
+    """A checksum algorithm Shaken Fist knows; 400 otherwise (§6.4)."""
+    if algorithm not in ALGORITHMS:
+        raise errors.InvalidArgument("unknown hash algorithm", reason="UNKNOWN_ALGORITHM")
+
+
+def blob_checksum(blob: artifact_pb2.Blob, algorithm: str) -> str | None:
+    """A blob's checksum by `algorithm`: its sha512, or None while it has
+    none yet (Shaken Fist answers null for a checksum it has not computed).
+    An unknown algorithm is 400 `unknown hash algorithm`; sha1, sha256 and
+    xxh128, which sfmesh never computes, a 400 saying so, rather than a
+    null that would never fill in."""
+    check_algorithm(algorithm)
+    if algorithm != RECORDED:
+        raise errors.InvalidArgument(
+            f"sfmesh records only the sha512 of a blob, not its {algorithm}",
+            reason="CHECKSUM_NOT_RECORDED",
+        )
+    return blob.sha512 or None

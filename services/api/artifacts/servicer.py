@@ -1,6 +1,6 @@
 """ArtifactService: artifacts, their versions, sharing, metadata and events
-(reference §3), labels (§5, `labels.py`), blob reads (§6, `blobs.py`) and
-cache requests (§3.3, `caching.py`).
+(reference §3), labels (§5, `labels.py`), blob reads, events and checksums
+(§6, `blobs.py`) and cache requests (§3.3, `caching.py`).
 
 Reads need list visibility, writes ownership (`rules.py`); anything else is
 404 `artifact not found`. The choices where Shaken Fist has a bug are in
@@ -9,20 +9,20 @@ docs/compatibility.md.
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import grpc
 from google.protobuf import empty_pb2, struct_pb2
 from sfmesh.v1 import artifact_pb2, artifact_service_pb2, artifact_service_pb2_grpc, records_pb2
 
-from services.api.artifacts import rules, views
+from services.api.artifacts import deletion, rules, views
 from services.api.artifacts.blobs import Blobs
 from services.api.artifacts.caching import Caching
+from services.api.artifacts.deletion import ArtifactDeletion
 from services.api.artifacts.labels import Labels
 from services.api.artifacts.lookup import ArtifactLookup
 from services.api.artifacts.store import ArtifactStore, StoredArtifact, StoredBlob, deltas_of
-from services.api.clients.events import ARTIFACT, DEFAULT_EVENT_LIMIT, Events
+from services.api.clients.events import ARTIFACT, BLOB, Events
 from services.api.metadata.handler import MetadataEvents, MetadataHandler
 from services.api.namespaces import rules as namespace_rules
 from services.api.namespaces.store import NamespaceStore
@@ -50,14 +50,16 @@ class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):
         lookup: ArtifactLookup,
         caching: Caching,
         labels: Labels,
+        deletion: ArtifactDeletion,
         events: Events,
     ) -> None:
         self._artifacts = artifacts
+        self._deletion = deletion
         self._namespaces = namespaces
         self._lookup = lookup
         self._caching = caching
         self._labels = labels
-        self._blobs = Blobs(artifacts, lookup)
+        self._blobs = Blobs(artifacts, lookup, events)
         self._events = events
         self._artifact_metadata = MetadataHandler(
             find=self._managed,
@@ -70,7 +72,10 @@ class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):
         )
         self._blob_metadata_writes: MetadataHandler[StoredBlob, records_pb2.BlobRecord] = (
             MetadataHandler(
-                find=self._managed_blob, metadata_of=blob_metadata, update=artifacts.update_blob
+                find=self._managed_blob,
+                metadata_of=blob_metadata,
+                update=artifacts.update_blob,
+                recorded=MetadataEvents(events, BLOB, lambda s: s.record.blob.uuid),
             )
         )
 
@@ -119,20 +124,7 @@ class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):
         stored = await self._lookup.managed(request.ref, caller().namespace)
         if stored.record.artifact.state == artifact_pb2.ARTIFACT_STATE_DELETED:
             return await self._lookup.view(stored.record)
-        return await self._delete(stored, "deletion request from REST API")
-
-    async def _delete(self, stored: StoredArtifact, audit: str) -> artifact_pb2.Artifact:
-        """Delete an artifact once (a second delete changes nothing, §11 Q4)."""
-        uuid = stored.record.artifact.uuid
-        self._events.audit(uuid, audit, kind=ARTIFACT)
-
-        def deleted(record: records_pb2.ArtifactRecord) -> dict[str, int]:
-            if record.artifact.state == artifact_pb2.ARTIFACT_STATE_DELETED:
-                return {}
-            return deltas_of(released=rules.mark_deleted(record, time.time()))
-
-        record = await self._artifacts.change(uuid, deleted, now=time.time())
-        self._events.attribute_set(uuid, "state", "deleted", kind=ARTIFACT)
+        record = await self._deletion.delete(stored.record.artifact.uuid, deletion.REQUESTED)
         return await self._lookup.view(record)
 
     async def DeleteAllArtifacts(
@@ -145,14 +137,8 @@ class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):
         target = namespace_rules.delete_all_target(
             caller().namespace, given, exists, request.confirm
         )
-        reply = artifact_service_pb2.DeleteAllArtifactsResponse()
-        async for stored in self._artifacts.all():
-            artifact = stored.record.artifact
-            if artifact.namespace == target and rules.is_active(stored.record):
-                reply.uuids.append(artifact.uuid)
-                with contextlib.suppress(errors.NotFound):  # gone meanwhile: fine
-                    await self._delete(stored, "deletion request from REST API")
-        return reply
+        uuids = await self._deletion.delete_all(target, deletion.REQUESTED)
+        return artifact_service_pb2.DeleteAllArtifactsResponse(uuids=uuids)
 
     async def ListArtifactVersions(
         self,
@@ -273,12 +259,7 @@ class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> artifact_service_pb2.ListArtifactEventsResponse:
         stored = await self._lookup.readable(request.ref, caller().namespace)
-        events = await self._events.newest(
-            ARTIFACT,
-            stored.record.artifact.uuid,
-            event_type=request.event_type,
-            limit=request.limit if request.HasField("limit") else DEFAULT_EVENT_LIMIT,
-        )
+        events = await self._events.listed(ARTIFACT, stored.record.artifact.uuid, request)
         return artifact_service_pb2.ListArtifactEventsResponse(events=events)
 
     async def UpdateLabel(
@@ -335,3 +316,17 @@ class ArtifactServicer(artifact_service_pb2_grpc.ArtifactServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> empty_pb2.Empty:
         return await self._blob_metadata_writes.delete(request.uuid, request.key)
+
+    async def ListBlobEvents(
+        self,
+        request: artifact_service_pb2.ListBlobEventsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> artifact_service_pb2.ListBlobEventsResponse:
+        return await self._blobs.events(request.uuid, request, caller().namespace)
+
+    async def GetBlobChecksum(
+        self,
+        request: artifact_service_pb2.GetBlobChecksumRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> artifact_service_pb2.GetBlobChecksumResponse:
+        return await self._blobs.checksum(request.uuid, request.algorithm, caller().namespace)

@@ -9,7 +9,8 @@ an artifact that is gone, deleted or in error, compared on its revision), so
 two concurrent creates of one URL never make two artifacts. An artifact and
 the blobs whose reference counts it changes are written in one transaction.
 A deleted artifact's source key stays: it names an artifact that is not
-live, which the next create of that source replaces.
+live, which the next create of that source replaces; it goes with the
+artifact's record when that is hard-deleted (`remove`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from sfmesh.v1 import artifact_pb2, node_service_pb2, records_pb2
 
 from services.common import artifact_versions, errors
-from services.common.store import Operation, Put, Store, key, kind_prefix
+from services.common.store import Delete, Operation, Put, Store, key, kind_prefix
 
 ATTEMPTS = 8
 """Tries of a transaction over several records when another writer got
@@ -122,6 +123,24 @@ class ArtifactStore:
         if item is None:
             return Put(at, uuid.encode(), 0), ""
         return Put(at, uuid.encode(), item.mod_revision), item.value.decode()
+
+    async def remove(self, stored: StoredArtifact) -> bool:
+        """Forget an artifact as read (a hard delete), and its source key
+        while that still names it; False when either changed in between."""
+        artifact = stored.record.artifact
+        doomed: list[Operation] = [Delete(key("artifact", artifact.uuid), stored.mod_revision)]
+        at = source_key(artifact.namespace, artifact.artifact_type, artifact.source_url)
+        item = await self._store.get(at)
+        if item is not None and item.value.decode() == artifact.uuid:
+            doomed.append(Delete(at, item.mod_revision))
+        return await self._store.commit(doomed)
+
+    async def remove_blob(self, stored: StoredBlob) -> bool:
+        """Forget a blob's record as read (a hard delete); False when it
+        changed in between."""
+        return await self._store.commit(
+            [Delete(key("blob", stored.record.blob.uuid), stored.mod_revision)]
+        )
 
     async def commit(self, operations: Sequence[Operation]) -> bool:
         """Apply every write in one transaction; False when one changed."""

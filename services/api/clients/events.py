@@ -1,11 +1,13 @@
 """The api's side of events: it records what happens to instances,
-networks and artifacts through the process's emitter, and reads an object's events back
-from the eventlog, carrying the internal identity."""
+networks, artifacts and blobs through the process's emitter, and reads an
+object's events back from the eventlog, carrying the internal identity.
+Every `/events` route reads through `Events.listed`, so `event_type` and
+`limit` mean the same on each."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from sfmesh.v1 import event_pb2, eventlog_service_pb2, eventlog_service_pb2_grpc
@@ -24,6 +26,19 @@ ARTIFACT = "artifact"
 BLOB = "blob"
 AUDIT = event_pb2.EVENT_TYPE_AUDIT
 MUTATE = event_pb2.EVENT_TYPE_MUTATE
+
+
+class EventQuery(Protocol):
+    """What every `/events` request carries besides the object: an
+    `event_type` (unset: every type) and an optional `limit`."""
+
+    @property
+    def event_type(self) -> event_pb2.EventType: ...
+
+    @property
+    def limit(self) -> int: ...
+
+    def HasField(self, field_name: str) -> bool: ...
 
 
 class Events:
@@ -70,6 +85,14 @@ class Events:
         except grpc.aio.AioRpcError as exc:
             raise _unavailable(exc) from exc
         return list(reply.events)
+
+    async def listed(
+        self, object_type: str, object_uuid: str, query: EventQuery
+    ) -> list[event_pb2.Event]:
+        """One object's events as an `/events` route answers them: newest
+        first, of the query's type, at most its limit (100 when unset)."""
+        limit = query.limit if query.HasField("limit") else DEFAULT_EVENT_LIMIT
+        return await self.newest(object_type, object_uuid, event_type=query.event_type, limit=limit)
 
     async def watch(
         self, request: eventlog_service_pb2.WatchRequest

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from sfmesh.v1 import eventlog_service_pb2, instance_service_pb2
 
-from services.api.clients.events import DEFAULT_EVENT_LIMIT, Events
+from services.api.clients.events import INSTANCE, Events
 from services.api.instances import watch
 from services.api.instances.lookup import InstanceLookup
 from services.common.instance_store import InstanceStore
@@ -64,12 +64,7 @@ class Observation:
     ) -> instance_service_pb2.ListInstanceEventsResponse:
         """The instance's events, newest first."""
         stored = await self._lookup.resolve(request.ref)
-        events = await self._events.newest(
-            "instance",
-            stored.record.instance.uuid,
-            event_type=request.event_type,
-            limit=request.limit if request.HasField("limit") else DEFAULT_EVENT_LIMIT,
-        )
+        events = await self._events.listed(INSTANCE, stored.record.instance.uuid, request)
         return instance_service_pb2.ListInstanceEventsResponse(events=events)
 
     async def watch_events(

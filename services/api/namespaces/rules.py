@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from sfmesh.v1 import auth_service_pb2, records_pb2
+from sfmesh.v1 import auth_service_pb2, network_service_pb2, records_pb2
 
 from services.api import sizes
 from services.api.visibility import SYSTEM
@@ -23,6 +23,9 @@ DELETED = "deleted"
 SERVICE_KEY_PREFIX = "_service_key"
 CREATE_RESERVED_KEY_NAME = "service_key"
 INSTANCE_STATES_THAT_ALLOW_DELETE = frozenset({states.DELETED, states.ERROR})
+NETWORK_STATES_THAT_BLOCK_DELETE = frozenset(
+    {network_service_pb2.NETWORK_STATE_INITIAL, network_service_pb2.NETWORK_STATE_CREATED}
+)
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 """Namespace and key names: one path segment, safe in an etcd key and a token."""
 
@@ -135,9 +138,11 @@ def check_new_key(key_name: str, key: str) -> None:
     check_secret(key)
 
 
-def check_deletable(name: str, instance_states: list[int]) -> None:
-    """`system` is never deleted; nor is a namespace with an instance in any
-    state but `deleted` or `error` (so `delete-wait` and `*-error` block)."""
+def check_deletable(name: str, instance_states: list[int], network_states: list[int]) -> None:
+    """In other-apis §3.5's order: `system` is never deleted; nor is a
+    namespace with an instance in any state but `deleted` or `error` (so
+    `delete-wait` and `*-error` block), nor one with a network `initial` or
+    `created` (one in `delete-wait` waits only for its instances to go)."""
     if name == SYSTEM:
         raise errors.PermissionDenied(
             "you cannot delete the system namespace", reason="SYSTEM_NAMESPACE"
@@ -145,6 +150,10 @@ def check_deletable(name: str, instance_states: list[int]) -> None:
     if any(state not in INSTANCE_STATES_THAT_ALLOW_DELETE for state in instance_states):
         raise errors.InvalidArgument(
             "you cannot delete a namespace with instances", reason="NAMESPACE_IN_USE"
+        )
+    if any(state in NETWORK_STATES_THAT_BLOCK_DELETE for state in network_states):
+        raise errors.InvalidArgument(
+            "you cannot delete a namespace with networks", reason="NAMESPACE_IN_USE"
         )
 
 

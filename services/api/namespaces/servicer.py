@@ -4,11 +4,18 @@ instances reference §5).
 Each RPC checks in the reference's order, then writes the namespace record
 with compare-and-swap (`NamespaceStore.update`, which re-applies the change,
 and so its checks, after a lost race). The rules are in `rules.py`.
+
+A deleted namespace takes its artifacts with it (artifacts reference §9.7).
+Artifacts sit above namespaces in the api's layers, so the servicer is given
+what deletes them (`NamespaceContents`, from `server.py`) and calls it once
+the namespace is recorded `deleted`: a refused or lost delete touches no
+artifact, and the artifacts' sweeper deletes any a failure here left behind.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import grpc
 from google.protobuf import empty_pb2, struct_pb2
@@ -31,13 +38,23 @@ def namespace_metadata(record: records_pb2.NamespaceRecord, name: str) -> struct
     return record.metadata
 
 
+class NamespaceContents(Protocol):
+    """What a namespace holds that goes when it is deleted."""
+
+    async def namespace_deleted(self, namespace: str) -> None:
+        """Delete what `namespace`, now recorded `deleted`, holds."""
+
+
 class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
     """POST /auth and the /auth/namespaces routes; the metadata routes are
     delegated to the metadata handler."""
 
-    def __init__(self, namespaces: NamespaceStore, authority: TokenAuthority) -> None:
+    def __init__(
+        self, namespaces: NamespaceStore, authority: TokenAuthority, contents: NamespaceContents
+    ) -> None:
         self._namespaces = namespaces
         self._authority = authority
+        self._contents = contents
         self._lookup = NamespaceLookup(namespaces)
         self._keys = KeyChecker()
         self._metadata = MetadataHandler(
@@ -107,7 +124,9 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         rules.check_system(me)
         stored = await self._lookup.live(request.namespace)
         rules.check_deletable(
-            request.namespace, await self._namespaces.instance_states(request.namespace)
+            request.namespace,
+            await self._namespaces.instance_states(request.namespace),
+            await self._namespaces.network_states(request.namespace),
         )
 
         def delete(record: records_pb2.NamespaceRecord) -> None:
@@ -115,6 +134,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
             record.state = rules.DELETED
 
         await self._namespaces.update(stored, delete)
+        await self._contents.namespace_deleted(request.namespace)
         return empty_pb2.Empty()
 
     async def ListKeys(

@@ -93,6 +93,15 @@ class NamespaceStore:
             lambda: errors.NotFound("namespace not found", reason="NAMESPACE_NOT_FOUND"),
         )
 
+    async def network_states(self, name: str) -> list[int]:
+        """The states of every network of namespace `name` (a full scan)."""
+        states: list[int] = []
+        async for item in self._store.list_prefix(kind_prefix("network")):
+            network = records_pb2.NetworkRecord.FromString(item.value).network
+            if network.namespace == name:
+                states.append(network.state)
+        return states
+
     async def instance_states(self, name: str) -> list[int]:
         """The states of every instance of namespace `name` (a full scan)."""
         return [

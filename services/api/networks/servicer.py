@@ -21,7 +21,7 @@ from google.protobuf import empty_pb2, struct_pb2
 from sfmesh.v1 import instance_pb2, network_service_pb2, network_service_pb2_grpc, records_pb2
 
 from services.api import sizes
-from services.api.clients.events import DEFAULT_EVENT_LIMIT, NETWORK, Events
+from services.api.clients.events import NETWORK, Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.metadata.handler import MetadataHandler
 from services.api.namespaces import rules as namespace_rules
@@ -192,12 +192,7 @@ class NetworkServicer(network_service_pb2_grpc.NetworkServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> network_service_pb2.ListNetworkEventsResponse:
         network = (await self._lookup.network(request.ref)).record.network
-        events = await self._events.newest(
-            NETWORK,
-            network.uuid,
-            event_type=request.event_type,
-            limit=request.limit if request.HasField("limit") else DEFAULT_EVENT_LIMIT,
-        )
+        events = await self._events.listed(NETWORK, network.uuid, request)
         return network_service_pb2.ListNetworkEventsResponse(events=events)
 
     async def ListNetworkAddresses(

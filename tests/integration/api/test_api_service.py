@@ -31,6 +31,7 @@ from sfmesh.v1 import (
 )
 
 from services.api.artifacts.bases import Bases
+from services.api.artifacts.deletion import ArtifactDeletion
 from services.api.artifacts.finding import Finder
 from services.api.artifacts.lookup import ArtifactLookup
 from services.api.artifacts.store import ArtifactStore
@@ -236,7 +237,7 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
         server,
     )
     auth_service_pb2_grpc.add_AuthServiceServicer_to_server(
-        AuthServicer(namespaces, authority), server
+        AuthServicer(namespaces, authority, ArtifactDeletion(artifacts, events)), server
     )
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")

@@ -1,6 +1,6 @@
 """The api's AuthService over real gRPC, on a real etcd: namespaces, keys,
-trusts (other-apis reference §3) and token revocation (instances reference
-§5.3).
+trusts (other-apis reference §3), token revocation (instances reference
+§5.3), and a deleted namespace's artifacts (artifacts reference §9.7).
 
 The server is built as services/api/server.py builds it (the same
 interceptors, with the revocation check), minus signals, on a free loopback
@@ -23,8 +23,18 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from sfmesh.v1 import auth_service_pb2, auth_service_pb2_grpc, instance_pb2, records_pb2
+from sfmesh.v1 import (
+    artifact_pb2,
+    auth_service_pb2,
+    auth_service_pb2_grpc,
+    instance_pb2,
+    network_service_pb2,
+    records_pb2,
+)
 
+from services.api.artifacts.deletion import ArtifactDeletion
+from services.api.artifacts.store import ArtifactStore
+from services.api.clients.events import Events
 from services.api.namespaces import rules
 from services.api.namespaces.keys import SYSTEM, ensure_system_namespace, make_key
 from services.api.namespaces.revocation import Revocation
@@ -32,14 +42,19 @@ from services.api.namespaces.servicer import AuthServicer
 from services.api.namespaces.store import NamespaceStore
 from services.common import errors
 from services.common import instance_states as states
+from services.common.config import MeshConfig
 from services.common.instance_store import InstanceStore
 from services.common.interceptors import AuthInterceptor, RequestInterceptor
-from services.common.main import service_authority
+from services.common.main import service_authority, service_emitter
 from services.common.store import Delete, Put, Store, key, kind_prefix
-from services.common.tokens import Caller, TokenAuthority
+from services.common.tokens import Caller, InternalCredentials, TokenAuthority
+from tests.integration.api.artifact_records import blob_record, put_artifact, put_blob
 
 RUN = uuid.uuid4().hex[:8]
 PREFIX = f"t{RUN}-"
+NO_EVENTLOG = "127.0.0.1:1"
+BLOBS: list[str] = []
+"""Blob records these tests wrote, removed at the end."""
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -54,6 +69,7 @@ class Api:
     authority: TokenAuthority
     auth: auth_service_pb2_grpc.AuthServiceStub
     system: Metadata
+    artifacts: ArtifactStore
 
 
 def bearer(token: str) -> Metadata:
@@ -96,6 +112,18 @@ async def _clean(store: Store, created_system: bool) -> None:
         async for stored in InstanceStore(store).all()
         if stored.record.instance.namespace.startswith(PREFIX)
     ]
+    doomed += [
+        Delete(item.key)
+        async for item in store.list_prefix(kind_prefix("network"))
+        if records_pb2.NetworkRecord.FromString(item.value).network.namespace.startswith(PREFIX)
+    ]
+    artifacts = ArtifactStore(store)
+    doomed += [
+        Delete(key("artifact", stored.record.artifact.uuid))
+        async for stored in artifacts.all()
+        if stored.record.artifact.namespace.startswith(PREFIX)
+    ]
+    doomed += [Delete(key("blob", blob_uuid)) for blob_uuid in BLOBS]
     if created_system:
         doomed.append(Delete(key("namespace", SYSTEM)))
     if doomed:
@@ -132,11 +160,17 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     authority = service_authority(state_dir, users=True, ttl_seconds=900)
     revocation = Revocation(namespaces)
     revocation.start()
+    # No eventlog runs here: events are spooled.
+    mesh = MeshConfig(state_dir, etcd=etcd, api="", scheduler="", eventlog=NO_EVENTLOG)
+    emitter = service_emitter(mesh, "auth-test", authority)
+    await emitter.start()
+    events = Events(emitter, NO_EVENTLOG, InternalCredentials(authority, "auth-test"))
+    artifacts = ArtifactStore(store)
     server = grpc.aio.server(
         interceptors=[RequestInterceptor(), AuthInterceptor(authority, check=revocation.check)]
     )
     auth_service_pb2_grpc.add_AuthServiceServicer_to_server(
-        AuthServicer(namespaces, authority), server
+        AuthServicer(namespaces, authority, ArtifactDeletion(artifacts, events)), server
     )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -146,11 +180,15 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
         auth_service_pb2.CreateTokenRequest(namespace=SYSTEM, key=system_key), timeout=10
     )
     try:
-        yield Api(store, namespaces, revocation, authority, stub, bearer(reply.access_token))
+        yield Api(
+            store, namespaces, revocation, authority, stub, bearer(reply.access_token), artifacts
+        )
     finally:
         await channel.close()
         await server.stop(None)
         await revocation.close()
+        await events.close()
+        await emitter.close(timeout=0)
         await _clean(store, created_system)
         await store.close()
 
@@ -588,3 +626,89 @@ async def test_instances_block_a_namespace_delete(api: Api) -> None:
     )
     assert rules.is_live(await api.namespaces.get(busy))
     assert not rules.is_live(await api.namespaces.get(done))
+
+
+async def test_live_networks_block_a_namespace_delete(api: Api) -> None:
+    name = fresh("nets")
+    await create(api, name, None, None)
+    network = network_service_pb2.Network(
+        uuid=str(uuid.uuid4()), namespace=name, state=network_service_pb2.NETWORK_STATE_CREATED
+    )
+    record = records_pb2.NetworkRecord(network=network)
+    at = key("network", network.uuid)
+    assert await api.store.commit([Put(at, record.SerializeToString(), 0)])
+    request = auth_service_pb2.DeleteNamespaceRequest(namespace=name)
+    error = await refused(api.auth.DeleteNamespace(request, metadata=api.system, timeout=10))
+    assert_error(error, 400, "you cannot delete a namespace with networks")
+    assert rules.is_live(await api.namespaces.get(name))
+
+    item = await api.store.get(at)
+    assert item is not None
+    record.network.state = network_service_pb2.NETWORK_STATE_DELETE_WAIT
+    assert await api.store.commit([Put(at, record.SerializeToString(), item.mod_revision)])
+    await api.auth.DeleteNamespace(request, metadata=api.system, timeout=10)
+    assert not rules.is_live(await api.namespaces.get(name))
+
+
+async def test_a_deleted_namespace_takes_its_live_artifacts_and_their_references(api: Api) -> None:
+    """A refused delete touches no artifact; a done one deletes each live
+    artifact of the namespace once, letting go of its blobs as
+    DELETE /artifacts/{ref} does, and nothing of another namespace."""
+    gone, kept, busy = fresh("arts"), fresh("keep"), fresh("busy-arts")
+    await asyncio.gather(*(create(api, name, None, None) for name in (gone, kept, busy)))
+    shared = await put_blob(api.artifacts, blob_record())
+    own = await put_blob(api.artifacts, blob_record())
+    BLOBS.extend([shared, own])
+    doomed = await put_artifact(api.artifacts, gone, [shared, own])
+    already = await put_artifact(api.artifacts, gone, [], deleted_at=time.time() - 10)
+    theirs = await put_artifact(api.artifacts, kept, [shared])
+    blocked = await put_artifact(api.artifacts, busy, [own])
+    await _instance(api, busy, states.CREATED)
+
+    async def state(artifact_uuid: str) -> int:
+        stored = await api.artifacts.get(artifact_uuid)
+        assert stored is not None
+        return stored.record.artifact.state
+
+    async def references(blob_uuid: str) -> tuple[int, int]:
+        stored = await api.artifacts.get_blob(blob_uuid)
+        assert stored is not None
+        return stored.record.blob.reference_count, stored.record.blob.state
+
+    created, deleted = artifact_pb2.ARTIFACT_STATE_CREATED, artifact_pb2.ARTIFACT_STATE_DELETED
+    live_blob, deleted_blob = artifact_pb2.BLOB_STATE_CREATED, artifact_pb2.BLOB_STATE_DELETED
+    error = await refused(
+        api.auth.DeleteNamespace(
+            auth_service_pb2.DeleteNamespaceRequest(namespace=busy), metadata=api.system, timeout=10
+        )
+    )
+    assert_error(error, 400, "you cannot delete a namespace with instances")
+    assert await state(blocked) == created
+    assert await references(own) == (2, live_blob)
+
+    already_before = await api.artifacts.get(already)
+    await api.auth.DeleteNamespace(
+        auth_service_pb2.DeleteNamespaceRequest(namespace=gone), metadata=api.system, timeout=10
+    )
+    assert await state(doomed) == deleted
+    assert await state(theirs) == created
+    assert await references(shared) == (1, live_blob)  # the other namespace's version holds it
+    assert await references(own) == (1, live_blob)  # the busy namespace's version holds it
+    assert await api.artifacts.get(already) == already_before  # deleted before: untouched (Q4)
+    stored = await api.artifacts.get(doomed)
+    assert stored is not None and stored.record.deleted_at > 0
+    assert [v.blob_uuid for v in stored.record.versions] == [shared, own]  # still listed
+
+    # A second delete is refused; nothing is let go of twice.
+    error = await refused(
+        api.auth.DeleteNamespace(
+            auth_service_pb2.DeleteNamespaceRequest(namespace=gone), metadata=api.system, timeout=10
+        )
+    )
+    assert_error(error, 404, "namespace not found")
+    assert await references(shared) == (1, live_blob)
+    await api.auth.DeleteNamespace(
+        auth_service_pb2.DeleteNamespaceRequest(namespace=kept), metadata=api.system, timeout=10
+    )
+    assert await state(theirs) == deleted
+    assert await references(shared) == (0, deleted_blob)  # its last reference

@@ -1,4 +1,5 @@
-"""Pure rules of artifacts: visibility, ownership, picks, version arguments."""
+"""Pure rules of artifacts: visibility, ownership, picks, version arguments,
+blob checksums."""
 
 from __future__ import annotations
 
@@ -96,3 +97,25 @@ def test_new_records_default_their_max_versions() -> None:
     assert record.artifact.max_versions == 3
     assert record.artifact.state == artifact_pb2.ARTIFACT_STATE_INITIAL
     assert record.artifact.HasField("metadata")
+
+
+def test_a_blob_answers_its_sha512_or_null_before_it_has_one() -> None:
+    sealed = artifact_pb2.Blob(uuid="b", sha512="ab" * 64)
+    assert rules.blob_checksum(sealed, "sha512") == "ab" * 64
+    assert rules.blob_checksum(artifact_pb2.Blob(uuid="b"), "sha512") is None
+
+
+@pytest.mark.parametrize("algorithm", ["sha1", "sha256", "xxh128"])
+def test_checksums_sfmesh_never_computes_are_refused_by_name(algorithm: str) -> None:
+    with pytest.raises(errors.InvalidArgument) as refused:
+        rules.blob_checksum(artifact_pb2.Blob(uuid="b", sha512="ab" * 64), algorithm)
+    assert refused.value.message == f"sfmesh records only the sha512 of a blob, not its {algorithm}"
+    assert refused.value.reason == "CHECKSUM_NOT_RECORDED"
+
+
+@pytest.mark.parametrize("algorithm", ["md5", "SHA512", "", "sha512 "])
+def test_unknown_algorithms_are_refused(algorithm: str) -> None:
+    with pytest.raises(errors.InvalidArgument, match=r"^unknown hash algorithm$"):
+        rules.blob_checksum(artifact_pb2.Blob(uuid="b", sha512="ab" * 64), algorithm)
+    with pytest.raises(errors.InvalidArgument, match=r"^unknown hash algorithm$"):
+        rules.check_algorithm(algorithm)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from google.protobuf import json_format
-from sfmesh.v1 import records_pb2
+from sfmesh.v1 import network_service_pb2, records_pb2
 
 from services.api.namespaces import rules
 from services.common import errors
@@ -226,14 +226,14 @@ def test_external_namespace_must_be_given() -> None:
 
 
 def test_system_namespace_is_never_deleted() -> None:
-    error = refusal(rules.check_deletable, "system", [])
+    error = refusal(rules.check_deletable, "system", [], [])
     assert isinstance(error, errors.PermissionDenied)
     assert error.message == "you cannot delete the system namespace"
 
 
 def test_only_deleted_and_error_instances_allow_a_delete() -> None:
-    rules.check_deletable("demo", [])
-    rules.check_deletable("demo", [states.DELETED, states.ERROR])
+    rules.check_deletable("demo", [], [])
+    rules.check_deletable("demo", [states.DELETED, states.ERROR], [])
 
 
 @pytest.mark.parametrize(
@@ -241,9 +241,32 @@ def test_only_deleted_and_error_instances_allow_a_delete() -> None:
     [states.INITIAL, states.CREATED, states.DELETE_WAIT, states.CREATED_ERROR],
 )
 def test_live_instances_block_a_delete(state: int) -> None:
-    error = refusal(rules.check_deletable, "demo", [states.DELETED, state])
+    error = refusal(rules.check_deletable, "demo", [states.DELETED, state], [])
     assert isinstance(error, errors.InvalidArgument)
     assert error.message == "you cannot delete a namespace with instances"
+
+
+@pytest.mark.parametrize(
+    "state", [network_service_pb2.NETWORK_STATE_INITIAL, network_service_pb2.NETWORK_STATE_CREATED]
+)
+def test_live_networks_block_a_delete_after_instances(state: int) -> None:
+    error = refusal(rules.check_deletable, "demo", [], [state])
+    assert isinstance(error, errors.InvalidArgument)
+    assert error.message == "you cannot delete a namespace with networks"
+    error = refusal(rules.check_deletable, "demo", [states.CREATED], [state])
+    assert error.message == "you cannot delete a namespace with instances"  # checked first
+
+
+def test_networks_deleted_waiting_or_in_error_allow_a_delete() -> None:
+    rules.check_deletable(
+        "demo",
+        [],
+        [
+            network_service_pb2.NETWORK_STATE_DELETE_WAIT,
+            network_service_pb2.NETWORK_STATE_DELETED,
+            network_service_pb2.NETWORK_STATE_ERROR,
+        ],
+    )
 
 
 # --- revocation ---------------------------------------------------------------------
