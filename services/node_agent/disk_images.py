@@ -9,22 +9,33 @@ record's `disk_sources` say (written by the api at create time):
   once per node); otherwise its `source_url` is downloaded, and the download recorded
   (``fetch_outcome.py``): the newest blob adopted when the content is the
   same, else a new blob and version. A failed download marks an `initial`
-  or `error` artifact `error`.
+  or `error` artifact `error`. An instance never waits for a freshness
+  check: it boots the newest version present, and when the source was last
+  read `check_interval` seconds ago or more, a check runs in the background
+  (claimed in etcd, so one per interval across the mesh); a changed source
+  becomes a new version for the creates after it.
 - no source (records written before disk sources existed): the base URL is
   fetched through the image cache's URL index, as before; blank disks need
   nothing.
 
 Cache requests (`fetch_node` on an artifact, ``cache_requests.py``) use the
-same fetch. One artifact is fetched by one task at a time on this node, so
-instances of one artifact share a download and the next finds it done.
+same fetch, and check the source of an artifact with a version every time,
+as Shaken Fist does (reference §2.7 step 2, ``freshness.py``): unchanged,
+or no answer to compare, keeps the newest version; changed downloads the
+answer into a new blob and version; a failed download keeps the version.
+One artifact is fetched by one task at a time on this node, so instances
+of one artifact share a download and the next finds it done; a check does
+not hold that up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +48,23 @@ from services.common.events import EventSink
 from services.node_agent.blob_records import BlobRecords
 from services.node_agent.blob_store import BlobStore
 from services.node_agent.fetch_outcome import BlobUnusable, Fetched
-from services.node_agent.images import CachedImage, ImageCache, ImageError, check_self_contained
+from services.node_agent.freshness import Recorded, Stale, check_due
+from services.node_agent.images import (
+    CachedImage,
+    CheckFailed,
+    ImageCache,
+    ImageError,
+    check_self_contained,
+)
 from services.node_agent.peer_copy import CopyFailed
 
 log = logging.getLogger("sfmesh.node_agent.disk_images")
 
 Waiting = Callable[[str], AbstractContextManager[None]]
 """waiting(url): a block during which an instance waits for `url`'s download."""
+DEFAULT_CHECK_INTERVAL = 300.0
+"""Seconds after an artifact's source was last read before an instance
+create has it checked again (in the background)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +76,19 @@ class DiskImage:
     """As qemu names it: "qcow2" or "raw"."""
     blob_uuid: str | None
     """The blob record it is; None for an image fetched without one."""
+
+
+class Checked(enum.Enum):
+    """What a freshness check of an artifact's source came to."""
+
+    NOT_CHECKED = enum.auto()
+    """No version to compare with: the source is fetched as a first time."""
+    FRESH = enum.auto()
+    """Last-Modified and Content-Length as recorded: the newest version stays."""
+    FETCHED = enum.auto()
+    """Changed: downloaded and recorded (a new version, or the newest adopted)."""
+    KEPT = enum.auto()
+    """No answer to compare, or a failed download: the cached version is used."""
 
 
 class BlobCopier(Protocol):
@@ -94,8 +128,11 @@ class DiskImages:
         records: BlobRecords,
         events: EventSink | None = None,
         copier: BlobCopier | None = None,
+        check_interval: float = DEFAULT_CHECK_INTERVAL,
     ) -> None:
         self._node = node
+        self._check_interval = check_interval
+        self._checks: dict[str, asyncio.Task[None]] = {}
         self._copier = copier
         self._events = events
         self._images = images
@@ -168,6 +205,7 @@ class DiskImages:
                 stored.record
             )
             if local is not None:
+                self._check_later(stored.record)
                 return local
             source = stored.record.artifact.source_url
             with waiting(self._url(source)):
@@ -176,10 +214,18 @@ class DiskImages:
             return DiskImage(self._blobs.path(blob_uuid), image.fmt, blob_uuid)
 
     async def answer_cache_request(self, uuid: str) -> None:
-        """Fetch artifact `uuid` if it asks this node to and its newest blob
-        is not here yet; record the outcome and clear the request. A request
-        seen again (after a restart) is fetched again or found done. Raises
-        ImageError when the fetch failed (recorded already)."""
+        """Answer artifact `uuid`'s request to this node: with a version,
+        check its source first and fetch it again when changed; without
+        one, or when its newest blob cannot be had here, fetch it. Record
+        the outcome and clear the request. A request seen again (after a
+        restart) is checked or fetched again. Raises ImageError when the
+        fetch failed (recorded already)."""
+        stored = await self._records.artifact(uuid)
+        if stored is None or stored.record.fetch_node != self._node:
+            return
+        checked = await self._check_now(stored.record)
+        if checked is Checked.FETCHED:
+            return
         async with self._lock(uuid):
             stored = await self._records.artifact(uuid)
             if stored is None or stored.record.fetch_node != self._node:
@@ -188,12 +234,131 @@ class DiskImages:
             here = await self._local_newest(stored.record) or await self._copied_newest(
                 stored.record
             )
-            if deleted or here is not None:
+            if deleted or here is not None or checked is Checked.KEPT:
                 await self._records.answer_request(uuid, self._node)
+                if here is not None and checked is not Checked.KEPT:
+                    url = self._url(stored.record.artifact.source_url)
+                    extra = {"blob_uuid": here.blob_uuid or "", "url": url}
+                    self._emit(uuid, "artifact fetch complete", extra)
                 return
             source = stored.record.artifact.source_url
             image = await self._download(uuid, source, answer_request=True)
             await self._record(uuid, image, answer_request=True)
+
+    async def close(self) -> None:
+        """Stop the freshness checks running in the background."""
+        checks = list(self._checks.values())
+        for task in checks:
+            task.cancel()
+        for task in checks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _check_later(self, artifact: records_pb2.ArtifactRecord) -> None:
+        """Check `artifact`'s source in the background when due (its last
+        read `check_interval` ago or more) and no check of it runs here."""
+        uuid = artifact.artifact.uuid
+        if uuid in self._checks or not artifact.versions:
+            return
+        if artifact.artifact.state == artifact_pb2.ARTIFACT_STATE_DELETED:
+            return
+        if not check_due(artifact.checked_at, time.time(), self._check_interval):
+            return
+        task = asyncio.create_task(self._check_in_background(uuid), name=f"image-check-{uuid}")
+        self._checks[uuid] = task
+        task.add_done_callback(lambda done: self._forget_check(uuid, done))
+
+    def _forget_check(self, uuid: str, task: asyncio.Task[None]) -> None:
+        if self._checks.get(uuid) is task:
+            del self._checks[uuid]
+
+    async def _check_in_background(self, uuid: str) -> None:
+        """Claim the check of artifact `uuid`'s source in etcd (none other
+        starts within the interval), then check it."""
+        try:
+            claimed = await self._records.claim_check(uuid, time.time(), self._check_interval)
+            newest = await self._newest_created(claimed) if claimed is not None else None
+            if claimed is None or newest is None:
+                return
+            await self._check(claimed, newest, answer_request=False, stamp=False)
+        except (ImageError, errors.SfmeshError) as exc:
+            log.warning("checking the source of artifact %s: %s", uuid, exc)
+        except Exception:
+            log.exception("checking the source of artifact %s failed", uuid)
+
+    async def _check_now(self, artifact: records_pb2.ArtifactRecord) -> Checked:
+        """A cache request's check of `artifact`'s source, when it has a
+        version to compare (NOT_CHECKED otherwise)."""
+        if artifact.artifact.state == artifact_pb2.ARTIFACT_STATE_DELETED:
+            return Checked.NOT_CHECKED
+        newest = await self._newest_created(artifact)
+        if newest is None:
+            return Checked.NOT_CHECKED
+        running = self._checks.get(artifact.artifact.uuid)
+        if running is not None:  # a create's check of it first: one download at a time
+            await asyncio.wait({running})  # whatever its outcome; this task's cancel stays its own
+            stored = await self._records.artifact(artifact.artifact.uuid)
+            newest = await self._newest_created(stored.record) if stored is not None else None
+            if stored is None or newest is None:
+                return Checked.NOT_CHECKED
+            artifact = stored.record
+        return await self._check(artifact, newest, answer_request=True, stamp=True)
+
+    async def _check(
+        self,
+        artifact: records_pb2.ArtifactRecord,
+        newest: records_pb2.BlobRecord,
+        *,
+        answer_request: bool,
+        stamp: bool,
+    ) -> Checked:
+        """Check `artifact`'s source against its `newest` blob (reference
+        §2.7 step 2); a changed one is fetched and recorded. A check without
+        an answer, or a failed download, keeps the cached version, with
+        Shaken Fist's events. `stamp` records when the source was read (a
+        claimed check has already)."""
+        uuid = artifact.artifact.uuid
+        recorded = Recorded(newest.blob.modified, newest.blob.size)
+        image: CachedImage | None = None
+        try:
+            image = await self._images.refresh(
+                artifact.artifact.source_url,
+                recorded,
+                lambda reasons: self._stale(uuid, reasons),
+            )
+        except CheckFailed as exc:
+            log.info("checking artifact %s: %s; using the cached version", uuid, exc)
+            self._audit(uuid, "image fetch had HTTP error, not fetching image", {"error": str(exc)})
+            outcome = Checked.KEPT
+        except ImageError as exc:
+            log.warning("updating artifact %s failed: %s; using the cached version", uuid, exc)
+            self._audit(
+                uuid, "updating image failed, using already cached version", {"message": str(exc)}
+            )
+            outcome = Checked.KEPT
+        else:
+            outcome = Checked.FRESH if image is None else Checked.FETCHED
+        if image is not None:
+            await self._record(uuid, image, answer_request=answer_request)
+        elif stamp:
+            await self._records.record_check(uuid, time.time())
+        return outcome
+
+    def _stale(self, uuid: str, reasons: tuple[Stale, ...]) -> None:
+        for reason in reasons:
+            self._audit(uuid, reason.message, reason.extra)
+
+    async def _newest_created(
+        self, artifact: records_pb2.ArtifactRecord
+    ) -> records_pb2.BlobRecord | None:
+        """The newest version's blob record when it is `created`: what a
+        check compares the source with; None otherwise."""
+        if not artifact.versions:
+            return None
+        stored = await self._records.blob(artifact.versions[-1].blob_uuid)
+        if stored is None or stored.record.blob.state != artifact_pb2.BLOB_STATE_CREATED:
+            return None
+        return stored.record
 
     async def _local_newest(self, artifact: records_pb2.ArtifactRecord) -> DiskImage | None:
         """The newest version's blob when this node holds it whole; None
@@ -271,10 +436,19 @@ class DiskImages:
         self._emit(uuid, "artifact fetch complete", {"blob_uuid": target, "url": image.url})
         return target
 
-    def _emit(self, uuid: str, message: str, extra: dict[str, str]) -> None:
+    def _emit(
+        self,
+        uuid: str,
+        message: str,
+        extra: Mapping[str, object],
+        event_type: int = event_pb2.EVENT_TYPE_STATUS,
+    ) -> None:
         if self._events is not None:
             extra = {**extra, "node": self._node}
-            self._events.emit("artifact", uuid, event_pb2.EVENT_TYPE_STATUS, message, extra=extra)
+            self._events.emit("artifact", uuid, event_type, message, extra=extra)
+
+    def _audit(self, uuid: str, message: str, extra: Mapping[str, object]) -> None:
+        self._emit(uuid, message, extra, event_pb2.EVENT_TYPE_AUDIT)
 
     @contextlib.asynccontextmanager
     async def _lock(self, uuid: str) -> AsyncIterator[None]:

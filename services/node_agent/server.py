@@ -30,7 +30,7 @@ from services.node_agent.builder import Builder
 from services.node_agent.cache_requests import CacheRequests
 from services.node_agent.commands import DataPlaneError
 from services.node_agent.dataplane import DataPlane, Underlay
-from services.node_agent.disk_images import DiskImages
+from services.node_agent.disk_images import DEFAULT_CHECK_INTERVAL, DiskImages
 from services.node_agent.egress import EgressAddresses
 from services.node_agent.fetch_policy import IPNetwork
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
@@ -78,6 +78,9 @@ class NodeAgentConfig:
     """The largest image a download may bring."""
     image_deadline: float = DEFAULT_DEADLINE
     """Seconds one image download may take."""
+    image_check_interval: float = DEFAULT_CHECK_INTERVAL
+    """Seconds after an image URL was last read before an instance create
+    has it checked for changes again (in the background)."""
     image_allowed_networks: tuple[IPNetwork, ...] = ()
     """Networks image downloads may reach although loopback, private or
     reserved; the mesh's own endpoints stay refused."""
@@ -164,6 +167,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         records=blob_records,
         events=emitter,
         copier=copier,
+        check_interval=config.image_check_interval,
     )
     builder = Builder(
         instances_dir=instances_dir,
@@ -252,6 +256,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await reconciler.close()
+        await disk_images.close()
         await snapshots.close()
         await peer_agents.close()
         await hypervisor.close()
