@@ -26,10 +26,10 @@ from services.common.interceptors import AuthInterceptor, RequestInterceptor
 from services.common.main import service_authority
 from services.common.secrets import load_or_create_secret
 from services.common.tokens import TokenAuthority
+from services.node_agent import uploads as uploads_module
 from services.node_agent.blob_reads import CHUNK
 from services.node_agent.blob_store import LocalBlobStore
 from services.node_agent.transfers import TransferServicer
-from services.node_agent import uploads as uploads_module
 from services.node_agent.uploads import UploadFiles
 
 MAX = 10 * 2**20
