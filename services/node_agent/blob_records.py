@@ -89,15 +89,18 @@ class BlobRecords:
         *,
         place: Callable[[str], Awaitable[None]],
         answer_request: bool = False,
+        deleted_ok: bool = True,
     ) -> str:
         """Record a download of `artifact_uuid`'s source made on `node`
         (``fetch_outcome.apply_fetched``); the blob it stands for. `place`
         puts the file under that blob's name before anything says this node
         holds it. `answer_request` also clears the artifact's cache request.
-        Raises errors.NotFound when the artifact is gone."""
+        Raises errors.NotFound when the artifact is gone, or deleted unless
+        `deleted_ok`."""
         while True:
             stored = await self.artifact(artifact_uuid)
-            if stored is None:
+            deleted = stored is not None and stored.record.artifact.state == fetch_outcome.DELETED
+            if stored is None or (deleted and not deleted_ok):
                 raise errors.NotFound(f"artifact {artifact_uuid} not found")
             wanted = [version.blob_uuid for version in stored.record.versions]
             read = await self.blobs([*wanted, fetched.blob_uuid])

@@ -339,7 +339,11 @@ class DiskImages:
         else:
             outcome = Checked.FRESH if image is None else Checked.FETCHED
         if image is not None:
-            await self._record(uuid, image, answer_request=answer_request)
+            try:
+                await self._record(uuid, image, answer_request=answer_request, for_instance=False)
+            except ImageError as exc:  # deleted or gone meanwhile
+                log.info("not recorded: %s", exc)
+                return Checked.KEPT
         elif stamp:
             await self._records.record_check(uuid, time.time())
         return outcome
@@ -410,8 +414,13 @@ class DiskImages:
             self._emit(uuid, "artifact fetch failed", {"error": str(exc)})
             raise
 
-    async def _record(self, uuid: str, image: CachedImage, *, answer_request: bool) -> str:
-        """Record `image` as artifact `uuid`'s fetch; the blob it now is."""
+    async def _record(
+        self, uuid: str, image: CachedImage, *, answer_request: bool, for_instance: bool = True
+    ) -> str:
+        """Record `image` as artifact `uuid`'s fetch; the blob it now is.
+        Only a fetch `for_instance` is recorded for a deleted artifact (as
+        a blob the instance will hold); a check's is dropped, its file
+        removed."""
         fetched = Fetched(
             blob_uuid=image.blob_uuid,
             sha512=image.sha512,
@@ -427,9 +436,16 @@ class DiskImages:
 
         try:
             target = await self._records.record_fetch(
-                uuid, fetched, self._node, place=place, answer_request=answer_request
+                uuid,
+                fetched,
+                self._node,
+                place=place,
+                answer_request=answer_request,
+                deleted_ok=for_instance,
             )
         except (errors.NotFound, BlobUnusable) as exc:
+            if not for_instance:
+                await asyncio.to_thread(self._blobs.remove, image.blob_uuid)
             raise ImageError(f"recording the fetch of artifact {uuid}: {exc}") from exc
         if target != image.blob_uuid and await self._records.blob(image.blob_uuid) is None:
             await asyncio.to_thread(self._blobs.remove, image.blob_uuid)  # adopted: one copy

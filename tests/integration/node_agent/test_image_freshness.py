@@ -205,14 +205,17 @@ class Harness:
         return stored.record.blob
 
     async def change(self, name: str, **fields: Any) -> None:
-        stored = await self.records.artifact(name)
-        assert stored is not None
-        for field, value in fields.items():
-            target = stored.record.artifact if field == "source_url" else stored.record
-            setattr(target, field, value)
-        assert await self.store.commit(
-            [Put(key("artifact", name), stored.record.SerializeToString(), stored.mod_revision)]
-        )
+        """Set fields of the artifact's record (`source_url` and `state` of
+        its view), by compare-and-swap: a check's claim may write too."""
+        while True:
+            stored = await self.records.artifact(name)
+            assert stored is not None
+            for field, value in fields.items():
+                view = field in ("source_url", "state")
+                setattr(stored.record.artifact if view else stored.record, field, value)
+            value = stored.record.SerializeToString()
+            if await self.store.commit([Put(key("artifact", name), value, stored.mod_revision)]):
+                return
 
     async def cache(self, name: str) -> records_pb2.ArtifactRecord:
         """`POST /artifacts` as the api writes it, answered by this node."""
@@ -529,6 +532,33 @@ async def test_one_create_check_is_claimed_per_interval_across_nodes(
     assert await harness.records.claim_check(name, now + 300, 300.0) is not None
     without_version = await harness.artifact(served.server.url("never.raw"))
     assert await harness.records.claim_check(without_version, now, 0.0) is None
+
+
+async def test_a_check_finishing_after_its_artifact_was_deleted_records_nothing(
+    store: Store, tmp_path: Path, served: Served
+) -> None:
+    harness = Harness(store, tmp_path, check_interval=0)
+    try:
+        url = served.publish("deleted.raw", b"d" * 512, T1)
+        name = await harness.artifact(url)
+        first = await harness.disks.from_artifact(name)
+        served.publish("deleted.raw", b"D" * 512, T2, delay=1.0)
+        await harness.disks.from_artifact(name)  # its check waits on the slow server
+        for _ in range(100):
+            if served.hits("deleted.raw") == 2:
+                break
+            await asyncio.sleep(0.02)
+        await harness.change(name, state=A.ARTIFACT_STATE_DELETED)
+        for _ in range(100):
+            if "image requires fetch, Last-Modified changed" in harness.events.messages(name):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # the download ends, and is dropped
+        assert harness.files() == [first.path]
+        assert blob_uuids(await harness.read(name)) == [first.blob_uuid]
+        assert "artifact fetch complete" not in harness.events.messages(name)[1:]
+    finally:
+        await harness.disks.close()
 
 
 async def test_stopping_cancels_a_background_check(
