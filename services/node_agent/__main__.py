@@ -14,12 +14,12 @@ from services.common.main import parse_arguments
 from services.common.settings import Setting
 from services.node_agent.blob_care import CareSettings
 from services.node_agent.dataplane import Underlay
-from services.node_agent.disk_images import DEFAULT_CHECK_INTERVAL
 from services.node_agent.facts import VIRT_TYPES
 from services.node_agent.fetch_policy import IPNetwork, parse_networks
 from services.node_agent.images import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, DEFAULT_SHORTHANDS
 from services.node_agent.nat import Egress
 from services.node_agent.server import NodeAgentConfig, serve_node_agent
+from services.node_agent.source_checks import DEFAULT_CHECK_INTERVAL
 
 
 def parse_shorthands(text: str) -> dict[str, str]:

@@ -20,21 +20,16 @@ record's `disk_sources` say (written by the api at create time):
 
 Cache requests (`fetch_node` on an artifact, ``cache_requests.py``) use the
 same fetch, and check the source of an artifact with a version every time,
-as Shaken Fist does (reference §2.7 step 2, ``freshness.py``): unchanged,
-or no answer to compare, keeps the newest version; changed downloads the
-answer into a new blob and version; a failed download keeps the version.
-One artifact is fetched by one task at a time on this node, so instances
-of one artifact share a download and the next finds it done; a check does
-not hold that up.
+as Shaken Fist does (``source_checks.py``). One artifact is fetched by one
+task at a time on this node, so instances of one artifact share a download
+and the next finds it done; a check does not hold that up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -48,23 +43,14 @@ from services.common.events import EventSink
 from services.node_agent.blob_records import BlobRecords
 from services.node_agent.blob_store import BlobStore
 from services.node_agent.fetch_outcome import BlobUnusable, Fetched
-from services.node_agent.freshness import Recorded, Stale, check_due
-from services.node_agent.images import (
-    CachedImage,
-    CheckFailed,
-    ImageCache,
-    ImageError,
-    check_self_contained,
-)
+from services.node_agent.images import CachedImage, ImageCache, ImageError, check_self_contained
 from services.node_agent.peer_copy import CopyFailed
+from services.node_agent.source_checks import DEFAULT_CHECK_INTERVAL, Checked, SourceChecks
 
 log = logging.getLogger("sfmesh.node_agent.disk_images")
 
 Waiting = Callable[[str], AbstractContextManager[None]]
 """waiting(url): a block during which an instance waits for `url`'s download."""
-DEFAULT_CHECK_INTERVAL = 300.0
-"""Seconds after an artifact's source was last read before an instance
-create has it checked again (in the background)."""
 
 
 @dataclass(frozen=True)
@@ -76,19 +62,6 @@ class DiskImage:
     """As qemu names it: "qcow2" or "raw"."""
     blob_uuid: str | None
     """The blob record it is; None for an image fetched without one."""
-
-
-class Checked(enum.Enum):
-    """What a freshness check of an artifact's source came to."""
-
-    NOT_CHECKED = enum.auto()
-    """No version to compare with: the source is fetched as a first time."""
-    FRESH = enum.auto()
-    """Last-Modified and Content-Length as recorded: the newest version stays."""
-    FETCHED = enum.auto()
-    """Changed: downloaded and recorded (a new version, or the newest adopted)."""
-    KEPT = enum.auto()
-    """No answer to compare, or a failed download: the cached version is used."""
 
 
 class BlobCopier(Protocol):
@@ -131,14 +104,21 @@ class DiskImages:
         check_interval: float = DEFAULT_CHECK_INTERVAL,
     ) -> None:
         self._node = node
-        self._check_interval = check_interval
-        self._checks: dict[str, asyncio.Task[None]] = {}
         self._copier = copier
         self._events = events
         self._images = images
         self._blobs = blobs
         self._records = records
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._checks = SourceChecks(
+            images=images,
+            records=records,
+            record=lambda uuid, image, answer_request: self._record(
+                uuid, image, answer_request=answer_request, for_instance=False
+            ),
+            audit=self._audit,
+            interval=check_interval,
+        )
 
     async def for_instance(
         self, record: records_pb2.InstanceRecord, waiting: Waiting = _no_wait
@@ -205,7 +185,7 @@ class DiskImages:
                 stored.record
             )
             if local is not None:
-                self._check_later(stored.record)
+                self._checks.later(stored.record)
                 return local
             source = stored.record.artifact.source_url
             with waiting(self._url(source)):
@@ -223,7 +203,7 @@ class DiskImages:
         stored = await self._records.artifact(uuid)
         if stored is None or stored.record.fetch_node != self._node:
             return
-        checked = await self._check_now(stored.record)
+        checked = await self._checks.now(stored.record)
         if checked is Checked.FETCHED:
             return
         async with self._lock(uuid):
@@ -247,122 +227,7 @@ class DiskImages:
 
     async def close(self) -> None:
         """Stop the freshness checks running in the background."""
-        checks = list(self._checks.values())
-        for task in checks:
-            task.cancel()
-        for task in checks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    def _check_later(self, artifact: records_pb2.ArtifactRecord) -> None:
-        """Check `artifact`'s source in the background when due (its last
-        read `check_interval` ago or more) and no check of it runs here."""
-        uuid = artifact.artifact.uuid
-        if uuid in self._checks or not artifact.versions:
-            return
-        if artifact.artifact.state == artifact_pb2.ARTIFACT_STATE_DELETED:
-            return
-        if not check_due(artifact.checked_at, time.time(), self._check_interval):
-            return
-        task = asyncio.create_task(self._check_in_background(uuid), name=f"image-check-{uuid}")
-        self._checks[uuid] = task
-        task.add_done_callback(lambda done: self._forget_check(uuid, done))
-
-    def _forget_check(self, uuid: str, task: asyncio.Task[None]) -> None:
-        if self._checks.get(uuid) is task:
-            del self._checks[uuid]
-
-    async def _check_in_background(self, uuid: str) -> None:
-        """Claim the check of artifact `uuid`'s source in etcd (none other
-        starts within the interval), then check it."""
-        try:
-            claimed = await self._records.claim_check(uuid, time.time(), self._check_interval)
-            newest = await self._newest_created(claimed) if claimed is not None else None
-            if claimed is None or newest is None:
-                return
-            await self._check(claimed, newest, answer_request=False, stamp=False)
-        except (ImageError, errors.SfmeshError) as exc:
-            log.warning("checking the source of artifact %s: %s", uuid, exc)
-        except Exception:
-            log.exception("checking the source of artifact %s failed", uuid)
-
-    async def _check_now(self, artifact: records_pb2.ArtifactRecord) -> Checked:
-        """A cache request's check of `artifact`'s source, when it has a
-        version to compare (NOT_CHECKED otherwise)."""
-        if artifact.artifact.state == artifact_pb2.ARTIFACT_STATE_DELETED:
-            return Checked.NOT_CHECKED
-        newest = await self._newest_created(artifact)
-        if newest is None:
-            return Checked.NOT_CHECKED
-        running = self._checks.get(artifact.artifact.uuid)
-        if running is not None:  # a create's check of it first: one download at a time
-            await asyncio.wait({running})  # whatever its outcome; this task's cancel stays its own
-            stored = await self._records.artifact(artifact.artifact.uuid)
-            newest = await self._newest_created(stored.record) if stored is not None else None
-            if stored is None or newest is None:
-                return Checked.NOT_CHECKED
-            artifact = stored.record
-        return await self._check(artifact, newest, answer_request=True, stamp=True)
-
-    async def _check(
-        self,
-        artifact: records_pb2.ArtifactRecord,
-        newest: records_pb2.BlobRecord,
-        *,
-        answer_request: bool,
-        stamp: bool,
-    ) -> Checked:
-        """Check `artifact`'s source against its `newest` blob (reference
-        §2.7 step 2); a changed one is fetched and recorded. A check without
-        an answer, or a failed download, keeps the cached version, with
-        Shaken Fist's events. `stamp` records when the source was read (a
-        claimed check has already)."""
-        uuid = artifact.artifact.uuid
-        recorded = Recorded(newest.blob.modified, newest.blob.size)
-        image: CachedImage | None = None
-        try:
-            image = await self._images.refresh(
-                artifact.artifact.source_url,
-                recorded,
-                lambda reasons: self._stale(uuid, reasons),
-            )
-        except CheckFailed as exc:
-            log.info("checking artifact %s: %s; using the cached version", uuid, exc)
-            self._audit(uuid, "image fetch had HTTP error, not fetching image", {"error": str(exc)})
-            outcome = Checked.KEPT
-        except ImageError as exc:
-            log.warning("updating artifact %s failed: %s; using the cached version", uuid, exc)
-            self._audit(
-                uuid, "updating image failed, using already cached version", {"message": str(exc)}
-            )
-            outcome = Checked.KEPT
-        else:
-            outcome = Checked.FRESH if image is None else Checked.FETCHED
-        if image is not None:
-            try:
-                await self._record(uuid, image, answer_request=answer_request, for_instance=False)
-            except ImageError as exc:  # deleted or gone meanwhile
-                log.info("not recorded: %s", exc)
-                return Checked.KEPT
-        elif stamp:
-            await self._records.record_check(uuid, time.time())
-        return outcome
-
-    def _stale(self, uuid: str, reasons: tuple[Stale, ...]) -> None:
-        for reason in reasons:
-            self._audit(uuid, reason.message, reason.extra)
-
-    async def _newest_created(
-        self, artifact: records_pb2.ArtifactRecord
-    ) -> records_pb2.BlobRecord | None:
-        """The newest version's blob record when it is `created`: what a
-        check compares the source with; None otherwise."""
-        if not artifact.versions:
-            return None
-        stored = await self._records.blob(artifact.versions[-1].blob_uuid)
-        if stored is None or stored.record.blob.state != artifact_pb2.BLOB_STATE_CREATED:
-            return None
-        return stored.record
+        await self._checks.close()
 
     async def _local_newest(self, artifact: records_pb2.ArtifactRecord) -> DiskImage | None:
         """The newest version's blob when this node holds it whole; None

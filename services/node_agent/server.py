@@ -30,7 +30,7 @@ from services.node_agent.builder import Builder
 from services.node_agent.cache_requests import CacheRequests
 from services.node_agent.commands import DataPlaneError
 from services.node_agent.dataplane import DataPlane, Underlay
-from services.node_agent.disk_images import DEFAULT_CHECK_INTERVAL, DiskImages
+from services.node_agent.disk_images import DiskImages
 from services.node_agent.egress import EgressAddresses
 from services.node_agent.fetch_policy import IPNetwork
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
@@ -45,6 +45,7 @@ from services.node_agent.placed import PlacedInstances
 from services.node_agent.reconciler import Reconciler
 from services.node_agent.servicer import NodeAgentServicer
 from services.node_agent.snapshots import Snapshots
+from services.node_agent.source_checks import DEFAULT_CHECK_INTERVAL
 from services.node_agent.transfers import TransferServicer
 from services.node_agent.uploads import UploadFiles
 

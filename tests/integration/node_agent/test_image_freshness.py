@@ -1,7 +1,7 @@
 """Freshness checks of image URLs already fetched (services/node_agent/
-freshness.py, images.py's refresh, disk_images.py) against a real etcd and
-real loopback HTTP servers whose Last-Modified and Content-Length change
-between fetches: a cache request checks every time (unchanged keeps the
+freshness.py, images.py's refresh, source_checks.py, disk_images.py)
+against a real etcd and real loopback HTTP servers whose Last-Modified and
+Content-Length change between fetches: a cache request checks every time (unchanged keeps the
 version, changed adds one from the same GET, an HTTP error or a failed
 download keeps the cached version, with Shaken Fist's events); an instance
 create boots the version present and has the source checked in the
