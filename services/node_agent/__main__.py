@@ -19,6 +19,7 @@ from services.node_agent.fetch_policy import IPNetwork, parse_networks
 from services.node_agent.images import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, DEFAULT_SHORTHANDS
 from services.node_agent.nat import Egress
 from services.node_agent.server import NodeAgentConfig, serve_node_agent
+from services.node_agent.source_checks import DEFAULT_CHECK_INTERVAL
 
 
 def parse_shorthands(text: str) -> dict[str, str]:
@@ -38,6 +39,17 @@ def networks(text: str) -> tuple[IPNetwork, ...]:
         return parse_networks(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not a list of CIDRs: {exc}") from exc
+
+
+def non_negative(text: str) -> float:
+    """A number of seconds, 0 or more, as a flag's type."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
 
 
 def ipv4(text: str) -> str:
@@ -88,6 +100,13 @@ SETTINGS = (
         float,
     ),
     Setting("--image-deadline", DEFAULT_DEADLINE, "seconds one image download may take", float),
+    Setting(
+        "--image-check-interval",
+        DEFAULT_CHECK_INTERVAL,
+        "seconds after an image URL was last read before an instance create has it checked "
+        "for changes again, in the background; 0: at every create",
+        non_negative,
+    ),
     Setting(
         "--image-allowed-networks",
         (),
@@ -154,6 +173,7 @@ def main() -> None:
         image_shorthands={**DEFAULT_SHORTHANDS, **args.image_shorthands},
         image_max_bytes=int(args.image_max_gib * 2**30),
         image_deadline=args.image_deadline,
+        image_check_interval=args.image_check_interval,
         image_allowed_networks=args.image_allowed_networks,
         underlay=Underlay(args.underlay_address, args.underlay_netns, args.underlay_mtu)
         if args.underlay_address

@@ -19,6 +19,7 @@ from services.common import errors
 from services.common.store import Operation, Put, Store, key, kind_prefix
 from services.node_agent import fetch_outcome
 from services.node_agent.fetch_outcome import Fetched
+from services.node_agent.freshness import check_due
 
 R = TypeVar("R", records_pb2.ArtifactRecord, records_pb2.BlobRecord)
 
@@ -88,15 +89,18 @@ class BlobRecords:
         *,
         place: Callable[[str], Awaitable[None]],
         answer_request: bool = False,
+        deleted_ok: bool = True,
     ) -> str:
         """Record a download of `artifact_uuid`'s source made on `node`
         (``fetch_outcome.apply_fetched``); the blob it stands for. `place`
         puts the file under that blob's name before anything says this node
         holds it. `answer_request` also clears the artifact's cache request.
-        Raises errors.NotFound when the artifact is gone."""
+        Raises errors.NotFound when the artifact is gone, or deleted unless
+        `deleted_ok`."""
         while True:
             stored = await self.artifact(artifact_uuid)
-            if stored is None:
+            deleted = stored is not None and stored.record.artifact.state == fetch_outcome.DELETED
+            if stored is None or (deleted and not deleted_ok):
                 raise errors.NotFound(f"artifact {artifact_uuid} not found")
             wanted = [version.blob_uuid for version in stored.record.versions]
             read = await self.blobs([*wanted, fetched.blob_uuid])
@@ -133,6 +137,34 @@ class BlobRecords:
 
         await self._update_artifact(artifact_uuid, change)
 
+    async def claim_check(
+        self, artifact_uuid: str, now: float, interval: float
+    ) -> records_pb2.ArtifactRecord | None:
+        """Stamp `checked_at` = `now` on artifact `artifact_uuid` when a
+        check of its source is due (``freshness.check_due``) and it has a
+        version to compare, so no other create, here or on another node,
+        starts one within `interval`: the record as written; None when not
+        due, without versions, deleted or gone."""
+
+        def change(artifact: records_pb2.ArtifactRecord) -> None:
+            if artifact.artifact.state == fetch_outcome.DELETED or not artifact.versions:
+                raise _Unchanged
+            if not check_due(artifact.checked_at, now, interval):
+                raise _Unchanged
+            artifact.checked_at = now
+
+        return await self._update_artifact(artifact_uuid, change)
+
+    async def record_check(self, artifact_uuid: str, now: float) -> None:
+        """Artifact `artifact_uuid`'s source was read at `now`; no-op when gone."""
+
+        def change(artifact: records_pb2.ArtifactRecord) -> None:
+            if artifact.checked_at >= now:
+                raise _Unchanged
+            artifact.checked_at = now
+
+        await self._update_artifact(artifact_uuid, change)
+
     async def answer_request(self, artifact_uuid: str, node: str) -> None:
         """Clear a cache request of `node` that needs no fetch; no-op when gone."""
 
@@ -154,18 +186,21 @@ class BlobRecords:
 
     async def _update_artifact(
         self, uuid: str, change: Callable[[records_pb2.ArtifactRecord], None]
-    ) -> None:
+    ) -> records_pb2.ArtifactRecord | None:
+        """`change` applied to artifact `uuid` by compare-and-swap: the
+        record written; None when gone or when `change` raised _Unchanged."""
         stored = await self.artifact(uuid)
         if stored is None:
-            return
+            return None
         with contextlib.suppress(_Unchanged, errors.NotFound):
-            await self._store.update(
+            return await self._store.update(
                 key("artifact", uuid),
                 stored.record,
                 stored.mod_revision,
                 change,
                 lambda: errors.NotFound(f"artifact {uuid} not found"),
             )
+        return None
 
 
 class _Unchanged(Exception):

@@ -9,14 +9,20 @@ record's `disk_sources` say (written by the api at create time):
   once per node); otherwise its `source_url` is downloaded, and the download recorded
   (``fetch_outcome.py``): the newest blob adopted when the content is the
   same, else a new blob and version. A failed download marks an `initial`
-  or `error` artifact `error`.
+  or `error` artifact `error`. An instance never waits for a freshness
+  check: it boots the newest version present, and when the source was last
+  read `check_interval` seconds ago or more, a check runs in the background
+  (claimed in etcd, so one per interval across the mesh); a changed source
+  becomes a new version for the creates after it.
 - no source (records written before disk sources existed): the base URL is
   fetched through the image cache's URL index, as before; blank disks need
   nothing.
 
 Cache requests (`fetch_node` on an artifact, ``cache_requests.py``) use the
-same fetch. One artifact is fetched by one task at a time on this node, so
-instances of one artifact share a download and the next finds it done.
+same fetch, and check the source of an artifact with a version every time,
+as Shaken Fist does (``source_checks.py``). One artifact is fetched by one
+task at a time on this node, so instances of one artifact share a download
+and the next finds it done; a check does not hold that up.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +45,7 @@ from services.node_agent.blob_store import BlobStore
 from services.node_agent.fetch_outcome import BlobUnusable, Fetched
 from services.node_agent.images import CachedImage, ImageCache, ImageError, check_self_contained
 from services.node_agent.peer_copy import CopyFailed
+from services.node_agent.source_checks import DEFAULT_CHECK_INTERVAL, Checked, SourceChecks
 
 log = logging.getLogger("sfmesh.node_agent.disk_images")
 
@@ -94,6 +101,7 @@ class DiskImages:
         records: BlobRecords,
         events: EventSink | None = None,
         copier: BlobCopier | None = None,
+        check_interval: float = DEFAULT_CHECK_INTERVAL,
     ) -> None:
         self._node = node
         self._copier = copier
@@ -102,6 +110,15 @@ class DiskImages:
         self._blobs = blobs
         self._records = records
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._checks = SourceChecks(
+            images=images,
+            records=records,
+            record=lambda uuid, image, answer_request: self._record(
+                uuid, image, answer_request=answer_request, for_instance=False
+            ),
+            audit=self._audit,
+            interval=check_interval,
+        )
 
     async def for_instance(
         self, record: records_pb2.InstanceRecord, waiting: Waiting = _no_wait
@@ -168,6 +185,7 @@ class DiskImages:
                 stored.record
             )
             if local is not None:
+                self._checks.later(stored.record)
                 return local
             source = stored.record.artifact.source_url
             with waiting(self._url(source)):
@@ -176,10 +194,18 @@ class DiskImages:
             return DiskImage(self._blobs.path(blob_uuid), image.fmt, blob_uuid)
 
     async def answer_cache_request(self, uuid: str) -> None:
-        """Fetch artifact `uuid` if it asks this node to and its newest blob
-        is not here yet; record the outcome and clear the request. A request
-        seen again (after a restart) is fetched again or found done. Raises
-        ImageError when the fetch failed (recorded already)."""
+        """Answer artifact `uuid`'s request to this node: with a version,
+        check its source first and fetch it again when changed; without
+        one, or when its newest blob cannot be had here, fetch it. Record
+        the outcome and clear the request. A request seen again (after a
+        restart) is checked or fetched again. Raises ImageError when the
+        fetch failed (recorded already)."""
+        stored = await self._records.artifact(uuid)
+        if stored is None or stored.record.fetch_node != self._node:
+            return
+        checked = await self._checks.now(stored.record)
+        if checked is Checked.FETCHED:
+            return
         async with self._lock(uuid):
             stored = await self._records.artifact(uuid)
             if stored is None or stored.record.fetch_node != self._node:
@@ -188,12 +214,20 @@ class DiskImages:
             here = await self._local_newest(stored.record) or await self._copied_newest(
                 stored.record
             )
-            if deleted or here is not None:
+            if deleted or here is not None or checked is Checked.KEPT:
                 await self._records.answer_request(uuid, self._node)
+                if here is not None and checked is not Checked.KEPT:
+                    url = self._url(stored.record.artifact.source_url)
+                    extra = {"blob_uuid": here.blob_uuid or "", "url": url}
+                    self._emit(uuid, "artifact fetch complete", extra)
                 return
             source = stored.record.artifact.source_url
             image = await self._download(uuid, source, answer_request=True)
             await self._record(uuid, image, answer_request=True)
+
+    async def close(self) -> None:
+        """Stop the freshness checks running in the background."""
+        await self._checks.close()
 
     async def _local_newest(self, artifact: records_pb2.ArtifactRecord) -> DiskImage | None:
         """The newest version's blob when this node holds it whole; None
@@ -245,8 +279,13 @@ class DiskImages:
             self._emit(uuid, "artifact fetch failed", {"error": str(exc)})
             raise
 
-    async def _record(self, uuid: str, image: CachedImage, *, answer_request: bool) -> str:
-        """Record `image` as artifact `uuid`'s fetch; the blob it now is."""
+    async def _record(
+        self, uuid: str, image: CachedImage, *, answer_request: bool, for_instance: bool = True
+    ) -> str:
+        """Record `image` as artifact `uuid`'s fetch; the blob it now is.
+        Only a fetch `for_instance` is recorded for a deleted artifact (as
+        a blob the instance will hold); a check's is dropped, its file
+        removed."""
         fetched = Fetched(
             blob_uuid=image.blob_uuid,
             sha512=image.sha512,
@@ -262,19 +301,35 @@ class DiskImages:
 
         try:
             target = await self._records.record_fetch(
-                uuid, fetched, self._node, place=place, answer_request=answer_request
+                uuid,
+                fetched,
+                self._node,
+                place=place,
+                answer_request=answer_request,
+                deleted_ok=for_instance,
             )
         except (errors.NotFound, BlobUnusable) as exc:
+            if not for_instance:
+                await asyncio.to_thread(self._blobs.remove, image.blob_uuid)
             raise ImageError(f"recording the fetch of artifact {uuid}: {exc}") from exc
         if target != image.blob_uuid and await self._records.blob(image.blob_uuid) is None:
             await asyncio.to_thread(self._blobs.remove, image.blob_uuid)  # adopted: one copy
         self._emit(uuid, "artifact fetch complete", {"blob_uuid": target, "url": image.url})
         return target
 
-    def _emit(self, uuid: str, message: str, extra: dict[str, str]) -> None:
+    def _emit(
+        self,
+        uuid: str,
+        message: str,
+        extra: Mapping[str, object],
+        event_type: int = event_pb2.EVENT_TYPE_STATUS,
+    ) -> None:
         if self._events is not None:
             extra = {**extra, "node": self._node}
-            self._events.emit("artifact", uuid, event_pb2.EVENT_TYPE_STATUS, message, extra=extra)
+            self._events.emit("artifact", uuid, event_type, message, extra=extra)
+
+    def _audit(self, uuid: str, message: str, extra: Mapping[str, object]) -> None:
+        self._emit(uuid, message, extra, event_pb2.EVENT_TYPE_AUDIT)
 
     @contextlib.asynccontextmanager
     async def _lock(self, uuid: str) -> AsyncIterator[None]:

@@ -8,12 +8,15 @@ again and applies again. The version and reference rules themselves are
 
 - A fetch whose content (sha512) is the newest version's, while that blob is
   ``created``, adopts that blob: this node becomes one of its locations, no
-  version is added.
+  version is added, and the blob takes the fetch's `modified` (the source's
+  Last-Modified), so a source touched without changing is not fetched again
+  at every freshness check (``freshness.py``).
 - Otherwise the download becomes a blob of its own (``created``, located
   here) and, unless the artifact is deleted, its newest version: one
   reference from the version; pruned versions let go of theirs.
-- The artifact is then ``created`` with no error; a deleted one stays deleted
-  and gains no version (the blob serves the instance that asked).
+- The artifact is then ``created`` with no error, its source read at the
+  fetch (`checked_at`); a deleted one stays deleted and gains no version
+  (the blob serves the instance that asked).
 - A failed fetch marks an ``initial`` or ``error`` artifact ``error`` with the
   real reason (reference §11 Q20: a later fetch may still succeed); a
   ``created`` artifact keeps its versions.
@@ -103,6 +106,7 @@ def apply_fetched(
     usable = newest is not None and newest.blob.state == BLOB_CREATED
     if newest is not None and usable and newest.blob.sha512 == fetched.sha512:
         located(newest, node)
+        newest.blob.modified = fetched.modified
         target = newest.blob.uuid
     else:
         target = fetched.blob_uuid
@@ -124,6 +128,7 @@ def apply_fetched(
     if not deleted:
         artifact.artifact.state = CREATED
         artifact.artifact.ClearField("error_message")
+        artifact.checked_at = max(artifact.checked_at, fetched.fetched_at)
     return target
 
 

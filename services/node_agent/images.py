@@ -4,7 +4,9 @@ a fresh uuid, its sha512 computed on the way, so that qemu can use it as a
 disk base.
 
 ``download`` always fetches (an image artifact's record says whether a fetch
-is needed: ``disk_images.py``). ``fetch``, for instances whose records name
+is needed: ``disk_images.py``); ``refresh`` checks whether a URL fetched
+already still serves what its newest blob recorded (``freshness.py``) and,
+when not, downloads the same answer's body. ``fetch``, for instances whose records name
 no artifact (written before artifacts existed), keeps a local index under
 the cache root (folders 0755, files 0644):
 
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import hashlib
 import http.client
 import json
@@ -41,6 +42,14 @@ from typing import IO
 
 from services.node_agent.blob_store import BlobBusy, BlobStore
 from services.node_agent.fetch_policy import SCHEMES, Endpoint, FetchPolicy, IPNetwork
+from services.node_agent.freshness import (
+    Recorded,
+    Stale,
+    parse_last_modified,
+    parse_length,
+    read_answer,
+    stale_reasons,
+)
 from services.node_agent.image_http import FetchFailed, Overdue, Refused, open_image
 
 log = logging.getLogger("sfmesh.node_agent.images")
@@ -69,6 +78,8 @@ ProgressCallback = Callable[[str, int, int | None], None]
 """progress(url, bytes_so_far, total_or_None)."""
 EndpointSource = Callable[[], Awaitable[Sequence[Endpoint]]]
 """The mesh's endpoints, read when a download starts."""
+StaleCallback = Callable[[tuple[Stale, ...]], None]
+"""stale(reasons): a checked URL is fetched again, for these reasons."""
 
 _CHUNK = 1024 * 1024
 _REPORT_MIN_STEP = 1024 * 1024
@@ -79,6 +90,11 @@ _FILE_MODE = 0o644
 
 class ImageError(Exception):
     """A base that cannot be resolved or fetched; the message says why."""
+
+
+class CheckFailed(ImageError):
+    """A freshness check got no answer to compare (an HTTP error status, a
+    refusal, a connection that failed or timed out): nothing was fetched."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +116,16 @@ class CachedImage:
     """The answer's Last-Modified, epoch seconds; the fetch time without one."""
     fetched_at: float
     """When the download ended, epoch seconds."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """A freshness check made by a download (``ImageCache.refresh``)."""
+
+    recorded: Recorded
+    """What the newest blob recorded of its source."""
+    stale: Callable[[tuple[Stale, ...]], None]
+    """Called (on the download's thread) before a stale source is downloaded."""
 
 
 def resolve_base(base: str, shorthands: Mapping[str, str]) -> str:
@@ -186,6 +212,31 @@ class ImageCache:
         url = resolve_base(base, self._shorthands)
         return await self._shared(("download", url), lambda: self._download_new(url))
 
+    async def refresh(
+        self, base: str, recorded: Recorded, stale: StaleCallback | None = None
+    ) -> CachedImage | None:
+        """Check ``base`` (shorthand or URL) against what its newest blob
+        ``recorded``: None when its Last-Modified and Content-Length match;
+        otherwise ``stale(reasons)`` is called (on the event loop) and the
+        same answer's body is downloaded into a new blob. Raises CheckFailed
+        when there is no answer to compare, ImageError when the download
+        after it fails."""
+        url = resolve_base(base, self._shorthands)
+        policy = FetchPolicy(self._allowed, tuple(await self._endpoints()))
+        loop = asyncio.get_running_loop()
+
+        def report_stale(reasons: tuple[Stale, ...]) -> None:
+            if stale is not None:
+                loop.call_soon_threadsafe(stale, reasons)
+
+        check = Check(recorded, report_stale)
+        image = await loop.run_in_executor(
+            self._downloads, self._download, url, policy, self._reporter(loop), check
+        )
+        if image is not None:
+            log.info("refetched %s: blob %s, %d bytes", url, image.blob_uuid, image.size)
+        return image
+
     async def _shared(
         self, key: tuple[str, str], start: Callable[[], Awaitable[CachedImage]]
     ) -> CachedImage:
@@ -217,6 +268,7 @@ class ImageCache:
         loop = asyncio.get_running_loop()
         report = self._reporter(loop)
         image = await loop.run_in_executor(self._downloads, self._download, url, policy, report)
+        assert image is not None  # no check: always a download
         log.info("fetched %s: blob %s, %d bytes, %s", url, image.blob_uuid, image.size, image.fmt)
         return image
 
@@ -281,25 +333,44 @@ class ImageCache:
 
         return report
 
-    def _download(self, url: str, policy: FetchPolicy, report: ProgressCallback) -> CachedImage:
-        """Download ``url`` into a new blob (blocking). Raises ImageError."""
+    def _download(
+        self,
+        url: str,
+        policy: FetchPolicy,
+        report: ProgressCallback,
+        check: Check | None = None,
+    ) -> CachedImage | None:
+        """Download ``url`` into a new blob (blocking); with ``check``, only
+        when the answer's headers say the recorded blob is stale (None
+        otherwise). Raises ImageError; CheckFailed when a check got no
+        answer."""
         headers = {"User-Agent": "sfmesh-node-agent"}
         deadline = time.monotonic() + self._deadline
+        # Until an answer's headers are in, a check that fails fetched nothing.
+        failure: type[ImageError] = ImageError if check is None else CheckFailed
         try:
             with open_image(
                 url, policy, timeout=self._timeout, deadline=deadline, headers=headers
             ) as response:
+                failure = ImageError
+                if check is not None:
+                    said = response.headers
+                    answer = read_answer(said.get("Last-Modified"), said.get("Content-Length"))
+                    reasons = stale_reasons(check.recorded, answer)
+                    if not reasons:
+                        return None  # closed after the headers: the body is not read
+                    check.stale(reasons)
                 image = self._store(url, response, report)
         except BlobBusy as error:  # a fresh uuid: only a clash of uuid4s would
             raise ImageError(f"fetching {url}: {error}") from error
         except Refused as error:
-            raise ImageError(f"image URL {url} refused: {error}") from error
+            raise failure(f"image URL {url} refused: {error}") from error
         except FetchFailed as error:
-            raise ImageError(f"fetching {url}: {error}") from error
+            raise failure(f"fetching {url}: {error}") from error
         except Overdue as error:
-            raise self._overdue(url, "no body yet") from error
+            raise self._overdue(url, "no body yet", failure) from error
         except (OSError, ValueError, http.client.HTTPException) as error:
-            raise ImageError(f"fetching {url}: {self._describe(error)}") from error
+            raise failure(f"fetching {url}: {self._describe(error)}") from error
         return image
 
     @property
@@ -308,8 +379,10 @@ class ImageCache:
             return f"{self._max_bytes / 2**30:g} GiB"
         return f"{self._max_bytes} bytes"
 
-    def _overdue(self, url: str, progress: str) -> ImageError:
-        return ImageError(f"fetching {url}: not done after {self._deadline:g} s ({progress})")
+    def _overdue(
+        self, url: str, progress: str, failure: type[ImageError] = ImageError
+    ) -> ImageError:
+        return failure(f"fetching {url}: not done after {self._deadline:g} s ({progress})")
 
     def _describe(self, reason: object) -> str:
         if isinstance(reason, TimeoutError):
@@ -323,12 +396,11 @@ class ImageCache:
     ) -> CachedImage:
         """Stream ``response`` into a new blob, hashing it; the blob appears
         only once whole and checked."""
-        length = response.headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() else None
+        total = parse_length(response.headers.get("Content-Length"))
         if total is not None and total > self._max_bytes:
             raise ImageError(f"fetching {url}: {total} bytes is over the limit ({self._limit})")
         step = _REPORT_STEP_UNKNOWN_TOTAL if total is None else max(total // 10, _REPORT_MIN_STEP)
-        modified = _last_modified(response.headers.get("Last-Modified"))
+        modified = parse_last_modified(response.headers.get("Last-Modified"))
         head = b""
         done = 0
         reported = 0
@@ -370,16 +442,6 @@ class ImageCache:
             modified=modified or fetched_at,
             fetched_at=fetched_at,
         )
-
-
-def _last_modified(header: str | None) -> float | None:
-    """A Last-Modified header as epoch seconds; None when absent or unreadable."""
-    if not header:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(header).timestamp()
-    except (TypeError, ValueError):
-        return None
 
 
 def check_self_contained(subject: str, path: Path) -> None:

@@ -45,6 +45,7 @@ from services.node_agent.placed import PlacedInstances
 from services.node_agent.reconciler import Reconciler
 from services.node_agent.servicer import NodeAgentServicer
 from services.node_agent.snapshots import Snapshots
+from services.node_agent.source_checks import DEFAULT_CHECK_INTERVAL
 from services.node_agent.transfers import TransferServicer
 from services.node_agent.uploads import UploadFiles
 
@@ -78,6 +79,9 @@ class NodeAgentConfig:
     """The largest image a download may bring."""
     image_deadline: float = DEFAULT_DEADLINE
     """Seconds one image download may take."""
+    image_check_interval: float = DEFAULT_CHECK_INTERVAL
+    """Seconds after an image URL was last read before an instance create
+    has it checked for changes again (in the background)."""
     image_allowed_networks: tuple[IPNetwork, ...] = ()
     """Networks image downloads may reach although loopback, private or
     reserved; the mesh's own endpoints stay refused."""
@@ -164,6 +168,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         records=blob_records,
         events=emitter,
         copier=copier,
+        check_interval=config.image_check_interval,
     )
     builder = Builder(
         instances_dir=instances_dir,
@@ -253,6 +258,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await reconciler.close()
+        await disk_images.close()
         await snapshots.close()
         await peer_agents.close()
         await hypervisor.close()

@@ -102,7 +102,7 @@ class VersionRecord(_message.Message):
     def __init__(self, index: _Optional[int] = ..., blob_uuid: _Optional[str] = ...) -> None: ...
 
 class ArtifactRecord(_message.Message):
-    __slots__ = ("artifact", "versions", "last_index", "created_at", "deleted_at", "fetch_node", "fetch_requested_at")
+    __slots__ = ("artifact", "versions", "last_index", "created_at", "deleted_at", "fetch_node", "fetch_requested_at", "checked_at")
     ARTIFACT_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     LAST_INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +110,7 @@ class ArtifactRecord(_message.Message):
     DELETED_AT_FIELD_NUMBER: _ClassVar[int]
     FETCH_NODE_FIELD_NUMBER: _ClassVar[int]
     FETCH_REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
+    CHECKED_AT_FIELD_NUMBER: _ClassVar[int]
     artifact: _artifact_pb2.Artifact
     versions: _containers.RepeatedCompositeFieldContainer[VersionRecord]
     last_index: int
@@ -117,7 +118,8 @@ class ArtifactRecord(_message.Message):
     deleted_at: float
     fetch_node: str
     fetch_requested_at: float
-    def __init__(self, artifact: _Optional[_Union[_artifact_pb2.Artifact, _Mapping]] = ..., versions: _Optional[_Iterable[_Union[VersionRecord, _Mapping]]] = ..., last_index: _Optional[int] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ..., fetch_node: _Optional[str] = ..., fetch_requested_at: _Optional[float] = ...) -> None: ...
+    checked_at: float
+    def __init__(self, artifact: _Optional[_Union[_artifact_pb2.Artifact, _Mapping]] = ..., versions: _Optional[_Iterable[_Union[VersionRecord, _Mapping]]] = ..., last_index: _Optional[int] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ..., fetch_node: _Optional[str] = ..., fetch_requested_at: _Optional[float] = ..., checked_at: _Optional[float] = ...) -> None: ...
 
 class BlobRecord(_message.Message):
     __slots__ = ("blob", "created_at", "deleted_at", "maker_node")

@@ -6,7 +6,9 @@ is answered at once; a new artifact shows `initial`, index 0, no blobs.
 
 The node agent named in `fetch_node` fetches the source, records the blob
 and the version (or the error) and clears `fetch_node`. A cache of an
-artifact that exists asks for the fetch again (the node dedupes by sha512).
+artifact that exists asks for the fetch again: the node checks whether the
+source changed since its newest version (reference §2.7 step 2) and fetches
+it into a new version only then.
 """
 
 from __future__ import annotations

@@ -280,7 +280,8 @@ async def test_a_cache_request_is_fetched_and_answered(
     assert len(artifact.versions) == 1
     assert (await harness.read(other)).fetch_node == "another-node"
 
-    # Seen again (a restart before the answer was read): found done, no fetch.
+    # Asked again (or seen again after a restart): the source is checked,
+    # found unchanged, and nothing is fetched.
     await harness.set_artifact(name)
     stored = await harness.records.artifact(name)
     assert stored is not None
@@ -290,7 +291,9 @@ async def test_a_cache_request_is_fetched_and_answered(
     )
     await harness.disks.answer_cache_request(name)
     assert (await harness.read(name)).fetch_node == ""
-    assert image_server.hits(file) == 1
+    assert image_server.hits(file) == 2  # the check's GET, closed after its headers
+    assert len((await harness.read(name)).versions) == 1
+    assert len([p for p in harness.blobs.root.rglob("*") if p.is_file()]) == 1
 
     failing = await harness.artifact(image_server.url(f"no-{file}"), fetch_node=NODE)
     with pytest.raises(ImageError, match="404"):
