@@ -13,6 +13,12 @@ write every changed record back in one compare-and-swap transaction.
 - Beyond `max_versions` the oldest versions are pruned, each letting go of
   its blob.
 - A blob whose references reach 0 is `deleted`; counts never go below 0.
+- A snapshot reserves its blob `initial`; a copy that fails (or will never
+  end) makes it `error`, and its artifact `error` too while that is
+  `initial` with no version: the artifact's first snapshot failed, and no
+  later one will make it `created` (reference §2.1: `initial -> error`).
+  The api (a node agent that cannot be asked) and node agents (a failed or
+  abandoned copy) both apply this one rule.
 """
 
 from __future__ import annotations
@@ -96,3 +102,26 @@ def change_references(blob: records_pb2.BlobRecord, delta: int, now: float) -> N
     if view.reference_count == 0 and view.state != artifact_pb2.BLOB_STATE_DELETED:
         view.state = artifact_pb2.BLOB_STATE_DELETED
         blob.deleted_at = now
+
+
+def fail_reservation(
+    blob: records_pb2.BlobRecord,
+    artifact: records_pb2.ArtifactRecord | None,
+    message: str,
+) -> tuple[bool, bool]:
+    """A snapshot's reserved blob will not be made: `blob` becomes `error`
+    when it is still `initial`, and then `artifact` (its snapshot artifact,
+    None when gone) becomes `error` with `message` when it is `initial` with
+    no version. Whether each changed; a blob no longer `initial` (an outcome
+    was recorded already) changes neither."""
+    if blob.blob.state != artifact_pb2.BLOB_STATE_INITIAL:
+        return False, False
+    blob.blob.state = artifact_pb2.BLOB_STATE_ERROR
+    if artifact is None or artifact.versions:
+        return True, False
+    view = artifact.artifact
+    if view.state != artifact_pb2.ARTIFACT_STATE_INITIAL:
+        return True, False
+    view.state = artifact_pb2.ARTIFACT_STATE_ERROR
+    view.error_message = message
+    return True, True

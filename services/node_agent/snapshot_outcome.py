@@ -10,8 +10,8 @@ and writes every changed record in one compare-and-swap transaction.
   its reserved blob listed (`artifact_versions.add_version` without sha512).
 - **Artifact gone or deleted meanwhile** (reference §7.1, §11 Q12): the blob
   becomes `deleted`, no version is added, and its file is removed.
-- **Failed**: the blob becomes `error`; a blob no longer `initial` is left
-  as it is (an outcome was already recorded).
+- **Failed**: ``reservations.py`` (the rule is
+  ``artifact_versions.fail_reservation``, shared with the api).
 """
 
 from __future__ import annotations
@@ -83,11 +83,3 @@ def apply_made(
         elif released in released_blobs:
             artifact_versions.change_references(released_blobs[released], -1, now)
     return Applied(added=True, index=artifact.last_index, released=tuple(change.released))
-
-
-def apply_failed(blob: records_pb2.BlobRecord) -> bool:
-    """Mark a reserved blob `error`; False when it is no longer `initial`."""
-    if blob.blob.state != Blob.BLOB_STATE_INITIAL:
-        return False
-    blob.blob.state = Blob.BLOB_STATE_ERROR
-    return True

@@ -30,7 +30,7 @@ from sfmesh.v1 import artifact_pb2, event_pb2, records_pb2
 
 from services.common.events import EventSink
 from services.common.store import Operation, Put, Store, key
-from services.node_agent import snapshot_outcome
+from services.node_agent import reservations, snapshot_outcome
 from services.node_agent.blob_records import BlobRecords
 from services.node_agent.blob_store import BlobBusy, BlobExists, BlobStore
 from services.node_agent.disk_copy import CopyFailed
@@ -211,8 +211,18 @@ class Snapshots:
                 return applied
 
     async def _record_failed(self, job: Job, message: str) -> None:
-        await self._change_blob(job.blob_uuid, snapshot_outcome.apply_failed)
+        """The blob `error`, and the artifact when this was its first
+        snapshot (``reservations.py``); etcd trouble is logged."""
+        try:
+            failed = await reservations.fail(
+                self._store, job.blob_uuid, reservations.because(message)
+            )
+        except Exception:
+            log.exception("cannot record the failure of snapshot blob %s", job.blob_uuid)
+            failed = None
         self._emit(job, "snapshot failed", {"error": message})
+        if failed is not None:
+            reservations.artifact_failed_event(self._events, failed)
 
     async def _discard(self, job: Job, reason: str) -> None:
         def deleted(record: records_pb2.BlobRecord) -> bool:

@@ -120,16 +120,18 @@ class ArtifactRecord(_message.Message):
     def __init__(self, artifact: _Optional[_Union[_artifact_pb2.Artifact, _Mapping]] = ..., versions: _Optional[_Iterable[_Union[VersionRecord, _Mapping]]] = ..., last_index: _Optional[int] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ..., fetch_node: _Optional[str] = ..., fetch_requested_at: _Optional[float] = ...) -> None: ...
 
 class BlobRecord(_message.Message):
-    __slots__ = ("blob", "created_at", "deleted_at", "maker_node")
+    __slots__ = ("blob", "created_at", "deleted_at", "maker_node", "artifact_uuid")
     BLOB_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DELETED_AT_FIELD_NUMBER: _ClassVar[int]
     MAKER_NODE_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_UUID_FIELD_NUMBER: _ClassVar[int]
     blob: _artifact_pb2.Blob
     created_at: float
     deleted_at: float
     maker_node: str
-    def __init__(self, blob: _Optional[_Union[_artifact_pb2.Blob, _Mapping]] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ..., maker_node: _Optional[str] = ...) -> None: ...
+    artifact_uuid: str
+    def __init__(self, blob: _Optional[_Union[_artifact_pb2.Blob, _Mapping]] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ..., maker_node: _Optional[str] = ..., artifact_uuid: _Optional[str] = ...) -> None: ...
 
 class DiskSource(_message.Message):
     __slots__ = ("artifact_uuid", "blob_uuid")

@@ -20,6 +20,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from sfmesh.v1 import (
+    artifact_pb2,
     auth_service_pb2,
     auth_service_pb2_grpc,
     instance_pb2,
@@ -768,3 +769,56 @@ async def test_request_id_echoed_on_errors(api: Api) -> None:
     )
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert ("x-request-id", rid) in list(error.trailing_metadata() or ())
+
+
+# --- snapshots (reference §7.1) --------------------------------------------
+
+
+async def made_created(etcd: str, uuid: str, *disks: instance_pb2.Disk) -> None:
+    """What the node agent writes once the instance runs (none runs here)."""
+
+    def mark(record: records_pb2.InstanceRecord) -> None:
+        record.instance.state = states.CREATED
+        record.instance.disks.extend(disks)
+
+    store = Store(etcd)
+    try:
+        instances = InstanceStore(store)
+        stored = await instances.get(uuid)
+        assert stored is not None
+        await instances.update(stored, mark)
+    finally:
+        await store.close()
+
+
+async def test_a_snapshot_no_node_agent_starts_fails_its_first_artifact(
+    api: Api, etcd: str
+) -> None:
+    """The node agent cannot be asked (none runs): 503, the reserved blob
+    `error`, and its artifact, whose first snapshot that was, `error` with
+    the reason, rather than `initial` for ever."""
+    created = await create(api, "snap-unasked", placed_on=NODE)
+    await made_created(etcd, created.uuid, instance_pb2.Disk(device="vda"))
+    request = instance_service_pb2.SnapshotInstanceRequest(ref=created.uuid)
+    error = await refused(api.instances.SnapshotInstance(request, metadata=api.system, timeout=10))
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    source = f"sf://instance/{created.uuid}/vda"
+    store = Store(etcd)
+    try:
+        artifacts = ArtifactStore(store)
+        (artifact,) = [
+            stored.record
+            async for stored in artifacts.all()
+            if stored.record.artifact.source_url == source
+        ]
+        assert artifact.artifact.state == artifact_pb2.ARTIFACT_STATE_ERROR
+        assert artifact.artifact.error_message == f"snapshot not started: {error.details()}"
+        assert not artifact.versions
+        reserved = [
+            stored.record
+            async for stored in artifacts.all_blobs()
+            if stored.record.artifact_uuid == artifact.artifact.uuid
+        ]
+        assert [blob.blob.state for blob in reserved] == [artifact_pb2.BLOB_STATE_ERROR]
+    finally:
+        await store.close()

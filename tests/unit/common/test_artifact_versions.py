@@ -74,3 +74,45 @@ def test_references_never_go_below_zero_and_zero_deletes() -> None:
     assert blob.blob.reference_count == 0
     assert blob.blob.state == artifact_pb2.BLOB_STATE_DELETED
     assert blob.deleted_at == 6.0
+
+
+def _reserved(state: int = artifact_pb2.BLOB_STATE_INITIAL) -> records_pb2.BlobRecord:
+    return records_pb2.BlobRecord(blob=artifact_pb2.Blob(uuid="b", state=state))  # type: ignore[arg-type]
+
+
+def _snapshot_artifact(*versions: str) -> records_pb2.ArtifactRecord:
+    record = _artifact()
+    record.artifact.state = (
+        artifact_pb2.ARTIFACT_STATE_CREATED if versions else artifact_pb2.ARTIFACT_STATE_INITIAL
+    )
+    for version in versions:
+        rules.add_version(record, version)
+    return record
+
+
+def test_a_failed_first_snapshot_fails_its_artifact() -> None:
+    blob, artifact = _reserved(), _snapshot_artifact()
+    assert rules.fail_reservation(blob, artifact, "qemu-img failed") == (True, True)
+    assert blob.blob.state == artifact_pb2.BLOB_STATE_ERROR
+    assert artifact.artifact.state == artifact_pb2.ARTIFACT_STATE_ERROR
+    assert artifact.artifact.error_message == "qemu-img failed"
+
+
+def test_a_failed_later_snapshot_leaves_the_artifact_be() -> None:
+    blob, artifact = _reserved(), _snapshot_artifact("old")
+    assert rules.fail_reservation(blob, artifact, "x") == (True, False)
+    assert artifact.artifact.state == artifact_pb2.ARTIFACT_STATE_CREATED
+    assert not artifact.artifact.HasField("error_message")
+    assert rules.fail_reservation(_reserved(), None, "x") == (True, False)  # artifact gone
+
+
+def test_a_blob_with_an_outcome_already_changes_nothing() -> None:
+    for state in (
+        artifact_pb2.BLOB_STATE_CREATED,
+        artifact_pb2.BLOB_STATE_ERROR,
+        artifact_pb2.BLOB_STATE_DELETED,
+    ):
+        blob, artifact = _reserved(state), _snapshot_artifact()
+        assert rules.fail_reservation(blob, artifact, "x") == (False, False)
+        assert blob.blob.state == state
+        assert artifact.artifact.state == artifact_pb2.ARTIFACT_STATE_INITIAL

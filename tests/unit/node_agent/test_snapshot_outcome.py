@@ -74,13 +74,3 @@ def test_an_artifact_deleted_meanwhile_deletes_the_blob() -> None:
         assert blob.blob.state == artifact_pb2.BLOB_STATE_DELETED and blob.deleted_at == 7.0
         assert not blob.blob.locations
     assert not artifact.versions
-
-
-def test_a_failure_marks_only_an_initial_blob() -> None:
-    blob = _blob("new")
-    assert snapshot_outcome.apply_failed(blob)
-    assert blob.blob.state == artifact_pb2.BLOB_STATE_ERROR
-    assert not snapshot_outcome.apply_failed(blob)
-    done = _blob("new", artifact_pb2.BLOB_STATE_CREATED)
-    assert not snapshot_outcome.apply_failed(done)
-    assert done.blob.state == artifact_pb2.BLOB_STATE_CREATED

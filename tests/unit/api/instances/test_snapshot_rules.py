@@ -69,7 +69,7 @@ def _artifact(
 
 
 def _blob(uuid: str, *, created_at: float = 100.0) -> records_pb2.BlobRecord:
-    record = reserved_blob(uuid, created_at, "node1")
+    record = reserved_blob(uuid, created_at, "node1", "a")
     record.blob.state = artifact_pb2.BLOB_STATE_CREATED
     record.blob.size, record.blob.sha512, record.blob.format = 42, "ab" * 64, "qcow2"
     record.blob.locations.append("node1")
@@ -128,7 +128,8 @@ def test_the_answer_is_the_event_extra() -> None:
 
 
 def test_a_reserved_blob_is_initial_and_empty_and_names_its_maker() -> None:
-    record = reserved_blob("b", 5.0, "node1")
+    record = reserved_blob("b", 5.0, "node1", "art")
+    assert record.artifact_uuid == "art"
     assert record.blob.state == artifact_pb2.BLOB_STATE_INITIAL
     assert (record.blob.size, record.blob.version, record.created_at) == (0, 6, 5.0)
     assert record.maker_node == "node1" and list(record.blob.locations) == []
