@@ -86,6 +86,9 @@ class ApiConfig:
     """Seconds between purge sweeps."""
     uploads: UploadLimits
     """Bounds on uploads."""
+    snapshots_default_to_thin: bool = False
+    """Whether a snapshot request that does not say `thin` copies only each
+    disk's own layer (Shaken Fist's SNAPSHOTS_DEFAULT_TO_THIN)."""
 
 
 async def serve_api(config: ApiConfig) -> None:
@@ -146,6 +149,7 @@ async def serve_api(config: ApiConfig) -> None:
         finder,
         events,
         node_agents,
+        default_thin=config.snapshots_default_to_thin,
     )
     instances = InstanceServicer(
         instance_store, namespaces, events, node_agents, creation, finisher, cache, snapshots

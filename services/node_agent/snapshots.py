@@ -7,11 +7,19 @@ reserved blob's uuid, and records the outcome in one compare-and-swap
 (``snapshot_outcome.py``). Any failure marks the blob `error`, with an
 instance event, and leaves no file behind: a blob is never half made.
 
-One copy per instance runs at a time (libvirt runs one job per domain);
-others wait their turn (a lock per instance ever snapshotted here). A copy
-in flight when the node agent stops is lost: its blob, which names this
-node as its maker, is marked `error` once this node no longer makes it
-(``abandoned_blobs.py``, from ``blob_care.py``'s passes).
+A **thin** copy (`Job.parent`: the blob the disk was built from) holds only
+the disk's own layer: a shallow block copy of a running domain, `qemu-img
+convert -B` of a stopped one, then named over its parent relative to the
+blob store (``blob_chain.py``); it is recorded `depends_on` the parent,
+which gains a reference. The **NVRAM** of a UEFI instance (device
+`nvram`) is copied as the file is at one moment (the domain paused for
+it), as a raw blob, before SnapshotDisk answers: it needs no turn.
+
+One disk copy per instance runs at a time (libvirt runs one job per
+domain); others wait their turn (a lock per instance ever snapshotted
+here). A copy in flight when the node agent stops is lost: its blob, which
+names this node as its maker, is marked `error` once this node no longer
+makes it (``abandoned_blobs.py``, from ``blob_care.py``'s passes).
 """
 
 from __future__ import annotations
@@ -28,22 +36,35 @@ from typing import Any, TypeVar
 
 from sfmesh.v1 import artifact_pb2, event_pb2, records_pb2
 
+from services.common import artifact_versions
 from services.common.events import EventSink
 from services.common.store import Operation, Put, Store, key
-from services.node_agent import reservations, snapshot_outcome
-from services.node_agent.blob_records import BlobRecords
+from services.node_agent import blob_chain, reservations, snapshot_outcome
+from services.node_agent.blob_records import BlobRecords, Stored
 from services.node_agent.blob_store import BlobBusy, BlobExists, BlobStore
 from services.node_agent.disk_copy import CopyFailed
+from services.node_agent.disk_images import qemu_format
 from services.node_agent.disks import DiskError, absolute, run_tool
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.images import ImageError, check_self_contained
-from services.node_agent.snapshot_outcome import Copy
+from services.node_agent.snapshot_outcome import Copy, ParentUnusable
 
 log = logging.getLogger("sfmesh.node_agent.snapshots")
 
 FORMAT = "qcow2"
+NVRAM = "nvram"
+"""The device name of a UEFI instance's variables (reference §7.1)."""
 _HASH_CHUNK = 1024 * 1024
-_FAILURES = (CopyFailed, HypervisorError, DiskError, ImageError, BlobBusy, BlobExists, OSError)
+_FAILURES = (
+    CopyFailed,
+    HypervisorError,
+    DiskError,
+    ImageError,
+    BlobBusy,
+    BlobExists,
+    OSError,
+    ParentUnusable,
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +76,8 @@ class Job:
     artifact_uuid: str
     blob_uuid: str
     request_id: str = ""
+    parent: str = ""
+    """For a thin copy, the blob the disk was built from; "" flattens."""
 
 
 def digest(path: Path) -> tuple[int, str]:
@@ -96,7 +119,7 @@ class Snapshots:
         """Remove copies a stopped agent left in the work folder (blocking);
         those removed. Call before any copy starts."""
         removed = []
-        for leftover in self._work_dir.glob("*.qcow2"):
+        for leftover in [*self._work_dir.glob("*.qcow2"), *self._work_dir.glob("*.fd")]:
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
                 removed.append(leftover)
@@ -109,6 +132,14 @@ class Snapshots:
         task = asyncio.create_task(self._run(job), name=f"snapshot-{job.blob_uuid}")
         self._running[job.blob_uuid] = task
         task.add_done_callback(lambda _: self._running.pop(job.blob_uuid, None))
+
+    async def run(self, job: Job) -> None:
+        """Copy now and wait for the outcome to be recorded (NVRAM, whose
+        copy takes milliseconds: reference §7.1 versions it at once)."""
+        self.start(job)
+        task = self._running.get(job.blob_uuid)
+        if task is not None:
+            await asyncio.shield(task)
 
     def making(self) -> frozenset[str]:
         """The blobs whose copies run or wait their turn here now."""
@@ -125,32 +156,39 @@ class Snapshots:
         await self.wait()
 
     async def _run(self, job: Job) -> None:
-        lock = self._locks.setdefault(job.instance_uuid, asyncio.Lock())
-        async with lock:
-            started = time.monotonic()
+        if job.device == NVRAM:  # no block job: needs no turn
+            await self._make(job)
+            return
+        async with self._locks.setdefault(job.instance_uuid, asyncio.Lock()):
+            await self._make(job)
+
+    async def _make(self, job: Job) -> None:
+        started = time.monotonic()
+        try:
+            if not await self._artifact_live(job.artifact_uuid):
+                await self._discard(job, "the snapshot artifact was deleted")
+                return
+            made = await self._copy(job)
             try:
-                if not await self._artifact_live(job.artifact_uuid):
-                    await self._discard(job, "the snapshot artifact was deleted")
-                    return
-                made = await self._copy(job)
                 applied = await self._record_made(job, made)
-            except _FAILURES as exc:
-                await self._record_failed(job, str(exc))
-                return
-            except Exception as exc:  # never a blob left initial for a bug
-                log.exception("snapshot %s failed", job.blob_uuid)
-                await self._record_failed(job, f"internal error: {exc}")
-                return
+            except ParentUnusable:
+                await asyncio.to_thread(self._blobs.remove, job.blob_uuid)
+                raise
+        except _FAILURES as exc:
+            await self._record_failed(job, str(exc))
+            return
+        except Exception as exc:  # never a blob left initial for a bug
+            log.exception("snapshot %s failed", job.blob_uuid)
+            await self._record_failed(job, f"internal error: {exc}")
+            return
         if applied is None or not applied.added:
             await asyncio.to_thread(self._blobs.remove, job.blob_uuid)
             self._emit(job, "snapshot discarded", {"reason": "the artifact or blob went"})
             return
-        self._emit(
-            job,
-            "snapshot complete",
-            {"size": made.size, "index": applied.index},
-            duration=time.monotonic() - started,
-        )
+        extra: dict[str, Any] = {"size": made.size, "index": applied.index}
+        if made.depends_on:
+            extra["depends_on"] = made.depends_on
+        self._emit(job, "snapshot complete", extra, duration=time.monotonic() - started)
         self._events.emit(
             "artifact",
             job.artifact_uuid,
@@ -162,23 +200,73 @@ class Snapshots:
     async def _copy(self, job: Job) -> Copy:
         """The consistent copy, adopted as the blob's file here."""
         await asyncio.to_thread(_make_work_dir, self._work_dir)
-        target = self._work_dir / f"{job.blob_uuid}.qcow2"
+        nvram = job.device == NVRAM
+        target = self._work_dir / f"{job.blob_uuid}.{'fd' if nvram else 'qcow2'}"
         await asyncio.to_thread(target.unlink, True)
+        fmt = "raw" if nvram else FORMAT
         try:
-            copied = await self._hypervisor.backup_disk(job.instance_uuid, job.device, target)
-            if not copied:  # not running: nothing writes the disk
-                source = await self._hypervisor.disk_source(job.instance_uuid, job.device)
-                if source is None:
-                    raise CopyFailed(f"the instance has no disk {job.device}")
-                await run_tool(
-                    "qemu-img", "convert", "-q", "-O", FORMAT, absolute(source), absolute(target)
-                )
-            await asyncio.to_thread(check_self_contained, f"snapshot of {job.device}", target)
+            if nvram:
+                await self._hypervisor.copy_nvram(job.instance_uuid, target)
+            elif job.parent:
+                await self._copy_layer(job, target)
+            else:
+                await self._copy_whole(job, target)
             size, sha512 = await asyncio.to_thread(digest, target)
             await asyncio.to_thread(self._blobs.adopt, job.blob_uuid, target)
         finally:
             await asyncio.to_thread(target.unlink, True)
-        return Copy(blob_uuid=job.blob_uuid, size=size, sha512=sha512, format=FORMAT)
+        parent = "" if nvram else job.parent
+        return Copy(job.blob_uuid, size, sha512, format=fmt, depends_on=parent)
+
+    async def _copy_whole(self, job: Job, target: Path) -> None:
+        """The disk flattened: libvirt's backup job, or qemu-img convert."""
+        copied = await self._hypervisor.backup_disk(job.instance_uuid, job.device, target)
+        if not copied:  # not running: nothing writes the disk
+            source = await self._source(job)
+            await run_tool(
+                "qemu-img", "convert", "-q", "-O", FORMAT, absolute(source), absolute(target)
+            )
+        await asyncio.to_thread(check_self_contained, f"snapshot of {job.device}", target)
+
+    async def _copy_layer(self, job: Job, target: Path) -> None:
+        """Only the disk's own layer over blob `job.parent`: a shallow block
+        copy into a qcow2 made over the same backing file, or qemu-img
+        convert -B; then named over its parent in the blob store."""
+        stored = await self._records.blob(job.parent)
+        if stored is None or stored.record.blob.state != _CREATED:
+            raise CopyFailed(f"the disk's base blob {job.parent} is gone")
+        parent_fmt = qemu_format(stored.record.blob.format)
+        parent_path = await asyncio.to_thread(self._blobs.path(job.parent).resolve)
+        source = await self._source(job)
+        info = await asyncio.to_thread(blob_chain.image_info, source)
+        backing = info.get("backing-filename")
+        if backing is None or Path(backing) != parent_path:
+            raise CopyFailed(
+                f"the disk {job.device} is not a layer over blob {job.parent} (backing {backing})"
+            )
+        base = ["-F", parent_fmt, "-b", str(parent_path)]
+        size = str(info["virtual-size"])
+        await run_tool("qemu-img", "create", "-q", "-f", FORMAT, *base, absolute(target), size)
+        copied = await self._hypervisor.copy_disk_top(job.instance_uuid, job.device, target)
+        if not copied:  # not running: nothing writes the disk
+            await asyncio.to_thread(target.unlink, True)
+            await run_tool(
+                "qemu-img", "convert", "-q", "-O", FORMAT, "-B", str(parent_path),
+                "-F", parent_fmt, absolute(source), absolute(target),
+            )  # fmt: skip
+        relative = blob_chain.backing_name(job.parent)
+        await run_tool(
+            "qemu-img", "rebase", "-q", "-u", "-f", FORMAT, "-b", relative, "-F", parent_fmt,
+            absolute(target),
+        )  # fmt: skip
+        subject = f"snapshot of {job.device}"
+        await asyncio.to_thread(blob_chain.check_layer, subject, target, job.parent, parent_fmt)
+
+    async def _source(self, job: Job) -> Path:
+        source = await self._hypervisor.disk_source(job.instance_uuid, job.device)
+        if source is None:
+            raise CopyFailed(f"the instance has no disk {job.device}")
+        return source
 
     async def _artifact_live(self, uuid: str) -> bool:
         stored = await self._records.artifact(uuid)
@@ -186,14 +274,16 @@ class Snapshots:
 
     async def _record_made(self, job: Job, made: Copy) -> snapshot_outcome.Applied | None:
         """The one transaction recording the copy; None when the reserved
-        blob is gone or already has an outcome (its file is then removed)."""
+        blob is gone or already has an outcome (its file is then removed).
+        Raises ParentUnusable."""
         while True:
             blob = await self._records.blob(job.blob_uuid)
             if blob is None or blob.record.blob.state != _INITIAL:
                 return None
             artifact = await self._records.artifact(job.artifact_uuid)
             versions = [v.blob_uuid for v in artifact.record.versions] if artifact else []
-            read = await self._records.blobs(u for u in versions if u != job.blob_uuid)
+            wanted = {u for u in [*versions, made.depends_on] if u and u != job.blob_uuid}
+            read = await self._chains(wanted)
             others = {u: _copy(s.record) for u, s in read.items() if s is not None}
             new_artifact = _copy(artifact.record) if artifact else None
             new_blob = _copy(blob.record)
@@ -209,6 +299,19 @@ class Snapshots:
                         operations.append(_put("blob", record, before.mod_revision))
             if await self._store.commit(operations):
                 return applied
+
+    async def _chains(self, uuids: set[str]) -> dict[str, Stored[records_pb2.BlobRecord] | None]:
+        """The records of `uuids` and of their parents up each thin chain
+        (a prune may cascade up them); None for those gone."""
+        read: dict[str, Stored[records_pb2.BlobRecord] | None] = {}
+        wanted = set(uuids)
+        for _ in range(blob_chain.MAX_DEPTH + 1):
+            if not wanted:
+                break
+            read.update(await self._records.blobs(wanted))
+            found = {u: s.record for u, s in read.items() if s is not None}
+            wanted = artifact_versions.ancestors_to_read(found) - set(read)
+        return read
 
     async def _record_failed(self, job: Job, message: str) -> None:
         """The blob `error`, and the artifact when this was its first
@@ -273,6 +376,7 @@ class Snapshots:
 
 
 _INITIAL = artifact_pb2.BLOB_STATE_INITIAL
+_CREATED = artifact_pb2.BLOB_STATE_CREATED
 _DELETED = artifact_pb2.ARTIFACT_STATE_DELETED
 _DELETED_BLOB = artifact_pb2.BLOB_STATE_DELETED
 R = TypeVar("R", records_pb2.ArtifactRecord, records_pb2.BlobRecord)

@@ -64,7 +64,12 @@ class Snapshots:
         finder: Finder,
         events: Events,
         node_agents: NodeAgents,
+        *,
+        default_thin: bool = False,
     ) -> None:
+        self._default_thin = default_thin
+        """Whether a request without `thin` copies only disks' own layers
+        (Shaken Fist's SNAPSHOTS_DEFAULT_TO_THIN)."""
         self._lookup = lookup
         self._artifacts = artifacts
         self._artifact_lookup = artifact_lookup
@@ -86,6 +91,7 @@ class Snapshots:
             device=request.device if request.HasField("device") else None,
             every=request.all,
         )
+        thin = request.thin if request.HasField("thin") else self._default_thin  # §11 Q22
         self._events.audit(instance.uuid, "snapshot request from REST API")
         reply = instance_service_pb2.SnapshotInstanceResponse()
         for device in devices:
@@ -99,6 +105,7 @@ class Snapshots:
                     artifact_uuid=started.artifact_uuid,
                     blob_uuid=started.blob_uuid,
                     request_id=request_id(),
+                    thin=thin,
                 )
         except errors.SfmeshError as exc:
             await self._give_up(list(reply.devices.values()), f"snapshot not started: {exc}")
