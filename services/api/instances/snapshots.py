@@ -90,6 +90,7 @@ class Snapshots:
             instance.disks,
             device=request.device if request.HasField("device") else None,
             every=request.all,
+            uefi=instance.uefi,
         )
         thin = request.thin if request.HasField("thin") else self._default_thin  # §11 Q22
         self._events.audit(instance.uuid, "snapshot request from REST API")

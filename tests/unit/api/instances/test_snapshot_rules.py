@@ -34,6 +34,16 @@ def test_an_unknown_or_skipped_device_chooses_none() -> None:
     assert snapshot_rules.choose_devices(DISKS, device="", every=True) == []
 
 
+def test_a_uefi_instance_s_nvram_comes_with_all_or_by_name() -> None:
+    choose = snapshot_rules.choose_devices
+    assert choose(DISKS, device=None, every=True, uefi=True) == ["vda", "vdc", "nvram"]
+    assert choose(DISKS, device="nvram", every=False, uefi=True) == ["nvram"]
+    assert choose(DISKS, device=None, every=False, uefi=True) == ["vda"]  # the first disk only
+    assert choose(DISKS, device="vda", every=True, uefi=True) == ["vda"]
+    assert choose(DISKS, device="nvram", every=True, uefi=False) == []  # a BIOS instance has none
+    assert choose(DISKS, device=None, every=True, uefi=False) == ["vda", "vdc"]
+
+
 def test_a_first_disk_that_is_a_cdrom_chooses_none() -> None:
     assert snapshot_rules.choose_devices(DISKS[3:], device=None, every=False) == []
 
