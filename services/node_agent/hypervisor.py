@@ -175,6 +175,7 @@ class Hypervisor:
                 raise HypervisorError(f"domain {self.domain_name(uuid)} is not defined")
             if not domain.isActive():
                 return False
+            _end_stale_copy(domain, device)
             domain.backupBegin(disk_copy.backup_xml(device, target), None, 0)
             return True
 
@@ -225,6 +226,7 @@ class Hypervisor:
                 | libvirt.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT
                 | libvirt.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
             )
+            _end_stale_copy(domain, device)
             domain.blockCopy(device, disk_copy.shallow_copy_xml(target), None, flags)
             return True
 
@@ -440,6 +442,15 @@ class Hypervisor:
             return
         self._loop.call_soon_threadsafe(self._observed, uuid, state)
 
+
+
+def _end_stale_copy(domain: libvirt.virDomain, device: str) -> None:
+    """End a block copy a killed node agent left mirroring `device` (only
+    this agent starts copies on its domains): it would hold the disk's
+    block job slot, and no copy could begin (worker thread)."""
+    if disk_copy.mirror_state(domain.XMLDesc(0), device) is not None:
+        log.warning("ending a block copy left on %s of %s", device, domain.name())
+        domain.blockJobAbort(device, 0)
 
 _OPERATIONS: dict[int, Callable[[libvirt.virDomain], object]] = {
     Operation.POWER_OPERATION_REBOOT_SOFT: lambda d: d.reboot(

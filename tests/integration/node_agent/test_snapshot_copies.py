@@ -364,6 +364,36 @@ async def test_copies_of_a_disk_being_written_are_each_of_one_moment(harness: Ha
     assert (await harness.blob(thin)).depends_on == parent
 
 
+async def test_a_paused_domain_s_layer_is_copied_past_a_copy_a_killed_agent_left(
+    harness: Harness,
+) -> None:
+    """A block copy left mirroring (its agent killed mid-copy) is ended
+    first; a paused domain is copied as a running one, and stays paused."""
+    parent = await harness.base_blob()
+    instance = str(uuid.uuid4())
+    disk = await harness.disk(instance, parent)
+    artifact = await harness.artifact(instance, "vda")
+    spec = harness.spec(instance, disk)
+    with running(harness.conn, spec) as domain:
+        await booted(spec.console_log)
+        stale = harness.root / "left-behind.qcow2"
+        await disks.run_tool(
+            "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
+            "-b", str(harness.blobs.path(parent).resolve()), str(stale), str(4 * MIB),
+        )  # fmt: skip
+        flags = (
+            libvirt.VIR_DOMAIN_BLOCK_COPY_SHALLOW
+            | libvirt.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT
+            | libvirt.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
+        )
+        domain.blockCopy("vda", f"<disk type='file'><source file='{stale}'/></disk>", None, flags)
+        domain.suspend()
+        child = await harness.snapshot(instance, "vda", artifact, parent)
+        assert domain.state()[0] == libvirt.VIR_DOMAIN_PAUSED
+        assert "<mirror" not in domain.XMLDesc()
+        await check_thin(harness, child, parent, disk)
+
+
 async def test_a_stopped_disk_s_own_layer_is_copied_by_qemu_img(harness: Harness) -> None:
     parent = await harness.base_blob()
     instance = str(uuid.uuid4())
