@@ -443,7 +443,6 @@ class Hypervisor:
         self._loop.call_soon_threadsafe(self._observed, uuid, state)
 
 
-
 def _end_stale_copy(domain: libvirt.virDomain, device: str) -> None:
     """End a block copy a killed node agent left mirroring `device` (only
     this agent starts copies on its domains): it would hold the disk's
@@ -451,6 +450,7 @@ def _end_stale_copy(domain: libvirt.virDomain, device: str) -> None:
     if disk_copy.mirror_state(domain.XMLDesc(0), device) is not None:
         log.warning("ending a block copy left on %s of %s", device, domain.name())
         domain.blockJobAbort(device, 0)
+
 
 _OPERATIONS: dict[int, Callable[[libvirt.virDomain], object]] = {
     Operation.POWER_OPERATION_REBOOT_SOFT: lambda d: d.reboot(

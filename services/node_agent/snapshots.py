@@ -1,19 +1,14 @@
 """Snapshot copies made on this node (reference §7.1): SnapshotDisk starts
-one as a task and answers; the task copies the disk consistently
-(``disk_copy.py``: libvirt's backup job for a running domain, `qemu-img
-convert` for a stopped one) into `<work>/<blob uuid>.qcow2`, checks it is
-a self-contained qcow2, hashes it, adopts it into the blob store under the
-reserved blob's uuid, and records the outcome in one compare-and-swap
-(``snapshot_outcome.py``). Any failure marks the blob `error`, with an
-instance event, and leaves no file behind: a blob is never half made.
-
-A **thin** copy (`Job.parent`: the blob the disk was built from) holds only
-the disk's own layer: a shallow block copy of a running domain, `qemu-img
-convert -B` of a stopped one, then named over its parent relative to the
-blob store (``blob_chain.py``); it is recorded `depends_on` the parent,
-which gains a reference. The **NVRAM** of a UEFI instance (device
-`nvram`) is copied as the file is at one moment (the domain paused for
-it), as a raw blob, before SnapshotDisk answers: it needs no turn.
+one as a task and answers; the task has the copy made (``snapshot_copies.py``:
+consistent, flattened or thin, checked, hashed and adopted into the blob
+store under the reserved blob's uuid) and records the outcome in one
+compare-and-swap (``snapshot_outcome.py``): a thin copy is recorded
+`depends_on` its parent, which gains a reference. Any failure marks the
+blob `error` (and the artifact, when this was its first snapshot:
+``reservations.py``), with an instance event, and leaves no file behind: a
+blob is never half made. The **NVRAM** of a UEFI instance (device `nvram`)
+takes milliseconds and is made before SnapshotDisk answers (`run`),
+outside the disks' turns.
 
 One disk copy per instance runs at a time (libvirt runs one job per
 domain); others wait their turn (a lock per instance ever snapshotted
@@ -26,11 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,18 +36,16 @@ from services.node_agent import blob_chain, reservations, snapshot_outcome
 from services.node_agent.blob_records import BlobRecords, Stored
 from services.node_agent.blob_store import BlobBusy, BlobExists, BlobStore
 from services.node_agent.disk_copy import CopyFailed
-from services.node_agent.disk_images import qemu_format
-from services.node_agent.disks import DiskError, absolute, run_tool
+from services.node_agent.disks import DiskError
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
-from services.node_agent.images import ImageError, check_self_contained
+from services.node_agent.images import ImageError
+from services.node_agent.snapshot_copies import NVRAM, Copier, Job
 from services.node_agent.snapshot_outcome import Copy, ParentUnusable
+
+__all__ = ["NVRAM", "Job", "Snapshots"]
 
 log = logging.getLogger("sfmesh.node_agent.snapshots")
 
-FORMAT = "qcow2"
-NVRAM = "nvram"
-"""The device name of a UEFI instance's variables (reference §7.1)."""
-_HASH_CHUNK = 1024 * 1024
 _FAILURES = (
     CopyFailed,
     HypervisorError,
@@ -65,29 +56,6 @@ _FAILURES = (
     OSError,
     ParentUnusable,
 )
-
-
-@dataclass(frozen=True)
-class Job:
-    """One disk to copy."""
-
-    instance_uuid: str
-    device: str
-    artifact_uuid: str
-    blob_uuid: str
-    request_id: str = ""
-    parent: str = ""
-    """For a thin copy, the blob the disk was built from; "" flattens."""
-
-
-def digest(path: Path) -> tuple[int, str]:
-    """(size, hex sha512) of a file (blocking)."""
-    sha, size = hashlib.sha512(), 0
-    with path.open("rb") as data:
-        while chunk := data.read(_HASH_CHUNK):
-            sha.update(chunk)
-            size += len(chunk)
-    return size, sha.hexdigest()
 
 
 class Snapshots:
@@ -111,6 +79,9 @@ class Snapshots:
         self._store = store
         self._events = events
         self._work_dir = work_dir
+        self._copier = Copier(
+            hypervisor=hypervisor, blobs=blobs, records=records, work_dir=work_dir
+        )
         self._running: dict[str, asyncio.Task[None]] = {}
         """Tasks by blob uuid (the loop keeps only weak references)."""
         self._locks: dict[str, asyncio.Lock] = {}
@@ -168,7 +139,7 @@ class Snapshots:
             if not await self._artifact_live(job.artifact_uuid):
                 await self._discard(job, "the snapshot artifact was deleted")
                 return
-            made = await self._copy(job)
+            made = await self._copier.copy(job)
             try:
                 applied = await self._record_made(job, made)
             except ParentUnusable:
@@ -196,77 +167,6 @@ class Snapshots:
             "added index to artifact",
             extra={"index": applied.index, "blob_uuid": job.blob_uuid},
         )
-
-    async def _copy(self, job: Job) -> Copy:
-        """The consistent copy, adopted as the blob's file here."""
-        await asyncio.to_thread(_make_work_dir, self._work_dir)
-        nvram = job.device == NVRAM
-        target = self._work_dir / f"{job.blob_uuid}.{'fd' if nvram else 'qcow2'}"
-        await asyncio.to_thread(target.unlink, True)
-        fmt = "raw" if nvram else FORMAT
-        try:
-            if nvram:
-                await self._hypervisor.copy_nvram(job.instance_uuid, target)
-            elif job.parent:
-                await self._copy_layer(job, target)
-            else:
-                await self._copy_whole(job, target)
-            size, sha512 = await asyncio.to_thread(digest, target)
-            await asyncio.to_thread(self._blobs.adopt, job.blob_uuid, target)
-        finally:
-            await asyncio.to_thread(target.unlink, True)
-        parent = "" if nvram else job.parent
-        return Copy(job.blob_uuid, size, sha512, format=fmt, depends_on=parent)
-
-    async def _copy_whole(self, job: Job, target: Path) -> None:
-        """The disk flattened: libvirt's backup job, or qemu-img convert."""
-        copied = await self._hypervisor.backup_disk(job.instance_uuid, job.device, target)
-        if not copied:  # not running: nothing writes the disk
-            source = await self._source(job)
-            await run_tool(
-                "qemu-img", "convert", "-q", "-O", FORMAT, absolute(source), absolute(target)
-            )
-        await asyncio.to_thread(check_self_contained, f"snapshot of {job.device}", target)
-
-    async def _copy_layer(self, job: Job, target: Path) -> None:
-        """Only the disk's own layer over blob `job.parent`: a shallow block
-        copy into a qcow2 made over the same backing file, or qemu-img
-        convert -B; then named over its parent in the blob store."""
-        stored = await self._records.blob(job.parent)
-        if stored is None or stored.record.blob.state != _CREATED:
-            raise CopyFailed(f"the disk's base blob {job.parent} is gone")
-        parent_fmt = qemu_format(stored.record.blob.format)
-        parent_path = await asyncio.to_thread(self._blobs.path(job.parent).resolve)
-        source = await self._source(job)
-        info = await asyncio.to_thread(blob_chain.image_info, source)
-        backing = info.get("backing-filename")
-        if backing is None or Path(backing) != parent_path:
-            raise CopyFailed(
-                f"the disk {job.device} is not a layer over blob {job.parent} (backing {backing})"
-            )
-        base = ["-F", parent_fmt, "-b", str(parent_path)]
-        size = str(info["virtual-size"])
-        await run_tool("qemu-img", "create", "-q", "-f", FORMAT, *base, absolute(target), size)
-        copied = await self._hypervisor.copy_disk_top(job.instance_uuid, job.device, target)
-        if not copied:  # not running: nothing writes the disk
-            await asyncio.to_thread(target.unlink, True)
-            await run_tool(
-                "qemu-img", "convert", "-q", "-O", FORMAT, "-B", str(parent_path),
-                "-F", parent_fmt, absolute(source), absolute(target),
-            )  # fmt: skip
-        relative = blob_chain.backing_name(job.parent)
-        await run_tool(
-            "qemu-img", "rebase", "-q", "-u", "-f", FORMAT, "-b", relative, "-F", parent_fmt,
-            absolute(target),
-        )  # fmt: skip
-        subject = f"snapshot of {job.device}"
-        await asyncio.to_thread(blob_chain.check_layer, subject, target, job.parent, parent_fmt)
-
-    async def _source(self, job: Job) -> Path:
-        source = await self._hypervisor.disk_source(job.instance_uuid, job.device)
-        if source is None:
-            raise CopyFailed(f"the instance has no disk {job.device}")
-        return source
 
     async def _artifact_live(self, uuid: str) -> bool:
         stored = await self._records.artifact(uuid)
@@ -376,7 +276,6 @@ class Snapshots:
 
 
 _INITIAL = artifact_pb2.BLOB_STATE_INITIAL
-_CREATED = artifact_pb2.BLOB_STATE_CREATED
 _DELETED = artifact_pb2.ARTIFACT_STATE_DELETED
 _DELETED_BLOB = artifact_pb2.BLOB_STATE_DELETED
 R = TypeVar("R", records_pb2.ArtifactRecord, records_pb2.BlobRecord)
@@ -396,9 +295,3 @@ def _put(
     else:
         uuid = record.blob.uuid
     return Put(key(kind, uuid), record.SerializeToString(), revision)
-
-
-def _make_work_dir(folder: Path) -> None:
-    """A folder qemu (another user) can traverse, for libvirt to write into."""
-    folder.mkdir(mode=0o755, parents=True, exist_ok=True)
-    folder.chmod(0o755)
