@@ -35,8 +35,11 @@ RUN = uuid.uuid4().hex[:6]
 
 
 def _image(rest: httpx.Client, image_server: ImageServer, name: str) -> dict[str, Any]:
-    """A boot sector image artifact of this test's own, fetched: its view."""
-    url = image_server.publish(f"{name}-{RUN}.raw", boot_sector())
+    """A boot sector image artifact of this test's own, fetched: its view.
+    A second sector of its own makes its content (and sha512) unique, so
+    no other test's checksum search finds it."""
+    unique = f"{name}-{RUN}-{uuid.uuid4()}".encode().ljust(512, b"\0")
+    url = image_server.publish(f"{name}-{RUN}.raw", boot_sector() + unique)
     cached = ok(rest.post("/artifacts", json={"url": url}))
     artifact = settled(rest, f"/artifacts/{cached['uuid']}")
     assert artifact["state"] == "created", artifact.get("error_message")
@@ -127,6 +130,7 @@ def test_the_official_cli_snapshots_thin_and_flat(
         assert found == {"--thin": image["blob_uuid"], "--flatten": None}
     finally:
         ok(rest.delete(f"/instances/{instance['uuid']}"))
+        ok(rest.delete(f"/artifacts/{image['uuid']}"))
 
 
 def _uefi(rest: httpx.Client, name: str, **fields: Any) -> dict[str, Any]:
