@@ -9,7 +9,7 @@ from services.api.instances.validation import Limits
 from services.api.server import ApiConfig, UploadLimits, serve_api
 from services.common.config import mesh_config
 from services.common.main import parse_arguments
-from services.common.settings import Setting
+from services.common.settings import Setting, parse_bool
 
 SETTINGS = (
     Setting("--max-cpus", Limits.max_cpus, "the most vCPUs one instance may have", int),
@@ -50,6 +50,12 @@ SETTINGS = (
         "seconds between sweeps of deleted artifacts and blobs",
         float,
     ),
+    Setting(
+        "--snapshots-default-to-thin",
+        ApiConfig.snapshots_default_to_thin,
+        "whether a snapshot request without `thin` copies only disks' own layers",
+        parse_bool,
+    ),
 )
 
 
@@ -73,6 +79,7 @@ def main() -> None:
             blob_delete_grace=args.blob_delete_grace,
             interval=args.artifact_sweep_interval,
         ),
+        snapshots_default_to_thin=args.snapshots_default_to_thin,
     )
     asyncio.run(serve_api(config))
 

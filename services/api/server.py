@@ -90,6 +90,9 @@ class ApiConfig:
     """Bounds on uploads."""
     artifact_sweep: SweepSettings
     """When deleted artifacts and blobs are forgotten."""
+    snapshots_default_to_thin: bool = False
+    """Whether a snapshot request that does not say `thin` copies only each
+    disk's own layer (Shaken Fist's SNAPSHOTS_DEFAULT_TO_THIN)."""
 
 
 async def serve_api(config: ApiConfig) -> None:
@@ -151,6 +154,7 @@ async def serve_api(config: ApiConfig) -> None:
         finder,
         events,
         node_agents,
+        default_thin=config.snapshots_default_to_thin,
     )
     instances = InstanceServicer(
         instance_store, namespaces, events, node_agents, creation, finisher, cache, snapshots

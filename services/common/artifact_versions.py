@@ -13,11 +13,20 @@ write every changed record back in one compare-and-swap transaction.
 - Beyond `max_versions` the oldest versions are pruned, each letting go of
   its blob.
 - A blob whose references reach 0 is `deleted`; counts never go below 0.
+  A thin snapshot's blob (`depends_on` its parent) holds one reference on
+  its parent while it lives, let go of when it is deleted: the cascade runs
+  up the chain in the same transaction.
+- A snapshot reserves its blob `initial`; a copy that fails (or will never
+  end) makes it `error`, and its artifact `error` too while that is
+  `initial` with no version: the artifact's first snapshot failed, and no
+  later one will make it `created` (reference §2.1: `initial -> error`).
+  The api (a node agent that cannot be asked) and node agents (a failed or
+  abandoned copy) both apply this one rule.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sfmesh.v1 import artifact_pb2, records_pb2
@@ -88,11 +97,73 @@ def release_all(record: records_pb2.ArtifactRecord) -> tuple[str, ...]:
     return tuple(version.blob_uuid for version in record.versions)
 
 
-def change_references(blob: records_pb2.BlobRecord, delta: int, now: float) -> None:
+def change_references(blob: records_pb2.BlobRecord, delta: int, now: float) -> str | None:
     """Add `delta` references to `blob`, at least 0; at 0 the blob is
-    `deleted` (at `now`, epoch seconds)."""
+    `deleted` (at `now`, epoch seconds). When this deleted a thin blob, the
+    answer is its parent (`depends_on`), which lets go of the reference the
+    child held (reference §9.3: the cascade); None otherwise."""
     view = blob.blob
     view.reference_count = max(0, view.reference_count + delta)
     if view.reference_count == 0 and view.state != artifact_pb2.BLOB_STATE_DELETED:
         view.state = artifact_pb2.BLOB_STATE_DELETED
         blob.deleted_at = now
+        return view.depends_on if view.HasField("depends_on") else None
+    return None
+
+
+def change_references_through(
+    blobs: Mapping[str, records_pb2.BlobRecord], uuid: str, delta: int, now: float
+) -> list[str]:
+    """`change_references` on `blobs[uuid]`, cascading: each blob it
+    deletes lets go of one reference on its parent, and so on up the chain,
+    through the records `blobs` holds (changed in place). The parents that
+    should let go of one but are not in `blobs` are answered, for a caller
+    that reads them and goes on; a blob missing from `blobs` is skipped
+    (its record is gone)."""
+    missing: list[str] = []
+    pending = [(uuid, delta)]
+    while pending:
+        name, change = pending.pop()
+        record = blobs.get(name)
+        if record is None:
+            if name != uuid:
+                missing.append(name)
+            continue
+        parent = change_references(record, change, now)
+        if parent:
+            pending.append((parent, -1))
+    return missing
+
+
+def ancestors_to_read(blobs: Mapping[str, records_pb2.BlobRecord]) -> set[str]:
+    """The parents (`depends_on`) of `blobs` that `blobs` lacks: what a
+    caller reads, then asks again, until nothing is missing, before a
+    change that may cascade up thin chains."""
+    return {
+        record.blob.depends_on
+        for record in blobs.values()
+        if record.blob.HasField("depends_on") and record.blob.depends_on not in blobs
+    }
+
+
+def fail_reservation(
+    blob: records_pb2.BlobRecord,
+    artifact: records_pb2.ArtifactRecord | None,
+    message: str,
+) -> tuple[bool, bool]:
+    """A snapshot's reserved blob will not be made: `blob` becomes `error`
+    when it is still `initial`, and then `artifact` (its snapshot artifact,
+    None when gone) becomes `error` with `message` when it is `initial` with
+    no version. Whether each changed; a blob no longer `initial` (an outcome
+    was recorded already) changes neither."""
+    if blob.blob.state != artifact_pb2.BLOB_STATE_INITIAL:
+        return False, False
+    blob.blob.state = artifact_pb2.BLOB_STATE_ERROR
+    if artifact is None or artifact.versions:
+        return True, False
+    view = artifact.artifact
+    if view.state != artifact_pb2.ARTIFACT_STATE_INITIAL:
+        return True, False
+    view.state = artifact_pb2.ARTIFACT_STATE_ERROR
+    view.error_message = message
+    return True, True

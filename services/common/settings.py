@@ -43,6 +43,20 @@ class Setting:
         return PREFIX + (self.variable or self.flag.lstrip("-").replace("-", "_").upper())
 
 
+TRUE = frozenset({"1", "true", "yes", "on"})
+FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def parse_bool(text: str) -> bool:
+    """A boolean setting's text: true/false, yes/no, on/off or 1/0, in any case."""
+    lowered = text.strip().lower()
+    if lowered in TRUE:
+        return True
+    if lowered in FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {text!r} (true or false)")
+
+
 def add_settings(parser: argparse.ArgumentParser, settings: Iterable[Setting]) -> None:
     """Declare `settings` on `parser`, each defaulted from its variable."""
     for setting in settings:

@@ -6,11 +6,13 @@ reservation and the request). The reservation names that node
 
 Each pass of ``blob_care.py`` hands over the blob records it read; those
 ``blob_rules.abandoned`` condemns are marked `error` by compare-and-swap,
-through ``snapshot_outcome.apply_failed`` (the change a failed snapshot
-records), judged again on the record as it is when written. A blob event,
-`abandoned blob marked error` (`reason`, `maker_node`, `node`), says why.
-No artifact changes: a snapshot's version is added only by the write that
-makes its blob `created`, so nothing refers to an `initial` blob.
+through ``reservations.fail`` (the change a failed snapshot records),
+judged again on the record as it is when written. A blob event, `abandoned
+blob marked error` (`reason`, `maker_node`, `node`), says why. No version
+refers to an `initial` blob (a snapshot's version is added only by the
+write that makes its blob `created`); the snapshot artifact becomes `error`
+in the same transaction when this was its first snapshot, still `initial`
+with no version.
 
 Every node judges every blob, so several may condemn one blob at once (a
 maker gone): the compare-and-swap lets one write, and only the writer emits
@@ -26,18 +28,13 @@ from collections.abc import Callable, Iterable
 
 from sfmesh.v1 import artifact_pb2, event_pb2, records_pb2
 
-from services.common import errors
 from services.common.events import EventSink
-from services.common.store import Store, key, kind_prefix
-from services.node_agent import blob_rules, snapshot_outcome
+from services.common.store import Store, kind_prefix
+from services.node_agent import blob_rules, reservations
 
 log = logging.getLogger("sfmesh.node_agent.abandoned_blobs")
 
 EVENT = "abandoned blob marked error"
-
-
-class _Unchanged(Exception):
-    """The blob is no longer abandoned: nothing to write."""
 
 
 class AbandonedBlobs:
@@ -105,35 +102,24 @@ class AbandonedBlobs:
     ) -> bool:
         """Mark blob `uuid` `error` when, read again, it is still abandoned;
         whether this node wrote it."""
-        at = key("blob", uuid)
-        item = await self._store.get(at)
-        if item is None:
-            return False
         reasons: list[str] = []
-        maker = ""
 
-        def fail(record: records_pb2.BlobRecord) -> None:
-            nonlocal maker
+        def judge(record: records_pb2.BlobRecord) -> str | None:
             reason = self._judge(record, alive, lastseen, now)
-            if reason is None or not snapshot_outcome.apply_failed(record):
-                raise _Unchanged
+            if reason is None:
+                return None
             reasons.append(reason)
-            maker = record.maker_node
+            return f"{EVENT}: {reason}"
 
-        try:
-            await self._store.update(
-                at,
-                records_pb2.BlobRecord.FromString(item.value),
-                item.mod_revision,
-                fail,
-                lambda: errors.NotFound(f"blob {uuid} not found"),
-            )
-        except (_Unchanged, errors.NotFound):
+        failed = await reservations.fail(self._store, uuid, judge)
+        if failed is None:
             return False
+        maker = failed.blob.maker_node
         extra = {"reason": reasons[-1], "maker_node": maker, "node": self._node}
         log.warning("%s: %s", EVENT, reasons[-1], extra={"fields": {"blob": uuid, **extra}})
         if self._events is not None:
             self._events.emit("blob", uuid, event_pb2.EVENT_TYPE_STATUS, EVENT, extra=extra)
+            reservations.artifact_failed_event(self._events, failed)
         return True
 
     async def _lastseen(self) -> dict[str, float]:

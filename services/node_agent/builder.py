@@ -56,8 +56,12 @@ def _wire(descriptor: object, value: int, default: str) -> str:
     return wire_name(descriptor, value) if value else default  # type: ignore[arg-type]
 
 
-def firmware(instance: instance_pb2.Instance, folder: Path) -> Firmware | None:
-    """OVMF for UEFI instances (the secure-boot build with secure boot). Pure."""
+def firmware(
+    instance: instance_pb2.Instance, folder: Path, nvram_template: Path | None = None
+) -> Firmware | None:
+    """OVMF for UEFI instances (the secure-boot build with secure boot), its
+    variables starting from `nvram_template` (the blob the instance's
+    `nvram_template` names) or else OVMF's own. Pure."""
     if not instance.uefi:
         return None
     code, template = (
@@ -68,7 +72,7 @@ def firmware(instance: instance_pb2.Instance, folder: Path) -> Firmware | None:
     return Firmware(
         loader=OVMF / code,
         nvram=folder / "nvram.fd",
-        nvram_template=OVMF / template,
+        nvram_template=nvram_template or OVMF / template,
         secure_boot=instance.secure_boot,
     )
 
@@ -120,6 +124,16 @@ class Builder:
         except ImageError as exc:
             raise BuildError(str(exc)) from exc
 
+    async def fetch_nvram_template(self, record: records_pb2.InstanceRecord) -> Path | None:
+        """The NVRAM template blob of a UEFI instance on this node (copied
+        from a peer when not here); None without one."""
+        if not record.nvram_blob_uuid or not record.instance.uefi:
+            return None
+        try:
+            return (await self._images.from_blob(record.nvram_blob_uuid)).path
+        except ImageError as exc:
+            raise BuildError(f"the NVRAM template: {exc}") from exc
+
     def fetch_progress(self, url: str, done: int, total: int | None) -> None:
         """An ImageCache progress report: a status event on each instance
         waiting for `url`."""
@@ -138,8 +152,10 @@ class Builder:
         instance: instance_pb2.Instance,
         images: list[DiskImage | None],
         bridges: Mapping[str, str],
+        nvram_template: Path | None = None,
     ) -> LaidOut:
-        """Disks, config drive and the domain XML of an instance."""
+        """Disks, config drive and the domain XML of an instance (a UEFI
+        one's variables starting from `nvram_template` when given)."""
         folder = self.folder(instance.uuid)
         try:
             await asyncio.to_thread(_make_folder, folder)
@@ -190,7 +206,7 @@ class Builder:
             video_model=_wire(instance_pb2.VideoModel.DESCRIPTOR, instance.video.model, "cirrus"),
             video_vram_kib=instance.video.memory or DEFAULT_VIDEO_KIB,
             console_log=self.console_log(instance.uuid),
-            firmware=firmware(instance, folder),
+            firmware=firmware(instance, folder, nvram_template),
         )
         try:
             xml = render_domain(domain)

@@ -13,6 +13,26 @@ domain's completed-job statistics (`success`, or `errmsg`).
 A domain that is not running has no writer: its disk file is read with
 `qemu-img convert`, which also flattens the chain, while its write lock
 keeps qemu from starting on it meanwhile.
+
+**Thin copies** (only the disk's own layer over the blob it was built
+from). libvirt's backup job copies the whole chain (push mode runs qemu's
+backup with `sync=full`, or `bitmap` against a checkpoint; never `top`), so
+a running domain's layer is copied by a *shallow block copy* instead
+(`virDomainBlockCopy` with SHALLOW | REUSE_EXT | TRANSIENT_JOB, libvirt 9.0
+/ qemu 7.2: qemu's mirror with `sync=top`) into a qcow2 made beforehand
+over the same backing file. Once the mirror is in sync (the live XML's
+`<mirror ready='yes'>`), ending the job without a pivot
+(`virDomainBlockJobAbort`, no flag: qemu's `block-job-cancel` of a ready
+mirror) leaves the target a point-in-time copy as of that moment (qemu's
+`docs/interop/live-block-operations.rst`); the domain keeps its disk. A
+stopped domain's layer is `qemu-img convert -B <its backing file>`, which
+copies only the clusters the layer holds. Either copy is then given its
+backing file's name relative to the blob store (``blob_chain.py``).
+
+**NVRAM** (UEFI variables, a raw pflash file qemu writes in place): no
+block job covers it, so a running domain is paused for the copy of the
+file (milliseconds) and resumed: the copy is the file as at one moment,
+never one torn by a variable write.
 """
 
 from __future__ import annotations
@@ -68,3 +88,30 @@ def backup_outcome(active: Mapping[str, Any], completed: Mapping[str, Any]) -> b
     if completed.get("type") == JOB_COMPLETED and completed.get("success", True):
         return True
     raise CopyFailed(f"the backup job failed: {completed.get('errmsg') or 'no reason given'}")
+
+
+def shallow_copy_xml(target: Path) -> str:
+    """The destination of a shallow block copy: the qcow2 file `target`,
+    made beforehand over the disk's backing file."""
+    return f"<disk type='file'><source file={quoteattr(str(target))}/><driver type='qcow2'/></disk>"
+
+
+def mirror_state(domain_xml: str, device: str) -> str | None:
+    """The block copy job on disk `device` in a domain's live XML: "ready"
+    once the copy is in sync, "copying" before; None when no copy runs."""
+    root = ET.fromstring(domain_xml)
+    for disk in root.iterfind("./devices/disk"):
+        target = disk.find("target")
+        if target is None or target.get("dev") != device:
+            continue
+        mirror = disk.find("mirror")
+        if mirror is None:
+            return None
+        return "ready" if mirror.get("ready") == "yes" else "copying"
+    return None
+
+
+def nvram_source(domain_xml: str) -> Path | None:
+    """The NVRAM file of a UEFI domain; None for a BIOS one."""
+    text = ET.fromstring(domain_xml).findtext("./os/nvram")
+    return Path(text.strip()) if text and text.strip() else None

@@ -4,6 +4,10 @@ record's `disk_sources` say (written by the api at create time):
 - a blob: used when this node holds it whole (it is among the blob's
   `locations` and the file has its size); otherwise copied here from a node
   that holds it (``peer_copy.py``), and the instance fails when none can.
+  A thin blob (a thin snapshot, `depends_on` its parent) needs its parent
+  here too, and the parent's parent: the chain is ensured from the top
+  down, each layer checked to name exactly its parent (``blob_chain.py``),
+  reference §9.6.
 - an image artifact: its newest version's blob when this node holds it, or
   copied from a node that does (an image URL is fetched once per mesh, not
   once per node); otherwise its `source_url` is downloaded, and the download recorded
@@ -40,10 +44,11 @@ from sfmesh.v1 import artifact_pb2, event_pb2, instance_pb2, records_pb2
 
 from services.common import errors
 from services.common.events import EventSink
+from services.node_agent import blob_chain
 from services.node_agent.blob_records import BlobRecords
 from services.node_agent.blob_store import BlobStore
 from services.node_agent.fetch_outcome import BlobUnusable, Fetched
-from services.node_agent.images import CachedImage, ImageCache, ImageError, check_self_contained
+from services.node_agent.images import CachedImage, ImageCache, ImageError
 from services.node_agent.peer_copy import CopyFailed
 from services.node_agent.source_checks import DEFAULT_CHECK_INTERVAL, Checked, SourceChecks
 
@@ -152,15 +157,16 @@ class DiskImages:
             image = await self._images.fetch(spec.base)
         return DiskImage(image.path, image.fmt, None)
 
-    async def from_blob(self, uuid: str) -> DiskImage:
-        """Blob `uuid`, copied here first when not whole on this node.
-        Raises ImageError."""
+    async def from_blob(self, uuid: str, *, depth: int = 0) -> DiskImage:
+        """Blob `uuid`, copied here first when not whole on this node, and
+        so its parents when it is thin. Raises ImageError."""
         stored = await self._records.blob(uuid)
         if stored is None:
             raise ImageError(f"blob {uuid} not found")
         blob = stored.record.blob
         if blob.state != artifact_pb2.BLOB_STATE_CREATED:
             raise ImageError(f"blob {uuid} is {_state(stored.record)}")
+        parent = await self._parent(blob, depth)
         if self._node not in blob.locations or not self._blobs.holds(uuid, blob.size):
             if self._copier is None:
                 raise ImageError(f"blob {uuid} is not on node {self._node}")
@@ -171,8 +177,25 @@ class DiskImages:
         path = self._blobs.path(uuid)
         fmt = qemu_format(blob.format)
         if fmt == "qcow2":  # not necessarily fetched here: checked as a download is
-            await asyncio.to_thread(check_self_contained, f"fetching blob {uuid}", path)
+            await asyncio.to_thread(
+                blob_chain.check_layer,
+                f"fetching blob {uuid}",
+                path,
+                parent.blob_uuid if parent else None,
+                parent.fmt if parent else "",
+            )
+        elif parent is not None:
+            raise ImageError(f"blob {uuid}: a thin blob must be qcow2, not {blob.format}")
         return DiskImage(path, fmt, uuid)
+
+    async def _parent(self, blob: artifact_pb2.Blob, depth: int) -> DiskImage | None:
+        """The parent of a thin blob, here and whole (with its own parents);
+        None for a self-contained blob."""
+        if not blob.HasField("depends_on"):
+            return None
+        if depth >= blob_chain.MAX_DEPTH:
+            raise ImageError(f"blob {blob.uuid}: its chain is deeper than {blob_chain.MAX_DEPTH}")
+        return await self.from_blob(blob.depends_on, depth=depth + 1)
 
     async def from_artifact(self, uuid: str, waiting: Waiting = _no_wait) -> DiskImage:
         """The newest blob of image artifact `uuid` on this node, fetched
@@ -242,6 +265,8 @@ class DiskImages:
         here = self._node in blob.locations and self._blobs.holds(uuid, blob.size)
         if blob.state != artifact_pb2.BLOB_STATE_CREATED or not here:
             return None
+        if blob.HasField("depends_on"):  # a thin snapshot made a version: its chain too
+            return await self.from_blob(uuid)
         return DiskImage(self._blobs.path(uuid), qemu_format(blob.format), uuid)
 
     async def _copied_newest(self, artifact: records_pb2.ArtifactRecord) -> DiskImage | None:
@@ -259,6 +284,12 @@ class DiskImages:
             log.info("not copied from a peer, fetching instead: %s", exc)
             return None
         stored = await self._records.blob(uuid)
+        if stored is not None and stored.record.blob.HasField("depends_on"):
+            try:
+                return await self.from_blob(uuid)  # its chain too
+            except ImageError as exc:
+                log.info("not copied from a peer, fetching instead: %s", exc)
+                return None
         fmt = stored.record.blob.format if stored is not None else "raw"
         return DiskImage(path, qemu_format(fmt), uuid)
 

@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -174,6 +175,7 @@ class Hypervisor:
                 raise HypervisorError(f"domain {self.domain_name(uuid)} is not defined")
             if not domain.isActive():
                 return False
+            _end_stale_copy(domain, device)
             domain.backupBegin(disk_copy.backup_xml(device, target), None, 0)
             return True
 
@@ -204,6 +206,89 @@ class Hypervisor:
             with contextlib.suppress(HypervisorError):
                 await asyncio.shield(self._call(abort))
             raise
+
+    async def copy_disk_top(self, uuid: str, device: str, target: Path) -> bool:
+        """Copy only the top layer of disk `device` of a running or paused
+        domain, as it is when the copy is in sync, into `target`: a qcow2
+        made beforehand over the same backing file (``disk_copy.py``: a
+        shallow block copy ended without a pivot), waiting for it; False
+        when the domain is not running (nothing is copied). Raises
+        HypervisorError, or CopyFailed when the copy ends on its own."""
+
+        def begin(conn: libvirt.virConnect) -> bool:
+            domain = self._lookup(conn, uuid)
+            if domain is None:
+                raise HypervisorError(f"domain {self.domain_name(uuid)} is not defined")
+            if not domain.isActive():
+                return False
+            flags = (
+                libvirt.VIR_DOMAIN_BLOCK_COPY_SHALLOW
+                | libvirt.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT
+                | libvirt.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
+            )
+            _end_stale_copy(domain, device)
+            domain.blockCopy(device, disk_copy.shallow_copy_xml(target), None, flags)
+            return True
+
+        def state(conn: libvirt.virConnect) -> str | None:
+            domain = self._lookup(conn, uuid)
+            if domain is None:
+                raise HypervisorError(f"domain {self.domain_name(uuid)} went away")
+            return disk_copy.mirror_state(domain.XMLDesc(0), device)
+
+        def finish(conn: libvirt.virConnect) -> None:
+            domain = self._lookup(conn, uuid)
+            if domain is None:
+                raise HypervisorError(f"domain {self.domain_name(uuid)} went away")
+            domain.blockJobAbort(device, 0)  # in sync: ends, the copy kept as of now
+            if disk_copy.mirror_state(domain.XMLDesc(0), device) is not None:
+                raise disk_copy.CopyFailed("the block copy did not end")
+
+        def abort(conn: libvirt.virConnect) -> None:
+            domain = self._lookup(conn, uuid)
+            if domain is not None:
+                with contextlib.suppress(libvirt.libvirtError):
+                    domain.blockJobAbort(device, 0)
+
+        if not await self._call(begin):
+            return False
+        try:
+            while True:
+                found = await self._call(state)
+                if found == "ready":
+                    await self._call(finish)
+                    return True
+                if found is None:
+                    raise disk_copy.CopyFailed("the block copy ended before it was in sync")
+                await asyncio.sleep(BACKUP_POLL)
+        except asyncio.CancelledError:  # the agent stops: leave no job copying on
+            with contextlib.suppress(HypervisorError):
+                await asyncio.shield(self._call(abort))
+            raise
+
+    async def copy_nvram(self, uuid: str, target: Path) -> None:
+        """Copy the domain's NVRAM file into `target` as it is at one
+        moment: a running domain is paused for the copy and resumed
+        (``disk_copy.py``). Raises HypervisorError, or CopyFailed when the
+        domain has no NVRAM file."""
+
+        def copy(conn: libvirt.virConnect) -> None:
+            domain = self._lookup(conn, uuid)
+            if domain is None:
+                raise HypervisorError(f"domain {self.domain_name(uuid)} is not defined")
+            source = disk_copy.nvram_source(domain.XMLDesc(0))
+            if source is None or not source.is_file():
+                raise disk_copy.CopyFailed("the instance has no NVRAM file")
+            running = domain.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+            if running:
+                domain.suspend()
+            try:
+                shutil.copyfile(source, target)
+            finally:
+                if running:
+                    domain.resume()
+
+        await self._call(copy)
 
     async def disk_source(self, uuid: str, device: str) -> Path | None:
         """The file behind a domain's disk `device`; None when there is none."""
@@ -356,6 +441,15 @@ class Hypervisor:
         if state is None or uuid is None or self._loop is None:
             return
         self._loop.call_soon_threadsafe(self._observed, uuid, state)
+
+
+def _end_stale_copy(domain: libvirt.virDomain, device: str) -> None:
+    """End a block copy a killed node agent left mirroring `device` (only
+    this agent starts copies on its domains): it would hold the disk's
+    block job slot, and no copy could begin (worker thread)."""
+    if disk_copy.mirror_state(domain.XMLDesc(0), device) is not None:
+        log.warning("ending a block copy left on %s of %s", device, domain.name())
+        domain.blockJobAbort(device, 0)
 
 
 _OPERATIONS: dict[int, Callable[[libvirt.virDomain], object]] = {

@@ -195,11 +195,12 @@ class Reconciler:
                 state = states.PREFLIGHT
             with stages("images"):
                 images = await self._builder.fetch_images(stored.record)
+                nvram_template = await self._builder.fetch_nvram_template(stored.record)
             if state == states.PREFLIGHT:
                 stored = await self._move(stored, state, states.CREATING)
                 state = states.CREATING
             bridges = await self._networking.attach(instance)
-            domain = await self._builder.lay_out(instance, images, bridges)
+            domain = await self._builder.lay_out(instance, images, bridges, nvram_template)
             stages.seconds.update(domain.seconds)
             # The follower's copy may lag this node's own writes: start
             # nothing unless etcd still says creating (a second pass over an

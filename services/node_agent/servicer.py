@@ -7,6 +7,7 @@ handed on as they come; snapshot copies start here and run as tasks of
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from services.node_agent.commands import DataPlaneError
 from services.node_agent.dataplane import DataPlane, NoNetwork
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.reconciler import Reconciler
-from services.node_agent.snapshots import Job, Snapshots
+from services.node_agent.snapshots import NVRAM, Job, Snapshots
 from services.node_agent.transfers import TransferServicer, check_uuid
 
 
@@ -126,18 +127,25 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
         stored = self._hosted(request.instance_uuid)
         for field in ("artifact_uuid", "blob_uuid"):
             check_uuid(field, getattr(request, field))
-        disks = stored.record.instance.disks
-        if not any(d.device == request.device and not d.snapshot_ignores for d in disks):
-            raise errors.InvalidArgument(f"instance has no disk {request.device!r} to copy")
-        self._snapshots.start(
-            Job(
-                instance_uuid=request.instance_uuid,
-                device=request.device,
-                artifact_uuid=request.artifact_uuid,
-                blob_uuid=request.blob_uuid,
-                request_id=request.request_id,
-            )
+        instance = stored.record.instance
+        job = Job(
+            instance_uuid=request.instance_uuid,
+            device=request.device,
+            artifact_uuid=request.artifact_uuid,
+            blob_uuid=request.blob_uuid,
+            request_id=request.request_id,
         )
+        if request.device == NVRAM and instance.uefi:
+            await self._snapshots.run(job)  # milliseconds: versioned before the answer
+            return node_agent_service_pb2.SnapshotDiskResponse()
+        chosen = [
+            d for d in instance.disks if d.device == request.device and not d.snapshot_ignores
+        ]
+        if not chosen:
+            raise errors.InvalidArgument(f"instance has no disk {request.device!r} to copy")
+        if request.thin and chosen[0].HasField("blob_uuid"):
+            job = dataclasses.replace(job, parent=chosen[0].blob_uuid)
+        self._snapshots.start(job)
         return node_agent_service_pb2.SnapshotDiskResponse()
 
     async def AppendToUpload(

@@ -5,13 +5,18 @@ and writes every changed record in one compare-and-swap transaction.
 - **Made**: the reserved blob becomes `created` (size, sha512, format, this
   node its one location), the newest version of the snapshot artifact
   (one reference), and the artifact `created`. Versions pruned beyond
-  `max_versions` let go of their blobs. A snapshot always adds a version,
-  even when its content equals the newest one's: the client waits to see
-  its reserved blob listed (`artifact_versions.add_version` without sha512).
+  `max_versions` let go of their blobs, and a thin blob so deleted lets go
+  of its parent, up the chain (reference §9.3). A snapshot always adds a
+  version, even when its content equals the newest one's: the client waits
+  to see its reserved blob listed (`artifact_versions.add_version` without
+  sha512).
+- **Thin** (`depends_on` a parent blob): the new blob records its parent,
+  which gains a reference held while the child lives; a parent gone or no
+  longer `created` fails the copy (`ParentUnusable`).
 - **Artifact gone or deleted meanwhile** (reference §7.1, §11 Q12): the blob
   becomes `deleted`, no version is added, and its file is removed.
-- **Failed**: the blob becomes `error`; a blob no longer `initial` is left
-  as it is (an outcome was already recorded).
+- **Failed**: ``reservations.py`` (the rule is
+  ``artifact_versions.fail_reservation``, shared with the api).
 """
 
 from __future__ import annotations
@@ -36,7 +41,13 @@ class Copy:
     sha512: str
     """Hex sha512."""
     format: str
-    """"qcow2"."""
+    """"qcow2" for disks, "raw" for NVRAM."""
+    depends_on: str = ""
+    """The parent blob of a thin copy; "" for a self-contained one."""
+
+
+class ParentUnusable(Exception):
+    """A thin copy's parent blob is gone or no longer `created`."""
 
 
 @dataclass(frozen=True)
@@ -54,40 +65,40 @@ class Applied:
 def apply_made(
     artifact: records_pb2.ArtifactRecord | None,
     blob: records_pb2.BlobRecord,
-    released_blobs: Mapping[str, records_pb2.BlobRecord],
+    blobs: Mapping[str, records_pb2.BlobRecord],
     made: Copy,
     node: str,
     now: float,
 ) -> Applied:
     """Record `made` on `blob` and `artifact` (None when gone), in place;
-    `released_blobs` holds the records of the artifact's current versions'
-    blobs, which a prune changes in place too."""
+    `blobs` holds the records of the artifact's current versions' blobs,
+    of a thin copy's parent and of their parents up each chain
+    (``artifact_versions.ancestors_to_read``), which a prune or the new
+    reference change in place too. Raises ParentUnusable."""
     view = blob.blob
     view.size, view.sha512, view.format = made.size, made.sha512, made.format
     view.modified = view.fetched_at = now
+    if made.depends_on:
+        view.depends_on = made.depends_on
     if artifact is None or artifact.artifact.state == artifact_pb2.ARTIFACT_STATE_DELETED:
         view.state = Blob.BLOB_STATE_DELETED
         blob.deleted_at = now
         del view.locations[:]
         return Applied(added=False)
+    if made.depends_on:
+        parent = blobs.get(made.depends_on)
+        if parent is None or parent.blob.state != Blob.BLOB_STATE_CREATED:
+            raise ParentUnusable(f"the parent blob {made.depends_on} is gone")
+        artifact_versions.change_references(parent, 1, now)
     view.state = Blob.BLOB_STATE_CREATED
     if node not in view.locations:
         view.locations.append(node)
     change = artifact_versions.add_version(artifact, made.blob_uuid)
     artifact.artifact.state = artifact_pb2.ARTIFACT_STATE_CREATED
+    artifact.artifact.ClearField("error_message")
+    everything = {**blobs, made.blob_uuid: blob}
     if change.added:
         artifact_versions.change_references(blob, 1, now)
     for released in change.released:
-        if released == made.blob_uuid:
-            artifact_versions.change_references(blob, -1, now)
-        elif released in released_blobs:
-            artifact_versions.change_references(released_blobs[released], -1, now)
+        artifact_versions.change_references_through(everything, released, -1, now)
     return Applied(added=True, index=artifact.last_index, released=tuple(change.released))
-
-
-def apply_failed(blob: records_pb2.BlobRecord) -> bool:
-    """Mark a reserved blob `error`; False when it is no longer `initial`."""
-    if blob.blob.state != Blob.BLOB_STATE_INITIAL:
-        return False
-    blob.blob.state = Blob.BLOB_STATE_ERROR
-    return True

@@ -1,70 +1,61 @@
 """Snapshot copies made on this node (reference §7.1): SnapshotDisk starts
-one as a task and answers; the task copies the disk consistently
-(``disk_copy.py``: libvirt's backup job for a running domain, `qemu-img
-convert` for a stopped one) into `<work>/<blob uuid>.qcow2`, checks it is
-a self-contained qcow2, hashes it, adopts it into the blob store under the
-reserved blob's uuid, and records the outcome in one compare-and-swap
-(``snapshot_outcome.py``). Any failure marks the blob `error`, with an
-instance event, and leaves no file behind: a blob is never half made.
+one as a task and answers; the task has the copy made (``snapshot_copies.py``:
+consistent, flattened or thin, checked, hashed and adopted into the blob
+store under the reserved blob's uuid) and records the outcome in one
+compare-and-swap (``snapshot_outcome.py``): a thin copy is recorded
+`depends_on` its parent, which gains a reference. Any failure marks the
+blob `error` (and the artifact, when this was its first snapshot:
+``reservations.py``), with an instance event, and leaves no file behind: a
+blob is never half made. The **NVRAM** of a UEFI instance (device `nvram`)
+takes milliseconds and is made before SnapshotDisk answers (`run`),
+outside the disks' turns.
 
-One copy per instance runs at a time (libvirt runs one job per domain);
-others wait their turn (a lock per instance ever snapshotted here). A copy
-in flight when the node agent stops is lost: its blob, which names this
-node as its maker, is marked `error` once this node no longer makes it
-(``abandoned_blobs.py``, from ``blob_care.py``'s passes).
+One disk copy per instance runs at a time (libvirt runs one job per
+domain); others wait their turn (a lock per instance ever snapshotted
+here). A copy in flight when the node agent stops is lost: its blob, which
+names this node as its maker, is marked `error` once this node no longer
+makes it (``abandoned_blobs.py``, from ``blob_care.py``'s passes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sfmesh.v1 import artifact_pb2, event_pb2, records_pb2
 
+from services.common import artifact_versions
 from services.common.events import EventSink
 from services.common.store import Operation, Put, Store, key
-from services.node_agent import snapshot_outcome
-from services.node_agent.blob_records import BlobRecords
+from services.node_agent import blob_chain, reservations, snapshot_outcome
+from services.node_agent.blob_records import BlobRecords, Stored
 from services.node_agent.blob_store import BlobBusy, BlobExists, BlobStore
 from services.node_agent.disk_copy import CopyFailed
-from services.node_agent.disks import DiskError, absolute, run_tool
+from services.node_agent.disks import DiskError
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
-from services.node_agent.images import ImageError, check_self_contained
-from services.node_agent.snapshot_outcome import Copy
+from services.node_agent.images import ImageError
+from services.node_agent.snapshot_copies import NVRAM, Copier, Job
+from services.node_agent.snapshot_outcome import Copy, ParentUnusable
+
+__all__ = ["NVRAM", "Job", "Snapshots"]
 
 log = logging.getLogger("sfmesh.node_agent.snapshots")
 
-FORMAT = "qcow2"
-_HASH_CHUNK = 1024 * 1024
-_FAILURES = (CopyFailed, HypervisorError, DiskError, ImageError, BlobBusy, BlobExists, OSError)
-
-
-@dataclass(frozen=True)
-class Job:
-    """One disk to copy."""
-
-    instance_uuid: str
-    device: str
-    artifact_uuid: str
-    blob_uuid: str
-    request_id: str = ""
-
-
-def digest(path: Path) -> tuple[int, str]:
-    """(size, hex sha512) of a file (blocking)."""
-    sha, size = hashlib.sha512(), 0
-    with path.open("rb") as data:
-        while chunk := data.read(_HASH_CHUNK):
-            sha.update(chunk)
-            size += len(chunk)
-    return size, sha.hexdigest()
+_FAILURES = (
+    CopyFailed,
+    HypervisorError,
+    DiskError,
+    ImageError,
+    BlobBusy,
+    BlobExists,
+    OSError,
+    ParentUnusable,
+)
 
 
 class Snapshots:
@@ -88,6 +79,9 @@ class Snapshots:
         self._store = store
         self._events = events
         self._work_dir = work_dir
+        self._copier = Copier(
+            hypervisor=hypervisor, blobs=blobs, records=records, work_dir=work_dir
+        )
         self._running: dict[str, asyncio.Task[None]] = {}
         """Tasks by blob uuid (the loop keeps only weak references)."""
         self._locks: dict[str, asyncio.Lock] = {}
@@ -96,7 +90,7 @@ class Snapshots:
         """Remove copies a stopped agent left in the work folder (blocking);
         those removed. Call before any copy starts."""
         removed = []
-        for leftover in self._work_dir.glob("*.qcow2"):
+        for leftover in [*self._work_dir.glob("*.qcow2"), *self._work_dir.glob("*.fd")]:
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
                 removed.append(leftover)
@@ -109,6 +103,14 @@ class Snapshots:
         task = asyncio.create_task(self._run(job), name=f"snapshot-{job.blob_uuid}")
         self._running[job.blob_uuid] = task
         task.add_done_callback(lambda _: self._running.pop(job.blob_uuid, None))
+
+    async def run(self, job: Job) -> None:
+        """Copy now and wait for the outcome to be recorded (NVRAM, whose
+        copy takes milliseconds: reference §7.1 versions it at once)."""
+        self.start(job)
+        task = self._running.get(job.blob_uuid)
+        if task is not None:
+            await asyncio.shield(task)
 
     def making(self) -> frozenset[str]:
         """The blobs whose copies run or wait their turn here now."""
@@ -125,32 +127,39 @@ class Snapshots:
         await self.wait()
 
     async def _run(self, job: Job) -> None:
-        lock = self._locks.setdefault(job.instance_uuid, asyncio.Lock())
-        async with lock:
-            started = time.monotonic()
+        if job.device == NVRAM:  # no block job: needs no turn
+            await self._make(job)
+            return
+        async with self._locks.setdefault(job.instance_uuid, asyncio.Lock()):
+            await self._make(job)
+
+    async def _make(self, job: Job) -> None:
+        started = time.monotonic()
+        try:
+            if not await self._artifact_live(job.artifact_uuid):
+                await self._discard(job, "the snapshot artifact was deleted")
+                return
+            made = await self._copier.copy(job)
             try:
-                if not await self._artifact_live(job.artifact_uuid):
-                    await self._discard(job, "the snapshot artifact was deleted")
-                    return
-                made = await self._copy(job)
                 applied = await self._record_made(job, made)
-            except _FAILURES as exc:
-                await self._record_failed(job, str(exc))
-                return
-            except Exception as exc:  # never a blob left initial for a bug
-                log.exception("snapshot %s failed", job.blob_uuid)
-                await self._record_failed(job, f"internal error: {exc}")
-                return
+            except ParentUnusable:
+                await asyncio.to_thread(self._blobs.remove, job.blob_uuid)
+                raise
+        except _FAILURES as exc:
+            await self._record_failed(job, str(exc))
+            return
+        except Exception as exc:  # never a blob left initial for a bug
+            log.exception("snapshot %s failed", job.blob_uuid)
+            await self._record_failed(job, f"internal error: {exc}")
+            return
         if applied is None or not applied.added:
             await asyncio.to_thread(self._blobs.remove, job.blob_uuid)
             self._emit(job, "snapshot discarded", {"reason": "the artifact or blob went"})
             return
-        self._emit(
-            job,
-            "snapshot complete",
-            {"size": made.size, "index": applied.index},
-            duration=time.monotonic() - started,
-        )
+        extra: dict[str, Any] = {"size": made.size, "index": applied.index}
+        if made.depends_on:
+            extra["depends_on"] = made.depends_on
+        self._emit(job, "snapshot complete", extra, duration=time.monotonic() - started)
         self._events.emit(
             "artifact",
             job.artifact_uuid,
@@ -159,41 +168,22 @@ class Snapshots:
             extra={"index": applied.index, "blob_uuid": job.blob_uuid},
         )
 
-    async def _copy(self, job: Job) -> Copy:
-        """The consistent copy, adopted as the blob's file here."""
-        await asyncio.to_thread(_make_work_dir, self._work_dir)
-        target = self._work_dir / f"{job.blob_uuid}.qcow2"
-        await asyncio.to_thread(target.unlink, True)
-        try:
-            copied = await self._hypervisor.backup_disk(job.instance_uuid, job.device, target)
-            if not copied:  # not running: nothing writes the disk
-                source = await self._hypervisor.disk_source(job.instance_uuid, job.device)
-                if source is None:
-                    raise CopyFailed(f"the instance has no disk {job.device}")
-                await run_tool(
-                    "qemu-img", "convert", "-q", "-O", FORMAT, absolute(source), absolute(target)
-                )
-            await asyncio.to_thread(check_self_contained, f"snapshot of {job.device}", target)
-            size, sha512 = await asyncio.to_thread(digest, target)
-            await asyncio.to_thread(self._blobs.adopt, job.blob_uuid, target)
-        finally:
-            await asyncio.to_thread(target.unlink, True)
-        return Copy(blob_uuid=job.blob_uuid, size=size, sha512=sha512, format=FORMAT)
-
     async def _artifact_live(self, uuid: str) -> bool:
         stored = await self._records.artifact(uuid)
         return stored is not None and stored.record.artifact.state != _DELETED
 
     async def _record_made(self, job: Job, made: Copy) -> snapshot_outcome.Applied | None:
         """The one transaction recording the copy; None when the reserved
-        blob is gone or already has an outcome (its file is then removed)."""
+        blob is gone or already has an outcome (its file is then removed).
+        Raises ParentUnusable."""
         while True:
             blob = await self._records.blob(job.blob_uuid)
             if blob is None or blob.record.blob.state != _INITIAL:
                 return None
             artifact = await self._records.artifact(job.artifact_uuid)
             versions = [v.blob_uuid for v in artifact.record.versions] if artifact else []
-            read = await self._records.blobs(u for u in versions if u != job.blob_uuid)
+            wanted = {u for u in [*versions, made.depends_on] if u and u != job.blob_uuid}
+            read = await self._chains(wanted)
             others = {u: _copy(s.record) for u, s in read.items() if s is not None}
             new_artifact = _copy(artifact.record) if artifact else None
             new_blob = _copy(blob.record)
@@ -210,9 +200,32 @@ class Snapshots:
             if await self._store.commit(operations):
                 return applied
 
+    async def _chains(self, uuids: set[str]) -> dict[str, Stored[records_pb2.BlobRecord] | None]:
+        """The records of `uuids` and of their parents up each thin chain
+        (a prune may cascade up them); None for those gone."""
+        read: dict[str, Stored[records_pb2.BlobRecord] | None] = {}
+        wanted = set(uuids)
+        for _ in range(blob_chain.MAX_DEPTH + 1):
+            if not wanted:
+                break
+            read.update(await self._records.blobs(wanted))
+            found = {u: s.record for u, s in read.items() if s is not None}
+            wanted = artifact_versions.ancestors_to_read(found) - set(read)
+        return read
+
     async def _record_failed(self, job: Job, message: str) -> None:
-        await self._change_blob(job.blob_uuid, snapshot_outcome.apply_failed)
+        """The blob `error`, and the artifact when this was its first
+        snapshot (``reservations.py``); etcd trouble is logged."""
+        try:
+            failed = await reservations.fail(
+                self._store, job.blob_uuid, reservations.because(message)
+            )
+        except Exception:
+            log.exception("cannot record the failure of snapshot blob %s", job.blob_uuid)
+            failed = None
         self._emit(job, "snapshot failed", {"error": message})
+        if failed is not None:
+            reservations.artifact_failed_event(self._events, failed)
 
     async def _discard(self, job: Job, reason: str) -> None:
         def deleted(record: records_pb2.BlobRecord) -> bool:
@@ -282,9 +295,3 @@ def _put(
     else:
         uuid = record.blob.uuid
     return Put(key(kind, uuid), record.SerializeToString(), revision)
-
-
-def _make_work_dir(folder: Path) -> None:
-    """A folder qemu (another user) can traverse, for libvirt to write into."""
-    folder.mkdir(mode=0o755, parents=True, exist_ok=True)
-    folder.chmod(0o755)

@@ -150,18 +150,20 @@ class ClearConsoleResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class SnapshotDiskRequest(_message.Message):
-    __slots__ = ("instance_uuid", "device", "artifact_uuid", "blob_uuid", "request_id")
+    __slots__ = ("instance_uuid", "device", "artifact_uuid", "blob_uuid", "request_id", "thin")
     INSTANCE_UUID_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_UUID_FIELD_NUMBER: _ClassVar[int]
     BLOB_UUID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    THIN_FIELD_NUMBER: _ClassVar[int]
     instance_uuid: str
     device: str
     artifact_uuid: str
     blob_uuid: str
     request_id: str
-    def __init__(self, instance_uuid: _Optional[str] = ..., device: _Optional[str] = ..., artifact_uuid: _Optional[str] = ..., blob_uuid: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    thin: bool
+    def __init__(self, instance_uuid: _Optional[str] = ..., device: _Optional[str] = ..., artifact_uuid: _Optional[str] = ..., blob_uuid: _Optional[str] = ..., request_id: _Optional[str] = ..., thin: _Optional[bool] = ...) -> None: ...
 
 class SnapshotDiskResponse(_message.Message):
     __slots__ = ()

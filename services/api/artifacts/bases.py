@@ -1,5 +1,7 @@
 """Disk bases at `POST /instances` (reference §2.8, with §11 Q7): what each
-requested disk's content comes from, decided before anything is written.
+requested disk's content comes from, decided before anything is written;
+and the blob an `nvram_template` names (§4.7, with §11 Q13: `sf://blob/`
+uses that blob), which the instance holds a reference on from its create.
 
 - `label:`, `sf://label/`, `sf://upload/` and `sf://snapshot/` bases resolve
   to the newest version's blob of their artifact, which must be `created`
@@ -25,8 +27,8 @@ from services.api.artifacts import rules, sources
 from services.api.artifacts.finding import Finder, Found
 from services.api.artifacts.lookup import ArtifactLookup
 from services.api.artifacts.sources import Kind, Source
-from services.api.artifacts.store import ArtifactStore
-from services.common import errors
+from services.api.artifacts.store import ArtifactStore, blob_put
+from services.common import artifact_versions, errors
 from services.common.store import Put
 from services.common.wire import wire_name
 
@@ -53,8 +55,18 @@ class Resolved:
     """The uuids of those new artifacts."""
 
 
+@dataclass(frozen=True)
+class NvramTemplate:
+    """The blob an instance's `nvram_template` resolved to, and the write
+    that gives it the instance's reference (compared on the blob's revision,
+    so a blob deleted meanwhile fails the create's transaction)."""
+
+    blob_uuid: str
+    write: Put
+
+
 class Bases:
-    """Resolves disk bases for instance creates."""
+    """Resolves disk bases and NVRAM templates for instance creates."""
 
     def __init__(self, artifacts: ArtifactStore, lookup: ArtifactLookup, finder: Finder) -> None:
         self._artifacts = artifacts
@@ -88,6 +100,24 @@ class Bases:
                 blob_uuid = await self._artifact_blob(source, caller, target)
                 resolved.sources.append(records_pb2.DiskSource(blob_uuid=blob_uuid))
         return resolved
+
+    async def nvram_template(self, text: str, caller: str, target: str) -> NvramTemplate:
+        """The blob an `nvram_template` names (`sources.parse_nvram_template`:
+        a label's newest blob, or a blob), `created` and reached by both the
+        caller and the target (404 otherwise, as for disk bases), with the
+        write adding the instance's reference (§9.3)."""
+        source = sources.parse_nvram_template("nvram_template", text)
+        if source.kind == Kind.SF_BLOB:
+            blob_uuid = await self._blob(source.uuid, caller, target)
+        else:
+            blob_uuid = await self._artifact_blob(source, caller, target)
+        stored = await self._artifacts.get_blob(blob_uuid)
+        if stored is None or stored.record.blob.state != artifact_pb2.BLOB_STATE_CREATED:
+            raise errors.NotFound("blob not found")
+        held = records_pb2.BlobRecord()
+        held.CopyFrom(stored.record)
+        artifact_versions.change_references(held, 1, time.time())
+        return NvramTemplate(blob_uuid, blob_put(stored, held))
 
     async def _image(self, url: str, target: str) -> Found:
         now = time.time()

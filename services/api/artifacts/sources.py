@@ -118,6 +118,23 @@ def _parse_sf(field: str, base: str) -> Source:
     )
 
 
+def parse_nvram_template(field: str, text: str) -> Source:
+    """What an instance's `nvram_template` names (reference §2.8, §4.7):
+    `label:<name>` (the label's newest blob), `sf://blob/<uuid>`, or a bare
+    blob uuid (as the CLI's help has it); anything else is a 400 naming
+    `field`."""
+    canonical = _uuid(text)
+    if canonical:
+        return Source(Kind.SF_BLOB, text, uuid=canonical)
+    if text.startswith(LABEL_PREFIX) or text.startswith(f"{SF_PREFIX}blob/"):
+        source = parse_base(field, text)
+        if source.kind in (Kind.LABEL, Kind.SF_BLOB):
+            return source
+    raise errors.InvalidArgument(
+        f'{field} "{text}": an NVRAM template is label:<name>, sf://blob/<uuid> or a blob uuid'
+    )
+
+
 def _uuid(text: str) -> str:
     try:
         return str(uuid_module.UUID(text))

@@ -202,19 +202,28 @@ class ArtifactStore:
     async def reference_writes(self, deltas: Mapping[str, int], *, now: float) -> list[Put]:
         """The writes that change each blob's reference count by its delta
         (`artifact_versions.change_references`), each compared on the
-        revision read now; blobs whose record is gone are skipped."""
-        writes = []
-        for blob_uuid, delta in deltas.items():
-            stored = await self.get_blob(blob_uuid) if delta else None
-            if stored is None:
-                continue
-            if delta > 0 and stored.record.blob.state == artifact_pb2.BLOB_STATE_DELETED:
+        revision read now; blobs whose record is gone are skipped. A thin
+        blob this deletes lets go of its parent's reference, up the chain
+        (reference §9.3), in the same writes."""
+        read: dict[str, StoredBlob] = {}
+        changed: dict[str, records_pb2.BlobRecord] = {}
+        pending = [(blob_uuid, delta) for blob_uuid, delta in deltas.items() if delta]
+        while pending:
+            blob_uuid, delta = pending.pop(0)
+            if blob_uuid not in changed:
+                stored = await self.get_blob(blob_uuid)
+                if stored is None:
+                    continue
+                read[blob_uuid] = stored
+                changed[blob_uuid] = records_pb2.BlobRecord()
+                changed[blob_uuid].CopyFrom(stored.record)
+            record = changed[blob_uuid]
+            if delta > 0 and record.blob.state == artifact_pb2.BLOB_STATE_DELETED:
                 raise errors.Conflict(f"blob {blob_uuid} is deleted", reason="BLOB_DELETED")
-            record = records_pb2.BlobRecord()
-            record.CopyFrom(stored.record)
-            artifact_versions.change_references(record, delta, now)
-            writes.append(blob_put(stored, record))
-        return writes
+            parent = artifact_versions.change_references(record, delta, now)
+            if parent:
+                pending.append((parent, -1))
+        return [blob_put(read[blob_uuid], record) for blob_uuid, record in changed.items()]
 
 
 def deltas_of(*, added: Sequence[str] = (), released: Sequence[str] = ()) -> dict[str, int]:

@@ -90,9 +90,11 @@ class NodeAgents:
         artifact_uuid: str,
         blob_uuid: str,
         request_id: str,
+        thin: bool = False,
     ) -> None:
         """Ask `node` to start copying an instance's disk into blob
-        `blob_uuid`, a version of `artifact_uuid` to be."""
+        `blob_uuid`, a version of `artifact_uuid` to be (only the disk's own
+        layer when `thin`)."""
         stub = await self._stub(node)
         request = node_agent_service_pb2.SnapshotDiskRequest(
             instance_uuid=instance_uuid,
@@ -100,6 +102,7 @@ class NodeAgents:
             artifact_uuid=artifact_uuid,
             blob_uuid=blob_uuid,
             request_id=request_id,
+            thin=thin,
         )
         try:
             await stub.SnapshotDisk(

@@ -1,9 +1,10 @@
 """CreateInstance (reference §4, §7.3): the target namespace, the checks of
-`validation`, an `Idempotency-Key`, the disks' bases (`artifacts.bases`:
-404 before anything is written), the NICs, a placement by the scheduler,
-then one etcd transaction that writes the record with every reservation and
-any new image artifact, retried with fresh draws when a random address was
-taken (or an artifact made) meanwhile."""
+`validation`, an `Idempotency-Key`, the disks' bases and the NVRAM template
+(`artifacts.bases`: 404 before anything is written), the NICs, a placement
+by the scheduler, then one etcd transaction that writes the record with
+every reservation, any new image artifact and the NVRAM template blob's
+new reference, retried with fresh draws when a random address was taken
+(or an artifact made, or the template blob changed) meanwhile."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import uuid
 
 from sfmesh.v1 import instance_pb2, instance_service_pb2, records_pb2
 
-from services.api.artifacts.bases import Bases
+from services.api.artifacts.bases import Bases, NvramTemplate
 from services.api.clients.events import ARTIFACT, Events
 from services.api.clients.scheduler import Scheduler
 from services.api.instances import idempotency, validation
@@ -80,6 +81,7 @@ class Creation:
                 IdempotencyKeys.claim(namespace, retry_key, digest, instance.uuid, now, earlier)
             )
         resolved = await self._bases.resolve(request.disk, caller().namespace, namespace)
+        template = await self._nvram_template(request, namespace)
         nics = await self._plan_nics(request, namespace, instance)
         placement = await self._scheduler.place(instance, request_id())
         instance.node = placement.node
@@ -93,18 +95,25 @@ class Creation:
                     resolved = await self._bases.resolve(
                         request.disk, caller().namespace, namespace
                     )
+                    template = await self._nvram_template(request, namespace)  # its revision
                 del instance.interfaces[:]
                 instance.interfaces.extend(nics.interfaces)
+                held: list[Put] = []
+                if template is not None:
+                    instance.nvram_template = template.blob_uuid
+                    held.append(template.write)
                 record = records_pb2.InstanceRecord(
                     instance=instance,
                     created_at=now,
                     create_request_id=request_id(),
                     disk_sources=resolved.sources,
                 )
+                if template is not None:
+                    record.nvram_blob_uuid = template.blob_uuid
                 written = await self._instances.create(
-                    record, *claim, *nics.reservations, *resolved.writes
+                    record, *claim, *nics.reservations, *resolved.writes, *held
                 )
-                if written or not (nics.reservations or resolved.writes):
+                if written or not (nics.reservations or resolved.writes or held):
                     break
                 if (
                     claim
@@ -125,6 +134,17 @@ class Creation:
             self._events.audit(made, "creation request from REST API", kind=ARTIFACT)
             self._events.attribute_set(made, "state", "initial", kind=ARTIFACT)
         return instance
+
+    async def _nvram_template(
+        self, request: instance_service_pb2.CreateInstanceRequest, namespace: str
+    ) -> NvramTemplate | None:
+        """The blob the NVRAM template names, with the write of the
+        instance's reference on it; None without a template."""
+        if not request.nvram_template:
+            return None
+        return await self._bases.nvram_template(
+            request.nvram_template, caller().namespace, namespace
+        )
 
     async def _plan_nics(
         self,

@@ -82,6 +82,14 @@ def disk_blobs(instance: instance_pb2.Instance) -> list[str]:
     return [disk.blob_uuid for disk in instance.disks if disk.HasField("blob_uuid")]
 
 
+def held_blobs(record: records_pb2.InstanceRecord) -> list[str]:
+    """Every reference an instance holds, once each: its laid-out disks'
+    (`disk_blobs`) and its NVRAM template's, held since its create (§9.3).
+    Pure."""
+    template = [record.nvram_blob_uuid] if record.nvram_blob_uuid else []
+    return [*disk_blobs(record.instance), *template]
+
+
 def mark_deleted(record: records_pb2.InstanceRecord, now: float) -> None:
     """What `deleted` means in a record: powered off, its NICs deleted, and
     when. Pure."""
@@ -134,7 +142,7 @@ class Finisher:
             mark_deleted(record, now)
             held = held_addresses(record.instance)
             releases: list[Operation] = [*await self._networks.releases(held)]
-            released_blobs = deltas_of(released=disk_blobs(stored.record.instance))
+            released_blobs = deltas_of(released=held_blobs(stored.record))
             releases += await self._artifacts.reference_writes(released_blobs, now=now)
             if await self._instances.replace(stored, record, *releases):
                 break

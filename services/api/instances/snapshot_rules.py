@@ -4,8 +4,9 @@ of a snapshot request, and the items of the snapshot list. No I/O.
 
 - Disks: `device` names one (an unknown name, or a disk snapshots skip,
   chooses none); `all` every disk; neither, the first disk only. CD-ROMs and
-  the config drive (`snapshot_ignores`) are never copied. There is no NVRAM
-  snapshot: sfmesh does not copy UEFI variables yet.
+  the config drive (`snapshot_ignores`) are never copied. A UEFI instance's
+  NVRAM is the device `nvram`: chosen by `all` (after the disks, §7.1) and
+  by `device: "nvram"`.
 - One snapshot artifact per device, `sf://instance/<uuid>/<device>`, named
   `<uuid>/<device>`, in the instance's namespace.
 - The list has one item per version of each live snapshot artifact of the
@@ -21,19 +22,25 @@ from collections.abc import Mapping, Sequence
 from sfmesh.v1 import artifact_pb2, instance_pb2, instance_service_pb2, records_pb2
 
 SNAPSHOT = artifact_pb2.ARTIFACT_TYPE_SNAPSHOT
+NVRAM = "nvram"
+"""The device name of a UEFI instance's variables (§7.1)."""
 
 
 def choose_devices(
-    disks: Sequence[instance_pb2.Disk], *, device: str | None, every: bool
+    disks: Sequence[instance_pb2.Disk], *, device: str | None, every: bool, uefi: bool = False
 ) -> list[str]:
-    """The device names a snapshot request copies, in disk order (§7.1)."""
+    """The device names a snapshot request copies, in disk order, then a
+    UEFI instance's `nvram` (§7.1)."""
     if device is not None:
         chosen = [disk for disk in disks if disk.device == device]
     elif every:
         chosen = list(disks)
     else:
         chosen = list(disks[:1])
-    return [disk.device for disk in chosen if not disk.snapshot_ignores]
+    names = [disk.device for disk in chosen if not disk.snapshot_ignores]
+    if uefi and (every if device is None else device == NVRAM):
+        names.append(NVRAM)
+    return names
 
 
 def source_url(instance_uuid: str, device: str) -> str:

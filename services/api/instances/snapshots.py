@@ -19,33 +19,38 @@ from __future__ import annotations
 
 import time
 import uuid as uuid_module
+from typing import TypeVar
 
 from sfmesh.v1 import artifact_pb2, instance_pb2, instance_service_pb2, records_pb2
 
 from services.api.artifacts import rules as artifact_rules
 from services.api.artifacts.finding import Finder, Found
 from services.api.artifacts.lookup import ArtifactLookup
-from services.api.artifacts.store import ATTEMPTS, ArtifactStore
+from services.api.artifacts.store import ATTEMPTS, ArtifactStore, artifact_put, blob_put
 from services.api.clients.events import ARTIFACT, Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.instances import snapshot_rules
 from services.api.instances.lookup import InstanceLookup
 from services.api.instances.power import check_ready
-from services.common import errors
+from services.common import artifact_versions, errors
 from services.common.interceptors import caller, request_id
 from services.common.store import Put, key
 
 BLOB_VIEW_VERSION = 6
 
 
-def reserved_blob(blob_uuid: str, now: float, maker_node: str) -> records_pb2.BlobRecord:
-    """The record of a blob a snapshot will make on node `maker_node`:
-    `initial`, no bytes yet. Pure."""
+def reserved_blob(
+    blob_uuid: str, now: float, maker_node: str, artifact_uuid: str
+) -> records_pb2.BlobRecord:
+    """The record of a blob a snapshot will make on node `maker_node`, a
+    version of `artifact_uuid` to be: `initial`, no bytes yet. Pure."""
     blob = artifact_pb2.Blob(
         uuid=blob_uuid, state=artifact_pb2.BLOB_STATE_INITIAL, version=BLOB_VIEW_VERSION
     )
     blob.metadata.SetInParent()
-    return records_pb2.BlobRecord(blob=blob, created_at=now, maker_node=maker_node)
+    return records_pb2.BlobRecord(
+        blob=blob, created_at=now, maker_node=maker_node, artifact_uuid=artifact_uuid
+    )
 
 
 class Snapshots:
@@ -59,7 +64,12 @@ class Snapshots:
         finder: Finder,
         events: Events,
         node_agents: NodeAgents,
+        *,
+        default_thin: bool = False,
     ) -> None:
+        self._default_thin = default_thin
+        """Whether a request without `thin` copies only disks' own layers
+        (Shaken Fist's SNAPSHOTS_DEFAULT_TO_THIN)."""
         self._lookup = lookup
         self._artifacts = artifacts
         self._artifact_lookup = artifact_lookup
@@ -80,7 +90,9 @@ class Snapshots:
             instance.disks,
             device=request.device if request.HasField("device") else None,
             every=request.all,
+            uefi=instance.uefi,
         )
+        thin = request.thin if request.HasField("thin") else self._default_thin  # §11 Q22
         self._events.audit(instance.uuid, "snapshot request from REST API")
         reply = instance_service_pb2.SnapshotInstanceResponse()
         for device in devices:
@@ -94,9 +106,10 @@ class Snapshots:
                     artifact_uuid=started.artifact_uuid,
                     blob_uuid=started.blob_uuid,
                     request_id=request_id(),
+                    thin=thin,
                 )
-        except errors.SfmeshError:
-            await self._give_up([started.blob_uuid for started in reply.devices.values()])
+        except errors.SfmeshError as exc:
+            await self._give_up(list(reply.devices.values()), f"snapshot not started: {exc}")
             self._events.audit(instance.uuid, "snapshot failed")
             raise
         self._events.audit(instance.uuid, "snapshot", snapshot_rules.answer_extra(reply))
@@ -141,7 +154,7 @@ class Snapshots:
                     max_versions=max_versions,
                 ),
             )
-            blob = reserved_blob(str(uuid_module.uuid4()), now, instance.node)
+            blob = reserved_blob(str(uuid_module.uuid4()), now, instance.node, found.uuid)
             reserve = Put(key("blob", blob.blob.uuid), blob.SerializeToString(), 0)
             if await self._artifacts.commit([*found.writes(), reserve]):
                 if found.new is not None:
@@ -152,18 +165,50 @@ class Snapshots:
                 )
         raise errors.Aborted("the snapshot artifact kept changing; try again")
 
-    async def _give_up(self, blob_uuids: list[str]) -> None:
-        """Mark reserved blobs no node agent will make `error`."""
-        for blob_uuid in blob_uuids:
-            stored = await self._artifacts.get_blob(blob_uuid)
-            if stored is None or stored.record.blob.state != artifact_pb2.BLOB_STATE_INITIAL:
-                continue
+    async def _give_up(
+        self, started: list[instance_service_pb2.SnapshotDevice], message: str
+    ) -> None:
+        """Mark the reserved blobs no node agent will make `error`, with each
+        artifact whose first snapshot that was
+        (``artifact_versions.fail_reservation``)."""
+        for device in started:
             try:
-                await self._artifacts.update_blob(stored, _mark_error)
+                failed = await self._fail_reservation(device, message)
             except errors.SfmeshError:
-                continue  # the node agent recorded an outcome meanwhile
+                continue  # etcd trouble: the node agents' sweep marks it later
+            if failed:
+                uuid = device.artifact_uuid
+                self._events.attribute_set(uuid, "state", "error", kind=ARTIFACT)
+
+    async def _fail_reservation(
+        self, device: instance_service_pb2.SnapshotDevice, message: str
+    ) -> bool:
+        """One reservation failed, in one transaction; whether the artifact
+        became `error` too."""
+        for _ in range(ATTEMPTS):
+            stored_blob = await self._artifacts.get_blob(device.blob_uuid)
+            if stored_blob is None:
+                return False
+            stored_artifact = await self._artifacts.get(device.artifact_uuid)
+            blob = _copy(stored_blob.record)
+            artifact = _copy(stored_artifact.record) if stored_artifact else None
+            blob_changed, artifact_changed = artifact_versions.fail_reservation(
+                blob, artifact, message
+            )
+            if not blob_changed:
+                return False  # the node agent recorded an outcome meanwhile
+            writes = [blob_put(stored_blob, blob)]
+            if artifact is not None and stored_artifact is not None and artifact_changed:
+                writes.append(artifact_put(artifact, stored_artifact.mod_revision))
+            if await self._artifacts.commit(writes):
+                return artifact_changed
+        return False
 
 
-def _mark_error(record: records_pb2.BlobRecord) -> None:
-    if record.blob.state == artifact_pb2.BLOB_STATE_INITIAL:
-        record.blob.state = artifact_pb2.BLOB_STATE_ERROR
+R = TypeVar("R", records_pb2.ArtifactRecord, records_pb2.BlobRecord)
+
+
+def _copy(record: R) -> R:
+    fresh = type(record)()
+    fresh.CopyFrom(record)
+    return fresh

@@ -87,6 +87,17 @@ def check_sizes(request: instance_service_pb2.CreateInstanceRequest) -> None:
         sizes.check_length(field, getattr(request, field), limit)
 
 
+def check_nvram_template(template: str, uefi: bool) -> None:
+    """An NVRAM template ("" for none) is for a UEFI instance, and names a
+    blob: `label:<name>`, `sf://blob/<uuid>` or a blob uuid (what it names
+    is resolved later, before anything is written: ``artifacts.bases``)."""
+    if not template:
+        return
+    if not uefi:
+        raise errors.InvalidArgument("nvram_template requires UEFI be enabled")
+    sources.parse_nvram_template("nvram_template", template)
+
+
 def check_disks(disks: list[instance_pb2.DiskSpec], secure_boot: bool) -> None:
     """At least one disk; sizes positive; no IDE on q35."""
     if not disks:
@@ -185,6 +196,7 @@ def build_instance(
     check_resources(request.cpus, request.memory, limits)
     if request.secure_boot and not request.uefi:
         raise errors.InvalidArgument("secure boot requires UEFI be enabled")
+    check_nvram_template(request.nvram_template, request.uefi)
     check_disks(list(request.disk), request.secure_boot)
     check_user_data(request.user_data if request.HasField("user_data") else None)
     check_macs(list(request.network))
@@ -208,9 +220,10 @@ def build_instance(
         side_channels=side_channels(request),
         power_state=instance_pb2.POWER_STATE_INITIAL,
     )
-    for field in ("ssh_key", "user_data", "nvram_template"):
+    for field in ("ssh_key", "user_data"):
         if request.HasField(field):
             setattr(instance, field, getattr(request, field))
+    # nvram_template: the blob it names, set once resolved (``artifacts.bases``).
     if request.HasField("placed_on"):
         instance.requested_placement = request.placed_on
     return instance

@@ -20,6 +20,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from sfmesh.v1 import (
+    artifact_pb2,
     auth_service_pb2,
     auth_service_pb2_grpc,
     instance_pb2,
@@ -769,3 +770,166 @@ async def test_request_id_echoed_on_errors(api: Api) -> None:
     )
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert ("x-request-id", rid) in list(error.trailing_metadata() or ())
+
+
+# --- snapshots (reference §7.1) --------------------------------------------
+
+
+async def made_created(etcd: str, uuid: str, *disks: instance_pb2.Disk) -> None:
+    """What the node agent writes once the instance runs (none runs here)."""
+
+    def mark(record: records_pb2.InstanceRecord) -> None:
+        record.instance.state = states.CREATED
+        record.instance.disks.extend(disks)
+
+    store = Store(etcd)
+    try:
+        instances = InstanceStore(store)
+        stored = await instances.get(uuid)
+        assert stored is not None
+        await instances.update(stored, mark)
+    finally:
+        await store.close()
+
+
+async def test_a_snapshot_no_node_agent_starts_fails_its_first_artifact(
+    api: Api, etcd: str
+) -> None:
+    """The node agent cannot be asked (none runs): 503, the reserved blob
+    `error`, and its artifact, whose first snapshot that was, `error` with
+    the reason, rather than `initial` for ever."""
+    created = await create(api, "snap-unasked", placed_on=NODE)
+    await made_created(etcd, created.uuid, instance_pb2.Disk(device="vda"))
+    request = instance_service_pb2.SnapshotInstanceRequest(ref=created.uuid)
+    error = await refused(api.instances.SnapshotInstance(request, metadata=api.system, timeout=10))
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    source = f"sf://instance/{created.uuid}/vda"
+    store = Store(etcd)
+    try:
+        artifacts = ArtifactStore(store)
+        (artifact,) = [
+            stored.record
+            async for stored in artifacts.all()
+            if stored.record.artifact.source_url == source
+        ]
+        assert artifact.artifact.state == artifact_pb2.ARTIFACT_STATE_ERROR
+        assert artifact.artifact.error_message == f"snapshot not started: {error.details()}"
+        assert not artifact.versions
+        reserved = [
+            stored.record
+            async for stored in artifacts.all_blobs()
+            if stored.record.artifact_uuid == artifact.artifact.uuid
+        ]
+        assert [blob.blob.state for blob in reserved] == [artifact_pb2.BLOB_STATE_ERROR]
+    finally:
+        await store.close()
+
+
+# --- NVRAM templates (reference §2.8, §4.7, §11 Q13) ------------------------
+
+
+async def nvram_blob(etcd: str, refs: int = 1) -> str:
+    """A created raw blob, as an NVRAM snapshot is, held `refs` times."""
+    blob_uuid = str(uuid.uuid4())
+    view = artifact_pb2.Blob(
+        uuid=blob_uuid,
+        state=artifact_pb2.BLOB_STATE_CREATED,
+        version=6,
+        size=540672,
+        format="raw",
+        reference_count=refs,
+    )
+    store = Store(etcd)
+    try:
+        record = records_pb2.BlobRecord(blob=view, created_at=time.time())
+        assert await store.commit([Put(key("blob", blob_uuid), record.SerializeToString(), 0)])
+    finally:
+        await store.close()
+    return blob_uuid
+
+
+async def nvram_label(etcd: str, label: str, blob_uuid: str) -> None:
+    """A label of system's holding `blob_uuid` as its one version."""
+    record = records_pb2.ArtifactRecord(
+        artifact=artifact_pb2.Artifact(
+            uuid=str(uuid.uuid4()),
+            state=artifact_pb2.ARTIFACT_STATE_CREATED,
+            artifact_type=artifact_pb2.ARTIFACT_TYPE_LABEL,
+            source_url=f"sf://label/{SYSTEM}/{label}",
+            namespace=SYSTEM,
+            name=label,
+        ),
+        versions=[records_pb2.VersionRecord(index=1, blob_uuid=blob_uuid)],
+        last_index=1,
+    )
+    store = Store(etcd)
+    try:
+        put = Put(key("artifact", record.artifact.uuid), record.SerializeToString(), 0)
+        assert await store.commit([put])
+    finally:
+        await store.close()
+
+
+async def references(etcd: str, blob_uuid: str) -> int:
+    store = Store(etcd)
+    try:
+        stored = await ArtifactStore(store).get_blob(blob_uuid)
+    finally:
+        await store.close()
+    assert stored is not None
+    return stored.record.blob.reference_count
+
+
+async def test_an_nvram_template_names_a_blob_the_instance_holds(api: Api, etcd: str) -> None:
+    by_blob, by_label, bare = await nvram_blob(etcd), await nvram_blob(etcd), await nvram_blob(etcd)
+    await nvram_label(etcd, name("vars"), by_label)
+    made = {}
+    for suffix, template, blob_uuid in (
+        ("nv-blob", f"sf://blob/{by_blob}", by_blob),  # Q13: that blob, no 500
+        ("nv-label", f"label:{name('vars')}", by_label),
+        ("nv-bare", bare.upper(), bare),
+    ):
+        instance = await create(api, suffix, uefi=True, nvram_template=template, placed_on=NODE)
+        assert instance.nvram_template == blob_uuid
+        assert await references(etcd, blob_uuid) == 2  # the label's or test's, and the instance's
+        made[instance.uuid] = blob_uuid
+    store = Store(etcd)
+    try:
+        stored = await InstanceStore(store).get(next(iter(made)))
+        assert stored is not None and stored.record.nvram_blob_uuid == by_blob
+    finally:
+        await store.close()
+    for instance_uuid, blob_uuid in made.items():
+        await delete(api, instance_uuid)
+        await torn_down(etcd, instance_uuid)
+        await until_deleted(api, instance_uuid)
+        assert await references(etcd, blob_uuid) == 1
+
+
+@pytest.mark.parametrize(
+    ("template", "code", "message"),
+    [
+        ("sf://blob/" + "0" * 8 + "-0000-4000-8000-" + "0" * 12, "NOT_FOUND", "blob not found"),
+        ("label:no-such-label", "NOT_FOUND", "artifact not found"),
+        ("opaque-template", "INVALID_ARGUMENT", None),
+    ],
+)
+async def test_an_nvram_template_that_names_nothing_leaves_nothing(
+    api: Api, template: str, code: str, message: str | None
+) -> None:
+    before = await listed(api, api.system, all=True)
+    error = await refused(create(api, "nv-refused", uefi=True, nvram_template=template))
+    assert error.code().name == code
+    if message is not None:
+        assert error.details() == message
+    assert await listed(api, api.system, all=True) == before
+
+
+async def test_an_nvram_template_needs_uefi(api: Api, etcd: str) -> None:
+    blob_uuid = await nvram_blob(etcd)
+    error = await refused(create(api, "nv-bios", nvram_template=f"sf://blob/{blob_uuid}"))
+    assert (error.code(), error.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "nvram_template requires UEFI be enabled",
+    )
+    assert await references(etcd, blob_uuid) == 1

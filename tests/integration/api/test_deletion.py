@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from sfmesh.v1 import instance_pb2, network_service_pb2, records_pb2
+from sfmesh.v1 import artifact_pb2, instance_pb2, network_service_pb2, records_pb2
 
 from services.api.artifacts.store import ArtifactStore
 from services.api.clients.events import Events
@@ -217,3 +217,43 @@ async def test_deleting_an_unplaced_instance_tells_gone_from_may_not(stores: Sto
     assert await stores.finisher.finish(seen, asking=True)  # another writer, first
     with pytest.raises(errors.NotFound, match="instance not found"):
         await stores.finisher.finish(seen, asking=True)  # read before that delete
+
+
+async def blob(stores: Stores, refs: int, parent: str = "") -> str:
+    """A created blob held `refs` times (a thin one over `parent`)."""
+    name = str(uuid.uuid4())
+    view = artifact_pb2.Blob(uuid=name, state=artifact_pb2.BLOB_STATE_CREATED, reference_count=refs)
+    if parent:
+        view.depends_on = parent
+    record = records_pb2.BlobRecord(blob=view)
+    assert await stores.store.commit([Put(key("blob", name), record.SerializeToString(), 0)])
+    return name
+
+
+async def blob_state(stores: Stores, name: str) -> tuple[int, int]:
+    item = await stores.store.get(key("blob", name))
+    assert item is not None
+    view = records_pb2.BlobRecord.FromString(item.value).blob
+    return view.state, view.reference_count
+
+
+async def test_a_thin_disk_let_go_of_cascades_to_its_parent(stores: Stores) -> None:
+    """Reference §9.3: a thin blob reaching 0 lets go of its parent, in the
+    transaction that ends the instance; a parent held elsewhere stays."""
+    alone, shared = await blob(stores, 1), await blob(stores, 2)
+    child_of_alone = await blob(stores, 1, parent=alone)
+    child_of_shared = await blob(stores, 1, parent=shared)
+    made = await placed(stores, states.DELETE_WAIT, torn_down=True)
+
+    def disks(record: records_pb2.InstanceRecord) -> None:
+        record.instance.disks.add(device="vda", blob_uuid=child_of_alone)
+        record.instance.disks.add(device="vdb", blob_uuid=child_of_shared)
+
+    await stores.instances.update(await stored(stores, made), disks)
+    async with finishing(stores):
+        await assert_ended(stores, made)
+    deleted, created = artifact_pb2.BLOB_STATE_DELETED, artifact_pb2.BLOB_STATE_CREATED
+    assert await blob_state(stores, child_of_alone) == (deleted, 0)
+    assert await blob_state(stores, alone) == (deleted, 0)
+    assert await blob_state(stores, child_of_shared) == (deleted, 0)
+    assert await blob_state(stores, shared) == (created, 1)

@@ -98,14 +98,38 @@ class Mesh:
         self.nodes.append(node)
         return node
 
-    async def reserved(self, maker: str, *, age: float) -> str:
+    async def reserved(self, maker: str, *, age: float, artifact: str = "") -> str:
         """A blob reserved `initial` for `maker` `age` seconds ago, as a
-        snapshot request reserves it."""
+        snapshot request reserves it (a version of `artifact` to be)."""
         name = str(uuid.uuid4())
         blob = artifact_pb2.Blob(uuid=name, state=INITIAL, version=6)
-        record = records_pb2.BlobRecord(blob=blob, created_at=self.now - age, maker_node=maker)
+        record = records_pb2.BlobRecord(
+            blob=blob, created_at=self.now - age, maker_node=maker, artifact_uuid=artifact
+        )
         assert await self.store.commit([Put(key("blob", name), record.SerializeToString(), 0)])
         return name
+
+    async def snapshot_artifact(self, *versions: str) -> str:
+        """A snapshot artifact with `versions` (blob uuids): `initial`
+        without any, `created` with some."""
+        name = str(uuid.uuid4())
+        state = (
+            artifact_pb2.ARTIFACT_STATE_CREATED if versions else artifact_pb2.ARTIFACT_STATE_INITIAL
+        )
+        record = records_pb2.ArtifactRecord(
+            artifact=artifact_pb2.Artifact(
+                uuid=name, state=state, artifact_type=artifact_pb2.ARTIFACT_TYPE_SNAPSHOT
+            )
+        )
+        for index, blob in enumerate(versions, start=1):
+            record.versions.add(index=index, blob_uuid=blob)
+        assert await self.store.commit([Put(key("artifact", name), record.SerializeToString(), 0)])
+        return name
+
+    async def artifact(self, name: str) -> artifact_pb2.Artifact:
+        item = await self.store.get(key("artifact", name))
+        assert item is not None
+        return records_pb2.ArtifactRecord.FromString(item.value).artifact
 
     async def state(self, name: str) -> int:
         item = await self.store.get(key("blob", name))
@@ -196,3 +220,26 @@ async def test_the_file_a_dying_maker_adopted_goes_after_the_delete_grace(mesh: 
     mesh.now += DELETE_GRACE + 1
     await maker.care.tick()
     assert not maker.blobs.path(name).exists()
+
+
+async def test_an_abandoned_first_snapshot_fails_its_artifact_too(mesh: Mesh) -> None:
+    """The artifact of a first snapshot lost with its maker would stay
+    `initial` with no version for ever: it becomes `error` in the same
+    transaction as its blob. One with versions keeps its state."""
+    maker = await mesh.node()
+    first = await mesh.snapshot_artifact()
+    later = await mesh.snapshot_artifact(str(uuid.uuid4()))
+    lost_first = await mesh.reserved(maker.name, age=GRACE + 1, artifact=first)
+    lost_later = await mesh.reserved(maker.name, age=GRACE + 1, artifact=later)
+    await maker.care.tick()
+    assert [await mesh.state(b) for b in (lost_first, lost_later)] == [ERROR, ERROR]
+    failed = await mesh.artifact(first)
+    assert failed.state == artifact_pb2.ARTIFACT_STATE_ERROR
+    assert failed.error_message.startswith(f"{EVENT}: node {maker.name}, its maker, is not making")
+    assert (await mesh.artifact(later)).state == artifact_pb2.ARTIFACT_STATE_CREATED
+    changed = [
+        (event.object_uuid, event.extra["value"])
+        for event in maker.events.events
+        if event.object_type == "artifact" and event.message == "set attribute"
+    ]
+    assert changed == [(first, "error")]

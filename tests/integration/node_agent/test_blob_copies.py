@@ -43,7 +43,7 @@ from services.node_agent.blob_rules import rank
 from services.node_agent.blob_store import LocalBlobStore
 from services.node_agent.disk_images import DiskImages
 from services.node_agent.fetch_policy import Endpoint, parse_networks
-from services.node_agent.images import ImageCache
+from services.node_agent.images import ImageCache, ImageError
 from services.node_agent.peer_agents import PeerAgents
 from services.node_agent.peer_copy import CopyFailed, CopyPolicy, PeerCopier
 from services.node_agent.transfers import TransferServicer
@@ -147,8 +147,7 @@ class Mesh:
             size=len(data),
             locations=[node.name for node in on],
             sha512=hashlib.sha512(data).hexdigest(),
-            format="raw",
-            **fields,
+            **{"format": "raw", **fields},
         )
         record = records_pb2.BlobRecord(blob=blob, created_at=time.time())
         assert await self.store.commit([Put(key("blob", name), record.SerializeToString(), 0)])
@@ -461,6 +460,58 @@ async def test_preflight_copies_a_blob_base_from_a_peer(mesh: Mesh) -> None:
     assert (image.path, image.fmt, image.blob_uuid) == (b.blobs.path(name), "raw", name)
     assert image.path.read_bytes() == data
     assert await mesh.locations(name) == [a.name, b.name]
+
+
+def thin_layer(folder: Path, parent: str, *, backing: str = "") -> bytes:
+    """A qcow2 layer holding 64 KiB of its own at 1 MiB, named over blob
+    `parent` as a thin snapshot is (or over `backing`)."""
+    path = folder / f"layer-{uuid.uuid4().hex}.qcow2"
+    run = {"check": True, "capture_output": True, "timeout": 30}
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "4M"], **run)  # type: ignore[call-overload]
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 1M 64k", str(path)], **run)  # type: ignore[call-overload]
+    named = backing or f"../{parent[:2]}/{parent}"
+    rebase = ["qemu-img", "rebase", "-q", "-u", "-b", named, "-F", "raw", str(path)]
+    subprocess.run(rebase, **run)  # type: ignore[call-overload]
+    return path.read_bytes()
+
+
+def flattened(path: Path, out: Path) -> bytes:
+    """What a guest sees of the image at `path`, chain and all."""
+    subprocess.run(
+        ["qemu-img", "convert", "-O", "raw", str(path), str(out)],
+        capture_output=True, check=True, timeout=30,
+    )  # fmt: skip
+    return out.read_bytes()
+
+
+async def test_preflight_copies_a_thin_blob_s_chain_from_a_peer(mesh: Mesh) -> None:
+    """Reference §9.6: the parents first; the layer then reads through them."""
+    a, b = await mesh.node(), await mesh.node()
+    base = os.urandom(4 * 2**20)
+    parent = await mesh.blob(base, [a])
+    child = await mesh.blob(thin_layer(mesh.tmp, parent), [a], depends_on=parent, format="qcow2")
+    image = await disk_images(mesh, b).from_blob(child)
+    assert (image.path, image.fmt, image.blob_uuid) == (b.blobs.path(child), "qcow2", child)
+    assert b.blobs.path(parent).read_bytes() == base
+    assert await mesh.locations(parent) == [a.name, b.name]
+    assert await mesh.locations(child) == [a.name, b.name]
+    seen = await asyncio.to_thread(flattened, image.path, mesh.tmp / "seen.raw")
+    expected = bytearray(base)
+    expected[2**20 : 2**20 + 2**16] = b"\x5a" * 2**16
+    assert seen == bytes(expected)
+
+
+async def test_a_thin_blob_naming_another_file_is_refused(mesh: Mesh) -> None:
+    a = await mesh.node()
+    parent = await mesh.blob(os.urandom(4 * 2**20), [a])
+    for backing in ("/etc/hostname", f"../{parent[:2]}/{uuid.uuid4()}"):
+        layer = thin_layer(mesh.tmp, parent, backing=backing)
+        child = await mesh.blob(layer, [a], depends_on=parent, format="qcow2")
+        with pytest.raises(ImageError, match="its backing file must be"):
+            await disk_images(mesh, a).from_blob(child)
+    plain = await mesh.blob(thin_layer(mesh.tmp, parent), [a], format="qcow2")  # no depends_on
+    with pytest.raises(ImageError, match="refer to other files"):
+        await disk_images(mesh, a).from_blob(plain)
 
 
 async def test_an_artifact_fetched_on_one_node_is_copied_not_fetched_on_another(

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from services.common.settings import Setting, add_settings, environment_value
+from services.common.settings import Setting, add_settings, environment_value, parse_bool
 
 PORT = Setting("--port", 13000, "the port", int, "GATEWAY_PORT")
 MODE = Setting("--virt-type", "auto", "the mode", choices=("auto", "kvm"))
@@ -49,3 +49,19 @@ def test_help_names_the_variable_and_the_default() -> None:
     text = parser.format_help()
     assert "SFMESH_GATEWAY_PORT; default 13000" in text
     assert "SFMESH_BRIDGE; default none" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        *(("true", True), ("Yes", True), ("1", True), ("on", True)),
+        *(("false", False), ("NO", False), ("0", False), (" off ", False)),
+    ],
+)
+def test_booleans_parse(text: str, value: bool) -> None:
+    assert parse_bool(text) is value
+
+
+def test_a_non_boolean_is_refused() -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_bool("maybe")

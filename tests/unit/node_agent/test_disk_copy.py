@@ -47,3 +47,31 @@ def test_a_failed_or_missing_backup_fails() -> None:
         disk_copy.backup_outcome({"type": 0}, {"type": 4, "operation": 9, "errmsg": "no space"})
     with pytest.raises(CopyFailed, match="without a result"):
         disk_copy.backup_outcome({"type": 0}, {"type": 0})
+
+
+def test_a_shallow_copy_goes_into_a_qcow2_file() -> None:
+    root = ET.fromstring(disk_copy.shallow_copy_xml(Path("/s/x'y.qcow2")))
+    assert (root.tag, root.get("type")) == ("disk", "file")
+    assert root.find("source").get("file") == "/s/x'y.qcow2"  # type: ignore[union-attr]
+    assert root.find("driver").get("type") == "qcow2"  # type: ignore[union-attr]
+
+
+MIRRORING = """<domain><os><nvram template='/t.fd'>/i/nvram.fd</nvram></os><devices>
+<disk type='file' device='disk'><source file='/i/disk-0.qcow2'/><target dev='vda'/>
+<mirror type='file' file='/s/c.qcow2' format='qcow2' job='copy' ready='yes'/></disk>
+<disk type='file' device='disk'><source file='/i/disk-1.qcow2'/><target dev='vdb'/>
+<mirror type='file' file='/s/d.qcow2' format='qcow2' job='copy'/></disk>
+<disk type='file' device='disk'><source file='/i/disk-2.qcow2'/><target dev='vdc'/></disk>
+</devices></domain>"""
+
+
+def test_the_mirror_state_of_each_disk() -> None:
+    assert disk_copy.mirror_state(MIRRORING, "vda") == "ready"
+    assert disk_copy.mirror_state(MIRRORING, "vdb") == "copying"
+    assert disk_copy.mirror_state(MIRRORING, "vdc") is None
+    assert disk_copy.mirror_state(MIRRORING, "vdz") is None
+
+
+def test_the_nvram_file_of_a_uefi_domain() -> None:
+    assert disk_copy.nvram_source(MIRRORING) == Path("/i/nvram.fd")
+    assert disk_copy.nvram_source(DOMAIN) is None

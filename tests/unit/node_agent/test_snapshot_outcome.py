@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sfmesh.v1 import artifact_pb2, records_pb2
 
 from services.node_agent import snapshot_outcome
@@ -76,11 +77,50 @@ def test_an_artifact_deleted_meanwhile_deletes_the_blob() -> None:
     assert not artifact.versions
 
 
-def test_a_failure_marks_only_an_initial_blob() -> None:
+THIN = Copy(blob_uuid="new", size=4096, sha512="cd" * 64, format="qcow2", depends_on="base")
+
+
+def test_a_thin_copy_depends_on_its_parent_which_gains_a_reference() -> None:
+    base = _blob("base", artifact_pb2.BLOB_STATE_CREATED, refs=1)
+    artifact, blob = _artifact(), _blob("new")
+    applied = snapshot_outcome.apply_made(artifact, blob, {"base": base}, THIN, "n", 1.0)
+    assert applied.added and blob.blob.depends_on == "base"
+    assert (blob.blob.reference_count, base.blob.reference_count) == (1, 2)
+
+
+def test_a_thin_copy_whose_parent_went_fails() -> None:
+    for blobs in ({}, {"base": _blob("base", artifact_pb2.BLOB_STATE_DELETED)}):
+        with pytest.raises(snapshot_outcome.ParentUnusable):
+            snapshot_outcome.apply_made(_artifact(), _blob("new"), blobs, THIN, "n", 1.0)
+
+
+def test_a_thin_copy_for_a_deleted_artifact_holds_nothing() -> None:
+    base = _blob("base", artifact_pb2.BLOB_STATE_CREATED, refs=1)
+    artifact = _artifact()
+    artifact.artifact.state = artifact_pb2.ARTIFACT_STATE_DELETED
     blob = _blob("new")
-    assert snapshot_outcome.apply_failed(blob)
-    assert blob.blob.state == artifact_pb2.BLOB_STATE_ERROR
-    assert not snapshot_outcome.apply_failed(blob)
-    done = _blob("new", artifact_pb2.BLOB_STATE_CREATED)
-    assert not snapshot_outcome.apply_failed(done)
-    assert done.blob.state == artifact_pb2.BLOB_STATE_CREATED
+    assert not snapshot_outcome.apply_made(artifact, blob, {"base": base}, THIN, "n", 1.0).added
+    assert base.blob.reference_count == 1 and blob.blob.state == artifact_pb2.BLOB_STATE_DELETED
+
+
+def test_a_pruned_thin_version_lets_go_of_its_parent() -> None:
+    base = _blob("base", artifact_pb2.BLOB_STATE_CREATED, refs=2)
+    old = _blob("old", artifact_pb2.BLOB_STATE_CREATED, refs=1)
+    old.blob.depends_on = "base"
+    artifact = _artifact("old", max_versions=1)
+    blobs = {"old": old, "base": base}
+    applied = snapshot_outcome.apply_made(artifact, _blob("new"), blobs, THIN, "n", 1.0)
+    assert applied.released == ("old",)
+    assert old.blob.state == artifact_pb2.BLOB_STATE_DELETED
+    assert base.blob.reference_count == 2  # +1 from the new child, -1 from the pruned one
+
+
+def test_a_copy_into_an_artifact_in_error_makes_it_created() -> None:
+    """Two copies of a first snapshot in flight: the first failed (the
+    artifact `error`), the second succeeded."""
+    artifact = _artifact()
+    artifact.artifact.state = artifact_pb2.ARTIFACT_STATE_ERROR
+    artifact.artifact.error_message = "the first copy failed"
+    assert snapshot_outcome.apply_made(artifact, _blob("new"), {}, MADE, "n", 1.0).added
+    assert artifact.artifact.state == artifact_pb2.ARTIFACT_STATE_CREATED
+    assert not artifact.artifact.HasField("error_message")

@@ -34,6 +34,16 @@ def test_an_unknown_or_skipped_device_chooses_none() -> None:
     assert snapshot_rules.choose_devices(DISKS, device="", every=True) == []
 
 
+def test_a_uefi_instance_s_nvram_comes_with_all_or_by_name() -> None:
+    choose = snapshot_rules.choose_devices
+    assert choose(DISKS, device=None, every=True, uefi=True) == ["vda", "vdc", "nvram"]
+    assert choose(DISKS, device="nvram", every=False, uefi=True) == ["nvram"]
+    assert choose(DISKS, device=None, every=False, uefi=True) == ["vda"]  # the first disk only
+    assert choose(DISKS, device="vda", every=True, uefi=True) == ["vda"]
+    assert choose(DISKS, device="nvram", every=True, uefi=False) == []  # a BIOS instance has none
+    assert choose(DISKS, device=None, every=True, uefi=False) == ["vda", "vdc"]
+
+
 def test_a_first_disk_that_is_a_cdrom_chooses_none() -> None:
     assert snapshot_rules.choose_devices(DISKS[3:], device=None, every=False) == []
 
@@ -69,7 +79,7 @@ def _artifact(
 
 
 def _blob(uuid: str, *, created_at: float = 100.0) -> records_pb2.BlobRecord:
-    record = reserved_blob(uuid, created_at, "node1")
+    record = reserved_blob(uuid, created_at, "node1", "a")
     record.blob.state = artifact_pb2.BLOB_STATE_CREATED
     record.blob.size, record.blob.sha512, record.blob.format = 42, "ab" * 64, "qcow2"
     record.blob.locations.append("node1")
@@ -128,7 +138,8 @@ def test_the_answer_is_the_event_extra() -> None:
 
 
 def test_a_reserved_blob_is_initial_and_empty_and_names_its_maker() -> None:
-    record = reserved_blob("b", 5.0, "node1")
+    record = reserved_blob("b", 5.0, "node1", "art")
+    assert record.artifact_uuid == "art"
     assert record.blob.state == artifact_pb2.BLOB_STATE_INITIAL
     assert (record.blob.size, record.blob.version, record.created_at) == (0, 6, 5.0)
     assert record.maker_node == "node1" and list(record.blob.locations) == []

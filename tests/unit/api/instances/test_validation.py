@@ -183,7 +183,8 @@ def test_lengths_and_counts_at_their_limits_pass() -> None:
             side_channels=_channels(16, "c" * 64),
             ssh_key="k" * 16384,
             user_data="QUFB" * 16383,
-            nvram_template="t" * 2048,
+            uefi=True,
+            nvram_template="label:" + "t" * 2042,
             idempotency_key="i" * 255,
         )
     )
@@ -436,7 +437,8 @@ def test_built_view() -> None:
         cpus=2,
         memory=2048,
         ssh_key="ssh-ed25519 AAAA",
-        nvram_template="template-1",
+        uefi=True,
+        nvram_template="label:vars",
         metadata=metadata,
     )
     instance = build(req)
@@ -449,7 +451,7 @@ def test_built_view() -> None:
     assert (instance.cpus, instance.memory) == (2, 2048)
     assert list(instance.disk_spec) == list(req.disk)
     assert instance.ssh_key == "ssh-ed25519 AAAA"
-    assert instance.nvram_template == "template-1"
+    assert not instance.HasField("nvram_template")  # set once resolved to its blob
     assert instance.metadata == metadata
     assert not instance.HasField("node")
     assert not instance.HasField("error_message")
@@ -484,3 +486,38 @@ def test_unicast_macs_are_accepted(mac: str) -> None:
 def test_other_macs_are_refused(mac: str) -> None:
     with pytest.raises(errors.InvalidArgument, match="is not a unicast MAC address"):
         validation.check_macs([instance_pb2.NetworkSpec(network_uuid="n", macaddress=mac)])
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "label:vars",
+        "sf://blob/c3a9e2d4-77f0-4f5e-b0d6-1d2e3f405162",
+        "C3A9E2D4-77F0-4F5E-B0D6-1D2E3F405162",
+        "",
+    ],
+)
+def test_an_nvram_template_names_a_blob(template: str) -> None:
+    build(request(uefi=True, nvram_template=template))
+
+
+FORMS = "an NVRAM template is label:<name>, sf://blob/<uuid> or a blob uuid"
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("template-1", f'nvram_template "template-1": {FORMS}'),
+        ("sf://snapshot/" + "c3a9e2d4-77f0-4f5e-b0d6-1d2e3f405162", FORMS),
+        ("sf://blob/x", "sf:// bases are"),
+        ("label:a/b", "a label name is one path segment"),
+    ],
+)
+def test_an_nvram_template_names_a_blob_or_is_refused(template: str, message: str) -> None:
+    assert message in refusal(request(uefi=True, nvram_template=template))
+
+
+def test_an_nvram_template_needs_uefi() -> None:
+    assert refusal(request(nvram_template="label:vars")) == (
+        "nvram_template requires UEFI be enabled"
+    )
