@@ -1,5 +1,6 @@
-"""devmesh leaves nothing running and refuses busy ports: children die with
-a parent killed by SIGKILL, a mesh will not start on a port in use, and a
+"""The launcher's children leave nothing running and busy ports are refused:
+children die with a parent killed by SIGKILL (even one killed before a
+child's death signal was set), a mesh will not start on a port in use, and a
 service whose port is taken exits with one line naming it."""
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from devmesh.mesh import Mesh, PortInUse, Ports
-from devmesh.processes import python_module
+from devmesh.mesh import Mesh, Ports
+from launcher.ports import PortInUse
+from launcher.processes import python_module
 
 PARENT = textwrap.dedent(
     """
     import time
-    from devmesh.processes import Child
+    from launcher.processes import Child
     children = [Child(f"sleeper{n}", ["sleep", "60"], env={}, sink=None) for n in range(2)]
     print(" ".join(str(child.process.pid) for child in children), flush=True)
     time.sleep(60)
