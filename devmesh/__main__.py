@@ -18,6 +18,7 @@ from guests.serve import ImageServer
 from launcher.config import ConfigError
 from launcher.host import stop_on_signals, supervise
 from launcher.ports import CannotListen
+from launcher.processes import NotReady
 
 TEST_IMAGE = "bootsector"
 """The shorthand of the test guest `make run` serves: a boot sector that
@@ -38,6 +39,9 @@ def main() -> int:
         return supervise(mesh.host, stop) if mesh.host else 1
     except (CannotListen, ConfigError) as exc:
         print(f"sfmesh: {exc}; nothing started", file=sys.stderr)
+        return 1
+    except NotReady as exc:
+        print(f"sfmesh: {exc}; stopping the mesh", file=sys.stderr)
         return 1
     finally:
         print("sfmesh: stopping", flush=True)

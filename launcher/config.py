@@ -132,6 +132,7 @@ def parse_config(document: Mapping[str, Any], *, hostname: str) -> HostConfig:
     problems: list[str] = []
     _unknown(problems, "", document, ("host", "mesh", *ROLES), refused=LATER)
     host = _table(problems, document, "host")
+    _unknown(problems, "host", host, HOST_KEYS)
     name = str(host.get("name", hostname))
     if not _NAME.match(name):
         problems.append(f"host.name: {name!r} is not a name (letters, digits, '.', '_', '-')")

@@ -91,18 +91,21 @@ class Child:
             self.process.wait()
 
 
+class NotReady(RuntimeError):
+    """A child exited, or did not answer in time, while it was awaited."""
+
+
 def wait_until(check: Callable[[], bool], *, child: Child, timeout: float) -> None:
-    """Poll `check` until it holds; fail when `child` dies or time runs out."""
+    """Poll `check` until it holds; NotReady when `child` dies or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not child.alive():
-            raise RuntimeError(
-                f"{child.name} exited with {child.process and child.process.returncode}"
-            )
+            status = child.process and child.process.returncode
+            raise NotReady(f"{child.name} exited with status {status} while starting")
         if check():
             return
         time.sleep(0.1)
-    raise TimeoutError(f"{child.name} was not ready within {timeout:.0f} s")
+    raise NotReady(f"{child.name} did not answer within {timeout:.0f} s of starting")
 
 
 def grpc_serving(address: str) -> Callable[[], bool]:
