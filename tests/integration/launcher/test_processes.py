@@ -19,7 +19,7 @@ import pytest
 
 from devmesh.mesh import Mesh, Ports
 from launcher.ports import PortInUse
-from launcher.processes import python_module
+from launcher.processes import ALIVE_PARENT, python_module
 
 PARENT = textwrap.dedent(
     """
@@ -72,6 +72,17 @@ def test_children_die_with_a_killed_parent() -> None:
         for pid in pids:
             if not gone(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_child_whose_parent_went_before_its_death_signal_does_not_run(tmp_path: Path) -> None:
+    """The gap of a death signal: a parent killed between fork and the prctl.
+    The child then finds another parent than the one that started it, and
+    stops before running its command."""
+    marker = tmp_path / "ran"
+    elsewhere = subprocess.run([*ALIVE_PARENT, "1", "touch", str(marker)], check=False)
+    assert elsewhere.returncode != 0 and not marker.exists()
+    here = subprocess.run([*ALIVE_PARENT, str(os.getpid()), "touch", str(marker)], check=False)
+    assert here.returncode == 0 and marker.exists()
 
 
 @pytest.fixture
