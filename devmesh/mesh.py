@@ -22,16 +22,13 @@ from typing import IO, Any
 import libvirt
 
 from launcher.config import load_config, parse_config
-from launcher.host import READY_TIMEOUT, Host
-from launcher.ports import PortInUse
+from launcher.host import Host
 from launcher.processes import Child
 from launcher.roles import ETCD_PEER_PORT, ROLES, variable_keys
 from launcher.toml_text import render
 from services.common.settings import PREFIX
 from services.node_agent.dataplane import node_tag
 from services.node_agent.naming import instance_of
-
-__all__ = ["READY_TIMEOUT", "Mesh", "PortInUse", "Ports", "remove_leftovers", "start_etcd"]
 
 SMALL_MACHINE = {
     "SFMESH_MIN_FREE_DISK_GIB": "2",
@@ -89,7 +86,7 @@ class Mesh:
     node_agent: bool = True
     """Whether this machine's node agent runs (benchmarks of the api alone
     feed the scheduler simulated nodes instead)."""
-    host: Host | None = None
+    host: Host | None = field(default=None, init=False)
     """The launcher's host once started."""
 
     @property
@@ -155,8 +152,8 @@ class Mesh:
 
     def start(self) -> None:
         """Write the all-in-one config and start it: etcd, then the
-        services, each once the one before is ready; PortInUse, with
-        nothing started, when a port is taken."""
+        services, each once the one before is ready; PortInUse
+        (launcher.ports), with nothing started, when a port is taken."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         write_config(self.config_path, self.document())
         self.host = Host(load_config(self.config_path, hostname=self.node_name), sink=self.sink)

@@ -9,8 +9,6 @@ starts. `load_config` reads the file. The format, key by key, is in
 
 from __future__ import annotations
 
-import argparse
-import difflib
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -18,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from launcher.addresses import Address, parse_address
+from launcher import values
+from launcher.addresses import Address
 from launcher.roles import ETCD_KEYS, ETCD_PEER_PORT, MESH_FLAGS, ROLES, managed_key, role_settings
 from services.common.addresses import floating_pool
 
@@ -130,25 +129,27 @@ def parse_config(document: Mapping[str, Any], *, hostname: str) -> HostConfig:
     """The HostConfig a TOML document describes (pure); `hostname` is the
     default host name."""
     problems: list[str] = []
-    _unknown(problems, "", document, ("host", "mesh", *ROLES), refused=LATER)
-    host = _table(problems, document, "host")
-    _unknown(problems, "host", host, HOST_KEYS)
+    values.unknown_keys(problems, "", document, ("host", "mesh", *ROLES), refused=LATER)
+    host = values.table(problems, document, "host")
+    values.unknown_keys(problems, "host", host, HOST_KEYS)
     name = str(host.get("name", hostname))
     if not _NAME.match(name):
         problems.append(f"host.name: {name!r} is not a name (letters, digits, '.', '_', '-')")
     roles = _roles(problems, host)
-    state_dir = _path(problems, "host.state_dir", host.get("state_dir", str(DEFAULT_STATE_DIR)))
-    address = _host_address(problems, host.get("address", "127.0.0.1"))
+    state_dir = values.absolute_path(
+        problems, "host.state_dir", host.get("state_dir", str(DEFAULT_STATE_DIR))
+    )
+    address = values.host_address(problems, host.get("address", "127.0.0.1"))
     for role in ROLES:
         if role in document and roles and role not in roles:
             problems.append(f"{role}: [{role}] is set but host.roles does not list {role}")
     etcd = _etcd(problems, document, state_dir, address) if "etcd" in roles else None
     services = {
-        role: _service(problems, role, _table(problems, document, role), address)
+        role: _service(problems, role, values.table(problems, document, role), address)
         for role in roles
         if role != "etcd"
     }
-    mesh = _mesh(problems, _table(problems, document, "mesh"), address, etcd, services)
+    mesh = _mesh(problems, values.table(problems, document, "mesh"), address, etcd, services)
     config = HostConfig(name, state_dir, address, roles, mesh, etcd, services)
     _check_needs(problems, config)
     _check_ports(problems, config)
@@ -164,7 +165,7 @@ def _roles(problems: list[str], host: Mapping[str, Any]) -> tuple[str, ...]:
         return ()
     for role in listed:
         if role not in ROLES:
-            problems.append(f"host.roles: {role!r} is not a role{_suggest(role, ROLES)}")
+            problems.append(f"host.roles: {role!r} is not a role{values.suggest(role, ROLES)}")
     if len(set(map(str, listed))) != len(listed):
         problems.append("host.roles: a role is listed twice")
     return tuple(role for role in ROLES if role in listed)
@@ -173,12 +174,14 @@ def _roles(problems: list[str], host: Mapping[str, Any]) -> tuple[str, ...]:
 def _etcd(
     problems: list[str], document: Mapping[str, Any], state_dir: Path, address: str
 ) -> EtcdMember:
-    table = _table(problems, document, "etcd")
-    _unknown(problems, "etcd", table, ETCD_KEYS)
-    data_dir = _path(problems, "etcd.data_dir", table.get("data_dir", str(state_dir / "etcd")))
+    table = values.table(problems, document, "etcd")
+    values.unknown_keys(problems, "etcd", table, ETCD_KEYS)
+    data_dir = values.absolute_path(
+        problems, "etcd.data_dir", table.get("data_dir", str(state_dir / "etcd"))
+    )
     return EtcdMember(
-        listen=_address(problems, "etcd.listen", table, f"{address}:{ROLES['etcd'].port}"),
-        peer=_address(problems, "etcd.peer", table, f"{address}:{ETCD_PEER_PORT}"),
+        listen=values.address_at(problems, "etcd.listen", table, f"{address}:{ROLES['etcd'].port}"),
+        peer=values.address_at(problems, "etcd.peer", table, f"{address}:{ETCD_PEER_PORT}"),
         data_dir=data_dir,
     )
 
@@ -194,14 +197,16 @@ def _service(problems: list[str], role: str, table: Mapping[str, Any], address: 
             problems.append(f"{role}.{key}: the launcher sets it from {where}; set that instead")
         elif key not in settings:
             problems.append(
-                f"{role}.{key}: unknown key{_suggest(key, ['listen', *settings])}"
+                f"{role}.{key}: unknown key{values.suggest(key, ['listen', *settings])}"
                 f" ({role} takes listen and the flags of `python -m {ROLES[role].module} --help`)"
             )
         else:
-            text = _flag_text(problems, f"{role}.{key}", value)
-            if text is not None and _valid(problems, f"{role}.{key}", settings[key], text):
+            text = values.flag_text(problems, f"{role}.{key}", value)
+            if text is not None and values.valid_setting(
+                problems, f"{role}.{key}", settings[key], text
+            ):
                 flags[settings[key].flag] = text
-    listen = _address(problems, f"{role}.listen", table, f"{address}:{ROLES[role].port}")
+    listen = values.address_at(problems, f"{role}.listen", table, f"{address}:{ROLES[role].port}")
     return ServiceRole(role, listen, flags)
 
 
@@ -213,11 +218,11 @@ def _mesh(
     services: Mapping[str, ServiceRole],
 ) -> MeshAddresses:
     """`[mesh]`, each address defaulting to this host's own role when it runs it."""
-    _unknown(problems, "mesh", table, MESH_KEYS)
+    values.unknown_keys(problems, "mesh", table, MESH_KEYS)
     found: dict[str, Any] = {}
     for key in ("api", "scheduler", "eventlog", "gateway"):
         if key in table:
-            found[key] = _address(problems, f"mesh.{key}", table, "")
+            found[key] = values.address_at(problems, f"mesh.{key}", table, "")
         elif key in services:
             found[key] = advertised(address, services[key].listen)
     if "etcd" in table:
@@ -232,7 +237,7 @@ def _mesh(
                 "mesh.etcd: one endpoint in this build; several come with issue 14's etcd"
                 " cluster step"
             )
-        found["etcd"] = (_parsed(problems, "mesh.etcd", endpoints[0]),)
+        found["etcd"] = (values.address(problems, "mesh.etcd", endpoints[0]),)
     elif etcd is not None:
         found["etcd"] = (advertised(address, etcd.listen),)
     netblock = table.get("floating_netblock", "")
@@ -267,8 +272,9 @@ def _check_needs(problems: list[str], config: HostConfig) -> None:
 
 
 def _check_ports(problems: list[str], config: HostConfig) -> None:
-    """No two listeners of this host on one port."""
-    listeners = bindings(config, config.roles)
+    """No two listeners of this host on one port (port 0 stands for an
+    address already refused)."""
+    listeners = [(key, at) for key, at in bindings(config, config.roles) if at.port]
     for n, (label, address) in enumerate(listeners):
         for other_label, other in listeners[n + 1 :]:
             if address.overlaps(other):
@@ -284,98 +290,6 @@ def bindings(config: HostConfig, roles: Iterable[str]) -> list[tuple[str, Addres
         elif role in config.services:
             listeners.append((f"{role}.listen", config.services[role].listen))
     return listeners
-
-
-def _table(problems: list[str], document: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    table = document.get(name, {})
-    if not isinstance(table, dict):
-        problems.append(f"{name}: a table, [{name}]")
-        return {}
-    return table
-
-
-def _unknown(
-    problems: list[str],
-    where: str,
-    table: Mapping[str, Any],
-    known: Iterable[str],
-    refused: Mapping[str, str] | None = None,
-) -> None:
-    known = list(known)
-    for key in table:
-        name = f"{where}.{key}" if where else key
-        if refused and key in refused:
-            problems.append(f"{name}: {refused[key]}")
-        elif key not in known:
-            problems.append(f"{name}: unknown key{_suggest(key, known)}; known: {', '.join(known)}")
-
-
-def _address(problems: list[str], name: str, table: Mapping[str, Any], default: str) -> Address:
-    return _parsed(problems, name, table.get(name.rpartition(".")[2], default))
-
-
-def _parsed(problems: list[str], name: str, value: Any) -> Address:
-    try:
-        return parse_address(value)
-    except ValueError as exc:
-        problems.append(f"{name}: {exc}")
-        return Address("127.0.0.1", 0)
-
-
-def _host_address(problems: list[str], value: Any) -> str:
-    try:
-        address = parse_address(f"[{value}]:1" if ":" in str(value) else f"{value}:1")
-    except ValueError:
-        problems.append(f"host.address: {value!r} is neither an IP address nor a host name")
-        return "127.0.0.1"
-    if address.wildcard:
-        problems.append(
-            f"host.address: {value!r} is not an address other hosts can dial;"
-            " listen on it with a role's listen instead"
-        )
-    return address.host
-
-
-def _path(problems: list[str], name: str, value: Any) -> Path:
-    if not isinstance(value, str) or not value.startswith("/"):
-        problems.append(f"{name}: {value!r} is not an absolute path")
-        return DEFAULT_STATE_DIR
-    return Path(value)
-
-
-def _flag_text(problems: list[str], name: str, value: Any) -> str | None:
-    """A TOML value as the text of its flag: a list joined by commas, a table
-    as NAME=VALUE pairs joined by commas (image_shorthands)."""
-    if isinstance(value, bool):
-        problems.append(f"{name}: {value!r}: no setting takes true or false")
-        return None
-    if isinstance(value, str | int | float):
-        return str(value)
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return ",".join(value)
-    if isinstance(value, dict) and all(isinstance(item, str) for item in value.values()):
-        return ",".join(f"{key}={item}" for key, item in value.items())
-    problems.append(f"{name}: {value!r} is not a string, number, list of strings or table")
-    return None
-
-
-def _valid(problems: list[str], name: str, setting: Any, text: str) -> bool:
-    """Whether the service's own parser takes `text`; a problem naming the key if not."""
-    try:
-        value = setting.parse(text)
-        if setting.choices is not None and value not in setting.choices:
-            raise ValueError(f"not one of {', '.join(setting.choices)}")
-        if name.endswith(".advertise") and text:
-            parse_address(text)
-    except (ValueError, argparse.ArgumentTypeError) as exc:
-        problems.append(f"{name}: {text!r} is not valid: {exc}")
-        return False
-    return True
-
-
-def _suggest(word: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word), list(known), n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _or(words: Iterable[str]) -> str:

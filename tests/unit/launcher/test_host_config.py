@@ -277,3 +277,15 @@ def test_load_config_names_the_file(tmp_path: Path) -> None:
         load_config(tmp_path / "absent.toml", hostname="here")
     path.write_text('[host]\nroles = ["eventlog"]\nstate_dir = "/srv/sfmesh"\n')
     assert load_config(path, hostname="here").state_dir == Path("/srv/sfmesh")
+
+
+def test_every_problem_is_reported_once() -> None:
+    found = problems(
+        {
+            "host": {"roles": ["eventlog", "scheduler"]},
+            "eventlog": {"listen": "nowhere"},
+            "scheduler": {"listen": "nowhere either"},
+            "mesh": {"etcd": ["10.0.0.1:13379"]},
+        }
+    )
+    assert [problem.split(":")[0] for problem in found] == ["eventlog.listen", "scheduler.listen"]
