@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from devmesh.mesh import Ports
 from launcher.processes import grpc_serving, http_ok
 from launcher.toml_text import render
 
+REPO = Path(__file__).resolve().parents[3]
 UP_TIMEOUT = 60.0
 CONTROL_PLANE = ["etcd", "eventlog", "scheduler", "api", "gateway"]
 
@@ -69,11 +70,13 @@ def launch(files: HostFiles, *extra: str) -> subprocess.Popen[bytes]:
             [sys.executable, "-m", "launcher", "--config", str(files.config), *extra],
             stdout=log,
             stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
 
 
-def wait_for(check: object, launcher: subprocess.Popen[bytes], files: HostFiles) -> None:
-    assert callable(check)
+def wait_for(
+    check: Callable[[], bool], launcher: subprocess.Popen[bytes], files: HostFiles
+) -> None:
     deadline = time.monotonic() + UP_TIMEOUT
     while not check():
         if launcher.poll() is not None or time.monotonic() > deadline:
