@@ -38,7 +38,7 @@ lint: venv
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services devmesh guests tests bench
+	$(VENV)/bin/mypy services launcher devmesh guests tests bench
 	$(VENV)/bin/lint-imports
 
 ## bench: the benchmarks under bench/

@@ -148,7 +148,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
         folder = Path(tmp)
         ports = Ports.free()
-        etcd = start_etcd(folder / "etcd", ports, env=dict(os.environ), sink=None)
+        etcd = start_etcd(folder / "etcd", ports, sink=None)
         holder = folder / "holder"
         name = str(uuid.uuid4())
         sha = write_blob(LocalBlobStore(holder / "blobs"), name)

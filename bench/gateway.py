@@ -37,8 +37,9 @@ from sfmesh.v1 import (
 
 from bench.harness import quiet_mesh
 from bench.simulated_nodes import SimulatedNodes
-from devmesh.mesh import READY_TIMEOUT, Mesh
-from devmesh.processes import Child, http_ok, wait_until
+from devmesh.mesh import Mesh
+from launcher.host import READY_TIMEOUT
+from launcher.processes import Child, http_ok, wait_until
 from services.api_gateway.app import GatewayApp
 from services.api_gateway.config import GatewayConfig
 
@@ -99,7 +100,8 @@ def start_uvicorn_gateway(mesh: Mesh) -> tuple[Child, int]:
         port = int(sock.getsockname()[1])
     argv = [sys.executable, "-m", "uvicorn", "bench.gateway:uvicorn_gateway", "--factory"]
     argv += ["--port", str(port), "--loop", "uvloop", "--http", "httptools", "--lifespan", "on"]
-    child = Child("uvicorn", argv, env=mesh.environment(), sink=None)
+    env = {**os.environ, "SFMESH_API_ADDRESS": mesh.address("api")}
+    child = Child("uvicorn", argv, env=env, sink=None)
     wait_until(http_ok(f"http://127.0.0.1:{port}/healthz"), child=child, timeout=READY_TIMEOUT)
     return child, port
 

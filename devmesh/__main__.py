@@ -1,43 +1,50 @@
-"""`make run`: the whole mesh in the foreground on this machine; Ctrl-C stops it."""
+"""`make run`: the whole mesh in the foreground on this machine; Ctrl-C stops it.
+
+The launcher's all-in-one host (devmesh.mesh), plus what a developer wants
+on top: a test image served from loopback, the system key printed, and
+`~/.shakenfist` written for the official client.
+"""
 
 from __future__ import annotations
 
 import os
-import signal
-import threading
+import sys
 from pathlib import Path
 
 from devmesh.client_config import write_client_config
-from devmesh.mesh import Mesh, PortInUse
+from devmesh.mesh import Mesh
 from guests.bootsector import boot_sector
 from guests.serve import ImageServer
+from launcher.config import ConfigError
+from launcher.host import stop_on_signals, supervise
+from launcher.ports import CannotListen
+from launcher.processes import NotReady
 
 TEST_IMAGE = "bootsector"
 """The shorthand of the test guest `make run` serves: a boot sector that
 prints `SFMESH BOOT OK` on its serial console, so instances boot offline."""
 
 
-def main() -> None:
-    """Start the mesh, print how to reach it, and wait for Ctrl-C or SIGTERM."""
+def main() -> int:
+    """Start the mesh, print how to reach it, and wait for Ctrl-C, SIGTERM,
+    or a service's exit (which stops the mesh, exit status 1)."""
     state_dir = Path(os.environ.get("SFMESH_STATE_DIR", "/var/lib/sfmesh"))
     images = ImageServer(_folder(state_dir / "test-images"))
     url = images.publish(f"{TEST_IMAGE}.raw", boot_sector())
     mesh = Mesh(state_dir=state_dir, settings={"SFMESH_IMAGE_SHORTHANDS": f"{TEST_IMAGE}={url}"})
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = stop_on_signals()
     try:
         mesh.start()
         print_banner(mesh)
-        while not stop.wait(1):
-            for name, child in mesh.children.items():
-                if not child.alive():
-                    print(f"sfmesh: {name} exited; stopping the mesh")
-                    stop.set()
-    except PortInUse as exc:
-        raise SystemExit(f"sfmesh: {exc}") from None
+        return supervise(mesh.host, stop) if mesh.host else 1
+    except (CannotListen, ConfigError) as exc:
+        print(f"sfmesh: {exc}; nothing started", file=sys.stderr)
+        return 1
+    except NotReady as exc:
+        print(f"sfmesh: {exc}; stopping the mesh", file=sys.stderr)
+        return 1
     finally:
-        print("sfmesh: stopping")
+        print("sfmesh: stopping", flush=True)
         mesh.stop()
         images.close()
 
@@ -62,6 +69,7 @@ def print_banner(mesh: Mesh) -> None:
         f"  test image: {TEST_IMAGE} (a boot sector printing SFMESH BOOT OK on the console)",
         "  namespace:  system",
         f"  key:        {key}",
+        f"  config:     {mesh.config_path} (the launcher's all-in-one host config)",
     ]
     if write_client_config(config, apiurl=mesh.gateway_url, namespace="system", key=key):
         lines.append(f"  client:     {config} written; apiclient.Client() finds this mesh")
@@ -77,4 +85,4 @@ def print_banner(mesh: Mesh) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,7 +1,9 @@
 """The whole mesh on one machine: etcd plus every service, on loopback.
 
 `make run` uses it with the default ports; the end-to-end tests use it with
-free ports and a temporary state folder.
+free ports and a temporary state folder. It is the launcher's all-in-one
+host: `start()` writes the host config `<state>/host.toml` and runs it with
+`launcher.host.Host`, exactly as `python -m launcher --config` would.
 """
 
 from __future__ import annotations
@@ -12,18 +14,22 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import libvirt
 
-from devmesh.processes import Child, grpc_serving, http_ok, python_module, wait_until
+from launcher.config import load_config, parse_config
+from launcher.host import Host
+from launcher.processes import Child
+from launcher.roles import ETCD_PEER_PORT, ROLES, variable_keys
+from launcher.toml_text import render
+from services.common.settings import PREFIX
 from services.node_agent.dataplane import node_tag
 from services.node_agent.naming import instance_of
 
-READY_TIMEOUT = 60.0
 SMALL_MACHINE = {
     "SFMESH_MIN_FREE_DISK_GIB": "2",
     "SFMESH_RAM_RESERVED_MIB": "512",
@@ -33,19 +39,21 @@ SMALL_MACHINE = {
 LOOPBACK_IMAGES = {"SFMESH_IMAGE_ALLOWED_NETWORKS": "127.0.0.0/8"}
 """Node agents may fetch images from loopback, where the test image server
 lives (the mesh's own endpoints stay refused); the environment overrides it."""
+ETCD_MEMBER = "sfmesh"
+"""The name of a bare etcd's host and member (`start_etcd`)."""
 
 
 @dataclass(frozen=True)
 class Ports:
     """Where each part listens."""
 
-    gateway: int = 13000
-    api: int = 13010
-    scheduler: int = 13011
-    eventlog: int = 13012
-    node_agent: int = 13020
-    etcd_client: int = 13379
-    etcd_peer: int = 13380
+    gateway: int = ROLES["gateway"].port
+    api: int = ROLES["api"].port
+    scheduler: int = ROLES["scheduler"].port
+    eventlog: int = ROLES["eventlog"].port
+    node_agent: int = ROLES["node_agent"].port
+    etcd_client: int = ROLES["etcd"].port
+    etcd_peer: int = ETCD_PEER_PORT
 
     @classmethod
     def free(cls) -> Ports:
@@ -62,22 +70,6 @@ class Ports:
         return cls(**dict(zip(names, ports, strict=True)))
 
 
-class PortInUse(RuntimeError):
-    """A port the mesh needs is taken: a leftover mesh, or another program."""
-
-
-def check_ports(ports: Ports) -> None:
-    """Raise PortInUse, naming the first of `ports` something listens on."""
-    for name, port in asdict(ports).items():
-        with socket.socket() as probe:
-            # Lingering TIME_WAIT connections do not count; a listener does.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                raise PortInUse(f"port {port} ({name}) is already in use on 127.0.0.1") from None
-
-
 @dataclass
 class Mesh:
     """A running mesh; `start()` brings it up, `stop()` takes it down."""
@@ -89,11 +81,23 @@ class Mesh:
     node_name: str = field(default_factory=socket.gethostname)
     """The node agent's node name; it prefixes the libvirt domains it makes."""
     settings: dict[str, str] = field(default_factory=dict)
-    """Extra SFMESH_* settings for every service, over the defaults."""
+    """Extra settings, as their SFMESH_* variables, over the defaults and the
+    environment's; each lands in the config table of every role that reads it."""
     node_agent: bool = True
     """Whether this machine's node agent runs (benchmarks of the api alone
     feed the scheduler simulated nodes instead)."""
-    children: dict[str, Child] = field(default_factory=dict)
+    host: Host | None = field(default=None, init=False)
+    """The launcher's host once started."""
+
+    @property
+    def config_path(self) -> Path:
+        """The host config `start()` writes and runs."""
+        return self.state_dir / "host.toml"
+
+    @property
+    def children(self) -> dict[str, Child]:
+        """The running roles' processes, by role."""
+        return {} if self.host is None else self.host.children
 
     @property
     def gateway_url(self) -> str:
@@ -109,75 +113,105 @@ class Mesh:
         """The system namespace's key, kept in the state folder."""
         return (self.state_dir / "system.key").read_text().strip()
 
-    def environment(self) -> dict[str, str]:
-        """The SFMESH_* settings every service of this mesh gets."""
-        env = {**SMALL_MACHINE, **LOOPBACK_IMAGES}
-        env.update(os.environ)
-        env.update(
-            SFMESH_STATE_DIR=str(self.state_dir),
-            SFMESH_ETCD=f"127.0.0.1:{self.ports.etcd_client}",
-            SFMESH_API_ADDRESS=self.address("api"),
-            SFMESH_SCHEDULER_ADDRESS=self.address("scheduler"),
-            SFMESH_EVENTLOG_ADDRESS=self.address("eventlog"),
-            SFMESH_API_LISTEN=self.address("api"),
-            SFMESH_SCHEDULER_LISTEN=self.address("scheduler"),
-            SFMESH_EVENTLOG_LISTEN=self.address("eventlog"),
-            SFMESH_NODE_AGENT_LISTEN=self.address("node_agent"),
-            SFMESH_GATEWAY_PORT=str(self.ports.gateway),
-            SFMESH_GATEWAY_ADDRESS=self.address("gateway"),
-            SFMESH_NODE_NAME=self.node_name,
-            PYTHONUNBUFFERED="1",
-        )
-        env.update(self.settings)
-        return env
+    def document(self) -> dict[str, dict[str, Any]]:
+        """The all-in-one host config: every role on loopback at `ports`;
+        settings from the small-machine defaults, then the environment's
+        SFMESH_* variables, then `settings`."""
+        roles = [role for role in ROLES if self.node_agent or role != "node_agent"]
+        document: dict[str, dict[str, Any]] = {
+            "host": {"name": self.node_name, "roles": roles, "state_dir": str(self.state_dir)},
+            "mesh": {},
+            "etcd": {"listen": self.address("etcd_client"), "peer": self.address("etcd_peer")},
+            **{role: {"listen": self.address(role)} for role in roles if role != "etcd"},
+        }
+        set_variables(document, {**SMALL_MACHINE, **LOOPBACK_IMAGES}, strict=False)
+        set_variables(document, os.environ, strict=False)
+        set_variables(document, self.settings, strict=True)
+        if not document["mesh"]:
+            del document["mesh"]
+        return document
+
+    def node_agent_document(
+        self, name: str, state_dir: Path, listen: str, settings: Mapping[str, str]
+    ) -> dict[str, dict[str, Any]]:
+        """The config of another host of this mesh that runs only a node
+        agent, named `name`: this mesh's node agent settings, then `settings`."""
+        ours = self.document()
+        document: dict[str, dict[str, Any]] = {
+            "host": {"name": name, "roles": ["node_agent"], "state_dir": str(state_dir)},
+            "mesh": {
+                "etcd": [self.address("etcd_client")],
+                **{part: self.address(part) for part in ("api", "scheduler", "eventlog")},
+                "gateway": self.address("gateway"),
+                **ours.get("mesh", {}),
+            },
+            "node_agent": {**ours.get("node_agent", {}), "listen": listen},
+        }
+        set_variables(document, settings, strict=True)
+        return document
 
     def start(self) -> None:
-        """Start etcd, then the services, each once the one before is ready;
-        PortInUse, with nothing started, when a port is taken."""
-        check_ports(self.ports)
+        """Write the all-in-one config and start it: etcd, then the
+        services, each once the one before is ready; PortInUse
+        (launcher.ports), with nothing started, when a port is taken."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        services = ["etcd", "eventlog", "scheduler", "api"]
-        if self.node_agent:
-            services.append("node_agent")
-        for service in [*services, "gateway"]:
-            self.start_service(service)
+        write_config(self.config_path, self.document())
+        self.host = Host(load_config(self.config_path, hostname=self.node_name), sink=self.sink)
+        self.host.start()
 
     def start_service(self, service: str) -> None:
-        """Start one service (etcd on its data folder, `gateway` or a gRPC
-        service) and wait until it is serving."""
-        if service == "etcd":
-            self.children["etcd"] = start_etcd(
-                self.state_dir / "etcd", self.ports, env=self.environment(), sink=self.sink
-            )
-            return
-        child = self.launch_service(service)
-        wait_until(self.serving(service), child=child, timeout=READY_TIMEOUT)
+        """Start one service (`etcd`, `gateway` or a gRPC service) and wait until it is serving."""
+        self._host().start_role(service)
 
     def launch_service(self, service: str) -> Child:
         """Start one service (`gateway` or a gRPC service) without waiting."""
-        module = "api_gateway" if service == "gateway" else service
-        return self._launch(service, python_module(f"services.{module}"))
+        return self._host().launch(service)
 
     def serving(self, service: str) -> Callable[[], bool]:
         """A check that `service` serves: the gateway's /healthz answers 200
         (which asks the api), a gRPC service's health says SERVING."""
-        if service == "gateway":
-            return http_ok(f"{self.gateway_url}/healthz")
-        return grpc_serving(self.address(service))
+        return self._host().ready(service)
 
     def stop_service(self, service: str, sig: int) -> None:
         """Stop one service with `sig` (SIGTERM for a clean stop, SIGKILL for a crash)."""
-        self.children.pop(service).stop(sig)
+        self._host().stop_role(service, sig)
 
     def stop(self) -> None:
         """Stop everything, newest first."""
-        for name in reversed(list(self.children)):
-            self.children.pop(name).stop()
+        if self.host is not None:
+            self.host.stop()
 
-    def _launch(self, name: str, argv: list[str]) -> Child:
-        child = Child(name, argv, env=self.environment(), sink=self.sink)
-        self.children[name] = child
-        return child
+    def _host(self) -> Host:
+        if self.host is None:
+            raise RuntimeError("the mesh has not been started")
+        return self.host
+
+
+def set_variables(
+    document: dict[str, dict[str, Any]], variables: Mapping[str, str], *, strict: bool
+) -> None:
+    """Put each SFMESH_* variable of `variables` into the tables of the
+    document's roles that read it (`SFMESH_MAX_CPUS` → `api.max_cpus`).
+    A variable no role reads is a ValueError when `strict`, else skipped."""
+    roles = [role for role in document["host"]["roles"] if role != "etcd"]
+    for variable, value in variables.items():
+        if not variable.startswith(PREFIX):
+            continue
+        pairs = variable_keys(variable, roles)
+        if not pairs and strict:
+            raise ValueError(f"{variable}: no role of this host reads it")
+        for table, key in pairs:
+            document.setdefault(table, {})[key] = value
+
+
+def write_config(path: Path, document: Mapping[str, Mapping[str, Any]]) -> None:
+    """Write a host config the launcher runs as is."""
+    header = (
+        "Written by devmesh at every start of this state folder's mesh.\n"
+        f"`python -m launcher --config {path}` runs the same host\n"
+        "(less the loopback test image server make run adds)."
+    )
+    path.write_text(render(document, header=header))
 
 
 def remove_leftovers(node_name: str, uri: str = "qemu:///system") -> None:
@@ -229,21 +263,17 @@ def remove_domains(node_name: str, uri: str = "qemu:///system") -> int:
         conn.close()
 
 
-def start_etcd(data_dir: Path, ports: Ports, *, env: dict[str, str], sink: IO[str] | None) -> Child:
-    """Start a one-member etcd on loopback and wait until it is healthy."""
-    client = f"http://127.0.0.1:{ports.etcd_client}"
-    peer = f"http://127.0.0.1:{ports.etcd_peer}"
-    argv = [
-        "etcd",
-        "--name=sfmesh",
-        f"--data-dir={data_dir}",
-        f"--listen-client-urls={client}",
-        f"--advertise-client-urls={client}",
-        f"--listen-peer-urls={peer}",
-        f"--initial-advertise-peer-urls={peer}",
-        f"--initial-cluster=sfmesh={peer}",
-        "--log-level=warn",
-    ]
-    child = Child("etcd", argv, env=env, sink=sink)
-    wait_until(http_ok(f"{client}/health"), child=child, timeout=READY_TIMEOUT)
-    return child
+def start_etcd(data_dir: Path, ports: Ports, *, sink: IO[str] | None) -> Child:
+    """Start a one-member etcd on loopback, with its data in `data_dir`, and
+    wait until it is healthy: the launcher's etcd role alone."""
+    document = {
+        "host": {"name": ETCD_MEMBER, "roles": ["etcd"], "state_dir": str(data_dir)},
+        "etcd": {
+            "listen": f"127.0.0.1:{ports.etcd_client}",
+            "peer": f"127.0.0.1:{ports.etcd_peer}",
+            "data_dir": str(data_dir),
+        },
+    }
+    host = Host(parse_config(document, hostname=ETCD_MEMBER), sink=sink)
+    host.start()
+    return host.children["etcd"]

@@ -8,7 +8,6 @@ binds them (`token = meshes.token`) beside its own `mesh` fixture, which they as
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sys
 import tempfile
@@ -26,7 +25,7 @@ def started_etcd(folder: Path) -> Iterator[str]:
     """A real etcd on free loopback ports with its data in `folder`; yields
     its client address and stops it after the block."""
     ports = Ports.free()
-    child = start_etcd(folder, ports, env=dict(os.environ), sink=sys.stderr)
+    child = start_etcd(folder, ports, sink=sys.stderr)
     try:
         yield f"127.0.0.1:{ports.etcd_client}"
     finally:

@@ -14,6 +14,11 @@ from services.common.secrets import load_or_create_secret
 from services.common.settings import Setting, add_settings
 from services.common.tokens import InternalCredentials, TokenAuthority
 
+LOG_LEVEL = Setting(
+    "--log-level", "INFO", "the least level logged", choices=("DEBUG", "INFO", "WARNING", "ERROR")
+)
+"""The level every gRPC service logs from (the gateway logs at INFO)."""
+
 
 def parse_arguments(
     service: str, *, listen: str, settings: tuple[Setting, ...] = ()
@@ -28,7 +33,7 @@ def parse_arguments(
             Setting(
                 "--listen", listen, "gRPC listen address", variable=f"{service.upper()}_LISTEN"
             ),
-            Setting("--log-level", "INFO", "the least level logged"),
+            LOG_LEVEL,
             *settings,
         ),
     )

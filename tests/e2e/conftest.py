@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from devmesh.mesh import Mesh, Ports, remove_leftovers
-from devmesh.processes import Child, grpc_serving, python_module, wait_until
+from devmesh.mesh import Mesh, Ports, remove_leftovers, write_config
+from launcher.config import load_config
+from launcher.host import Host
 from tests import meshes
 from tests.meshes import throwaway_mesh
 
@@ -53,26 +54,22 @@ rest = meshes.rest
 def extra_node_agent(
     mesh: Mesh, name: str, settings: dict[str, str] | None = None
 ) -> Iterator[str]:
-    """Another node agent of `mesh` on this machine, named `name`: its own
-    port and state folder (with the mesh's service key, as every node of a
-    mesh has) and `settings` over the mesh's. Yields its name once it serves;
+    """Another node agent of `mesh` on this machine, named `name`, as a
+    hypervisor host of the mesh runs one: the launcher, from a host config
+    of its own (only the node agent, its own port and state folder holding
+    the mesh's service key, as every host of a mesh has) with `settings`
+    (SFMESH_* variables) over the mesh's. Yields its name once it serves;
     what it leaves behind is removed after it stops."""
     state = Path(tempfile.mkdtemp(prefix=f"sfmesh-e2e-{name}-", dir="/var/tmp"))
     state.chmod(0o755)
     shutil.copy(mesh.state_dir / "service.key", state / "service.key")
     listen = f"127.0.0.1:{Ports.free().node_agent}"
-    env = {
-        **mesh.environment(),
-        "SFMESH_NODE_NAME": name,
-        "SFMESH_STATE_DIR": str(state),
-        "SFMESH_NODE_AGENT_LISTEN": listen,
-        **(settings or {}),
-    }
-    child = Child(name, python_module("services.node_agent"), env=env, sink=sys.stderr)
+    write_config(state / "host.toml", mesh.node_agent_document(name, state, listen, settings or {}))
+    host = Host(load_config(state / "host.toml", hostname=name), sink=sys.stderr)
     try:
-        wait_until(grpc_serving(listen), child=child, timeout=60)
+        host.start()
         yield name
     finally:
-        child.stop()
+        host.stop()
         remove_leftovers(name)
         shutil.rmtree(state, ignore_errors=True)

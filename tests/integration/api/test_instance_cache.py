@@ -150,7 +150,7 @@ async def test_stops_answering_while_etcd_is_frozen(tmp_path: Path) -> None:
     """A frozen etcd answers no progress request: within MAX_AGE and a
     little, the copy says UNSURE; once etcd is back, it answers again."""
     ports = Ports.free()
-    child = start_etcd(tmp_path / "etcd", ports, env=dict(os.environ), sink=sys.stderr)
+    child = start_etcd(tmp_path / "etcd", ports, sink=sys.stderr)
     assert child.process is not None
     store = Store(f"127.0.0.1:{ports.etcd_client}")
     written = record("kept")

@@ -1,5 +1,6 @@
-"""devmesh leaves nothing running and refuses busy ports: children die with
-a parent killed by SIGKILL, a mesh will not start on a port in use, and a
+"""The launcher's children leave nothing running and busy ports are refused:
+children die with a parent killed by SIGKILL (even one killed before a
+child's death signal was set), a mesh will not start on a port in use, and a
 service whose port is taken exits with one line naming it."""
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from devmesh.mesh import Mesh, PortInUse, Ports
-from devmesh.processes import python_module
+from devmesh.mesh import Mesh, Ports
+from launcher.ports import PortInUse
+from launcher.processes import ALIVE_PARENT, python_module
 
 PARENT = textwrap.dedent(
     """
     import time
-    from devmesh.processes import Child
+    from launcher.processes import Child
     children = [Child(f"sleeper{n}", ["sleep", "60"], env={}, sink=None) for n in range(2)]
     print(" ".join(str(child.process.pid) for child in children), flush=True)
     time.sleep(60)
@@ -70,6 +72,17 @@ def test_children_die_with_a_killed_parent() -> None:
         for pid in pids:
             if not gone(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_child_whose_parent_went_before_its_death_signal_does_not_run(tmp_path: Path) -> None:
+    """The gap of a death signal: a parent killed between fork and the prctl.
+    The child then finds another parent than the one that started it, and
+    stops before running its command."""
+    marker = tmp_path / "ran"
+    elsewhere = subprocess.run([*ALIVE_PARENT, "1", "touch", str(marker)], check=False)
+    assert elsewhere.returncode != 0 and not marker.exists()
+    here = subprocess.run([*ALIVE_PARENT, str(os.getpid()), "touch", str(marker)], check=False)
+    assert here.returncode == 0 and marker.exists()
 
 
 @pytest.fixture

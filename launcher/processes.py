@@ -4,9 +4,15 @@ Every child dies with the thread that started it, however that ends (a
 `kill -9` included): it is started through util-linux's `setpriv
 --pdeathsig KILL`, which asks the kernel for SIGKILL when the parent goes
 (`prctl(PR_SET_PDEATHSIG)`) and then execs the command in the same process,
-so no service outlives a killed `make run` to hold its ports. Start children
-from a thread that lives as long as they should (the main thread): the
-kernel signals them when that thread exits.
+so no service outlives a killed launcher (or `make run`) to hold its ports.
+Start children from a thread that lives as long as they should (the main
+thread): the kernel signals them when that thread exits.
+
+Why the kernel and not a pipe the children watch: etcd is not ours and
+watches no pipe; a death signal needs nothing from the child. The death
+signal's one gap, a parent killed between fork and the prctl, is closed by
+`ALIVE_PARENT`: once the signal is asked for, a shell checks that its parent
+is still the process that started it, and only then execs the command.
 
 Not a `preexec_fn`: that makes Python fork without exec'ing at once, and a
 forked copy of a process whose gRPC threads are busy can crash before it
@@ -31,6 +37,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 STOP_TIMEOUT = 10.0
 DIE_WITH_PARENT = ("setpriv", "--pdeathsig", "KILL", "--")
 """The prefix that makes a command get SIGKILL when its parent goes."""
+ALIVE_PARENT = ("/bin/sh", "-c", 'test "$PPID" = "$0" && exec "$@"')
+"""Then, with this process's pid and the command after it: exec the command
+only if the parent is still this process (not gone before the prctl)."""
 
 
 class Child:
@@ -50,7 +59,7 @@ class Child:
     def start(self) -> None:
         """Start (or restart) the process."""
         self.process = subprocess.Popen(
-            [*DIE_WITH_PARENT, *self.argv],
+            [*DIE_WITH_PARENT, *ALIVE_PARENT, str(os.getpid()), *self.argv],
             env=self._env,
             stdout=subprocess.DEVNULL if self._sink is None else subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -82,18 +91,21 @@ class Child:
             self.process.wait()
 
 
+class NotReady(RuntimeError):
+    """A child exited, or did not answer in time, while it was awaited."""
+
+
 def wait_until(check: Callable[[], bool], *, child: Child, timeout: float) -> None:
-    """Poll `check` until it holds; fail when `child` dies or time runs out."""
+    """Poll `check` until it holds; NotReady when `child` dies or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not child.alive():
-            raise RuntimeError(
-                f"{child.name} exited with {child.process and child.process.returncode}"
-            )
+            status = child.process and child.process.returncode
+            raise NotReady(f"{child.name} exited with status {status} while starting")
         if check():
             return
         time.sleep(0.1)
-    raise TimeoutError(f"{child.name} was not ready within {timeout:.0f} s")
+    raise NotReady(f"{child.name} did not answer within {timeout:.0f} s of starting")
 
 
 def grpc_serving(address: str) -> Callable[[], bool]:

@@ -1,0 +1,93 @@
+"""What the launcher runs for each role of a host config: its command line
+and environment. Pure.
+
+Settings reach a service as flags, never as `SFMESH_*` variables: flags win
+over variables in every service, so the config file is the whole truth, and
+`ps` (or `systemctl status`) shows each role's settings. The children's
+environment is the launcher's without its `SFMESH_*` variables.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+
+from launcher.addresses import Address
+from launcher.config import HostConfig
+from launcher.roles import MESH_FLAGS, ROLES
+from services.common.settings import PREFIX
+
+ETCD_LOG_LEVEL = "warn"
+
+
+def command(config: HostConfig, role: str) -> list[str]:
+    """The argv that runs `role` of this host."""
+    if role == "etcd":
+        return etcd_command(config)
+    service = config.services[role]
+    argv = [sys.executable, "-m", ROLES[role].module]
+    if role == "gateway":
+        listen = service.listen
+        argv += [f"--api-address={config.mesh.api}", f"--host={listen.host}"]
+        return [*argv, f"--port={listen.port}", *_flags(service.settings)]
+    argv += mesh_flags(config)
+    argv.append(f"--listen={service.listen}")
+    if role == "node_agent":
+        argv.append(f"--node-name={config.name}")
+    return [*argv, *_flags(service.settings)]
+
+
+def mesh_flags(config: HostConfig) -> list[str]:
+    """Where the mesh is, as the flags every gRPC service takes; only what
+    this host knows (a service that needs more was refused in the config)."""
+    mesh = config.mesh
+    values: dict[str, object] = {
+        "state_dir": config.state_dir,
+        "etcd": mesh.etcd[0] if mesh.etcd else None,
+        "api": mesh.api,
+        "scheduler": mesh.scheduler,
+        "eventlog": mesh.eventlog,
+        "gateway": mesh.gateway,
+        "floating_netblock": mesh.floating_netblock,
+    }
+    return [f"{MESH_FLAGS[key]}={value}" for key, value in values.items() if value is not None]
+
+
+def etcd_command(config: HostConfig) -> list[str]:
+    """A one-member etcd cluster of this host's member (issue 14's etcd
+    step lists the other members in `--initial-cluster`)."""
+    member = config.etcd
+    assert member is not None
+    peer = _url(config.advertised(member.peer))
+    return [
+        "etcd",
+        f"--name={config.name}",
+        f"--data-dir={member.data_dir}",
+        f"--listen-client-urls={_url(member.listen)}",
+        f"--advertise-client-urls={_url(config.advertised(member.listen))}",
+        f"--listen-peer-urls={_url(member.peer)}",
+        f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster={config.name}={peer}",
+        f"--log-level={ETCD_LOG_LEVEL}",
+    ]
+
+
+def environment(inherited: Mapping[str, str]) -> dict[str, str]:
+    """The children's environment: `inherited` without `SFMESH_*`, and
+    Python's output unbuffered so log lines arrive as they are written."""
+    env = {name: value for name, value in inherited.items() if not name.startswith(PREFIX)}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def ignored_variables(inherited: Mapping[str, str]) -> list[str]:
+    """The `SFMESH_*` variables of `inherited` that no child will see."""
+    return sorted(name for name in inherited if name.startswith(PREFIX))
+
+
+def _flags(settings: Mapping[str, str]) -> list[str]:
+    return [f"{flag}={text}" for flag, text in settings.items()]
+
+
+def _url(address: Address) -> str:
+    return f"http://{address}"

@@ -1,0 +1,300 @@
+"""A host config: which roles this host runs, where they listen, where the
+rest of the mesh is, and the settings each role's service gets.
+
+`parse_config` is pure: a TOML document in, a `HostConfig` out, or a
+`ConfigError` listing every problem, each naming its key, before anything
+starts. `load_config` reads the file. The format, key by key, is in
+`launcher/README.md`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from launcher import values
+from launcher.addresses import Address
+from launcher.roles import ETCD_KEYS, ETCD_PEER_PORT, MESH_FLAGS, ROLES, managed_key, role_settings
+from services.common.addresses import floating_pool
+
+DEFAULT_STATE_DIR = Path("/var/lib/sfmesh")
+HOST_KEYS = ("name", "roles", "state_dir", "address")
+MESH_KEYS = tuple(key for key in MESH_FLAGS if key != "state_dir")
+"""`[mesh]`: etcd (a list of endpoints), api, scheduler, eventlog, gateway,
+floating_netblock — the shared settings every service takes."""
+LATER = {
+    "tls": "certificates come with issue 14's TLS step; this build speaks plaintext gRPC "
+    "and HTTP, so remove [tls]",
+}
+"""Tables a later step of issue 14 brings, refused with a message that says so
+rather than accepted and ignored."""
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class ConfigError(ValueError):
+    """A host config that cannot run: every problem found, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class MeshAddresses:
+    """Where this host's roles find the shared parts of the mesh; None where
+    no role of this host needs it and none was given."""
+
+    etcd: tuple[Address, ...] = ()
+    """etcd's client endpoints (one in this build)."""
+    api: Address | None = None
+    scheduler: Address | None = None
+    eventlog: Address | None = None
+    gateway: Address | None = None
+    floating_netblock: str = ""
+    """The floating pool (IPv4 CIDR), "" for none."""
+
+
+@dataclass(frozen=True)
+class EtcdMember:
+    """This host's etcd member."""
+
+    listen: Address
+    """Its client address."""
+    peer: Address
+    """Its peer address."""
+    data_dir: Path
+
+
+@dataclass(frozen=True)
+class ServiceRole:
+    """One of our services on this host."""
+
+    name: str
+    """The role's name."""
+    listen: Address
+    settings: Mapping[str, str] = field(default_factory=dict)
+    """Its table's settings, flag → text, each taken by the service's own parser."""
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """Everything the launcher needs to run this host's share of the mesh."""
+
+    name: str
+    """The host's name: the node agent's node name and the etcd member's name."""
+    state_dir: Path
+    address: str
+    """The address other hosts reach this one at; roles listen on it by default."""
+    roles: tuple[str, ...]
+    """The roles this host runs, in start order."""
+    mesh: MeshAddresses
+    etcd: EtcdMember | None = None
+    services: Mapping[str, ServiceRole] = field(default_factory=dict)
+
+    def listen(self, role: str) -> Address:
+        """Where `role` listens on this host."""
+        if role == "etcd":
+            assert self.etcd is not None
+            return self.etcd.listen
+        return self.services[role].listen
+
+    def advertised(self, listen: Address) -> Address:
+        """How other hosts reach one of this host's listeners."""
+        return advertised(self.address, listen)
+
+
+def advertised(host_address: str, listen: Address) -> Address:
+    """How other hosts reach a listener: at the host's address when it
+    listens on every address."""
+    return Address(host_address, listen.port) if listen.wildcard else listen
+
+
+def load_config(path: Path, *, hostname: str) -> HostConfig:
+    """Read and parse a host config file; ConfigError naming the file's
+    problems (a TOML syntax error included)."""
+    try:
+        document = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not TOML: {exc}"]) from None
+    return parse_config(document, hostname=hostname)
+
+
+def parse_config(document: Mapping[str, Any], *, hostname: str) -> HostConfig:
+    """The HostConfig a TOML document describes (pure); `hostname` is the
+    default host name."""
+    problems: list[str] = []
+    values.unknown_keys(problems, "", document, ("host", "mesh", *ROLES), refused=LATER)
+    host = values.table(problems, document, "host")
+    values.unknown_keys(problems, "host", host, HOST_KEYS)
+    name = str(host.get("name", hostname))
+    if not _NAME.match(name):
+        problems.append(f"host.name: {name!r} is not a name (letters, digits, '.', '_', '-')")
+    roles = _roles(problems, host)
+    state_dir = values.absolute_path(
+        problems, "host.state_dir", host.get("state_dir", str(DEFAULT_STATE_DIR))
+    )
+    address = values.host_address(problems, host.get("address", "127.0.0.1"))
+    for role in ROLES:
+        if role in document and roles and role not in roles:
+            problems.append(f"{role}: [{role}] is set but host.roles does not list {role}")
+    etcd = _etcd(problems, document, state_dir, address) if "etcd" in roles else None
+    services = {
+        role: _service(problems, role, values.table(problems, document, role), address)
+        for role in roles
+        if role != "etcd"
+    }
+    mesh = _mesh(problems, values.table(problems, document, "mesh"), address, etcd, services)
+    config = HostConfig(name, state_dir, address, roles, mesh, etcd, services)
+    _check_needs(problems, config)
+    _check_ports(problems, config)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _roles(problems: list[str], host: Mapping[str, Any]) -> tuple[str, ...]:
+    listed = host.get("roles")
+    if not isinstance(listed, list) or not listed:
+        problems.append(f"host.roles: required: a list of the roles this host runs ({_or(ROLES)})")
+        return ()
+    for role in listed:
+        if role not in ROLES:
+            problems.append(f"host.roles: {role!r} is not a role{values.suggest(role, ROLES)}")
+    if len(set(map(str, listed))) != len(listed):
+        problems.append("host.roles: a role is listed twice")
+    return tuple(role for role in ROLES if role in listed)
+
+
+def _etcd(
+    problems: list[str], document: Mapping[str, Any], state_dir: Path, address: str
+) -> EtcdMember:
+    table = values.table(problems, document, "etcd")
+    values.unknown_keys(problems, "etcd", table, ETCD_KEYS)
+    data_dir = values.absolute_path(
+        problems, "etcd.data_dir", table.get("data_dir", str(state_dir / "etcd"))
+    )
+    return EtcdMember(
+        listen=values.address_at(problems, "etcd.listen", table, f"{address}:{ROLES['etcd'].port}"),
+        peer=values.address_at(problems, "etcd.peer", table, f"{address}:{ETCD_PEER_PORT}"),
+        data_dir=data_dir,
+    )
+
+
+def _service(problems: list[str], role: str, table: Mapping[str, Any], address: str) -> ServiceRole:
+    settings = role_settings(role)
+    flags = {}
+    for key, value in table.items():
+        if key == "listen":
+            continue
+        where = managed_key(role, key)
+        if where is not None:
+            problems.append(f"{role}.{key}: the launcher sets it from {where}; set that instead")
+        elif key not in settings:
+            problems.append(
+                f"{role}.{key}: unknown key{values.suggest(key, ['listen', *settings])}"
+                f" ({role} takes listen and the flags of `python -m {ROLES[role].module} --help`)"
+            )
+        else:
+            text = values.flag_text(problems, f"{role}.{key}", value)
+            if text is not None and values.valid_setting(
+                problems, f"{role}.{key}", settings[key], text
+            ):
+                flags[settings[key].flag] = text
+    listen = values.address_at(problems, f"{role}.listen", table, f"{address}:{ROLES[role].port}")
+    return ServiceRole(role, listen, flags)
+
+
+def _mesh(
+    problems: list[str],
+    table: Mapping[str, Any],
+    address: str,
+    etcd: EtcdMember | None,
+    services: Mapping[str, ServiceRole],
+) -> MeshAddresses:
+    """`[mesh]`, each address defaulting to this host's own role when it runs it."""
+    values.unknown_keys(problems, "mesh", table, MESH_KEYS)
+    found: dict[str, Any] = {}
+    for key in ("api", "scheduler", "eventlog", "gateway"):
+        if key in table:
+            found[key] = values.address_at(problems, f"mesh.{key}", table, "")
+        elif key in services:
+            found[key] = advertised(address, services[key].listen)
+    if "etcd" in table:
+        endpoints = table["etcd"]
+        if not isinstance(endpoints, list) or not endpoints:
+            problems.append(
+                "mesh.etcd: a list of host:port client endpoints, e.g. ['10.0.0.1:13379']"
+            )
+            endpoints = ["127.0.0.1:13379"]
+        elif len(endpoints) > 1:
+            problems.append(
+                "mesh.etcd: one endpoint in this build; several come with issue 14's etcd"
+                " cluster step"
+            )
+        found["etcd"] = (values.address(problems, "mesh.etcd", endpoints[0]),)
+    elif etcd is not None:
+        found["etcd"] = (advertised(address, etcd.listen),)
+    netblock = table.get("floating_netblock", "")
+    if not isinstance(netblock, str):
+        problems.append("mesh.floating_netblock: an IPv4 CIDR string")
+    else:
+        try:
+            floating_pool(netblock)
+            found["floating_netblock"] = netblock
+        except SystemExit as exc:
+            problems.append(f"mesh.floating_netblock: {exc}")
+    return MeshAddresses(**found)
+
+
+def _check_needs(problems: list[str], config: HostConfig) -> None:
+    """Every address a role of this host calls is known."""
+    for part in MESH_KEYS:
+        if getattr(config.mesh, part):
+            continue
+        callers = [role for role in config.roles if part in ROLES[role].calls]
+        if callers:
+            calls = "calls" if len(callers) == 1 else "call"
+            problems.append(
+                f"mesh.{part}: required: this host runs {_and(callers)}, which {calls} the"
+                f" {part}, and runs no {part} itself"
+            )
+    agent = config.services.get("node_agent")
+    if agent and agent.settings.get("--egress-bridge") and not config.mesh.floating_netblock:
+        problems.append(
+            "node_agent.egress_bridge: needs mesh.floating_netblock (the pool NAT uses)"
+        )
+
+
+def _check_ports(problems: list[str], config: HostConfig) -> None:
+    """No two listeners of this host on one port (port 0 stands for an
+    address already refused)."""
+    listeners = [(key, at) for key, at in bindings(config, config.roles) if at.port]
+    for n, (label, address) in enumerate(listeners):
+        for other_label, other in listeners[n + 1 :]:
+            if address.overlaps(other):
+                problems.append(f"{label} and {other_label}: both listen on port {address.port}")
+
+
+def bindings(config: HostConfig, roles: Iterable[str]) -> list[tuple[str, Address]]:
+    """What `roles` listen on, each with the key that sets it (`api.listen`)."""
+    listeners = []
+    for role in roles:
+        if role == "etcd" and config.etcd is not None:
+            listeners += [("etcd.listen", config.etcd.listen), ("etcd.peer", config.etcd.peer)]
+        elif role in config.services:
+            listeners.append((f"{role}.listen", config.services[role].listen))
+    return listeners
+
+
+def _or(words: Iterable[str]) -> str:
+    return ", ".join(words)
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
