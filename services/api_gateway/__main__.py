@@ -54,6 +54,7 @@ def parse_config(argv: list[str] | None = None) -> GatewayConfig:
         host=args.host,
         port=args.port,
         max_body=args.max_body,
+        max_upload=args.max_upload,
         deadline=args.deadline,
         head_timeout=args.head_timeout,
         body_timeout=args.body_timeout,
