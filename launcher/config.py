@@ -210,7 +210,8 @@ def _mesh(
         elif key in services:
             found[key] = advertised(address, services[key].listen)
     own = advertised(address, etcd.listen) if etcd is not None else None
-    found["etcd"] = mesh_endpoints(problems, table.get("etcd"), etcd, own)
+    used = any("etcd" in ROLES[role].calls for role in services)
+    found["etcd"] = mesh_endpoints(problems, table.get("etcd"), etcd, own, used=used)
     netblock = table.get("floating_netblock", "")
     if not isinstance(netblock, str):
         problems.append("mesh.floating_netblock: an IPv4 CIDR string")

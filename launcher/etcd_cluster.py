@@ -115,13 +115,19 @@ def _cluster(
 
 
 def mesh_endpoints(
-    problems: list[str], listed: Any, member: EtcdMember | None, own_client: Address | None
+    problems: list[str],
+    listed: Any,
+    member: EtcdMember | None,
+    own_client: Address | None,
+    *,
+    used: bool,
 ) -> tuple[Address, ...]:
     """`mesh.etcd`: the client endpoints services are given, in order; this
-    host's member alone when not set (and it runs one)."""
+    host's member alone when not set (and it runs one). `used`: a role of
+    this host calls etcd."""
     key = "mesh.etcd"
     if listed is None:
-        if member is not None and len(member.cluster) > 1:
+        if used and member is not None and len(member.cluster) > 1:
             problems.append(
                 f"{key}: required with a cluster of {len(member.cluster)} members: list each"
                 " member's client endpoint, so that services fail over when one dies"

@@ -43,21 +43,33 @@ PAUSE_MAX = 0.5
 """Seconds between two rounds of a repeated call: the first retry goes to
 the next member at once; an election among the survivors takes about a
 second (etcd's default election timeout)."""
-_UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+ATTEMPT_MAX = 2.0
+"""With several members, the deadline of one attempt (at most the store's
+`timeout`): a request sent to a follower whose leader was just killed hangs
+until etcd's own timeout (7 s), and it is quicker to give up on it, fail
+over, and resolve it (the rule makes that safe for writes too) than to wait.
+An election among the survivors takes about a second."""
+_UNREACHABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    # etcd 3.4 answers UNKNOWN "context deadline exceeded" when the call's
+    # deadline ran out inside the server (a proposal waiting for a new leader)
+    grpc.StatusCode.UNKNOWN,
+}
 _TOO_LARGE = grpc.StatusCode.INVALID_ARGUMENT
 
 log = logging.getLogger(__name__)
 
 
 def connect(endpoint: str, timeout: float) -> aetcd.Client:
-    """A client of one member, in plaintext.
+    """A client of one member, in plaintext; `timeout`: each call's deadline.
 
     The seam for client TLS to etcd (issue 14's TLS step): aetcd 1.0 opens
     only insecure channels, so that step gives this function the mesh CA and
     this host's certificate and key, and a client whose channel is a
     `grpc.aio.secure_channel` (endpoints stay `host:port`)."""
     host, port = split_address(endpoint)
-    return aetcd.Client(host=host, port=port, timeout=int(timeout) or 1)
+    return aetcd.Client(host=host, port=port, timeout=timeout)  # type: ignore[arg-type]
 
 
 class EtcdClients:
@@ -68,7 +80,8 @@ class EtcdClients:
             raise ValueError("no etcd endpoint")
         self.endpoints = tuple(endpoints)
         self.timeout = timeout
-        self._clients = [connect(endpoint, timeout) for endpoint in self.endpoints]
+        attempt = min(timeout, ATTEMPT_MAX) if len(endpoints) > 1 else (int(timeout) or 1)
+        self._clients = [connect(endpoint, attempt) for endpoint in self.endpoints]
         self._at = 0
 
     async def close(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from services.common.leases import KeptLease
 from services.common.read_batch import ReadBatcher
 
 M = TypeVar("M", bound=Message)
+log = logging.getLogger(__name__)
 
 PREFIX = "/sfmesh/v1/"
 _PREFIX_BYTES = PREFIX.encode()
@@ -464,6 +466,10 @@ class Store:
                 if time.monotonic() >= deadline:
                     raise
                 earlier = await self._written(tokens, floor, deadline)
+                log.info(
+                    "a write's answer was lost; it %s",
+                    f"applied at {earlier}" if earlier else "did not apply: sending it again",
+                )
                 if earlier:
                     return earlier
                 continue

@@ -16,9 +16,9 @@ ENDPOINTS = ["10.0.0.1:13379", "10.0.0.2:13379", "10.0.0.3:13379"]
 
 
 def member(etcd: dict[str, Any], mesh: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The document of host cp2 (10.0.0.2) running etcd and the eventlog."""
+    """The document of host cp2 (10.0.0.2) running etcd, the eventlog and the scheduler."""
     return {
-        "host": {"name": "cp2", "address": "10.0.0.2", "roles": ["etcd", "eventlog"]},
+        "host": {"name": "cp2", "address": "10.0.0.2", "roles": ["etcd", "eventlog", "scheduler"]},
         "etcd": etcd,
         "mesh": {"etcd": ENDPOINTS} if mesh is None else mesh,
     }
