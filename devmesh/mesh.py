@@ -22,8 +22,8 @@ from typing import IO, Any
 import libvirt
 
 from launcher.config import load_config, parse_config
-from launcher.host import Host
-from launcher.processes import Child
+from launcher.host import READY_TIMEOUT, Host
+from launcher.processes import Child, wait_until
 from launcher.roles import ETCD_PEER_PORT, ROLES, variable_keys
 from launcher.toml_text import render
 from services.common.settings import PREFIX
@@ -266,14 +266,61 @@ def remove_domains(node_name: str, uri: str = "qemu:///system") -> int:
 def start_etcd(data_dir: Path, ports: Ports, *, sink: IO[str] | None) -> Child:
     """Start a one-member etcd on loopback, with its data in `data_dir`, and
     wait until it is healthy: the launcher's etcd role alone."""
-    document = {
-        "host": {"name": ETCD_MEMBER, "roles": ["etcd"], "state_dir": str(data_dir)},
-        "etcd": {
-            "listen": f"127.0.0.1:{ports.etcd_client}",
-            "peer": f"127.0.0.1:{ports.etcd_peer}",
-            "data_dir": str(data_dir),
-        },
-    }
-    host = Host(parse_config(document, hostname=ETCD_MEMBER), sink=sink)
+    host = _etcd_host(ETCD_MEMBER, data_dir, ports, {}, sink=sink)
     host.start()
     return host.children["etcd"]
+
+
+@dataclass(frozen=True)
+class EtcdMemberRun:
+    """One member of an etcd cluster started by `start_etcd_cluster`."""
+
+    name: str
+    client: str
+    """Its client endpoint, host:port."""
+    child: Child
+
+
+def start_etcd_cluster(folder: Path, size: int, *, sink: IO[str] | None) -> list[EtcdMemberRun]:
+    """Start a new etcd cluster of `size` members on loopback (each its own
+    client and peer ports, its data in `folder/<name>`), each member as the
+    launcher runs the etcd role of a host with `[etcd] initial_cluster`, and
+    wait until every member is healthy (a member is healthy only once the
+    cluster has a quorum, so all start before any is waited for)."""
+    ports = {f"{ETCD_MEMBER}{n}": Ports.free() for n in range(1, size + 1)}
+    cluster = {name: f"127.0.0.1:{at.etcd_peer}" for name, at in ports.items()}
+    hosts = {
+        name: _etcd_host(name, folder / name, at, cluster, sink=sink) for name, at in ports.items()
+    }
+    try:
+        for host in hosts.values():
+            host.launch("etcd")
+        for host in hosts.values():
+            wait_until(host.ready("etcd"), child=host.children["etcd"], timeout=READY_TIMEOUT)
+    except BaseException:
+        for host in hosts.values():
+            host.stop()
+        raise
+    return [
+        EtcdMemberRun(name, f"127.0.0.1:{ports[name].etcd_client}", host.children["etcd"])
+        for name, host in hosts.items()
+    ]
+
+
+def _etcd_host(
+    name: str, data_dir: Path, ports: Ports, cluster: Mapping[str, str], *, sink: IO[str] | None
+) -> Host:
+    """The host of one etcd member on loopback, of `cluster` (name → peer
+    address) or alone."""
+    etcd: dict[str, Any] = {
+        "listen": f"127.0.0.1:{ports.etcd_client}",
+        "peer": f"127.0.0.1:{ports.etcd_peer}",
+        "data_dir": str(data_dir),
+    }
+    if cluster:
+        etcd["initial_cluster"] = dict(cluster)
+    document = {
+        "host": {"name": name, "roles": ["etcd"], "state_dir": str(data_dir)},
+        "etcd": etcd,
+    }
+    return Host(parse_config(document, hostname=name), sink=sink)

@@ -43,7 +43,7 @@ def mesh_flags(config: HostConfig) -> list[str]:
     mesh = config.mesh
     values: dict[str, object] = {
         "state_dir": config.state_dir,
-        "etcd": mesh.etcd[0] if mesh.etcd else None,
+        "etcd": ",".join(map(str, mesh.etcd)) if mesh.etcd else None,
         "api": mesh.api,
         "scheduler": mesh.scheduler,
         "eventlog": mesh.eventlog,
@@ -54,11 +54,11 @@ def mesh_flags(config: HostConfig) -> list[str]:
 
 
 def etcd_command(config: HostConfig) -> list[str]:
-    """A one-member etcd cluster of this host's member (issue 14's etcd
-    step lists the other members in `--initial-cluster`)."""
+    """This host's etcd member: of the cluster `[etcd]` lists, or alone."""
     member = config.etcd
     assert member is not None
     peer = _url(config.advertised(member.peer))
+    cluster = ",".join(f"{name}={_url(at)}" for name, at in member.cluster)
     return [
         "etcd",
         f"--name={config.name}",
@@ -67,7 +67,8 @@ def etcd_command(config: HostConfig) -> list[str]:
         f"--advertise-client-urls={_url(config.advertised(member.listen))}",
         f"--listen-peer-urls={_url(member.peer)}",
         f"--initial-advertise-peer-urls={peer}",
-        f"--initial-cluster={config.name}={peer}",
+        f"--initial-cluster={cluster or f'{config.name}={peer}'}",
+        f"--initial-cluster-state={member.cluster_state}",
         f"--log-level={ETCD_LOG_LEVEL}",
     ]
 

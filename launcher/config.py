@@ -9,7 +9,6 @@ starts. `load_config` reads the file. The format, key by key, is in
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +17,8 @@ from typing import Any
 
 from launcher import values
 from launcher.addresses import Address
-from launcher.roles import ETCD_KEYS, ETCD_PEER_PORT, MESH_FLAGS, ROLES, managed_key, role_settings
+from launcher.etcd_cluster import EtcdMember, etcd_member, mesh_endpoints
+from launcher.roles import MESH_FLAGS, ROLES, managed_key, role_settings
 from services.common.addresses import floating_pool
 
 DEFAULT_STATE_DIR = Path("/var/lib/sfmesh")
@@ -32,7 +32,6 @@ LATER = {
 }
 """Tables a later step of issue 14 brings, refused with a message that says so
 rather than accepted and ignored."""
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class ConfigError(ValueError):
@@ -49,24 +48,13 @@ class MeshAddresses:
     no role of this host needs it and none was given."""
 
     etcd: tuple[Address, ...] = ()
-    """etcd's client endpoints (one in this build)."""
+    """etcd's client endpoints: the members of one cluster."""
     api: Address | None = None
     scheduler: Address | None = None
     eventlog: Address | None = None
     gateway: Address | None = None
     floating_netblock: str = ""
     """The floating pool (IPv4 CIDR), "" for none."""
-
-
-@dataclass(frozen=True)
-class EtcdMember:
-    """This host's etcd member."""
-
-    listen: Address
-    """Its client address."""
-    peer: Address
-    """Its peer address."""
-    data_dir: Path
 
 
 @dataclass(frozen=True)
@@ -133,7 +121,7 @@ def parse_config(document: Mapping[str, Any], *, hostname: str) -> HostConfig:
     host = values.table(problems, document, "host")
     values.unknown_keys(problems, "host", host, HOST_KEYS)
     name = str(host.get("name", hostname))
-    if not _NAME.match(name):
+    if not values.NAME.match(name):
         problems.append(f"host.name: {name!r} is not a name (letters, digits, '.', '_', '-')")
     roles = _roles(problems, host)
     state_dir = values.absolute_path(
@@ -143,7 +131,18 @@ def parse_config(document: Mapping[str, Any], *, hostname: str) -> HostConfig:
     for role in ROLES:
         if role in document and roles and role not in roles:
             problems.append(f"{role}: [{role}] is set but host.roles does not list {role}")
-    etcd = _etcd(problems, document, state_dir, address) if "etcd" in roles else None
+    etcd = (
+        etcd_member(
+            problems,
+            values.table(problems, document, "etcd"),
+            name=name,
+            state_dir=state_dir,
+            advertised_peer=lambda peer: advertised(address, peer),
+            address=address,
+        )
+        if "etcd" in roles
+        else None
+    )
     services = {
         role: _service(problems, role, values.table(problems, document, role), address)
         for role in roles
@@ -169,21 +168,6 @@ def _roles(problems: list[str], host: Mapping[str, Any]) -> tuple[str, ...]:
     if len(set(map(str, listed))) != len(listed):
         problems.append("host.roles: a role is listed twice")
     return tuple(role for role in ROLES if role in listed)
-
-
-def _etcd(
-    problems: list[str], document: Mapping[str, Any], state_dir: Path, address: str
-) -> EtcdMember:
-    table = values.table(problems, document, "etcd")
-    values.unknown_keys(problems, "etcd", table, ETCD_KEYS)
-    data_dir = values.absolute_path(
-        problems, "etcd.data_dir", table.get("data_dir", str(state_dir / "etcd"))
-    )
-    return EtcdMember(
-        listen=values.address_at(problems, "etcd.listen", table, f"{address}:{ROLES['etcd'].port}"),
-        peer=values.address_at(problems, "etcd.peer", table, f"{address}:{ETCD_PEER_PORT}"),
-        data_dir=data_dir,
-    )
 
 
 def _service(problems: list[str], role: str, table: Mapping[str, Any], address: str) -> ServiceRole:
@@ -225,21 +209,9 @@ def _mesh(
             found[key] = values.address_at(problems, f"mesh.{key}", table, "")
         elif key in services:
             found[key] = advertised(address, services[key].listen)
-    if "etcd" in table:
-        endpoints = table["etcd"]
-        if not isinstance(endpoints, list) or not endpoints:
-            problems.append(
-                "mesh.etcd: a list of host:port client endpoints, e.g. ['10.0.0.1:13379']"
-            )
-            endpoints = ["127.0.0.1:13379"]
-        elif len(endpoints) > 1:
-            problems.append(
-                "mesh.etcd: one endpoint in this build; several come with issue 14's etcd"
-                " cluster step"
-            )
-        found["etcd"] = (values.address(problems, "mesh.etcd", endpoints[0]),)
-    elif etcd is not None:
-        found["etcd"] = (advertised(address, etcd.listen),)
+    own = advertised(address, etcd.listen) if etcd is not None else None
+    used = any("etcd" in ROLES[role].calls for role in services)
+    found["etcd"] = mesh_endpoints(problems, table.get("etcd"), etcd, own, used=used)
     netblock = table.get("floating_netblock", "")
     if not isinstance(netblock, str):
         problems.append("mesh.floating_netblock: an IPv4 CIDR string")

@@ -77,8 +77,9 @@ ROLES: dict[str, Role] = {
 """Every role, in the order a host starts them: each after what it calls
 (the gateway last: it reads the api's descriptors when it starts)."""
 
-ETCD_KEYS = ("listen", "peer", "data_dir")
-"""What the etcd table takes: its client and peer addresses, its data folder."""
+ETCD_KEYS = ("listen", "peer", "data_dir", "initial_cluster", "cluster_state")
+"""What the etcd table takes: its client and peer addresses, its data
+folder, and the cluster it belongs to (`etcd_cluster.py`)."""
 MESH_VALUES = ("floating_netblock",)
 """The `[mesh]` keys that are not addresses."""
 

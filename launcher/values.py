@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from launcher.addresses import Address, parse_address
 from services.common.settings import Setting
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+"""A host's (and its etcd member's) name."""
 
 
 def table(problems: list[str], document: Mapping[str, Any], name: str) -> Mapping[str, Any]:

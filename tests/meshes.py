@@ -17,7 +17,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devmesh.mesh import Mesh, Ports, remove_leftovers, start_etcd
+from devmesh.mesh import (
+    EtcdMemberRun,
+    Mesh,
+    Ports,
+    remove_leftovers,
+    start_etcd,
+    start_etcd_cluster,
+)
 
 
 @contextlib.contextmanager
@@ -30,6 +37,20 @@ def started_etcd(folder: Path) -> Iterator[str]:
         yield f"127.0.0.1:{ports.etcd_client}"
     finally:
         child.stop()
+
+
+@contextlib.contextmanager
+def started_etcd_cluster(folder: Path, size: int = 3) -> Iterator[list[EtcdMemberRun]]:
+    """A new etcd cluster of `size` real members on free loopback ports,
+    their data under `folder`; yields the members (stop one with
+    `member.child.stop(signal.SIGKILL)`) and stops those left after the block."""
+    members = start_etcd_cluster(folder, size, sink=sys.stderr)
+    try:
+        yield members
+    finally:
+        for member in members:
+            if member.child.alive():
+                member.child.stop()
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common.etcd_endpoints import parse_endpoints
 from services.common.settings import Setting
 
 
@@ -17,8 +18,8 @@ class MeshConfig:
 
     state_dir: Path
     """Folder for secrets, databases, images and consoles."""
-    etcd: str
-    """etcd client address, host:port."""
+    etcd: tuple[str, ...]
+    """etcd's client endpoints, host:port each: the members of one cluster."""
     api: str
     """The api service's gRPC address."""
     scheduler: str
@@ -37,7 +38,12 @@ STATE_DIR = Setting(
 )
 MESH_SETTINGS = (
     STATE_DIR,
-    Setting("--etcd", "127.0.0.1:13379", "etcd's client address, host:port"),
+    Setting(
+        "--etcd",
+        "127.0.0.1:13379",
+        "etcd's client endpoints, host:port, comma-separated for the members of a cluster",
+        parse_endpoints,
+    ),
     Setting("--api", "127.0.0.1:13010", "the api's gRPC address", variable="API_ADDRESS"),
     Setting(
         "--scheduler",

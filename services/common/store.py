@@ -1,16 +1,21 @@
 """The one gateway to etcd: reads, paged prefix listings and transactions
 guarded by compare-and-swap on `mod_revision`.
 
-Built on aetcd (python-etcd3 cannot load under current protobuf). aetcd's gRPC
-channel reconnects by itself; every call here has a deadline, and an etcd that
-cannot be reached surfaces as `errors.Unavailable`, never as a half-done write:
-each write is one etcd transaction.
+Built on aetcd (python-etcd3 cannot load under current protobuf). The store
+talks to one member of the cluster at a time and fails over to the next when
+it stops answering (`etcd_clients.py`): reads are sent again there, watches
+resume from their next unseen revision, leases are kept alive through it
+(`leases.py`), and a write whose answer was lost is resolved before it is
+sent again (`txn_outcome.py`). Every call has a deadline, and an etcd that
+cannot be reached surfaces as `errors.Unavailable`, never as a half-done
+write: each write is one etcd transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -22,25 +27,23 @@ import grpc
 from aetcd import rpc
 from google.protobuf.message import Message
 
-from services.common import errors
-from services.common.config import split_address
+from services.common import errors, txn_outcome
+from services.common.etcd_clients import EtcdClients, call_options, mapped_errors
+from services.common.etcd_endpoints import parse_endpoints
+from services.common.leases import KeptLease
 from services.common.read_batch import ReadBatcher
 
 M = TypeVar("M", bound=Message)
+log = logging.getLogger(__name__)
 
 PREFIX = "/sfmesh/v1/"
 _PREFIX_BYTES = PREFIX.encode()
 PAGE_SIZE = 500
 RETRY_START = 0.2
 RETRY_MAX = 5.0
-RETRY_AFTER = 1
-"""Seconds a caller refused for an unreachable etcd is told to wait: a
-restarted or unfrozen etcd serves again within about that."""
 PROGRESS_TIMEOUT = 1.0
 """Seconds a watch's progress request may go unanswered before the watch is
 taken for broken."""
-_UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
-_TOO_LARGE = grpc.StatusCode.INVALID_ARGUMENT
 REQUEST_BYTES = 1536 * 1024
 """etcd's `--max-request-bytes` (its default, which sfmesh's etcd keeps): a
 write carrying more is refused here, before etcd's gRPC limit answers
@@ -74,6 +77,9 @@ class Put:
     value: bytes
     mod_revision: int | None = None
     """None: no expectation; 0: the key must not exist; n: it must be at n."""
+    lease: int = 0
+    """The lease the key lives with (`Store.lease`): it goes when the lease
+    expires; 0 for none."""
 
 
 @dataclass(frozen=True)
@@ -147,15 +153,34 @@ def _change(event: Any) -> Change:
 class Store:
     """An etcd connection with the few operations sfmesh needs."""
 
-    def __init__(self, address: str, *, timeout: float = 5.0) -> None:
-        host, port = split_address(address)
-        self._client = aetcd.Client(host=host, port=port, timeout=int(timeout) or 1)
+    def __init__(self, endpoints: str | Sequence[str], *, timeout: float = 5.0) -> None:
+        """`endpoints`: the client endpoints of etcd's members, as a sequence
+        or comma-separated (`host:port,host:port`); `timeout`: each call's
+        deadline, and how long a call keeps trying other members."""
+        chosen = parse_endpoints(endpoints) if isinstance(endpoints, str) else tuple(endpoints)
+        self._etcd = EtcdClients(chosen, timeout=timeout)
         self._reads: ReadBatcher[Item | None] = ReadBatcher(self._read_keys)
         self._seen: dict[str, int] = {}
+        self._writer = txn_outcome.writer_key()
+        self._revision = 0
+        """The newest revision etcd answered this store with."""
 
     async def close(self) -> None:
-        """Close the connection."""
-        await self._client.close()
+        """Remove this store's writer key (when etcd answers) and close the
+        connections."""
+        if self._revision:
+            delete = rpc.DeleteRangeRequest(key=self._writer)
+            with contextlib.suppress(errors.Unavailable):
+                await self._etcd.once(
+                    lambda client: client.kvstub.DeleteRange(delete, **call_options(client))
+                )
+        await self._etcd.close()
+
+    def lease(self, ttl: int) -> KeptLease:
+        """A lease of `ttl` seconds, granted on entering `async with` and kept
+        alive meanwhile through whichever member answers; revoked on exit.
+        Keys written with it (`Put(..., lease=kept.id)`) go when it expires."""
+        return KeptLease(self._etcd, ttl)
 
     async def get(self, key: bytes) -> Item | None:
         """The item at `key`, or None: a linearizable read, sent with the
@@ -165,16 +190,18 @@ class Store:
     async def _read_keys(self, keys: Sequence[bytes]) -> list[Item | None]:
         """The item at each key (None where absent), read at one revision."""
         ranges = [rpc.RangeRequest(key=key) for key in keys]
-        async with _mapped_errors():
-            await self._client.connect()
+
+        async def read(client: aetcd.Client) -> list[Any]:
             if len(ranges) == 1:
-                answers = [await self._client.kvstub.Range(ranges[0], **self._call_options())]
-            else:
-                request = rpc.TxnRequest(
-                    success=[rpc.RequestOp(request_range=one) for one in ranges]
-                )
-                reply = await self._client.kvstub.Txn(request, **self._call_options())
-                answers = [op.response_range for op in reply.responses]
+                answer = await client.kvstub.Range(ranges[0], **call_options(client))
+                self._heard(answer.header)
+                return [answer]
+            request = rpc.TxnRequest(success=[rpc.RequestOp(request_range=one) for one in ranges])
+            reply = await client.kvstub.Txn(request, **call_options(client))
+            self._heard(reply.header)
+            return [op.response_range for op in reply.responses]
+
+        answers = await self._etcd.call(read)
         found = [
             Item(answer.kvs[0].key, answer.kvs[0].value, answer.kvs[0].mod_revision)
             if answer.kvs
@@ -186,17 +213,20 @@ class Store:
                 self._saw(item.key, item.mod_revision)
         return found
 
-    def _call_options(self) -> dict[str, Any]:
-        """The deadline and credentials of aetcd's own calls."""
-        return {"timeout": self._client._timeout, "metadata": self._client.metadata}
+    def _heard(self, header: Any) -> None:
+        """Note the revision of an answer: any write sent after it lands above."""
+        self._revision = max(self._revision, int(header.revision))
 
     async def members(self) -> list[Member]:
         """Every member of the etcd cluster and the URLs it listens at."""
-        async with _mapped_errors():
+
+        async def read(client: aetcd.Client) -> list[Member]:
             return [
                 Member(found.name, tuple(found.peer_urls), tuple(found.client_urls))
-                async for found in self._client.members()
+                async for found in client.members()
             ]
+
+        return await self._etcd.call(read)
 
     async def list_prefix(
         self, prefix: bytes, *, page_size: int = PAGE_SIZE, after: bytes = b""
@@ -225,9 +255,12 @@ class Store:
         revision = 0
         while True:
             request = rpc.RangeRequest(key=start, range_end=end, limit=page_size, revision=revision)
-            async with _mapped_errors():
-                await self._client.connect()
-                response = await self._client.kvstub.Range(request, **self._call_options())
+            response = await self._etcd.call(
+                lambda client, request=request: client.kvstub.Range(  # type: ignore[misc]
+                    request, **call_options(client)
+                )
+            )
+            self._heard(response.header)
             revision = revision or response.header.revision
             items = [Item(kv.key, kv.value, kv.mod_revision) for kv in response.kvs]
             for item in items:
@@ -244,17 +277,17 @@ class Store:
         the caller iterates.
 
         A broken connection is re-established from the next unseen revision,
-        so nothing is missed or repeated. When etcd has compacted the history
+        on the next member when the one in use stopped answering, so nothing
+        is missed or repeated. When etcd has compacted the history
         the watcher still needed, `errors.Aborted` says so: start again from a
         fresh snapshot.
         """
         revision = start_revision
         retry = RETRY_START
         while True:
+            at, client = self._etcd.current()
             try:
-                watch = await self._client.watch_prefix(
-                    prefix, start_revision=revision, prev_kv=True
-                )
+                watch = await client.watch_prefix(prefix, start_revision=revision, prev_kv=True)
                 try:
                     async for event in watch:
                         retry = RETRY_START
@@ -268,6 +301,7 @@ class Store:
                     reason="WATCH_COMPACTED",
                 ) from exc
             except aetcd.exceptions.ClientError:
+                self._etcd.fail_over(at)
                 await asyncio.sleep(retry)
                 retry = min(retry * 2, RETRY_MAX)
 
@@ -284,18 +318,30 @@ class Store:
         Raises `errors.Aborted` when etcd compacted the history the watch
         needed, and `errors.Unavailable` when the stream breaks or a progress
         request goes unanswered for PROGRESS_TIMEOUT: the caller starts again
-        from a fresh snapshot.
+        from a fresh snapshot (which the next member answers when this one
+        stopped answering).
         """
-        async with _mapped_errors():
-            await self._client.connect()
-            call = rpc.WatchStub(self._client.channel).Watch(metadata=self._client.metadata)
+        at, client = self._etcd.current()
+        try:
+            async for delivered in self._watch_current(client, prefix, start_revision, every):
+                yield delivered
+        except errors.Unavailable:
+            self._etcd.fail_over(at)
+            raise
+
+    async def _watch_current(
+        self, client: aetcd.Client, prefix: bytes, start_revision: int, every: float
+    ) -> AsyncGenerator[Delivered, None]:
+        async with mapped_errors():
+            await client.connect()
+            call = rpc.WatchStub(client.channel).Watch(metadata=client.metadata)
         answers: asyncio.Queue[Any] = asyncio.Queue()
         reader = asyncio.create_task(_read_into(call, answers))
         progress = rpc.WatchRequest(progress_request=rpc.WatchProgressRequest())
         asked_at: float | None = None
         next_ask = time.monotonic() + every
         try:
-            async with _mapped_errors():
+            async with mapped_errors():
                 create = rpc.WatchCreateRequest(
                     key=prefix,
                     range_end=aetcd.utils.prefix_range_end(prefix),
@@ -384,21 +430,60 @@ class Store:
             if op.mod_revision is not None
         ]
         success = [
-            rpc.RequestOp(request_put=rpc.PutRequest(key=op.key, value=op.value))
+            rpc.RequestOp(request_put=rpc.PutRequest(key=op.key, value=op.value, lease=op.lease))
             if isinstance(op, Put)
             else rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=op.key))
             for op in operations
         ]
-        async with _mapped_errors():
-            await self._client.connect()
-            reply = await self._client.kvstub.Txn(
-                rpc.TxnRequest(compare=compare, success=success), **self._call_options()
-            )
-        if not reply.succeeded:
-            return 0
+        revision = await self._send_once(compare, success)
         for op in operations:
-            self._saw(op.key, reply.header.revision)
-        return int(reply.header.revision)
+            self._saw(op.key, revision)
+        return revision
+
+    async def _send_once(self, compare: list[Any], success: list[Any]) -> int:
+        """Send a transaction until its outcome is known, applying it at most
+        once (the rule and why: `txn_outcome.py`); its revision, or 0 when
+        its compares failed."""
+        deadline = self._etcd.deadline()
+        writer = self._writer
+        if not self._revision:
+            await self._etcd.call(
+                lambda client: txn_outcome.revision_now(client, writer), deadline=deadline
+            )
+        floor = self._revision
+        tokens: list[bytes] = []
+        while True:
+            tokens.append(txn_outcome.new_token())
+            sent = [*success, txn_outcome.token_put(writer, tokens[-1])]
+            request = rpc.TxnRequest(compare=compare, success=sent)
+            try:
+                reply = await self._etcd.once(
+                    lambda client, request=request: client.kvstub.Txn(  # type: ignore[misc]
+                        request, **call_options(client)
+                    )
+                )
+            except errors.Unavailable:
+                if time.monotonic() >= deadline:
+                    raise
+                earlier = await self._written(tokens, floor, deadline)
+                log.info(
+                    "a write's answer was lost; it %s",
+                    f"applied at {earlier}" if earlier else "did not apply: sending it again",
+                )
+                if earlier:
+                    return earlier
+                continue
+            self._heard(reply.header)
+            if reply.succeeded:
+                return int(reply.header.revision)
+            return await self._written(tokens[:-1], floor, deadline) if tokens[:-1] else 0
+
+    async def _written(self, tokens: list[bytes], floor: int, deadline: float) -> int:
+        """The revision one of `tokens` was written at since `floor`, or 0."""
+        writer = self._writer
+        return await self._etcd.call(
+            lambda client: txn_outcome.written(client, writer, tokens, floor), deadline=deadline
+        )
 
     def revision_seen(self, kind: str) -> int:
         """The newest revision at which this store wrote a record of `kind`,
@@ -453,28 +538,3 @@ async def _read_into(call: Any, answers: asyncio.Queue[Any]) -> None:
             answers.put_nowait(answer)
     except Exception as exc:
         answers.put_nowait(exc)
-
-
-class _mapped_errors:
-    """Turn etcd connection failures and timeouts into `errors.Unavailable`
-    with a retry hint (503 with Retry-After over REST), and a request etcd
-    refuses for its size into `errors.InvalidArgument` (400)."""
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
-        # aetcd raises its own errors from the gRPC one, which has the code;
-        # etcd answers INVALID_ARGUMENT "request is too large" near REQUEST_BYTES
-        answer = exc.__cause__ if isinstance(exc, aetcd.exceptions.ClientError) else exc
-        if isinstance(answer, grpc.aio.AioRpcError) and answer.code() == _TOO_LARGE:
-            raise errors.InvalidArgument(
-                f"etcd refused the request: {answer.details()}", reason="ETCD_REQUEST_REFUSED"
-            ) from exc
-        unreachable = isinstance(exc, aetcd.exceptions.ClientError) or (
-            isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _UNREACHABLE
-        )
-        if unreachable:
-            raise errors.Unavailable(
-                f"etcd is unavailable: {exc}", reason="ETCD_UNAVAILABLE", retry_after=RETRY_AFTER
-            ) from exc

@@ -23,7 +23,7 @@ from services.node_agent.fetch_policy import Endpoint, IPAddress, unwrap
 def configured_endpoints(mesh: MeshConfig, listen: str, advertise: str) -> list[tuple[str, str]]:
     """(what it is, host:port) of every endpoint a node agent is told of."""
     return [
-        ("the mesh's etcd", mesh.etcd),
+        *(("the mesh's etcd", endpoint) for endpoint in mesh.etcd),
         ("the mesh's api", mesh.api),
         ("the mesh's scheduler", mesh.scheduler),
         ("the mesh's eventlog", mesh.eventlog),

@@ -27,6 +27,22 @@ def test_the_deploy_page_shows_the_files() -> None:
     texts = {path.read_text() for path in HOSTS}
     assert all(block in texts for block in blocks)
     assert len(blocks) == len(HOSTS) - 1  # cp3 is cp2 with its own name and address
-    assert (REPO / "deploy" / "hosts" / "cp3.toml").read_text() == (
-        (REPO / "deploy" / "hosts" / "cp2.toml").read_text().replace("cp2", "cp3")
-    ).replace("10.0.0.2", "10.0.0.3")
+    cp2, cp3 = ((REPO / "deploy" / "hosts" / f"{name}.toml").read_text() for name in ("cp2", "cp3"))
+    shared = ("initial_cluster", "etcd = ", "# The same on every member")
+    assert cp3.splitlines() == [
+        line
+        if line.startswith(shared)
+        else line.replace("cp2", "cp3").replace("10.0.0.2", "10.0.0.3")
+        for line in cp2.splitlines()
+    ]
+
+
+def test_the_control_plane_hosts_make_one_etcd_cluster() -> None:
+    configs = [
+        load_config(REPO / "deploy" / "hosts" / f"cp{n}.toml", hostname="") for n in (1, 2, 3)
+    ]
+    members = {config.etcd.cluster for config in configs if config.etcd is not None}
+    assert len(members) == 1 and len(next(iter(members))) == 3
+    hv1 = load_config(REPO / "deploy" / "hosts" / "hv1.toml", hostname="")
+    assert all(config.mesh.etcd == hv1.mesh.etcd for config in configs)
+    assert len(hv1.mesh.etcd) == 3

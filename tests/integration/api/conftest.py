@@ -19,7 +19,7 @@ NO_EVENTLOG = "127.0.0.1:1"
 async def events(tmp_path: Path) -> AsyncIterator[Events]:
     """The api's events; no eventlog runs here, so they stay spooled."""
     authority = service_authority(tmp_path)
-    mesh = MeshConfig(tmp_path, etcd="", api="", scheduler="", eventlog=NO_EVENTLOG)
+    mesh = MeshConfig(tmp_path, etcd=(), api="", scheduler="", eventlog=NO_EVENTLOG)
     emitter = service_emitter(mesh, "api-test", authority)
     await emitter.start()
     yield Events(emitter, NO_EVENTLOG, InternalCredentials(authority, "api-test"))

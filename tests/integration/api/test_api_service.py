@@ -175,7 +175,7 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
 
     authority = service_authority(state_dir, users=True, ttl_seconds=900)
     # No eventlog runs here: events are spooled, and event reads are not tested.
-    mesh = MeshConfig(state_dir, etcd=etcd, api="", scheduler="", eventlog="127.0.0.1:1")
+    mesh = MeshConfig(state_dir, etcd=(etcd,), api="", scheduler="", eventlog="127.0.0.1:1")
     emitter = service_emitter(mesh, "api-test", authority)
     await emitter.start()
     events = Events(emitter, "127.0.0.1:1", InternalCredentials(authority, "api-test"))

@@ -57,7 +57,7 @@ def own_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 async def sweep(own_etcd: str, tmp_path: Path) -> AsyncIterator[Sweep]:
     store = Store(own_etcd)
     authority = service_authority(tmp_path)
-    mesh = MeshConfig(tmp_path, etcd=own_etcd, api="", scheduler="", eventlog=NO_EVENTLOG)
+    mesh = MeshConfig(tmp_path, etcd=(own_etcd,), api="", scheduler="", eventlog=NO_EVENTLOG)
     emitter = service_emitter(mesh, "sweep-test", authority)
     await emitter.start()
     events = Events(emitter, NO_EVENTLOG, InternalCredentials(authority, "sweep-test"))

@@ -161,7 +161,7 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     revocation = Revocation(namespaces)
     revocation.start()
     # No eventlog runs here: events are spooled.
-    mesh = MeshConfig(state_dir, etcd=etcd, api="", scheduler="", eventlog=NO_EVENTLOG)
+    mesh = MeshConfig(state_dir, etcd=(etcd,), api="", scheduler="", eventlog=NO_EVENTLOG)
     emitter = service_emitter(mesh, "auth-test", authority)
     await emitter.start()
     events = Events(emitter, NO_EVENTLOG, InternalCredentials(authority, "auth-test"))

@@ -195,7 +195,7 @@ async def mesh(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
         assert await store.commit([Put(key("namespace", namespace), record.SerializeToString())])
 
     emitter = service_emitter(
-        MeshConfig(state_dir, etcd=etcd, api="", scheduler="", eventlog="127.0.0.1:1"),
+        MeshConfig(state_dir, etcd=(etcd,), api="", scheduler="", eventlog="127.0.0.1:1"),
         "api-test",
         authority,
     )

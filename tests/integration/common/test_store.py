@@ -389,7 +389,7 @@ async def test_watch_current_past_compaction_is_aborted(store: Store, prefix: by
     old = store.revision_seen("")
     first = await store.transact([Put(prefix + b"a", b"2")])
     second = await store.transact([Put(prefix + b"a", b"3")])
-    await store._client.compact(second)
+    await store._etcd.current()[1].compact(second)
     watch = store.watch_current(prefix, start_revision=first, every=0.05)
     with pytest.raises(errors.Aborted) as caught:
         async with asyncio.timeout(5):

@@ -464,7 +464,7 @@ async def mesh_endpoints(etcd: str, tmp_path: Path) -> AsyncIterator[MeshEndpoin
     store = Store(etcd)
     mesh = MeshConfig(
         tmp_path,
-        etcd=etcd,
+        etcd=(etcd,),
         api="127.0.0.1:13010",
         scheduler="127.0.0.1:13011",
         eventlog="127.0.0.1:13012",

@@ -36,6 +36,7 @@ def test_etcd_is_one_member_advertised_at_the_host_address() -> None:
         "--listen-peer-urls=http://10.0.0.1:13380",
         "--initial-advertise-peer-urls=http://10.0.0.1:13380",
         "--initial-cluster=cp1=http://10.0.0.1:13380",
+        "--initial-cluster-state=new",
         "--log-level=warn",
     ]
 
@@ -76,7 +77,7 @@ def test_each_grpc_service_parses_its_command_line(
     monkeypatch.setattr(common_main, "configure_logging", lambda *_: None)
     args = common_main.parse_arguments(service, listen="127.0.0.1:1", settings=settings)
     assert args.listen == str(CONFIG.listen(role))
-    assert args.etcd == "10.0.0.1:13379"
+    assert args.etcd == ("10.0.0.1:13379",)
     assert args.state_dir == "/srv/sfmesh"
     assert args.floating_netblock == "10.254.9.0/24"
     if role == "node_agent":
