@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
     ("port", "path", "why"),
     [
         ("etcd_client", "/version", "the mesh's etcd"),
-        ("etcd_peer", "/members", "the mesh's etcd member sfmesh (peer URL)"),
+        ("etcd_peer", "/members", "the mesh's etcd member {member} (peer URL)"),
     ],
     ids=["client", "peer"],
 )
@@ -32,7 +32,8 @@ def test_a_base_at_the_mesh_etcd_ends_in_error(
     url = f"http://{etcd}{path}"
     instance = created(rest, f"vm-etcd-{port.replace('_', '-')}", disk=[{"size": 1, "base": url}])
     assert instance["state"] == "error"
-    assert instance["error_message"] == f"image URL {url} refused: {etcd} is {why}"
+    reason = why.format(member=mesh.node_name)  # the launcher names the member after its host
+    assert instance["error_message"] == f"image URL {url} refused: {etcd} is {reason}"
 
     answer = httpx.get(url).content  # what a fetch would have stored
     digest = hashlib.sha512(answer).digest()
