@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,6 +34,7 @@ from services.node_agent.blob_store import LocalBlobStore
 from services.node_agent.disk_images import DiskImages
 from services.node_agent.fetch_policy import Endpoint, parse_networks
 from services.node_agent.images import DEFAULT_MAX_BYTES, ImageCache
+from tests.event_sinks import RecordedEvents
 
 NODE = "freshness-node"
 A = artifact_pb2
@@ -46,40 +47,22 @@ async def no_endpoints() -> tuple[Endpoint, ...]:
     return ()
 
 
-class Recorder:
-    """An EventSink keeping (uuid, event type, message, extra)."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, int, str, dict[str, Any]]] = []
-
-    def emit(
-        self,
-        object_type: str,
-        object_uuid: str,
-        event_type: int,
-        message: str,
-        *,
-        extra: Mapping[str, Any] | None = None,
-        duration: float | None = None,
-    ) -> None:
-        assert object_type == "artifact"
-        self.events.append((object_uuid, event_type, message, dict(extra or {})))
+class Recorder(RecordedEvents):
+    """The artifact events the node agent emits, each checked to name this node."""
 
     def of(self, uuid: str) -> list[tuple[str, dict[str, Any]]]:
         """(message, extra without the node) of artifact `uuid`'s events."""
         found = []
-        for each, _, message, extra in self.events:
-            if each == uuid:
-                shown = dict(extra)
+        for event in self.events:
+            if event.object_uuid == uuid:
+                assert event.object_type == "artifact"
+                shown = dict(event.extra)
                 assert shown.pop("node") == NODE
-                found.append((message, shown))
+                found.append((event.message, shown))
         return found
 
-    def messages(self, uuid: str) -> list[str]:
-        return [message for message, _ in self.of(uuid)]
-
     def audited(self, uuid: str) -> list[str]:
-        return [m for each, kind, m, _ in self.events if each == uuid and kind == AUDIT]
+        return [e.message for e in self.events if e.object_uuid == uuid and e.event_type == AUDIT]
 
 
 class Served:
