@@ -135,9 +135,7 @@ class Hypervisor:
         """Start a defined domain unless it runs."""
 
         def boot(conn: libvirt.virConnect) -> None:
-            domain = self._lookup(conn, uuid)
-            if domain is None:
-                raise HypervisorError(f"domain {self.domain_name(uuid)} is not defined")
+            domain = self._domain(conn, uuid)
             if not domain.isActive():
                 domain.create()
 
@@ -156,9 +154,7 @@ class Hypervisor:
         """Apply a power operation; HypervisorError when libvirt refuses."""
 
         def apply(conn: libvirt.virConnect) -> None:
-            domain = self._lookup(conn, uuid)
-            if domain is None:
-                raise HypervisorError(f"domain {self.domain_name(uuid)} is not defined")
+            domain = self._domain(conn, uuid)
             _OPERATIONS[operation](domain)
 
         await self._call(apply)
@@ -170,9 +166,7 @@ class Hypervisor:
         Raises HypervisorError, or CopyFailed when the job fails."""
 
         def begin(conn: libvirt.virConnect) -> bool:
-            domain = self._lookup(conn, uuid)
-            if domain is None:
-                raise HypervisorError(f"domain {self.domain_name(uuid)} is not defined")
+            domain = self._domain(conn, uuid)
             if not domain.isActive():
                 return False
             _end_stale_copy(domain, device)
@@ -180,9 +174,7 @@ class Hypervisor:
             return True
 
         def outcome(conn: libvirt.virConnect) -> bool | None:
-            domain = self._lookup(conn, uuid)
-            if domain is None:
-                raise HypervisorError(f"domain {self.domain_name(uuid)} went away")
+            domain = self._domain(conn, uuid, gone="went away")
             active = domain.jobStats()
             if active.get("type", disk_copy.JOB_NONE) != disk_copy.JOB_NONE:
                 return None
@@ -197,15 +189,8 @@ class Hypervisor:
 
         if not await self._call(begin):
             return False
-        try:
-            while True:  # polled: libvirt's job-completed event would need a second callback
-                if await self._call(outcome):
-                    return True
-                await asyncio.sleep(BACKUP_POLL)
-        except asyncio.CancelledError:  # the agent stops: leave no job copying on
-            with contextlib.suppress(HypervisorError):
-                await asyncio.shield(self._call(abort))
-            raise
+        await self._job(outcome, abort)
+        return True
 
     async def copy_disk_top(self, uuid: str, device: str, target: Path) -> bool:
         """Copy only the top layer of disk `device` of a running or paused
@@ -216,9 +201,7 @@ class Hypervisor:
         HypervisorError, or CopyFailed when the copy ends on its own."""
 
         def begin(conn: libvirt.virConnect) -> bool:
-            domain = self._lookup(conn, uuid)
-            if domain is None:
-                raise HypervisorError(f"domain {self.domain_name(uuid)} is not defined")
+            domain = self._domain(conn, uuid)
             if not domain.isActive():
                 return False
             flags = (
@@ -230,19 +213,17 @@ class Hypervisor:
             domain.blockCopy(device, disk_copy.shallow_copy_xml(target), None, flags)
             return True
 
-        def state(conn: libvirt.virConnect) -> str | None:
-            domain = self._lookup(conn, uuid)
-            if domain is None:
-                raise HypervisorError(f"domain {self.domain_name(uuid)} went away")
-            return disk_copy.mirror_state(domain.XMLDesc(0), device)
-
-        def finish(conn: libvirt.virConnect) -> None:
-            domain = self._lookup(conn, uuid)
-            if domain is None:
-                raise HypervisorError(f"domain {self.domain_name(uuid)} went away")
+        def finished(conn: libvirt.virConnect) -> bool:
+            domain = self._domain(conn, uuid, gone="went away")
+            state = disk_copy.mirror_state(domain.XMLDesc(0), device)
+            if state is None:
+                raise disk_copy.CopyFailed("the block copy ended before it was in sync")
+            if state != "ready":
+                return False
             domain.blockJobAbort(device, 0)  # in sync: ends, the copy kept as of now
             if disk_copy.mirror_state(domain.XMLDesc(0), device) is not None:
                 raise disk_copy.CopyFailed("the block copy did not end")
+            return True
 
         def abort(conn: libvirt.virConnect) -> None:
             domain = self._lookup(conn, uuid)
@@ -252,19 +233,8 @@ class Hypervisor:
 
         if not await self._call(begin):
             return False
-        try:
-            while True:
-                found = await self._call(state)
-                if found == "ready":
-                    await self._call(finish)
-                    return True
-                if found is None:
-                    raise disk_copy.CopyFailed("the block copy ended before it was in sync")
-                await asyncio.sleep(BACKUP_POLL)
-        except asyncio.CancelledError:  # the agent stops: leave no job copying on
-            with contextlib.suppress(HypervisorError):
-                await asyncio.shield(self._call(abort))
-            raise
+        await self._job(finished, abort)
+        return True
 
     async def copy_nvram(self, uuid: str, target: Path) -> None:
         """Copy the domain's NVRAM file into `target` as it is at one
@@ -273,9 +243,7 @@ class Hypervisor:
         domain has no NVRAM file."""
 
         def copy(conn: libvirt.virConnect) -> None:
-            domain = self._lookup(conn, uuid)
-            if domain is None:
-                raise HypervisorError(f"domain {self.domain_name(uuid)} is not defined")
+            domain = self._domain(conn, uuid)
             source = disk_copy.nvram_source(domain.XMLDesc(0))
             if source is None or not source.is_file():
                 raise disk_copy.CopyFailed("the instance has no NVRAM file")
@@ -294,9 +262,7 @@ class Hypervisor:
         """The file behind a domain's disk `device`; None when there is none."""
 
         def read(conn: libvirt.virConnect) -> Path | None:
-            domain = self._lookup(conn, uuid)
-            if domain is None:
-                raise HypervisorError(f"domain {self.domain_name(uuid)} is not defined")
+            domain = self._domain(conn, uuid)
             return disk_copy.disk_source(domain.XMLDesc(0), device)
 
         return await self._call(read)
@@ -345,6 +311,33 @@ class Hypervisor:
         if self._conn is not None:
             await self._call(close)
         self._workers.shutdown(wait=False)
+
+    def _domain(
+        self, conn: libvirt.virConnect, uuid: str, *, gone: str = "is not defined"
+    ) -> libvirt.virDomain:
+        """The domain of instance `uuid`; HypervisorError saying it `gone` when none."""
+        domain = self._lookup(conn, uuid)
+        if domain is None:
+            raise HypervisorError(f"domain {self.domain_name(uuid)} {gone}")
+        return domain
+
+    async def _job(
+        self,
+        done: Callable[[libvirt.virConnect], bool | None],
+        abort: Callable[[libvirt.virConnect], None],
+    ) -> None:
+        """Poll a domain's job until `done` says it is (libvirt's
+        job-completed event would need a second callback); a cancel (the
+        agent stops) aborts it, leaving no job copying on."""
+        try:
+            while True:
+                if await self._call(done):
+                    return
+                await asyncio.sleep(BACKUP_POLL)
+        except asyncio.CancelledError:
+            with contextlib.suppress(HypervisorError):
+                await asyncio.shield(self._call(abort))
+            raise
 
     def _lookup(self, conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain | None:
         try:
