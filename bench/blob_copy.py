@@ -38,8 +38,9 @@ from services.common.tokens import TokenAuthority
 from services.node_agent.blob_locations import BlobLocations
 from services.node_agent.blob_records import BlobRecords
 from services.node_agent.blob_store import LocalBlobStore
+from services.node_agent.file_digests import file_digest
 from services.node_agent.peer_agents import PeerAgents
-from services.node_agent.peer_copy import PeerCopier, sha512_of
+from services.node_agent.peer_copy import PeerCopier
 from services.node_agent.transfers import TransferServicer
 from services.node_agent.uploads import UploadFiles
 
@@ -168,7 +169,7 @@ def main() -> None:
             subprocess.run(["cp", str(source), str(folder / "cp-copy")], check=True)
             plain = time.perf_counter() - started
             started = time.perf_counter()
-            sha512_of(source)
+            file_digest(source)
             hashing = time.perf_counter() - started
         finally:
             server.kill()

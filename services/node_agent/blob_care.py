@@ -41,7 +41,8 @@ from services.node_agent import blob_rules, naming
 from services.node_agent.abandoned_blobs import AbandonedBlobs
 from services.node_agent.blob_locations import BlobLocations
 from services.node_agent.blob_store import LocalBlobStore
-from services.node_agent.peer_copy import CopyFailed, PeerCopier, Peers, sha512_of
+from services.node_agent.file_digests import file_digest
+from services.node_agent.peer_copy import CopyFailed, PeerCopier, Peers
 
 log = logging.getLogger("sfmesh.node_agent.blob_care")
 
@@ -275,7 +276,7 @@ class BlobCare:
         if self._node not in blob.locations or not blob.HasField("sha512"):
             return True
         try:
-            found = await asyncio.to_thread(sha512_of, self._blobs.path(uuid))
+            found = (await asyncio.to_thread(file_digest, self._blobs.path(uuid))).sha512
         except FileNotFoundError:
             return True  # the next pass drops it
         if found != blob.sha512:

@@ -28,7 +28,6 @@ copy removes it. Copies of one blob on this node share one task.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
 import shutil
@@ -44,11 +43,10 @@ from services.common.events import EventSink
 from services.node_agent.blob_locations import BlobLocations, NotCreated
 from services.node_agent.blob_records import BlobRecords
 from services.node_agent.blob_store import BlobBusy, BlobStore, BlobWriter
+from services.node_agent.file_digests import file_digest
 from services.node_agent.peer_agents import PeerReadFailed
 
 log = logging.getLogger("sfmesh.node_agent.peer_copy")
-
-HASH_CHUNK = 1024 * 1024
 
 
 class CopyFailed(Exception):
@@ -82,15 +80,6 @@ class _Invalid(Exception):
         super().__init__(message)
         self.event = event
         self.extra = extra
-
-
-def sha512_of(path: Path) -> str:
-    """Hex sha512 of a file (blocking)."""
-    digest = hashlib.sha512()
-    with path.open("rb") as data:
-        while chunk := data.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def free_bytes(path: Path) -> int:
@@ -178,7 +167,7 @@ class PeerCopier:
             return False
         if self._node in blob.locations:
             return True
-        found = await asyncio.to_thread(sha512_of, self._blobs.path(uuid))
+        found = (await asyncio.to_thread(file_digest, self._blobs.path(uuid))).sha512
         if blob.HasField("sha512") and found != blob.sha512:
             await asyncio.to_thread(self._blobs.remove, uuid)
             return False

@@ -17,7 +17,6 @@ hashed and adopted into the blob store under the reserved blob's uuid
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from services.node_agent.blob_store import BlobStore
 from services.node_agent.disk_copy import CopyFailed
 from services.node_agent.disk_images import qemu_format
 from services.node_agent.disks import absolute, run_tool
+from services.node_agent.file_digests import file_digest
 from services.node_agent.hypervisor import Hypervisor
 from services.node_agent.images import check_self_contained
 from services.node_agent.snapshot_outcome import Copy
@@ -36,7 +36,6 @@ from services.node_agent.snapshot_outcome import Copy
 FORMAT = "qcow2"
 NVRAM = "nvram"
 """The device name of a UEFI instance's variables (reference §7.1)."""
-_HASH_CHUNK = 1024 * 1024
 _CREATED = artifact_pb2.BLOB_STATE_CREATED
 
 
@@ -51,16 +50,6 @@ class Job:
     request_id: str = ""
     parent: str = ""
     """For a thin copy, the blob the disk was built from; "" flattens."""
-
-
-def digest(path: Path) -> tuple[int, str]:
-    """(size, hex sha512) of a file (blocking)."""
-    sha, size = hashlib.sha512(), 0
-    with path.open("rb") as data:
-        while chunk := data.read(_HASH_CHUNK):
-            sha.update(chunk)
-            size += len(chunk)
-    return size, sha.hexdigest()
 
 
 class Copier:
@@ -88,7 +77,8 @@ class Copier:
                 await self._copy_layer(job, target)
             else:
                 await self._copy_whole(job, target)
-            size, sha512 = await asyncio.to_thread(digest, target)
+            found = await asyncio.to_thread(file_digest, target)
+            size, sha512 = found.size, found.sha512
             await asyncio.to_thread(self._blobs.adopt, job.blob_uuid, target)
         finally:
             await asyncio.to_thread(target.unlink, True)

@@ -29,7 +29,6 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
-import hashlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -38,7 +37,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from services.node_agent.blob_store import BlobStore
-from services.node_agent.formats import HEAD_BYTES, detect_format
+from services.node_agent.file_digests import file_digest
+from services.node_agent.formats import detect_format
 from services.node_agent.images import ImageError, check_self_contained
 from services.node_agent.upload_digests import RunningDigest, UploadDigests
 
@@ -48,7 +48,6 @@ FILE_MODE = 0o644
 DIR_MODE = 0o755
 WRITE_THREADS = 4
 """Threads writing appends; appends beyond wait for one."""
-_HASH_CHUNK = 1024 * 1024
 _T = TypeVar("_T")
 
 
@@ -283,16 +282,8 @@ class UploadFiles:
 
 def inspect(path: Path) -> Sealed:
     """Size, sha512 and format of the file `path`, read once (blocking)."""
-    digest = hashlib.sha512()
-    head = b""
-    size = 0
-    with path.open("rb") as data:
-        while chunk := data.read(_HASH_CHUNK):
-            digest.update(chunk)
-            if len(head) < HEAD_BYTES:
-                head += chunk[: HEAD_BYTES - len(head)]
-            size += len(chunk)
-    return Sealed(size=size, sha512=digest.hexdigest(), format=detect_format(head))
+    found = file_digest(path)
+    return Sealed(size=found.size, sha512=found.sha512, format=detect_format(found.head))
 
 
 class _Append:

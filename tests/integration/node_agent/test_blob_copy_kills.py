@@ -39,8 +39,9 @@ from services.common.tokens import TokenAuthority
 from services.node_agent.blob_locations import BlobLocations
 from services.node_agent.blob_records import BlobRecords
 from services.node_agent.blob_store import LocalBlobStore
+from services.node_agent.file_digests import file_digest
 from services.node_agent.peer_agents import PeerAgents
-from services.node_agent.peer_copy import CopyFailed, PeerCopier, sha512_of
+from services.node_agent.peer_copy import CopyFailed, PeerCopier
 from tests.meshes import started_etcd
 
 pytestmark = pytest.mark.slow
@@ -250,7 +251,7 @@ async def test_a_holder_killed_mid_copy_is_replaced_by_the_other(mesh: Mesh) -> 
 
     path = await copy
     assert path == blobs.path(name)
-    assert await asyncio.to_thread(sha512_of, path) == sha512
+    assert (await asyncio.to_thread(file_digest, path)).sha512 == sha512
     assert path.stat().st_size == SIZE
     assert partials(blobs) == []
     listed = await mesh.locations(name)
@@ -278,7 +279,7 @@ async def test_the_only_holder_killed_mid_copy_fails_it_cleanly(mesh: Mesh) -> N
 
     await holder.start()  # the same node serves again, at the same address
     path = await copier.ensure(name)
-    assert await asyncio.to_thread(sha512_of, path) == sha512
+    assert (await asyncio.to_thread(file_digest, path)).sha512 == sha512
     assert partials(blobs) == []
     assert await mesh.locations(name) == [holder.name, mesh.copier_name]
     assert holder.reads[0] == (name, 0) and holder.reads[-1] == (name, 0)
