@@ -223,6 +223,7 @@ class Snapshots:
         except Exception:
             log.exception("cannot record the failure of snapshot blob %s", job.blob_uuid)
             failed = None
+        log.warning("snapshot %s of %s failed: %s", job.device, job.instance_uuid, message)
         self._emit(job, "snapshot failed", {"error": message})
         if failed is not None:
             reservations.artifact_failed_event(self._events, failed)

@@ -62,6 +62,11 @@ def _blob(rest: httpx.Client, blob_uuid: str) -> dict[str, Any]:
     return dict(ok(rest.get(f"/blobs/{blob_uuid}")))
 
 
+def _blob_events(rest: httpx.Client, started: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events of a started snapshot's blob: why it failed, when it did."""
+    return list(ok(rest.get(f"/blobs/{started['blob_uuid']}/events")))
+
+
 def test_a_thin_snapshot_boots_and_keeps_its_base_while_it_lives(
     rest: httpx.Client, image_server: ImageServer
 ) -> None:
@@ -170,9 +175,10 @@ def test_a_uefi_instance_s_nvram_is_snapshotted_and_serves_as_a_template(
     nvram = started["nvram"]
     assert nvram["source_url"] == f"sf://instance/{source['uuid']}/nvram"
     # Versioned before the answer (§7.1): listed `created` at once.
-    (item,) = [
-        i for i in ok(rest.get(f"/instances/{source['uuid']}/snapshot")) if i["device"] == "nvram"
-    ]
+    listed = ok(rest.get(f"/instances/{source['uuid']}/snapshot"))
+    found = [i for i in listed if i["device"] == "nvram"]
+    assert len(found) == 1, (listed, _blob(rest, nvram["blob_uuid"]), _blob_events(rest, nvram))
+    (item,) = found
     assert (item["state"], item["format"], item["blob_uuid"]) == (
         "created",
         "raw",
