@@ -26,6 +26,16 @@ from services.common.etcd_clients import EtcdClients, call_options
 log = logging.getLogger(__name__)
 
 
+async def grant(etcd: EtcdClients, ttl: int) -> int:
+    """A new lease of `ttl` seconds, not kept alive; its id."""
+    request = rpc.LeaseGrantRequest(TTL=ttl)
+    # a grant repeated after a lost answer may leave an unused lease: it expires
+    reply = await etcd.call(
+        lambda client: client.leasestub.LeaseGrant(request, **call_options(client))
+    )
+    return int(reply.ID)
+
+
 class KeptLease:
     """`async with store.lease(ttl) as kept:` a lease of `ttl` seconds."""
 
@@ -41,12 +51,7 @@ class KeptLease:
         self._keeper: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> KeptLease:
-        grant = rpc.LeaseGrantRequest(TTL=self.ttl)
-        # a grant repeated after a lost answer may leave an unused lease: it expires
-        reply = await self._etcd.call(
-            lambda client: client.leasestub.LeaseGrant(grant, **call_options(client))
-        )
-        self.id = int(reply.ID)
+        self.id = await grant(self._etcd, self.ttl)
         self._keeper = asyncio.create_task(self._keep_alive())
         return self
 

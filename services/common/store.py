@@ -30,7 +30,7 @@ from google.protobuf.message import Message
 from services.common import errors, txn_outcome
 from services.common.etcd_clients import EtcdClients, call_options, mapped_errors
 from services.common.etcd_endpoints import parse_endpoints
-from services.common.leases import KeptLease
+from services.common.leases import KeptLease, grant
 from services.common.read_batch import ReadBatcher
 
 M = TypeVar("M", bound=Message)
@@ -90,7 +90,17 @@ class Delete:
     mod_revision: int | None = None
 
 
-Operation = Put | Delete
+@dataclass(frozen=True)
+class Expect:
+    """Change nothing at `key`, but expect it at `mod_revision` (0: absent):
+    a guard on a key the transaction leaves alone, such as a leader's claim
+    fencing the writes of its term."""
+
+    key: bytes
+    mod_revision: int
+
+
+Operation = Put | Delete | Expect
 
 
 @dataclass(frozen=True)
@@ -181,6 +191,11 @@ class Store:
         alive meanwhile through whichever member answers; revoked on exit.
         Keys written with it (`Put(..., lease=kept.id)`) go when it expires."""
         return KeptLease(self._etcd, ttl)
+
+    async def grant(self, ttl: int) -> int:
+        """A lease of `ttl` seconds that nobody keeps alive: keys written with
+        it go `ttl` seconds from now, whatever becomes of their writer."""
+        return await grant(self._etcd, ttl)
 
     async def get(self, key: bytes) -> Item | None:
         """The item at `key`, or None: a linearizable read, sent with the
@@ -429,14 +444,15 @@ class Store:
             for op in operations
             if op.mod_revision is not None
         ]
+        changes = [op for op in operations if not isinstance(op, Expect)]
         success = [
             rpc.RequestOp(request_put=rpc.PutRequest(key=op.key, value=op.value, lease=op.lease))
             if isinstance(op, Put)
             else rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=op.key))
-            for op in operations
+            for op in changes
         ]
         revision = await self._send_once(compare, success)
-        for op in operations:
+        for op in changes:
             self._saw(op.key, revision)
         return revision
 

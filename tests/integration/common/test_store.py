@@ -17,6 +17,7 @@ from services.common.store import (
     REQUEST_BYTES,
     Change,
     Delete,
+    Expect,
     Item,
     Member,
     Operation,
@@ -141,6 +142,28 @@ async def test_multi_op_transaction_is_atomic(store: Store, prefix: bytes) -> No
     assert await store.commit(accepted) is True
     assert await store.get(a) is None
     assert [(i.key, i.value) for i in await listed(store, prefix)] == [(b, b"b2"), (c, b"c1")]
+
+
+async def test_expect_guards_a_write_with_a_key_it_leaves_alone(
+    store: Store, prefix: bytes
+) -> None:
+    claim, fenced = prefix + b"claim", prefix + b"fenced"
+    revision = await store.transact([Put(claim, b"me", mod_revision=0)])
+    assert await store.commit([Expect(claim, revision), Put(fenced, b"1")])
+    assert await store.get(claim) == Item(claim, b"me", revision)
+    assert await store.commit([Put(claim, b"other")])
+    assert await store.commit([Expect(claim, revision), Put(fenced, b"2")]) is False
+    assert await store.commit([Expect(prefix + b"absent", 0), Put(fenced, b"3")])
+    item = await store.get(fenced)
+    assert item is not None and item.value == b"3"
+
+
+async def test_a_granted_lease_takes_its_keys_when_it_runs_out(store: Store, prefix: bytes) -> None:
+    lease = await store.grant(2)
+    assert await store.commit([Put(prefix + b"short", b"x", lease=lease)])
+    assert await store.get(prefix + b"short") is not None
+    await asyncio.sleep(3.5)
+    assert await store.get(prefix + b"short") is None
 
 
 async def test_list_prefix_pages_in_key_order(store: Store, prefix: bytes) -> None:
