@@ -40,14 +40,19 @@ async def serve(
     servicers: Sequence[Servicer],
     authority: TokenAuthority,
     published: Sequence[str] = (),
+    on_start: Callable[[], Awaitable[None]] | None = None,
+    on_stopping: Callable[[], Awaitable[None]] | None = None,
     on_stop: Callable[[], Awaitable[None]] | None = None,
     check: CallerCheck | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully.
 
     `published` names contracts this process announces through reflection
-    without serving them yet, so clients can see their shape. `check` runs on
-    every verified caller and may refuse it (see `AuthInterceptor`).
+    without serving them yet, so clients can see their shape. `on_start` runs
+    once the port is bound, before health says SERVING; `on_stopping` when the
+    stop signal comes, before the RPCs in flight are given their grace;
+    `on_stop` once they are done. `check` runs on every verified caller and
+    may refuse it (see `AuthInterceptor`).
     """
     server = grpc.aio.server(
         interceptors=[RequestInterceptor(), AuthInterceptor(authority, check=check)],
@@ -67,6 +72,8 @@ async def serve(
         log.error("cannot listen on %s: in use, or not an address of this host", address)
         raise SystemExit(1) from None
     await server.start()
+    if on_start is not None:
+        await on_start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving", extra={"fields": {"address": address, "services": names}})
@@ -79,6 +86,8 @@ async def serve(
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     log.info("stopping", extra={"fields": {"address": address}})
+    if on_stopping is not None:
+        await on_stopping()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(STOP_GRACE_SECONDS)
     if on_stop is not None:
