@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 
-from services.common.config import mesh_config
+from services.common.config import mesh_config, split_address
 from services.common.main import parse_arguments
 from services.common.settings import Setting
+from services.scheduler.node_records import Timing
 from services.scheduler.placement import Policy
 from services.scheduler.server import SchedulerConfig, serve_scheduler
-from services.scheduler.servicer import Timing
 
 SETTINGS = (
+    Setting(
+        "--advertise",
+        "",
+        "host:port other services dial to reach this scheduler, unique to it; "
+        "empty for the listen address",
+        variable="SCHEDULER_ADVERTISE",
+    ),
     Setting("--cpu-overcommit-ratio", Policy.cpu_overcommit_ratio, "vCPUs per host CPU", float),
     Setting(
         "--ram-reserved-mib",
@@ -46,13 +53,20 @@ SETTINGS = (
     ),
 )
 
+UNSPECIFIED = frozenset({"0.0.0.0", "::", "[::]"})
+"""Listen hosts that name no address another host could dial."""
+
 
 def main() -> None:
     """Parse the configuration and run the scheduler."""
     args = parse_arguments("scheduler", listen="127.0.0.1:13011", settings=SETTINGS)
+    advertise = args.advertise or args.listen
+    if split_address(advertise)[0] in UNSPECIFIED:
+        raise SystemExit(f"listening on {args.listen}: say where others reach it (--advertise)")
     config = SchedulerConfig(
         mesh=mesh_config(args),
         listen=args.listen,
+        advertise=advertise,
         policy=Policy(
             cpu_overcommit_ratio=args.cpu_overcommit_ratio,
             ram_reserved_mib=args.ram_reserved_mib,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from services.scheduler.placement import NodeView
 
@@ -48,11 +48,11 @@ class Reservation:
 class _Node:
     session: int
     capacity: Capacity | None = None
-    reservations: dict[str, Reservation] = field(default_factory=dict)
 
 
 class Registry:
-    """Nodes with a live report stream and their reservations."""
+    """Nodes with a live report stream, and the reservations held on nodes
+    (kept while a node's stream is down: it may come back, or they expire)."""
 
     def __init__(
         self, *, reservation_ttl: float = 120.0, clock: Callable[[], float] = time.monotonic
@@ -61,6 +61,8 @@ class Registry:
         self._clock = clock
         self._nodes: dict[str, _Node] = {}
         self._sessions = 0
+        self._held: dict[str, dict[str, Reservation]] = {}
+        """Node -> reservation id -> reservation."""
         self._views: dict[str, NodeView] = {}
         """Each reported node's view, rebuilt only when it changes."""
         self._next_expiry = math.inf
@@ -69,15 +71,11 @@ class Registry:
 
     def connect(self, name: str) -> int:
         """A stream opened for `name`; returns its session. A newer stream
-        replaces an older one; reservations carry over."""
+        replaces an older one."""
         self._sessions += 1
         self._expected.pop(name, None)
         previous = self._nodes.get(name)
-        self._nodes[name] = _Node(
-            self._sessions,
-            previous.capacity if previous else None,
-            previous.reservations if previous else {},
-        )
+        self._nodes[name] = _Node(self._sessions, previous.capacity if previous else None)
         self._refresh(name)
         return self._sessions
 
@@ -106,17 +104,18 @@ class Registry:
         self._expected = {name: until for name, until in self._expected.items() if until > now}
         return sorted(self._expected)
 
-    def report(self, name: str, capacity: Capacity) -> None:
+    def report(self, name: str, capacity: Capacity) -> list[str]:
         """Record a report; reservations for instances it lists are now
-        counted by the node itself and are dropped."""
-        node = self._nodes[name]
-        node.capacity = capacity
-        node.reservations = {
-            rid: held
-            for rid, held in node.reservations.items()
-            if held.instance_uuid not in capacity.instance_uuids
-        }
+        counted by the node itself and are dropped. Returns their ids."""
+        self._nodes[name].capacity = capacity
+        held = self._held.get(name, {})
+        consumed = [
+            rid for rid, one in held.items() if one.instance_uuid in capacity.instance_uuids
+        ]
+        for rid in consumed:
+            del held[rid]
         self._refresh(name)
+        return consumed
 
     def views(self) -> list[NodeView]:
         """Every node that has reported, with its live reservations summed."""
@@ -125,10 +124,10 @@ class Registry:
 
     def _refresh(self, name: str) -> None:
         """Rebuild one node's view after its report or reservations changed."""
-        node = self._nodes[name]
-        if node.capacity is None:
+        node = self._nodes.get(name)
+        if node is None or node.capacity is None:
             return
-        held = node.reservations.values()
+        held = self._held.get(name, {}).values()
         self._views[name] = NodeView(
             name=name,
             cpus_total=node.capacity.cpus_total,
@@ -165,52 +164,66 @@ class Registry:
             namespace=namespace,
             tags=tags,
         )
-        self._nodes[node].reservations[held.reservation_id] = held
-        self._next_expiry = min(self._next_expiry, held.expires)
-        self._refresh(node)
+        self.restore([held])
         return held
+
+    def restore(self, reservations: Iterable[Reservation]) -> None:
+        """Hold reservations made elsewhere (by an earlier leader), with
+        their expiry on this registry's clock."""
+        for held in reservations:
+            self._held.setdefault(held.node, {})[held.reservation_id] = held
+            self._next_expiry = min(self._next_expiry, held.expires)
+            self._refresh(held.node)
+
+    def now(self) -> float:
+        """This registry's clock, which reservations expire by."""
+        return self._clock()
 
     def in_flight(self, namespace: str) -> list[Reservation]:
         """The live reservations of `namespace`'s instances."""
         now = self._clock()
         return [
             held
-            for node in self._nodes.values()
-            for held in node.reservations.values()
+            for node in self._held.values()
+            for held in node.values()
             if held.namespace == namespace and held.expires > now
         ]
 
     def forget(self, instance_uuid: str) -> None:
         """Drop the reservations of an instance that is gone (deleted before
         its node reported it)."""
-        for name, node in self._nodes.items():
-            doomed = [
-                rid
-                for rid, held in node.reservations.items()
-                if held.instance_uuid == instance_uuid
-            ]
+        for name, node in self._held.items():
+            doomed = [rid for rid, held in node.items() if held.instance_uuid == instance_uuid]
             for rid in doomed:
-                del node.reservations[rid]
+                del node[rid]
             if doomed:
                 self._refresh(name)
 
     def release(self, reservation_id: str) -> bool:
         """Drop a reservation; False when it is unknown or already gone."""
-        for name, node in self._nodes.items():
-            if node.reservations.pop(reservation_id, None) is not None:
+        for name, node in self._held.items():
+            if node.pop(reservation_id, None) is not None:
                 self._refresh(name)
                 return True
         return False
+
+    def clear(self) -> None:
+        """Forget every reservation and expected node: another scheduler
+        leads now, and holds them."""
+        self._held.clear()
+        self._expected.clear()
+        for name in self._nodes:
+            self._refresh(name)
 
     def _expire(self) -> None:
         now = self._clock()
         if now < self._next_expiry:
             return
         self._next_expiry = math.inf
-        for name, node in self._nodes.items():
-            live = {rid: held for rid, held in node.reservations.items() if held.expires > now}
-            if len(live) != len(node.reservations):
-                node.reservations = live
+        for name, node in self._held.items():
+            live = {rid: held for rid, held in node.items() if held.expires > now}
+            if len(live) != len(node):
+                self._held[name] = live
                 self._refresh(name)
             for held in live.values():
                 self._next_expiry = min(self._next_expiry, held.expires)

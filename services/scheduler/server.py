@@ -1,5 +1,5 @@
-"""Builds the scheduler process: etcd, the event emitter, the node registry
-and the servicer."""
+"""Builds the scheduler process: etcd, the event emitter, the node registry,
+the servicer, and the leadership that lets it serve."""
 
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ from services.common.instance_store import InstanceStore
 from services.common.main import service_authority, service_emitter
 from services.common.server import Servicer, serve
 from services.common.store import Store
+from services.scheduler.leadership import Leadership
+from services.scheduler.node_records import Timing
 from services.scheduler.placement import Policy
 from services.scheduler.registry import Registry
-from services.scheduler.servicer import SchedulerServicer, Timing
+from services.scheduler.reservations import ReservationStore
+from services.scheduler.servicer import SchedulerServicer
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,9 @@ class SchedulerConfig:
     """Where etcd, the eventlog and the state folder are."""
     listen: str
     """The gRPC listen address."""
+    advertise: str
+    """host:port clients dial to reach this replica when it leads; unique
+    to it (the leader key holds it)."""
     policy: Policy
     """Placement thresholds."""
     timing: Timing
@@ -56,6 +62,7 @@ async def serve_scheduler(config: SchedulerConfig) -> None:
         changed,
     )
     following = asyncio.create_task(placed.run(), name="placed-instances")
+    leadership = Leadership(store, config.advertise)
     servicer = SchedulerServicer(
         store=store,
         registry=registry,
@@ -63,8 +70,9 @@ async def serve_scheduler(config: SchedulerConfig) -> None:
         policy=config.policy,
         timing=config.timing,
         placed=placed,
+        leadership=leadership,
+        reservations=ReservationStore(store, ttl=config.reservation_ttl),
     )
-    await servicer.start()
 
     async def close() -> None:
         following.cancel()
@@ -84,5 +92,10 @@ async def serve_scheduler(config: SchedulerConfig) -> None:
             )
         ],
         authority=authority,
+        # Campaign once listening: a lone scheduler leads before it says
+        # SERVING, and a claim naming this address is a dead incarnation's.
+        on_start=lambda: leadership.start(servicer),
+        # Hand the lead over before the streams' grace, not after it.
+        on_stopping=leadership.close,
         on_stop=close,
     )

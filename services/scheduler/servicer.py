@@ -3,19 +3,14 @@ Converts messages to domain values at this edge; placement.py decides."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from sfmesh.v1 import (
     event_pb2,
-    node_service_pb2,
-    records_pb2,
     scheduler_service_pb2,
     scheduler_service_pb2_grpc,
 )
@@ -24,8 +19,10 @@ from services.common import errors
 from services.common.events import EventSink
 from services.common.instance_follower import InstanceFollower
 from services.common.interceptors import request_id
-from services.common.store import Put, Store, key, kind_prefix
+from services.common.store import Store
 from services.common.tags import instance_tags
+from services.scheduler.leadership import Leadership, Term
+from services.scheduler.node_records import NodeRecords, Timing
 from services.scheduler.placement import (
     Placement,
     PlacementRequest,
@@ -35,39 +32,18 @@ from services.scheduler.placement import (
     Step,
     place,
 )
-from services.scheduler.registry import Capacity, Registry
+from services.scheduler.registry import Capacity, Registry, Reservation
+from services.scheduler.reservations import ReservationStore
 
 log = logging.getLogger("sfmesh.scheduler")
 
-CREATED = node_service_pb2.NODE_STATE_CREATED
-MISSING = node_service_pb2.NODE_STATE_MISSING
-AWAITED_REPORTS = 3
-"""Report intervals a created node has to (re)open its stream after a
-scheduler start or a lost stream before a refusal counts as final."""
 LISTED_AWAITED = 5
 """Nodes named in a not-yet-final refusal; the rest are counted."""
 
 
-@dataclass(frozen=True)
-class Timing:
-    """The scheduler's clocks, in seconds."""
-
-    report_interval: int = 5
-    """Told to node agents in every acknowledgement."""
-    node_grace: float = 30.0
-    """Without a stream this long, a node is marked missing in etcd."""
-    record_interval: float = 10.0
-    """The node record's lastseen/last_report are rewritten at most this often."""
-
-    @property
-    def awaited_for(self) -> float:
-        """How long a created node without a stream keeps refusals from being
-        final: AWAITED_REPORTS report intervals, at most the node grace."""
-        return min(AWAITED_REPORTS * self.report_interval, self.node_grace)
-
-
 class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
-    """Report streams, placement and reservations."""
+    """Report streams, placement and reservations, served while this replica
+    leads (`leadership.py`); a follower refuses them with NOT_LEADER."""
 
     def __init__(
         self,
@@ -78,35 +54,50 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         policy: Policy,
         timing: Timing,
         placed: InstanceFollower,
+        leadership: Leadership,
+        reservations: ReservationStore,
     ) -> None:
-        self._store = store
         self._placed = placed
         self._registry = registry
         self._emitter = emitter
         self._policy = policy
         self._timing = timing
-        self._watchers: set[asyncio.Task[None]] = set()
+        self._leadership = leadership
+        self._reservations = reservations
+        self._nodes = NodeRecords(store, registry, timing)
+        self._term: Term | None = None
 
-    async def start(self) -> None:
-        """Nodes etcd shows as created are expected to report; those that
-        never reconnect go missing after the grace period."""
-        async for item in self._store.list_prefix(kind_prefix("node")):
-            record = records_pb2.NodeRecord.FromString(item.value)
-            if record.state == CREATED:
-                self._expect_back(record.name)
+    async def lead(self, term: Term) -> None:
+        """Take the lead: hold every reservation etcd keeps (an earlier
+        leader's too) and await the created nodes, then serve."""
+        self._registry.restore(await self._reservations.load())
+        await self._nodes.await_created(term)
+        self._term = term
+
+    async def follow(self) -> None:
+        """Another replica leads: streams end (`Term.within`), and what the
+        leader keeps is its to keep."""
+        self._term = None
+        await self._nodes.stop()
+        self._registry.clear()
 
     async def close(self) -> None:
         """Stop the missing-node timers."""
-        for task in list(self._watchers):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._nodes.stop()
+
+    def _leading(self) -> Term:
+        """The current term; NOT_LEADER when this replica does not lead."""
+        term = self._term
+        if term is None or term.over.is_set():
+            raise self._leadership.refusal()
+        return term
 
     async def ReportNode(
         self,
         request_iterator: AsyncIterator[scheduler_service_pb2.ReportNodeRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[scheduler_service_pb2.ReportNodeResponse]:
+        term = self._leading()
         reply = scheduler_service_pb2.ReportNodeResponse(
             report_interval_seconds=self._timing.report_interval
         )
@@ -115,7 +106,7 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         written = 0.0
         facts = scheduler_service_pb2.HypervisorFacts()
         try:
-            async for report in request_iterator:
+            async for report in term.within(request_iterator):
                 if not name:
                     if not report.facts.node or not report.facts.address:
                         raise errors.InvalidArgument(
@@ -125,20 +116,24 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
                     facts.CopyFrom(report.facts)
                     session = self._registry.connect(name)
                     log.info("node connected", extra={"fields": {"node": name}})
-                self._registry.report(name, _capacity(report))
+                await self._reservations.drop(self._registry.report(name, _capacity(report)))
                 now = time.time()
                 if not written or now - written >= self._timing.record_interval:
-                    await self._write(name, CREATED, facts, report, now)
+                    await self._nodes.write(facts, report, now, term)
                     written = now
                 yield reply
+            if term.over.is_set():
+                raise self._leadership.refusal()
         finally:
             if name and self._registry.disconnect(name, session):
                 log.info("node stream ended", extra={"fields": {"node": name}})
-                self._expect_back(name)
+                if not term.over.is_set():
+                    self._nodes.expect_back(name, term)
 
     async def PlaceInstance(
         self, request: scheduler_service_pb2.PlaceInstanceRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_service_pb2.PlaceInstanceResponse:
+        term = self._leading()
         wanted = _placement_request(request)
         started = time.perf_counter()
         # Decide and reserve with no await in between: concurrent placements
@@ -156,6 +151,7 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
                 namespace=request.namespace,
                 tags=frozenset(request.tags),
             )
+            await self._keep(reservation, term)
         rid = request.request_id or request_id()
         for index, step in enumerate(decision.steps):
             extra = step_details(step, full=index in (0, len(decision.steps) - 1))
@@ -189,9 +185,21 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
     ) -> scheduler_service_pb2.ReleaseReservationResponse:
         if not request.reservation_id:
             raise errors.InvalidArgument("reservation_id is required")
+        self._leading()
         # Idempotent: an expired or already consumed reservation is fine.
         self._registry.release(request.reservation_id)
+        await self._reservations.drop([request.reservation_id])
         return scheduler_service_pb2.ReleaseReservationResponse()
+
+    async def _keep(self, reservation: Reservation, term: Term) -> None:
+        """Store a reservation in etcd before the placement answers, so the
+        next leader honours it; when that fails, it was never made."""
+        try:
+            if not await self._reservations.write(reservation, term.fence()):
+                raise self._leadership.refusal()
+        except BaseException:
+            self._registry.release(reservation.reservation_id)
+            raise
 
     def _neighbours(self, namespace: str) -> dict[str, list[frozenset[str]]]:
         """Per node, the tag sets of `namespace`'s instances placed there, and
@@ -225,50 +233,6 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         if decision.kind is RefusalKind.NOT_FOUND:
             return errors.NotFound(decision.message)
         return errors.InsufficientResources(decision.message, retry_after=retry)
-
-    def _expect_back(self, name: str) -> None:
-        """A created node without a stream: await its report for a while,
-        and mark it missing if it stays away for the grace period."""
-        self._registry.expect(name, self._timing.awaited_for)
-        task = asyncio.create_task(self._mark_missing_later(name))
-        self._watchers.add(task)
-        task.add_done_callback(self._watchers.discard)
-
-    async def _mark_missing_later(self, name: str) -> None:
-        await asyncio.sleep(self._timing.node_grace)
-        if self._registry.connected(name):
-            return
-        try:
-            item = await self._store.get(key("node", name))
-            if item is None:
-                return
-            record = records_pb2.NodeRecord.FromString(item.value)
-            if record.state != CREATED:
-                return
-            record.state = MISSING
-            # Lost to a reconnect's write in between: that node is back.
-            await self._store.commit([Put(item.key, record.SerializeToString(), item.mod_revision)])
-            log.warning("node missing", extra={"fields": {"node": name}})
-        except errors.SfmeshError as exc:
-            log.error("could not mark node missing: %s", exc, extra={"fields": {"node": name}})
-
-    async def _write(
-        self,
-        name: str,
-        state: node_service_pb2.NodeState,
-        facts: scheduler_service_pb2.HypervisorFacts,
-        report: scheduler_service_pb2.ReportNodeRequest,
-        now: float,
-    ) -> None:
-        record = records_pb2.NodeRecord(
-            name=name, state=state, facts=facts, lastseen=now, last_report=report
-        )
-        record.last_report.ClearField("facts")
-        try:
-            await self._store.commit([Put(key("node", name), record.SerializeToString())])
-        except errors.SfmeshError as exc:
-            # The stream, not etcd, makes a node schedulable: keep serving it.
-            log.error("could not write node record: %s", exc, extra={"fields": {"node": name}})
 
 
 LISTED_IN_FULL = 20

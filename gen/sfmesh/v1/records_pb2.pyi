@@ -154,3 +154,23 @@ class UploadRecord(_message.Message):
     namespace: str
     updated_at: float
     def __init__(self, upload: _Optional[_Union[_transfer_service_pb2.Upload, _Mapping]] = ..., namespace: _Optional[str] = ..., updated_at: _Optional[float] = ...) -> None: ...
+
+class ReservationRecord(_message.Message):
+    __slots__ = ("node", "instance_uuid", "cpus", "memory_mib", "disk_gib", "namespace", "tags", "expires_at")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_UUID_FIELD_NUMBER: _ClassVar[int]
+    CPUS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
+    DISK_GIB_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    instance_uuid: str
+    cpus: int
+    memory_mib: int
+    disk_gib: int
+    namespace: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    expires_at: float
+    def __init__(self, node: _Optional[str] = ..., instance_uuid: _Optional[str] = ..., cpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., disk_gib: _Optional[int] = ..., namespace: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., expires_at: _Optional[float] = ...) -> None: ...

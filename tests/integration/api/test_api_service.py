@@ -59,9 +59,10 @@ from services.common.interceptors import AuthInterceptor, RequestInterceptor
 from services.common.main import service_authority, service_emitter
 from services.common.store import Delete, Put, Store, key
 from services.common.tokens import InternalCredentials, TokenAuthority
+from services.scheduler.node_records import Timing
 from services.scheduler.placement import Policy
 from services.scheduler.registry import Capacity, Registry
-from services.scheduler.servicer import SchedulerServicer, Timing
+from tests.schedulers import build_scheduler, forget_schedulers
 
 RUN = uuid.uuid4().hex[:8]
 NODE = f"t{RUN}-node"
@@ -182,20 +183,20 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     server = grpc.aio.server(interceptors=[RequestInterceptor(), AuthInterceptor(authority)])
     port = server.add_insecure_port("127.0.0.1:0")
     # A real scheduler in this process, with one node that has reported.
+    await forget_schedulers(store)
     registry = Registry()
     registry.connect(NODE)
     registry.report(NODE, Capacity(64, 0, 1 << 20, 1 << 20, 10_000, 0.0))
-    scheduler_service_pb2_grpc.add_SchedulerServiceServicer_to_server(
-        SchedulerServicer(
-            store=store,
-            registry=registry,
-            emitter=emitter,
-            policy=Policy(),
-            timing=Timing(),
-            placed=InstanceFollower(InstanceStore(store), lambda instance: False),
-        ),
-        server,
+    placing, leadership = build_scheduler(
+        store,
+        f"127.0.0.1:{port}",
+        registry=registry,
+        emitter=emitter,
+        policy=Policy(),
+        timing=Timing(),
+        placed=InstanceFollower(InstanceStore(store), lambda instance: False),
     )
+    scheduler_service_pb2_grpc.add_SchedulerServiceServicer_to_server(placing, server)
     node = records_pb2.NodeRecord(name=NODE, state=node_service_pb2.NODE_STATE_CREATED)
     assert await store.commit([Put(key("node", NODE), node.SerializeToString())])
     scheduler = Scheduler(f"127.0.0.1:{port}", InternalCredentials(authority, "api-test"), store)
@@ -241,6 +242,7 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
         AuthServicer(namespaces, authority, ArtifactDeletion(artifacts, events)), server
     )
     await server.start()
+    await leadership.start(placing)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     api = Api(
         state_dir=state_dir,
@@ -260,6 +262,7 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
         caching.cancel()
         await channel.close()
         await scheduler.close()
+        await leadership.close()
         await server.stop(None)
         await emitter.close(timeout=0)
         await _clean(store, created_system, other_namespace)

@@ -31,10 +31,13 @@ from services.common.main import service_authority
 from services.common.secrets import load_or_create_secret
 from services.common.store import Delete, Put, Store, key
 from services.common.tokens import TokenAuthority
+from services.scheduler.leadership import Leadership
+from services.scheduler.node_records import Timing
 from services.scheduler.placement import Policy
 from services.scheduler.registry import Registry
-from services.scheduler.servicer import SchedulerServicer, Timing
+from services.scheduler.servicer import SchedulerServicer
 from tests.event_sinks import RecordedEvents
+from tests.schedulers import build_scheduler, forget_schedulers
 
 POLICY = Policy(cpu_overcommit_ratio=2.0, ram_reserved_mib=256, min_free_disk_gib=1)
 TIMING = Timing(report_interval=1, node_grace=0.3, record_interval=0.5)
@@ -50,28 +53,34 @@ class Mesh:
     recorder: RecordedEvents
     servicer: SchedulerServicer
     placed: InstanceFollower
+    leadership: Leadership
 
 
 @pytest.fixture
 async def mesh(etcd: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Mesh]:
-    """The scheduler with TIMING, or the Timing a test passes indirectly."""
+    """The scheduler with TIMING, or the Timing a test passes indirectly,
+    leading on its own."""
     authority = service_authority(tmp_path)
     store = Store(etcd)
+    await forget_schedulers(store)
     recorder = RecordedEvents()
     placed = InstanceFollower(InstanceStore(store), lambda instance: bool(instance.node))
     following = asyncio.create_task(placed.run())
-    servicer = SchedulerServicer(
-        store=store,
+    server = grpc.aio.server(interceptors=[RequestInterceptor(), AuthInterceptor(authority)])
+    port = server.add_insecure_port("127.0.0.1:0")
+    servicer, leadership = build_scheduler(
+        store,
+        f"127.0.0.1:{port}",
         registry=Registry(),
         emitter=recorder,
         policy=POLICY,
         timing=getattr(request, "param", TIMING),
         placed=placed,
     )
-    server = grpc.aio.server(interceptors=[RequestInterceptor(), AuthInterceptor(authority)])
     scheduler_service_pb2_grpc.add_SchedulerServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
+    await leadership.start(servicer)
+    assert leadership.leader == f"127.0.0.1:{port}"
     # A client holding the same service.key, as a node agent or the api would.
     client = TokenAuthority(internal_secret=load_or_create_secret(tmp_path / "service.key"))
     metadata = (("authorization", f"Bearer {client.issue_internal('node_agent')}"),)
@@ -83,12 +92,20 @@ async def mesh(etcd: str, tmp_path: Path, request: pytest.FixtureRequest) -> Asy
         recorder,
         servicer,
         placed,
+        leadership,
     )
     await channel.close()
+    await leadership.close()
     await server.stop(0)
     following.cancel()
     await servicer.close()
     await store.close()
+
+
+async def take_the_lead_again(mesh: Mesh) -> None:
+    """Step down and campaign again, as a scheduler taking over would."""
+    await mesh.leadership.close()
+    await mesh.leadership.start(mesh.servicer)
 
 
 def report(
@@ -390,7 +407,7 @@ async def test_start_marks_stale_created_nodes_missing(mesh: Mesh) -> None:
     name = f"node-{uuid.uuid4().hex[:8]}"
     stale = records_pb2.NodeRecord(name=name, state=node_service_pb2.NODE_STATE_CREATED)
     await mesh.store.commit([Put(key("node", name), stale.SerializeToString())])
-    await mesh.servicer.start()
+    await take_the_lead_again(mesh)
     await asyncio.sleep(TIMING.node_grace + 0.3)
     assert (await record(mesh, name)).state == node_service_pb2.NODE_STATE_MISSING
 
@@ -423,7 +440,7 @@ async def test_a_fresh_scheduler_awaits_its_created_nodes(mesh: Mesh) -> None:
             for name in names
         ]
     )
-    await mesh.servicer.start()
+    await take_the_lead_again(mesh)
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await mesh.stub.PlaceInstance(place_request(), metadata=mesh.metadata)
     assert_not_final(raised.value)
