@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.common.leaders import leader_key
+from services.common.leaders import SCHEDULER, leader_key
 from services.common.store import Delete, Store, kind_prefix
-from services.scheduler.leadership import ROLE, Leadership
+from services.scheduler.leadership import Leadership
 from services.scheduler.reservations import KIND, ReservationStore
 from services.scheduler.servicer import SchedulerServicer
 
@@ -34,7 +34,7 @@ async def forget_schedulers(store: Store) -> None:
     """Remove what earlier tests' schedulers left in the shared etcd: node
     records (a new leader would await the created ones), reservations and
     the leader key."""
-    doomed = [leader_key(ROLE)]
+    doomed = [leader_key(SCHEDULER)]
     for kind in ("node", KIND):
         doomed += [item.key async for item in store.list_prefix(kind_prefix(kind))]
     await store.commit([Delete(at) for at in doomed])

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from services.common import errors
 from services.common.store import Item, Store, key
 
+SCHEDULER = "scheduler"
+"""The role whose replicas elect a leader today."""
+
 
 def leader_key(role: str) -> bytes:
     """The key naming the leader of `role`, e.g. `scheduler`."""

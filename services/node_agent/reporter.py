@@ -1,4 +1,11 @@
-"""The long-lived `SchedulerService.ReportNode` stream.
+"""The long-lived `SchedulerService.ReportNode` stream, to the leading
+scheduler.
+
+The leader is the one etcd names (`services/common/leaders.py`; the
+configured address when none does), read at each stream's opening; when the
+key changes, the stream (or the wait before the next) ends and one opens to
+the new leader at once. A scheduler that does not lead refuses the stream
+(NOT_LEADER), which counts as a failure like any other.
 
 One report at a time: the first of each stream carries the host facts; the
 scheduler answers every report with the seconds until the next one is due.
@@ -21,6 +28,7 @@ import grpc
 from sfmesh.v1 import scheduler_service_pb2, scheduler_service_pb2_grpc
 
 from services.common.channels import quick_reconnect
+from services.common.leaders import Leader, LeaderLookup
 from services.node_agent.facts import Capacity, HostFacts
 
 log = logging.getLogger("sfmesh.node_agent.reporter")
@@ -72,19 +80,20 @@ def to_request(
 
 
 class Reporter:
-    """Keeps one report stream open to the scheduler for as long as it runs."""
+    """Keeps one report stream open to the leading scheduler for as long as
+    it runs."""
 
     def __init__(
         self,
         *,
-        scheduler: str,
+        leaders: LeaderLookup,
         facts: HostFacts,
         sample: Callable[[], Capacity],
         credentials: Callable[[], str],
         answer_timeout: float = ANSWER_TIMEOUT,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._scheduler = scheduler
+        self._leaders = leaders
         self._facts = facts
         self._sample = sample
         self._credentials = credentials
@@ -100,29 +109,59 @@ class Reporter:
 
     async def run(self) -> None:
         """Report until cancelled."""
-        async with grpc.aio.insecure_channel(self._scheduler, options=_CHANNEL_OPTIONS) as channel:
-            stub = scheduler_service_pb2_grpc.SchedulerServiceStub(channel)
-            backoff = BACKOFF_INITIAL
-            failures = 0
-            while True:
-                self._answered = False
-                reason = "the stream ended"
-                try:
-                    await self._stream(stub)
-                except Exception as exc:  # any failure means: reconnect
-                    reason = _describe(exc)
-                if self._answered:
-                    backoff, failures = BACKOFF_INITIAL, 0  # it was a healthy stream
-                failures += 1
-                log.log(
-                    logging.WARNING if failures == 1 else logging.DEBUG,
-                    "report stream failed; reconnecting",
-                    extra={"fields": {"error": reason, "retry_in": backoff, "failures": failures}},
-                )
+        backoff = BACKOFF_INITIAL
+        failures = 0
+        while True:
+            self._answered = False
+            reason = "the stream ended"
+            leader: Leader | None = None
+            try:
+                leader = await self._leaders.read()
+                if not await self._unless_changed(self._report_to(leader.address), leader):
+                    log.info("the leading scheduler changed; reporting to the new one")
+                    backoff, failures = BACKOFF_INITIAL, 0
+                    continue
+            except Exception as exc:  # any failure means: reconnect
+                reason = _describe(exc)
+            if self._answered:
+                backoff, failures = BACKOFF_INITIAL, 0  # it was a healthy stream
+            failures += 1
+            log.log(
+                logging.WARNING if failures == 1 else logging.DEBUG,
+                "report stream failed; reconnecting",
+                extra={"fields": {"error": reason, "retry_in": backoff, "failures": failures}},
+            )
+            if leader is None:
                 await asyncio.sleep(backoff)
-                backoff = next_backoff(backoff)
+            elif not await self._unless_changed(asyncio.sleep(backoff), leader):
+                backoff, failures = BACKOFF_INITIAL, 0
+                continue
+            backoff = next_backoff(backoff)
 
-    async def _stream(self, stub: scheduler_service_pb2_grpc.SchedulerServiceStub) -> None:
+    async def _unless_changed(self, work: Awaitable[None], leader: Leader) -> bool:
+        """Run `work` to its end (True), or until the leader key changes
+        after `leader` was read (False; `work` is cancelled)."""
+        working = asyncio.ensure_future(work)
+        changed = asyncio.ensure_future(self._leaders.changed(leader))
+        try:
+            await asyncio.wait((working, changed), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (working, changed):
+                task.cancel()
+            await asyncio.gather(working, changed, return_exceptions=True)
+        if working.cancelled():
+            return False
+        working.result()  # its failure, if any
+        return True
+
+    async def _report_to(self, address: str) -> None:
+        """One stream to the scheduler at `address`, on a channel of its own."""
+        async with grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS) as channel:
+            await self._stream(scheduler_service_pb2_grpc.SchedulerServiceStub(channel), address)
+
+    async def _stream(
+        self, stub: scheduler_service_pb2_grpc.SchedulerServiceStub, address: str
+    ) -> None:
         """One stream: facts first, then a report per answered interval."""
         call = stub.ReportNode(
             metadata=(("authorization", f"Bearer {self._credentials()}"),), wait_for_ready=True
@@ -142,7 +181,7 @@ class Reporter:
                 if not self._answered:
                     log.info(
                         "reporting to the scheduler",
-                        extra={"fields": {"scheduler": self._scheduler}},
+                        extra={"fields": {"scheduler": address}},
                     )
                 self._answered = True
                 await self._pause(report_interval(answer.report_interval_seconds), call)

@@ -17,6 +17,7 @@ from sfmesh.v1 import node_agent_service_pb2_grpc
 from services.common import errors
 from services.common.config import MeshConfig
 from services.common.instance_store import InstanceStore
+from services.common.leaders import SCHEDULER, LeaderLookup
 from services.common.main import service_authority, service_emitter
 from services.common.server import Servicer, serve
 from services.common.store import Store
@@ -244,7 +245,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         peers = Peers(store, config.node_name, dataplane.set_peers)
         background.append(asyncio.create_task(peers.run(), name="vxlan-peers"))
     reports = reporter.Reporter(
-        scheduler=config.mesh.scheduler,
+        leaders=LeaderLookup(store, SCHEDULER, fallback=config.mesh.scheduler),
         facts=host,
         sample=lambda: facts.read_capacity(config.mesh.state_dir, placed.hosted()),
         credentials=InternalCredentials(authority, "node_agent").token,

@@ -24,13 +24,12 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from services.common import errors
-from services.common.leaders import Leader, LeaderLookup, leader_key
+from services.common.leaders import SCHEDULER, Leader, LeaderLookup, leader_key
 from services.common.leases import KeptLease
 from services.common.store import Expect, Put, Store
 
 log = logging.getLogger("sfmesh.scheduler.leadership")
 
-ROLE = "scheduler"
 LEADER_TTL = 2
 """Seconds the leader's lease lives without a keep-alive: a dead leader's
 claim vanishes within this, and a follower takes over."""
@@ -54,7 +53,7 @@ class Term:
 
     def fence(self) -> Expect:
         """Guards a write of this term: it applies only while the claim stands."""
-        return Expect(leader_key(ROLE), self.revision)
+        return Expect(leader_key(SCHEDULER), self.revision)
 
     async def within(self, messages: AsyncIterator[T]) -> AsyncIterator[T]:
         """`messages` until they end or the term does."""
@@ -80,9 +79,9 @@ def claim(found: Leader, address: str, lease: int) -> Put | None:
     create-only when nobody leads, a replacement when the key names
     `address` itself; None while another replica leads. Pure."""
     if found.mod_revision == 0:
-        return Put(leader_key(ROLE), address.encode(), mod_revision=0, lease=lease)
+        return Put(leader_key(SCHEDULER), address.encode(), mod_revision=0, lease=lease)
     if found.address == address:
-        return Put(leader_key(ROLE), address.encode(), found.mod_revision, lease=lease)
+        return Put(leader_key(SCHEDULER), address.encode(), found.mod_revision, lease=lease)
     return None
 
 
@@ -103,7 +102,7 @@ class Leadership:
         self._store = store
         self._address = address
         self._ttl = ttl
-        self._lookup = LeaderLookup(store, ROLE, fallback="")
+        self._lookup = LeaderLookup(store, SCHEDULER, fallback="")
         self._decided = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.leader = ""

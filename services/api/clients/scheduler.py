@@ -1,10 +1,17 @@
 """The api's client of the scheduler: place an instance before it is written,
-and give the reservation back when the write does not happen."""
+and give the reservation back when the write does not happen.
+
+Calls go to the leading scheduler, which etcd names (`services/common/
+leaders.py`; the configured address when none does), read once and kept.
+When the scheduler called is unavailable (gone, or no longer leading), the
+leader is read again, and the call sent once more if it is another."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import grpc
 from google.protobuf import json_format
@@ -18,11 +25,14 @@ from sfmesh.v1 import (
 
 from services.common import errors
 from services.common.channels import quick_reconnect
+from services.common.leaders import SCHEDULER, Leader, LeaderLookup
 from services.common.store import Store, key
 from services.common.tags import instance_tags
 from services.common.tokens import InternalCredentials
 
 log = logging.getLogger("sfmesh.api")
+T = TypeVar("T")
+Stub = scheduler_service_pb2_grpc.SchedulerServiceStub
 
 PLACE_DEADLINE = 10.0
 UNREACHABLE_RETRY = 1
@@ -63,13 +73,41 @@ def placement_error(exc: grpc.aio.AioRpcError) -> errors.SfmeshError:
 
 
 class Scheduler:
-    """PlaceInstance and ReleaseReservation, carrying the internal identity."""
+    """PlaceInstance and ReleaseReservation on the leading scheduler,
+    carrying the internal identity."""
 
     def __init__(self, address: str, credentials: InternalCredentials, store: Store) -> None:
+        """`address`: the scheduler's when etcd names no leader."""
         self._store = store
-        self._channel = grpc.aio.insecure_channel(address, options=quick_reconnect())
-        self._stub = scheduler_service_pb2_grpc.SchedulerServiceStub(self._channel)
+        self._leaders = LeaderLookup(store, SCHEDULER, fallback=address)
+        self._leader: Leader | None = None
+        self._channels: dict[str, tuple[grpc.aio.Channel, Stub]] = {}
+        """One per scheduler called (the replicas, at most)."""
         self._credentials = credentials
+
+    def _stub(self, address: str) -> Stub:
+        if address not in self._channels:
+            channel = grpc.aio.insecure_channel(address, options=quick_reconnect())
+            self._channels[address] = (channel, Stub(channel))
+        return self._channels[address][1]
+
+    async def _on_leader(self, call: Callable[[Stub], Awaitable[T]]) -> T:
+        """`call` on the leader; once more when the scheduler called was
+        unavailable and etcd now names another."""
+        leader = self._leader or await self._read_leader()
+        try:
+            return await call(self._stub(leader.address))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                raise
+            fresh = await self._read_leader()
+            if fresh.address == leader.address:
+                raise
+        return await call(self._stub(fresh.address))
+
+    async def _read_leader(self) -> Leader:
+        self._leader = await self._leaders.read()
+        return self._leader
 
     async def place(self, instance: instance_pb2.Instance, request_id: str) -> Placement:
         """A node and a reservation for `instance`; the scheduler's 404, 503
@@ -90,8 +128,10 @@ class Scheduler:
             await self._check_forced(instance.requested_placement)
             request.placed_on = instance.requested_placement
         try:
-            reply = await self._stub.PlaceInstance(
-                request, metadata=self._credentials.metadata(), timeout=PLACE_DEADLINE
+            reply = await self._on_leader(
+                lambda stub: stub.PlaceInstance(
+                    request, metadata=self._credentials.metadata(), timeout=PLACE_DEADLINE
+                )
             )
         except grpc.aio.AioRpcError as exc:
             raise placement_error(exc) from exc
@@ -116,8 +156,10 @@ class Scheduler:
             reservation_id=placement.reservation_id
         )
         try:
-            await self._stub.ReleaseReservation(
-                request, metadata=self._credentials.metadata(), timeout=PLACE_DEADLINE
+            await self._on_leader(
+                lambda stub: stub.ReleaseReservation(
+                    request, metadata=self._credentials.metadata(), timeout=PLACE_DEADLINE
+                )
             )
         except grpc.aio.AioRpcError as exc:
             log.warning(
@@ -127,5 +169,6 @@ class Scheduler:
             )
 
     async def close(self) -> None:
-        """Close the channel."""
-        await self._channel.close()
+        """Close the channels."""
+        for channel, _ in self._channels.values():
+            await channel.close()

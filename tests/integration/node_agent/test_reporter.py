@@ -24,7 +24,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sfmesh.v1 import scheduler_service_pb2, scheduler_service_pb2_grpc
 
+from services.common.leaders import SCHEDULER, LeaderLookup, leader_key
 from services.common.main import service_authority
+from services.common.store import Delete, Put, Store
 from services.common.tokens import InternalCredentials, TokenAuthority
 from services.node_agent import facts, reporter
 from services.node_agent.facts import Capacity, HostFacts
@@ -161,14 +163,23 @@ def fast_sleep(asked: Sleeps) -> Callable[[float], Awaitable[None]]:
 
 
 @pytest.fixture
+async def store(etcd: str) -> AsyncIterator[Store]:
+    """The session's etcd, with no scheduler leader key left in it."""
+    connection = Store(etcd)
+    await connection.commit([Delete(leader_key(SCHEDULER))])
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
 def start_reporter(
-    scheduler: SchedulerProcess, authority: TokenAuthority
+    scheduler: SchedulerProcess, authority: TokenAuthority, store: Store
 ) -> Iterator[Callable[..., asyncio.Task[None]]]:
     tasks: list[asyncio.Task[None]] = []
 
     def start(**overrides: Any) -> asyncio.Task[None]:
         options: dict[str, Any] = {
-            "scheduler": scheduler.address,
+            "leaders": LeaderLookup(store, SCHEDULER, fallback=scheduler.address),
             "facts": HOST,
             "sample": lambda: CAPACITY,
             "credentials": InternalCredentials(authority, "node_agent").token,
@@ -380,3 +391,34 @@ async def test_the_node_agent_process_reports_and_stops_on_sigterm(
     assert scheduler.servicer.callers == ["node_agent"]
     assert code == 0
     assert (tmp_path / "instances").is_dir()
+
+
+async def test_the_stream_moves_to_a_new_leader_at_once(
+    scheduler: SchedulerProcess,
+    authority: TokenAuthority,
+    store: Store,
+    start_reporter: Callable[..., asyncio.Task[None]],
+) -> None:
+    """The leader key names a scheduler nothing listens at (a leader just
+    killed); the stream waits for it until the key names another, then
+    opens there at once; and moves again when the key changes again."""
+    other = SchedulerProcess(FakeScheduler(authority))
+    await other.start()
+    dead = f"127.0.0.1:{_free_port()}"
+    try:
+        assert await store.commit([Put(leader_key(SCHEDULER), dead.encode())])
+        task = start_reporter()
+        await asyncio.sleep(0.5)
+        assert scheduler.servicer.streams == other.servicer.streams == 0
+        assert await store.commit([Put(leader_key(SCHEDULER), other.address.encode())])
+        moved = asyncio.get_running_loop().time()
+        await eventually(lambda: len(other.servicer.reports) >= 1)
+        assert asyncio.get_running_loop().time() - moved < 0.5
+        assert await store.commit([Put(leader_key(SCHEDULER), scheduler.address.encode())])
+        moved = asyncio.get_running_loop().time()
+        await eventually(lambda: len(scheduler.servicer.reports) >= 1)
+        assert asyncio.get_running_loop().time() - moved < 0.5
+        await reporter.stop(task)
+    finally:
+        await other.stop()
+        await store.commit([Delete(leader_key(SCHEDULER))])
