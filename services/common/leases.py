@@ -60,8 +60,8 @@ class KeptLease:
     ) -> None:
         if self._keeper is not None:
             self._keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keeper
+            # waited for, not awaited: a cancel of the holder is not swallowed
+            await asyncio.wait([self._keeper])
         if not self.lost.is_set():
             revoke = rpc.LeaseRevokeRequest(ID=self.id)
             with contextlib.suppress(errors.Unavailable):

@@ -140,8 +140,10 @@ class Leadership:
             try:
                 async with self._store.lease(self._ttl) as kept:
                     await self._hold(kept, holder)
-            except errors.SfmeshError as exc:
-                log.warning("campaign failed; trying again: %s", exc)
+            except Exception as exc:  # etcd away, a lease lost mid-claim: campaign again
+                if _cancelled():
+                    raise asyncio.CancelledError from exc
+                log.warning("campaign failed; trying again: %r", exc)
             self._decided.set()
             await asyncio.sleep(RETRY)
 
@@ -171,7 +173,14 @@ class Leadership:
             term.over.set()
             self.leader = ""
             await holder.follow()
-            log.warning("no longer leading", extra={"fields": {"revision": term.revision}})
+            log.info("no longer leading", extra={"fields": {"revision": term.revision}})
+
+
+def _cancelled() -> bool:
+    """Whether this task was asked to stop: gRPC may end a call cancelled
+    under it with an error rather than the cancellation itself."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def _first(*waits: Awaitable[object]) -> None:
