@@ -175,10 +175,6 @@ class Registry:
             self._next_expiry = min(self._next_expiry, held.expires)
             self._refresh(held.node)
 
-    def now(self) -> float:
-        """This registry's clock, which reservations expire by."""
-        return self._clock()
-
     def in_flight(self, namespace: str) -> list[Reservation]:
         """The live reservations of `namespace`'s instances."""
         now = self._clock()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.scheduler.registry import Capacity, Registry
+from services.scheduler.registry import Capacity, Registry, Reservation
 
 
 class Clock:
@@ -145,4 +145,49 @@ def test_a_connected_node_is_not_expected() -> None:
     nodes = registry()
     nodes.connect("a")
     nodes.expect("a", within=5)
+    assert nodes.awaited() == []
+
+
+def test_a_report_answers_the_reservations_it_consumed() -> None:
+    nodes = registry()
+    nodes.connect("a")
+    nodes.report("a", capacity())
+    held = nodes.reserve("a", "i1", cpus=2, memory_mib=512, disk_gib=10)
+    nodes.reserve("a", "i2", cpus=1, memory_mib=256, disk_gib=5)
+    assert nodes.report("a", capacity("i1")) == [held.reservation_id]
+    assert nodes.report("a", capacity("i1")) == []
+
+
+def test_reservations_outlive_a_lost_stream() -> None:
+    nodes = registry()
+    session = nodes.connect("a")
+    nodes.report("a", capacity())
+    nodes.reserve("a", "i1", cpus=2, memory_mib=512, disk_gib=10)
+    nodes.disconnect("a", session)
+    nodes.connect("a")
+    nodes.report("a", capacity())
+    assert nodes.views()[0].reserved_cpus == 2
+
+
+def test_restored_reservations_count_once_their_node_reports() -> None:
+    clock = Clock()
+    nodes = registry(clock)
+    held = Reservation("r1", "a", "i1", cpus=3, memory_mib=512, disk_gib=1, expires=clock.now + 5)
+    nodes.restore([held])
+    assert nodes.views() == []
+    nodes.connect("a")
+    nodes.report("a", capacity())
+    assert nodes.views()[0].reserved_cpus == 3
+    assert nodes.release("r1")
+    assert nodes.views()[0].reserved_cpus == 0
+
+
+def test_clear_forgets_reservations_and_expected_nodes() -> None:
+    nodes = registry()
+    nodes.connect("a")
+    nodes.report("a", capacity())
+    nodes.reserve("a", "i1", cpus=2, memory_mib=512, disk_gib=10)
+    nodes.expect("b", within=5)
+    nodes.clear()
+    assert nodes.views()[0].reserved_cpus == 0
     assert nodes.awaited() == []
