@@ -147,7 +147,7 @@ async def test_placement_resumes_within_5_s_of_the_leader_dying_and_overcommits_
     for address in addresses:
         if address != leader:
             refusal = await refused_placement(address, authority)
-            assert refusal.code() == grpc.StatusCode.UNAVAILABLE
+            assert refusal is not None and refusal.code() == grpc.StatusCode.UNAVAILABLE
             assert refusal.details() == f"this scheduler does not lead: the leader is {leader}"
 
     names = [f"failover-{uuid.uuid4().hex[:6]}-{n}" for n in range(NODES)]
