@@ -25,14 +25,16 @@ from devmesh.mesh import (
     start_etcd,
     start_etcd_cluster,
 )
+from launcher.tls import TlsDir
 
 
 @contextlib.contextmanager
-def started_etcd(folder: Path) -> Iterator[str]:
-    """A real etcd on free loopback ports with its data in `folder`; yields
-    its client address and stops it after the block."""
+def started_etcd(folder: Path, tls: TlsDir | None = None) -> Iterator[str]:
+    """A real etcd on free loopback ports with its data in `folder` (over
+    TLS with `tls`, see `start_etcd`); yields its client address and stops
+    it after the block."""
     ports = Ports.free()
-    child = start_etcd(folder, ports, sink=sys.stderr)
+    child = start_etcd(folder, ports, sink=sys.stderr, tls=tls)
     try:
         yield f"127.0.0.1:{ports.etcd_client}"
     finally:
@@ -40,11 +42,14 @@ def started_etcd(folder: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def started_etcd_cluster(folder: Path, size: int = 3) -> Iterator[list[EtcdMemberRun]]:
+def started_etcd_cluster(
+    folder: Path, size: int = 3, ca: Path | None = None
+) -> Iterator[list[EtcdMemberRun]]:
     """A new etcd cluster of `size` real members on free loopback ports,
-    their data under `folder`; yields the members (stop one with
+    their data under `folder` (over TLS with certificates of the CA in `ca`,
+    see `start_etcd_cluster`); yields the members (stop one with
     `member.child.stop(signal.SIGKILL)`) and stops those left after the block."""
-    members = start_etcd_cluster(folder, size, sink=sys.stderr)
+    members = start_etcd_cluster(folder, size, sink=sys.stderr, ca=ca)
     try:
         yield members
     finally:
