@@ -111,11 +111,7 @@ def _role_settings(role: str) -> tuple[tuple[str, Setting], ...]:
     rows: list[Setting] = list(importlib.import_module(f"{spec.module}.__main__").SETTINGS)
     if role != "gateway":
         rows.append(LOG_LEVEL)
-    return tuple(
-        (setting_key(row), row)
-        for row in rows
-        if setting_key(row) not in spec.managed and setting_key(row) not in TLS_KEYS
-    )
+    return tuple((setting_key(row), row) for row in rows if setting_key(row) not in spec.managed)
 
 
 def managed_key(role: str, key: str) -> str | None:
