@@ -59,14 +59,22 @@ def started_etcd_cluster(
 
 
 @contextlib.contextmanager
-def throwaway_mesh(layer: str, node: str, settings: dict[str, str]) -> Iterator[Mesh]:
+def throwaway_mesh(
+    layer: str, node: str, settings: dict[str, str], *, tls: bool = False
+) -> Iterator[Mesh]:
     """etcd and every service, as `make run` starts them, on free ports; the
     node agent named `node` (its domains are `sfmesh-<node>-<uuid>`),
-    `settings` over the defaults, the state folder `/var/tmp/sfmesh-<layer>-*`."""
+    `settings` over the defaults, the state folder `/var/tmp/sfmesh-<layer>-*`;
+    with `tls`, as `make run RUN_ARGS=--tls` starts them."""
     state_dir = Path(tempfile.mkdtemp(prefix=f"sfmesh-{layer}-", dir="/var/tmp"))
     state_dir.chmod(0o755)
     running = Mesh(
-        state_dir=state_dir, ports=Ports.free(), sink=sys.stderr, node_name=node, settings=settings
+        state_dir=state_dir,
+        ports=Ports.free(),
+        sink=sys.stderr,
+        node_name=node,
+        settings=settings,
+        tls=tls,
     )
     try:
         running.start()
