@@ -54,22 +54,28 @@ def certificates(tls_mesh: Mesh) -> TlsDir:
 
 
 @pytest.fixture(scope="module")
-def user_token(tls_mesh: Mesh, certificates: TlsDir) -> str:
+def trusting(certificates: TlsDir) -> ssl.SSLContext:
+    """An HTTPS client context that trusts the mesh CA."""
+    return ssl.create_default_context(cafile=certificates.ca)
+
+
+@pytest.fixture(scope="module")
+def user_token(tls_mesh: Mesh, trusting: ssl.SSLContext) -> str:
     """A system token from POST /auth over HTTPS."""
     body = {"namespace": "system", "key": tls_mesh.system_key}
-    reply = httpx.post(f"{tls_mesh.gateway_url}/auth", json=body, verify=str(certificates.ca))
+    reply = httpx.post(f"{tls_mesh.gateway_url}/auth", json=body, verify=trusting)
     assert reply.status_code == 200, reply.text
     return str(reply.json()["access_token"])
 
 
 def test_rest_over_https_creates_an_instance(
-    tls_mesh: Mesh, certificates: TlsDir, user_token: str
+    tls_mesh: Mesh, trusting: ssl.SSLContext, user_token: str
 ) -> None:
     assert tls_mesh.gateway_url.startswith("https://")
     with httpx.Client(
         base_url=tls_mesh.gateway_url,
         headers={"Authorization": f"Bearer {user_token}"},
-        verify=ssl.create_default_context(cafile=certificates.ca),
+        verify=trusting,
         timeout=30,
     ) as rest:
         instance = created(rest, "over-tls")
