@@ -1,7 +1,7 @@
-"""Certificates for meshes on this machine (`make run --tls`, tests): a CA
-kept in a folder of its own, made on first use, and a host's certificates
-issued from it for loopback, as `python -m launcher.ca init` and `issue`
-make them for a real host."""
+"""Certificates for meshes on this machine (`python -m devmesh --tls`,
+tests): a CA kept in a folder of its own, made on first use, and a host's
+certificates issued from it for loopback, as `python -m launcher.ca init`
+and `issue` make them for a real host."""
 
 from __future__ import annotations
 
