@@ -11,6 +11,7 @@ from services.api_gateway.config import GatewayConfig
 from services.api_gateway.server import serve
 from services.common.logs import skip_unshown_lookups
 from services.common.settings import Setting, add_settings
+from services.common.transport import TLS_SETTINGS, TlsConfigError, Transport
 
 C = GatewayConfig
 SETTINGS = (
@@ -45,12 +46,18 @@ SETTINGS = (
 
 
 def parse_config(argv: list[str] | None = None) -> GatewayConfig:
-    """Flags override environment variables, which override defaults."""
+    """Flags override environment variables, which override defaults. With
+    the TLS files the gateway serves HTTPS and checks the api's certificate."""
     parser = argparse.ArgumentParser(prog="python -m services.api_gateway", description=__doc__)
-    add_settings(parser, SETTINGS)
+    add_settings(parser, (*SETTINGS, *TLS_SETTINGS))
     args = parser.parse_args(argv)
+    try:
+        transport = Transport.from_settings(args.tls_ca, args.tls_cert, args.tls_key)
+    except TlsConfigError as exc:
+        parser.error(str(exc))
     return GatewayConfig(
         api_address=args.api_address,
+        transport=transport,
         host=args.host,
         port=args.port,
         max_body=args.max_body,

@@ -94,7 +94,7 @@ class GatewayApp:
 
     async def start(self) -> None:
         """Open the channel, load descriptors (retrying), build routes; RouteError if bad."""
-        self._channel = grpc.aio.insecure_channel(self.config.api_address, CHANNEL_OPTIONS)
+        self._channel = self.config.transport.channel(self.config.api_address, CHANNEL_OPTIONS)
         upstream = await load_descriptors(self._channel, stop=self._stop)
         if upstream is None:
             return

@@ -3,7 +3,9 @@ flags and `SFMESH_*` variables are declared in `__main__`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from services.common.transport import Transport
 
 
 @dataclass(frozen=True)
@@ -12,6 +14,9 @@ class GatewayConfig:
 
     api_address: str = "127.0.0.1:13010"
     """The upstream gRPC server."""
+    transport: Transport = field(default_factory=Transport)
+    """With TLS: the channel to the api checks its certificate against the
+    mesh CA, and the gateway serves HTTPS with its own certificate."""
     host: str = "127.0.0.1"
     """The address to listen on."""
     port: int = 13000

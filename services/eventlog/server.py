@@ -17,7 +17,7 @@ from sfmesh.v1 import eventlog_service_pb2_grpc
 
 from services.common.config import MeshConfig
 from services.common.main import service_authority
-from services.common.server import Servicer, serve
+from services.common.server import Servicer, serve, start_server
 from services.eventlog import retention
 from services.eventlog.servicer import EventLogServicer
 from services.eventlog.sqlite_store import SqliteEventStore
@@ -56,7 +56,7 @@ async def serve_eventlog(config: EventLogConfig) -> None:
         writer.close()
         store.close()
 
-    await serve(
+    running = await start_server(
         address=config.listen,
         servicers=[
             Servicer(
@@ -65,9 +65,10 @@ async def serve_eventlog(config: EventLogConfig) -> None:
                 eventlog_service_pb2_grpc.add_EventLogServiceServicer_to_server,
             )
         ],
-        authority=service_authority(config.mesh.state_dir),
-        on_stop=close,
+        authority=service_authority(config.mesh.state_dir, config.mesh.transport),
+        transport=config.mesh.transport,
     )
+    await serve(running, on_stop=close)
 
 
 async def prune_forever(writer: Writer, config: EventLogConfig) -> None:

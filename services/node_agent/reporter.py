@@ -21,6 +21,8 @@ import grpc
 from sfmesh.v1 import scheduler_service_pb2, scheduler_service_pb2_grpc
 
 from services.common.channels import quick_reconnect
+from services.common.tokens import Credentials
+from services.common.transport import Transport
 from services.node_agent.facts import Capacity, HostFacts
 
 log = logging.getLogger("sfmesh.node_agent.reporter")
@@ -80,7 +82,8 @@ class Reporter:
         scheduler: str,
         facts: HostFacts,
         sample: Callable[[], Capacity],
-        credentials: Callable[[], str],
+        credentials: Credentials,
+        transport: Transport,
         answer_timeout: float = ANSWER_TIMEOUT,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -88,6 +91,7 @@ class Reporter:
         self._facts = facts
         self._sample = sample
         self._credentials = credentials
+        self._transport = transport
         self._answer_timeout = answer_timeout
         self._sleep = sleep
         self._answered = False
@@ -100,7 +104,7 @@ class Reporter:
 
     async def run(self) -> None:
         """Report until cancelled."""
-        async with grpc.aio.insecure_channel(self._scheduler, options=_CHANNEL_OPTIONS) as channel:
+        async with self._transport.channel(self._scheduler, options=_CHANNEL_OPTIONS) as channel:
             stub = scheduler_service_pb2_grpc.SchedulerServiceStub(channel)
             backoff = BACKOFF_INITIAL
             failures = 0
@@ -124,9 +128,7 @@ class Reporter:
 
     async def _stream(self, stub: scheduler_service_pb2_grpc.SchedulerServiceStub) -> None:
         """One stream: facts first, then a report per answered interval."""
-        call = stub.ReportNode(
-            metadata=(("authorization", f"Bearer {self._credentials()}"),), wait_for_ready=True
-        )
+        call = stub.ReportNode(metadata=self._credentials(), wait_for_ready=True)
         try:
             facts: HostFacts | None = self._facts
             while True:

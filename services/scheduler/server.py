@@ -14,7 +14,7 @@ from services.common.config import MeshConfig
 from services.common.instance_follower import InstanceFollower
 from services.common.instance_store import InstanceStore
 from services.common.main import service_authority, service_emitter
-from services.common.server import Servicer, serve
+from services.common.server import Servicer, serve, start_server
 from services.common.store import Store
 from services.scheduler.placement import Policy
 from services.scheduler.registry import Registry
@@ -39,8 +39,8 @@ class SchedulerConfig:
 
 async def serve_scheduler(config: SchedulerConfig) -> None:
     """Run the scheduler until SIGTERM."""
-    authority = service_authority(config.mesh.state_dir)
-    store = Store(config.mesh.etcd)
+    authority = service_authority(config.mesh.state_dir, config.mesh.transport)
+    store = Store(config.mesh.etcd, transport=config.mesh.transport)
     emitter = service_emitter(config.mesh, "scheduler", authority)
     await emitter.start()
     registry = Registry(reservation_ttl=config.reservation_ttl)
@@ -74,7 +74,7 @@ async def serve_scheduler(config: SchedulerConfig) -> None:
         await emitter.close()
         await store.close()
 
-    await serve(
+    running = await start_server(
         address=config.listen,
         servicers=[
             Servicer(
@@ -84,5 +84,6 @@ async def serve_scheduler(config: SchedulerConfig) -> None:
             )
         ],
         authority=authority,
-        on_stop=close,
+        transport=config.mesh.transport,
     )
+    await serve(running, on_stop=close)

@@ -17,6 +17,7 @@ from sfmesh.v1 import event_pb2, eventlog_service_pb2, eventlog_service_pb2_grpc
 from devmesh.mesh import Mesh
 from services.common.events import EventEmitter
 from services.common.tokens import InternalCredentials, TokenAuthority
+from services.common.transport import Transport
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +41,8 @@ def produce(address: str, state_dir: str, spool: str, subject: str, share: int, 
             producer_id=f"e2e-producer-{index}",
             spool_dir=Path(spool),
             fqdn="e2e",
-            credentials=credentials(Path(state_dir)).token,
+            credentials=credentials(Path(state_dir)).metadata,
+            transport=Transport(),
         )
         await emitter.start()
         for number in range(share):
@@ -104,7 +106,8 @@ async def emitter(mesh: Mesh, tmp_path: Path) -> AsyncIterator[EventEmitter]:
         producer_id="e2e-watch",
         spool_dir=tmp_path / "spool",
         fqdn="e2e",
-        credentials=credentials(mesh.state_dir).token,
+        credentials=credentials(mesh.state_dir).metadata,
+        transport=Transport(),
     )
     await started.start()
     yield started

@@ -21,6 +21,7 @@ from services.common.channels import quick_reconnect
 from services.common.store import Store, key
 from services.common.tags import instance_tags
 from services.common.tokens import InternalCredentials
+from services.common.transport import Transport
 
 log = logging.getLogger("sfmesh.api")
 
@@ -65,9 +66,16 @@ def placement_error(exc: grpc.aio.AioRpcError) -> errors.SfmeshError:
 class Scheduler:
     """PlaceInstance and ReleaseReservation, carrying the internal identity."""
 
-    def __init__(self, address: str, credentials: InternalCredentials, store: Store) -> None:
+    def __init__(
+        self,
+        address: str,
+        credentials: InternalCredentials,
+        store: Store,
+        *,
+        transport: Transport,
+    ) -> None:
         self._store = store
-        self._channel = grpc.aio.insecure_channel(address, options=quick_reconnect())
+        self._channel = transport.channel(address, options=quick_reconnect())
         self._stub = scheduler_service_pb2_grpc.SchedulerServiceStub(self._channel)
         self._credentials = credentials
 

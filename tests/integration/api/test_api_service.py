@@ -59,6 +59,7 @@ from services.common.interceptors import AuthInterceptor, RequestInterceptor
 from services.common.main import service_authority, service_emitter
 from services.common.store import Delete, Put, Store, key
 from services.common.tokens import InternalCredentials, TokenAuthority
+from services.common.transport import Transport
 from services.scheduler.placement import Policy
 from services.scheduler.registry import Capacity, Registry
 from services.scheduler.servicer import SchedulerServicer, Timing
@@ -173,12 +174,14 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
         )
     )
 
-    authority = service_authority(state_dir, users=True, ttl_seconds=900)
+    authority = service_authority(state_dir, Transport(), users=True, ttl_seconds=900)
     # No eventlog runs here: events are spooled, and event reads are not tested.
     mesh = MeshConfig(state_dir, etcd=(etcd,), api="", scheduler="", eventlog="127.0.0.1:1")
     emitter = service_emitter(mesh, "api-test", authority)
     await emitter.start()
-    events = Events(emitter, "127.0.0.1:1", InternalCredentials(authority, "api-test"))
+    events = Events(
+        emitter, "127.0.0.1:1", InternalCredentials(authority, "api-test"), transport=Transport()
+    )
     server = grpc.aio.server(interceptors=[RequestInterceptor(), AuthInterceptor(authority)])
     port = server.add_insecure_port("127.0.0.1:0")
     # A real scheduler in this process, with one node that has reported.
@@ -198,14 +201,21 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     )
     node = records_pb2.NodeRecord(name=NODE, state=node_service_pb2.NODE_STATE_CREATED)
     assert await store.commit([Put(key("node", NODE), node.SerializeToString())])
-    scheduler = Scheduler(f"127.0.0.1:{port}", InternalCredentials(authority, "api-test"), store)
+    scheduler = Scheduler(
+        f"127.0.0.1:{port}",
+        InternalCredentials(authority, "api-test"),
+        store,
+        transport=Transport(),
+    )
     networks = NetworkStore(store)
     artifacts = ArtifactStore(store)
     finisher = Finisher(InstanceStore(store), networks, events, artifacts)
     finishing = asyncio.create_task(finisher.run())
     cache = InstanceCache(store)
     caching = asyncio.create_task(cache.run())
-    node_agents = NodeAgents(store, InternalCredentials(authority, "api-test"))
+    node_agents = NodeAgents(
+        store, InternalCredentials(authority, "api-test"), transport=Transport()
+    )
     artifact_lookup = ArtifactLookup(artifacts, namespaces, InstanceStore(store))
     snapshots = Snapshots(
         InstanceLookup(InstanceStore(store), cache),

@@ -12,6 +12,7 @@ from services.api.clients.node_agents import NodeAgents
 from services.common.main import service_authority
 from services.common.store import Delete, Put, Store, key
 from services.common.tokens import InternalCredentials
+from services.common.transport import Transport
 
 
 async def test_only_nodes_whose_agent_answers_are_chosen(etcd: str, tmp_path: object) -> None:
@@ -25,8 +26,8 @@ async def test_only_nodes_whose_agent_answers_are_chosen(etcd: str, tmp_path: ob
         node = records_pb2.NodeRecord(name=name, state=node_service_pb2.NODE_STATE_CREATED)
         node.facts.address = address
         assert await store.commit([Put(key("node", name), node.SerializeToString())])
-    authority = service_authority(tmp_path, users=True)  # type: ignore[arg-type]
-    agents = NodeAgents(store, InternalCredentials(authority, "api-test"))
+    authority = service_authority(tmp_path, Transport(), users=True)  # type: ignore[arg-type]
+    agents = NodeAgents(store, InternalCredentials(authority, "api-test"), transport=Transport())
     try:
         assert await agents.answering(["dead", "alive", "unknown"]) == ["alive"]
     finally:

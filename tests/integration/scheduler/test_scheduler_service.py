@@ -31,6 +31,7 @@ from services.common.main import service_authority
 from services.common.secrets import load_or_create_secret
 from services.common.store import Delete, Put, Store, key
 from services.common.tokens import TokenAuthority
+from services.common.transport import Transport
 from services.scheduler.placement import Policy
 from services.scheduler.registry import Registry
 from services.scheduler.servicer import SchedulerServicer, Timing
@@ -55,7 +56,7 @@ class Mesh:
 @pytest.fixture
 async def mesh(etcd: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Mesh]:
     """The scheduler with TIMING, or the Timing a test passes indirectly."""
-    authority = service_authority(tmp_path)
+    authority = service_authority(tmp_path, Transport())
     store = Store(etcd)
     recorder = RecordedEvents()
     placed = InstanceFollower(InstanceStore(store), lambda instance: bool(instance.node))
