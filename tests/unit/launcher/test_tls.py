@@ -3,6 +3,7 @@ flags each role gets from it."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,12 @@ from typing import Any
 import pytest
 
 from launcher.__main__ import plan
+from launcher.ca import make_authority, write_host
 from launcher.commands import command
 from launcher.config import ConfigError, load_config, parse_config
 from launcher.toml_text import render
+from services.api_gateway.__main__ import parse_config as parse_gateway
+from services.common import main as common_main
 
 ALL = ["etcd", "eventlog", "scheduler", "api", "node_agent", "gateway"]
 TLS = "/etc/sfmesh/tls"
@@ -149,3 +153,25 @@ def test_check_says_whether_tls_is_on() -> None:
     assert f"tls: mutual, with the certificates in {TLS}" in tls.splitlines()
     plain = plan(parse_config({"host": {"roles": ALL}}, hostname="here"), ["api"])
     assert "tls: none (plaintext gRPC and HTTP; [tls] dir turns it on)" in plain.splitlines()
+
+
+@pytest.mark.parametrize("role", ["eventlog", "scheduler", "api", "node_agent"])
+def test_each_grpc_service_reads_its_tls_flags(role: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = command(parse_config(document(), hostname="here"), role)
+    settings = importlib.import_module(f"{argv[2]}.__main__").SETTINGS
+    monkeypatch.setattr(sys, "argv", [argv[2], *argv[3:]])
+    monkeypatch.setattr(common_main, "configure_logging", lambda *_: None)
+    args = common_main.parse_arguments(role, listen="127.0.0.1:1", settings=settings)
+    assert (args.tls_ca, args.tls_cert, args.tls_key) == (
+        f"{TLS}/ca.crt",
+        f"{TLS}/{role}.crt",
+        f"{TLS}/{role}.key",
+    )
+
+
+def test_the_gateway_serves_https_with_its_certificate(tmp_path: Path) -> None:
+    write_host(make_authority("test CA"), tmp_path, "cp1", ["gateway"], ())
+    config = parse_config(document(tls={"dir": str(tmp_path)}), hostname="here")
+    gateway = parse_gateway(command(config, "gateway")[3:])
+    assert gateway.transport.tls is not None
+    assert gateway.transport.tls.cert == (tmp_path / "gateway.crt").read_bytes()
