@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from launcher.ca import make_authority, write_host
+from launcher.tls import TlsDir, transport
 from services.common.transport import Transport
 
 HOST = "testhost"
@@ -16,23 +17,13 @@ HOST = "testhost"
 
 
 @dataclass(frozen=True)
-class Pki:
-    """One host's folder of certificates: ca.crt, <role>.crt, <role>.key."""
-
-    folder: Path
-
-    @property
-    def ca(self) -> Path:
-        """The CA's certificate."""
-        return self.folder / "ca.crt"
-
-    def files(self, role: str) -> tuple[str, str, str]:
-        """The values of --tls-ca, --tls-cert and --tls-key for `role`."""
-        return (str(self.ca), str(self.folder / f"{role}.crt"), str(self.folder / f"{role}.key"))
+class Pki(TlsDir):
+    """One host's folder of certificates (ca.crt, <role>.crt, <role>.key), as
+    a host's `[tls] dir` holds them."""
 
     def transport(self, role: str) -> Transport:
         """The transport of a process of `role` on the host."""
-        return Transport.from_settings(*self.files(role))
+        return transport(self, role)
 
     def presenting(self, other: Pki, role: str) -> Transport:
         """A transport trusting this CA but presenting `other`'s certificate

@@ -6,9 +6,6 @@ etcd refuses a client without one or with a stranger's."""
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,15 +13,14 @@ import grpc
 import pytest
 from aetcd import rpc
 
-from devmesh.mesh import Ports
-from launcher.processes import Child
+from launcher.tls import TlsDir
 from services.common import errors
 from services.common.store import Put, Store
 from services.common.transport import Transport
+from tests.meshes import started_etcd
 from tests.pki import Pki, make_pki
 
 KEY = b"/sfmesh-test/tls/key"
-READY_WITHIN = 20.0
 
 
 @pytest.fixture(scope="module")
@@ -34,53 +30,11 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 @pytest.fixture(scope="module")
 def tls_etcd(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A one-member etcd whose client port speaks TLS and requires a client
-    certificate of the mesh CA; yields its client address (host:port)."""
-    ports = Ports.free()
-    client = f"127.0.0.1:{ports.etcd_client}"
-    peer = f"http://127.0.0.1:{ports.etcd_peer}"
-    ca, cert, key = pki.files("etcd")
-    child = Child(
-        "etcd-tls",
-        [
-            "etcd",
-            "--name=tls",
-            f"--data-dir={tmp_path_factory.mktemp('etcd-tls')}",
-            f"--listen-client-urls=https://{client}",
-            f"--advertise-client-urls=https://{client}",
-            f"--listen-peer-urls={peer}",
-            f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster=tls={peer}",
-            f"--cert-file={cert}",
-            f"--key-file={key}",
-            f"--trusted-ca-file={ca}",
-            "--client-cert-auth",
-            "--log-level=error",
-        ],
-        env=dict(os.environ),
-        sink=sys.stderr,
-    )
-    try:
-        asyncio.run(wait_ready(client, pki.transport("api")))
-        yield client
-    finally:
-        child.stop()
-
-
-async def wait_ready(address: str, transport: Transport) -> None:
-    deadline = time.monotonic() + READY_WITHIN
-    store = Store(address, timeout=1, transport=transport)
-    try:
-        while True:
-            try:
-                await store.get(KEY)
-                return
-            except errors.Unavailable:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.1)
-    finally:
-        await store.close()
+    """A one-member etcd, as the launcher runs it with `[tls]`, whose client
+    port requires a certificate of the mesh CA; yields its client address
+    (host:port)."""
+    with started_etcd(tmp_path_factory.mktemp("etcd-tls"), TlsDir(pki.folder)) as address:
+        yield address
 
 
 async def test_the_store_reads_writes_and_watches_through_tls(tls_etcd: str, pki: Pki) -> None:
