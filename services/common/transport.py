@@ -34,6 +34,16 @@ TLS_SETTINGS = (
 
 ChannelOptions = Sequence[tuple[str, int | str]]
 
+ROLE_DOMAIN = "sfmesh"
+"""The pseudo-domain of the role names certificates carry (`role_name`)."""
+
+
+def role_name(role: str) -> str:
+    """The DNS name every certificate of `role` carries besides its host's
+    names, e.g. `api.sfmesh`: what a client reaching any of several
+    replicas through one channel checks (``api_gateway/api_replicas.py``)."""
+    return f"{role}.{ROLE_DOMAIN}"
+
 
 class TlsConfigError(ValueError):
     """The TLS files are not all given, or cannot be read."""
