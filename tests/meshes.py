@@ -7,6 +7,7 @@ binds them (`token = meshes.token`) beside its own `mesh` fixture, which they as
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import sys
@@ -26,6 +27,8 @@ from devmesh.mesh import (
     start_etcd_cluster,
 )
 from launcher.tls import TlsDir
+from services.api.token_secret import SECRET_KEY
+from services.common.store import Store
 
 
 @contextlib.contextmanager
@@ -90,6 +93,22 @@ def login(mesh: Mesh, namespace: str, key: str) -> str:
     reply = httpx.post(f"{mesh.gateway_url}/auth", json={"namespace": namespace, "key": key})
     assert reply.status_code == 200, reply.text
     return str(reply.json()["access_token"])
+
+
+def user_token_secret(mesh: Mesh) -> str:
+    """The secret the mesh's api replicas sign user tokens with, as etcd
+    holds it (services/api/token_secret.py), for tests that forge tokens."""
+
+    async def read() -> str:
+        store = Store((mesh.address("etcd_client"),))
+        try:
+            stored = await store.get(SECRET_KEY)
+        finally:
+            await store.close()
+        assert stored is not None, "the api has not published its token secret"
+        return stored.value.decode()
+
+    return asyncio.run(read())
 
 
 def system_token(mesh: Mesh) -> str:

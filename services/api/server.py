@@ -43,6 +43,7 @@ from services.api.networks.backfill import backfill_nic_keys
 from services.api.networks.servicer import NetworkServicer
 from services.api.networks.store import NetworkStore
 from services.api.nodes.servicer import NodeServicer
+from services.api.token_secret import user_token_secret
 from services.api.transfers.blob_data import BlobData
 from services.api.transfers.conversion import Conversion
 from services.api.transfers.servicer import TransferServicer
@@ -104,7 +105,10 @@ async def serve_api(config: ApiConfig) -> None:
     revocation = Revocation(namespaces)
     revocation.start()
     authority = service_authority(
-        config.mesh.state_dir, transport, users=True, ttl_seconds=config.token_ttl_seconds
+        config.mesh.state_dir,
+        transport,
+        user_secret=await user_token_secret(store, config.mesh.state_dir / "jwt.secret"),
+        ttl_seconds=config.token_ttl_seconds,
     )
     emitter = service_emitter(config.mesh, "api", authority)
     await emitter.start()

@@ -45,16 +45,19 @@ def parse_arguments(
 
 
 def service_authority(
-    state_dir: Path, transport: Transport, *, users: bool = False, ttl_seconds: int = 900
+    state_dir: Path,
+    transport: Transport,
+    *,
+    user_secret: str | None = None,
+    ttl_seconds: int = 900,
 ) -> TokenAuthority:
     """The token authority of a service: the service key in plaintext mode
     (with TLS, certificates prove services and the key is neither read nor
-    made); the user JWT secret only for the api (`users=True`)."""
+    made); the user-token secret only for the api, which reads it from etcd
+    (``services/api/token_secret.py``)."""
     internal = None if transport.secure else load_or_create_secret(state_dir / "service.key")
     return TokenAuthority(
-        internal_secret=internal,
-        user_secret=load_or_create_secret(state_dir / "jwt.secret") if users else None,
-        ttl_seconds=ttl_seconds,
+        internal_secret=internal, user_secret=user_secret, ttl_seconds=ttl_seconds
     )
 
 

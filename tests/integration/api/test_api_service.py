@@ -57,6 +57,7 @@ from services.common.instance_follower import InstanceFollower
 from services.common.instance_store import InstanceStore
 from services.common.interceptors import AuthInterceptor, RequestInterceptor
 from services.common.main import service_authority, service_emitter
+from services.common.secrets import load_or_create_secret
 from services.common.store import Delete, Put, Store, key
 from services.common.tokens import InternalCredentials, TokenAuthority
 from services.common.transport import Transport
@@ -174,7 +175,12 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
         )
     )
 
-    authority = service_authority(state_dir, Transport(), users=True, ttl_seconds=900)
+    authority = service_authority(
+        state_dir,
+        Transport(),
+        user_secret=load_or_create_secret(state_dir / "jwt.secret"),
+        ttl_seconds=900,
+    )
     # No eventlog runs here: events are spooled, and event reads are not tested.
     mesh = MeshConfig(state_dir, etcd=(etcd,), api="", scheduler="", eventlog="127.0.0.1:1")
     emitter = service_emitter(mesh, "api-test", authority)

@@ -46,6 +46,7 @@ from services.common.config import MeshConfig
 from services.common.instance_store import InstanceStore
 from services.common.interceptors import AuthInterceptor, RequestInterceptor
 from services.common.main import service_authority, service_emitter
+from services.common.secrets import load_or_create_secret
 from services.common.store import Delete, Put, Store, key, kind_prefix
 from services.common.tokens import Caller, InternalCredentials, TokenAuthority
 from services.common.transport import Transport
@@ -158,7 +159,12 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     namespaces = NamespaceStore(store)
     created_system = await namespaces.get(SYSTEM) is None
     system_key = await _system_key(store, namespaces, state_dir)
-    authority = service_authority(state_dir, Transport(), users=True, ttl_seconds=900)
+    authority = service_authority(
+        state_dir,
+        Transport(),
+        user_secret=load_or_create_secret(state_dir / "jwt.secret"),
+        ttl_seconds=900,
+    )
     revocation = Revocation(namespaces)
     revocation.start()
     # No eventlog runs here: events are spooled.

@@ -50,6 +50,7 @@ from services.common.config import MeshConfig
 from services.common.instance_store import InstanceStore
 from services.common.interceptors import AuthInterceptor, RequestInterceptor
 from services.common.main import service_authority, service_emitter
+from services.common.secrets import load_or_create_secret
 from services.common.store import Delete, Put, Store, key, kind_prefix
 from services.common.tokens import InternalCredentials
 from services.common.transport import Transport
@@ -176,7 +177,9 @@ class Mesh:
 async def mesh(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
     state_dir: Path = tmp_path_factory.mktemp("transfers")
     store = Store(etcd)
-    authority = service_authority(state_dir, Transport(), users=True)
+    authority = service_authority(
+        state_dir, Transport(), user_secret=load_or_create_secret(state_dir / "jwt.secret")
+    )
     credentials = InternalCredentials(authority, "api-test")
     fakes: dict[str, FakeNode] = {}
     servers: list[grpc.aio.Server] = []

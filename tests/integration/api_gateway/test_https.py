@@ -20,6 +20,7 @@ from services.api_gateway.config import GatewayConfig
 from services.api_gateway.server import GatewayServer
 from services.common.interceptors import caller
 from services.common.main import service_authority
+from services.common.secrets import load_or_create_secret
 from services.common.server import Servicer, start_server
 from services.common.tokens import TokenAuthority
 from tests.pki import Pki, make_pki
@@ -40,7 +41,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 async def api(pki: Pki, tmp_path: Path) -> AsyncIterator[tuple[str, TokenAuthority]]:
     """An api-like upstream on TLS; yields its address and token authority."""
     transport = pki.transport("api")
-    authority = service_authority(tmp_path, transport, users=True)
+    authority = service_authority(
+        tmp_path, transport, user_secret=load_or_create_secret(tmp_path / "jwt.secret")
+    )
     running = await start_server(
         address="127.0.0.1:0",
         servicers=[

@@ -26,6 +26,7 @@ from sfmesh.v1 import (
 
 from services.common.interceptors import caller
 from services.common.main import service_authority
+from services.common.secrets import load_or_create_secret
 from services.common.server import Running, Servicer, start_server
 from services.common.tokens import InternalCredentials, Metadata, TokenAuthority
 from services.common.transport import Transport
@@ -103,7 +104,9 @@ async def start(tmp_path: Path) -> AsyncIterator[Starter]:
     async def starting(transport: Transport, *, clients_prove: bool = True) -> Port:
         state = tmp_path / f"state{len(started)}"
         state.mkdir()
-        authority = service_authority(state, transport, users=True)
+        authority = service_authority(
+            state, transport, user_secret=load_or_create_secret(state / "jwt.secret")
+        )
         running = await start_server(
             address="127.0.0.1:0",
             servicers=SERVICERS,

@@ -41,7 +41,12 @@ def test_a_role_certificate_names_role_host_and_every_address(
     cert = x509.load_pem_x509_certificate((tmp_path / "node_agent.crt").read_bytes())
     assert common_name(cert) == "node_agent@cp1"
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert names.get_values_for_type(x509.DNSName) == ["cp1", "cp1.example.com", "localhost"]
+    assert names.get_values_for_type(x509.DNSName) == [
+        "cp1",
+        "cp1.example.com",
+        "localhost",
+        "node_agent.sfmesh",
+    ]
     assert names.get_values_for_type(x509.IPAddress) == [
         ipaddress.ip_address("10.0.0.1"),
         ipaddress.ip_address("127.0.0.1"),
