@@ -13,6 +13,9 @@ import pytest
 from tests.e2e.test_vms import wait_for
 from tests.multihost.cloud import CENTRE, Cloud
 
+FOLDERS = "/var/tmp"
+PREFIX = "sfmesh-multihost-"
+"""Each run's folder is `/var/tmp/sfmesh-multihost-*`."""
 CLEAN_TIMEOUT = 120.0
 """Seconds the hypervisors may take to remove the domains of a test's instances."""
 
@@ -29,8 +32,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def cloud() -> Iterator[Cloud]:
-    """Five hosts on a LAN of their own, in a folder qemu can traverse."""
-    folder = Path(tempfile.mkdtemp(prefix="sfmesh-multihost-", dir="/var/tmp"))
+    """Five hosts on a LAN of their own, in a folder qemu can traverse. One
+    cloud per machine: the LAN's names and addresses are fixed, so what an
+    earlier run left (its folder included) is removed first."""
+    for left in Path(FOLDERS).glob(f"{PREFIX}*"):
+        shutil.rmtree(left, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=FOLDERS))
     folder.chmod(0o755)
     running = Cloud(folder)
     try:
