@@ -1,7 +1,8 @@
 """A cloud of five hosts on this one machine, each a network namespace of
-the LAN (`lan.py`) with an address of its own, each running its share of
-the mesh with the launcher, from its own host config, as a real host would
-(`ip netns exec <ns> python -m launcher --config <host>/host.toml`):
+the LAN (`lan.py`) with an address of its own and a host name of its own (a
+UTS namespace), each running its share of the mesh with the launcher, from
+its own host config, as a real host would (`ip netns exec <ns> unshare
+--uts … python -m launcher --config <host>/host.toml`):
 
 | host | address     | runs |
 |------|-------------|------|
@@ -79,6 +80,8 @@ ADDRESSES = {
     **{host: str(NETBLOCK[11 + n]) for n, host in enumerate(CONTROL_PLANE)},
     **{host: str(NETBLOCK[21 + n]) for n, host in enumerate(HYPERVISORS)},
 }
+NAMED = ("unshare", "--uts", "--", "/bin/sh", "-c", 'hostname "$0" && exec "$@"')
+"""Then a host name and a command: run the command under that host name."""
 SHARED_SECRETS = {"service.key": "", "jwt.secret": "api", "system.key": "api"}
 """Secret file → the role that needs it ("" for every role). STOPGAP: api
 replicas verify user tokens with `jwt.secret` and plaintext services trust
@@ -155,11 +158,13 @@ class CloudHost:
         write_config(self.config, document)
 
     def launch(self) -> None:
-        """Start its launcher in its namespace, without waiting."""
-        argv = ["ip", "netns", "exec", netns(self.name), sys.executable, "-m", "launcher"]
+        """Start its launcher in its network namespace and a UTS namespace
+        named after it (so its events say which host made them), without
+        waiting."""
+        argv = ["ip", "netns", "exec", netns(self.name), *NAMED, self.name]
         self.launcher = Child(
             self.name,
-            [*argv, "--config", str(self.config)],
+            [*argv, sys.executable, "-m", "launcher", "--config", str(self.config)],
             env=environment(os.environ),
             sink=sys.stderr,
         )

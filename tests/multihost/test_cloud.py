@@ -37,6 +37,9 @@ KILL_AFTER = STORM // 3
 """Creates answered before the host is lost."""
 BOOT_TIMEOUT = 120.0
 """Seconds the storm's instances may take to be `created` on two TCG hypervisors."""
+CREATE_AUDIT = "create request from REST API"
+CREATED = "state created"
+"""The api's audit event of a create, and the node's event of the state `created`."""
 ALL_MEMBERS = sorted(endpoint(host, "etcd") for host in CONTROL_PLANE)
 
 
@@ -58,6 +61,20 @@ def etcd_flag(argv: list[str]) -> list[str]:
     """The endpoints a service's `--etcd=` flag lists."""
     (value,) = [arg.removeprefix("--etcd=") for arg in argv if arg.startswith("--etcd=")]
     return value.split(",")
+
+
+def event_hosts(rest: httpx.Client, uuid: str) -> dict[str, list[str]]:
+    """An instance's event messages, each with the hosts that recorded it
+    (their `fqdn`: each host has a host name of its own), oldest first."""
+    found: dict[str, list[str]] = {}
+    for event in reversed(rest.get(f"/instances/{uuid}/events", params={"limit": -1}).json()):
+        found.setdefault(event["message"], []).append(event["fqdn"])
+    return found
+
+
+def recorded_created(rest: httpx.Client, uuid: str) -> dict[str, list[str]]:
+    """`event_hosts` once the instance's node has recorded it `created`."""
+    return dict(wait_for(lambda: (found := event_hosts(rest, uuid)).get(CREATED) and found))
 
 
 def settled(rest: httpx.Client, uuid: str) -> dict[str, Any]:
@@ -92,6 +109,11 @@ def test_every_gateway_serves_the_one_cloud(cloud: Cloud) -> None:
         assert instance["state"] == "created", (host, instance.get("error_message"))
         assert instance["node"] in HYPERVISORS
         domains[uuid] = instance["node"]
+        # Each gateway fronts its own host's api; the node that booted it says so.
+        with cloud.rest(CENTRE, tokens[CENTRE]) as rest:
+            hosts = recorded_created(rest, uuid)
+        assert hosts[CREATE_AUDIT] == [host]
+        assert hosts[CREATED] == [instance["node"]]
     assert {uuid: cloud.domains().get(uuid) for uuid in made.values()} == domains
 
     for host in CONTROL_PLANE:
@@ -177,6 +199,11 @@ def test_losing_a_control_plane_host_loses_and_doubles_no_create(cloud: Cloud, t
         for uuid in storm.acknowledged.values():
             instance = settled(rest, uuid)
             assert instance["state"] == "created", instance.get("error_message")
+            # Its events are complete: its create audited once, by a survivor
+            # it was sent to, and its node's `created`.
+            hosts = recorded_created(rest, uuid)
+            assert len(hosts[CREATE_AUDIT]) == 1 and hosts[CREATE_AUDIT][0] in STORM_GATEWAYS
+            assert hosts[CREATED] == [instance["node"]]
         live = {
             instance["uuid"]
             for instance in rest.get("/instances").json()
