@@ -7,6 +7,7 @@ import logging
 
 import uvloop
 
+from services.api_gateway import api_replicas
 from services.api_gateway.config import GatewayConfig
 from services.api_gateway.server import serve
 from services.common.logs import skip_unshown_lookups
@@ -15,7 +16,11 @@ from services.common.transport import TLS_SETTINGS, TlsConfigError, Transport
 
 C = GatewayConfig
 SETTINGS = (
-    Setting("--api-address", C.api_address, "the upstream api's gRPC address"),
+    Setting(
+        "--api-address",
+        C.api_address,
+        "the upstream api's gRPC address, or several replicas' IP:port, comma-separated",
+    ),
     Setting("--host", C.host, "the address to listen on", variable="GATEWAY_HOST"),
     Setting("--port", C.port, "the port to listen on; 0 picks a free one", int, "GATEWAY_PORT"),
     Setting(
@@ -55,6 +60,10 @@ def parse_config(argv: list[str] | None = None) -> GatewayConfig:
         transport = Transport.from_settings(args.tls_ca, args.tls_cert, args.tls_key)
     except TlsConfigError as exc:
         parser.error(str(exc))
+    try:
+        api_replicas.parse_replicas(args.api_address)
+    except api_replicas.ReplicaAddressError as exc:
+        parser.error(f"--api-address: {exc}")
     return GatewayConfig(
         api_address=args.api_address,
         transport=transport,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import inspect
 import logging
 import time
 import uuid
@@ -75,7 +76,10 @@ def caller() -> Caller:
 
 
 def _wrap(handler: grpc.RpcMethodHandler, wrapper: Wrapper) -> grpc.RpcMethodHandler:
-    """A copy of `handler` whose behaviour goes through `wrapper`."""
+    """A copy of `handler` whose behaviour goes through `wrapper`. A
+    streaming behaviour that is a coroutine writing its replies with
+    `context.write` (grpc's health `Watch`) is wrapped as a unary one is:
+    awaited, not iterated."""
     kinds = (
         ("unary_unary", grpc.unary_unary_rpc_method_handler, False),
         ("unary_stream", grpc.unary_stream_rpc_method_handler, True),
@@ -86,7 +90,7 @@ def _wrap(handler: grpc.RpcMethodHandler, wrapper: Wrapper) -> grpc.RpcMethodHan
         behavior = getattr(handler, attribute)
         if behavior is not None:
             return build(
-                wrapper(behavior, streams),
+                wrapper(behavior, streams and inspect.isasyncgenfunction(behavior)),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )

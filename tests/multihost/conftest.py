@@ -30,7 +30,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cloud() -> Iterator[Cloud]:
     """Five hosts on a LAN of their own, in a folder qemu can traverse. One
     cloud per machine: the LAN's names and addresses are fixed, so what an
@@ -48,7 +48,7 @@ def cloud() -> Iterator[Cloud]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def token(cloud: Cloud) -> str:
     """A system token, from cp1's gateway (every api replica accepts it)."""
     return cloud.login(CENTRE)
