@@ -1,5 +1,6 @@
 """The `events` table as both stores hold it, pure: a record as a row, a row
-as a `StoredEvent`, and the SELECT behind each read of `EventStore`.
+as a `StoredEvent`, the SELECT behind each read of `EventStore`, and what a
+prune deletes.
 
 Protobuf messages are converted to and from rows here and nowhere else. The
 SQL is written once, with `?` for each parameter; a store whose driver
@@ -8,6 +9,7 @@ wants another marker (psycopg's `%s`) passes it as `mark`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sfmesh.v1 import event_pb2, eventlog_service_pb2
@@ -60,8 +62,14 @@ def stored_event(row: SelectedRow) -> StoredEvent:
     if duration is not None:
         event.duration = duration
     if extra is not None:
-        event.extra.ParseFromString(bytes(extra))
+        event.extra.ParseFromString(extra)
     return StoredEvent(cursor=cursor, event=event)
+
+
+def prune_cutoffs(now: float, retention: Mapping[int, float]) -> list[tuple[int, float]]:
+    """(event type, cut-off) for each type a prune at `now` deletes from, in type order:
+    events of that type older than the cut-off go; a negative age keeps a type forever."""
+    return [(kind, now - age) for kind, age in sorted(retention.items()) if age >= 0]
 
 
 @dataclass(frozen=True)

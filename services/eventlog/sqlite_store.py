@@ -22,7 +22,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from sfmesh.v1 import eventlog_service_pb2
@@ -205,10 +205,7 @@ class SqliteEventStore:
         """Delete, type by type, events older than `now - retention[type]`; one
         transaction per type, so appends are not held up by the whole sweep."""
         notes: list[PruneNote] = []
-        for kind, age in sorted(retention.items()):
-            if age < 0:
-                continue
-            before = now - age
+        for kind, before in rows.prune_cutoffs(now, retention):
             with self._lock:
                 conn = self._writer
                 conn.execute("BEGIN IMMEDIATE")
@@ -292,6 +289,10 @@ class SqliteEventStore:
             .fetchone()
         )
         return int(row[0]) if row else 0
+
+    def watch_commits(self, wake: Callable[[], None]) -> None:
+        """Never calls `wake`: only this process writes the file, and its writer
+        announces each of its commits itself."""
 
     def close(self) -> None:
         """Close every connection; the WAL is checkpointed by the last one to close."""
