@@ -103,17 +103,21 @@ class Postgres:
         self.stop(mode)
         self.start()
 
+    def connect(self, url: str | None = None) -> psycopg.Connection:
+        """An autocommit connection to `url` (by default the `postgres` database)."""
+        return psycopg.connect(url or self.url(), autocommit=True, connect_timeout=5)
+
     def answers(self) -> bool:
         """Whether it accepts a connection now."""
         try:
-            psycopg.connect(self.url(), connect_timeout=1).close()
+            self.connect().close()
         except psycopg.OperationalError:
             return False
         return True
 
     def create_database(self, name: str) -> str:
         """Make an empty database `name`; returns its URL."""
-        with psycopg.connect(self.url(), autocommit=True) as conn:
+        with self.connect() as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
