@@ -27,9 +27,9 @@ to the server), and `synchronous_commit` is on for every connection, so
 `append` returns only once the server has flushed the commit.
 
 Connections come from a pool, checked before each use: a call on a
-connection the server dropped (a restart) raises, so the emitter replays,
-and the next call gets a fresh connection. While the server is down, calls
-raise `psycopg_pool.PoolTimeout` after `POOL_TIMEOUT`.
+connection the server dropped (a restart) raises `errors.Unavailable`, so
+the emitter replays, and the next call gets a fresh connection. While the
+server is down, calls raise the same after `POOL_TIMEOUT`.
 
 Watches across replicas: each append also sends `NOTIFY sfmesh_events` with
 this store's id; `watch_commits` LISTENs on a connection of its own and wakes
@@ -38,15 +38,17 @@ the local watchers for other replicas' commits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import psycopg
 from psycopg_pool import ConnectionPool
 from sfmesh.v1 import eventlog_service_pb2
 
+from services.common import errors
 from services.eventlog import rows
 from services.eventlog.storage import PruneNote, StoredEvent
 
@@ -152,12 +154,24 @@ class PostgresEventStore:
         )
         self._pool.open(wait=True, timeout=POOL_TIMEOUT)
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with self._connection() as conn, conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                 conn.execute(_SCHEMA)
         except BaseException:
             self._pool.close()
             raise
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection; losing the server (or not reaching it within
+        `POOL_TIMEOUT`) is `errors.Unavailable`, which callers retry."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise errors.Unavailable(
+                f"the event database cannot be reached: {exc}", reason="EVENT_STORE_UNAVAILABLE"
+            ) from exc
 
     # --- writes --------------------------------------------------------------------------
 
@@ -177,7 +191,7 @@ class PostgresEventStore:
         columns = [list(column) for column in zip(*inserted, strict=True)] or [
             [] for _ in rows.INSERTED
         ]
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             with conn.pipeline(), conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK,))
                 conn.execute(_INSERT, columns)
@@ -197,7 +211,7 @@ class PostgresEventStore:
         replicas pruning at once never report the same events twice."""
         notes: list[PruneNote] = []
         for kind, before in rows.prune_cutoffs(now, retention):
-            with self._pool.connection() as conn:
+            with self._connection() as conn:
                 counts = conn.execute(_PRUNE, (kind, before)).fetchall()
             notes.extend(PruneNote(ot, ou, kind, count, before) for ot, ou, count in counts)
         return notes
@@ -206,7 +220,7 @@ class PostgresEventStore:
 
     def committed_sequence(self, producer_id: str) -> int:
         """The producer's highest committed sequence; 0 if unknown."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute(
                 "SELECT committed_sequence FROM producers WHERE producer_id = %s", (producer_id,)
             ).fetchone()
@@ -215,7 +229,7 @@ class PostgresEventStore:
     def _read(self, select: rows.Select | None) -> list[StoredEvent]:
         if select is None:
             return []
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             found = conn.execute(select.sql, select.args).fetchall()
         return [rows.stored_event(row) for row in found]
 
@@ -264,7 +278,7 @@ class PostgresEventStore:
 
     def last_cursor(self) -> int:
         """The highest cursor committed (pruned or not); 0 for an empty store."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return int(_one(conn.execute("SELECT cursor FROM last_cursor").fetchone()))
 
     # --- other replicas ------------------------------------------------------------------
@@ -278,17 +292,21 @@ class PostgresEventStore:
         self._listener.start()
 
     def _listen(self, wake: Callable[[], None]) -> None:
+        failing = False
         while not self._closing.is_set():
             try:
                 with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    failing = False
                     wake()
                     while not self._closing.is_set():
                         for note in conn.notifies(timeout=LISTEN_RETRY):
                             if note.payload != self._id:
                                 wake()
             except psycopg.OperationalError as exc:
-                log.warning("cannot listen for other replicas' commits: %s", exc)
+                if not failing:
+                    log.warning("cannot listen for other replicas' commits, retrying: %s", exc)
+                failing = True
                 self._closing.wait(LISTEN_RETRY)
 
     def close(self) -> None:

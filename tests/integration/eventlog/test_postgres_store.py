@@ -15,6 +15,7 @@ import pytest
 from sfmesh.v1 import eventlog_service_pb2
 
 from devmesh.postgres import Postgres
+from services.common import errors
 from services.eventlog.postgres_store import PostgresEventStore
 from tests.event_records import rec
 
@@ -138,6 +139,7 @@ def test_a_restart_mid_burst_loses_and_doubles_nothing(
         for producer in producers:
             producer.result()
     assert failures, "a restart under appends fails some of them"
+    assert all(isinstance(failure, errors.Unavailable) for failure in failures), failures
     stored = replicas[0].newest("instance", "u1", limit=-1)
     assert len(stored) == 2 * batches * size
     assert len({s.event.message for s in stored}) == 2 * batches * size
