@@ -21,7 +21,7 @@ import signal
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -60,10 +60,18 @@ class Postgres:
     """A cluster in `folder` listening on 127.0.0.1:`port`; `start()` makes it
     (on first use) and runs it, `stop()` ends it, `restart()` does both."""
 
-    def __init__(self, folder: Path, port: int, *, sink: IO[str] | None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        port: int,
+        *,
+        sink: IO[str] | None,
+        settings: Mapping[str, str] | None = None,
+    ) -> None:
         self.folder = folder
         self.port = port
         self._sink = sink
+        self._settings = {"listen_addresses": "127.0.0.1", "fsync": "on", **(settings or {})}
         self._bin = server_binaries()
         self._child: Child | None = None
 
@@ -83,7 +91,11 @@ class Postgres:
         argv = [
             str(self._bin / "postgres"),
             *("-D", str(self.data_dir), "-p", str(self.port), "-k", str(self.folder)),
-            *("-c", "listen_addresses=127.0.0.1", "-c", "fsync=on"),
+            *(
+                option
+                for key, value in self._settings.items()
+                for option in ("-c", f"{key}={value}")
+            ),
         ]
         if self._child is None:
             self._child = Child(
@@ -141,11 +153,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def started_postgres(*, sink: IO[str] | None = None) -> Iterator[Postgres]:
+def started_postgres(
+    *, sink: IO[str] | None = None, settings: Mapping[str, str] | None = None
+) -> Iterator[Postgres]:
     """A new cluster on a free loopback port, in a temporary folder the
-    server's user may write; stopped and removed after the block."""
+    server's user may write, with `settings` (server parameters) over the
+    defaults; stopped and removed after the block."""
     folder = Path(tempfile.mkdtemp(prefix="sfmesh-postgres-", dir="/var/tmp"))
-    server = Postgres(folder, free_port(), sink=sink)
+    server = Postgres(folder, free_port(), sink=sink, settings=settings)
     try:
         server.start()
         yield server
