@@ -152,8 +152,8 @@ class PostgresEventStore:
             name="eventlog",
             open=False,
         )
-        self._pool.open(wait=True, timeout=POOL_TIMEOUT)
         try:
+            self._pool.open(wait=True, timeout=POOL_TIMEOUT)
             with self._connection() as conn, conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                 conn.execute(_SCHEMA)
