@@ -30,6 +30,7 @@ from launcher.config import parse_config
 from launcher.host import Host
 from services.common.events import EventEmitter
 from services.common.secrets import load_or_create_secret
+from services.common.transport import Transport
 from tests.e2e.producers import credentials, produce
 
 PRODUCERS = 3
@@ -155,7 +156,8 @@ async def test_a_watch_on_one_replica_sees_another_replicas_events_at_once(
         producer_id="e2e-watch",
         spool_dir=tmp_path / "spool",
         fqdn="e2e",
-        credentials=credentials(tmp_path).token,
+        credentials=credentials(tmp_path).metadata,
+        transport=Transport(),
     )
     await emitter.start()
     try:
