@@ -68,7 +68,8 @@ _SCHEMA_LOCK = 5_316_014_413
 """The advisory lock held while the schema is created, so replicas starting together
 do not race on it."""
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS events (
     cursor bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     event_id text NOT NULL UNIQUE,
@@ -81,12 +82,6 @@ CREATE TABLE IF NOT EXISTS events (
     message text NOT NULL,
     extra bytea
 );
-CREATE INDEX IF NOT EXISTS events_by_object
-    ON events (object_type, object_uuid, timestamp DESC, cursor DESC);
-CREATE INDEX IF NOT EXISTS events_by_object_type
-    ON events (object_type, object_uuid, type, timestamp DESC, cursor DESC);
-CREATE INDEX IF NOT EXISTS events_by_object_cursor ON events (object_type, object_uuid, cursor);
-CREATE INDEX IF NOT EXISTS events_by_age ON events (type, timestamp);
 CREATE TABLE IF NOT EXISTS producers (
     producer_id text PRIMARY KEY,
     committed_sequence bigint NOT NULL
@@ -97,6 +92,8 @@ CREATE TABLE IF NOT EXISTS last_cursor (
 );
 INSERT INTO last_cursor (cursor) VALUES (0) ON CONFLICT DO NOTHING;
 """
+    + rows.INDEXES
+)
 
 _ARRAY_TYPES = ("text", "text", "text", "integer", "float8", "text", "float8", "text", "bytea")
 """The array type of each of `rows.INSERTED`, for `unnest`."""

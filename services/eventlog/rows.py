@@ -28,6 +28,17 @@ INSERTED = (
     "extra",
 )
 """The columns of a `Row`, in order."""
+
+INDEXES = """
+CREATE INDEX IF NOT EXISTS events_by_object
+    ON events (object_type, object_uuid, timestamp DESC, cursor DESC);
+CREATE INDEX IF NOT EXISTS events_by_object_type
+    ON events (object_type, object_uuid, type, timestamp DESC, cursor DESC);
+CREATE INDEX IF NOT EXISTS events_by_object_cursor ON events (object_type, object_uuid, cursor);
+CREATE INDEX IF NOT EXISTS events_by_age ON events (type, timestamp);
+"""
+"""The indexes both stores keep on `events`: one object's newest events (with
+and without a type), a watch's (object, cursor), and pruning (type, time)."""
 SELECTED = "cursor, type, timestamp, fqdn, duration, message, extra"
 """The columns a read selects, the order `stored_event` takes."""
 

@@ -32,7 +32,8 @@ from services.eventlog.storage import PruneNote, StoredEvent
 
 log = logging.getLogger(__name__)
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS events (
     cursor INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id TEXT NOT NULL UNIQUE,
@@ -45,17 +46,13 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL,
     extra BLOB
 );
-CREATE INDEX IF NOT EXISTS events_by_object
-    ON events (object_type, object_uuid, timestamp DESC, cursor DESC);
-CREATE INDEX IF NOT EXISTS events_by_object_type
-    ON events (object_type, object_uuid, type, timestamp DESC, cursor DESC);
-CREATE INDEX IF NOT EXISTS events_by_object_cursor ON events (object_type, object_uuid, cursor);
-CREATE INDEX IF NOT EXISTS events_by_age ON events (type, timestamp);
 CREATE TABLE IF NOT EXISTS producers (
     producer_id TEXT PRIMARY KEY,
     committed_sequence INTEGER NOT NULL
 );
 """
+    + rows.INDEXES
+)
 
 _INSERT = (
     f"INSERT OR IGNORE INTO events ({', '.join(rows.INSERTED)})"
