@@ -6,12 +6,13 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+RUN_ARGS ?=
 
 .PHONY: run test unit gen check-gen lint bench host host-test venv clean
 
-## run: start etcd and every service in the foreground (Ctrl-C stops all)
+## run: start etcd and every service in the foreground (Ctrl-C stops all); RUN_ARGS=--tls for TLS
 run: host venv
-	$(PY) -m devmesh
+	$(PY) -m devmesh $(RUN_ARGS)
 
 ## test: lint, the stale-gen/ check, then every test
 test: host-test venv check-gen lint

@@ -34,7 +34,8 @@ from sfmesh.v1 import artifact_pb2, node_agent_service_pb2_grpc, node_service_pb
 from devmesh.mesh import Ports, start_etcd
 from services.common.interceptors import AuthInterceptor, RequestInterceptor
 from services.common.store import Put, Store, key
-from services.common.tokens import TokenAuthority
+from services.common.tokens import InternalCredentials, TokenAuthority
+from services.common.transport import Transport
 from services.node_agent.blob_locations import BlobLocations
 from services.node_agent.blob_records import BlobRecords
 from services.node_agent.blob_store import LocalBlobStore
@@ -110,7 +111,9 @@ async def copy_between_nodes(
             Put(key("blob", name), records_pb2.BlobRecord(blob=blob).SerializeToString()),
         ]
     )
-    peers = PeerAgents(store, lambda: authority.issue_internal("node_agent"))
+    peers = PeerAgents(
+        store, InternalCredentials(authority, "node_agent").metadata, transport=Transport()
+    )
     copier = PeerCopier(
         node="copier",
         blobs=LocalBlobStore(folder / "copier" / "blobs"),

@@ -39,7 +39,8 @@ from sfmesh.v1 import event_pb2, eventlog_service_pb2, eventlog_service_pb2_grpc
 from services.common.config import STATE_DIR
 from services.common.events import EventEmitter, next_sequence
 from services.common.settings import environment_value
-from services.common.tokens import InternalCredentials, TokenAuthority
+from services.common.tokens import Credentials, InternalCredentials, TokenAuthority
+from services.common.transport import Transport
 
 PRODUCERS = 3
 STREAM_EVENTS = 30_000
@@ -85,8 +86,8 @@ def _rate(producer: Producer, address: str, service_key: str, producers: int, ev
     return share * producers / (ended - began)
 
 
-def _token(service_key: str) -> Callable[[], str]:
-    return InternalCredentials(TokenAuthority(internal_secret=service_key), "bench").token
+def _credentials(service_key: str) -> Credentials:
+    return InternalCredentials(TokenAuthority(internal_secret=service_key), "bench").metadata
 
 
 def _record(producer_id: str, sequence: int, number: int) -> eventlog_service_pb2.EventRecord:
@@ -123,7 +124,8 @@ async def _emit_through_emitter(
             producer_id=f"bench-stream-{socket.gethostname()}-{os.getpid()}",
             spool_dir=Path(spool),
             fqdn=socket.getfqdn(),
-            credentials=_token(service_key),
+            credentials=_credentials(service_key),
+            transport=Transport(),
         )
         await emitter.start()
         emitter.emit("instance", object_uuid, event_pb2.EVENT_TYPE_STATUS, "warm-up")
@@ -162,7 +164,7 @@ async def _send_one_by_one(address: str, service_key: str, events: int, barrier:
     sequence = 0
     async with grpc.aio.insecure_channel(address) as channel:
         stub = eventlog_service_pb2_grpc.EventLogServiceStub(channel)
-        metadata = (("authorization", f"Bearer {_token(service_key)()}"),)
+        metadata = _credentials(service_key)()
         call = stub.Record(metadata=metadata)
 
         async def one(number: int) -> None:

@@ -2,7 +2,8 @@
 when the store holds a million events (target p50 <= 5 ms).
 
 Builds a store of 1,000,000 events in a temporary folder through the real
-`SqliteEventStore.append` (large batches), spread over 10,000 objects plus one hot
+`SqliteEventStore.append` (large batches; `fill` and `time_reads` serve any
+`EventStore`, bench/event_postgres.py's too), spread over 10,000 objects plus one hot
 object holding 20,000 events, with payloads shaped like Shaken Fist's (attribute
 writes, request ids, usage samples). Then times the real read path, `newest()`,
 including the conversion of rows to `event_pb2.Event`.
@@ -22,6 +23,7 @@ from google.protobuf import struct_pb2
 from sfmesh.v1 import event_pb2, eventlog_service_pb2
 
 from services.eventlog.sqlite_store import SqliteEventStore
+from services.eventlog.storage import EventStore
 
 TOTAL = 1_000_000
 OBJECTS = 10_000
@@ -107,59 +109,73 @@ def _percentiles(call: Callable[[], object], rounds: int) -> tuple[float, float]
     return cuts[49], cuts[94]
 
 
-def main() -> None:
-    """Build the store, time `newest()`, print the figures."""
-    rng = random.Random(42)
+def fill(store: EventStore, rng: random.Random) -> tuple[list[str], str]:
+    """Append TOTAL events to `store` in batches of BATCH and print how long it
+    took; returns the objects' uuids and the hot object's."""
     objects = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(OBJECTS)]
     hot = str(uuid.UUID(int=rng.getrandbits(128)))
+    began = time.perf_counter()
+    for batch in _batches(objects, hot, rng, start=time.time() - 30 * 86400):
+        store.append("bench", batch)
+    built = time.perf_counter() - began
+    print(
+        f"event reads: built {TOTAL:,} events over {OBJECTS:,} objects through append"
+        f" (batches of {BATCH:,}) in {built:.1f} s ({TOTAL / built:,.0f} events/s)"
+    )
+    return objects, hot
+
+
+def time_reads(
+    store: EventStore, objects: list[str], hot: str, rng: random.Random, *, target_ms: float
+) -> None:
+    """Time the real read paths of a filled store and print p50 and p95 of each."""
+    hot_count = len(store.newest("instance", hot, limit=-1))
+
+    def random_object() -> object:
+        return store.newest("instance", objects[rng.randrange(OBJECTS)], limit=100)
+
+    cases: list[tuple[str, Callable[[], object]]] = [
+        (f"newest 100 of one object among {TOTAL:,}", random_object),
+        (
+            f"newest 100 of the hot object ({hot_count:,} events)",
+            lambda: store.newest("instance", hot, limit=100),
+        ),
+        (
+            "newest 100 status events of the hot object",
+            lambda: store.newest(
+                "instance", hot, event_type=event_pb2.EVENT_TYPE_STATUS, limit=100
+            ),
+        ),
+        (
+            "after() the hot object's last 10 events (a watch catching up)",
+            lambda: store.after("instance", hot, cursor=store.last_cursor() - 500),
+        ),
+    ]
+    for title, call in cases:
+        call()
+        p50, p95 = _percentiles(call, QUERIES)
+        verdict = "ok" if p50 <= target_ms else "MISSED"
+        print(
+            f"event reads: {title}: p50 {p50:.2f} ms p95 {p95:.2f} ms"
+            f" (target p50 <= {target_ms:g} ms: {verdict})"
+        )
+
+
+def main() -> None:
+    """Build a SQLite store, time `newest()`, print the figures."""
+    rng = random.Random(42)
     with tempfile.TemporaryDirectory(prefix="sfmesh-bench-events-") as folder:
         path = Path(folder) / "events.db"
         store = SqliteEventStore(path)
-        began = time.perf_counter()
-        for batch in _batches(objects, hot, rng, start=time.time() - 30 * 86400):
-            store.append("bench", batch)
-        built = time.perf_counter() - began
+        objects, hot = fill(store, rng)
         size = sum(f.stat().st_size for f in Path(folder).iterdir()) / 2**20
-        print(
-            f"event reads: built {TOTAL:,} events over {OBJECTS:,} objects through append"
-            f" (batches of {BATCH:,}) in {built:.1f} s ({TOTAL / built:,.0f} events/s),"
-            f" {size:,.0f} MiB on disk"
-        )
+        print(f"event reads: {size:,.0f} MiB on disk")
         store.close()
         began = time.perf_counter()
         store = SqliteEventStore(path)
         reopened = time.perf_counter() - began
         print(f"event reads: reopening it (with PRAGMA quick_check) took {reopened:.1f} s")
-        hot_count = len(store.newest("instance", hot, limit=-1))
-
-        def random_object() -> object:
-            return store.newest("instance", objects[rng.randrange(OBJECTS)], limit=100)
-
-        cases: list[tuple[str, Callable[[], object]]] = [
-            (f"newest 100 of one object among {TOTAL:,}", random_object),
-            (
-                f"newest 100 of the hot object ({hot_count:,} events)",
-                lambda: store.newest("instance", hot, limit=100),
-            ),
-            (
-                "newest 100 status events of the hot object",
-                lambda: store.newest(
-                    "instance", hot, event_type=event_pb2.EVENT_TYPE_STATUS, limit=100
-                ),
-            ),
-            (
-                "after() the hot object's last 10 events (a watch catching up)",
-                lambda: store.after("instance", hot, cursor=store.last_cursor() - 500),
-            ),
-        ]
-        for title, call in cases:
-            call()
-            p50, p95 = _percentiles(call, QUERIES)
-            verdict = "ok" if p50 <= TARGET_P50_MS else "MISSED"
-            print(
-                f"event reads: {title}: p50 {p50:.2f} ms p95 {p95:.2f} ms"
-                f" (target p50 <= {TARGET_P50_MS:g} ms: {verdict})"
-            )
+        time_reads(store, objects, hot, rng, target_ms=TARGET_P50_MS)
         store.close()
 
 

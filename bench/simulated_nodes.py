@@ -14,6 +14,7 @@ from sfmesh.v1 import scheduler_service_pb2, scheduler_service_pb2_grpc
 from devmesh.mesh import Mesh
 from services.common.main import service_authority
 from services.common.tokens import InternalCredentials
+from services.common.transport import Transport
 
 
 class SimulatedNodes:
@@ -63,7 +64,9 @@ class SimulatedNodes:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
-        credentials = InternalCredentials(service_authority(self._mesh.state_dir), "node_agent")
+        credentials = InternalCredentials(
+            service_authority(self._mesh.state_dir, Transport()), "node_agent"
+        )
         metadata = credentials.metadata()
         try:
             async with grpc.aio.insecure_channel(self._mesh.address("scheduler")) as channel:

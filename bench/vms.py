@@ -39,6 +39,7 @@ from guests.bootsector import boot_sector
 from guests.serve import ImageServer
 from services.common.main import service_authority
 from services.common.tokens import InternalCredentials
+from services.common.transport import Transport
 from services.node_agent.naming import domain_name, instance_of
 
 SEQUENTIAL = 10
@@ -244,7 +245,7 @@ def create_to_created(mesh: Mesh, token: str) -> None:
 
 def placement_p50(mesh: Mesh) -> None:
     """PlaceInstance among NODES simulated nodes, called directly."""
-    credentials = InternalCredentials(service_authority(mesh.state_dir), "api")
+    credentials = InternalCredentials(service_authority(mesh.state_dir, Transport()), "api")
     with SimulatedNodes(mesh, NODES), grpc.insecure_channel(mesh.address("scheduler")) as channel:
         stub = scheduler_service_pb2_grpc.SchedulerServiceStub(channel)
         samples = []

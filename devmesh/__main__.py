@@ -2,16 +2,19 @@
 
 The launcher's all-in-one host (devmesh.mesh), plus what a developer wants
 on top: a test image served from loopback, the system key printed, and
-`~/.shakenfist` written for the official client.
+`~/.shakenfist` written for the official client. `python -m devmesh --tls`
+runs it with TLS: certificates from a CA of its own in the state folder,
+the gateway on https.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
 
-from devmesh.client_config import write_client_config
+from devmesh.client_config import CA_VARIABLE, write_client_config
 from devmesh.mesh import Mesh
 from guests.bootsector import boot_sector
 from guests.serve import ImageServer
@@ -25,13 +28,22 @@ TEST_IMAGE = "bootsector"
 prints `SFMESH BOOT OK` on its serial console, so instances boot offline."""
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Start the mesh, print how to reach it, and wait for Ctrl-C, SIGTERM,
     or a service's exit (which stops the mesh, exit status 1)."""
+    parser = argparse.ArgumentParser(prog="python -m devmesh", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--tls", action="store_true", help="mutual TLS between the roles, HTTPS on the gateway"
+    )
+    args = parser.parse_args(argv)
     state_dir = Path(os.environ.get("SFMESH_STATE_DIR", "/var/lib/sfmesh"))
     images = ImageServer(_folder(state_dir / "test-images"))
     url = images.publish(f"{TEST_IMAGE}.raw", boot_sector())
-    mesh = Mesh(state_dir=state_dir, settings={"SFMESH_IMAGE_SHORTHANDS": f"{TEST_IMAGE}={url}"})
+    mesh = Mesh(
+        state_dir=state_dir,
+        settings={"SFMESH_IMAGE_SHORTHANDS": f"{TEST_IMAGE}={url}"},
+        tls=args.tls,
+    )
     stop = stop_on_signals()
     try:
         mesh.start()
@@ -71,6 +83,9 @@ def print_banner(mesh: Mesh) -> None:
         f"  key:        {key}",
         f"  config:     {mesh.config_path} (the launcher's all-in-one host config)",
     ]
+    tls = mesh.certificates
+    if tls is not None:
+        lines.append(f"  TLS:        between every role, and REST; the mesh CA is {tls.ca}")
     if write_client_config(config, apiurl=mesh.gateway_url, namespace="system", key=key):
         lines.append(f"  client:     {config} written; apiclient.Client() finds this mesh")
     else:
@@ -79,6 +94,11 @@ def print_banner(mesh: Mesh) -> None:
             f"    export SHAKENFIST_API_URL={mesh.gateway_url}",
             "    export SHAKENFIST_NAMESPACE=system",
             f"    export SHAKENFIST_KEY={key}",
+        ]
+    if tls is not None:
+        lines += [
+            "  the official client trusts the mesh CA (~/.shakenfist cannot say it) with:",
+            f"    export {CA_VARIABLE}={tls.ca}",
         ]
     lines.append("Ctrl-C stops everything.")
     print("\n".join(lines), flush=True)

@@ -1,4 +1,10 @@
-"""The official client's configuration file, `~/.shakenfist`."""
+"""The official client's configuration file, `~/.shakenfist`.
+
+The file has no setting for a CA: the client makes its calls with
+`requests`, which trusts the certificates `REQUESTS_CA_BUNDLE` names (in
+place of the system's) when set. A mesh with TLS is reached by an `https`
+`apiurl` and that variable naming the mesh CA's certificate.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ from pathlib import Path
 
 MARKER = "written_by"
 MARKER_VALUE = "sfmesh"
+CA_VARIABLE = "REQUESTS_CA_BUNDLE"
+"""The variable naming the CA certificates the official client trusts."""
 
 
 def write_client_config(path: Path, *, apiurl: str, namespace: str, key: str) -> bool:

@@ -3,7 +3,10 @@
 `make run` uses it with the default ports; the end-to-end tests use it with
 free ports and a temporary state folder. It is the launcher's all-in-one
 host: `start()` writes the host config `<state>/host.toml` and runs it with
-`launcher.host.Host`, exactly as `python -m launcher --config` would.
+`launcher.host.Host`, exactly as `python -m launcher --config` would. With
+`tls=True` it first makes a CA (`<state>/ca`, kept across starts) and this
+host's certificates (`<state>/tls`, every role), and the config names them
+in `[tls]`: mutual TLS between the roles, HTTPS on the gateway.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from typing import IO, Any
 
 import libvirt
 
+from devmesh.certificates import issue
 from launcher.config import load_config, parse_config
 from launcher.host import READY_TIMEOUT, Host
 from launcher.processes import Child, wait_until
 from launcher.roles import ETCD_PEER_PORT, ROLES, variable_keys
+from launcher.tls import TlsDir, scheme
 from launcher.toml_text import render
 from services.common.settings import PREFIX
 from services.node_agent.dataplane import node_tag
@@ -86,6 +91,8 @@ class Mesh:
     node_agent: bool = True
     """Whether this machine's node agent runs (benchmarks of the api alone
     feed the scheduler simulated nodes instead)."""
+    tls: bool = False
+    """Whether the roles speak TLS, with certificates made in the state folder."""
     host: Host | None = field(default=None, init=False)
     """The launcher's host once started."""
 
@@ -100,9 +107,15 @@ class Mesh:
         return {} if self.host is None else self.host.children
 
     @property
+    def certificates(self) -> TlsDir | None:
+        """This host's certificates (`[tls] dir`), with `tls`; the CA's
+        certificate, `ca`, is what a client trusts."""
+        return TlsDir(self.state_dir / "tls") if self.tls else None
+
+    @property
     def gateway_url(self) -> str:
-        """The REST base URL."""
-        return f"http://127.0.0.1:{self.ports.gateway}"
+        """The REST base URL: https with `tls`."""
+        return f"{scheme(self.certificates)}://127.0.0.1:{self.ports.gateway}"
 
     def address(self, service: str) -> str:
         """The gRPC address of a service."""
@@ -129,6 +142,8 @@ class Mesh:
         set_variables(document, self.settings, strict=True)
         if not document["mesh"]:
             del document["mesh"]
+        if self.certificates is not None:
+            document["tls"] = {"dir": str(self.certificates.folder)}
         return document
 
     def node_agent_document(
@@ -155,7 +170,11 @@ class Mesh:
         services, each once the one before is ready; PortInUse
         (launcher.ports), with nothing started, when a port is taken."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        write_config(self.config_path, self.document())
+        document = self.document()
+        if self.certificates is not None:
+            roles = document["host"]["roles"]
+            issue(self.state_dir / "ca", self.certificates.folder, self.node_name, roles)
+        write_config(self.config_path, document)
         self.host = Host(load_config(self.config_path, hostname=self.node_name), sink=self.sink)
         self.host.start()
 
@@ -263,10 +282,13 @@ def remove_domains(node_name: str, uri: str = "qemu:///system") -> int:
         conn.close()
 
 
-def start_etcd(data_dir: Path, ports: Ports, *, sink: IO[str] | None) -> Child:
+def start_etcd(
+    data_dir: Path, ports: Ports, *, sink: IO[str] | None, tls: TlsDir | None = None
+) -> Child:
     """Start a one-member etcd on loopback, with its data in `data_dir`, and
-    wait until it is healthy: the launcher's etcd role alone."""
-    host = _etcd_host(ETCD_MEMBER, data_dir, ports, {}, sink=sink)
+    wait until it is healthy: the launcher's etcd role alone; with `tls`
+    (the etcd certificate of host `ETCD_MEMBER`), over TLS."""
+    host = _etcd_host(ETCD_MEMBER, data_dir, ports, {}, sink=sink, tls=tls)
     host.start()
     return host.children["etcd"]
 
@@ -281,16 +303,28 @@ class EtcdMemberRun:
     child: Child
 
 
-def start_etcd_cluster(folder: Path, size: int, *, sink: IO[str] | None) -> list[EtcdMemberRun]:
+def start_etcd_cluster(
+    folder: Path, size: int, *, sink: IO[str] | None, ca: Path | None = None
+) -> list[EtcdMemberRun]:
     """Start a new etcd cluster of `size` members on loopback (each its own
     client and peer ports, its data in `folder/<name>`), each member as the
     launcher runs the etcd role of a host with `[etcd] initial_cluster`, and
     wait until every member is healthy (a member is healthy only once the
-    cluster has a quorum, so all start before any is waited for)."""
+    cluster has a quorum, so all start before any is waited for). With `ca`
+    (a CA's folder, made if missing), each member speaks TLS to its clients
+    and peers, with certificates issued from it into `folder/<name>.tls`."""
     ports = {f"{ETCD_MEMBER}{n}": Ports.free() for n in range(1, size + 1)}
     cluster = {name: f"127.0.0.1:{at.etcd_peer}" for name, at in ports.items()}
     hosts = {
-        name: _etcd_host(name, folder / name, at, cluster, sink=sink) for name, at in ports.items()
+        name: _etcd_host(
+            name,
+            folder / name,
+            at,
+            cluster,
+            sink=sink,
+            tls=None if ca is None else issue(ca, folder / f"{name}.tls", name, ["etcd"]),
+        )
+        for name, at in ports.items()
     }
     try:
         for host in hosts.values():
@@ -308,10 +342,16 @@ def start_etcd_cluster(folder: Path, size: int, *, sink: IO[str] | None) -> list
 
 
 def _etcd_host(
-    name: str, data_dir: Path, ports: Ports, cluster: Mapping[str, str], *, sink: IO[str] | None
+    name: str,
+    data_dir: Path,
+    ports: Ports,
+    cluster: Mapping[str, str],
+    *,
+    sink: IO[str] | None,
+    tls: TlsDir | None,
 ) -> Host:
     """The host of one etcd member on loopback, of `cluster` (name → peer
-    address) or alone."""
+    address) or alone, over TLS with `tls`."""
     etcd: dict[str, Any] = {
         "listen": f"127.0.0.1:{ports.etcd_client}",
         "peer": f"127.0.0.1:{ports.etcd_peer}",
@@ -319,8 +359,10 @@ def _etcd_host(
     }
     if cluster:
         etcd["initial_cluster"] = dict(cluster)
-    document = {
+    document: dict[str, Any] = {
         "host": {"name": name, "roles": ["etcd"], "state_dir": str(data_dir)},
         "etcd": etcd,
     }
+    if tls is not None:
+        document["tls"] = {"dir": str(tls.folder)}
     return Host(parse_config(document, hostname=name), sink=sink)

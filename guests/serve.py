@@ -1,5 +1,6 @@
 """A loopback HTTP server for test guest images: what tests and benchmarks
-give node agents as disk bases, with no internet."""
+give node agents as disk bases, with no internet (or one on another local
+address, for node agents in network namespaces of the tests' own)."""
 
 from __future__ import annotations
 
@@ -18,21 +19,19 @@ from typing import Any
 
 
 class ImageServer:
-    """A real HTTP server on loopback serving the files tests publish, from a
-    folder of its own, and counting the requests for each path. A path never
-    published answers 404."""
+    """A real HTTP server on loopback (or `host`) serving the files tests
+    publish, from a folder of its own, and counting the requests for each
+    path. A path never published answers 404."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, host: str = "127.0.0.1") -> None:
         self._folder = folder
         self._hits: Counter[str] = Counter()
         self._delays: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(
-            ("127.0.0.1", 0), functools.partial(_ImageHandler, images=self)
-        )
+        self._server = ThreadingHTTPServer((host, 0), functools.partial(_ImageHandler, images=self))
         self._server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        """http://127.0.0.1:<port>, without a trailing slash."""
+        self.base_url = f"http://{host}:{self._server.server_address[1]}"
+        """http://<host>:<port>, without a trailing slash."""
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="image-server", daemon=True
         )

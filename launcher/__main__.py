@@ -93,8 +93,15 @@ def become(config: HostConfig, role: str) -> int:
 
 
 def plan(config: HostConfig, roles: Sequence[str]) -> str:
-    """What this host runs of `roles`: each role, its unit and its command line."""
-    lines = [f"host {config.name}, state {config.state_dir}"]
+    """What this host runs of `roles`: TLS or not, each role, its unit and
+    its command line."""
+    tls = config.tls
+    lines = [
+        f"host {config.name}, state {config.state_dir}",
+        f"tls: mutual, with the certificates in {tls.folder}"
+        if tls
+        else "tls: none (plaintext gRPC and HTTP; [tls] dir turns it on)",
+    ]
     for role in roles:
         lines.append(f"{role} ({ROLES[role].unit}):")
         lines.append("  " + " ".join(command(config, role)))

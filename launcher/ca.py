@@ -12,7 +12,8 @@ Each certificate's common name is `<role>@<host>`: the identity a service
 proves on internal RPCs (``services/common/transport.py``). Its subject
 alternative names are the host's name and addresses, with `localhost` and
 127.0.0.1 (services reach each other on loopback on one host), so a peer
-dialling any of them can check it. Each is good for both ends of a TLS
+dialling any of them can check it, and the role's own name (`api.sfmesh`),
+which a client balancing over several replicas checks. Each is good for both ends of a TLS
 connection (server and client), as a mesh process is both.
 """
 
@@ -33,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from launcher.roles import ROLES
+from services.common.transport import role_name
 
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
@@ -127,7 +129,9 @@ def issue(
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(list(names)), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([*names, x509.DNSName(role_name(role))]), critical=False
+        )
         .add_extension(
             x509.ExtendedKeyUsage(
                 [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]

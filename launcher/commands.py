@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from launcher.addresses import Address
 from launcher.config import HostConfig
 from launcher.roles import MESH_FLAGS, ROLES
+from launcher.tls import etcd_flags, scheme, service_flags
 from services.common.settings import PREFIX
 
 ETCD_LOG_LEVEL = "warn"
@@ -29,12 +30,13 @@ def command(config: HostConfig, role: str) -> list[str]:
     if role == "gateway":
         listen = service.listen
         argv += [f"--api-address={config.mesh.api}", f"--host={listen.host}"]
-        return [*argv, f"--port={listen.port}", *_flags(service.settings)]
-    argv += mesh_flags(config)
-    argv.append(f"--listen={service.listen}")
-    if role == "node_agent":
-        argv.append(f"--node-name={config.name}")
-    return [*argv, *_flags(service.settings)]
+        argv.append(f"--port={listen.port}")
+    else:
+        argv += mesh_flags(config)
+        argv.append(f"--listen={service.listen}")
+        if role == "node_agent":
+            argv.append(f"--node-name={config.name}")
+    return [*argv, *service_flags(config.tls, role), *_flags(service.settings)]
 
 
 def mesh_flags(config: HostConfig) -> list[str]:
@@ -54,22 +56,28 @@ def mesh_flags(config: HostConfig) -> list[str]:
 
 
 def etcd_command(config: HostConfig) -> list[str]:
-    """This host's etcd member: of the cluster `[etcd]` lists, or alone."""
+    """This host's etcd member: of the cluster `[etcd]` lists, or alone;
+    over https, asking clients and peers for a certificate, with `[tls]`."""
     member = config.etcd
     assert member is not None
-    peer = _url(config.advertised(member.peer))
-    cluster = ",".join(f"{name}={_url(at)}" for name, at in member.cluster)
+
+    def url(address: Address) -> str:
+        return f"{scheme(config.tls)}://{address}"
+
+    peer = url(config.advertised(member.peer))
+    cluster = ",".join(f"{name}={url(at)}" for name, at in member.cluster)
     return [
         "etcd",
         f"--name={config.name}",
         f"--data-dir={member.data_dir}",
-        f"--listen-client-urls={_url(member.listen)}",
-        f"--advertise-client-urls={_url(config.advertised(member.listen))}",
-        f"--listen-peer-urls={_url(member.peer)}",
+        f"--listen-client-urls={url(member.listen)}",
+        f"--advertise-client-urls={url(config.advertised(member.listen))}",
+        f"--listen-peer-urls={url(member.peer)}",
         f"--initial-advertise-peer-urls={peer}",
         f"--initial-cluster={cluster or f'{config.name}={peer}'}",
         f"--initial-cluster-state={member.cluster_state}",
         f"--log-level={ETCD_LOG_LEVEL}",
+        *etcd_flags(config.tls),
     ]
 
 
@@ -88,7 +96,3 @@ def ignored_variables(inherited: Mapping[str, str]) -> list[str]:
 
 def _flags(settings: Mapping[str, str]) -> list[str]:
     return [f"{flag}={text}" for flag, text in settings.items()]
-
-
-def _url(address: Address) -> str:
-    return f"http://{address}"

@@ -19,6 +19,7 @@ from launcher import values
 from launcher.addresses import Address
 from launcher.etcd_cluster import EtcdMember, etcd_member, mesh_endpoints
 from launcher.roles import MESH_FLAGS, ROLES, managed_key, role_settings
+from launcher.tls import TlsDir, missing_files, tls_dir
 from services.common.addresses import floating_pool
 
 DEFAULT_STATE_DIR = Path("/var/lib/sfmesh")
@@ -26,12 +27,6 @@ HOST_KEYS = ("name", "roles", "state_dir", "address")
 MESH_KEYS = tuple(key for key in MESH_FLAGS if key != "state_dir")
 """`[mesh]`: etcd (a list of endpoints), api, scheduler, eventlog, gateway,
 floating_netblock — the shared settings every service takes."""
-LATER = {
-    "tls": "certificates come with issue 14's TLS step; this build speaks plaintext gRPC "
-    "and HTTP, so remove [tls]",
-}
-"""Tables a later step of issue 14 brings, refused with a message that says so
-rather than accepted and ignored."""
 
 
 class ConfigError(ValueError):
@@ -82,6 +77,8 @@ class HostConfig:
     mesh: MeshAddresses
     etcd: EtcdMember | None = None
     services: Mapping[str, ServiceRole] = field(default_factory=dict)
+    tls: TlsDir | None = None
+    """This host's certificates (`[tls]`); None for plaintext."""
 
     def listen(self, role: str) -> Address:
         """Where `role` listens on this host."""
@@ -102,22 +99,28 @@ def advertised(host_address: str, listen: Address) -> Address:
 
 
 def load_config(path: Path, *, hostname: str) -> HostConfig:
-    """Read and parse a host config file; ConfigError naming the file's
-    problems (a TOML syntax error included)."""
+    """Read and parse a host config file, and check that the certificates
+    it names are there; ConfigError naming the file's problems (a TOML
+    syntax error included)."""
     try:
         document = tomllib.loads(path.read_text())
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not TOML: {exc}"]) from None
-    return parse_config(document, hostname=hostname)
+    config = parse_config(document, hostname=hostname)
+    if config.tls is not None:
+        missing = missing_files(config.tls, config.roles, host=config.name, address=config.address)
+        if missing:
+            raise ConfigError(missing)
+    return config
 
 
 def parse_config(document: Mapping[str, Any], *, hostname: str) -> HostConfig:
-    """The HostConfig a TOML document describes (pure); `hostname` is the
-    default host name."""
+    """The HostConfig a TOML document describes (pure: the files `[tls]`
+    names are checked by `load_config`); `hostname` is the default host name."""
     problems: list[str] = []
-    values.unknown_keys(problems, "", document, ("host", "mesh", *ROLES), refused=LATER)
+    values.unknown_keys(problems, "", document, ("host", "mesh", "tls", *ROLES))
     host = values.table(problems, document, "host")
     values.unknown_keys(problems, "host", host, HOST_KEYS)
     name = str(host.get("name", hostname))
@@ -149,7 +152,8 @@ def parse_config(document: Mapping[str, Any], *, hostname: str) -> HostConfig:
         if role != "etcd"
     }
     mesh = _mesh(problems, values.table(problems, document, "mesh"), address, etcd, services)
-    config = HostConfig(name, state_dir, address, roles, mesh, etcd, services)
+    tls = tls_dir(problems, document)
+    config = HostConfig(name, state_dir, address, roles, mesh, etcd, services, tls)
     _check_needs(problems, config)
     _check_ports(problems, config)
     if problems:

@@ -21,6 +21,7 @@ from launcher.config import HostConfig, bindings
 from launcher.ports import check_ports
 from launcher.processes import Child, grpc_serving, http_ok, wait_until
 from launcher.roles import ROLES
+from launcher.tls import client_context, scheme, transport
 
 READY_TIMEOUT = 60.0
 """Seconds a role may take to answer after it starts."""
@@ -73,13 +74,14 @@ class Host:
 
     def ready(self, role: str) -> Callable[[], bool]:
         """A check that `role` serves: etcd's /health, the gateway's /healthz
-        (which asks the api), a gRPC service's health SERVING."""
+        (which asks the api), a gRPC service's health SERVING; each asked
+        as `role` itself, with its certificate, when the host has `[tls]`."""
         address = self.config.listen(role).local()
-        if role == "etcd":
-            return http_ok(f"http://{address}/health")
-        if role == "gateway":
-            return http_ok(f"http://{address}/healthz")
-        return grpc_serving(str(address))
+        tls = self.config.tls
+        if role in ("etcd", "gateway"):
+            path = "health" if role == "etcd" else "healthz"
+            return http_ok(f"{scheme(tls)}://{address}/{path}", client_context(tls, role))
+        return grpc_serving(str(address), transport(tls, role))
 
     def stop_role(self, role: str, sig: int = signal.SIGTERM) -> None:
         """Stop one role with `sig` (SIGTERM for a clean stop, SIGKILL for a crash)."""

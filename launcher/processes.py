@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -33,6 +34,8 @@ from typing import IO
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.transport import Transport
 
 STOP_TIMEOUT = 10.0
 DIE_WITH_PARENT = ("setpriv", "--pdeathsig", "KILL", "--")
@@ -108,11 +111,12 @@ def wait_until(check: Callable[[], bool], *, child: Child, timeout: float) -> No
     raise NotReady(f"{child.name} did not answer within {timeout:.0f} s of starting")
 
 
-def grpc_serving(address: str) -> Callable[[], bool]:
-    """A check that the gRPC server at `address` reports SERVING."""
+def grpc_serving(address: str, transport: Transport) -> Callable[[], bool]:
+    """A check that the gRPC server at `address`, called through
+    `transport`, reports SERVING."""
 
     def check() -> bool:
-        with grpc.insecure_channel(address) as channel:
+        with transport.blocking_channel(address) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             try:
                 reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
@@ -123,12 +127,12 @@ def grpc_serving(address: str) -> Callable[[], bool]:
     return check
 
 
-def http_ok(url: str) -> Callable[[], bool]:
-    """A check that `url` answers 200."""
+def http_ok(url: str, context: ssl.SSLContext | None = None) -> Callable[[], bool]:
+    """A check that `url` answers 200 (an https one through `context`)."""
 
     def check() -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:
+            with urllib.request.urlopen(url, timeout=1, context=context) as response:
                 return response.status == 200
         except OSError:
             return False

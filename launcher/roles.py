@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from services.common.config import MESH_SETTINGS
 from services.common.main import LOG_LEVEL
 from services.common.settings import Setting
+from services.common.transport import TLS_SETTINGS
 
 ETCD_PEER_PORT = 13380
 """etcd's default peer port (its client port is the etcd role's `port`)."""
@@ -92,6 +93,9 @@ def setting_key(setting: Setting) -> str:
 MESH_FLAGS = {setting_key(setting): setting.flag for setting in MESH_SETTINGS}
 """The flags every gRPC service takes for where the mesh is (`--etcd`,
 `--api`, …, `--state-dir`), by config key."""
+TLS_KEYS = tuple(setting_key(setting) for setting in TLS_SETTINGS)
+"""Every service's TLS settings (`tls_ca`, `tls_cert`, `tls_key`): the
+launcher sets them from `tls.dir`."""
 
 
 def role_settings(role: str) -> dict[str, Setting]:
@@ -112,10 +116,13 @@ def _role_settings(role: str) -> tuple[tuple[str, Setting], ...]:
 
 def managed_key(role: str, key: str) -> str | None:
     """Where a config sets `key` when the launcher sets it for `role`
-    (`api.etcd` → `mesh.etcd`), or None when `key` is not the launcher's."""
+    (`api.etcd` → `mesh.etcd`, `api.tls_cert` → `tls.dir`), or None when
+    `key` is not the launcher's."""
     spec = ROLES[role]
     if key in spec.managed:
         return spec.managed[key]
+    if spec.module and key in TLS_KEYS:
+        return "tls.dir"
     if spec.module and role != "gateway" and key in MESH_FLAGS:
         return "host.state_dir" if key == "state_dir" else f"mesh.{key}"
     return None

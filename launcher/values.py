@@ -28,20 +28,14 @@ def table(problems: list[str], document: Mapping[str, Any], name: str) -> Mappin
 
 
 def unknown_keys(
-    problems: list[str],
-    where: str,
-    table: Mapping[str, Any],
-    known: Iterable[str],
-    refused: Mapping[str, str] | None = None,
+    problems: list[str], where: str, table: Mapping[str, Any], known: Iterable[str]
 ) -> None:
-    """A problem for each key of `table` not in `known` (with a guess), or
-    in `refused` (with its message); `where` is the table's name."""
+    """A problem for each key of `table` not in `known` (with a guess);
+    `where` is the table's name."""
     known = list(known)
     for key in table:
         name = f"{where}.{key}" if where else key
-        if refused and key in refused:
-            problems.append(f"{name}: {refused[key]}")
-        elif key not in known:
+        if key not in known:
             problems.append(f"{name}: unknown key{suggest(key, known)}; known: {', '.join(known)}")
 
 

@@ -3,12 +3,14 @@
 # sfmesh needs, and virtlogd/libvirtd started when not running (there is no
 # systemd here). Safe to run again; does nothing when all is in place.
 # `--with-browser` (make test) adds headless Chromium for the EventSource test.
+# postgresql: the eventlog's server-database store; tests and benchmarks run
+# throwaway clusters of their own (devmesh/postgres.py), never the system one.
 set -euo pipefail
 
 packages=(etcd-server libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
           libvirt-dev qemu-system-x86 qemu-utils pkg-config genisoimage ovmf
           syslinux syslinux-common mtools dosfstools fdisk cpio dnsmasq-base iproute2
-          nftables procps iputils-ping)
+          nftables procps iputils-ping postgresql)
 [ "${1:-}" = "--with-browser" ] && packages+=(chromium)
 
 sudo_cmd=()

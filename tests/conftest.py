@@ -1,17 +1,20 @@
-"""Fixtures shared by every test layer: a real etcd on free ports, and a HOME
-folder of its own so nothing touches the user's ~/.shakenfist."""
+"""Fixtures shared by every test layer: a real etcd and a real PostgreSQL on
+free ports, and a HOME folder of its own so nothing touches the user's
+~/.shakenfist."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from devmesh.postgres import Postgres, started_postgres
 from guests.bootsector import boot_sector
 from guests.serve import ImageServer
 from tests.meshes import started_etcd
@@ -78,3 +81,11 @@ def busybox(tmp_path_factory: pytest.TempPathFactory) -> str:
     except (OSError, ValueError, subprocess.SubprocessError) as error:
         pytest.skip(f"no busybox: {error}")
     return str(folder / "bin" / "busybox")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL cluster on a free loopback port; tests make a
+    database each (`create_database`) and may restart it."""
+    with started_postgres(sink=sys.stderr) as server:
+        yield server

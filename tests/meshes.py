@@ -7,6 +7,7 @@ binds them (`token = meshes.token`) beside its own `mesh` fixture, which they as
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import sys
@@ -25,14 +26,18 @@ from devmesh.mesh import (
     start_etcd,
     start_etcd_cluster,
 )
+from launcher.tls import TlsDir
+from services.api.token_secret import SECRET_KEY
+from services.common.store import Store
 
 
 @contextlib.contextmanager
-def started_etcd(folder: Path) -> Iterator[str]:
-    """A real etcd on free loopback ports with its data in `folder`; yields
-    its client address and stops it after the block."""
+def started_etcd(folder: Path, tls: TlsDir | None = None) -> Iterator[str]:
+    """A real etcd on free loopback ports with its data in `folder` (over
+    TLS with `tls`, see `start_etcd`); yields its client address and stops
+    it after the block."""
     ports = Ports.free()
-    child = start_etcd(folder, ports, sink=sys.stderr)
+    child = start_etcd(folder, ports, sink=sys.stderr, tls=tls)
     try:
         yield f"127.0.0.1:{ports.etcd_client}"
     finally:
@@ -40,11 +45,14 @@ def started_etcd(folder: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def started_etcd_cluster(folder: Path, size: int = 3) -> Iterator[list[EtcdMemberRun]]:
+def started_etcd_cluster(
+    folder: Path, size: int = 3, ca: Path | None = None
+) -> Iterator[list[EtcdMemberRun]]:
     """A new etcd cluster of `size` real members on free loopback ports,
-    their data under `folder`; yields the members (stop one with
+    their data under `folder` (over TLS with certificates of the CA in `ca`,
+    see `start_etcd_cluster`); yields the members (stop one with
     `member.child.stop(signal.SIGKILL)`) and stops those left after the block."""
-    members = start_etcd_cluster(folder, size, sink=sys.stderr)
+    members = start_etcd_cluster(folder, size, sink=sys.stderr, ca=ca)
     try:
         yield members
     finally:
@@ -54,14 +62,22 @@ def started_etcd_cluster(folder: Path, size: int = 3) -> Iterator[list[EtcdMembe
 
 
 @contextlib.contextmanager
-def throwaway_mesh(layer: str, node: str, settings: dict[str, str]) -> Iterator[Mesh]:
+def throwaway_mesh(
+    layer: str, node: str, settings: dict[str, str], *, tls: bool = False
+) -> Iterator[Mesh]:
     """etcd and every service, as `make run` starts them, on free ports; the
     node agent named `node` (its domains are `sfmesh-<node>-<uuid>`),
-    `settings` over the defaults, the state folder `/var/tmp/sfmesh-<layer>-*`."""
+    `settings` over the defaults, the state folder `/var/tmp/sfmesh-<layer>-*`;
+    with `tls`, as `make run RUN_ARGS=--tls` starts them."""
     state_dir = Path(tempfile.mkdtemp(prefix=f"sfmesh-{layer}-", dir="/var/tmp"))
     state_dir.chmod(0o755)
     running = Mesh(
-        state_dir=state_dir, ports=Ports.free(), sink=sys.stderr, node_name=node, settings=settings
+        state_dir=state_dir,
+        ports=Ports.free(),
+        sink=sys.stderr,
+        node_name=node,
+        settings=settings,
+        tls=tls,
     )
     try:
         running.start()
@@ -77,6 +93,22 @@ def login(mesh: Mesh, namespace: str, key: str) -> str:
     reply = httpx.post(f"{mesh.gateway_url}/auth", json={"namespace": namespace, "key": key})
     assert reply.status_code == 200, reply.text
     return str(reply.json()["access_token"])
+
+
+def user_token_secret(mesh: Mesh) -> str:
+    """The secret the mesh's api replicas sign user tokens with, as etcd
+    holds it (services/api/token_secret.py), for tests that forge tokens."""
+
+    async def read() -> str:
+        store = Store((mesh.address("etcd_client"),))
+        try:
+            stored = await store.get(SECRET_KEY)
+        finally:
+            await store.close()
+        assert stored is not None, "the api has not published its token secret"
+        return stored.value.decode()
+
+    return asyncio.run(read())
 
 
 def system_token(mesh: Mesh) -> str:

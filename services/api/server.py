@@ -43,6 +43,7 @@ from services.api.networks.backfill import backfill_nic_keys
 from services.api.networks.servicer import NetworkServicer
 from services.api.networks.store import NetworkStore
 from services.api.nodes.servicer import NodeServicer
+from services.api.token_secret import user_token_secret
 from services.api.transfers.blob_data import BlobData
 from services.api.transfers.conversion import Conversion
 from services.api.transfers.servicer import TransferServicer
@@ -53,7 +54,7 @@ from services.common.addresses import floating_pool
 from services.common.config import MeshConfig
 from services.common.instance_store import InstanceStore
 from services.common.main import service_authority, service_emitter
-from services.common.server import Servicer, serve
+from services.common.server import Servicer, serve, start_server
 from services.common.store import Store
 from services.common.tokens import InternalCredentials
 
@@ -97,21 +98,25 @@ class ApiConfig:
 
 async def serve_api(config: ApiConfig) -> None:
     """Run the api until SIGTERM."""
-    store = Store(config.mesh.etcd)
+    transport = config.mesh.transport
+    store = Store(config.mesh.etcd, transport=transport)
     namespaces = NamespaceStore(store)
     await ensure_system_namespace(namespaces, config.mesh.state_dir)
     revocation = Revocation(namespaces)
     revocation.start()
     authority = service_authority(
-        config.mesh.state_dir, users=True, ttl_seconds=config.token_ttl_seconds
+        config.mesh.state_dir,
+        transport,
+        user_secret=await user_token_secret(store, config.mesh.state_dir / "jwt.secret"),
+        ttl_seconds=config.token_ttl_seconds,
     )
     emitter = service_emitter(config.mesh, "api", authority)
     await emitter.start()
-    events = Events(emitter, config.mesh.eventlog, InternalCredentials(authority, "api"))
-    instance_store, keys = InstanceStore(store), IdempotencyKeys(store)
     credentials = InternalCredentials(authority, "api")
-    scheduler = Scheduler(config.mesh.scheduler, credentials, store)
-    node_agents = NodeAgents(store, credentials)
+    events = Events(emitter, config.mesh.eventlog, credentials, transport=transport)
+    instance_store, keys = InstanceStore(store), IdempotencyKeys(store)
+    scheduler = Scheduler(config.mesh.scheduler, credentials, store, transport=transport)
+    node_agents = NodeAgents(store, credentials, transport=transport)
     networks = NetworkStore(store, floating_pool(config.mesh.floating_netblock))
     artifacts = ArtifactStore(store)
     artifact_lookup = ArtifactLookup(artifacts, namespaces, instance_store)
@@ -206,7 +211,7 @@ async def serve_api(config: ApiConfig) -> None:
         await emitter.close()
         await store.close()
 
-    await serve(
+    running = await start_server(
         address=config.listen,
         servicers=[
             Servicer(
@@ -249,6 +254,9 @@ async def serve_api(config: ApiConfig) -> None:
             ),
         ],
         authority=authority,
-        on_stop=close,
+        # users prove themselves by token; the api serves nothing internal
+        transport=transport,
+        clients_prove=False,
         check=revocation.check,
     )
+    await serve(running, on_stop=close)

@@ -7,14 +7,20 @@ import logging
 
 import uvloop
 
+from services.api_gateway import api_replicas
 from services.api_gateway.config import GatewayConfig
 from services.api_gateway.server import serve
 from services.common.logs import skip_unshown_lookups
 from services.common.settings import Setting, add_settings
+from services.common.transport import TLS_SETTINGS, TlsConfigError, Transport
 
 C = GatewayConfig
 SETTINGS = (
-    Setting("--api-address", C.api_address, "the upstream api's gRPC address"),
+    Setting(
+        "--api-address",
+        C.api_address,
+        "the upstream api's gRPC address, or several replicas' IP:port, comma-separated",
+    ),
     Setting("--host", C.host, "the address to listen on", variable="GATEWAY_HOST"),
     Setting("--port", C.port, "the port to listen on; 0 picks a free one", int, "GATEWAY_PORT"),
     Setting(
@@ -45,12 +51,22 @@ SETTINGS = (
 
 
 def parse_config(argv: list[str] | None = None) -> GatewayConfig:
-    """Flags override environment variables, which override defaults."""
+    """Flags override environment variables, which override defaults. With
+    the TLS files the gateway serves HTTPS and checks the api's certificate."""
     parser = argparse.ArgumentParser(prog="python -m services.api_gateway", description=__doc__)
-    add_settings(parser, SETTINGS)
+    add_settings(parser, (*SETTINGS, *TLS_SETTINGS))
     args = parser.parse_args(argv)
+    try:
+        transport = Transport.from_settings(args.tls_ca, args.tls_cert, args.tls_key)
+    except TlsConfigError as exc:
+        parser.error(str(exc))
+    try:
+        api_replicas.parse_replicas(args.api_address)
+    except api_replicas.ReplicaAddressError as exc:
+        parser.error(f"--api-address: {exc}")
     return GatewayConfig(
         api_address=args.api_address,
+        transport=transport,
         host=args.host,
         port=args.port,
         max_body=args.max_body,

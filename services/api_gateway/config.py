@@ -3,7 +3,9 @@ flags and `SFMESH_*` variables are declared in `__main__`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from services.common.transport import Transport
 
 
 @dataclass(frozen=True)
@@ -11,7 +13,11 @@ class GatewayConfig:
     """Everything the gateway can be told."""
 
     api_address: str = "127.0.0.1:13010"
-    """The upstream gRPC server."""
+    """The upstream gRPC server, or several replicas' `IP:port`,
+    comma-separated (``api_replicas.py``)."""
+    transport: Transport = field(default_factory=Transport)
+    """With TLS: the channel to the api checks its certificate against the
+    mesh CA, and the gateway serves HTTPS with its own certificate."""
     host: str = "127.0.0.1"
     """The address to listen on."""
     port: int = 13000

@@ -179,6 +179,7 @@ class HttpProtocol(asyncio.Protocol):
         self._final = b""
         """A refusal to write once the responses before it are out."""
         self._addresses: tuple[object, object] = (None, None)
+        self._scheme = "http"
 
     # --- connection ---
 
@@ -189,6 +190,8 @@ class HttpProtocol(asyncio.Protocol):
             transport.get_extra_info("peername"),
         )
         self.peer = _peer_name(self._addresses[1])
+        if transport.get_extra_info("ssl_object") is not None:
+            self._scheme = "https"
         if not self.listener.admit(self):
             limit = self.limits.max_connections
             self.listener.warn(self.peer, f"{limit} connections open and none idle")
@@ -400,7 +403,7 @@ class HttpProtocol(asyncio.Protocol):
             "http_version": version,
             "server": self._addresses[0],
             "client": self._addresses[1],
-            "scheme": "http",
+            "scheme": self._scheme,
             "root_path": "",
             "method": parser.get_method().decode("ascii"),
             "path": path,

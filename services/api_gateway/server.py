@@ -22,7 +22,9 @@ from typing import Any, Protocol
 from services.api_gateway.app import GatewayApp
 from services.api_gateway.config import GatewayConfig
 from services.api_gateway.http_server import HttpProtocol, Limits, Listener
+from services.api_gateway.https import server_context
 from services.api_gateway.types import AsgiMessage, Receive, Scope, Send
+from services.common.transport import TlsConfigError
 
 log = logging.getLogger("sfmesh.api_gateway.server")
 
@@ -118,13 +120,8 @@ class GatewayServer:
                 raise SystemExit(_STARTUP_FAILURE)
             if not self.should_exit:
                 try:
-                    server = await loop.create_server(
-                        lambda: HttpProtocol(self.gateway, self.listener),
-                        self.config.host,
-                        self.config.port,
-                        backlog=_BACKLOG,
-                    )
-                except OSError as exc:
+                    server = await self._listen(loop)
+                except (OSError, TlsConfigError) as exc:
                     log.error("%s", exc)
                     await lifespan.shutdown()
                     raise SystemExit(_STARTUP_FAILURE) from None
@@ -134,6 +131,20 @@ class GatewayServer:
                 await self._shutdown(server)
             if not self.force_exit:
                 await lifespan.shutdown()
+
+    async def _listen(self, loop: asyncio.AbstractEventLoop) -> asyncio.Server:
+        """Bind the port: HTTPS when the config has TLS files, else HTTP.
+        A client gets `head_timeout` for its TLS handshake as for its head."""
+        tls = self.config.transport.tls
+        context = None if tls is None else server_context(tls)
+        return await loop.create_server(
+            lambda: HttpProtocol(self.gateway, self.listener),
+            self.config.host,
+            self.config.port,
+            backlog=_BACKLOG,
+            ssl=context,
+            ssl_handshake_timeout=None if context is None else self.config.head_timeout,
+        )
 
     async def _shutdown(self, server: asyncio.AbstractServer) -> None:
         server.close()

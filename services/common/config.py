@@ -1,20 +1,22 @@
 """Settings every service shares: where etcd, the state folder and the other
-services are. Values come from flags, then `SFMESH_*` variables, then loopback
-defaults. Each service's `__main__` builds its config and passes it down."""
+services are, and the TLS files this process reaches them with. Values come
+from flags, then `SFMESH_*` variables, then loopback defaults. Each service's
+`__main__` builds its config and passes it down."""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.common.etcd_endpoints import parse_endpoints
 from services.common.settings import Setting
+from services.common.transport import TlsConfigError, Transport
 
 
 @dataclass(frozen=True)
 class MeshConfig:
-    """Where the shared parts of the mesh are."""
+    """Where the shared parts of the mesh are, and how this process reaches them."""
 
     state_dir: Path
     """Folder for secrets, databases, images and consoles."""
@@ -31,6 +33,8 @@ class MeshConfig:
     come from; its first host is the router; "" for none."""
     gateway: str = "127.0.0.1:13000"
     """The REST gateway's address, host:port (node agents never fetch from it)."""
+    transport: Transport = field(default_factory=Transport)
+    """This process's gRPC channels and port: mutual TLS, or plaintext."""
 
 
 STATE_DIR = Setting(
@@ -66,11 +70,17 @@ MESH_SETTINGS = (
         "IPv4 CIDR of outside addresses for NAT; its first host is the router",
     ),
 )
-"""The flags every service takes."""
+"""The flags every service takes for where the mesh is (`parse_arguments`
+adds `TLS_SETTINGS`, how it reaches it)."""
 
 
 def mesh_config(args: argparse.Namespace) -> MeshConfig:
-    """Build the shared config from parsed flags."""
+    """Build the shared config from parsed flags; exits with a message when
+    the TLS files are not all given or cannot be read."""
+    try:
+        transport = Transport.from_settings(args.tls_ca, args.tls_cert, args.tls_key)
+    except TlsConfigError as exc:
+        raise SystemExit(f"sfmesh: {exc}") from None
     return MeshConfig(
         state_dir=Path(args.state_dir),
         etcd=args.etcd,
@@ -79,6 +89,7 @@ def mesh_config(args: argparse.Namespace) -> MeshConfig:
         eventlog=args.eventlog,
         floating_netblock=args.floating_netblock,
         gateway=args.gateway,
+        transport=transport,
     )
 
 

@@ -15,7 +15,8 @@ once, as it always has.
 
 Every member keeps its channel for the store's life: a member that comes
 back is used again when the one in use fails, and no call in flight on an
-old channel is cut short by a close.
+old channel is cut short by a close. Channels come from the process's
+`Transport` (`MeshClient`): mutual TLS with the mesh CA when it has one.
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ from typing import Any, TypeVar
 
 import aetcd
 import aetcd.exceptions
+import aetcd.watcher
 import grpc
+from aetcd import rpc
 
 from services.common import errors
 from services.common.config import split_address
+from services.common.transport import Transport
 
 T = TypeVar("T")
 
@@ -61,27 +65,49 @@ _TOO_LARGE = grpc.StatusCode.INVALID_ARGUMENT
 log = logging.getLogger(__name__)
 
 
-def connect(endpoint: str, timeout: float) -> aetcd.Client:
-    """A client of one member, in plaintext; `timeout`: each call's deadline.
+class MeshClient(aetcd.Client):
+    """An aetcd client whose channel comes from this process's transport:
+    with TLS, etcd's certificate is checked against the mesh CA and this
+    process presents its own (etcd runs with `--client-cert-auth`).
 
-    The seam for client TLS to etcd (issue 14's TLS step): aetcd 1.0 opens
-    only insecure channels, so that step gives this function the mesh CA and
-    this host's certificate and key, and a client whose channel is a
-    `grpc.aio.secure_channel` (endpoints stay `host:port`)."""
-    host, port = split_address(endpoint)
-    return aetcd.Client(host=host, port=port, timeout=timeout)  # type: ignore[arg-type]
+    aetcd 1.0's `connect` opens only insecure channels, so this one opens the
+    channel and the stubs itself; it never authenticates by password (the
+    mesh does not use etcd's users), so it has nothing to await.
+    """
+
+    def __init__(self, endpoint: str, *, timeout: float, transport: Transport) -> None:
+        host, port = split_address(endpoint)
+        super().__init__(host=host, port=port, timeout=timeout)  # type: ignore[arg-type]
+        self._transport = transport
+
+    async def connect(self) -> None:
+        """Open the channel and its stubs, once (a closed client opens again)."""
+        if self._connected.is_set():
+            return
+        self.channel = self._transport.channel(f"{self._host}:{self._port}")
+        self.kvstub = rpc.KVStub(self.channel)
+        self.clusterstub = rpc.ClusterStub(self.channel)
+        self.leasestub = rpc.LeaseStub(self.channel)
+        self.maintenancestub = rpc.MaintenanceStub(self.channel)
+        self._watcher = aetcd.watcher.Watcher(
+            rpc.WatchStub(self.channel), timeout=self._timeout, metadata=self.metadata
+        )
+        self._connected.set()
 
 
 class EtcdClients:
     """One client per endpoint of a cluster, and which one is in use."""
 
-    def __init__(self, endpoints: Sequence[str], *, timeout: float) -> None:
+    def __init__(self, endpoints: Sequence[str], *, timeout: float, transport: Transport) -> None:
         if not endpoints:
             raise ValueError("no etcd endpoint")
         self.endpoints = tuple(endpoints)
         self.timeout = timeout
         attempt = min(timeout, ATTEMPT_MAX) if len(endpoints) > 1 else (int(timeout) or 1)
-        self._clients = [connect(endpoint, attempt) for endpoint in self.endpoints]
+        self._clients = [
+            MeshClient(endpoint, timeout=attempt, transport=transport)
+            for endpoint in self.endpoints
+        ]
         self._at = 0
 
     async def close(self) -> None:

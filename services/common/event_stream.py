@@ -30,12 +30,13 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import grpc
 from sfmesh.v1 import eventlog_service_pb2
 
 from services.common.spool import Entry, Spool
+from services.common.tokens import Credentials
 
 log = logging.getLogger("sfmesh.events")
 
@@ -82,7 +83,7 @@ class EventStream:
         *,
         producer_id: str,
         spool: Spool,
-        credentials: Callable[[], str],
+        credentials: Credentials,
         batch_max: int,
         flush_interval: float,
         ack_timeout: float,
@@ -171,8 +172,7 @@ class EventStream:
         self._queued.extendleft(reversed(self._in_flight))
         self._in_flight.clear()
         self._batch_ends.clear()
-        metadata = (("authorization", f"Bearer {self._credentials()}"),)
-        call = record(metadata=metadata)
+        call = record(metadata=self._credentials())
         reader = asyncio.create_task(self._read_acks(call), name="events-acks")
         try:
             await self._send(call, reader)

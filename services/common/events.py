@@ -59,7 +59,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, cast
@@ -81,6 +81,8 @@ from services.common.event_stream import StreamEndedError as StreamEndedError
 from services.common.event_stream import encode_record_request as encode_record_request
 from services.common.interceptors import await_before_answer, request_id
 from services.common.spool import Entry, Spool
+from services.common.tokens import Credentials
+from services.common.transport import Transport
 
 log = logging.getLogger("sfmesh.events")
 
@@ -148,13 +150,15 @@ class EventEmitter:
         producer_id: str,
         spool_dir: Path,
         fqdn: str,
-        credentials: Callable[[], str],
+        credentials: Credentials,
+        transport: Transport,
         batch_max: int = 500,
         flush_interval: float = 0.005,
         spool_limit_bytes: int = 256 << 20,
         ack_timeout: float = 30.0,
     ) -> None:
         self._address = address
+        self._transport = transport
         self._producer_id = producer_id
         self._fqdn = fqdn
         self._spool_limit = spool_limit_bytes
@@ -248,7 +252,7 @@ class EventEmitter:
                 extra={"fields": {"events": len(loaded), "producer": self._producer_id}},
             )
         self._started = True
-        self._channel = grpc.aio.insecure_channel(self._address, options=_CHANNEL_OPTIONS)
+        self._channel = self._transport.channel(self._address, options=_CHANNEL_OPTIONS)
         self._tasks = [
             asyncio.create_task(self._stream.run(self._channel), name="events-sender"),
             asyncio.create_task(self._sync_forever(), name="events-spool-sync"),

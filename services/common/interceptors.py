@@ -8,7 +8,9 @@
    it so that a request's events are durable before the caller hears back.
 2. `AuthInterceptor`: enforces each RPC's `(sfmesh.v1.access)` option and
    records who is calling. A service may give it a further `check` of the
-   verified caller (the api checks that a user token was not revoked).
+   verified caller (the api checks that a user token was not revoked). With
+   TLS an internal caller is the identity in its verified certificate, and
+   any token it sends is ignored; in plaintext mode it is the internal token.
 
 The request id, the caller and what to await before answering live in
 context variables, read through `request_id()`, `caller()` and set through
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import inspect
 import logging
 import time
 import uuid
@@ -32,6 +35,7 @@ from sfmesh.v1 import options_pb2
 
 from services.common import errors
 from services.common.tokens import Caller, TokenAuthority
+from services.common.transport import peer_identity
 
 log = logging.getLogger("sfmesh.requests")
 
@@ -72,7 +76,10 @@ def caller() -> Caller:
 
 
 def _wrap(handler: grpc.RpcMethodHandler, wrapper: Wrapper) -> grpc.RpcMethodHandler:
-    """A copy of `handler` whose behaviour goes through `wrapper`."""
+    """A copy of `handler` whose behaviour goes through `wrapper`. A
+    streaming behaviour that is a coroutine writing its replies with
+    `context.write` (grpc's health `Watch`) is wrapped as a unary one is:
+    awaited, not iterated."""
     kinds = (
         ("unary_unary", grpc.unary_unary_rpc_method_handler, False),
         ("unary_stream", grpc.unary_stream_rpc_method_handler, True),
@@ -83,7 +90,7 @@ def _wrap(handler: grpc.RpcMethodHandler, wrapper: Wrapper) -> grpc.RpcMethodHan
         behavior = getattr(handler, attribute)
         if behavior is not None:
             return build(
-                wrapper(behavior, streams),
+                wrapper(behavior, streams and inspect.isasyncgenfunction(behavior)),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -196,11 +203,21 @@ def method_access(method: str) -> int:
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Checks the bearer token each RPC's access option asks for."""
+    """Checks the bearer token, or for internal RPCs with TLS the client
+    certificate, each RPC's access option asks for."""
 
-    def __init__(self, authority: TokenAuthority, *, check: CallerCheck | None = None) -> None:
+    def __init__(
+        self,
+        authority: TokenAuthority,
+        *,
+        check: CallerCheck | None = None,
+        certificates: bool = False,
+    ) -> None:
+        """`certificates`: internal callers prove themselves by their mesh
+        certificate (TLS) rather than by an internal token (plaintext)."""
         self._authority = authority
         self._check = check
+        self._certificates = certificates
 
     async def intercept_service(
         self,
@@ -222,23 +239,29 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 async def streaming(
                     request: Any, context: grpc.aio.ServicerContext
                 ) -> AsyncIterator[Any]:
-                    _caller.set(await self._authenticate(header, internal))
+                    _caller.set(await self._authenticate(header, internal, context))
                     async for reply in behavior(request, context):
                         yield reply
 
                 return streaming
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                _caller.set(await self._authenticate(header, internal))
+                _caller.set(await self._authenticate(header, internal, context))
                 return await behavior(request, context)
 
             return unary
 
         return _wrap(handler, wrapper)
 
-    async def _authenticate(self, header: str | None, internal: bool) -> Caller:
-        """The caller the token proves, once the service's `check` accepts it."""
-        verified = self._verify(header, internal)
+    async def _authenticate(
+        self, header: str | None, internal: bool, context: grpc.aio.ServicerContext
+    ) -> Caller:
+        """The caller the token or certificate proves, once the service's
+        `check` accepts it."""
+        if internal and self._certificates:
+            verified = _certified(context)
+        else:
+            verified = self._verify(header, internal)
         if self._check is not None:
             await self._check(verified)
         return verified
@@ -254,3 +277,20 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 reason="NOT_BEARER",
             )
         return self._authority.verify(token.strip(), internal=internal)
+
+
+def _certified(context: grpc.aio.ServicerContext) -> Caller:
+    """The internal caller named by the mesh certificate the connection
+    presented; Unauthenticated without one. A token cannot stand in."""
+    identity = peer_identity(context)
+    if identity is None:
+        raise errors.Unauthenticated(
+            "internal calls need a client certificate of the mesh CA", reason="NO_CERTIFICATE"
+        )
+    return Caller(
+        namespace="system",
+        key_name=identity.service,
+        nonce="",
+        internal=True,
+        host=identity.host,
+    )

@@ -13,6 +13,7 @@ from services.common.logs import configure_logging
 from services.common.secrets import load_or_create_secret
 from services.common.settings import Setting, add_settings
 from services.common.tokens import InternalCredentials, TokenAuthority
+from services.common.transport import TLS_SETTINGS, Transport
 
 LOG_LEVEL = Setting(
     "--log-level", "INFO", "the least level logged", choices=("DEBUG", "INFO", "WARNING", "ERROR")
@@ -23,13 +24,14 @@ LOG_LEVEL = Setting(
 def parse_arguments(
     service: str, *, listen: str, settings: tuple[Setting, ...] = ()
 ) -> argparse.Namespace:
-    """Parse the shared flags, `--listen`, `--log-level` and `settings`, then
-    configure logging for `service`."""
+    """Parse the shared flags, the TLS files, `--listen`, `--log-level` and
+    `settings`, then configure logging for `service`."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
     add_settings(
         parser,
         (
             *MESH_SETTINGS,
+            *TLS_SETTINGS,
             Setting(
                 "--listen", listen, "gRPC listen address", variable=f"{service.upper()}_LISTEN"
             ),
@@ -43,14 +45,19 @@ def parse_arguments(
 
 
 def service_authority(
-    state_dir: Path, *, users: bool = False, ttl_seconds: int = 900
+    state_dir: Path,
+    transport: Transport,
+    *,
+    user_secret: str | None = None,
+    ttl_seconds: int = 900,
 ) -> TokenAuthority:
-    """The token authority of a service: the service key always; the user JWT
-    secret only for the api (`users=True`)."""
+    """The token authority of a service: the service key in plaintext mode
+    (with TLS, certificates prove services and the key is neither read nor
+    made); the user-token secret only for the api, which reads it from etcd
+    (``services/api/token_secret.py``)."""
+    internal = None if transport.secure else load_or_create_secret(state_dir / "service.key")
     return TokenAuthority(
-        internal_secret=load_or_create_secret(state_dir / "service.key"),
-        user_secret=load_or_create_secret(state_dir / "jwt.secret") if users else None,
-        ttl_seconds=ttl_seconds,
+        internal_secret=internal, user_secret=user_secret, ttl_seconds=ttl_seconds
     )
 
 
@@ -65,5 +72,6 @@ def service_emitter(mesh: MeshConfig, service: str, authority: TokenAuthority) -
         producer_id=producer,
         spool_dir=mesh.state_dir / "spool" / producer,
         fqdn=fqdn,
-        credentials=InternalCredentials(authority, service).token,
+        credentials=InternalCredentials(authority, service).metadata,
+        transport=mesh.transport,
     )

@@ -1,5 +1,6 @@
 """Bootstrap shared by every gRPC service: interceptors, health, reflection,
-servicers, and a graceful stop on SIGTERM or SIGINT."""
+servicers, the listening port (TLS or plaintext, `transport.py`), and a
+graceful stop on SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from services.common.interceptors import AuthInterceptor, CallerCheck, RequestInterceptor
 from services.common.reflection import enable_reflection
 from services.common.tokens import TokenAuthority
+from services.common.transport import Transport
 
 log = logging.getLogger("sfmesh.server")
 
@@ -34,28 +36,41 @@ class Servicer:
     """The generated `add_<Service>Servicer_to_server` function."""
 
 
-async def serve(
+@dataclass(frozen=True)
+class Running:
+    """A started server and what stopping it needs."""
+
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    address: str
+    """The address it was asked to listen on."""
+    port: int
+    """The port bound (the one asked, or the one picked for port 0)."""
+
+
+async def start_server(
     *,
     address: str,
     servicers: Sequence[Servicer],
     authority: TokenAuthority,
+    transport: Transport,
+    clients_prove: bool = True,
     published: Sequence[str] = (),
-    on_start: Callable[[], Awaitable[None]] | None = None,
-    on_stopping: Callable[[], Awaitable[None]] | None = None,
-    on_stop: Callable[[], Awaitable[None]] | None = None,
     check: CallerCheck | None = None,
-) -> None:
-    """Serve until SIGTERM or SIGINT, then stop gracefully.
+) -> Running:
+    """Build the server (interceptors, servicers, health, reflection), bind
+    `address` and start serving; exits the process when it cannot bind.
 
     `published` names contracts this process announces through reflection
-    without serving them yet, so clients can see their shape. `on_start` runs
-    once the port is bound, before health says SERVING; `on_stopping` when the
-    stop signal comes, before the RPCs in flight are given their grace;
-    `on_stop` once they are done. `check` runs on every verified caller and
-    may refuse it (see `AuthInterceptor`).
+    without serving them yet, so clients can see their shape. `check` runs on
+    every verified caller and may refuse it (see `AuthInterceptor`). With a
+    secure `transport` the port is TLS, clients must present a certificate of
+    the mesh CA unless `clients_prove` is False (the api, which serves users),
+    and internal callers are who their certificate says.
     """
+    auth = AuthInterceptor(authority, check=check, certificates=transport.secure)
     server = grpc.aio.server(
-        interceptors=[RequestInterceptor(), AuthInterceptor(authority, check=check)],
+        interceptors=[RequestInterceptor(), auth],
         # gRPC's default SO_REUSEPORT would let this server share its port
         # with a leftover one, each answering some of the connections.
         options=[("grpc.so_reuseport", 0)],
@@ -67,29 +82,43 @@ async def serve(
     names = [s.name for s in servicers]
     enable_reflection([*names, *published, health.SERVICE_NAME], server)
     try:
-        server.add_insecure_port(address)
+        port = transport.listen(server, address, clients_prove=clients_prove)
     except RuntimeError:
-        log.error("cannot listen on %s: in use, or not an address of this host", address)
+        log.error(
+            "cannot listen on %s: in use, not an address of this host, or unusable TLS files",
+            address,
+        )
         raise SystemExit(1) from None
     await server.start()
-    if on_start is not None:
-        await on_start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("serving", extra={"fields": {"address": address, "services": names}})
+    log.info(
+        "serving",
+        extra={"fields": {"address": address, "services": names, "tls": transport.secure}},
+    )
+    return Running(server, health_servicer, address, port)
 
+
+async def serve(
+    running: Running,
+    *,
+    on_stopping: Callable[[], Awaitable[None]] | None = None,
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then stop gracefully: `on_stopping`
+    runs before the RPCs in flight are given their grace, `on_stop` after."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    serving = asyncio.create_task(server.wait_for_termination())
+    serving = asyncio.create_task(running.server.wait_for_termination())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    log.info("stopping", extra={"fields": {"address": address}})
+    log.info("stopping", extra={"fields": {"address": running.address}})
     if on_stopping is not None:
         await on_stopping()
-    await health_servicer.enter_graceful_shutdown()
-    await server.stop(STOP_GRACE_SECONDS)
+    await running.health.enter_graceful_shutdown()
+    await running.server.stop(STOP_GRACE_SECONDS)
     if on_stop is not None:
         await on_stop()
     stopping.cancel()

@@ -32,6 +32,7 @@ from services.common.etcd_clients import EtcdClients, call_options, mapped_error
 from services.common.etcd_endpoints import parse_endpoints
 from services.common.leases import KeptLease, grant
 from services.common.read_batch import ReadBatcher
+from services.common.transport import Transport
 
 M = TypeVar("M", bound=Message)
 log = logging.getLogger(__name__)
@@ -163,12 +164,19 @@ def _change(event: Any) -> Change:
 class Store:
     """An etcd connection with the few operations sfmesh needs."""
 
-    def __init__(self, endpoints: str | Sequence[str], *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        endpoints: str | Sequence[str],
+        *,
+        timeout: float = 5.0,
+        transport: Transport | None = None,
+    ) -> None:
         """`endpoints`: the client endpoints of etcd's members, as a sequence
         or comma-separated (`host:port,host:port`); `timeout`: each call's
-        deadline, and how long a call keeps trying other members."""
+        deadline, and how long a call keeps trying other members;
+        `transport`: TLS to etcd, or plaintext (None)."""
         chosen = parse_endpoints(endpoints) if isinstance(endpoints, str) else tuple(endpoints)
-        self._etcd = EtcdClients(chosen, timeout=timeout)
+        self._etcd = EtcdClients(chosen, timeout=timeout, transport=transport or Transport())
         self._reads: ReadBatcher[Item | None] = ReadBatcher(self._read_keys)
         self._seen: dict[str, int] = {}
         self._writer = txn_outcome.writer_key()

@@ -1,11 +1,14 @@
 """Bearer tokens: user tokens from POST /auth, and the internal identity that
-services carry when they call each other. Both are HS256 JWTs told apart by
-audience, so one can never pass for the other."""
+services carry when they call each other in plaintext mode. Both are HS256
+JWTs told apart by audience, so one can never pass for the other. With TLS a
+service's internal identity is its certificate (`transport.py`) and no
+internal token exists."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jwt
@@ -17,10 +20,15 @@ INTERNAL_AUDIENCE = "sfmesh-internal"
 VERIFIED_CACHE_SIZE = 4096
 """How many verified tokens a TokenAuthority remembers (oldest forgotten first)."""
 
+Metadata = tuple[tuple[str, str], ...]
+"""gRPC metadata sent with a call."""
+Credentials = Callable[[], Metadata]
+"""What a service sends with each internal call: `InternalCredentials.metadata`."""
+
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling, as proven by a token."""
+    """Who is calling, as proven by a token or, with TLS, a mesh certificate."""
 
     namespace: str
     """The namespace authenticated as; "system" for the internal identity."""
@@ -30,21 +38,33 @@ class Caller:
     """The key's nonce when the token was made."""
     internal: bool = False
     """Whether this is a service of the mesh."""
+    host: str = ""
+    """The host of a service proven by its certificate; "" otherwise."""
 
 
 class TokenAuthority:
     """Issues and verifies tokens.
 
     User tokens are signed with the JWT secret, which only the api holds;
-    internal ones with the service key, which every service holds.
+    internal ones with the service key, which every service holds in
+    plaintext mode; with TLS there is none (`internal_secret=None`).
     """
 
     def __init__(
-        self, *, internal_secret: str, user_secret: str | None = None, ttl_seconds: int = 900
+        self,
+        *,
+        internal_secret: str | None,
+        user_secret: str | None = None,
+        ttl_seconds: int = 900,
     ) -> None:
         self._secrets = {INTERNAL_AUDIENCE: internal_secret, USER_AUDIENCE: user_secret}
         self.ttl_seconds = ttl_seconds
         self._verified: dict[tuple[str, bool], tuple[Caller, float]] = {}
+
+    @property
+    def signs_internal(self) -> bool:
+        """Whether this authority issues internal tokens (plaintext mode)."""
+        return self._secrets[INTERNAL_AUDIENCE] is not None
 
     def issue_user(self, namespace: str, key_name: str, nonce: str) -> str:
         """A user token for one namespace key."""
@@ -78,6 +98,10 @@ class TokenAuthority:
         """The caller a token proves, and its expiry when it has one."""
         audience = INTERNAL_AUDIENCE if internal else USER_AUDIENCE
         secret = self._secrets[audience]
+        if secret is None and internal:
+            raise errors.Unauthenticated(
+                "internal callers prove themselves by certificate here", reason="NO_INTERNAL_TOKENS"
+            )
         if secret is None:
             raise errors.Unauthenticated("this service takes no user tokens", reason="NO_USERS")
         try:
@@ -105,7 +129,8 @@ class TokenAuthority:
     def _issue(self, audience: str, namespace: str, key_name: str, nonce: str) -> str:
         secret = self._secrets[audience]
         if secret is None:
-            raise RuntimeError("this service holds no user signing secret")
+            kind = "user" if audience == USER_AUDIENCE else "internal"
+            raise RuntimeError(f"this service holds no {kind} signing secret")
         now = int(time.time())
         claims = {
             "aud": audience,
@@ -122,7 +147,8 @@ class TokenAuthority:
 
 class InternalCredentials:
     """The internal token a service presents when it calls another, re-issued
-    a minute before it would expire."""
+    a minute before it would expire; nothing with TLS, where the channel
+    presents the service's certificate instead."""
 
     REFRESH_MARGIN = 60.0
 
@@ -132,7 +158,7 @@ class InternalCredentials:
         self._token = ""
         self._expires = 0.0
 
-    def token(self) -> str:
+    def _current(self) -> str:
         """A valid internal token."""
         now = time.time()
         if now > self._expires - self.REFRESH_MARGIN:
@@ -140,6 +166,9 @@ class InternalCredentials:
             self._expires = now + self._authority.ttl_seconds
         return self._token
 
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        """gRPC metadata carrying the token."""
-        return (("authorization", f"Bearer {self.token()}"),)
+    def metadata(self) -> Metadata:
+        """gRPC metadata carrying the token; none when the authority signs
+        no internal tokens (TLS)."""
+        if not self._authority.signs_internal:
+            return ()
+        return (("authorization", f"Bearer {self._current()}"),)

@@ -34,6 +34,16 @@ TLS_SETTINGS = (
 
 ChannelOptions = Sequence[tuple[str, int | str]]
 
+ROLE_DOMAIN = "sfmesh"
+"""The pseudo-domain of the role names certificates carry (`role_name`)."""
+
+
+def role_name(role: str) -> str:
+    """The DNS name every certificate of `role` carries besides its host's
+    names, e.g. `api.sfmesh`: what a client reaching any of several
+    replicas through one channel checks (``api_gateway/api_replicas.py``)."""
+    return f"{role}.{ROLE_DOMAIN}"
+
 
 class TlsConfigError(ValueError):
     """The TLS files are not all given, or cannot be read."""
@@ -65,29 +75,40 @@ class Identity:
 
 @dataclass(frozen=True)
 class TlsFiles:
-    """The mesh CA certificate and this process's certificate and key, read."""
+    """The mesh CA certificate and this process's certificate and key, read,
+    and where the last two came from (an HTTPS server loads them by path)."""
 
     ca: bytes
     cert: bytes
     key: bytes
+    cert_path: Path
+    key_path: Path
 
     @classmethod
     def load(cls, ca: Path, cert: Path, key: Path) -> TlsFiles:
         """Read the three PEM files; TlsConfigError naming one that cannot be."""
-        contents = []
-        for name, path in (("--tls-ca", ca), ("--tls-cert", cert), ("--tls-key", key)):
-            try:
-                contents.append(path.read_bytes())
-            except OSError as exc:
-                raise TlsConfigError(f"{name} {path}: {exc.strerror}") from exc
-        return cls(*contents)
+        return cls(
+            ca=_read("--tls-ca", ca),
+            cert=_read("--tls-cert", cert),
+            key=_read("--tls-key", key),
+            cert_path=cert,
+            key_path=key,
+        )
 
 
+def _read(flag: str, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise TlsConfigError(f"{flag} {path}: {exc.strerror}") from exc
+
+
+@dataclass(frozen=True)
 class Transport:
     """Makes this process's gRPC channels and listening ports, secure or not."""
 
-    def __init__(self, tls: TlsFiles | None = None) -> None:
-        self.tls = tls
+    tls: TlsFiles | None = None
+    """This process's TLS files; None for plaintext."""
 
     @classmethod
     def from_settings(cls, ca: str, cert: str, key: str) -> Transport:

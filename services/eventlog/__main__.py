@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from services.common.config import mesh_config
 from services.common.main import parse_arguments
@@ -15,7 +14,8 @@ SETTINGS = (
     Setting(
         "--database",
         "",
-        "the SQLite file; empty for <state>/eventlog/events.db",
+        "the SQLite file, or a postgresql:// URL of a database replicas share;"
+        " empty for <state>/eventlog/events.db",
         variable="EVENTLOG_DATABASE",
     ),
     Setting(
@@ -41,7 +41,7 @@ def main() -> None:
     config = EventLogConfig(
         mesh=mesh,
         listen=args.listen,
-        database=Path(args.database or mesh.state_dir / "eventlog" / "events.db"),
+        database=args.database or str(mesh.state_dir / "eventlog" / "events.db"),
         retention=retention.parse_overrides(args.retention),
         prune_interval=args.prune_interval,
     )

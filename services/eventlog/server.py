@@ -11,16 +11,15 @@ import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from sfmesh.v1 import eventlog_service_pb2_grpc
 
 from services.common.config import MeshConfig
 from services.common.main import service_authority
-from services.common.server import Servicer, serve
+from services.common.server import Servicer, serve, start_server
 from services.eventlog import retention
 from services.eventlog.servicer import EventLogServicer
-from services.eventlog.sqlite_store import SqliteEventStore
+from services.eventlog.stores import open_store
 from services.eventlog.writer import Writer
 
 log = logging.getLogger("sfmesh.eventlog")
@@ -34,8 +33,8 @@ class EventLogConfig:
     """Where the state folder is."""
     listen: str
     """The gRPC listen address."""
-    database: Path
-    """The SQLite file."""
+    database: str
+    """The SQLite file, or a `postgresql://` URL (`stores.py`)."""
     retention: Mapping[int, float]
     """Seconds to keep each event type; negative keeps forever."""
     prune_interval: float
@@ -44,8 +43,7 @@ class EventLogConfig:
 
 async def serve_eventlog(config: EventLogConfig) -> None:
     """Run the eventlog until SIGTERM."""
-    config.database.parent.mkdir(parents=True, exist_ok=True)
-    store = SqliteEventStore(config.database)
+    store = open_store(config.database)
     writer = Writer(store)
     pruning = asyncio.create_task(prune_forever(writer, config))
 
@@ -56,7 +54,7 @@ async def serve_eventlog(config: EventLogConfig) -> None:
         writer.close()
         store.close()
 
-    await serve(
+    running = await start_server(
         address=config.listen,
         servicers=[
             Servicer(
@@ -65,9 +63,10 @@ async def serve_eventlog(config: EventLogConfig) -> None:
                 eventlog_service_pb2_grpc.add_EventLogServiceServicer_to_server,
             )
         ],
-        authority=service_authority(config.mesh.state_dir),
-        on_stop=close,
+        authority=service_authority(config.mesh.state_dir, config.mesh.transport),
+        transport=config.mesh.transport,
     )
+    await serve(running, on_stop=close)
 
 
 async def prune_forever(writer: Writer, config: EventLogConfig) -> None:

@@ -13,7 +13,7 @@ when a prune deletes the newest rows, so a watch's cursor stays meaningful.
 
 A file SQLite cannot read, or whose `PRAGMA quick_check` fails, is renamed aside
 (with its -wal and -shm) to `<name>.corrupt-<unix time>` and a fresh store starts.
-Protobuf messages are converted to and from rows here and nowhere else.
+Rows and the reads' SQL are `rows.py`'s, shared with the PostgreSQL store.
 """
 
 from __future__ import annotations
@@ -22,16 +22,18 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from sfmesh.v1 import event_pb2, eventlog_service_pb2
+from sfmesh.v1 import eventlog_service_pb2
 
+from services.eventlog import rows
 from services.eventlog.storage import PruneNote, StoredEvent
 
 log = logging.getLogger(__name__)
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS events (
     cursor INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id TEXT NOT NULL UNIQUE,
@@ -44,62 +46,23 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL,
     extra BLOB
 );
-CREATE INDEX IF NOT EXISTS events_by_object
-    ON events (object_type, object_uuid, timestamp DESC, cursor DESC);
-CREATE INDEX IF NOT EXISTS events_by_object_type
-    ON events (object_type, object_uuid, type, timestamp DESC, cursor DESC);
-CREATE INDEX IF NOT EXISTS events_by_object_cursor ON events (object_type, object_uuid, cursor);
-CREATE INDEX IF NOT EXISTS events_by_age ON events (type, timestamp);
 CREATE TABLE IF NOT EXISTS producers (
     producer_id TEXT PRIMARY KEY,
     committed_sequence INTEGER NOT NULL
 );
 """
+    + rows.INDEXES
+)
 
 _INSERT = (
-    "INSERT OR IGNORE INTO events (event_id, object_type, object_uuid, type, timestamp,"
-    " fqdn, duration, message, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT OR IGNORE INTO events ({', '.join(rows.INSERTED)})"
+    f" VALUES ({', '.join('?' for _ in rows.INSERTED)})"
 )
 _UPSERT_PRODUCER = (
     "INSERT INTO producers (producer_id, committed_sequence) VALUES (?, ?)"
     " ON CONFLICT (producer_id) DO UPDATE SET committed_sequence ="
     " max(committed_sequence, excluded.committed_sequence) RETURNING committed_sequence"
 )
-_COLUMNS = "cursor, type, timestamp, fqdn, duration, message, extra"
-
-Row = tuple[str, str, str, int, float, str | None, float | None, str, bytes | None]
-"""An `events` row as inserted, in `_INSERT`'s column order."""
-
-
-def record_row(record: eventlog_service_pb2.EventRecord) -> Row:
-    """The `events` row of a record: an empty fqdn and an unset duration or extra are NULL;
-    extra is the Struct in protobuf binary, so numbers come back exactly as sent."""
-    return (
-        record.event_id,
-        record.object_type,
-        record.object_uuid,
-        record.type,
-        record.timestamp,
-        record.fqdn or None,
-        record.duration if record.HasField("duration") else None,
-        record.message,
-        record.extra.SerializeToString() if record.HasField("extra") else None,
-    )
-
-
-def stored_event(
-    row: tuple[int, int, float, str | None, float | None, str, bytes | None],
-) -> StoredEvent:
-    """A `StoredEvent` from a row selected as `_COLUMNS`."""
-    cursor, kind, timestamp, fqdn, duration, message, extra = row
-    event = event_pb2.Event(type=kind, timestamp=timestamp, message=message)  # type: ignore[arg-type]
-    if fqdn is not None:
-        event.fqdn = fqdn
-    if duration is not None:
-        event.duration = duration
-    if extra is not None:
-        event.extra.ParseFromString(extra)
-    return StoredEvent(cursor=cursor, event=event)
 
 
 def aside_path(path: Path, now: float) -> Path:
@@ -210,12 +173,12 @@ class SqliteEventStore:
         self, batches: Sequence[tuple[str, Sequence[eventlog_service_pb2.EventRecord]]]
     ) -> list[int]:
         """Store several batches in one fsynced transaction (group commit)."""
-        rows = [record_row(record) for _, records in batches for record in records]
+        inserted = [rows.record_row(record) for _, records in batches for record in records]
         with self._lock:
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(_INSERT, rows)
+                conn.executemany(_INSERT, inserted)
                 committed = [
                     self._raise_sequence(conn, producer_id, records)
                     for producer_id, records in batches
@@ -239,10 +202,7 @@ class SqliteEventStore:
         """Delete, type by type, events older than `now - retention[type]`; one
         transaction per type, so appends are not held up by the whole sweep."""
         notes: list[PruneNote] = []
-        for kind, age in sorted(retention.items()):
-            if age < 0:
-                continue
-            before = now - age
+        for kind, before in rows.prune_cutoffs(now, retention):
             with self._lock:
                 conn = self._writer
                 conn.execute("BEGIN IMMEDIATE")
@@ -277,28 +237,17 @@ class SqliteEventStore:
         )
         return int(row[0]) if row else 0
 
-    def _select(
-        self, where: str, order: str, args: tuple[object, ...], event_type: int, limit: int
-    ) -> list[StoredEvent]:
-        if limit == 0:
+    def _read(self, select: rows.Select | None) -> list[StoredEvent]:
+        if select is None:
             return []
-        if event_type:
-            where += " AND type = ?"
-            args += (event_type,)
-        sql = (
-            f"SELECT {_COLUMNS} FROM events WHERE object_type = ? AND object_uuid = ?"
-            f"{where} ORDER BY {order} LIMIT ?"
-        )
-        rows = self._reader().execute(sql, (*args, max(limit, -1))).fetchall()
-        return [stored_event(row) for row in rows]
+        found = self._reader().execute(select.sql, select.args).fetchall()
+        return [rows.stored_event(row) for row in found]
 
     def newest(
         self, object_type: str, object_uuid: str, *, event_type: int = 0, limit: int = 100
     ) -> list[StoredEvent]:
         """One object's events, newest first (timestamp desc, then cursor desc)."""
-        return self._select(
-            "", "timestamp DESC, cursor DESC", (object_type, object_uuid), event_type, limit
-        )
+        return self._read(rows.newest(object_type, object_uuid, event_type=event_type, limit=limit))
 
     def after(
         self,
@@ -310,8 +259,8 @@ class SqliteEventStore:
         limit: int = 1000,
     ) -> list[StoredEvent]:
         """One object's events stored after `cursor`, oldest first."""
-        return self._select(
-            " AND cursor > ?", "cursor", (object_type, object_uuid, cursor), event_type, limit
+        return self._read(
+            rows.after(object_type, object_uuid, cursor=cursor, event_type=event_type, limit=limit)
         )
 
     def since(
@@ -324,13 +273,10 @@ class SqliteEventStore:
         limit: int = 1000,
     ) -> list[StoredEvent]:
         """One object's events with timestamp >= `timestamp`, oldest first (cursor asc)."""
-        return self._select(
-            " AND timestamp >= ?",
-            "cursor",
-            (object_type, object_uuid, timestamp),
-            event_type,
-            limit,
+        select = rows.since(
+            object_type, object_uuid, timestamp=timestamp, event_type=event_type, limit=limit
         )
+        return self._read(select)
 
     def last_cursor(self) -> int:
         """The highest cursor ever issued (pruned or not); 0 for an empty store."""
@@ -340,6 +286,10 @@ class SqliteEventStore:
             .fetchone()
         )
         return int(row[0]) if row else 0
+
+    def watch_commits(self, wake: Callable[[], None]) -> None:
+        """Never calls `wake`: only this process writes the file, and its writer
+        announces each of its commits itself."""
 
     def close(self) -> None:
         """Close every connection; the WAL is checkpointed by the last one to close."""

@@ -1,9 +1,11 @@
 """The eventlog's storage interface: what the servicer asks of a durable event store.
 
 The servicer is written against `EventStore`; `sqlite_store.SqliteEventStore` is the
-implementation. Cursors are integers that only ever grow across the whole store, so a
-watch resumes after the last cursor it delivered and never sees an event twice, even
-after older events were pruned.
+embedded default, `postgres_store.PostgresEventStore` a store several replicas share
+(`stores.open_store` picks one). Cursors are integers that only ever grow across the
+whole store, and become visible in that order, so a watch resumes after the last cursor
+it delivered and never sees an event twice nor misses one, even after older events were
+pruned.
 
 Threading: `append` and `prune` come from one writer thread; reads (`newest`, `after`,
 `since`, `last_cursor`, `committed_sequence`) may come from any thread, concurrently
@@ -12,7 +14,7 @@ with the writer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,7 +26,8 @@ class StoredEvent:
     """One stored event and where it sits in the store."""
 
     cursor: int
-    """Strictly increasing across the whole store (the SQLite rowid); never reused."""
+    """Strictly increasing across the whole store (SQLite's rowid, PostgreSQL's identity);
+    never reused."""
     event: event_pb2.Event
     """The event as clients see it: type, timestamp, fqdn, duration, message, extra."""
 
@@ -110,6 +113,11 @@ class EventStore(Protocol):
         object and type pruned."""
         ...
 
+    def watch_commits(self, wake: Callable[[], None]) -> None:
+        """Call `wake()` (from any thread) whenever another process may have committed
+        events to this store, so that watches here see them at once."""
+        ...
+
     def close(self) -> None:
-        """Release the store's files; no call may follow."""
+        """Release the store's files and connections; no call may follow."""
         ...

@@ -1,10 +1,12 @@
 """The single writer in front of the event store.
 
-SQLite takes one writer at a time, so every batch from every producer goes
+A store takes one writer at a time (SQLite by nature, PostgreSQL by the
+append lock its replicas share), so every batch from every producer goes
 through one thread, in arrival order. Batches that arrive while a transaction
 is being written wait and then go together in the next one (group commit):
 one fsync serves every producer, which is what lets ingest scale with them.
-Watchers are woken after each commit.
+Watchers are woken after each commit, this process's or, when the store
+reports them (`EventStore.watch_commits`), another replica's.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class Writer:
         self._committed = asyncio.Condition()
         self.generation = 0
         """Increases with every commit; watchers wait for it to move."""
+        self._loop = asyncio.get_running_loop()
+        store.watch_commits(self._committed_elsewhere)
 
     async def append(
         self, producer_id: str, records: Sequence[eventlog_service_pb2.EventRecord]
@@ -72,9 +76,18 @@ class Writer:
             for pending, sequence in zip(group, committed, strict=True):
                 if not pending.committed.done():
                     pending.committed.set_result(sequence)
-            async with self._committed:
-                self.generation += 1
-                self._committed.notify_all()
+            await self._announce()
+
+    async def _announce(self) -> None:
+        """Tell the watchers that a commit happened."""
+        async with self._committed:
+            self.generation += 1
+            self._committed.notify_all()
+
+    def _committed_elsewhere(self) -> None:
+        """Another replica committed (called from the store's thread)."""
+        if not self._loop.is_closed():
+            asyncio.run_coroutine_threadsafe(self._announce(), self._loop)
 
     async def run(self, work: Callable[[], T]) -> T:
         """Run `work` on the writer thread."""

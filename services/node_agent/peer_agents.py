@@ -11,7 +11,7 @@ holds a copy for at most that long, whatever the call's overall deadline.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 
 import grpc
 from sfmesh.v1 import (
@@ -23,6 +23,8 @@ from sfmesh.v1 import (
 
 from services.common.channels import quick_reconnect
 from services.common.store import Store, key, kind_prefix
+from services.common.tokens import Credentials
+from services.common.transport import Transport
 
 READ_DEADLINE = 24 * 3600.0
 """Seconds one ReadBlob call may last in all (the stall bound cuts it short)."""
@@ -43,10 +45,16 @@ class PeerAgents:
     """Reads blobs from other node agents."""
 
     def __init__(
-        self, store: Store, token: Callable[[], str], *, stall: float = STALL_SECONDS
+        self,
+        store: Store,
+        credentials: Credentials,
+        *,
+        transport: Transport,
+        stall: float = STALL_SECONDS,
     ) -> None:
         self._store = store
-        self._token = token
+        self._credentials = credentials
+        self._transport = transport
         self._stall = stall
         self._channels: dict[str, grpc.aio.Channel] = {}
 
@@ -64,8 +72,7 @@ class PeerAgents:
         chunk. Raises PeerReadFailed, at the start or part way."""
         stub = await self._stub(node)
         request = node_agent_service_pb2.ReadBlobRequest(blob_uuid=uuid, offset=offset)
-        metadata = (("authorization", f"Bearer {self._token()}"),)
-        call = stub.ReadBlob(request, metadata=metadata, timeout=READ_DEADLINE)
+        call = stub.ReadBlob(request, metadata=self._credentials(), timeout=READ_DEADLINE)
         try:
             while True:
                 try:
@@ -101,6 +108,6 @@ class PeerAgents:
         address = record.facts.address
         channel = self._channels.get(address)
         if channel is None:
-            channel = grpc.aio.insecure_channel(address, options=quick_reconnect())
+            channel = self._transport.channel(address, options=quick_reconnect())
             self._channels[address] = channel
         return node_agent_service_pb2_grpc.NodeAgentServiceStub(channel)

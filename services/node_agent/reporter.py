@@ -29,6 +29,8 @@ from sfmesh.v1 import scheduler_service_pb2, scheduler_service_pb2_grpc
 
 from services.common.channels import quick_reconnect
 from services.common.leaders import Leader, LeaderLookup
+from services.common.tokens import Credentials
+from services.common.transport import Transport
 from services.node_agent.facts import Capacity, HostFacts
 
 log = logging.getLogger("sfmesh.node_agent.reporter")
@@ -89,7 +91,8 @@ class Reporter:
         leaders: LeaderLookup,
         facts: HostFacts,
         sample: Callable[[], Capacity],
-        credentials: Callable[[], str],
+        credentials: Credentials,
+        transport: Transport,
         answer_timeout: float = ANSWER_TIMEOUT,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -97,6 +100,7 @@ class Reporter:
         self._facts = facts
         self._sample = sample
         self._credentials = credentials
+        self._transport = transport
         self._answer_timeout = answer_timeout
         self._sleep = sleep
         self._answered = False
@@ -156,16 +160,14 @@ class Reporter:
 
     async def _report_to(self, address: str) -> None:
         """One stream to the scheduler at `address`, on a channel of its own."""
-        async with grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS) as channel:
+        async with self._transport.channel(address, options=_CHANNEL_OPTIONS) as channel:
             await self._stream(scheduler_service_pb2_grpc.SchedulerServiceStub(channel), address)
 
     async def _stream(
         self, stub: scheduler_service_pb2_grpc.SchedulerServiceStub, address: str
     ) -> None:
         """One stream: facts first, then a report per answered interval."""
-        call = stub.ReportNode(
-            metadata=(("authorization", f"Bearer {self._credentials()}"),), wait_for_ready=True
-        )
+        call = stub.ReportNode(metadata=self._credentials(), wait_for_ready=True)
         try:
             facts: HostFacts | None = self._facts
             while True:

@@ -19,7 +19,7 @@ from services.common.config import MeshConfig
 from services.common.instance_store import InstanceStore
 from services.common.leaders import SCHEDULER, LeaderLookup
 from services.common.main import service_authority, service_emitter
-from services.common.server import Servicer, serve
+from services.common.server import Servicer, serve, start_server
 from services.common.store import Store
 from services.common.tokens import InternalCredentials
 from services.node_agent import facts, naming, reporter
@@ -96,11 +96,12 @@ class NodeAgentConfig:
 
 async def serve_node_agent(config: NodeAgentConfig) -> None:
     """Run the node agent until SIGTERM."""
-    authority = service_authority(config.mesh.state_dir)
+    authority = service_authority(config.mesh.state_dir, config.mesh.transport)
+    credentials = InternalCredentials(authority, "node_agent").metadata
     instances_dir = facts.instances_dir(config.mesh.state_dir)
     await asyncio.to_thread(_traversable, instances_dir)
     virt_type = facts.read_virt_type(config.virt_type)
-    store = Store(config.mesh.etcd)
+    store = Store(config.mesh.etcd, transport=config.mesh.transport)
     records = InstanceStore(store)
     emitter = service_emitter(config.mesh, f"node_agent:{config.node_name}", authority)
     await emitter.start()
@@ -152,7 +153,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         progress=lambda url, done, total: builder.fetch_progress(url, done, total),
     )
     blob_records = BlobRecords(store)
-    peer_agents = PeerAgents(store, InternalCredentials(authority, "node_agent").token)
+    peer_agents = PeerAgents(store, credentials, transport=config.mesh.transport)
     blob_locations = BlobLocations(store, config.node_name)
     copier = PeerCopier(
         node=config.node_name,
@@ -248,7 +249,8 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         leaders=LeaderLookup(store, SCHEDULER, fallback=config.mesh.scheduler),
         facts=host,
         sample=lambda: facts.read_capacity(config.mesh.state_dir, placed.hosted()),
-        credentials=InternalCredentials(authority, "node_agent").token,
+        credentials=credentials,
+        transport=config.mesh.transport,
     )
     reporting = asyncio.create_task(reports.run(), name="node-reports")
 
@@ -266,7 +268,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         await emitter.close()
         await store.close()
 
-    await serve(
+    running = await start_server(
         address=config.listen,
         servicers=[
             Servicer(
@@ -285,8 +287,9 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
             )
         ],
         authority=authority,
-        on_stop=close,
+        transport=config.mesh.transport,
     )
+    await serve(running, on_stop=close)
 
 
 async def _sweep_leftovers(

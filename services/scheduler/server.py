@@ -14,7 +14,7 @@ from services.common.config import MeshConfig
 from services.common.instance_follower import InstanceFollower
 from services.common.instance_store import InstanceStore
 from services.common.main import service_authority, service_emitter
-from services.common.server import Servicer, serve
+from services.common.server import Servicer, serve, start_server
 from services.common.store import Store
 from services.scheduler.leadership import Leadership
 from services.scheduler.node_records import Timing
@@ -45,8 +45,8 @@ class SchedulerConfig:
 
 async def serve_scheduler(config: SchedulerConfig) -> None:
     """Run the scheduler until SIGTERM."""
-    authority = service_authority(config.mesh.state_dir)
-    store = Store(config.mesh.etcd)
+    authority = service_authority(config.mesh.state_dir, config.mesh.transport)
+    store = Store(config.mesh.etcd, transport=config.mesh.transport)
     emitter = service_emitter(config.mesh, "scheduler", authority)
     await emitter.start()
     registry = Registry(reservation_ttl=config.reservation_ttl)
@@ -82,7 +82,7 @@ async def serve_scheduler(config: SchedulerConfig) -> None:
         await emitter.close()
         await store.close()
 
-    await serve(
+    running = await start_server(
         address=config.listen,
         servicers=[
             Servicer(
@@ -92,10 +92,10 @@ async def serve_scheduler(config: SchedulerConfig) -> None:
             )
         ],
         authority=authority,
-        # Campaign once listening: a lone scheduler leads before it says
-        # SERVING, and a claim naming this address is a dead incarnation's.
-        on_start=lambda: leadership.start(servicer),
-        # Hand the lead over before the streams' grace, not after it.
-        on_stopping=leadership.close,
-        on_stop=close,
+        transport=config.mesh.transport,
     )
+    # Campaign once listening: a claim naming this address is then a dead
+    # incarnation's, and a lone scheduler leads within milliseconds.
+    await leadership.start(servicer)
+    # Hand the lead over before the streams' grace, not after it.
+    await serve(running, on_stopping=leadership.close, on_stop=close)

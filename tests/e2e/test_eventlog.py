@@ -16,41 +16,13 @@ from sfmesh.v1 import event_pb2, eventlog_service_pb2, eventlog_service_pb2_grpc
 
 from devmesh.mesh import Mesh
 from services.common.events import EventEmitter
-from services.common.tokens import InternalCredentials, TokenAuthority
+from services.common.transport import Transport
+from tests.e2e.producers import credentials, produce
 
 pytestmark = pytest.mark.slow
 
 PRODUCERS = 3
 EVENTS = 10_000
-
-
-def credentials(state_dir: Path) -> InternalCredentials:
-    """The internal identity, signed with the mesh's service key."""
-    key = (state_dir / "service.key").read_text().strip()
-    return InternalCredentials(TokenAuthority(internal_secret=key), "e2e-test")
-
-
-def produce(address: str, state_dir: str, spool: str, subject: str, share: int, index: int) -> None:
-    """One producer process: emit `share` events at a steady pace, then wait
-    until the eventlog has acknowledged every one of them."""
-
-    async def run() -> None:
-        emitter = EventEmitter(
-            address=address,
-            producer_id=f"e2e-producer-{index}",
-            spool_dir=Path(spool),
-            fqdn="e2e",
-            credentials=credentials(Path(state_dir)).token,
-        )
-        await emitter.start()
-        for number in range(share):
-            emitter.emit("test", subject, event_pb2.EVENT_TYPE_STATUS, f"p{index} e{number}")
-            if number % 10 == 0:
-                await asyncio.sleep(0.01)  # a burst spread over about four seconds
-        assert await emitter.flushed(timeout=120), "events left unacknowledged"
-        await emitter.close()
-
-    asyncio.run(run())
 
 
 async def stored_count(mesh: Mesh, subject: str) -> int:
@@ -104,7 +76,8 @@ async def emitter(mesh: Mesh, tmp_path: Path) -> AsyncIterator[EventEmitter]:
         producer_id="e2e-watch",
         spool_dir=tmp_path / "spool",
         fqdn="e2e",
-        credentials=credentials(mesh.state_dir).token,
+        credentials=credentials(mesh.state_dir).metadata,
+        transport=Transport(),
     )
     await started.start()
     yield started

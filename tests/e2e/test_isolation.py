@@ -32,7 +32,6 @@ from guests.serve import ImageServer
 from services.api_gateway.openapi import openapi_path
 from services.api_gateway.routes import Route
 from services.api_gateway.types import MethodDescriptor
-from services.common.secrets import load_or_create_secret
 from services.common.tokens import TokenAuthority
 from tests.e2e.isolation import (
     CALLERS,
@@ -53,6 +52,7 @@ from tests.e2e.isolation import (
     schedule,
     takes_raw_body,
 )
+from tests.meshes import user_token_secret
 
 RUN = uuid.uuid4().hex[:6]
 VICTIM = f"iso-victim-{RUN}"
@@ -232,7 +232,7 @@ def world(
     _ok(system.delete(f"{ns}/keys/doomed"))
     expired = TokenAuthority(
         internal_secret="unused",
-        user_secret=load_or_create_secret(mesh.state_dir / "jwt.secret"),
+        user_secret=user_token_secret(mesh),
         ttl_seconds=-10,
     ).issue_user(VICTIM, "doomed", "unused")
     headers = {

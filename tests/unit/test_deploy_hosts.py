@@ -1,24 +1,56 @@
 """deploy/hosts/ and docs/deploy.md: every host config the deploy page
-shows is a file of deploy/hosts/, word for word, and parses."""
+shows is a file of deploy/hosts/, word for word, and runs once the host's
+certificates are where its `[tls] dir` says.
+
+The configs name `/etc/sfmesh/tls`, which this machine lacks: a config is
+loaded as the page says to check it, first without its certificates (refused,
+naming each), then with the ones `launcher.ca issue` makes for the host's
+roles and address in a folder of its own.
+"""
 
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from launcher.config import load_config
+from launcher.ca import make_authority, write_host
+from launcher.config import ConfigError, load_config
+from launcher.toml_text import render
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTS = sorted((REPO / "deploy" / "hosts").glob("*.toml"))
+TLS = Path("/etc/sfmesh/tls")
+
+
+def with_certificates(path: Path, folder: Path) -> Path:
+    """The config at `path`, its `[tls] dir` made `folder/tls` holding the
+    certificates its roles need, issued as the deploy page says."""
+    document = tomllib.loads(path.read_text())
+    host = document["host"]
+    write_host(
+        make_authority("test CA"), folder / "tls", host["name"], host["roles"], [host["address"]]
+    )
+    document["tls"]["dir"] = str(folder / "tls")
+    copy = folder / path.name
+    copy.write_text(render(document))
+    return copy
 
 
 @pytest.mark.parametrize("path", HOSTS, ids=lambda path: path.stem)
-def test_each_host_config_parses(path: Path) -> None:
-    config = load_config(path, hostname="unused")
+def test_each_host_config_runs_with_its_certificates(path: Path, tmp_path: Path) -> None:
+    if TLS.exists():
+        pytest.skip(f"{TLS} exists here")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, hostname="unused")
+    assert all(problem.startswith(f"tls.dir: {TLS}/") for problem in raised.value.problems)
+    assert f"tls.dir: {TLS}/ca.crt is missing" in raised.value.problems[0]
+    config = load_config(with_certificates(path, tmp_path), hostname="unused")
     assert config.name == path.stem
     assert config.address.startswith("10.0.")
+    assert len(raised.value.problems) == 1 + 2 * len(config.roles)
 
 
 def test_the_deploy_page_shows_the_files() -> None:
@@ -37,12 +69,18 @@ def test_the_deploy_page_shows_the_files() -> None:
     ]
 
 
-def test_the_control_plane_hosts_make_one_etcd_cluster() -> None:
+def test_the_control_plane_hosts_make_one_etcd_cluster(tmp_path: Path) -> None:
     configs = [
-        load_config(REPO / "deploy" / "hosts" / f"cp{n}.toml", hostname="") for n in (1, 2, 3)
+        load_config(
+            with_certificates(REPO / "deploy" / "hosts" / f"cp{n}.toml", tmp_path / f"{n}"),
+            hostname="",
+        )
+        for n in (1, 2, 3)
     ]
     members = {config.etcd.cluster for config in configs if config.etcd is not None}
     assert len(members) == 1 and len(next(iter(members))) == 3
-    hv1 = load_config(REPO / "deploy" / "hosts" / "hv1.toml", hostname="")
+    hv1 = load_config(
+        with_certificates(REPO / "deploy" / "hosts" / "hv1.toml", tmp_path / "hv1"), hostname=""
+    )
     assert all(config.mesh.etcd == hv1.mesh.etcd for config in configs)
     assert len(hv1.mesh.etcd) == 3

@@ -15,6 +15,7 @@ from sfmesh.v1 import event_pb2, eventlog_service_pb2, eventlog_service_pb2_grpc
 from services.common import errors
 from services.common.events import EventEmitter
 from services.common.tokens import InternalCredentials
+from services.common.transport import Transport
 
 LIST_DEADLINE = 5.0
 DEFAULT_EVENT_LIMIT = 100
@@ -45,10 +46,15 @@ class Events:
     """Records events (never blocking) and reads them from the eventlog."""
 
     def __init__(
-        self, emitter: EventEmitter, address: str, credentials: InternalCredentials
+        self,
+        emitter: EventEmitter,
+        address: str,
+        credentials: InternalCredentials,
+        *,
+        transport: Transport,
     ) -> None:
         self._emitter = emitter
-        self._channel = grpc.aio.insecure_channel(address)
+        self._channel = transport.channel(address)
         self._stub = eventlog_service_pb2_grpc.EventLogServiceStub(self._channel)
         self._credentials = credentials
 

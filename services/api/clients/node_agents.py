@@ -23,6 +23,7 @@ from services.common import errors
 from services.common.channels import quick_reconnect
 from services.common.store import Store, key
 from services.common.tokens import InternalCredentials
+from services.common.transport import Transport
 
 POWER_DEADLINE = 60.0
 CONSOLE_DEADLINE = 10.0
@@ -56,9 +57,12 @@ class SizeMismatch(errors.Conflict):
 class NodeAgents:
     """One channel per node agent address, opened on first use."""
 
-    def __init__(self, store: Store, credentials: InternalCredentials) -> None:
+    def __init__(
+        self, store: Store, credentials: InternalCredentials, *, transport: Transport
+    ) -> None:
         self._store = store
         self._credentials = credentials
+        self._transport = transport
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     async def change_power(
@@ -281,7 +285,7 @@ class NodeAgents:
         address = record.facts.address
         channel = self._channels.get(address)
         if channel is None:
-            channel = grpc.aio.insecure_channel(address, options=quick_reconnect())
+            channel = self._transport.channel(address, options=quick_reconnect())
             self._channels[address] = channel
         return channel
 

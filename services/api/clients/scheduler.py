@@ -29,6 +29,7 @@ from services.common.leaders import SCHEDULER, Leader, LeaderLookup
 from services.common.store import Store, key
 from services.common.tags import instance_tags
 from services.common.tokens import InternalCredentials
+from services.common.transport import Transport
 
 log = logging.getLogger("sfmesh.api")
 T = TypeVar("T")
@@ -76,9 +77,17 @@ class Scheduler:
     """PlaceInstance and ReleaseReservation on the leading scheduler,
     carrying the internal identity."""
 
-    def __init__(self, address: str, credentials: InternalCredentials, store: Store) -> None:
+    def __init__(
+        self,
+        address: str,
+        credentials: InternalCredentials,
+        store: Store,
+        *,
+        transport: Transport,
+    ) -> None:
         """`address`: the scheduler's when etcd names no leader."""
         self._store = store
+        self._transport = transport
         self._leaders = LeaderLookup(store, SCHEDULER, fallback=address)
         self._leader: Leader | None = None
         self._channels: dict[str, tuple[grpc.aio.Channel, Stub]] = {}
@@ -87,7 +96,7 @@ class Scheduler:
 
     def _stub(self, address: str) -> Stub:
         if address not in self._channels:
-            channel = grpc.aio.insecure_channel(address, options=quick_reconnect())
+            channel = self._transport.channel(address, options=quick_reconnect())
             self._channels[address] = (channel, Stub(channel))
         return self._channels[address][1]
 

@@ -57,8 +57,10 @@ from services.common.instance_follower import InstanceFollower
 from services.common.instance_store import InstanceStore
 from services.common.interceptors import AuthInterceptor, RequestInterceptor
 from services.common.main import service_authority, service_emitter
+from services.common.secrets import load_or_create_secret
 from services.common.store import Delete, Put, Store, key
 from services.common.tokens import InternalCredentials, TokenAuthority
+from services.common.transport import Transport
 from services.scheduler.node_records import Timing
 from services.scheduler.placement import Policy
 from services.scheduler.registry import Capacity, Registry
@@ -174,12 +176,19 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
         )
     )
 
-    authority = service_authority(state_dir, users=True, ttl_seconds=900)
+    authority = service_authority(
+        state_dir,
+        Transport(),
+        user_secret=load_or_create_secret(state_dir / "jwt.secret"),
+        ttl_seconds=900,
+    )
     # No eventlog runs here: events are spooled, and event reads are not tested.
     mesh = MeshConfig(state_dir, etcd=(etcd,), api="", scheduler="", eventlog="127.0.0.1:1")
     emitter = service_emitter(mesh, "api-test", authority)
     await emitter.start()
-    events = Events(emitter, "127.0.0.1:1", InternalCredentials(authority, "api-test"))
+    events = Events(
+        emitter, "127.0.0.1:1", InternalCredentials(authority, "api-test"), transport=Transport()
+    )
     server = grpc.aio.server(interceptors=[RequestInterceptor(), AuthInterceptor(authority)])
     port = server.add_insecure_port("127.0.0.1:0")
     # A real scheduler in this process, with one node that has reported.
@@ -199,14 +208,21 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     scheduler_service_pb2_grpc.add_SchedulerServiceServicer_to_server(placing, server)
     node = records_pb2.NodeRecord(name=NODE, state=node_service_pb2.NODE_STATE_CREATED)
     assert await store.commit([Put(key("node", NODE), node.SerializeToString())])
-    scheduler = Scheduler(f"127.0.0.1:{port}", InternalCredentials(authority, "api-test"), store)
+    scheduler = Scheduler(
+        f"127.0.0.1:{port}",
+        InternalCredentials(authority, "api-test"),
+        store,
+        transport=Transport(),
+    )
     networks = NetworkStore(store)
     artifacts = ArtifactStore(store)
     finisher = Finisher(InstanceStore(store), networks, events, artifacts)
     finishing = asyncio.create_task(finisher.run())
     cache = InstanceCache(store)
     caching = asyncio.create_task(cache.run())
-    node_agents = NodeAgents(store, InternalCredentials(authority, "api-test"))
+    node_agents = NodeAgents(
+        store, InternalCredentials(authority, "api-test"), transport=Transport()
+    )
     artifact_lookup = ArtifactLookup(artifacts, namespaces, InstanceStore(store))
     snapshots = Snapshots(
         InstanceLookup(InstanceStore(store), cache),

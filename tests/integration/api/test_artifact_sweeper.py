@@ -25,6 +25,7 @@ from services.common.instance_store import InstanceStore
 from services.common.main import service_authority, service_emitter
 from services.common.store import Delete, Store, kind_prefix
 from services.common.tokens import InternalCredentials
+from services.common.transport import Transport
 from tests.integration.api.artifact_records import blob_record, put_artifact, put_blob
 from tests.meshes import started_etcd
 
@@ -56,11 +57,13 @@ def own_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 async def sweep(own_etcd: str, tmp_path: Path) -> AsyncIterator[Sweep]:
     store = Store(own_etcd)
-    authority = service_authority(tmp_path)
+    authority = service_authority(tmp_path, Transport())
     mesh = MeshConfig(tmp_path, etcd=(own_etcd,), api="", scheduler="", eventlog=NO_EVENTLOG)
     emitter = service_emitter(mesh, "sweep-test", authority)
     await emitter.start()
-    events = Events(emitter, NO_EVENTLOG, InternalCredentials(authority, "sweep-test"))
+    events = Events(
+        emitter, NO_EVENTLOG, InternalCredentials(authority, "sweep-test"), transport=Transport()
+    )
     artifacts, namespaces = ArtifactStore(store), NamespaceStore(store)
     await namespaces.create(records_pb2.NamespaceRecord(name=LIVE, state="created"))
     await namespaces.create(records_pb2.NamespaceRecord(name=OLD, state="deleted"))

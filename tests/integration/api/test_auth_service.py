@@ -46,8 +46,10 @@ from services.common.config import MeshConfig
 from services.common.instance_store import InstanceStore
 from services.common.interceptors import AuthInterceptor, RequestInterceptor
 from services.common.main import service_authority, service_emitter
+from services.common.secrets import load_or_create_secret
 from services.common.store import Delete, Put, Store, key, kind_prefix
 from services.common.tokens import Caller, InternalCredentials, TokenAuthority
+from services.common.transport import Transport
 from tests.integration.api.artifact_records import blob_record, put_artifact, put_blob
 
 RUN = uuid.uuid4().hex[:8]
@@ -157,14 +159,21 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     namespaces = NamespaceStore(store)
     created_system = await namespaces.get(SYSTEM) is None
     system_key = await _system_key(store, namespaces, state_dir)
-    authority = service_authority(state_dir, users=True, ttl_seconds=900)
+    authority = service_authority(
+        state_dir,
+        Transport(),
+        user_secret=load_or_create_secret(state_dir / "jwt.secret"),
+        ttl_seconds=900,
+    )
     revocation = Revocation(namespaces)
     revocation.start()
     # No eventlog runs here: events are spooled.
     mesh = MeshConfig(state_dir, etcd=(etcd,), api="", scheduler="", eventlog=NO_EVENTLOG)
     emitter = service_emitter(mesh, "auth-test", authority)
     await emitter.start()
-    events = Events(emitter, NO_EVENTLOG, InternalCredentials(authority, "auth-test"))
+    events = Events(
+        emitter, NO_EVENTLOG, InternalCredentials(authority, "auth-test"), transport=Transport()
+    )
     artifacts = ArtifactStore(store)
     server = grpc.aio.server(
         interceptors=[RequestInterceptor(), AuthInterceptor(authority, check=revocation.check)]

@@ -50,8 +50,10 @@ from services.common.config import MeshConfig
 from services.common.instance_store import InstanceStore
 from services.common.interceptors import AuthInterceptor, RequestInterceptor
 from services.common.main import service_authority, service_emitter
+from services.common.secrets import load_or_create_secret
 from services.common.store import Delete, Put, Store, key, kind_prefix
 from services.common.tokens import InternalCredentials
+from services.common.transport import Transport
 
 RUN = uuid.uuid4().hex[:8]
 NODES = (f"t{RUN}-node-a", f"t{RUN}-node-b")
@@ -175,7 +177,9 @@ class Mesh:
 async def mesh(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
     state_dir: Path = tmp_path_factory.mktemp("transfers")
     store = Store(etcd)
-    authority = service_authority(state_dir, users=True)
+    authority = service_authority(
+        state_dir, Transport(), user_secret=load_or_create_secret(state_dir / "jwt.secret")
+    )
     credentials = InternalCredentials(authority, "api-test")
     fakes: dict[str, FakeNode] = {}
     servers: list[grpc.aio.Server] = []
@@ -200,8 +204,8 @@ async def mesh(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
         authority,
     )
     await emitter.start()
-    events = Events(emitter, "127.0.0.1:1", credentials)
-    agents = NodeAgents(store, credentials)
+    events = Events(emitter, "127.0.0.1:1", credentials, transport=Transport())
+    agents = NodeAgents(store, credentials, transport=Transport())
     artifacts, namespaces = ArtifactStore(store), NamespaceStore(store)
     lookup = ArtifactLookup(artifacts, namespaces, InstanceStore(store))
     uploads_store = UploadStore(store)

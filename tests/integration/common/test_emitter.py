@@ -29,8 +29,11 @@ from services.common.events import (
 )
 from services.common.interceptors import _request_id
 from services.common.spool import SUFFIX
+from services.common.tokens import Metadata
+from services.common.transport import Transport
 
 TOKEN = "test-token"
+BEARER = (("authorization", f"Bearer {TOKEN}"),)
 PRODUCER = "test-producer"
 EventRecord = eventlog_service_pb2.EventRecord
 RecordRequest = eventlog_service_pb2.RecordRequest
@@ -135,12 +138,13 @@ async def emitters(tmp_path: Path, eventlog: Eventlog) -> AsyncIterator[Factory]
     made: list[EventEmitter] = []
 
     def make(spool_dir: Path | None = None, **options: Any) -> EventEmitter:
-        options.setdefault("credentials", lambda: TOKEN)
+        options.setdefault("credentials", lambda: BEARER)
         emitter = EventEmitter(
             address=f"127.0.0.1:{eventlog.port}",
             producer_id=PRODUCER,
             spool_dir=spool_dir or tmp_path / "spool",
             fqdn="host.example",
+            transport=Transport(),
             **options,
         )
         made.append(emitter)
@@ -242,10 +246,10 @@ async def test_events_wait_for_eventlog_to_start(eventlog: Eventlog, emitters: F
 async def test_stream_aborted_mid_burst(eventlog: Eventlog, emitters: Factory) -> None:
     tokens = 0
 
-    def credentials() -> str:
+    def credentials() -> Metadata:
         nonlocal tokens
         tokens += 1
-        return TOKEN
+        return BEARER
 
     eventlog.recorder.abort_after = 300
     await eventlog.start()

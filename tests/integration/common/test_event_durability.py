@@ -30,6 +30,7 @@ from services.common import errors, events
 from services.common.events import EventEmitter
 from services.common.interceptors import RequestInterceptor
 from services.common.spool import SUFFIX, read_records
+from services.common.transport import Transport
 
 SERVICE = "test.Durable"
 
@@ -119,7 +120,8 @@ async def emitter(tmp_path: Path) -> AsyncIterator[EventEmitter]:
         producer_id="test-producer",
         spool_dir=tmp_path / "spool",
         fqdn="host.example",
-        credentials=lambda: "unused",
+        credentials=lambda: (),
+        transport=Transport(),
     )
     await started.start()
     yield started

@@ -22,6 +22,7 @@ import pytest
 from devmesh.mesh import Ports
 from launcher.processes import grpc_serving, http_ok
 from launcher.toml_text import render
+from services.common.transport import Transport
 
 REPO = Path(__file__).resolve().parents[3]
 UP_TIMEOUT = 60.0
@@ -206,7 +207,11 @@ def test_role_becomes_that_one_role(control_plane: HostFiles, cleanup: list[int]
     so its pid is the service's and nothing else of the host starts."""
     launcher = launch(control_plane, "--role", "eventlog")
     cleanup.append(launcher.pid)
-    wait_for(grpc_serving(f"127.0.0.1:{control_plane.ports.eventlog}"), launcher, control_plane)
+    wait_for(
+        grpc_serving(f"127.0.0.1:{control_plane.ports.eventlog}", Transport()),
+        launcher,
+        control_plane,
+    )
     cmdline = Path(f"/proc/{launcher.pid}/cmdline").read_bytes().split(b"\0")
     assert b"services.eventlog" in cmdline
     assert children(launcher.pid) == []

@@ -23,8 +23,9 @@ from pathlib import Path
 import grpc
 from sfmesh.v1 import node_agent_service_pb2, node_agent_service_pb2_grpc
 
-from services.common.server import Servicer, serve
+from services.common.server import Servicer, serve, start_server
 from services.common.tokens import TokenAuthority
+from services.common.transport import Transport
 from services.node_agent.blob_store import LocalBlobStore
 from services.node_agent.transfers import TransferServicer
 from services.node_agent.uploads import UploadFiles
@@ -47,7 +48,7 @@ async def hold(state: Path, address: str, secret: str) -> None:
     """Serve ReadBlob of the blobs under `state` at `address` until stopped."""
     blobs = LocalBlobStore(state / "blobs")
     servicer = ReportedReads(uploads=UploadFiles(state / "uploads", blobs), blobs=blobs)
-    await serve(
+    running = await start_server(
         address=address,
         servicers=[
             Servicer(
@@ -57,7 +58,9 @@ async def hold(state: Path, address: str, secret: str) -> None:
             )
         ],
         authority=TokenAuthority(internal_secret=secret),
+        transport=Transport(),
     )
+    await serve(running)
 
 
 if __name__ == "__main__":

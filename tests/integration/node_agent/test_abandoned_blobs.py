@@ -21,7 +21,8 @@ import pytest
 from sfmesh.v1 import artifact_pb2, node_service_pb2, records_pb2
 
 from services.common.store import Put, Store, key
-from services.common.tokens import TokenAuthority
+from services.common.tokens import InternalCredentials, TokenAuthority
+from services.common.transport import Transport
 from services.node_agent.abandoned_blobs import EVENT
 from services.node_agent.blob_care import BlobCare, CareSettings
 from services.node_agent.blob_locations import BlobLocations
@@ -71,7 +72,11 @@ class Mesh:
         await self.record_node(name)
         blobs = LocalBlobStore(self.tmp / name / "blobs")
         authority = TokenAuthority(internal_secret="abandoned-blobs-test-key-0123456789abcdef")
-        peers = PeerAgents(self.store, lambda: authority.issue_internal("node_agent"))
+        peers = PeerAgents(
+            self.store,
+            InternalCredentials(authority, "node_agent").metadata,
+            transport=Transport(),
+        )
         locations = BlobLocations(self.store, name)
         copier = PeerCopier(
             node=name,

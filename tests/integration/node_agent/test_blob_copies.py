@@ -35,7 +35,8 @@ from sfmesh.v1 import (
 
 from services.common.interceptors import AuthInterceptor, RequestInterceptor
 from services.common.store import Delete, Put, Store, key
-from services.common.tokens import TokenAuthority
+from services.common.tokens import InternalCredentials, TokenAuthority
+from services.common.transport import Transport
 from services.node_agent.blob_care import BlobCare, CareSettings
 from services.node_agent.blob_locations import BlobLocations
 from services.node_agent.blob_records import BlobRecords
@@ -117,7 +118,11 @@ class Mesh:
         record = records_pb2.NodeRecord(name=name, state=node_service_pb2.NODE_STATE_CREATED)
         record.facts.address = f"127.0.0.1:{port}"
         await self.store.commit([Put(key("node", name), record.SerializeToString())])
-        peers = PeerAgents(self.store, lambda: self.authority.issue_internal("node_agent"))
+        peers = PeerAgents(
+            self.store,
+            InternalCredentials(self.authority, "node_agent").metadata,
+            transport=Transport(),
+        )
         locations = BlobLocations(self.store, name)
         events = RecordedEvents()
         copier = PeerCopier(

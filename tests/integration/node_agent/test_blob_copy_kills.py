@@ -35,7 +35,8 @@ from sfmesh.v1 import artifact_pb2, node_service_pb2, records_pb2
 
 from devmesh.mesh import Ports
 from services.common.store import Put, Store, key
-from services.common.tokens import TokenAuthority
+from services.common.tokens import InternalCredentials, TokenAuthority
+from services.common.transport import Transport
 from services.node_agent.blob_locations import BlobLocations
 from services.node_agent.blob_records import BlobRecords
 from services.node_agent.blob_store import LocalBlobStore
@@ -143,7 +144,11 @@ class Mesh:
     def copier(self) -> tuple[PeerCopier, LocalBlobStore]:
         """The copying node's PeerCopier, built as the node agent builds it."""
         authority = TokenAuthority(internal_secret=SECRET)
-        self.peers = PeerAgents(self.store, lambda: authority.issue_internal("node_agent"))
+        self.peers = PeerAgents(
+            self.store,
+            InternalCredentials(authority, "node_agent").metadata,
+            transport=Transport(),
+        )
         blobs = LocalBlobStore(self.tmp / self.copier_name / "blobs")
         copier = PeerCopier(
             node=self.copier_name,

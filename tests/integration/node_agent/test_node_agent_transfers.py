@@ -26,6 +26,7 @@ from services.common.interceptors import AuthInterceptor, RequestInterceptor
 from services.common.main import service_authority
 from services.common.secrets import load_or_create_secret
 from services.common.tokens import TokenAuthority
+from services.common.transport import Transport
 from services.node_agent import uploads as uploads_module
 from services.node_agent.blob_reads import CHUNK
 from services.node_agent.blob_store import LocalBlobStore
@@ -46,7 +47,7 @@ class Node:
 
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    authority = service_authority(tmp_path / "state")
+    authority = service_authority(tmp_path / "state", Transport())
     blobs = LocalBlobStore(tmp_path / "state" / "blobs")
     uploads = UploadFiles(tmp_path / "state" / "uploads", blobs)
     server = grpc.aio.server(interceptors=[RequestInterceptor(), AuthInterceptor(authority)])

@@ -28,6 +28,7 @@ from services.common.leaders import SCHEDULER, LeaderLookup, leader_key
 from services.common.main import service_authority
 from services.common.store import Delete, Put, Store
 from services.common.tokens import InternalCredentials, TokenAuthority
+from services.common.transport import Transport
 from services.node_agent import facts, reporter
 from services.node_agent.facts import Capacity, HostFacts
 
@@ -182,7 +183,8 @@ def start_reporter(
             "leaders": LeaderLookup(store, SCHEDULER, fallback=scheduler.address),
             "facts": HOST,
             "sample": lambda: CAPACITY,
-            "credentials": InternalCredentials(authority, "node_agent").token,
+            "credentials": InternalCredentials(authority, "node_agent").metadata,
+            "transport": Transport(),
             "sleep": fast_sleep([]),
         }
         options.update(overrides)
@@ -231,7 +233,8 @@ async def test_a_user_token_is_refused_and_retried(
     scheduler: SchedulerProcess, start_reporter: Callable[..., asyncio.Task[None]]
 ) -> None:
     users = TokenAuthority(internal_secret="x" * 40, user_secret="y" * 40)
-    task = start_reporter(credentials=lambda: users.issue_user("system", "admin", ""))
+    user_token = users.issue_user("system", "admin", "")
+    task = start_reporter(credentials=lambda: (("authorization", f"Bearer {user_token}"),))
     await asyncio.sleep(0.5)
     await reporter.stop(task)
     assert scheduler.servicer.reports == [] and scheduler.servicer.callers == []
@@ -348,7 +351,7 @@ async def test_the_node_agent_process_reports_and_stops_on_sigterm(
     carry libvirt's version, and the stream is signed with the state
     folder's key."""
     tmp_path = qemu_tmp
-    scheduler.servicer.authority = service_authority(tmp_path)
+    scheduler.servicer.authority = service_authority(tmp_path, Transport())
     listen = f"127.0.0.1:{_free_port()}"
     env = {
         **os.environ,

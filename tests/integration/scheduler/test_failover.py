@@ -30,6 +30,7 @@ from services.common.leaders import SCHEDULER, LeaderLookup
 from services.common.main import service_authority
 from services.common.store import Store
 from services.common.tokens import InternalCredentials, TokenAuthority
+from services.common.transport import Transport
 from services.node_agent import reporter
 from services.node_agent.facts import Capacity, HostFacts
 from tests.schedulers import forget_schedulers
@@ -99,7 +100,7 @@ async def store(etcd: str) -> AsyncIterator[Store]:
 
 @pytest.fixture
 def replicas(etcd: str, tmp_path: Path) -> Iterator[Replicas]:
-    service_authority(tmp_path)  # the service key every replica and client shares
+    service_authority(tmp_path, Transport())  # the service key every replica and client shares
     started = Replicas(tmp_path)
     for _ in range(3):
         started.start(etcd)
@@ -131,7 +132,7 @@ def capacity() -> Capacity:
 async def test_placement_resumes_within_5_s_of_the_leader_dying_and_overcommits_nothing(
     etcd: str, store: Store, replicas: Replicas, tmp_path: Path
 ) -> None:
-    authority = service_authority(tmp_path)
+    authority = service_authority(tmp_path, Transport())
     leaders = LeaderLookup(store, SCHEDULER, fallback="")
     addresses = list(replicas.processes)
 
@@ -157,12 +158,15 @@ async def test_placement_resumes_within_5_s_of_the_leader_dying_and_overcommits_
                 leaders=LeaderLookup(store, SCHEDULER, fallback=addresses[0]),
                 facts=HostFacts(node=name, address="127.0.0.1:1", kvm=False),
                 sample=capacity,
-                credentials=InternalCredentials(authority, "node_agent").token,
+                credentials=InternalCredentials(authority, "node_agent").metadata,
+                transport=Transport(),
             ).run()
         )
         for name in names
     ]
-    client = Scheduler(addresses[0], InternalCredentials(authority, "api"), store)
+    client = Scheduler(
+        addresses[0], InternalCredentials(authority, "api"), store, transport=Transport()
+    )
     try:
 
         async def all_reported() -> bool:

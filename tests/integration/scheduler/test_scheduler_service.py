@@ -31,6 +31,7 @@ from services.common.main import service_authority
 from services.common.secrets import load_or_create_secret
 from services.common.store import Delete, Put, Store, key
 from services.common.tokens import TokenAuthority
+from services.common.transport import Transport
 from services.scheduler.leadership import Leadership
 from services.scheduler.node_records import Timing
 from services.scheduler.placement import Policy
@@ -60,7 +61,7 @@ class Mesh:
 async def mesh(etcd: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Mesh]:
     """The scheduler with TIMING, or the Timing a test passes indirectly,
     leading on its own."""
-    authority = service_authority(tmp_path)
+    authority = service_authority(tmp_path, Transport())
     store = Store(etcd)
     await forget_schedulers(store)
     recorder = RecordedEvents()

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 import pytest
 
 from services.api_gateway.__main__ import SETTINGS, parse_config
+from services.common.transport import TLS_SETTINGS
+
+TLS_FLAGS = [setting.flag for setting in TLS_SETTINGS]
 
 
 def test_every_setting_reaches_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,3 +37,19 @@ def test_every_setting_reaches_the_config(monkeypatch: pytest.MonkeyPatch) -> No
         if getattr(config, field.name) != getattr(defaults, field.name)
     }
     assert differing == {flag.removeprefix("--").replace("-", "_") for flag in changed}
+
+
+def test_the_tls_files_make_it_serve_https(tmp_path: Path) -> None:
+    files = {flag: tmp_path / flag.removeprefix("--tls-") for flag in TLS_FLAGS}
+    for path in files.values():
+        path.write_bytes(b"PEM")
+    config = parse_config([part for flag, path in files.items() for part in (flag, str(path))])
+    assert config.transport.tls is not None
+    assert config.transport.tls.cert_path == files["--tls-cert"]
+
+
+def test_some_tls_files_without_the_others_stop_it(tmp_path: Path) -> None:
+    (tmp_path / "ca").write_bytes(b"PEM")
+    with pytest.raises(SystemExit) as stopped:
+        parse_config(["--tls-ca", str(tmp_path / "ca")])
+    assert stopped.value.code == 2

@@ -50,7 +50,7 @@ async def test_a_stop_while_the_reader_unwinds_ends_the_sender(tmp_path: Path) -
     stream = EventStream(
         producer_id="test",
         spool=Spool(tmp_path),
-        credentials=lambda: "token",
+        credentials=lambda: (),
         batch_max=10,
         flush_interval=0,
         ack_timeout=0.05,

@@ -8,7 +8,13 @@ import jwt
 import pytest
 
 from services.common import errors
-from services.common.tokens import INTERNAL_AUDIENCE, USER_AUDIENCE, Caller, TokenAuthority
+from services.common.tokens import (
+    INTERNAL_AUDIENCE,
+    USER_AUDIENCE,
+    Caller,
+    InternalCredentials,
+    TokenAuthority,
+)
 
 INTERNAL_SECRET = "internal-" + "i" * 40
 USER_SECRET = "user-" + "u" * 40
@@ -138,7 +144,7 @@ def test_token_from_another_user_secret_refused() -> None:
 def test_alg_none_refused() -> None:
     now = int(time.time())
     claims = {"aud": USER_AUDIENCE, "sub": "system", "key": "k", "iat": now, "exp": now + 60}
-    token = jwt.encode(claims, None, algorithm="none")
+    token = jwt.encode(claims, "", algorithm="none")
     with pytest.raises(errors.Unauthenticated, match="invalid JWT"):
         authority().verify(token, internal=False)
 
@@ -185,3 +191,26 @@ def test_refusals_not_remembered_and_memory_bounded(
     for token in (first, second, third, third, second, first):
         tokens.verify(token, internal=False)
     assert decodes[2:] == [first, second, third, first]  # the oldest was forgotten
+
+
+def test_with_tls_no_internal_token_is_made_sent_or_taken() -> None:
+    """With TLS, certificates prove services: an authority without the
+    service key sends no Authorization header and verifies no internal token."""
+    tls = TokenAuthority(internal_secret=None, user_secret=USER_SECRET)
+    assert not tls.signs_internal
+    assert InternalCredentials(tls, "api").metadata() == ()
+    with pytest.raises(RuntimeError, match="no internal signing secret"):
+        tls.issue_internal("api")
+    with pytest.raises(errors.Unauthenticated) as caught:
+        tls.verify(authority().issue_internal("api"), internal=True)
+    assert caught.value.reason == "NO_INTERNAL_TOKENS"
+    # Users still prove themselves by token.
+    assert tls.verify(tls.issue_user("ns1", "key1", "n"), internal=False).namespace == "ns1"
+
+
+def test_in_plaintext_the_internal_token_travels_as_a_bearer_header() -> None:
+    metadata = InternalCredentials(authority(), "api").metadata()
+    assert [name for name, _ in metadata] == ["authorization"]
+    scheme, _, token = metadata[0][1].partition(" ")
+    assert scheme == "Bearer"
+    assert authority().verify(token, internal=True).key_name == "api"

@@ -7,8 +7,9 @@ import stat
 from pathlib import Path
 
 import pytest
+import requests
 
-from devmesh.client_config import MARKER, MARKER_VALUE, write_client_config
+from devmesh.client_config import CA_VARIABLE, MARKER, MARKER_VALUE, write_client_config
 
 SETTINGS = {"apiurl": "http://127.0.0.1:13000", "namespace": "system", "key": "s3cret"}
 
@@ -75,3 +76,15 @@ def test_unreadable_path_left_alone(tmp_path: Path) -> None:
 def test_home_is_isolated(isolated_home: Path) -> None:
     """The autouse fixture keeps these tests off the user's real ~/.shakenfist."""
     assert Path.home() == isolated_home
+
+
+def test_the_official_clients_requests_trusts_the_ca_the_variable_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """~/.shakenfist has no CA setting; `requests`, which the client calls
+    through, takes its CA bundle from this variable."""
+    monkeypatch.setenv(CA_VARIABLE, "/var/lib/sfmesh/tls/ca.crt")
+    settings = requests.Session().merge_environment_settings(
+        "https://127.0.0.1:13000", {}, None, None, None
+    )
+    assert settings["verify"] == "/var/lib/sfmesh/tls/ca.crt"

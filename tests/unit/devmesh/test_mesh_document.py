@@ -74,3 +74,14 @@ def test_another_node_agent_is_a_hypervisor_host_of_this_mesh() -> None:
         "--underlay-address": "10.252.0.1",
     }
     assert config.listen("node_agent") == Address("127.0.0.1", 2020)
+
+
+def test_with_tls_the_config_names_the_certificates_and_rest_is_https() -> None:
+    plain = mesh()
+    assert plain.certificates is None and "tls" not in plain.document()
+    assert plain.gateway_url == "http://127.0.0.1:1000"
+    secure = Mesh(state_dir=Path("/var/tmp/m"), ports=PORTS, node_name="n1", tls=True)
+    assert secure.document()["tls"] == {"dir": "/var/tmp/m/tls"}
+    assert secure.certificates is not None
+    assert secure.certificates.ca == Path("/var/tmp/m/tls/ca.crt")
+    assert secure.gateway_url == "https://127.0.0.1:1000"

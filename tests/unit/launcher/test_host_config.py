@@ -238,20 +238,6 @@ def test_values_are_checked_by_the_services_own_parsers(
     assert found.startswith(expected), found
 
 
-def test_later_steps_are_refused_with_what_brings_them() -> None:
-    found = problems(
-        {
-            "host": {"roles": ["eventlog"]},
-            "tls": {"ca": "/etc/sfmesh/ca.pem"},
-            "mesh": {"etcd": ["10.0.0.1:13379", "10.0.0.2:13379"]},
-        }
-    )
-    assert found == [
-        "tls: certificates come with issue 14's TLS step; this build speaks plaintext gRPC and"
-        " HTTP, so remove [tls]",
-    ]
-
-
 @pytest.mark.parametrize(
     ("mesh", "expected"),
     [

@@ -1,0 +1,65 @@
+"""The multi-host layer: a cloud of five hosts, each a network namespace
+with an address of its own (`cloud.py`), started once per run."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_vms import wait_for
+from tests.multihost.cloud import CENTRE, Cloud
+
+FOLDERS = "/var/tmp"
+PREFIX = "sfmesh-multihost-"
+"""Each run's folder is `/var/tmp/sfmesh-multihost-*`."""
+CLEAN_TIMEOUT = 120.0
+"""Seconds the hypervisors may take to remove the domains of a test's instances."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here starts the whole cloud: mark each `multihost`, and
+    `slow` as the end-to-end tests are."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.multihost)
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Iterator[Cloud]:
+    """Five hosts on a LAN of their own, in a folder qemu can traverse. One
+    cloud per machine: the LAN's names and addresses are fixed, so what an
+    earlier run left (its folder included) is removed first."""
+    for left in Path(FOLDERS).glob(f"{PREFIX}*"):
+        shutil.rmtree(left, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=FOLDERS))
+    folder.chmod(0o755)
+    running = Cloud(folder)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def token(cloud: Cloud) -> str:
+    """A system token, from cp1's gateway (every api replica accepts it)."""
+    return cloud.login(CENTRE)
+
+
+@pytest.fixture(autouse=True)
+def nothing_left(cloud: Cloud, token: str) -> Iterator[None]:
+    """After each test, delete every instance through cp1's gateway and wait
+    until the hypervisors hold no domain."""
+    yield
+    with cloud.rest(CENTRE, token) as rest:
+        for instance in rest.get("/instances").json():
+            rest.delete(f"/instances/{instance['uuid']}")
+    wait_for(lambda: not cloud.domains(), timeout=CLEAN_TIMEOUT)

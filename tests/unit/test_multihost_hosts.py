@@ -1,0 +1,43 @@
+"""tests/multihost/cloud.py: every host config the multi-host layer writes
+passes the launcher's checks and runs what the layer's table says, before
+any namespace is made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from launcher.config import HostConfig, parse_config
+from tests.multihost.cloud import ADDRESSES, CONTROL_PLANE, HOST_ROLES, endpoint, host_document
+
+MEMBERS = sorted(endpoint(host, "etcd") for host in CONTROL_PLANE)
+
+
+def config(host: str, cluster_state: str = "new") -> HostConfig:
+    document = host_document(
+        host,
+        Path("/var/tmp/multihost") / host / "state",
+        image_url="http://10.213.0.1:8000/bootsector.raw",
+        cluster_state=cluster_state,
+    )
+    return parse_config(document, hostname="unused")
+
+
+@pytest.mark.parametrize("host", HOST_ROLES)
+def test_each_host_runs_its_roles_at_its_address_on_all_three_members(host: str) -> None:
+    parsed = config(host)
+    assert (parsed.name, parsed.address) == (host, ADDRESSES[host])
+    assert parsed.roles == HOST_ROLES[host]
+    assert sorted(map(str, parsed.mesh.etcd)) == MEMBERS
+
+
+@pytest.mark.parametrize("host", CONTROL_PLANE)
+def test_each_gateway_fronts_its_own_hosts_api(host: str) -> None:
+    assert str(config(host).mesh.api) == endpoint(host, "api")
+
+
+def test_a_lost_member_rejoins_the_running_cluster() -> None:
+    member = config("cp3", "existing").etcd
+    assert member is not None and member.cluster_state == "existing"
+    assert [name for name, _ in member.cluster] == list(CONTROL_PLANE)
