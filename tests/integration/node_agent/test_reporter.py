@@ -386,7 +386,7 @@ async def test_the_node_agent_process_reports_and_stops_on_sigterm(
             assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     finally:
         child.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(child.wait(), 10.0)
+        code = await asyncio.wait_for(child.wait(), 30.0)
     first = scheduler.servicer.reports[0].request
     assert (first.facts.node, first.facts.address, first.facts.kvm) == ("n7", listen, False)
     assert first.facts.libvirt_version.count(".") == 2
