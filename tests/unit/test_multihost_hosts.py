@@ -34,7 +34,7 @@ def test_each_host_runs_its_roles_at_its_address_on_all_three_members(host: str)
 
 @pytest.mark.parametrize("host", CONTROL_PLANE)
 def test_each_gateway_fronts_its_own_hosts_api(host: str) -> None:
-    assert str(config(host).mesh.api) == endpoint(host, "api")
+    assert [str(api) for api in config(host).mesh.api] == [endpoint(host, "api")]
 
 
 def test_a_lost_member_rejoins_the_running_cluster() -> None:
