@@ -1,5 +1,5 @@
 """The multi-host layer: a cloud of five hosts, each a network namespace
-with an address of its own (`cloud.py`), started once per run."""
+with an address of its own (`devmesh/cloud/`), started once per run."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from devmesh.cloud.cloud import Cloud
+from devmesh.cloud.layout import CENTRE
 from tests.e2e.test_vms import wait_for
-from tests.multihost.cloud import CENTRE, Cloud
 
 FOLDERS = "/var/tmp"
 PREFIX = "sfmesh-multihost-"
@@ -30,7 +31,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cloud() -> Iterator[Cloud]:
     """Five hosts on a LAN of their own, in a folder qemu can traverse. One
     cloud per machine: the LAN's names and addresses are fixed, so what an
@@ -48,7 +49,7 @@ def cloud() -> Iterator[Cloud]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def token(cloud: Cloud) -> str:
     """A system token, from cp1's gateway (every api replica accepts it)."""
     return cloud.login(CENTRE)
