@@ -84,14 +84,15 @@ class CloudHost:
         for role in self.children if roles is None else roles:
             wait_until(checks.ready(role), child=self.children[role], timeout=READY_TIMEOUT)
 
-    def restart(self, role: str) -> float:
+    def restart(self, role: str) -> tuple[float, float]:
         """Stop `role` cleanly (SIGTERM), start it again and wait until it
-        serves; the seconds from the stop to serving."""
+        serves; the seconds it took to stop, and then to serve."""
         started = time.monotonic()
         self.children[role].stop(signal.SIGTERM)
+        stopped = time.monotonic()
         self.launch(role)
         self.wait_serving([role])
-        return time.monotonic() - started
+        return stopped - started, time.monotonic() - stopped
 
     def kill(self) -> list[int]:
         """SIGKILL every process of the host at once (its etcd member, its

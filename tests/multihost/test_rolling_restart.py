@@ -9,11 +9,19 @@ Clients that retry a 503 or a lost connection once lose nothing: no read
 fails, and no create fails but while the single scheduler restarts.
 
 Known gap: the scheduler is single, on cp1 (leader election is another
-branch's work). While it restarts, a create reaches no scheduler, and the
-api answers 503 with `Retry-After: 1`; the test prints how many creates
-failed after their one retry, and asserts that those are the only
-failures. The eventlog is single too, but no request here waits for it:
-every service spools its events and delivers them once it is back.
+branch's work). While it restarts, a create reaches no scheduler and the
+api answers 503 with `Retry-After: 1`, so a create sent then fails even
+after waiting that and retrying once. The outage is about 6 s on this
+machine, and most of it is the stop: SIGTERM makes the scheduler refuse new
+calls at once, but its exit waits out the whole 5 s grace of
+`services/common/server.py` (`STOP_GRACE_SECONDS`), because the node
+agents' placement streams stay open until the grace ends; it serves again
+about 1 s after it starts. The test prints those figures and the failed
+creates (2 of 2 sent at one every 2 s), and asserts that every failure is
+a create sent during the scheduler's restart. The eventlog is single too
+(its stop also waits out the grace, for the services' event streams), but
+no request here waits for it: every service spools its events and
+delivers them once it is back.
 """
 
 from __future__ import annotations
@@ -25,8 +33,8 @@ from devmesh.cloud.layout import CENTRE, CONTROL_PLANE, HOST_ROLES
 from tests.e2e.test_vms import wait_for
 from tests.multihost.steady_load import Load
 
-SETTLE = 2.0
-"""Seconds of load before the first restart and after the last."""
+STEADY_CREATES = 2
+"""Creates answered after the last restart before the load stops."""
 SINGLE = "scheduler"
 """The single role creates need (the known gap above)."""
 ORDER = [
@@ -53,19 +61,20 @@ def test_a_rolling_restart_fails_no_request_that_retries_once(cloud: Cloud, toke
             load.phase = f"{role}@{host}"
             took[load.phase] = cloud.hosts[host].restart(role)
         load.phase = "steady"
-        wait_for(lambda: sum(o.phase == "steady" for o in load.outcomes) > 40)
+        wait_for(lambda: load.counts()["steady", "create", "sent"] >= STEADY_CREATES)
     finally:
         load.stop()
 
     counts = load.counts()
-    print("rolling restart: phase, seconds to serve again, reads and creates (sent/retried/failed)")
+    print("rolling restart: what restarted, seconds to stop and then to serve,")
+    print("  reads and creates sent meanwhile (sent/retried/failed after the retry)")
     for phase in ["steady", *took]:
         figures = "  ".join(
             f"{kind} {counts[phase, kind, 'sent']}/{counts[phase, kind, 'retried']}"
             f"/{counts[phase, kind, 'failed']}"
             for kind in ("read", "create")
         )
-        seconds = f"{took[phase]:5.1f} s" if phase in took else "      "
+        seconds = "{:5.1f} s {:5.1f} s".format(*took[phase]) if phase in took else " " * 14
         print(f"  {phase:<16}{seconds}  {figures}")
     failed = load.failures()
     print(f"  failed after one retry: {dict(Counter((o.phase, o.answers) for o in failed))}")
