@@ -4,9 +4,14 @@ their gateways."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import shutil
 import ssl
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import httpx
 import libvirt
@@ -40,9 +45,30 @@ namespace keys it with its own folder's file, so one key on every api host
 makes the namespace's key the one `login` reads, whichever won. (With TLS
 nothing else is shared: the services prove themselves by certificate, and
 user tokens are signed with a secret the apis keep in etcd.)"""
+FOLDERS = Path("/var/tmp")
+PREFIX = "sfmesh-multihost-"
+"""Each cloud's folder is `/var/tmp/sfmesh-multihost-*`, one qemu can traverse."""
 OPERATOR = "operator"
 """The tests' own certificate's host, in `<folder>/operator`: an etcd
 client certificate, as an operator's `etcdctl` holds."""
+
+
+@contextlib.contextmanager
+def running_cloud(*, sink: IO[str] | None) -> Iterator[Cloud]:
+    """A started cloud in a new folder, stopped and removed after the block.
+    One cloud per machine: the LAN's names and addresses are fixed, so what
+    an earlier run left (its folder included) is removed first."""
+    for left in FOLDERS.glob(f"{PREFIX}*"):
+        shutil.rmtree(left, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=FOLDERS))
+    folder.chmod(0o755)
+    cloud = Cloud(folder, sink=sink)
+    try:
+        cloud.start()
+        yield cloud
+    finally:
+        cloud.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class Cloud:
@@ -50,9 +76,11 @@ class Cloud:
     a LAN of their own; their `debian:11` is the boot-sector guest, served
     from the root namespace's address on the LAN."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, sink: IO[str] | None) -> None:
+        """`sink` takes every process's output, each line prefixed with its
+        host and role (None discards it)."""
         self.folder = folder
-        self.hosts = {name: CloudHost(name, folder / name) for name in HOST_ROLES}
+        self.hosts = {name: CloudHost(name, folder / name, sink) for name in HOST_ROLES}
         self.images: ImageServer | None = None
 
     @property

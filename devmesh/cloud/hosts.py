@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from devmesh.cloud.lan import kill_netns, netns
 from devmesh.cloud.layout import HOST_ROLES, host_document
@@ -32,6 +33,8 @@ class CloudHost:
 
     name: str
     folder: Path
+    sink: IO[str] | None
+    """Where its processes' output goes, prefixed; None discards it."""
     children: dict[str, Child] = field(default_factory=dict)
     """Its roles' processes, in the order they started."""
 
@@ -72,7 +75,7 @@ class CloudHost:
             return self.children[role]
         argv = ["ip", "netns", "exec", netns(self.name), *NAMED, self.name, sys.executable]
         argv += ["-m", "launcher", "--config", str(self.config), "--role", role]
-        child = Child(f"{self.name}/{role}", argv, env=environment(os.environ), sink=sys.stderr)
+        child = Child(f"{self.name}/{role}", argv, env=environment(os.environ), sink=self.sink)
         self.children[role] = child
         return child
 
