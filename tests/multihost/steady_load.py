@@ -4,11 +4,9 @@ instance with an `Idempotency-Key` every `CREATE_EVERY` seconds. Each
 request is tagged with what was being done to the cloud when it was sent
 (`Load.phase`), so a failure is told apart by its cause.
 
-The retry: on a 503, or a connection that failed or dropped, a client
-tries once more at the next gateway, with the same key; after a 503 it
-first waits what `Retry-After` says (at most `RETRY_AFTER_MAX`), as any
-HTTP client that honours it does. A request failed when its retry failed
-too (or its first answer was neither 200 nor retryable).
+A client retries once, at the next gateway (`retry_policy.py`). A request
+failed when its retry failed too (or its first answer was neither 200 nor
+retryable).
 """
 
 from __future__ import annotations
@@ -24,13 +22,13 @@ import httpx
 from devmesh.cloud.cloud import Cloud
 from devmesh.cloud.layout import CONTROL_PLANE
 from tests.e2e.test_vms import BOOT
+from tests.multihost.retry_policy import pause_before_retry
 
 READERS = 3
 CREATE_EVERY = 2.0
 """Seconds between the creator's creates."""
 READ_PAUSE = 0.05
 """Seconds a reader rests between requests (the load shares two cores with the cloud)."""
-RETRY_AFTER_MAX = 2.0
 TIMEOUT = 30.0
 
 
@@ -135,6 +133,8 @@ class Load:
                 reply = clients[host].request(method, path, json=body or None, headers=headers)
             except httpx.TransportError as error:
                 answers.append(type(error).__name__)
+                if not attempt:
+                    pause_before_retry(error)
                 continue
             answers.append(str(reply.status_code))
             if reply.status_code == 200 and key:
@@ -142,7 +142,8 @@ class Load:
                     self.created[key] = reply.json()["uuid"]
             if reply.status_code != 503:
                 break
-            time.sleep(min(float(reply.headers.get("Retry-After", 0)), RETRY_AFTER_MAX))
+            if not attempt:
+                pause_before_retry(reply)
         with self._lock:
             self.outcomes.append(Outcome(kind, phase, tuple(answers)))
 
