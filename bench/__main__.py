@@ -12,6 +12,7 @@ from bench import (
     event_ingest,
     event_postgres,
     event_reads,
+    failover,
     gateway,
     instances,
     networks,
@@ -39,6 +40,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "peer": peer.main,
     "artifacts": artifacts.main,
     "blob_copy": blob_copy.main,
+    "failover": failover.main,
 }
 
 

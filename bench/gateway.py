@@ -20,6 +20,7 @@ import http.client
 import json
 import os
 import socket
+import ssl
 import statistics
 import sys
 import threading
@@ -35,7 +36,7 @@ from sfmesh.v1 import (
     instance_service_pb2_grpc,
 )
 
-from bench.harness import quiet_mesh
+from bench.harness import quiet_mesh, trusting
 from bench.simulated_nodes import SimulatedNodes
 from devmesh.mesh import Mesh
 from launcher.host import READY_TIMEOUT
@@ -53,10 +54,18 @@ Call = Callable[[], object]
 
 
 class Rest:
-    """A keep-alive HTTP/1.1 connection to the gateway."""
+    """A keep-alive HTTP/1.1 connection to the gateway at `host`, over
+    HTTPS through `context` when given."""
 
-    def __init__(self, port: int, token: str) -> None:
-        self._conn = http.client.HTTPConnection("127.0.0.1", port)
+    def __init__(
+        self,
+        port: int,
+        token: str,
+        *,
+        context: ssl.SSLContext | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self._conn = connection(host, port, context)
         self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
     def call(self, method: str, path: str, body: object = None) -> bytes:
@@ -70,13 +79,20 @@ class Rest:
 
     @staticmethod
     def token(mesh: Mesh) -> str:
-        """A system token from POST /auth."""
-        conn = http.client.HTTPConnection("127.0.0.1", mesh.ports.gateway)
+        """A system token from POST /auth (over HTTPS with a TLS mesh)."""
+        conn = connection("127.0.0.1", mesh.ports.gateway, trusting(mesh))
         body = json.dumps({"namespace": "system", "key": mesh.system_key})
         conn.request("POST", "/auth", body=body, headers={"Content-Type": "application/json"})
         token = json.loads(conn.getresponse().read())["access_token"]
         conn.close()
         return str(token)
+
+
+def connection(host: str, port: int, context: ssl.SSLContext | None) -> http.client.HTTPConnection:
+    """An HTTP connection, or an HTTPS one through `context`."""
+    if context is None:
+        return http.client.HTTPConnection(host, port)
+    return http.client.HTTPSConnection(host, port, context=context)
 
 
 class Grpc:

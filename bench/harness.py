@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -13,12 +14,13 @@ from devmesh.mesh import Mesh, Ports, remove_leftovers
 
 @contextlib.contextmanager
 def quiet_mesh(
-    *, node_agent: bool = False, settings: dict[str, str] | None = None
+    *, node_agent: bool = False, settings: dict[str, str] | None = None, tls: bool = False
 ) -> Iterator[Mesh]:
     """A mesh in a temporary state folder (one qemu can traverse), its logs
     discarded at the source: copying them would cost the load generator's
     process GIL time on every request. Without this machine's node agent
-    unless asked: benchmarks of the api place onto simulated nodes."""
+    unless asked: benchmarks of the api place onto simulated nodes. With
+    `tls`, every role speaks TLS (`Mesh.tls`)."""
     with tempfile.TemporaryDirectory(prefix="sfmesh-bench-", dir="/var/tmp") as state:
         Path(state).chmod(0o755)
         mesh = Mesh(
@@ -28,6 +30,7 @@ def quiet_mesh(
             node_agent=node_agent,
             node_name=f"bench-{uuid.uuid4().hex[:6]}",
             settings=settings or {},
+            tls=tls,
         )
         mesh.start()
         try:
@@ -36,3 +39,10 @@ def quiet_mesh(
             mesh.stop()
             if node_agent:
                 remove_leftovers(mesh.node_name)
+
+
+def trusting(mesh: Mesh) -> ssl.SSLContext | None:
+    """An HTTPS client context trusting a TLS mesh's CA; None for plaintext."""
+    if mesh.certificates is None:
+        return None
+    return ssl.create_default_context(cafile=mesh.certificates.ca)

@@ -1,6 +1,7 @@
 """Simulated hypervisors for benchmarks: each holds a real `ReportNode` stream
 open to the mesh's scheduler, as a node agent does, and reports a fixed
-capacity once. They run on an event loop of their own in a thread."""
+capacity once. They run on an event loop of their own in a thread. On a
+TLS mesh they present a node agent certificate issued from its CA."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import asyncio
 import threading
 from types import TracebackType
 
-import grpc
 from sfmesh.v1 import scheduler_service_pb2, scheduler_service_pb2_grpc
 
+from devmesh.certificates import issue
 from devmesh.mesh import Mesh
+from launcher.tls import transport
 from services.common.main import service_authority
 from services.common.tokens import InternalCredentials
 from services.common.transport import Transport
@@ -64,12 +66,13 @@ class SimulatedNodes:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
+        calling = node_transport(self._mesh)
         credentials = InternalCredentials(
-            service_authority(self._mesh.state_dir, Transport()), "node_agent"
+            service_authority(self._mesh.state_dir, calling), "node_agent"
         )
         metadata = credentials.metadata()
         try:
-            async with grpc.aio.insecure_channel(self._mesh.address("scheduler")) as channel:
+            async with calling.channel(self._mesh.address("scheduler")) as channel:
                 stub = scheduler_service_pb2_grpc.SchedulerServiceStub(channel)
                 calls = [stub.ReportNode(metadata=metadata) for _ in range(self._count)]
                 for index, call in enumerate(calls):
@@ -83,3 +86,12 @@ class SimulatedNodes:
         except BaseException as exc:  # surfaced to __enter__
             self._error = exc
             self._ready.set()
+
+
+def node_transport(mesh: Mesh) -> Transport:
+    """How simulated nodes reach the scheduler: plaintext, or on a TLS mesh
+    as a node agent whose certificate its CA issues now."""
+    if mesh.certificates is None:
+        return Transport()
+    folder = mesh.state_dir / "simulated-nodes"
+    return transport(issue(mesh.ca_folder, folder, "simulated", ["node_agent"]), "node_agent")

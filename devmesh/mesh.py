@@ -113,6 +113,11 @@ class Mesh:
         return TlsDir(self.state_dir / "tls") if self.tls else None
 
     @property
+    def ca_folder(self) -> Path:
+        """The folder of the CA `tls` makes, kept across starts."""
+        return self.state_dir / "ca"
+
+    @property
     def gateway_url(self) -> str:
         """The REST base URL: https with `tls`."""
         return f"{scheme(self.certificates)}://127.0.0.1:{self.ports.gateway}"
@@ -173,7 +178,7 @@ class Mesh:
         document = self.document()
         if self.certificates is not None:
             roles = document["host"]["roles"]
-            issue(self.state_dir / "ca", self.certificates.folder, self.node_name, roles)
+            issue(self.ca_folder, self.certificates.folder, self.node_name, roles)
         write_config(self.config_path, document)
         self.host = Host(load_config(self.config_path, hostname=self.node_name), sink=self.sink)
         self.host.start()

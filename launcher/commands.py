@@ -29,7 +29,7 @@ def command(config: HostConfig, role: str) -> list[str]:
     argv = [sys.executable, "-m", ROLES[role].module]
     if role == "gateway":
         listen = service.listen
-        argv += [f"--api-address={config.mesh.api}", f"--host={listen.host}"]
+        argv += [f"--api-address={_joined(config.mesh.api)}", f"--host={listen.host}"]
         argv.append(f"--port={listen.port}")
     else:
         argv += mesh_flags(config)
@@ -45,8 +45,8 @@ def mesh_flags(config: HostConfig) -> list[str]:
     mesh = config.mesh
     values: dict[str, object] = {
         "state_dir": config.state_dir,
-        "etcd": ",".join(map(str, mesh.etcd)) if mesh.etcd else None,
-        "api": mesh.api,
+        "etcd": _joined(mesh.etcd),
+        "api": _joined(mesh.api),
         "scheduler": mesh.scheduler,
         "eventlog": mesh.eventlog,
         "gateway": mesh.gateway,
@@ -92,6 +92,11 @@ def environment(inherited: Mapping[str, str]) -> dict[str, str]:
 def ignored_variables(inherited: Mapping[str, str]) -> list[str]:
     """The `SFMESH_*` variables of `inherited` that no child will see."""
     return sorted(name for name in inherited if name.startswith(PREFIX))
+
+
+def _joined(addresses: tuple[Address, ...]) -> str | None:
+    """Addresses as one flag's value, comma-separated; None for none."""
+    return ",".join(map(str, addresses)) if addresses else None
 
 
 def _flags(settings: Mapping[str, str]) -> list[str]:

@@ -20,6 +20,7 @@ from launcher.addresses import Address
 from launcher.etcd_cluster import EtcdMember, etcd_member, mesh_endpoints
 from launcher.roles import MESH_FLAGS, ROLES, managed_key, role_settings
 from launcher.tls import TlsDir, missing_files, tls_dir
+from services.api_gateway.api_replicas import ReplicaAddressError, parse_replicas
 from services.common.addresses import floating_pool
 
 DEFAULT_STATE_DIR = Path("/var/lib/sfmesh")
@@ -44,7 +45,8 @@ class MeshAddresses:
 
     etcd: tuple[Address, ...] = ()
     """etcd's client endpoints: the members of one cluster."""
-    api: Address | None = None
+    api: tuple[Address, ...] = ()
+    """The api replicas: one, or several a gateway balances over."""
     scheduler: Address | None = None
     eventlog: Address | None = None
     gateway: Address | None = None
@@ -209,10 +211,14 @@ def _mesh(
     values.unknown_keys(problems, "mesh", table, MESH_KEYS)
     found: dict[str, Any] = {}
     for key in ("api", "scheduler", "eventlog", "gateway"):
-        if key in table:
+        if key == "api" and key in table:
+            found[key] = api_replicas(problems, table[key])
+        elif key in table:
             found[key] = values.address_at(problems, f"mesh.{key}", table, "")
         elif key in services:
             found[key] = advertised(address, services[key].listen)
+    if isinstance(found.get("api"), Address):
+        found["api"] = (found["api"],)
     own = advertised(address, etcd.listen) if etcd is not None else None
     used = any("etcd" in ROLES[role].calls for role in services)
     found["etcd"] = mesh_endpoints(problems, table.get("etcd"), etcd, own, used=used)
@@ -226,6 +232,26 @@ def _mesh(
         except SystemExit as exc:
             problems.append(f"mesh.floating_netblock: {exc}")
     return MeshAddresses(**found)
+
+
+def api_replicas(problems: list[str], listed: Any) -> tuple[Address, ...]:
+    """`mesh.api`: one api's host:port, or a list of the replicas' (each an
+    IP literal, as the gateway's `--api-address` takes several)."""
+    key = "mesh.api"
+    if isinstance(listed, str):
+        return (values.address(problems, key, listed),)
+    if not isinstance(listed, list) or not listed:
+        problems.append(
+            f"{key}: host:port, or a list of the api replicas' IP:port,"
+            " e.g. ['10.0.0.1:13010', '10.0.0.2:13010']"
+        )
+        return ()
+    replicas = tuple(values.address(problems, key, one) for one in listed)
+    try:
+        parse_replicas(",".join(map(str, replicas)))
+    except ReplicaAddressError as exc:
+        problems.append(f"{key}: {exc}")
+    return replicas
 
 
 def _check_needs(problems: list[str], config: HostConfig) -> None:

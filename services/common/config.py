@@ -23,7 +23,7 @@ class MeshConfig:
     etcd: tuple[str, ...]
     """etcd's client endpoints, host:port each: the members of one cluster."""
     api: str
-    """The api service's gRPC address."""
+    """The api service's gRPC address; several replicas' comma-separated."""
     scheduler: str
     """The scheduler's gRPC address."""
     eventlog: str
@@ -48,7 +48,12 @@ MESH_SETTINGS = (
         "etcd's client endpoints, host:port, comma-separated for the members of a cluster",
         parse_endpoints,
     ),
-    Setting("--api", "127.0.0.1:13010", "the api's gRPC address", variable="API_ADDRESS"),
+    Setting(
+        "--api",
+        "127.0.0.1:13010",
+        "the api's gRPC address; several replicas' comma-separated",
+        variable="API_ADDRESS",
+    ),
     Setting(
         "--scheduler",
         "127.0.0.1:13011",

@@ -21,10 +21,11 @@ from services.node_agent.fetch_policy import Endpoint, IPAddress, unwrap
 
 
 def configured_endpoints(mesh: MeshConfig, listen: str, advertise: str) -> list[tuple[str, str]]:
-    """(what it is, host:port) of every endpoint a node agent is told of."""
+    """(what it is, host:port) of every endpoint a node agent is told of:
+    each api replica of a comma-separated `--api` among them. Pure."""
     return [
         *(("the mesh's etcd", endpoint) for endpoint in mesh.etcd),
-        ("the mesh's api", mesh.api),
+        *(("the mesh's api", replica.strip()) for replica in mesh.api.split(",")),
         ("the mesh's scheduler", mesh.scheduler),
         ("the mesh's eventlog", mesh.eventlog),
         ("the mesh's gateway", mesh.gateway),

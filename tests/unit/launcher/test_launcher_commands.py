@@ -92,6 +92,16 @@ def test_the_gateway_parses_its_command_line() -> None:
     assert gateway.max_body == 2048
 
 
+def test_several_api_replicas_reach_the_gateway_and_the_node_agent() -> None:
+    replicas = ["10.0.0.1:13010", "10.0.0.2:13010", "10.0.0.3:13010"]
+    config = parse_config(
+        {**DOCUMENT, "mesh": {**DOCUMENT["mesh"], "api": replicas}}, hostname="ignored"
+    )
+    gateway = parse_gateway(command(config, "gateway")[3:])
+    assert gateway.api_address == ",".join(replicas)
+    assert f"--api={','.join(replicas)}" in command(config, "node_agent")
+
+
 def test_children_see_no_sfmesh_variables() -> None:
     inherited = {"PATH": "/usr/bin", "SFMESH_STATE_DIR": "/tmp", "SFMESH_VIRT_TYPE": "kvm"}
     assert environment(inherited) == {"PATH": "/usr/bin", "PYTHONUNBUFFERED": "1"}

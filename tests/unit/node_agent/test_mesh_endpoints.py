@@ -1,10 +1,30 @@
-"""services/node_agent/mesh_endpoints.py, its pure part: etcd members'
-URLs as endpoints."""
+"""services/node_agent/mesh_endpoints.py, its pure part: the configured
+endpoints (every api replica among them) and etcd members' URLs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from services.common.config import MeshConfig
 from services.common.store import Member
-from services.node_agent.mesh_endpoints import member_endpoints
+from services.node_agent.mesh_endpoints import configured_endpoints, member_endpoints
+
+
+def test_each_api_replica_of_a_comma_separated_api_is_an_endpoint() -> None:
+    mesh = MeshConfig(
+        state_dir=Path("/x"),
+        etcd=("10.0.0.1:13379",),
+        api="10.0.0.1:13010, 10.0.0.2:13010,10.0.0.3:13010",
+        scheduler="10.0.0.1:13011",
+        eventlog="10.0.0.1:13012",
+        gateway="10.0.0.1:13000",
+    )
+    found = configured_endpoints(mesh, "10.0.1.1:13020", "10.0.1.1:13020")
+    assert [address for name, address in found if name == "the mesh's api"] == [
+        "10.0.0.1:13010",
+        "10.0.0.2:13010",
+        "10.0.0.3:13010",
+    ]
 
 
 def test_every_peer_and_client_url_of_every_member_is_an_endpoint() -> None:

@@ -1,6 +1,6 @@
-"""tests/multihost/cloud.py: every host config the multi-host layer writes
-passes the launcher's checks and runs what the layer's table says, before
-any namespace is made."""
+"""devmesh/cloud/layout.py: every host config the multi-host cloud writes
+passes the launcher's checks and runs what the layout says, with TLS,
+before any namespace is made."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from devmesh.cloud.layout import ADDRESSES, CONTROL_PLANE, HOST_ROLES, endpoint, host_document
 from launcher.config import HostConfig, parse_config
-from tests.multihost.cloud import ADDRESSES, CONTROL_PLANE, HOST_ROLES, endpoint, host_document
 
 MEMBERS = sorted(endpoint(host, "etcd") for host in CONTROL_PLANE)
+APIS = [endpoint(host, "api") for host in CONTROL_PLANE]
+FOLDER = Path("/var/tmp/multihost")
 
 
 def config(host: str, cluster_state: str = "new") -> HostConfig:
     document = host_document(
         host,
-        Path("/var/tmp/multihost") / host / "state",
+        FOLDER / host,
         image_url="http://10.213.0.1:8000/bootsector.raw",
         cluster_state=cluster_state,
     )
@@ -30,11 +32,13 @@ def test_each_host_runs_its_roles_at_its_address_on_all_three_members(host: str)
     assert (parsed.name, parsed.address) == (host, ADDRESSES[host])
     assert parsed.roles == HOST_ROLES[host]
     assert sorted(map(str, parsed.mesh.etcd)) == MEMBERS
+    assert parsed.state_dir == FOLDER / host / "state"
+    assert parsed.tls is not None and parsed.tls.folder == FOLDER / host / "tls"
 
 
-@pytest.mark.parametrize("host", CONTROL_PLANE)
-def test_each_gateway_fronts_its_own_hosts_api(host: str) -> None:
-    assert str(config(host).mesh.api) == endpoint(host, "api")
+@pytest.mark.parametrize("host", HOST_ROLES)
+def test_every_host_knows_every_api_replica(host: str) -> None:
+    assert [str(api) for api in config(host).mesh.api] == APIS
 
 
 def test_a_lost_member_rejoins_the_running_cluster() -> None:
