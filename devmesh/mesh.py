@@ -279,9 +279,13 @@ def remove_domains(node_name: str, uri: str = "qemu:///system") -> int:
             if instance_of(node_name, domain.name()) is not None
         ]
         for domain in doomed:
-            if domain.isActive():
-                domain.destroy()
-            domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+            try:
+                if domain.isActive():
+                    domain.destroy()
+                domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise  # one gone meanwhile (its agent removed it) is what was wanted
         return len(doomed)
     finally:
         conn.close()
