@@ -8,8 +8,8 @@ a real host (`ip netns exec <ns> unshare --uts … python -m launcher
 | host | address     | runs |
 |------|-------------|------|
 | cp1  | 10.213.0.11 | etcd member, eventlog, scheduler, api, gateway |
-| cp2  | 10.213.0.12 | etcd member, api, gateway |
-| cp3  | 10.213.0.13 | etcd member, api, gateway |
+| cp2  | 10.213.0.12 | etcd member, scheduler, api, gateway |
+| cp3  | 10.213.0.13 | etcd member, scheduler, api, gateway |
 | hv1  | 10.213.0.21 | node agent |
 | hv2  | 10.213.0.22 | node agent |
 
@@ -17,11 +17,13 @@ The three members make one etcd cluster, and every service is given all
 three endpoints: a control-plane host's services try its own member first;
 the hypervisors try cp3's first, so that losing cp3 makes their node agents
 fail over as well as the cluster. Every gateway balances over the three
-apis; the apis and node agents call cp1's scheduler and eventlog (single
-today). Everything speaks TLS with certificates of one CA (`ca/`, made by
-`launcher.ca`): each host's in `<host>/tls`, its `[tls] dir`; the tests'
-own (`operator/`, an etcd client certificate, as an operator's `etcdctl`
-holds) and the CA's certificate, which REST clients trust.
+apis. The three schedulers elect a leader on etcd; the apis and node agents
+call the one the leader key names (cp1's when none does, their `[mesh]
+scheduler`), and cp1's eventlog (single today). Everything speaks TLS with
+certificates of one CA (`ca/`, made by `launcher.ca`): each host's in
+`<host>/tls`, its `[tls] dir`; the tests' own (`operator/`, an etcd client
+certificate, as an operator's `etcdctl` holds) and the CA's certificate,
+which REST clients trust.
 
 Why one process per role rather than one launcher per host: a rolling
 restart stops and starts one role of one host (`CloudHost.restart`), as

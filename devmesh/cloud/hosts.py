@@ -97,6 +97,15 @@ class CloudHost:
         self.wait_serving([role])
         return stopped - started, time.monotonic() - stopped
 
+    def kill_role(self, role: str) -> None:
+        """SIGKILL `role`'s process and whatever it started (its process
+        group: each role starts a session of its own), as a crash would;
+        `launch` starts it again."""
+        process = self.children[role].process
+        assert process is not None
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
     def kill(self) -> list[int]:
         """SIGKILL every process of the host at once (its etcd member, its
         services): the host is lost. Returns their pids."""

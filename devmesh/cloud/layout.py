@@ -12,13 +12,14 @@ from launcher.roles import ETCD_PEER_PORT, ROLES
 CONTROL_PLANE = ("cp1", "cp2", "cp3")
 HYPERVISORS = ("hv1", "hv2")
 CENTRE = "cp1"
-"""The control-plane host of the single scheduler and eventlog."""
+"""The control-plane host of the single eventlog, and the scheduler every
+host falls back to while no scheduler replica leads (`[mesh] scheduler`)."""
 FIRST_MEMBER_OF_HYPERVISORS = "cp3"
 """The etcd member the node agents try first."""
 HOST_ROLES = {
     "cp1": ("etcd", "eventlog", "scheduler", "api", "gateway"),
-    "cp2": ("etcd", "api", "gateway"),
-    "cp3": ("etcd", "api", "gateway"),
+    "cp2": ("etcd", "scheduler", "api", "gateway"),
+    "cp3": ("etcd", "scheduler", "api", "gateway"),
     "hv1": ("node_agent",),
     "hv2": ("node_agent",),
 }
@@ -64,7 +65,10 @@ def host_document(
         "mesh": {"etcd": etcd_endpoints(host), "api": api_replicas()},
         "tls": {"dir": str(folder / "tls")},
     }
-    for part in ("scheduler", "eventlog", "gateway"):
+    # Clients find the leading scheduler in etcd's leader key; `[mesh]
+    # scheduler` is only their fallback, cp1's on every host.
+    document["mesh"]["scheduler"] = endpoint(CENTRE, "scheduler")
+    for part in ("eventlog", "gateway"):
         if part not in roles:
             document["mesh"][part] = endpoint(CENTRE, part)
     if "etcd" in roles:

@@ -79,6 +79,9 @@ def test_the_control_plane_hosts_make_one_etcd_cluster(tmp_path: Path) -> None:
     ]
     members = {config.etcd.cluster for config in configs if config.etcd is not None}
     assert len(members) == 1 and len(next(iter(members))) == 3
+    # Three scheduler replicas (one leads); every host falls back to cp1's.
+    assert all("scheduler" in config.roles for config in configs)
+    assert len({config.mesh.scheduler for config in configs}) == 1
     hv1 = load_config(
         with_certificates(REPO / "deploy" / "hosts" / "hv1.toml", tmp_path / "hv1"), hostname=""
     )

@@ -3,11 +3,18 @@ and give the reservation back when the write does not happen.
 
 Calls go to the leading scheduler, which etcd names (`services/common/
 leaders.py`; the configured address when none does), read once and kept.
-When the scheduler called is unavailable (gone, or no longer leading), the
-leader is read again, and the call sent once more if it is another."""
+When the scheduler called is unavailable (gone, not leading, or a new
+leader not serving yet), the call waits for an election: it is sent again
+each time the key changes, or `ELECTION_POLL` seconds after the last try,
+for up to `ELECTION_WAIT` seconds. A killed leader's key lasts its lease
+(2 s) and its successor serves once it has loaded the reservations and
+heard from the nodes, so a create sent meanwhile is placed late rather
+than answered 503."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -39,6 +46,11 @@ PLACE_DEADLINE = 10.0
 UNREACHABLE_RETRY = 1
 """Seconds a client is told to wait when the scheduler cannot be reached
 (a restart takes about that)."""
+ELECTION_WAIT = 5.0
+"""Seconds a call waits for a scheduler that leads and serves, once the
+one called was unavailable: a lease's TTL, then the successor's start."""
+ELECTION_POLL = 0.25
+"""Seconds between its tries while the leader key stays the same."""
 
 
 @dataclass(frozen=True)
@@ -101,18 +113,21 @@ class Scheduler:
         return self._channels[address][1]
 
     async def _on_leader(self, call: Callable[[Stub], Awaitable[T]]) -> T:
-        """`call` on the leader; once more when the scheduler called was
-        unavailable and etcd now names another."""
+        """`call` on the leader; while the scheduler called is unavailable,
+        again on whichever etcd names, until `ELECTION_WAIT` has passed."""
         leader = self._leader or await self._read_leader()
-        try:
-            return await call(self._stub(leader.address))
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.UNAVAILABLE:
-                raise
-            fresh = await self._read_leader()
-            if fresh.address == leader.address:
-                raise
-        return await call(self._stub(fresh.address))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ELECTION_WAIT
+        while True:
+            try:
+                return await call(self._stub(leader.address))
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or loop.time() >= deadline:
+                    raise
+            wait = min(ELECTION_POLL, max(deadline - loop.time(), 0))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._leaders.changed(leader), wait)
+            leader = await self._read_leader()
 
     async def _read_leader(self) -> Leader:
         self._leader = await self._leaders.read()

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from devmesh.cloud.layout import ADDRESSES, CONTROL_PLANE, HOST_ROLES, endpoint, host_document
+from devmesh.cloud.layout import (
+    ADDRESSES,
+    CENTRE,
+    CONTROL_PLANE,
+    HOST_ROLES,
+    endpoint,
+    host_document,
+)
 from launcher.config import HostConfig, parse_config
 
 MEMBERS = sorted(endpoint(host, "etcd") for host in CONTROL_PLANE)
@@ -45,3 +52,10 @@ def test_a_lost_member_rejoins_the_running_cluster() -> None:
     member = config("cp3", "existing").etcd
     assert member is not None and member.cluster_state == "existing"
     assert [name for name, _ in member.cluster] == list(CONTROL_PLANE)
+
+
+@pytest.mark.parametrize("host", HOST_ROLES)
+def test_three_schedulers_and_one_fallback_address(host: str) -> None:
+    runs = "scheduler" in config(host).roles
+    assert runs == (host in CONTROL_PLANE)
+    assert str(config(host).mesh.scheduler) == endpoint(CENTRE, "scheduler")
