@@ -195,12 +195,14 @@ class ClientStream:
 
 
 async def _failure(core: Any, pool: DescriptorPool | None) -> UpstreamError:
-    """The error of a failed core call, from its status."""
+    """The error of a failed core call, from its status. A call the api
+    cancelled itself (a replica stopping: gRPC cancels what is still in
+    flight when its grace ends, and what arrives after its stop began) is
+    an outage, 503, which a client may retry at once, not the 499 of a
+    client that left."""
     status = await core.status()
-    failure = reply_from_status(
-        _CODES.get(status.code(), grpc.StatusCode.UNKNOWN),
-        status.details() or "",
-        status.trailing_metadata(),
-        pool,
-    )
-    return UpstreamError(failure)
+    code = _CODES.get(status.code(), grpc.StatusCode.UNKNOWN)
+    details = status.details() or ""
+    if code == grpc.StatusCode.CANCELLED and details != _CANCELLED:
+        code, details = grpc.StatusCode.UNAVAILABLE, f"the api stopped before answering: {details}"
+    return UpstreamError(reply_from_status(code, details, status.trailing_metadata(), pool))

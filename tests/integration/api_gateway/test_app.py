@@ -96,6 +96,10 @@ class FakeInstances(instance_service_pb2_grpc.InstanceServiceServicer):
     async def PowerOn(self, request: Any, context: Any) -> Any:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad token")
 
+    async def PowerOff(self, request: Any, context: Any) -> Any:
+        """As a replica whose stop cut the call short."""
+        await context.abort(grpc.StatusCode.CANCELLED, "server shutting down")
+
     async def WatchInstances(self, request: Any, context: Any) -> AsyncIterator[Any]:
         for name in ("one", "two"):
             yield instance_service_pb2.WatchInstancesResponse(
@@ -244,6 +248,13 @@ async def test_unauthenticated_adds_www_authenticate(gateway: str) -> None:
         response = await client.post("/instances/x/poweron")
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_a_call_the_upstream_cancelled_is_an_outage(gateway: str) -> None:
+    async with httpx.AsyncClient(base_url=gateway) as client:
+        response = await client.post("/instances/x/poweroff")
+    assert (response.status_code, response.headers["retry-after"]) == (503, "1")
+    assert response.json()["error"] == "the api stopped before answering: server shutting down"
 
 
 async def test_create_echoes_and_validates(gateway: str) -> None:
