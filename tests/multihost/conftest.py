@@ -19,12 +19,14 @@ CLEAN_TIMEOUT = 120.0
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test here starts the whole cloud: mark each `multihost`, and
-    `slow` as the end-to-end tests are."""
+    `slow` as the end-to-end tests are, and run them last, so the cloud
+    (session-scoped: it starts once) idles beside no other test."""
     here = Path(__file__).parent
     for item in items:
         if item.path.is_relative_to(here):
             item.add_marker(pytest.mark.multihost)
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: item.path.is_relative_to(here))
 
 
 @pytest.fixture(scope="session")
