@@ -55,23 +55,29 @@ class Term:
         """Guards a write of this term: it applies only while the claim stands."""
         return Expect(leader_key(SCHEDULER), self.revision)
 
-    async def within(self, messages: AsyncIterator[T]) -> AsyncIterator[T]:
-        """`messages` until they end or the term does."""
-        over = asyncio.ensure_future(self.over.wait())
-        try:
-            while True:
-                following = asyncio.ensure_future(anext(messages))
-                await asyncio.wait((following, over), return_when=asyncio.FIRST_COMPLETED)
-                if not following.done():
-                    following.cancel()
-                    return
-                try:
-                    message = following.result()
-                except StopAsyncIteration:
-                    return
-                yield message
-        finally:
-            over.cancel()
+    def within(self, messages: AsyncIterator[T], *also: asyncio.Event) -> AsyncIterator[T]:
+        """`messages` until they end, the term does, or one of `also` is set."""
+        return until(messages, self.over, *also)
+
+
+async def until(messages: AsyncIterator[T], *stops: asyncio.Event) -> AsyncIterator[T]:
+    """`messages` until they end or one of `stops` is set."""
+    stopped = [asyncio.ensure_future(stop.wait()) for stop in stops]
+    try:
+        while True:
+            following = asyncio.ensure_future(anext(messages))
+            await asyncio.wait((following, *stopped), return_when=asyncio.FIRST_COMPLETED)
+            if not following.done():
+                following.cancel()
+                return
+            try:
+                message = following.result()
+            except StopAsyncIteration:
+                return
+            yield message
+    finally:
+        for waiting in stopped:
+            waiting.cancel()
 
 
 def claim(found: Leader, address: str, lease: int) -> Put | None:
