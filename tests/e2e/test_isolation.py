@@ -52,8 +52,8 @@ from tests.e2e.isolation import (
     schedule,
     takes_raw_body,
 )
-from tests.e2e.node_records import put_node
 from tests.meshes import user_token_secret
+from tests.node_records import put_node
 
 RUN = uuid.uuid4().hex[:6]
 VICTIM = f"iso-victim-{RUN}"

@@ -18,7 +18,7 @@ from shakenfist_client import apiclient
 
 from devmesh.client_config import write_client_config
 from devmesh.mesh import Mesh
-from tests.e2e.node_records import put_node
+from tests.node_records import put_node
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Node records written straight into the mesh's etcd, for tests that need a
+"""Node records written straight into a mesh's etcd, for tests that need a
 node no agent runs: `missing`, as the scheduler leaves a node whose agent
 went away."""
 
