@@ -25,6 +25,8 @@ log = logging.getLogger("sfmesh.node_agent.presence")
 
 DEFAULT_TTL = 15
 """Seconds a node's presence outlives its agent."""
+MIN_TTL = 2
+"""The shortest lease etcd keeps alive here (`services/common/leases.py`)."""
 RETRY = 1.0
 """Seconds between tries while etcd cannot be reached."""
 

@@ -33,6 +33,7 @@ from services.common.store import Put, Store, key, kind_prefix
 from services.scheduler.leadership import Term
 from services.scheduler.node_states import (
     CREATED,
+    DELETED,
     MISSING,
     Written,
     lapsed,
@@ -151,11 +152,13 @@ class NodeRecords:
         present = {node_of(item.key) for item in snapshot.items}
         async for item in self._store.list_prefix(kind_prefix("node")):
             record = records_pb2.NodeRecord.FromString(item.value)
-            if record.state == CREATED and record.name not in present:
-                await self._lapse(record.name, term)
-            elif record.state == MISSING and record.name in present:
+            if record.name not in present:
+                if record.state == CREATED:
+                    await self._lapse(record.name, term)
+                continue
+            if record.state == MISSING:
                 await self._write(record.name, _existing(returned), term)
-            if record.state == CREATED and not self._registry.connected(record.name):
+            if record.state != DELETED and not self._registry.connected(record.name):
                 self.expect_back(record.name)
         return snapshot.revision
 
@@ -178,8 +181,9 @@ class NodeRecords:
 
     async def _lapse(self, name: str, term: Term) -> None:
         """A node's presence went: missing if it was created; its stream ends
-        either way (a deleted node's key goes too)."""
+        and it is no longer awaited either way (a deleted node's key goes too)."""
         self._lost(name)
+        self._registry.give_up(name)
         await self._write(name, _existing(lapsed), term)
 
     async def _write(self, name: str, decide: Decide, term: Term) -> None:

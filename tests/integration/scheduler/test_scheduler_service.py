@@ -407,6 +407,9 @@ async def test_a_closed_stream_unschedules_and_a_lost_presence_marks_missing(
     assert (await record(mesh, node.name)).state == node_service_pb2.NODE_STATE_CREATED
     await vanish(mesh, node.name)
     await state_becomes(mesh, node.name, node_service_pb2.NODE_STATE_MISSING)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:  # gone: no longer awaited
+        await mesh.stub.PlaceInstance(place_request(node.name), metadata=mesh.metadata)
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
     await present(mesh, node.name)
     await state_becomes(mesh, node.name, node_service_pb2.NODE_STATE_CREATED)
     node_events = [e.message for e in mesh.recorder.events if e.object_uuid == node.name]
