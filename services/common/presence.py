@@ -1,7 +1,7 @@
 """Where a node's presence lives: `/sfmesh/v1/node_presence/<name>`, its
 agent's advertised address under a lease that agent keeps alive. The key
-exists exactly while the agent (and its host) lives: the lease expires a TTL
-after they vanish, or is revoked when the agent stops. The leading scheduler
+exists while the agent (and its host) lives, and a TTL after: the lease
+runs out that long after they vanish or the agent stops. The leading scheduler
 follows these keys to mark nodes `missing` and back `created`; the api
 removes a deleted node's key."""
 

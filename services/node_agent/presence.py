@@ -4,7 +4,10 @@
 
 The lease is the node's liveness: if this agent or its host dies, the key
 goes a TTL later and the leading scheduler marks the node `missing`,
-whichever scheduler leads by then; a stop revokes it at once. A lease etcd
+whichever scheduler leads by then. A stop leaves the lease to run out, so a
+restart within the TTL (an upgrade) is an outage the scheduler awaits, not
+a missing node: the new agent's write puts the key under its own lease,
+and the old one's expiry takes nothing with it. A lease etcd
 says expired (this agent was cut off from etcd for a whole TTL) is replaced
 by a new one and the key written again, which brings the node back. Why the
 agent holds it and not the scheduler: the agent is what must be alive, and
@@ -44,10 +47,10 @@ class Presence:
 
     async def run(self) -> None:
         """Write the key under a kept lease; write it again under a new lease
-        whenever one is lost, until cancelled (which revokes it)."""
+        whenever one is lost, until cancelled (the lease then runs out)."""
         while True:
             try:
-                async with self._store.lease(self._ttl) as kept:
+                async with self._store.lease(self._ttl, revoke=False) as kept:
                     at = presence_key(self._node)
                     await self._store.commit([Put(at, self._address.encode(), lease=kept.id)])
                     log.info("presence held", extra={"fields": {"ttl": self._ttl}})

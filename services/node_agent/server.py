@@ -266,7 +266,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
 
     async def close() -> None:
         await reporter.stop(reporting)
-        # the lease is revoked: the node is missing from now on
+        # the presence lease runs out: missing unless an agent returns first
         for task in [presenting, *background]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
