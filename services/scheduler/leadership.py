@@ -37,6 +37,8 @@ RETRY = 0.5
 """Seconds between campaigns when etcd cannot be reached."""
 NOT_LEADER_RETRY = 1
 """Seconds a caller of a follower is told to wait before trying again."""
+CANCEL_WAIT = 5.0
+"""Seconds a term's end waits for the waits it cancels."""
 
 T = TypeVar("T")
 
@@ -190,11 +192,15 @@ def _cancelled() -> bool:
 
 
 async def _first(*waits: Awaitable[object]) -> None:
-    """Wait until one of `waits` is done; cancel the others."""
+    """Wait until one of `waits` is done; cancel the others, and wait for
+    them at most CANCEL_WAIT: an etcd watch may swallow a cancellation
+    (Python 3.11's wait_for inside aetcd), and must not hold a term's end."""
     tasks = [asyncio.ensure_future(wait) for wait in waits]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        _, pending = await asyncio.wait(tasks, timeout=CANCEL_WAIT)
+        if pending:
+            log.warning("a cancelled wait did not end in time; left to end")

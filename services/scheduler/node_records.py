@@ -51,6 +51,8 @@ ATTEMPTS = 5
 """Tries of one record write when another writer changed the record."""
 RESYNC_DELAY = 1.0
 """Seconds before following the presence keys again after a failure."""
+STOP_WAIT = 5.0
+"""Seconds `stop` waits for the presence watch to end."""
 NODE = "node"
 """The object type of node events."""
 WHY = {
@@ -106,11 +108,15 @@ class NodeRecords:
         self._following = asyncio.create_task(self._follow(term, revision), name="presence")
 
     async def stop(self) -> None:
-        """Stop following the presence keys."""
+        """Stop following the presence keys. Waited for at most STOP_WAIT:
+        an etcd call cancelled under it may end in an error rather than the
+        cancellation, which the watch's own retries would then swallow; the
+        term is over by then, so such a straggler writes nothing."""
         if self._following is not None:
             self._following.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._following
+            done, _ = await asyncio.wait([self._following], timeout=STOP_WAIT)
+            if not done:
+                log.warning("the presence watch did not stop in time; left to end")
             self._following = None
 
     def expect_back(self, name: str) -> None:
@@ -163,7 +169,7 @@ class NodeRecords:
         return snapshot.revision
 
     async def _follow(self, term: Term, revision: int) -> None:
-        while True:
+        while not term.over.is_set():
             try:
                 changes = self._store.watch_prefix(presence_prefix(), start_revision=revision + 1)
                 async with contextlib.aclosing(changes):
