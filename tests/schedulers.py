@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.common.leaders import SCHEDULER, leader_key
+from services.common.presence import KIND as PRESENCE
 from services.common.store import Delete, Store, kind_prefix
 from services.scheduler.leadership import Leadership
 from services.scheduler.reservations import KIND, ReservationStore
@@ -32,9 +33,9 @@ def build_scheduler(
 
 async def forget_schedulers(store: Store) -> None:
     """Remove what earlier tests' schedulers left in the shared etcd: node
-    records (a new leader would await the created ones), reservations and
-    the leader key."""
+    records and presence keys (a new leader would await the created nodes),
+    reservations and the leader key."""
     doomed = [leader_key(SCHEDULER)]
-    for kind in ("node", KIND):
+    for kind in ("node", PRESENCE, KIND):
         doomed += [item.key async for item in store.list_prefix(kind_prefix(kind))]
     await store.commit([Delete(at) for at in doomed])

@@ -42,7 +42,10 @@ from services.api.namespaces.store import NamespaceStore
 from services.api.networks.backfill import backfill_nic_keys
 from services.api.networks.servicer import NetworkServicer
 from services.api.networks.store import NetworkStore
+from services.api.nodes.retirement import Retirement
 from services.api.nodes.servicer import NodeServicer
+from services.api.nodes.states import NodeStates
+from services.api.nodes.store import NodeStore
 from services.api.token_secret import user_token_secret
 from services.api.transfers.blob_data import BlobData
 from services.api.transfers.conversion import Conversion
@@ -161,10 +164,23 @@ async def serve_api(config: ApiConfig) -> None:
         node_agents,
         default_thin=config.snapshots_default_to_thin,
     )
+    node_states = NodeStates(store)
     instances = InstanceServicer(
-        instance_store, namespaces, events, node_agents, creation, finisher, cache, snapshots
+        instance_store,
+        namespaces,
+        events,
+        node_agents,
+        creation,
+        finisher,
+        cache,
+        snapshots,
+        node_states.state_of,
     )
+    node_store = NodeStore(store)
+    retirement = Retirement(node_store, instance_store, finisher, artifacts)
     caching = asyncio.create_task(cache.run())
+    following_nodes = asyncio.create_task(node_states.run())
+    retiring = asyncio.create_task(retirement.sweep_forever(config.purge_interval))
     backfilling = asyncio.create_task(backfill_nic_keys(store, instance_store))
     finishing = asyncio.create_task(finisher.run())
     purging = asyncio.create_task(
@@ -199,6 +215,8 @@ async def serve_api(config: ApiConfig) -> None:
 
     async def close() -> None:
         await revocation.close()
+        retiring.cancel()
+        following_nodes.cancel()
         sweeping.cancel()
         artifact_sweeping.cancel()
         purging.cancel()
@@ -221,7 +239,7 @@ async def serve_api(config: ApiConfig) -> None:
             ),
             Servicer(
                 "sfmesh.v1.NodeService",
-                NodeServicer(store),
+                NodeServicer(node_store, events, retirement),
                 node_service_pb2_grpc.add_NodeServiceServicer_to_server,
             ),
             Servicer(

@@ -1,5 +1,6 @@
 """A lease this process holds in etcd: granted, kept alive through whichever
-member answers (`etcd_clients.py` fails over for it), revoked at the end.
+member answers (`etcd_clients.py` fails over for it), revoked at the end
+(or left to run out, for a holder whose keys should outlive a restart).
 
 Keys written with the lease (`Put(..., lease=kept.id)`) go when it expires:
 what must vanish with its holder (a leader's claim, a node's address). The
@@ -39,10 +40,11 @@ async def grant(etcd: EtcdClients, ttl: int) -> int:
 class KeptLease:
     """`async with store.lease(ttl) as kept:` a lease of `ttl` seconds."""
 
-    def __init__(self, etcd: EtcdClients, ttl: int) -> None:
+    def __init__(self, etcd: EtcdClients, ttl: int, *, revoke: bool = True) -> None:
         if ttl < 2:
             raise ValueError("a lease's TTL is at least 2 seconds")
         self.ttl = ttl
+        self._revoke = revoke
         self.id = 0
         """etcd's id of the lease, once granted."""
         self.lost = asyncio.Event()
@@ -62,7 +64,7 @@ class KeptLease:
             self._keeper.cancel()
             # waited for, not awaited: a cancel of the holder is not swallowed
             await asyncio.wait([self._keeper])
-        if not self.lost.is_set():
+        if self._revoke and not self.lost.is_set():
             revoke = rpc.LeaseRevokeRequest(ID=self.id)
             with contextlib.suppress(errors.Unavailable):
                 await self._etcd.call(

@@ -194,11 +194,12 @@ class Store:
                 )
         await self._etcd.close()
 
-    def lease(self, ttl: int) -> KeptLease:
+    def lease(self, ttl: int, *, revoke: bool = True) -> KeptLease:
         """A lease of `ttl` seconds, granted on entering `async with` and kept
-        alive meanwhile through whichever member answers; revoked on exit.
-        Keys written with it (`Put(..., lease=kept.id)`) go when it expires."""
-        return KeptLease(self._etcd, ttl)
+        alive meanwhile through whichever member answers; on exit revoked, or
+        left to expire `ttl` seconds later when not `revoke`. Keys written
+        with it (`Put(..., lease=kept.id)`) go when it ends."""
+        return KeptLease(self._etcd, ttl, revoke=revoke)
 
     async def grant(self, ttl: int) -> int:
         """A lease of `ttl` seconds that nobody keeps alive: keys written with

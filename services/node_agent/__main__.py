@@ -18,6 +18,7 @@ from services.node_agent.facts import VIRT_TYPES
 from services.node_agent.fetch_policy import IPNetwork, parse_networks
 from services.node_agent.images import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, DEFAULT_SHORTHANDS
 from services.node_agent.nat import Egress
+from services.node_agent.presence import DEFAULT_TTL, MIN_TTL
 from services.node_agent.server import NodeAgentConfig, serve_node_agent
 from services.node_agent.source_checks import DEFAULT_CHECK_INTERVAL
 
@@ -152,6 +153,13 @@ SETTINGS = (
         float,
     ),
     Setting(
+        "--presence-ttl",
+        DEFAULT_TTL,
+        "seconds this node's presence lease outlives the agent: after that, a node whose "
+        "agent or host died is missing",
+        int,
+    ),
+    Setting(
         "--egress-bridge",
         "",
         "an existing bridge on the --floating-netblock segment: NAT networks reach the "
@@ -163,6 +171,8 @@ SETTINGS = (
 def main() -> None:
     """Parse the configuration and run the node agent."""
     args = parse_arguments("node_agent", listen="127.0.0.1:13020", settings=SETTINGS)
+    if args.presence_ttl < MIN_TTL:
+        raise SystemExit(f"--presence-ttl must be at least {MIN_TTL} seconds")
     config = NodeAgentConfig(
         mesh=mesh_config(args),
         listen=args.listen,
@@ -185,6 +195,7 @@ def main() -> None:
             delete_grace=args.blob_delete_grace,
             verify_interval=args.blob_verify_interval,
         ),
+        presence_ttl=args.presence_ttl,
     )
     asyncio.run(serve_node_agent(config))
 

@@ -43,6 +43,7 @@ from services.node_agent.peer_agents import PeerAgents
 from services.node_agent.peer_copy import PeerCopier
 from services.node_agent.peers import Peers
 from services.node_agent.placed import PlacedInstances
+from services.node_agent.presence import DEFAULT_TTL, Presence
 from services.node_agent.reconciler import Reconciler
 from services.node_agent.servicer import NodeAgentServicer
 from services.node_agent.snapshots import Snapshots
@@ -92,6 +93,8 @@ class NodeAgentConfig:
     """How this node's NAT networks reach the outside; None: they do not."""
     blob_care: CareSettings = field(default_factory=CareSettings)
     """Replication, integrity and cleaning of blobs across nodes."""
+    presence_ttl: int = DEFAULT_TTL
+    """Seconds this node's presence lease outlives the agent (`presence.py`)."""
 
 
 async def serve_node_agent(config: NodeAgentConfig) -> None:
@@ -245,6 +248,8 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
     if config.underlay is not None:
         peers = Peers(store, config.node_name, dataplane.set_peers)
         background.append(asyncio.create_task(peers.run(), name="vxlan-peers"))
+    presence = Presence(store, config.node_name, config.advertise, ttl=config.presence_ttl)
+    presenting = asyncio.create_task(presence.run(), name="presence")
     reports = reporter.Reporter(
         leaders=LeaderLookup(store, SCHEDULER, fallback=config.mesh.scheduler),
         facts=host,
@@ -252,11 +257,17 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         credentials=credentials,
         transport=config.mesh.transport,
     )
-    reporting = asyncio.create_task(reports.run(), name="node-reports")
+
+    async def report_once_present() -> None:  # the scheduler refuses it before
+        await presence.held.wait()
+        await reports.run()
+
+    reporting = asyncio.create_task(report_once_present(), name="node-reports")
 
     async def close() -> None:
         await reporter.stop(reporting)
-        for task in background:
+        # the presence lease runs out: missing unless an agent returns first
+        for task in [presenting, *background]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

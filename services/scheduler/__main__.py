@@ -34,12 +34,6 @@ SETTINGS = (
         int,
     ),
     Setting(
-        "--node-grace",
-        Timing.node_grace,
-        "seconds without a stream before a node is missing",
-        float,
-    ),
-    Setting(
         "--node-record-interval",
         Timing.record_interval,
         "least seconds between node record writes",
@@ -74,7 +68,6 @@ def main() -> None:
         ),
         timing=Timing(
             report_interval=args.report_interval,
-            node_grace=args.node_grace,
             record_interval=args.node_record_interval,
         ),
         reservation_ttl=args.reservation_ttl,

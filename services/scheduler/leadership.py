@@ -37,6 +37,8 @@ RETRY = 0.5
 """Seconds between campaigns when etcd cannot be reached."""
 NOT_LEADER_RETRY = 1
 """Seconds a caller of a follower is told to wait before trying again."""
+CANCEL_WAIT = 5.0
+"""Seconds a term's end waits for the waits it cancels."""
 
 T = TypeVar("T")
 
@@ -55,23 +57,29 @@ class Term:
         """Guards a write of this term: it applies only while the claim stands."""
         return Expect(leader_key(SCHEDULER), self.revision)
 
-    async def within(self, messages: AsyncIterator[T]) -> AsyncIterator[T]:
-        """`messages` until they end or the term does."""
-        over = asyncio.ensure_future(self.over.wait())
-        try:
-            while True:
-                following = asyncio.ensure_future(anext(messages))
-                await asyncio.wait((following, over), return_when=asyncio.FIRST_COMPLETED)
-                if not following.done():
-                    following.cancel()
-                    return
-                try:
-                    message = following.result()
-                except StopAsyncIteration:
-                    return
-                yield message
-        finally:
-            over.cancel()
+    def within(self, messages: AsyncIterator[T], *also: asyncio.Event) -> AsyncIterator[T]:
+        """`messages` until they end, the term does, or one of `also` is set."""
+        return until(messages, self.over, *also)
+
+
+async def until(messages: AsyncIterator[T], *stops: asyncio.Event) -> AsyncIterator[T]:
+    """`messages` until they end or one of `stops` is set."""
+    stopped = [asyncio.ensure_future(stop.wait()) for stop in stops]
+    try:
+        while True:
+            following = asyncio.ensure_future(anext(messages))
+            await asyncio.wait((following, *stopped), return_when=asyncio.FIRST_COMPLETED)
+            if not following.done():
+                following.cancel()
+                return
+            try:
+                message = following.result()
+            except StopAsyncIteration:
+                return
+            yield message
+    finally:
+        for waiting in stopped:
+            waiting.cancel()
 
 
 def claim(found: Leader, address: str, lease: int) -> Put | None:
@@ -184,11 +192,15 @@ def _cancelled() -> bool:
 
 
 async def _first(*waits: Awaitable[object]) -> None:
-    """Wait until one of `waits` is done; cancel the others."""
+    """Wait until one of `waits` is done; cancel the others, and wait for
+    them at most CANCEL_WAIT: an etcd watch may swallow a cancellation
+    (Python 3.11's wait_for inside aetcd), and must not hold a term's end."""
     tasks = [asyncio.ensure_future(wait) for wait in waits]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        _, pending = await asyncio.wait(tasks, timeout=CANCEL_WAIT)
+        if pending:
+            log.warning("a cancelled wait did not end in time; left to end")

@@ -97,6 +97,10 @@ class Registry:
         if name not in self._nodes:
             self._expected[name] = self._clock() + within
 
+    def give_up(self, name: str) -> None:
+        """`name` is not expected any more: it is gone (missing or deleted)."""
+        self._expected.pop(name, None)
+
     def awaited(self) -> list[str]:
         """The nodes still expected to report, by name; until none is, the
         view is incomplete and a refusal may be wrong."""

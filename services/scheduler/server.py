@@ -38,7 +38,7 @@ class SchedulerConfig:
     policy: Policy
     """Placement thresholds."""
     timing: Timing
-    """Report interval, node grace and record write interval."""
+    """Report interval and record write interval."""
     reservation_ttl: float
     """Seconds a reservation lives unless the node reports the instance."""
 

@@ -3,6 +3,7 @@ Converts messages to domain values at this edge; placement.py decides."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from services.common.store import Store
 from services.common.tags import instance_tags
 from services.scheduler.leadership import Leadership, Term
 from services.scheduler.node_records import NodeRecords, Timing
+from services.scheduler.node_states import NodeDeleted, NotPresent
 from services.scheduler.placement import (
     Placement,
     PlacementRequest,
@@ -64,14 +66,17 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         self._timing = timing
         self._leadership = leadership
         self._reservations = reservations
-        self._nodes = NodeRecords(store, registry, timing)
+        self._nodes = NodeRecords(store, registry, timing, emitter, lost=self._lost)
+        self._streams: dict[str, tuple[int, asyncio.Event]] = {}
+        """Node -> its stream's session, and the event that ends the stream."""
         self._term: Term | None = None
 
     async def lead(self, term: Term) -> None:
         """Take the lead: hold every reservation etcd keeps (an earlier
-        leader's too) and await the created nodes, then serve."""
+        leader's too), bring node records in line with presence keys and
+        await the created nodes, then serve."""
         self._registry.restore(await self._reservations.load())
-        await self._nodes.await_created(term)
+        await self._nodes.lead(term)
         self._term = term
 
     async def follow(self) -> None:
@@ -82,8 +87,15 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         self._registry.clear()
 
     async def close(self) -> None:
-        """Stop the missing-node timers."""
+        """Stop following presence keys."""
         await self._nodes.stop()
+
+    def _lost(self, name: str) -> None:
+        """`name`'s presence went: unschedulable now, and its stream ends."""
+        session, cut = self._streams.pop(name, (0, None))
+        if cut is not None:
+            self._registry.disconnect(name, session)
+            cut.set()
 
     def _leading(self) -> Term:
         """The current term; NOT_LEADER when this replica does not lead."""
@@ -105,30 +117,43 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         session = 0
         written = 0.0
         facts = scheduler_service_pb2.HypervisorFacts()
+        cut = asyncio.Event()
         try:
-            async for report in term.within(request_iterator):
+            async for report in term.within(request_iterator, cut):
+                now = time.time()
                 if not name:
                     if not report.facts.node or not report.facts.address:
                         raise errors.InvalidArgument(
                             "the first report must carry facts with node and address"
                         )
-                    name = report.facts.node
                     facts.CopyFrom(report.facts)
+                    # deleted or not present: refused before it counts
+                    await self._nodes.register(facts, report, now, term, opening=True)
+                    name, written = facts.node, now
                     session = self._registry.connect(name)
+                    self._streams[name] = (session, cut)
                     log.info("node connected", extra={"fields": {"node": name}})
-                await self._reservations.drop(self._registry.report(name, _capacity(report)))
-                now = time.time()
-                if not written or now - written >= self._timing.record_interval:
-                    await self._nodes.write(facts, report, now, term)
+                elif now - written >= self._timing.record_interval:
+                    await self._nodes.register(facts, report, now, term, opening=False)
                     written = now
+                if cut.is_set():
+                    break
+                await self._reservations.drop(self._registry.report(name, _capacity(report)))
                 yield reply
+            if cut.is_set():
+                raise NotPresent(name)
             if term.over.is_set():
                 raise self._leadership.refusal()
+        except (NodeDeleted, NotPresent):
+            cut.set()  # gone, not restarting: not awaited back
+            raise
         finally:
+            if name and self._streams.get(name, (0, None))[0] == session:
+                del self._streams[name]
             if name and self._registry.disconnect(name, session):
                 log.info("node stream ended", extra={"fields": {"node": name}})
-                if not term.over.is_set():
-                    self._nodes.expect_back(name, term)
+                if not term.over.is_set() and not cut.is_set():
+                    self._nodes.expect_back(name)
 
     async def PlaceInstance(
         self, request: scheduler_service_pb2.PlaceInstanceRequest, context: grpc.aio.ServicerContext

@@ -51,15 +51,16 @@ rest = meshes.rest
 
 
 @contextlib.contextmanager
-def extra_node_agent(
+def extra_node_host(
     mesh: Mesh, name: str, settings: dict[str, str] | None = None
-) -> Iterator[str]:
+) -> Iterator[Host]:
     """Another node agent of `mesh` on this machine, named `name`, as a
     hypervisor host of the mesh runs one: the launcher, from a host config
     of its own (only the node agent, its own port and state folder holding
     the mesh's service key, as every host of a mesh has) with `settings`
-    (SFMESH_* variables) over the mesh's. Yields its name once it serves;
-    what it leaves behind is removed after it stops."""
+    (SFMESH_* variables) over the mesh's. Yields its host once it serves
+    (to stop or restart its `node_agent`); what it leaves behind is removed
+    after it stops."""
     state = Path(tempfile.mkdtemp(prefix=f"sfmesh-e2e-{name}-", dir="/var/tmp"))
     state.chmod(0o755)
     shutil.copy(mesh.state_dir / "service.key", state / "service.key")
@@ -68,8 +69,17 @@ def extra_node_agent(
     host = Host(load_config(state / "host.toml", hostname=name), sink=sys.stderr)
     try:
         host.start()
-        yield name
+        yield host
     finally:
         host.stop()
         remove_leftovers(name)
         shutil.rmtree(state, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def extra_node_agent(
+    mesh: Mesh, name: str, settings: dict[str, str] | None = None
+) -> Iterator[str]:
+    """`extra_node_host`, yielding the node's name."""
+    with extra_node_host(mesh, name, settings):
+        yield name

@@ -234,9 +234,16 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/interfaces/{uuid}/metadata/{key}"): Rule("interface"),
     ("POST", "/interfaces/{uuid}/float"): Rule("interface"),
     ("POST", "/interfaces/{uuid}/defloat"): Rule("interface"),
-    # nodes (other-apis §4.0): not the victim's, but system only
+    # nodes (guest-access §7): not the victim's, but system only; system
+    # acts on a spare node (`Victim.spare_node`), others on the mesh's own
     ("GET", "/nodes"): Rule("system only"),
     ("GET", "/nodes/{node}"): Rule("system only"),
+    ("DELETE", "/nodes/{node}"): Rule("system only", last=1),
+    ("GET", "/nodes/{node}/events"): Rule("system only"),
+    ("GET", "/nodes/{node}/metadata"): Rule("system only"),
+    ("POST", "/nodes/{node}/metadata"): Rule("system only"),
+    ("PUT", "/nodes/{node}/metadata/{key}"): Rule("system only"),
+    ("DELETE", "/nodes/{node}/metadata/{key}"): Rule("system only"),
     # artifacts (artifacts §3)
     ("GET", "/artifacts"): Rule("artifact listing"),
     ("POST", "/artifacts"): Rule("in trusting namespace"),
@@ -290,6 +297,9 @@ class Victim:
     """Its instance's view; its first NIC is on `network`."""
     network: dict[str, Any]
     node: str
+    """The node its instance is on: the mesh's own."""
+    spare_node: str
+    """A node record made for system's cases, which delete it."""
     disk_base: str
     """A disk base that never fetches: instances made here end in `error`."""
     netblock: str
@@ -340,7 +350,7 @@ PATH: dict[tuple[str, str], Filler] = {
         mark(v.namespace, "trust", c)
     ],
     ("", "key"): lambda v, c: [mark(v.namespace, "md", c)],
-    ("/nodes/", "node"): lambda v, c: [v.node],
+    ("/nodes/", "node"): lambda v, c: [v.spare_node if c == "system" else v.node],
     # By name too, but not for system: the trusted caller's delete (rank 1)
     # leaves the artifact found by UUID only.
     ("/artifacts/", "ref"): lambda v, c: (

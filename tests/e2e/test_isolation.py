@@ -53,6 +53,7 @@ from tests.e2e.isolation import (
     takes_raw_body,
 )
 from tests.meshes import user_token_secret
+from tests.node_records import put_node
 
 RUN = uuid.uuid4().hex[:6]
 VICTIM = f"iso-victim-{RUN}"
@@ -114,6 +115,7 @@ class World:
             f"/label/{v.namespace}/{LABEL}",
             f"/blobs/{v.blob['uuid']}",
             f"/blobs/{v.blob['uuid']}/metadata",
+            f"/nodes/{v.node}/metadata",  # its other fields move with every report
         ]
         shot: dict[str, Any] = {path: self.system.get(path).json() for path in paths}
         for listing in ("/instances", "/networks", "/artifacts"):
@@ -287,6 +289,7 @@ def world(
         instance=made,
         network=network,
         node=made["node"],
+        spare_node=put_node(mesh, f"{VICTIM}-spare-node"),
         disk_base=base,
         netblock=f"10.246.{octet + 1}.0/24",
         artifact=artifact,

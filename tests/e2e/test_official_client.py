@@ -18,6 +18,7 @@ from shakenfist_client import apiclient
 
 from devmesh.client_config import write_client_config
 from devmesh.mesh import Mesh
+from tests.node_records import put_node
 
 pytestmark = pytest.mark.slow
 
@@ -234,3 +235,29 @@ def test_network_and_interface_commands_of_sf_client(client: apiclient.Client) -
     finally:
         client.delete_instance(instance["uuid"])
     assert sf_client("network", "delete", name)["state"] in ("deleted", "delete-wait")
+
+
+def test_node_commands_of_sf_client(client: apiclient.Client, mesh: Mesh) -> None:
+    name = put_node(mesh, f"cli-node-{uuid.uuid4().hex[:6]}")
+    assert name in [node["name"] for node in sf_client("node", "list")]
+    shown = sf_client("node", "show", name)
+    assert (shown["state"], shown["metadata"], shown["is_cluster_maintainer"]) == (
+        "missing",
+        {},
+        False,
+    )
+    client.set_node_metadata_item(name, "rack", "b2")
+    assert sf_client("node", "show", name)["metadata"] == {"rack": "b2"}
+    for pretty in (("node", "show", name), ("node", "list")):  # reads every key it prints
+        done = subprocess.run([SF_CLIENT, *pretty], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert name in done.stdout
+    client.delete_node_metadata_item(name, "rack")
+    assert client.get_node_metadata(name) == {}
+    assert sf_client("node", "delete", name)["state"] == "deleted"
+    assert client.get_node(name)["state"] == "deleted"
+    deadline = time.monotonic() + 10
+    while not (events := sf_client("node", "events", name, "--type", "audit", "--limit", "1")):
+        assert time.monotonic() < deadline, "no audit event on the node"
+        time.sleep(0.2)
+    assert [event["message"] for event in events] == ["delete request from REST API"]

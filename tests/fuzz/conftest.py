@@ -20,6 +20,7 @@ import pytest
 from devmesh.mesh import Mesh
 from tests import meshes
 from tests.fuzz.figures import TALLIES
+from tests.node_records import put_node
 
 NODE = f"fuzz-{uuid.uuid4().hex[:6]}"
 """This run's node name: its domains, if any, are `sfmesh-<NODE>-<uuid>`."""
@@ -132,7 +133,8 @@ def targets(
 ) -> dict[str, dict[str, list[str]]]:
     """Real path values per caller, so fuzzed requests also reach objects
     that exist: the system namespace and its key, a namespace, a network and
-    a running instance (with its interface) made for the fuzz, this node.
+    a running instance (with its interface) made for the fuzz, this node
+    (a spare one for the system, which may delete it).
     The tenant names its own namespace, network and instance, and the
     system's instance and interface (not its to see); the system is not told
     of the tenant's objects (it would delete them)."""
@@ -145,6 +147,7 @@ def targets(
     common = {"node": [NODE], "key_name": ["system"], "external_namespace": ["system", TARGET]}
     system = {
         **common,
+        "node": [put_node(fuzz_mesh, f"{NODE}-spare")],  # this node's delete would end the fuzz
         "namespace": ["system", TARGET],
         "ref": [network["uuid"], ours["uuid"], TARGET],
         "uuid": [ours["interfaces"][0]["uuid"]],

@@ -30,6 +30,7 @@ SAMPLE = Victim(
     instance={"uuid": "i-uuid", "name": "vm", "interfaces": [{"uuid": "n-uuid", "ipv4": "ip"}]},
     network={"uuid": "net-uuid", "name": "net"},
     node="node",
+    spare_node="spare",
     disk_base="http://127.0.0.1/missing",
     netblock="10.0.0.0/24",
     artifact={"uuid": "a-uuid", "name": "disk.qcow2"},

@@ -1,4 +1,5 @@
 from google.protobuf import struct_pb2 as _struct_pb2
+from sfmesh.v1 import node_service_pb2 as _node_service_pb2
 from sfmesh.v1 import options_pb2 as _options_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -237,7 +238,7 @@ class Disk(_message.Message):
     def __init__(self, device: _Optional[str] = ..., bus: _Optional[_Union[DiskBus, str]] = ..., size: _Optional[int] = ..., blob_uuid: _Optional[str] = ..., snapshot_ignores: _Optional[bool] = ...) -> None: ...
 
 class Instance(_message.Message):
-    __slots__ = ("uuid", "state", "metadata", "version", "cpus", "memory", "name", "namespace", "disk_spec", "ssh_key", "user_data", "video", "uefi", "configdrive", "nvram_template", "secure_boot", "machine_type", "side_channels", "agent_state", "agent_start_time", "agent_system_boot_time", "error_message", "console_port", "node", "power_state", "vdi_port", "vdi_tls_port", "interfaces", "disks", "requested_placement")
+    __slots__ = ("uuid", "state", "metadata", "version", "cpus", "memory", "name", "namespace", "disk_spec", "ssh_key", "user_data", "video", "uefi", "configdrive", "nvram_template", "secure_boot", "machine_type", "side_channels", "agent_state", "agent_start_time", "agent_system_boot_time", "error_message", "console_port", "node", "power_state", "vdi_port", "vdi_tls_port", "interfaces", "disks", "requested_placement", "node_state")
     UUID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
@@ -268,6 +269,7 @@ class Instance(_message.Message):
     INTERFACES_FIELD_NUMBER: _ClassVar[int]
     DISKS_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    NODE_STATE_FIELD_NUMBER: _ClassVar[int]
     uuid: str
     state: InstanceState
     metadata: _struct_pb2.Struct
@@ -298,4 +300,5 @@ class Instance(_message.Message):
     interfaces: _containers.RepeatedCompositeFieldContainer[Interface]
     disks: _containers.RepeatedCompositeFieldContainer[Disk]
     requested_placement: str
-    def __init__(self, uuid: _Optional[str] = ..., state: _Optional[_Union[InstanceState, str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., version: _Optional[int] = ..., cpus: _Optional[int] = ..., memory: _Optional[int] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., disk_spec: _Optional[_Iterable[_Union[DiskSpec, _Mapping]]] = ..., ssh_key: _Optional[str] = ..., user_data: _Optional[str] = ..., video: _Optional[_Union[VideoSpec, _Mapping]] = ..., uefi: _Optional[bool] = ..., configdrive: _Optional[_Union[ConfigDrive, str]] = ..., nvram_template: _Optional[str] = ..., secure_boot: _Optional[bool] = ..., machine_type: _Optional[str] = ..., side_channels: _Optional[_Iterable[str]] = ..., agent_state: _Optional[str] = ..., agent_start_time: _Optional[float] = ..., agent_system_boot_time: _Optional[float] = ..., error_message: _Optional[str] = ..., console_port: _Optional[int] = ..., node: _Optional[str] = ..., power_state: _Optional[_Union[PowerState, str]] = ..., vdi_port: _Optional[int] = ..., vdi_tls_port: _Optional[int] = ..., interfaces: _Optional[_Iterable[_Union[Interface, _Mapping]]] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ..., requested_placement: _Optional[str] = ...) -> None: ...
+    node_state: _node_service_pb2.NodeState
+    def __init__(self, uuid: _Optional[str] = ..., state: _Optional[_Union[InstanceState, str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., version: _Optional[int] = ..., cpus: _Optional[int] = ..., memory: _Optional[int] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., disk_spec: _Optional[_Iterable[_Union[DiskSpec, _Mapping]]] = ..., ssh_key: _Optional[str] = ..., user_data: _Optional[str] = ..., video: _Optional[_Union[VideoSpec, _Mapping]] = ..., uefi: _Optional[bool] = ..., configdrive: _Optional[_Union[ConfigDrive, str]] = ..., nvram_template: _Optional[str] = ..., secure_boot: _Optional[bool] = ..., machine_type: _Optional[str] = ..., side_channels: _Optional[_Iterable[str]] = ..., agent_state: _Optional[str] = ..., agent_start_time: _Optional[float] = ..., agent_system_boot_time: _Optional[float] = ..., error_message: _Optional[str] = ..., console_port: _Optional[int] = ..., node: _Optional[str] = ..., power_state: _Optional[_Union[PowerState, str]] = ..., vdi_port: _Optional[int] = ..., vdi_tls_port: _Optional[int] = ..., interfaces: _Optional[_Iterable[_Union[Interface, _Mapping]]] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ..., requested_placement: _Optional[str] = ..., node_state: _Optional[_Union[_node_service_pb2.NodeState, str]] = ...) -> None: ...

@@ -23,11 +23,13 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from sfmesh.v1 import event_pb2 as sfmesh_dot_v1_dot_event__pb2
 from sfmesh.v1 import options_pb2 as sfmesh_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csfmesh/v1/node_service.proto\x12\tsfmesh.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17sfmesh/v1/options.proto\"\xc4\x02\n\x04Node\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.sfmesh.v1.NodeState\x12)\n\x08metadata\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\n\n\x02ip\x18\x06 \x01(\t\x12\x10\n\x08lastseen\x18\x07 \x01(\x01\x12\x14\n\x07release\x18\x08 \x01(\tH\x00\x88\x01\x01\x12\x15\n\ris_hypervisor\x18\t \x01(\x08\x12\x16\n\x0eis_etcd_master\x18\n \x01(\x08\x12\x17\n\x0fis_network_node\x18\x0b \x01(\x08\x12\x18\n\x10is_eventlog_node\x18\x0c \x01(\x08\x12\x1d\n\x15is_cluster_maintainer\x18\r \x01(\x08\x42\n\n\x08_release\"\x12\n\x10ListNodesRequest\"3\n\x11ListNodesResponse\x12\x1e\n\x05nodes\x18\x01 \x03(\x0b\x32\x0f.sfmesh.v1.Node\"\x1e\n\x0eGetNodeRequest\x12\x0c\n\x04node\x18\x01 \x01(\t*\x83\x02\n\tNodeState\x12\x1a\n\x16NODE_STATE_UNSPECIFIED\x10\x00\x12#\n\x12NODE_STATE_CREATED\x10\x01\x1a\x0b\xca\xf3\x18\x07\x63reated\x12#\n\x12NODE_STATE_MISSING\x10\x02\x1a\x0b\xca\xf3\x18\x07missing\x12%\n\x13NODE_STATE_STOPPING\x10\x03\x1a\x0c\xca\xf3\x18\x08stopping\x12#\n\x12NODE_STATE_STOPPED\x10\x04\x1a\x0b\xca\xf3\x18\x07stopped\x12#\n\x12NODE_STATE_DELETED\x10\x05\x1a\x0b\xca\xf3\x18\x07\x64\x65leted\x12\x1f\n\x10NODE_STATE_ERROR\x10\x06\x1a\t\xca\xf3\x18\x05\x65rror2\xc6\x01\n\x0bNodeService\x12]\n\tListNodes\x12\x1b.sfmesh.v1.ListNodesRequest\x1a\x1c.sfmesh.v1.ListNodesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\x06/nodesb\x05nodes\x12X\n\x07GetNode\x12\x19.sfmesh.v1.GetNodeRequest\x1a\x0f.sfmesh.v1.Node\"!\xea\xf3\x18\x08node-get\x82\xd3\xe4\x93\x02\x0f\x12\r/nodes/{node}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csfmesh/v1/node_service.proto\x12\tsfmesh.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x15sfmesh/v1/event.proto\x1a\x17sfmesh/v1/options.proto\"\xc4\x02\n\x04Node\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.sfmesh.v1.NodeState\x12)\n\x08metadata\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\n\n\x02ip\x18\x06 \x01(\t\x12\x10\n\x08lastseen\x18\x07 \x01(\x01\x12\x14\n\x07release\x18\x08 \x01(\tH\x00\x88\x01\x01\x12\x15\n\ris_hypervisor\x18\t \x01(\x08\x12\x16\n\x0eis_etcd_master\x18\n \x01(\x08\x12\x17\n\x0fis_network_node\x18\x0b \x01(\x08\x12\x18\n\x10is_eventlog_node\x18\x0c \x01(\x08\x12\x1d\n\x15is_cluster_maintainer\x18\r \x01(\x08\x42\n\n\x08_release\"\x12\n\x10ListNodesRequest\"3\n\x11ListNodesResponse\x12\x1e\n\x05nodes\x18\x01 \x03(\x0b\x32\x0f.sfmesh.v1.Node\"\x1e\n\x0eGetNodeRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\"!\n\x11\x44\x65leteNodeRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\"m\n\x15ListNodeEventsRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12(\n\nevent_type\x18\x02 \x01(\x0e\x32\x14.sfmesh.v1.EventType\x12\x12\n\x05limit\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x08\n\x06_limit\":\n\x16ListNodeEventsResponse\x12 \n\x06\x65vents\x18\x01 \x03(\x0b\x32\x10.sfmesh.v1.Event\"&\n\x16GetNodeMetadataRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\"D\n\x17GetNodeMetadataResponse\x12)\n\x08metadata\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"Z\n\x16SetNodeMetadataRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\"6\n\x19\x44\x65leteNodeMetadataRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t*\x83\x02\n\tNodeState\x12\x1a\n\x16NODE_STATE_UNSPECIFIED\x10\x00\x12#\n\x12NODE_STATE_CREATED\x10\x01\x1a\x0b\xca\xf3\x18\x07\x63reated\x12#\n\x12NODE_STATE_MISSING\x10\x02\x1a\x0b\xca\xf3\x18\x07missing\x12%\n\x13NODE_STATE_STOPPING\x10\x03\x1a\x0c\xca\xf3\x18\x08stopping\x12#\n\x12NODE_STATE_STOPPED\x10\x04\x1a\x0b\xca\xf3\x18\x07stopped\x12#\n\x12NODE_STATE_DELETED\x10\x05\x1a\x0b\xca\xf3\x18\x07\x64\x65leted\x12\x1f\n\x10NODE_STATE_ERROR\x10\x06\x1a\t\xca\xf3\x18\x05\x65rror2\xbc\x06\n\x0bNodeService\x12]\n\tListNodes\x12\x1b.sfmesh.v1.ListNodesRequest\x1a\x1c.sfmesh.v1.ListNodesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\x06/nodesb\x05nodes\x12X\n\x07GetNode\x12\x19.sfmesh.v1.GetNodeRequest\x1a\x0f.sfmesh.v1.Node\"!\xea\xf3\x18\x08node-get\x82\xd3\xe4\x93\x02\x0f\x12\r/nodes/{node}\x12R\n\nDeleteNode\x12\x1c.sfmesh.v1.DeleteNodeRequest\x1a\x0f.sfmesh.v1.Node\"\x15\x82\xd3\xe4\x93\x02\x0f*\r/nodes/{node}\x12{\n\x0eListNodeEvents\x12 .sfmesh.v1.ListNodeEventsRequest\x1a!.sfmesh.v1.ListNodeEventsResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x14/nodes/{node}/eventsb\x06\x65vents\x12\x93\x01\n\x0fGetNodeMetadata\x12!.sfmesh.v1.GetNodeMetadataRequest\x1a\".sfmesh.v1.GetNodeMetadataResponse\"9\xea\xf3\x18\rnode-metadata\x82\xd3\xe4\x93\x02\"\x12\x16/nodes/{node}/metadatab\x08metadata\x12\x92\x01\n\x0fSetNodeMetadata\x12!.sfmesh.v1.SetNodeMetadataRequest\x1a\x16.google.protobuf.Empty\"D\x82\xd3\xe4\x93\x02>\"\x16/nodes/{node}/metadata:\x01*Z!\x1a\x1c/nodes/{node}/metadata/{key}:\x01*\x12x\n\x12\x44\x65leteNodeMetadata\x12$.sfmesh.v1.DeleteNodeMetadataRequest\x1a\x16.google.protobuf.Empty\"$\x82\xd3\xe4\x93\x02\x1e*\x1c/nodes/{node}/metadata/{key}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,16 +52,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NODESERVICE'].methods_by_name['ListNodes']._serialized_options = b'\202\323\344\223\002\017\022\006/nodesb\005nodes'
   _globals['_NODESERVICE'].methods_by_name['GetNode']._loaded_options = None
   _globals['_NODESERVICE'].methods_by_name['GetNode']._serialized_options = b'\352\363\030\010node-get\202\323\344\223\002\017\022\r/nodes/{node}'
-  _globals['_NODESTATE']._serialized_start=561
-  _globals['_NODESTATE']._serialized_end=820
-  _globals['_NODE']._serialized_start=129
-  _globals['_NODE']._serialized_end=453
-  _globals['_LISTNODESREQUEST']._serialized_start=455
-  _globals['_LISTNODESREQUEST']._serialized_end=473
-  _globals['_LISTNODESRESPONSE']._serialized_start=475
-  _globals['_LISTNODESRESPONSE']._serialized_end=526
-  _globals['_GETNODEREQUEST']._serialized_start=528
-  _globals['_GETNODEREQUEST']._serialized_end=558
-  _globals['_NODESERVICE']._serialized_start=823
-  _globals['_NODESERVICE']._serialized_end=1021
+  _globals['_NODESERVICE'].methods_by_name['DeleteNode']._loaded_options = None
+  _globals['_NODESERVICE'].methods_by_name['DeleteNode']._serialized_options = b'\202\323\344\223\002\017*\r/nodes/{node}'
+  _globals['_NODESERVICE'].methods_by_name['ListNodeEvents']._loaded_options = None
+  _globals['_NODESERVICE'].methods_by_name['ListNodeEvents']._serialized_options = b'\202\323\344\223\002\036\022\024/nodes/{node}/eventsb\006events'
+  _globals['_NODESERVICE'].methods_by_name['GetNodeMetadata']._loaded_options = None
+  _globals['_NODESERVICE'].methods_by_name['GetNodeMetadata']._serialized_options = b'\352\363\030\rnode-metadata\202\323\344\223\002\"\022\026/nodes/{node}/metadatab\010metadata'
+  _globals['_NODESERVICE'].methods_by_name['SetNodeMetadata']._loaded_options = None
+  _globals['_NODESERVICE'].methods_by_name['SetNodeMetadata']._serialized_options = b'\202\323\344\223\002>\"\026/nodes/{node}/metadata:\001*Z!\032\034/nodes/{node}/metadata/{key}:\001*'
+  _globals['_NODESERVICE'].methods_by_name['DeleteNodeMetadata']._loaded_options = None
+  _globals['_NODESERVICE'].methods_by_name['DeleteNodeMetadata']._serialized_options = b'\202\323\344\223\002\036*\034/nodes/{node}/metadata/{key}'
+  _globals['_NODESTATE']._serialized_start=1077
+  _globals['_NODESTATE']._serialized_end=1336
+  _globals['_NODE']._serialized_start=181
+  _globals['_NODE']._serialized_end=505
+  _globals['_LISTNODESREQUEST']._serialized_start=507
+  _globals['_LISTNODESREQUEST']._serialized_end=525
+  _globals['_LISTNODESRESPONSE']._serialized_start=527
+  _globals['_LISTNODESRESPONSE']._serialized_end=578
+  _globals['_GETNODEREQUEST']._serialized_start=580
+  _globals['_GETNODEREQUEST']._serialized_end=610
+  _globals['_DELETENODEREQUEST']._serialized_start=612
+  _globals['_DELETENODEREQUEST']._serialized_end=645
+  _globals['_LISTNODEEVENTSREQUEST']._serialized_start=647
+  _globals['_LISTNODEEVENTSREQUEST']._serialized_end=756
+  _globals['_LISTNODEEVENTSRESPONSE']._serialized_start=758
+  _globals['_LISTNODEEVENTSRESPONSE']._serialized_end=816
+  _globals['_GETNODEMETADATAREQUEST']._serialized_start=818
+  _globals['_GETNODEMETADATAREQUEST']._serialized_end=856
+  _globals['_GETNODEMETADATARESPONSE']._serialized_start=858
+  _globals['_GETNODEMETADATARESPONSE']._serialized_end=926
+  _globals['_SETNODEMETADATAREQUEST']._serialized_start=928
+  _globals['_SETNODEMETADATAREQUEST']._serialized_end=1018
+  _globals['_DELETENODEMETADATAREQUEST']._serialized_start=1020
+  _globals['_DELETENODEMETADATAREQUEST']._serialized_end=1074
+  _globals['_NODESERVICE']._serialized_start=1339
+  _globals['_NODESERVICE']._serialized_end=2167
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from sfmesh.v1 import node_service_pb2 as sfmesh_dot_v1_dot_node__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -26,7 +27,8 @@ if _version_not_supported:
 
 
 class NodeServiceStub:
-    """Lists and reads hypervisor nodes; system namespace only.
+    """Hypervisor nodes: read, deleted, their events and metadata; system
+    namespace only (reference: shakenfist-guest-access-api.md §7).
     """
 
     def __init__(self, channel):
@@ -45,10 +47,36 @@ class NodeServiceStub:
                 request_serializer=sfmesh_dot_v1_dot_node__service__pb2.GetNodeRequest.SerializeToString,
                 response_deserializer=sfmesh_dot_v1_dot_node__service__pb2.Node.FromString,
                 _registered_method=True)
+        self.DeleteNode = channel.unary_unary(
+                '/sfmesh.v1.NodeService/DeleteNode',
+                request_serializer=sfmesh_dot_v1_dot_node__service__pb2.DeleteNodeRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_node__service__pb2.Node.FromString,
+                _registered_method=True)
+        self.ListNodeEvents = channel.unary_unary(
+                '/sfmesh.v1.NodeService/ListNodeEvents',
+                request_serializer=sfmesh_dot_v1_dot_node__service__pb2.ListNodeEventsRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_node__service__pb2.ListNodeEventsResponse.FromString,
+                _registered_method=True)
+        self.GetNodeMetadata = channel.unary_unary(
+                '/sfmesh.v1.NodeService/GetNodeMetadata',
+                request_serializer=sfmesh_dot_v1_dot_node__service__pb2.GetNodeMetadataRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_node__service__pb2.GetNodeMetadataResponse.FromString,
+                _registered_method=True)
+        self.SetNodeMetadata = channel.unary_unary(
+                '/sfmesh.v1.NodeService/SetNodeMetadata',
+                request_serializer=sfmesh_dot_v1_dot_node__service__pb2.SetNodeMetadataRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.DeleteNodeMetadata = channel.unary_unary(
+                '/sfmesh.v1.NodeService/DeleteNodeMetadata',
+                request_serializer=sfmesh_dot_v1_dot_node__service__pb2.DeleteNodeMetadataRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
-    """Lists and reads hypervisor nodes; system namespace only.
+    """Hypervisor nodes: read, deleted, their events and metadata; system
+    namespace only (reference: shakenfist-guest-access-api.md §7).
     """
 
     def ListNodes(self, request, context):
@@ -60,6 +88,43 @@ class NodeServiceServicer:
 
     def GetNode(self, request, context):
         """Reads one node by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteNode(self, request, context):
+        """Deletes a node for good: it is never placed on again, even if its agent
+        reports; its instances are deleted in etcd only, their addresses given
+        back. Repeating it is harmless. Answers the node's view.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListNodeEvents(self, request, context):
+        """Lists a node's events, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNodeMetadata(self, request, context):
+        """Reads a node's metadata object.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetNodeMetadata(self, request, context):
+        """Sets one key of a node's metadata.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteNodeMetadata(self, request, context):
+        """Removes one key of a node's metadata; a missing key is fine.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -78,6 +143,31 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     request_deserializer=sfmesh_dot_v1_dot_node__service__pb2.GetNodeRequest.FromString,
                     response_serializer=sfmesh_dot_v1_dot_node__service__pb2.Node.SerializeToString,
             ),
+            'DeleteNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteNode,
+                    request_deserializer=sfmesh_dot_v1_dot_node__service__pb2.DeleteNodeRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_node__service__pb2.Node.SerializeToString,
+            ),
+            'ListNodeEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNodeEvents,
+                    request_deserializer=sfmesh_dot_v1_dot_node__service__pb2.ListNodeEventsRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_node__service__pb2.ListNodeEventsResponse.SerializeToString,
+            ),
+            'GetNodeMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNodeMetadata,
+                    request_deserializer=sfmesh_dot_v1_dot_node__service__pb2.GetNodeMetadataRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_node__service__pb2.GetNodeMetadataResponse.SerializeToString,
+            ),
+            'SetNodeMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetNodeMetadata,
+                    request_deserializer=sfmesh_dot_v1_dot_node__service__pb2.SetNodeMetadataRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'DeleteNodeMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteNodeMetadata,
+                    request_deserializer=sfmesh_dot_v1_dot_node__service__pb2.DeleteNodeMetadataRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'sfmesh.v1.NodeService', rpc_method_handlers)
@@ -87,7 +177,8 @@ def add_NodeServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class NodeService:
-    """Lists and reads hypervisor nodes; system namespace only.
+    """Hypervisor nodes: read, deleted, their events and metadata; system
+    namespace only (reference: shakenfist-guest-access-api.md §7).
     """
 
     @staticmethod
@@ -134,6 +225,141 @@ class NodeService:
             '/sfmesh.v1.NodeService/GetNode',
             sfmesh_dot_v1_dot_node__service__pb2.GetNodeRequest.SerializeToString,
             sfmesh_dot_v1_dot_node__service__pb2.Node.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NodeService/DeleteNode',
+            sfmesh_dot_v1_dot_node__service__pb2.DeleteNodeRequest.SerializeToString,
+            sfmesh_dot_v1_dot_node__service__pb2.Node.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNodeEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NodeService/ListNodeEvents',
+            sfmesh_dot_v1_dot_node__service__pb2.ListNodeEventsRequest.SerializeToString,
+            sfmesh_dot_v1_dot_node__service__pb2.ListNodeEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNodeMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NodeService/GetNodeMetadata',
+            sfmesh_dot_v1_dot_node__service__pb2.GetNodeMetadataRequest.SerializeToString,
+            sfmesh_dot_v1_dot_node__service__pb2.GetNodeMetadataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetNodeMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NodeService/SetNodeMetadata',
+            sfmesh_dot_v1_dot_node__service__pb2.SetNodeMetadataRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteNodeMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NodeService/DeleteNodeMetadata',
+            sfmesh_dot_v1_dot_node__service__pb2.DeleteNodeMetadataRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

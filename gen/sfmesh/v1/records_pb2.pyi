@@ -66,18 +66,24 @@ class IdempotencyRecord(_message.Message):
     def __init__(self, request_hash: _Optional[bytes] = ..., instance_uuid: _Optional[str] = ..., expires_at: _Optional[float] = ...) -> None: ...
 
 class NodeRecord(_message.Message):
-    __slots__ = ("name", "state", "facts", "lastseen", "last_report")
+    __slots__ = ("name", "state", "facts", "lastseen", "last_report", "metadata", "deleted_at", "retired_at")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     FACTS_FIELD_NUMBER: _ClassVar[int]
     LASTSEEN_FIELD_NUMBER: _ClassVar[int]
     LAST_REPORT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    DELETED_AT_FIELD_NUMBER: _ClassVar[int]
+    RETIRED_AT_FIELD_NUMBER: _ClassVar[int]
     name: str
     state: _node_service_pb2.NodeState
     facts: _scheduler_service_pb2.HypervisorFacts
     lastseen: float
     last_report: _scheduler_service_pb2.ReportNodeRequest
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[_node_service_pb2.NodeState, str]] = ..., facts: _Optional[_Union[_scheduler_service_pb2.HypervisorFacts, _Mapping]] = ..., lastseen: _Optional[float] = ..., last_report: _Optional[_Union[_scheduler_service_pb2.ReportNodeRequest, _Mapping]] = ...) -> None: ...
+    metadata: _struct_pb2.Struct
+    deleted_at: float
+    retired_at: float
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[_node_service_pb2.NodeState, str]] = ..., facts: _Optional[_Union[_scheduler_service_pb2.HypervisorFacts, _Mapping]] = ..., lastseen: _Optional[float] = ..., last_report: _Optional[_Union[_scheduler_service_pb2.ReportNodeRequest, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., deleted_at: _Optional[float] = ..., retired_at: _Optional[float] = ...) -> None: ...
 
 class NetworkRecord(_message.Message):
     __slots__ = ("network", "created_at", "deleted_at")

@@ -1,5 +1,5 @@
 """The api's side of events: it records what happens to instances,
-networks, artifacts and blobs through the process's emitter, and reads an
+networks, artifacts, blobs and nodes through the process's emitter, and reads an
 object's events back from the eventlog, carrying the internal identity.
 Every `/events` route reads through `Events.listed`, so `event_type` and
 `limit` mean the same on each."""
@@ -25,6 +25,7 @@ INSTANCE = "instance"
 NETWORK = "network"
 ARTIFACT = "artifact"
 BLOB = "blob"
+NODE = "node"
 AUDIT = event_pb2.EVENT_TYPE_AUDIT
 MUTATE = event_pb2.EVENT_TYPE_MUTATE
 

@@ -64,11 +64,17 @@ def check_deletable(instance: instance_pb2.Instance, target: int) -> None:
         raise errors.Conflict(f"instance {instance.uuid} cannot be deleted from its current state")
 
 
-def finishable(record: records_pb2.InstanceRecord, *, asking: bool = False) -> bool:
+def finishable(
+    record: records_pb2.InstanceRecord, *, asking: bool = False, orphaned: bool = False
+) -> bool:
     """Whether an instance's delete may end now: it waits in `delete-wait`
     and the node agent hosting it has torn it down; or it was never placed,
-    and this is the delete request itself (`asking`). Pure."""
+    and this is the delete request itself (`asking`); or its node was
+    deleted (`orphaned`: nothing there will be torn down), from any state
+    but `deleted`. Pure."""
     instance = record.instance
+    if orphaned:
+        return instance.state != states.DELETED
     if not instance.node:
         waits = asking or instance.state == states.DELETE_WAIT
         return waits and states.may_transition(instance.state, states.DELETED)
@@ -121,18 +127,23 @@ class Finisher:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def finish(
-        self, stored: StoredInstance, *, asking: bool = False, audit: str = ""
+        self,
+        stored: StoredInstance,
+        *,
+        asking: bool = False,
+        audit: str = "",
+        orphaned: bool = False,
     ) -> bool:
         """Write `deleted` and give back what the instance holds, in one
-        transaction, if it may end now (`finishable`); whether this call
-        ended it (False when another writer did, or it may not, or the
-        record is gone). When `asking` (the delete request itself), a record
-        that may not end is refused instead: 404 when already deleted, 409
-        when its state may not move to `deleted`. `audit`, when given, is
-        recorded just before its `deleted`."""
+        transaction, if it may end now (`finishable`, `orphaned` as there);
+        whether this call ended it (False when another writer did, or it may
+        not, or the record is gone). When `asking` (the delete request
+        itself), a record that may not end is refused instead: 404 when
+        already deleted, 409 when its state may not move to `deleted`.
+        `audit`, when given, is recorded just before its `deleted`."""
         uuid = stored.record.instance.uuid
         for _ in range(ATTEMPTS):
-            if not finishable(stored.record, asking=asking):
+            if not finishable(stored.record, asking=asking, orphaned=orphaned):
                 if asking:
                     check_deletable(stored.record.instance, states.DELETED)
                 return False

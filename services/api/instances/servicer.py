@@ -11,7 +11,7 @@ interceptor.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 from google.api import httpbody_pb2
@@ -67,9 +67,12 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         finisher: Finisher,
         cache: InstanceCache,
         snapshots: Snapshots,
+        node_state: Callable[[str], int | None],
     ) -> None:
         """`creation` makes new instances, `finisher` ends deletes, `cache`
-        answers reads by UUID while it may, `snapshots` copies disks."""
+        answers reads by UUID while it may, `snapshots` copies disks,
+        `node_state` says the state of a node by name (None: unknown)."""
+        self._node_state = node_state
         self._instances = instances
         self._namespaces = namespaces
         self._events = events
@@ -88,6 +91,16 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
             recorded=MetadataEvents(events, INSTANCE, instance_uuid),
         )
 
+    def _view(
+        self, instance: instance_pb2.Instance, view: instance_pb2.Instance
+    ) -> instance_pb2.Instance:
+        """`instance` copied into `view`, with its node's state."""
+        view.CopyFrom(instance)
+        state = self._node_state(instance.node) if instance.node else None
+        if state is not None:
+            view.node_state = state  # type: ignore[assignment]
+        return view
+
     async def ListInstances(
         self, request: instance_service_pb2.ListInstancesRequest, context: grpc.aio.ServicerContext
     ) -> instance_service_pb2.ListInstancesResponse:
@@ -100,7 +113,7 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
             if not can_see(namespace, instance.namespace):
                 continue
             if request.all or instance.state in states.ACTIVE:
-                reply.instances.append(instance)
+                self._view(instance, reply.instances.add())
                 if len(reply.instances) == request.page_size:
                     reply.next_page_token = instance.uuid
                     break
@@ -109,7 +122,8 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
     async def GetInstance(
         self, request: instance_service_pb2.GetInstanceRequest, context: grpc.aio.ServicerContext
     ) -> instance_pb2.Instance:
-        return (await self._lookup.read(request.ref)).record.instance
+        instance = (await self._lookup.read(request.ref)).record.instance
+        return self._view(instance, instance_pb2.Instance())
 
     async def CreateInstance(
         self,

@@ -1,1 +1,3 @@
-"""NodeService: the hypervisor nodes, as the scheduler records them."""
+"""NodeService: the hypervisor nodes the scheduler records, their deletion,
+events and metadata; the follow-up of a deletion; node states for instance
+views."""

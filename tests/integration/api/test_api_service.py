@@ -57,6 +57,7 @@ from services.common.instance_follower import InstanceFollower
 from services.common.instance_store import InstanceStore
 from services.common.interceptors import AuthInterceptor, RequestInterceptor
 from services.common.main import service_authority, service_emitter
+from services.common.presence import presence_key
 from services.common.secrets import load_or_create_secret
 from services.common.store import Delete, Put, Store, key
 from services.common.tokens import InternalCredentials, TokenAuthority
@@ -137,7 +138,7 @@ async def _clean(store: Store, created_system: bool, other_namespace: str) -> No
     ]
     doomed = [Delete(key("instance", u)) for u in mine]
     doomed.append(Delete(key("namespace", other_namespace)))
-    doomed.append(Delete(key("node", NODE)))
+    doomed += [Delete(key("node", NODE)), Delete(presence_key(NODE))]
     if created_system:
         doomed.append(Delete(key("namespace", SYSTEM)))
     assert await store.commit(doomed)
@@ -207,7 +208,9 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     )
     scheduler_service_pb2_grpc.add_SchedulerServiceServicer_to_server(placing, server)
     node = records_pb2.NodeRecord(name=NODE, state=node_service_pb2.NODE_STATE_CREATED)
-    assert await store.commit([Put(key("node", NODE), node.SerializeToString())])
+    assert await store.commit(
+        [Put(key("node", NODE), node.SerializeToString()), Put(presence_key(NODE), b"")]
+    )
     scheduler = Scheduler(
         f"127.0.0.1:{port}",
         InternalCredentials(authority, "api-test"),
@@ -251,6 +254,7 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
             finisher,
             cache,
             snapshots,
+            lambda node: None,
         ),
         server,
     )

@@ -57,8 +57,8 @@ class Placed:
     held: list[bytes]
 
 
-async def placed(stores: Stores, state: int, *, torn_down: bool = False) -> Placed:
-    """An instance on node "n" with a NIC holding an address, a MAC and a
+async def placed(stores: Stores, state: int, *, torn_down: bool = False, node: str = "n") -> Placed:
+    """An instance on `node` with a NIC holding an address, a MAC and a
     floating address, on a network waiting for its last instance."""
     network = network_service_pb2.Network(
         uuid=str(uuid.uuid4()),
@@ -67,7 +67,7 @@ async def placed(stores: Stores, state: int, *, torn_down: bool = False) -> Plac
         netblock="10.3.0.0/24",
     )
     assert await stores.networks.create(records_pb2.NetworkRecord(network=network), [])
-    instance = instance_pb2.Instance(uuid=str(uuid.uuid4()), node="n", state=state)  # type: ignore[arg-type]
+    instance = instance_pb2.Instance(uuid=str(uuid.uuid4()), node=node, state=state)  # type: ignore[arg-type]
     nic = instance.interfaces.add(
         uuid=str(uuid.uuid4()),
         network_uuid=network.uuid,

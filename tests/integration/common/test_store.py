@@ -166,6 +166,17 @@ async def test_a_granted_lease_takes_its_keys_when_it_runs_out(store: Store, pre
     assert await store.get(prefix + b"short") is None
 
 
+async def test_a_kept_lease_is_revoked_or_left_to_run_out(store: Store, prefix: bytes) -> None:
+    async with store.lease(2) as kept:
+        assert await store.commit([Put(prefix + b"revoked", b"x", lease=kept.id)])
+    assert await store.get(prefix + b"revoked") is None  # at once
+    async with store.lease(2, revoke=False) as kept:
+        assert await store.commit([Put(prefix + b"left", b"x", lease=kept.id)])
+    assert await store.get(prefix + b"left") is not None
+    await asyncio.sleep(3.5)
+    assert await store.get(prefix + b"left") is None
+
+
 async def test_list_prefix_pages_in_key_order(store: Store, prefix: bytes) -> None:
     names = [f"k{n:02d}".encode() for n in range(10)]
     for name in reversed(names):

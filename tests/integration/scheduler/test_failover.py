@@ -33,6 +33,7 @@ from services.common.tokens import InternalCredentials, TokenAuthority
 from services.common.transport import Transport
 from services.node_agent import reporter
 from services.node_agent.facts import Capacity, HostFacts
+from services.node_agent.presence import Presence
 from tests.schedulers import forget_schedulers
 
 FAILOVER_LIMIT = 5.0
@@ -74,7 +75,7 @@ class Replicas:
                 "--state-dir", str(own), "--etcd", etcd, "--listen", address,
                 "--eventlog", "127.0.0.1:1", "--report-interval", "1",
                 "--ram-reserved-mib", "256", "--min-free-disk-gib", "1",
-                "--reservation-ttl", "60", "--node-grace", "30",
+                "--reservation-ttl", "60",
             ],
             env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -153,16 +154,19 @@ async def test_placement_resumes_within_5_s_of_the_leader_dying_and_overcommits_
 
     names = [f"failover-{uuid.uuid4().hex[:6]}-{n}" for n in range(NODES)]
     reporting = [
-        asyncio.create_task(
-            reporter.Reporter(
-                leaders=LeaderLookup(store, SCHEDULER, fallback=addresses[0]),
-                facts=HostFacts(node=name, address="127.0.0.1:1", kvm=False),
-                sample=capacity,
-                credentials=InternalCredentials(authority, "node_agent").metadata,
-                transport=Transport(),
-            ).run()
-        )
-        for name in names
+        *(asyncio.create_task(Presence(store, name, "127.0.0.1:1").run()) for name in names),
+        *(
+            asyncio.create_task(
+                reporter.Reporter(
+                    leaders=LeaderLookup(store, SCHEDULER, fallback=addresses[0]),
+                    facts=HostFacts(node=name, address="127.0.0.1:1", kvm=False),
+                    sample=capacity,
+                    credentials=InternalCredentials(authority, "node_agent").metadata,
+                    transport=Transport(),
+                ).run()
+            )
+            for name in names
+        ),
     ]
     client = Scheduler(
         addresses[0], InternalCredentials(authority, "api"), store, transport=Transport()

@@ -4,6 +4,7 @@ ReportNode streams with an internal token; the api's calls are made directly."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from services.common.instance_follower import InstanceFollower
 from services.common.instance_store import InstanceStore
 from services.common.interceptors import AuthInterceptor, RequestInterceptor
 from services.common.main import service_authority
+from services.common.presence import presence_key
 from services.common.secrets import load_or_create_secret
 from services.common.store import Delete, Put, Store, key
 from services.common.tokens import TokenAuthority
@@ -41,9 +43,7 @@ from tests.event_sinks import RecordedEvents
 from tests.schedulers import build_scheduler, forget_schedulers
 
 POLICY = Policy(cpu_overcommit_ratio=2.0, ram_reserved_mib=256, min_free_disk_gib=1)
-TIMING = Timing(report_interval=1, node_grace=0.3, record_interval=0.5)
-SLOWER = Timing(report_interval=1, node_grace=1.0, record_interval=0.5)
-"""For tests that must act within the time a node is awaited (1 s here)."""
+TIMING = Timing(report_interval=1, record_interval=0.5)
 
 
 @dataclass
@@ -58,9 +58,8 @@ class Mesh:
 
 
 @pytest.fixture
-async def mesh(etcd: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Mesh]:
-    """The scheduler with TIMING, or the Timing a test passes indirectly,
-    leading on its own."""
+async def mesh(etcd: str, tmp_path: Path) -> AsyncIterator[Mesh]:
+    """The scheduler with TIMING, leading on its own."""
     authority = service_authority(tmp_path, Transport())
     store = Store(etcd)
     await forget_schedulers(store)
@@ -75,7 +74,7 @@ async def mesh(etcd: str, tmp_path: Path, request: pytest.FixtureRequest) -> Asy
         registry=Registry(),
         emitter=recorder,
         policy=POLICY,
-        timing=getattr(request, "param", TIMING),
+        timing=TIMING,
         placed=placed,
     )
     scheduler_service_pb2_grpc.add_SchedulerServiceServicer_to_server(servicer, server)
@@ -148,10 +147,32 @@ class Node:
         assert await self.call.read() is grpc.aio.EOF
 
 
+async def present(mesh: Mesh, name: str, *, lease: int = 0) -> None:
+    """Write `name`'s presence key, as its node agent does (under `lease`,
+    if given; the tests delete it to stand for a lease that expired)."""
+    await mesh.store.commit([Put(presence_key(name), b"127.0.0.1:1", lease=lease)])
+
+
+async def vanish(mesh: Mesh, name: str) -> None:
+    """`name`'s presence key goes, as when its lease expires."""
+    await mesh.store.commit([Delete(presence_key(name))])
+
+
 async def connect(mesh: Mesh, **fields: Any) -> Node:
-    node = Node(mesh, f"node-{uuid.uuid4().hex[:8]}")
+    name = f"node-{uuid.uuid4().hex[:8]}"
+    await present(mesh, name)
+    node = Node(mesh, name)
     assert await node.send(report(node.name, **fields)) == TIMING.report_interval
     return node
+
+
+async def state_becomes(mesh: Mesh, name: str, state: int, within: float = 5.0) -> float:
+    """Wait until `name`'s record says `state`; the seconds it took."""
+    started = time.monotonic()
+    while (await record(mesh, name)).state != state:
+        assert time.monotonic() - started < within, f"{name} never became {state}"
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
 
 
 async def record(mesh: Mesh, name: str) -> records_pb2.NodeRecord:
@@ -373,8 +394,9 @@ async def test_invalid_request(mesh: Mesh) -> None:
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-@pytest.mark.parametrize("mesh", [SLOWER], indirect=True)
-async def test_a_closed_stream_unschedules_then_marks_missing(mesh: Mesh) -> None:
+async def test_a_closed_stream_unschedules_and_a_lost_presence_marks_missing(
+    mesh: Mesh,
+) -> None:
     node = await connect(mesh)
     await node.close()
     # Awaited back for a while (its agent may be restarting): not final yet.
@@ -383,33 +405,105 @@ async def test_a_closed_stream_unschedules_then_marks_missing(mesh: Mesh) -> Non
     assert_not_final(raised.value)
     assert node.name in raised.value.details()
     assert (await record(mesh, node.name)).state == node_service_pb2.NODE_STATE_CREATED
-    await asyncio.sleep(SLOWER.node_grace + 0.3)
+    await vanish(mesh, node.name)
+    await state_becomes(mesh, node.name, node_service_pb2.NODE_STATE_MISSING)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:  # gone: no longer awaited
+        await mesh.stub.PlaceInstance(place_request(node.name), metadata=mesh.metadata)
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    await present(mesh, node.name)
+    await state_becomes(mesh, node.name, node_service_pb2.NODE_STATE_CREATED)
+    node_events = [e.message for e in mesh.recorder.events if e.object_uuid == node.name]
+    assert node_events == [
+        "node created: its agent reported for the first time",
+        "set attribute",
+        "node missing: its presence lease expired",
+        "set attribute",
+        "node back: its agent holds its presence lease again",
+        "set attribute",
+    ]
+    back = Node(mesh, node.name)
+    await back.send(report(node.name))
+    assert (await mesh.stub.PlaceInstance(place_request(), metadata=mesh.metadata)).node
+    await back.close()
+
+
+async def test_an_expired_lease_marks_missing_and_ends_the_stream(mesh: Mesh) -> None:
+    name = f"node-{uuid.uuid4().hex[:8]}"
+    lease = await mesh.store.grant(2)  # never kept alive: its agent "died"
+    await present(mesh, name, lease=lease)
+    node = Node(mesh, name)
+    await node.send(report(name))
+    took = await state_becomes(mesh, name, node_service_pb2.NODE_STATE_MISSING, within=6.0)
+    assert took < 4.0
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await node.call.read()
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "holds no presence lease" in (raised.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await mesh.stub.PlaceInstance(place_request(name), metadata=mesh.metadata)
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND  # not awaited: it is gone
+
+
+async def test_a_report_without_presence_is_refused(mesh: Mesh) -> None:
+    node = Node(mesh, f"node-{uuid.uuid4().hex[:8]}")
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await node.send(report(node.name))
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert await mesh.store.get(key("node", node.name)) is None
+
+
+async def test_a_deleted_node_is_cut_off_refused_and_kept_deleted(mesh: Mesh) -> None:
+    node = await connect(mesh)
+    found = await mesh.store.get(key("node", node.name))
+    assert found is not None
+    deleted = records_pb2.NodeRecord.FromString(found.value)
+    deleted.state = node_service_pb2.NODE_STATE_DELETED
+    deleted.metadata["why"] = "retired"
+    # What the api's DELETE writes: the record, and the presence key gone.
+    assert await mesh.store.commit(
+        [
+            Put(found.key, deleted.SerializeToString(), found.mod_revision),
+            Delete(presence_key(node.name)),
+        ]
+    )
+    with pytest.raises(grpc.aio.AioRpcError):
+        await node.call.read()
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await mesh.stub.PlaceInstance(place_request(node.name), metadata=mesh.metadata)
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
-    assert (await record(mesh, node.name)).state == node_service_pb2.NODE_STATE_MISSING
-    back = Node(mesh, node.name)
-    await back.send(report(node.name))
-    assert (await record(mesh, node.name)).state == node_service_pb2.NODE_STATE_CREATED
-    await back.close()
+    # Its agent comes back: it holds its presence again and reports; refused.
+    await present(mesh, node.name)
+    again = Node(mesh, node.name)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await again.send(report(node.name))
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert f"node {node.name} was deleted" in (raised.value.details() or "")
+    kept = await record(mesh, node.name)
+    assert kept.state == node_service_pb2.NODE_STATE_DELETED
+    assert dict(kept.metadata) == {"why": "retired"}
 
 
-async def test_a_reconnect_within_grace_stays_created(mesh: Mesh) -> None:
+async def test_a_report_keeps_the_apis_metadata(mesh: Mesh) -> None:
     node = await connect(mesh)
+    found = await mesh.store.get(key("node", node.name))
+    assert found is not None
+    tagged = records_pb2.NodeRecord.FromString(found.value)
+    tagged.metadata["rack"] = "b2"
+    assert await mesh.store.commit([Put(found.key, tagged.SerializeToString(), found.mod_revision)])
+    await asyncio.sleep(TIMING.record_interval)
+    await node.send(report(memory_free_mib=1900))
+    kept = await record(mesh, node.name)
+    assert kept.last_report.memory_free_mib == 1900
+    assert dict(kept.metadata) == {"rack": "b2"}
     await node.close()
-    back = Node(mesh, node.name)
-    await back.send(report(node.name))
-    await asyncio.sleep(TIMING.node_grace + 0.3)
-    assert (await record(mesh, node.name)).state == node_service_pb2.NODE_STATE_CREATED
-    await back.close()
 
 
-async def test_start_marks_stale_created_nodes_missing(mesh: Mesh) -> None:
+async def test_a_new_leader_marks_created_nodes_without_presence_missing(mesh: Mesh) -> None:
     name = f"node-{uuid.uuid4().hex[:8]}"
     stale = records_pb2.NodeRecord(name=name, state=node_service_pb2.NODE_STATE_CREATED)
     await mesh.store.commit([Put(key("node", name), stale.SerializeToString())])
     await take_the_lead_again(mesh)
-    await asyncio.sleep(TIMING.node_grace + 0.3)
+    # The lease expired while no one (or another) led: missing at once.
     assert (await record(mesh, name)).state == node_service_pb2.NODE_STATE_MISSING
 
 
@@ -427,7 +521,6 @@ def assert_not_final(error: grpc.aio.AioRpcError) -> None:
     assert retry.retry_delay.seconds == 1
 
 
-@pytest.mark.parametrize("mesh", [SLOWER], indirect=True)
 async def test_a_fresh_scheduler_awaits_its_created_nodes(mesh: Mesh) -> None:
     names = [f"node-{uuid.uuid4().hex[:8]}" for _ in range(2)]
     await mesh.store.commit(
@@ -441,6 +534,8 @@ async def test_a_fresh_scheduler_awaits_its_created_nodes(mesh: Mesh) -> None:
             for name in names
         ]
     )
+    for name in names:  # their agents live: they are awaited, not missing
+        await present(mesh, name)
     await take_the_lead_again(mesh)
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await mesh.stub.PlaceInstance(place_request(), metadata=mesh.metadata)
@@ -453,7 +548,7 @@ async def test_a_fresh_scheduler_awaits_its_created_nodes(mesh: Mesh) -> None:
         await mesh.stub.PlaceInstance(place_request(memory=1 << 20), metadata=mesh.metadata)
     assert_not_final(raised.value)
     # The other stays away past the wait: refusals are final again.
-    await asyncio.sleep(SLOWER.awaited_for + 0.1)
+    await asyncio.sleep(TIMING.awaited_for + 0.1)
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await mesh.stub.PlaceInstance(place_request(memory=1 << 20), metadata=mesh.metadata)
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

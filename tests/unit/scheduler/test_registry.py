@@ -141,6 +141,14 @@ def test_an_expected_node_is_awaited_until_it_connects_or_its_time_passes() -> N
     assert nodes.awaited() == []
 
 
+def test_a_node_gone_missing_is_not_awaited() -> None:
+    nodes = registry()
+    nodes.expect("a", within=15)
+    nodes.give_up("a")
+    nodes.give_up("never-expected")
+    assert nodes.awaited() == []
+
+
 def test_a_connected_node_is_not_expected() -> None:
     nodes = registry()
     nodes.connect("a")

@@ -63,6 +63,12 @@ def test_an_unplaced_instance_ends_when_asked() -> None:
     assert not finishable(record(states.DELETED, node=""), asking=True)
 
 
+def test_an_instance_of_a_deleted_node_ends_from_any_state_but_deleted() -> None:
+    for state in (states.CREATED, states.CREATING, states.ERROR, states.DELETE_WAIT):
+        assert finishable(record(state), orphaned=True)
+    assert not finishable(record(states.DELETED), orphaned=True)
+
+
 def test_deleted_means_off_with_its_nics_deleted() -> None:
     ended = record(states.DELETE_WAIT, torn_down_at=1.0)
     ended.instance.interfaces.add(uuid="nic", state=instance_pb2.INTERFACE_STATE_CREATED)
