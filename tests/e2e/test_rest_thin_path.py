@@ -19,7 +19,7 @@ INSTANCE_KEYS = {
     "disk_spec", "ssh_key", "user_data", "video", "uefi", "configdrive", "nvram_template",
     "secure_boot", "machine_type", "side_channels", "agent_state", "agent_start_time",
     "agent_system_boot_time", "error_message", "console_port", "node", "power_state",
-    "vdi_port", "vdi_tls_port", "interfaces", "disks",
+    "vdi_port", "vdi_tls_port", "interfaces", "disks", "node_state",
 }  # fmt: skip
 
 CREATE = {"name": "thin", "cpus": 1, "memory": 256, "disk": [{"size": 8, "base": "debian:11"}]}
@@ -55,8 +55,9 @@ def test_create_list_get_delete(mesh: Mesh, rest: httpx.Client) -> None:
     assert uuid in [entry["uuid"] for entry in listed.json()]
 
     by_uuid = rest.get(f"/instances/{uuid}").json()
-    # The node agent walks the instance on meanwhile; the rest is as created.
-    walked = {"state", "power_state", "disks"}
+    # The node agent walks the instance on meanwhile, and reads say its
+    # node's state (a create's answer does not); the rest is as created.
+    walked = {"state", "power_state", "disks", "node_state"}
     assert {k: v for k, v in by_uuid.items() if k not in walked} == {
         k: v for k, v in view.items() if k not in walked
     }
