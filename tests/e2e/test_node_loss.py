@@ -38,7 +38,12 @@ def lost(mesh: Mesh) -> Iterator[tuple[str, Host]]:
 
 
 def node_state(rest: httpx.Client, name: str) -> Any:
-    return rest.get(f"/nodes/{name}").json()["state"]
+    """The node's state; None while the scheduler has not yet recorded it."""
+    answer = rest.get(f"/nodes/{name}")
+    if answer.status_code == 404:
+        return None
+    answer.raise_for_status()
+    return answer.json()["state"]
 
 
 def messages(rest: httpx.Client, name: str) -> list[str]:

@@ -16,7 +16,7 @@ from sfmesh.v1 import eventlog_service_pb2
 
 from devmesh.postgres import Postgres
 from services.common import errors
-from services.eventlog.postgres_store import PostgresEventStore
+from services.eventlog.postgres_store import POOL_TIMEOUT, PostgresEventStore
 from tests.event_records import rec
 
 Batch = list[eventlog_service_pb2.EventRecord]
@@ -134,7 +134,13 @@ def test_a_restart_mid_burst_loses_and_doubles_nothing(
         for mode, share in (("fast", 0.2), ("immediate", 0.6)):
             while min(done) < batches * share:
                 time.sleep(0.01)
-            postgres.restart(mode)
+            postgres.stop(mode)
+            # Down until an append has failed (the pool gives up after its
+            # timeout), so the outage is seen whenever the restart falls.
+            deadline = time.monotonic() + POOL_TIMEOUT + 10
+            while not failures and time.monotonic() < deadline:
+                time.sleep(0.05)
+            postgres.start()
         assert min(done) < batches, "the restarts must land in the burst"
         for producer in producers:
             producer.result()
