@@ -21,7 +21,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from services.common import errors
 from services.common.leaders import SCHEDULER, Leader, LeaderLookup, leader_key
@@ -71,6 +71,8 @@ async def until(messages: AsyncIterator[T], *stops: asyncio.Event) -> AsyncItera
             await asyncio.wait((following, *stopped), return_when=asyncio.FIRST_COMPLETED)
             if not following.done():
                 following.cancel()
+                # grpc's stream may end rather than cancel: retrieve whatever it ends with.
+                following.add_done_callback(_outcome_retrieved)
                 return
             try:
                 message = following.result()
@@ -80,6 +82,13 @@ async def until(messages: AsyncIterator[T], *stops: asyncio.Event) -> AsyncItera
     finally:
         for waiting in stopped:
             waiting.cancel()
+
+
+def _outcome_retrieved(future: asyncio.Future[Any]) -> None:
+    """Marks a cancelled read's outcome seen, so asyncio logs no
+    "exception was never retrieved" for a stream that ended instead."""
+    if not future.cancelled():
+        future.exception()
 
 
 def claim(found: Leader, address: str, lease: int) -> Put | None:
