@@ -339,7 +339,8 @@ class EventEmitter:
     async def delivered(self, sequence: int) -> bool:
         """Wait until the eventlog has acknowledged every event emitted up to
         `sequence` (`emit_record`'s answer); False when some of them may have
-        been dropped from a full spool instead, or the emitter closed."""
+        been dropped from a full spool instead, or the emitter is closed (a
+        wait that the close finds in progress ends only when cancelled)."""
         await self._stream.wait_settled(sequence)
         return sequence > self._dropped_through and not self._closed
 

@@ -110,25 +110,20 @@ class Outbox:
         """After the write with `held.entry()` committed: emit its events (the
         request being served answers once they are durable), and remove the
         entry once the eventlog has them. Never blocks."""
-        last = self._emit(held.key, held.batch.records)
-        task = asyncio.create_task(self._remove(held.key, last, None), name="outbox-remove")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._deliver(held.key, held.batch.records, None)
 
     async def sweep(self, older_than: float) -> int:
         """Deliver every entry written at least `older_than` seconds ago that
         this process is not delivering already, and remove each once the
-        eventlog has its events; how many were emitted."""
+        eventlog has its events; how many entries it delivered."""
         now = time.time()
-        removals = []
+        delivering = []
         async for item in self._store.list_prefix(kind_prefix(KIND)):
             records = eventlog_service_pb2.RecordRequest.FromString(item.value).events
-            if item.key in self._busy or not due(records, now, older_than):
-                continue
-            last = self._emit(item.key, records)
-            removals.append(self._remove(item.key, last, item.mod_revision))
-        await asyncio.gather(*removals)
-        return len(removals)
+            if item.key not in self._busy and due(records, now, older_than):
+                delivering.append(self._deliver(item.key, records, item.mod_revision))
+        await asyncio.gather(*delivering)
+        return len(delivering)
 
     async def run(self) -> None:
         """Sweep every `SWEEP_INTERVAL` until cancelled, then stop the
@@ -146,14 +141,19 @@ class Outbox:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    def _emit(self, at: bytes, records: Sequence[EventRecord]) -> int:
-        """Emit an entry's events with their ids, marking it busy; the last
-        sequence given."""
+    def _deliver(
+        self, at: bytes, records: Sequence[EventRecord], mod_revision: int | None
+    ) -> asyncio.Task[None]:
+        """Emit an entry's events with their ids now, and remove it once the
+        eventlog has them (the task answered); busy until then."""
         self._busy.add(at)
         last = 0
         for record in records:
             last = self._emitter.emit_record(record)
-        return last
+        task = asyncio.create_task(self._remove(at, last, mod_revision), name="outbox-remove")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _remove(self, at: bytes, last: int, mod_revision: int | None) -> None:
         """Remove an entry once the events emitted up to `last` are in the
