@@ -25,6 +25,7 @@ from services.api.artifacts.store import ArtifactStore
 from services.api.artifacts.sweeper import ArtifactSweeper, SweepSettings
 from services.api.clients.events import Events
 from services.api.clients.node_agents import NodeAgents
+from services.api.clients.outbox import Outbox
 from services.api.clients.scheduler import Scheduler
 from services.api.instances.cache import InstanceCache
 from services.api.instances.creation import Creation
@@ -117,6 +118,7 @@ async def serve_api(config: ApiConfig) -> None:
     await emitter.start()
     credentials = InternalCredentials(authority, "api")
     events = Events(emitter, config.mesh.eventlog, credentials, transport=transport)
+    outbox = Outbox(store, emitter)
     instance_store, keys = InstanceStore(store), IdempotencyKeys(store)
     scheduler = Scheduler(config.mesh.scheduler, credentials, store, transport=transport)
     node_agents = NodeAgents(store, credentials, transport=transport)
@@ -143,12 +145,12 @@ async def serve_api(config: ApiConfig) -> None:
         ),
         BlobData(artifacts, artifact_lookup, node_agents),
     )
-    finisher = Finisher(instance_store, networks, events, artifacts)
+    finisher = Finisher(instance_store, networks, events, artifacts, outbox)
     cache = InstanceCache(store)
     creation = Creation(
         instance_store,
         namespaces,
-        events,
+        outbox,
         keys,
         config.limits,
         scheduler,
@@ -169,6 +171,7 @@ async def serve_api(config: ApiConfig) -> None:
         instance_store,
         namespaces,
         events,
+        outbox,
         node_agents,
         creation,
         finisher,
@@ -183,6 +186,7 @@ async def serve_api(config: ApiConfig) -> None:
     retiring = asyncio.create_task(retirement.sweep_forever(config.purge_interval))
     backfilling = asyncio.create_task(backfill_nic_keys(store, instance_store))
     finishing = asyncio.create_task(finisher.run())
+    outbox_sweeping = asyncio.create_task(outbox.run())
     purging = asyncio.create_task(
         purge_forever(
             instance_store,
@@ -223,6 +227,7 @@ async def serve_api(config: ApiConfig) -> None:
         backfilling.cancel()
         finishing.cancel()
         caching.cancel()
+        outbox_sweeping.cancel()
         await events.close()
         await scheduler.close()
         await node_agents.close()

@@ -103,8 +103,8 @@ class EventStream:
         self._last_progress = 0.0
         self._acked = False
         self._wake = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
+        self._settled = asyncio.Event()
+        """Set, and replaced by a new one, whenever events stop being pending."""
 
     @property
     def pending(self) -> int:
@@ -114,17 +114,27 @@ class EventStream:
     def add(self, entry: Entry) -> None:
         """Queue a new event and wake the sender."""
         self._queued.append(entry)
-        self._drained.clear()
         self._wake.set()
 
     def add_loaded(self, entries: Sequence[Entry]) -> None:
         """Queue the events loaded from the spool, before `run`."""
         self._queued.extend(entries)
-        self._drained.clear()
 
-    async def wait_drained(self) -> None:
-        """Return once every event added is acknowledged (or dropped)."""
-        await self._drained.wait()
+    async def wait_settled(self, sequence: int | None = None) -> None:
+        """Return once every event added up to `sequence` (every one, when
+        None) is acknowledged or dropped."""
+        while (oldest := self._oldest()) is not None and (sequence is None or oldest <= sequence):
+            await self._settled.wait()
+
+    def _oldest(self) -> int | None:
+        """The oldest pending event's sequence: in flight ones precede queued ones."""
+        pending = self._in_flight or self._queued
+        return pending[0].sequence if pending else None
+
+    def _progress(self) -> None:
+        """Wake those waiting for events to settle."""
+        self._settled.set()
+        self._settled = asyncio.Event()
 
     def drop_through(self, sequence: int) -> int:
         """Forget the unacknowledged events up to `sequence`; how many."""
@@ -133,8 +143,7 @@ class EventStream:
             while pending and pending[0].sequence <= sequence:
                 pending.popleft()
                 lost += 1
-        if not self._in_flight and not self._queued:
-            self._drained.set()
+        self._progress()
         return lost
 
     async def run(self, channel: grpc.aio.Channel) -> None:
@@ -237,8 +246,7 @@ class EventStream:
         self._spool.acknowledge(committed)
         self._last_progress = asyncio.get_running_loop().time()
         self._acked = True
-        if not self._in_flight and not self._queued:
-            self._drained.set()
+        self._progress()
         self._wake.set()
 
 

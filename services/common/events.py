@@ -26,6 +26,12 @@ events in them dropped, with a warning giving the count. Losing the oldest
 events is the trade-off for never filling the disk of a hypervisor, and the
 newest events are the ones that explain the present state.
 
+Events built ahead. `batch()` builds events without emitting them (ids
+chosen, times stamped), so that a writer can store them with its write (the
+api's outbox) and emit them once the write has committed, with
+`emit_record`, as often as it takes: the eventlog stores an id once.
+`delivered` says when the eventlog has acknowledged them.
+
 `emit` must be called from the event loop's thread (from a worker thread use
 `loop.call_soon_threadsafe`).
 
@@ -115,6 +121,36 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def new_record(
+    fqdn: str,
+    object_type: str,
+    object_uuid: str,
+    event_type: int,
+    message: str,
+    extra: Mapping[str, Any] | None = None,
+    duration: float | None = None,
+) -> eventlog_service_pb2.EventRecord:
+    """A new event: its id chosen now, stamped with the time and the request
+    being served; its sequence is given when it is emitted."""
+    details = dict(extra) if extra else {}
+    rid = request_id()
+    if rid:
+        details.setdefault("request-id", rid)
+    record = eventlog_service_pb2.EventRecord(
+        event_id=uuid.uuid4().hex,
+        object_type=object_type,
+        object_uuid=object_uuid,
+        type=cast(event_pb2.EventType, event_type),
+        timestamp=time.time(),
+        fqdn=fqdn,
+        message=message,
+        duration=duration,
+    )
+    if details:
+        record.extra.update(jsonable(details))
+    return record
+
+
 class EventSink(Protocol):
     """What code that records events needs of an `EventEmitter` (tests pass
     a recorder instead)."""
@@ -129,6 +165,30 @@ class EventSink(Protocol):
         extra: Mapping[str, Any] | None = None,
         duration: float | None = None,
     ) -> None: ...
+
+
+class EventBatch:
+    """An `EventSink` that only builds: its events, ids chosen, wait in
+    `records` to be emitted later (`EventEmitter.emit_record`)."""
+
+    def __init__(self, fqdn: str) -> None:
+        self._fqdn = fqdn
+        self.records: list[eventlog_service_pb2.EventRecord] = []
+
+    def emit(
+        self,
+        object_type: str,
+        object_uuid: str,
+        event_type: int,
+        message: str,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        duration: float | None = None,
+    ) -> None:
+        """Build an event and keep it."""
+        self.records.append(
+            new_record(self._fqdn, object_type, object_uuid, event_type, message, extra, duration)
+        )
 
 
 class _Commit(NamedTuple):
@@ -175,6 +235,8 @@ class EventEmitter:
             ack_timeout=ack_timeout,
         )
         self._last_sequence = 0
+        self._dropped_through = 0
+        """The newest event dropped from a full spool, never delivered."""
         self._synced = 0
         """Every event up to this sequence is on disk and synced, or acknowledged."""
         self._committing: asyncio.Task[_Commit] | None = None
@@ -204,39 +266,37 @@ class EventEmitter:
         """Record an event. Never blocks and never raises on eventlog trouble:
         in-memory work plus a buffered spool append. The request being served
         answers once the event is durable."""
+        record = new_record(
+            self._fqdn, object_type, object_uuid, event_type, message, extra, duration
+        )
+        self.emit_record(record)
+
+    def batch(self) -> EventBatch:
+        """Events to build now and emit later (`emit_record`)."""
+        return EventBatch(self._fqdn)
+
+    def emit_record(self, record: eventlog_service_pb2.EventRecord) -> int:
+        """Record an event built earlier (`new_record`), keeping its id, so
+        that emitting it again, from any process, stores it once: as `emit`,
+        giving it this producer's next sequence. Answers that sequence (0 when
+        the emitter is closed and the event dropped), for `delivered`."""
         if not self._started:
             raise RuntimeError("start the emitter before emitting")
         if self._closed:
             log.warning(
                 "event emitted after close, dropped",
-                extra={"fields": {"object_uuid": object_uuid, "event": message}},
+                extra={"fields": {"object_uuid": record.object_uuid, "event": record.message}},
             )
-            return
-        details = dict(extra) if extra else {}
-        rid = request_id()
-        if rid:
-            details.setdefault("request-id", rid)
-        now_ns = time.time_ns()
-        self._last_sequence = next_sequence(self._last_sequence, now_ns)
-        record = eventlog_service_pb2.EventRecord(
-            event_id=uuid.uuid4().hex,
-            sequence=self._last_sequence,
-            object_type=object_type,
-            object_uuid=object_uuid,
-            type=cast(event_pb2.EventType, event_type),
-            timestamp=now_ns / 1e9,
-            fqdn=self._fqdn,
-            message=message,
-            duration=duration,
-        )
-        if details:
-            record.extra.update(jsonable(details))
+            return 0
+        self._last_sequence = next_sequence(self._last_sequence, time.time_ns())
+        record.sequence = self._last_sequence
         entry = Entry(self._last_sequence, record.SerializeToString())
         self._spool.append(entry)
         self._stream.add(entry)
         await_before_answer(self.durable)
         if self._spool.size_bytes > self._spool_limit:
             self._trim()
+        return self._last_sequence
 
     async def start(self) -> None:
         """Load the unacknowledged events from the spool and start sending."""
@@ -276,11 +336,19 @@ class EventEmitter:
         except TimeoutError:
             self._trouble(f"not synced within {DURABLE_TIMEOUT} s")
 
+    async def delivered(self, sequence: int) -> bool:
+        """Wait until the eventlog has acknowledged every event emitted up to
+        `sequence` (`emit_record`'s answer); False when some of them may have
+        been dropped from a full spool instead, or the emitter is closed (a
+        wait that the close finds in progress ends only when cancelled)."""
+        await self._stream.wait_settled(sequence)
+        return sequence > self._dropped_through and not self._closed
+
     async def flushed(self, timeout: float) -> bool:  # noqa: ASYNC109 - a bool, not an error
         """Wait until every emitted event is acknowledged; False on timeout."""
         try:
             async with asyncio.timeout(timeout):
-                await self._stream.wait_drained()
+                await self._stream.wait_settled()
         except TimeoutError:
             return False
         return True
@@ -363,6 +431,7 @@ class EventEmitter:
         dropped = self._spool.trim(self._spool_limit)
         if dropped is None:
             return
+        self._dropped_through = dropped.last_sequence
         lost = self._stream.drop_through(dropped.last_sequence)
         log.warning(
             "event spool full; dropped the oldest unacknowledged events",

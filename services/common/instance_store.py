@@ -5,7 +5,7 @@ record's mod_revision, so concurrent writers never lose an update."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from sfmesh.v1 import instance_pb2, records_pb2
@@ -106,10 +106,15 @@ class InstanceStore:
         )
 
     async def update(
-        self, stored: StoredInstance, change: Callable[[records_pb2.InstanceRecord], None]
+        self,
+        stored: StoredInstance,
+        change: Callable[[records_pb2.InstanceRecord], None],
+        *,
+        also: Callable[[], Sequence[Operation]] | None = None,
     ) -> records_pb2.InstanceRecord:
         """Apply `change` to a copy of the record and write it with
-        compare-and-swap, re-reading and re-applying when another writer got
+        compare-and-swap (with what `also` gives after it, in the same
+        transaction), re-reading and re-applying when another writer got
         there first; `change` may raise to refuse."""
         return await self._store.update(
             key("instance", stored.record.instance.uuid),
@@ -117,6 +122,7 @@ class InstanceStore:
             stored.mod_revision,
             change,
             lambda: errors.NotFound("instance not found"),
+            also=also,
         )
 
 

@@ -409,17 +409,21 @@ class Store:
         mod_revision: int,
         change: Callable[[M], None],
         missing: Callable[[], errors.SfmeshError],
+        *,
+        also: Callable[[], Sequence[Operation]] | None = None,
     ) -> M:
         """Apply `change` to a copy of the record `current` (read at
-        `mod_revision`) and write it with compare-and-swap. When another
-        writer got there first, the record is read again and `change`
-        re-applied to the fresh copy; `change` may raise to refuse. Raises
-        `missing()` when the key has gone."""
+        `mod_revision`) and write it with compare-and-swap, with the
+        operations `also` gives after each `change` in the same transaction.
+        When another writer got there first, the record is read again and
+        `change` re-applied to the fresh copy; `change` may raise to refuse.
+        Raises `missing()` when the key has gone."""
         while True:
             record = type(current)()
             record.CopyFrom(current)
             change(record)
-            if await self.commit([Put(at, record.SerializeToString(), mod_revision)]):
+            put = Put(at, record.SerializeToString(), mod_revision)
+            if await self.commit([put, *(also() if also else ())]):
                 return record
             item = await self.get(at)
             if item is None:

@@ -1,5 +1,6 @@
 """The api's side of events: it records what happens to instances,
-networks, artifacts, blobs and nodes through the process's emitter, and reads an
+networks, artifacts, blobs and nodes through the process's emitter (or
+into an outbox entry, `outbox.py`), and reads an
 object's events back from the eventlog, carrying the internal identity.
 Every `/events` route reads through `Events.listed`, so `event_type` and
 `limit` mean the same on each."""
@@ -13,7 +14,7 @@ import grpc
 from sfmesh.v1 import event_pb2, eventlog_service_pb2, eventlog_service_pb2_grpc
 
 from services.common import errors
-from services.common.events import EventEmitter
+from services.common.events import EventEmitter, EventSink
 from services.common.tokens import InternalCredentials
 from services.common.transport import Transport
 
@@ -43,21 +44,12 @@ class EventQuery(Protocol):
     def HasField(self, field_name: str) -> bool: ...
 
 
-class Events:
-    """Records events (never blocking) and reads them from the eventlog."""
+class Recorder:
+    """The api's kinds of events, recorded on a sink: the process's emitter
+    (`Events`), or an outbox entry's batch (`clients/outbox.py`)."""
 
-    def __init__(
-        self,
-        emitter: EventEmitter,
-        address: str,
-        credentials: InternalCredentials,
-        *,
-        transport: Transport,
-    ) -> None:
-        self._emitter = emitter
-        self._channel = transport.channel(address)
-        self._stub = eventlog_service_pb2_grpc.EventLogServiceStub(self._channel)
-        self._credentials = credentials
+    def __init__(self, sink: EventSink) -> None:
+        self._sink = sink
 
     def audit(
         self,
@@ -68,15 +60,32 @@ class Events:
         kind: str = INSTANCE,
     ) -> None:
         """Record an audit event on an instance (or another `kind` of object)."""
-        self._emitter.emit(kind, uuid, AUDIT, message, extra=extra)
+        self._sink.emit(kind, uuid, AUDIT, message, extra=extra)
 
     def attribute_set(self, uuid: str, attribute: str, value: Any, *, kind: str = INSTANCE) -> None:
         """Record a `set attribute` mutation on an instance (or another `kind`
         of object; reference §7.2)."""
         extra = dict(value) if isinstance(value, Mapping) else {"value": value}
-        self._emitter.emit(
+        self._sink.emit(
             kind, uuid, MUTATE, "set attribute", extra={**extra, "attribute": attribute}
         )
+
+
+class Events(Recorder):
+    """Records events (never blocking) and reads them from the eventlog."""
+
+    def __init__(
+        self,
+        emitter: EventEmitter,
+        address: str,
+        credentials: InternalCredentials,
+        *,
+        transport: Transport,
+    ) -> None:
+        super().__init__(emitter)
+        self._channel = transport.channel(address)
+        self._stub = eventlog_service_pb2_grpc.EventLogServiceStub(self._channel)
+        self._credentials = credentials
 
     async def newest(
         self, object_type: str, object_uuid: str, *, event_type: event_pb2.EventType, limit: int

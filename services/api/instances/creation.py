@@ -2,9 +2,14 @@
 `validation`, an `Idempotency-Key`, the disks' bases and the NVRAM template
 (`artifacts.bases`: 404 before anything is written), the NICs, a placement
 by the scheduler, then one etcd transaction that writes the record with
-every reservation, any new image artifact and the NVRAM template blob's
-new reference, retried with fresh draws when a random address was taken
-(or an artifact made, or the template blob changed) meanwhile."""
+every reservation, any new image artifact, the NVRAM template blob's
+new reference and the create's events (an outbox entry,
+`clients/outbox.py`), retried with fresh draws when a random address was
+taken (or an artifact made, or the template blob changed) meanwhile.
+
+A retried create that finds its first attempt's instance records nothing:
+the first attempt's events were written with it, and its outbox entry
+delivers them even if that attempt's process died right after its commit."""
 
 from __future__ import annotations
 
@@ -15,8 +20,9 @@ import uuid
 
 from sfmesh.v1 import instance_pb2, instance_service_pb2, records_pb2
 
-from services.api.artifacts.bases import Bases, NvramTemplate
-from services.api.clients.events import ARTIFACT, Events
+from services.api.artifacts.bases import Bases, NvramTemplate, Resolved
+from services.api.clients.events import ARTIFACT
+from services.api.clients.outbox import Held, Outbox
 from services.api.clients.scheduler import Scheduler
 from services.api.instances import idempotency, validation
 from services.api.instances.history import record_creation
@@ -44,7 +50,7 @@ class Creation:
         self,
         instances: InstanceStore,
         namespaces: NamespaceStore,
-        events: Events,
+        outbox: Outbox,
         keys: IdempotencyKeys,
         limits: validation.Limits,
         scheduler: Scheduler,
@@ -53,7 +59,7 @@ class Creation:
     ) -> None:
         self._instances = instances
         self._namespaces = namespaces
-        self._events = events
+        self._outbox = outbox
         self._keys = keys
         self._limits = limits
         self._scheduler = scheduler
@@ -110,8 +116,9 @@ class Creation:
                 )
                 if template is not None:
                     record.nvram_blob_uuid = template.blob_uuid
+                recorded = self._recorded(instance, resolved)
                 written = await self._instances.create(
-                    record, *claim, *nics.reservations, *resolved.writes, *held
+                    record, *claim, *nics.reservations, *resolved.writes, *held, recorded.entry()
                 )
                 if written or not (nics.reservations or resolved.writes or held):
                     break
@@ -129,11 +136,18 @@ class Creation:
                 if earlier.instance_uuid is not None:
                     return await self._first_created(earlier.instance_uuid)
             raise errors.Aborted("a concurrent create got in the way; try again")
-        record_creation(self._events, instance)
-        for made in resolved.created:
-            self._events.audit(made, "creation request from REST API", kind=ARTIFACT)
-            self._events.attribute_set(made, "state", "initial", kind=ARTIFACT)
+        self._outbox.send(recorded)
         return instance
+
+    def _recorded(self, instance: instance_pb2.Instance, resolved: Resolved) -> Held:
+        """The events of a create: the instance's, and those of the image
+        artifacts it makes."""
+        held = self._outbox.hold()
+        record_creation(held.events, instance)
+        for made in resolved.created:
+            held.events.audit(made, "creation request from REST API", kind=ARTIFACT)
+            held.events.attribute_set(made, "state", "initial", kind=ARTIFACT)
+        return held
 
     async def _nvram_template(
         self, request: instance_service_pb2.CreateInstanceRequest, namespace: str

@@ -16,6 +16,10 @@ instance). It learns of teardowns by following instance records;
 the follower's first snapshot finishes what was torn down while the api was
 down. Every release is idempotent: a reservation goes only while it still
 names its holder.
+
+The events of `deleted` (and of DELETE's `delete-wait`, in the servicer) are
+written with it, as an outbox entry (`clients/outbox.py`): no crash after
+the transaction loses them.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from sfmesh.v1 import instance_pb2, records_pb2
 
 from services.api.artifacts.store import ArtifactStore, deltas_of
 from services.api.clients.events import NETWORK, Events
+from services.api.clients.outbox import Outbox
 from services.api.instances.history import record_state
 from services.api.networks.nics import held_addresses
 from services.api.networks.store import NetworkStore
@@ -115,11 +120,13 @@ class Finisher:
         networks: NetworkStore,
         events: Events,
         artifacts: ArtifactStore,
+        outbox: Outbox,
     ) -> None:
         self._instances = instances
         self._networks = networks
         self._artifacts = artifacts
         self._events = events
+        self._outbox = outbox
         self._waiting = InstanceFollower(
             instances, lambda instance: instance.state == states.DELETE_WAIT, self._changed
         )
@@ -142,6 +149,10 @@ class Finisher:
         already deleted, 409 when its state may not move to `deleted`.
         `audit`, when given, is recorded just before its `deleted`."""
         uuid = stored.record.instance.uuid
+        recorded = self._outbox.hold()
+        if audit:
+            recorded.events.audit(uuid, audit)
+        record_state(recorded.events, uuid, states.DELETED)
         for _ in range(ATTEMPTS):
             if not finishable(stored.record, asking=asking, orphaned=orphaned):
                 if asking:
@@ -155,7 +166,7 @@ class Finisher:
             releases: list[Operation] = [*await self._networks.releases(held)]
             released_blobs = deltas_of(released=held_blobs(stored.record))
             releases += await self._artifacts.reference_writes(released_blobs, now=now)
-            if await self._instances.replace(stored, record, *releases):
+            if await self._instances.replace(stored, record, *releases, recorded.entry()):
                 break
             fresh = await self._instances.get(uuid)
             if fresh is None:
@@ -163,9 +174,7 @@ class Finisher:
             stored = fresh
         else:
             raise errors.Aborted(f"instance {uuid} kept changing while its delete finished")
-        if audit:
-            self._events.audit(uuid, audit)
-        record_state(self._events, uuid, states.DELETED)
+        self._outbox.send(recorded)
         for network_uuid in await self._networks.finish_unused(held):
             self._events.attribute_set(network_uuid, "state", "deleted", kind=NETWORK)
         return True

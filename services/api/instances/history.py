@@ -1,12 +1,13 @@
 """The events an instance's life records (reference §7): what a new record
-writes, and each change of state, told by the writer that made it."""
+writes, and each change of state, told by the writer that made it, on the
+emitter or into the write's outbox entry."""
 
 from __future__ import annotations
 
 from google.protobuf import json_format
 from sfmesh.v1 import instance_pb2
 
-from services.api.clients.events import Events
+from services.api.clients.events import Recorder
 from services.common.wire import wire_name
 
 
@@ -15,12 +16,12 @@ def state_name(state: int) -> str:
     return wire_name(instance_pb2.InstanceState.DESCRIPTOR, state)
 
 
-def record_state(events: Events, uuid: str, state: int) -> None:
+def record_state(events: Recorder, uuid: str, state: int) -> None:
     """The `set attribute` of a new state."""
     events.attribute_set(uuid, "state", state_name(state))
 
 
-def record_creation(events: Events, instance: instance_pb2.Instance) -> None:
+def record_creation(events: Recorder, instance: instance_pb2.Instance) -> None:
     """The events of a new record (reference §7.3, steps 1 to 5)."""
     summary = {
         "name": instance.name,

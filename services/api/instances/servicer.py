@@ -25,6 +25,7 @@ from sfmesh.v1 import (
 
 from services.api.clients.events import INSTANCE, Events
 from services.api.clients.node_agents import NodeAgents
+from services.api.clients.outbox import Outbox
 from services.api.instances.cache import InstanceCache
 from services.api.instances.console import Console
 from services.api.instances.creation import Creation
@@ -62,6 +63,7 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         instances: InstanceStore,
         namespaces: NamespaceStore,
         events: Events,
+        outbox: Outbox,
         node_agents: NodeAgents,
         creation: Creation,
         finisher: Finisher,
@@ -69,13 +71,14 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         snapshots: Snapshots,
         node_state: Callable[[str], int | None],
     ) -> None:
-        """`creation` makes new instances, `finisher` ends deletes, `cache`
+        """`outbox` carries a delete's events in its write, `creation` makes
+        new instances, `finisher` ends deletes, `cache`
         answers reads by UUID while it may, `snapshots` copies disks,
         `node_state` says the state of a node by name (None: unknown)."""
         self._node_state = node_state
         self._instances = instances
         self._namespaces = namespaces
-        self._events = events
+        self._outbox = outbox
         self._creation = creation
         self._finisher = finisher
         self._lookup = InstanceLookup(instances, cache)
@@ -166,23 +169,25 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         """Delete an instance (see `deletion.py`): a placed one goes to
         `delete-wait` for its node agent, an unplaced one ends at once. Its
         state event is recorded only by the writer that changed the state,
-        so the history tells one story."""
+        so the history tells one story; the events travel in the write's
+        outbox entry."""
         uuid = stored.record.instance.uuid
         if not stored.record.instance.node:
             if not await self._finisher.finish(stored, asking=True, audit=audit):
                 raise errors.NotFound("instance not found")  # purged meanwhile
             return
-        was = stored.record.instance.state
+        recorded = self._outbox.hold()
 
         def ask(record: records_pb2.InstanceRecord) -> None:
-            nonlocal was
-            was = record.instance.state
+            nonlocal recorded
+            recorded = self._outbox.hold()  # this attempt's: the state it finds
+            recorded.events.audit(uuid, audit)
+            if record.instance.state != states.DELETE_WAIT:
+                record_state(recorded.events, uuid, states.DELETE_WAIT)
             ask_deletion(record)
 
-        await self._instances.update(stored, ask)
-        self._events.audit(uuid, audit)
-        if was != states.DELETE_WAIT:
-            record_state(self._events, uuid, states.DELETE_WAIT)
+        await self._instances.update(stored, ask, also=lambda: [recorded.entry()])
+        self._outbox.send(recorded)
 
     async def _delete_all_namespace(
         self, request: instance_service_pb2.DeleteAllInstancesRequest

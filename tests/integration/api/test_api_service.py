@@ -38,6 +38,7 @@ from services.api.artifacts.lookup import ArtifactLookup
 from services.api.artifacts.store import ArtifactStore
 from services.api.clients.events import Events
 from services.api.clients.node_agents import NodeAgents
+from services.api.clients.outbox import Outbox
 from services.api.clients.scheduler import Scheduler
 from services.api.instances.cache import InstanceCache
 from services.api.instances.creation import Creation
@@ -219,7 +220,8 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     )
     networks = NetworkStore(store)
     artifacts = ArtifactStore(store)
-    finisher = Finisher(InstanceStore(store), networks, events, artifacts)
+    outbox = Outbox(store, emitter)
+    finisher = Finisher(InstanceStore(store), networks, events, artifacts, outbox)
     finishing = asyncio.create_task(finisher.run())
     cache = InstanceCache(store)
     caching = asyncio.create_task(cache.run())
@@ -240,11 +242,12 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
             InstanceStore(store),
             namespaces,
             events,
+            outbox,
             node_agents,
             Creation(
                 InstanceStore(store),
                 namespaces,
-                events,
+                outbox,
                 IdempotencyKeys(store),
                 Limits(max_cpus=4),
                 scheduler,

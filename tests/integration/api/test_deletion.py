@@ -17,6 +17,7 @@ from sfmesh.v1 import artifact_pb2, instance_pb2, network_service_pb2, records_p
 
 from services.api.artifacts.store import ArtifactStore
 from services.api.clients.events import Events
+from services.api.clients.outbox import Outbox
 from services.api.instances.deletion import Finisher
 from services.api.instances.idempotency import IdempotencyKeys
 from services.api.instances.purge import purge_once
@@ -24,6 +25,7 @@ from services.api.networks.store import NetworkStore
 from services.common import errors
 from services.common import instance_states as states
 from services.common.addresses import FLOATING, address_key, mac_key, reservation
+from services.common.events import EventEmitter
 from services.common.instance_store import InstanceStore, StoredInstance
 from services.common.store import Put, Store, key
 
@@ -39,12 +41,12 @@ class Stores:
 
 
 @pytest.fixture
-async def stores(etcd: str, events: Events) -> AsyncIterator[Stores]:
+async def stores(etcd: str, events: Events, emitter: EventEmitter) -> AsyncIterator[Stores]:
     store = Store(etcd)
     instances, networks = InstanceStore(store), NetworkStore(store)
-    yield Stores(
-        store, instances, networks, Finisher(instances, networks, events, ArtifactStore(store))
-    )
+    outbox = Outbox(store, emitter)
+    finisher = Finisher(instances, networks, events, ArtifactStore(store), outbox)
+    yield Stores(store, instances, networks, finisher)
     await store.close()
 
 

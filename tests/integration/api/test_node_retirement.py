@@ -14,12 +14,14 @@ from sfmesh.v1 import artifact_pb2, node_service_pb2, records_pb2
 
 from services.api.artifacts.store import ArtifactStore
 from services.api.clients.events import Events
+from services.api.clients.outbox import Outbox
 from services.api.instances.deletion import Finisher
 from services.api.networks.store import NetworkStore
 from services.api.nodes import rules
 from services.api.nodes.retirement import Retirement
 from services.api.nodes.store import NodeStore
 from services.common import instance_states as states
+from services.common.events import EventEmitter
 from services.common.instance_store import InstanceStore
 from services.common.presence import presence_key
 from services.common.store import Put, Store, key
@@ -27,12 +29,12 @@ from tests.integration.api.test_deletion import Stores, held, placed, stored
 
 
 @pytest.fixture
-async def stores(etcd: str, events: Events) -> AsyncIterator[Stores]:
+async def stores(etcd: str, events: Events, emitter: EventEmitter) -> AsyncIterator[Stores]:
     store = Store(etcd)
     instances, networks = InstanceStore(store), NetworkStore(store)
-    yield Stores(
-        store, instances, networks, Finisher(instances, networks, events, ArtifactStore(store))
-    )
+    outbox = Outbox(store, emitter)
+    finisher = Finisher(instances, networks, events, ArtifactStore(store), outbox)
+    yield Stores(store, instances, networks, finisher)
     await store.close()
 
 

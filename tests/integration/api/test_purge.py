@@ -10,12 +10,14 @@ from sfmesh.v1 import instance_pb2, network_service_pb2, records_pb2
 
 from services.api.artifacts.store import ArtifactStore
 from services.api.clients.events import Events
+from services.api.clients.outbox import Outbox
 from services.api.instances.deletion import Finisher
 from services.api.instances.idempotency import IdempotencyKeys, record_key
 from services.api.instances.purge import network_purgeable, purge_once, purgeable
 from services.api.networks.store import NetworkStore
 from services.common import instance_states as states
 from services.common.addresses import FLOATING, address_key, reservation
+from services.common.events import EventEmitter
 from services.common.instance_store import InstanceStore
 from services.common.store import Delete, Put, Store, key
 
@@ -51,7 +53,9 @@ def test_networks_are_purgeable_only_after_the_retention() -> None:
     assert not network_purgeable(network(network_service_pb2.NETWORK_STATE_CREATED, 1), NOW, 60)
 
 
-async def test_purge_once_removes_only_long_deleted_records(store: Store, events: Events) -> None:
+async def test_purge_once_removes_only_long_deleted_records(
+    store: Store, events: Events, emitter: EventEmitter
+) -> None:
     instances, keys, networks = InstanceStore(store), IdempotencyKeys(store), NetworkStore(store)
     old = record(states.DELETED, NOW - 3600)
     recent = record(states.DELETED, NOW - 10)
@@ -62,7 +66,7 @@ async def test_purge_once_removes_only_long_deleted_records(store: Store, events
     key_record = records_pb2.IdempotencyRecord(instance_uuid="x", expires_at=NOW - 1)
     assert await store.commit([Put(expired_key, key_record.SerializeToString(), 0)])
 
-    finisher = Finisher(instances, networks, events, ArtifactStore(store))
+    finisher = Finisher(instances, networks, events, ArtifactStore(store), Outbox(store, emitter))
     assert await purge_once(instances, keys, networks, finisher, retention=600, now=NOW) >= 1
 
     assert await instances.get(old.instance.uuid) is None
@@ -75,7 +79,7 @@ async def test_purge_once_removes_only_long_deleted_records(store: Store, events
 
 
 async def test_purge_gives_back_what_a_half_done_delete_kept_and_nothing_else(
-    store: Store, events: Events
+    store: Store, events: Events, emitter: EventEmitter
 ) -> None:
     """A delete that stopped between its write and its release leaves the
     addresses reserved: the purge gives them back, but only while they still
@@ -100,7 +104,7 @@ async def test_purge_gives_back_what_a_half_done_delete_kept_and_nothing_else(
         instances,
         keys,
         networks,
-        Finisher(instances, networks, events, ArtifactStore(store)),
+        Finisher(instances, networks, events, ArtifactStore(store), Outbox(store, emitter)),
         retention=60,
         now=NOW,
     )

@@ -392,3 +392,42 @@ async def test_emit_outside_start_and_close(emitters: Factory) -> None:
     await emitter.start()
     await emitter.close(timeout=0)
     emitter.emit("instance", "u", event_pb2.EVENT_TYPE_AUDIT, "late")  # dropped, no raise
+
+
+async def test_events_built_ahead_keep_their_ids_and_report_delivery(
+    eventlog: Eventlog, emitters: Factory, tmp_path: Path
+) -> None:
+    emitter = emitters()
+    await emitter.start()
+    batch = emitter.batch()
+    batch.emit("instance", "u", event_pb2.EVENT_TYPE_AUDIT, "built", extra={"k": 1})
+    (record,) = batch.records
+    assert record.event_id and record.sequence == 0 and record.fqdn == "host.example"
+    assert emitter.unacknowledged == 0  # built, not emitted
+
+    sequence = emitter.emit_record(record)
+    delivered = asyncio.create_task(emitter.delivered(sequence))
+    await asyncio.sleep(0.3)
+    assert not delivered.done()  # no eventlog yet: nothing acknowledged
+    await eventlog.start()
+    assert await asyncio.wait_for(delivered, 5)
+    assert eventlog.recorder.events[record.event_id].message == "built"
+
+    # Emitted again by another process, as an outbox sweep does: the same id.
+    other = emitters(tmp_path / "other")
+    await other.start()
+    again = eventlog_service_pb2.EventRecord.FromString(record.SerializeToString())
+    assert await asyncio.wait_for(other.delivered(other.emit_record(again)), 5)
+    assert list(eventlog.recorder.events) == [record.event_id]
+
+
+async def test_delivered_is_false_for_events_dropped_from_a_full_spool(
+    emitters: Factory, tmp_path: Path
+) -> None:
+    emitter = emitters(tmp_path / "small", spool_limit_bytes=256 << 10)
+    await emitter.start()
+    batch = emitter.batch()
+    batch.emit("instance", "u", event_pb2.EVENT_TYPE_AUDIT, "first")
+    first = emitter.emit_record(batch.records[0])
+    await emit_burst(emitter, 0, 5000)  # no eventlog: the oldest are dropped
+    assert not await asyncio.wait_for(emitter.delivered(first), 5)
