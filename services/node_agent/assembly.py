@@ -49,7 +49,7 @@ from services.node_agent.placed import PlacedInstances
 from services.node_agent.presence import DEFAULT_TTL, Presence
 from services.node_agent.reconciler import Reconciler
 from services.node_agent.reporter import Reporter
-from services.node_agent.resync import converge_hosted
+from services.node_agent.resync import converge_hosted, once_synced
 from services.node_agent.servicer import NodeAgentServicer
 from services.node_agent.snapshots import Snapshots
 from services.node_agent.source_checks import DEFAULT_CHECK_INTERVAL
@@ -239,7 +239,7 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
         emitter=emitter,
     )
     notices.instance_changed.connect(reconciler.changed)
-    notices.power_observed.connect(reconciler.observed)
+    notices.power_observed.connect(once_synced(placed.synced, reconciler.observed))
     notices.libvirt_reconnected.connect(lambda: converge_hosted(placed, reconciler.changed))
 
     host = facts.HostFacts(

@@ -7,7 +7,8 @@ after it is made.
 - `instance_changed(uuid)`: a record placed here changed (`placed.py`); the
   reconciler converges it, the reporter reports at once.
 - `power_observed(uuid, power)`: a lifecycle event of one of our domains
-  (`hypervisor.py`); the reconciler converges the instance.
+  (`hypervisor.py`); the reconciler converges the instance, once the placed
+  instances are known (`resync.once_synced`).
 - `libvirt_reconnected()`: libvirtd answers again (`hypervisor.py`); every
   hosted instance is converged again (`resync.py`).
 - `image_progress(url, done, total)`: a download moved on (`images.py`); the

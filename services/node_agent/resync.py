@@ -1,7 +1,8 @@
 """Where the reconciler is poked although no record changed: every hosted
 instance after libvirtd came back and every AUDIT_INTERVAL (a lifecycle
 event can be lost), and, once after a start, the domains, folders and
-networks left of instances etcd no longer places here."""
+networks left of instances etcd no longer places here; and where it is not:
+lifecycle events before the placed instances are known."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
+
+from sfmesh.v1 import instance_pb2
 
 from services.common import errors
 from services.node_agent import naming
@@ -30,6 +33,22 @@ def converge_hosted(placed: PlacedInstances, changed: Callable[[str], None]) -> 
     been missed (while libvirtd was away, say)."""
     for instance in placed.hosted():
         changed(instance.uuid)
+
+
+def once_synced(
+    synced: asyncio.Event, observed: Callable[[str, instance_pb2.PowerState], None]
+) -> Callable[[str, instance_pb2.PowerState], None]:
+    """`observed`, deaf until `synced` (the placed instances' first snapshot
+    is in). Before, every instance of ours looks placed elsewhere, and
+    converging one on a lifecycle event would tear its domain and disks
+    down; the first snapshot converges every one anyway, reading libvirt's
+    state then."""
+
+    def heard(uuid: str, power: instance_pb2.PowerState) -> None:
+        if synced.is_set():
+            observed(uuid, power)
+
+    return heard
 
 
 async def audit_power(placed: PlacedInstances, changed: Callable[[str], None]) -> None:
