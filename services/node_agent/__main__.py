@@ -12,6 +12,7 @@ from services.common.addresses import floating_pool
 from services.common.config import mesh_config
 from services.common.main import parse_arguments
 from services.common.settings import Setting
+from services.node_agent.assembly import NodeAgentConfig
 from services.node_agent.blob_care import CareSettings
 from services.node_agent.dataplane import Underlay
 from services.node_agent.facts import VIRT_TYPES
@@ -19,7 +20,7 @@ from services.node_agent.fetch_policy import IPNetwork, parse_networks
 from services.node_agent.images import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, DEFAULT_SHORTHANDS
 from services.node_agent.nat import Egress
 from services.node_agent.presence import DEFAULT_TTL, MIN_TTL
-from services.node_agent.server import NodeAgentConfig, serve_node_agent
+from services.node_agent.server import serve_node_agent
 from services.node_agent.source_checks import DEFAULT_CHECK_INTERVAL
 
 

@@ -13,27 +13,19 @@ to the bridge's), which lets an operator keep the underlay apart. With an
 egress, a network that provides NAT also reaches the outside (`nat.py`).
 
 Every kernel name comes from `names(node, vxlan_id)`, so several agents on one
-machine keep apart and nothing else is ever touched. dnsmasq daemonizes (and
-so outlives an agent restart); it is found again through its pid file and
-stopped only when /proc shows the dnsmasq started with that very pid file.
-Its files live in `<root>/<network uuid>/`: `hosts` (`<mac>,<ipv4>` a line,
-re-read on SIGHUP), `leases`, `dnsmasq.pid`, `dnsmasq.log`. dnsmasq runs as
-`nobody`, so every folder above `hosts` must be traversable by others.
+machine keep apart and nothing else is ever touched. Each network's dnsmasq
+(`dnsmasq.py`) keeps its files in `<root>/<network uuid>/`.
 
-Commands (`commands.py`) run without a shell, dnsmasq through
-`ip netns exec <ns> dnsmasq`.
+Commands (`commands.py`) run without a shell.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import ipaddress
 import os
-import re
 import shutil
-import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +39,7 @@ from services.node_agent.commands import (
     outcome,
     run,
 )
+from services.node_agent.dnsmasq import Dnsmasq, hosts_text
 from services.node_agent.naming import is_uuid
 from services.node_agent.nat import Egress, ensure_nat, remove_nat, set_floats
 
@@ -55,9 +48,6 @@ VXLAN_PORT = 4789  # IANA's port for VXLAN
 VXLAN_OVERHEAD = 50  # bytes of outer Ethernet, IPv4, UDP and VXLAN headers
 FLOOD_MAC = "00:00:00:00:00:00"  # the FDB entry for broadcast and unknown MACs
 NETNS_DIR = Path("/run/netns")  # where `ip netns add` names namespaces
-STOP_WAIT = 5.0  # seconds dnsmasq gets to exit after SIGTERM, then after SIGKILL
-
-_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 
 
 class NoNetwork(DataPlaneError):
@@ -177,7 +167,7 @@ class DataPlane:
         `set_floats`). Returns the bridge's name."""
         n = names(self.node, plan.vxlan_id)
         network, gateway = _block(plan)
-        folder = self._folder(plan)
+        dnsmasq = self._dnsmasq(plan)
         async with self._lock:
             if not await link_exists(n.bridge):
                 await run(
@@ -190,7 +180,7 @@ class DataPlane:
             if not (NETNS_DIR / n.netns).exists():
                 # A namespace deleted under a running dnsmasq lives on unnamed,
                 # holding the inner veth: clear both before starting afresh.
-                await _stop_dnsmasq(folder)
+                await dnsmasq.stop()
                 await delete_link(n.outer)
                 await delete_link(n.egress_outer)
                 await run("ip", "netns", "add", n.netns)
@@ -209,9 +199,11 @@ class DataPlane:
             await run("ip", "-n", n.netns, "link", "set", n.inner, "up")
             if plan.provide_dhcp:
                 mtu = self.underlay.overlay_mtu if self.underlay else None
-                await _start_dnsmasq(folder, n, network, gateway, mtu)
+                await dnsmasq.start(
+                    netns=n.netns, interface=n.inner, network=network, gateway=gateway, mtu=mtu
+                )
             else:
-                await _stop_dnsmasq(folder)
+                await dnsmasq.stop()
             if egress_address is not None and self.egress is not None:
                 await ensure_nat(
                     n.netns, n.inner, n.egress_outer, n.egress_inner,
@@ -282,23 +274,18 @@ class DataPlane:
         No-op without DHCP. Raises ValueError on a bad MAC or address."""
         if not plan.provide_dhcp:
             return
-        text = _hosts_text(plan, pins)
-        folder = self._folder(plan)
+        text = hosts_text(*_block(plan), pins)
+        dnsmasq = self._dnsmasq(plan)
         async with self._lock:
-            _make_folders(folder)
-            _write_readable(folder / "hosts", text)
-            pid = _dnsmasq_pid(folder)
-            if pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGHUP)
+            dnsmasq.set_hosts(text)
 
     async def remove(self, plan: NetworkPlan) -> None:
         """Tear down whatever is left of the network on this node: dnsmasq, the
         veth, the namespace, the bridge and the network's folder."""
         n = names(self.node, plan.vxlan_id)
-        folder = self._folder(plan)
+        dnsmasq = self._dnsmasq(plan)
         async with self._lock:
-            await _stop_dnsmasq(folder)
+            await dnsmasq.stop()
             await delete_link(n.outer)
             await delete_link(n.egress_outer)
             if (NETNS_DIR / n.netns).exists():
@@ -307,13 +294,14 @@ class DataPlane:
             if self.underlay is not None and self.underlay.netns:
                 await delete_link(n.vxlan, self.underlay.netns)
             await delete_link(n.bridge)
-            if folder.exists():
-                shutil.rmtree(folder)
+            if dnsmasq.folder.exists():
+                shutil.rmtree(dnsmasq.folder)
 
-    def _folder(self, plan: NetworkPlan) -> Path:
+    def _dnsmasq(self, plan: NetworkPlan) -> Dnsmasq:
+        """The network's dnsmasq, whose folder is the network's folder here."""
         if not is_uuid(plan.uuid):
             raise ValueError(f"network uuid {plan.uuid!r} is not a canonical uuid")
-        return self.root / plan.uuid
+        return Dnsmasq(self.root / plan.uuid)
 
 
 def _block(plan: NetworkPlan) -> tuple[ipaddress.IPv4Network, ipaddress.IPv4Address]:
@@ -322,103 +310,6 @@ def _block(plan: NetworkPlan) -> tuple[ipaddress.IPv4Network, ipaddress.IPv4Addr
     if network.num_addresses < 4:
         raise ValueError(f"netblock {network} has no room for a gateway and a guest")
     return network, first_host(network)
-
-
-def _hosts_text(plan: NetworkPlan, pins: Mapping[str, str]) -> str:
-    """dnsmasq's --dhcp-hostsfile for `pins`, one `<mac>,<ipv4>` a line."""
-    network, gateway = _block(plan)
-    reserved = {network.network_address, network.broadcast_address, gateway}
-    lines: dict[str, ipaddress.IPv4Address] = {}
-    for mac, address in pins.items():
-        if not _MAC.fullmatch(mac.lower()):
-            raise ValueError(f"{mac!r} is not a MAC address")
-        ip = ipaddress.IPv4Address(address)
-        if ip not in network or ip in reserved:
-            raise ValueError(f"{ip} is not a guest address of {network}")
-        lines[mac.lower()] = ip
-    if len(set(lines.values())) != len(lines):
-        raise ValueError("an address is pinned to more than one MAC")
-    return "".join(f"{mac},{ip}\n" for mac, ip in sorted(lines.items()))
-
-
-def _make_folders(folder: Path) -> None:
-    """`folder` and its parent, traversable by dnsmasq's user `nobody`."""
-    for path in (folder.parent, folder):
-        path.mkdir(parents=True, exist_ok=True)
-        path.chmod(0o755)
-
-
-def _write_readable(path: Path, text: str) -> None:
-    """Replace `path` atomically by a file of `text` that anyone can read."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    temporary.chmod(0o644)
-    temporary.replace(path)
-
-
-async def _start_dnsmasq(
-    folder: Path,
-    n: Names,
-    network: ipaddress.IPv4Network,
-    gateway: ipaddress.IPv4Address,
-    mtu: int | None,
-) -> None:
-    """Start the network's dnsmasq inside its namespace unless it runs;
-    `mtu`, when given, is handed to guests (DHCP option 26)."""
-    if _dnsmasq_pid(folder) is not None:
-        return
-    _make_folders(folder)
-    hosts = folder / "hosts"
-    if not hosts.exists():
-        _write_readable(hosts, "")
-    options = [f"--dhcp-option-force=26,{mtu}"] if mtu else []  # asked for or not
-    # dnsmasq returns once its daemon serves, or fails with the reason on stderr.
-    await run(
-        "ip", "netns", "exec", n.netns, "dnsmasq",
-        "--conf-file=/dev/null",
-        "--port=0",
-        f"--interface={n.inner}",
-        "--bind-interfaces",
-        "--except-interface=lo",
-        f"--dhcp-range={network.network_address},static,{network.netmask},1h",
-        f"--dhcp-hostsfile={hosts}",
-        f"--dhcp-option=3,{gateway}",
-        *options,
-        "--dhcp-authoritative",
-        "--no-ping",
-        f"--dhcp-leasefile={folder / 'leases'}",
-        f"--pid-file={folder / 'dnsmasq.pid'}",
-        "--log-dhcp",
-        f"--log-facility={folder / 'dnsmasq.log'}",
-    )  # fmt: skip
-
-
-async def _stop_dnsmasq(folder: Path) -> None:
-    """Stop the network's dnsmasq if it runs: SIGTERM, then SIGKILL."""
-    pid = _dnsmasq_pid(folder)
-    if pid is None:
-        return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        for _ in range(int(STOP_WAIT / 0.02)):
-            if _dnsmasq_pid(folder) != pid:
-                return
-            await asyncio.sleep(0.02)
-    raise DataPlaneError(f"dnsmasq {pid} did not stop")
-
-
-def _dnsmasq_pid(folder: Path) -> int | None:
-    """The pid of the dnsmasq running with `folder`'s pid file, if any: the
-    pid file's process counts only when its command line names that file."""
-    pid_file = folder / "dnsmasq.pid"
-    try:
-        pid = int(pid_file.read_text())
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (OSError, ValueError):
-        return None
-    ours = os.path.basename(argv[0]) == b"dnsmasq" and f"--pid-file={pid_file}".encode() in argv
-    return pid if ours else None
 
 
 async def _set_flood(device: str, peers: frozenset[str]) -> None:
