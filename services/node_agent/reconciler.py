@@ -99,6 +99,7 @@ class Reconciler:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self._retries: dict[str, asyncio.TimerHandle] = {}
+        self._power_locks: dict[str, asyncio.Lock] = {}
 
     def changed(self, uuid: str) -> None:
         """An instance's record changed (or was first seen): converge it."""
@@ -112,6 +113,12 @@ class Reconciler:
         """libvirt says the domain's power state changed: converge, which
         reads libvirt's state then, so the latest state is the one written."""
         self.changed(uuid)
+
+    def power_guard(self, uuid: str) -> asyncio.Lock:
+        """Held from reading (or changing) a domain's power in libvirt until
+        the record shows it, so a reading taken before a power change can
+        never be written after that change's own."""
+        return self._power_locks.setdefault(uuid, asyncio.Lock())
 
     async def record_power(self, uuid: str, power: instance_pb2.PowerState) -> None:
         """Write an observed power state unless the record already says it."""
@@ -232,6 +239,7 @@ class Reconciler:
         (`used`: those it was on, when known)."""
         await self._builder.tear_down(uuid)
         await self._networking.detach(uuid, used)
+        self._power_locks.pop(uuid, None)
 
     async def _still(self, uuid: str, state: int) -> None:
         """Superseded unless etcd shows the instance in `state` now."""
@@ -244,15 +252,18 @@ class Reconciler:
         still exist, and the record must show its real power state."""
         uuid = stored.record.instance.uuid
         await self._networking.attach(stored.record.instance)  # after a restart, say
-        try:
-            power = await self._hypervisor.state(uuid)
-        except HypervisorError as exc:
-            log.warning("cannot read domain state: %s", exc, extra={"fields": {"instance": uuid}})
-            return
-        if power is None:
-            await self._fail(stored, states.CREATED, "the instance's domain has disappeared")
-        else:
-            await self.record_power(uuid, power)
+        async with self.power_guard(uuid):
+            try:
+                power = await self._hypervisor.state(uuid)
+            except HypervisorError as exc:
+                log.warning(
+                    "cannot read domain state: %s", exc, extra={"fields": {"instance": uuid}}
+                )
+                return
+            if power is not None:
+                await self.record_power(uuid, power)
+                return
+        await self._fail(stored, states.CREATED, "the instance's domain has disappeared")
 
     async def _delete(self, stored: StoredInstance) -> None:
         """Reference §3.1's delete: the domain powered off and undefined,

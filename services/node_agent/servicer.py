@@ -71,14 +71,15 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
         self._hosted(request.instance_uuid)
         if not request.operation:
             raise errors.InvalidArgument("operation is required")
-        try:
-            await self._hypervisor.change(request.instance_uuid, request.operation)
-            power = await self._hypervisor.state(request.instance_uuid)
-        except HypervisorError as exc:
-            await self._check_still_created(request.instance_uuid)
-            raise errors.Conflict(str(exc), reason="HYPERVISOR_REFUSED") from exc
-        if power is not None:  # the answer waits until the record shows it
-            await self._reconciler.record_power(request.instance_uuid, power)
+        async with self._reconciler.power_guard(request.instance_uuid):
+            try:
+                await self._hypervisor.change(request.instance_uuid, request.operation)
+                power = await self._hypervisor.state(request.instance_uuid)
+            except HypervisorError as exc:
+                await self._check_still_created(request.instance_uuid)
+                raise errors.Conflict(str(exc), reason="HYPERVISOR_REFUSED") from exc
+            if power is not None:  # the answer waits until the record shows it
+                await self._reconciler.record_power(request.instance_uuid, power)
         return node_agent_service_pb2.ChangePowerResponse()
 
     async def ReadConsole(
