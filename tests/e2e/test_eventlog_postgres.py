@@ -248,7 +248,9 @@ async def test_an_emitter_and_a_reader_given_both_replicas_fail_over_when_theirs
 
         messages = [f"e{n}" for n in range(emitted)]
         assert stored_in_database(database, subject) == emitted == 500
-        listed = await reader.newest("test", subject, event_type=0, limit=-1)
+        listed = await reader.newest(
+            "test", subject, event_type=event_pb2.EVENT_TYPE_UNSPECIFIED, limit=-1
+        )
         assert sorted(event.message for event in listed) == sorted(messages)
         seen = [await asyncio.wait_for(watched.get(), 10) for _ in messages]
         assert sorted(seen) == sorted(messages) and watched.empty()
