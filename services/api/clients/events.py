@@ -32,8 +32,9 @@ from services.common.tokens import InternalCredentials
 from services.common.transport import Transport
 
 LIST_DEADLINE = 5.0
-WATCH_RESUME_WINDOW = 5.0
-"""Seconds a broken watch keeps being opened again before it fails."""
+WATCH_RESUME_WINDOW = 10.0
+"""Seconds a broken watch keeps being opened again before it fails: long
+enough for a lone eventlog's restart."""
 WATCH_RESUME_PAUSE = 0.2
 """Seconds between attempts to open a broken watch again."""
 DEFAULT_EVENT_LIMIT = 100
