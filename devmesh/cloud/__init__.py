@@ -23,15 +23,14 @@ scheduler`). The three eventlog replicas share one PostgreSQL database, on
 a server in the root namespace listening at its LAN address (as the image
 server does; a throwaway cluster, `devmesh/postgres.py`, standing for the
 operator's own, which no host's loss takes down); every service's emitter
-and the apis' event reads balance over the three, and move to another
-when theirs is lost. They are listed as etcd's members are, so an
-emitter's stream most often starts on its own host's replica, and the
-node agents' on cp3's, which losing cp3 makes move. Everything speaks
+and the apis' event reads balance over the three, and move to another when
+theirs is lost (round robin puts each emitter's stream on one of the three,
+so which move when cp3 is lost varies from run to run). Everything speaks
 TLS with certificates of one CA (`ca/`, made by `launcher.ca`), but for
 PostgreSQL (plaintext, trusting the LAN): each host's in `<host>/tls`, its
-`[tls] dir`; the tests' own (`operator/`, an etcd client certificate, as
-an operator's `etcdctl` holds) and the CA's certificate, which REST
-clients trust.
+`[tls] dir`; the tests' own (`operator/`, an etcd client certificate, as an
+operator's `etcdctl` holds) and the CA's certificate, which REST clients
+trust.
 
 Why one process per role rather than one launcher per host: a rolling
 restart stops and starts one role of one host (`CloudHost.restart`), as

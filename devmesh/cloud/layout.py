@@ -15,9 +15,8 @@ CENTRE = "cp1"
 """The control-plane host whose scheduler every host falls back to while no
 scheduler replica leads (`[mesh] scheduler`), and whose gateway the
 hypervisors name (`[mesh] gateway`)."""
-FIRST_OF_HYPERVISORS = "cp3"
-"""The control-plane host whose etcd member and eventlog replica the node
-agents try first."""
+FIRST_MEMBER_OF_HYPERVISORS = "cp3"
+"""The etcd member the node agents try first."""
 HOST_ROLES = {
     "cp1": ("etcd", "eventlog", "scheduler", "api", "gateway"),
     "cp2": ("etcd", "eventlog", "scheduler", "api", "gateway"),
@@ -37,20 +36,18 @@ def endpoint(host: str, role: str) -> str:
     return f"{ADDRESSES[host]}:{ROLES[role].port}"
 
 
-def own_first(host: str, role: str) -> list[str]:
-    """The endpoint of `role` on every control-plane host, in the order
-    `host`'s services try them: its own first, else `FIRST_OF_HYPERVISORS`'s.
-    etcd's members are tried in that order; an eventlog channel balances
-    over every replica, but a stream opened as the channel starts goes to
-    the first that answers, most often the first listed."""
-    first = host if host in CONTROL_PLANE else FIRST_OF_HYPERVISORS
-    order = [first, *(other for other in CONTROL_PLANE if other != first)]
-    return [endpoint(other, role) for other in order]
+def etcd_endpoints(host: str) -> list[str]:
+    """Every member's client endpoint, in the order `host`'s services try
+    them: its own member first, else `FIRST_MEMBER_OF_HYPERVISORS`'s."""
+    first = host if host in CONTROL_PLANE else FIRST_MEMBER_OF_HYPERVISORS
+    order = [first, *(member for member in CONTROL_PLANE if member != first)]
+    return [endpoint(member, "etcd") for member in order]
 
 
-def api_replicas() -> list[str]:
-    """Every api replica's endpoint: what each gateway balances over."""
-    return [endpoint(host, "api") for host in CONTROL_PLANE if "api" in HOST_ROLES[host]]
+def replicas(role: str) -> list[str]:
+    """Every replica of `role` by endpoint, the same list on every host:
+    its clients balance round robin over those that serve, in no order."""
+    return [endpoint(host, role) for host in CONTROL_PLANE if role in HOST_ROLES[host]]
 
 
 def host_document(
@@ -69,9 +66,9 @@ def host_document(
             "state_dir": str(folder / "state"),
         },
         "mesh": {
-            "etcd": own_first(host, "etcd"),
-            "api": api_replicas(),
-            "eventlog": own_first(host, "eventlog"),
+            "etcd": etcd_endpoints(host),
+            "api": replicas("api"),
+            "eventlog": replicas("eventlog"),
         },
         "tls": {"dir": str(folder / "tls")},
     }
