@@ -70,11 +70,14 @@ async def test_a_watch_goes_on_across_a_restart_and_ends_when_the_eventlog_stays
     watch = reader.watch(query)
     seen: list[str] = []
 
+    async def next_event() -> eventlog_service_pb2.WatchResponse:
+        return await anext(watch)
+
     async def emit_and_see(numbers: range) -> None:
         for number in numbers:
             reader.audit(subject, f"e{number}", kind="test")
         for _ in numbers:
-            item = await asyncio.wait_for(anext(watch), 10)
+            item = await asyncio.wait_for(next_event(), 10)
             seen.append(item.event.message)
 
     first = asyncio.create_task(emit_and_see(range(5)))
@@ -88,11 +91,10 @@ async def test_a_watch_goes_on_across_a_restart_and_ends_when_the_eventlog_stays
     assert seen == [f"e{number}" for number in range(10)]
 
     monkeypatch.setattr(events_module, "WATCH_RESUME_WINDOW", 1.0)
-    waiting = asyncio.create_task(anext(watch))
+    waiting = asyncio.create_task(next_event())
     await asyncio.sleep(0.3)
     await asyncio.to_thread(eventlog.stop_role, "eventlog", signal.SIGKILL)
     stopped = time.monotonic()
     with pytest.raises(errors.Unavailable):
         await asyncio.wait_for(waiting, 10)
     assert 0.8 <= time.monotonic() - stopped < 3.0
-    await watch.aclose()
