@@ -1,14 +1,16 @@
-"""A throwaway PostgreSQL cluster on loopback, for tests and benchmarks, as
+"""A throwaway PostgreSQL cluster, on loopback unless told another address
+(the multi-host cloud's LAN), for tests and benchmarks, as
 `mesh.start_etcd` runs a throwaway etcd.
 
 Debian's server binaries (`/usr/lib/postgresql/<version>/bin`, not on PATH)
 make a cluster in a folder of its own (`initdb`, trust authentication on
-loopback only) and run `postgres` in the foreground as a launcher `Child`,
-so it dies with the process that started it. PostgreSQL refuses to run as
-root: as root, both run as the `postgres` system user (Debian's package
-makes it) through `setpriv`, which execs in place. Changing user clears the
-parent-death signal, so the death signal is asked for again after the
-change. `fsync` stays on: what the tests measure and check is durable.
+loopback, and from a netblock when asked) and run `postgres` in the
+foreground as a launcher `Child`, so it dies with the process that started
+it. PostgreSQL refuses to run as root: as root, both run as the `postgres`
+system user (Debian's package makes it) through `setpriv`, which execs in
+place. Changing user clears the parent-death signal, so the death signal is
+asked for again after the change. `fsync` stays on: what the tests measure
+and check is durable.
 """
 
 from __future__ import annotations
@@ -57,8 +59,10 @@ def _as_server_user(argv: list[str]) -> list[str]:
 
 
 class Postgres:
-    """A cluster in `folder` listening on 127.0.0.1:`port`; `start()` makes it
-    (on first use) and runs it, `stop()` ends it, `restart()` does both."""
+    """A cluster in `folder` listening on `address`:`port`; `start()` makes it
+    (on first use) and runs it, `stop()` ends it, `restart()` does both.
+    Clients from `trusted` (a netblock) connect without a password, as
+    clients on loopback do."""
 
     def __init__(
         self,
@@ -67,11 +71,15 @@ class Postgres:
         *,
         sink: IO[str] | None,
         settings: Mapping[str, str] | None = None,
+        address: str = "127.0.0.1",
+        trusted: str | None = None,
     ) -> None:
         self.folder = folder
         self.port = port
+        self.address = address
+        self._trusted = trusted
         self._sink = sink
-        self._settings = {"listen_addresses": "127.0.0.1", "fsync": "on", **(settings or {})}
+        self._settings = {"listen_addresses": address, "fsync": "on", **(settings or {})}
         self._bin = server_binaries()
         self._child: Child | None = None
 
@@ -82,7 +90,7 @@ class Postgres:
 
     def url(self, database: str = "postgres") -> str:
         """A libpq URL of `database` on this cluster."""
-        return f"postgresql://{SYSTEM_USER}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{SYSTEM_USER}@{self.address}:{self.port}/{database}"
 
     def start(self) -> None:
         """Make the cluster if it is new, run it, and wait until it answers."""
@@ -143,6 +151,9 @@ class Postgres:
         subprocess.run(
             _as_server_user([*initdb, *options]), check=True, capture_output=True, timeout=120
         )
+        if self._trusted is not None:
+            with (self.data_dir / "pg_hba.conf").open("a") as rules:
+                rules.write(f"host all all {self._trusted} trust\n")
 
 
 def free_port() -> int:

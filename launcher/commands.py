@@ -48,7 +48,7 @@ def mesh_flags(config: HostConfig) -> list[str]:
         "etcd": _joined(mesh.etcd),
         "api": _joined(mesh.api),
         "scheduler": mesh.scheduler,
-        "eventlog": mesh.eventlog,
+        "eventlog": _joined(mesh.eventlog),
         "gateway": mesh.gateway,
         "floating_netblock": mesh.floating_netblock,
     }

@@ -20,14 +20,16 @@ from launcher.addresses import Address
 from launcher.etcd_cluster import EtcdMember, etcd_member, mesh_endpoints
 from launcher.roles import MESH_FLAGS, ROLES, managed_key, role_settings
 from launcher.tls import TlsDir, missing_files, tls_dir
-from services.api_gateway.api_replicas import ReplicaAddressError, parse_replicas
 from services.common.addresses import floating_pool
+from services.common.replicas import ReplicaAddressError, parse_replicas
 
 DEFAULT_STATE_DIR = Path("/var/lib/sfmesh")
 HOST_KEYS = ("name", "roles", "state_dir", "address")
 MESH_KEYS = tuple(key for key in MESH_FLAGS if key != "state_dir")
 """`[mesh]`: etcd (a list of endpoints), api, scheduler, eventlog, gateway,
 floating_netblock — the shared settings every service takes."""
+REPLICATED = ("api", "eventlog")
+"""The `[mesh]` parts that may list several replicas (``services/common/replicas.py``)."""
 
 
 class ConfigError(ValueError):
@@ -48,7 +50,9 @@ class MeshAddresses:
     api: tuple[Address, ...] = ()
     """The api replicas: one, or several a gateway balances over."""
     scheduler: Address | None = None
-    eventlog: Address | None = None
+    eventlog: tuple[Address, ...] = ()
+    """The eventlog replicas: one, or several on one store that every
+    service balances over."""
     gateway: Address | None = None
     floating_netblock: str = ""
     """The floating pool (IPv4 CIDR), "" for none."""
@@ -211,14 +215,14 @@ def _mesh(
     values.unknown_keys(problems, "mesh", table, MESH_KEYS)
     found: dict[str, Any] = {}
     for key in ("api", "scheduler", "eventlog", "gateway"):
-        if key == "api" and key in table:
-            found[key] = api_replicas(problems, table[key])
+        if key in REPLICATED and key in table:
+            found[key] = replicas(problems, key, table[key])
         elif key in table:
             found[key] = values.address_at(problems, f"mesh.{key}", table, "")
         elif key in services:
             found[key] = advertised(address, services[key].listen)
-    if isinstance(found.get("api"), Address):
-        found["api"] = (found["api"],)
+        if key in REPLICATED and isinstance(found.get(key), Address):
+            found[key] = (found[key],)
     own = advertised(address, etcd.listen) if etcd is not None else None
     used = any("etcd" in ROLES[role].calls for role in services)
     found["etcd"] = mesh_endpoints(problems, table.get("etcd"), etcd, own, used=used)
@@ -234,24 +238,25 @@ def _mesh(
     return MeshAddresses(**found)
 
 
-def api_replicas(problems: list[str], listed: Any) -> tuple[Address, ...]:
-    """`mesh.api`: one api's host:port, or a list of the replicas' (each an
-    IP literal, as the gateway's `--api-address` takes several)."""
-    key = "mesh.api"
+def replicas(problems: list[str], role: str, listed: Any) -> tuple[Address, ...]:
+    """`mesh.api` or `mesh.eventlog`: one host:port, or a list of the
+    replicas' (each an IP literal, as one channel reaches several)."""
+    key = f"mesh.{role}"
     if isinstance(listed, str):
         return (values.address(problems, key, listed),)
     if not isinstance(listed, list) or not listed:
+        port = ROLES[role].port
         problems.append(
-            f"{key}: host:port, or a list of the api replicas' IP:port,"
-            " e.g. ['10.0.0.1:13010', '10.0.0.2:13010']"
+            f"{key}: host:port, or a list of the {role} replicas' IP:port,"
+            f" e.g. ['10.0.0.1:{port}', '10.0.0.2:{port}']"
         )
         return ()
-    replicas = tuple(values.address(problems, key, one) for one in listed)
+    found = tuple(values.address(problems, key, one) for one in listed)
     try:
-        parse_replicas(",".join(map(str, replicas)))
+        parse_replicas(",".join(map(str, found)), role=role)
     except ReplicaAddressError as exc:
         problems.append(f"{key}: {exc}")
-    return replicas
+    return found
 
 
 def _check_needs(problems: list[str], config: HostConfig) -> None:

@@ -8,8 +8,8 @@ a real host (`ip netns exec <ns> unshare --uts … python -m launcher
 | host | address     | runs |
 |------|-------------|------|
 | cp1  | 10.213.0.11 | etcd member, eventlog, scheduler, api, gateway |
-| cp2  | 10.213.0.12 | etcd member, scheduler, api, gateway |
-| cp3  | 10.213.0.13 | etcd member, scheduler, api, gateway |
+| cp2  | 10.213.0.12 | etcd member, eventlog, scheduler, api, gateway |
+| cp3  | 10.213.0.13 | etcd member, eventlog, scheduler, api, gateway |
 | hv1  | 10.213.0.21 | node agent |
 | hv2  | 10.213.0.22 | node agent |
 
@@ -19,11 +19,18 @@ the hypervisors try cp3's first, so that losing cp3 makes their node agents
 fail over as well as the cluster. Every gateway balances over the three
 apis. The three schedulers elect a leader on etcd; the apis and node agents
 call the one the leader key names (cp1's when none does, their `[mesh]
-scheduler`), and cp1's eventlog (single today). Everything speaks TLS with
-certificates of one CA (`ca/`, made by `launcher.ca`): each host's in
-`<host>/tls`, its `[tls] dir`; the tests' own (`operator/`, an etcd client
-certificate, as an operator's `etcdctl` holds) and the CA's certificate,
-which REST clients trust.
+scheduler`). The three eventlog replicas share one PostgreSQL database, on
+a server in the root namespace listening at its LAN address (as the image
+server does; a throwaway cluster, `devmesh/postgres.py`, standing for the
+operator's own, which no host's loss takes down); every service's emitter
+and the apis' event reads balance over the three, and move to another when
+theirs is lost (round robin puts each emitter's stream on one of the three,
+so which move when cp3 is lost varies from run to run). Everything speaks
+TLS with certificates of one CA (`ca/`, made by `launcher.ca`), but for
+PostgreSQL (plaintext, trusting the LAN): each host's in `<host>/tls`, its
+`[tls] dir`; the tests' own (`operator/`, an etcd client certificate, as an
+operator's `etcdctl` holds) and the CA's certificate, which REST clients
+trust.
 
 Why one process per role rather than one launcher per host: a rolling
 restart stops and starts one role of one host (`CloudHost.restart`), as

@@ -1,6 +1,6 @@
 """The five hosts together: their LAN, their CA, the image server their
-hypervisors fetch from, starting and stopping them, and REST clients of
-their gateways."""
+hypervisors fetch from, the PostgreSQL server their eventlog replicas share,
+starting and stopping them, and REST clients of their gateways."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import libvirt
 
 from devmesh.certificates import authority
 from devmesh.cloud.hosts import CloudHost
-from devmesh.cloud.lan import ROOT_ADDRESS, create_lan, remove_lan
+from devmesh.cloud.lan import NETBLOCK, ROOT_ADDRESS, create_lan, remove_lan
 from devmesh.cloud.layout import (
     ADDRESSES,
     CENTRE,
@@ -28,6 +28,7 @@ from devmesh.cloud.layout import (
     endpoint,
 )
 from devmesh.mesh import remove_leftovers
+from devmesh.postgres import Postgres, free_port
 from guests.bootsector import boot_sector
 from guests.serve import ImageServer
 from launcher.ca import write_host
@@ -51,6 +52,8 @@ PREFIX = "sfmesh-multihost-"
 OPERATOR = "operator"
 """The tests' own certificate's host, in `<folder>/operator`: an etcd
 client certificate, as an operator's `etcdctl` holds."""
+EVENTS_DATABASE = "sfmesh_events"
+"""The PostgreSQL database of the eventlog replicas."""
 
 
 @contextlib.contextmanager
@@ -74,7 +77,10 @@ def running_cloud(*, sink: IO[str] | None) -> Iterator[Cloud]:
 class Cloud:
     """The five hosts in `folder` (one sub-folder each, the CA in `ca/`), on
     a LAN of their own; their `debian:11` is the boot-sector guest, served
-    from the root namespace's address on the LAN."""
+    from the root namespace's address on the LAN, and their events are in
+    a PostgreSQL server listening there too (its cluster in `postgres/`):
+    a server of the operator's, outside the hosts, that none of their
+    losses takes down."""
 
     def __init__(self, folder: Path, *, sink: IO[str] | None) -> None:
         """`sink` takes every process's output, each line prefixed with its
@@ -82,6 +88,11 @@ class Cloud:
         self.folder = folder
         self.hosts = {name: CloudHost(name, folder / name, sink) for name in HOST_ROLES}
         self.images: ImageServer | None = None
+        self.postgres = Postgres(
+            folder / "postgres", free_port(), sink=sink, address=ROOT_ADDRESS, trusted=str(NETBLOCK)
+        )
+        self.database = self.postgres.url(EVENTS_DATABASE)
+        """The eventlog replicas' database, by URL."""
 
     @property
     def ca(self) -> Path:
@@ -149,7 +160,7 @@ class Cloud:
 
     def start(self) -> None:
         """Remove what an earlier run left, build the LAN, the image server,
-        the CA and every host's folder, then start the control plane role by
+        PostgreSQL, the CA and every host's folder, then start the control plane role by
         role across its hosts (its three etcd members together: each is
         healthy only once a quorum is up) and, once it serves, the
         hypervisors."""
@@ -158,12 +169,14 @@ class Cloud:
         (self.folder / "images").mkdir()
         self.images = ImageServer(self.folder / "images", host=ROOT_ADDRESS)
         self.images.publish(BOOT_SECTOR, boot_sector())
+        self.postgres.start()
+        self.postgres.create_database(EVENTS_DATABASE)
         made = authority(self.folder / "ca")
         write_host(made, self.operator.folder, OPERATOR, ["etcd"], [ROOT_ADDRESS])
         key = load_or_create_secret(self.hosts[CENTRE].state_dir / SYSTEM_KEY)
         for host in self.hosts.values():
             host.state_dir.mkdir(parents=True, exist_ok=True)
-            host.write(self.images.url(BOOT_SECTOR), "new")
+            host.write(self.images.url(BOOT_SECTOR), self.database, "new")
             host.issue(made, ADDRESSES[host.name])
             if "api" in host.roles:
                 (host.state_dir / SYSTEM_KEY).write_text(key)
@@ -181,16 +194,17 @@ class Cloud:
         the running cluster (`cluster_state = "existing"`) from its data."""
         host = self.hosts[name]
         assert self.images is not None
-        host.write(self.images.url(BOOT_SECTOR), "existing")
+        host.write(self.images.url(BOOT_SECTOR), self.database, "existing")
         for role in host.roles:
             host.launch(role)
             host.wait_serving([role])
 
     def stop(self) -> None:
         """Stop every host, hypervisors first, then cp1 (the most services)
-        while the others keep etcd's quorum; remove the LAN."""
+        while the others keep etcd's quorum, then PostgreSQL; remove the LAN."""
         for name in (*HYPERVISORS, *CONTROL_PLANE):
             self.hosts[name].stop()
+        self.postgres.stop("immediate")
         if self.images is not None:
             self.images.close()
         self.remove_leftovers()

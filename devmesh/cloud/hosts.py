@@ -55,10 +55,14 @@ class CloudHost:
     def roles(self) -> tuple[str, ...]:
         return HOST_ROLES[self.name]
 
-    def write(self, image_url: str, cluster_state: str) -> None:
-        """Write its host config."""
+    def write(self, image_url: str, database: str, cluster_state: str) -> None:
+        """Write its host config (`layout.host_document`)."""
         document = host_document(
-            self.name, self.folder, image_url=image_url, cluster_state=cluster_state
+            self.name,
+            self.folder,
+            image_url=image_url,
+            database=database,
+            cluster_state=cluster_state,
         )
         write_config(self.config, document)
 

@@ -12,14 +12,15 @@ from launcher.roles import ETCD_PEER_PORT, ROLES
 CONTROL_PLANE = ("cp1", "cp2", "cp3")
 HYPERVISORS = ("hv1", "hv2")
 CENTRE = "cp1"
-"""The control-plane host of the single eventlog, and the scheduler every
-host falls back to while no scheduler replica leads (`[mesh] scheduler`)."""
+"""The control-plane host whose scheduler every host falls back to while no
+scheduler replica leads (`[mesh] scheduler`), and whose gateway the
+hypervisors name (`[mesh] gateway`)."""
 FIRST_MEMBER_OF_HYPERVISORS = "cp3"
 """The etcd member the node agents try first."""
 HOST_ROLES = {
     "cp1": ("etcd", "eventlog", "scheduler", "api", "gateway"),
-    "cp2": ("etcd", "scheduler", "api", "gateway"),
-    "cp3": ("etcd", "scheduler", "api", "gateway"),
+    "cp2": ("etcd", "eventlog", "scheduler", "api", "gateway"),
+    "cp3": ("etcd", "eventlog", "scheduler", "api", "gateway"),
     "hv1": ("node_agent",),
     "hv2": ("node_agent",),
 }
@@ -43,17 +44,19 @@ def etcd_endpoints(host: str) -> list[str]:
     return [endpoint(member, "etcd") for member in order]
 
 
-def api_replicas() -> list[str]:
-    """Every api replica's endpoint: what each gateway balances over."""
-    return [endpoint(host, "api") for host in CONTROL_PLANE if "api" in HOST_ROLES[host]]
+def replicas(role: str) -> list[str]:
+    """Every replica of `role` by endpoint, the same list on every host:
+    its clients balance round robin over those that serve, in no order."""
+    return [endpoint(host, role) for host in CONTROL_PLANE if role in HOST_ROLES[host]]
 
 
 def host_document(
-    host: str, folder: Path, *, image_url: str, cluster_state: str = "new"
+    host: str, folder: Path, *, image_url: str, database: str, cluster_state: str = "new"
 ) -> dict[str, dict[str, Any]]:
     """The host config of `host`, whose folder is `folder` (its state in
     `state/`, its certificates in `tls/`). Its node agents' `debian:11` is
-    `image_url`, which they may fetch from the root namespace's address."""
+    `image_url`, which they may fetch from the root namespace's address;
+    its eventlog replica stores events in the PostgreSQL `database` (a URL)."""
     roles = HOST_ROLES[host]
     document: dict[str, dict[str, Any]] = {
         "host": {
@@ -62,15 +65,20 @@ def host_document(
             "address": ADDRESSES[host],
             "state_dir": str(folder / "state"),
         },
-        "mesh": {"etcd": etcd_endpoints(host), "api": api_replicas()},
+        "mesh": {
+            "etcd": etcd_endpoints(host),
+            "api": replicas("api"),
+            "eventlog": replicas("eventlog"),
+        },
         "tls": {"dir": str(folder / "tls")},
     }
     # Clients find the leading scheduler in etcd's leader key; `[mesh]
     # scheduler` is only their fallback, cp1's on every host.
     document["mesh"]["scheduler"] = endpoint(CENTRE, "scheduler")
-    for part in ("eventlog", "gateway"):
-        if part not in roles:
-            document["mesh"][part] = endpoint(CENTRE, part)
+    if "gateway" not in roles:
+        document["mesh"]["gateway"] = endpoint(CENTRE, "gateway")
+    if "eventlog" in roles:
+        document["eventlog"] = {"database": database}
     if "etcd" in roles:
         members = {member: f"{ADDRESSES[member]}:{ETCD_PEER_PORT}" for member in CONTROL_PLANE}
         document["etcd"] = {"initial_cluster": members, "cluster_state": cluster_state}

@@ -7,10 +7,10 @@ import logging
 
 import uvloop
 
-from services.api_gateway import api_replicas
 from services.api_gateway.config import GatewayConfig
 from services.api_gateway.server import serve
 from services.common.logs import skip_unshown_lookups
+from services.common.replicas import ReplicaAddressError, parse_replicas
 from services.common.settings import Setting, add_settings
 from services.common.transport import TLS_SETTINGS, TlsConfigError, Transport
 
@@ -61,8 +61,8 @@ def parse_config(argv: list[str] | None = None) -> GatewayConfig:
     except TlsConfigError as exc:
         parser.error(str(exc))
     try:
-        api_replicas.parse_replicas(args.api_address)
-    except api_replicas.ReplicaAddressError as exc:
+        parse_replicas(args.api_address, role="api")
+    except ReplicaAddressError as exc:
         parser.error(f"--api-address: {exc}")
     return GatewayConfig(
         api_address=args.api_address,

@@ -21,7 +21,7 @@ import grpc
 import orjson
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.api_gateway import api_replicas, apidocs, openapi, routes
+from services.api_gateway import apidocs, openapi, routes
 from services.api_gateway.config import GatewayConfig
 from services.api_gateway.descriptors import UpstreamDescriptors, load_descriptors
 from services.api_gateway.errors import GatewayError, UpstreamError
@@ -52,7 +52,7 @@ from services.api_gateway.transcode import (
 from services.api_gateway.types import Receive, Scope, Send
 from services.api_gateway.uploads import forward_upload
 from services.api_gateway.upstream import CHANNEL_OPTIONS, CoreCalls, Metadata, Streams
-from services.common.transport import role_name
+from services.common.replicas import replica_channel
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +95,8 @@ class GatewayApp:
 
     async def start(self) -> None:
         """Open the channel, load descriptors (retrying), build routes; RouteError if bad."""
-        transport = self.config.transport
-        replicas = api_replicas.parse_replicas(self.config.api_address)
-        tls_name = role_name("api") if transport.secure else None
-        self._channel = transport.channel(
-            api_replicas.target(replicas),
-            [*CHANNEL_OPTIONS, *api_replicas.options(replicas, tls_name=tls_name)],
+        self._channel = replica_channel(
+            self.config.transport, self.config.api_address, role="api", extra=CHANNEL_OPTIONS
         )
         upstream = await load_descriptors(self._channel, stop=self._stop)
         if upstream is None:

@@ -14,7 +14,7 @@ class GatewayConfig:
 
     api_address: str = "127.0.0.1:13010"
     """The upstream gRPC server, or several replicas' `IP:port`,
-    comma-separated (``api_replicas.py``)."""
+    comma-separated (``services/common/replicas.py``)."""
     transport: Transport = field(default_factory=Transport)
     """With TLS: the channel to the api checks its certificate against the
     mesh CA, and the gateway serves HTTPS with its own certificate."""

@@ -27,7 +27,8 @@ class MeshConfig:
     scheduler: str
     """The scheduler's gRPC address."""
     eventlog: str
-    """The eventlog's gRPC address."""
+    """The eventlog's gRPC address; several replicas' `IP:port`
+    comma-separated, on one shared store (``replicas.py``)."""
     floating_netblock: str = ""
     """The pool of outside addresses (IPv4 CIDR) NAT and floating addresses
     come from; its first host is the router; "" for none."""
@@ -61,7 +62,10 @@ MESH_SETTINGS = (
         variable="SCHEDULER_ADDRESS",
     ),
     Setting(
-        "--eventlog", "127.0.0.1:13012", "the eventlog's gRPC address", variable="EVENTLOG_ADDRESS"
+        "--eventlog",
+        "127.0.0.1:13012",
+        "the eventlog's gRPC address; several replicas' IP:port comma-separated",
+        variable="EVENTLOG_ADDRESS",
     ),
     Setting(
         "--gateway",

@@ -9,9 +9,13 @@ consumes the `RecordResponse`s: each `committed_sequence` drops every event at
 or below it from memory and deletes the spool segments it covers. On any
 stream failure the sender reconnects with backoff (0.1 s doubling to 5 s) and
 re-sends every unacknowledged event from the oldest; the eventlog ignores
-event ids it already holds, so a replay never duplicates. A stream on which
-events wait longer than `ack_timeout` for an ack is presumed dead and
-replaced.
+event ids it already holds, so a replay never duplicates. With several
+eventlog replicas on one store the channel balances each new stream onto a
+replica that serves, so a stream whose replica died moves to another within
+the first backoff (a stream that was acknowledged starts again at 0.1 s),
+and the replay lands there. A stream on which events wait longer than
+`ack_timeout` for an ack is presumed dead and replaced (a replica lost
+without a reset of the connection).
 
 What the eventlog must do: answer exactly one `RecordResponse` per
 `RecordRequest`, in order, once that batch and every earlier one of the stream

@@ -86,6 +86,7 @@ from services.common.event_stream import RECORD_METHOD as RECORD_METHOD
 from services.common.event_stream import StreamEndedError as StreamEndedError
 from services.common.event_stream import encode_record_request as encode_record_request
 from services.common.interceptors import await_before_answer, request_id
+from services.common.replicas import replica_channel
 from services.common.spool import Entry, Spool
 from services.common.tokens import Credentials
 from services.common.transport import Transport
@@ -201,7 +202,10 @@ class _Commit(NamedTuple):
 
 
 class EventEmitter:
-    """Emits a producer's events to the eventlog; see the module docstring."""
+    """Emits a producer's events to the eventlog at `address`, or to any of
+    several replicas (`a:p,b:p`, ``replicas.py``): each stream goes to one
+    that serves, and a broken one is opened again on one that does. See the
+    module docstring."""
 
     def __init__(
         self,
@@ -312,7 +316,9 @@ class EventEmitter:
                 extra={"fields": {"events": len(loaded), "producer": self._producer_id}},
             )
         self._started = True
-        self._channel = self._transport.channel(self._address, options=_CHANNEL_OPTIONS)
+        self._channel = replica_channel(
+            self._transport, self._address, role="eventlog", extra=_CHANNEL_OPTIONS
+        )
         self._tasks = [
             asyncio.create_task(self._stream.run(self._channel), name="events-sender"),
             asyncio.create_task(self._sync_forever(), name="events-spool-sync"),

@@ -10,6 +10,7 @@ from pathlib import Path
 from services.common.config import MESH_SETTINGS, MeshConfig
 from services.common.events import EventEmitter
 from services.common.logs import configure_logging
+from services.common.replicas import ReplicaAddressError, parse_replicas
 from services.common.secrets import load_or_create_secret
 from services.common.settings import Setting, add_settings
 from services.common.tokens import InternalCredentials, TokenAuthority
@@ -25,7 +26,8 @@ def parse_arguments(
     service: str, *, listen: str, settings: tuple[Setting, ...] = ()
 ) -> argparse.Namespace:
     """Parse the shared flags, the TLS files, `--listen`, `--log-level` and
-    `settings`, then configure logging for `service`."""
+    `settings`, then configure logging for `service`. Exits with a message
+    when `--eventlog` names replicas no channel can reach."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
     add_settings(
         parser,
@@ -40,6 +42,10 @@ def parse_arguments(
         ),
     )
     args = parser.parse_args()
+    try:
+        parse_replicas(args.eventlog, role="eventlog")
+    except ReplicaAddressError as exc:
+        parser.error(f"--eventlog: {exc}")
     configure_logging(service, args.log_level)
     return args
 

@@ -41,7 +41,7 @@ ROLE_DOMAIN = "sfmesh"
 def role_name(role: str) -> str:
     """The DNS name every certificate of `role` carries besides its host's
     names, e.g. `api.sfmesh`: what a client reaching any of several
-    replicas through one channel checks (``api_gateway/api_replicas.py``)."""
+    replicas through one channel checks (``replicas.py``)."""
     return f"{role}.{ROLE_DOMAIN}"
 
 

@@ -16,18 +16,20 @@ from sfmesh.v1 import records_pb2
 
 from services.common import errors
 from services.common.config import MeshConfig, split_address
+from services.common.replicas import parse_replicas
 from services.common.store import Member, Store, kind_prefix
 from services.node_agent.fetch_policy import Endpoint, IPAddress, unwrap
 
 
 def configured_endpoints(mesh: MeshConfig, listen: str, advertise: str) -> list[tuple[str, str]]:
     """(what it is, host:port) of every endpoint a node agent is told of:
-    each api replica of a comma-separated `--api` among them. Pure."""
+    each api replica of a comma-separated `--api` and each eventlog replica
+    among them. Pure."""
     return [
         *(("the mesh's etcd", endpoint) for endpoint in mesh.etcd),
         *(("the mesh's api", replica.strip()) for replica in mesh.api.split(",")),
         ("the mesh's scheduler", mesh.scheduler),
-        ("the mesh's eventlog", mesh.eventlog),
+        *(("the mesh's eventlog", one) for one in parse_replicas(mesh.eventlog, role="eventlog")),
         ("the mesh's gateway", mesh.gateway),
         ("this node agent", listen),
         ("this node agent", advertise),

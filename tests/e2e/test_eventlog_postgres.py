@@ -1,12 +1,16 @@
 """Two eventlog replicas on one PostgreSQL database (issue 14): a burst of
 10,000 events from 3 producers while PostgreSQL restarts and each replica is
-killed and restarted in turn; all 10,000 are stored exactly once. And a watch
-on one replica sees events written through the other at once (NOTIFY).
+killed and restarted in turn; all 10,000 are stored exactly once. A watch
+on one replica sees events written through the other at once (NOTIFY). And
+an emitter and the api's reader, each given both replicas, fail over when
+the replica they use is killed: the events keep arriving, each stored once,
+and the reader lists and watches them through the other.
 
 Each replica runs as a host of its own runs it (the launcher, a host config
 with only the eventlog role, the database's URL as its `database`); the
-producers are real emitters with spools, each pointed at one replica, so a
-producer whose replica or database is down spools and replays."""
+burst's producers are real emitters with spools, each pointed at one
+replica, so a producer whose replica or database is down spools and
+replays."""
 
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from sfmesh.v1 import event_pb2, eventlog_service_pb2, eventlog_service_pb2_grpc
 from devmesh.postgres import Postgres, free_port
 from launcher.config import parse_config
 from launcher.host import Host
+from services.api.clients.events import Events
 from services.common.events import EventEmitter
 from services.common.secrets import load_or_create_secret
 from services.common.transport import Transport
@@ -38,6 +43,12 @@ REPLICAS = 2
 EVENTS = 10_000
 PAUSE_EVERY = 2
 """Producers pause 10 ms every this many events: a burst of about 17 s."""
+FAILOVER_LIMIT = 3.0
+"""Seconds from a replica's kill until the emitter's events are stored again,
+through the other."""
+SETTLE = 6.0
+"""Seconds for a channel to connect to a replica started after it (the
+emitter's reconnect backoff is at most 5 s)."""
 
 
 @pytest.fixture
@@ -180,3 +191,70 @@ async def test_a_watch_on_one_replica_sees_another_replicas_events_at_once(
         await emitter.close()
     # Without NOTIFY a watch looks again only every second.
     assert max(latencies) < 0.25, latencies
+
+
+async def test_an_emitter_and_a_reader_given_both_replicas_fail_over_when_theirs_dies(
+    replicas: list[Host], database: str, tmp_path: Path
+) -> None:
+    first, second = replicas
+    both = f"{address(first)},{address(second)}"
+    subject = str(uuid.uuid4())
+    # Only the first serves as the stream and the watch open: they are there.
+    second.stop_role("eventlog")
+    emitter = EventEmitter(
+        address=both,
+        producer_id="e2e-failover",
+        spool_dir=tmp_path / "spool",
+        fqdn="e2e",
+        credentials=credentials(tmp_path).metadata,
+        transport=Transport(),
+    )
+    reader = Events(emitter, both, credentials(tmp_path), transport=Transport())
+    await emitter.start()
+    watched: asyncio.Queue[str] = asyncio.Queue()
+
+    async def watch() -> None:
+        query = eventlog_service_pb2.WatchRequest(object_type="test", object_uuid=subject)
+        async for item in reader.watch(query):
+            watched.put_nowait(item.event.message)
+
+    watching = asyncio.create_task(watch())
+    emitted = 0
+
+    async def emit(count: int) -> None:
+        nonlocal emitted
+        for _ in range(count):
+            emitter.emit("test", subject, event_pb2.EVENT_TYPE_AUDIT, f"e{emitted}")
+            emitted += 1
+            await asyncio.sleep(0.005)
+
+    try:
+        await asyncio.sleep(0.3)  # the watch is established
+        await emit(100)
+        assert await emitter.flushed(timeout=10)
+        await asyncio.to_thread(second.start_role, "eventlog")
+        await asyncio.sleep(SETTLE)
+        burst = asyncio.create_task(emit(400))
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(first.stop_role, "eventlog", signal.SIGKILL)
+        killed = time.monotonic()
+        before = stored_in_database(database, subject)
+        await asyncio.to_thread(wait_for_stored, database, subject, before + 1)
+        failover = time.monotonic() - killed
+        print(f"\nevents stored again {failover:.2f} s after the kill")
+        assert failover < FAILOVER_LIMIT
+        await burst
+        assert await emitter.flushed(timeout=10)
+
+        messages = [f"e{n}" for n in range(emitted)]
+        assert stored_in_database(database, subject) == emitted == 500
+        listed = await reader.newest(
+            "test", subject, event_type=event_pb2.EVENT_TYPE_UNSPECIFIED, limit=-1
+        )
+        assert sorted(event.message for event in listed) == sorted(messages)
+        seen = [await asyncio.wait_for(watched.get(), 10) for _ in messages]
+        assert sorted(seen) == sorted(messages) and watched.empty()
+    finally:
+        watching.cancel()
+        await reader.close()
+        await emitter.close()

@@ -2,7 +2,8 @@
 steady REST load through all three gateways (`steady_load.py`): each role
 is stopped with SIGTERM and started again as its systemd unit would be
 (`launcher --role`), and the next waits until it serves again. The etcd
-members go first (one of them leads: an election), then cp1's eventlog, the
+members go first (one of them leads: an election), then the three eventlog
+replicas (each emitter streaming to the one stopping moves to another), the
 three schedulers (one of them leads: it gives the leader key up as it
 stops, and another replica takes it), the three apis and the three
 gateways.
@@ -11,8 +12,8 @@ Clients that retry a 503 or a lost connection once lose nothing: no read
 and no create fails, whichever service restarts. The test prints, for each
 restart, how long the stop and the start took and what was sent meanwhile.
 
-The eventlog is still single, on cp1, but no request here waits for it:
-every service spools its events and delivers them once it is back.
+No request here waits for the eventlog: every service spools its events
+and delivers them to whichever replica serves.
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ STEADY_CREATES = 2
 """Creates answered after the last restart before the load stops."""
 ORDER = [
     *(("etcd", host) for host in CONTROL_PLANE),
-    ("eventlog", CENTRE),
     *(
         (role, host)
-        for role in ("scheduler", "api", "gateway")
+        for role in ("eventlog", "scheduler", "api", "gateway")
         for host in CONTROL_PLANE
         if role in HOST_ROLES[host]
     ),

@@ -60,7 +60,7 @@ def test_the_deploy_page_shows_the_files() -> None:
     assert all(block in texts for block in blocks)
     assert len(blocks) == len(HOSTS) - 1  # cp3 is cp2 with its own name and address
     cp2, cp3 = ((REPO / "deploy" / "hosts" / f"{name}.toml").read_text() for name in ("cp2", "cp3"))
-    shared = ("initial_cluster", "etcd = ", "api = ", "# The same on every member")
+    shared = ("initial_cluster", "etcd = ", "api = ", "eventlog = ", "# The same on every member")
     assert cp3.splitlines() == [
         line
         if line.startswith(shared)
@@ -82,8 +82,13 @@ def test_the_control_plane_hosts_make_one_etcd_cluster(tmp_path: Path) -> None:
     # Three scheduler replicas (one leads); every host falls back to cp1's.
     assert all("scheduler" in config.roles for config in configs)
     assert len({config.mesh.scheduler for config in configs}) == 1
+    # Three eventlog replicas on one database, each known to every host.
+    assert all("eventlog" in config.roles for config in configs)
+    assert len({config.services["eventlog"].settings["--database"] for config in configs}) == 1
     hv1 = load_config(
         with_certificates(REPO / "deploy" / "hosts" / "hv1.toml", tmp_path / "hv1"), hostname=""
     )
     assert all(config.mesh.etcd == hv1.mesh.etcd for config in configs)
     assert len(hv1.mesh.etcd) == 3
+    assert all(config.mesh.eventlog == hv1.mesh.eventlog for config in configs)
+    assert len(hv1.mesh.eventlog) == 3

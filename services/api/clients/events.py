@@ -3,10 +3,22 @@ networks, artifacts, blobs and nodes through the process's emitter (or
 into an outbox entry, `outbox.py`), and reads an
 object's events back from the eventlog, carrying the internal identity.
 Every `/events` route reads through `Events.listed`, so `event_type` and
-`limit` mean the same on each."""
+`limit` mean the same on each.
+
+Reads go to any eventlog replica that serves (``services/common/replicas.py``).
+A list in flight on a replica that dies fails (503), as any call does. A
+watch broken that way (UNAVAILABLE) is opened again, after the last cursor
+it delivered, on a replica that serves: replicas share one store, so
+cursors mean the same on each, and nothing is missed or repeated (one
+eventlog restarting on its SQLite file keeps its cursors too). A watch that
+had delivered nothing yet starts again from its request's cursor or time,
+or from when it was opened (the events' own timestamps). It gives up, with
+503, once reopening has failed for `WATCH_RESUME_WINDOW` seconds."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
@@ -14,11 +26,18 @@ import grpc
 from sfmesh.v1 import event_pb2, eventlog_service_pb2, eventlog_service_pb2_grpc
 
 from services.common import errors
+from services.common.channels import quick_reconnect
 from services.common.events import EventEmitter, EventSink
+from services.common.replicas import replica_channel
 from services.common.tokens import InternalCredentials
 from services.common.transport import Transport
 
 LIST_DEADLINE = 5.0
+WATCH_RESUME_WINDOW = 10.0
+"""Seconds a broken watch keeps being opened again before it fails: long
+enough for a lone eventlog's restart."""
+WATCH_RESUME_PAUSE = 0.2
+"""Seconds between attempts to open a broken watch again."""
 DEFAULT_EVENT_LIMIT = 100
 """Events a list answers when the request names no limit."""
 
@@ -83,7 +102,9 @@ class Events(Recorder):
         transport: Transport,
     ) -> None:
         super().__init__(emitter)
-        self._channel = transport.channel(address)
+        self._channel = replica_channel(
+            transport, address, role="eventlog", extra=quick_reconnect()
+        )
         self._stub = eventlog_service_pb2_grpc.EventLogServiceStub(self._channel)
         self._credentials = credentials
 
@@ -113,15 +134,33 @@ class Events(Recorder):
     async def watch(
         self, request: eventlog_service_pb2.WatchRequest
     ) -> AsyncIterator[eventlog_service_pb2.WatchResponse]:
-        """One object's events from a cursor or time, then live."""
+        """One object's events from a cursor or time, then live; opened
+        again where it broke when its replica is lost (module docstring)."""
+        query = eventlog_service_pb2.WatchRequest()
+        query.CopyFrom(request)
+        if not query.HasField("cursor") and not query.HasField("since"):
+            query.since = time.time()
+        clock = asyncio.get_running_loop().time
+        deadline: float | None = None  # when to give up reopening; None while unbroken
         call = self._stub.Watch(request, metadata=self._credentials.metadata())
-        try:
-            async for item in call:
-                yield item
-        except grpc.aio.AioRpcError as exc:
-            raise _unavailable(exc) from exc
-        finally:
-            call.cancel()
+        while True:
+            opened = clock()
+            try:
+                async for item in call:
+                    query.cursor = item.cursor
+                    deadline = None
+                    yield item
+                return
+            except grpc.aio.AioRpcError as exc:
+                now = clock()
+                if deadline is None or now - opened > WATCH_RESUME_WINDOW:
+                    deadline = now + WATCH_RESUME_WINDOW  # it had held: a new outage
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or now >= deadline:
+                    raise _unavailable(exc) from exc
+            finally:
+                call.cancel()
+            await asyncio.sleep(WATCH_RESUME_PAUSE)
+            call = self._stub.Watch(query, metadata=self._credentials.metadata())
 
     async def close(self) -> None:
         """Close the reading channel (the emitter belongs to the process)."""

@@ -1,4 +1,4 @@
-"""One gateway in front of three api replicas (services/api_gateway/api_replicas.py),
+"""One gateway in front of three api replicas (services/common/replicas.py),
 over TLS with certificates from launcher/ca.py: calls are spread over the
 replicas, a replica that is stopping (its health says NOT_SERVING) or gone
 takes none, and one that serves again is back in the rotation."""

@@ -20,7 +20,9 @@ from launcher.config import HostConfig, parse_config
 
 MEMBERS = sorted(endpoint(host, "etcd") for host in CONTROL_PLANE)
 APIS = [endpoint(host, "api") for host in CONTROL_PLANE]
+EVENTLOGS = [endpoint(host, "eventlog") for host in CONTROL_PLANE]
 FOLDER = Path("/var/tmp/multihost")
+DATABASE = "postgresql://postgres@10.213.0.1:5432/sfmesh_events"
 
 
 def config(host: str, cluster_state: str = "new") -> HostConfig:
@@ -28,6 +30,7 @@ def config(host: str, cluster_state: str = "new") -> HostConfig:
         host,
         FOLDER / host,
         image_url="http://10.213.0.1:8000/bootsector.raw",
+        database=DATABASE,
         cluster_state=cluster_state,
     )
     return parse_config(document, hostname="unused")
@@ -46,6 +49,16 @@ def test_each_host_runs_its_roles_at_its_address_on_all_three_members(host: str)
 @pytest.mark.parametrize("host", HOST_ROLES)
 def test_every_host_knows_every_api_replica(host: str) -> None:
     assert [str(api) for api in config(host).mesh.api] == APIS
+
+
+@pytest.mark.parametrize("host", HOST_ROLES)
+def test_every_host_knows_every_eventlog_replica_on_one_database(host: str) -> None:
+    parsed = config(host)
+    assert [str(eventlog) for eventlog in parsed.mesh.eventlog] == EVENTLOGS
+    runs = "eventlog" in parsed.roles
+    assert runs == (host in CONTROL_PLANE)
+    if runs:
+        assert parsed.services["eventlog"].settings == {"--database": DATABASE}
 
 
 def test_a_lost_member_rejoins_the_running_cluster() -> None:

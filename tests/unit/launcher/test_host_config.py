@@ -42,7 +42,7 @@ def test_an_all_in_one_host_needs_only_its_roles() -> None:
     assert (mesh.api, mesh.scheduler, mesh.eventlog, mesh.gateway) == (
         (Address("127.0.0.1", 13010),),
         Address("127.0.0.1", 13011),
-        Address("127.0.0.1", 13012),
+        (Address("127.0.0.1", 13012),),
         Address("127.0.0.1", 13000),
     )
 
@@ -247,8 +247,10 @@ def test_values_are_checked_by_the_services_own_parsers(
         ({"etcd": ["10.0.0.1:1", "10.0.0.1:1"]}, "mesh.etcd: 10.0.0.1:1 is listed twice"),
         ({"api": []}, "mesh.api: host:port, or a list of the api replicas' IP:port"),
         ({"api": ["10.0.0.1"]}, "mesh.api: '10.0.0.1' is not host:port"),
-        ({"api": ["10.0.0.1:1", "10.0.0.1:1"]}, "mesh.api: an api address is listed twice"),
+        ({"api": ["10.0.0.1:1", "10.0.0.1:1"]}, "mesh.api: api address '10.0.0.1:1' is listed"),
         ({"api": ["cp1:1", "cp2:1"]}, "mesh.api: 'cp1:1': several api replicas are named by IP"),
+        ({"eventlog": []}, "mesh.eventlog: host:port, or a list of the eventlog replicas'"),
+        ({"eventlog": ["cp1:1", "cp2:1"]}, "mesh.eventlog: 'cp1:1': several eventlog replicas"),
         ({"floating_netblock": "10.0.0.0/30"}, "mesh.floating_netblock: --floating-netblock"),
         ({"floating_netblock": 10}, "mesh.floating_netblock: an IPv4 CIDR string"),
     ],
@@ -258,15 +260,21 @@ def test_the_mesh_table_is_checked(mesh: dict[str, Any], expected: str) -> None:
     assert found.startswith(expected), found
 
 
-def test_mesh_api_is_one_address_or_a_list_of_replicas() -> None:
-    def api(value: object) -> tuple[Address, ...]:
-        document = {"host": {"roles": ["gateway"]}, "mesh": {"api": value}}
-        return parse_config(document, hostname="here").mesh.api
+@pytest.mark.parametrize(
+    ("part", "role", "port"), [("api", "gateway", 13010), ("eventlog", "scheduler", 13012)]
+)
+def test_mesh_api_and_eventlog_are_one_address_or_a_list_of_replicas(
+    part: str, role: str, port: int
+) -> None:
+    def listed(value: object) -> tuple[Address, ...]:
+        document = {"host": {"roles": [role]}, "mesh": {part: value, "etcd": ["10.0.0.1:1"]}}
+        found: tuple[Address, ...] = getattr(parse_config(document, hostname="here").mesh, part)
+        return found
 
-    assert api("cp1:13010") == (Address("cp1", 13010),)
-    assert api(["10.0.0.1:13010", "10.0.0.2:13010"]) == (
-        Address("10.0.0.1", 13010),
-        Address("10.0.0.2", 13010),
+    assert listed(f"cp1:{port}") == (Address("cp1", port),)
+    assert listed([f"10.0.0.1:{port}", f"10.0.0.2:{port}"]) == (
+        Address("10.0.0.1", port),
+        Address("10.0.0.2", port),
     )
 
 

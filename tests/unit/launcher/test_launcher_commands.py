@@ -102,6 +102,26 @@ def test_several_api_replicas_reach_the_gateway_and_the_node_agent() -> None:
     assert f"--api={','.join(replicas)}" in command(config, "node_agent")
 
 
+def test_several_eventlog_replicas_reach_every_service_calling_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    replicas = ["10.0.0.1:13012", "10.0.0.2:13012", "10.0.0.3:13012"]
+    config = parse_config(
+        {**DOCUMENT, "mesh": {**DOCUMENT["mesh"], "eventlog": replicas}}, hostname="ignored"
+    )
+    for role in ("api", "scheduler", "node_agent"):
+        assert f"--eventlog={','.join(replicas)}" in command(config, role), role
+    monkeypatch.setattr(common_main, "configure_logging", lambda *_: None)
+    monkeypatch.setattr(sys, "argv", ["scheduler", f"--eventlog={','.join(replicas)}"])
+    assert common_main.parse_arguments("scheduler", listen="127.0.0.1:1").eventlog == ",".join(
+        replicas
+    )
+    monkeypatch.setattr(sys, "argv", ["scheduler", "--eventlog=cp1:13012,cp2:13012"])
+    with pytest.raises(SystemExit):
+        common_main.parse_arguments("scheduler", listen="127.0.0.1:1")
+    assert "--eventlog: 'cp1:13012': several eventlog replicas" in capsys.readouterr().err
+
+
 def test_children_see_no_sfmesh_variables() -> None:
     inherited = {"PATH": "/usr/bin", "SFMESH_STATE_DIR": "/tmp", "SFMESH_VIRT_TYPE": "kvm"}
     assert environment(inherited) == {"PATH": "/usr/bin", "PYTHONUNBUFFERED": "1"}

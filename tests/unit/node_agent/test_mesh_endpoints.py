@@ -1,5 +1,5 @@
 """services/node_agent/mesh_endpoints.py, its pure part: the configured
-endpoints (every api replica among them) and etcd members' URLs."""
+endpoints (every api and eventlog replica among them) and etcd members' URLs."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from services.common.store import Member
 from services.node_agent.mesh_endpoints import configured_endpoints, member_endpoints
 
 
-def test_each_api_replica_of_a_comma_separated_api_is_an_endpoint() -> None:
+def test_each_replica_of_a_comma_separated_api_and_eventlog_is_an_endpoint() -> None:
     mesh = MeshConfig(
         state_dir=Path("/x"),
         etcd=("10.0.0.1:13379",),
         api="10.0.0.1:13010, 10.0.0.2:13010,10.0.0.3:13010",
         scheduler="10.0.0.1:13011",
-        eventlog="10.0.0.1:13012",
+        eventlog="10.0.0.1:13012,10.0.0.2:13012",
         gateway="10.0.0.1:13000",
     )
     found = configured_endpoints(mesh, "10.0.1.1:13020", "10.0.1.1:13020")
@@ -24,6 +24,10 @@ def test_each_api_replica_of_a_comma_separated_api_is_an_endpoint() -> None:
         "10.0.0.1:13010",
         "10.0.0.2:13010",
         "10.0.0.3:13010",
+    ]
+    assert [address for name, address in found if name == "the mesh's eventlog"] == [
+        "10.0.0.1:13012",
+        "10.0.0.2:13012",
     ]
 
 
