@@ -1,7 +1,8 @@
-"""Simulated hypervisors for benchmarks: each holds a real `ReportNode` stream
-open to the mesh's scheduler, as a node agent does, and reports a fixed
-capacity once. They run on an event loop of their own in a thread. On a
-TLS mesh they present a node agent certificate issued from its CA."""
+"""Simulated hypervisors for benchmarks: each holds its presence lease in
+etcd and a real `ReportNode` stream open to the mesh's scheduler, as a node
+agent does, and reports a fixed capacity once. They run on an event loop
+of their own in a thread. On a TLS mesh they present a node agent
+certificate issued from its CA."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from devmesh.certificates import issue
 from devmesh.mesh import Mesh
 from launcher.tls import transport
 from services.common.main import service_authority
+from services.common.store import Store
 from services.common.tokens import InternalCredentials
 from services.common.transport import Transport
+from services.node_agent.presence import Presence
 
 
 class SimulatedNodes:
@@ -54,9 +57,7 @@ class SimulatedNodes:
 
     def _report(self, index: int) -> scheduler_service_pb2.ReportNodeRequest:
         return scheduler_service_pb2.ReportNodeRequest(
-            facts=scheduler_service_pb2.HypervisorFacts(
-                node=f"sim-{index}", address=f"127.0.0.1:{20000 + index}"
-            ),
+            facts=scheduler_service_pb2.HypervisorFacts(node=_name(index), address=_address(index)),
             cpus_total=self._cpus,
             memory_total_mib=1 << 20,
             memory_free_mib=1 << 20,
@@ -71,7 +72,11 @@ class SimulatedNodes:
             service_authority(self._mesh.state_dir, calling), "node_agent"
         )
         metadata = credentials.metadata()
+        store = Store(self._mesh.address("etcd_client"), transport=calling)
+        presences = [Presence(store, _name(index), _address(index)) for index in range(self._count)]
+        holding = [asyncio.create_task(presence.run()) for presence in presences]
         try:
+            await asyncio.gather(*(presence.held.wait() for presence in presences))
             async with calling.channel(self._mesh.address("scheduler")) as channel:
                 stub = scheduler_service_pb2_grpc.SchedulerServiceStub(channel)
                 calls = [stub.ReportNode(metadata=metadata) for _ in range(self._count)]
@@ -86,6 +91,19 @@ class SimulatedNodes:
         except BaseException as exc:  # surfaced to __enter__
             self._error = exc
             self._ready.set()
+        finally:
+            for task in holding:
+                task.cancel()
+            await asyncio.gather(*holding, return_exceptions=True)
+            await store.close()
+
+
+def _name(index: int) -> str:
+    return f"sim-{index}"
+
+
+def _address(index: int) -> str:
+    return f"127.0.0.1:{20000 + index}"
 
 
 def node_transport(mesh: Mesh) -> Transport:
