@@ -34,6 +34,7 @@ from services.node_agent.dataplane import DataPlane, Underlay
 from services.node_agent.disk_images import DiskImages
 from services.node_agent.egress import EgressAddresses
 from services.node_agent.fetch_policy import IPNetwork
+from services.node_agent.graphics_ports import GraphicsPorts, GraphicsSettings
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.images import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, ImageCache
 from services.node_agent.mesh_endpoints import MeshEndpoints, configured_endpoints
@@ -45,6 +46,7 @@ from services.node_agent.peers import Peers
 from services.node_agent.placed import PlacedInstances
 from services.node_agent.presence import DEFAULT_TTL, Presence
 from services.node_agent.reconciler import Reconciler
+from services.node_agent.screenshots import Screenshots
 from services.node_agent.servicer import NodeAgentServicer
 from services.node_agent.snapshots import Snapshots
 from services.node_agent.source_checks import DEFAULT_CHECK_INTERVAL
@@ -95,6 +97,8 @@ class NodeAgentConfig:
     """Replication, integrity and cleaning of blobs across nodes."""
     presence_ttl: int = DEFAULT_TTL
     """Seconds this node's presence lease outlives the agent (`presence.py`)."""
+    graphics: GraphicsSettings = field(default_factory=GraphicsSettings)
+    """Where graphical consoles listen, and their ports (`graphics_ports.py`)."""
 
 
 async def serve_node_agent(config: NodeAgentConfig) -> None:
@@ -190,6 +194,7 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
         networking=networking,
         hypervisor=hypervisor,
         emitter=emitter,
+        graphics=GraphicsPorts(placed.hosted, config.graphics, advertise=config.advertise),
     )
     snapshots = Snapshots(
         node=config.node_name,
@@ -293,6 +298,13 @@ async def serve_node_agent(config: NodeAgentConfig) -> None:
                     dataplane=dataplane,
                     transfers=TransferServicer(uploads=uploads, blobs=blobs),
                     snapshots=snapshots,
+                    screenshots=Screenshots(
+                        node=config.node_name,
+                        hypervisor=hypervisor,
+                        blobs=blobs,
+                        store=store,
+                        events=emitter,
+                    ),
                 ),
                 node_agent_service_pb2_grpc.add_NodeAgentServiceServicer_to_server,
             )
