@@ -154,7 +154,8 @@ class Hypervisor:
 
     async def screenshot(self, uuid: str) -> bytes | None:
         """The image of screen 0 of a running (or paused) domain, in the
-        format QEMU makes (PPM here); None when it is not running."""
+        format libvirt has QEMU make (PNG here, PPM on older stacks); None
+        when it is not running."""
 
         def shoot(conn: libvirt.virConnect) -> bytes | None:
             domain = self._domain(conn, uuid)

@@ -1,11 +1,13 @@
 """Screenshots of this node's instances (guest-access reference §3, with
-quirk 16 fixed): libvirt's screenshot of screen 0 (a PPM on this QEMU),
-converted to PNG, kept as a new blob in this node's blob store, and recorded
-`created` in one create-only write. The record says who may read it
-(`owner_namespace`: the instance's namespace, and system) and when the
-api's artifact sweep deletes it (`expires_at`); blob care treats it as any
-other blob from then on (replicas, checks, the file's removal once
-deleted). An audit event on the instance names the blob.
+quirk 16 fixed): libvirt's screenshot of screen 0, always stored as PNG
+(libvirt 9.0 asks QEMU 7.2 for PNG already, which is checked and kept as
+it is; older stacks give a PPM, which is converted), kept as a new blob
+in this node's blob store, and recorded `created` in one create-only
+write. The record says who may read it (`owner_namespace`: the
+instance's namespace, and system) and when the api's artifact sweep
+deletes it (`expires_at`); blob care treats it as any other blob from then
+on (replicas, checks, the file's removal once deleted). An audit event on
+the instance names the blob.
 
 A domain that is not running has no screen: `NotRunning` (406 upstream of
 here), where Shaken Fist answers 500.
@@ -52,10 +54,13 @@ class Shot:
 
 
 def to_png(image: bytes) -> bytes:
-    """An image in any format Pillow reads (QEMU's PPM, or PNG already) as
-    PNG. Pure. Raises BadImage."""
+    """An image in any format Pillow reads as PNG: a whole PNG as it is, a
+    PPM (older QEMU) converted. Pure. Raises BadImage."""
     try:
         with Image.open(io.BytesIO(image)) as opened:
+            if opened.format == "PNG":
+                opened.load()  # reads it whole: a truncated PNG fails here
+                return image
             out = io.BytesIO()
             opened.save(out, format="PNG")
     except (UnidentifiedImageError, OSError, ValueError) as exc:
