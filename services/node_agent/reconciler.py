@@ -249,7 +249,10 @@ class Reconciler:
         async def start(uuid: str) -> None:
             await self._hypervisor.change(uuid, POWER_ON)
 
-        await self._start(stored, states.CREATED, start)
+        try:
+            await self._start(stored, states.CREATED, start)
+        except Superseded as exc:  # deleted meanwhile, say: the caller reads the state
+            raise HypervisorError(f"instance {uuid} changed while starting") from exc
 
     async def _start(
         self,
