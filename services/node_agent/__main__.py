@@ -17,6 +17,8 @@ from services.node_agent.blob_care import CareSettings
 from services.node_agent.dataplane import Underlay
 from services.node_agent.facts import VIRT_TYPES
 from services.node_agent.fetch_policy import IPNetwork, parse_networks
+from services.node_agent.graphics_ports import DEFAULT_LISTEN, DEFAULT_PORTS, GraphicsSettings
+from services.node_agent.graphics_ports import parse_ports as graphics_ports
 from services.node_agent.images import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, DEFAULT_SHORTHANDS
 from services.node_agent.nat import Egress
 from services.node_agent.presence import DEFAULT_TTL, MIN_TTL
@@ -52,6 +54,22 @@ def non_negative(text: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is negative")
     return value
+
+
+def port_range(text: str) -> range:
+    """`LOW-HIGH` ports, as a flag's type."""
+    try:
+        return graphics_ports(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def ip_address(text: str) -> str:
+    """An IPv4 or IPv6 address, as a flag's type."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IP address") from exc
 
 
 def ipv4(text: str) -> str:
@@ -161,6 +179,19 @@ SETTINGS = (
         int,
     ),
     Setting(
+        "--console-listen",
+        DEFAULT_LISTEN,
+        "the address graphical consoles (VNC, SPICE; no password) listen at: loopback keeps "
+        "them off the network; 0.0.0.0 or a node address exposes them",
+        ip_address,
+    ),
+    Setting(
+        "--console-ports",
+        f"{DEFAULT_PORTS.start}-{DEFAULT_PORTS.stop - 1}",
+        "LOW-HIGH: the ports graphical consoles are given (within 5900-65535)",
+        port_range,
+    ),
+    Setting(
         "--egress-bridge",
         "",
         "an existing bridge on the --floating-netblock segment: NAT networks reach the "
@@ -197,6 +228,7 @@ def main() -> None:
             verify_interval=args.blob_verify_interval,
         ),
         presence_ttl=args.presence_ttl,
+        graphics=GraphicsSettings(listen=args.console_listen, ports=args.console_ports),
     )
     asyncio.run(serve_node_agent(config))
 

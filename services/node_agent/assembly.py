@@ -36,6 +36,7 @@ from services.node_agent.dataplane import DataPlane, Underlay
 from services.node_agent.disk_images import DiskImages
 from services.node_agent.egress import EgressAddresses
 from services.node_agent.fetch_policy import IPNetwork
+from services.node_agent.graphics_ports import GraphicsPorts, GraphicsSettings
 from services.node_agent.hypervisor import Hypervisor
 from services.node_agent.images import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, ImageCache
 from services.node_agent.mesh_endpoints import MeshEndpoints, configured_endpoints
@@ -50,6 +51,7 @@ from services.node_agent.presence import DEFAULT_TTL, Presence
 from services.node_agent.reconciler import Reconciler
 from services.node_agent.reporter import Reporter
 from services.node_agent.resync import converge_hosted, once_synced
+from services.node_agent.screenshots import Screenshots
 from services.node_agent.servicer import NodeAgentServicer
 from services.node_agent.snapshots import Snapshots
 from services.node_agent.source_checks import DEFAULT_CHECK_INTERVAL
@@ -93,6 +95,8 @@ class NodeAgentConfig:
     """Replication, integrity and cleaning of blobs across nodes."""
     presence_ttl: int = DEFAULT_TTL
     """Seconds this node's presence lease outlives the agent (`presence.py`)."""
+    graphics: GraphicsSettings = field(default_factory=GraphicsSettings)
+    """Where graphical consoles listen, and their ports (`graphics_ports.py`)."""
 
 
 @dataclass(frozen=True)
@@ -237,6 +241,7 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
         networking=networking,
         hypervisor=hypervisor,
         emitter=emitter,
+        graphics=GraphicsPorts(placed.hosted, config.graphics, advertise=config.advertise),
     )
     notices.instance_changed.connect(reconciler.changed)
     notices.power_observed.connect(once_synced(placed.synced, reconciler.observed))
@@ -268,6 +273,9 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
         dataplane=dataplane,
         transfers=TransferServicer(uploads=uploads, blobs=blobs),
         snapshots=snapshots,
+        screenshots=Screenshots(
+            node=config.node_name, hypervisor=hypervisor, blobs=blobs, store=store, events=emitter
+        ),
     )
     return NodeAgentParts(
         config=config,

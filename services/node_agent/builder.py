@@ -26,6 +26,7 @@ from services.node_agent.domain_xml import (
     DiskDevice,
     DomainSpec,
     Firmware,
+    Graphics,
     NicDevice,
     device_names,
     render_domain,
@@ -153,9 +154,12 @@ class Builder:
         images: list[DiskImage | None],
         bridges: Mapping[str, str],
         nvram_template: Path | None = None,
+        *,
+        graphics: Graphics | None = None,
     ) -> LaidOut:
         """Disks, config drive and the domain XML of an instance (a UEFI
-        one's variables starting from `nvram_template` when given)."""
+        one's variables starting from `nvram_template` when given, its
+        graphical console `graphics` when given)."""
         folder = self.folder(instance.uuid)
         try:
             await asyncio.to_thread(_make_folder, folder)
@@ -207,6 +211,7 @@ class Builder:
             video_vram_kib=instance.video.memory or DEFAULT_VIDEO_KIB,
             console_log=self.console_log(instance.uuid),
             firmware=firmware(instance, folder, nvram_template),
+            graphics=graphics,
         )
         try:
             xml = render_domain(domain)

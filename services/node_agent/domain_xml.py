@@ -24,6 +24,21 @@ Checked against libvirt 9.0 with QEMU 7.2 (Debian 12):
   `virtio-vga` as the primary card, `bochs` a `bochs-display` whose `vram`
   is its memory (4 to 256 MiB), `ramfb` a standalone framebuffer, and
   `none` no device.
+- **Graphics** (guest-access reference §2.2, with our own choices: the
+  node agent's README, "Graphical consoles"). VNC, or SPICE, both of which
+  this QEMU has, on a port the node agent chose (`autoport='no'`) and one
+  listen address, with no password. QEMU's VNC display number is the port
+  less 5900, so ports below 5900 are refused. SPICE is plain: no `tlsPort`
+  and `defaultMode='insecure'`, since there is no libvirt SPICE PKI here
+  (upstream forces every channel onto TLS, which leaves its plain port
+  unusable). It gets the `spicevmc` agent channel (`com.redhat.spice.0`,
+  virtio-serial, which libvirt adds) but no USB redirection: redirected
+  USB devices would reach the guest from whoever reaches the port. A port
+  already taken fails the domain's start with QEMU's "Address already in
+  use" (VNC) or "Failed to open SPICE sockets": `graphics_port_clash`.
+  `spiceconcurrent` sets `SPICE_DEBUG_ALLOW_MC=1` in QEMU's environment
+  (`<qemu:commandline><qemu:env>`, which taints the domain
+  `custom-argv`), so several viewers may share the console.
 - NIC wire names are QEMU device names, which libvirt 9.0 passes through
   unchanged (including `ne2k_pci`, `pcnet` and the `i8255x` family), so no
   renaming is needed; the allow-list keeps other device names out.
@@ -44,6 +59,11 @@ NIC_MODELS = frozenset(
     {"virtio", "e1000", "e1000e", "rtl8139", "i82551", "i82557b", "i82559er", "ne2k_pci", "pcnet"}
 )
 VIRT_TYPES = frozenset({"kvm", "qemu"})
+GRAPHICS_KINDS = frozenset({"vnc", "spice"})
+LOWEST_GRAPHICS_PORT = 5900
+"""QEMU numbers VNC displays from port 5900."""
+_CLASH_MESSAGES = ("Address already in use", "Failed to open SPICE sockets")
+"""What QEMU (through libvirt) says when a graphics port is taken."""
 MACHINES = frozenset({"pc", "q35"})
 VIDEO_MODELS = frozenset({"vga", "cirrus", "qxl", "virtio", "bochs", "ramfb", "none"})
 VRAM_MODELS = frozenset({"vga", "cirrus", "qxl", "bochs"})
@@ -101,6 +121,20 @@ class Firmware:
 
 
 @dataclass(frozen=True)
+class Graphics:
+    """A graphical console, without password or TLS (module docstring)."""
+
+    kind: str
+    """`vnc` or `spice`."""
+    port: int
+    """The TCP port, chosen by the node agent (`graphics_ports.py`)."""
+    listen: str
+    """The address it listens at."""
+    concurrent: bool = False
+    """SPICE only: let several viewers share the console."""
+
+
+@dataclass(frozen=True)
 class DomainSpec:
     """Everything the domain XML says about one instance."""
 
@@ -124,6 +158,8 @@ class DomainSpec:
     """The file the serial console is captured to (appended)."""
     firmware: Firmware | None = None
     """None means BIOS (SeaBIOS)."""
+    graphics: Graphics | None = None
+    """None: no graphical console."""
 
 
 def device_names(disks: Sequence[DiskDevice]) -> list[str]:
@@ -180,8 +216,13 @@ def render_domain(spec: DomainSpec) -> str:
     console = ET.SubElement(devices, "console", type="file")
     ET.SubElement(console, "source", path=str(spec.console_log), append="on")
     ET.SubElement(console, "target", type="serial", port="0")
+    if spec.graphics is not None:
+        _graphics(devices, spec.graphics)
     if nvme_aliases:
         _nvme_override(domain, nvme_aliases)
+    if spec.graphics is not None and spec.graphics.concurrent:
+        commandline = ET.SubElement(domain, f"{{{QEMU_NS}}}commandline")
+        ET.SubElement(commandline, f"{{{QEMU_NS}}}env", name="SPICE_DEBUG_ALLOW_MC", value="1")
     ET.indent(domain)
     return ET.tostring(domain, encoding="unicode")
 
@@ -205,6 +246,36 @@ def _check(spec: DomainSpec) -> None:
         raise ValueError(f"at most {_IDE_SLOTS} IDE devices fit, not {ide}")
     if spec.firmware is not None and spec.firmware.secure_boot and spec.machine != "q35":
         raise ValueError("secure boot needs the q35 machine")
+    if spec.graphics is not None:
+        _check_graphics(spec.graphics)
+
+
+def _check_graphics(graphics: Graphics) -> None:
+    _one_of("graphics kind", graphics.kind, GRAPHICS_KINDS)
+    if not LOWEST_GRAPHICS_PORT <= graphics.port <= 65535:
+        raise ValueError(f"graphics port {graphics.port} is outside 5900-65535")
+    if not graphics.listen:
+        raise ValueError("graphics need a listen address")
+    if graphics.concurrent and graphics.kind != "spice":
+        raise ValueError("only SPICE consoles may be concurrent")
+
+
+def graphics_port_clash(message: str) -> bool:
+    """Whether libvirt's error starting a domain says its graphics port was
+    taken (module docstring). Pure."""
+    return any(clash in message for clash in _CLASH_MESSAGES)
+
+
+def with_graphics_port(xml: str, port: int) -> str:
+    """A domain's XML (as libvirt gives it) with its graphics device moved
+    to `port`; unchanged when it has none. Pure."""
+    domain = ET.fromstring(xml)
+    graphics = domain.find("devices/graphics")
+    if graphics is None:
+        return xml
+    graphics.set("port", str(port))
+    graphics.set("autoport", "no")
+    return ET.tostring(domain, encoding="unicode")
 
 
 def _one_of(what: str, value: str, allowed: frozenset[str]) -> None:
@@ -260,6 +331,32 @@ def _disks(devices: ET.Element, disks: Sequence[DiskDevice]) -> list[str]:
         if index == 0:
             ET.SubElement(element, "boot", order="1")
     return nvme_aliases
+
+
+def _graphics(devices: ET.Element, graphics: Graphics) -> None:
+    """The graphics device, and SPICE's agent channel."""
+    element = ET.SubElement(
+        devices,
+        "graphics",
+        type=graphics.kind,
+        port=str(graphics.port),
+        autoport="no",
+        listen=graphics.listen,
+    )
+    if graphics.kind == "spice":
+        element.set("defaultMode", "insecure")
+    ET.SubElement(element, "listen", type="address", address=graphics.listen)
+    if graphics.kind != "spice":
+        return
+    for tag, attribute, value in (
+        ("image", "compression", "auto_glz"),
+        ("jpeg", "compression", "always"),
+        ("zlib", "compression", "always"),
+        ("streaming", "mode", "all"),
+    ):
+        ET.SubElement(element, tag, {attribute: value})
+    channel = ET.SubElement(devices, "channel", type="spicevmc")
+    ET.SubElement(channel, "target", type="virtio", name="com.redhat.spice.0")
 
 
 def _nvme_override(domain: ET.Element, aliases: Sequence[str]) -> None:

@@ -23,6 +23,7 @@ import libvirt
 from sfmesh.v1 import instance_pb2, node_agent_service_pb2
 
 from services.node_agent import disk_copy, naming
+from services.node_agent.domain_xml import with_graphics_port
 
 log = logging.getLogger("sfmesh.node_agent")
 
@@ -131,6 +132,16 @@ class Hypervisor:
         """Define (or redefine) a domain from its XML."""
         await self._call(lambda conn: conn.defineXML(xml))
 
+    async def move_graphics(self, uuid: str, port: int) -> None:
+        """Redefine a stopped domain with its graphics device on `port`."""
+
+        def move(conn: libvirt.virConnect) -> None:
+            domain = self._domain(conn, uuid)
+            flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
+            conn.defineXML(with_graphics_port(domain.XMLDesc(flags), port))
+
+        await self._call(move)
+
     async def boot(self, uuid: str) -> None:
         """Start a defined domain unless it runs."""
 
@@ -140,6 +151,29 @@ class Hypervisor:
                 domain.create()
 
         await self._call(boot)
+
+    async def screenshot(self, uuid: str) -> bytes | None:
+        """The image of screen 0 of a running (or paused) domain, in the
+        format libvirt has QEMU make (PNG here, PPM on older stacks); None
+        when it is not running."""
+
+        def shoot(conn: libvirt.virConnect) -> bytes | None:
+            domain = self._domain(conn, uuid)
+            if not domain.isActive():
+                return None
+            stream = conn.newStream(0)
+            chunks: list[bytes] = []
+            try:
+                domain.screenshot(stream, 0, 0)  # the MIME type it answers is not needed
+                stream.recvAll(lambda _stream, data, _opaque: chunks.append(data), None)
+                stream.finish()
+            except libvirt.libvirtError:
+                with contextlib.suppress(libvirt.libvirtError):
+                    stream.abort()
+                raise
+            return b"".join(chunks)
+
+        return await self._call(shoot)
 
     async def state(self, uuid: str) -> instance_pb2.PowerState | None:
         """The domain's power state; None when it is not defined."""

@@ -15,10 +15,10 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Set
 from typing import Any
 
-from sfmesh.v1 import event_pb2, instance_pb2, records_pb2
+from sfmesh.v1 import event_pb2, instance_pb2, node_agent_service_pb2, records_pb2
 
 from services.common import errors
 from services.common import instance_states as states
@@ -28,15 +28,20 @@ from services.common.wire import wire_name
 from services.node_agent.blob_records import BlobRecords
 from services.node_agent.builder import Builder, BuildError
 from services.node_agent.commands import DataPlaneError
+from services.node_agent.domain_xml import graphics_port_clash
 from services.node_agent.fetch_outcome import BlobUnusable
+from services.node_agent.graphics_ports import GraphicsPorts, NoFreePort, cleared
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.networking import InstanceNetworking, NetworkGone
 
 log = logging.getLogger("sfmesh.node_agent")
 
 Power = instance_pb2.PowerState
+POWER_ON = node_agent_service_pb2.POWER_OPERATION_POWER_ON
 RETRY_SECONDS = 5.0
 """Wait before converging again an instance whose pass failed."""
+PORT_MOVES = 3
+"""Times a start whose console port was taken moves it and tries again."""
 BUILDING = frozenset({states.INITIAL, states.PREFLIGHT, states.CREATING})
 FAILING: dict[int, int] = {
     states.INITIAL: states.INITIAL_ERROR,
@@ -88,7 +93,9 @@ class Reconciler:
         networking: InstanceNetworking,
         hypervisor: Hypervisor,
         emitter: EventSink,
+        graphics: GraphicsPorts,
     ) -> None:
+        self._graphics = graphics
         self._records = records
         self._blobs = blobs
         self._lookup = lookup
@@ -206,8 +213,12 @@ class Reconciler:
             if state == states.PREFLIGHT:
                 stored = await self._move(stored, state, states.CREATING)
                 state = states.CREATING
+            stored = await self._console_port(stored, states.CREATING)
             bridges = await self._networking.attach(instance)
-            domain = await self._builder.lay_out(instance, images, bridges, nvram_template)
+            graphics = self._graphics.device(stored.record)
+            domain = await self._builder.lay_out(
+                instance, images, bridges, nvram_template, graphics=graphics
+            )
             stages.seconds.update(domain.seconds)
             # The follower's copy may lag this node's own writes: start
             # nothing unless etcd still says creating (a second pass over an
@@ -216,8 +227,8 @@ class Reconciler:
             with stages("define"):
                 await self._hypervisor.define(domain.xml)
             with stages("boot"):
-                await self._hypervisor.boot(uuid)
-        except (BuildError, HypervisorError, NetworkGone, DataPlaneError) as exc:
+                await self._start(stored, states.CREATING, self._hypervisor.boot)
+        except (BuildError, HypervisorError, NetworkGone, DataPlaneError, NoFreePort) as exc:
             await self._fail(stored, state, str(exc))
             return
 
@@ -233,6 +244,66 @@ class Reconciler:
             duration=sum(stages.seconds.values()),
             extra={"seconds": {name: round(value, 6) for name, value in stages.seconds.items()}},
         )
+
+    async def power_on(self, uuid: str) -> None:
+        """Start a created instance's domain unless it runs, moving its
+        console to another port when its own is taken. Raises
+        HypervisorError (a refusal), or NoFreePort."""
+        stored = self._lookup(uuid)
+        if stored is None:
+            raise HypervisorError(f"instance {uuid} is not on this node")
+
+        async def start(uuid: str) -> None:
+            await self._hypervisor.change(uuid, POWER_ON)
+
+        try:
+            await self._start(stored, states.CREATED, start)
+        except Superseded as exc:  # deleted meanwhile, say: the caller reads the state
+            raise HypervisorError(f"instance {uuid} changed while starting") from exc
+
+    async def _start(
+        self,
+        stored: StoredInstance,
+        state: int,
+        start: Callable[[str], Awaitable[None]],
+    ) -> None:
+        """`start` the domain; when QEMU finds its console port taken, the
+        instance (in `state`) gets another, its domain is redefined with it,
+        and the start is tried again, `PORT_MOVES` times at most."""
+        uuid = stored.record.instance.uuid
+        for moves in range(PORT_MOVES + 1):
+            try:
+                await start(uuid)
+                return
+            except HypervisorError as exc:
+                if moves == PORT_MOVES or not graphics_port_clash(str(exc)):
+                    raise
+            taken = stored.record.instance.vdi_port
+            stored = await self._console_port(stored, state, avoid={taken})
+            port = stored.record.instance.vdi_port
+            await self._hypervisor.move_graphics(uuid, port)
+            self._emit(
+                uuid,
+                event_pb2.EVENT_TYPE_AUDIT,
+                "console port moved",
+                extra={"taken": taken, "vdi_port": port},
+            )
+
+    async def _console_port(
+        self, stored: StoredInstance, state: int, *, avoid: Set[int] = frozenset()
+    ) -> StoredInstance:
+        """The instance (in `state`) as written with a console port in its
+        record (``graphics_ports.py``): the one it holds, unless `avoid`
+        names it, else a new one."""
+        instance = stored.record.instance
+        if instance.HasField("vdi_port") and instance.vdi_port not in avoid:
+            return stored
+        port = self._graphics.choose(instance.uuid, avoid=avoid)
+
+        def give(record: records_pb2.InstanceRecord) -> None:
+            self._graphics.assign(record, port)
+
+        return await self._move(stored, state, state, give)
 
     async def _tear_down(self, uuid: str, used: Iterable[str] = ()) -> None:
         """The domain and files go, then this node's share of its networks
@@ -285,6 +356,7 @@ class Reconciler:
                 raise Superseded
             record.instance.power_state = Power.POWER_STATE_OFF
             record.torn_down_at = time.time()
+            cleared(record)  # its console port is free again
 
         await self._move(stored, states.DELETE_WAIT, states.DELETE_WAIT, torn_down)
         if power != Power.POWER_STATE_OFF:

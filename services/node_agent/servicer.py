@@ -1,5 +1,5 @@
 """NodeAgentService: the operations whose caller waits for the hypervisor's
-answer — power operations and the serial console — and pings from a
+answer — power operations, the serial console, screenshots — and pings from a
 network's namespace here. Uploads and blob reads are `transfers.py`'s,
 handed on as they come; snapshot copies start here and run as tasks of
 `snapshots.py`."""
@@ -20,8 +20,10 @@ from services.common.instance_store import InstanceStore, StoredInstance
 from services.common.wire import wire_name
 from services.node_agent.commands import DataPlaneError
 from services.node_agent.dataplane import DataPlane, NoNetwork
+from services.node_agent.graphics_ports import NoFreePort
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.reconciler import Reconciler
+from services.node_agent.screenshots import BadImage, NotRunning, Screenshots
 from services.node_agent.snapshots import NVRAM, Job, Snapshots
 from services.node_agent.transfers import TransferServicer, check_uuid
 
@@ -53,7 +55,9 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
         dataplane: DataPlane,
         transfers: TransferServicer,
         snapshots: Snapshots,
+        screenshots: Screenshots,
     ) -> None:
+        self._screenshots = screenshots
         self._dataplane = dataplane
         self._snapshots = snapshots
         self._transfers = transfers
@@ -73,9 +77,12 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
             raise errors.InvalidArgument("operation is required")
         async with self._reconciler.power_guard(request.instance_uuid):
             try:
-                await self._hypervisor.change(request.instance_uuid, request.operation)
+                if request.operation == node_agent_service_pb2.POWER_OPERATION_POWER_ON:
+                    await self._reconciler.power_on(request.instance_uuid)  # moves a taken port
+                else:
+                    await self._hypervisor.change(request.instance_uuid, request.operation)
                 power = await self._hypervisor.state(request.instance_uuid)
-            except HypervisorError as exc:
+            except (HypervisorError, NoFreePort) as exc:
                 await self._check_still_created(request.instance_uuid)
                 raise errors.Conflict(str(exc), reason="HYPERVISOR_REFUSED") from exc
             if power is not None:  # the answer waits until the record shows it
@@ -148,6 +155,33 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
             job = dataclasses.replace(job, parent=chosen[0].blob_uuid)
         self._snapshots.start(job)
         return node_agent_service_pb2.SnapshotDiskResponse()
+
+    async def TakeScreenshot(
+        self,
+        request: node_agent_service_pb2.TakeScreenshotRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> node_agent_service_pb2.TakeScreenshotResponse:
+        self._hosted(request.instance_uuid)
+        if not request.namespace:
+            raise errors.InvalidArgument("namespace is required")
+        try:
+            shot = await self._screenshots.take(
+                request.instance_uuid,
+                namespace=request.namespace,
+                expires_at=request.expires_at,
+                request_id=request.request_id,
+            )
+        except NotRunning as exc:
+            await self._check_still_created(request.instance_uuid)
+            raise errors.NotReady(str(exc), reason="NOT_RUNNING") from exc
+        except HypervisorError as exc:
+            await self._check_still_created(request.instance_uuid)
+            raise errors.Conflict(str(exc), reason="HYPERVISOR_REFUSED") from exc
+        except BadImage as exc:
+            raise errors.SfmeshError(str(exc)) from exc
+        return node_agent_service_pb2.TakeScreenshotResponse(
+            blob_uuid=shot.blob_uuid, size=shot.size
+        )
 
     async def AppendToUpload(
         self,

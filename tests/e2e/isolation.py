@@ -203,6 +203,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/instances/{ref}/metadata/{key}"): Rule("instance"),
     ("GET", "/instances/{ref}/consoledata"): Rule("instance"),
     ("DELETE", "/instances/{ref}/consoledata"): Rule("instance"),
+    ("GET", "/instances/{ref}/vdiconsolehelper"): Rule("instance"),
+    ("GET", "/instances/{ref}/screenshot"): Rule("instance"),
     ("POST", "/instances/{ref}/rebootsoft"): Rule("instance"),
     ("POST", "/instances/{ref}/reboothard"): Rule("instance"),
     ("POST", "/instances/{ref}/poweroff"): Rule("instance"),

@@ -31,6 +31,8 @@ def test_root_answers_without_auth(mesh: Mesh) -> None:
     assert "get-instance-namespace" in reply.text
     assert "events-by-type" in reply.text
     assert "list-addresses" in reply.text  # served by NetworkService
+    assert "vdi-console-helper" in reply.text
+    assert "instance-screenshot" in reply.text
     # Capabilities of what is not built are not advertised.
     assert "network-delete-async" not in reply.text
     assert "provide-dns" not in reply.text
@@ -48,6 +50,7 @@ def test_create_list_get_delete(mesh: Mesh, rest: httpx.Client) -> None:
     assert view["video"] == {"model": "cirrus", "memory": 16384, "vdi": "spice"}
     assert view["side_channels"] == ["sf-agent"]
     assert view["node"] == mesh.node_name  # placed before it was written
+    assert (view["console_port"], view["vdi_port"], view["vdi_tls_port"]) == (None, None, None)
     uuid = view["uuid"]
 
     listed = rest.get("/instances")
@@ -55,9 +58,10 @@ def test_create_list_get_delete(mesh: Mesh, rest: httpx.Client) -> None:
     assert uuid in [entry["uuid"] for entry in listed.json()]
 
     by_uuid = rest.get(f"/instances/{uuid}").json()
-    # The node agent walks the instance on meanwhile, and reads say its
-    # node's state (a create's answer does not); the rest is as created.
-    walked = {"state", "power_state", "disks", "node_state"}
+    # The node agent walks the instance on meanwhile (its console port
+    # comes with `creating`), and reads say its node's state (a create's
+    # answer does not); the rest is as created.
+    walked = {"state", "power_state", "disks", "node_state", "vdi_port"}
     assert {k: v for k, v in by_uuid.items() if k not in walked} == {
         k: v for k, v in view.items() if k not in walked
     }

@@ -222,6 +222,24 @@ class ClearConsoleDataRequest(_message.Message):
     ref: str
     def __init__(self, ref: _Optional[str] = ...) -> None: ...
 
+class GetVdiConsoleHelperRequest(_message.Message):
+    __slots__ = ("ref",)
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    def __init__(self, ref: _Optional[str] = ...) -> None: ...
+
+class GetScreenshotRequest(_message.Message):
+    __slots__ = ("ref",)
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    def __init__(self, ref: _Optional[str] = ...) -> None: ...
+
+class GetScreenshotResponse(_message.Message):
+    __slots__ = ("blob_uuid",)
+    BLOB_UUID_FIELD_NUMBER: _ClassVar[int]
+    blob_uuid: str
+    def __init__(self, blob_uuid: _Optional[str] = ...) -> None: ...
+
 class WatchInstancesRequest(_message.Message):
     __slots__ = ("all",)
     ALL_FIELD_NUMBER: _ClassVar[int]

@@ -129,6 +129,16 @@ class InstanceServiceStub:
                 request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.ClearConsoleDataRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.GetVdiConsoleHelper = channel.unary_unary(
+                '/sfmesh.v1.InstanceService/GetVdiConsoleHelper',
+                request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.GetVdiConsoleHelperRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
+        self.GetScreenshot = channel.unary_unary(
+                '/sfmesh.v1.InstanceService/GetScreenshot',
+                request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.GetScreenshotRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.GetScreenshotResponse.FromString,
+                _registered_method=True)
         self.SnapshotInstance = channel.unary_unary(
                 '/sfmesh.v1.InstanceService/SnapshotInstance',
                 request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.SnapshotInstanceRequest.SerializeToString,
@@ -288,6 +298,29 @@ class InstanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetVdiConsoleHelper(self, request, context):
+        """The virt-viewer file (INI, `application/x-virt-viewer`) that points a
+        viewer at the instance's graphical console on its node (guest-access
+        reference §2.3): type, host, port, no TLS port, no CA. 406 while the
+        instance is being built and its node agent has not allocated the port
+        yet; 409 when it has none (an instance in error, deleted, or made before
+        consoles had ports).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetScreenshot(self, request, context):
+        """Takes a screenshot of screen 0 of a running instance (guest-access
+        reference §3): a PNG stored as a new blob that only the instance's
+        namespace (and system) may read, and which expires an hour later. The
+        answer is the blob's uuid; its bytes are at GET /blobs/{uuid}/data. 406
+        unless the instance is `created` and its domain is running.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SnapshotInstance(self, request, context):
         """Starts a snapshot of an instance's disks (reference §7.1): answers at
         once, keyed by device, with each device's snapshot artifact and the blob
@@ -420,6 +453,16 @@ def add_InstanceServiceServicer_to_server(servicer, server):
                     servicer.ClearConsoleData,
                     request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.ClearConsoleDataRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'GetVdiConsoleHelper': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetVdiConsoleHelper,
+                    request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.GetVdiConsoleHelperRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'GetScreenshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetScreenshot,
+                    request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.GetScreenshotRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_instance__service__pb2.GetScreenshotResponse.SerializeToString,
             ),
             'SnapshotInstance': grpc.unary_unary_rpc_method_handler(
                     servicer.SnapshotInstance,
@@ -935,6 +978,60 @@ class InstanceService:
             '/sfmesh.v1.InstanceService/ClearConsoleData',
             sfmesh_dot_v1_dot_instance__service__pb2.ClearConsoleDataRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetVdiConsoleHelper(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.InstanceService/GetVdiConsoleHelper',
+            sfmesh_dot_v1_dot_instance__service__pb2.GetVdiConsoleHelperRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetScreenshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.InstanceService/GetScreenshot',
+            sfmesh_dot_v1_dot_instance__service__pb2.GetScreenshotRequest.SerializeToString,
+            sfmesh_dot_v1_dot_instance__service__pb2.GetScreenshotResponse.FromString,
             options,
             channel_credentials,
             insecure,

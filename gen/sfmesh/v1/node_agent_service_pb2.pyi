@@ -168,3 +168,23 @@ class SnapshotDiskRequest(_message.Message):
 class SnapshotDiskResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class TakeScreenshotRequest(_message.Message):
+    __slots__ = ("instance_uuid", "namespace", "expires_at", "request_id")
+    INSTANCE_UUID_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    instance_uuid: str
+    namespace: str
+    expires_at: float
+    request_id: str
+    def __init__(self, instance_uuid: _Optional[str] = ..., namespace: _Optional[str] = ..., expires_at: _Optional[float] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class TakeScreenshotResponse(_message.Message):
+    __slots__ = ("blob_uuid", "size")
+    BLOB_UUID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    blob_uuid: str
+    size: int
+    def __init__(self, blob_uuid: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...

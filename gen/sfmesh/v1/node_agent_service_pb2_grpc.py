@@ -80,6 +80,11 @@ class NodeAgentServiceStub:
                 request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.SnapshotDiskRequest.SerializeToString,
                 response_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.SnapshotDiskResponse.FromString,
                 _registered_method=True)
+        self.TakeScreenshot = channel.unary_unary(
+                '/sfmesh.v1.NodeAgentService/TakeScreenshot',
+                request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.TakeScreenshotRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.TakeScreenshotResponse.FromString,
+                _registered_method=True)
         self.ReadBlob = channel.unary_stream(
                 '/sfmesh.v1.NodeAgentService/ReadBlob',
                 request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.ReadBlobRequest.SerializeToString,
@@ -163,6 +168,16 @@ class NodeAgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TakeScreenshot(self, request, context):
+        """Takes a screenshot of screen 0 of a running instance this node hosts,
+        converted to PNG and stored as a new `created` blob owned by
+        `namespace`, which expires at `expires_at`; answers its uuid. 406
+        (FAILED_PRECONDITION, NOT_READY) when the domain is not running.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReadBlob(self, request, context):
         """Streams bytes of a blob this node holds whole, from `offset`, at most
         `limit` of them (0: to the end), in chunks of at most 1 MiB.
@@ -218,6 +233,11 @@ def add_NodeAgentServiceServicer_to_server(servicer, server):
                     servicer.SnapshotDisk,
                     request_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.SnapshotDiskRequest.FromString,
                     response_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.SnapshotDiskResponse.SerializeToString,
+            ),
+            'TakeScreenshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.TakeScreenshot,
+                    request_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.TakeScreenshotRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.TakeScreenshotResponse.SerializeToString,
             ),
             'ReadBlob': grpc.unary_stream_rpc_method_handler(
                     servicer.ReadBlob,
@@ -469,6 +489,33 @@ class NodeAgentService:
             '/sfmesh.v1.NodeAgentService/SnapshotDisk',
             sfmesh_dot_v1_dot_node__agent__service__pb2.SnapshotDiskRequest.SerializeToString,
             sfmesh_dot_v1_dot_node__agent__service__pb2.SnapshotDiskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TakeScreenshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NodeAgentService/TakeScreenshot',
+            sfmesh_dot_v1_dot_node__agent__service__pb2.TakeScreenshotRequest.SerializeToString,
+            sfmesh_dot_v1_dot_node__agent__service__pb2.TakeScreenshotResponse.FromString,
             options,
             channel_credentials,
             insecure,

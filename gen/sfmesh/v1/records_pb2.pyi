@@ -38,7 +38,7 @@ class NamespaceRecord(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., keys: _Optional[_Iterable[_Union[KeyRecord, _Mapping]]] = ..., trust: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class InstanceRecord(_message.Message):
-    __slots__ = ("instance", "created_at", "deleted_at", "create_request_id", "torn_down_at", "disk_sources", "nvram_blob_uuid")
+    __slots__ = ("instance", "created_at", "deleted_at", "create_request_id", "torn_down_at", "disk_sources", "nvram_blob_uuid", "vdi_host")
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DELETED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +46,7 @@ class InstanceRecord(_message.Message):
     TORN_DOWN_AT_FIELD_NUMBER: _ClassVar[int]
     DISK_SOURCES_FIELD_NUMBER: _ClassVar[int]
     NVRAM_BLOB_UUID_FIELD_NUMBER: _ClassVar[int]
+    VDI_HOST_FIELD_NUMBER: _ClassVar[int]
     instance: _instance_pb2.Instance
     created_at: float
     deleted_at: float
@@ -53,7 +54,8 @@ class InstanceRecord(_message.Message):
     torn_down_at: float
     disk_sources: _containers.RepeatedCompositeFieldContainer[DiskSource]
     nvram_blob_uuid: str
-    def __init__(self, instance: _Optional[_Union[_instance_pb2.Instance, _Mapping]] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ..., create_request_id: _Optional[str] = ..., torn_down_at: _Optional[float] = ..., disk_sources: _Optional[_Iterable[_Union[DiskSource, _Mapping]]] = ..., nvram_blob_uuid: _Optional[str] = ...) -> None: ...
+    vdi_host: str
+    def __init__(self, instance: _Optional[_Union[_instance_pb2.Instance, _Mapping]] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ..., create_request_id: _Optional[str] = ..., torn_down_at: _Optional[float] = ..., disk_sources: _Optional[_Iterable[_Union[DiskSource, _Mapping]]] = ..., nvram_blob_uuid: _Optional[str] = ..., vdi_host: _Optional[str] = ...) -> None: ...
 
 class IdempotencyRecord(_message.Message):
     __slots__ = ("request_hash", "instance_uuid", "expires_at")
@@ -130,18 +132,22 @@ class ArtifactRecord(_message.Message):
     def __init__(self, artifact: _Optional[_Union[_artifact_pb2.Artifact, _Mapping]] = ..., versions: _Optional[_Iterable[_Union[VersionRecord, _Mapping]]] = ..., last_index: _Optional[int] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ..., fetch_node: _Optional[str] = ..., fetch_requested_at: _Optional[float] = ..., checked_at: _Optional[float] = ...) -> None: ...
 
 class BlobRecord(_message.Message):
-    __slots__ = ("blob", "created_at", "deleted_at", "maker_node", "artifact_uuid")
+    __slots__ = ("blob", "created_at", "deleted_at", "maker_node", "artifact_uuid", "owner_namespace", "expires_at")
     BLOB_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DELETED_AT_FIELD_NUMBER: _ClassVar[int]
     MAKER_NODE_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_UUID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     blob: _artifact_pb2.Blob
     created_at: float
     deleted_at: float
     maker_node: str
     artifact_uuid: str
-    def __init__(self, blob: _Optional[_Union[_artifact_pb2.Blob, _Mapping]] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ..., maker_node: _Optional[str] = ..., artifact_uuid: _Optional[str] = ...) -> None: ...
+    owner_namespace: str
+    expires_at: float
+    def __init__(self, blob: _Optional[_Union[_artifact_pb2.Blob, _Mapping]] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ..., maker_node: _Optional[str] = ..., artifact_uuid: _Optional[str] = ..., owner_namespace: _Optional[str] = ..., expires_at: _Optional[float] = ...) -> None: ...
 
 class DiskSource(_message.Message):
     __slots__ = ("artifact_uuid", "blob_uuid")

@@ -195,7 +195,7 @@ class Bases:
     async def _blob(self, blob_uuid: str, caller: str, target: str) -> str:
         """A created blob both the caller and the target reach."""
         stored = await self._lookup.blob(blob_uuid, caller)
-        if not await self._lookup.reaches(stored.record.blob.uuid, target):
+        if not await self._lookup.reaches(stored.record, target):
             raise errors.NotFound("blob not found")
         state = stored.record.blob.state
         if state != artifact_pb2.BLOB_STATE_CREATED:

@@ -90,7 +90,7 @@ class Blobs:
             if (
                 blob.state == artifact_pb2.BLOB_STATE_CREATED
                 and blob.sha512.lower() == wanted
-                and await self._lookup.reaches(blob.uuid, caller)
+                and await self._lookup.reaches(stored.record, caller)
             ):
                 using = await self._lookup.instances_using(caller)
                 reply.blob.CopyFrom(views.blob_view(stored.record, using.get(blob.uuid, ())))

@@ -19,6 +19,8 @@ and acts.
 - Uploads are not deleted records: a conversion or the abandoned-upload
   sweep removes them outright (`transfers/sweeper.py`), as Shaken Fist
   exempts them from this rule.
+- A blob with an expiry (a screenshot) is deleted once it has passed;
+  its record is then forgotten as any deleted blob's.
 - A namespace is gone when its record is deleted or missing; its live
   artifacts are deleted (`deletion.BY_NAMESPACE`), whatever stopped the
   namespace's own delete from taking them.
@@ -113,6 +115,17 @@ def blob_removable(
         and deleted_for(record.deleted_at, now) > wait
         and blob.uuid not in named
     )
+
+
+def expired(record: records_pb2.BlobRecord, now: float) -> bool:
+    """Whether a blob with an expiry has reached it and is not deleted yet."""
+    return 0 < record.expires_at <= now and record.blob.state != DELETED_BLOB
+
+
+def expire(record: records_pb2.BlobRecord, now: float) -> None:
+    """Make an expired blob `deleted` as of `now`, in place."""
+    record.blob.state = DELETED_BLOB
+    record.deleted_at = now
 
 
 def namespace_gone(namespace: str, records: Mapping[str, records_pb2.NamespaceRecord]) -> bool:

@@ -8,7 +8,9 @@ or manage it (reference §2.4, §2.5, §3; issue 13's isolation).
   an active artifact it sees holds a version of it, or a live instance it
   sees has a disk built from it; it manages it (metadata writes) the same
   way, through artifacts it manages and its instances, never through a
-  shared artifact. Any other blob is 404 `blob not found`.
+  shared artifact. A blob owned outright (a screenshot: its record's
+  `owner_namespace`) is reached and managed by that namespace and system
+  alone, trusts or not. Any other blob is 404 `blob not found`.
 
 Reads scan the artifact (and, for blobs, instance) records: etcd keeps no
 index by name or by blob yet.
@@ -123,21 +125,26 @@ class ArtifactLookup:
         manages it); 404 `blob not found` otherwise."""
         canonical = as_uuid(uuid)
         stored = await self._artifacts.get_blob(canonical) if canonical else None
-        if stored is None or not await self.reaches(stored.record.blob.uuid, caller, manage=manage):
+        if stored is None or not await self.reaches(stored.record, caller, manage=manage):
             raise errors.NotFound("blob not found")
         return stored
 
-    async def reaches(self, blob_uuid: str, caller: str, *, manage: bool = False) -> bool:
-        """Whether the caller reaches (or manages) blob `blob_uuid`."""
+    async def reaches(
+        self, record: records_pb2.BlobRecord, caller: str, *, manage: bool = False
+    ) -> bool:
+        """Whether the caller reaches (or manages) the blob of `record`."""
+        if record.owner_namespace:
+            return can_see(caller, record.owner_namespace)
         if caller == SYSTEM:
             return True
+        blob_uuid = record.blob.uuid
         trusts = self.trusts(caller)
         async for stored in self._artifacts.all():
-            record = stored.record
-            if not rules.is_active(record) or blob_uuid not in views.blobs_of([record]):
+            artifact = stored.record
+            if not rules.is_active(artifact) or blob_uuid not in views.blobs_of([artifact]):
                 continue
-            if await trusts.trusted_by(record.artifact.namespace) or (
-                not manage and record.artifact.shared
+            if await trusts.trusted_by(artifact.artifact.namespace) or (
+                not manage and artifact.artifact.shared
             ):
                 return True
         return blob_uuid in await self.instances_using(caller)

@@ -8,7 +8,9 @@
    by no instance are forgotten (event `hard deleted object`), each with its
    source key;
 3. then blob records deleted for longer than that delay and the node
-   agents' grace, which nothing names any more (`hard_deletes.py`).
+   agents' grace, which nothing names any more (`hard_deletes.py`);
+4. blobs whose expiry has passed (screenshots) are deleted (event
+   `expired`); step 3 of a later sweep forgets them.
 
 Every removal is compared on the revision the sweep read, so a record that
 changed meanwhile stays until the next sweep; several api replicas may
@@ -23,9 +25,11 @@ import logging
 import time
 from dataclasses import dataclass
 
+from sfmesh.v1 import records_pb2
+
 from services.api.artifacts import hard_deletes
 from services.api.artifacts.deletion import BY_NAMESPACE, ArtifactDeletion
-from services.api.artifacts.store import ArtifactStore
+from services.api.artifacts.store import ArtifactStore, StoredBlob, blob_put
 from services.api.clients.events import ARTIFACT, BLOB, Events
 from services.api.namespaces.store import NamespaceStore
 from services.common import errors
@@ -34,6 +38,7 @@ from services.common.instance_store import InstanceStore
 log = logging.getLogger("sfmesh.api.artifacts")
 
 HARD_DELETED = "hard deleted object"
+EXPIRED = "expired"
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,8 @@ class Swept:
     """Artifact records removed."""
     blobs: int = 0
     """Blob records removed."""
+    expired: int = 0
+    """Blobs deleted at their expiry."""
 
 
 class ArtifactSweeper:
@@ -107,7 +114,22 @@ class ArtifactSweeper:
             ) and await self._artifacts.remove_blob(blob):
                 forgotten += 1
                 self._events.audit(blob.record.blob.uuid, HARD_DELETED, kind=BLOB)
-        return Swept(deleted, removed, forgotten)
+        expired = 0
+        for blob in blobs:
+            if hard_deletes.expired(blob.record, now) and await self._expire(blob, now):
+                expired += 1
+        return Swept(deleted, removed, forgotten, expired)
+
+    async def _expire(self, stored: StoredBlob, now: float) -> bool:
+        """Delete a blob at its expiry, compared on the revision read."""
+        record = records_pb2.BlobRecord()
+        record.CopyFrom(stored.record)
+        hard_deletes.expire(record, now)
+        if not await self._artifacts.commit([blob_put(stored, record)]):
+            return False
+        extra = {"expires_at": record.expires_at}
+        self._events.audit(record.blob.uuid, EXPIRED, kind=BLOB, extra=extra)
+        return True
 
     async def _delete_orphans(self) -> int:
         """Delete the live artifacts of namespaces that are gone; how many."""
@@ -138,6 +160,7 @@ class ArtifactSweeper:
                                 "deleted": swept.deleted,
                                 "artifacts": swept.artifacts,
                                 "blobs": swept.blobs,
+                                "expired": swept.expired,
                             }
                         },
                     )

@@ -35,6 +35,8 @@ UPLOAD_DEADLINE = 60.0
 """Seconds a truncate or a discard may take."""
 SEAL_DEADLINE = 1800.0
 """Seconds a seal may take: it reads the whole file for its sha512."""
+SCREENSHOT_DEADLINE = 30.0
+"""Seconds a screenshot may take: QEMU's image, its PNG, the blob written."""
 SNAPSHOT_DEADLINE = 30.0
 """Seconds a node agent may take to start a snapshot (it answers before copying)."""
 READ_DEADLINE = 24 * 3600.0
@@ -137,6 +139,24 @@ class NodeAgents:
             )
         except grpc.aio.AioRpcError as exc:
             raise errors.from_rpc_error(exc, "node agent") from exc
+
+    async def take_screenshot(
+        self, node: str, uuid: str, *, namespace: str, expires_at: float, request_id: str
+    ) -> str:
+        """Have `node` take a screenshot of instance `uuid` into a new blob
+        owned by `namespace` that expires at `expires_at`; its uuid. 406
+        when the domain is not running."""
+        stub = await self._stub(node)
+        request = node_agent_service_pb2.TakeScreenshotRequest(
+            instance_uuid=uuid, namespace=namespace, expires_at=expires_at, request_id=request_id
+        )
+        try:
+            reply = await stub.TakeScreenshot(
+                request, metadata=self._credentials.metadata(), timeout=SCREENSHOT_DEADLINE
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise errors.from_rpc_error(exc, "node agent") from exc
+        return reply.blob_uuid
 
     async def ping(
         self, node: str, vxlan_id: int, address: str

@@ -2,8 +2,8 @@
 
 Listing, reading and deleting are written here; the other routes are
 delegated, one line each, to handlers that are given what they use:
-`Creation`, `Power`, `Console`, `Observation`, `Snapshots` and the
-metadata handler.
+`Creation`, `Power`, `Console`, `GraphicsConsole`, `Observation`,
+`Snapshots` and the metadata handler.
 Errors are raised as `services.common.errors` and mapped once by the request
 interceptor.
 """
@@ -30,6 +30,7 @@ from services.api.instances.cache import InstanceCache
 from services.api.instances.console import Console
 from services.api.instances.creation import Creation
 from services.api.instances.deletion import Finisher, ask_deletion
+from services.api.instances.graphics import GraphicsConsole
 from services.api.instances.history import record_state
 from services.api.instances.lookup import InstanceLookup
 from services.api.instances.observation import Observation
@@ -85,6 +86,7 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         self._snapshots = snapshots
         self._power = Power(self._lookup, events, node_agents)
         self._console = Console(self._lookup, events, node_agents)
+        self._graphics = GraphicsConsole(self._lookup, events, node_agents)
         self._observation = Observation(self._lookup, instances, events)
         self._metadata = MetadataHandler(
             find=self._lookup.resolve,
@@ -272,6 +274,20 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> empty_pb2.Empty:
         return await self._console.clear(request.ref)
+
+    async def GetVdiConsoleHelper(
+        self,
+        request: instance_service_pb2.GetVdiConsoleHelperRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> httpbody_pb2.HttpBody:
+        return await self._graphics.helper(request.ref)
+
+    async def GetScreenshot(
+        self,
+        request: instance_service_pb2.GetScreenshotRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> instance_service_pb2.GetScreenshotResponse:
+        return await self._graphics.screenshot(request.ref)
 
     async def SnapshotInstance(
         self,

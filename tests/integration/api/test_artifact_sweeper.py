@@ -230,3 +230,24 @@ async def test_live_artifacts_of_a_namespace_gone_are_deleted_once(sweep: Sweep)
     assert await sweep.sweeper.sweep(time.time()) == Swept()  # once
     blob = await sweep.artifacts.get_blob(held)
     assert blob is not None and blob.record.blob.reference_count == 1
+
+
+async def test_blobs_are_deleted_at_their_expiry_then_forgotten(sweep: Sweep) -> None:
+    now = time.time()
+    due = blob_record()
+    due.owner_namespace, due.expires_at = LIVE, now - 1  # a screenshot
+    expired = await put_blob(sweep.artifacts, due)
+    later = blob_record()
+    later.owner_namespace, later.expires_at = LIVE, now + 60
+    waiting = await put_blob(sweep.artifacts, later)
+
+    assert await sweep.sweeper.sweep(now) == Swept(expired=1)
+    stored = await sweep.artifacts.get_blob(expired)
+    assert stored is not None
+    assert stored.record.blob.state == DELETED
+    assert stored.record.deleted_at == now
+    kept = await sweep.artifacts.get_blob(waiting)
+    assert kept is not None and kept.record.blob.state == artifact_pb2.BLOB_STATE_CREATED
+    assert await sweep.sweeper.sweep(now) == Swept()  # once
+    assert await sweep.sweeper.sweep(now + GRACE + 1) == Swept(blobs=1, expired=1)
+    assert await sweep.artifacts.get_blob(expired) is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 import subprocess
 import time
 import uuid
@@ -29,8 +30,11 @@ from services.node_agent.domain_xml import (
     DiskDevice,
     DomainSpec,
     Firmware,
+    Graphics,
     NicDevice,
+    graphics_port_clash,
     render_domain,
+    with_graphics_port,
 )
 
 OVMF = Path("/usr/share/OVMF")
@@ -222,6 +226,58 @@ def test_every_video_model_starts(
     with defined(conn, render_domain(spec)) as domain:
         domain.create()
         assert domain.isActive()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("kind", "concurrent", "machine"),
+    [("vnc", False, "pc"), ("spice", False, "q35"), ("spice", True, "pc")],
+)
+def test_every_console_starts_on_its_port_and_listens(
+    conn: libvirt.virConnect, qemu_tmp: Path, kind: str, concurrent: bool, machine: str
+) -> None:
+    port = free_port()
+    graphics = Graphics(kind, port, "127.0.0.1", concurrent=concurrent)
+    spec = make_spec(qemu_tmp, machine=machine, graphics=graphics)
+    with defined(conn, render_domain(spec)) as domain:
+        domain.create()
+        live = ET.fromstring(domain.XMLDesc())
+        element = live.find("devices/graphics")
+        assert element is not None
+        assert (element.get("type"), element.get("port")) == (kind, str(port))
+        assert element.get("tlsPort") is None
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+        stream = conn.newStream(0)
+        chunks: list[bytes] = []
+        domain.screenshot(stream, 0, 0)
+        stream.recvAll(lambda _s, data, _o: chunks.append(data), None)
+        stream.finish()
+        assert b"".join(chunks).startswith(b"\x89PNG")  # libvirt 9.0 asks QEMU 7.2 for PNG
+
+
+def test_a_taken_port_fails_the_start_recognisably_and_moves(
+    conn: libvirt.virConnect, qemu_tmp: Path
+) -> None:
+    for kind in ("vnc", "spice"):
+        taken = free_port()
+        spec = make_spec(qemu_tmp, graphics=Graphics(kind, taken, "127.0.0.1"))
+        with defined(conn, render_domain(spec)) as domain:
+            with socket.create_server(("127.0.0.1", taken)):
+                with pytest.raises(libvirt.libvirtError) as refused:
+                    domain.create()
+                assert graphics_port_clash(str(refused.value.get_error_message())), kind
+                flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
+                port = free_port()
+                conn.defineXML(with_graphics_port(domain.XMLDesc(flags), port))
+                domain.create()
+            element = ET.fromstring(domain.XMLDesc()).find("devices/graphics")
+            assert element is not None and element.get("port") == str(port)
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/kvm"), reason="no /dev/kvm")

@@ -65,7 +65,7 @@ def test_captures_and_route_details() -> None:
 def test_unknown_path_is_404() -> None:
     assert isinstance(TABLE.lookup("GET", "/nothing"), NoRoute)
     assert isinstance(TABLE.lookup("GET", "/instances/"), NoRoute)
-    assert isinstance(TABLE.lookup("GET", "/instances/vm/screenshot"), NoRoute)
+    assert isinstance(TABLE.lookup("GET", "/instances/vm/agentoperations"), NoRoute)
 
 
 def test_other_method_is_405_with_allow() -> None:
@@ -115,7 +115,12 @@ def test_literal_beats_variable() -> None:
 
 
 def test_capabilities_come_from_method_options() -> None:
-    assert capabilities([SERVICE]) == ["get-instance-namespace", "events-by-type"]
+    assert capabilities([SERVICE]) == [
+        "get-instance-namespace",
+        "events-by-type",
+        "vdi-console-helper",
+        "instance-screenshot",
+    ]
 
 
 def test_a_client_stream_with_a_raw_body_is_routed_and_others_are_not() -> None:

@@ -14,9 +14,12 @@ from services.node_agent.domain_xml import (
     DiskDevice,
     DomainSpec,
     Firmware,
+    Graphics,
     NicDevice,
     device_names,
+    graphics_port_clash,
     render_domain,
+    with_graphics_port,
 )
 
 UUID = "4d1a2b3c-0000-4000-8000-00000000abcd"
@@ -271,6 +274,81 @@ def test_serial_console_to_file() -> None:
     assert one(console, "target").attrib == {"type": "serial", "port": "0"}
 
 
+# Graphics.
+
+
+def test_no_graphics_by_default() -> None:
+    root = render()
+    assert root.findall("devices/graphics") == []
+    assert root.findall("devices/channel") == []
+
+
+def test_vnc_on_one_address_and_port_without_password() -> None:
+    root = render(graphics=Graphics("vnc", 24001, "127.0.0.1"))
+    graphics = one(root, "devices/graphics")
+    assert graphics.attrib == {
+        "type": "vnc",
+        "port": "24001",
+        "autoport": "no",
+        "listen": "127.0.0.1",
+    }
+    assert [child.attrib for child in graphics] == [{"type": "address", "address": "127.0.0.1"}]
+    assert root.findall("devices/channel") == []
+
+
+def test_spice_is_plain_with_its_agent_channel_and_no_usb_redirection() -> None:
+    root = render(graphics=Graphics("spice", 24002, "192.0.2.7"))
+    graphics = one(root, "devices/graphics")
+    assert graphics.get("type") == "spice"
+    assert graphics.get("port") == "24002"
+    assert graphics.get("tlsPort") is None
+    assert graphics.get("defaultMode") == "insecure"
+    assert graphics.findall("channel") == []  # no channel forced onto TLS
+    assert one(graphics, "listen").attrib == {"type": "address", "address": "192.0.2.7"}
+    assert one(graphics, "image").get("compression") == "auto_glz"
+    channel = one(root, "devices/channel")
+    assert channel.get("type") == "spicevmc"
+    assert one(channel, "target").attrib == {"type": "virtio", "name": "com.redhat.spice.0"}
+    assert root.findall("devices/redirdev") == []
+    assert root.find(f"{Q}commandline") is None
+
+
+def test_concurrent_spice_lets_several_viewers_in() -> None:
+    root = render(graphics=Graphics("spice", 24003, "127.0.0.1", concurrent=True))
+    env = one(root, f"{Q}commandline/{Q}env")
+    assert env.attrib == {"name": "SPICE_DEBUG_ALLOW_MC", "value": "1"}
+
+
+def test_graphics_port_moves_in_existing_xml() -> None:
+    xml = render_domain(spec(graphics=Graphics("vnc", 24001, "127.0.0.1")))
+    moved = ET.fromstring(with_graphics_port(xml, 25000))
+    assert one(moved, "devices/graphics").get("port") == "25000"
+    assert one(moved, "devices/graphics/listen").get("address") == "127.0.0.1"
+    plain = render_domain(spec())
+    assert with_graphics_port(plain, 25000) == plain
+
+
+def test_graphics_port_moves_keep_qemu_elements() -> None:
+    xml = render_domain(spec(disks=(disk("nvme"),), graphics=Graphics("vnc", 24001, "::1")))
+    moved = ET.fromstring(with_graphics_port(xml, 25000))
+    assert moved.find(f"{Q}override") is not None
+
+
+@pytest.mark.parametrize(
+    ("message", "clash"),
+    [
+        (
+            "qemu: -vnc 127.0.0.1:18667: Failed to find an available port: Address already in use",
+            True,
+        ),
+        ("Spice: do_spice_init: Failed to open SPICE sockets", True),
+        ("Cannot access storage file '/x/disk-0.qcow2'", False),
+    ],
+)
+def test_port_clashes_are_recognised(message: str, clash: bool) -> None:
+    assert graphics_port_clash(message) is clash
+
+
 # Refusals.
 
 
@@ -289,6 +367,10 @@ def test_serial_console_to_file() -> None:
         ({"machine": "q35", "disks": (disk("ide"),)}, "IDE"),
         ({"disks": (disk("ide"),) * 5}, "IDE"),
         ({"machine": "pc", "firmware": SECURE}, "q35"),
+        ({"graphics": Graphics("rdp", 24000, "127.0.0.1")}, "graphics kind"),
+        ({"graphics": Graphics("vnc", 5899, "127.0.0.1")}, "5900"),
+        ({"graphics": Graphics("vnc", 24000, "")}, "listen"),
+        ({"graphics": Graphics("vnc", 24000, "127.0.0.1", concurrent=True)}, "SPICE"),
     ],
 )
 def test_refuses_what_libvirt_would(changes: dict[str, object], message: str) -> None:

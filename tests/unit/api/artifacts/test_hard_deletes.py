@@ -117,3 +117,20 @@ def test_live_artifacts_of_a_deleted_or_missing_namespace_are_orphans() -> None:
     assert hard_deletes.orphaned(_artifact(namespace="old"), namespaces)
     assert hard_deletes.orphaned(_artifact(namespace="never"), namespaces)
     assert not hard_deletes.orphaned(_artifact(namespace="old", deleted_at=5.0), namespaces)
+
+
+def test_blobs_expire_once_their_time_has_passed() -> None:
+    shot = records_pb2.BlobRecord(
+        blob=artifact_pb2.Blob(uuid="s", state=artifact_pb2.BLOB_STATE_CREATED),
+        expires_at=NOW,
+    )
+    assert not hard_deletes.expired(shot, NOW - 1)
+    assert hard_deletes.expired(shot, NOW)
+    hard_deletes.expire(shot, NOW)
+    assert shot.blob.state == artifact_pb2.BLOB_STATE_DELETED
+    assert shot.deleted_at == NOW
+    assert not hard_deletes.expired(shot, NOW + 1)  # once
+    forever = records_pb2.BlobRecord(
+        blob=artifact_pb2.Blob(uuid="f", state=artifact_pb2.BLOB_STATE_CREATED)
+    )
+    assert not hard_deletes.expired(forever, NOW)
