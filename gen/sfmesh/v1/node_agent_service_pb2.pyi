@@ -168,3 +168,17 @@ class SnapshotDiskRequest(_message.Message):
 class SnapshotDiskResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class PlugInterfaceRequest(_message.Message):
+    __slots__ = ("instance_uuid", "interface_uuid", "request_id")
+    INSTANCE_UUID_FIELD_NUMBER: _ClassVar[int]
+    INTERFACE_UUID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    instance_uuid: str
+    interface_uuid: str
+    request_id: str
+    def __init__(self, instance_uuid: _Optional[str] = ..., interface_uuid: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class PlugInterfaceResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
