@@ -36,6 +36,7 @@ from services.node_agent.dataplane import DataPlane, Underlay
 from services.node_agent.disk_images import DiskImages
 from services.node_agent.egress import EgressAddresses
 from services.node_agent.fetch_policy import IPNetwork
+from services.node_agent.hotplug import Hotplug
 from services.node_agent.hypervisor import Hypervisor
 from services.node_agent.images import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, ImageCache
 from services.node_agent.mesh_endpoints import MeshEndpoints, configured_endpoints
@@ -229,6 +230,13 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
         events=emitter,
     )
     notices.image_progress.connect(builder.fetch_progress)
+    hotplug = Hotplug(
+        node=config.node_name,
+        records=records,
+        networking=networking,
+        hypervisor=hypervisor,
+        emitter=emitter,
+    )
     reconciler = Reconciler(
         records=records,
         blobs=blob_records,
@@ -236,6 +244,7 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
         builder=builder,
         networking=networking,
         hypervisor=hypervisor,
+        hotplug=hotplug,
         emitter=emitter,
     )
     notices.instance_changed.connect(reconciler.changed)
@@ -268,6 +277,7 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
         dataplane=dataplane,
         transfers=TransferServicer(uploads=uploads, blobs=blobs),
         snapshots=snapshots,
+        hotplug=hotplug,
     )
     return NodeAgentParts(
         config=config,

@@ -1,8 +1,8 @@
 """NodeAgentService: the operations whose caller waits for the hypervisor's
-answer — power operations and the serial console — and pings from a
-network's namespace here. Uploads and blob reads are `transfers.py`'s,
-handed on as they come; snapshot copies start here and run as tasks of
-`snapshots.py`."""
+answer — power operations, the serial console and hot-plugged NICs
+(`hotplug.py`) — and pings from a network's namespace here. Uploads and
+blob reads are `transfers.py`'s, handed on as they come; snapshot copies
+start here and run as tasks of `snapshots.py`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from services.common.instance_store import InstanceStore, StoredInstance
 from services.common.wire import wire_name
 from services.node_agent.commands import DataPlaneError
 from services.node_agent.dataplane import DataPlane, NoNetwork
+from services.node_agent.hotplug import Hotplug
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.reconciler import Reconciler
 from services.node_agent.snapshots import NVRAM, Job, Snapshots
@@ -53,7 +54,9 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
         dataplane: DataPlane,
         transfers: TransferServicer,
         snapshots: Snapshots,
+        hotplug: Hotplug,
     ) -> None:
+        self._hotplug = hotplug
         self._dataplane = dataplane
         self._snapshots = snapshots
         self._transfers = transfers
@@ -148,6 +151,17 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
             job = dataclasses.replace(job, parent=chosen[0].blob_uuid)
         self._snapshots.start(job)
         return node_agent_service_pb2.SnapshotDiskResponse()
+
+    async def PlugInterface(
+        self,
+        request: node_agent_service_pb2.PlugInterfaceRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> node_agent_service_pb2.PlugInterfaceResponse:
+        if not request.instance_uuid:
+            raise errors.InvalidArgument("instance_uuid is required")
+        check_uuid("interface_uuid", request.interface_uuid)
+        await self._hotplug.plug(request.instance_uuid, request.interface_uuid)
+        return node_agent_service_pb2.PlugInterfaceResponse()
 
     async def AppendToUpload(
         self,
