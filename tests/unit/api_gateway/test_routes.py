@@ -115,7 +115,11 @@ def test_literal_beats_variable() -> None:
 
 
 def test_capabilities_come_from_method_options() -> None:
-    assert capabilities([SERVICE]) == ["get-instance-namespace", "events-by-type"]
+    assert capabilities([SERVICE]) == [
+        "get-instance-namespace",
+        "hot-plug-interface",
+        "events-by-type",
+    ]
 
 
 def test_a_client_stream_with_a_raw_body_is_routed_and_others_are_not() -> None:
