@@ -24,6 +24,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Protocol
 
 from sfmesh.v1 import event_pb2, instance_pb2, records_pb2
 
@@ -35,7 +36,7 @@ from services.common.wire import wire_name
 from services.node_agent.commands import DataPlaneError
 from services.node_agent.domain_xml import NicDevice
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
-from services.node_agent.networking import InstanceNetworking, NetworkGone
+from services.node_agent.networking import NetworkGone
 from services.node_agent.nic_devices import render_interface
 
 log = logging.getLogger("sfmesh.node_agent.hotplug")
@@ -44,6 +45,16 @@ STATUS = event_pb2.EVENT_TYPE_STATUS
 MUTATE = event_pb2.EVENT_TYPE_MUTATE
 INTERFACE = "networkinterface"
 """The object type of a NIC's own events."""
+
+
+class Networks(Protocol):
+    """What plugging needs of this node's networks (`InstanceNetworking`)."""
+
+    async def attach(self, instance: instance_pb2.Instance) -> dict[str, str]:
+        """Make the instance's networks ready here, pinning exactly its NICs'
+        addresses (and letting go of networks it no longer uses); network
+        uuid -> bridge."""
+        ...
 
 
 class Withdrawn(Exception):
@@ -79,7 +90,7 @@ class Hotplug:
         *,
         node: str,
         records: InstanceStore,
-        networking: InstanceNetworking,
+        networking: Networks,
         hypervisor: Hypervisor,
         emitter: EventSink,
     ) -> None:
@@ -160,8 +171,8 @@ class Hotplug:
                 ) from exc
         extra = {"interface": nic.uuid, "network_uuid": nic.network_uuid, "macaddr": nic.macaddr}
         self._status(instance_uuid, "interface plugged", extra)
-        state = {"value": "created", "attribute": "state"}  # the api's `set attribute` shape
-        self._emitter.emit(INTERFACE, nic.uuid, MUTATE, "set attribute", extra=state)
+        created = {"value": "created", "attribute": "state"}  # the api's `set attribute` shape
+        self._emitter.emit(INTERFACE, nic.uuid, MUTATE, "set attribute", extra=created)
 
     async def _undo(self, instance: instance_pb2.Instance, nic: instance_pb2.Interface) -> None:
         """Take back what a plug did here: the device, the pin (and the
