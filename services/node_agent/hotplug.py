@@ -50,10 +50,10 @@ INTERFACE = "networkinterface"
 class Networks(Protocol):
     """What plugging needs of this node's networks (`InstanceNetworking`)."""
 
-    async def attach(self, instance: instance_pb2.Instance) -> dict[str, str]:
+    async def attach(self, instance: instance_pb2.Instance, *, revision: int = 0) -> dict[str, str]:
         """Make the instance's networks ready here, pinning exactly its NICs'
-        addresses (and letting go of networks it no longer uses); network
-        uuid -> bridge."""
+        addresses (and, given the record `revision` it was read at, letting go
+        of networks it no longer uses); network uuid -> bridge."""
         ...
 
 
@@ -151,13 +151,13 @@ class Hotplug:
             if nic.state != instance_pb2.INTERFACE_STATE_INITIAL:
                 raise errors.Aborted(f"interface {interface_uuid} was withdrawn")
             try:
-                bridges = await self._networking.attach(instance)
+                bridges = await self._networking.attach(instance, revision=stored.mod_revision)
                 device = nic_device(nic, bridges[nic.network_uuid])
                 await self._hypervisor.attach_interface(
                     instance_uuid, render_interface(device), nic.macaddr
                 )
             except (HypervisorError, DataPlaneError, NetworkGone, ValueError) as exc:
-                await self._undo(instance, nic)
+                await self._undo(instance, nic, stored.mod_revision)
                 raise errors.Conflict(
                     f"cannot plug interface {interface_uuid} into instance {instance_uuid}: {exc}",
                     reason="HYPERVISOR_REFUSED",
@@ -165,7 +165,7 @@ class Hotplug:
             try:
                 await self._records.update(stored, _created(interface_uuid))
             except (Withdrawn, errors.NotFound) as exc:
-                await self._undo(instance, nic)
+                await self._undo(instance, nic, stored.mod_revision)
                 raise errors.Aborted(
                     f"interface {interface_uuid} was withdrawn while it was plugged"
                 ) from exc
@@ -174,16 +174,19 @@ class Hotplug:
         created = {"value": "created", "attribute": "state"}  # the api's `set attribute` shape
         self._emitter.emit(INTERFACE, nic.uuid, MUTATE, "set attribute", extra=created)
 
-    async def _undo(self, instance: instance_pb2.Instance, nic: instance_pb2.Interface) -> None:
-        """Take back what a plug did here: the device, the pin (and the
-        network, when nothing else here uses it). Failures are logged: the
-        repair after the api's withdrawal tries again."""
+    async def _undo(
+        self, instance: instance_pb2.Instance, nic: instance_pb2.Interface, revision: int
+    ) -> None:
+        """Take back what a plug of the record read at `revision` did here:
+        the device, the pin (and the network, when nothing else here uses
+        it). Failures are logged: the repair after the api's withdrawal
+        tries again."""
         try:
             await self._hypervisor.detach_interface(instance.uuid, nic.macaddr)
         except HypervisorError as exc:
             log.warning("cannot unplug after a failed plug: %s", exc)
         try:
-            await self._networking.attach(without(instance, nic.uuid))
+            await self._networking.attach(without(instance, nic.uuid), revision=revision)
         except (DataPlaneError, NetworkGone) as exc:
             log.warning("cannot remove the DHCP pin of a failed plug: %s", exc)
 

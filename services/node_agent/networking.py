@@ -59,21 +59,26 @@ class InstanceNetworking:
         self._ready: dict[str, float] = {}  # those made whole, and when
         self._served: dict[str, dict[str, str]] = {}  # the pins each one serves
         self._floated: dict[str, dict[str, str]] = {}  # the floats each one maps
-        self._joined: dict[str, set[str]] = {}  # instance uuid -> the networks attached
+        self._joined: dict[str, tuple[int, set[str]]] = {}
+        """instance uuid -> the record revision it was last attached at, and
+        the networks it was attached to."""
 
-    async def attach(self, instance: instance_pb2.Instance) -> dict[str, str]:
+    async def attach(self, instance: instance_pb2.Instance, *, revision: int = 0) -> dict[str, str]:
         """Make every network of `instance` ready here, with its pins and
-        floats; returns network uuid -> the bridge its NICs join. A network
-        it was attached to before and has no NIC on any more (a hot-plugged
-        NIC withdrawn) is served without it, or taken down when no instance
-        here uses it."""
+        floats; returns network uuid -> the bridge its NICs join. Given the
+        record `revision` the instance was read at, a network it was attached
+        to at an older revision and has no NIC on any more (a hot-plugged NIC
+        withdrawn) is served without it, or taken down when no instance here
+        uses it; a copy older than the last one attached (a follower lagging
+        behind a plug) leaves nothing."""
         bridges = {}
         using = {nic.network_uuid for nic in instance.interfaces}
-        left = self._joined.get(instance.uuid, set()) - using
-        self._joined[instance.uuid] = self._joined.get(instance.uuid, set()) | using
-        for network_uuid in sorted(left):
-            await self._leave(network_uuid, instance)
-        self._joined[instance.uuid] = using
+        seen, joined = self._joined.get(instance.uuid, (0, set()))
+        self._joined[instance.uuid] = (seen, joined | using)
+        if revision and revision >= seen:
+            for network_uuid in sorted(joined - using):
+                await self._leave(network_uuid, instance)
+            self._joined[instance.uuid] = (revision, using)
         for network_uuid in sorted(using):
             async with self._locks[network_uuid]:
                 instances = self._live(also=instance)

@@ -255,7 +255,8 @@ class Reconciler:
         still exist, the record must show its real power state, and the
         domain may hold no NIC the record does not (`hotplug.py`)."""
         uuid = stored.record.instance.uuid
-        await self._networking.attach(stored.record.instance)  # after a restart, say
+        # After a restart, say; and a withdrawn hot-plugged NIC's pin goes.
+        await self._networking.attach(stored.record.instance, revision=stored.mod_revision)
         async with self.power_guard(uuid):
             try:
                 power = await self._hypervisor.state(uuid)

@@ -45,7 +45,8 @@ class Networks:
     asked: list[list[str]] = field(default_factory=list)
     during: object = None
 
-    async def attach(self, instance: instance_pb2.Instance) -> dict[str, str]:
+    async def attach(self, instance: instance_pb2.Instance, *, revision: int = 0) -> dict[str, str]:
+        assert revision > 0  # a plug reads the record fresh
         self.asked.append(sorted(nic.macaddr for nic in instance.interfaces))
         if callable(self.during):
             await self.during()
