@@ -7,7 +7,7 @@ the record as the api left it; devices no NIC names are unplugged.
 The domains here have no disk and run no OS, so a live unplug (an ACPI
 eject the guest must answer) never completes: what a detach leaves in the
 persistent definition is checked, and the live one only after attaches.
-The end-to-end test (tests/e2e/test_hotplug.py) unplugs from a real guest.
+The end-to-end test (tests/e2e/test_hot_plugged_nics.py) plugs into a real guest.
 """
 
 from __future__ import annotations
