@@ -128,12 +128,15 @@ def add_interface(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def state_of(rest: httpx.Client, guest: dict[str, Any], net: dict[str, Any]) -> dict[str, Any]:
+def state_of(
+    rest: httpx.Client, mesh: Mesh, guest: dict[str, Any], net: dict[str, Any]
+) -> dict[str, Any]:
     """What a refused hot-plug must leave as it was."""
     uuid_ = guest["uuid"]
     return {
         "interfaces": rest.get(f"/instances/{uuid_}/interfaces").json(),
         "addresses": [addresses(rest, guest["net"]), addresses(rest, net)],
+        "pins": [pins(mesh, guest["net"]), pins(mesh, net)],
         "power_state": view(rest, uuid_)["power_state"],
     }
 
@@ -216,7 +219,9 @@ def test_a_full_network_refuses_and_leaves_the_instance_as_it_was(
     )
     assert filler.status_code == 200, filler.text
     try:
-        before = state_of(rest, guest, full)
+        wait_for(lambda: view(rest, filler.json()["uuid"])["state"] == "created", timeout=60)
+        before = state_of(rest, mesh, guest, full)
+        assert len(before["pins"][1].splitlines()) == 5
         domain_before = domain_macs(mesh, guest["uuid"])
         with pytest.raises(apiclient.InsufficientResourcesException):
             client.add_instance_interface(
@@ -247,7 +252,7 @@ def test_a_full_network_refuses_and_leaves_the_instance_as_it_was(
         reply = rest.post(f"/instances/{guest['uuid']}/interfaces", json={"net": {}})
         assert reply.status_code == 400, reply.text
 
-        assert state_of(rest, guest, full) == before
+        assert state_of(rest, mesh, guest, full) == before
         assert domain_macs(mesh, guest["uuid"]) == domain_before
         assert view(rest, guest["uuid"])["state"] == "created"
     finally:
@@ -260,7 +265,7 @@ def test_an_unreachable_node_agent_gives_503_and_leaves_nothing(
     rest: httpx.Client, mesh: Mesh, guest: dict[str, Any]
 ) -> None:
     net = network(rest, "10.251.43.0/24")
-    before = state_of(rest, guest, net)
+    before = state_of(rest, mesh, guest, net)
     domain_before = domain_macs(mesh, guest["uuid"])
     mesh.stop_service("node_agent", signal.SIGKILL)
     try:
@@ -269,13 +274,13 @@ def test_an_unreachable_node_agent_gives_503_and_leaves_nothing(
             json={"network": {"network_uuid": net["uuid"]}},
         )
         assert reply.status_code == 503, reply.text
-        assert state_of(rest, guest, net) == before
+        assert state_of(rest, mesh, guest, net) == before
     finally:
         mesh.start_service("node_agent")
     try:
         wait_for(lambda: view(rest, guest["uuid"])["node_state"] == "created", timeout=60)
         assert domain_macs(mesh, guest["uuid"]) == domain_before
         assert pins(mesh, net) == ""
-        assert state_of(rest, guest, net) == before
+        assert state_of(rest, mesh, guest, net) == before
     finally:
         rest.delete(f"/networks/{net['uuid']}")
