@@ -116,14 +116,23 @@ class Hotplug:
         """Unplug the devices of a created instance's domain whose MAC no NIC
         of its record names (read fresh from etcd before anything goes)."""
         uuid = stored.record.instance.uuid
-        macs = await self._hypervisor.interface_macs(uuid)
+        try:
+            macs = await self._hypervisor.interface_macs(uuid)
+        except HypervisorError as exc:  # gone meanwhile, libvirt away: the next look
+            log.warning(
+                "cannot read the domain's NICs: %s", exc, extra={"fields": {"instance": uuid}}
+            )
+            return
         if not macs or not strays(macs, stored.record.instance):
             return
         async with self._locks[uuid]:
             fresh = await self._records.get(uuid)
             if fresh is None or fresh.record.instance.state != states.CREATED:
                 return  # the instance moved on: its own path deals with the domain
-            macs = await self._hypervisor.interface_macs(uuid) or set()
+            try:
+                macs = await self._hypervisor.interface_macs(uuid) or set()
+            except HypervisorError:
+                return
             for mac in sorted(strays(macs, fresh.record.instance)):
                 try:
                     await self._hypervisor.detach_interface(uuid, mac)
