@@ -2,7 +2,8 @@
 # busybox init's ::sysinit action: bring the test guest up and print the
 # marker lines the tests grep for on the serial console, in this order:
 #   TESTGUEST BOOT         power button armed (acpid holds its input devices)
-#   TESTGUEST LEASE/NOLEASE  one per NIC, from /etc/udhcpc.script
+#   TESTGUEST LEASE/NOLEASE  one per NIC, from /etc/udhcpc.script; later
+#                          also one per NIC hot-plugged after READY
 #   TESTGUEST CONFIGDRIVE  what the OpenStack config drive said, or "none"
 #   TESTGUEST READY        every NIC settled, config drive read
 #   TESTGUEST USERDATA     start, then exit=<status>: a user_data script ran
@@ -66,14 +67,19 @@ modprobe -a virtio_pci virtio_net e1000 e1000e 8139cp \
 #    it holds a lease (or after 10 unanswered discovers, with -b), so
 #    waiting for these pids waits until every NIC is settled; udhcpc goes
 #    on renewing afterwards.
+dhcp_nic() {
+    ip link set "$1" up
+    udhcpc -i "$1" -s /etc/udhcpc.script -t 10 -T 1 -A 5 -b &
+}
 dhcp_pids=""
+dhcp_ifaces=" lo "
 for path in /sys/class/net/*; do
     ifc=${path##*/}
     [ "$ifc" = lo ] && continue
     [ -e "$path" ] || continue
-    ip link set "$ifc" up
-    udhcpc -i "$ifc" -s /etc/udhcpc.script -t 10 -T 1 -A 5 -b &
+    dhcp_nic "$ifc"
     dhcp_pids="$dhcp_pids $!"
+    dhcp_ifaces="$dhcp_ifaces$ifc "
 done
 
 # 6. OpenStack config drive: an ISO9660 volume labelled config-2 (busybox
@@ -127,3 +133,21 @@ if [ -n "$config_dev" ] && [ "$(head -c 2 "$user_script" 2>/dev/null)" = "#!" ];
         echo "TESTGUEST USERDATA exit=$? t=$(uptime_s)"
     ) &
 fi
+
+# 9. NICs plugged in later (hot-plug): twice a second, a NIC that step 5
+#    did not start DHCP on is brought up and leased the same way, so its
+#    lease prints the same LEASE line. Silent while nothing new appears.
+(
+    while :; do
+        sleep 0.5
+        for path in /sys/class/net/*; do
+            ifc=${path##*/}
+            [ -e "$path" ] || continue
+            case $dhcp_ifaces in
+                *" $ifc "*) continue ;;
+            esac
+            dhcp_ifaces="$dhcp_ifaces$ifc "
+            dhcp_nic "$ifc"
+        done
+    done
+) &

@@ -30,6 +30,7 @@ from services.api.clients.scheduler import Scheduler
 from services.api.instances.cache import InstanceCache
 from services.api.instances.creation import Creation
 from services.api.instances.deletion import Finisher
+from services.api.instances.hotplug import Hotplug
 from services.api.instances.idempotency import IdempotencyKeys
 from services.api.instances.lookup import InstanceLookup
 from services.api.instances.purge import purge_forever
@@ -166,6 +167,15 @@ async def serve_api(config: ApiConfig) -> None:
         node_agents,
         default_thin=config.snapshots_default_to_thin,
     )
+    hotplug = Hotplug(
+        InstanceLookup(instance_store, cache),
+        instance_store,
+        networks,
+        store,
+        outbox,
+        events,
+        node_agents,
+    )
     node_states = NodeStates(store)
     instances = InstanceServicer(
         instance_store,
@@ -177,6 +187,7 @@ async def serve_api(config: ApiConfig) -> None:
         finisher,
         cache,
         snapshots,
+        hotplug,
         node_states.state_of,
     )
     node_store = NodeStore(store)
@@ -187,6 +198,7 @@ async def serve_api(config: ApiConfig) -> None:
     backfilling = asyncio.create_task(backfill_nic_keys(store, instance_store))
     finishing = asyncio.create_task(finisher.run())
     outbox_sweeping = asyncio.create_task(outbox.run())
+    hotplug_sweeping = asyncio.create_task(hotplug.run())
     purging = asyncio.create_task(
         purge_forever(
             instance_store,
@@ -228,6 +240,7 @@ async def serve_api(config: ApiConfig) -> None:
         finishing.cancel()
         caching.cancel()
         outbox_sweeping.cancel()
+        hotplug_sweeping.cancel()
         await events.close()
         await scheduler.close()
         await node_agents.close()

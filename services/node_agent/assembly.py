@@ -37,6 +37,7 @@ from services.node_agent.disk_images import DiskImages
 from services.node_agent.egress import EgressAddresses
 from services.node_agent.fetch_policy import IPNetwork
 from services.node_agent.graphics_ports import GraphicsPorts, GraphicsSettings
+from services.node_agent.hotplug import Hotplug
 from services.node_agent.hypervisor import Hypervisor
 from services.node_agent.images import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, ImageCache
 from services.node_agent.mesh_endpoints import MeshEndpoints, configured_endpoints
@@ -233,6 +234,13 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
         events=emitter,
     )
     notices.image_progress.connect(builder.fetch_progress)
+    hotplug = Hotplug(
+        node=config.node_name,
+        records=records,
+        networking=networking,
+        hypervisor=hypervisor,
+        emitter=emitter,
+    )
     reconciler = Reconciler(
         records=records,
         blobs=blob_records,
@@ -240,6 +248,7 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
         builder=builder,
         networking=networking,
         hypervisor=hypervisor,
+        hotplug=hotplug,
         emitter=emitter,
         graphics=GraphicsPorts(placed.hosted, config.graphics, advertise=config.advertise),
     )
@@ -276,6 +285,7 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
         screenshots=Screenshots(
             node=config.node_name, hypervisor=hypervisor, blobs=blobs, store=store, events=emitter
         ),
+        hotplug=hotplug,
     )
     return NodeAgentParts(
         config=config,

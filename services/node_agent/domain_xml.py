@@ -203,10 +203,7 @@ def render_domain(spec: DomainSpec) -> str:
     if any(disk.bus == "scsi" for disk in spec.disks):
         ET.SubElement(devices, "controller", type="scsi", index="0", model="virtio-scsi")
     for nic in spec.nics:
-        interface = ET.SubElement(devices, "interface", type="bridge")
-        ET.SubElement(interface, "mac", address=nic.mac)
-        ET.SubElement(interface, "source", bridge=nic.bridge)
-        ET.SubElement(interface, "model", type=nic.model)
+        devices.append(interface_element(nic))
     video = ET.SubElement(ET.SubElement(devices, "video"), "model", type=spec.video_model)
     if spec.video_model in VRAM_MODELS:
         video.set("vram", str(spec.video_vram_kib))
@@ -225,6 +222,18 @@ def render_domain(spec: DomainSpec) -> str:
         ET.SubElement(commandline, f"{{{QEMU_NS}}}env", name="SPICE_DEBUG_ALLOW_MC", value="1")
     ET.indent(domain)
     return ET.tostring(domain, encoding="unicode")
+
+
+def interface_element(nic: NicDevice) -> ET.Element:
+    """The `<interface>` of one NIC, as in the domain and as hot-plugged
+    (`nic_devices.py`). Raises ValueError for a model outside `NIC_MODELS`.
+    Pure."""
+    _one_of("NIC model", nic.model, NIC_MODELS)
+    interface = ET.Element("interface", type="bridge")
+    ET.SubElement(interface, "mac", address=nic.mac)
+    ET.SubElement(interface, "source", bridge=nic.bridge)
+    ET.SubElement(interface, "model", type=nic.model)
+    return interface
 
 
 def _check(spec: DomainSpec) -> None:

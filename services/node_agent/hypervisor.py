@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import libvirt
 from sfmesh.v1 import instance_pb2, node_agent_service_pb2
 
-from services.node_agent import disk_copy, naming
+from services.node_agent import disk_copy, naming, nic_devices
 from services.node_agent.domain_xml import with_graphics_port
 
 log = logging.getLogger("sfmesh.node_agent")
@@ -298,6 +298,63 @@ class Hypervisor:
         def read(conn: libvirt.virConnect) -> Path | None:
             domain = self._domain(conn, uuid)
             return disk_copy.disk_source(domain.XMLDesc(0), device)
+
+        return await self._call(read)
+
+    async def attach_interface(self, uuid: str, xml: str, mac: str) -> None:
+        """Plug the NIC `xml` (MAC `mac`) into the running domain and its
+        persistent definition, wherever it is not yet (``nic_devices.py``).
+        Raises HypervisorError when the domain is not running or libvirt
+        refuses."""
+
+        def attach(conn: libvirt.virConnect) -> None:
+            domain = self._domain(conn, uuid)
+            if not domain.isActive():
+                raise HypervisorError(f"domain {self.domain_name(uuid)} is not running")
+            flags = 0
+            if mac.lower() not in nic_devices.interface_macs(domain.XMLDesc(0)):
+                flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+            inactive = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            if mac.lower() not in nic_devices.interface_macs(inactive):
+                flags |= libvirt.VIR_DOMAIN_AFFECT_CONFIG
+            if flags:
+                domain.attachDeviceFlags(xml, flags)
+
+        await self._call(attach)
+
+    async def detach_interface(self, uuid: str, mac: str) -> None:
+        """Unplug the NIC of MAC `mac` from the running domain and its
+        persistent definition, wherever it is; no-op without one (or without
+        the domain). A live guest may take a while to let go (ACPI eject)."""
+
+        def detach(conn: libvirt.virConnect) -> None:
+            domain = self._lookup(conn, uuid)
+            if domain is None:
+                return
+            if domain.isActive():
+                live = nic_devices.interface_xml(domain.XMLDesc(0), mac)
+                if live is not None:
+                    domain.detachDeviceFlags(live, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            inactive = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            persistent = nic_devices.interface_xml(inactive, mac)
+            if persistent is not None:
+                domain.detachDeviceFlags(persistent, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+
+        await self._call(detach)
+
+    async def interface_macs(self, uuid: str) -> set[str] | None:
+        """The MACs of the domain's NICs, live and persistent; None when the
+        domain is not defined."""
+
+        def read(conn: libvirt.virConnect) -> set[str] | None:
+            domain = self._lookup(conn, uuid)
+            if domain is None:
+                return None
+            inactive = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            macs = nic_devices.interface_macs(inactive)
+            if domain.isActive():
+                macs |= nic_devices.interface_macs(domain.XMLDesc(0))
+            return macs
 
         return await self._call(read)
 

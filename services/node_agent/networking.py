@@ -59,12 +59,27 @@ class InstanceNetworking:
         self._ready: dict[str, float] = {}  # those made whole, and when
         self._served: dict[str, dict[str, str]] = {}  # the pins each one serves
         self._floated: dict[str, dict[str, str]] = {}  # the floats each one maps
+        self._joined: dict[str, tuple[int, set[str]]] = {}
+        """instance uuid -> the record revision it was last attached at, and
+        the networks it was attached to."""
 
-    async def attach(self, instance: instance_pb2.Instance) -> dict[str, str]:
+    async def attach(self, instance: instance_pb2.Instance, *, revision: int = 0) -> dict[str, str]:
         """Make every network of `instance` ready here, with its pins and
-        floats; returns network uuid -> the bridge its NICs join."""
+        floats; returns network uuid -> the bridge its NICs join. Given the
+        record `revision` the instance was read at, a network it was attached
+        to at an older revision and has no NIC on any more (a hot-plugged NIC
+        withdrawn) is served without it, or taken down when no instance here
+        uses it; a copy older than the last one attached (a follower lagging
+        behind a plug) leaves nothing."""
         bridges = {}
-        for network_uuid in sorted({nic.network_uuid for nic in instance.interfaces}):
+        using = {nic.network_uuid for nic in instance.interfaces}
+        seen, joined = self._joined.get(instance.uuid, (0, set()))
+        self._joined[instance.uuid] = (seen, joined | using)
+        if revision and revision >= seen:
+            for network_uuid in sorted(joined - using):
+                await self._leave(network_uuid, instance)
+            self._joined[instance.uuid] = (revision, using)
+        for network_uuid in sorted(using):
             async with self._locks[network_uuid]:
                 instances = self._live(also=instance)
                 pins, floats = _pins(network_uuid, instances), _floats(network_uuid, instances)
@@ -81,18 +96,31 @@ class InstanceNetworking:
         data plane of every network no instance here uses any more. `used`
         names the networks it was on, which this process may not know (it
         restarted since they were made here)."""
+        self._joined.pop(instance_uuid, None)
         for network_uuid in sorted({*self._plans, *used}):
             async with self._locks[network_uuid]:
                 plan = self._plans.get(network_uuid) or await self._carried(network_uuid)
                 if plan is None:  # taken down meanwhile, or never here
                     continue
-                instances = self._live(without=instance_uuid)
-                if any(nic.network_uuid == network_uuid for i in instances for nic in i.interfaces):
-                    await self._serve(
-                        plan, _pins(network_uuid, instances), _floats(network_uuid, instances)
-                    )
-                else:
-                    await self._take_down(plan)
+                await self._serve_or_take_down(plan, self._live(without=instance_uuid))
+
+    async def _leave(self, network_uuid: str, instance: instance_pb2.Instance) -> None:
+        """`instance` (as given) has no NIC on a network it was attached
+        to: serve the network without it, or take it down."""
+        async with self._locks[network_uuid]:
+            plan = self._plans.get(network_uuid)
+            if plan is not None:
+                await self._serve_or_take_down(plan, self._live(also=instance))
+
+    async def _serve_or_take_down(
+        self, plan: NetworkPlan, instances: list[instance_pb2.Instance]
+    ) -> None:
+        """Serve exactly the pins and floats of `instances` on the network,
+        or take it down when none of them has a NIC on it."""
+        if any(nic.network_uuid == plan.uuid for i in instances for nic in i.interfaces):
+            await self._serve(plan, _pins(plan.uuid, instances), _floats(plan.uuid, instances))
+        else:
+            await self._take_down(plan)
 
     async def sweep(self) -> None:
         """After a restart: take down what this node still carries of every

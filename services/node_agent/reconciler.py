@@ -31,6 +31,7 @@ from services.node_agent.commands import DataPlaneError
 from services.node_agent.domain_xml import graphics_port_clash
 from services.node_agent.fetch_outcome import BlobUnusable
 from services.node_agent.graphics_ports import GraphicsPorts, NoFreePort, cleared
+from services.node_agent.hotplug import Hotplug
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.networking import InstanceNetworking, NetworkGone
 
@@ -92,10 +93,12 @@ class Reconciler:
         builder: Builder,
         networking: InstanceNetworking,
         hypervisor: Hypervisor,
+        hotplug: Hotplug,
         emitter: EventSink,
         graphics: GraphicsPorts,
     ) -> None:
         self._graphics = graphics
+        self._hotplug = hotplug
         self._records = records
         self._blobs = blobs
         self._lookup = lookup
@@ -320,9 +323,11 @@ class Reconciler:
 
     async def _check_running(self, stored: StoredInstance) -> None:
         """After a restart, or a change to a running instance: the domain must
-        still exist, and the record must show its real power state."""
+        still exist, the record must show its real power state, and the
+        domain may hold no NIC the record does not (`hotplug.py`)."""
         uuid = stored.record.instance.uuid
-        await self._networking.attach(stored.record.instance)  # after a restart, say
+        # After a restart, say; and a withdrawn hot-plugged NIC's pin goes.
+        await self._networking.attach(stored.record.instance, revision=stored.mod_revision)
         async with self.power_guard(uuid):
             try:
                 power = await self._hypervisor.state(uuid)
@@ -333,7 +338,9 @@ class Reconciler:
                 return
             if power is not None:
                 await self.record_power(uuid, power)
-                return
+        if power is not None:
+            await self._hotplug.remove_strays(stored)
+            return
         await self._fail(stored, states.CREATED, "the instance's domain has disappeared")
 
     async def _delete(self, stored: StoredInstance) -> None:

@@ -1,8 +1,8 @@
 """NodeAgentService: the operations whose caller waits for the hypervisor's
-answer — power operations, the serial console, screenshots — and pings from a
-network's namespace here. Uploads and blob reads are `transfers.py`'s,
-handed on as they come; snapshot copies start here and run as tasks of
-`snapshots.py`."""
+answer — power operations, the serial console, screenshots and hot-plugged
+NICs (`hotplug.py`) — and pings from a network's namespace here. Uploads and
+blob reads are `transfers.py`'s, handed on as they come; snapshot copies
+start here and run as tasks of `snapshots.py`."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from services.common.wire import wire_name
 from services.node_agent.commands import DataPlaneError
 from services.node_agent.dataplane import DataPlane, NoNetwork
 from services.node_agent.graphics_ports import NoFreePort
+from services.node_agent.hotplug import Hotplug
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.reconciler import Reconciler
 from services.node_agent.screenshots import BadImage, NotRunning, Screenshots
@@ -56,8 +57,10 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
         transfers: TransferServicer,
         snapshots: Snapshots,
         screenshots: Screenshots,
+        hotplug: Hotplug,
     ) -> None:
         self._screenshots = screenshots
+        self._hotplug = hotplug
         self._dataplane = dataplane
         self._snapshots = snapshots
         self._transfers = transfers
@@ -182,6 +185,17 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
         return node_agent_service_pb2.TakeScreenshotResponse(
             blob_uuid=shot.blob_uuid, size=shot.size
         )
+
+    async def PlugInterface(
+        self,
+        request: node_agent_service_pb2.PlugInterfaceRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> node_agent_service_pb2.PlugInterfaceResponse:
+        if not request.instance_uuid:
+            raise errors.InvalidArgument("instance_uuid is required")
+        check_uuid("interface_uuid", request.interface_uuid)
+        await self._hotplug.plug(request.instance_uuid, request.interface_uuid)
+        return node_agent_service_pb2.PlugInterfaceResponse()
 
     async def AppendToUpload(
         self,

@@ -195,6 +195,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/instances/{ref}"): Rule("instance", last=1),
     ("GET", "/instances/{ref}:watch"): Rule("instance"),
     ("GET", "/instances/{ref}/interfaces"): Rule("instance"),
+    # guest-access §6: the victim's instance is in error, so system gets 409
+    ("POST", "/instances/{ref}/interfaces"): Rule("instance"),
     ("GET", "/instances/{ref}/events"): Rule("instance"),
     ("GET", "/instances/{ref}/events:watch"): Rule("instance"),
     ("GET", "/instances/{ref}/metadata"): Rule("instance"),
@@ -388,6 +390,9 @@ BODY: dict[tuple[str, str], Filler] = {
     ("/instances", "cpus"): lambda v, c: [1],
     ("/instances", "memory"): lambda v, c: [256],
     ("/instances", "disk"): lambda v, c: [[{"size": 1, "base": v.disk_base}]],
+    ("/instances/{ref}/interfaces", "network"): lambda v, c: [
+        {"network_uuid": v.network["uuid"], "macaddress": None, "model": "virtio", "float": False}
+    ],
     ("/networks", "name"): lambda v, c: [f"{v.namespace}-by-{c}"],
     ("/networks", "netblock"): lambda v, c: [v.netblock],
     ("/artifacts", "url"): lambda v, c: [v.disk_base],

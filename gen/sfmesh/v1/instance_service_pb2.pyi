@@ -162,6 +162,14 @@ class ListInstanceInterfacesResponse(_message.Message):
     interfaces: _containers.RepeatedCompositeFieldContainer[_instance_pb2.Interface]
     def __init__(self, interfaces: _Optional[_Iterable[_Union[_instance_pb2.Interface, _Mapping]]] = ...) -> None: ...
 
+class AddInstanceInterfaceRequest(_message.Message):
+    __slots__ = ("ref", "network")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    network: _instance_pb2.NetworkSpec
+    def __init__(self, ref: _Optional[str] = ..., network: _Optional[_Union[_instance_pb2.NetworkSpec, _Mapping]] = ...) -> None: ...
+
 class ListInstanceEventsRequest(_message.Message):
     __slots__ = ("ref", "event_type", "limit")
     REF_FIELD_NUMBER: _ClassVar[int]

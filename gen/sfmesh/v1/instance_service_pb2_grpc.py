@@ -99,6 +99,11 @@ class InstanceServiceStub:
                 request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.ListInstanceInterfacesRequest.SerializeToString,
                 response_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.ListInstanceInterfacesResponse.FromString,
                 _registered_method=True)
+        self.AddInstanceInterface = channel.unary_unary(
+                '/sfmesh.v1.InstanceService/AddInstanceInterface',
+                request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.AddInstanceInterfaceRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_instance__pb2.Interface.FromString,
+                _registered_method=True)
         self.ListInstanceEvents = channel.unary_unary(
                 '/sfmesh.v1.InstanceService/ListInstanceEvents',
                 request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.ListInstanceEventsRequest.SerializeToString,
@@ -250,6 +255,23 @@ class InstanceServiceServicer:
 
     def ListInstanceInterfaces(self, request, context):
         """Lists an instance's network interfaces in NIC order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddInstanceInterface(self, request, context):
+        """Hot-plugs a network interface into a running instance (guest-access
+        §6): its address and MAC are reserved and the interface added to the
+        instance, `initial`, in one transaction; the hosting node agent pins
+        its address in the network's DHCP and attaches it to the live domain and
+        its persistent definition; answers the interface, `created`. A refusal
+        or failure at any step leaves the instance, its interfaces and the
+        network's reservations as they were. 404 for another namespace's
+        instance or network; 406 while the instance is being built or its power
+        changes; 409 when it is not running (powered off, paused, in error,
+        being deleted), the address or MAC is in use, or the hypervisor refuses;
+        507 when the network is full; 503 when its node agent cannot be reached.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -423,6 +445,11 @@ def add_InstanceServiceServicer_to_server(servicer, server):
                     servicer.ListInstanceInterfaces,
                     request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.ListInstanceInterfacesRequest.FromString,
                     response_serializer=sfmesh_dot_v1_dot_instance__service__pb2.ListInstanceInterfacesResponse.SerializeToString,
+            ),
+            'AddInstanceInterface': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddInstanceInterface,
+                    request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.AddInstanceInterfaceRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_instance__pb2.Interface.SerializeToString,
             ),
             'ListInstanceEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListInstanceEvents,
@@ -816,6 +843,33 @@ class InstanceService:
             '/sfmesh.v1.InstanceService/ListInstanceInterfaces',
             sfmesh_dot_v1_dot_instance__service__pb2.ListInstanceInterfacesRequest.SerializeToString,
             sfmesh_dot_v1_dot_instance__service__pb2.ListInstanceInterfacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddInstanceInterface(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.InstanceService/AddInstanceInterface',
+            sfmesh_dot_v1_dot_instance__service__pb2.AddInstanceInterfaceRequest.SerializeToString,
+            sfmesh_dot_v1_dot_instance__pb2.Interface.FromString,
             options,
             channel_credentials,
             insecure,

@@ -188,3 +188,17 @@ class TakeScreenshotResponse(_message.Message):
     blob_uuid: str
     size: int
     def __init__(self, blob_uuid: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+
+class PlugInterfaceRequest(_message.Message):
+    __slots__ = ("instance_uuid", "interface_uuid", "request_id")
+    INSTANCE_UUID_FIELD_NUMBER: _ClassVar[int]
+    INTERFACE_UUID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    instance_uuid: str
+    interface_uuid: str
+    request_id: str
+    def __init__(self, instance_uuid: _Optional[str] = ..., interface_uuid: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class PlugInterfaceResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -85,6 +85,11 @@ class NodeAgentServiceStub:
                 request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.TakeScreenshotRequest.SerializeToString,
                 response_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.TakeScreenshotResponse.FromString,
                 _registered_method=True)
+        self.PlugInterface = channel.unary_unary(
+                '/sfmesh.v1.NodeAgentService/PlugInterface',
+                request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.PlugInterfaceRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.PlugInterfaceResponse.FromString,
+                _registered_method=True)
         self.ReadBlob = channel.unary_stream(
                 '/sfmesh.v1.NodeAgentService/ReadBlob',
                 request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.ReadBlobRequest.SerializeToString,
@@ -178,6 +183,19 @@ class NodeAgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PlugInterface(self, request, context):
+        """Plugs NIC `interface_uuid` of an instance this node hosts into its
+        running domain: the NIC's network made ready here with its DHCP pin, the
+        device attached to the live domain and its persistent definition, then
+        the NIC recorded `created` (compare-and-swap on the record, so a NIC the
+        api withdrew meanwhile is unplugged again). Answers once recorded; a
+        refusal (FAILED_PRECONDITION, reason HYPERVISOR_REFUSED) undoes what it
+        did here first. Repeating it for a `created` NIC answers at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReadBlob(self, request, context):
         """Streams bytes of a blob this node holds whole, from `offset`, at most
         `limit` of them (0: to the end), in chunks of at most 1 MiB.
@@ -238,6 +256,11 @@ def add_NodeAgentServiceServicer_to_server(servicer, server):
                     servicer.TakeScreenshot,
                     request_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.TakeScreenshotRequest.FromString,
                     response_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.TakeScreenshotResponse.SerializeToString,
+            ),
+            'PlugInterface': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlugInterface,
+                    request_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.PlugInterfaceRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.PlugInterfaceResponse.SerializeToString,
             ),
             'ReadBlob': grpc.unary_stream_rpc_method_handler(
                     servicer.ReadBlob,
@@ -516,6 +539,33 @@ class NodeAgentService:
             '/sfmesh.v1.NodeAgentService/TakeScreenshot',
             sfmesh_dot_v1_dot_node__agent__service__pb2.TakeScreenshotRequest.SerializeToString,
             sfmesh_dot_v1_dot_node__agent__service__pb2.TakeScreenshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlugInterface(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NodeAgentService/PlugInterface',
+            sfmesh_dot_v1_dot_node__agent__service__pb2.PlugInterfaceRequest.SerializeToString,
+            sfmesh_dot_v1_dot_node__agent__service__pb2.PlugInterfaceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -186,3 +186,15 @@ class ReservationRecord(_message.Message):
     tags: _containers.RepeatedScalarFieldContainer[str]
     expires_at: float
     def __init__(self, node: _Optional[str] = ..., instance_uuid: _Optional[str] = ..., cpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., disk_gib: _Optional[int] = ..., namespace: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., expires_at: _Optional[float] = ...) -> None: ...
+
+class HotplugRecord(_message.Message):
+    __slots__ = ("instance_uuid", "interface_uuid", "started_at", "request_id")
+    INSTANCE_UUID_FIELD_NUMBER: _ClassVar[int]
+    INTERFACE_UUID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    instance_uuid: str
+    interface_uuid: str
+    started_at: float
+    request_id: str
+    def __init__(self, instance_uuid: _Optional[str] = ..., interface_uuid: _Optional[str] = ..., started_at: _Optional[float] = ..., request_id: _Optional[str] = ...) -> None: ...

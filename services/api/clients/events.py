@@ -46,6 +46,7 @@ NETWORK = "network"
 ARTIFACT = "artifact"
 BLOB = "blob"
 NODE = "node"
+INTERFACE = "networkinterface"
 AUDIT = event_pb2.EVENT_TYPE_AUDIT
 MUTATE = event_pb2.EVENT_TYPE_MUTATE
 

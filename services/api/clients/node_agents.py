@@ -39,6 +39,9 @@ SCREENSHOT_DEADLINE = 30.0
 """Seconds a screenshot may take: QEMU's image, its PNG, the blob written."""
 SNAPSHOT_DEADLINE = 30.0
 """Seconds a node agent may take to start a snapshot (it answers before copying)."""
+PLUG_DEADLINE = 30.0
+"""Seconds a node agent may take to plug a NIC (the network made ready, a
+live attach: about a second)."""
 READ_DEADLINE = 24 * 3600.0
 """Seconds a blob read may last: as long as a slow client reads."""
 
@@ -113,6 +116,23 @@ class NodeAgents:
         try:
             await stub.SnapshotDisk(
                 request, metadata=self._credentials.metadata(), timeout=SNAPSHOT_DEADLINE
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise errors.from_rpc_error(exc, "node agent") from exc
+
+    async def plug_interface(
+        self, node: str, *, instance_uuid: str, interface_uuid: str, request_id: str
+    ) -> None:
+        """Ask `node` to plug an instance's `initial` NIC into its running
+        domain and record it `created`; 409 when the hypervisor refuses, 503
+        when the node's agent cannot be reached (or did not answer in time)."""
+        stub = await self._stub(node)
+        request = node_agent_service_pb2.PlugInterfaceRequest(
+            instance_uuid=instance_uuid, interface_uuid=interface_uuid, request_id=request_id
+        )
+        try:
+            await stub.PlugInterface(
+                request, metadata=self._credentials.metadata(), timeout=PLUG_DEADLINE
             )
         except grpc.aio.AioRpcError as exc:
             raise errors.from_rpc_error(exc, "node agent") from exc

@@ -3,7 +3,7 @@
 Listing, reading and deleting are written here; the other routes are
 delegated, one line each, to handlers that are given what they use:
 `Creation`, `Power`, `Console`, `GraphicsConsole`, `Observation`,
-`Snapshots` and the metadata handler.
+`Snapshots`, `Hotplug` and the metadata handler.
 Errors are raised as `services.common.errors` and mapped once by the request
 interceptor.
 """
@@ -32,6 +32,7 @@ from services.api.instances.creation import Creation
 from services.api.instances.deletion import Finisher, ask_deletion
 from services.api.instances.graphics import GraphicsConsole
 from services.api.instances.history import record_state
+from services.api.instances.hotplug import Hotplug
 from services.api.instances.lookup import InstanceLookup
 from services.api.instances.observation import Observation
 from services.api.instances.power import Operation, Power
@@ -70,12 +71,15 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         finisher: Finisher,
         cache: InstanceCache,
         snapshots: Snapshots,
+        hotplug: Hotplug,
         node_state: Callable[[str], int | None],
     ) -> None:
         """`outbox` carries a delete's events in its write, `creation` makes
         new instances, `finisher` ends deletes, `cache`
         answers reads by UUID while it may, `snapshots` copies disks,
+        `hotplug` adds NICs to running instances,
         `node_state` says the state of a node by name (None: unknown)."""
+        self._hotplug = hotplug
         self._node_state = node_state
         self._instances = instances
         self._namespaces = namespaces
@@ -208,6 +212,13 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         return instance_service_pb2.ListInstanceInterfacesResponse(
             interfaces=stored.record.instance.interfaces
         )
+
+    async def AddInstanceInterface(
+        self,
+        request: instance_service_pb2.AddInstanceInterfaceRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> instance_pb2.Interface:
+        return await self._hotplug.add(request)
 
     async def GetInstanceMetadata(
         self,

@@ -1,4 +1,5 @@
-"""Instance NICs at create (instances reference §4.8): each networkspec's
+"""Instance NICs at create (instances reference §4.8), and hot-plugged
+(`instances/hotplug.py`): each networkspec's
 network is resolved and checked, an address reserved (the one asked for, or
 a free one at random) and a MAC chosen. The reservations are create-only
 writes that join the create's one transaction, so two creates can never take
@@ -82,10 +83,14 @@ async def plan_nics(
     instance_uuid: str,
     specs: Sequence[instance_pb2.NetworkSpec],
     rng: random.Random,
+    *,
+    first_order: int = 0,
 ) -> PlannedNics:
     """Check every spec in the reference's order, then reserve: 400 ambiguous
     name or address outside the block, 404 unknown network, 406 network not
-    ready, 404 network of another namespace, 409 address in use, 507 full."""
+    ready, 404 network of another namespace, 409 address in use, 507 full.
+    The NICs are numbered from `first_order` (an instance's next NIC, for a
+    hot-plug)."""
     plan = PlannedNics([], [])
     claimed: dict[str, set[str]] = {}
     macs: dict[str, set[str]] = {}  # MACs known in use on each network
@@ -133,7 +138,7 @@ async def plan_nics(
             network_uuid=network.uuid,
             instance_uuid=instance_uuid,
             macaddr=mac,
-            order=order,
+            order=first_order + order,
             model=spec.model or instance_pb2.NIC_MODEL_VIRTIO,
             version=1,
         )

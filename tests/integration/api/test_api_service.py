@@ -43,6 +43,7 @@ from services.api.clients.scheduler import Scheduler
 from services.api.instances.cache import InstanceCache
 from services.api.instances.creation import Creation
 from services.api.instances.deletion import Finisher
+from services.api.instances.hotplug import Hotplug
 from services.api.instances.idempotency import IdempotencyKeys
 from services.api.instances.lookup import InstanceLookup
 from services.api.instances.servicer import InstanceServicer
@@ -257,6 +258,15 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
             finisher,
             cache,
             snapshots,
+            Hotplug(
+                InstanceLookup(InstanceStore(store), cache),
+                InstanceStore(store),
+                networks,
+                store,
+                outbox,
+                events,
+                node_agents,
+            ),
             lambda node: None,
         ),
         server,

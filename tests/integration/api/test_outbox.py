@@ -36,6 +36,7 @@ from services.api.clients.scheduler import Scheduler
 from services.api.instances.cache import InstanceCache
 from services.api.instances.creation import Creation
 from services.api.instances.deletion import Finisher
+from services.api.instances.hotplug import Hotplug
 from services.api.instances.idempotency import IdempotencyKeys
 from services.api.instances.lookup import InstanceLookup
 from services.api.instances.servicer import InstanceServicer
@@ -188,6 +189,15 @@ async def mesh(own_etcd: str, tmp_path_factory: pytest.TempPathFactory) -> Async
             finisher,
             cache,
             snapshots,
+            Hotplug(
+                InstanceLookup(instances, cache),
+                instances,
+                networks,
+                store,
+                outbox,
+                events,
+                node_agents,
+            ),
             lambda node: None,
         )
         return Replica(emitter, outbox, creation, finisher, servicer)

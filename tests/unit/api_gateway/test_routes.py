@@ -117,6 +117,7 @@ def test_literal_beats_variable() -> None:
 def test_capabilities_come_from_method_options() -> None:
     assert capabilities([SERVICE]) == [
         "get-instance-namespace",
+        "hot-plug-interface",
         "events-by-type",
         "vdi-console-helper",
         "instance-screenshot",
