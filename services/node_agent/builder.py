@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sfmesh.v1 import event_pb2, instance_pb2, records_pb2
 
+from services.common import side_channels as channels
 from services.common.events import EventSink
 from services.common.wire import wire_name
 from services.node_agent import disks as disk_files
@@ -27,6 +28,7 @@ from services.node_agent.domain_xml import (
     DomainSpec,
     Firmware,
     NicDevice,
+    SideChannel,
     device_names,
     render_domain,
 )
@@ -75,6 +77,14 @@ def firmware(
         nvram_template=nvram_template or OVMF / template,
         secure_boot=instance.secure_boot,
     )
+
+
+def side_channels(instance: instance_pb2.Instance, folder: Path) -> tuple[SideChannel, ...]:
+    """The instance's side channels, each once, in the order asked, their
+    sockets in its folder (reference §5.1). Names the api no longer accepts
+    (records written before it checked them) get no channel. Pure."""
+    wanted = dict.fromkeys(name for name in instance.side_channels if name in channels.KNOWN)
+    return tuple(SideChannel(name, folder / channels.socket_name(name)) for name in wanted)
 
 
 class Builder:
@@ -207,6 +217,7 @@ class Builder:
             video_vram_kib=instance.video.memory or DEFAULT_VIDEO_KIB,
             console_log=self.console_log(instance.uuid),
             firmware=firmware(instance, folder, nvram_template),
+            side_channels=side_channels(instance, folder),
         )
         try:
             xml = render_domain(domain)

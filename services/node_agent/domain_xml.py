@@ -24,6 +24,12 @@ Checked against libvirt 9.0 with QEMU 7.2 (Debian 12):
   `virtio-vga` as the primary card, `bochs` a `bochs-display` whose `vram`
   is its memory (4 to 256 MiB), `ramfb` a standalone framebuffer, and
   `none` no device.
+- **Side channels** (reference §5.1): a virtio-serial `<channel type='unix'>`
+  per channel, named as the guest sees it (`/dev/virtio-ports/<name>`),
+  whose socket libvirt itself makes and hands to qemu (owned by the qemu
+  user, in a folder of root's that qemu cannot write to), so the node agent
+  connects to it as a client. Its path must fit a UNIX socket address
+  (107 bytes).
 - NIC wire names are QEMU device names, which libvirt 9.0 passes through
   unchanged (including `ne2k_pci`, `pcnet` and the `i8255x` family), so no
   renaming is needed; the allow-list keeps other device names out.
@@ -36,6 +42,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from services.common import side_channels
 
 DISK_BUSES = frozenset({"ide", "sata", "scsi", "usb", "virtio", "nvme"})
 DISK_KINDS = frozenset({"disk", "cdrom"})
@@ -53,6 +61,9 @@ memory (libvirt ignores it), and `none` is no device at all."""
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 """libvirt's namespace for QEMU-specific elements (`<qemu:override>`)."""
 ET.register_namespace("qemu", QEMU_NS)
+
+SOCKET_PATH_BYTES = 107
+"""The longest path a UNIX socket address holds (108 with its NUL)."""
 
 _NAME_PREFIXES = {"virtio": "vd", "sata": "sd", "scsi": "sd", "usb": "sd", "ide": "hd"}
 _IDE_SLOTS = 4  # two IDE buses of two units each
@@ -101,6 +112,17 @@ class Firmware:
 
 
 @dataclass(frozen=True)
+class SideChannel:
+    """A virtio-serial port the guest sees by name, backed by a UNIX socket
+    qemu listens on."""
+
+    name: str
+    """One of `services.common.side_channels.KNOWN`, e.g. `sf-agent`."""
+    socket: Path
+    """The socket on the host (`<instance folder>/sc-<name>`)."""
+
+
+@dataclass(frozen=True)
 class DomainSpec:
     """Everything the domain XML says about one instance."""
 
@@ -124,6 +146,8 @@ class DomainSpec:
     """The file the serial console is captured to (appended)."""
     firmware: Firmware | None = None
     """None means BIOS (SeaBIOS)."""
+    side_channels: tuple[SideChannel, ...] = ()
+    """Virtio-serial side channels, each name at most once."""
 
 
 def device_names(disks: Sequence[DiskDevice]) -> list[str]:
@@ -180,6 +204,7 @@ def render_domain(spec: DomainSpec) -> str:
     console = ET.SubElement(devices, "console", type="file")
     ET.SubElement(console, "source", path=str(spec.console_log), append="on")
     ET.SubElement(console, "target", type="serial", port="0")
+    _side_channels(devices, spec.side_channels)
     if nvme_aliases:
         _nvme_override(domain, nvme_aliases)
     ET.indent(domain)
@@ -205,6 +230,16 @@ def _check(spec: DomainSpec) -> None:
         raise ValueError(f"at most {_IDE_SLOTS} IDE devices fit, not {ide}")
     if spec.firmware is not None and spec.firmware.secure_boot and spec.machine != "q35":
         raise ValueError("secure boot needs the q35 machine")
+    names = [channel.name for channel in spec.side_channels]
+    for channel in spec.side_channels:
+        _one_of("side channel", channel.name, side_channels.KNOWN)
+        if names.count(channel.name) > 1:
+            raise ValueError(f"side channel {channel.name!r} given twice")
+        if len(bytes(channel.socket)) > SOCKET_PATH_BYTES:
+            raise ValueError(
+                f"the socket path of side channel {channel.name!r} is longer than "
+                f"{SOCKET_PATH_BYTES} bytes: {channel.socket}"
+            )
 
 
 def _one_of(what: str, value: str, allowed: frozenset[str]) -> None:
@@ -270,3 +305,12 @@ def _nvme_override(domain: ET.Element, aliases: Sequence[str]) -> None:
         frontend = ET.SubElement(device, f"{{{QEMU_NS}}}frontend")
         for name, value in (("driver", "nvme"), ("serial", f"nvme{number}")):
             ET.SubElement(frontend, f"{{{QEMU_NS}}}property", name=name, type="string", value=value)
+
+
+def _side_channels(devices: ET.Element, channels: Sequence[SideChannel]) -> None:
+    """A virtio-serial channel per side channel, its socket bound by qemu
+    (reference §5.1); libvirt adds the virtio-serial controller."""
+    for channel in channels:
+        element = ET.SubElement(devices, "channel", type="unix")
+        ET.SubElement(element, "source", mode="bind", path=str(channel.socket))
+        ET.SubElement(element, "target", type="virtio", name=channel.name, state="connected")
