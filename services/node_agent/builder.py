@@ -111,6 +111,10 @@ class Builder:
         """Where an instance's files live."""
         return self._root / uuid
 
+    def side_channel_socket(self, uuid: str, channel: str) -> Path:
+        """The host socket of an instance's side channel (reference §5.1)."""
+        return self.folder(uuid) / channels.socket_name(channel)
+
     def console_log(self, uuid: str) -> Path:
         """The serial console capture of an instance."""
         return self.folder(uuid) / "console.log"

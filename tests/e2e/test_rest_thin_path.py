@@ -55,9 +55,10 @@ def test_create_list_get_delete(mesh: Mesh, rest: httpx.Client) -> None:
     assert uuid in [entry["uuid"] for entry in listed.json()]
 
     by_uuid = rest.get(f"/instances/{uuid}").json()
-    # The node agent walks the instance on meanwhile, and reads say its
-    # node's state (a create's answer does not); the rest is as created.
-    walked = {"state", "power_state", "disks", "node_state"}
+    # The node agent walks the instance on meanwhile (its agent monitor
+    # too), and reads say its node's state (a create's answer does not);
+    # the rest is as created.
+    walked = {"state", "power_state", "disks", "node_state", "agent_state"}
     assert {k: v for k, v in by_uuid.items() if k not in walked} == {
         k: v for k, v in view.items() if k not in walked
     }
