@@ -127,8 +127,10 @@ class AgentMonitors:
         self._monitors: dict[str, tuple[AgentMonitor, asyncio.Task[None]]] = {}
         self._poked: set[str] = set()
         self._wake = asyncio.Event()
-        self._writes: dict[str, asyncio.Lock] = {}
-        self._writing: set[asyncio.Task[None]] = set()
+        self._queued: dict[str, list[tuple[AgentReport, Power]]] = {}
+        """Reports of each instance not written yet, oldest first."""
+        self._writers: dict[str, asyncio.Task[None]] = {}
+        """A task per instance with reports queued: it writes them in order."""
 
     def monitor(self, uuid: str) -> AgentMonitor | None:
         """The running monitor of an instance, if any."""
@@ -160,7 +162,7 @@ class AgentMonitors:
         """Stop every monitor (the states stay as written) and every write."""
         for uuid in list(self._monitors):
             await self._stop(uuid)
-        for task in list(self._writing):
+        for task in list(self._writers.values()):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -201,30 +203,38 @@ class AgentMonitors:
             )
 
     def _write(self, uuid: str, report: AgentReport, power: Power) -> None:
-        """Write a report into the record, after the instance's earlier ones."""
-        task = asyncio.create_task(self._write_now(uuid, report, power), name=f"agent-state-{uuid}")
-        self._writing.add(task)
-        task.add_done_callback(self._writing.discard)
+        """Write a report into the record, after the instance's earlier ones
+        (one writer task per instance, ending once it has none left)."""
+        self._queued.setdefault(uuid, []).append((report, power))
+        if uuid not in self._writers:
+            self._writers[uuid] = asyncio.create_task(self._drain(uuid), name=f"agent-state-{uuid}")
+
+    async def _drain(self, uuid: str) -> None:
+        try:
+            while queued := self._queued.pop(uuid, None):
+                for report, power in queued:
+                    await self._write_now(uuid, report, power)
+        finally:
+            self._writers.pop(uuid, None)  # at once: a report from now on starts a new writer
 
     async def _write_now(self, uuid: str, report: AgentReport, power: Power) -> None:
-        async with self._writes.setdefault(uuid, asyncio.Lock()):
-            stored = self._lookup(uuid)  # possibly stale: the update re-reads on conflict
-            if stored is None:
-                return
-            booted: list[float] = []
+        stored = self._lookup(uuid)  # possibly stale: the update re-reads on conflict
+        if stored is None:
+            return
+        booted: list[float] = []
 
-            def change(record: records_pb2.InstanceRecord) -> None:
-                booted[:] = [record.instance.agent_system_boot_time]
-                if not apply_report(record, report, power):
-                    raise Unchanged
+        def change(record: records_pb2.InstanceRecord) -> None:
+            booted[:] = [record.instance.agent_system_boot_time]
+            if not apply_report(record, report, power):
+                raise Unchanged
 
-            try:
-                await self._records.update(stored, change)
-            except (Unchanged, errors.NotFound):
-                return
-            except Exception:  # etcd away: the next sweep writes it again
-                log.exception("writing agent_state failed", extra={"fields": {"instance": uuid}})
-                return
+        try:
+            await self._records.update(stored, change)
+        except (Unchanged, errors.NotFound):
+            return
+        except Exception:  # etcd away: the next sweep writes it again
+            log.exception("writing agent_state failed", extra={"fields": {"instance": uuid}})
+            return
         before = booted[0] if booted else 0.0
         if report.boot_time is not None and before and before != report.boot_time:
             self._events.emit(
