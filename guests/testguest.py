@@ -12,7 +12,8 @@ holds a hash of their names, modes and contents (a hash rather than mtimes, so
 a fresh checkout does not force a rebuild and an edit during a build is not
 missed). Concurrent callers, in threads or processes, serialise on an
 ``fcntl.flock`` lock file in ``build_dir``; the build itself publishes the image
-with an atomic rename.
+with an atomic rename. `ensure_guest` does the same for a variant of this
+guest (``guests/agentguest.py``), built by the same script.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import fcntl
 import hashlib
 import os
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 SOURCE_DIR = Path(__file__).resolve().parent / "testguest"
@@ -50,22 +52,42 @@ def ensure_test_guest(build_dir: Path) -> Path:
     Blocks while another thread or process builds into the same folder, then
     uses its result. Raises `GuestBuildError` when the build fails.
     """
+    return ensure_guest(build_dir, IMAGE_NAME)
+
+
+def ensure_guest(
+    build_dir: Path,
+    image_name: str,
+    *,
+    variant_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Path:
+    """Return `build_dir / image_name`, built by guests/testguest/build.sh
+    (with `variant_dir` as its variant, and `env` over this process's
+    environment) when missing or older than the sources it is built from
+    (guests/testguest/ and the variant's folder). Blocks while another
+    thread or process builds it, then uses its result."""
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
-    image = build_dir / IMAGE_NAME
-    stamp = build_dir / f"{IMAGE_NAME}.stamp"
+    image = build_dir / image_name
+    stamp = build_dir / f"{image_name}.stamp"
+    sources: Sequence[Path] = (SOURCE_DIR,) if variant_dir is None else (SOURCE_DIR, variant_dir)
+    command = ["bash", str(SOURCE_DIR / "build.sh"), str(build_dir)]
+    if variant_dir is not None:
+        command.append(str(variant_dir))
 
-    with open(build_dir / f"{IMAGE_NAME}.lock", "w") as lock:
+    with open(build_dir / f"{image_name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         # Hash before building: an edit made during the build leaves a stale
         # stamp and so triggers the next rebuild.
-        wanted = source_digest()
+        wanted = "+".join(source_digest(folder) for folder in sources)
         if image.exists() and _read(stamp) == wanted:
             return image
 
         stamp.unlink(missing_ok=True)
         result = subprocess.run(
-            ["bash", str(SOURCE_DIR / "build.sh"), str(build_dir)],
+            command,
+            env=None if env is None else {**os.environ, **env},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -75,7 +97,7 @@ def ensure_test_guest(build_dir: Path) -> Path:
         if result.returncode != 0:
             tail = "\n".join(result.stdout.splitlines()[-30:])
             raise GuestBuildError(
-                f"guests/testguest/build.sh failed (exit {result.returncode}):\n{tail}"
+                f"{' '.join(command[1:])} failed (exit {result.returncode}):\n{tail}"
             )
         if not image.exists():
             raise GuestBuildError(f"guests/testguest/build.sh left no {image}")

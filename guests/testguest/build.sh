@@ -3,6 +3,13 @@
 # FAT16 partition -> Debian's generic kernel + a busybox initramfs).
 #
 #   bash guests/testguest/build.sh OUT_DIR   ->   OUT_DIR/testguest.raw
+#   bash guests/testguest/build.sh OUT_DIR VARIANT_DIR
+#
+# A variant (guests/agentguest) is this guest plus more: VARIANT_DIR/variant.sh
+# is sourced after the settings below and may set image_name, add to
+# wanted_modules and extra_packages (Debian packages fetched with the kernel),
+# and define extend_root, called with the initramfs tree's path before it is
+# packed.
 #
 # Needs no root and no loop device: the Debian packages are fetched with
 # `apt-get download` and unpacked with `dpkg-deb -x` (never installed), and
@@ -12,8 +19,8 @@
 # The guest's own files (init, rc.boot, ...) sit beside this script.
 set -euo pipefail
 
-if [ $# -ne 1 ]; then
-    echo "usage: $0 OUT_DIR" >&2
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+    echo "usage: $0 OUT_DIR [VARIANT_DIR]" >&2
     exit 2
 fi
 
@@ -26,8 +33,17 @@ out=$(cd "$1" && pwd)
 wanted_modules=(button evdev virtio_pci virtio_net e1000 e1000e 8139cp
                 virtio_blk virtio_scsi ata_piix ahci sd_mod sr_mod isofs)
 mbr_bin=/usr/lib/syslinux/mbr/mbr.bin
+image_name=testguest.raw
+extra_packages=()
+extend_root() { :; }
 
 log() { echo "testguest: $*" >&2; }
+
+if [ $# -eq 2 ]; then
+    variant=$(cd "$2" && pwd)
+    # shellcheck source=/dev/null
+    source "$variant/variant.sh"
+fi
 
 for tool in apt-get apt-cache dpkg-deb cpio gzip sfdisk mkfs.vfat mcopy mdir syslinux; do
     command -v "$tool" >/dev/null || { log "missing tool: $tool"; exit 1; }
@@ -53,7 +69,7 @@ fetch_packages() {
     [ -n "$kpkg" ] || return 1
     rm -rf "$work/debs"
     mkdir "$work/debs"
-    (cd "$work/debs" && apt-get download -qq "$kpkg" busybox-static)
+    (cd "$work/debs" && apt-get download -qq "$kpkg" busybox-static "${extra_packages[@]}")
 }
 
 mkdir -p "$work/debs"
@@ -104,6 +120,8 @@ cp "$kmods/modules.builtin" "$kmods/modules.order" "$root/lib/modules/$kver/"
 "$busybox" depmod -b "$root" "$kver"
 log "$(find "$root/lib/modules" -name '*.ko' | wc -l) modules in the initramfs"
 
+extend_root "$root"
+
 # No /dev/console node is needed: the kernel's built-in initramfs has one.
 (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -9) \
     >"$work/initrd.img"
@@ -118,7 +136,7 @@ cp "$src/syslinux.cfg" "$work/syslinux.cfg"
 mib=$((1024 * 1024))
 payload=$(($(stat -c %s "$work/vmlinuz") + $(stat -c %s "$work/initrd.img")))
 part_mib=$(((payload + 2 * mib + mib - 1) / mib))
-disk=$work/testguest.raw
+disk=$work/$image_name
 truncate -s $(((part_mib + 1) * mib)) "$disk"
 
 # MBR partition table: type 0x0e (FAT16 LBA), active (mbr.bin boots the
@@ -146,9 +164,9 @@ dd if="$mbr_bin" of="$disk" bs=440 count=1 conv=notrunc status=none
 
 # Copy next to the target (same filesystem), then rename over it: a reader
 # sees either the old image or the new one, never half of one.
-tmp_out=$(mktemp "$out/.testguest.raw.XXXXXX")
+tmp_out=$(mktemp "$out/.$image_name.XXXXXX")
 cp --sparse=always "$disk" "$tmp_out"
 chmod 0644 "$tmp_out"
-mv -f "$tmp_out" "$out/testguest.raw"
-log "built $out/testguest.raw ($(stat -c %s "$out/testguest.raw") bytes;" \
+mv -f "$tmp_out" "$out/$image_name"
+log "built $out/$image_name ($(stat -c %s "$out/$image_name") bytes;" \
     "vmlinuz $(stat -c %s "$work/vmlinuz"), initrd.img $(stat -c %s "$work/initrd.img"))"

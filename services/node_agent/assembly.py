@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.common import side_channels
 from services.common.config import MeshConfig
 from services.common.events import EventEmitter
 from services.common.instance_store import InstanceStore
@@ -26,6 +27,7 @@ from services.common.main import service_authority, service_emitter
 from services.common.store import Store
 from services.common.tokens import InternalCredentials, TokenAuthority
 from services.node_agent import facts
+from services.node_agent.agent_monitors import AgentMonitors
 from services.node_agent.blob_care import BlobCare, CareSettings
 from services.node_agent.blob_locations import BlobLocations
 from services.node_agent.blob_records import BlobRecords
@@ -129,6 +131,8 @@ class NodeAgentParts:
     blob_care: BlobCare
     builder: Builder
     reconciler: Reconciler
+    agent_monitors: AgentMonitors
+    """A monitor of each running instance's in-guest agent; agent_state."""
     host: facts.HostFacts
     presence: Presence
     reporter: Reporter
@@ -255,6 +259,14 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
     notices.instance_changed.connect(reconciler.changed)
     notices.power_observed.connect(once_synced(placed.synced, reconciler.observed))
     notices.libvirt_reconnected.connect(lambda: converge_hosted(placed, reconciler.changed))
+    agent_monitors = AgentMonitors(
+        records=records,
+        lookup=placed.get,
+        placed=placed.instances,
+        socket=lambda uuid: builder.side_channel_socket(uuid, side_channels.AGENT),
+        events=emitter,
+    )
+    notices.instance_changed.connect(agent_monitors.changed)
 
     host = facts.HostFacts(
         node=config.node_name,
@@ -308,6 +320,7 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
         blob_care=blob_care,
         builder=builder,
         reconciler=reconciler,
+        agent_monitors=agent_monitors,
         host=host,
         presence=presence,
         reporter=reporter,

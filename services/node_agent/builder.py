@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sfmesh.v1 import event_pb2, instance_pb2, records_pb2
 
+from services.common import side_channels as channels
 from services.common.events import EventSink
 from services.common.wire import wire_name
 from services.node_agent import disks as disk_files
@@ -28,6 +29,7 @@ from services.node_agent.domain_xml import (
     Firmware,
     Graphics,
     NicDevice,
+    SideChannel,
     device_names,
     render_domain,
 )
@@ -78,6 +80,14 @@ def firmware(
     )
 
 
+def side_channels(instance: instance_pb2.Instance, folder: Path) -> tuple[SideChannel, ...]:
+    """The instance's side channels, each once, in the order asked, their
+    sockets in its folder (reference §5.1). Names the api no longer accepts
+    (records written before it checked them) get no channel. Pure."""
+    wanted = dict.fromkeys(name for name in instance.side_channels if name in channels.KNOWN)
+    return tuple(SideChannel(name, folder / channels.socket_name(name)) for name in wanted)
+
+
 class Builder:
     """Lays out and removes instances under one folder."""
 
@@ -101,6 +111,10 @@ class Builder:
     def folder(self, uuid: str) -> Path:
         """Where an instance's files live."""
         return self._root / uuid
+
+    def side_channel_socket(self, uuid: str, channel: str) -> Path:
+        """The host socket of an instance's side channel (reference §5.1)."""
+        return self.folder(uuid) / channels.socket_name(channel)
 
     def console_log(self, uuid: str) -> Path:
         """The serial console capture of an instance."""
@@ -212,6 +226,7 @@ class Builder:
             console_log=self.console_log(instance.uuid),
             firmware=firmware(instance, folder, nvram_template),
             graphics=graphics,
+            side_channels=side_channels(instance, folder),
         )
         try:
             xml = render_domain(domain)

@@ -39,6 +39,12 @@ Checked against libvirt 9.0 with QEMU 7.2 (Debian 12):
   `spiceconcurrent` sets `SPICE_DEBUG_ALLOW_MC=1` in QEMU's environment
   (`<qemu:commandline><qemu:env>`, which taints the domain
   `custom-argv`), so several viewers may share the console.
+- **Side channels** (reference §5.1): a virtio-serial `<channel type='unix'>`
+  per channel, named as the guest sees it (`/dev/virtio-ports/<name>`),
+  whose socket libvirt itself makes and hands to qemu (owned by the qemu
+  user, in a folder of root's that qemu cannot write to), so the node agent
+  connects to it as a client. Its path must fit a UNIX socket address
+  (107 bytes).
 - NIC wire names are QEMU device names, which libvirt 9.0 passes through
   unchanged (including `ne2k_pci`, `pcnet` and the `i8255x` family), so no
   renaming is needed; the allow-list keeps other device names out.
@@ -51,6 +57,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from services.common import side_channels
 
 DISK_BUSES = frozenset({"ide", "sata", "scsi", "usb", "virtio", "nvme"})
 DISK_KINDS = frozenset({"disk", "cdrom"})
@@ -73,6 +81,9 @@ memory (libvirt ignores it), and `none` is no device at all."""
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 """libvirt's namespace for QEMU-specific elements (`<qemu:override>`)."""
 ET.register_namespace("qemu", QEMU_NS)
+
+SOCKET_PATH_BYTES = 107
+"""The longest path a UNIX socket address holds (108 with its NUL)."""
 
 _NAME_PREFIXES = {"virtio": "vd", "sata": "sd", "scsi": "sd", "usb": "sd", "ide": "hd"}
 _IDE_SLOTS = 4  # two IDE buses of two units each
@@ -135,6 +146,17 @@ class Graphics:
 
 
 @dataclass(frozen=True)
+class SideChannel:
+    """A virtio-serial port the guest sees by name, backed by a UNIX socket
+    qemu listens on."""
+
+    name: str
+    """One of `services.common.side_channels.KNOWN`, e.g. `sf-agent`."""
+    socket: Path
+    """The socket on the host (`<instance folder>/sc-<name>`)."""
+
+
+@dataclass(frozen=True)
 class DomainSpec:
     """Everything the domain XML says about one instance."""
 
@@ -160,6 +182,8 @@ class DomainSpec:
     """None means BIOS (SeaBIOS)."""
     graphics: Graphics | None = None
     """None: no graphical console."""
+    side_channels: tuple[SideChannel, ...] = ()
+    """Virtio-serial side channels, each name at most once."""
 
 
 def device_names(disks: Sequence[DiskDevice]) -> list[str]:
@@ -215,6 +239,7 @@ def render_domain(spec: DomainSpec) -> str:
     ET.SubElement(console, "target", type="serial", port="0")
     if spec.graphics is not None:
         _graphics(devices, spec.graphics)
+    _side_channels(devices, spec.side_channels)
     if nvme_aliases:
         _nvme_override(domain, nvme_aliases)
     if spec.graphics is not None and spec.graphics.concurrent:
@@ -255,6 +280,16 @@ def _check(spec: DomainSpec) -> None:
         raise ValueError(f"at most {_IDE_SLOTS} IDE devices fit, not {ide}")
     if spec.firmware is not None and spec.firmware.secure_boot and spec.machine != "q35":
         raise ValueError("secure boot needs the q35 machine")
+    names = [channel.name for channel in spec.side_channels]
+    for channel in spec.side_channels:
+        _one_of("side channel", channel.name, side_channels.KNOWN)
+        if names.count(channel.name) > 1:
+            raise ValueError(f"side channel {channel.name!r} given twice")
+        if len(bytes(channel.socket)) > SOCKET_PATH_BYTES:
+            raise ValueError(
+                f"the socket path of side channel {channel.name!r} is longer than "
+                f"{SOCKET_PATH_BYTES} bytes: {channel.socket}"
+            )
     if spec.graphics is not None:
         _check_graphics(spec.graphics)
 
@@ -376,3 +411,12 @@ def _nvme_override(domain: ET.Element, aliases: Sequence[str]) -> None:
         frontend = ET.SubElement(device, f"{{{QEMU_NS}}}frontend")
         for name, value in (("driver", "nvme"), ("serial", f"nvme{number}")):
             ET.SubElement(frontend, f"{{{QEMU_NS}}}property", name=name, type="string", value=value)
+
+
+def _side_channels(devices: ET.Element, channels: Sequence[SideChannel]) -> None:
+    """A virtio-serial channel per side channel, its socket bound by qemu
+    (reference §5.1); libvirt adds the virtio-serial controller."""
+    for channel in channels:
+        element = ET.SubElement(devices, "channel", type="unix")
+        ET.SubElement(element, "source", mode="bind", path=str(channel.socket))
+        ET.SubElement(element, "target", type="virtio", name=channel.name, state="connected")

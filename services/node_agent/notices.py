@@ -5,7 +5,8 @@ itself as its callback; a part that hears one is connected to it right
 after it is made.
 
 - `instance_changed(uuid)`: a record placed here changed (`placed.py`); the
-  reconciler converges it, the reporter reports at once.
+  reconciler converges it, the reporter reports at once, the agent monitors
+  look at it again.
 - `power_observed(uuid, power)`: a lifecycle event of one of our domains
   (`hypervisor.py`); the reconciler converges the instance, once the placed
   instances are known (`resync.once_synced`).

@@ -101,6 +101,7 @@ def _loops(parts: NodeAgentParts) -> list[tuple[str, Coroutine[Any, Any, None]]]
             ),
         ),
         ("power-audit", audit_power(parts.placed, changed)),
+        ("agent-monitors", parts.agent_monitors.run()),
         ("cache-requests", parts.cache_requests.run()),
         ("blob-care", parts.blob_care.run()),
     ]
@@ -119,6 +120,7 @@ async def _report_once_present(parts: NodeAgentParts) -> None:
 
 async def _close(parts: NodeAgentParts) -> None:
     """Let go of what the parts hold, users before what they use."""
+    await parts.agent_monitors.close()
     await parts.reconciler.close()
     await parts.disk_images.close()
     await parts.snapshots.close()

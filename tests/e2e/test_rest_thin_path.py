@@ -59,9 +59,10 @@ def test_create_list_get_delete(mesh: Mesh, rest: httpx.Client) -> None:
 
     by_uuid = rest.get(f"/instances/{uuid}").json()
     # The node agent walks the instance on meanwhile (its console port
-    # comes with `creating`), and reads say its node's state (a create's
-    # answer does not); the rest is as created.
-    walked = {"state", "power_state", "disks", "node_state", "vdi_port"}
+    # comes with `creating`, its agent monitor writes `agent_state`), and
+    # reads say its node's state (a create's answer does not); the rest is
+    # as created.
+    walked = {"state", "power_state", "disks", "node_state", "vdi_port", "agent_state"}
     assert {k: v for k, v in by_uuid.items() if k not in walked} == {
         k: v for k, v in view.items() if k not in walked
     }

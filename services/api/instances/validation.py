@@ -16,6 +16,7 @@ from services.api.artifacts import sources
 from services.api.metadata import rules as metadata
 from services.common import errors
 from services.common import instance_states as states
+from services.common import side_channels as channels
 
 RECORD_VERSION = 14
 NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,59}[A-Za-z0-9])?$")
@@ -25,7 +26,6 @@ MAX_CPUS = 4096
 MAX_MEMORY_MIB = 64 * 1024 * 1024
 """No sane request asks for more memory: 64 TiB fills a 46-bit guest
 physical address space."""
-DEFAULT_SIDE_CHANNELS = ("sf-agent",)
 DEFAULT_VIDEO_KIB = 16384
 VIDEO_KIB = (4096, 262144)
 """Video memory bounds in KiB: QEMU 7.2's bochs-display wants 4 MiB to
@@ -143,14 +143,18 @@ def check_user_data(user_data: str | None) -> None:
 
 
 def side_channels(request: instance_service_pb2.CreateInstanceRequest) -> list[str]:
-    """The side channels asked for; unset means the default agent channel."""
+    """The side channels asked for, each a known one (reference §5.1, as
+    Shaken Fist [L] checks them); unset means the default agent channel. A
+    name given twice is kept twice, as asked: it is one channel."""
     if not request.HasField("side_channels"):
-        return list(DEFAULT_SIDE_CHANNELS)
+        return list(channels.DEFAULT)
     names = []
     for index, value in enumerate(request.side_channels.values):
         if value.WhichOneof("kind") != "string_value":
             raise errors.InvalidArgument(f"side_channels[{index}] must be a string")
         sizes.check_length(f"side_channels[{index}]", value.string_value, sizes.SIDE_CHANNEL_CHARS)
+        if value.string_value not in channels.KNOWN:
+            raise errors.InvalidArgument(f"{value.string_value} is not a known side channel type")
         names.append(value.string_value)
     return names
 

@@ -32,6 +32,7 @@ from services.node_agent.domain_xml import (
     Firmware,
     Graphics,
     NicDevice,
+    SideChannel,
     graphics_port_clash,
     render_domain,
     with_graphics_port,
@@ -348,6 +349,28 @@ def test_boots_from_the_first_disk(
         while MARKER not in _read(spec.console_log) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _read(spec.console_log) == MARKER
+    finally:
+        domain.destroy()
+
+
+def test_a_side_channel_socket_is_made_for_qemu_in_a_folder_it_cannot_write(
+    conn: libvirt.virConnect, qemu_tmp: Path
+) -> None:
+    """libvirt binds the sf-agent socket itself (the instance folder is
+    root's, 0755, as the builder makes it) and a client on the host can
+    connect to it while the domain runs (reference §5.1)."""
+    folder = qemu_tmp / "instance"
+    folder.mkdir(mode=0o755)
+    channel = SideChannel("sf-agent", folder / "sc-sf-agent")
+    spec = make_spec(qemu_tmp, machine="pc", side_channels=(channel,))
+    domain = conn.createXML(render_domain(spec))
+    try:
+        root = ET.fromstring(domain.XMLDesc())
+        target = root.find("devices/channel/target")
+        assert target is not None and target.get("name") == "sf-agent"
+        assert target.get("type") == "virtio"
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(str(channel.socket))
     finally:
         domain.destroy()
 

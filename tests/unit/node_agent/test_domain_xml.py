@@ -16,6 +16,7 @@ from services.node_agent.domain_xml import (
     Firmware,
     Graphics,
     NicDevice,
+    SideChannel,
     device_names,
     graphics_port_clash,
     render_domain,
@@ -37,6 +38,7 @@ SECURE = Firmware(
     secure_boot=True,
 )
 Q = f"{{{QEMU_NS}}}"
+AGENT = SideChannel("sf-agent", Path("/state/instances/x/sc-sf-agent"))
 
 
 def disk(bus: str, kind: str = "disk", fmt: str = "qcow2", readonly: bool = False) -> DiskDevice:
@@ -371,8 +373,38 @@ def test_port_clashes_are_recognised(message: str, clash: bool) -> None:
         ({"graphics": Graphics("vnc", 5899, "127.0.0.1")}, "5900"),
         ({"graphics": Graphics("vnc", 24000, "")}, "listen"),
         ({"graphics": Graphics("vnc", 24000, "127.0.0.1", concurrent=True)}, "SPICE"),
+        ({"side_channels": (SideChannel("serial", Path("/s/sc-serial")),)}, "side channel"),
+        ({"side_channels": (AGENT, AGENT)}, "twice"),
+        ({"side_channels": (SideChannel("sf-agent", Path("/" + "s" * 107)),)}, "107 bytes"),
     ],
 )
 def test_refuses_what_libvirt_would(changes: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         render_domain(spec(**changes))
+
+
+# Side channels (reference §5.1).
+
+
+def test_no_channel_without_side_channels() -> None:
+    assert render().find("devices/channel") is None
+
+
+def test_side_channel_is_a_virtio_serial_port_on_a_socket_qemu_binds() -> None:
+    channel = one(render(side_channels=(AGENT,)), "devices/channel")
+    assert channel.attrib == {"type": "unix"}
+    assert one(channel, "source").attrib == {
+        "mode": "bind",
+        "path": "/state/instances/x/sc-sf-agent",
+    }
+    assert one(channel, "target").attrib == {
+        "type": "virtio",
+        "name": "sf-agent",
+        "state": "connected",
+    }
+
+
+def test_a_socket_path_of_107_bytes_fits() -> None:
+    path = Path("/" + "s" * 106)
+    channel = one(render(side_channels=(SideChannel("sf-agent", path),)), "devices/channel")
+    assert one(channel, "source").get("path") == str(path)

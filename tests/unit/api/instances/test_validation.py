@@ -180,7 +180,7 @@ def test_lengths_and_counts_at_their_limits_pass() -> None:
         request(
             disk=[instance_pb2.DiskSpec(size=1)] * 16,
             metadata=_metadata(64),
-            side_channels=_channels(16, "c" * 64),
+            side_channels=_channels(16, "sf-agent"),
             ssh_key="k" * 16384,
             user_data="QUFB" * 16383,
             uefi=True,
@@ -341,14 +341,22 @@ def test_side_channels_empty_list_means_none() -> None:
 
 def test_side_channels_given() -> None:
     channels = struct_pb2.ListValue()
-    channels.extend(["serial", "sf-agent"])
-    assert list(build(request(side_channels=channels)).side_channels) == ["serial", "sf-agent"]
+    channels.extend(["sf-agent"])
+    assert list(build(request(side_channels=channels)).side_channels) == ["sf-agent"]
 
 
 def test_side_channels_must_be_strings() -> None:
     channels = struct_pb2.ListValue()
-    channels.extend(["ok", 3])
+    channels.extend(["sf-agent", 3])
     assert refusal(request(side_channels=channels)) == "side_channels[1] must be a string"
+
+
+@pytest.mark.parametrize("name", ["serial", "sf-agent2", "../../etc/x", "sf-agent'/>", ""])
+def test_side_channels_must_be_known(name: str) -> None:
+    # Reference §9 quirk 17: the names end up in domain XML and file paths.
+    channels = struct_pb2.ListValue()
+    channels.extend(["sf-agent", name])
+    assert refusal(request(side_channels=channels)) == f"{name} is not a known side channel type"
 
 
 def test_video_defaults() -> None:
