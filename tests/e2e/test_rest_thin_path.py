@@ -137,11 +137,12 @@ def test_a_retried_create_with_an_idempotency_key_answers_the_first_instance(
 
 def test_concurrent_retries_make_exactly_one_instance(mesh: Mesh, token: str) -> None:
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "race-1"}
+    # Each attempt holds a placement until the key's winner is known: small
+    # disks, so ten of them fit whatever this machine's free disk.
+    raced = {**CREATE, "name": "raced", "disk": [{"size": 1, "base": "debian:11"}]}
 
     def attempt(_: int) -> str:
-        reply = httpx.post(
-            f"{mesh.gateway_url}/instances", json={**CREATE, "name": "raced"}, headers=headers
-        )
+        reply = httpx.post(f"{mesh.gateway_url}/instances", json=raced, headers=headers)
         assert reply.status_code == 200, reply.text
         return str(reply.json()["uuid"])
 
