@@ -188,3 +188,17 @@ class TakeScreenshotResponse(_message.Message):
     blob_uuid: str
     size: int
     def __init__(self, blob_uuid: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+
+class RelayConsoleRequest(_message.Message):
+    __slots__ = ("instance_uuid", "data")
+    INSTANCE_UUID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    instance_uuid: str
+    data: bytes
+    def __init__(self, instance_uuid: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class RelayConsoleResponse(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
