@@ -101,9 +101,9 @@ class BrowserConsole:
         self, request: instance_service_pb2.CreateConsoleTicketRequest
     ) -> instance_service_pb2.ConsoleTicket:
         """A ticket to the console of the instance `request.ref` names."""
+        ttl = tickets.lifetime(request.ttl if request.HasField("ttl") else None, self._ttl)
         instance = (await self._lookup.resolve(request.ref)).record.instance
         check_console(instance)
-        ttl = tickets.lifetime(request.ttl if request.HasField("ttl") else None, self._ttl)
         who = caller()
         ticket = tickets.new_ticket(
             instance.uuid,

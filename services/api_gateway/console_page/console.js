@@ -18,6 +18,7 @@ function show(status, reason) {
   state.reason = reason || "";
   statusLine.textContent = reason ? `${status}: ${reason}` : status;
   document.body.dataset.status = status;
+  document.getElementById("ctrl-alt-del").disabled = status !== "connected";
 }
 
 // Sets `firstFrameMs` (since navigation began) once the screen shows
