@@ -105,9 +105,13 @@ async def handshake(pipe: Pipe) -> Screen:
     return Screen(width, height, pixel_format[0] // 8, name)
 
 
-async def request_update(pipe: Pipe, screen: Screen, *, incremental: bool) -> None:
-    """FramebufferUpdateRequest for the whole screen."""
-    await pipe.write(struct.pack(">BBHHHH", 3, incremental, 0, 0, screen.width, screen.height))
+async def request_update(
+    pipe: Pipe, screen: Screen, *, incremental: bool, area: tuple[int, int] | None = None
+) -> None:
+    """FramebufferUpdateRequest for the whole screen, or its top left `area`
+    (width, height)."""
+    width, height = area or (screen.width, screen.height)
+    await pipe.write(struct.pack(">BBHHHH", 3, incremental, 0, 0, width, height))
 
 
 async def read_update(pipe: Pipe, screen: Screen) -> list[Rectangle]:

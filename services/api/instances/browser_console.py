@@ -170,23 +170,34 @@ async def _relayed(
     expires_at: float,
 ) -> AsyncIterator[bytes]:
     """The console's bytes, while the browser's go up beside them, until
-    the relay ends or the ticket expires (401)."""
+    the relay ends or the ticket expires (401): a timer cancels the relay
+    then (one timer, not a timeout per read)."""
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        relay.cancel()
+
+    timer = asyncio.get_running_loop().call_later(max(0.0, expires_at - time.time()), expire)
     up = asyncio.ensure_future(_send_up(requests, relay))
     try:
         while True:
-            remaining = expires_at - time.time()
-            if remaining <= 0:
-                raise errors.Unauthenticated("console ticket expired", reason="TICKET_EXPIRED")
             try:
-                reply = await asyncio.wait_for(relay.read(), remaining)
-            except TimeoutError:
-                continue  # the loop's check says it expired
-            except grpc.aio.AioRpcError as exc:
-                raise errors.from_rpc_error(exc, "node agent") from exc
+                reply = await relay.read()
+            except (grpc.aio.AioRpcError, asyncio.CancelledError) as exc:
+                if expired:
+                    raise errors.Unauthenticated(
+                        "console ticket expired", reason="TICKET_EXPIRED"
+                    ) from None
+                if isinstance(exc, grpc.aio.AioRpcError):
+                    raise errors.from_rpc_error(exc, "node agent") from exc
+                raise
             if reply is grpc.aio.EOF:
                 return
             yield reply.data
     finally:
+        timer.cancel()
         up.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await up
