@@ -9,6 +9,7 @@ from collections.abc import Callable
 from bench import (
     artifacts,
     blob_copy,
+    console,
     event_ingest,
     event_postgres,
     event_reads,
@@ -41,6 +42,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "artifacts": artifacts.main,
     "blob_copy": blob_copy.main,
     "failover": failover.main,
+    "console": console.main,
 }
 
 

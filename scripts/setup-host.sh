@@ -2,7 +2,10 @@
 # Idempotent host set-up for `make run` and `make test`: the Debian packages
 # sfmesh needs, and virtlogd/libvirtd started when not running (there is no
 # systemd here). Safe to run again; does nothing when all is in place.
-# `--with-browser` (make test) adds headless Chromium for the EventSource test.
+# `--with-browser` (make test) adds headless Chromium for the EventSource and
+# browser console tests, driven over the DevTools protocol on a pipe
+# (devmesh/chromium.py: no chromedriver). novnc: the gateway serves its
+# library (/usr/share/novnc) to the browser console's page.
 # postgresql: the eventlog's server-database store; tests and benchmarks run
 # throwaway clusters of their own (devmesh/postgres.py), never the system one.
 set -euo pipefail
@@ -10,7 +13,7 @@ set -euo pipefail
 packages=(etcd-server libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
           libvirt-dev qemu-system-x86 qemu-utils pkg-config genisoimage ovmf
           syslinux syslinux-common mtools dosfstools fdisk cpio dnsmasq-base iproute2
-          nftables procps iputils-ping postgresql)
+          nftables procps iputils-ping postgresql novnc)
 [ "${1:-}" = "--with-browser" ] && packages+=(chromium)
 
 sudo_cmd=()

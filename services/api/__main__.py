@@ -56,6 +56,13 @@ SETTINGS = (
         "whether a snapshot request without `thin` copies only disks' own layers",
         parse_bool,
     ),
+    Setting(
+        "--console-ticket-ttl",
+        ApiConfig.console_ticket_ttl,
+        "seconds a browser console ticket lives at most (and by default): the session it"
+        " opens ends then",
+        int,
+    ),
 )
 
 
@@ -80,6 +87,7 @@ def main() -> None:
             interval=args.artifact_sweep_interval,
         ),
         snapshots_default_to_thin=args.snapshots_default_to_thin,
+        console_ticket_ttl=args.console_ticket_ttl,
     )
     asyncio.run(serve_api(config))
 

@@ -27,7 +27,9 @@ from services.api.clients.events import Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.clients.outbox import Outbox
 from services.api.clients.scheduler import Scheduler
+from services.api.instances.browser_console import BrowserConsole
 from services.api.instances.cache import InstanceCache
+from services.api.instances.console_tickets import DEFAULT_TTL
 from services.api.instances.creation import Creation
 from services.api.instances.deletion import Finisher
 from services.api.instances.hotplug import Hotplug
@@ -48,7 +50,7 @@ from services.api.nodes.retirement import Retirement
 from services.api.nodes.servicer import NodeServicer
 from services.api.nodes.states import NodeStates
 from services.api.nodes.store import NodeStore
-from services.api.token_secret import user_token_secret
+from services.api.token_secret import console_ticket_secret, user_token_secret
 from services.api.transfers.blob_data import BlobData
 from services.api.transfers.conversion import Conversion
 from services.api.transfers.servicer import TransferServicer
@@ -99,6 +101,9 @@ class ApiConfig:
     snapshots_default_to_thin: bool = False
     """Whether a snapshot request that does not say `thin` copies only each
     disk's own layer (Shaken Fist's SNAPSHOTS_DEFAULT_TO_THIN)."""
+    console_ticket_ttl: int = DEFAULT_TTL
+    """Seconds a browser console ticket lives at most, and by default: the
+    session it opens ends then."""
 
 
 async def serve_api(config: ApiConfig) -> None:
@@ -177,6 +182,16 @@ async def serve_api(config: ApiConfig) -> None:
         node_agents,
     )
     node_states = NodeStates(store)
+    browser_console = BrowserConsole(
+        lookup=InstanceLookup(instance_store, cache),
+        instances=instance_store,
+        store=store,
+        events=events,
+        node_agents=node_agents,
+        check_caller=revocation.check,
+        secret=await console_ticket_secret(store),
+        ttl=config.console_ticket_ttl,
+    )
     instances = InstanceServicer(
         instance_store,
         namespaces,
@@ -189,6 +204,7 @@ async def serve_api(config: ApiConfig) -> None:
         snapshots,
         hotplug,
         node_states.state_of,
+        browser_console=browser_console,
     )
     node_store = NodeStore(store)
     retirement = Retirement(node_store, instance_store, finisher, artifacts)

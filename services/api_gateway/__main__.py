@@ -47,6 +47,10 @@ SETTINGS = (
         "--max-connections", C.max_connections, "open client connections at most", int,
         "GATEWAY_MAX_CONNECTIONS",
     ),
+    Setting(
+        "--novnc-dir", C.novnc_dir, "where noVNC is, for the browser console's page",
+        variable="GATEWAY_NOVNC_DIR",
+    ),
 )  # fmt: skip
 
 
@@ -75,6 +79,7 @@ def parse_config(argv: list[str] | None = None) -> GatewayConfig:
         head_timeout=args.head_timeout,
         body_timeout=args.body_timeout,
         max_connections=args.max_connections,
+        novnc_dir=args.novnc_dir,
     )
 
 

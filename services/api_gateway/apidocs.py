@@ -106,6 +106,11 @@ def _operation(verb: str, path: str, op: dict[str, Any]) -> str:
         out.append(f"<h4>Request body</h4>\n<p>{_type(body)} (JSON)</p>\n")
         if "properties" in body:
             out.append(_fields(body))
+    if "101" in op["responses"]:
+        upgrade = _inline(op["responses"]["101"]["description"])
+        out.append(f"<h4>Response</h4>\n<p>101: {upgrade} Otherwise an ")
+        out.append('<a href="#schema-Error">Error</a>.</p>\n')
+        return "".join(out)
     content = op["responses"]["200"].get("content", {})
     if NDJSON in content:
         result = content[NDJSON]["schema"]["oneOf"][0]["properties"]["result"]

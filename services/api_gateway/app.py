@@ -5,8 +5,10 @@ descriptors through reflection and builds its route table; every request then
 goes: route lookup -> request message -> one generic call on the shared
 `grpc.aio` channel -> JSON. `GET /` lists capability strings, `GET /healthz`
 asks the upstream's `grpc.health.v1` service, `GET /openapi.json` and
-`GET /apidocs` answer documents built once at start. Every response, errors
-included, carries `X-Request-ID`.
+`GET /apidocs` answer documents built once at start, `/console/` and
+`/novnc/` the browser console's files (`static_pages.py`). A WebSocket
+route's upgrade is bridged to its bidirectional stream (`ws_bridge.py`).
+Every response, errors included, carries `X-Request-ID`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 import orjson
@@ -24,7 +27,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.api_gateway import apidocs, openapi, routes
 from services.api_gateway.config import GatewayConfig
 from services.api_gateway.descriptors import UpstreamDescriptors, load_descriptors
-from services.api_gateway.errors import GatewayError, UpstreamError
+from services.api_gateway.errors import ErrorReply, GatewayError, UpstreamError
 from services.api_gateway.headers import (
     CORS_HEADERS,
     grpc_timeout,
@@ -42,6 +45,7 @@ from services.api_gateway.responses import (
     wants_gzip,
 )
 from services.api_gateway.scalars import parse_decimal
+from services.api_gateway.static_pages import MISSING, StaticFiles, load_static
 from services.api_gateway.streams import StreamCut, StreamSettings, forward_raw, forward_stream
 from services.api_gateway.transcode import (
     RequestParts,
@@ -52,6 +56,7 @@ from services.api_gateway.transcode import (
 from services.api_gateway.types import Receive, Scope, Send
 from services.api_gateway.uploads import forward_upload
 from services.api_gateway.upstream import CHANNEL_OPTIONS, CoreCalls, Metadata, Streams
+from services.api_gateway.ws_bridge import Sockets, bridge, chosen_subprotocol, open_stream
 from services.common.replicas import replica_channel
 
 log = logging.getLogger(__name__)
@@ -71,6 +76,8 @@ class _Loaded:
     index_html: bytes
     streams: Streams
     calls: CoreCalls
+    sockets: Sockets
+    static: StaticFiles
     openapi_json: bytes = b""
     apidocs_html: bytes = b""
     requests: Memo[tuple[str, str, str], tuple[routes.Route, bytes]] = field(
@@ -109,6 +116,8 @@ class GatewayApp:
             apidocs.render_index(routes.capabilities(upstream.services)),
             Streams(self._channel),
             CoreCalls(self._channel, upstream.pool),
+            Sockets(self._channel),
+            await asyncio.to_thread(load_static, Path(self.config.novnc_dir)),
             openapi_json=orjson.dumps(document),
             apidocs_html=apidocs.render_apidocs(document),
         )
@@ -123,6 +132,8 @@ class GatewayApp:
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
             await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         await receive()
@@ -186,7 +197,7 @@ class GatewayApp:
                 send,
                 200,
                 page.body,
-                base,
+                [*base, *page.headers],
                 content_type=page.content_type,
                 gzip_ok=wants_gzip(headers),
                 head_only=method == "HEAD",
@@ -197,6 +208,13 @@ class GatewayApp:
         planned = loaded.requests.get(key) if _without_body(headers) else None
         if planned is None:
             found = _find_route(loaded.table, method, raw_path)
+            if found.route.websocket:
+                raise GatewayError(
+                    426,
+                    f"{raw_path} is a WebSocket: ask to upgrade",
+                    code=grpc.StatusCode.FAILED_PRECONDITION,
+                    headers=[("upgrade", "websocket")],
+                )
             if found.route.client_streaming:
                 await self._upload(found, query, headers, request_id, receive, send, base)
                 return
@@ -216,6 +234,47 @@ class GatewayApp:
             await self._stream(call, headers, receive, send, base)
         else:
             await self._unary(call, headers, receive, send, base)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Bridge a WebSocket route to its stream; refuse anything else with
+        an HTTP answer (404, 401, the upstream's refusal...)."""
+        headers = request_headers(scope)
+        given_id = headers.get("x-request-id")
+        request_id = given_id if given_id and metadata_safe(given_id) else str(uuid.uuid4())
+        base: Headers = [(b"x-request-id", request_id.encode("latin-1"))]
+        if (await receive())["type"] != "websocket.connect":
+            return
+        try:
+            loaded = self._loaded
+            if loaded is None:
+                raise GatewayError(503, "the gateway is starting", code=grpc.StatusCode.UNAVAILABLE)
+            raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+            found = _find_route(loaded.table, "GET", raw_path)
+            route = found.route
+            if not route.websocket:
+                raise GatewayError(400, f"{raw_path} is not a WebSocket route")
+            query = scope.get("query_string", b"").decode("latin-1")
+            query, authorization = _credentials(route, query, headers)
+            first = build_request(route, RequestParts(found.path_params, query, b"", headers))
+            call = loaded.sockets.get(route)(metadata=_metadata(request_id, authorization))
+            try:
+                await open_stream(call, first.SerializeToString(), loaded.upstream.pool)
+                await bridge(
+                    call,
+                    route,
+                    receive=receive,
+                    send=send,
+                    headers=base,
+                    subprotocol=chosen_subprotocol(scope.get("subprotocols") or []),
+                    stop=self._stop,
+                    pool=loaded.upstream.pool,
+                )
+            finally:
+                call.cancel()
+        except GatewayError as exc:
+            await _refuse_websocket(scope, send, exc.reply(), base)
+        except UpstreamError as exc:
+            await _refuse_websocket(scope, send, exc.reply, base)
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
         """The request body, refused with 413 beyond the configured limit."""
@@ -335,6 +394,7 @@ class _Page:
 
     body: bytes
     content_type: bytes = b"application/json"
+    headers: Headers = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -361,7 +421,25 @@ def _own_page(loaded: _Loaded, method: str, path: str) -> _Page | None:
         return _Page(loaded.openapi_json)
     if path == "/apidocs":
         return _Page(loaded.apidocs_html, _HTML)
+    found = loaded.static.find(path)
+    if found is not None:
+        return _Page(found.body, found.content_type, found.headers)
+    if loaded.static.is_page(path):
+        raise GatewayError(503, MISSING, code=grpc.StatusCode.UNAVAILABLE)
     return None
+
+
+async def _refuse_websocket(scope: Scope, send: Send, reply: ErrorReply, base: Headers) -> None:
+    """Refuse a WebSocket with an HTTP error answer (ASGI's denial
+    extension), or a bare close where the server lacks it (403)."""
+    if "websocket.http.response" not in (scope.get("extensions") or {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
+    headers = [*base, *extra, (b"content-type", b"application/json")]
+    status = reply.http_status
+    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": orjson.dumps(reply.body())})
 
 
 def _find_route(table: routes.RouteTable, method: str, path: str) -> routes.RouteMatch:

@@ -49,6 +49,13 @@ def _status_line(status: int) -> bytes:
 
 
 _STATUS_LINES = {status: _status_line(status) for status in range(100, 600)}
+
+
+def status_line(status: int) -> bytes:
+    """`HTTP/1.1 <status> <phrase>\r\n`."""
+    return _STATUS_LINES.get(status) or _status_line(status)
+
+
 _date = [0, b""]
 
 

@@ -23,6 +23,11 @@ with one warning line naming the peer and the reason (`Listener.warn`):
 - at most `Limits.max_connections` connections: one more closes the connection
   idle the longest (no request in progress), or is refused 503 if all are busy.
 
+A GET asking to upgrade to a WebSocket (`ws_exchange.py`) becomes one: its
+bytes go to a `WebSocketExchange` from then on, and the connection ends
+with it. An upgrade pipelined behind other requests, or with a bad
+handshake, is 400.
+
 Between requests a keep-alive connection may idle `KEEP_ALIVE` seconds. A
 connection closed after a response is closed in stages (RFC 9112 §9.6), so
 that what the client still sends cannot reset the connection before it has
@@ -43,6 +48,13 @@ from urllib.parse import unquote
 import httptools
 
 from services.api_gateway.exchange import ASGIApp, Exchange, plain_response
+from services.api_gateway.types import Scope
+from services.api_gateway.ws_exchange import (
+    WebSocketExchange,
+    handshake_problem,
+    offered_subprotocols,
+    wants_websocket,
+)
 
 log = logging.getLogger("sfmesh.api_gateway.http")
 
@@ -64,6 +76,7 @@ WARNINGS_PER_SECOND = 20
 """Warning lines about closed connections per second; the rest are counted."""
 _BODY_HIGH_WATER = 64 * 1024
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
+_WEBSOCKET_EXTENSIONS: dict[str, dict[str, object]] = {"websocket.http.response": {}}
 
 
 @dataclass(frozen=True)
@@ -160,6 +173,10 @@ class HttpProtocol(asyncio.Protocol):
         self.parsing: Exchange | None = None
         """The exchange whose request body is being read."""
         self.waiting: deque[Exchange] = deque()
+        self.websocket: WebSocketExchange | None = None
+        """The WebSocket this connection became, if it did."""
+        self.upgraded = False
+        """Bytes go to `websocket` from now on."""
         self.write_paused: asyncio.Future[None] | None = None
         self.reading_paused = False
         self.refusing = False
@@ -209,6 +226,8 @@ class HttpProtocol(asyncio.Protocol):
         self.waiting.clear()
         if self.active is not None:
             self.active.lost()
+        if self.websocket is not None:
+            self.websocket.lost()
         if self.write_paused is not None and not self.write_paused.done():
             self.write_paused.set_result(None)
 
@@ -232,13 +251,22 @@ class HttpProtocol(asyncio.Protocol):
             if self._dropped > LINGER_BYTES and self.transport is not None:
                 self.transport.close()
             return
+        if self.upgraded and self.websocket is not None:
+            self.websocket.feed(data)
+            return
         if self._timer_is_idle:
             self._cancel_timer()
         self._ended_in_feed = False
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            # No upgrades here: answer the request as plain HTTP, then close.
+        except httptools.HttpParserUpgrade as upgrade:
+            if self.websocket is not None and not self.refusing:
+                self.upgraded = True
+                rest = data[upgrade.args[0] :]
+                if rest:
+                    self.websocket.feed(rest)
+                return
+            # No other upgrades here: answer the request as plain HTTP, then close.
             self._read_no_more()
             return
         except httptools.HttpParserError as exc:
@@ -282,7 +310,10 @@ class HttpProtocol(asyncio.Protocol):
         self._timer = self.loop.call_later(LINGER, transport.close)
 
     def shutdown(self) -> None:
-        """Close now if idle, else after the response in flight."""
+        """Close now if idle, else after the response in flight (a
+        WebSocket's app closes it: the gateway app is told to stop)."""
+        if self.websocket is not None:
+            return
         if self.active is None or self.active.complete:
             self.close()
         else:
@@ -412,6 +443,9 @@ class HttpProtocol(asyncio.Protocol):
             "headers": self._headers,
             "state": {},
         }
+        if wants_websocket(str(scope["method"]), self._headers):
+            self._upgrade(scope)
+            return
         keep_alive = version != "1.0" and parser.should_keep_alive()
         exchange = Exchange(self, scope, keep_alive)
         self.parsing = exchange
@@ -438,6 +472,25 @@ class HttpProtocol(asyncio.Protocol):
             exchange.wake()
 
     # --- exchanges ---
+
+    def _upgrade(self, scope: Scope) -> None:
+        """Turn this connection into a WebSocket: its app runs now."""
+        if self.active is not None or self.waiting:
+            self._reject(400, b"WebSocket upgrade behind other requests.", "pipelined upgrade")
+            return
+        problem = handshake_problem(self._headers)
+        if problem is not None:
+            self._reject(400, problem.encode(), f"bad WebSocket handshake ({problem})")
+            return
+        scope["type"] = "websocket"
+        scope["scheme"] = "wss" if self._scheme == "https" else "ws"
+        scope["subprotocols"] = offered_subprotocols(self._headers)
+        scope["extensions"] = _WEBSOCKET_EXTENSIONS
+        websocket = self.websocket = WebSocketExchange(self, scope)
+        self.listener.idle.pop(self, None)
+        task = self.loop.create_task(websocket.run(self.app))
+        self.listener.tasks.add(task)
+        task.add_done_callback(self.listener.discard)
 
     def _start(self, exchange: Exchange) -> None:
         self.active = exchange

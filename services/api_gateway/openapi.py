@@ -165,8 +165,9 @@ def _operation(
         operation["requestBody"] = {"content": {OCTETS: {"schema": BINARY}}}
     elif route.body:
         operation["requestBody"] = {"content": {JSON: {"schema": _body_schema(route, book)}}}
+    first = _websocket_answers(route) if route.websocket else {"200": _success(route, book)}
     operation["responses"] = {
-        "200": _success(route, book),
+        **first,
         **{s: {"$ref": f"#/components/responses/Error{s}"} for s in ERROR_STATUSES},
     }
     access = method.GetOptions().Extensions[_sfmesh_options.access]
@@ -190,6 +191,8 @@ def _parameters(route: routes.Route, book: SchemaBook) -> list[dict[str, Any]]:
     if route.body != "*":
         bound = {v.field_path for v in route.template.variables}
         skip = {route.body} | {name for name, header in headers.items() if header}
+        if route.websocket:  # the frames' field: never in the query
+            skip.add(route.response_body)
         found += _query(request, "", bound, skip, book, frozenset({request.full_name}))
     return found
 
@@ -253,6 +256,25 @@ def _body_schema(route: routes.Route, book: SchemaBook) -> dict[str, Any]:
     schema = book.object_schema(request, exclude=bound)
     schema["title"] = book.name_of(request)
     return schema
+
+
+def _websocket_answers(route: routes.Route) -> dict[str, Any]:
+    """A WebSocket route's answers besides the errors: the upgrade, or 426
+    for a request that does not ask for one. Pure."""
+    return {
+        "101": {
+            "description": (
+                "Switching Protocols: a WebSocket (send `Upgrade: websocket`) whose binary "
+                f"frames carry the `{route.response_body}` bytes of the stream's messages, both "
+                "ways; it closes with 1000 when the stream ends, 4000 + an error's HTTP status "
+                "when it fails, 1001 when the gateway stops."
+            )
+        },
+        "426": {
+            "description": "Upgrade Required: the request did not ask for a WebSocket.",
+            "content": {JSON: {"schema": ERROR_REF}},
+        },
+    }
 
 
 def _success(route: routes.Route, book: SchemaBook) -> dict[str, Any]:

@@ -7,6 +7,12 @@ that fit a path, a custom verb beats none and literal segments beat
 variables. When the last segment of a request ends in `:<verb>` for a verb
 some route declares, only routes with that verb are considered, so
 `/instances/x:watch` never reaches `/instances/{ref}`.
+
+A bidirectional stream whose GET rule answers a `bytes` field alone
+(`response_body`), a field the request has too, is a WebSocket route
+(`Route.websocket`): the path and query fill the first request message,
+each binary frame from the client goes up in that field of a later one,
+and that field of each reply comes down as a binary frame.
 """
 
 from __future__ import annotations
@@ -63,6 +69,21 @@ class Route:
             return False
         field = self.method.input_type.fields_by_name[self.body]
         return field.message_type is not None and field.message_type.full_name == HTTP_BODY
+
+    @cached_property
+    def websocket(self) -> bool:
+        """Whether the route is a WebSocket: a bidirectional stream bound to
+        GET whose `response_body` is a `bytes` field that the request has
+        too (see the module's docstring)."""
+        if not (self.client_streaming and self.server_streaming):
+            return False
+        if self.http_method != "GET" or not self.response_body:
+            return False
+        down = self.method.output_type.fields_by_name.get(self.response_body)
+        up = self.method.input_type.fields_by_name.get(self.response_body)
+        return all(
+            fd is not None and fd.type == fd.TYPE_BYTES and not fd.is_repeated for fd in (down, up)
+        )
 
     @cached_property
     def raw_reply(self) -> bool:
@@ -176,12 +197,14 @@ def build_routes(services: Iterable[ServiceDescriptor]) -> RouteTable:
 def routes_of_method(method: MethodDescriptor) -> list[Route]:
     """The routes one RPC declares: none without an http rule, nor for a
     client stream unless it takes a raw body (an `HttpBody` body field) and
-    answers one message."""
+    answers one message, or is a WebSocket (`Route.websocket`)."""
     rule = options.http_rule(method)
     if rule is None:
         return []
     found = [_route(method, r) for r in (rule, *rule.additional_bindings)]
-    if method.client_streaming and not all(r.raw_body and not r.server_streaming for r in found):
+    if method.client_streaming and not all(
+        r.websocket or (r.raw_body and not r.server_streaming) for r in found
+    ):
         return []
     return found
 

@@ -34,6 +34,7 @@ from services.node_agent.blob_records import BlobRecords
 from services.node_agent.blob_store import LocalBlobStore
 from services.node_agent.builder import Builder
 from services.node_agent.cache_requests import CacheRequests
+from services.node_agent.console_relay import ConsoleRelay
 from services.node_agent.dataplane import DataPlane, Underlay
 from services.node_agent.disk_images import DiskImages
 from services.node_agent.egress import EgressAddresses
@@ -298,6 +299,7 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
             node=config.node_name, hypervisor=hypervisor, blobs=blobs, store=store, events=emitter
         ),
         hotplug=hotplug,
+        consoles=ConsoleRelay(lookup=placed.get, power=hypervisor.state, settings=config.graphics),
     )
     return NodeAgentParts(
         config=config,

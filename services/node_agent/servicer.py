@@ -19,6 +19,7 @@ from services.common import instance_states as states
 from services.common.instance_store import InstanceStore, StoredInstance
 from services.common.wire import wire_name
 from services.node_agent.commands import DataPlaneError
+from services.node_agent.console_relay import ConsoleRelay
 from services.node_agent.dataplane import DataPlane, NoNetwork
 from services.node_agent.graphics_ports import NoFreePort
 from services.node_agent.hotplug import Hotplug
@@ -58,7 +59,9 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
         snapshots: Snapshots,
         screenshots: Screenshots,
         hotplug: Hotplug,
+        consoles: ConsoleRelay,
     ) -> None:
+        self._consoles = consoles
         self._screenshots = screenshots
         self._hotplug = hotplug
         self._dataplane = dataplane
@@ -232,6 +235,14 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
     ) -> AsyncIterator[node_agent_service_pb2.ReadBlobResponse]:
         # An async generator itself: grpc.aio recognises a stream handler so.
         async for reply in self._transfers.ReadBlob(request, context):
+            yield reply
+
+    async def RelayConsole(
+        self,
+        request_iterator: AsyncIterator[node_agent_service_pb2.RelayConsoleRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[node_agent_service_pb2.RelayConsoleResponse]:
+        async for reply in self._consoles.relay(request_iterator, context):
             yield reply
 
     async def _check_still_created(self, uuid: str) -> None:

@@ -156,6 +156,10 @@ KINDS: dict[str, dict[str, Outcome]] = {
 }
 TOKEN_EXCHANGE = "token exchange"
 """POST /auth (ACCESS_ANONYMOUS): a wrong key is 401 whoever asks."""
+WEBSOCKET = "websocket"
+"""GET /console/ws (ACCESS_ANONYMOUS: its ticket is the credential): asked
+without an upgrade, 426 whoever asks. The tickets' own isolation (another
+namespace's, an expired one) is tests/e2e/test_browser_console.py's."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +167,7 @@ class Rule:
     """A route's classification."""
 
     kind: str
-    """A key of KINDS, or TOKEN_EXCHANGE."""
+    """A key of KINDS, TOKEN_EXCHANGE or WEBSOCKET."""
     last: int = 0
     """Run after the routes of a lower rank: 1 ends a victim object, 2 every
     object of the victim namespace, 3 the namespace."""
@@ -207,6 +211,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/instances/{ref}/consoledata"): Rule("instance"),
     ("GET", "/instances/{ref}/vdiconsolehelper"): Rule("instance"),
     ("GET", "/instances/{ref}/screenshot"): Rule("instance"),
+    ("POST", "/instances/{ref}/consoleticket"): Rule("instance"),
+    ("GET", "/console/ws"): Rule(WEBSOCKET),
     ("POST", "/instances/{ref}/rebootsoft"): Rule("instance"),
     ("POST", "/instances/{ref}/reboothard"): Rule("instance"),
     ("POST", "/instances/{ref}/poweroff"): Rule("instance"),
@@ -461,6 +467,8 @@ def expected(route: Route, caller: str) -> Outcome:
     kind = rule(route).kind
     if kind == TOKEN_EXCHANGE:
         return Refused(401, "unauthorized")
+    if kind == WEBSOCKET:
+        return Refused(426, "/console/ws is a WebSocket: ask to upgrade")
     if caller in TOKEN_REFUSALS:
         return TOKEN_REFUSALS[caller]
     return KINDS[kind][caller]

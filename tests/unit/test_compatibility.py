@@ -62,6 +62,7 @@ OWN_PAGES = frozenset(
         ("GET", "/healthz"),
         ("GET", "/openapi.json"),
         ("GET", "/apidocs"),
+        ("GET", "/console/"),
     }
 )
 """Answered by the gateway itself, not by a route (services/api_gateway/app.py)."""

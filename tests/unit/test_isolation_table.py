@@ -16,6 +16,7 @@ from tests.e2e.isolation import (
     ROUTES,
     SERVED,
     TOKEN_EXCHANGE,
+    WEBSOCKET,
     Victim,
     access,
     key,
@@ -56,7 +57,7 @@ def test_every_classified_route_exists() -> None:
 
 def test_every_kind_is_known_and_names_every_caller_with_a_token() -> None:
     for route_key, rule in ROUTES.items():
-        assert rule.kind == TOKEN_EXCHANGE or rule.kind in KINDS, route_key
+        assert rule.kind in (TOKEN_EXCHANGE, WEBSOCKET) or rule.kind in KINDS, route_key
     for kind, outcomes in KINDS.items():
         assert set(outcomes) == {"other", "trusted", "system"}, kind
         served = {caller for caller, outcome in outcomes.items() if outcome == SERVED}
@@ -66,7 +67,7 @@ def test_every_kind_is_known_and_names_every_caller_with_a_token() -> None:
 def test_only_anonymous_routes_are_token_exchanges() -> None:
     for route in routes():
         anonymous = access(route.method) == options_pb2.ACCESS_ANONYMOUS
-        assert anonymous == (ROUTES[key(route)].kind == TOKEN_EXCHANGE), key(route)
+        assert anonymous == (ROUTES[key(route)].kind in (TOKEN_EXCHANGE, WEBSOCKET)), key(route)
         assert access(route.method) != options_pb2.ACCESS_INTERNAL, key(route)
 
 

@@ -248,6 +248,42 @@ class GetScreenshotResponse(_message.Message):
     blob_uuid: str
     def __init__(self, blob_uuid: _Optional[str] = ...) -> None: ...
 
+class CreateConsoleTicketRequest(_message.Message):
+    __slots__ = ("ref", "ttl")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    ttl: int
+    def __init__(self, ref: _Optional[str] = ..., ttl: _Optional[int] = ...) -> None: ...
+
+class ConsoleTicket(_message.Message):
+    __slots__ = ("instance", "ticket", "url", "expires_at")
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    instance: str
+    ticket: str
+    url: str
+    expires_at: float
+    def __init__(self, instance: _Optional[str] = ..., ticket: _Optional[str] = ..., url: _Optional[str] = ..., expires_at: _Optional[float] = ...) -> None: ...
+
+class ConsoleStreamRequest(_message.Message):
+    __slots__ = ("instance", "ticket", "data")
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    instance: str
+    ticket: str
+    data: bytes
+    def __init__(self, instance: _Optional[str] = ..., ticket: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ConsoleStreamResponse(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+
 class WatchInstancesRequest(_message.Message):
     __slots__ = ("all",)
     ALL_FIELD_NUMBER: _ClassVar[int]

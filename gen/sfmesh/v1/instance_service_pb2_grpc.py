@@ -144,6 +144,16 @@ class InstanceServiceStub:
                 request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.GetScreenshotRequest.SerializeToString,
                 response_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.GetScreenshotResponse.FromString,
                 _registered_method=True)
+        self.CreateConsoleTicket = channel.unary_unary(
+                '/sfmesh.v1.InstanceService/CreateConsoleTicket',
+                request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.CreateConsoleTicketRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.ConsoleTicket.FromString,
+                _registered_method=True)
+        self.ConsoleStream = channel.stream_stream(
+                '/sfmesh.v1.InstanceService/ConsoleStream',
+                request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.ConsoleStreamRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.ConsoleStreamResponse.FromString,
+                _registered_method=True)
         self.SnapshotInstance = channel.unary_unary(
                 '/sfmesh.v1.InstanceService/SnapshotInstance',
                 request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.SnapshotInstanceRequest.SerializeToString,
@@ -343,6 +353,35 @@ class InstanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateConsoleTicket(self, request, context):
+        """Issues a short-lived ticket that opens the instance's graphical console
+        in a browser: the console page of the gateway (`url`, relative to the
+        gateway's origin) connects with it to GET /console/ws, which carries
+        the console's VNC bytes. Our extension: Shaken Fist has no browser
+        console. The ticket names the instance and the caller's namespace, is
+        signed with a secret the api replicas share, opens one session, and
+        that session closes when the ticket expires (`ttl` seconds, at most and
+        by default the api's --console-ticket-ttl). 406 unless the instance is
+        `created` with a console port; 409 when it has none, or a SPICE one
+        (noVNC speaks VNC only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConsoleStream(self, request_iterator, context):
+        """The browser console's stream, served by the gateway as a WebSocket at
+        GET /console/ws?instance=...&ticket=...: the first message carries the
+        instance and ticket (from the query), every later one a chunk of the
+        bytes the browser sends (binary frames); each answer's `data` is a
+        chunk of the console's bytes (a binary frame). The ticket is the
+        credential: no bearer token is asked. The stream ends when the
+        instance's domain stops, the ticket expires, or either side leaves.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SnapshotInstance(self, request, context):
         """Starts a snapshot of an instance's disks (reference §7.1): answers at
         once, keyed by device, with each device's snapshot artifact and the blob
@@ -490,6 +529,16 @@ def add_InstanceServiceServicer_to_server(servicer, server):
                     servicer.GetScreenshot,
                     request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.GetScreenshotRequest.FromString,
                     response_serializer=sfmesh_dot_v1_dot_instance__service__pb2.GetScreenshotResponse.SerializeToString,
+            ),
+            'CreateConsoleTicket': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateConsoleTicket,
+                    request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.CreateConsoleTicketRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_instance__service__pb2.ConsoleTicket.SerializeToString,
+            ),
+            'ConsoleStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ConsoleStream,
+                    request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.ConsoleStreamRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_instance__service__pb2.ConsoleStreamResponse.SerializeToString,
             ),
             'SnapshotInstance': grpc.unary_unary_rpc_method_handler(
                     servicer.SnapshotInstance,
@@ -1086,6 +1135,60 @@ class InstanceService:
             '/sfmesh.v1.InstanceService/GetScreenshot',
             sfmesh_dot_v1_dot_instance__service__pb2.GetScreenshotRequest.SerializeToString,
             sfmesh_dot_v1_dot_instance__service__pb2.GetScreenshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateConsoleTicket(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.InstanceService/CreateConsoleTicket',
+            sfmesh_dot_v1_dot_instance__service__pb2.CreateConsoleTicketRequest.SerializeToString,
+            sfmesh_dot_v1_dot_instance__service__pb2.ConsoleTicket.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConsoleStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/sfmesh.v1.InstanceService/ConsoleStream',
+            sfmesh_dot_v1_dot_instance__service__pb2.ConsoleStreamRequest.SerializeToString,
+            sfmesh_dot_v1_dot_instance__service__pb2.ConsoleStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

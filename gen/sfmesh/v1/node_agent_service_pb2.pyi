@@ -202,3 +202,17 @@ class PlugInterfaceRequest(_message.Message):
 class PlugInterfaceResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class RelayConsoleRequest(_message.Message):
+    __slots__ = ("instance_uuid", "data")
+    INSTANCE_UUID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    instance_uuid: str
+    data: bytes
+    def __init__(self, instance_uuid: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class RelayConsoleResponse(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...

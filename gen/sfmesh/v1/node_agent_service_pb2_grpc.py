@@ -90,6 +90,11 @@ class NodeAgentServiceStub:
                 request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.PlugInterfaceRequest.SerializeToString,
                 response_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.PlugInterfaceResponse.FromString,
                 _registered_method=True)
+        self.RelayConsole = channel.stream_stream(
+                '/sfmesh.v1.NodeAgentService/RelayConsole',
+                request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.RelayConsoleRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.RelayConsoleResponse.FromString,
+                _registered_method=True)
         self.ReadBlob = channel.unary_stream(
                 '/sfmesh.v1.NodeAgentService/ReadBlob',
                 request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.ReadBlobRequest.SerializeToString,
@@ -196,6 +201,19 @@ class NodeAgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RelayConsole(self, request_iterator, context):
+        """Relays the bytes of the VNC console of a running instance this node
+        hosts, both ways. The first message names the instance; the agent
+        connects to that instance's own recorded `vdi_port` at its console
+        listen address, and to nothing else, then sends its initial metadata
+        and pumps bytes until either side ends (a domain that stops closes its
+        console). 406 (FAILED_PRECONDITION) when the instance is not running
+        or has no port; 409 when its console is not VNC.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReadBlob(self, request, context):
         """Streams bytes of a blob this node holds whole, from `offset`, at most
         `limit` of them (0: to the end), in chunks of at most 1 MiB.
@@ -261,6 +279,11 @@ def add_NodeAgentServiceServicer_to_server(servicer, server):
                     servicer.PlugInterface,
                     request_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.PlugInterfaceRequest.FromString,
                     response_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.PlugInterfaceResponse.SerializeToString,
+            ),
+            'RelayConsole': grpc.stream_stream_rpc_method_handler(
+                    servicer.RelayConsole,
+                    request_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.RelayConsoleRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.RelayConsoleResponse.SerializeToString,
             ),
             'ReadBlob': grpc.unary_stream_rpc_method_handler(
                     servicer.ReadBlob,
@@ -566,6 +589,33 @@ class NodeAgentService:
             '/sfmesh.v1.NodeAgentService/PlugInterface',
             sfmesh_dot_v1_dot_node__agent__service__pb2.PlugInterfaceRequest.SerializeToString,
             sfmesh_dot_v1_dot_node__agent__service__pb2.PlugInterfaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RelayConsole(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/sfmesh.v1.NodeAgentService/RelayConsole',
+            sfmesh_dot_v1_dot_node__agent__service__pb2.RelayConsoleRequest.SerializeToString,
+            sfmesh_dot_v1_dot_node__agent__service__pb2.RelayConsoleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,9 @@ PLUG_DEADLINE = 30.0
 live attach: about a second)."""
 READ_DEADLINE = 24 * 3600.0
 """Seconds a blob read may last: as long as a slow client reads."""
+CONSOLE_OPEN_DEADLINE = 10.0
+"""Seconds a node agent may take to reach a console before relaying it (the
+relay itself has no deadline: its ticket's expiry ends it)."""
 
 
 HEALTH_WAIT = 1.0
@@ -287,6 +290,33 @@ class NodeAgents:
         finally:
             call.cancel()
 
+    async def relay_console(self, node: str, uuid: str) -> grpc.aio.StreamStreamCall:
+        """A relay of instance `uuid`'s VNC console by `node`'s agent, once
+        the agent has reached the console (its initial metadata); its
+        refusal (406, 409) passed on, 503 when it cannot be asked."""
+        stub = await self._stub(node)
+        call = stub.RelayConsole(metadata=self._credentials.metadata())
+        try:
+            await _write(call, node_agent_service_pb2.RelayConsoleRequest(instance_uuid=uuid))
+            await asyncio.wait_for(call.initial_metadata(), CONSOLE_OPEN_DEADLINE)
+            if call.done() and await call.code() != grpc.StatusCode.OK:
+                raise grpc.aio.AioRpcError(
+                    await call.code(),
+                    await call.initial_metadata(),
+                    await call.trailing_metadata(),
+                    await call.details(),
+                )
+        except grpc.aio.AioRpcError as exc:
+            call.cancel()
+            raise errors.from_rpc_error(exc, "node agent") from exc
+        except TimeoutError as exc:
+            call.cancel()
+            raise errors.Unavailable(
+                f"the node agent of node {node} did not reach the console in time",
+                reason="NODE_AGENT_UNAVAILABLE",
+            ) from exc
+        return call
+
     async def answering(self, nodes: Sequence[str]) -> list[str]:
         """Those of `nodes` whose agent answers a health check within
         `HEALTH_WAIT` seconds: a node record still says `created` for the
@@ -330,7 +360,9 @@ class NodeAgents:
         return channel
 
 
-async def _write(call: grpc.aio.StreamUnaryCall, message: object) -> bool:
+async def _write(
+    call: grpc.aio.StreamUnaryCall | grpc.aio.StreamStreamCall, message: object
+) -> bool:
     """Send one message; False when the call has already ended."""
     try:
         await call.write(message)

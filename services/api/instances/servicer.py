@@ -2,8 +2,8 @@
 
 Listing, reading and deleting are written here; the other routes are
 delegated, one line each, to handlers that are given what they use:
-`Creation`, `Power`, `Console`, `GraphicsConsole`, `Observation`,
-`Snapshots`, `Hotplug` and the metadata handler.
+`Creation`, `Power`, `Console`, `GraphicsConsole`, `BrowserConsole`,
+`Observation`, `Snapshots`, `Hotplug` and the metadata handler.
 Errors are raised as `services.common.errors` and mapped once by the request
 interceptor.
 """
@@ -26,6 +26,7 @@ from sfmesh.v1 import (
 from services.api.clients.events import INSTANCE, Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.clients.outbox import Outbox
+from services.api.instances.browser_console import BrowserConsole
 from services.api.instances.cache import InstanceCache
 from services.api.instances.console import Console
 from services.api.instances.creation import Creation
@@ -73,13 +74,17 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         snapshots: Snapshots,
         hotplug: Hotplug,
         node_state: Callable[[str], int | None],
+        *,
+        browser_console: BrowserConsole,
     ) -> None:
         """`outbox` carries a delete's events in its write, `creation` makes
         new instances, `finisher` ends deletes, `cache`
         answers reads by UUID while it may, `snapshots` copies disks,
         `hotplug` adds NICs to running instances,
-        `node_state` says the state of a node by name (None: unknown)."""
+        `node_state` says the state of a node by name (None: unknown),
+        `browser_console` issues console tickets and relays consoles."""
         self._hotplug = hotplug
+        self._browser_console = browser_console
         self._node_state = node_state
         self._instances = instances
         self._namespaces = namespaces
@@ -299,6 +304,21 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> instance_service_pb2.GetScreenshotResponse:
         return await self._graphics.screenshot(request.ref)
+
+    async def CreateConsoleTicket(
+        self,
+        request: instance_service_pb2.CreateConsoleTicketRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> instance_service_pb2.ConsoleTicket:
+        return await self._browser_console.ticket(request)
+
+    async def ConsoleStream(
+        self,
+        request_iterator: AsyncIterator[instance_service_pb2.ConsoleStreamRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[instance_service_pb2.ConsoleStreamResponse]:
+        async for reply in self._browser_console.stream(request_iterator, context):
+            yield reply
 
     async def SnapshotInstance(
         self,

@@ -40,6 +40,7 @@ from services.api.clients.events import Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.clients.outbox import Outbox
 from services.api.clients.scheduler import Scheduler
+from services.api.instances.browser_console import BrowserConsole
 from services.api.instances.cache import InstanceCache
 from services.api.instances.creation import Creation
 from services.api.instances.deletion import Finisher
@@ -50,6 +51,7 @@ from services.api.instances.servicer import InstanceServicer
 from services.api.instances.snapshots import Snapshots
 from services.api.instances.validation import Limits
 from services.api.namespaces.keys import SYSTEM, ensure_system_namespace, new_key_record
+from services.api.namespaces.revocation import Revocation
 from services.api.namespaces.servicer import AuthServicer
 from services.api.namespaces.store import NamespaceStore
 from services.api.networks.store import NetworkStore
@@ -268,6 +270,16 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
                 node_agents,
             ),
             lambda node: None,
+            browser_console=BrowserConsole(
+                lookup=InstanceLookup(InstanceStore(store), cache),
+                instances=InstanceStore(store),
+                store=store,
+                events=events,
+                node_agents=node_agents,
+                check_caller=Revocation(namespaces).check,
+                secret="console-test-secret-of-32-bytes!",
+                ttl=60,
+            ),
         ),
         server,
     )

@@ -33,6 +33,7 @@ from services.api.clients.events import Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.clients.outbox import GRACE, KIND, Outbox
 from services.api.clients.scheduler import Scheduler
+from services.api.instances.browser_console import BrowserConsole
 from services.api.instances.cache import InstanceCache
 from services.api.instances.creation import Creation
 from services.api.instances.deletion import Finisher
@@ -42,6 +43,7 @@ from services.api.instances.lookup import InstanceLookup
 from services.api.instances.servicer import InstanceServicer
 from services.api.instances.snapshots import Snapshots
 from services.api.instances.validation import Limits
+from services.api.namespaces.revocation import Revocation
 from services.api.namespaces.store import NamespaceStore
 from services.api.networks.store import NetworkStore
 from services.common import instance_states as states
@@ -199,6 +201,16 @@ async def mesh(own_etcd: str, tmp_path_factory: pytest.TempPathFactory) -> Async
                 node_agents,
             ),
             lambda node: None,
+            browser_console=BrowserConsole(
+                lookup=InstanceLookup(instances, cache),
+                instances=instances,
+                store=store,
+                events=events,
+                node_agents=node_agents,
+                check_caller=Revocation(namespaces).check,
+                secret="console-test-secret-of-32-bytes!",
+                ttl=60,
+            ),
         )
         return Replica(emitter, outbox, creation, finisher, servicer)
 

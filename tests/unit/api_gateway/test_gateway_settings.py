@@ -28,6 +28,7 @@ def test_every_setting_reaches_the_config(monkeypatch: pytest.MonkeyPatch) -> No
         "--head-timeout": "4.5",
         "--body-timeout": "3.5",
         "--max-connections": "2",
+        "--novnc-dir": "/opt/novnc",
     }
     assert sorted(changed) == sorted(setting.flag for setting in SETTINGS)
     config = parse_config([part for pair in changed.items() for part in pair])

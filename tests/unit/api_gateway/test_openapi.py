@@ -85,9 +85,10 @@ def test_list_instances_answers_an_array_of_instances() -> None:
 
 def test_errors_are_the_statuses_the_gateway_answers() -> None:
     statuses = ["400", "401", "403", "404", "406", "409", "413", "500", "503", "504", "507"]
-    for item in DOC["paths"].values():
+    for path, item in DOC["paths"].items():
         for op in item.values():
-            assert list(op["responses"]) == ["200", *statuses]
+            first = ["101", "426"] if path == "/console/ws" else ["200"]
+            assert list(op["responses"]) == [*first, *statuses]
     answers = DOC["components"]["responses"]
     assert list(answers) == [f"Error{s}" for s in statuses]
     assert answers["Error409"]["content"]["application/json"]["schema"] == {
@@ -304,3 +305,13 @@ def test_raw_bodies_are_octet_streams_both_ways() -> None:
     assert upload["requestBody"]["content"] == {"application/octet-stream": {"schema": binary}}
     assert data["responses"]["200"]["content"] == {"application/octet-stream": {"schema": binary}}
     assert {p["name"] for p in data["parameters"]} >= {"uuid", "offset", "limit", "Range"}
+
+
+def test_a_websocket_route_is_an_upgrade_with_its_first_message_in_the_query() -> None:
+    socket = DOC["paths"]["/console/ws"]["get"]
+    assert socket["security"] == []  # the ticket is the credential
+    assert [p["name"] for p in socket["parameters"]] == ["instance", "ticket"]
+    assert "WebSocket" in socket["responses"]["101"]["description"]
+    assert socket["responses"]["426"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }

@@ -121,6 +121,7 @@ def test_capabilities_come_from_method_options() -> None:
         "events-by-type",
         "vdi-console-helper",
         "instance-screenshot",
+        "browser-console",
     ]
 
 
@@ -136,3 +137,14 @@ def test_a_client_stream_with_a_raw_body_is_routed_and_others_are_not() -> None:
     assert isinstance(listing, RouteMatch) and not listing.route.raw_body
     health = health_pb2.DESCRIPTOR.services_by_name["Health"]
     assert build_routes([health]).routes == []  # Watch: a stream without an http rule
+
+
+def test_a_bidirectional_stream_on_get_with_a_bytes_response_body_is_a_websocket() -> None:
+    found = TABLE.lookup("GET", "/console/ws")
+    assert isinstance(found, RouteMatch)
+    assert found.route.method.name == "ConsoleStream"
+    assert found.route.websocket and found.route.response_body == "data"
+    listing = TABLE.lookup("GET", "/instances")
+    assert isinstance(listing, RouteMatch) and not listing.route.websocket
+    watch = TABLE.lookup("GET", "/instances:watch")
+    assert isinstance(watch, RouteMatch) and not watch.route.websocket  # a server stream only
