@@ -47,6 +47,11 @@ class WebSocket:
         self._writer.write(self._ws.send(BytesMessage(data=data)))
         await self._writer.drain()
 
+    def ping(self, payload: bytes = b"") -> None:
+        """Send a Ping (not waiting for the socket to take it)."""
+        if not self._writer.transport.is_closing():
+            self._writer.write(self._ws.send(Ping(payload)))
+
     async def send_text(self, text: str) -> None:
         """Send one text message."""
         self._writer.write(self._ws.send(TextMessage(data=text)))

@@ -240,10 +240,14 @@ class HttpProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self.write_paused is None or self.write_paused.done():
             self.write_paused = self.loop.create_future()
+        if self.websocket is not None:
+            self.websocket.writing_paused()
 
     def resume_writing(self) -> None:
         if self.write_paused is not None and not self.write_paused.done():
             self.write_paused.set_result(None)
+        if self.websocket is not None:
+            self.websocket.writing_resumed()
 
     def data_received(self, data: bytes) -> None:
         if self.refusing:  # only while lingering: reading is paused otherwise
@@ -290,6 +294,14 @@ class HttpProtocol(asyncio.Protocol):
         self.listener.discard(self)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection and whatever it has not sent yet."""
+        self.closing = True
+        self._cancel_timer()
+        self.listener.discard(self)
+        if self.transport is not None:
+            self.transport.abort()
 
     def close_after_answer(self) -> None:
         """Close in stages: end this side, drop what the client still sends

@@ -20,9 +20,14 @@ Bounds, each breach closing the socket: a message longer than
 `MAX_MESSAGE` (1009); bytes the app has not taken yet past `INBOX_HIGH`
 pause reading (backpressure to the client; resumed under half of it); the
 app's sends wait while the transport's buffer is full (backpressure from
-the client); a ping every `PING_INTERVAL`, and a client silent for two
-intervals is cut (1006 to the app); once either side sent its Close, the
-other has `CLOSE_WAIT` seconds to answer before the connection closes.
+the client), and meanwhile nothing is read and no ping is answered, so a
+client that does not read cannot grow that buffer; a buffer full for
+`WRITE_STALL` seconds aborts the connection; a ping every `PING_INTERVAL`,
+and a client silent for two intervals is cut (1006 to the app); once either
+side sent its Close (never held back by a full buffer), the other has
+`CLOSE_WAIT` seconds to answer before the connection closes, and
+`CLOSE_WAIT` more to take what is still buffered before it is aborted.
+Bytes that arrive before the 101 break RFC 6455 §4.1 and cut the connection.
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ PING_INTERVAL = 20.0
 """Seconds between pings; a client that sends nothing for two is gone."""
 CLOSE_WAIT = 5.0
 """Seconds a Close waits for the other side's Close before the connection goes."""
+WRITE_STALL = 30.0
+"""Seconds the transport's buffer may stay full before the connection is aborted."""
 VERSION = b"13"
 
 
@@ -134,6 +141,7 @@ class WebSocketExchange:
         self.denial: list[bytes] = []
         self.denial_head: tuple[int, list[tuple[bytes, bytes]]] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._stall: asyncio.TimerHandle | None = None
 
     # --- the app's side ---
 
@@ -169,8 +177,7 @@ class WebSocketExchange:
             if self.inbox:
                 message = self.inbox.popleft()
                 self.inbox_bytes -= _size(message)
-                if self.inbox_bytes <= INBOX_HIGH // 2:
-                    self.conn.resume_reading()
+                self._maybe_resume_reading()
                 return message
             if self.close_code is not None:
                 return {"type": "websocket.disconnect", "code": self.close_code}
@@ -179,10 +186,17 @@ class WebSocketExchange:
 
     async def send(self, message: AsgiMessage) -> None:
         """Act on what the app sends; RuntimeError on an ASGI protocol error."""
-        paused = self.conn.write_paused
-        if paused is not None and not paused.done() and self.close_code is None:
-            await paused
         kind = message["type"]
+        if self.state == "closed":  # the connection is gone: nothing to send on
+            return
+        paused = self.conn.write_paused
+        if (
+            paused is not None
+            and not paused.done()
+            and self.close_code is None
+            and kind != "websocket.close"
+        ):
+            await paused
         if self.state == "connecting":
             self._send_connecting(kind, message)
         elif kind == "websocket.http.response.body" and self.state == "denied":
@@ -203,7 +217,9 @@ class WebSocketExchange:
 
     def _send_connecting(self, kind: str, message: AsgiMessage) -> None:
         transport = self.conn.transport
-        if kind == "websocket.accept":
+        if kind == "websocket.accept" and self.close_code is not None:
+            self.state = "closed"  # the client broke off before the 101
+        elif kind == "websocket.accept":
             headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
             self._note_request_id(headers)
             self.status = 101
@@ -251,7 +267,12 @@ class WebSocketExchange:
     def feed(self, data: bytes) -> None:
         """Bytes from the client, from the upgrade on."""
         self.heard = True
-        if self.ws.state is ConnectionState.CLOSED or self.state == "denied":
+        if self.ws.state is ConnectionState.CLOSED or self.state in ("denied", "closed"):
+            return
+        if self.state == "connecting":  # RFC 6455 §4.1: nothing before the 101
+            self.conn.listener.warn(self.conn.peer, "WebSocket data before the handshake ended")
+            self._gone(int(CloseReason.PROTOCOL_ERROR))
+            self._close_transport()
             return
         try:
             self.ws.receive_data(data)
@@ -266,7 +287,7 @@ class WebSocketExchange:
         if isinstance(event, Message):
             self._on_message(event)
         elif isinstance(event, Ping):
-            if self.ws.state is ConnectionState.OPEN:
+            if self.ws.state is ConnectionState.OPEN and not self._writes_paused():
                 self._write(self.ws.send(event.response()))
         elif isinstance(event, Pong):
             pass  # `heard` is set already
@@ -307,6 +328,7 @@ class WebSocketExchange:
     def lost(self) -> None:
         """The connection is gone."""
         self._cancel_timer()
+        self._cancel_stall()
         self._gone(int(CloseReason.ABNORMAL_CLOSURE))
         if self.state != "denied":
             self.state = "closed"
@@ -344,9 +366,46 @@ class WebSocketExchange:
         self._wake()
 
     def _close_transport(self) -> None:
+        """Close; abort if what is buffered is not taken within `CLOSE_WAIT`."""
         self._cancel_timer()
         self.state = "closed"
         self.conn.close()
+        transport = self.conn.transport
+        if transport is not None and transport.get_write_buffer_size():
+            self._timer = self.conn.loop.call_later(CLOSE_WAIT, self._abort, "closing")
+
+    def _abort(self, why: str) -> None:
+        self._timer = self._stall = None
+        self.conn.listener.warn(self.conn.peer, f"WebSocket client not reading ({why}): aborted")
+        self._gone(int(CloseReason.ABNORMAL_CLOSURE))
+        self.state = "closed"
+        self.conn.abort()
+
+    # --- backpressure from the client ---
+
+    def writing_paused(self) -> None:
+        """The transport's buffer is full: read nothing more (so answer no
+        ping) until it drains, and abort if it does not within `WRITE_STALL`."""
+        self.conn.pause_reading()
+        if self._stall is None:
+            self._stall = self.conn.loop.call_later(WRITE_STALL, self._abort, "write stalled")
+
+    def writing_resumed(self) -> None:
+        self._cancel_stall()
+        self._maybe_resume_reading()
+
+    def _writes_paused(self) -> bool:
+        paused = self.conn.write_paused
+        return paused is not None and not paused.done()
+
+    def _maybe_resume_reading(self) -> None:
+        if self.inbox_bytes <= INBOX_HIGH // 2 and not self._writes_paused():
+            self.conn.resume_reading()
+
+    def _cancel_stall(self) -> None:
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
 
     def _tick(self) -> None:
         """Ping, or cut a client that answered nothing since the last ping."""
@@ -359,7 +418,8 @@ class WebSocketExchange:
             self._close_transport()
             return
         self.heard = False
-        self._write(self.ws.send(Ping()))
+        if not self._writes_paused():
+            self._write(self.ws.send(Ping()))
         self._timer = self.conn.loop.call_later(PING_INTERVAL, self._tick)
 
     def _cancel_timer(self) -> None:

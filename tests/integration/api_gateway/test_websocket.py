@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 from sfmesh.v1 import instance_service_pb2, instance_service_pb2_grpc
 
 from devmesh.ws_client import Refused, WebSocket, connect
+from services.api_gateway import ws_exchange
 from services.api_gateway.app import GatewayApp
 from services.api_gateway.config import GatewayConfig
 from services.api_gateway.server import GatewayServer
@@ -226,3 +227,51 @@ async def test_a_stopping_gateway_closes_its_sockets_as_going_away(
         server.gateway.request_stop()
         assert await asyncio.wait_for(socket.recv(), 5) is None
         assert socket.close_code == 1001
+
+
+async def drained(socket: WebSocket) -> int:
+    """Bytes received until the socket ends, however it ends."""
+    received = 0
+    with contextlib.suppress(ConnectionError):
+        while (piece := await socket.recv()) is not None:
+            received += len(piece)
+    return received
+
+
+async def test_a_client_that_never_reads_is_cut_once_writes_stall(
+    gateway: str, consoles: tuple[str, FakeConsoles], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ws_exchange, "WRITE_STALL", 1.0)
+    consoles[1].flooded = 0
+    socket = await opened(gateway, "flood")
+    await asyncio.sleep(3)
+    held = consoles[1].flooded
+    assert await asyncio.wait_for(drained(socket), 10) < FLOOD
+    assert consoles[1].flooded == held  # the stream ended with the socket
+
+
+async def test_pings_do_not_keep_a_client_that_does_not_read(
+    gateway: str, consoles: tuple[str, FakeConsoles], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pongs are not queued behind a full buffer and pings count for
+    nothing: the stall cuts the client as if it were silent."""
+    monkeypatch.setattr(ws_exchange, "WRITE_STALL", 1.0)
+    socket = await opened(gateway, "flood")
+    for _ in range(60):
+        socket.ping(b"p" * 125)
+        await asyncio.sleep(0.05)
+    assert await asyncio.wait_for(drained(socket), 10) < FLOOD
+
+
+async def test_frames_before_the_101_are_refused_unanswered(gateway: str) -> None:
+    host, port = gateway.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = (
+        "GET /console/ws?instance=i-1&ticket=echo HTTP/1.1\r\nHost: gw\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    ping = b"\x89\x80\x00\x00\x00\x00"  # a masked, empty Ping
+    writer.write(head.encode() + ping * 4)
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
