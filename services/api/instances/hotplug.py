@@ -42,6 +42,7 @@ from typing import Protocol
 
 from sfmesh.v1 import instance_pb2, instance_service_pb2, records_pb2
 
+from services.api import sizes
 from services.api.clients.events import INTERFACE, Events
 from services.api.clients.outbox import Held, Outbox
 from services.api.instances import hotplug_rules as rules
@@ -143,16 +144,25 @@ class Hotplug:
     async def sweep(self, older_than: float) -> int:
         """Finish every hot-plug whose key is at least `older_than` seconds
         old: its NIC withdrawn unless plugged, then its key dropped; how many
-        NICs this call withdrew."""
+        NICs this call withdrew. A key that cannot be finished now (unreadable,
+        or its withdrawal failed) is logged and left to the next sweep."""
         now, withdrawn = time.time(), 0
         async for item in self._store.list_prefix(kind_prefix(KIND)):
-            plug = records_pb2.HotplugRecord.FromString(item.value)
-            if now - plug.started_at < older_than:
-                continue
-            reason = "its request did not finish"
-            outcome = await self._withdraw(plug.instance_uuid, plug.interface_uuid, reason)
-            withdrawn += outcome is None
+            try:
+                withdrawn += await self._sweep_one(item.value, now - older_than)
+            except Exception:
+                log.exception("cannot finish the hot-plug at %r now; trying again later", item.key)
         return withdrawn
+
+    async def _sweep_one(self, value: bytes, started_before: float) -> bool:
+        """Finish one hot-plug key's hot-plug if it started before
+        `started_before`; whether its NIC was withdrawn."""
+        plug = records_pb2.HotplugRecord.FromString(value)
+        if plug.started_at > started_before:
+            return False
+        reason = "its request did not finish"
+        outcome = await self._withdraw(plug.instance_uuid, plug.interface_uuid, reason)
+        return outcome is None
 
     async def run(self) -> None:
         """Sweep every `SWEEP_INTERVAL` until cancelled."""
@@ -161,6 +171,8 @@ class Hotplug:
                 await self.sweep(GRACE)
             except errors.SfmeshError as exc:
                 log.warning("hot-plug sweep failed (%s); trying again later", exc)
+            except Exception:
+                log.exception("hot-plug sweep failed; trying again later")
             await asyncio.sleep(SWEEP_INTERVAL)
 
     async def _reserve(
@@ -178,6 +190,7 @@ class Hotplug:
                 stored = fresh
             instance = stored.record.instance
             rules.check_pluggable(instance)
+            sizes.check_count("network", [*instance.interfaces, spec], sizes.NETWORKS)
             plan = await plan_nics(
                 self._networks,
                 caller().namespace,
@@ -197,6 +210,7 @@ class Hotplug:
                 request_id=request_id(),
             )
             record = rules.with_nic(stored.record, nic)
+            sizes.check_record_growth(stored.record.ByteSize(), record)
             if await self._instances.replace(
                 stored,
                 record,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import pytest
 from sfmesh.v1 import instance_pb2, instance_service_pb2, network_service_pb2, records_pb2
 
+from services.api import sizes
 from services.api.clients.events import Events
 from services.api.clients.outbox import Outbox
 from services.api.instances import hotplug_rules
@@ -33,7 +34,7 @@ from services.common.addresses import FLOATING, address_key, mac_key, reservatio
 from services.common.events import EventEmitter
 from services.common.instance_store import InstanceStore
 from services.common.interceptors import _caller, _request_id
-from services.common.store import Put, Store, key, kind_prefix
+from services.common.store import Delete, Put, Store, key, kind_prefix
 from services.common.tokens import Caller
 
 NAMESPACE, OTHER = f"hp-{uuid.uuid4().hex[:6]}", f"hpo-{uuid.uuid4().hex[:6]}"
@@ -386,3 +387,47 @@ async def test_a_sweep_withdraws_what_a_dead_api_left_and_keeps_what_was_plugged
     assert await world.hotplug.sweep(0) == 1
     after = await snapshot(world, instance_uuid, net)
     assert after == before
+
+
+async def test_a_nic_past_the_create_s_bounds_is_refused(world: World) -> None:
+    """The create's bounds hold for hot-plugs too: `sizes.NETWORKS` NICs and
+    `sizes.INSTANCE_RECORD_BYTES` of record."""
+    net = await a_network(world, "10.69.0.0/24")
+    instance_uuid = await an_instance(world, net)
+    for _ in range(sizes.NETWORKS - 1):
+        await world.hotplug.add(Request(ref=instance_uuid, network=Spec(network_uuid=net)))
+    full = await snapshot(world, instance_uuid, net)
+    with pytest.raises(errors.InvalidArgument) as refused:
+        await world.hotplug.add(Request(ref=instance_uuid, network=Spec(network_uuid=net)))
+    assert refused.value.message == "network may have at most 16 entries, not 17"
+    assert await snapshot(world, instance_uuid, net) == full
+
+    big_uuid = await an_instance(world, await a_network(world, "10.70.0.0/24"))
+    stored = await world.instances.get(big_uuid)
+    assert stored is not None
+
+    def grown(record: records_pb2.InstanceRecord) -> None:
+        record.instance.user_data = "u" * sizes.INSTANCE_RECORD_BYTES
+
+    await world.instances.update(stored, grown)
+    calls = len(world.agent.calls)
+    with pytest.raises(errors.InvalidArgument, match="an instance record may be at most"):
+        await world.hotplug.add(Request(ref=big_uuid, network=Spec(network_uuid=net)))
+    assert len(world.agent.calls) == calls
+
+
+async def test_a_sweep_goes_past_a_key_it_cannot_finish(world: World) -> None:
+    net = await a_network(world, "10.71.0.0/24")
+    instance_uuid = await an_instance(world, net)
+    _, nic = await world.hotplug._reserve(
+        (await world.instances.get(instance_uuid)),  # type: ignore[arg-type]
+        Spec(network_uuid=net),
+    )
+    corrupt = hotplug_key("0-corrupt")  # listed before any uuid
+    await world.store.commit([Put(corrupt, b"\xff not a record", 0)])
+    try:
+        assert await world.hotplug.sweep(0) == 1
+        assert await world.store.get(hotplug_key(nic.uuid)) is None
+        assert await world.store.get(corrupt) is not None  # left, logged
+    finally:
+        await world.store.commit([Delete(corrupt)])
