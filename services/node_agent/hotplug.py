@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Protocol
 
@@ -36,6 +35,7 @@ from services.common.wire import wire_name
 from services.node_agent.commands import DataPlaneError
 from services.node_agent.domain_xml import NicDevice
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
+from services.node_agent.keyed_locks import KeyedLocks
 from services.node_agent.networking import NetworkGone
 from services.node_agent.nic_devices import render_interface
 
@@ -99,7 +99,8 @@ class Hotplug:
         self._networking = networking
         self._hypervisor = hypervisor
         self._emitter = emitter
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks = KeyedLocks()
+        """One per instance being plugged or repaired."""
 
     async def plug(self, instance_uuid: str, interface_uuid: str) -> None:
         """Plug a NIC the record holds `initial` and record it `created`;
@@ -125,7 +126,7 @@ class Hotplug:
             return
         if not macs or not strays(macs, stored.record.instance):
             return
-        async with self._locks[uuid]:
+        async with self._locks.hold(uuid):
             fresh = await self._records.get(uuid)
             if fresh is None or fresh.record.instance.state != states.CREATED:
                 return  # the instance moved on: its own path deals with the domain
@@ -146,7 +147,7 @@ class Hotplug:
                 self._status(uuid, "stray interface unplugged", {"macaddr": mac})
 
     async def _plug(self, instance_uuid: str, interface_uuid: str) -> None:
-        async with self._locks[instance_uuid]:
+        async with self._locks.hold(instance_uuid):
             stored = await self._records.get(instance_uuid)
             instance = stored.record.instance if stored else None
             if stored is None or instance is None or instance.node != self._node:

@@ -26,7 +26,6 @@ bytes. Its rules:
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import contextlib
 import logging
@@ -40,6 +39,7 @@ from services.node_agent.blob_store import BlobStore
 from services.node_agent.file_digests import file_digest
 from services.node_agent.formats import detect_format
 from services.node_agent.images import ImageError, check_self_contained
+from services.node_agent.keyed_locks import KeyedLocks
 from services.node_agent.upload_digests import RunningDigest, UploadDigests
 
 log = logging.getLogger("sfmesh.node_agent.uploads")
@@ -116,7 +116,7 @@ class UploadFiles:
     def __init__(self, root: Path, blobs: BlobStore) -> None:
         self.root = root
         self._blobs = blobs
-        self._locks = _KeyedLocks()
+        self._locks = KeyedLocks()
         self._running: set[asyncio.Task[Any]] = set()
         """Locked work whose caller may be gone: the loop keeps weak references."""
         self._digests = UploadDigests()
@@ -359,23 +359,3 @@ def _write_all(fd: int, data: bytes, position: int) -> None:
         written = os.pwrite(fd, view, position)
         view = view[written:]
         position += written
-
-
-class _KeyedLocks:
-    """One asyncio lock per key, kept while someone holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._users: collections.Counter[str] = collections.Counter()
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._users[key] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._users[key] -= 1
-            if not self._users[key]:
-                del self._users[key], self._locks[key]

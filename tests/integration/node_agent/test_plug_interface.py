@@ -171,6 +171,7 @@ async def test_a_nic_is_attached_live_and_persistently_then_recorded_created(nod
     assert stored is not None
     await node.hotplug.remove_strays(stored)
     assert macs(node, uuid_) == ({MAC}, {MAC})
+    assert len(node.hotplug._locks) == 0  # no lock kept for an instance at rest
 
 
 async def test_a_refusal_is_undone_before_it_is_answered(node: Node) -> None:
