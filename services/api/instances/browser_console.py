@@ -46,7 +46,10 @@ from services.common.tokens import Caller
 
 TICKET_KIND = "console_ticket"
 """etcd keys `/sfmesh/v1/console_ticket/<ticket id>`: a ticket used, kept
-until it expires."""
+until it expires (and `CLOCK_MARGIN` longer)."""
+CLOCK_MARGIN = 60
+"""Seconds a used ticket's mark outlives the ticket: each replica checks
+expiry by its own clock, and one running behind must still find the mark."""
 ON = instance_pb2.POWER_STATE_ON
 
 
@@ -156,8 +159,9 @@ class BrowserConsole:
             self._events.audit(instance.uuid, "browser console closed", {"reason": ended})
 
     async def _claim(self, ticket: tickets.Ticket) -> None:
-        """Mark the ticket used until it expires; 401 when it was already."""
-        seconds = max(1, math.ceil(ticket.expires_at - time.time()) + 1)
+        """Mark the ticket used until it expires, and `CLOCK_MARGIN` longer;
+        401 when it was already."""
+        seconds = max(0, math.ceil(ticket.expires_at - time.time())) + CLOCK_MARGIN
         lease = await self._store.grant(seconds)
         claimed = Put(key(TICKET_KIND, ticket.ticket_id), b"", 0, lease=lease)
         if not await self._store.commit([claimed]):
