@@ -303,20 +303,27 @@ class Hypervisor:
 
     async def attach_interface(self, uuid: str, xml: str, mac: str) -> None:
         """Plug the NIC `xml` (MAC `mac`) into the running domain and its
-        persistent definition, wherever it is not yet (``nic_devices.py``).
+        persistent definition, wherever it is not yet (``nic_devices.py``); a
+        device of that MAC on another bridge is unplugged and plugged anew.
         Raises HypervisorError when the domain is not running or libvirt
         refuses."""
+        bridge = nic_devices.source_bridge(xml)
 
         def attach(conn: libvirt.virConnect) -> None:
             domain = self._domain(conn, uuid)
             if not domain.isActive():
                 raise HypervisorError(f"domain {self.domain_name(uuid)} is not running")
             flags = 0
-            if mac.lower() not in nic_devices.interface_macs(domain.XMLDesc(0)):
-                flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
-            inactive = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-            if mac.lower() not in nic_devices.interface_macs(inactive):
-                flags |= libvirt.VIR_DOMAIN_AFFECT_CONFIG
+            for flag, dumped in (
+                (libvirt.VIR_DOMAIN_AFFECT_LIVE, domain.XMLDesc(0)),
+                (libvirt.VIR_DOMAIN_AFFECT_CONFIG, domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)),
+            ):
+                present = nic_devices.interface_xml(dumped, mac)
+                if present is not None and nic_devices.source_bridge(present) != bridge:
+                    domain.detachDeviceFlags(present, flag)  # on another bridge
+                    present = None
+                if present is None:
+                    flags |= flag
             if flags:
                 domain.attachDeviceFlags(xml, flags)
 

@@ -44,3 +44,10 @@ def interface_xml(domain_xml: str, mac: str) -> str | None:
         if found is not None and found.get("address", "").lower() == mac.lower():
             return ET.tostring(interface, encoding="unicode")
     return None
+
+
+def source_bridge(interface: str) -> str | None:
+    """The bridge an `<interface>` element (as its own document) is on;
+    None when it names none. Pure."""
+    source = ET.fromstring(interface).find("source")
+    return source.get("bridge") if source is not None else None

@@ -28,7 +28,7 @@ from services.common.store import Store
 from services.node_agent.hotplug import Hotplug
 from services.node_agent.hypervisor import Hypervisor
 from services.node_agent.naming import domain_name
-from services.node_agent.nic_devices import interface_macs
+from services.node_agent.nic_devices import interface_macs, interface_xml, source_bridge
 from tests.event_sinks import RecordedEvents
 
 URI = "qemu:///system"
@@ -247,3 +247,29 @@ async def test_devices_no_nic_names_are_unplugged(node: Node) -> None:
     await node.hotplug.remove_strays(stored)
     assert macs(node, uuid_) == (set(), {MAC})
     assert node.events.messages(uuid_) == ["stray interface unplugged"]
+
+
+async def test_a_device_of_the_mac_on_another_bridge_is_plugged_anew(node: Node) -> None:
+    uuid_ = await an_instance(node)
+    nic = await nic_of(node, uuid_)
+    assert nic is not None
+    conn = libvirt.open(URI)
+    try:
+        domain = conn.lookupByName(domain_name(node.name, uuid_))
+        domain.attachDeviceFlags(  # left by a plug onto a bridge since replaced
+            f"<interface type='bridge'><mac address='{MAC}'/>"
+            "<source bridge='sfhtoldbr'/><model type='virtio'/></interface>",
+            libvirt.VIR_DOMAIN_AFFECT_CONFIG,
+        )
+    finally:
+        conn.close()
+    await node.hotplug.plug(uuid_, nic.uuid)
+    assert macs(node, uuid_) == ({MAC}, {MAC})
+    conn = libvirt.open(URI)
+    try:
+        domain = conn.lookupByName(domain_name(node.name, uuid_))
+        for dumped in (domain.XMLDesc(0), domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)):
+            found = interface_xml(dumped, MAC)
+            assert found is not None and source_bridge(found) == node.networks.bridge
+    finally:
+        conn.close()

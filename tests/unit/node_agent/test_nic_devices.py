@@ -12,7 +12,12 @@ from sfmesh.v1 import instance_pb2
 
 from services.node_agent.domain_xml import NicDevice
 from services.node_agent.hotplug import nic_device, strays, without
-from services.node_agent.nic_devices import interface_macs, interface_xml, render_interface
+from services.node_agent.nic_devices import (
+    interface_macs,
+    interface_xml,
+    render_interface,
+    source_bridge,
+)
 
 DOMAIN = """<domain type='qemu'><name>d</name><devices>
   <disk type='file' device='disk'><target dev='vda'/></disk>
@@ -65,3 +70,12 @@ def test_strays_are_the_devices_no_nic_names() -> None:
     left = without(instance, "a")
     assert [nic.uuid for nic in left.interfaces] == ["b"]
     assert len(instance.interfaces) == 2
+
+
+def test_the_bridge_an_interface_is_on() -> None:
+    found = interface_xml(DOMAIN, "02:00:00:aa:00:01")
+    assert found is not None and source_bridge(found) == "b1"
+    assert (
+        source_bridge(render_interface(NicDevice("02:00:00:01:02:03", "virtio", "sfb1"))) == "sfb1"
+    )
+    assert source_bridge("<interface type='user'/>") is None
