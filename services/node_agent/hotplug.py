@@ -11,7 +11,8 @@ did here before answering; the api then withdraws the NIC from the record.
 Level-based repair covers what a crash or a lost answer leaves: whenever
 the reconciler looks at a created instance, a device whose MAC no NIC of
 the record names (a NIC the api withdrew after a plug it no longer waited
-for, or whose process died) is unplugged (`remove_strays`). A plug and that
+for, or whose process died) is unplugged (`remove_strays`), and looked at
+again later while any is left (the reconciler's retry). A plug and that
 repair hold one lock per instance, and the repair reads the record fresh
 from etcd under it, so a device being plugged is never taken for a stray;
 the plug itself runs shielded from its caller's cancel, so a deadline never
@@ -113,9 +114,11 @@ class Hotplug:
         work = asyncio.ensure_future(self._plug(instance_uuid, interface_uuid))
         await asyncio.shield(work)
 
-    async def remove_strays(self, stored: StoredInstance) -> None:
+    async def remove_strays(self, stored: StoredInstance) -> bool:
         """Unplug the devices of a created instance's domain whose MAC no NIC
-        of its record names (read fresh from etcd before anything goes)."""
+        of its record names (read fresh from etcd before anything goes);
+        whether to look again later: strays remain (a failed unplug, a guest
+        slow to let go) or the domain could not be read."""
         uuid = stored.record.instance.uuid
         try:
             macs = await self._hypervisor.interface_macs(uuid)
@@ -123,17 +126,17 @@ class Hotplug:
             log.warning(
                 "cannot read the domain's NICs: %s", exc, extra={"fields": {"instance": uuid}}
             )
-            return
+            return True
         if not macs or not strays(macs, stored.record.instance):
-            return
+            return False
         async with self._locks.hold(uuid):
             fresh = await self._records.get(uuid)
             if fresh is None or fresh.record.instance.state != states.CREATED:
-                return  # the instance moved on: its own path deals with the domain
+                return False  # the instance moved on: its own path deals with the domain
             try:
                 macs = await self._hypervisor.interface_macs(uuid) or set()
             except HypervisorError:
-                return
+                return True
             for mac in sorted(strays(macs, fresh.record.instance)):
                 try:
                     await self._hypervisor.detach_interface(uuid, mac)
@@ -145,6 +148,11 @@ class Hotplug:
                     )
                     continue
                 self._status(uuid, "stray interface unplugged", {"macaddr": mac})
+            try:
+                left = await self._hypervisor.interface_macs(uuid) or set()
+            except HypervisorError:
+                return True
+            return bool(strays(left, fresh.record.instance))
 
     async def _plug(self, instance_uuid: str, interface_uuid: str) -> None:
         async with self._locks.hold(instance_uuid):

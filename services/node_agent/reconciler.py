@@ -339,7 +339,8 @@ class Reconciler:
             if power is not None:
                 await self.record_power(uuid, power)
         if power is not None:
-            await self._hotplug.remove_strays(stored)
+            if await self._hotplug.remove_strays(stored):
+                self._retry_later(uuid)  # a stray left: nothing else may look again
             return
         await self._fail(stored, states.CREATED, "the instance's domain has disappeared")
 

@@ -169,7 +169,7 @@ async def test_a_nic_is_attached_live_and_persistently_then_recorded_created(nod
     # A NIC the record names is no stray.
     stored = await node.instances.get(uuid_)
     assert stored is not None
-    await node.hotplug.remove_strays(stored)
+    assert not await node.hotplug.remove_strays(stored)  # nothing left to look at again
     assert macs(node, uuid_) == ({MAC}, {MAC})
     assert len(node.hotplug._locks) == 0  # no lock kept for an instance at rest
 
@@ -244,7 +244,7 @@ async def test_devices_no_nic_names_are_unplugged(node: Node) -> None:
         conn.close()
     stored = await node.instances.get(uuid_)
     assert stored is not None
-    await node.hotplug.remove_strays(stored)
+    assert not await node.hotplug.remove_strays(stored)  # nothing left to look at again
     assert macs(node, uuid_) == (set(), {MAC})
     assert node.events.messages(uuid_) == ["stray interface unplugged"]
 
@@ -273,3 +273,22 @@ async def test_a_device_of_the_mac_on_another_bridge_is_plugged_anew(node: Node)
             assert found is not None and source_bridge(found) == node.networks.bridge
     finally:
         conn.close()
+
+
+async def test_a_stray_the_guest_holds_on_to_is_looked_at_again(node: Node) -> None:
+    uuid_ = await an_instance(node)  # no OS: a live unplug never completes
+    stray = "02:00:00:ab:cd:01"
+    conn = libvirt.open(URI)
+    try:
+        domain = conn.lookupByName(domain_name(node.name, uuid_))
+        domain.attachDeviceFlags(
+            f"<interface type='bridge'><mac address='{stray}'/>"
+            f"<source bridge='{node.networks.bridge}'/><model type='virtio'/></interface>",
+            libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG,
+        )
+    finally:
+        conn.close()
+    stored = await node.instances.get(uuid_)
+    assert stored is not None
+    assert await node.hotplug.remove_strays(stored)  # still there: the reconciler retries
+    assert macs(node, uuid_)[1] == set()
