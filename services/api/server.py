@@ -189,6 +189,7 @@ async def serve_api(config: ApiConfig) -> None:
         snapshots,
         hotplug,
         node_states.state_of,
+        store,
     )
     node_store = NodeStore(store)
     retirement = Retirement(node_store, instance_store, finisher, artifacts)

@@ -28,6 +28,7 @@ from services.common.store import Store
 from services.common.tokens import InternalCredentials, TokenAuthority
 from services.node_agent import facts
 from services.node_agent.agent_monitors import AgentMonitors
+from services.node_agent.agent_operations import AgentOperations
 from services.node_agent.blob_care import BlobCare, CareSettings
 from services.node_agent.blob_locations import BlobLocations
 from services.node_agent.blob_records import BlobRecords
@@ -132,6 +133,7 @@ class NodeAgentParts:
     builder: Builder
     reconciler: Reconciler
     agent_monitors: AgentMonitors
+    agent_operations: AgentOperations
     """A monitor of each running instance's in-guest agent; agent_state."""
     host: facts.HostFacts
     presence: Presence
@@ -267,6 +269,13 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
         events=emitter,
     )
     notices.instance_changed.connect(agent_monitors.changed)
+    agent_operations = AgentOperations(
+        node=config.node_name,
+        store=store,
+        monitor=agent_monitors.monitor,
+        blobs=blobs,
+        events=emitter,
+    )
 
     host = facts.HostFacts(
         node=config.node_name,
@@ -298,6 +307,7 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
             node=config.node_name, hypervisor=hypervisor, blobs=blobs, store=store, events=emitter
         ),
         hotplug=hotplug,
+        agent_operations=agent_operations,
     )
     return NodeAgentParts(
         config=config,
@@ -321,6 +331,7 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
         builder=builder,
         reconciler=reconciler,
         agent_monitors=agent_monitors,
+        agent_operations=agent_operations,
         host=host,
         presence=presence,
         reporter=reporter,

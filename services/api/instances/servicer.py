@@ -2,7 +2,7 @@
 
 Listing, reading and deleting are written here; the other routes are
 delegated, one line each, to handlers that are given what they use:
-`Creation`, `Power`, `Console`, `GraphicsConsole`, `Observation`,
+`Creation`, `Power`, `Console`, `GraphicsConsole`, `AgentOperations`, `Observation`,
 `Snapshots`, `Hotplug` and the metadata handler.
 Errors are raised as `services.common.errors` and mapped once by the request
 interceptor.
@@ -17,6 +17,7 @@ import grpc
 from google.api import httpbody_pb2
 from google.protobuf import empty_pb2, struct_pb2
 from sfmesh.v1 import (
+    agent_operation_pb2,
     instance_pb2,
     instance_service_pb2,
     instance_service_pb2_grpc,
@@ -26,6 +27,7 @@ from sfmesh.v1 import (
 from services.api.clients.events import INSTANCE, Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.clients.outbox import Outbox
+from services.api.instances.agent_operations import AgentOperations
 from services.api.instances.cache import InstanceCache
 from services.api.instances.console import Console
 from services.api.instances.creation import Creation
@@ -45,6 +47,7 @@ from services.common import errors
 from services.common import instance_states as states
 from services.common.instance_store import InstanceStore, StoredInstance
 from services.common.interceptors import caller
+from services.common.store import Store
 
 
 def instance_metadata(record: records_pb2.InstanceRecord, ref: str) -> struct_pb2.Struct:
@@ -73,12 +76,14 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         snapshots: Snapshots,
         hotplug: Hotplug,
         node_state: Callable[[str], int | None],
+        store: Store,
     ) -> None:
         """`outbox` carries a delete's events in its write, `creation` makes
         new instances, `finisher` ends deletes, `cache`
         answers reads by UUID while it may, `snapshots` copies disks,
         `hotplug` adds NICs to running instances,
-        `node_state` says the state of a node by name (None: unknown)."""
+        `node_state` says the state of a node by name (None: unknown),
+        `store` holds agent operations."""
         self._hotplug = hotplug
         self._node_state = node_state
         self._instances = instances
@@ -91,6 +96,7 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         self._power = Power(self._lookup, events, node_agents)
         self._console = Console(self._lookup, events, node_agents)
         self._graphics = GraphicsConsole(self._lookup, events, node_agents)
+        self._agent = AgentOperations(self._lookup, store, events, node_agents)
         self._observation = Observation(self._lookup, instances, events)
         self._metadata = MetadataHandler(
             find=self._lookup.resolve,
@@ -299,6 +305,44 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> instance_service_pb2.GetScreenshotResponse:
         return await self._graphics.screenshot(request.ref)
+
+    async def ExecuteInAgent(
+        self,
+        request: instance_service_pb2.ExecuteInAgentRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> agent_operation_pb2.AgentOperation:
+        deadline = request.deadline_seconds if request.HasField("deadline_seconds") else None
+        return await self._agent.execute(request.ref, request.command_line, deadline)
+
+    async def GetFromAgent(
+        self,
+        request: instance_service_pb2.GetFromAgentRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> agent_operation_pb2.AgentOperation:
+        deadline = request.deadline_seconds if request.HasField("deadline_seconds") else None
+        return await self._agent.get(request.ref, request.path, deadline)
+
+    async def ListAgentOperations(
+        self,
+        request: instance_service_pb2.ListAgentOperationsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> instance_service_pb2.ListAgentOperationsResponse:
+        found = await self._agent.list(request.ref, all=request.all)
+        return instance_service_pb2.ListAgentOperationsResponse(operations=found)
+
+    async def GetAgentOperation(
+        self,
+        request: instance_service_pb2.GetAgentOperationRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> agent_operation_pb2.AgentOperation:
+        return await self._agent.read(request.uuid)
+
+    async def DeleteAgentOperation(
+        self,
+        request: instance_service_pb2.DeleteAgentOperationRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> agent_operation_pb2.AgentOperation:
+        return await self._agent.delete(request.uuid)
 
     async def SnapshotInstance(
         self,

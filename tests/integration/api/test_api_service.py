@@ -268,6 +268,7 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
                 node_agents,
             ),
             lambda node: None,
+            store,
         ),
         server,
     )

@@ -199,6 +199,7 @@ async def mesh(own_etcd: str, tmp_path_factory: pytest.TempPathFactory) -> Async
                 node_agents,
             ),
             lambda node: None,
+            store,
         )
         return Replica(emitter, outbox, creation, finisher, servicer)
 

@@ -65,7 +65,7 @@ def test_captures_and_route_details() -> None:
 def test_unknown_path_is_404() -> None:
     assert isinstance(TABLE.lookup("GET", "/nothing"), NoRoute)
     assert isinstance(TABLE.lookup("GET", "/instances/"), NoRoute)
-    assert isinstance(TABLE.lookup("GET", "/instances/vm/agentoperations"), NoRoute)
+    assert isinstance(TABLE.lookup("POST", "/instances/vm/agent/put"), NoRoute)
 
 
 def test_other_method_is_405_with_allow() -> None:
@@ -121,6 +121,11 @@ def test_capabilities_come_from_method_options() -> None:
         "events-by-type",
         "vdi-console-helper",
         "instance-screenshot",
+        "instance-execute",
+        "instance-get",
+        "instance-agentoperations",
+        "instance-agentoperations-all",
+        "agentoperations-crud",
     ]
 
 
