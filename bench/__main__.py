@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 
 from bench import (
+    agent,
     artifacts,
     blob_copy,
     event_ingest,
@@ -41,6 +42,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "artifacts": artifacts.main,
     "blob_copy": blob_copy.main,
     "failover": failover.main,
+    "agent": agent.main,
 }
 
 

@@ -42,6 +42,9 @@ from services.node_agent import agent_protocol as protocol
 from services.node_agent.agent_protocol import FrameReader, Message, Undecodable
 
 log = logging.getLogger("sfmesh.node_agent.agent")
+READ_BYTES = 65536
+"""The most one read of the socket takes (the agent reads 4,096 at a time;
+a file's chunks arrive faster taken in larger reads)."""
 
 
 @dataclass(frozen=True)
@@ -235,7 +238,7 @@ class AgentMonitor:
         ticking = asyncio.create_task(self._tick(), name=f"agent-liveness-{self.uuid}")
         try:
             await self._ask()
-            while data := await reader.read(4096):
+            while data := await reader.read(READ_BYTES):
                 for item in frames.feed(data):
                     await self._received(item)
         except (OSError, AgentUnavailable):

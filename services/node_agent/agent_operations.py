@@ -20,6 +20,10 @@ Output: `stdout`/`stderr` over 10,240 characters move into blobs
 instance's namespace (as screenshots are) and named in the record's
 `output_blobs`, which the api deletes with the operation. An empty file
 makes an empty blob (Shaken Fist's get of an empty file hangs, quirk 9).
+Agent 0.3.18 drops a frame it cannot write at once to a full port; a get
+whose chunk offsets skip one reads the rest to the terminator and fetches
+the file again (three attempts in all), so a blob is never a file with a
+hole.
 
 On start (`resume`), the operations of this node left `executing` by a
 previous run are `error` (the agent's state is unknown), and the `queued`
@@ -56,6 +60,8 @@ OUTPUT_LIMIT = 10240
 """Characters of stdout or stderr kept inline; longer output moves into a blob."""
 GET_IDLE = 30.0
 """Seconds a get may wait for the next chunk."""
+GET_ATTEMPTS = 3
+"""Fetches of a file before a get whose chunks keep going missing errs."""
 BLOB_VIEW_VERSION = 6
 
 State = agent_operation_pb2.AgentOperationState
@@ -73,6 +79,10 @@ class OperationFailed(Exception):
         super().__init__(message)
         self.result = result
         """The command's result to record anyway (a get's refusal)."""
+
+
+class ChunkLost(Exception):
+    """A get's chunks skipped an offset: the agent dropped one."""
 
 
 class Gone(Exception):
@@ -230,10 +240,13 @@ class AgentOperations:
         started = time.monotonic()
         try:
             monitor = await self._ready_monitor(operation)
-            for index, command in enumerate(commands_of(operation)):
+            commands = commands_of(operation)
+            for index, command in enumerate(commands):
                 result, outputs = await self._command(monitor, operation, index, command)
-                await self._change(operation_uuid, _result_setter(index, result, outputs))
-            await self._change(operation_uuid, _finish)
+                last = index == len(commands) - 1  # its result and `complete` in one write
+                await self._change(operation_uuid, _result_setter(index, result, outputs, last))
+            if not commands:
+                await self._change(operation_uuid, _finish)
             self._emit(operation, "agent operation complete", started)
         except (OperationFailed, AgentError) as exc:
             refused = exc.result if isinstance(exc, OperationFailed) else None
@@ -283,26 +296,64 @@ class AgentOperations:
         message: dict[str, Any],
         within: float,
     ) -> tuple[dict[str, Any], list[str]]:
-        chunks: list[bytes] = []
-        async with monitor.exchange(message, within=within) as replies:
-            header = await replies.next(idle=GET_IDLE)
-            if not header.get("result"):
-                said = str(header.get("message", "the agent refused the get"))
-                raise OperationFailed(said, stripped(header))
-            while True:
-                reply = await replies.next(idle=GET_IDLE)
-                chunk = reply.get("chunk")
-                if chunk is None:
-                    break
-                try:
-                    chunks.append(base64.b64decode(chunk))
-                except (binascii.Error, TypeError) as exc:
-                    raise OperationFailed(f"the agent sent a bad chunk: {exc}") from None
-        made = await asyncio.to_thread(self._keep, chunks)
-        await self._record(made, operation)
-        result = stripped(header)
-        result["content_blob"] = made.blob_uuid
-        return result, [made.blob_uuid]
+        """Fetch a file into a new blob, again (up to GET_ATTEMPTS in all,
+        within the deadline) when a chunk went missing: agent 0.3.18 drops
+        a frame it cannot write at once to a full port, which each chunk's
+        `offset` shows."""
+        deadline = asyncio.get_running_loop().time() + within
+        for attempt in range(1, GET_ATTEMPTS + 1):
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                header, made = await self._get_once(monitor, message, max(left, 0.0))
+            except ChunkLost as exc:
+                log.warning(
+                    "a chunk of a get went missing",
+                    extra={"fields": {"operation": operation.uuid, "attempt": attempt}},
+                )
+                if attempt == GET_ATTEMPTS:
+                    raise OperationFailed(f"{exc} ({attempt} attempts)") from None
+                continue
+            await self._record(made, operation)
+            result = stripped(header)
+            result["content_blob"] = made.blob_uuid
+            return result, [made.blob_uuid]
+        raise AssertionError("unreachable")
+
+    async def _get_once(
+        self, monitor: AgentMonitor, message: dict[str, Any], within: float
+    ) -> tuple[dict[str, Any], Output]:
+        blob_uuid = str(uuid_module.uuid4())
+        lost: str | None = None
+        # Written as the chunks come (small writes to the page cache), so a
+        # large file is never held in memory.
+        with self._blobs.writer(blob_uuid) as writer:
+            size = 0
+            async with monitor.exchange(message, within=within) as replies:
+                header = await replies.next(idle=GET_IDLE)
+                if not header.get("result"):
+                    said = str(header.get("message", "the agent refused the get"))
+                    raise OperationFailed(said, stripped(header))
+                while True:  # to the terminator, even past a lost chunk
+                    reply = await replies.next(idle=GET_IDLE)
+                    chunk = reply.get("chunk")
+                    if chunk is None:
+                        break
+                    if lost:
+                        continue
+                    if reply.get("offset") != size:
+                        lost = f"a chunk went missing at offset {size}"
+                        continue
+                    try:
+                        data = base64.b64decode(chunk)
+                    except (binascii.Error, TypeError) as exc:
+                        raise OperationFailed(f"the agent sent a bad chunk: {exc}") from None
+                    writer.write(data)
+                    size += len(data)
+            if lost:
+                raise ChunkLost(lost)
+            made = Output(blob_uuid, size, writer.sha512())
+            writer.commit()
+        return header, made
 
     def _keep(self, chunks: list[bytes]) -> Output:
         """Write bytes as a new blob here (blocking)."""
@@ -389,12 +440,14 @@ def _finish(record: records_pb2.AgentOperationRecord) -> None:
 
 
 def _result_setter(
-    index: int, result: Mapping[str, Any], outputs: list[str]
+    index: int, result: Mapping[str, Any], outputs: list[str], last: bool
 ) -> Callable[[records_pb2.AgentOperationRecord], None]:
     def change(record: records_pb2.AgentOperationRecord) -> None:
         if record.operation.state != EXECUTING:
             raise Gone
         record.operation.results.get_or_create_struct(str(index)).update(dict(result))
         record.output_blobs.extend(outputs)
+        if last:
+            record.operation.state = COMPLETE
 
     return change

@@ -202,6 +202,42 @@ async def test_a_get_makes_a_blob_of_the_file(rig: Rig) -> None:
     assert blob.blob.size == len(content)
 
 
+async def send_file(agent: FakeAgent, content: bytes, *, skip: int | None = None) -> None:
+    """Answer the host's next get-file with `content`, dropping chunk `skip`."""
+    asked = await agent.expect("get-file")
+    head = {"command": "get-file-response", "unique": asked["unique"], "path": asked["path"]}
+    await agent.send({**head, "result": True, "stat_result": {"size": len(content)}})
+    for number, offset in enumerate(range(0, len(content), 1024)):
+        if number == skip:
+            continue
+        chunk = base64.b64encode(content[offset : offset + 1024]).decode()
+        await agent.send({**head, "result": True, "offset": offset, "chunk": chunk})
+    await agent.send({**head, "result": True, "chunk": None})
+
+
+async def test_a_lost_chunk_fetches_the_file_again(rig: Rig) -> None:
+    content = bytes(range(256)) * 16
+    uuid = await rig.submit(agent_rules.get_command("/f"))
+    await send_file(rig.agent, content, skip=2)
+    await send_file(rig.agent, content)
+    record = await rig.settled(uuid)
+    assert state(record) == "complete"
+    _blob, data = await rig.blob(results(record)["0"]["content_blob"])
+    assert data == content
+    assert list(record.output_blobs) == [results(record)["0"]["content_blob"]]
+
+
+async def test_chunks_lost_every_time_err(rig: Rig) -> None:
+    uuid = await rig.submit(agent_rules.get_command("/f"))
+    for _ in range(3):
+        await send_file(rig.agent, b"x" * 4096, skip=1)
+    record = await rig.settled(uuid)
+    assert state(record) == "error"
+    assert record.operation.error == "a chunk went missing at offset 1024 (3 attempts)"
+    assert not record.output_blobs
+    assert not list((rig.blobs.root).rglob("*-*"))  # no blob file left behind
+
+
 async def test_an_empty_file_makes_an_empty_blob(rig: Rig) -> None:
     uuid = await rig.submit(agent_rules.get_command("/empty"))
     asked = await rig.agent.expect("get-file")
