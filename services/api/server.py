@@ -27,6 +27,7 @@ from services.api.clients.events import Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.clients.outbox import Outbox
 from services.api.clients.scheduler import Scheduler
+from services.api.instances.agent_operations import AgentOperations
 from services.api.instances.cache import InstanceCache
 from services.api.instances.creation import Creation
 from services.api.instances.deletion import Finisher
@@ -189,7 +190,9 @@ async def serve_api(config: ApiConfig) -> None:
         snapshots,
         hotplug,
         node_states.state_of,
-        store,
+        AgentOperations(
+            InstanceLookup(instance_store, cache), store, events, node_agents, artifact_lookup
+        ),
     )
     node_store = NodeStore(store)
     retirement = Retirement(node_store, instance_store, finisher, artifacts)

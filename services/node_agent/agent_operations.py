@@ -37,10 +37,12 @@ import base64
 import binascii
 import contextlib
 import logging
+import os
 import time
 import uuid as uuid_module
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
@@ -60,11 +62,18 @@ OUTPUT_LIMIT = 10240
 """Characters of stdout or stderr kept inline; longer output moves into a blob."""
 GET_IDLE = 30.0
 """Seconds a get may wait for the next chunk."""
+PUT_CHUNK = 4096
+"""Bytes of a blob in one put-file frame ([B]: 1,024; the agent takes any:
+fewer frames cost its single guest thread less, and it re-decodes its whole
+buffer at every 4 KiB read, so frames stay small)."""
+PUT_READ = 1024 * 1024
+"""Bytes of a blob read from disk at a time, off the event loop."""
 GET_ATTEMPTS = 3
 """Fetches of a file before a get whose chunks keep going missing errs."""
 BLOB_VIEW_VERSION = 6
 
 State = agent_operation_pb2.AgentOperationState
+PREFLIGHT = agent_operation_pb2.AGENT_OPERATION_STATE_PREFLIGHT
 QUEUED = agent_operation_pb2.AGENT_OPERATION_STATE_QUEUED
 EXECUTING = agent_operation_pb2.AGENT_OPERATION_STATE_EXECUTING
 COMPLETE = agent_operation_pb2.AGENT_OPERATION_STATE_COMPLETE
@@ -136,6 +145,13 @@ def agent_message(command: Mapping[str, Any], operation_uuid: str, index: int) -
         }
     if name == "get-file":
         return {"command": "get-file", "path": command.get("path", ""), "unique": tag}
+    if name == "chmod":
+        mode = command.get("mode")
+        if isinstance(mode, float) and mode.is_integer():
+            mode = int(mode)  # stored in a Struct, as a double
+        return {"command": "chmod", "path": command.get("path", ""), "mode": mode, "unique": tag}
+    if name == "put-blob":
+        return {"command": "put-file", "path": command.get("path", ""), "unique": tag}
     raise OperationFailed(f"unknown agent operation command {name!r}")
 
 
@@ -169,7 +185,11 @@ class AgentOperations:
         monitor: Callable[[str], AgentMonitor | None],
         blobs: BlobStore,
         events: EventSink,
+        ensure_blob: Callable[[str], Awaitable[Path]],
     ) -> None:
+        """`ensure_blob` makes a blob whole on this node (copied from a peer
+        when it is not here) and answers its path."""
+        self._ensure_blob = ensure_blob
         self._node = node
         self._store = store
         self._monitor = monitor
@@ -196,7 +216,7 @@ class AgentOperations:
             operation = record.operation
             if record.node != self._node:
                 continue
-            if operation.state == QUEUED:
+            if operation.state in (PREFLIGHT, QUEUED):
                 queued.append((operation.created, operation.instance_uuid, operation.uuid))
             elif operation.state == EXECUTING:
                 with contextlib.suppress(Gone, errors.NotFound):
@@ -224,7 +244,11 @@ class AgentOperations:
                         extra={"fields": {"operation": operation_uuid}},
                     )
                     with contextlib.suppress(Exception):
-                        await self._end(operation_uuid, "the node agent failed running it")
+                        await self._end(
+                            operation_uuid,
+                            "the node agent failed running it",
+                            states=(PREFLIGHT, QUEUED, EXECUTING),
+                        )
                 queue.pop(0)
         finally:
             self._workers.pop(instance_uuid, None)
@@ -233,8 +257,13 @@ class AgentOperations:
 
     async def _run(self, operation_uuid: str) -> None:
         try:
+            record = await self._preflight(operation_uuid)
             record = await self._change(operation_uuid, _start)
         except (Gone, errors.NotFound):
+            return
+        except OperationFailed as exc:
+            with contextlib.suppress(Gone, errors.NotFound):
+                await self._end(operation_uuid, str(exc), states=(PREFLIGHT,))
             return
         operation = record.operation
         started = time.monotonic()
@@ -255,6 +284,29 @@ class AgentOperations:
             self._emit(operation, "agent operation failed", started, error=str(exc))
         except Gone:
             return
+
+    async def _preflight(self, operation_uuid: str) -> records_pb2.AgentOperationRecord:
+        """Make a `preflight` operation's blobs whole here (within its
+        deadline), then `queued`; a failure is OperationFailed (Shaken
+        Fist's preflight raises and blocks the queue, quirk 8)."""
+        item = await self._store.get(key(OPERATION, operation_uuid))
+        if item is None:
+            raise Gone
+        record = records_pb2.AgentOperationRecord.FromString(item.value)
+        if record.operation.state != PREFLIGHT:
+            return record
+        for command in commands_of(record.operation):
+            if command.get("command") != "put-blob":
+                continue
+            blob_uuid = str(command.get("blob_uuid", ""))
+            try:
+                async with asyncio.timeout(record.operation.deadline_seconds):
+                    await self._ensure_blob(blob_uuid)
+            except TimeoutError:
+                raise OperationFailed(f"blob {blob_uuid} was not made local in time") from None
+            except Exception as exc:  # CopyFailed, OSError: the blob cannot be had here
+                raise OperationFailed(f"blob {blob_uuid} cannot be had here: {exc}") from None
+        return await self._change(operation_uuid, _queue)
 
     async def _ready_monitor(self, operation: agent_operation_pb2.AgentOperation) -> AgentMonitor:
         monitor = self._monitor(operation.instance_uuid)
@@ -277,6 +329,11 @@ class AgentOperations:
     ) -> tuple[dict[str, Any], list[str]]:
         message = agent_message(command, operation.uuid, index)
         within = operation.deadline_seconds
+        if message["command"] == "put-file":
+            blob_uuid = str(command.get("blob_uuid", ""))
+            return await self._put_file(monitor, message, blob_uuid, within), []
+        if message["command"] == "chmod":
+            return stripped(await monitor.call(message, within=within)), []
         if message["command"] == "execute":
             reply = await monitor.call(message, within=within)
             result = stripped(reply)
@@ -288,6 +345,50 @@ class AgentOperations:
                 outputs.append(made.blob_uuid)
             return result, outputs
         return await self._get_file(monitor, operation, message, within)
+
+    async def _put_file(
+        self, monitor: AgentMonitor, message: dict[str, Any], blob_uuid: str, within: float
+    ) -> dict[str, Any]:
+        """Stream a blob as `put-file` frames and wait for the one ack, to
+        the terminator (Shaken Fist waits ~1 s for an ack after every 1 KiB
+        chunk, quirk 7)."""
+        path = self._blobs.path(blob_uuid)
+        try:
+            source = await asyncio.to_thread(path.open, "rb")
+        except OSError as exc:
+            raise OperationFailed(f"blob {blob_uuid} is not here: {exc}") from None
+        try:
+            stat = os.fstat(source.fileno())
+            header = {
+                **message,
+                "stat_result": {
+                    "mode": stat.st_mode,
+                    "size": stat.st_size,
+                    "uid": stat.st_uid,
+                    "gid": stat.st_gid,
+                    "atime": stat.st_atime,
+                    "mtime": stat.st_mtime,
+                    "ctime": stat.st_ctime,
+                },
+            }
+            async with monitor.exchange(header, within=within) as replies:
+                offset = 0
+                while block := await asyncio.to_thread(source.read, PUT_READ):
+                    for start in range(0, len(block), PUT_CHUNK):
+                        chunk = block[start : start + PUT_CHUNK]
+                        await replies.send(
+                            {
+                                **message,
+                                "offset": offset,
+                                "encoding": "base64",
+                                "chunk": base64.b64encode(chunk).decode(),
+                            }
+                        )
+                        offset += len(chunk)
+                await replies.send({**message, "chunk": None})
+                return stripped(await replies.next())
+        finally:
+            await asyncio.to_thread(source.close)
 
     async def _get_file(
         self,
@@ -381,11 +482,16 @@ class AgentOperations:
             raise OperationFailed(f"blob {made.blob_uuid} exists already")
 
     async def _end(
-        self, operation_uuid: str, message: str, *, result: Mapping[str, Any] | None = None
+        self,
+        operation_uuid: str,
+        message: str,
+        *,
+        result: Mapping[str, Any] | None = None,
+        states: tuple[State, ...] = (EXECUTING,),
     ) -> None:
         def fail(record: records_pb2.AgentOperationRecord) -> None:
             operation = record.operation
-            if operation.state in (DELETED, COMPLETE, ERROR):
+            if operation.state not in states:
                 raise Gone
             if result is not None:
                 operation.results.get_or_create_struct(str(len(operation.results))).update(result)
@@ -425,6 +531,12 @@ class AgentOperations:
             extra={"operation": operation.uuid, **extra},
             duration=time.monotonic() - started,
         )
+
+
+def _queue(record: records_pb2.AgentOperationRecord) -> None:
+    if record.operation.state != PREFLIGHT:
+        raise Gone
+    record.operation.state = QUEUED
 
 
 def _start(record: records_pb2.AgentOperationRecord) -> None:

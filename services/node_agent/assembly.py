@@ -275,6 +275,7 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
         monitor=agent_monitors.monitor,
         blobs=blobs,
         events=emitter,
+        ensure_blob=copier.ensure,
     )
 
     host = facts.HostFacts(

@@ -211,6 +211,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     # guest-access §5.6: the victim's instance is in error, so system gets 409
     ("POST", "/instances/{ref}/agent/execute"): Rule("instance"),
     ("POST", "/instances/{ref}/agent/get"): Rule("instance"),
+    ("POST", "/instances/{ref}/agent/put"): Rule("instance"),
     ("GET", "/instances/{ref}/agentoperations"): Rule("instance"),
     ("GET", "/agentoperations/{uuid}"): Rule("agent operation"),
     ("DELETE", "/agentoperations/{uuid}"): Rule("agent operation", last=1),
@@ -406,6 +407,8 @@ BODY: dict[tuple[str, str], Filler] = {
     ],
     ("/instances/{ref}/agent/", "command_line"): lambda v, c: ["true"],
     ("/instances/{ref}/agent/", "path"): lambda v, c: ["/etc/hostname"],
+    ("/instances/{ref}/agent/", "blob_uuid"): lambda v, c: [v.blob["uuid"]],
+    ("/instances/{ref}/agent/", "mode"): lambda v, c: [33188],
     ("/networks", "name"): lambda v, c: [f"{v.namespace}-by-{c}"],
     ("/networks", "netblock"): lambda v, c: [v.netblock],
     ("/artifacts", "url"): lambda v, c: [v.disk_base],

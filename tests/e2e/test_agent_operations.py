@@ -7,6 +7,7 @@ its deadline when the agent does not answer or goes away."""
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import subprocess
 import sys
@@ -110,6 +111,37 @@ def test_sf_client_download_yields_the_files_bytes(
     assert target.read_bytes() == (VARIANT_DIR / "os-release").read_bytes()
 
 
+def test_sf_client_upload_puts_the_file_with_its_mode(
+    rest: httpx.Client, guest: dict[str, Any], cli: None, tmp_path: Path
+) -> None:
+    source = tmp_path / "script.sh"
+    content = b"#!/bin/sh\necho put\n" + bytes(range(256)) * 64  # a few chunks
+    source.write_bytes(content)
+    source.chmod(0o751)
+    started = time.monotonic()
+    done = sf_client("instance", "upload", guest["uuid"], str(source), "/tmp/put.sh")
+    assert done.returncode == 0, done.stdout + done.stderr
+    print(
+        f"\nsf-client instance upload of {len(content)} bytes: {time.monotonic() - started:.1f} s"
+    )
+    checked = run(
+        rest, guest["uuid"], "execute", command_line="sha512sum /tmp/put.sh; stat -c %a /tmp/put.sh"
+    )
+    digest, mode = checked["results"]["0"]["stdout"].split("\n")[:2]
+    assert digest.split()[0] == hashlib.sha512(content).hexdigest()
+    assert mode == "751"
+    (operation,) = [
+        o
+        for o in rest.request(
+            "GET", f"/instances/{guest['uuid']}/agentoperations", json={"all": True}
+        ).json()
+        if o["commands"][0]["command"] == "put-blob"
+    ]
+    assert operation["state"] == "complete"
+    assert operation["results"] == {"0": {"path": "/tmp/put.sh"}, "1": {"path": "/tmp/put.sh"}}
+    assert operation["commands"][1] == {"command": "chmod", "path": "/tmp/put.sh", "mode": 0o100751}
+
+
 def test_list_read_and_delete_with_the_blob(rest: httpx.Client, guest: dict[str, Any]) -> None:
     uuid = guest["uuid"]
     fetched = run(rest, uuid, "get", path="/etc/os-release")
@@ -160,6 +192,11 @@ def test_refusals(rest: httpx.Client, guest: dict[str, Any]) -> None:
         f"/instances/{uuid}/agent/execute", json={"command_line": "true", "deadline_seconds": 0}
     )
     assert bad.status_code == 400
+    nothing = {"blob_uuid": "00000000-0000-0000-0000-000000000000", "path": "/x", "mode": 420}
+    no_blob = rest.post(f"/instances/{uuid}/agent/put", json=nothing)
+    assert no_blob.status_code == 404 and no_blob.json()["error"] == "blob not found"
+    bad_mode = rest.post(f"/instances/{uuid}/agent/put", json={**nothing, "mode": "rwx"})
+    assert bad_mode.status_code == 400 and bad_mode.json()["error"] == "invalid mode: rwx"
     unknown = rest.get("/agentoperations/00000000-0000-0000-0000-000000000000")
     assert unknown.status_code == 404 and unknown.json()["error"] == "agent operation not found"
     bare = created(rest, "agentops-channelless", side_channels=[])

@@ -269,6 +269,20 @@ class GetFromAgentRequest(_message.Message):
     deadline_seconds: int
     def __init__(self, ref: _Optional[str] = ..., path: _Optional[str] = ..., deadline_seconds: _Optional[int] = ...) -> None: ...
 
+class PutToAgentRequest(_message.Message):
+    __slots__ = ("ref", "blob_uuid", "path", "mode", "deadline_seconds")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    BLOB_UUID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    blob_uuid: str
+    path: str
+    mode: _struct_pb2.Value
+    deadline_seconds: int
+    def __init__(self, ref: _Optional[str] = ..., blob_uuid: _Optional[str] = ..., path: _Optional[str] = ..., mode: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., deadline_seconds: _Optional[int] = ...) -> None: ...
+
 class ListAgentOperationsRequest(_message.Message):
     __slots__ = ("ref", "all")
     REF_FIELD_NUMBER: _ClassVar[int]

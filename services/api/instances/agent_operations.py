@@ -1,9 +1,11 @@
 """The agent-operation routes of InstanceService (guest-access reference
 §5.6, with the rules of `agent_rules.py`).
 
-A POST checks the instance (`agent_rules.check_usable`), writes the
-operation `queued` with its index entry in one create-only transaction,
-asks the hosting node agent to queue it (`RunAgentOperation`) and answers
+A POST checks the instance (`agent_rules.check_usable`) and, for a put,
+that the caller reaches the blob (404 `blob not found`, as blob reads),
+writes the operation `queued` (a put: `preflight`, its blob to be made
+local) with its index entry in one create-only transaction, asks the
+hosting node agent to queue it (`RunAgentOperation`) and answers
 the view at once; the node agent walks it to `complete` or `error`. A node
 agent that cannot be reached then leaves it `queued`: it queues its
 `queued` operations again when it starts.
@@ -21,11 +23,12 @@ import contextlib
 import logging
 import time
 import uuid as uuid_module
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sfmesh.v1 import agent_operation_pb2, artifact_pb2, records_pb2
+from sfmesh.v1 import agent_operation_pb2, artifact_pb2, instance_pb2, records_pb2
 
+from services.api.artifacts.lookup import ArtifactLookup
 from services.api.clients.events import Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.instances import agent_rules as rules
@@ -44,8 +47,14 @@ class AgentOperations:
     """Creates, lists, reads and deletes agent operations."""
 
     def __init__(
-        self, lookup: InstanceLookup, store: Store, events: Events, node_agents: NodeAgents
+        self,
+        lookup: InstanceLookup,
+        store: Store,
+        events: Events,
+        node_agents: NodeAgents,
+        blobs: ArtifactLookup,
     ) -> None:
+        self._blobs = blobs
         self._lookup = lookup
         self._store = store
         self._events = events
@@ -56,14 +65,35 @@ class AgentOperations:
     ) -> agent_operation_pb2.AgentOperation:
         """A new operation running `command_line` in the instance's guest."""
         command = rules.execute_command(command_line)
-        return await self._create(ref, command, rules.deadline(deadline_seconds), "execute")
+        deadline = rules.deadline(deadline_seconds)
+        instance = (await self._lookup.resolve(ref)).record.instance
+        return await self._create(instance, [command], deadline, "execute")
 
     async def get(
         self, ref: str, path: str, deadline_seconds: int | None
     ) -> agent_operation_pb2.AgentOperation:
         """A new operation fetching `path` from the instance's guest."""
         command = rules.get_command(path)
-        return await self._create(ref, command, rules.deadline(deadline_seconds), "get")
+        deadline = rules.deadline(deadline_seconds)
+        instance = (await self._lookup.resolve(ref)).record.instance
+        return await self._create(instance, [command], deadline, "get")
+
+    async def put(
+        self,
+        ref: str,
+        blob_uuid: str,
+        path: str,
+        mode: Any,
+        deadline_seconds: int | None,
+    ) -> agent_operation_pb2.AgentOperation:
+        """A new operation writing blob `blob_uuid` to `path` in the guest."""
+        commands = rules.put_commands(blob_uuid, path, rules.check_mode(mode))
+        deadline = rules.deadline(deadline_seconds)
+        instance = (await self._lookup.resolve(ref)).record.instance
+        blob = (await self._blobs.blob(blob_uuid, caller().namespace)).record.blob
+        if blob.state != artifact_pb2.BLOB_STATE_CREATED:
+            raise errors.Conflict(f"blob {blob_uuid} is not created", reason="BLOB_NOT_CREATED")
+        return await self._create(instance, commands, deadline, "put", preflight=True)
 
     async def list(self, ref: str, *, all: bool) -> list[agent_operation_pb2.AgentOperation]:
         """The instance's operations, oldest first."""
@@ -107,19 +137,25 @@ class AgentOperations:
         return written.operation
 
     async def _create(
-        self, ref: str, command: Mapping[str, Any], deadline_seconds: int, label: str
+        self,
+        instance: instance_pb2.Instance,
+        commands: Sequence[Mapping[str, Any]],
+        deadline_seconds: int,
+        label: str,
+        *,
+        preflight: bool = False,
     ) -> agent_operation_pb2.AgentOperation:
-        instance = (await self._lookup.resolve(ref)).record.instance
         rules.check_usable(instance)
         uuid = str(uuid_module.uuid4())
         record = rules.new_record(
             uuid=uuid,
             instance=instance,
-            commands=[command],
+            commands=commands,
             deadline_seconds=deadline_seconds,
             now=time.time(),
             created_ns=time.time_ns(),
             request_id=request_id(),
+            preflight=preflight,
         )
         written = await self._store.commit(
             [

@@ -13,6 +13,7 @@ until it is ready (Shaken Fist: 400).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -88,6 +89,40 @@ def get_command(path: str) -> dict[str, Any]:
     return {"command": "get-file", "path": path}
 
 
+SYMBOLIC_MODE = re.compile(r"[ugoa]*([-+=]([rwxXst]*|[ugo]))+(,[ugoa]*([-+=]([rwxXst]*|[ugo]))+)*")
+"""A symbolic mode as chmod(1) takes it (what the agent's symbolicmode applies)."""
+
+
+def check_mode(mode: Any) -> int | str | None:
+    """The mode of a put as the agent takes it: an integer (numeric strings
+    too), a symbolic mode, or None for none. Pure. Raises InvalidArgument
+    (Shaken Fist: 406, which the client would retry for nothing, quirk 2)."""
+    if mode is None:
+        return None
+    if isinstance(mode, bool):
+        raise errors.InvalidArgument(f"invalid mode: {mode}")
+    if isinstance(mode, float) and mode.is_integer() and 0 <= mode <= 0o177777:
+        return int(mode)
+    if isinstance(mode, str):
+        if mode.isdigit() and int(mode) <= 0o177777:
+            return int(mode)
+        if SYMBOLIC_MODE.fullmatch(mode):
+            return mode
+    raise errors.InvalidArgument(f"invalid mode: {mode}")
+
+
+def put_commands(blob_uuid: str, path: str, mode: int | str | None) -> list[dict[str, Any]]:
+    """The stored commands of a put: the blob written, then its mode. Pure."""
+    if not blob_uuid:
+        raise errors.InvalidArgument("blob_uuid is required")
+    if not path:
+        raise errors.InvalidArgument("path is required")
+    commands: list[dict[str, Any]] = [{"command": "put-blob", "blob_uuid": blob_uuid, "path": path}]
+    if mode is not None:
+        commands.append({"command": "chmod", "path": path, "mode": mode})
+    return commands
+
+
 def new_record(
     *,
     uuid: str,
@@ -97,11 +132,13 @@ def new_record(
     now: float,
     created_ns: int,
     request_id: str,
+    preflight: bool = False,
 ) -> records_pb2.AgentOperationRecord:
-    """The record of a new `queued` operation. Pure."""
+    """The record of a new operation: `queued`, or `preflight` when the
+    hosting node has something to prepare first (a put's blob). Pure."""
     operation = agent_operation_pb2.AgentOperation(
         uuid=uuid,
-        state=QUEUED,
+        state=PREFLIGHT if preflight else QUEUED,
         version=VIEW_VERSION,
         namespace=instance.namespace,
         instance_uuid=instance.uuid,

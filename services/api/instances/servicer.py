@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 from google.api import httpbody_pb2
-from google.protobuf import empty_pb2, struct_pb2
+from google.protobuf import empty_pb2, json_format, struct_pb2
 from sfmesh.v1 import (
     agent_operation_pb2,
     instance_pb2,
@@ -47,7 +47,6 @@ from services.common import errors
 from services.common import instance_states as states
 from services.common.instance_store import InstanceStore, StoredInstance
 from services.common.interceptors import caller
-from services.common.store import Store
 
 
 def instance_metadata(record: records_pb2.InstanceRecord, ref: str) -> struct_pb2.Struct:
@@ -76,14 +75,14 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         snapshots: Snapshots,
         hotplug: Hotplug,
         node_state: Callable[[str], int | None],
-        store: Store,
+        agent_operations: AgentOperations,
     ) -> None:
         """`outbox` carries a delete's events in its write, `creation` makes
         new instances, `finisher` ends deletes, `cache`
         answers reads by UUID while it may, `snapshots` copies disks,
         `hotplug` adds NICs to running instances,
         `node_state` says the state of a node by name (None: unknown),
-        `store` holds agent operations."""
+        `agent_operations` runs operations in guests' agents."""
         self._hotplug = hotplug
         self._node_state = node_state
         self._instances = instances
@@ -96,7 +95,7 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         self._power = Power(self._lookup, events, node_agents)
         self._console = Console(self._lookup, events, node_agents)
         self._graphics = GraphicsConsole(self._lookup, events, node_agents)
-        self._agent = AgentOperations(self._lookup, store, events, node_agents)
+        self._agent = agent_operations
         self._observation = Observation(self._lookup, instances, events)
         self._metadata = MetadataHandler(
             find=self._lookup.resolve,
@@ -321,6 +320,15 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
     ) -> agent_operation_pb2.AgentOperation:
         deadline = request.deadline_seconds if request.HasField("deadline_seconds") else None
         return await self._agent.get(request.ref, request.path, deadline)
+
+    async def PutToAgent(
+        self,
+        request: instance_service_pb2.PutToAgentRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> agent_operation_pb2.AgentOperation:
+        deadline = request.deadline_seconds if request.HasField("deadline_seconds") else None
+        mode = json_format.MessageToDict(request.mode) if request.HasField("mode") else None
+        return await self._agent.put(request.ref, request.blob_uuid, request.path, mode, deadline)
 
     async def ListAgentOperations(
         self,

@@ -40,6 +40,7 @@ from services.api.clients.events import Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.clients.outbox import Outbox
 from services.api.clients.scheduler import Scheduler
+from services.api.instances.agent_operations import AgentOperations
 from services.api.instances.cache import InstanceCache
 from services.api.instances.creation import Creation
 from services.api.instances.deletion import Finisher
@@ -268,7 +269,13 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
                 node_agents,
             ),
             lambda node: None,
-            store,
+            AgentOperations(
+                InstanceLookup(InstanceStore(store), cache),
+                store,
+                events,
+                node_agents,
+                ArtifactLookup(artifacts, namespaces, InstanceStore(store)),
+            ),
         ),
         server,
     )

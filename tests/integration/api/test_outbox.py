@@ -33,6 +33,7 @@ from services.api.clients.events import Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.clients.outbox import GRACE, KIND, Outbox
 from services.api.clients.scheduler import Scheduler
+from services.api.instances.agent_operations import AgentOperations
 from services.api.instances.cache import InstanceCache
 from services.api.instances.creation import Creation
 from services.api.instances.deletion import Finisher
@@ -199,7 +200,7 @@ async def mesh(own_etcd: str, tmp_path_factory: pytest.TempPathFactory) -> Async
                 node_agents,
             ),
             lambda node: None,
-            store,
+            AgentOperations(InstanceLookup(instances, cache), store, events, node_agents, lookup),
         )
         return Replica(emitter, outbox, creation, finisher, servicer)
 

@@ -45,12 +45,16 @@ class Rig:
     blobs: LocalBlobStore
     instance: instance_pb2.Instance
 
-    async def submit(self, command: dict[str, Any], *, deadline: int = 5) -> str:
+    async def submit(
+        self, command: dict[str, Any] | list[dict[str, Any]], *, deadline: int = 5
+    ) -> str:
         uuid = str(uuid_module.uuid4())
+        commands = command if isinstance(command, list) else [command]
         record = agent_rules.new_record(
             uuid=uuid,
             instance=self.instance,
-            commands=[command],
+            commands=commands,
+            preflight=commands[0]["command"] == "put-blob",
             deadline_seconds=deadline,
             now=time.time(),
             created_ns=time.time_ns(),
@@ -89,6 +93,14 @@ def state(record: records_pb2.AgentOperationRecord) -> str:
     return State.Name(record.operation.state).removeprefix("AGENT_OPERATION_STATE_").lower()
 
 
+async def local(blobs: LocalBlobStore, uuid: str) -> Path:
+    """The test's `ensure_blob`: a blob is here or it is not."""
+    path = blobs.path(uuid)
+    if not path.exists():
+        raise FileNotFoundError(f"blob {uuid} is not here")
+    return path
+
+
 @pytest.fixture
 async def rig(etcd: str) -> AsyncIterator[Rig]:
     folder = Path(tempfile.mkdtemp(prefix="sfo-"))
@@ -104,6 +116,7 @@ async def rig(etcd: str) -> AsyncIterator[Rig]:
         monitor=lambda uuid: monitor,
         blobs=blobs,
         events=RecordedEvents(),
+        ensure_blob=lambda uuid: local(blobs, uuid),
     )
     instance = instance_pb2.Instance(
         uuid=str(uuid_module.uuid4()), namespace="agentops-test", node=NODE
@@ -309,7 +322,7 @@ async def test_an_agent_that_goes_away_fails_the_operation_at_once(rig: Rig) -> 
 async def test_no_monitor_is_an_error_at_once(rig: Rig, etcd: str) -> None:
     operations = AgentOperations(
         node=NODE, store=rig.store, monitor=lambda uuid: None, blobs=rig.blobs,
-        events=RecordedEvents(),
+        events=RecordedEvents(), ensure_blob=lambda uuid: local(rig.blobs, uuid),
     )  # fmt: skip
     rig.operations = operations
     uuid = await rig.submit(agent_rules.execute_command("true"))
@@ -351,3 +364,47 @@ async def test_resume_errs_what_was_executing_and_queues_what_was_queued(rig: Ri
     gone = await rig.read(executing)
     assert state(gone) == "error"
     assert "restarted" in gone.operation.error
+
+
+def keep_blob(blobs: LocalBlobStore, content: bytes) -> str:
+    uuid = str(uuid_module.uuid4())
+    with blobs.writer(uuid) as writer:
+        writer.write(content)
+        writer.commit()
+    return uuid
+
+
+async def test_a_put_streams_the_blob_then_one_ack_then_chmod(rig: Rig) -> None:
+    content = bytes(range(256)) * 100  # seven chunks of 4 KiB
+    blob = keep_blob(rig.blobs, content)
+    uuid = await rig.submit(agent_rules.put_commands(blob, "/tmp/x", 33188))
+    header = await rig.agent.expect("put-file")
+    assert header["unique"] == f"agentop:{uuid}:0" and header["path"] == "/tmp/x"
+    assert header["stat_result"]["size"] == len(content) and "chunk" not in header
+    received = b""
+    while True:  # every chunk arrives before any ack is sent
+        frame = await rig.agent.expect("put-file")
+        if frame["chunk"] is None:
+            break
+        assert frame["offset"] == len(received)
+        received += base64.b64decode(frame["chunk"])
+    assert received == content
+    await rig.agent.send(
+        {"command": "put-file-response", "path": "/tmp/x", "unique": header["unique"]}
+    )
+    chmod = await reply(rig.agent, "chmod", path="/tmp/x")
+    assert chmod["mode"] == 33188 and chmod["unique"] == f"agentop:{uuid}:1"
+    record = await rig.settled(uuid)
+    assert state(record) == "complete"
+    assert results(record) == {"0": {"path": "/tmp/x"}, "1": {"path": "/tmp/x"}}
+
+
+async def test_a_put_of_a_blob_not_to_be_had_errs_in_preflight(rig: Rig) -> None:
+    missing = str(uuid_module.uuid4())
+    uuid = await rig.submit(agent_rules.put_commands(missing, "/tmp/x", "ugo+rx"))
+    after = await rig.submit(agent_rules.execute_command("true"))
+    await reply(rig.agent, "execute", result=True, stdout="", stderr="", **{"return-code": 0})
+    record = await rig.settled(uuid)
+    assert state(record) == "error"
+    assert record.operation.error.startswith(f"blob {missing} cannot be had here")
+    assert state(await rig.settled(after)) == "complete"
