@@ -26,8 +26,12 @@ the file again (three attempts in all), so a blob is never a file with a
 hole.
 
 On start (`resume`), the operations of this node left `executing` by a
-previous run are `error` (the agent's state is unknown), and the `queued`
-ones are queued again.
+previous run are `error` (the agent's state is unknown), and the
+`preflight` and `queued` ones are queued again. A put arrives `preflight`:
+at the head of the queue its blob is made whole here (within the deadline;
+a failure is `error`, not a blocked queue), then it runs: the blob streamed
+as `put-file` chunks without waiting, only the terminator's ack awaited
+(quirk 7), then `chmod`.
 """
 
 from __future__ import annotations
@@ -410,6 +414,13 @@ class AgentOperations:
                 log.warning(
                     "a chunk of a get went missing",
                     extra={"fields": {"operation": operation.uuid, "attempt": attempt}},
+                )
+                self._events.emit(
+                    "instance",
+                    operation.instance_uuid,
+                    event_pb2.EVENT_TYPE_STATUS,
+                    "agent get chunk lost",
+                    extra={"operation": operation.uuid, "attempt": attempt, "reason": str(exc)},
                 )
                 if attempt == GET_ATTEMPTS:
                     raise OperationFailed(f"{exc} ({attempt} attempts)") from None
