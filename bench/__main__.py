@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 
 from bench import (
+    agent,
     artifacts,
     blob_copy,
     console,
@@ -43,6 +44,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "blob_copy": blob_copy.main,
     "failover": failover.main,
     "console": console.main,
+    "agent": agent.main,
 }
 
 

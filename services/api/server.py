@@ -27,6 +27,7 @@ from services.api.clients.events import Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.clients.outbox import Outbox
 from services.api.clients.scheduler import Scheduler
+from services.api.instances.agent_operations import AgentOperations
 from services.api.instances.browser_console import BrowserConsole
 from services.api.instances.cache import InstanceCache
 from services.api.instances.console_tickets import DEFAULT_TTL
@@ -205,6 +206,9 @@ async def serve_api(config: ApiConfig) -> None:
         hotplug,
         node_states.state_of,
         browser_console=browser_console,
+        agent_operations=AgentOperations(
+            InstanceLookup(instance_store, cache), store, events, node_agents, artifact_lookup
+        ),
     )
     node_store = NodeStore(store)
     retirement = Retirement(node_store, instance_store, finisher, artifacts)

@@ -33,7 +33,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,9 @@ from services.node_agent import agent_protocol as protocol
 from services.node_agent.agent_protocol import FrameReader, Message, Undecodable
 
 log = logging.getLogger("sfmesh.node_agent.agent")
+READ_BYTES = 65536
+"""The most one read of the socket takes (the agent reads 4,096 at a time;
+a file's chunks arrive faster taken in larger reads)."""
 
 
 @dataclass(frozen=True)
@@ -103,16 +106,39 @@ class AgentRefused(AgentError):
 
 
 class Replies:
-    """The replies to one host command, in order (`AgentMonitor.exchange`)."""
+    """The replies to one host command, in order (`AgentMonitor.exchange`),
+    and more frames of it (a file's chunks) sent in its turn."""
 
-    def __init__(self, queue: asyncio.Queue[Message | AgentError], deadline: float) -> None:
+    def __init__(
+        self,
+        queue: asyncio.Queue[Message | AgentError],
+        deadline: float,
+        send: Callable[[Mapping[str, Any]], Awaitable[None]],
+    ) -> None:
         self._queue = queue
         self._deadline = deadline
+        self._send = send
+        self._held: list[Message] = []
+
+    async def send(self, message: Mapping[str, Any]) -> None:
+        """Send another frame of the command (a put's chunk); raises
+        AgentUnavailable, or AgentTimeout past the deadline, and the error
+        a reply brought meanwhile (the agent gone or refusing)."""
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, AgentError):
+                raise item
+            self._held.append(item)  # an early reply: `next` answers it
+        if asyncio.get_running_loop().time() > self._deadline:
+            raise AgentTimeout("the agent did not take the command in time")
+        await self._send(message)
 
     async def next(self, *, idle: float | None = None) -> Message:
         """The next reply; raises AgentTimeout when the command's deadline,
         or `idle` seconds without a reply, pass first, and the other
         AgentErrors as they happen."""
+        if self._held:
+            return self._held.pop(0)
         loop = asyncio.get_running_loop()
         wait = self._deadline - loop.time()
         if idle is not None:
@@ -216,7 +242,7 @@ class AgentMonitor:
             self._in_flight = unique
             try:
                 await self._send(command)
-                yield Replies(queue, deadline)
+                yield Replies(queue, deadline, self._send)
             finally:
                 self._waiting.pop(unique, None)
                 self._in_flight = None
@@ -235,7 +261,7 @@ class AgentMonitor:
         ticking = asyncio.create_task(self._tick(), name=f"agent-liveness-{self.uuid}")
         try:
             await self._ask()
-            while data := await reader.read(4096):
+            while data := await reader.read(READ_BYTES):
                 for item in frames.feed(data):
                     await self._received(item)
         except (OSError, AgentUnavailable):

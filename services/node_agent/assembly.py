@@ -28,6 +28,7 @@ from services.common.store import Store
 from services.common.tokens import InternalCredentials, TokenAuthority
 from services.node_agent import facts
 from services.node_agent.agent_monitors import AgentMonitors
+from services.node_agent.agent_operations import AgentOperations
 from services.node_agent.blob_care import BlobCare, CareSettings
 from services.node_agent.blob_locations import BlobLocations
 from services.node_agent.blob_records import BlobRecords
@@ -133,6 +134,7 @@ class NodeAgentParts:
     builder: Builder
     reconciler: Reconciler
     agent_monitors: AgentMonitors
+    agent_operations: AgentOperations
     """A monitor of each running instance's in-guest agent; agent_state."""
     host: facts.HostFacts
     presence: Presence
@@ -268,6 +270,14 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
         events=emitter,
     )
     notices.instance_changed.connect(agent_monitors.changed)
+    agent_operations = AgentOperations(
+        node=config.node_name,
+        store=store,
+        monitor=agent_monitors.monitor,
+        blobs=blobs,
+        events=emitter,
+        ensure_blob=copier.ensure,
+    )
 
     host = facts.HostFacts(
         node=config.node_name,
@@ -300,6 +310,7 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
         ),
         hotplug=hotplug,
         consoles=ConsoleRelay(lookup=placed.get, power=hypervisor.state, settings=config.graphics),
+        agent_operations=agent_operations,
     )
     return NodeAgentParts(
         config=config,
@@ -323,6 +334,7 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
         builder=builder,
         reconciler=reconciler,
         agent_monitors=agent_monitors,
+        agent_operations=agent_operations,
         host=host,
         presence=presence,
         reporter=reporter,

@@ -102,6 +102,7 @@ def _loops(parts: NodeAgentParts) -> list[tuple[str, Coroutine[Any, Any, None]]]
         ),
         ("power-audit", audit_power(parts.placed, changed)),
         ("agent-monitors", parts.agent_monitors.run()),
+        ("agent-operations-resume", _resume_agent_operations(parts)),
         ("cache-requests", parts.cache_requests.run()),
         ("blob-care", parts.blob_care.run()),
     ]
@@ -118,8 +119,18 @@ async def _report_once_present(parts: NodeAgentParts) -> None:
     await parts.reporter.run()
 
 
+async def _resume_agent_operations(parts: NodeAgentParts) -> None:
+    """Pick up the agent operations a previous run left (once; etcd away:
+    they wait for the next start)."""
+    try:
+        await parts.agent_operations.resume()
+    except Exception:
+        log.exception("resuming agent operations failed")
+
+
 async def _close(parts: NodeAgentParts) -> None:
     """Let go of what the parts hold, users before what they use."""
+    await parts.agent_operations.close()
     await parts.agent_monitors.close()
     await parts.reconciler.close()
     await parts.disk_images.close()

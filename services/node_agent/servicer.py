@@ -1,6 +1,7 @@
 """NodeAgentService: the operations whose caller waits for the hypervisor's
 answer — power operations, the serial console, screenshots and hot-plugged
-NICs (`hotplug.py`) — and pings from a network's namespace here. Uploads and
+NICs (`hotplug.py`) — agent operations handed to their queue
+(`agent_operations.py`), and pings from a network's namespace here. Uploads and
 blob reads are `transfers.py`'s, handed on as they come; snapshot copies
 start here and run as tasks of `snapshots.py`."""
 
@@ -18,6 +19,7 @@ from services.common import errors
 from services.common import instance_states as states
 from services.common.instance_store import InstanceStore, StoredInstance
 from services.common.wire import wire_name
+from services.node_agent.agent_operations import AgentOperations
 from services.node_agent.commands import DataPlaneError
 from services.node_agent.console_relay import ConsoleRelay
 from services.node_agent.dataplane import DataPlane, NoNetwork
@@ -60,8 +62,10 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
         screenshots: Screenshots,
         hotplug: Hotplug,
         consoles: ConsoleRelay,
+        agent_operations: AgentOperations,
     ) -> None:
         self._consoles = consoles
+        self._agent_operations = agent_operations
         self._screenshots = screenshots
         self._hotplug = hotplug
         self._dataplane = dataplane
@@ -188,6 +192,16 @@ class NodeAgentServicer(node_agent_service_pb2_grpc.NodeAgentServiceServicer):
         return node_agent_service_pb2.TakeScreenshotResponse(
             blob_uuid=shot.blob_uuid, size=shot.size
         )
+
+    async def RunAgentOperation(
+        self,
+        request: node_agent_service_pb2.RunAgentOperationRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> node_agent_service_pb2.RunAgentOperationResponse:
+        self._hosted(request.instance_uuid)
+        check_uuid("operation_uuid", request.operation_uuid)
+        self._agent_operations.submit(request.instance_uuid, request.operation_uuid)
+        return node_agent_service_pb2.RunAgentOperationResponse()
 
     async def PlugInterface(
         self,

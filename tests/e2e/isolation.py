@@ -86,6 +86,7 @@ def _admin(message: str) -> dict[str, Outcome]:
 KINDS: dict[str, dict[str, Outcome]] = {
     "instance": _object("instance not found"),
     "network": _object("network not found"),
+    "agent operation": _object("agent operation not found"),
     "interface": _object("interface not found"),
     # other-apis §3.1: trusted namespaces read and manage keys, metadata, trusts.
     "namespace": {
@@ -213,6 +214,13 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/instances/{ref}/screenshot"): Rule("instance"),
     ("POST", "/instances/{ref}/consoleticket"): Rule("instance"),
     ("GET", "/console/ws"): Rule(WEBSOCKET),
+    # guest-access §5.6: the victim's instance is in error, so system gets 409
+    ("POST", "/instances/{ref}/agent/execute"): Rule("instance"),
+    ("POST", "/instances/{ref}/agent/get"): Rule("instance"),
+    ("POST", "/instances/{ref}/agent/put"): Rule("instance"),
+    ("GET", "/instances/{ref}/agentoperations"): Rule("instance"),
+    ("GET", "/agentoperations/{uuid}"): Rule("agent operation"),
+    ("DELETE", "/agentoperations/{uuid}"): Rule("agent operation", last=1),
     ("POST", "/instances/{ref}/rebootsoft"): Rule("instance"),
     ("POST", "/instances/{ref}/reboothard"): Rule("instance"),
     ("POST", "/instances/{ref}/poweroff"): Rule("instance"),
@@ -320,6 +328,9 @@ class Victim:
     """A blob its label `<namespace>/LABEL` holds."""
     upload: dict[str, Any]
     """An upload it started, with a few bytes in it."""
+    agent_operation: dict[str, Any]
+    """An agent operation of its instance (written into etcd: the instance
+    never runs)."""
 
     @property
     def interface(self) -> dict[str, Any]:
@@ -374,6 +385,7 @@ PATH: dict[tuple[str, str], Filler] = {
     ("/blob_checksums/", "algorithm"): lambda v, c: ["sha512"],
     ("/blob_checksums/{algorithm}/", "hash"): lambda v, c: [v.blob["sha512"]],
     ("/upload/", "upload_uuid"): lambda v, c: [v.upload["uuid"]],
+    ("/agentoperations/", "uuid"): lambda v, c: [v.agent_operation["uuid"]],
     ("/upload/{upload_uuid}/truncate/", "offset"): lambda v, c: [1],
     ("/artifacts/upload/", "artifact_name"): lambda v, c: [f"iso-upload-by-{c}"],
 }
@@ -399,6 +411,10 @@ BODY: dict[tuple[str, str], Filler] = {
     ("/instances/{ref}/interfaces", "network"): lambda v, c: [
         {"network_uuid": v.network["uuid"], "macaddress": None, "model": "virtio", "float": False}
     ],
+    ("/instances/{ref}/agent/", "command_line"): lambda v, c: ["true"],
+    ("/instances/{ref}/agent/", "path"): lambda v, c: ["/etc/hostname"],
+    ("/instances/{ref}/agent/", "blob_uuid"): lambda v, c: [v.blob["uuid"]],
+    ("/instances/{ref}/agent/", "mode"): lambda v, c: [33188],
     ("/networks", "name"): lambda v, c: [f"{v.namespace}-by-{c}"],
     ("/networks", "netblock"): lambda v, c: [v.netblock],
     ("/artifacts", "url"): lambda v, c: [v.disk_base],

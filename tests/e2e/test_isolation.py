@@ -33,6 +33,7 @@ from services.api_gateway.openapi import openapi_path
 from services.api_gateway.routes import Route
 from services.api_gateway.types import MethodDescriptor
 from services.common.tokens import TokenAuthority
+from tests.agent_operation_records import put_agent_operation
 from tests.e2e.isolation import (
     CALLERS,
     LABEL,
@@ -115,6 +116,7 @@ class World:
             f"/label/{v.namespace}/{LABEL}",
             f"/blobs/{v.blob['uuid']}",
             f"/blobs/{v.blob['uuid']}/metadata",
+            f"/agentoperations/{v.agent_operation['uuid']}",
             f"/nodes/{v.node}/metadata",  # its other fields move with every report
         ]
         shot: dict[str, Any] = {path: self.system.get(path).json() for path in paths}
@@ -295,6 +297,7 @@ def world(
         artifact=artifact,
         blob=blob,
         upload=upload,
+        agent_operation=put_agent_operation(mesh, made),
     )
     interface = victim.interface
     markers = [
@@ -310,6 +313,7 @@ def world(
         blob["uuid"],
         blob["sha512"],
         upload["uuid"],
+        victim.agent_operation["uuid"],
         SECRET,
         *(name for what in ("key", "trust", "md") for name in marked(VICTIM, what)),
     ]

@@ -37,6 +37,7 @@ SAMPLE = Victim(
     artifact={"uuid": "a-uuid", "name": "disk.qcow2"},
     blob={"uuid": "b-uuid", "sha512": "ab" * 64},
     upload={"uuid": "u-uuid"},
+    agent_operation={"uuid": "op-uuid"},
 )
 
 

@@ -2,6 +2,7 @@ from google.api import annotations_pb2 as _annotations_pb2
 from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import empty_pb2 as _empty_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
+from sfmesh.v1 import agent_operation_pb2 as _agent_operation_pb2
 from sfmesh.v1 import artifact_pb2 as _artifact_pb2
 from sfmesh.v1 import event_pb2 as _event_pb2
 from sfmesh.v1 import instance_pb2 as _instance_pb2
@@ -283,6 +284,66 @@ class ConsoleStreamResponse(_message.Message):
     DATA_FIELD_NUMBER: _ClassVar[int]
     data: bytes
     def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+
+class ExecuteInAgentRequest(_message.Message):
+    __slots__ = ("ref", "command_line", "deadline_seconds")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_LINE_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    command_line: str
+    deadline_seconds: int
+    def __init__(self, ref: _Optional[str] = ..., command_line: _Optional[str] = ..., deadline_seconds: _Optional[int] = ...) -> None: ...
+
+class GetFromAgentRequest(_message.Message):
+    __slots__ = ("ref", "path", "deadline_seconds")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    path: str
+    deadline_seconds: int
+    def __init__(self, ref: _Optional[str] = ..., path: _Optional[str] = ..., deadline_seconds: _Optional[int] = ...) -> None: ...
+
+class PutToAgentRequest(_message.Message):
+    __slots__ = ("ref", "blob_uuid", "path", "mode", "deadline_seconds")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    BLOB_UUID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    blob_uuid: str
+    path: str
+    mode: _struct_pb2.Value
+    deadline_seconds: int
+    def __init__(self, ref: _Optional[str] = ..., blob_uuid: _Optional[str] = ..., path: _Optional[str] = ..., mode: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., deadline_seconds: _Optional[int] = ...) -> None: ...
+
+class ListAgentOperationsRequest(_message.Message):
+    __slots__ = ("ref", "all")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    all: bool
+    def __init__(self, ref: _Optional[str] = ..., all: _Optional[bool] = ...) -> None: ...
+
+class ListAgentOperationsResponse(_message.Message):
+    __slots__ = ("operations",)
+    OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    operations: _containers.RepeatedCompositeFieldContainer[_agent_operation_pb2.AgentOperation]
+    def __init__(self, operations: _Optional[_Iterable[_Union[_agent_operation_pb2.AgentOperation, _Mapping]]] = ...) -> None: ...
+
+class GetAgentOperationRequest(_message.Message):
+    __slots__ = ("uuid",)
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    uuid: str
+    def __init__(self, uuid: _Optional[str] = ...) -> None: ...
+
+class DeleteAgentOperationRequest(_message.Message):
+    __slots__ = ("uuid",)
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    uuid: str
+    def __init__(self, uuid: _Optional[str] = ...) -> None: ...
 
 class WatchInstancesRequest(_message.Message):
     __slots__ = ("all",)

@@ -5,6 +5,7 @@ import warnings
 
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
+from sfmesh.v1 import agent_operation_pb2 as sfmesh_dot_v1_dot_agent__operation__pb2
 from sfmesh.v1 import instance_pb2 as sfmesh_dot_v1_dot_instance__pb2
 from sfmesh.v1 import instance_service_pb2 as sfmesh_dot_v1_dot_instance__service__pb2
 
@@ -153,6 +154,36 @@ class InstanceServiceStub:
                 '/sfmesh.v1.InstanceService/ConsoleStream',
                 request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.ConsoleStreamRequest.SerializeToString,
                 response_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.ConsoleStreamResponse.FromString,
+                _registered_method=True)
+        self.ExecuteInAgent = channel.unary_unary(
+                '/sfmesh.v1.InstanceService/ExecuteInAgent',
+                request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.ExecuteInAgentRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_agent__operation__pb2.AgentOperation.FromString,
+                _registered_method=True)
+        self.GetFromAgent = channel.unary_unary(
+                '/sfmesh.v1.InstanceService/GetFromAgent',
+                request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.GetFromAgentRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_agent__operation__pb2.AgentOperation.FromString,
+                _registered_method=True)
+        self.PutToAgent = channel.unary_unary(
+                '/sfmesh.v1.InstanceService/PutToAgent',
+                request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.PutToAgentRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_agent__operation__pb2.AgentOperation.FromString,
+                _registered_method=True)
+        self.ListAgentOperations = channel.unary_unary(
+                '/sfmesh.v1.InstanceService/ListAgentOperations',
+                request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.ListAgentOperationsRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.ListAgentOperationsResponse.FromString,
+                _registered_method=True)
+        self.GetAgentOperation = channel.unary_unary(
+                '/sfmesh.v1.InstanceService/GetAgentOperation',
+                request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.GetAgentOperationRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_agent__operation__pb2.AgentOperation.FromString,
+                _registered_method=True)
+        self.DeleteAgentOperation = channel.unary_unary(
+                '/sfmesh.v1.InstanceService/DeleteAgentOperation',
+                request_serializer=sfmesh_dot_v1_dot_instance__service__pb2.DeleteAgentOperationRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_agent__operation__pb2.AgentOperation.FromString,
                 _registered_method=True)
         self.SnapshotInstance = channel.unary_unary(
                 '/sfmesh.v1.InstanceService/SnapshotInstance',
@@ -382,6 +413,66 @@ class InstanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExecuteInAgent(self, request, context):
+        """Runs a shell command line in the instance's guest through its agent
+        (reference §5.6): answers the new `queued` operation at once; poll
+        GET /agentoperations/{uuid} until `complete` (`results["0"]` holds
+        `return-code`, `stdout`, `stderr`; output over 10,240 characters moves
+        into a blob named by `stdout_blob`/`stderr_blob`) or `error`. 400
+        without the `sf-agent` side channel or `command_line`; 406 while the
+        instance is not `created`; 400 while its agent is not ready.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFromAgent(self, request, context):
+        """Fetches a regular file from the instance's guest into a new blob that
+        only the instance's namespace (and system) may read (reference §5.6):
+        answers the new `queued` operation at once; once `complete`,
+        `results["0"]["content_blob"]` names the blob. Checks as for execute.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutToAgent(self, request, context):
+        """Writes a blob into the instance's guest at `path` through its agent,
+        then applies `mode` (reference §5.6): answers the new `preflight`
+        operation at once; the hosting node agent makes the blob local, streams
+        it (one ack, for the end: not Shaken Fist's ~1 KiB/s, quirk 7), then
+        sends `chmod`. 404 for a blob the caller does not reach; 400 for a mode
+        that is neither an integer nor a symbolic mode; other checks as for
+        execute.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAgentOperations(self, request, context):
+        """Lists an instance's agent operations in creation order: those not yet
+        started (`preflight`, `queued`), or with `all` every one not deleted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAgentOperation(self, request, context):
+        """Reads one agent operation; 404 when it does not exist or belongs to
+        another namespace.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAgentOperation(self, request, context):
+        """Deletes an agent operation (from any state; repeating it is harmless)
+        and the blobs holding its output, and answers its view.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SnapshotInstance(self, request, context):
         """Starts a snapshot of an instance's disks (reference §7.1): answers at
         once, keyed by device, with each device's snapshot artifact and the blob
@@ -539,6 +630,36 @@ def add_InstanceServiceServicer_to_server(servicer, server):
                     servicer.ConsoleStream,
                     request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.ConsoleStreamRequest.FromString,
                     response_serializer=sfmesh_dot_v1_dot_instance__service__pb2.ConsoleStreamResponse.SerializeToString,
+            ),
+            'ExecuteInAgent': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExecuteInAgent,
+                    request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.ExecuteInAgentRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_agent__operation__pb2.AgentOperation.SerializeToString,
+            ),
+            'GetFromAgent': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFromAgent,
+                    request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.GetFromAgentRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_agent__operation__pb2.AgentOperation.SerializeToString,
+            ),
+            'PutToAgent': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutToAgent,
+                    request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.PutToAgentRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_agent__operation__pb2.AgentOperation.SerializeToString,
+            ),
+            'ListAgentOperations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAgentOperations,
+                    request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.ListAgentOperationsRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_instance__service__pb2.ListAgentOperationsResponse.SerializeToString,
+            ),
+            'GetAgentOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAgentOperation,
+                    request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.GetAgentOperationRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_agent__operation__pb2.AgentOperation.SerializeToString,
+            ),
+            'DeleteAgentOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAgentOperation,
+                    request_deserializer=sfmesh_dot_v1_dot_instance__service__pb2.DeleteAgentOperationRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_agent__operation__pb2.AgentOperation.SerializeToString,
             ),
             'SnapshotInstance': grpc.unary_unary_rpc_method_handler(
                     servicer.SnapshotInstance,
@@ -1189,6 +1310,168 @@ class InstanceService:
             '/sfmesh.v1.InstanceService/ConsoleStream',
             sfmesh_dot_v1_dot_instance__service__pb2.ConsoleStreamRequest.SerializeToString,
             sfmesh_dot_v1_dot_instance__service__pb2.ConsoleStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExecuteInAgent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.InstanceService/ExecuteInAgent',
+            sfmesh_dot_v1_dot_instance__service__pb2.ExecuteInAgentRequest.SerializeToString,
+            sfmesh_dot_v1_dot_agent__operation__pb2.AgentOperation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFromAgent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.InstanceService/GetFromAgent',
+            sfmesh_dot_v1_dot_instance__service__pb2.GetFromAgentRequest.SerializeToString,
+            sfmesh_dot_v1_dot_agent__operation__pb2.AgentOperation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutToAgent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.InstanceService/PutToAgent',
+            sfmesh_dot_v1_dot_instance__service__pb2.PutToAgentRequest.SerializeToString,
+            sfmesh_dot_v1_dot_agent__operation__pb2.AgentOperation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAgentOperations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.InstanceService/ListAgentOperations',
+            sfmesh_dot_v1_dot_instance__service__pb2.ListAgentOperationsRequest.SerializeToString,
+            sfmesh_dot_v1_dot_instance__service__pb2.ListAgentOperationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAgentOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.InstanceService/GetAgentOperation',
+            sfmesh_dot_v1_dot_instance__service__pb2.GetAgentOperationRequest.SerializeToString,
+            sfmesh_dot_v1_dot_agent__operation__pb2.AgentOperation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAgentOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.InstanceService/DeleteAgentOperation',
+            sfmesh_dot_v1_dot_instance__service__pb2.DeleteAgentOperationRequest.SerializeToString,
+            sfmesh_dot_v1_dot_agent__operation__pb2.AgentOperation.FromString,
             options,
             channel_credentials,
             insecure,

@@ -216,3 +216,15 @@ class RelayConsoleResponse(_message.Message):
     DATA_FIELD_NUMBER: _ClassVar[int]
     data: bytes
     def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+
+class RunAgentOperationRequest(_message.Message):
+    __slots__ = ("instance_uuid", "operation_uuid")
+    INSTANCE_UUID_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_UUID_FIELD_NUMBER: _ClassVar[int]
+    instance_uuid: str
+    operation_uuid: str
+    def __init__(self, instance_uuid: _Optional[str] = ..., operation_uuid: _Optional[str] = ...) -> None: ...
+
+class RunAgentOperationResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

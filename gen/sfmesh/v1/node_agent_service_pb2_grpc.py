@@ -100,6 +100,11 @@ class NodeAgentServiceStub:
                 request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.ReadBlobRequest.SerializeToString,
                 response_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.ReadBlobResponse.FromString,
                 _registered_method=True)
+        self.RunAgentOperation = channel.unary_unary(
+                '/sfmesh.v1.NodeAgentService/RunAgentOperation',
+                request_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.RunAgentOperationRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.RunAgentOperationResponse.FromString,
+                _registered_method=True)
 
 
 class NodeAgentServiceServicer:
@@ -222,6 +227,17 @@ class NodeAgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RunAgentOperation(self, request, context):
+        """Queues agent operation `operation_uuid` (recorded `queued` by the api)
+        on its instance's queue here and answers at once; the queue runs an
+        instance's operations one at a time, in creation order, each command
+        under the operation's deadline. Repeating it for a queued operation
+        queues it once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeAgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -289,6 +305,11 @@ def add_NodeAgentServiceServicer_to_server(servicer, server):
                     servicer.ReadBlob,
                     request_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.ReadBlobRequest.FromString,
                     response_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.ReadBlobResponse.SerializeToString,
+            ),
+            'RunAgentOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunAgentOperation,
+                    request_deserializer=sfmesh_dot_v1_dot_node__agent__service__pb2.RunAgentOperationRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_node__agent__service__pb2.RunAgentOperationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -643,6 +664,33 @@ class NodeAgentService:
             '/sfmesh.v1.NodeAgentService/ReadBlob',
             sfmesh_dot_v1_dot_node__agent__service__pb2.ReadBlobRequest.SerializeToString,
             sfmesh_dot_v1_dot_node__agent__service__pb2.ReadBlobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunAgentOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NodeAgentService/RunAgentOperation',
+            sfmesh_dot_v1_dot_node__agent__service__pb2.RunAgentOperationRequest.SerializeToString,
+            sfmesh_dot_v1_dot_node__agent__service__pb2.RunAgentOperationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,4 +1,5 @@
 from google.protobuf import struct_pb2 as _struct_pb2
+from sfmesh.v1 import agent_operation_pb2 as _agent_operation_pb2
 from sfmesh.v1 import artifact_pb2 as _artifact_pb2
 from sfmesh.v1 import instance_pb2 as _instance_pb2
 from sfmesh.v1 import network_service_pb2 as _network_service_pb2
@@ -198,3 +199,17 @@ class HotplugRecord(_message.Message):
     started_at: float
     request_id: str
     def __init__(self, instance_uuid: _Optional[str] = ..., interface_uuid: _Optional[str] = ..., started_at: _Optional[float] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class AgentOperationRecord(_message.Message):
+    __slots__ = ("operation", "node", "index_key", "output_blobs", "request_id")
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    INDEX_KEY_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_BLOBS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    operation: _agent_operation_pb2.AgentOperation
+    node: str
+    index_key: str
+    output_blobs: _containers.RepeatedScalarFieldContainer[str]
+    request_id: str
+    def __init__(self, operation: _Optional[_Union[_agent_operation_pb2.AgentOperation, _Mapping]] = ..., node: _Optional[str] = ..., index_key: _Optional[str] = ..., output_blobs: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ...) -> None: ...

@@ -42,6 +42,8 @@ SNAPSHOT_DEADLINE = 30.0
 PLUG_DEADLINE = 30.0
 """Seconds a node agent may take to plug a NIC (the network made ready, a
 live attach: about a second)."""
+AGENT_OPERATION_DEADLINE = 10.0
+"""Seconds a node agent may take to queue an agent operation (it answers at once)."""
 READ_DEADLINE = 24 * 3600.0
 """Seconds a blob read may last: as long as a slow client reads."""
 CONSOLE_OPEN_DEADLINE = 10.0
@@ -180,6 +182,19 @@ class NodeAgents:
         except grpc.aio.AioRpcError as exc:
             raise errors.from_rpc_error(exc, "node agent") from exc
         return reply.blob_uuid
+
+    async def run_agent_operation(self, node: str, uuid: str, operation_uuid: str) -> None:
+        """Have `node` queue agent operation `operation_uuid` of instance `uuid`."""
+        stub = await self._stub(node)
+        request = node_agent_service_pb2.RunAgentOperationRequest(
+            instance_uuid=uuid, operation_uuid=operation_uuid
+        )
+        try:
+            await stub.RunAgentOperation(
+                request, metadata=self._credentials.metadata(), timeout=AGENT_OPERATION_DEADLINE
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise errors.from_rpc_error(exc, "node agent") from exc
 
     async def ping(
         self, node: str, vxlan_id: int, address: str

@@ -3,7 +3,8 @@
 Listing, reading and deleting are written here; the other routes are
 delegated, one line each, to handlers that are given what they use:
 `Creation`, `Power`, `Console`, `GraphicsConsole`, `BrowserConsole`,
-`Observation`, `Snapshots`, `Hotplug` and the metadata handler.
+`AgentOperations`, `Observation`, `Snapshots`, `Hotplug` and the metadata
+handler.
 Errors are raised as `services.common.errors` and mapped once by the request
 interceptor.
 """
@@ -15,8 +16,9 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 from google.api import httpbody_pb2
-from google.protobuf import empty_pb2, struct_pb2
+from google.protobuf import empty_pb2, json_format, struct_pb2
 from sfmesh.v1 import (
+    agent_operation_pb2,
     instance_pb2,
     instance_service_pb2,
     instance_service_pb2_grpc,
@@ -26,6 +28,7 @@ from sfmesh.v1 import (
 from services.api.clients.events import INSTANCE, Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.clients.outbox import Outbox
+from services.api.instances.agent_operations import AgentOperations
 from services.api.instances.browser_console import BrowserConsole
 from services.api.instances.cache import InstanceCache
 from services.api.instances.console import Console
@@ -76,13 +79,15 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         node_state: Callable[[str], int | None],
         *,
         browser_console: BrowserConsole,
+        agent_operations: AgentOperations,
     ) -> None:
         """`outbox` carries a delete's events in its write, `creation` makes
         new instances, `finisher` ends deletes, `cache`
         answers reads by UUID while it may, `snapshots` copies disks,
         `hotplug` adds NICs to running instances,
         `node_state` says the state of a node by name (None: unknown),
-        `browser_console` issues console tickets and relays consoles."""
+        `browser_console` issues console tickets and relays consoles,
+        `agent_operations` runs operations in guests' agents."""
         self._hotplug = hotplug
         self._browser_console = browser_console
         self._node_state = node_state
@@ -96,6 +101,7 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
         self._power = Power(self._lookup, events, node_agents)
         self._console = Console(self._lookup, events, node_agents)
         self._graphics = GraphicsConsole(self._lookup, events, node_agents)
+        self._agent = agent_operations
         self._observation = Observation(self._lookup, instances, events)
         self._metadata = MetadataHandler(
             find=self._lookup.resolve,
@@ -319,6 +325,53 @@ class InstanceServicer(instance_service_pb2_grpc.InstanceServiceServicer):
     ) -> AsyncIterator[instance_service_pb2.ConsoleStreamResponse]:
         async for reply in self._browser_console.stream(request_iterator, context):
             yield reply
+
+    async def ExecuteInAgent(
+        self,
+        request: instance_service_pb2.ExecuteInAgentRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> agent_operation_pb2.AgentOperation:
+        deadline = request.deadline_seconds if request.HasField("deadline_seconds") else None
+        return await self._agent.execute(request.ref, request.command_line, deadline)
+
+    async def GetFromAgent(
+        self,
+        request: instance_service_pb2.GetFromAgentRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> agent_operation_pb2.AgentOperation:
+        deadline = request.deadline_seconds if request.HasField("deadline_seconds") else None
+        return await self._agent.get(request.ref, request.path, deadline)
+
+    async def PutToAgent(
+        self,
+        request: instance_service_pb2.PutToAgentRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> agent_operation_pb2.AgentOperation:
+        deadline = request.deadline_seconds if request.HasField("deadline_seconds") else None
+        mode = json_format.MessageToDict(request.mode) if request.HasField("mode") else None
+        return await self._agent.put(request.ref, request.blob_uuid, request.path, mode, deadline)
+
+    async def ListAgentOperations(
+        self,
+        request: instance_service_pb2.ListAgentOperationsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> instance_service_pb2.ListAgentOperationsResponse:
+        found = await self._agent.list(request.ref, all=request.all)
+        return instance_service_pb2.ListAgentOperationsResponse(operations=found)
+
+    async def GetAgentOperation(
+        self,
+        request: instance_service_pb2.GetAgentOperationRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> agent_operation_pb2.AgentOperation:
+        return await self._agent.read(request.uuid)
+
+    async def DeleteAgentOperation(
+        self,
+        request: instance_service_pb2.DeleteAgentOperationRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> agent_operation_pb2.AgentOperation:
+        return await self._agent.delete(request.uuid)
 
     async def SnapshotInstance(
         self,

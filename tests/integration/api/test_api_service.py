@@ -40,6 +40,7 @@ from services.api.clients.events import Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.clients.outbox import Outbox
 from services.api.clients.scheduler import Scheduler
+from services.api.instances.agent_operations import AgentOperations
 from services.api.instances.browser_console import BrowserConsole
 from services.api.instances.cache import InstanceCache
 from services.api.instances.creation import Creation
@@ -279,6 +280,13 @@ async def api(etcd: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
                 check_caller=Revocation(namespaces).check,
                 secret="console-test-secret-of-32-bytes!",
                 ttl=60,
+            ),
+            agent_operations=AgentOperations(
+                InstanceLookup(InstanceStore(store), cache),
+                store,
+                events,
+                node_agents,
+                ArtifactLookup(artifacts, namespaces, InstanceStore(store)),
             ),
         ),
         server,

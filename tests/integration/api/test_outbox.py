@@ -33,6 +33,7 @@ from services.api.clients.events import Events
 from services.api.clients.node_agents import NodeAgents
 from services.api.clients.outbox import GRACE, KIND, Outbox
 from services.api.clients.scheduler import Scheduler
+from services.api.instances.agent_operations import AgentOperations
 from services.api.instances.browser_console import BrowserConsole
 from services.api.instances.cache import InstanceCache
 from services.api.instances.creation import Creation
@@ -210,6 +211,9 @@ async def mesh(own_etcd: str, tmp_path_factory: pytest.TempPathFactory) -> Async
                 check_caller=Revocation(namespaces).check,
                 secret="console-test-secret-of-32-bytes!",
                 ttl=60,
+            ),
+            agent_operations=AgentOperations(
+                InstanceLookup(instances, cache), store, events, node_agents, lookup
             ),
         )
         return Replica(emitter, outbox, creation, finisher, servicer)

@@ -65,7 +65,7 @@ def test_captures_and_route_details() -> None:
 def test_unknown_path_is_404() -> None:
     assert isinstance(TABLE.lookup("GET", "/nothing"), NoRoute)
     assert isinstance(TABLE.lookup("GET", "/instances/"), NoRoute)
-    assert isinstance(TABLE.lookup("GET", "/instances/vm/agentoperations"), NoRoute)
+    assert isinstance(TABLE.lookup("POST", "/instances/vm/vdiconsoleproxy"), NoRoute)
 
 
 def test_other_method_is_405_with_allow() -> None:
@@ -122,6 +122,12 @@ def test_capabilities_come_from_method_options() -> None:
         "vdi-console-helper",
         "instance-screenshot",
         "browser-console",
+        "instance-execute",
+        "instance-get",
+        "instance-put-blob",
+        "instance-agentoperations",
+        "instance-agentoperations-all",
+        "agentoperations-crud",
     ]
 
 
