@@ -70,8 +70,14 @@ VIRT_TYPES = frozenset({"kvm", "qemu"})
 GRAPHICS_KINDS = frozenset({"vnc", "spice"})
 LOWEST_GRAPHICS_PORT = 5900
 """QEMU numbers VNC displays from port 5900."""
-_CLASH_MESSAGES = ("Address already in use", "Failed to open SPICE sockets")
-"""What QEMU (through libvirt) says when a graphics port is taken."""
+_CLASH_MESSAGES = (
+    "Address already in use",
+    "Failed to open SPICE sockets",
+    "Failed to reserve port",
+)
+"""What QEMU (through libvirt) says when a graphics port is taken; the last
+is libvirt's own, for a port another of its domains holds (several node
+agents on one libvirtd, as the multi-host tests run them)."""
 MACHINES = frozenset({"pc", "q35"})
 VIDEO_MODELS = frozenset({"vga", "cirrus", "qxl", "virtio", "bochs", "ramfb", "none"})
 VRAM_MODELS = frozenset({"vga", "cirrus", "qxl", "bochs"})

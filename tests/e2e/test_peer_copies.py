@@ -17,6 +17,7 @@ from devmesh.mesh import Mesh
 from guests.bootsector import MARKER, boot_sector
 from tests.e2e.conftest import extra_node_agent
 from tests.e2e.test_artifact_flow import RUN, gone, ok, settled
+from tests.e2e.test_node_loss import node_state
 from tests.e2e.test_vms import wait_for
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def test_a_node_without_the_blob_copies_it_from_a_peer_and_boots(
     cached = ok(rest.post("/artifacts", json={"url": url}))
     blob_uuid = settled(rest, f"/artifacts/{cached['uuid']}")["blob_uuid"]
     with extra_node_agent(mesh, f"{mesh.node_name}-peer") as other:
-        wait_for(lambda: ok(rest.get(f"/nodes/{other}"))["state"] == "created")
+        wait_for(lambda: node_state(rest, other) == "created")
         spec = {
             "name": f"on-peer-{RUN}",
             "cpus": 1,

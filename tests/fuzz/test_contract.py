@@ -239,7 +239,8 @@ def send(case: Case, run: Run, observer: Observer) -> None:
 
 
 def is_stream(case: Case) -> bool:
-    content = case.operation.definition.raw["responses"]["200"].get("content", {})
+    # A WebSocket route documents 101, not 200.
+    content = case.operation.definition.raw["responses"].get("200", {}).get("content", {})
     return NDJSON in content
 
 

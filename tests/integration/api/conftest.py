@@ -35,8 +35,9 @@ async def emitter(tmp_path: Path, authority: TokenAuthority) -> AsyncIterator[Ev
 
 
 @pytest.fixture
-def events(authority: TokenAuthority, emitter: EventEmitter) -> Events:
-    """The api's events, through `emitter`."""
+async def events(authority: TokenAuthority, emitter: EventEmitter) -> Events:
+    """The api's events, through `emitter`. Async: its channel is made on
+    the test's event loop, whatever earlier tests left as the current one."""
     return Events(
         emitter, NO_EVENTLOG, InternalCredentials(authority, "api-test"), transport=Transport()
     )

@@ -344,6 +344,7 @@ def test_graphics_port_moves_keep_qemu_elements() -> None:
             True,
         ),
         ("Spice: do_spice_init: Failed to open SPICE sockets", True),
+        ("internal error: Failed to reserve port 29939", True),
         ("Cannot access storage file '/x/disk-0.qcow2'", False),
     ],
 )
