@@ -55,8 +55,8 @@ from services.api_gateway.transcode import (
 )
 from services.api_gateway.types import Receive, Scope, Send
 from services.api_gateway.uploads import forward_upload
-from services.api_gateway.upstream import CHANNEL_OPTIONS, CoreCalls, Metadata, Streams
-from services.api_gateway.ws_bridge import Sockets, bridge, chosen_subprotocol, open_stream
+from services.api_gateway.upstream import CHANNEL_OPTIONS, CoreCalls, Metadata, MultiCallables
+from services.api_gateway.ws_bridge import bridge, chosen_subprotocol, open_stream
 from services.common.replicas import replica_channel
 
 log = logging.getLogger(__name__)
@@ -74,9 +74,9 @@ class _Loaded:
     upstream: UpstreamDescriptors
     table: routes.RouteTable
     index_html: bytes
-    streams: Streams
+    streams: MultiCallables
     calls: CoreCalls
-    sockets: Sockets
+    sockets: MultiCallables
     static: StaticFiles
     openapi_json: bytes = b""
     apidocs_html: bytes = b""
@@ -114,9 +114,9 @@ class GatewayApp:
             upstream,
             table,
             apidocs.render_index(routes.capabilities(upstream.services)),
-            Streams(self._channel),
+            MultiCallables(self._channel.unary_stream),
             CoreCalls(self._channel, upstream.pool),
-            Sockets(self._channel),
+            MultiCallables(self._channel.stream_stream),
             await asyncio.to_thread(load_static, Path(self.config.novnc_dir)),
             openapi_json=orjson.dumps(document),
             apidocs_html=apidocs.render_apidocs(document),

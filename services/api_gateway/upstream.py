@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -49,11 +50,13 @@ _CODES = {code.value[0]: code for code in grpc.StatusCode}
 _CANCELLED = "cancelled by the gateway"
 
 
-class Streams:
-    """The unary-stream multi-callables of the upstream's server streams, each made once."""
+class MultiCallables:
+    """The multi-callables of one kind of the upstream's RPCs, each made once:
+    `make` is the channel's `unary_stream` (server streams) or
+    `stream_stream` (the WebSocket routes)."""
 
-    def __init__(self, channel: grpc.aio.Channel) -> None:
-        self._channel = channel
+    def __init__(self, make: Callable[..., Any]) -> None:
+        self._make = make
         self._made: dict[str, Any] = {}
 
     def get(self, route: routes.Route) -> Any:
@@ -61,7 +64,7 @@ class Streams:
         invoke = self._made.get(route.rpc_path)
         if invoke is None:
             output = message_factory.GetMessageClass(route.method.output_type)
-            invoke = self._channel.unary_stream(
+            invoke = self._make(
                 route.rpc_path, response_deserializer=output.FromString, _registered_method=True
             )
             self._made[route.rpc_path] = invoke

@@ -26,7 +26,6 @@ import contextlib
 from typing import Any
 
 import grpc
-from google.protobuf import message_factory
 from google.protobuf.descriptor_pool import DescriptorPool
 
 from services.api_gateway import routes
@@ -66,25 +65,6 @@ def close_code(reply: ErrorReply) -> int:
 def chosen_subprotocol(offered: list[str]) -> str | None:
     """The subprotocol to answer among those the client offered. Pure."""
     return SUBPROTOCOL if SUBPROTOCOL in offered else None
-
-
-class Sockets:
-    """The stream-stream multi-callables of the WebSocket routes, each made once."""
-
-    def __init__(self, channel: grpc.aio.Channel) -> None:
-        self._channel = channel
-        self._made: dict[str, Any] = {}
-
-    def get(self, route: routes.Route) -> Any:
-        """`route`'s multi-callable: takes serialised requests, yields parsed replies."""
-        invoke = self._made.get(route.rpc_path)
-        if invoke is None:
-            output = message_factory.GetMessageClass(route.method.output_type)
-            invoke = self._channel.stream_stream(
-                route.rpc_path, response_deserializer=output.FromString, _registered_method=True
-            )
-            self._made[route.rpc_path] = invoke
-        return invoke
 
 
 async def open_stream(call: Any, first: bytes, pool: DescriptorPool | None) -> None:
