@@ -12,7 +12,7 @@ import html
 import re
 from typing import Any
 
-from services.api_gateway.openapi import JSON, NDJSON, OCTETS, Document
+from services.api_gateway.openapi import ANY_TYPE, JSON, NDJSON, Document
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;
@@ -120,8 +120,8 @@ def _operation(verb: str, path: str, op: dict[str, Any]) -> str:
             "<code>Accept: text/event-stream</code>; a failure ends it with an "
             '<a href="#schema-Error">Error</a>.</p>\n'
         )
-    elif OCTETS in content:
-        out.append("<h4>Response</h4>\n<p>200: raw bytes (<code>application/octet-stream</code>); ")
+    elif ANY_TYPE in content:
+        out.append("<h4>Response</h4>\n<p>200: raw bytes, of the type their Content-Type names; ")
         out.append('otherwise an <a href="#schema-Error">Error</a>.</p>\n')
     else:
         out.append(f"<h4>Response</h4>\n<p>200: {_type(content[JSON]['schema'])}; ")

@@ -28,6 +28,7 @@ Document = dict[str, Any]
 TITLE = "sfmesh REST API"
 JSON = "application/json"
 OCTETS = "application/octet-stream"
+ANY_TYPE = "*/*"
 BINARY = {"type": "string", "format": "binary"}
 """Answers of this type are written raw, with their own content type."""
 NDJSON = "application/x-ndjson"
@@ -280,8 +281,10 @@ def _websocket_answers(route: routes.Route) -> dict[str, Any]:
 def _success(route: routes.Route, book: SchemaBook) -> dict[str, Any]:
     output = route.method.output_type
     if route.raw_reply:
-        what = "A stream of raw bytes." if route.server_streaming else "Raw bytes."
-        return {"description": what, "content": {OCTETS: {"schema": BINARY}}}
+        what = "A stream of raw bytes" if route.server_streaming else "Raw bytes"
+        # Each answer names its own type (a console log's octets, a virt-viewer file).
+        what += ", of the type their Content-Type names."
+        return {"description": what, "content": {ANY_TYPE: {"schema": BINARY}}}
     if route.response_body:
         schema = book.field_schema(output.fields_by_name[route.response_body])
     elif output.full_name == "google.protobuf.Empty":
