@@ -30,6 +30,10 @@ from launcher.tls import TlsDir
 from services.api.token_secret import SECRET_KEY
 from services.common.store import Store
 
+SUITE_TOKEN_TTL = str(4 * 3600)
+"""A layer outlives the default 900 s of a user token, and its `token` is
+taken once per session: the throwaway meshes let tokens last the run."""
+
 
 @contextlib.contextmanager
 def started_etcd(folder: Path, tls: TlsDir | None = None) -> Iterator[str]:
@@ -76,7 +80,7 @@ def throwaway_mesh(
         ports=Ports.free(),
         sink=sys.stderr,
         node_name=node,
-        settings=settings,
+        settings={"SFMESH_TOKEN_TTL": SUITE_TOKEN_TTL, **settings},
         tls=tls,
     )
     try:
