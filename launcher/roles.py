@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from services.common.config import MESH_SETTINGS
 from services.common.main import LOG_LEVEL
 from services.common.settings import Setting
+from services.common.tracing import OTLP_ENDPOINT
 from services.common.transport import TLS_SETTINGS
 
 ETCD_PEER_PORT = 13380
@@ -109,8 +110,8 @@ def _role_settings(role: str) -> tuple[tuple[str, Setting], ...]:
     if not spec.module:
         return ()
     rows: list[Setting] = list(importlib.import_module(f"{spec.module}.__main__").SETTINGS)
-    if role != "gateway":
-        rows.append(LOG_LEVEL)
+    if role != "gateway":  # its own rows give --otlp-endpoint; it has no --log-level
+        rows += [LOG_LEVEL, OTLP_ENDPOINT]
     return tuple((setting_key(row), row) for row in rows if setting_key(row) not in spec.managed)
 
 

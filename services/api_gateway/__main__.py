@@ -12,6 +12,7 @@ from services.api_gateway.server import serve
 from services.common.logs import skip_unshown_lookups
 from services.common.replicas import ReplicaAddressError, parse_replicas
 from services.common.settings import Setting, add_settings
+from services.common.tracing import OTLP_ENDPOINT, configure_tracing
 from services.common.transport import TLS_SETTINGS, TlsConfigError, Transport
 
 C = GatewayConfig
@@ -51,6 +52,7 @@ SETTINGS = (
         "--novnc-dir", C.novnc_dir, "where noVNC is, for the browser console's page",
         variable="GATEWAY_NOVNC_DIR",
     ),
+    OTLP_ENDPOINT,
 )  # fmt: skip
 
 
@@ -80,6 +82,7 @@ def parse_config(argv: list[str] | None = None) -> GatewayConfig:
         body_timeout=args.body_timeout,
         max_connections=args.max_connections,
         novnc_dir=args.novnc_dir,
+        otlp_endpoint=args.otlp_endpoint,
     )
 
 
@@ -87,8 +90,10 @@ def main() -> None:
     """Entry point."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     skip_unshown_lookups()
+    config = parse_config()
+    configure_tracing("gateway", config.otlp_endpoint)
     # uvloop: measured faster than asyncio's loop for the gateway (bench/gateway.py).
-    uvloop.run(serve(parse_config()))
+    uvloop.run(serve(config))
 
 
 if __name__ == "__main__":

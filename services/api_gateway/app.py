@@ -57,6 +57,7 @@ from services.api_gateway.types import Receive, Scope, Send
 from services.api_gateway.uploads import forward_upload
 from services.api_gateway.upstream import CHANNEL_OPTIONS, CoreCalls, Metadata, MultiCallables
 from services.api_gateway.ws_bridge import bridge, chosen_subprotocol, open_stream
+from services.common import tracing
 from services.common.replicas import replica_channel
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,8 @@ class GatewayApp:
             base += CORS_HEADERS
         gzip_ok = wants_gzip(headers)
         try:
-            await self._dispatch(scope, receive, send, headers, request_id, base)
+            with tracing.span(f"HTTP {scope['method']}", server=True):
+                await self._dispatch(scope, receive, send, headers, request_id, base)
         except GatewayError as exc:
             await send_error(send, exc.reply(), base, gzip_ok=gzip_ok)
         except UpstreamError as exc:
@@ -228,6 +230,7 @@ class GatewayApp:
         else:
             route, request = planned
             query, authorization = _credentials(route, query, headers)
+        tracing.rename_span(f"{method} {route.template.source}")
         metadata = _metadata(request_id, authorization)
         call = _Call(loaded, route, request, metadata, grpc_timeout(headers.get("grpc-timeout")))
         if route.server_streaming:

@@ -47,3 +47,5 @@ class GatewayConfig:
     novnc_dir: str = "/usr/share/novnc"
     """Where noVNC is (Debian's `novnc` package): its `core/` and `vendor/`
     are served at `/novnc/` for the browser console's page."""
+    otlp_endpoint: str = ""
+    """The OTLP collector the gateway's spans go to; "" for no tracing."""

@@ -84,7 +84,7 @@ class MeshClient(aetcd.Client):
         """Open the channel and its stubs, once (a closed client opens again)."""
         if self._connected.is_set():
             return
-        self.channel = self._transport.channel(f"{self._host}:{self._port}")
+        self.channel = self._transport.channel(f"{self._host}:{self._port}", traced=False)
         self.kvstub = rpc.KVStub(self.channel)
         self.clusterstub = rpc.ClusterStub(self.channel)
         self.leasestub = rpc.LeaseStub(self.channel)

@@ -89,6 +89,7 @@ from services.common.interceptors import await_before_answer, request_id
 from services.common.replicas import replica_channel
 from services.common.spool import Entry, Spool
 from services.common.tokens import Credentials
+from services.common.tracing import trace_id
 from services.common.transport import Transport
 
 log = logging.getLogger("sfmesh.events")
@@ -137,6 +138,9 @@ def new_record(
     rid = request_id()
     if rid:
         details.setdefault("request-id", rid)
+    trace = trace_id()
+    if trace:
+        details.setdefault("trace-id", trace)
     record = eventlog_service_pb2.EventRecord(
         event_id=uuid.uuid4().hex,
         object_type=object_type,
@@ -316,8 +320,9 @@ class EventEmitter:
                 extra={"fields": {"events": len(loaded), "producer": self._producer_id}},
             )
         self._started = True
+        # One stream carries every request's events: it belongs to no trace.
         self._channel = replica_channel(
-            self._transport, self._address, role="eventlog", extra=_CHANNEL_OPTIONS
+            self._transport, self._address, role="eventlog", extra=_CHANNEL_OPTIONS, traced=False
         )
         self._tasks = [
             asyncio.create_task(self._stream.run(self._channel), name="events-sender"),

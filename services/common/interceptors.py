@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-import inspect
 import logging
 import time
 import uuid
@@ -34,6 +33,7 @@ from google.protobuf import descriptor_pool
 from sfmesh.v1 import options_pb2
 
 from services.common import errors
+from services.common.handlers import Behavior, wrap_handler
 from services.common.tokens import Caller, TokenAuthority
 from services.common.transport import peer_identity
 
@@ -42,9 +42,6 @@ log = logging.getLogger("sfmesh.requests")
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 _caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller", default=None)
 
-Behavior = Callable[..., Any]
-Wrapper = Callable[[Behavior, bool], Behavior]
-"""Wraps one handler behaviour; the flag says whether it answers a stream."""
 CallerCheck = Callable[[Caller], Awaitable[None]]
 """Runs after a token is verified; raises (e.g. Unauthenticated) to refuse it."""
 Wait = Callable[[], Awaitable[None]]
@@ -73,28 +70,6 @@ def caller() -> Caller:
     if found is None:
         raise errors.Unauthenticated("Missing Authorization Header", reason="NO_TOKEN")
     return found
-
-
-def _wrap(handler: grpc.RpcMethodHandler, wrapper: Wrapper) -> grpc.RpcMethodHandler:
-    """A copy of `handler` whose behaviour goes through `wrapper`. A
-    streaming behaviour that is a coroutine writing its replies with
-    `context.write` (grpc's health `Watch`) is wrapped as a unary one is:
-    awaited, not iterated."""
-    kinds = (
-        ("unary_unary", grpc.unary_unary_rpc_method_handler, False),
-        ("unary_stream", grpc.unary_stream_rpc_method_handler, True),
-        ("stream_unary", grpc.stream_unary_rpc_method_handler, False),
-        ("stream_stream", grpc.stream_stream_rpc_method_handler, True),
-    )
-    for attribute, build, streams in kinds:
-        behavior = getattr(handler, attribute)
-        if behavior is not None:
-            return build(
-                wrapper(behavior, streams and inspect.isasyncgenfunction(behavior)),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-    return handler
 
 
 def _metadata(details: grpc.HandlerCallDetails, name: str) -> str | None:
@@ -138,7 +113,7 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
 
             return unary
 
-        return _wrap(handler, wrapper)
+        return wrap_handler(handler, wrapper)
 
 
 @contextlib.asynccontextmanager
@@ -251,7 +226,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
             return unary
 
-        return _wrap(handler, wrapper)
+        return wrap_handler(handler, wrapper)
 
     async def _authenticate(
         self, header: str | None, internal: bool, context: grpc.aio.ServicerContext

@@ -14,6 +14,7 @@ from services.common.replicas import ReplicaAddressError, parse_replicas
 from services.common.secrets import load_or_create_secret
 from services.common.settings import Setting, add_settings
 from services.common.tokens import InternalCredentials, TokenAuthority
+from services.common.tracing import OTLP_ENDPOINT, configure_tracing
 from services.common.transport import TLS_SETTINGS, Transport
 
 LOG_LEVEL = Setting(
@@ -25,8 +26,9 @@ LOG_LEVEL = Setting(
 def parse_arguments(
     service: str, *, listen: str, settings: tuple[Setting, ...] = ()
 ) -> argparse.Namespace:
-    """Parse the shared flags, the TLS files, `--listen`, `--log-level` and
-    `settings`, then configure logging for `service`. Exits with a message
+    """Parse the shared flags, the TLS files, `--listen`, `--log-level`,
+    `--otlp-endpoint` and `settings`, then configure logging and tracing for
+    `service`. Exits with a message
     when `--eventlog` names replicas no channel can reach."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
     add_settings(
@@ -38,6 +40,7 @@ def parse_arguments(
                 "--listen", listen, "gRPC listen address", variable=f"{service.upper()}_LISTEN"
             ),
             LOG_LEVEL,
+            OTLP_ENDPOINT,
             *settings,
         ),
     )
@@ -47,6 +50,7 @@ def parse_arguments(
     except ReplicaAddressError as exc:
         parser.error(f"--eventlog: {exc}")
     configure_logging(service, args.log_level)
+    configure_tracing(service, args.otlp_endpoint)
     return args
 
 

@@ -85,14 +85,20 @@ def options(addresses: Sequence[str], *, tls_name: str | None) -> list[tuple[str
 
 
 def replica_channel(
-    transport: Transport, text: str, *, role: str, extra: ChannelOptions = ()
+    transport: Transport,
+    text: str,
+    *,
+    role: str,
+    extra: ChannelOptions = (),
+    traced: bool = True,
 ) -> grpc.aio.Channel:
     """One channel to every replica of `role` that `text` names
-    (`parse_replicas`), with the options `extra` besides. Raises
-    ReplicaAddressError."""
+    (`parse_replicas`), with the options `extra` besides; see
+    `Transport.channel` for `traced`. Raises ReplicaAddressError."""
     addresses = parse_replicas(text, role=role)
     tls_name = role_name(role) if transport.secure else None
-    return transport.channel(target(addresses), [*extra, *options(addresses, tls_name=tls_name)])
+    chosen = [*extra, *options(addresses, tls_name=tls_name)]
+    return transport.channel(target(addresses), chosen, traced=traced)
 
 
 def _literal(host: str) -> bool:

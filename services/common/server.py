@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from services.common.interceptors import AuthInterceptor, CallerCheck, RequestInterceptor
 from services.common.reflection import enable_reflection
 from services.common.tokens import TokenAuthority
+from services.common.tracing import server_interceptors
 from services.common.transport import Transport
 
 log = logging.getLogger("sfmesh.server")
@@ -70,7 +71,7 @@ async def start_server(
     """
     auth = AuthInterceptor(authority, check=check, certificates=transport.secure)
     server = grpc.aio.server(
-        interceptors=[RequestInterceptor(), auth],
+        interceptors=[RequestInterceptor(), *server_interceptors(), auth],
         # gRPC's default SO_REUSEPORT would let this server share its port
         # with a leftover one, each answering some of the connections.
         options=[("grpc.so_reuseport", 0)],

@@ -24,6 +24,7 @@ from pathlib import Path
 import grpc
 
 from services.common.settings import Setting
+from services.common.tracing import channel_interceptors
 
 TLS_SETTINGS = (
     Setting("--tls-ca", "", "the mesh CA's certificate (PEM); with the next two, TLS on"),
@@ -125,11 +126,19 @@ class Transport:
         """Whether this process speaks TLS."""
         return self.tls is not None
 
-    def channel(self, address: str, options: ChannelOptions = ()) -> grpc.aio.Channel:
-        """An asyncio channel to `address`, presenting this process's certificate."""
+    def channel(
+        self, address: str, options: ChannelOptions = (), *, traced: bool = True
+    ) -> grpc.aio.Channel:
+        """An asyncio channel to `address`, presenting this process's
+        certificate; its calls carry the trace they are made in unless not
+        `traced` (etcd's, and streams that serve no one request)."""
+        interceptors = channel_interceptors() if traced else []
         if self.tls is None:
-            return grpc.aio.insecure_channel(address, options=options)
-        return grpc.aio.secure_channel(address, self._channel_credentials(), options=options)
+            return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
+        credentials = self._channel_credentials()
+        return grpc.aio.secure_channel(
+            address, credentials, options=options, interceptors=interceptors
+        )
 
     def blocking_channel(self, address: str, options: ChannelOptions = ()) -> grpc.Channel:
         """A blocking channel to `address` (health checks from plain code)."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from sfmesh.v1 import event_pb2, instance_pb2, node_agent_service_pb2, records_pb2
 
-from services.common import errors
+from services.common import errors, tracing
 from services.common import instance_states as states
 from services.common.events import EventSink
 from services.common.instance_store import InstanceStore, StoredInstance
@@ -63,7 +63,8 @@ FAILED = frozenset(
 
 
 class Stopwatch:
-    """Seconds spent in named stages: `with stopwatch("images"): ...`."""
+    """Seconds spent in named stages, each a span of the trace being served:
+    `with stopwatch("images"): ...`."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -72,7 +73,8 @@ class Stopwatch:
     def __call__(self, stage: str) -> Iterator[None]:
         started = time.perf_counter()
         try:
-            yield
+            with tracing.span(stage):
+                yield
         finally:
             self.seconds[stage] = time.perf_counter() - started
 
@@ -203,6 +205,10 @@ class Reconciler:
             await self._tear_down(uuid, _networks(stored))
 
     async def _create(self, stored: StoredInstance) -> None:
+        with tracing.span("create instance", parent=stored.record.create_traceparent):
+            await self._build(stored)
+
+    async def _build(self, stored: StoredInstance) -> None:
         instance = stored.record.instance
         uuid, state = instance.uuid, instance.state
         stages = Stopwatch()

@@ -39,7 +39,7 @@ class NamespaceRecord(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., keys: _Optional[_Iterable[_Union[KeyRecord, _Mapping]]] = ..., trust: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class InstanceRecord(_message.Message):
-    __slots__ = ("instance", "created_at", "deleted_at", "create_request_id", "torn_down_at", "disk_sources", "nvram_blob_uuid", "vdi_host")
+    __slots__ = ("instance", "created_at", "deleted_at", "create_request_id", "torn_down_at", "disk_sources", "nvram_blob_uuid", "vdi_host", "create_traceparent")
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DELETED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +48,7 @@ class InstanceRecord(_message.Message):
     DISK_SOURCES_FIELD_NUMBER: _ClassVar[int]
     NVRAM_BLOB_UUID_FIELD_NUMBER: _ClassVar[int]
     VDI_HOST_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     instance: _instance_pb2.Instance
     created_at: float
     deleted_at: float
@@ -56,7 +57,8 @@ class InstanceRecord(_message.Message):
     disk_sources: _containers.RepeatedCompositeFieldContainer[DiskSource]
     nvram_blob_uuid: str
     vdi_host: str
-    def __init__(self, instance: _Optional[_Union[_instance_pb2.Instance, _Mapping]] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ..., create_request_id: _Optional[str] = ..., torn_down_at: _Optional[float] = ..., disk_sources: _Optional[_Iterable[_Union[DiskSource, _Mapping]]] = ..., nvram_blob_uuid: _Optional[str] = ..., vdi_host: _Optional[str] = ...) -> None: ...
+    create_traceparent: str
+    def __init__(self, instance: _Optional[_Union[_instance_pb2.Instance, _Mapping]] = ..., created_at: _Optional[float] = ..., deleted_at: _Optional[float] = ..., create_request_id: _Optional[str] = ..., torn_down_at: _Optional[float] = ..., disk_sources: _Optional[_Iterable[_Union[DiskSource, _Mapping]]] = ..., nvram_blob_uuid: _Optional[str] = ..., vdi_host: _Optional[str] = ..., create_traceparent: _Optional[str] = ...) -> None: ...
 
 class IdempotencyRecord(_message.Message):
     __slots__ = ("request_hash", "instance_uuid", "expires_at")

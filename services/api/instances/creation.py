@@ -33,6 +33,7 @@ from services.api.networks.store import NetworkStore
 from services.api.visibility import SYSTEM
 from services.common import errors
 from services.common.instance_store import InstanceStore
+from services.common import tracing
 from services.common.interceptors import caller, request_id
 from services.common.store import Put
 
@@ -112,6 +113,7 @@ class Creation:
                     instance=instance,
                     created_at=now,
                     create_request_id=request_id(),
+                    create_traceparent=tracing.traceparent(),
                     disk_sources=resolved.sources,
                 )
                 if template is not None:
