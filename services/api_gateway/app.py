@@ -103,8 +103,14 @@ class GatewayApp:
 
     async def start(self) -> None:
         """Open the channel, load descriptors (retrying), build routes; RouteError if bad."""
+        # Unary calls go to the channel's core, past any interceptor: each
+        # request's metadata carries its trace itself (`_metadata`).
         self._channel = replica_channel(
-            self.config.transport, self.config.api_address, role="api", extra=CHANNEL_OPTIONS
+            self.config.transport,
+            self.config.api_address,
+            role="api",
+            extra=CHANNEL_OPTIONS,
+            traced=False,
         )
         upstream = await load_descriptors(self._channel, stop=self._stop)
         if upstream is None:
@@ -462,10 +468,14 @@ def _find_route(table: routes.RouteTable, method: str, path: str) -> routes.Rout
 
 
 def _metadata(request_id: str, authorization: str | None) -> Metadata:
-    """The gRPC metadata of an upstream call."""
-    if authorization is None:
-        return (("x-request-id", request_id),)
-    return (("x-request-id", request_id), ("authorization", authorization))
+    """The gRPC metadata of an upstream call, with the request's trace when traced."""
+    carried: Metadata = (("x-request-id", request_id),)
+    if authorization is not None:
+        carried += (("authorization", authorization),)
+    parent = tracing.traceparent()
+    if parent:
+        carried += ((tracing.TRACEPARENT, parent),)
+    return carried
 
 
 def _without_body(headers: dict[str, str]) -> bool:

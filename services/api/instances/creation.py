@@ -31,9 +31,8 @@ from services.api.namespaces.store import NamespaceStore
 from services.api.networks.nics import PlannedNics, plan_nics
 from services.api.networks.store import NetworkStore
 from services.api.visibility import SYSTEM
-from services.common import errors
+from services.common import errors, tracing
 from services.common.instance_store import InstanceStore
-from services.common import tracing
 from services.common.interceptors import caller, request_id
 from services.common.store import Put
 

@@ -29,6 +29,7 @@ def test_every_setting_reaches_the_config(monkeypatch: pytest.MonkeyPatch) -> No
         "--body-timeout": "3.5",
         "--max-connections": "2",
         "--novnc-dir": "/opt/novnc",
+        "--otlp-endpoint": "10.0.0.7:4317",
     }
     assert sorted(changed) == sorted(setting.flag for setting in SETTINGS)
     config = parse_config([part for pair in changed.items() for part in pair])

@@ -1,0 +1,124 @@
+"""A create is one trace: a mesh told to export spans to an OTLP receiver
+in this test (`SFMESH_OTLP_ENDPOINT`) sends spans from the gateway, the api,
+the scheduler and the node agent under the trace of the REST request, and
+the instance's events carry that trace's id."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent import futures
+from dataclasses import dataclass, field
+
+import grpc
+import httpx
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from devmesh.mesh import Mesh
+from tests.e2e.test_vms import created, wait_for
+from tests.meshes import rest_client, system_token, throwaway_mesh
+
+NODE = f"e2e-trace-{uuid.uuid4().hex[:6]}"
+"""This mesh's node name: its domains are `sfmesh-<NODE>-<uuid>`."""
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    service: str
+    trace_id: str
+    name: str
+
+
+@dataclass
+class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
+    """An OTLP/gRPC collector that keeps what it is sent."""
+
+    spans: list[ReceivedSpan] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def Export(
+        self, request: trace_service_pb2.ExportTraceServiceRequest, context: object
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
+        for resource in request.resource_spans:
+            names = {a.key: a.value.string_value for a in resource.resource.attributes}
+            with self.lock:
+                self.spans += [
+                    ReceivedSpan(names["service.name"], span.trace_id.hex(), span.name)
+                    for scope in resource.scope_spans
+                    for span in scope.spans
+                ]
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+    def of_trace(self, trace_id: str) -> list[ReceivedSpan]:
+        with self.lock:
+            return [span for span in self.spans if span.trace_id == trace_id]
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[tuple[Receiver, int]]:
+    kept = Receiver()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(kept, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield kept, port
+    server.stop(None)
+
+
+@pytest.fixture(scope="module")
+def traced_mesh(boot_sector_url: str, receiver: tuple[Receiver, int]) -> Iterator[Mesh]:
+    settings = {
+        "SFMESH_IMAGE_SHORTHANDS": f"debian:11={boot_sector_url}",
+        "SFMESH_OTLP_ENDPOINT": f"127.0.0.1:{receiver[1]}",
+    }
+    with throwaway_mesh("e2e-trace", NODE, settings) as running:
+        yield running
+
+
+def test_a_create_is_one_trace_from_the_gateway_to_the_boot(
+    traced_mesh: Mesh, receiver: tuple[Receiver, int]
+) -> None:
+    kept = receiver[0]
+    with rest_client(traced_mesh, system_token(traced_mesh)) as rest:
+        instance = created(rest, "traced")
+        assert instance["state"] == "created", instance.get("error_message")
+        events = rest.get(f"/instances/{instance['uuid']}/events").json()
+        rest.delete(f"/instances/{instance['uuid']}")
+    create_events = [event for event in events if (event["extra"] or {}).get("trace-id")]
+    assert create_events, events
+    trace = create_events[0]["extra"]["trace-id"]
+
+    wanted = {
+        ("sfmesh-gateway", "POST /instances"),
+        ("sfmesh-api", "/sfmesh.v1.InstanceService/CreateInstance"),
+        ("sfmesh-scheduler", "/sfmesh.v1.SchedulerService/PlaceInstance"),
+        ("sfmesh-node_agent", "create instance"),
+        ("sfmesh-node_agent", "boot"),
+    }
+
+    def whole() -> bool:
+        return wanted <= {(span.service, span.name) for span in kept.of_trace(trace)}
+
+    try:
+        wait_for(whole, timeout=15)
+    except AssertionError:
+        seen = {(span.service, span.trace_id[:8], span.name) for span in kept.spans}
+        raise AssertionError(f"trace {trace}: of {len(kept.spans)} spans, {sorted(seen)}") from None
+    node_events = [event for event in events if event["fqdn"] and "created" in event["message"]]
+    assert node_events, events
+    assert all((event["extra"] or {}).get("trace-id") == trace for event in node_events), (
+        node_events
+    )
+
+
+def test_a_mesh_without_an_endpoint_exports_nothing(
+    mesh: Mesh, rest: httpx.Client, receiver: tuple[Receiver, int]
+) -> None:
+    before = len(receiver[0].spans)
+    instance = created(rest, "untraced")
+    events = rest.get(f"/instances/{instance['uuid']}/events").json()
+    rest.delete(f"/instances/{instance['uuid']}")
+    assert not any("trace-id" in (event["extra"] or {}) for event in events)
+    assert len(receiver[0].spans) == before
