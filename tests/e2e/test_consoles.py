@@ -28,7 +28,7 @@ from shakenfist_client import apiclient
 from devmesh.client_config import write_client_config
 from devmesh.mesh import Mesh
 from services.node_agent.graphics_ports import DEFAULT_PORTS
-from tests.e2e.test_vms import Hypervisor, created, view, wait_for
+from tests.e2e.test_vms import BOOT, Hypervisor, created, view, wait_for
 from tests.meshes import tenant
 
 SF_CLIENT = str(Path(sys.executable).parent / "sf-client")
@@ -115,22 +115,46 @@ def test_each_domain_gets_its_console_on_its_port(
     assert view(rest, uuid)["vdi_port"] is None  # freed
 
 
-def test_ports_never_collide_and_survive_a_node_agent_restart(
+VNC = {"video": {"model": "cirrus", "memory": 16384, "vdi": "vnc"}}
+
+
+def all_running(rest: httpx.Client, names: list[str]) -> list[dict[str, Any]]:
+    """Instances created at once, every other one with VNC (else SPICE),
+    once every one of them runs."""
+    uuids = []
+    for n, name in enumerate(names):
+        reply = rest.post("/instances", json={**BOOT, "name": name, **(VNC if n % 2 else {})})
+        assert reply.status_code == 200, reply.text
+        uuids.append(reply.json()["uuid"])
+    settled = [
+        wait_for(lambda u=uuid: (v := view(rest, u))["state"] in ("created", "error") and v, 120)
+        for uuid in uuids
+    ]
+    assert all(v["state"] == "created" for v in settled), [v.get("error_message") for v in settled]
+    return settled
+
+
+def test_ports_never_collide_across_twenty_and_survive_a_node_agent_restart(
     mesh: Mesh, rest: httpx.Client, hypervisor: Hypervisor
 ) -> None:
-    before = [running(rest, f"ports-{n}") for n in range(5)]
+    before = all_running(rest, [f"ports-{n}" for n in range(12)])
     ports = {instance["uuid"]: instance["vdi_port"] for instance in before}
     assert len(set(ports.values())) == len(ports)
 
     mesh.stop_service("node_agent", signal.SIGKILL)
     mesh.start_service("node_agent")
-    after = [running(rest, f"ports-after-{n}") for n in range(3)]
+    after = all_running(rest, [f"ports-after-{n}" for n in range(8)])
     for instance in after:
         ports[instance["uuid"]] = instance["vdi_port"]
+    assert len(ports) == 20
     assert len(set(ports.values())) == len(ports)  # the records remembered them
+    kinds = set()
     for uuid, port in ports.items():
         assert view(rest, uuid)["vdi_port"] == port
-        assert graphics_of(hypervisor, uuid).get("port") == str(port)
+        graphics = graphics_of(hypervisor, uuid)
+        assert graphics.get("port") == str(port)
+        kinds.add(graphics.get("type"))
+    assert kinds == {"vnc", "spice"}
     for uuid in ports:
         rest.delete(f"/instances/{uuid}")
 
