@@ -24,6 +24,7 @@ from services.node_agent.nat import Egress
 from services.node_agent.presence import DEFAULT_TTL, MIN_TTL
 from services.node_agent.server import serve_node_agent
 from services.node_agent.source_checks import DEFAULT_CHECK_INTERVAL
+from services.node_agent.usage import DEFAULT_INTERVAL as USAGE_INTERVAL
 
 
 def parse_shorthands(text: str) -> dict[str, str]:
@@ -192,6 +193,13 @@ SETTINGS = (
         port_range,
     ),
     Setting(
+        "--usage-interval",
+        USAGE_INTERVAL,
+        "seconds between two `usage` events of each running instance (one libvirt bulk "
+        "call per sample); 0: none",
+        non_negative,
+    ),
+    Setting(
         "--egress-bridge",
         "",
         "an existing bridge on the --floating-netblock segment: NAT networks reach the "
@@ -229,6 +237,7 @@ def main() -> None:
         ),
         presence_ttl=args.presence_ttl,
         graphics=GraphicsSettings(listen=args.console_listen, ports=args.console_ports),
+        usage_interval=args.usage_interval,
     )
     asyncio.run(serve_node_agent(config))
 

@@ -62,6 +62,8 @@ from services.node_agent.snapshots import Snapshots
 from services.node_agent.source_checks import DEFAULT_CHECK_INTERVAL
 from services.node_agent.transfers import TransferServicer
 from services.node_agent.uploads import UploadFiles
+from services.node_agent.usage import DEFAULT_INTERVAL as USAGE_INTERVAL
+from services.node_agent.usage import UsageSampler
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ class NodeAgentConfig:
     """Seconds this node's presence lease outlives the agent (`presence.py`)."""
     graphics: GraphicsSettings = field(default_factory=GraphicsSettings)
     """Where graphical consoles listen, and their ports (`graphics_ports.py`)."""
+    usage_interval: float = USAGE_INTERVAL
+    """Seconds between two usage samples of the running domains (`usage.py`); 0: none."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,8 @@ class NodeAgentParts:
     agent_monitors: AgentMonitors
     agent_operations: AgentOperations
     """A monitor of each running instance's in-guest agent; agent_state."""
+    usage: UsageSampler | None
+    """The running domains' `usage` events; None when `usage_interval` is 0."""
     host: facts.HostFacts
     presence: Presence
     reporter: Reporter
@@ -278,6 +284,16 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
         events=emitter,
         ensure_blob=copier.ensure,
     )
+    usage = (
+        UsageSampler(
+            hypervisor=hypervisor,
+            lookup=placed.get,
+            events=emitter,
+            interval=config.usage_interval,
+        )
+        if config.usage_interval > 0
+        else None
+    )
 
     host = facts.HostFacts(
         node=config.node_name,
@@ -335,6 +351,7 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
         reconciler=reconciler,
         agent_monitors=agent_monitors,
         agent_operations=agent_operations,
+        usage=usage,
         host=host,
         presence=presence,
         reporter=reporter,

@@ -108,6 +108,8 @@ def _loops(parts: NodeAgentParts) -> list[tuple[str, Coroutine[Any, Any, None]]]
     ]
     if parts.peers is not None:
         loops.append(("vxlan-peers", parts.peers.run()))
+    if parts.usage is not None:
+        loops.append(("usage-samples", parts.usage.run()))
     loops.append(("presence", parts.presence.run()))
     return loops
 

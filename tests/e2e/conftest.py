@@ -22,6 +22,9 @@ NODE = f"e2e-{uuid.uuid4().hex[:6]}"
 """This run's node name: its domains are `sfmesh-<NODE>-<uuid>`."""
 FLOATING_POOL = "10.254.9.0/24"
 """The mesh's floating pool; its first host is the outside's router."""
+USAGE_INTERVAL = 3
+"""Seconds between the node agent's usage samples (60 by default): one bulk
+libvirt call and an event per running instance, cheap enough for the suite."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -40,6 +43,7 @@ def mesh(boot_sector_url: str) -> Iterator[Mesh]:
     settings = {
         "SFMESH_IMAGE_SHORTHANDS": f"debian:11={boot_sector_url}",
         "SFMESH_FLOATING_NETBLOCK": FLOATING_POOL,
+        "SFMESH_USAGE_INTERVAL": str(USAGE_INTERVAL),
     }
     with throwaway_mesh("e2e", NODE, settings) as running:
         yield running
