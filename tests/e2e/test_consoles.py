@@ -126,12 +126,15 @@ def all_running(rest: httpx.Client, names: list[str]) -> list[dict[str, Any]]:
         reply = rest.post("/instances", json={**BOOT, "name": name, **(VNC if n % 2 else {})})
         assert reply.status_code == 200, reply.text
         uuids.append(reply.json()["uuid"])
-    settled = [
-        wait_for(lambda u=uuid: (v := view(rest, u))["state"] in ("created", "error") and v, 120)
-        for uuid in uuids
-    ]
-    assert all(v["state"] == "created" for v in settled), [v.get("error_message") for v in settled]
-    return settled
+
+    def settled(uuid: str) -> dict[str, Any]:
+        return dict(
+            wait_for(lambda: (v := view(rest, uuid))["state"] in ("created", "error") and v, 120)
+        )
+
+    views = [settled(uuid) for uuid in uuids]
+    assert all(v["state"] == "created" for v in views), [v.get("error_message") for v in views]
+    return views
 
 
 def test_ports_never_collide_across_twenty_and_survive_a_node_agent_restart(
