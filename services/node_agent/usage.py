@@ -25,7 +25,8 @@ event on each of those instances, its extra in Shaken Fist's shape:
   among the record's by its other five octets. A tap matching none (gone
   between the two reads) is left out.
 
-A sample that fails (libvirtd away) is logged and the next one is taken
+Each sample also grows the per-namespace Prometheus counters of
+`usage_counters.py`. A sample that fails (libvirtd away) is logged and the next one is taken
 an interval later; it never stops the agent.
 """
 
@@ -42,6 +43,7 @@ from sfmesh.v1 import event_pb2
 from services.common.events import EventSink
 from services.common.instance_store import StoredInstance
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
+from services.node_agent.usage_counters import UsageCounters
 
 log = logging.getLogger("sfmesh.node_agent")
 
@@ -146,6 +148,7 @@ class UsageSampler:
         self._lookup = lookup
         self._events = events
         self._interval = interval
+        self._counters = UsageCounters()
 
     async def run(self) -> None:
         """Sample every interval until cancelled."""
@@ -163,7 +166,7 @@ class UsageSampler:
         tap_macs = await asyncio.to_thread(
             read_tap_macs, [tap for stats in domains.values() for tap in taps(stats)]
         )
-        emitted = 0
+        sampled = []
         for uuid, stats in sorted(domains.items()):
             stored = self._lookup(uuid)
             if stored is None:  # a leftover being torn down
@@ -177,5 +180,6 @@ class UsageSampler:
             }
             extra = usage_extra(stats, [disk.device for disk in instance.disks], macs)
             self._events.emit("instance", uuid, event_pb2.EVENT_TYPE_USAGE, "usage", extra=extra)
-            emitted += 1
-        return emitted
+            sampled.append((uuid, instance.namespace, extra))
+        self._counters.add(sampled)
+        return len(sampled)
