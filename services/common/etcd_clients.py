@@ -35,6 +35,7 @@ from aetcd import rpc
 
 from services.common import errors
 from services.common.config import split_address
+from services.common.etcd_metrics import REQUEST_SECONDS, RETRIES, Operation
 from services.common.transport import Transport
 
 T = TypeVar("T")
@@ -135,20 +136,27 @@ class EtcdClients:
         other members: `timeout` seconds with several, none with one."""
         return time.monotonic() + (self.timeout if len(self._clients) > 1 else 0.0)
 
-    async def once(self, send: Callable[[aetcd.Client], Awaitable[T]]) -> T:
-        """`send` to the member in use, once; on `errors.Unavailable` the
-        next call goes to the next member."""
+    async def once(
+        self, send: Callable[[aetcd.Client], Awaitable[T]], *, operation: Operation
+    ) -> T:
+        """`send` to the member in use, once, timed as `operation`; on
+        `errors.Unavailable` the next call goes to the next member."""
         at, client = self.current()
         try:
             async with mapped_errors():
                 await client.connect()
-                return await send(client)
+                with REQUEST_SECONDS.labels(operation).time():
+                    return await send(client)
         except errors.Unavailable:
             self.fail_over(at)
             raise
 
     async def call(
-        self, send: Callable[[aetcd.Client], Awaitable[T]], *, deadline: float | None = None
+        self,
+        send: Callable[[aetcd.Client], Awaitable[T]],
+        *,
+        operation: Operation,
+        deadline: float | None = None,
     ) -> T:
         """`send`, which must be safe to repeat, to the member in use, and
         to the next ones while they are unreachable, until `deadline`
@@ -157,11 +165,12 @@ class EtcdClients:
         pause = 0.0
         while True:
             try:
-                return await self.once(send)
+                return await self.once(send, operation=operation)
             except errors.Unavailable:
                 if time.monotonic() + pause >= until:
                     raise
             await asyncio.sleep(pause)
+            RETRIES.labels(operation).inc()
             pause = min(max(pause * 2, PAUSE_START), PAUSE_MAX)
 
 

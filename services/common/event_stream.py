@@ -39,6 +39,7 @@ from collections.abc import Sequence
 import grpc
 from sfmesh.v1 import eventlog_service_pb2
 
+from services.common.event_metrics import REPLAYED, SPOOL_DEPTH
 from services.common.spool import Entry, Spool
 from services.common.tokens import Credentials
 
@@ -118,11 +119,14 @@ class EventStream:
     def add(self, entry: Entry) -> None:
         """Queue a new event and wake the sender."""
         self._queued.append(entry)
+        SPOOL_DEPTH.inc()
         self._wake.set()
 
     def add_loaded(self, entries: Sequence[Entry]) -> None:
         """Queue the events loaded from the spool, before `run`."""
         self._queued.extend(entries)
+        SPOOL_DEPTH.inc(len(entries))
+        REPLAYED.inc(len(entries))
 
     async def wait_settled(self, sequence: int | None = None) -> None:
         """Return once every event added up to `sequence` (every one, when
@@ -147,6 +151,7 @@ class EventStream:
             while pending and pending[0].sequence <= sequence:
                 pending.popleft()
                 lost += 1
+        SPOOL_DEPTH.dec(lost)
         self._progress()
         return lost
 
@@ -182,6 +187,7 @@ class EventStream:
     async def _stream(self, record: grpc.aio.StreamStreamMultiCallable) -> None:
         """One stream: replay from the oldest unacknowledged event, then send
         as events come, until the stream fails."""
+        REPLAYED.inc(len(self._in_flight))
         self._queued.extendleft(reversed(self._in_flight))
         self._in_flight.clear()
         self._batch_ends.clear()
@@ -245,8 +251,11 @@ class EventStream:
         if not self._batch_ends:
             return  # more answers than batches: nothing it can vouch for
         committed = min(committed, self._batch_ends.popleft())
+        acknowledged = 0
         while self._in_flight and self._in_flight[0].sequence <= committed:
             self._in_flight.popleft()
+            acknowledged += 1
+        SPOOL_DEPTH.dec(acknowledged)
         self._spool.acknowledge(committed)
         self._last_progress = asyncio.get_running_loop().time()
         self._acked = True

@@ -74,6 +74,7 @@ import grpc
 from sfmesh.v1 import event_pb2, eventlog_service_pb2
 
 from services.common.channels import quick_reconnect
+from services.common.event_metrics import EMITTED
 from services.common.event_stream import (
     BACKOFF_INITIAL,
     BACKOFF_MAX,
@@ -301,6 +302,7 @@ class EventEmitter:
         entry = Entry(self._last_sequence, record.SerializeToString())
         self._spool.append(entry)
         self._stream.add(entry)
+        EMITTED.inc()
         await_before_answer(self.durable)
         if self._spool.size_bytes > self._spool_limit:
             self._trim()

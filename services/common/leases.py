@@ -32,7 +32,8 @@ async def grant(etcd: EtcdClients, ttl: int) -> int:
     request = rpc.LeaseGrantRequest(TTL=ttl)
     # a grant repeated after a lost answer may leave an unused lease: it expires
     reply = await etcd.call(
-        lambda client: client.leasestub.LeaseGrant(request, **call_options(client))
+        lambda client: client.leasestub.LeaseGrant(request, **call_options(client)),
+        operation="lease-grant",
     )
     return int(reply.ID)
 
@@ -68,7 +69,8 @@ class KeptLease:
             revoke = rpc.LeaseRevokeRequest(ID=self.id)
             with contextlib.suppress(errors.Unavailable):
                 await self._etcd.call(
-                    lambda client: client.leasestub.LeaseRevoke(revoke, **call_options(client))
+                    lambda client: client.leasestub.LeaseRevoke(revoke, **call_options(client)),
+                    operation="lease-revoke",
                 )
 
     async def _keep_alive(self) -> None:
@@ -76,7 +78,7 @@ class KeptLease:
         while True:
             await asyncio.sleep(every)
             try:
-                ttl = await self._etcd.call(self._refresh)
+                ttl = await self._etcd.call(self._refresh, operation="lease-keepalive")
             except errors.Unavailable as exc:
                 log.warning("could not keep lease %x alive: %s", self.id, exc)
                 continue

@@ -30,6 +30,7 @@ from google.protobuf.message import Message
 from services.common import errors, txn_outcome
 from services.common.etcd_clients import EtcdClients, call_options, mapped_errors
 from services.common.etcd_endpoints import parse_endpoints
+from services.common.etcd_metrics import REQUEST_SECONDS, RETRIES
 from services.common.leases import KeptLease, grant
 from services.common.read_batch import ReadBatcher
 from services.common.transport import Transport
@@ -190,7 +191,8 @@ class Store:
             delete = rpc.DeleteRangeRequest(key=self._writer)
             with contextlib.suppress(errors.Unavailable):
                 await self._etcd.once(
-                    lambda client: client.kvstub.DeleteRange(delete, **call_options(client))
+                    lambda client: client.kvstub.DeleteRange(delete, **call_options(client)),
+                    operation="delete",
                 )
         await self._etcd.close()
 
@@ -225,7 +227,7 @@ class Store:
             self._heard(reply.header)
             return [op.response_range for op in reply.responses]
 
-        answers = await self._etcd.call(read)
+        answers = await self._etcd.call(read, operation="get")
         found = [
             Item(answer.kvs[0].key, answer.kvs[0].value, answer.kvs[0].mod_revision)
             if answer.kvs
@@ -250,7 +252,7 @@ class Store:
                 async for found in client.members()
             ]
 
-        return await self._etcd.call(read)
+        return await self._etcd.call(read, operation="members")
 
     async def list_prefix(
         self, prefix: bytes, *, page_size: int = PAGE_SIZE, after: bytes = b""
@@ -282,7 +284,8 @@ class Store:
             response = await self._etcd.call(
                 lambda client, request=request: client.kvstub.Range(  # type: ignore[misc]
                     request, **call_options(client)
-                )
+                ),
+                operation="range",
             )
             self._heard(response.header)
             revision = revision or response.header.revision
@@ -311,7 +314,8 @@ class Store:
         while True:
             at, client = self._etcd.current()
             try:
-                watch = await client.watch_prefix(prefix, start_revision=revision, prev_kv=True)
+                with REQUEST_SECONDS.labels("watch-open").time():
+                    watch = await client.watch_prefix(prefix, start_revision=revision, prev_kv=True)
                 try:
                     async for event in watch:
                         retry = RETRY_START
@@ -328,6 +332,7 @@ class Store:
                 self._etcd.fail_over(at)
                 await asyncio.sleep(retry)
                 retry = min(retry * 2, RETRY_MAX)
+                RETRIES.labels("watch-open").inc()
 
     async def watch_current(
         self, prefix: bytes, *, start_revision: int, every: float
@@ -371,6 +376,7 @@ class Store:
                     range_end=aetcd.utils.prefix_range_end(prefix),
                     start_revision=start_revision,
                 )
+                opening = time.perf_counter()
                 await _send(call, rpc.WatchRequest(create_request=create))
                 while True:
                     now = time.monotonic()
@@ -393,7 +399,10 @@ class Store:
                     if answer.events:
                         changes = [_raw_change(event) for event in answer.events]
                         yield Delivered(changes, None)
-                    elif not answer.created:
+                    elif answer.created:
+                        opened = time.perf_counter() - opening
+                        REQUEST_SECONDS.labels("watch-open").observe(opened)
+                    else:
                         yield Delivered([], asked_at)
                         asked_at, next_ask = None, time.monotonic() + every
         finally:
@@ -477,7 +486,9 @@ class Store:
         writer = self._writer
         if not self._revision:
             await self._etcd.call(
-                lambda client: txn_outcome.revision_now(client, writer), deadline=deadline
+                lambda client: txn_outcome.revision_now(client, writer),
+                operation="get",
+                deadline=deadline,
             )
         floor = self._revision
         tokens: list[bytes] = []
@@ -489,7 +500,8 @@ class Store:
                 reply = await self._etcd.once(
                     lambda client, request=request: client.kvstub.Txn(  # type: ignore[misc]
                         request, **call_options(client)
-                    )
+                    ),
+                    operation="txn",
                 )
             except errors.Unavailable:
                 if time.monotonic() >= deadline:
@@ -501,6 +513,7 @@ class Store:
                 )
                 if earlier:
                     return earlier
+                RETRIES.labels("txn").inc()
                 continue
             self._heard(reply.header)
             if reply.succeeded:
@@ -511,7 +524,9 @@ class Store:
         """The revision one of `tokens` was written at since `floor`, or 0."""
         writer = self._writer
         return await self._etcd.call(
-            lambda client: txn_outcome.written(client, writer, tokens, floor), deadline=deadline
+            lambda client: txn_outcome.written(client, writer, tokens, floor),
+            operation="get",
+            deadline=deadline,
         )
 
     def revision_seen(self, kind: str) -> int:

@@ -121,6 +121,7 @@ _PRUNE = (
     " SELECT object_type, object_uuid, count(*) FROM gone"
     " GROUP BY object_type, object_uuid ORDER BY object_type, object_uuid"
 )
+_EVENTS_SIZE = "SELECT pg_total_relation_size('events')"
 
 
 def _durable(conn: psycopg.Connection) -> None:
@@ -277,6 +278,11 @@ class PostgresEventStore:
         """The highest cursor committed (pruned or not); 0 for an empty store."""
         with self._connection() as conn:
             return int(_one(conn.execute("SELECT cursor FROM last_cursor").fetchone()))
+
+    def size_bytes(self) -> int:
+        """The events table's size with its indexes and TOAST data."""
+        with self._connection() as conn:
+            return int(_one(conn.execute(_EVENTS_SIZE).fetchone()))
 
     # --- other replicas ------------------------------------------------------------------
 

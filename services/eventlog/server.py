@@ -17,7 +17,7 @@ from sfmesh.v1 import eventlog_service_pb2_grpc
 from services.common.config import MeshConfig
 from services.common.main import service_authority
 from services.common.server import Servicer, serve, start_server
-from services.eventlog import retention
+from services.eventlog import metrics, retention
 from services.eventlog.servicer import EventLogServicer
 from services.eventlog.stores import open_store
 from services.eventlog.writer import Writer
@@ -45,12 +45,16 @@ async def serve_eventlog(config: EventLogConfig) -> None:
     """Run the eventlog until SIGTERM."""
     store = open_store(config.database)
     writer = Writer(store)
-    pruning = asyncio.create_task(prune_forever(writer, config))
+    chores = [
+        asyncio.create_task(prune_forever(writer, config)),
+        asyncio.create_task(metrics.sample_size_forever(store)),
+    ]
 
     async def close() -> None:
-        pruning.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pruning
+        for chore in chores:
+            chore.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await chore
         writer.close()
         store.close()
 

@@ -287,6 +287,10 @@ class SqliteEventStore:
         )
         return int(row[0]) if row else 0
 
+    def size_bytes(self) -> int:
+        """The file's size and its write-ahead log's."""
+        return sum(_size(self._path.with_name(self._path.name + suffix)) for suffix in ("", "-wal"))
+
     def watch_commits(self, wake: Callable[[], None]) -> None:
         """Never calls `wake`: only this process writes the file, and its writer
         announces each of its commits itself."""
@@ -299,3 +303,11 @@ class SqliteEventStore:
             self._readers.clear()
         with self._lock:
             self._writer.close()
+
+
+def _size(path: Path) -> int:
+    """A file's size; 0 when it does not exist (a WAL checkpointed away)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0

@@ -113,6 +113,11 @@ class EventStore(Protocol):
         object and type pruned."""
         ...
 
+    def size_bytes(self) -> int:
+        """Bytes the store takes on disk (from any thread; not cheap enough
+        for every append)."""
+        ...
+
     def watch_commits(self, wake: Callable[[], None]) -> None:
         """Call `wake()` (from any thread) whenever another process may have committed
         events to this store, so that watches here see them at once."""

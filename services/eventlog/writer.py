@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from sfmesh.v1 import eventlog_service_pb2
 
+from services.eventlog import metrics
 from services.eventlog.storage import EventStore
 
 T = TypeVar("T")
@@ -73,6 +74,7 @@ class Writer:
                     if not pending.committed.done():  # its stream may have gone
                         pending.committed.set_exception(exc)
                 continue
+            metrics.committed(sum(len(pending.records) for pending in group))
             for pending, sequence in zip(group, committed, strict=True):
                 if not pending.committed.done():
                     pending.committed.set_result(sequence)

@@ -51,6 +51,7 @@ from services.node_agent.freshness import (
     stale_reasons,
 )
 from services.node_agent.image_http import FetchFailed, Overdue, Refused, open_image
+from services.node_agent.metrics import IMAGE_BYTES
 
 log = logging.getLogger("sfmesh.node_agent.images")
 
@@ -409,6 +410,7 @@ class ImageCache:
         with self._blobs.writer(blob_uuid) as out:
             try:
                 while chunk := response.read1(_CHUNK):  # what has come, so the deadline holds
+                    IMAGE_BYTES.inc(len(chunk))
                     out.write(chunk)
                     if len(head) < len(QCOW2_MAGIC):
                         head += chunk[: len(QCOW2_MAGIC) - len(head)]

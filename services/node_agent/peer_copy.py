@@ -44,6 +44,7 @@ from services.node_agent.blob_locations import BlobLocations, NotCreated
 from services.node_agent.blob_records import BlobRecords
 from services.node_agent.blob_store import BlobBusy, BlobStore, BlobWriter
 from services.node_agent.file_digests import file_digest
+from services.node_agent.metrics import BLOB_BYTES
 from services.node_agent.peer_agents import PeerReadFailed
 
 log = logging.getLogger("sfmesh.node_agent.peer_copy")
@@ -221,6 +222,7 @@ class PeerCopier:
         try:
             async for chunk in chunks:
                 received += len(chunk)
+                BLOB_BYTES.inc(len(chunk))
                 if received > blob.size:
                     raise _Invalid(
                         f"node {source} sent more than the {blob.size} bytes of blob {uuid}",

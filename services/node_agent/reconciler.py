@@ -25,6 +25,7 @@ from services.common import instance_states as states
 from services.common.events import EventSink
 from services.common.instance_store import InstanceStore, StoredInstance
 from services.common.wire import wire_name
+from services.node_agent import metrics
 from services.node_agent.blob_records import BlobRecords
 from services.node_agent.builder import Builder, BuildError
 from services.node_agent.commands import DataPlaneError
@@ -120,6 +121,7 @@ class Reconciler:
             return
         task = asyncio.create_task(self._converge_until_settled(uuid), name=f"converge-{uuid}")
         self._running[uuid] = task
+        metrics.QUEUE_DEPTH.inc()
 
     def observed(self, uuid: str, power: instance_pb2.PowerState) -> None:
         """libvirt says the domain's power state changed: converge, which
@@ -153,6 +155,8 @@ class Reconciler:
         """Stop converging (a restart resumes where this left off)."""
         for handle in self._retries.values():
             handle.cancel()
+        metrics.QUEUE_DEPTH.dec(len(self._retries))
+        self._retries.clear()
         for task in list(self._running.values()):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -173,15 +177,18 @@ class Reconciler:
                     return
         finally:
             self._running.pop(uuid, None)
+            metrics.QUEUE_DEPTH.dec()
 
     def _retry_later(self, uuid: str) -> None:
         """Converge again after a while: nothing else may ever poke it."""
         if uuid not in self._retries:
             loop = asyncio.get_running_loop()
             self._retries[uuid] = loop.call_later(RETRY_SECONDS, self._retry, uuid)
+            metrics.QUEUE_DEPTH.inc()
 
     def _retry(self, uuid: str) -> None:
         del self._retries[uuid]
+        metrics.QUEUE_DEPTH.dec()
         self.changed(uuid)
 
     async def _converge(self, uuid: str) -> None:
@@ -247,6 +254,7 @@ class Reconciler:
             await self._fail(stored, states.CREATING, f"a disk's base image went away: {exc}")
             return
         self._status(uuid, f"state {_state_name(states.CREATED)}")
+        metrics.record_stages(stages.seconds)
         self._status(
             uuid,
             "instance created",

@@ -14,7 +14,7 @@ from pathlib import Path
 from sfmesh.v1 import instance_pb2
 
 from services.common import errors
-from services.node_agent import naming
+from services.node_agent import metrics, naming
 from services.node_agent.commands import DataPlaneError
 from services.node_agent.hypervisor import Hypervisor, HypervisorError
 from services.node_agent.networking import InstanceNetworking, NetworkGone
@@ -52,10 +52,12 @@ def once_synced(
 
 
 async def audit_power(placed: PlacedInstances, changed: Callable[[str], None]) -> None:
-    """Every AUDIT_INTERVAL, converge every hosted instance; until cancelled."""
+    """Every AUDIT_INTERVAL, converge every hosted instance and count the
+    domains by power state (`metrics.py`); until cancelled."""
     while True:
         await asyncio.sleep(AUDIT_INTERVAL)
         converge_hosted(placed, changed)
+        metrics.count_domains(placed.hosted())
 
 
 async def sweep_leftovers(

@@ -27,6 +27,7 @@ from services.common import errors
 from services.common.leaders import SCHEDULER, Leader, LeaderLookup, leader_key
 from services.common.leases import KeptLease
 from services.common.store import Expect, Put, Store
+from services.scheduler.metrics import IS_LEADER
 
 log = logging.getLogger("sfmesh.scheduler.leadership")
 
@@ -185,7 +186,8 @@ class Leadership:
             await holder.lead(term)
             self._decided.set()
             log.info("leading", extra={"fields": {"revision": term.revision}})
-            await _first(self._lookup.changed(claimed), kept.lost.wait())
+            with IS_LEADER.track_inprogress():
+                await _first(self._lookup.changed(claimed), kept.lost.wait())
         finally:
             term.over.set()
             self.leader = ""

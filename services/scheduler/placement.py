@@ -86,6 +86,8 @@ class Refusal:
     kind: RefusalKind
     message: str
     steps: tuple[Step, ...]
+    reason: str
+    """Which step refused, one of REFUSAL_REASONS (a metric's label)."""
 
 
 Check = Callable[[PlacementRequest, NodeView, Policy], "str | None"]
@@ -123,13 +125,23 @@ def fits_disk(request: PlacementRequest, node: NodeView, policy: Policy) -> str 
     return None
 
 
-FILTERS: tuple[tuple[str, Check, str], ...] = (
-    ("schedule have enough actual cpu", fits_vcpu_limit, "Requested vCPUs exceeds vCPU limit"),
-    ("schedule have enough idle cpu", fits_idle_cpu, "No nodes with enough idle CPU"),
-    ("schedule have enough idle ram", fits_memory, "No nodes with enough idle RAM"),
-    ("schedule have enough idle disk", fits_disk, "No nodes with enough disk space"),
+FILTERS: tuple[tuple[str, Check, str, str], ...] = (
+    (
+        "schedule have enough actual cpu",
+        fits_vcpu_limit,
+        "Requested vCPUs exceeds vCPU limit",
+        "vcpu_limit",
+    ),
+    ("schedule have enough idle cpu", fits_idle_cpu, "No nodes with enough idle CPU", "idle_cpu"),
+    ("schedule have enough idle ram", fits_memory, "No nodes with enough idle RAM", "idle_ram"),
+    ("schedule have enough idle disk", fits_disk, "No nodes with enough disk space", "disk"),
 )
-"""(audit message, check, refusal message when nothing survives), in order."""
+"""(audit message, check, refusal message and reason when nothing survives), in order."""
+
+NODE_NOT_FOUND = "node_not_found"
+NO_NODES = "no_nodes"
+REFUSAL_REASONS = (NODE_NOT_FOUND, NO_NODES, *(reason for *_, reason in FILTERS))
+"""Every `Refusal.reason`."""
 
 
 def affinity_score(affinity: Mapping[str, int], neighbours: Iterable[Collection[str]]) -> int:
@@ -154,7 +166,10 @@ def place(
         steps.append(Step("schedule forced candidates", (request.placed_on,)))
         if request.placed_on not in by_name:
             return Refusal(
-                RefusalKind.NOT_FOUND, f"node not found: {request.placed_on}", tuple(steps)
+                RefusalKind.NOT_FOUND,
+                f"node not found: {request.placed_on}",
+                tuple(steps),
+                NODE_NOT_FOUND,
             )
         candidates = [by_name[request.placed_on]]
     else:
@@ -163,19 +178,19 @@ def place(
     # Every node holding a report stream is a hypervisor.
     steps.append(Step("schedule are hypervisors", _names(candidates)))
     if not candidates:
-        return Refusal(RefusalKind.INSUFFICIENT, "No nodes with metrics", tuple(steps))
-    for message, check, refusal in FILTERS:
+        return Refusal(RefusalKind.INSUFFICIENT, "No nodes with metrics", tuple(steps), NO_NODES)
+    for message, check, refusal, reason in FILTERS:
         kept, dropped = [], {}
         for node in candidates:
-            reason = check(request, node, policy)
-            if reason is None:
+            why = check(request, node, policy)
+            if why is None:
                 kept.append(node)
             else:
-                dropped[node.name] = reason
+                dropped[node.name] = why
         candidates = kept
         steps.append(Step(message, _names(candidates), dropped))
         if not candidates:
-            return Refusal(RefusalKind.INSUFFICIENT, refusal, tuple(steps))
+            return Refusal(RefusalKind.INSUFFICIENT, refusal, tuple(steps), reason)
     scores = {
         node.name: affinity_score(request.affinity, (neighbours or {}).get(node.name, ()))
         for node in candidates

@@ -23,6 +23,7 @@ from services.common.interceptors import request_id
 from services.common.store import Store
 from services.common.tags import instance_tags
 from services.scheduler.leadership import Leadership, Term
+from services.scheduler.metrics import NOT_REPORTED, PLACEMENTS, REFUSALS
 from services.scheduler.node_records import NodeRecords, Timing
 from services.scheduler.node_states import NodeDeleted, NotPresent
 from services.scheduler.placement import (
@@ -199,6 +200,7 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         if reservation is None:
             assert not isinstance(decision, Placement)
             raise self._refusal(decision)
+        PLACEMENTS.inc()
         return scheduler_service_pb2.PlaceInstanceResponse(
             node=reservation.node, reservation_id=reservation.reservation_id
         )
@@ -241,11 +243,12 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         return found
 
     def _refusal(self, decision: Refusal) -> errors.SfmeshError:
-        """The error of a refusal: final (404, 507) only once every created
+        """The error of a refusal (counted by reason): final (404, 507) only once every created
         node has reported; before, a node missing from the view may be the
         one that fits, so it is a 503 to retry after a report interval."""
         retry = self._timing.report_interval
         awaited = self._registry.awaited()
+        REFUSALS.labels(NOT_REPORTED if awaited else decision.reason).inc()
         if awaited:
             names = ", ".join(awaited[:LISTED_AWAITED])
             if len(awaited) > LISTED_AWAITED:

@@ -31,6 +31,7 @@ from services.common.interceptors import _request_id
 from services.common.spool import SUFFIX
 from services.common.tokens import Metadata
 from services.common.transport import Transport
+from tests.metric_samples import sample
 
 TOKEN = "test-token"
 BEARER = (("authorization", f"Bearer {TOKEN}"),)
@@ -431,3 +432,57 @@ async def test_delivered_is_false_for_events_dropped_from_a_full_spool(
     first = emitter.emit_record(batch.records[0])
     await emit_burst(emitter, 0, 5000)  # no eventlog: the oldest are dropped
     assert not await asyncio.wait_for(emitter.delivered(first), 5)
+
+
+# The metrics (`services/common/event_metrics.py`).
+
+
+async def test_spool_depth_follows_emits_and_acknowledgements(
+    eventlog: Eventlog, emitters: Factory
+) -> None:
+    emitted, depth = sample("sfmesh_events_emitted_total"), sample("sfmesh_events_spool_depth")
+    emitter = emitters()
+    await emitter.start()
+    await emit_burst(emitter, 0, 30)
+    assert sample("sfmesh_events_emitted_total") == emitted + 30
+    assert sample("sfmesh_events_spool_depth") == depth + 30  # no eventlog yet
+    await eventlog.start()
+    assert await emitter.flushed(5.0)
+    assert sample("sfmesh_events_spool_depth") == depth
+
+
+async def test_events_dropped_from_a_full_spool_leave_its_depth(
+    emitters: Factory, tmp_path: Path
+) -> None:
+    depth = sample("sfmesh_events_spool_depth")
+    emitter = emitters(tmp_path / "small", spool_limit_bytes=256 << 10)
+    await emitter.start()
+    await emit_burst(emitter, 0, 5000)
+    assert 0 < emitter.unacknowledged < 5000
+    assert sample("sfmesh_events_spool_depth") == depth + emitter.unacknowledged
+
+
+async def test_events_loaded_from_the_spool_are_replayed(
+    eventlog: Eventlog, emitters: Factory, tmp_path: Path
+) -> None:
+    spool_dir = tmp_path / "replay"
+    first = emitters(spool_dir)
+    await first.start()
+    await emit_burst(first, 0, 20)
+    await first.close(timeout=0.2)
+    replayed = sample("sfmesh_events_replayed_total")
+    await emitters(spool_dir).start()
+    assert sample("sfmesh_events_replayed_total") == replayed + 20
+
+
+async def test_events_unacknowledged_on_a_broken_stream_are_replayed(
+    eventlog: Eventlog, emitters: Factory
+) -> None:
+    eventlog.recorder.silent_streams = 1
+    await eventlog.start()
+    replayed = sample("sfmesh_events_replayed_total")
+    emitter = emitters(ack_timeout=0.3)
+    await emitter.start()
+    await emit_burst(emitter, 0, 40)
+    assert await emitter.flushed(5.0)
+    assert sample("sfmesh_events_replayed_total") == replayed + 40

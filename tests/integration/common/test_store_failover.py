@@ -162,8 +162,8 @@ async def test_a_write_whose_answer_was_lost_after_it_applied_counts_once(
     real_once = EtcdClients.once
     lost: list[int] = []
 
-    async def losing_once(self: EtcdClients, send: Any) -> Any:
-        answer = await real_once(self, send)
+    async def losing_once(self: EtcdClients, send: Any, *, operation: Any) -> Any:
+        answer = await real_once(self, send, operation=operation)
         if isinstance(answer, rpc.TxnResponse) and answer.succeeded and not lost:
             lost.append(answer.header.revision)
             raise errors.Unavailable("the answer was lost", reason="ETCD_UNAVAILABLE")

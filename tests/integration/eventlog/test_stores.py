@@ -262,3 +262,9 @@ def test_reads_from_other_threads_see_committed_batches(store: EventStore) -> No
             seen = list(pool.map(lambda _: store.newest("instance", "u1", limit=1), range(4)))
             assert all(messages(found) == [f"e{n}"] for found in seen)
         assert pool.submit(store.committed_sequence, "p").result() == 20
+
+
+def test_size_grows_with_what_is_stored(store: EventStore) -> None:
+    empty = store.size_bytes()
+    store.append("p", [rec(f"e{n}", n, message="x" * 200) for n in range(1, 1001)])
+    assert store.size_bytes() > empty

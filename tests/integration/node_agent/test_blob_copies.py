@@ -51,6 +51,7 @@ from services.node_agent.transfers import TransferServicer
 from services.node_agent.uploads import UploadFiles
 from tests.event_sinks import RecordedEvents
 from tests.meshes import started_etcd
+from tests.metric_samples import sample
 
 if TYPE_CHECKING:
     from tests.conftest import ImageServer
@@ -248,9 +249,11 @@ async def test_a_broken_stream_resumes_from_its_offset(mesh: Mesh) -> None:
     data = os.urandom(4 * 2**20)
     name = await mesh.blob(data, [a])
     a.served.breaks, a.served.break_after = 1, 2 * 2**20
+    fetched = sample("sfmesh_node_fetched_bytes_total", kind="blob")
     await b.copier.ensure(name)
     assert b.blobs.path(name).read_bytes() == data
     assert a.served.offsets == [0, 2 * 2**20]  # the second stream carried on
+    assert sample("sfmesh_node_fetched_bytes_total", kind="blob") == fetched + len(data)
 
 
 async def test_a_peer_that_keeps_failing_is_left_for_another(mesh: Mesh) -> None:

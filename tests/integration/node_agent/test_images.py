@@ -38,6 +38,7 @@ from services.node_agent.mesh_endpoints import (
     on_this_host,
     resolve_endpoints,
 )
+from tests.metric_samples import sample
 
 if TYPE_CHECKING:
     from tests.conftest import ImageServer
@@ -121,10 +122,12 @@ async def test_a_fetched_url_is_served_from_the_cache(
 ) -> None:
     url = image_server.publish("cached.raw", b"cached" * 100)
     cache = loopback_cache(tmp_path)
+    fetched = sample("sfmesh_node_fetched_bytes_total", kind="image")
     first = await cache.fetch(url)
     assert await cache.fetch(url) == first
     assert await loopback_cache(tmp_path).fetch(url) == first
     assert image_server.hits("cached.raw") == 1
+    assert sample("sfmesh_node_fetched_bytes_total", kind="image") == fetched + 600
 
 
 async def test_shorthands_resolve_through_the_table(

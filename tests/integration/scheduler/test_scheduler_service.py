@@ -40,6 +40,7 @@ from services.scheduler.placement import Policy
 from services.scheduler.registry import Registry
 from services.scheduler.servicer import SchedulerServicer
 from tests.event_sinks import RecordedEvents
+from tests.metric_samples import sample
 from tests.schedulers import build_scheduler, forget_schedulers
 
 POLICY = Policy(cpu_overcommit_ratio=2.0, ram_reserved_mib=256, min_free_disk_gib=1)
@@ -236,9 +237,11 @@ async def test_place_picks_a_node_and_emits_the_audit_trail(mesh: Mesh) -> None:
     small = await connect(mesh, memory_free_mib=1200)
     big = await connect(mesh, memory_free_mib=4000)
     request = place_request()
+    placements = sample("sfmesh_scheduler_placements_total")
     reply = await mesh.stub.PlaceInstance(request, metadata=mesh.metadata)
     assert reply.node == big.name
     assert reply.reservation_id
+    assert sample("sfmesh_scheduler_placements_total") == placements + 1
     audit = [e for e in mesh.recorder.events if e.event_type == event_pb2.EVENT_TYPE_AUDIT]
     assert {e[:2] for e in audit} == {("instance", request.instance_uuid)}
     messages = [e[3] for e in audit]
@@ -373,18 +376,26 @@ async def test_a_report_of_the_instance_replaces_its_reservation(mesh: Mesh) -> 
     await node.close()
 
 
+def refusals(reason: str) -> float:
+    return sample("sfmesh_scheduler_refusals_total", reason=reason)
+
+
 async def test_forced_unknown_node_is_not_found(mesh: Mesh) -> None:
+    before = refusals("node_not_found")
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await mesh.stub.PlaceInstance(place_request("ghost"), metadata=mesh.metadata)
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
     assert raised.value.details() == "node not found: ghost"
+    assert refusals("node_not_found") == before + 1
 
 
 async def test_nothing_reporting_is_insufficient(mesh: Mesh) -> None:
+    before = refusals("no_nodes")
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await mesh.stub.PlaceInstance(place_request(), metadata=mesh.metadata)
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert raised.value.details() == "No nodes with metrics"
+    assert refusals("no_nodes") == before + 1
 
 
 async def test_invalid_request(mesh: Mesh) -> None:
@@ -537,6 +548,7 @@ async def test_a_fresh_scheduler_awaits_its_created_nodes(mesh: Mesh) -> None:
     for name in names:  # their agents live: they are awaited, not missing
         await present(mesh, name)
     await take_the_lead_again(mesh)
+    not_reported, short = refusals("nodes_not_reported"), refusals("idle_ram")
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await mesh.stub.PlaceInstance(place_request(), metadata=mesh.metadata)
     assert_not_final(raised.value)
@@ -553,4 +565,15 @@ async def test_a_fresh_scheduler_awaits_its_created_nodes(mesh: Mesh) -> None:
         await mesh.stub.PlaceInstance(place_request(memory=1 << 20), metadata=mesh.metadata)
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert raised.value.details() == "No nodes with enough idle RAM"
+    assert refusals("nodes_not_reported") == not_reported + 2
+    assert refusals("idle_ram") == short + 1
     await first.close()
+
+
+async def test_is_leader_while_this_replica_leads(mesh: Mesh) -> None:
+    leading = sample("sfmesh_scheduler_is_leader")
+    assert leading >= 1
+    await mesh.leadership.close()
+    assert sample("sfmesh_scheduler_is_leader") == leading - 1
+    await mesh.leadership.start(mesh.servicer)
+    assert sample("sfmesh_scheduler_is_leader") == leading

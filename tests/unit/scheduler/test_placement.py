@@ -142,45 +142,51 @@ def test_no_nodes_is_no_nodes_with_metrics() -> None:
     assert result.kind is RefusalKind.INSUFFICIENT
     assert result.message == "No nodes with metrics"
     assert result.steps[-1].message == "schedule are hypervisors"
+    assert result.reason == "no_nodes"
 
 
 @pytest.mark.parametrize(
-    ("request_", "view", "message", "stage"),
+    ("request_", "view", "message", "stage", "reason"),
     [
         (
             req(cpus=5),
             node(),
             "Requested vCPUs exceeds vCPU limit",
             "schedule have enough actual cpu",
+            "vcpu_limit",
         ),
         (
             req(cpus=2),
             node(cpus_used=7),
             "No nodes with enough idle CPU",
             "schedule have enough idle cpu",
+            "idle_cpu",
         ),
         (
             req(memory_mib=8192),
             node(),
             "No nodes with enough idle RAM",
             "schedule have enough idle ram",
+            "idle_ram",
         ),
         (
             req(disk_gib=50),
             node(),
             "No nodes with enough disk space",
             "schedule have enough idle disk",
+            "disk",
         ),
     ],
 )
 def test_refusal_names_the_failing_stage(
-    request_: PlacementRequest, view: NodeView, message: str, stage: str
+    request_: PlacementRequest, view: NodeView, message: str, stage: str, reason: str
 ) -> None:
     result = refused(place(request_, [view], POLICY))
     assert result.kind is RefusalKind.INSUFFICIENT
     assert result.message == message
     assert result.steps[-1].message == stage
     assert result.steps[-1].candidates == ()
+    assert result.reason == reason
 
 
 def test_the_first_failing_stage_wins() -> None:
@@ -224,6 +230,7 @@ def test_forced_unknown_node_is_not_found() -> None:
     assert result.kind is RefusalKind.NOT_FOUND
     assert result.message == "node not found: ghost"
     assert [step.message for step in result.steps] == ["schedule forced candidates"]
+    assert result.reason == "node_not_found"
 
 
 def test_forced_node_is_still_capacity_checked() -> None:
