@@ -32,7 +32,7 @@ from sfmesh.v1 import scheduler_service_pb2 as sfmesh_dot_v1_dot_scheduler__serv
 from sfmesh.v1 import transfer_service_pb2 as sfmesh_dot_v1_dot_transfer__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17sfmesh/v1/records.proto\x12\tsfmesh.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fsfmesh/v1/agent_operation.proto\x1a\x18sfmesh/v1/artifact.proto\x1a\x18sfmesh/v1/instance.proto\x1a\x1fsfmesh/v1/network_service.proto\x1a\x1csfmesh/v1/node_service.proto\x1a!sfmesh/v1/scheduler_service.proto\x1a sfmesh/v1/transfer_service.proto\"=\n\tKeyRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x63rypt_hash\x18\x02 \x01(\x0c\x12\r\n\x05nonce\x18\x03 \x01(\t\"\x8c\x01\n\x0fNamespaceRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\"\n\x04keys\x18\x03 \x03(\x0b\x32\x14.sfmesh.v1.KeyRecord\x12\r\n\x05trust\x18\x04 \x03(\t\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xe8\x01\n\x0eInstanceRecord\x12%\n\x08instance\x18\x01 \x01(\x0b\x32\x13.sfmesh.v1.Instance\x12\x12\n\ncreated_at\x18\x02 \x01(\x01\x12\x12\n\ndeleted_at\x18\x03 \x01(\x01\x12\x19\n\x11\x63reate_request_id\x18\x04 \x01(\t\x12\x14\n\x0ctorn_down_at\x18\x05 \x01(\x01\x12+\n\x0c\x64isk_sources\x18\x06 \x03(\x0b\x32\x15.sfmesh.v1.DiskSource\x12\x17\n\x0fnvram_blob_uuid\x18\x07 \x01(\t\x12\x10\n\x08vdi_host\x18\x08 \x01(\t\"T\n\x11IdempotencyRecord\x12\x14\n\x0crequest_hash\x18\x01 \x01(\x0c\x12\x15\n\rinstance_uuid\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\x01\"\x82\x02\n\nNodeRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.sfmesh.v1.NodeState\x12)\n\x05\x66\x61\x63ts\x18\x03 \x01(\x0b\x32\x1a.sfmesh.v1.HypervisorFacts\x12\x10\n\x08lastseen\x18\x04 \x01(\x01\x12\x31\n\x0blast_report\x18\x05 \x01(\x0b\x32\x1c.sfmesh.v1.ReportNodeRequest\x12)\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\ndeleted_at\x18\x07 \x01(\x01\x12\x12\n\nretired_at\x18\x08 \x01(\x01\"b\n\rNetworkRecord\x12#\n\x07network\x18\x01 \x01(\x0b\x32\x12.sfmesh.v1.Network\x12\x12\n\ncreated_at\x18\x03 \x01(\x01\x12\x12\n\ndeleted_at\x18\x04 \x01(\x01J\x04\x08\x02\x10\x03\"C\n\rAddressRecord\x12\x32\n\x0breservation\x18\x01 \x01(\x0b\x32\x1d.sfmesh.v1.AddressReservation\"1\n\rVersionRecord\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x11\n\tblob_uuid\x18\x02 \x01(\t\"\xe3\x01\n\x0e\x41rtifactRecord\x12%\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x13.sfmesh.v1.Artifact\x12*\n\x08versions\x18\x02 \x03(\x0b\x32\x18.sfmesh.v1.VersionRecord\x12\x12\n\nlast_index\x18\x03 \x01(\x05\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\x12\x12\n\ndeleted_at\x18\x05 \x01(\x01\x12\x12\n\nfetch_node\x18\x06 \x01(\t\x12\x1a\n\x12\x66\x65tch_requested_at\x18\x07 \x01(\x01\x12\x12\n\nchecked_at\x18\x08 \x01(\x01\"\xab\x01\n\nBlobRecord\x12\x1d\n\x04\x62lob\x18\x01 \x01(\x0b\x32\x0f.sfmesh.v1.Blob\x12\x12\n\ncreated_at\x18\x02 \x01(\x01\x12\x12\n\ndeleted_at\x18\x03 \x01(\x01\x12\x12\n\nmaker_node\x18\x04 \x01(\t\x12\x15\n\rartifact_uuid\x18\x05 \x01(\t\x12\x17\n\x0fowner_namespace\x18\x06 \x01(\t\x12\x12\n\nexpires_at\x18\x07 \x01(\x01\"6\n\nDiskSource\x12\x15\n\rartifact_uuid\x18\x01 \x01(\t\x12\x11\n\tblob_uuid\x18\x02 \x01(\t\"X\n\x0cUploadRecord\x12!\n\x06upload\x18\x01 \x01(\x0b\x32\x11.sfmesh.v1.Upload\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x12\n\nupdated_at\x18\x03 \x01(\x01\"\xa1\x01\n\x11ReservationRecord\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x15\n\rinstance_uuid\x18\x02 \x01(\t\x12\x0c\n\x04\x63pus\x18\x03 \x01(\x05\x12\x12\n\nmemory_mib\x18\x04 \x01(\x05\x12\x10\n\x08\x64isk_gib\x18\x05 \x01(\x05\x12\x11\n\tnamespace\x18\x06 \x01(\t\x12\x0c\n\x04tags\x18\x07 \x03(\t\x12\x12\n\nexpires_at\x18\x08 \x01(\x01\"f\n\rHotplugRecord\x12\x15\n\rinstance_uuid\x18\x01 \x01(\t\x12\x16\n\x0einterface_uuid\x18\x02 \x01(\t\x12\x12\n\nstarted_at\x18\x03 \x01(\x01\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\x8f\x01\n\x14\x41gentOperationRecord\x12,\n\toperation\x18\x01 \x01(\x0b\x32\x19.sfmesh.v1.AgentOperation\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x11\n\tindex_key\x18\x03 \x01(\t\x12\x14\n\x0coutput_blobs\x18\x04 \x03(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17sfmesh/v1/records.proto\x12\tsfmesh.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fsfmesh/v1/agent_operation.proto\x1a\x18sfmesh/v1/artifact.proto\x1a\x18sfmesh/v1/instance.proto\x1a\x1fsfmesh/v1/network_service.proto\x1a\x1csfmesh/v1/node_service.proto\x1a!sfmesh/v1/scheduler_service.proto\x1a sfmesh/v1/transfer_service.proto\"=\n\tKeyRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x63rypt_hash\x18\x02 \x01(\x0c\x12\r\n\x05nonce\x18\x03 \x01(\t\"\x8c\x01\n\x0fNamespaceRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\"\n\x04keys\x18\x03 \x03(\x0b\x32\x14.sfmesh.v1.KeyRecord\x12\r\n\x05trust\x18\x04 \x03(\t\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xe8\x01\n\x0eInstanceRecord\x12%\n\x08instance\x18\x01 \x01(\x0b\x32\x13.sfmesh.v1.Instance\x12\x12\n\ncreated_at\x18\x02 \x01(\x01\x12\x12\n\ndeleted_at\x18\x03 \x01(\x01\x12\x19\n\x11\x63reate_request_id\x18\x04 \x01(\t\x12\x14\n\x0ctorn_down_at\x18\x05 \x01(\x01\x12+\n\x0c\x64isk_sources\x18\x06 \x03(\x0b\x32\x15.sfmesh.v1.DiskSource\x12\x17\n\x0fnvram_blob_uuid\x18\x07 \x01(\t\x12\x10\n\x08vdi_host\x18\x08 \x01(\t\"T\n\x11IdempotencyRecord\x12\x14\n\x0crequest_hash\x18\x01 \x01(\x0c\x12\x15\n\rinstance_uuid\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\x01\"\x82\x02\n\nNodeRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.sfmesh.v1.NodeState\x12)\n\x05\x66\x61\x63ts\x18\x03 \x01(\x0b\x32\x1a.sfmesh.v1.HypervisorFacts\x12\x10\n\x08lastseen\x18\x04 \x01(\x01\x12\x31\n\x0blast_report\x18\x05 \x01(\x0b\x32\x1c.sfmesh.v1.ReportNodeRequest\x12)\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\ndeleted_at\x18\x07 \x01(\x01\x12\x12\n\nretired_at\x18\x08 \x01(\x01\"U\n\x14ProcessMetricsRecord\x12(\n\x07metrics\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0brecorded_at\x18\x02 \x01(\x01\"b\n\rNetworkRecord\x12#\n\x07network\x18\x01 \x01(\x0b\x32\x12.sfmesh.v1.Network\x12\x12\n\ncreated_at\x18\x03 \x01(\x01\x12\x12\n\ndeleted_at\x18\x04 \x01(\x01J\x04\x08\x02\x10\x03\"C\n\rAddressRecord\x12\x32\n\x0breservation\x18\x01 \x01(\x0b\x32\x1d.sfmesh.v1.AddressReservation\"1\n\rVersionRecord\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x11\n\tblob_uuid\x18\x02 \x01(\t\"\xe3\x01\n\x0e\x41rtifactRecord\x12%\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x13.sfmesh.v1.Artifact\x12*\n\x08versions\x18\x02 \x03(\x0b\x32\x18.sfmesh.v1.VersionRecord\x12\x12\n\nlast_index\x18\x03 \x01(\x05\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\x12\x12\n\ndeleted_at\x18\x05 \x01(\x01\x12\x12\n\nfetch_node\x18\x06 \x01(\t\x12\x1a\n\x12\x66\x65tch_requested_at\x18\x07 \x01(\x01\x12\x12\n\nchecked_at\x18\x08 \x01(\x01\"\xab\x01\n\nBlobRecord\x12\x1d\n\x04\x62lob\x18\x01 \x01(\x0b\x32\x0f.sfmesh.v1.Blob\x12\x12\n\ncreated_at\x18\x02 \x01(\x01\x12\x12\n\ndeleted_at\x18\x03 \x01(\x01\x12\x12\n\nmaker_node\x18\x04 \x01(\t\x12\x15\n\rartifact_uuid\x18\x05 \x01(\t\x12\x17\n\x0fowner_namespace\x18\x06 \x01(\t\x12\x12\n\nexpires_at\x18\x07 \x01(\x01\"6\n\nDiskSource\x12\x15\n\rartifact_uuid\x18\x01 \x01(\t\x12\x11\n\tblob_uuid\x18\x02 \x01(\t\"X\n\x0cUploadRecord\x12!\n\x06upload\x18\x01 \x01(\x0b\x32\x11.sfmesh.v1.Upload\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x12\n\nupdated_at\x18\x03 \x01(\x01\"\xa1\x01\n\x11ReservationRecord\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x15\n\rinstance_uuid\x18\x02 \x01(\t\x12\x0c\n\x04\x63pus\x18\x03 \x01(\x05\x12\x12\n\nmemory_mib\x18\x04 \x01(\x05\x12\x10\n\x08\x64isk_gib\x18\x05 \x01(\x05\x12\x11\n\tnamespace\x18\x06 \x01(\t\x12\x0c\n\x04tags\x18\x07 \x03(\t\x12\x12\n\nexpires_at\x18\x08 \x01(\x01\"f\n\rHotplugRecord\x12\x15\n\rinstance_uuid\x18\x01 \x01(\t\x12\x16\n\x0einterface_uuid\x18\x02 \x01(\t\x12\x12\n\nstarted_at\x18\x03 \x01(\x01\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\x8f\x01\n\x14\x41gentOperationRecord\x12,\n\toperation\x18\x01 \x01(\x0b\x32\x19.sfmesh.v1.AgentOperation\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x11\n\tindex_key\x18\x03 \x01(\t\x12\x14\n\x0coutput_blobs\x18\x04 \x03(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,24 +49,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IDEMPOTENCYRECORD']._serialized_end=810
   _globals['_NODERECORD']._serialized_start=813
   _globals['_NODERECORD']._serialized_end=1071
-  _globals['_NETWORKRECORD']._serialized_start=1073
-  _globals['_NETWORKRECORD']._serialized_end=1171
-  _globals['_ADDRESSRECORD']._serialized_start=1173
-  _globals['_ADDRESSRECORD']._serialized_end=1240
-  _globals['_VERSIONRECORD']._serialized_start=1242
-  _globals['_VERSIONRECORD']._serialized_end=1291
-  _globals['_ARTIFACTRECORD']._serialized_start=1294
-  _globals['_ARTIFACTRECORD']._serialized_end=1521
-  _globals['_BLOBRECORD']._serialized_start=1524
-  _globals['_BLOBRECORD']._serialized_end=1695
-  _globals['_DISKSOURCE']._serialized_start=1697
-  _globals['_DISKSOURCE']._serialized_end=1751
-  _globals['_UPLOADRECORD']._serialized_start=1753
-  _globals['_UPLOADRECORD']._serialized_end=1841
-  _globals['_RESERVATIONRECORD']._serialized_start=1844
-  _globals['_RESERVATIONRECORD']._serialized_end=2005
-  _globals['_HOTPLUGRECORD']._serialized_start=2007
-  _globals['_HOTPLUGRECORD']._serialized_end=2109
-  _globals['_AGENTOPERATIONRECORD']._serialized_start=2112
-  _globals['_AGENTOPERATIONRECORD']._serialized_end=2255
+  _globals['_PROCESSMETRICSRECORD']._serialized_start=1073
+  _globals['_PROCESSMETRICSRECORD']._serialized_end=1158
+  _globals['_NETWORKRECORD']._serialized_start=1160
+  _globals['_NETWORKRECORD']._serialized_end=1258
+  _globals['_ADDRESSRECORD']._serialized_start=1260
+  _globals['_ADDRESSRECORD']._serialized_end=1327
+  _globals['_VERSIONRECORD']._serialized_start=1329
+  _globals['_VERSIONRECORD']._serialized_end=1378
+  _globals['_ARTIFACTRECORD']._serialized_start=1381
+  _globals['_ARTIFACTRECORD']._serialized_end=1608
+  _globals['_BLOBRECORD']._serialized_start=1611
+  _globals['_BLOBRECORD']._serialized_end=1782
+  _globals['_DISKSOURCE']._serialized_start=1784
+  _globals['_DISKSOURCE']._serialized_end=1838
+  _globals['_UPLOADRECORD']._serialized_start=1840
+  _globals['_UPLOADRECORD']._serialized_end=1928
+  _globals['_RESERVATIONRECORD']._serialized_start=1931
+  _globals['_RESERVATIONRECORD']._serialized_end=2092
+  _globals['_HOTPLUGRECORD']._serialized_start=2094
+  _globals['_HOTPLUGRECORD']._serialized_end=2196
+  _globals['_AGENTOPERATIONRECORD']._serialized_start=2199
+  _globals['_AGENTOPERATIONRECORD']._serialized_end=2342
 # @@protoc_insertion_point(module_scope)
