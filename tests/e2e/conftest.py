@@ -22,6 +22,8 @@ NODE = f"e2e-{uuid.uuid4().hex[:6]}"
 """This run's node name: its domains are `sfmesh-<NODE>-<uuid>`."""
 FLOATING_POOL = "10.254.9.0/24"
 """The mesh's floating pool; its first host is the outside's router."""
+RESOURCES_INTERVAL = 5
+"""Seconds between a node's resources samples (300 outside tests)."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -40,6 +42,7 @@ def mesh(boot_sector_url: str) -> Iterator[Mesh]:
     settings = {
         "SFMESH_IMAGE_SHORTHANDS": f"debian:11={boot_sector_url}",
         "SFMESH_FLOATING_NETBLOCK": FLOATING_POOL,
+        "SFMESH_RESOURCES_INTERVAL": str(RESOURCES_INTERVAL),
     }
     with throwaway_mesh("e2e", NODE, settings) as running:
         yield running
