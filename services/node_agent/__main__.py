@@ -22,6 +22,7 @@ from services.node_agent.graphics_ports import parse_ports as graphics_ports
 from services.node_agent.images import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, DEFAULT_SHORTHANDS
 from services.node_agent.nat import Egress
 from services.node_agent.presence import DEFAULT_TTL, MIN_TTL
+from services.node_agent.resources import DEFAULT_INTERVAL as RESOURCES_INTERVAL
 from services.node_agent.server import serve_node_agent
 from services.node_agent.source_checks import DEFAULT_CHECK_INTERVAL
 from services.node_agent.usage import DEFAULT_INTERVAL as USAGE_INTERVAL
@@ -54,6 +55,14 @@ def non_negative(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+def positive(text: str) -> float:
+    """A number of seconds above 0, as a flag's type."""
+    value = non_negative(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not above 0")
     return value
 
 
@@ -200,6 +209,13 @@ SETTINGS = (
         non_negative,
     ),
     Setting(
+        "--resources-interval",
+        RESOURCES_INTERVAL,
+        "seconds between two samples of this node's resources (a `resources` event) and "
+        "of its mesh processes (GET /nodes/{node}/processmetrics)",
+        positive,
+    ),
+    Setting(
         "--egress-bridge",
         "",
         "an existing bridge on the --floating-netblock segment: NAT networks reach the "
@@ -238,6 +254,7 @@ def main() -> None:
         presence_ttl=args.presence_ttl,
         graphics=GraphicsSettings(listen=args.console_listen, ports=args.console_ports),
         usage_interval=args.usage_interval,
+        resources_interval=args.resources_interval,
     )
     asyncio.run(serve_node_agent(config))
 

@@ -55,6 +55,8 @@ from services.node_agent.placed import PlacedInstances
 from services.node_agent.presence import DEFAULT_TTL, Presence
 from services.node_agent.reconciler import Reconciler
 from services.node_agent.reporter import Reporter
+from services.node_agent.resources import DEFAULT_INTERVAL as RESOURCES_INTERVAL
+from services.node_agent.resources import Resources
 from services.node_agent.resync import converge_hosted, once_synced
 from services.node_agent.screenshots import Screenshots
 from services.node_agent.servicer import NodeAgentServicer
@@ -106,6 +108,8 @@ class NodeAgentConfig:
     """Where graphical consoles listen, and their ports (`graphics_ports.py`)."""
     usage_interval: float = USAGE_INTERVAL
     """Seconds between two usage samples of the running domains (`usage.py`); 0: none."""
+    resources_interval: float = RESOURCES_INTERVAL
+    """Seconds between two `resources` events and process metrics (`resources.py`)."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,8 @@ class NodeAgentParts:
     host: facts.HostFacts
     presence: Presence
     reporter: Reporter
+    resources: Resources
+    """The node's resources events and process metrics, every interval."""
     servicer: NodeAgentServicer
     """NodeAgentService, for the gRPC server."""
 
@@ -303,14 +309,26 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
         underlay_address=config.underlay.address if config.underlay else "",
     )
     presence = Presence(store, config.node_name, config.advertise, ttl=config.presence_ttl)
+
+    def sample() -> facts.Capacity:
+        return facts.read_capacity(config.mesh.state_dir, placed.hosted())
+
     reporter = Reporter(
         leaders=LeaderLookup(store, SCHEDULER, fallback=config.mesh.scheduler),
         facts=host,
-        sample=lambda: facts.read_capacity(config.mesh.state_dir, placed.hosted()),
+        sample=sample,
         credentials=credentials,
         transport=config.mesh.transport,
     )
     notices.instance_changed.connect(lambda _uuid: reporter.nudge())
+    resources = Resources(
+        node=config.node_name,
+        state_dir=config.mesh.state_dir,
+        sample=sample,
+        store=store,
+        emitter=emitter,
+        interval=config.resources_interval,
+    )
 
     servicer = NodeAgentServicer(
         lookup=placed.get,
@@ -355,6 +373,7 @@ async def build_node_agent(config: NodeAgentConfig) -> NodeAgentParts:
         host=host,
         presence=presence,
         reporter=reporter,
+        resources=resources,
         servicer=servicer,
     )
 

@@ -17,6 +17,7 @@ VIRT_TYPES = ("auto", "kvm", "qemu")
 _HARDWARE_FLAGS = frozenset({"vmx", "svm"})
 _KIB_PER_MIB = 1024
 _BYTES_PER_GIB = 1024**3
+_POWERED_ON = instance_pb2.POWER_STATE_ON
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ class Capacity:
     """Free space where instance disks live."""
     load_1m: float
     instance_uuids: tuple[str, ...] = field(default=())
+    load_5m: float = 0.0
+    load_15m: float = 0.0
+    instances_active: int = 0
+    """Of the instances placed here, those powered on."""
 
 
 # Pure parsing and decisions.
@@ -78,12 +83,12 @@ def parse_cpuinfo_flags(text: str) -> bool:
     return False
 
 
-def parse_loadavg(text: str) -> float:
-    """The one-minute load average from a /proc/loadavg text. Pure."""
+def parse_loadavg(text: str) -> tuple[float, float, float]:
+    """The 1, 5 and 15 minute load averages from a /proc/loadavg text. Pure."""
     parts = text.split()
-    if not parts:
-        raise ValueError("empty loadavg")
-    return float(parts[0])
+    if len(parts) < 3:
+        raise ValueError(f"loadavg has no three averages: {text!r}")
+    return float(parts[0]), float(parts[1]), float(parts[2])
 
 
 def choose_virt_type(dev_kvm_exists: bool, has_vmx_svm: bool, forced: str | None) -> str:
@@ -118,12 +123,16 @@ def instances_dir(state_dir: Path) -> Path:
 def read_capacity(state_dir: Path, hosted: Sequence[instance_pb2.Instance]) -> Capacity:
     """Sample this host's capacity now, with the instances placed here."""
     total_mib, free_mib = parse_meminfo(Path("/proc/meminfo").read_text())
+    load_1m, load_5m, load_15m = parse_loadavg(Path("/proc/loadavg").read_text())
     return Capacity(
         cpus_total=os.cpu_count() or 1,
         cpus_used=sum(instance.cpus for instance in hosted),
         memory_total_mib=total_mib,
         memory_free_mib=free_mib,
         disk_free_gib=shutil.disk_usage(instances_dir(state_dir)).free // _BYTES_PER_GIB,
-        load_1m=parse_loadavg(Path("/proc/loadavg").read_text()),
+        load_1m=load_1m,
         instance_uuids=tuple(instance.uuid for instance in hosted),
+        load_5m=load_5m,
+        load_15m=load_15m,
+        instances_active=sum(instance.power_state == _POWERED_ON for instance in hosted),
     )

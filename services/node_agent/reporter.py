@@ -67,6 +67,9 @@ def to_request(
         disk_free_gib=capacity.disk_free_gib,
         load_1m=capacity.load_1m,
         instance_uuids=list(capacity.instance_uuids),
+        load_5m=capacity.load_5m,
+        load_15m=capacity.load_15m,
+        instances_active=capacity.instances_active,
     )
     if facts is not None:
         request.facts.CopyFrom(

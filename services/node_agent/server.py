@@ -105,6 +105,7 @@ def _loops(parts: NodeAgentParts) -> list[tuple[str, Coroutine[Any, Any, None]]]
         ("agent-operations-resume", _resume_agent_operations(parts)),
         ("cache-requests", parts.cache_requests.run()),
         ("blob-care", parts.blob_care.run()),
+        ("resources", parts.resources.run()),
     ]
     if parts.peers is not None:
         loops.append(("vxlan-peers", parts.peers.run()))

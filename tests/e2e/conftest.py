@@ -25,6 +25,8 @@ FLOATING_POOL = "10.254.9.0/24"
 USAGE_INTERVAL = 3
 """Seconds between the node agent's usage samples (60 by default): one bulk
 libvirt call and an event per running instance, cheap enough for the suite."""
+RESOURCES_INTERVAL = 5
+"""Seconds between a node's resources samples (300 outside tests)."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -44,6 +46,7 @@ def mesh(boot_sector_url: str) -> Iterator[Mesh]:
         "SFMESH_IMAGE_SHORTHANDS": f"debian:11={boot_sector_url}",
         "SFMESH_FLOATING_NETBLOCK": FLOATING_POOL,
         "SFMESH_USAGE_INTERVAL": str(USAGE_INTERVAL),
+        "SFMESH_RESOURCES_INTERVAL": str(RESOURCES_INTERVAL),
     }
     with throwaway_mesh("e2e", NODE, settings) as running:
         yield running

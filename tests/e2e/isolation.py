@@ -262,6 +262,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/nodes/{node}/metadata"): Rule("system only"),
     ("PUT", "/nodes/{node}/metadata/{key}"): Rule("system only"),
     ("DELETE", "/nodes/{node}/metadata/{key}"): Rule("system only"),
+    ("GET", "/nodes/{node}/processmetrics"): Rule("system only"),
+    # admin (guest-access §8): the cluster's, system only
+    ("GET", "/admin/resources"): Rule("system only"),
     # artifacts (artifacts §3)
     ("GET", "/artifacts"): Rule("artifact listing"),
     ("POST", "/artifacts"): Rule("in trusting namespace"),

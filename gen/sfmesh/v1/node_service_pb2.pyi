@@ -126,3 +126,68 @@ class DeleteNodeMetadataRequest(_message.Message):
     node: str
     key: str
     def __init__(self, node: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+
+class GetNodeProcessMetricsRequest(_message.Message):
+    __slots__ = ("node",)
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    def __init__(self, node: _Optional[str] = ...) -> None: ...
+
+class GetNodeProcessMetricsResponse(_message.Message):
+    __slots__ = ("metrics",)
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    metrics: _struct_pb2.Struct
+    def __init__(self, metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class GetClusterResourcesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ClusterResources(_message.Message):
+    __slots__ = ("total", "per_node")
+    class PerNodeEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: NodeResources
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[NodeResources, _Mapping]] = ...) -> None: ...
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PER_NODE_FIELD_NUMBER: _ClassVar[int]
+    total: ResourceTotals
+    per_node: _containers.MessageMap[str, NodeResources]
+    def __init__(self, total: _Optional[_Union[ResourceTotals, _Mapping]] = ..., per_node: _Optional[_Mapping[str, NodeResources]] = ...) -> None: ...
+
+class ResourceTotals(_message.Message):
+    __slots__ = ("cpu_available", "ram_available")
+    CPU_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    RAM_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    cpu_available: int
+    ram_available: int
+    def __init__(self, cpu_available: _Optional[int] = ..., ram_available: _Optional[int] = ...) -> None: ...
+
+class NodeResources(_message.Message):
+    __slots__ = ("cpu_max_per_instance", "cpu_available", "cpu_load_1", "cpu_load_5", "cpu_load_15", "ram_max_per_instance", "ram_max", "ram_available", "disk_available", "instances_total", "instances_active")
+    CPU_MAX_PER_INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    CPU_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    CPU_LOAD_1_FIELD_NUMBER: _ClassVar[int]
+    CPU_LOAD_5_FIELD_NUMBER: _ClassVar[int]
+    CPU_LOAD_15_FIELD_NUMBER: _ClassVar[int]
+    RAM_MAX_PER_INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    RAM_MAX_FIELD_NUMBER: _ClassVar[int]
+    RAM_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    DISK_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    cpu_max_per_instance: int
+    cpu_available: int
+    cpu_load_1: float
+    cpu_load_5: float
+    cpu_load_15: float
+    ram_max_per_instance: int
+    ram_max: int
+    ram_available: int
+    disk_available: float
+    instances_total: int
+    instances_active: int
+    def __init__(self, cpu_max_per_instance: _Optional[int] = ..., cpu_available: _Optional[int] = ..., cpu_load_1: _Optional[float] = ..., cpu_load_5: _Optional[float] = ..., cpu_load_15: _Optional[float] = ..., ram_max_per_instance: _Optional[int] = ..., ram_max: _Optional[int] = ..., ram_available: _Optional[int] = ..., disk_available: _Optional[float] = ..., instances_total: _Optional[int] = ..., instances_active: _Optional[int] = ...) -> None: ...

@@ -72,6 +72,16 @@ class NodeServiceStub:
                 request_serializer=sfmesh_dot_v1_dot_node__service__pb2.DeleteNodeMetadataRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.GetNodeProcessMetrics = channel.unary_unary(
+                '/sfmesh.v1.NodeService/GetNodeProcessMetrics',
+                request_serializer=sfmesh_dot_v1_dot_node__service__pb2.GetNodeProcessMetricsRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_node__service__pb2.GetNodeProcessMetricsResponse.FromString,
+                _registered_method=True)
+        self.GetClusterResources = channel.unary_unary(
+                '/sfmesh.v1.NodeService/GetClusterResources',
+                request_serializer=sfmesh_dot_v1_dot_node__service__pb2.GetClusterResourcesRequest.SerializeToString,
+                response_deserializer=sfmesh_dot_v1_dot_node__service__pb2.ClusterResources.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
@@ -130,6 +140,23 @@ class NodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetNodeProcessMetrics(self, request, context):
+        """Reads a node's process metrics: CPU seconds, age in seconds and their
+        ratio per mesh process on the node, as its agent last recorded them;
+        an empty object when it never did.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetClusterResources(self, request, context):
+        """Summarises what the created nodes can still hold, from their last
+        reports.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -167,6 +194,16 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.DeleteNodeMetadata,
                     request_deserializer=sfmesh_dot_v1_dot_node__service__pb2.DeleteNodeMetadataRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'GetNodeProcessMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNodeProcessMetrics,
+                    request_deserializer=sfmesh_dot_v1_dot_node__service__pb2.GetNodeProcessMetricsRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_node__service__pb2.GetNodeProcessMetricsResponse.SerializeToString,
+            ),
+            'GetClusterResources': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClusterResources,
+                    request_deserializer=sfmesh_dot_v1_dot_node__service__pb2.GetClusterResourcesRequest.FromString,
+                    response_serializer=sfmesh_dot_v1_dot_node__service__pb2.ClusterResources.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -360,6 +397,60 @@ class NodeService:
             '/sfmesh.v1.NodeService/DeleteNodeMetadata',
             sfmesh_dot_v1_dot_node__service__pb2.DeleteNodeMetadataRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNodeProcessMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NodeService/GetNodeProcessMetrics',
+            sfmesh_dot_v1_dot_node__service__pb2.GetNodeProcessMetricsRequest.SerializeToString,
+            sfmesh_dot_v1_dot_node__service__pb2.GetNodeProcessMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClusterResources(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sfmesh.v1.NodeService/GetClusterResources',
+            sfmesh_dot_v1_dot_node__service__pb2.GetClusterResourcesRequest.SerializeToString,
+            sfmesh_dot_v1_dot_node__service__pb2.ClusterResources.FromString,
             options,
             channel_credentials,
             insecure,

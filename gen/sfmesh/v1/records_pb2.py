@@ -32,7 +32,7 @@ from sfmesh.v1 import scheduler_service_pb2 as sfmesh_dot_v1_dot_scheduler__serv
 from sfmesh.v1 import transfer_service_pb2 as sfmesh_dot_v1_dot_transfer__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17sfmesh/v1/records.proto\x12\tsfmesh.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fsfmesh/v1/agent_operation.proto\x1a\x18sfmesh/v1/artifact.proto\x1a\x18sfmesh/v1/instance.proto\x1a\x1fsfmesh/v1/network_service.proto\x1a\x1csfmesh/v1/node_service.proto\x1a!sfmesh/v1/scheduler_service.proto\x1a sfmesh/v1/transfer_service.proto\"=\n\tKeyRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x63rypt_hash\x18\x02 \x01(\x0c\x12\r\n\x05nonce\x18\x03 \x01(\t\"\x8c\x01\n\x0fNamespaceRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\"\n\x04keys\x18\x03 \x03(\x0b\x32\x14.sfmesh.v1.KeyRecord\x12\r\n\x05trust\x18\x04 \x03(\t\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x84\x02\n\x0eInstanceRecord\x12%\n\x08instance\x18\x01 \x01(\x0b\x32\x13.sfmesh.v1.Instance\x12\x12\n\ncreated_at\x18\x02 \x01(\x01\x12\x12\n\ndeleted_at\x18\x03 \x01(\x01\x12\x19\n\x11\x63reate_request_id\x18\x04 \x01(\t\x12\x14\n\x0ctorn_down_at\x18\x05 \x01(\x01\x12+\n\x0c\x64isk_sources\x18\x06 \x03(\x0b\x32\x15.sfmesh.v1.DiskSource\x12\x17\n\x0fnvram_blob_uuid\x18\x07 \x01(\t\x12\x10\n\x08vdi_host\x18\x08 \x01(\t\x12\x1a\n\x12\x63reate_traceparent\x18\t \x01(\t\"T\n\x11IdempotencyRecord\x12\x14\n\x0crequest_hash\x18\x01 \x01(\x0c\x12\x15\n\rinstance_uuid\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\x01\"\x82\x02\n\nNodeRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.sfmesh.v1.NodeState\x12)\n\x05\x66\x61\x63ts\x18\x03 \x01(\x0b\x32\x1a.sfmesh.v1.HypervisorFacts\x12\x10\n\x08lastseen\x18\x04 \x01(\x01\x12\x31\n\x0blast_report\x18\x05 \x01(\x0b\x32\x1c.sfmesh.v1.ReportNodeRequest\x12)\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\ndeleted_at\x18\x07 \x01(\x01\x12\x12\n\nretired_at\x18\x08 \x01(\x01\"b\n\rNetworkRecord\x12#\n\x07network\x18\x01 \x01(\x0b\x32\x12.sfmesh.v1.Network\x12\x12\n\ncreated_at\x18\x03 \x01(\x01\x12\x12\n\ndeleted_at\x18\x04 \x01(\x01J\x04\x08\x02\x10\x03\"C\n\rAddressRecord\x12\x32\n\x0breservation\x18\x01 \x01(\x0b\x32\x1d.sfmesh.v1.AddressReservation\"1\n\rVersionRecord\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x11\n\tblob_uuid\x18\x02 \x01(\t\"\xe3\x01\n\x0e\x41rtifactRecord\x12%\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x13.sfmesh.v1.Artifact\x12*\n\x08versions\x18\x02 \x03(\x0b\x32\x18.sfmesh.v1.VersionRecord\x12\x12\n\nlast_index\x18\x03 \x01(\x05\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\x12\x12\n\ndeleted_at\x18\x05 \x01(\x01\x12\x12\n\nfetch_node\x18\x06 \x01(\t\x12\x1a\n\x12\x66\x65tch_requested_at\x18\x07 \x01(\x01\x12\x12\n\nchecked_at\x18\x08 \x01(\x01\"\xab\x01\n\nBlobRecord\x12\x1d\n\x04\x62lob\x18\x01 \x01(\x0b\x32\x0f.sfmesh.v1.Blob\x12\x12\n\ncreated_at\x18\x02 \x01(\x01\x12\x12\n\ndeleted_at\x18\x03 \x01(\x01\x12\x12\n\nmaker_node\x18\x04 \x01(\t\x12\x15\n\rartifact_uuid\x18\x05 \x01(\t\x12\x17\n\x0fowner_namespace\x18\x06 \x01(\t\x12\x12\n\nexpires_at\x18\x07 \x01(\x01\"6\n\nDiskSource\x12\x15\n\rartifact_uuid\x18\x01 \x01(\t\x12\x11\n\tblob_uuid\x18\x02 \x01(\t\"X\n\x0cUploadRecord\x12!\n\x06upload\x18\x01 \x01(\x0b\x32\x11.sfmesh.v1.Upload\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x12\n\nupdated_at\x18\x03 \x01(\x01\"\xa1\x01\n\x11ReservationRecord\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x15\n\rinstance_uuid\x18\x02 \x01(\t\x12\x0c\n\x04\x63pus\x18\x03 \x01(\x05\x12\x12\n\nmemory_mib\x18\x04 \x01(\x05\x12\x10\n\x08\x64isk_gib\x18\x05 \x01(\x05\x12\x11\n\tnamespace\x18\x06 \x01(\t\x12\x0c\n\x04tags\x18\x07 \x03(\t\x12\x12\n\nexpires_at\x18\x08 \x01(\x01\"f\n\rHotplugRecord\x12\x15\n\rinstance_uuid\x18\x01 \x01(\t\x12\x16\n\x0einterface_uuid\x18\x02 \x01(\t\x12\x12\n\nstarted_at\x18\x03 \x01(\x01\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\x8f\x01\n\x14\x41gentOperationRecord\x12,\n\toperation\x18\x01 \x01(\x0b\x32\x19.sfmesh.v1.AgentOperation\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x11\n\tindex_key\x18\x03 \x01(\t\x12\x14\n\x0coutput_blobs\x18\x04 \x03(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17sfmesh/v1/records.proto\x12\tsfmesh.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fsfmesh/v1/agent_operation.proto\x1a\x18sfmesh/v1/artifact.proto\x1a\x18sfmesh/v1/instance.proto\x1a\x1fsfmesh/v1/network_service.proto\x1a\x1csfmesh/v1/node_service.proto\x1a!sfmesh/v1/scheduler_service.proto\x1a sfmesh/v1/transfer_service.proto\"=\n\tKeyRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x63rypt_hash\x18\x02 \x01(\x0c\x12\r\n\x05nonce\x18\x03 \x01(\t\"\x8c\x01\n\x0fNamespaceRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\"\n\x04keys\x18\x03 \x03(\x0b\x32\x14.sfmesh.v1.KeyRecord\x12\r\n\x05trust\x18\x04 \x03(\t\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x84\x02\n\x0eInstanceRecord\x12%\n\x08instance\x18\x01 \x01(\x0b\x32\x13.sfmesh.v1.Instance\x12\x12\n\ncreated_at\x18\x02 \x01(\x01\x12\x12\n\ndeleted_at\x18\x03 \x01(\x01\x12\x19\n\x11\x63reate_request_id\x18\x04 \x01(\t\x12\x14\n\x0ctorn_down_at\x18\x05 \x01(\x01\x12+\n\x0c\x64isk_sources\x18\x06 \x03(\x0b\x32\x15.sfmesh.v1.DiskSource\x12\x17\n\x0fnvram_blob_uuid\x18\x07 \x01(\t\x12\x10\n\x08vdi_host\x18\x08 \x01(\t\x12\x1a\n\x12\x63reate_traceparent\x18\t \x01(\t\"T\n\x11IdempotencyRecord\x12\x14\n\x0crequest_hash\x18\x01 \x01(\x0c\x12\x15\n\rinstance_uuid\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\x01\"\x82\x02\n\nNodeRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.sfmesh.v1.NodeState\x12)\n\x05\x66\x61\x63ts\x18\x03 \x01(\x0b\x32\x1a.sfmesh.v1.HypervisorFacts\x12\x10\n\x08lastseen\x18\x04 \x01(\x01\x12\x31\n\x0blast_report\x18\x05 \x01(\x0b\x32\x1c.sfmesh.v1.ReportNodeRequest\x12)\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\ndeleted_at\x18\x07 \x01(\x01\x12\x12\n\nretired_at\x18\x08 \x01(\x01\"U\n\x14ProcessMetricsRecord\x12(\n\x07metrics\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0brecorded_at\x18\x02 \x01(\x01\"b\n\rNetworkRecord\x12#\n\x07network\x18\x01 \x01(\x0b\x32\x12.sfmesh.v1.Network\x12\x12\n\ncreated_at\x18\x03 \x01(\x01\x12\x12\n\ndeleted_at\x18\x04 \x01(\x01J\x04\x08\x02\x10\x03\"C\n\rAddressRecord\x12\x32\n\x0breservation\x18\x01 \x01(\x0b\x32\x1d.sfmesh.v1.AddressReservation\"1\n\rVersionRecord\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x11\n\tblob_uuid\x18\x02 \x01(\t\"\xe3\x01\n\x0e\x41rtifactRecord\x12%\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x13.sfmesh.v1.Artifact\x12*\n\x08versions\x18\x02 \x03(\x0b\x32\x18.sfmesh.v1.VersionRecord\x12\x12\n\nlast_index\x18\x03 \x01(\x05\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\x12\x12\n\ndeleted_at\x18\x05 \x01(\x01\x12\x12\n\nfetch_node\x18\x06 \x01(\t\x12\x1a\n\x12\x66\x65tch_requested_at\x18\x07 \x01(\x01\x12\x12\n\nchecked_at\x18\x08 \x01(\x01\"\xab\x01\n\nBlobRecord\x12\x1d\n\x04\x62lob\x18\x01 \x01(\x0b\x32\x0f.sfmesh.v1.Blob\x12\x12\n\ncreated_at\x18\x02 \x01(\x01\x12\x12\n\ndeleted_at\x18\x03 \x01(\x01\x12\x12\n\nmaker_node\x18\x04 \x01(\t\x12\x15\n\rartifact_uuid\x18\x05 \x01(\t\x12\x17\n\x0fowner_namespace\x18\x06 \x01(\t\x12\x12\n\nexpires_at\x18\x07 \x01(\x01\"6\n\nDiskSource\x12\x15\n\rartifact_uuid\x18\x01 \x01(\t\x12\x11\n\tblob_uuid\x18\x02 \x01(\t\"X\n\x0cUploadRecord\x12!\n\x06upload\x18\x01 \x01(\x0b\x32\x11.sfmesh.v1.Upload\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x12\n\nupdated_at\x18\x03 \x01(\x01\"\xa1\x01\n\x11ReservationRecord\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x15\n\rinstance_uuid\x18\x02 \x01(\t\x12\x0c\n\x04\x63pus\x18\x03 \x01(\x05\x12\x12\n\nmemory_mib\x18\x04 \x01(\x05\x12\x10\n\x08\x64isk_gib\x18\x05 \x01(\x05\x12\x11\n\tnamespace\x18\x06 \x01(\t\x12\x0c\n\x04tags\x18\x07 \x03(\t\x12\x12\n\nexpires_at\x18\x08 \x01(\x01\"f\n\rHotplugRecord\x12\x15\n\rinstance_uuid\x18\x01 \x01(\t\x12\x16\n\x0einterface_uuid\x18\x02 \x01(\t\x12\x12\n\nstarted_at\x18\x03 \x01(\x01\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\x8f\x01\n\x14\x41gentOperationRecord\x12,\n\toperation\x18\x01 \x01(\x0b\x32\x19.sfmesh.v1.AgentOperation\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x11\n\tindex_key\x18\x03 \x01(\t\x12\x14\n\x0coutput_blobs\x18\x04 \x03(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,24 +49,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IDEMPOTENCYRECORD']._serialized_end=838
   _globals['_NODERECORD']._serialized_start=841
   _globals['_NODERECORD']._serialized_end=1099
-  _globals['_NETWORKRECORD']._serialized_start=1101
-  _globals['_NETWORKRECORD']._serialized_end=1199
-  _globals['_ADDRESSRECORD']._serialized_start=1201
-  _globals['_ADDRESSRECORD']._serialized_end=1268
-  _globals['_VERSIONRECORD']._serialized_start=1270
-  _globals['_VERSIONRECORD']._serialized_end=1319
-  _globals['_ARTIFACTRECORD']._serialized_start=1322
-  _globals['_ARTIFACTRECORD']._serialized_end=1549
-  _globals['_BLOBRECORD']._serialized_start=1552
-  _globals['_BLOBRECORD']._serialized_end=1723
-  _globals['_DISKSOURCE']._serialized_start=1725
-  _globals['_DISKSOURCE']._serialized_end=1779
-  _globals['_UPLOADRECORD']._serialized_start=1781
-  _globals['_UPLOADRECORD']._serialized_end=1869
-  _globals['_RESERVATIONRECORD']._serialized_start=1872
-  _globals['_RESERVATIONRECORD']._serialized_end=2033
-  _globals['_HOTPLUGRECORD']._serialized_start=2035
-  _globals['_HOTPLUGRECORD']._serialized_end=2137
-  _globals['_AGENTOPERATIONRECORD']._serialized_start=2140
-  _globals['_AGENTOPERATIONRECORD']._serialized_end=2283
+  _globals['_PROCESSMETRICSRECORD']._serialized_start=1101
+  _globals['_PROCESSMETRICSRECORD']._serialized_end=1186
+  _globals['_NETWORKRECORD']._serialized_start=1188
+  _globals['_NETWORKRECORD']._serialized_end=1286
+  _globals['_ADDRESSRECORD']._serialized_start=1288
+  _globals['_ADDRESSRECORD']._serialized_end=1355
+  _globals['_VERSIONRECORD']._serialized_start=1357
+  _globals['_VERSIONRECORD']._serialized_end=1406
+  _globals['_ARTIFACTRECORD']._serialized_start=1409
+  _globals['_ARTIFACTRECORD']._serialized_end=1636
+  _globals['_BLOBRECORD']._serialized_start=1639
+  _globals['_BLOBRECORD']._serialized_end=1810
+  _globals['_DISKSOURCE']._serialized_start=1812
+  _globals['_DISKSOURCE']._serialized_end=1866
+  _globals['_UPLOADRECORD']._serialized_start=1868
+  _globals['_UPLOADRECORD']._serialized_end=1956
+  _globals['_RESERVATIONRECORD']._serialized_start=1959
+  _globals['_RESERVATIONRECORD']._serialized_end=2120
+  _globals['_HOTPLUGRECORD']._serialized_start=2122
+  _globals['_HOTPLUGRECORD']._serialized_end=2224
+  _globals['_AGENTOPERATIONRECORD']._serialized_start=2227
+  _globals['_AGENTOPERATIONRECORD']._serialized_end=2370
 # @@protoc_insertion_point(module_scope)

@@ -90,6 +90,14 @@ class NodeRecord(_message.Message):
     retired_at: float
     def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[_node_service_pb2.NodeState, str]] = ..., facts: _Optional[_Union[_scheduler_service_pb2.HypervisorFacts, _Mapping]] = ..., lastseen: _Optional[float] = ..., last_report: _Optional[_Union[_scheduler_service_pb2.ReportNodeRequest, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., deleted_at: _Optional[float] = ..., retired_at: _Optional[float] = ...) -> None: ...
 
+class ProcessMetricsRecord(_message.Message):
+    __slots__ = ("metrics", "recorded_at")
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    metrics: _struct_pb2.Struct
+    recorded_at: float
+    def __init__(self, metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., recorded_at: _Optional[float] = ...) -> None: ...
+
 class NetworkRecord(_message.Message):
     __slots__ = ("network", "created_at", "deleted_at")
     NETWORK_FIELD_NUMBER: _ClassVar[int]

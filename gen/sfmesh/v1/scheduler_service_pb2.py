@@ -26,7 +26,7 @@ from sfmesh.v1 import instance_pb2 as sfmesh_dot_v1_dot_instance__pb2
 from sfmesh.v1 import options_pb2 as sfmesh_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!sfmesh/v1/scheduler_service.proto\x12\tsfmesh.v1\x1a\x18sfmesh/v1/instance.proto\x1a\x17sfmesh/v1/options.proto\"p\n\x0fHypervisorFacts\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0b\n\x03kvm\x18\x03 \x01(\x08\x12\x17\n\x0flibvirt_version\x18\x04 \x01(\t\x12\x18\n\x10underlay_address\x18\x05 \x01(\t\"\xd8\x01\n\x11ReportNodeRequest\x12)\n\x05\x66\x61\x63ts\x18\x01 \x01(\x0b\x32\x1a.sfmesh.v1.HypervisorFacts\x12\x12\n\ncpus_total\x18\x02 \x01(\x05\x12\x11\n\tcpus_used\x18\x03 \x01(\x05\x12\x18\n\x10memory_total_mib\x18\x04 \x01(\x03\x12\x17\n\x0fmemory_free_mib\x18\x05 \x01(\x03\x12\x15\n\rdisk_free_gib\x18\x06 \x01(\x03\x12\x0f\n\x07load_1m\x18\x07 \x01(\x01\x12\x16\n\x0einstance_uuids\x18\x08 \x03(\t\"5\n\x12ReportNodeResponse\x12\x1f\n\x17report_interval_seconds\x18\x01 \x01(\x05\"\xcd\x02\n\x14PlaceInstanceRequest\x12\x15\n\rinstance_uuid\x18\x01 \x01(\t\x12\x0c\n\x04\x63pus\x18\x02 \x01(\x05\x12\x0e\n\x06memory\x18\x03 \x01(\x05\x12\x10\n\x08\x64isk_gib\x18\x04 \x01(\x05\x12\x16\n\tplaced_on\x18\x05 \x01(\tH\x00\x88\x01\x01\x12!\n\x04\x64isk\x18\x06 \x03(\x0b\x32\x13.sfmesh.v1.DiskSpec\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x11\n\tnamespace\x18\x08 \x01(\t\x12?\n\x08\x61\x66\x66inity\x18\t \x03(\x0b\x32-.sfmesh.v1.PlaceInstanceRequest.AffinityEntry\x12\x0c\n\x04tags\x18\n \x03(\t\x1a/\n\rAffinityEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x42\x0c\n\n_placed_on\"=\n\x15PlaceInstanceResponse\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x16\n\x0ereservation_id\x18\x02 \x01(\t\"3\n\x19ReleaseReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"\x1c\n\x1aReleaseReservationResponse2\xaa\x02\n\x10SchedulerService\x12S\n\nReportNode\x12\x1c.sfmesh.v1.ReportNodeRequest\x1a\x1d.sfmesh.v1.ReportNodeResponse\"\x04\xe0\xf3\x18\x03(\x01\x30\x01\x12X\n\rPlaceInstance\x12\x1f.sfmesh.v1.PlaceInstanceRequest\x1a .sfmesh.v1.PlaceInstanceResponse\"\x04\xe0\xf3\x18\x03\x12g\n\x12ReleaseReservation\x12$.sfmesh.v1.ReleaseReservationRequest\x1a%.sfmesh.v1.ReleaseReservationResponse\"\x04\xe0\xf3\x18\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!sfmesh/v1/scheduler_service.proto\x12\tsfmesh.v1\x1a\x18sfmesh/v1/instance.proto\x1a\x17sfmesh/v1/options.proto\"p\n\x0fHypervisorFacts\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0b\n\x03kvm\x18\x03 \x01(\x08\x12\x17\n\x0flibvirt_version\x18\x04 \x01(\t\x12\x18\n\x10underlay_address\x18\x05 \x01(\t\"\x95\x02\n\x11ReportNodeRequest\x12)\n\x05\x66\x61\x63ts\x18\x01 \x01(\x0b\x32\x1a.sfmesh.v1.HypervisorFacts\x12\x12\n\ncpus_total\x18\x02 \x01(\x05\x12\x11\n\tcpus_used\x18\x03 \x01(\x05\x12\x18\n\x10memory_total_mib\x18\x04 \x01(\x03\x12\x17\n\x0fmemory_free_mib\x18\x05 \x01(\x03\x12\x15\n\rdisk_free_gib\x18\x06 \x01(\x03\x12\x0f\n\x07load_1m\x18\x07 \x01(\x01\x12\x16\n\x0einstance_uuids\x18\x08 \x03(\t\x12\x0f\n\x07load_5m\x18\t \x01(\x01\x12\x10\n\x08load_15m\x18\n \x01(\x01\x12\x18\n\x10instances_active\x18\x0b \x01(\x05\"5\n\x12ReportNodeResponse\x12\x1f\n\x17report_interval_seconds\x18\x01 \x01(\x05\"\xcd\x02\n\x14PlaceInstanceRequest\x12\x15\n\rinstance_uuid\x18\x01 \x01(\t\x12\x0c\n\x04\x63pus\x18\x02 \x01(\x05\x12\x0e\n\x06memory\x18\x03 \x01(\x05\x12\x10\n\x08\x64isk_gib\x18\x04 \x01(\x05\x12\x16\n\tplaced_on\x18\x05 \x01(\tH\x00\x88\x01\x01\x12!\n\x04\x64isk\x18\x06 \x03(\x0b\x32\x13.sfmesh.v1.DiskSpec\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x11\n\tnamespace\x18\x08 \x01(\t\x12?\n\x08\x61\x66\x66inity\x18\t \x03(\x0b\x32-.sfmesh.v1.PlaceInstanceRequest.AffinityEntry\x12\x0c\n\x04tags\x18\n \x03(\t\x1a/\n\rAffinityEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x42\x0c\n\n_placed_on\"=\n\x15PlaceInstanceResponse\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x16\n\x0ereservation_id\x18\x02 \x01(\t\"3\n\x19ReleaseReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"\x1c\n\x1aReleaseReservationResponse2\xaa\x02\n\x10SchedulerService\x12S\n\nReportNode\x12\x1c.sfmesh.v1.ReportNodeRequest\x1a\x1d.sfmesh.v1.ReportNodeResponse\"\x04\xe0\xf3\x18\x03(\x01\x30\x01\x12X\n\rPlaceInstance\x12\x1f.sfmesh.v1.PlaceInstanceRequest\x1a .sfmesh.v1.PlaceInstanceResponse\"\x04\xe0\xf3\x18\x03\x12g\n\x12ReleaseReservation\x12$.sfmesh.v1.ReleaseReservationRequest\x1a%.sfmesh.v1.ReleaseReservationResponse\"\x04\xe0\xf3\x18\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,19 +44,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HYPERVISORFACTS']._serialized_start=99
   _globals['_HYPERVISORFACTS']._serialized_end=211
   _globals['_REPORTNODEREQUEST']._serialized_start=214
-  _globals['_REPORTNODEREQUEST']._serialized_end=430
-  _globals['_REPORTNODERESPONSE']._serialized_start=432
-  _globals['_REPORTNODERESPONSE']._serialized_end=485
-  _globals['_PLACEINSTANCEREQUEST']._serialized_start=488
-  _globals['_PLACEINSTANCEREQUEST']._serialized_end=821
-  _globals['_PLACEINSTANCEREQUEST_AFFINITYENTRY']._serialized_start=760
-  _globals['_PLACEINSTANCEREQUEST_AFFINITYENTRY']._serialized_end=807
-  _globals['_PLACEINSTANCERESPONSE']._serialized_start=823
-  _globals['_PLACEINSTANCERESPONSE']._serialized_end=884
-  _globals['_RELEASERESERVATIONREQUEST']._serialized_start=886
-  _globals['_RELEASERESERVATIONREQUEST']._serialized_end=937
-  _globals['_RELEASERESERVATIONRESPONSE']._serialized_start=939
-  _globals['_RELEASERESERVATIONRESPONSE']._serialized_end=967
-  _globals['_SCHEDULERSERVICE']._serialized_start=970
-  _globals['_SCHEDULERSERVICE']._serialized_end=1268
+  _globals['_REPORTNODEREQUEST']._serialized_end=491
+  _globals['_REPORTNODERESPONSE']._serialized_start=493
+  _globals['_REPORTNODERESPONSE']._serialized_end=546
+  _globals['_PLACEINSTANCEREQUEST']._serialized_start=549
+  _globals['_PLACEINSTANCEREQUEST']._serialized_end=882
+  _globals['_PLACEINSTANCEREQUEST_AFFINITYENTRY']._serialized_start=821
+  _globals['_PLACEINSTANCEREQUEST_AFFINITYENTRY']._serialized_end=868
+  _globals['_PLACEINSTANCERESPONSE']._serialized_start=884
+  _globals['_PLACEINSTANCERESPONSE']._serialized_end=945
+  _globals['_RELEASERESERVATIONREQUEST']._serialized_start=947
+  _globals['_RELEASERESERVATIONREQUEST']._serialized_end=998
+  _globals['_RELEASERESERVATIONRESPONSE']._serialized_start=1000
+  _globals['_RELEASERESERVATIONRESPONSE']._serialized_end=1028
+  _globals['_SCHEDULERSERVICE']._serialized_start=1031
+  _globals['_SCHEDULERSERVICE']._serialized_end=1329
 # @@protoc_insertion_point(module_scope)

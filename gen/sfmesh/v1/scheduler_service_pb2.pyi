@@ -23,7 +23,7 @@ class HypervisorFacts(_message.Message):
     def __init__(self, node: _Optional[str] = ..., address: _Optional[str] = ..., kvm: _Optional[bool] = ..., libvirt_version: _Optional[str] = ..., underlay_address: _Optional[str] = ...) -> None: ...
 
 class ReportNodeRequest(_message.Message):
-    __slots__ = ("facts", "cpus_total", "cpus_used", "memory_total_mib", "memory_free_mib", "disk_free_gib", "load_1m", "instance_uuids")
+    __slots__ = ("facts", "cpus_total", "cpus_used", "memory_total_mib", "memory_free_mib", "disk_free_gib", "load_1m", "instance_uuids", "load_5m", "load_15m", "instances_active")
     FACTS_FIELD_NUMBER: _ClassVar[int]
     CPUS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     CPUS_USED_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,9 @@ class ReportNodeRequest(_message.Message):
     DISK_FREE_GIB_FIELD_NUMBER: _ClassVar[int]
     LOAD_1M_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_UUIDS_FIELD_NUMBER: _ClassVar[int]
+    LOAD_5M_FIELD_NUMBER: _ClassVar[int]
+    LOAD_15M_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     facts: HypervisorFacts
     cpus_total: int
     cpus_used: int
@@ -40,7 +43,10 @@ class ReportNodeRequest(_message.Message):
     disk_free_gib: int
     load_1m: float
     instance_uuids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, facts: _Optional[_Union[HypervisorFacts, _Mapping]] = ..., cpus_total: _Optional[int] = ..., cpus_used: _Optional[int] = ..., memory_total_mib: _Optional[int] = ..., memory_free_mib: _Optional[int] = ..., disk_free_gib: _Optional[int] = ..., load_1m: _Optional[float] = ..., instance_uuids: _Optional[_Iterable[str]] = ...) -> None: ...
+    load_5m: float
+    load_15m: float
+    instances_active: int
+    def __init__(self, facts: _Optional[_Union[HypervisorFacts, _Mapping]] = ..., cpus_total: _Optional[int] = ..., cpus_used: _Optional[int] = ..., memory_total_mib: _Optional[int] = ..., memory_free_mib: _Optional[int] = ..., disk_free_gib: _Optional[int] = ..., load_1m: _Optional[float] = ..., instance_uuids: _Optional[_Iterable[str]] = ..., load_5m: _Optional[float] = ..., load_15m: _Optional[float] = ..., instances_active: _Optional[int] = ...) -> None: ...
 
 class ReportNodeResponse(_message.Message):
     __slots__ = ("report_interval_seconds",)

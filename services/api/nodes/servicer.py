@@ -13,7 +13,7 @@ from sfmesh.v1 import node_service_pb2, node_service_pb2_grpc, records_pb2
 
 from services.api.clients.events import NODE, Events
 from services.api.metadata.handler import MetadataEvents, MetadataHandler
-from services.api.nodes import rules
+from services.api.nodes import resources, rules
 from services.api.nodes.retirement import Retirement
 from services.api.nodes.store import NodeStore, StoredNode
 from services.api.visibility import SYSTEM
@@ -118,6 +118,24 @@ class NodeServicer(node_service_pb2_grpc.NodeServiceServicer):
     ) -> empty_pb2.Empty:
         _require_system()
         return await self._metadata.delete(request.node, request.key)
+
+    async def GetNodeProcessMetrics(
+        self,
+        request: node_service_pb2.GetNodeProcessMetricsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> node_service_pb2.GetNodeProcessMetricsResponse:
+        _require_system()
+        name = (await self._nodes.find(request.node)).record.name
+        metrics = await self._nodes.process_metrics(name)
+        return node_service_pb2.GetNodeProcessMetricsResponse(metrics=metrics)
+
+    async def GetClusterResources(
+        self,
+        request: node_service_pb2.GetClusterResourcesRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> node_service_pb2.ClusterResources:
+        _require_system()
+        return resources.cluster_resources([stored.record async for stored in self._nodes.all()])
 
 
 def _require_system() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from google.protobuf import struct_pb2
 from sfmesh.v1 import records_pb2
 
 from services.common import errors
@@ -46,6 +47,14 @@ class NodeStore:
         if found is None:
             raise node_not_found()
         return found
+
+    async def process_metrics(self, name: str) -> struct_pb2.Struct:
+        """The process metrics node `name`'s agent last recorded
+        (`/sfmesh/v1/processmetrics/<name>`); empty when it never did."""
+        item = await self._store.get(key("processmetrics", name))
+        if item is None:
+            return struct_pb2.Struct()
+        return records_pb2.ProcessMetricsRecord.FromString(item.value).metrics
 
     async def all(self) -> AsyncIterator[StoredNode]:
         """Every node record."""

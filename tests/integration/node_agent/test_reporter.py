@@ -332,7 +332,8 @@ async def test_host_readers_sample_this_machine(tmp_path: Path) -> None:
     assert sample.cpus_total >= 1 and sample.cpus_used == 0
     assert 0 < sample.memory_free_mib <= sample.memory_total_mib
     assert sample.disk_free_gib >= 0 and sample.load_1m >= 0
-    assert sample.instance_uuids == ()
+    assert sample.load_5m >= 0 and sample.load_15m >= 0
+    assert sample.instance_uuids == () and sample.instances_active == 0
     assert facts.read_virt_type("qemu") == "qemu"
     assert facts.read_virt_type(None) in ("kvm", "qemu")
 

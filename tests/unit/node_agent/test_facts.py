@@ -68,13 +68,14 @@ def test_cpuinfo_flag_must_be_a_whole_word() -> None:
     assert facts.parse_cpuinfo_flags("flags\t: vmxnet svmx\n") is False
 
 
-def test_loadavg_gives_the_one_minute_figure() -> None:
-    assert facts.parse_loadavg(LOADAVG) == pytest.approx(0.42)
+def test_loadavg_gives_the_three_averages() -> None:
+    assert facts.parse_loadavg(LOADAVG) == pytest.approx((0.42, 0.30, 0.15))
 
 
-def test_empty_loadavg_is_refused() -> None:
+@pytest.mark.parametrize("text", ["", "0.42 0.30"])
+def test_short_loadavg_is_refused(text: str) -> None:
     with pytest.raises(ValueError):
-        facts.parse_loadavg("")
+        facts.parse_loadavg(text)
 
 
 @pytest.mark.parametrize(
@@ -120,6 +121,9 @@ def test_request_carries_facts_only_when_given() -> None:
         disk_free_gib=50,
         load_1m=0.5,
         instance_uuids=("u1",),
+        load_5m=0.25,
+        load_15m=0.125,
+        instances_active=1,
     )
     host = facts.HostFacts(node="n1", address="127.0.0.1:13020", kvm=False)
     first = reporter.to_request(capacity, host)
@@ -131,4 +135,5 @@ def test_request_carries_facts_only_when_given() -> None:
     )
     assert (first.cpus_total, first.memory_free_mib, first.disk_free_gib) == (8, 8000, 50)
     assert list(first.instance_uuids) == ["u1"]
+    assert (first.load_5m, first.load_15m, first.instances_active) == (0.25, 0.125, 1)
     assert not reporter.to_request(capacity, None).HasField("facts")
