@@ -10,6 +10,7 @@ from pathlib import Path
 from services.common.config import MESH_SETTINGS, MeshConfig
 from services.common.events import EventEmitter
 from services.common.logs import configure_logging
+from services.common.metrics import metrics_setting, serve_metrics
 from services.common.replicas import ReplicaAddressError, parse_replicas
 from services.common.secrets import load_or_create_secret
 from services.common.settings import Setting, add_settings
@@ -25,9 +26,10 @@ LOG_LEVEL = Setting(
 def parse_arguments(
     service: str, *, listen: str, settings: tuple[Setting, ...] = ()
 ) -> argparse.Namespace:
-    """Parse the shared flags, the TLS files, `--listen`, `--log-level` and
-    `settings`, then configure logging for `service`. Exits with a message
-    when `--eventlog` names replicas no channel can reach."""
+    """Parse the shared flags, the TLS files, `--listen`, `--log-level`,
+    `--metrics-listen` and `settings`, then configure logging for `service`
+    and serve its metrics. Exits with a message when `--eventlog` names
+    replicas no channel can reach, or when the metrics port cannot be bound."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
     add_settings(
         parser,
@@ -38,6 +40,7 @@ def parse_arguments(
                 "--listen", listen, "gRPC listen address", variable=f"{service.upper()}_LISTEN"
             ),
             LOG_LEVEL,
+            metrics_setting(service),
             *settings,
         ),
     )
@@ -47,6 +50,7 @@ def parse_arguments(
     except ReplicaAddressError as exc:
         parser.error(f"--eventlog: {exc}")
     configure_logging(service, args.log_level)
+    serve_metrics(args.metrics_listen)
     return args
 
 
