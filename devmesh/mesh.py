@@ -99,6 +99,9 @@ class Mesh:
     feed the scheduler simulated nodes instead)."""
     tls: bool = False
     """Whether the roles speak TLS, with certificates made in the state folder."""
+    metrics: bool = True
+    """Whether each service serves Prometheus metrics (and so records them)
+    on its `ports` (bench/metrics.py compares a mesh with none)."""
     host: Host | None = field(default=None, init=False)
     """The launcher's host once started."""
 
@@ -158,7 +161,7 @@ class Mesh:
             **{
                 role: {
                     "listen": self.address(role),
-                    "metrics_listen": self.address(f"{role}_metrics"),
+                    "metrics_listen": self.address(f"{role}_metrics") if self.metrics else "",
                 }
                 for role in self.services
             },

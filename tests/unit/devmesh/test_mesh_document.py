@@ -49,6 +49,8 @@ def test_each_service_serves_metrics_on_its_port_and_the_mesh_says_where() -> No
     }
     assert ours.metrics_url("api") == "http://127.0.0.1:2010/metrics"
     assert ours.services == ["eventlog", "scheduler", "api", "node_agent", "gateway"]
+    off = Mesh(state_dir=Path("/var/tmp/m"), ports=PORTS, metrics=False).document()
+    assert parse_config(off, hostname="other").metrics_urls() == {}
 
 
 def test_settings_win_over_the_environment_which_wins_over_the_defaults(
