@@ -215,16 +215,17 @@ def _service(problems: list[str], role: str, table: Mapping[str, Any], address: 
             ):
                 flags[settings[key].flag] = text
     listen = values.address_at(problems, f"{role}.listen", table, f"{address}:{ROLES[role].port}")
-    metrics = _metrics_listen(problems, role, table, listen)
+    metrics = _metrics_listen(problems, role, table, address)
     return ServiceRole(role, listen, metrics, flags)
 
 
 def _metrics_listen(
-    problems: list[str], role: str, table: Mapping[str, Any], listen: Address
+    problems: list[str], role: str, table: Mapping[str, Any], address: str
 ) -> Address | None:
     """`<role>.metrics_listen`: by default the role's own port for metrics
-    on its listen host; "" for none."""
-    default = str(Address(listen.host, ROLES[role].metrics_port))
+    at the host's address (never every address unless asked, even for a
+    role that listens on all of them); "" for none."""
+    default = str(Address(address, ROLES[role].metrics_port))
     if table.get("metrics_listen", default) == "":
         return None
     return values.address_at(problems, f"{role}.metrics_listen", table, default)

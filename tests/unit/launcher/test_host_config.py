@@ -311,7 +311,7 @@ def test_each_role_serves_metrics_on_its_own_port_unless_told_otherwise() -> Non
     config = parse_config(document, hostname="cp1")
     assert config.services["api"].metrics == Address("10.0.0.1", 14010)
     assert config.services["eventlog"].metrics == Address("10.0.0.1", 14012)
-    assert config.services["gateway"].metrics == Address("0.0.0.0", 14000)
+    assert config.services["gateway"].metrics == Address("10.0.0.1", 14000)  # not 0.0.0.0
     assert config.services["scheduler"].metrics == Address("127.0.0.1", 9111)
     assert config.services["node_agent"].metrics is None
     assert config.metrics_urls() == {

@@ -63,7 +63,7 @@ def test_a_service_gets_the_mesh_its_listen_address_and_its_settings() -> None:
         "--api-address=10.0.0.1:13010",
         "--host=0.0.0.0",
         "--port=13000",
-        "--metrics-listen=0.0.0.0:14000",
+        "--metrics-listen=10.0.0.1:14000",
         "--max-body=2048",
     ]
 
@@ -95,7 +95,7 @@ def test_the_gateway_parses_its_command_line() -> None:
     gateway = parse_gateway(command(CONFIG, "gateway")[3:])
     assert (gateway.api_address, gateway.host, gateway.port) == ("10.0.0.1:13010", "0.0.0.0", 13000)
     assert gateway.max_body == 2048
-    assert gateway.metrics_listen == "0.0.0.0:14000"
+    assert gateway.metrics_listen == "10.0.0.1:14000"
 
 
 def test_several_api_replicas_reach_the_gateway_and_the_node_agent() -> None:
