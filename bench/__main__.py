@@ -17,6 +17,7 @@ from bench import (
     failover,
     gateway,
     instances,
+    metrics,
     networks,
     peer,
     recovery,
@@ -45,6 +46,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "failover": failover.main,
     "console": console.main,
     "agent": agent.main,
+    "metrics": metrics.main,
 }
 
 

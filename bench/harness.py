@@ -14,13 +14,18 @@ from devmesh.mesh import Mesh, Ports, remove_leftovers
 
 @contextlib.contextmanager
 def quiet_mesh(
-    *, node_agent: bool = False, settings: dict[str, str] | None = None, tls: bool = False
+    *,
+    node_agent: bool = False,
+    settings: dict[str, str] | None = None,
+    tls: bool = False,
+    metrics: bool = True,
 ) -> Iterator[Mesh]:
     """A mesh in a temporary state folder (one qemu can traverse), its logs
     discarded at the source: copying them would cost the load generator's
     process GIL time on every request. Without this machine's node agent
     unless asked: benchmarks of the api place onto simulated nodes. With
-    `tls`, every role speaks TLS (`Mesh.tls`)."""
+    `tls`, every role speaks TLS (`Mesh.tls`); without `metrics`, no service
+    serves or records metrics (`Mesh.metrics`)."""
     with tempfile.TemporaryDirectory(prefix="sfmesh-bench-", dir="/var/tmp") as state:
         Path(state).chmod(0o755)
         mesh = Mesh(
@@ -31,6 +36,7 @@ def quiet_mesh(
             node_name=f"bench-{uuid.uuid4().hex[:6]}",
             settings=settings or {},
             tls=tls,
+            metrics=metrics,
         )
         mesh.start()
         try:

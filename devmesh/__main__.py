@@ -78,6 +78,7 @@ def print_banner(mesh: Mesh) -> None:
             f"  gRPC {name + ':':<12}{mesh.address(name)}"
             for name in ("api", "scheduler", "eventlog", "node_agent")
         ),
+        *(f"  metrics {name + ':':<12}{mesh.metrics_url(name)}" for name in mesh.services),
         f"  test image: {TEST_IMAGE} (a boot sector printing SFMESH BOOT OK on the console)",
         "  namespace:  system",
         f"  key:        {key}",

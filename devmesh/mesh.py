@@ -59,6 +59,12 @@ class Ports:
     node_agent: int = ROLES["node_agent"].port
     etcd_client: int = ROLES["etcd"].port
     etcd_peer: int = ETCD_PEER_PORT
+    gateway_metrics: int = ROLES["gateway"].metrics_port
+    api_metrics: int = ROLES["api"].metrics_port
+    scheduler_metrics: int = ROLES["scheduler"].metrics_port
+    eventlog_metrics: int = ROLES["eventlog"].metrics_port
+    node_agent_metrics: int = ROLES["node_agent"].metrics_port
+    """Each service's Prometheus metrics (etcd serves its own on its client port)."""
 
     @classmethod
     def free(cls) -> Ports:
@@ -93,6 +99,9 @@ class Mesh:
     feed the scheduler simulated nodes instead)."""
     tls: bool = False
     """Whether the roles speak TLS, with certificates made in the state folder."""
+    metrics: bool = True
+    """Whether each service serves Prometheus metrics (and so records them)
+    on its `ports` (bench/metrics.py compares a mesh with none)."""
     host: Host | None = field(default=None, init=False)
     """The launcher's host once started."""
 
@@ -127,6 +136,15 @@ class Mesh:
         return f"127.0.0.1:{getattr(self.ports, service)}"
 
     @property
+    def services(self) -> list[str]:
+        """The services this mesh runs (its roles but etcd), in start order."""
+        return [r for r in ROLES if r != "etcd" and (self.node_agent or r != "node_agent")]
+
+    def metrics_url(self, service: str) -> str:
+        """Where a service (`gateway` or a gRPC service) serves its Prometheus metrics."""
+        return f"http://{self.address(f'{service}_metrics')}/metrics"
+
+    @property
     def system_key(self) -> str:
         """The system namespace's key, kept in the state folder."""
         return (self.state_dir / "system.key").read_text().strip()
@@ -135,12 +153,18 @@ class Mesh:
         """The all-in-one host config: every role on loopback at `ports`;
         settings from the small-machine defaults, then the environment's
         SFMESH_* variables, then `settings`."""
-        roles = [role for role in ROLES if self.node_agent or role != "node_agent"]
+        roles = ["etcd", *self.services]
         document: dict[str, dict[str, Any]] = {
             "host": {"name": self.node_name, "roles": roles, "state_dir": str(self.state_dir)},
             "mesh": {},
             "etcd": {"listen": self.address("etcd_client"), "peer": self.address("etcd_peer")},
-            **{role: {"listen": self.address(role)} for role in roles if role != "etcd"},
+            **{
+                role: {
+                    "listen": self.address(role),
+                    "metrics_listen": self.address(f"{role}_metrics") if self.metrics else "",
+                }
+                for role in self.services
+            },
         }
         set_variables(document, {**SMALL_MACHINE, **LOOPBACK_IMAGES}, strict=False)
         set_variables(document, os.environ, strict=False)
@@ -155,7 +179,8 @@ class Mesh:
         self, name: str, state_dir: Path, listen: str, settings: Mapping[str, str]
     ) -> dict[str, dict[str, Any]]:
         """The config of another host of this mesh that runs only a node
-        agent, named `name`: this mesh's node agent settings, then `settings`."""
+        agent, named `name`: this mesh's node agent settings, then
+        `settings`; it serves no metrics."""
         ours = self.document()
         document: dict[str, dict[str, Any]] = {
             "host": {"name": name, "roles": ["node_agent"], "state_dir": str(state_dir)},
@@ -165,7 +190,7 @@ class Mesh:
                 "gateway": self.address("gateway"),
                 **ours.get("mesh", {}),
             },
-            "node_agent": {**ours.get("node_agent", {}), "listen": listen},
+            "node_agent": {**ours.get("node_agent", {}), "listen": listen, "metrics_listen": ""},
         }
         set_variables(document, settings, strict=True)
         return document

@@ -71,6 +71,8 @@ def run(config: HostConfig) -> int:
     print(f"sfmesh: host {config.name} is up: {', '.join(config.roles)}", flush=True)
     for role in config.roles:
         print(f"  {role + ':':<12}{config.listen(role)}", flush=True)
+    for role, url in config.metrics_urls().items():
+        print(f"  {role + ' metrics:':<20}{url}", flush=True)
     try:
         return supervise(host, stop)
     finally:
@@ -102,9 +104,12 @@ def plan(config: HostConfig, roles: Sequence[str]) -> str:
         if tls
         else "tls: none (plaintext gRPC and HTTP; [tls] dir turns it on)",
     ]
+    urls = config.metrics_urls()
     for role in roles:
         lines.append(f"{role} ({ROLES[role].unit}):")
         lines.append("  " + " ".join(command(config, role)))
+        if role in urls:
+            lines.append(f"  metrics: {urls[role]}")
     return "\n".join(lines)
 
 

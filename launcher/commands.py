@@ -36,6 +36,8 @@ def command(config: HostConfig, role: str) -> list[str]:
         argv.append(f"--listen={service.listen}")
         if role == "node_agent":
             argv.append(f"--node-name={config.name}")
+    if service.metrics is not None:
+        argv.append(f"--metrics-listen={service.metrics}")
     return [*argv, *service_flags(config.tls, role), *_flags(service.settings)]
 
 

@@ -28,6 +28,9 @@ HOST_KEYS = ("name", "roles", "state_dir", "address")
 MESH_KEYS = tuple(key for key in MESH_FLAGS if key != "state_dir")
 """`[mesh]`: etcd (a list of endpoints), api, scheduler, eventlog, gateway,
 floating_netblock — the shared settings every service takes."""
+SERVICE_KEYS = ("listen", "metrics_listen")
+"""What a role's table takes besides its service's settings: where it
+listens, and where it serves metrics ("" for nowhere)."""
 REPLICATED = ("api", "eventlog")
 """The `[mesh]` parts that may list several replicas (``services/common/replicas.py``)."""
 
@@ -65,6 +68,8 @@ class ServiceRole:
     name: str
     """The role's name."""
     listen: Address
+    metrics: Address | None = None
+    """Where it serves Prometheus metrics (`metrics_listen`); None for nowhere."""
     settings: Mapping[str, str] = field(default_factory=dict)
     """Its table's settings, flag → text, each taken by the service's own parser."""
 
@@ -96,6 +101,15 @@ class HostConfig:
     def advertised(self, listen: Address) -> Address:
         """How other hosts reach one of this host's listeners."""
         return advertised(self.address, listen)
+
+    def metrics_urls(self) -> dict[str, str]:
+        """The `/metrics` URL of each role of this host that serves one, as
+        other hosts reach it."""
+        return {
+            role: f"http://{self.advertised(service.metrics)}/metrics"
+            for role, service in self.services.items()
+            if service.metrics is not None
+        }
 
 
 def advertised(host_address: str, listen: Address) -> Address:
@@ -184,14 +198,14 @@ def _service(problems: list[str], role: str, table: Mapping[str, Any], address: 
     settings = role_settings(role)
     flags = {}
     for key, value in table.items():
-        if key == "listen":
+        if key in SERVICE_KEYS:
             continue
         where = managed_key(role, key)
         if where is not None:
             problems.append(f"{role}.{key}: the launcher sets it from {where}; set that instead")
         elif key not in settings:
             problems.append(
-                f"{role}.{key}: unknown key{values.suggest(key, ['listen', *settings])}"
+                f"{role}.{key}: unknown key{values.suggest(key, [*SERVICE_KEYS, *settings])}"
                 f" ({role} takes listen and the flags of `python -m {ROLES[role].module} --help`)"
             )
         else:
@@ -201,7 +215,20 @@ def _service(problems: list[str], role: str, table: Mapping[str, Any], address: 
             ):
                 flags[settings[key].flag] = text
     listen = values.address_at(problems, f"{role}.listen", table, f"{address}:{ROLES[role].port}")
-    return ServiceRole(role, listen, flags)
+    metrics = _metrics_listen(problems, role, table, address)
+    return ServiceRole(role, listen, metrics, flags)
+
+
+def _metrics_listen(
+    problems: list[str], role: str, table: Mapping[str, Any], address: str
+) -> Address | None:
+    """`<role>.metrics_listen`: by default the role's own port for metrics
+    at the host's address (never every address unless asked, even for a
+    role that listens on all of them); "" for none."""
+    default = str(Address(address, ROLES[role].metrics_port))
+    if table.get("metrics_listen", default) == "":
+        return None
+    return values.address_at(problems, f"{role}.metrics_listen", table, default)
 
 
 def _mesh(
@@ -295,7 +322,10 @@ def bindings(config: HostConfig, roles: Iterable[str]) -> list[tuple[str, Addres
         if role == "etcd" and config.etcd is not None:
             listeners += [("etcd.listen", config.etcd.listen), ("etcd.peer", config.etcd.peer)]
         elif role in config.services:
-            listeners.append((f"{role}.listen", config.services[role].listen))
+            service = config.services[role]
+            listeners.append((f"{role}.listen", service.listen))
+            if service.metrics is not None:
+                listeners.append((f"{role}.metrics_listen", service.metrics))
     return listeners
 
 

@@ -35,6 +35,9 @@ class Role:
     """Its name in `host.roles`, its config table and `--role`."""
     port: int
     """The port it listens on unless its `listen` says otherwise."""
+    metrics_port: int = 0
+    """The port it serves Prometheus metrics on unless its `metrics_listen`
+    says otherwise; 0 for etcd, which serves `/metrics` on its client port."""
     module: str = ""
     """The Python module `python -m` runs; "" for etcd, which is not ours."""
     calls: tuple[str, ...] = ()
@@ -56,12 +59,13 @@ ROLES: dict[str, Role] = {
     role.name: role
     for role in (
         Role("etcd", 13379),
-        Role("eventlog", 13012, "services.eventlog"),
-        Role("scheduler", 13011, "services.scheduler", ("etcd", "eventlog")),
-        Role("api", 13010, "services.api", ("etcd", "eventlog", "scheduler")),
+        Role("eventlog", 13012, 14012, "services.eventlog"),
+        Role("scheduler", 13011, 14011, "services.scheduler", ("etcd", "eventlog")),
+        Role("api", 13010, 14010, "services.api", ("etcd", "eventlog", "scheduler")),
         Role(
             "node_agent",
             13020,
+            14020,
             "services.node_agent",
             ("etcd", "eventlog", "scheduler", "api", "gateway"),
             {"node_name": "host.name"},
@@ -69,6 +73,7 @@ ROLES: dict[str, Role] = {
         Role(
             "gateway",
             13000,
+            14000,
             "services.api_gateway",
             ("api",),
             {"api_address": "mesh.api", "host": "gateway.listen", "port": "gateway.listen"},

@@ -10,6 +10,7 @@ import uvloop
 from services.api_gateway.config import GatewayConfig
 from services.api_gateway.server import serve
 from services.common.logs import skip_unshown_lookups
+from services.common.metrics import metrics_setting, serve_metrics
 from services.common.replicas import ReplicaAddressError, parse_replicas
 from services.common.settings import Setting, add_settings
 from services.common.tracing import OTLP_ENDPOINT, configure_tracing
@@ -60,7 +61,7 @@ def parse_config(argv: list[str] | None = None) -> GatewayConfig:
     """Flags override environment variables, which override defaults. With
     the TLS files the gateway serves HTTPS and checks the api's certificate."""
     parser = argparse.ArgumentParser(prog="python -m services.api_gateway", description=__doc__)
-    add_settings(parser, (*SETTINGS, *TLS_SETTINGS))
+    add_settings(parser, (*SETTINGS, *TLS_SETTINGS, metrics_setting("gateway")))
     args = parser.parse_args(argv)
     try:
         transport = Transport.from_settings(args.tls_ca, args.tls_cert, args.tls_key)
@@ -83,6 +84,7 @@ def parse_config(argv: list[str] | None = None) -> GatewayConfig:
         max_connections=args.max_connections,
         novnc_dir=args.novnc_dir,
         otlp_endpoint=args.otlp_endpoint,
+        metrics_listen=args.metrics_listen,
     )
 
 
@@ -92,6 +94,7 @@ def main() -> None:
     skip_unshown_lookups()
     config = parse_config()
     configure_tracing("gateway", config.otlp_endpoint)
+    serve_metrics(config.metrics_listen)
     # uvloop: measured faster than asyncio's loop for the gateway (bench/gateway.py).
     uvloop.run(serve(config))
 

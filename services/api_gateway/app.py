@@ -8,7 +8,10 @@ asks the upstream's `grpc.health.v1` service, `GET /openapi.json` and
 `GET /apidocs` answer documents built once at start, `/console/` and
 `/novnc/` the browser console's files (`static_pages.py`). A WebSocket
 route's upgrade is bridged to its bidirectional stream (`ws_bridge.py`).
-Every response, errors included, carries `X-Request-ID`.
+Every response, errors included, carries `X-Request-ID`. The scope's
+`"route"` names the pattern of the route that took the request, for its
+metrics (`access.py`): the template of an RPC's rule, the gateway's own page
+(`static` for the console's files), unset when none did.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import orjson
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.api_gateway import apidocs, openapi, routes
+from services.api_gateway.access import ROUTE
 from services.api_gateway.config import GatewayConfig
 from services.api_gateway.descriptors import UpstreamDescriptors, load_descriptors
 from services.api_gateway.errors import ErrorReply, GatewayError, UpstreamError
@@ -197,10 +201,12 @@ class GatewayApp:
         method: str = scope["method"]
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         if raw_path == "/healthz" and method == "GET":
+            scope[ROUTE] = raw_path
             await self._health(send, base)
             return
         page = _own_page(loaded, method, raw_path)
         if page is not None:
+            scope[ROUTE] = page.route or raw_path
             await send_bytes(
                 send,
                 200,
@@ -216,6 +222,7 @@ class GatewayApp:
         planned = loaded.requests.get(key) if _without_body(headers) else None
         if planned is None:
             found = _find_route(loaded.table, method, raw_path)
+            scope[ROUTE] = found.route.template.source
             if found.route.websocket:
                 raise GatewayError(
                     426,
@@ -235,6 +242,7 @@ class GatewayApp:
                 loaded.requests.put(key, (route, request))
         else:
             route, request = planned
+            scope[ROUTE] = route.template.source
             query, authorization = _credentials(route, query, headers)
         tracing.rename_span(f"{method} {route.template.source}")
         metadata = _metadata(request_id, authorization)
@@ -260,6 +268,7 @@ class GatewayApp:
             raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
             found = _find_route(loaded.table, "GET", raw_path)
             route = found.route
+            scope[ROUTE] = route.template.source
             if not route.websocket:
                 raise GatewayError(400, f"{raw_path} is not a WebSocket route")
             query = scope.get("query_string", b"").decode("latin-1")
@@ -404,6 +413,8 @@ class _Page:
     body: bytes
     content_type: bytes = b"application/json"
     headers: Headers = field(default_factory=list)
+    route: str = ""
+    """Its `route` label when not its path (`static` for a file)."""
 
 
 @dataclass(frozen=True)
@@ -432,7 +443,7 @@ def _own_page(loaded: _Loaded, method: str, path: str) -> _Page | None:
         return _Page(loaded.apidocs_html, _HTML)
     found = loaded.static.find(path)
     if found is not None:
-        return _Page(found.body, found.content_type, found.headers)
+        return _Page(found.body, found.content_type, found.headers, "static")
     if loaded.static.is_page(path):
         raise GatewayError(503, MISSING, code=grpc.StatusCode.UNAVAILABLE)
     return None

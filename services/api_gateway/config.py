@@ -44,6 +44,9 @@ class GatewayConfig:
     stream_start_wait: float = 1.0
     """How long a stream may stay silent before the 200 header is sent anyway; an error
     before then is answered with its own HTTP status, after it as a final error line."""
+    metrics_listen: str = ""
+    """host:port serving Prometheus metrics at `/metrics`; "" for none,
+    and then no request is counted (``services/common/metrics.py``)."""
     novnc_dir: str = "/usr/share/novnc"
     """Where noVNC is (Debian's `novnc` package): its `core/` and `vendor/`
     are served at `/novnc/` for the browser console's page."""

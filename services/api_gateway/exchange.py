@@ -7,8 +7,8 @@ out at once and the body is chunked, each message written as it comes.
 to end) and answers `http.disconnect`; the time it spends waiting for body
 bytes counts against the connection's body timeout. A response that starts
 before the whole request body has arrived closes the connection after it.
-When the app returns, one JSON line goes to the access log: method, path,
-status, duration_ms, request_id.
+When the app returns, one JSON line goes to the access log and the request
+is counted (`access.py`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
+from services.api_gateway.access import finish
 from services.api_gateway.types import AsgiMessage, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger("sfmesh.api_gateway.http")
-access_log = logging.getLogger("sfmesh.api_gateway.access")
 
 _BAD_NAME = re.compile(b'[\x00-\x1f\x7f()<>@,;:\\[\\]={} \t\\\\"]')
 _BAD_VALUE = re.compile(b"[\x00-\x08\x0a-\x1f\x7f]")
@@ -133,7 +131,7 @@ class Exchange:
         self.wake()
 
     async def run(self, app: ASGIApp) -> None:
-        """Run the app for this request, then log it."""
+        """Run the app for this request, then log and count it."""
         started = time.perf_counter()
         try:
             await app(self.scope, self.receive, self.send)
@@ -147,15 +145,13 @@ class Exchange:
                 log.warning("the app returned without completing its response; closing")
                 self._fail()
         finally:
-            if access_log.isEnabledFor(logging.INFO):
-                line = {
-                    "method": self.scope["method"],
-                    "path": self.scope["path"],
-                    "status": self.status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "request_id": self.request_id,
-                }
-                access_log.info(orjson.dumps(line).decode())
+            finish(
+                self.scope,
+                status=self.status,
+                started=started,
+                request_id=self.request_id,
+                metrics=self.conn.listener.metrics,
+            )
 
     def _fail(self) -> None:
         if self.started or self.disconnected or self.conn.transport is None:

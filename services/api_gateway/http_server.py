@@ -55,6 +55,7 @@ from services.api_gateway.ws_exchange import (
     offered_subprotocols,
     wants_websocket,
 )
+from services.common.metrics import RequestMetrics
 
 log = logging.getLogger("sfmesh.api_gateway.http")
 
@@ -93,10 +94,14 @@ class Limits:
 
 
 class Listener:
-    """The open connections and running request tasks of one server."""
+    """The open connections and running request tasks of one server, and
+    where its requests are counted."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, metrics: RequestMetrics | None = None) -> None:
+        """`metrics`: where each finished request is counted (`access.py`);
+        None counts nothing."""
         self.limits = limits
+        self.metrics = metrics
         self.connections: set[HttpProtocol] = set()
         self.idle: dict[HttpProtocol, None] = {}
         """Connections with no request in progress, longest idle first."""

@@ -19,11 +19,14 @@ import threading
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+from services.api_gateway.access import HTTP_REQUESTS
 from services.api_gateway.app import GatewayApp
 from services.api_gateway.config import GatewayConfig
 from services.api_gateway.http_server import HttpProtocol, Limits, Listener
 from services.api_gateway.https import server_context
 from services.api_gateway.types import AsgiMessage, Receive, Scope, Send
+from services.common import metrics
+from services.common.metrics import RequestMetrics
 from services.common.transport import TlsConfigError
 
 log = logging.getLogger("sfmesh.api_gateway.server")
@@ -83,7 +86,10 @@ class _Lifespan:
 class GatewayServer:
     """The gateway app behind `HttpProtocol`, with lifespan, signals and graceful stop."""
 
-    def __init__(self, config: GatewayConfig, app: StoppableApp) -> None:
+    def __init__(
+        self, config: GatewayConfig, app: StoppableApp, *, metrics: RequestMetrics | None = None
+    ) -> None:
+        """`metrics`: where requests are counted (`access.py`); None for none."""
         self.config = config
         self.gateway = app
         self.started = False
@@ -94,7 +100,8 @@ class GatewayServer:
                 head_timeout=config.head_timeout,
                 body_timeout=config.body_timeout,
                 max_connections=connection_cap(config.max_connections),
-            )
+            ),
+            metrics,
         )
         self._exit = asyncio.Event()
         self._drained: asyncio.Task[Any] | None = None
@@ -200,8 +207,10 @@ def connection_cap(wanted: int) -> int:
 
 
 def build_server(config: GatewayConfig) -> GatewayServer:
-    """The HTTP server around a fresh gateway app."""
-    return GatewayServer(config, GatewayApp(config))
+    """The HTTP server around a fresh gateway app; it counts requests when
+    the process serves metrics (`serve_metrics`)."""
+    counted = HTTP_REQUESTS if metrics.enabled() else None
+    return GatewayServer(config, GatewayApp(config), metrics=counted)
 
 
 async def serve(config: GatewayConfig) -> None:

@@ -40,12 +40,12 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-import orjson
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, Pong, TextMessage
 from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import ProtocolError, generate_accept_token
 
+from services.api_gateway.access import finish
 from services.api_gateway.exchange import ASGIApp, plain_response, status_line
 from services.api_gateway.types import AsgiMessage, Scope
 
@@ -53,7 +53,6 @@ if TYPE_CHECKING:
     from services.api_gateway.http_server import HttpProtocol
 
 log = logging.getLogger("sfmesh.api_gateway.http")
-access_log = logging.getLogger("sfmesh.api_gateway.access")
 
 MAX_MESSAGE = 1 << 20
 """The longest message a client may send, in bytes; longer closes with 1009."""
@@ -146,7 +145,7 @@ class WebSocketExchange:
     # --- the app's side ---
 
     async def run(self, app: ASGIApp) -> None:
-        """Run the app for this socket, then end it and log it."""
+        """Run the app for this socket, then end it, log and count it."""
         started = time.perf_counter()
         try:
             await app(self.scope, self.receive, self.send)
@@ -156,16 +155,14 @@ class WebSocketExchange:
         else:
             self._end(CloseReason.NORMAL_CLOSURE, "")
         finally:
-            if access_log.isEnabledFor(logging.INFO):
-                line = {
-                    "method": "GET",
-                    "path": self.scope["path"],
-                    "status": self.status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "request_id": self.request_id,
-                    "websocket": True,
-                }
-                access_log.info(orjson.dumps(line).decode())
+            finish(
+                self.scope,
+                status=self.status,
+                started=started,
+                request_id=self.request_id,
+                metrics=self.conn.listener.metrics,
+                websocket=True,
+            )
 
     async def receive(self) -> AsgiMessage:
         """`websocket.connect`, then each `websocket.receive`, then

@@ -1,8 +1,10 @@
 """Server interceptors every service installs, outermost first:
 
 1. `RequestInterceptor`: takes the request id from `x-request-id` (or makes
-   one), logs one structured line per request, and maps `SfmeshError` to a rich
-   gRPC status — errors are translated here and nowhere else. Before any
+   one), logs one structured line per request (a stream's when it ends; one
+   cancelled by its caller or the server's stop is `CANCELLED`), counts and
+   times it when given `RequestMetrics` (`metrics.py`), and maps `SfmeshError`
+   to a rich gRPC status — errors are translated here and nowhere else. Before any
    answer leaves (a reply, each message of a stream, an error) it awaits what
    the request asked for through `await_before_answer`: the event emitter asks
    it so that a request's events are durable before the caller hears back.
@@ -26,6 +28,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -34,6 +37,7 @@ from sfmesh.v1 import options_pb2
 
 from services.common import errors
 from services.common.handlers import Behavior, wrap_handler
+from services.common.metrics import RequestMetrics
 from services.common.tokens import Caller, TokenAuthority
 from services.common.transport import peer_identity
 
@@ -79,8 +83,19 @@ def _metadata(details: grpc.HandlerCallDetails, name: str) -> str | None:
     return None
 
 
+GRPC_REQUESTS = RequestMetrics("sfmesh_grpc", ("method",), what="gRPC requests")
+"""`sfmesh_grpc_requests_total{method,code}` and
+`sfmesh_grpc_request_duration_seconds{method}`: `method` is the full method
+name (`/sfmesh.v1.InstanceService/GetInstance`), `code` the status code's
+name (`OK`, `NOT_FOUND`, `CANCELLED`…)."""
+
+
 class RequestInterceptor(grpc.aio.ServerInterceptor):
-    """Request ids, one log line per request, and the error mapping."""
+    """Request ids, one log line per request, its metrics, and the error mapping."""
+
+    def __init__(self, metrics: RequestMetrics | None = None) -> None:
+        """`metrics`: where each request is counted and timed; None records nothing."""
+        self._metrics = metrics
 
     async def intercept_service(
         self,
@@ -90,7 +105,7 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:
             return handler
-        method = details.method
+        served = _Served(details.method, self._metrics)
         rid = _metadata(details, "x-request-id") or str(uuid.uuid4())
 
         def wrapper(behavior: Behavior, streams: bool) -> Behavior:
@@ -99,7 +114,7 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
                 async def streaming(
                     request: Any, context: grpc.aio.ServicerContext
                 ) -> AsyncIterator[Any]:
-                    async with _served(method, rid, context) as waits:
+                    async with _serving(served, rid, context) as waits:
                         async for reply in behavior(request, context):
                             if waits:
                                 await _settle(waits)
@@ -108,7 +123,7 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
                 return streaming
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                async with _served(method, rid, context):
+                async with _serving(served, rid, context):
                     return await behavior(request, context)
 
             return unary
@@ -116,13 +131,36 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
         return wrap_handler(handler, wrapper)
 
 
+@dataclass(frozen=True)
+class _Served:
+    """The method served and where its requests are counted."""
+
+    method: str
+    metrics: RequestMetrics | None
+
+    def finish(self, rid: str, started: float, code: str, message: str | None) -> None:
+        """Log one request's outcome and record it."""
+        seconds = time.perf_counter() - started
+        fields = {
+            "method": self.method,
+            "code": code,
+            "request_id": rid,
+            "duration_ms": round(seconds * 1000, 2),
+        }
+        if message:
+            fields["error"] = message
+        log.info("request", extra={"fields": fields})
+        if self.metrics is not None:
+            self.metrics.observe((self.method,), code, seconds)
+
+
 @contextlib.asynccontextmanager
-async def _served(
-    method: str, rid: str, context: grpc.aio.ServicerContext
+async def _serving(
+    served: _Served, rid: str, context: grpc.aio.ServicerContext
 ) -> AsyncIterator[list[Wait]]:
     """Around one request: set its id, settle what it must await before
-    answering, log its outcome, map domain errors. Yields the list of waits
-    still to settle."""
+    answering, log and record its outcome, map domain errors. Yields the
+    list of waits still to settle."""
     _request_id.set(rid)
     waits: list[Wait] = []
     _waits.set(waits)
@@ -134,32 +172,23 @@ async def _served(
         if waits:
             await _settle(waits)  # an error answers too, and a refusal's events count
         if not isinstance(exc, errors.SfmeshError):
-            _finish(method, rid, started, "UNKNOWN", repr(exc))
+            served.finish(rid, started, "UNKNOWN", repr(exc))
             raise
-        _finish(method, rid, started, exc.code.name, exc.message)
+        served.finish(rid, started, exc.code.name, exc.message)
         await context.abort_with_status(errors.to_status(exc, request_id=rid))
+    except BaseException:  # cancelled: the caller left, or the server is stopping
+        served.finish(rid, started, "CANCELLED", None)
+        raise
     else:
         if waits:
             await _settle(waits)
-        _finish(method, rid, started, "OK", None)
+        served.finish(rid, started, "OK", None)
 
 
 async def _settle(waits: list[Wait]) -> None:
     """Await, oldest first, what the request asked to await before answering."""
     while waits:
         await waits.pop(0)()
-
-
-def _finish(method: str, rid: str, started: float, code: str, message: str | None) -> None:
-    fields = {
-        "method": method,
-        "code": code,
-        "request_id": rid,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-    }
-    if message:
-        fields["error"] = message
-    log.info("request", extra={"fields": fields})
 
 
 @functools.lru_cache(maxsize=1024)

@@ -10,6 +10,7 @@ from pathlib import Path
 from services.common.config import MESH_SETTINGS, MeshConfig
 from services.common.events import EventEmitter
 from services.common.logs import configure_logging
+from services.common.metrics import metrics_setting, serve_metrics
 from services.common.replicas import ReplicaAddressError, parse_replicas
 from services.common.secrets import load_or_create_secret
 from services.common.settings import Setting, add_settings
@@ -27,9 +28,10 @@ def parse_arguments(
     service: str, *, listen: str, settings: tuple[Setting, ...] = ()
 ) -> argparse.Namespace:
     """Parse the shared flags, the TLS files, `--listen`, `--log-level`,
-    `--otlp-endpoint` and `settings`, then configure logging and tracing for
-    `service`. Exits with a message
-    when `--eventlog` names replicas no channel can reach."""
+    `--otlp-endpoint`, `--metrics-listen` and `settings`, then configure
+    logging and tracing for `service` and serve its metrics. Exits with a
+    message when `--eventlog` names replicas no channel can reach, or when
+    the metrics port cannot be bound."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
     add_settings(
         parser,
@@ -41,6 +43,7 @@ def parse_arguments(
             ),
             LOG_LEVEL,
             OTLP_ENDPOINT,
+            metrics_setting(service),
             *settings,
         ),
     )
@@ -51,6 +54,7 @@ def parse_arguments(
         parser.error(f"--eventlog: {exc}")
     configure_logging(service, args.log_level)
     configure_tracing(service, args.otlp_endpoint)
+    serve_metrics(args.metrics_listen)
     return args
 
 

@@ -14,7 +14,13 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from services.common.interceptors import AuthInterceptor, CallerCheck, RequestInterceptor
+from services.common import metrics
+from services.common.interceptors import (
+    GRPC_REQUESTS,
+    AuthInterceptor,
+    CallerCheck,
+    RequestInterceptor,
+)
 from services.common.reflection import enable_reflection
 from services.common.tokens import TokenAuthority
 from services.common.tracing import server_interceptors
@@ -67,11 +73,16 @@ async def start_server(
     every verified caller and may refuse it (see `AuthInterceptor`). With a
     secure `transport` the port is TLS, clients must present a certificate of
     the mesh CA unless `clients_prove` is False (the api, which serves users),
-    and internal callers are who their certificate says.
+    and internal callers are who their certificate says. Requests are
+    counted and timed when the process serves metrics (`metrics.enabled()`).
     """
     auth = AuthInterceptor(authority, check=check, certificates=transport.secure)
     server = grpc.aio.server(
-        interceptors=[RequestInterceptor(), *server_interceptors(), auth],
+        interceptors=[
+            RequestInterceptor(GRPC_REQUESTS if metrics.enabled() else None),
+            *server_interceptors(),
+            auth,
+        ],
         # gRPC's default SO_REUSEPORT would let this server share its port
         # with a leftover one, each answering some of the connections.
         options=[("grpc.so_reuseport", 0)],

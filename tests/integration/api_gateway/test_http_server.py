@@ -14,11 +14,15 @@ from collections.abc import AsyncIterator
 
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry
 
 from services.api_gateway import http_server
+from services.api_gateway.access import HTTP_REQUESTS
 from services.api_gateway.config import GatewayConfig
-from services.api_gateway.server import GatewayServer
+from services.api_gateway.server import GatewayServer, build_server
 from services.api_gateway.types import Receive, Scope, Send
+from services.common import metrics
+from services.common.metrics import RequestMetrics
 
 
 class ToyApp:
@@ -42,6 +46,8 @@ class ToyApp:
                 if message["type"] == "lifespan.shutdown":
                     return
         path = scope["path"]
+        if path.startswith("/things/"):
+            scope["route"] = "/things/{ref}"
         if path == "/slow":
             await asyncio.sleep(float(scope["query_string"] or b"0.1"))
         if path == "/stream":
@@ -237,6 +243,39 @@ async def test_each_request_is_access_logged(
     assert lines[-1]["path"] == "/logged" and lines[-1]["status"] == 200
     assert lines[-1]["request_id"] == "rid-1" and lines[-1]["duration_ms"] >= 0
     writer.close()
+
+
+async def test_each_request_is_counted_under_its_route_pattern() -> None:
+    registry = CollectorRegistry()
+    counted = RequestMetrics("t_http", ("route", "method"), what="t", registry=registry)
+    gateway = GatewayServer(GatewayConfig(port=0), ToyApp(), metrics=counted)
+    task = asyncio.ensure_future(gateway.serve())
+    while not gateway.started:
+        assert not task.done(), "the server did not start"
+        await asyncio.sleep(0.01)
+    reader, writer = await connect(gateway)
+    for path in ("/things/0b7c1f", "/things/9d2e44", "/elsewhere/0b7c1f"):
+        writer.write(request("GET", path))
+        await read_response(reader)
+    await asyncio.sleep(0.01)
+    value = registry.get_sample_value
+    things = {"route": "/things/{ref}", "method": "GET"}
+    assert value("t_http_requests_total", {**things, "code": "200"}) == 2
+    assert value("t_http_request_duration_seconds_count", things) == 2
+    unmatched = {"route": "unmatched", "method": "GET", "code": "200"}
+    assert value("t_http_requests_total", unmatched) == 1
+    writer.close()
+    gateway.should_exit = True
+    await asyncio.wait_for(task, 15)
+
+
+def test_the_gateway_counts_requests_only_when_it_serves_metrics(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(metrics, "_enabled", False)
+    assert build_server(GatewayConfig(port=0)).listener.metrics is None
+    monkeypatch.setattr(metrics, "_enabled", True)
+    assert build_server(GatewayConfig(port=0)).listener.metrics is HTTP_REQUESTS
 
 
 async def test_graceful_shutdown_finishes_a_request_in_flight() -> None:

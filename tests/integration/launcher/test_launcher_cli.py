@@ -49,7 +49,10 @@ def write_host(folder: Path, roles: list[str]) -> HostFiles:
             "peer": f"127.0.0.1:{ports.etcd_peer}",
         },
         **{
-            role: {"listen": f"127.0.0.1:{getattr(ports, role)}"}
+            role: {
+                "listen": f"127.0.0.1:{getattr(ports, role)}",
+                "metrics_listen": f"127.0.0.1:{getattr(ports, f'{role}_metrics')}",
+            }
             for role in roles
             if role != "etcd"
         },
@@ -113,6 +116,7 @@ def taken_ports(ports: Ports, timeout: float = 10.0) -> list[int]:
     """The host's listening ports still not bindable after `timeout` (a
     connection of the dead processes may hold one for a moment while it closes)."""
     every = [ports.gateway, ports.api, ports.scheduler, ports.eventlog, ports.etcd_client]
+    every += [getattr(ports, f"{role}_metrics") for role in CONTROL_PLANE if role != "etcd"]
     deadline = time.monotonic() + timeout
     while (
         taken := [port for port in every if not port_free(port)]
@@ -145,6 +149,10 @@ def test_a_host_runs_from_its_config_until_sigterm(
     reply = httpx.post(f"{gateway}/auth", json={"namespace": "system", "key": key})
     assert reply.status_code == 200, reply.text
     assert (control_plane.state / "etcd").is_dir()
+    for role in CONTROL_PLANE[1:]:
+        metrics = f"http://127.0.0.1:{getattr(control_plane.ports, f'{role}_metrics')}/metrics"
+        assert "process_cpu_seconds_total" in httpx.get(metrics).text
+        assert metrics in control_plane.log.read_text()
 
     launcher.send_signal(signal.SIGTERM)
     assert launcher.wait(30) == 0

@@ -15,7 +15,8 @@ from launcher.toml_text import render
 
 PORTS = Ports(
     gateway=1000, api=1010, scheduler=1011, eventlog=1012, node_agent=1020,
-    etcd_client=1379, etcd_peer=1380,
+    etcd_client=1379, etcd_peer=1380, gateway_metrics=2000, api_metrics=2010,
+    scheduler_metrics=2011, eventlog_metrics=2012, node_agent_metrics=2020,
 )  # fmt: skip
 
 
@@ -38,6 +39,18 @@ def test_the_all_in_one_config_runs_every_role_on_loopback(
     assert config.services["node_agent"].settings["--image-allowed-networks"] == "127.0.0.0/8"
     without = Mesh(state_dir=Path("/var/tmp/m"), ports=PORTS, node_agent=False).document()
     assert "node_agent" not in without and "node_agent" not in without["host"]["roles"]
+
+
+def test_each_service_serves_metrics_on_its_port_and_the_mesh_says_where() -> None:
+    ours = mesh()
+    config = parse_config(tomllib.loads(render(ours.document())), hostname="other")
+    assert config.metrics_urls() == {
+        service: ours.metrics_url(service) for service in ours.services
+    }
+    assert ours.metrics_url("api") == "http://127.0.0.1:2010/metrics"
+    assert ours.services == ["eventlog", "scheduler", "api", "node_agent", "gateway"]
+    off = Mesh(state_dir=Path("/var/tmp/m"), ports=PORTS, metrics=False).document()
+    assert parse_config(off, hostname="other").metrics_urls() == {}
 
 
 def test_settings_win_over_the_environment_which_wins_over_the_defaults(
@@ -74,6 +87,7 @@ def test_another_node_agent_is_a_hypervisor_host_of_this_mesh() -> None:
         "--underlay-address": "10.252.0.1",
     }
     assert config.listen("node_agent") == Address("127.0.0.1", 2020)
+    assert config.services["node_agent"].metrics is None
 
 
 def test_with_tls_the_config_names_the_certificates_and_rest_is_https() -> None:

@@ -299,3 +299,37 @@ def test_every_problem_is_reported_once() -> None:
         }
     )
     assert [problem.split(":")[0] for problem in found] == ["eventlog.listen", "scheduler.listen"]
+
+
+def test_each_role_serves_metrics_on_its_own_port_unless_told_otherwise() -> None:
+    document = {
+        "host": {"roles": ALL, "address": "10.0.0.1"},
+        "gateway": {"listen": "0.0.0.0:13000"},
+        "scheduler": {"metrics_listen": "127.0.0.1:9111"},
+        "node_agent": {"metrics_listen": ""},
+    }
+    config = parse_config(document, hostname="cp1")
+    assert config.services["api"].metrics == Address("10.0.0.1", 14010)
+    assert config.services["eventlog"].metrics == Address("10.0.0.1", 14012)
+    assert config.services["gateway"].metrics == Address("10.0.0.1", 14000)  # not 0.0.0.0
+    assert config.services["scheduler"].metrics == Address("127.0.0.1", 9111)
+    assert config.services["node_agent"].metrics is None
+    assert config.metrics_urls() == {
+        "eventlog": "http://10.0.0.1:14012/metrics",
+        "scheduler": "http://127.0.0.1:9111/metrics",
+        "api": "http://10.0.0.1:14010/metrics",
+        "gateway": "http://10.0.0.1:14000/metrics",
+    }
+
+
+def test_a_metrics_port_is_checked_like_any_listener() -> None:
+    found = problems(
+        {
+            "host": {"roles": ["eventlog", "scheduler"]},
+            "eventlog": {"metrics_listen": "nowhere"},
+            "scheduler": {"metrics_listen": "127.0.0.1:13011"},
+            "mesh": {"etcd": ["10.0.0.1:13379"]},
+        }
+    )
+    assert found[0].startswith("eventlog.metrics_listen: 'nowhere' is not host:port")
+    assert found[1:] == ["scheduler.listen and scheduler.metrics_listen: both listen on port 13011"]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from launcher.__main__ import plan
 from launcher.commands import command, environment, ignored_variables
 from launcher.config import parse_config
 from services.api_gateway.__main__ import parse_config as parse_gateway
@@ -54,6 +55,7 @@ def test_a_service_gets_the_mesh_its_listen_address_and_its_settings() -> None:
         "--gateway=10.0.0.1:13000",
         "--floating-netblock=10.254.9.0/24",
         "--listen=10.0.0.1:13010",
+        "--metrics-listen=10.0.0.1:14010",
         "--max-cpus=16",
     ]
     assert "--node-name=cp1" in command(CONFIG, "node_agent")
@@ -61,6 +63,7 @@ def test_a_service_gets_the_mesh_its_listen_address_and_its_settings() -> None:
         "--api-address=10.0.0.1:13010",
         "--host=0.0.0.0",
         "--port=13000",
+        "--metrics-listen=10.0.0.1:14000",
         "--max-body=2048",
     ]
 
@@ -75,8 +78,10 @@ def test_each_grpc_service_parses_its_command_line(
     settings = importlib.import_module(f"{argv[2]}.__main__").SETTINGS
     monkeypatch.setattr(sys, "argv", [argv[2], *argv[3:]])
     monkeypatch.setattr(common_main, "configure_logging", lambda *_: None)
+    monkeypatch.setattr(common_main, "serve_metrics", lambda _: None)
     args = common_main.parse_arguments(service, listen="127.0.0.1:1", settings=settings)
     assert args.listen == str(CONFIG.listen(role))
+    assert args.metrics_listen == str(CONFIG.services[role].metrics)
     assert args.etcd == ("10.0.0.1:13379",)
     assert args.state_dir == "/srv/sfmesh"
     assert args.floating_netblock == "10.254.9.0/24"
@@ -90,6 +95,7 @@ def test_the_gateway_parses_its_command_line() -> None:
     gateway = parse_gateway(command(CONFIG, "gateway")[3:])
     assert (gateway.api_address, gateway.host, gateway.port) == ("10.0.0.1:13010", "0.0.0.0", 13000)
     assert gateway.max_body == 2048
+    assert gateway.metrics_listen == "10.0.0.1:14000"
 
 
 def test_several_api_replicas_reach_the_gateway_and_the_node_agent() -> None:
@@ -120,6 +126,14 @@ def test_several_eventlog_replicas_reach_every_service_calling_it(
     with pytest.raises(SystemExit):
         common_main.parse_arguments("scheduler", listen="127.0.0.1:1")
     assert "--eventlog: 'cp1:13012': several eventlog replicas" in capsys.readouterr().err
+
+
+def test_check_shows_where_each_service_serves_metrics() -> None:
+    lines = plan(CONFIG, ["etcd", "api", "gateway"]).splitlines()
+    assert [line for line in lines if "metrics:" in line] == [
+        "  metrics: http://10.0.0.1:14010/metrics",
+        "  metrics: http://10.0.0.1:14000/metrics",
+    ]
 
 
 def test_children_see_no_sfmesh_variables() -> None:

@@ -161,6 +161,7 @@ def test_each_grpc_service_reads_its_tls_flags(role: str, monkeypatch: pytest.Mo
     settings = importlib.import_module(f"{argv[2]}.__main__").SETTINGS
     monkeypatch.setattr(sys, "argv", [argv[2], *argv[3:]])
     monkeypatch.setattr(common_main, "configure_logging", lambda *_: None)
+    monkeypatch.setattr(common_main, "serve_metrics", lambda _: None)
     args = common_main.parse_arguments(role, listen="127.0.0.1:1", settings=settings)
     assert (args.tls_ca, args.tls_cert, args.tls_key) == (
         f"{TLS}/ca.crt",
