@@ -338,7 +338,7 @@ async def test_a_deleted_operation_is_not_run(rig: Rig) -> None:
         uuid=uuid, instance=rig.instance, commands=[agent_rules.execute_command("true")],
         deadline_seconds=5, now=time.time(), created_ns=time.time_ns(), request_id="t",
     )  # fmt: skip
-    agent_rules.mark_deleted(record)
+    agent_rules.mark_deleted(record, time.time())
     await rig.store.commit([Put(key(agent_rules.OPERATION, uuid), record.SerializeToString(), 0)])
     rig.operations.submit(rig.instance.uuid, uuid)
     with pytest.raises(TimeoutError):
