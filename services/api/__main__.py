@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from services.api.artifacts.sweeper import SweepSettings
+from services.api.instances.agent_purge import PurgeSettings
 from services.api.instances.validation import Limits
 from services.api.server import ApiConfig, UploadLimits, serve_api
 from services.common.config import mesh_config
@@ -51,6 +52,19 @@ SETTINGS = (
         float,
     ),
     Setting(
+        "--agent-operation-delete-delay",
+        PurgeSettings.delay,
+        "seconds an agent operation, or its instance, stays deleted before the operation's"
+        " record is removed (at once when the instance's record is gone)",
+        float,
+    ),
+    Setting(
+        "--agent-operation-purge-interval",
+        PurgeSettings.interval,
+        "seconds between sweeps of agent-operation records",
+        float,
+    ),
+    Setting(
         "--snapshots-default-to-thin",
         ApiConfig.snapshots_default_to_thin,
         "whether a snapshot request without `thin` copies only disks' own layers",
@@ -88,6 +102,10 @@ def main() -> None:
         ),
         snapshots_default_to_thin=args.snapshots_default_to_thin,
         console_ticket_ttl=args.console_ticket_ttl,
+        agent_operation_purge=PurgeSettings(
+            delay=args.agent_operation_delete_delay,
+            interval=args.agent_operation_purge_interval,
+        ),
     )
     asyncio.run(serve_api(config))
 

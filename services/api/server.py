@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sfmesh.v1 import (
     artifact_service_pb2_grpc,
@@ -28,6 +28,7 @@ from services.api.clients.node_agents import NodeAgents
 from services.api.clients.outbox import Outbox
 from services.api.clients.scheduler import Scheduler
 from services.api.instances.agent_operations import AgentOperations
+from services.api.instances.agent_purge import AgentOperationPurge, PurgeSettings
 from services.api.instances.browser_console import BrowserConsole
 from services.api.instances.cache import InstanceCache
 from services.api.instances.console_tickets import DEFAULT_TTL
@@ -105,6 +106,9 @@ class ApiConfig:
     console_ticket_ttl: int = DEFAULT_TTL
     """Seconds a browser console ticket lives at most, and by default: the
     session it opens ends then."""
+    agent_operation_purge: PurgeSettings = field(default_factory=PurgeSettings)
+    """When records of deleted agent operations, and of deleted instances'
+    operations, are forgotten."""
 
 
 async def serve_api(config: ApiConfig) -> None:
@@ -219,6 +223,9 @@ async def serve_api(config: ApiConfig) -> None:
     finishing = asyncio.create_task(finisher.run())
     outbox_sweeping = asyncio.create_task(outbox.run())
     hotplug_sweeping = asyncio.create_task(hotplug.run())
+    agent_operation_purging = asyncio.create_task(
+        AgentOperationPurge(store, instance_store, config.agent_operation_purge).run()
+    )
     purging = asyncio.create_task(
         purge_forever(
             instance_store,
@@ -261,6 +268,7 @@ async def serve_api(config: ApiConfig) -> None:
         caching.cancel()
         outbox_sweeping.cancel()
         hotplug_sweeping.cancel()
+        agent_operation_purging.cancel()
         await events.close()
         await scheduler.close()
         await node_agents.close()

@@ -174,6 +174,8 @@ class AgentMonitor:
         """What the agent's last `gather-facts-response` said (not exposed)."""
         self._writer: asyncio.StreamWriter | None = None
         self._ready = asyncio.Event()
+        self._stopped = False
+        """Whether `run` has ended: no state will change any more."""
         self._commands = asyncio.Lock()
         self._waiting: dict[object, asyncio.Queue[Message | AgentError]] = {}
         self._in_flight: object = None
@@ -189,12 +191,23 @@ class AgentMonitor:
         return protocol.is_ready(self.state)
 
     async def wait_ready(self) -> None:
-        """Return once the agent is ready (at once when it is)."""
+        """Return once the agent is ready (at once when it is). Raises
+        AgentGone once the monitor stops (its instance deleted, powered off,
+        paused): no agent will become ready through it."""
         while not self.ready:
+            if self._stopped:
+                raise AgentGone("the agent monitor stopped (the instance is not running)")
             await self._ready.wait()
 
     async def run(self) -> None:
         """Watch the agent until cancelled."""
+        try:
+            await self._watch()
+        finally:
+            self._stopped = True
+            self._ready.set()  # wakes `wait_ready`, which sees the stop
+
+    async def _watch(self) -> None:
         self._set(protocol.NO_CONTACT)
         while True:
             try:
@@ -380,7 +393,7 @@ class AgentMonitor:
         if state == self.state and start_time is None:
             return
         self.state = state
-        if self.ready:
+        if self.ready or self._stopped:
             self._ready.set()
         else:
             self._ready.clear()

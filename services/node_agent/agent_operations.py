@@ -18,8 +18,13 @@ Output: `stdout`/`stderr` over 10,240 characters move into blobs
 (`stdout_blob`/`stderr_blob`); a fetched file becomes a blob
 (`content_blob`). Each is a new `created` blob on this node, owned by the
 instance's namespace (as screenshots are) and named in the record's
-`output_blobs`, which the api deletes with the operation. An empty file
-makes an empty blob (Shaken Fist's get of an empty file hangs, quirk 9).
+`output_blobs`, which the api releases with the operation. A blob's record
+is written in the one transaction that records the command's result on the
+operation, while it is still `executing`: an operation deleted (or its
+record purged, its instance gone) while the command ran gets neither, and
+the file goes at once, so no output blob outlives the record that names it.
+An empty file makes an empty blob (Shaken Fist's get of an empty file
+hangs, quirk 9).
 Agent 0.3.18 drops a frame it cannot write at once to a full port; a get
 whose chunk offsets skip one reads the rest to the terminator and fetches
 the file again (three attempts in all), so a blob is never a file with a
@@ -44,7 +49,7 @@ import logging
 import os
 import time
 import uuid as uuid_module
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +59,7 @@ from sfmesh.v1 import agent_operation_pb2, artifact_pb2, event_pb2, records_pb2
 
 from services.common import errors
 from services.common.events import EventSink
-from services.common.store import Put, Store, key, kind_prefix
+from services.common.store import Operation, Put, Store, key, kind_prefix
 from services.node_agent.agent_monitor import AgentError, AgentMonitor
 from services.node_agent.blob_store import BlobStore
 
@@ -75,6 +80,10 @@ PUT_READ = 1024 * 1024
 GET_ATTEMPTS = 3
 """Fetches of a file before a get whose chunks keep going missing errs."""
 BLOB_VIEW_VERSION = 6
+RESULT_ATTEMPTS = 8
+"""Writes of a result that conflict before it errs: a conflict is a
+`DELETE` or the purge, which the next attempt sees; only a blob uuid taken
+meanwhile would keep failing."""
 
 State = agent_operation_pb2.AgentOperationState
 PREFLIGHT = agent_operation_pb2.AGENT_OPERATION_STATE_PREFLIGHT
@@ -277,7 +286,7 @@ class AgentOperations:
             for index, command in enumerate(commands):
                 result, outputs = await self._command(monitor, operation, index, command)
                 last = index == len(commands) - 1  # its result and `complete` in one write
-                await self._change(operation_uuid, _result_setter(index, result, outputs, last))
+                await self._record_result(operation, index, result, outputs, last)
             if not commands:
                 await self._change(operation_uuid, _finish)
             self._emit(operation, "agent operation complete", started)
@@ -286,7 +295,7 @@ class AgentOperations:
             with contextlib.suppress(Gone, errors.NotFound):
                 await self._end(operation_uuid, str(exc), result=refused)
             self._emit(operation, "agent operation failed", started, error=str(exc))
-        except Gone:
+        except (Gone, errors.NotFound):  # deleted, or purged with its instance
             return
 
     async def _preflight(self, operation_uuid: str) -> records_pb2.AgentOperationRecord:
@@ -330,7 +339,7 @@ class AgentOperations:
         operation: agent_operation_pb2.AgentOperation,
         index: int,
         command: dict[str, Any],
-    ) -> tuple[dict[str, Any], list[str]]:
+    ) -> tuple[dict[str, Any], list[Output]]:
         message = agent_message(command, operation.uuid, index)
         within = operation.deadline_seconds
         if message["command"] == "put-file":
@@ -344,9 +353,8 @@ class AgentOperations:
             outputs = []
             for name in too_long(result):
                 made = await asyncio.to_thread(self._keep, [result.pop(name).encode()])
-                await self._record(made, operation)
                 result[f"{name}_blob"] = made.blob_uuid
-                outputs.append(made.blob_uuid)
+                outputs.append(made)
             return result, outputs
         return await self._get_file(monitor, operation, message, within)
 
@@ -400,7 +408,7 @@ class AgentOperations:
         operation: agent_operation_pb2.AgentOperation,
         message: dict[str, Any],
         within: float,
-    ) -> tuple[dict[str, Any], list[str]]:
+    ) -> tuple[dict[str, Any], list[Output]]:
         """Fetch a file into a new blob, again (up to GET_ATTEMPTS in all,
         within the deadline) when a chunk went missing: agent 0.3.18 drops
         a frame it cannot write at once to a full port, which each chunk's
@@ -425,10 +433,9 @@ class AgentOperations:
                 if attempt == GET_ATTEMPTS:
                     raise OperationFailed(f"{exc} ({attempt} attempts)") from None
                 continue
-            await self._record(made, operation)
             result = stripped(header)
             result["content_blob"] = made.blob_uuid
-            return result, [made.blob_uuid]
+            return result, [made]
         raise AssertionError("unreachable")
 
     async def _get_once(
@@ -477,20 +484,47 @@ class AgentOperations:
             writer.commit()
         return Output(blob_uuid, sum(len(c) for c in chunks), digest)
 
-    async def _record(self, made: Output, operation: agent_operation_pb2.AgentOperation) -> None:
-        record = output_record(
-            made, node=self._node, namespace=operation.namespace, now=time.time()
-        )
+    async def _record_result(
+        self,
+        operation: agent_operation_pb2.AgentOperation,
+        index: int,
+        result: Mapping[str, Any],
+        outputs: list[Output],
+        last: bool,
+    ) -> None:
+        """Record command `index`'s result and the records of its output
+        blobs in one transaction, while the operation is `executing`. When
+        it is not (deleted, its record gone), or the blobs' records cannot
+        be written, nothing is, and the output files go at once (Gone,
+        OperationFailed). A write whose outcome is unknown (etcd away)
+        leaves them: a file with no record goes after the node's grace."""
+        now = time.time()
+        blobs = [
+            output_record(made, node=self._node, namespace=operation.namespace, now=now)
+            for made in outputs
+        ]
+        setter = _result_setter(index, result, [made.blob_uuid for made in outputs], last)
+        attempts = iter(range(RESULT_ATTEMPTS))
+
+        def change(record: records_pb2.AgentOperationRecord) -> None:
+            if next(attempts, None) is None:
+                raise OperationFailed("its output could not be recorded: blob uuids taken")
+            setter(record)
+
         try:
-            written = await self._store.commit(
-                [Put(key("blob", made.blob_uuid), record.SerializeToString(), 0)]
+            await self._change(
+                operation.uuid,
+                change,
+                also=lambda: [
+                    Put(key("blob", blob.blob.uuid), blob.SerializeToString(), 0) for blob in blobs
+                ],
             )
-        except BaseException:
-            await asyncio.to_thread(self._blobs.remove, made.blob_uuid)
-            raise
-        if not written:
-            await asyncio.to_thread(self._blobs.remove, made.blob_uuid)
-            raise OperationFailed(f"blob {made.blob_uuid} exists already")
+        except (Gone, errors.NotFound, OperationFailed) as exc:
+            for made in outputs:
+                await asyncio.to_thread(self._blobs.remove, made.blob_uuid)
+            if isinstance(exc, OperationFailed):
+                raise
+            raise Gone from None
 
     async def _end(
         self,
@@ -512,8 +546,14 @@ class AgentOperations:
         await self._change(operation_uuid, fail)
 
     async def _change(
-        self, operation_uuid: str, change: Callable[[records_pb2.AgentOperationRecord], None]
+        self,
+        operation_uuid: str,
+        change: Callable[[records_pb2.AgentOperationRecord], None],
+        *,
+        also: Callable[[], Sequence[Operation]] | None = None,
     ) -> records_pb2.AgentOperationRecord:
+        """Apply `change` with compare-and-swap, with the writes `also`
+        gives in the same transaction."""
         at = key(OPERATION, operation_uuid)
         item = await self._store.get(at)
         if item is None:
@@ -525,6 +565,7 @@ class AgentOperations:
             item.mod_revision,
             change,
             lambda: errors.NotFound(f"agent operation {operation_uuid} not found"),
+            also=also,
         )
 
     def _emit(
@@ -563,7 +604,7 @@ def _finish(record: records_pb2.AgentOperationRecord) -> None:
 
 
 def _result_setter(
-    index: int, result: Mapping[str, Any], outputs: list[str], last: bool
+    index: int, result: Mapping[str, Any], outputs: Sequence[str], last: bool
 ) -> Callable[[records_pb2.AgentOperationRecord], None]:
     def change(record: records_pb2.AgentOperationRecord) -> None:
         if record.operation.state != EXECUTING:

@@ -211,15 +211,17 @@ class HotplugRecord(_message.Message):
     def __init__(self, instance_uuid: _Optional[str] = ..., interface_uuid: _Optional[str] = ..., started_at: _Optional[float] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class AgentOperationRecord(_message.Message):
-    __slots__ = ("operation", "node", "index_key", "output_blobs", "request_id")
+    __slots__ = ("operation", "node", "index_key", "output_blobs", "request_id", "deleted_at")
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
     INDEX_KEY_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_BLOBS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DELETED_AT_FIELD_NUMBER: _ClassVar[int]
     operation: _agent_operation_pb2.AgentOperation
     node: str
     index_key: str
     output_blobs: _containers.RepeatedScalarFieldContainer[str]
     request_id: str
-    def __init__(self, operation: _Optional[_Union[_agent_operation_pb2.AgentOperation, _Mapping]] = ..., node: _Optional[str] = ..., index_key: _Optional[str] = ..., output_blobs: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    deleted_at: float
+    def __init__(self, operation: _Optional[_Union[_agent_operation_pb2.AgentOperation, _Mapping]] = ..., node: _Optional[str] = ..., index_key: _Optional[str] = ..., output_blobs: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ..., deleted_at: _Optional[float] = ...) -> None: ...

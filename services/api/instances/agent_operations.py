@@ -12,9 +12,11 @@ agent that cannot be reached then leaves it `queued`: it queues its
 
 Reads by uuid answer 404 `agent operation not found` for another
 namespace's operation (system reads all). A delete marks the operation
-`deleted` and its output blobs (`output_blobs`: the fetched file, output
-moved into blobs) `deleted` (Shaken Fist leaks them, quirk 11); the
-record and its index entry stay, as Shaken Fist keeps deleted operations.
+`deleted` (with `deleted_at`) and releases its output blobs
+(`output_blobs`: the fetched file, output moved into blobs), which go
+`deleted` unless a label holds them (Shaken Fist leaks them, quirk 11);
+the record and its index entry stay readable, as Shaken Fist keeps deleted
+operations, until the sweep (`agent_purge.py`) removes them.
 """
 
 from __future__ import annotations
@@ -115,12 +117,12 @@ class AgentOperations:
         return record.operation
 
     async def delete(self, uuid: str) -> agent_operation_pb2.AgentOperation:
-        """Mark operation `uuid` deleted and delete its output blobs."""
+        """Mark operation `uuid` deleted and release its output blobs."""
         record, revision = await self._visible(uuid)
         at = key(rules.OPERATION, uuid)
 
         def change(fresh: records_pb2.AgentOperationRecord) -> None:
-            rules.mark_deleted(fresh)
+            rules.mark_deleted(fresh, time.time())
 
         written = await self._store.update(
             at, record, revision, change, lambda: errors.NotFound(NOT_FOUND)
@@ -132,8 +134,8 @@ class AgentOperations:
                 {"operation": uuid, "blobs": list(written.output_blobs)},
             )
         for blob_uuid in written.output_blobs:
-            with contextlib.suppress(errors.SfmeshError):  # the artifact sweep's, then
-                await self._delete_blob(blob_uuid)
+            with contextlib.suppress(errors.SfmeshError):  # the purge's, then
+                await self._release_blob(blob_uuid)
         return written.operation
 
     async def _create(
@@ -187,20 +189,21 @@ class AgentOperations:
             raise errors.NotFound(NOT_FOUND)
         return record, item.mod_revision
 
-    async def _delete_blob(self, blob_uuid: str) -> None:
+    async def _release_blob(self, blob_uuid: str) -> None:
         at = key("blob", blob_uuid)
         item = await self._store.get(at)
         if item is None:
             return
+        record = records_pb2.BlobRecord.FromString(item.value)
+        if not rules.release_output(records_pb2.BlobRecord.FromString(item.value), time.time()):
+            return
 
-        def change(record: records_pb2.BlobRecord) -> None:
-            if record.blob.state != artifact_pb2.BLOB_STATE_DELETED:
-                record.blob.state = artifact_pb2.BLOB_STATE_DELETED
-                record.deleted_at = time.time()
+        def change(fresh: records_pb2.BlobRecord) -> None:
+            rules.release_output(fresh, time.time())
 
         await self._store.update(
             at,
-            records_pb2.BlobRecord.FromString(item.value),
+            record,
             item.mod_revision,
             change,
             lambda: errors.NotFound(f"blob {blob_uuid} not found"),

@@ -1,7 +1,7 @@
 """Pure rules of agent operations (guest-access reference §5.5-§5.7, with
 the differences docs/compatibility.md lists): when an instance takes one,
-the commands and view of a new one, which are listed, and what a delete
-changes.
+the commands and view of a new one, which are listed, what a delete
+changes, and when the sweep (`agent_purge.py`) removes a record.
 
 Refusals, in order: no `sf-agent` side channel → 400 (Shaken Fist: 500,
 quirk 10); the instance still being built → 406 (the client retries), in
@@ -13,12 +13,13 @@ until it is ready (Shaken Fist: 400).
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from google.protobuf import struct_pb2
-from sfmesh.v1 import agent_operation_pb2, instance_pb2, records_pb2
+from sfmesh.v1 import agent_operation_pb2, artifact_pb2, instance_pb2, records_pb2
 
 from services.api.instances.history import state_name
 from services.common import errors
@@ -176,9 +177,59 @@ def listed(operation: agent_operation_pb2.AgentOperation, *, all: bool) -> bool:
     return all or operation.state in WAITING
 
 
-def mark_deleted(record: records_pb2.AgentOperationRecord) -> bool:
-    """Make an operation `deleted` in place; False when it already is. Pure."""
+def mark_deleted(record: records_pb2.AgentOperationRecord, now: float) -> bool:
+    """Make an operation `deleted` as of `now` (epoch seconds) in place;
+    False when it already is. Pure."""
     if record.operation.state == DELETED:
         return False
     record.operation.state = DELETED
+    record.deleted_at = now
     return True
+
+
+def release_output(blob: records_pb2.BlobRecord, now: float) -> bool:
+    """Let go of an operation's output blob in place: `deleted` as of `now`
+    unless it already is, or a reference is counted on it (someone made it
+    a label's version: the label keeps it, and its last reference deletes
+    it, as `artifact_versions.change_references` does). Whether it changed.
+    Pure."""
+    if blob.blob.state == artifact_pb2.BLOB_STATE_DELETED or blob.blob.reference_count > 0:
+        return False
+    blob.blob.state = artifact_pb2.BLOB_STATE_DELETED
+    blob.deleted_at = now
+    return True
+
+
+class Fate(enum.Enum):
+    """What a sweep does with one operation record (`purge_fate`)."""
+
+    KEEP = "keep"
+    STAMP = "stamp"
+    """`deleted` with no time of deletion (deleted before `deleted_at` was
+    written): the sweep records the time it found it, and the delay runs
+    from then."""
+    REMOVE = "remove"
+    """The record and its index entry go; its output blobs are released."""
+
+
+def purge_fate(
+    record: records_pb2.AgentOperationRecord,
+    instance: records_pb2.InstanceRecord | None,
+    now: float,
+    delay: float,
+) -> Fate:
+    """Whether a sweep at `now` removes an operation: once it has been
+    `deleted`, or its instance `deleted`, for `delay` seconds, and at once
+    when its instance's record is gone (`instance` None: purged, or never
+    there). Pure."""
+    if instance is None:
+        return Fate.REMOVE
+    ended = [
+        record.deleted_at if record.operation.state == DELETED else 0.0,
+        instance.deleted_at if instance.instance.state == states.DELETED else 0.0,
+    ]
+    if any(0 < at <= now - delay for at in ended):
+        return Fate.REMOVE
+    if record.operation.state == DELETED and not record.deleted_at:
+        return Fate.STAMP
+    return Fate.KEEP

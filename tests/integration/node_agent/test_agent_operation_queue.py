@@ -2,7 +2,9 @@
 agent on a real UNIX socket, through a real agent monitor: operations run in
 order, results as the client reads them, output into blobs, and every way a
 command can fail ends the operation `error` with its reason within its
-deadline (reference §5.5, quirks 8, 9, 13)."""
+deadline (reference §5.5, quirks 8, 9, 13); an instance deleted mid-run
+ends its operation at once, and an operation deleted or purged mid-run
+leaves no output blob behind."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from google.protobuf import json_format
 from sfmesh.v1 import agent_operation_pb2, artifact_pb2, instance_pb2, records_pb2
 
 from services.api.instances import agent_rules
-from services.common.store import Put, Store, key
+from services.common.store import Delete, Put, Store, key, kind_prefix
 from services.node_agent.agent_monitor import AgentMonitor, Timings
 from services.node_agent.agent_operations import AgentOperations
 from services.node_agent.blob_store import LocalBlobStore
@@ -44,6 +46,8 @@ class Rig:
     monitor: AgentMonitor
     blobs: LocalBlobStore
     instance: instance_pb2.Instance
+    watching: asyncio.Task[None]
+    """The monitor's `run`: cancelled, as when its instance is deleted."""
 
     async def submit(
         self, command: dict[str, Any] | list[dict[str, Any]], *, deadline: int = 5
@@ -126,7 +130,7 @@ async def rig(etcd: str) -> AsyncIterator[Rig]:
         await agent.answer_system()
         async with asyncio.timeout(3):
             await monitor.wait_ready()
-        yield Rig(store, operations, agent, monitor, blobs, instance)
+        yield Rig(store, operations, agent, monitor, blobs, instance, watching)
     finally:
         await operations.close()
         watching.cancel()
@@ -338,7 +342,7 @@ async def test_a_deleted_operation_is_not_run(rig: Rig) -> None:
         uuid=uuid, instance=rig.instance, commands=[agent_rules.execute_command("true")],
         deadline_seconds=5, now=time.time(), created_ns=time.time_ns(), request_id="t",
     )  # fmt: skip
-    agent_rules.mark_deleted(record)
+    agent_rules.mark_deleted(record, time.time())
     await rig.store.commit([Put(key(agent_rules.OPERATION, uuid), record.SerializeToString(), 0)])
     rig.operations.submit(rig.instance.uuid, uuid)
     with pytest.raises(TimeoutError):
@@ -408,3 +412,70 @@ async def test_a_put_of_a_blob_not_to_be_had_errs_in_preflight(rig: Rig) -> None
     assert state(record) == "error"
     assert record.operation.error.startswith(f"blob {missing} cannot be had here")
     assert state(await rig.settled(after)) == "complete"
+
+
+async def blob_keys(store: Store) -> set[bytes]:
+    return {item.key async for item in store.list_prefix(kind_prefix("blob"))}
+
+
+@pytest.mark.parametrize("how", ["deleted", "purged"])
+async def test_output_of_an_operation_gone_while_it_ran_is_not_kept(rig: Rig, how: str) -> None:
+    before = await blob_keys(rig.store)
+    uuid = await rig.submit(agent_rules.execute_command("yes | head"), deadline=10)
+    asked = await rig.agent.expect("execute")
+    at = key(agent_rules.OPERATION, uuid)
+    if how == "deleted":  # the api's DELETE
+        record = await rig.read(uuid)
+        agent_rules.mark_deleted(record, time.time())
+        assert await rig.store.commit([Put(at, record.SerializeToString())])
+    else:  # the api's purge: its instance is gone
+        assert await rig.store.commit([Delete(at)])
+    long = {"stdout": "y\n" * 6000, "stderr": "e" * 20000, "return-code": 0, "result": True}
+    await rig.agent.send({"command": "execute-response", "unique": asked["unique"], **long})
+    after = await rig.submit(agent_rules.execute_command("true"))  # queued behind it
+    await reply(rig.agent, "execute", result=True, stdout="", stderr="", **{"return-code": 0})
+    assert state(await rig.settled(after)) == "complete"
+    assert await blob_keys(rig.store) == before
+    assert not list(rig.blobs.root.rglob("*-*"))  # no file left behind
+    if how == "deleted":
+        kept = await rig.read(uuid)
+        assert state(kept) == "deleted" and not kept.output_blobs
+    else:
+        assert await rig.store.get(at) is None
+
+
+async def test_an_instance_deleted_during_a_get_ends_it_at_once_without_a_blob(rig: Rig) -> None:
+    before = await blob_keys(rig.store)
+    uuid = await rig.submit(agent_rules.get_command("/big"), deadline=60)
+    asked = await rig.agent.expect("get-file")
+    head = {"command": "get-file-response", "unique": asked["unique"], "path": "/big"}
+    await rig.agent.send({**head, "result": True, "stat_result": {"size": 1 << 20}})
+    chunk = base64.b64encode(b"x" * 1024).decode()
+    await rig.agent.send({**head, "result": True, "offset": 0, "chunk": chunk})
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    rig.watching.cancel()  # the instance deleted: the node agent stops its monitor
+    record = await rig.settled(uuid)
+    assert state(record) == "error" and "ended" in record.operation.error
+    assert time.monotonic() - started < 2
+    assert not record.output_blobs and await blob_keys(rig.store) == before
+    assert not list(rig.blobs.root.rglob("*-*"))  # the partial file went too
+
+
+async def test_an_instance_deleted_while_its_agent_is_awaited_ends_it_at_once(rig: Rig) -> None:
+    lonely = AgentMonitor("j", rig.agent.path.with_name("nobody"), lambda _: None, timings=FAST)
+    watching = asyncio.create_task(lonely.run())
+    operations = AgentOperations(
+        node=NODE, store=rig.store, monitor=lambda uuid: lonely, blobs=rig.blobs,
+        events=RecordedEvents(), ensure_blob=lambda uuid: local(rig.blobs, uuid),
+    )  # fmt: skip
+    rig.operations = operations
+    uuid = await rig.submit(agent_rules.execute_command("true"), deadline=60)
+    await asyncio.sleep(0.3)  # waiting for an agent that is not ready
+    assert state(await rig.read(uuid)) == "executing"
+    started = time.monotonic()
+    watching.cancel()
+    record = await rig.settled(uuid)
+    assert state(record) == "error" and "monitor stopped" in record.operation.error
+    assert time.monotonic() - started < 2
+    await operations.close()
