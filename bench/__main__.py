@@ -21,6 +21,7 @@ from bench import (
     networks,
     peer,
     recovery,
+    tracing,
     vms,
 )
 from bench.harness import quiet_mesh
@@ -47,6 +48,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
     "console": console.main,
     "agent": agent.main,
     "metrics": metrics.main,
+    "tracing": tracing.main,
 }
 
 

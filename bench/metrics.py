@@ -24,7 +24,7 @@ from bench.simulated_nodes import SimulatedNodes
 from devmesh.mesh import Mesh
 
 SPEC = {
-    "name": "bench-metrics",
+    "name": "bench-observability",
     "cpus": 1,
     "memory": 256,
     "disk": [{"size": 1, "base": "debian:11"}],
@@ -33,9 +33,12 @@ TARGET = 1.05
 
 
 @contextlib.contextmanager
-def mesh_with_instance(*, metrics: bool) -> Iterator[tuple[Mesh, Rest, str]]:
-    """A mesh with or without metrics, a REST client and one instance's uuid."""
-    with quiet_mesh(metrics=metrics) as mesh, SimulatedNodes(mesh, 1):
+def mesh_with_instance(
+    *, metrics: bool, settings: dict[str, str] | None = None
+) -> Iterator[tuple[Mesh, Rest, str]]:
+    """A mesh with or without metrics (and `settings`), a REST client and
+    one instance's uuid (also bench/tracing.py's)."""
+    with quiet_mesh(metrics=metrics, settings=settings) as mesh, SimulatedNodes(mesh, 1):
         rest = Rest(mesh.ports.gateway, Rest.token(mesh))
         uuid = json.loads(rest.call("POST", "/instances", SPEC))["uuid"]
         yield mesh, rest, uuid

@@ -16,7 +16,7 @@ collector over OTLP/gRPC in batches, and the W3C `traceparent` travels:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -40,6 +40,7 @@ TRACEPARENT = "traceparent"
 _propagator = TraceContextTextMapPropagator()
 _provider: TracerProvider | None = None
 _tracer: trace.Tracer | None = None
+_NO_SPAN = contextlib.nullcontext()
 
 
 def configure_tracing(service: str, endpoint: str, *, exporter: SpanExporter | None = None) -> None:
@@ -87,17 +88,17 @@ def traceparent() -> str:
     return carrier.get(TRACEPARENT, "")
 
 
-@contextlib.contextmanager
-def span(name: str, *, parent: str = "", server: bool = False) -> Iterator[None]:
-    """A span around the block, current inside it: under `parent` (a
-    `traceparent`) when given, else under the span being served."""
+def span(
+    name: str, *, parent: str = "", server: bool = False
+) -> contextlib.AbstractContextManager[object]:
+    """A span around a `with` block, current inside it: under `parent` (a
+    `traceparent`) when given, else under the span being served. Off, a
+    shared no-op (nothing made per call)."""
     if _tracer is None:
-        yield
-        return
+        return _NO_SPAN
     kind = trace.SpanKind.SERVER if server else trace.SpanKind.INTERNAL
     under = _propagator.extract({TRACEPARENT: parent}) if parent else None
-    with _tracer.start_as_current_span(name, context=under, kind=kind):
-        yield
+    return _tracer.start_as_current_span(name, context=under, kind=kind)
 
 
 def rename_span(name: str) -> None:

@@ -5,18 +5,14 @@ the instance's events carry that trace's id."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
-from concurrent import futures
-from dataclasses import dataclass, field
 
-import grpc
 import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from devmesh.mesh import Mesh
+from devmesh.otlp_sink import OtlpSink, running_sink
 from tests.e2e.test_vms import created, wait_for
 from tests.meshes import rest_client, system_token, throwaway_mesh
 
@@ -24,63 +20,26 @@ NODE = f"e2e-trace-{uuid.uuid4().hex[:6]}"
 """This mesh's node name: its domains are `sfmesh-<NODE>-<uuid>`."""
 
 
-@dataclass(frozen=True)
-class ReceivedSpan:
-    service: str
-    trace_id: str
-    name: str
-
-
-@dataclass
-class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
-    """An OTLP/gRPC collector that keeps what it is sent."""
-
-    spans: list[ReceivedSpan] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def Export(
-        self, request: trace_service_pb2.ExportTraceServiceRequest, context: object
-    ) -> trace_service_pb2.ExportTraceServiceResponse:
-        for resource in request.resource_spans:
-            names = {a.key: a.value.string_value for a in resource.resource.attributes}
-            with self.lock:
-                self.spans += [
-                    ReceivedSpan(names["service.name"], span.trace_id.hex(), span.name)
-                    for scope in resource.scope_spans
-                    for span in scope.spans
-                ]
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-    def of_trace(self, trace_id: str) -> list[ReceivedSpan]:
-        with self.lock:
-            return [span for span in self.spans if span.trace_id == trace_id]
+@pytest.fixture(scope="module")
+def sink() -> Iterator[OtlpSink]:
+    with running_sink() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[tuple[Receiver, int]]:
-    kept = Receiver()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(kept, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield kept, port
-    server.stop(None)
-
-
-@pytest.fixture(scope="module")
-def traced_mesh(boot_sector_url: str, receiver: tuple[Receiver, int]) -> Iterator[Mesh]:
+def traced_mesh(boot_sector_url: str, sink: OtlpSink) -> Iterator[Mesh]:
     settings = {
         "SFMESH_IMAGE_SHORTHANDS": f"debian:11={boot_sector_url}",
-        "SFMESH_OTLP_ENDPOINT": f"127.0.0.1:{receiver[1]}",
+        "SFMESH_OTLP_ENDPOINT": sink.endpoint,
     }
     with throwaway_mesh("e2e-trace", NODE, settings) as running:
         yield running
 
 
 def test_a_create_is_one_trace_from_the_gateway_to_the_boot(
-    traced_mesh: Mesh, receiver: tuple[Receiver, int]
+    traced_mesh: Mesh, sink: OtlpSink
 ) -> None:
-    kept = receiver[0]
+    kept = sink
     with rest_client(traced_mesh, system_token(traced_mesh)) as rest:
         instance = created(rest, "traced")
         assert instance["state"] == "created", instance.get("error_message")
@@ -114,11 +73,11 @@ def test_a_create_is_one_trace_from_the_gateway_to_the_boot(
 
 
 def test_a_mesh_without_an_endpoint_exports_nothing(
-    mesh: Mesh, rest: httpx.Client, receiver: tuple[Receiver, int]
+    mesh: Mesh, rest: httpx.Client, sink: OtlpSink
 ) -> None:
-    before = len(receiver[0].spans)
+    before = sink.count()
     instance = created(rest, "untraced")
     events = rest.get(f"/instances/{instance['uuid']}/events").json()
     rest.delete(f"/instances/{instance['uuid']}")
     assert not any("trace-id" in (event["extra"] or {}) for event in events)
-    assert len(receiver[0].spans) == before
+    assert sink.count() == before
