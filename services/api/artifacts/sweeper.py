@@ -19,10 +19,7 @@ sweep at once.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
-import time
 from dataclasses import dataclass
 
 from sfmesh.v1 import records_pb2
@@ -32,10 +29,9 @@ from services.api.artifacts.deletion import BY_NAMESPACE, ArtifactDeletion
 from services.api.artifacts.store import ArtifactStore, StoredBlob, blob_put
 from services.api.clients.events import ARTIFACT, BLOB, Events
 from services.api.namespaces.store import NamespaceStore
+from services.api.sweeps import sweep_every
 from services.common import errors
 from services.common.instance_store import InstanceStore
-
-log = logging.getLogger("sfmesh.api.artifacts")
 
 HARD_DELETED = "hard deleted object"
 EXPIRED = "expired"
@@ -147,25 +143,5 @@ class ArtifactSweeper:
         return deleted
 
     async def run(self) -> None:
-        """Sweep every `interval` seconds until cancelled; a failed sweep is
-        tried again at the next."""
-        while True:
-            try:
-                swept = await self.sweep(time.time())
-                if swept != Swept():
-                    log.info(
-                        "swept artifacts",
-                        extra={
-                            "fields": {
-                                "deleted": swept.deleted,
-                                "artifacts": swept.artifacts,
-                                "blobs": swept.blobs,
-                                "expired": swept.expired,
-                            }
-                        },
-                    )
-            except errors.SfmeshError as exc:  # etcd unreachable, say
-                log.warning("artifacts not swept: %s", exc.message)
-            except Exception:
-                log.exception("artifacts sweep failed; trying again at the next one")
-            await asyncio.sleep(self._settings.interval)
+        """Sweep every `interval` seconds until cancelled (`sweep_every`)."""
+        await sweep_every(self._settings.interval, self.sweep, "swept artifacts")

@@ -30,15 +30,14 @@ created before it, so it is listed unless it was purged).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sfmesh.v1 import records_pb2
 
 from services.api.instances import agent_rules as rules
+from services.api.sweeps import sweep_every
 from services.common import errors
 from services.common.instance_store import InstanceStore
 from services.common.store import Delete, Operation, Put, Store, key, kind_prefix
@@ -146,25 +145,5 @@ class AgentOperationPurge:
         return writes
 
     async def run(self) -> None:
-        """Sweep every `interval` seconds until cancelled; a failed sweep is
-        tried again at the next."""
-        while True:
-            try:
-                purged = await self.sweep(time.time())
-                if purged != Purged():
-                    log.info(
-                        "purged agent operations",
-                        extra={
-                            "fields": {
-                                "removed": purged.removed,
-                                "released": purged.released,
-                                "stamped": purged.stamped,
-                                "orphans": purged.orphans,
-                            }
-                        },
-                    )
-            except errors.SfmeshError as exc:  # etcd unreachable, say
-                log.warning("agent operations not purged: %s", exc.message)
-            except Exception:
-                log.exception("agent operation purge failed; trying again at the next one")
-            await asyncio.sleep(self._settings.interval)
+        """Sweep every `interval` seconds until cancelled (`sweep_every`)."""
+        await sweep_every(self._settings.interval, self.sweep, "purged agent operations")

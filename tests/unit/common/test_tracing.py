@@ -4,6 +4,7 @@ real gRPC hop on loopback and into an event's extra."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -55,13 +56,15 @@ def test_events_carry_the_trace_id(spans: InMemorySpanExporter) -> None:
         assert record.extra["trace-id"] == tracing.trace_id()
 
 
-async def test_a_trace_crosses_a_grpc_hop(spans: InMemorySpanExporter) -> None:
+async def health_check_traced(spans: InMemorySpanExporter, *, traced: bool) -> tuple[str, Any]:
+    """A health check from inside a span over a channel (`traced` or not) to
+    a traced server on loopback: the caller's trace id and the server's span."""
     server = grpc.aio.server(interceptors=tracing.server_interceptors())
     health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
-        async with Transport().channel(f"127.0.0.1:{port}") as channel:
+        async with Transport().channel(f"127.0.0.1:{port}", traced=traced) as channel:
             with tracing.span("caller"):
                 caller_trace = tracing.trace_id()
                 await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
@@ -70,25 +73,19 @@ async def test_a_trace_crosses_a_grpc_hop(spans: InMemorySpanExporter) -> None:
     tracing.shutdown_tracing()
     served = {span.name: span for span in spans.get_finished_spans()}
     check = served["/grpc.health.v1.Health/Check"]
+    assert check.parent is None or check.parent.span_id == served["caller"].context.span_id
+    return caller_trace, check
+
+
+async def test_a_trace_crosses_a_grpc_hop(spans: InMemorySpanExporter) -> None:
+    caller_trace, check = await health_check_traced(spans, traced=True)
     assert format(check.context.trace_id, "032x") == caller_trace
     assert check.parent is not None
-    assert check.parent.span_id == served["caller"].context.span_id
 
 
 async def test_channels_that_are_not_traced_carry_no_traceparent(
     spans: InMemorySpanExporter,
 ) -> None:
-    server = grpc.aio.server(interceptors=tracing.server_interceptors())
-    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with Transport().channel(f"127.0.0.1:{port}", traced=False) as channel:
-            with tracing.span("caller"):
-                caller_trace = tracing.trace_id()
-                await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
-    finally:
-        await server.stop(None)
-    tracing.shutdown_tracing()
-    served = {span.name: span for span in spans.get_finished_spans()}
-    assert format(served["/grpc.health.v1.Health/Check"].context.trace_id, "032x") != caller_trace
+    caller_trace, check = await health_check_traced(spans, traced=False)
+    assert format(check.context.trace_id, "032x") != caller_trace
+    assert check.parent is None
