@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 from sfmesh.v1 import (
     event_pb2,
+    records_pb2,
     scheduler_service_pb2,
     scheduler_service_pb2_grpc,
 )
@@ -20,7 +21,8 @@ from services.common import errors
 from services.common.events import EventSink
 from services.common.instance_follower import InstanceFollower
 from services.common.interceptors import request_id
-from services.common.store import Store
+from services.common.scheduler_policy import POLICY_KEY
+from services.common.store import Put, Store
 from services.common.tags import instance_tags
 from services.scheduler.leadership import Leadership, Term
 from services.scheduler.metrics import NOT_REPORTED, PLACEMENTS, REFUSALS
@@ -61,6 +63,7 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         reservations: ReservationStore,
     ) -> None:
         self._placed = placed
+        self._store = store
         self._registry = registry
         self._emitter = emitter
         self._policy = policy
@@ -74,10 +77,11 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
 
     async def lead(self, term: Term) -> None:
         """Take the lead: hold every reservation etcd keeps (an earlier
-        leader's too), bring node records in line with presence keys and
-        await the created nodes, then serve."""
+        leader's too), bring node records in line with presence keys, await
+        the created nodes and publish the policy it places by, then serve."""
         self._registry.restore(await self._reservations.load())
         await self._nodes.lead(term)
+        await self._store.commit([term.fence(), Put(POLICY_KEY, policy_record(self._policy))])
         self._term = term
 
     async def follow(self) -> None:
@@ -308,3 +312,12 @@ def _placement_request(request: scheduler_service_pb2.PlaceInstanceRequest) -> P
         placed_on=request.placed_on if request.HasField("placed_on") else None,
         affinity=dict(request.affinity),
     )
+
+
+def policy_record(policy: Policy) -> bytes:
+    """`policy` as the record the api reads (`services/common/scheduler_policy.py`). Pure."""
+    return records_pb2.SchedulerPolicyRecord(
+        cpu_overcommit_ratio=policy.cpu_overcommit_ratio,
+        ram_reserved_mib=policy.ram_reserved_mib,
+        min_free_disk_gib=policy.min_free_disk_gib,
+    ).SerializeToString()

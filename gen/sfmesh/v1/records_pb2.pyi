@@ -98,6 +98,16 @@ class ProcessMetricsRecord(_message.Message):
     recorded_at: float
     def __init__(self, metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., recorded_at: _Optional[float] = ...) -> None: ...
 
+class SchedulerPolicyRecord(_message.Message):
+    __slots__ = ("cpu_overcommit_ratio", "ram_reserved_mib", "min_free_disk_gib")
+    CPU_OVERCOMMIT_RATIO_FIELD_NUMBER: _ClassVar[int]
+    RAM_RESERVED_MIB_FIELD_NUMBER: _ClassVar[int]
+    MIN_FREE_DISK_GIB_FIELD_NUMBER: _ClassVar[int]
+    cpu_overcommit_ratio: float
+    ram_reserved_mib: int
+    min_free_disk_gib: int
+    def __init__(self, cpu_overcommit_ratio: _Optional[float] = ..., ram_reserved_mib: _Optional[int] = ..., min_free_disk_gib: _Optional[int] = ...) -> None: ...
+
 class NetworkRecord(_message.Message):
     __slots__ = ("network", "created_at", "deleted_at")
     NETWORK_FIELD_NUMBER: _ClassVar[int]

@@ -135,7 +135,9 @@ class NodeServicer(node_service_pb2_grpc.NodeServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> node_service_pb2.ClusterResources:
         _require_system()
-        return resources.cluster_resources([stored.record async for stored in self._nodes.all()])
+        policy = await self._nodes.placement_policy()
+        records = [stored.record async for stored in self._nodes.all()]
+        return resources.cluster_resources(records, policy)
 
 
 def _require_system() -> None:

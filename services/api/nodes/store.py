@@ -12,6 +12,7 @@ from sfmesh.v1 import records_pb2
 
 from services.common import errors
 from services.common.presence import presence_key
+from services.common.scheduler_policy import POLICY_KEY
 from services.common.store import Delete, Put, Store, key, kind_prefix
 
 
@@ -55,6 +56,12 @@ class NodeStore:
         if item is None:
             return struct_pb2.Struct()
         return records_pb2.ProcessMetricsRecord.FromString(item.value).metrics
+
+    async def placement_policy(self) -> records_pb2.SchedulerPolicyRecord | None:
+        """The policy the leading scheduler places by, as its term began
+        (`services/common/scheduler_policy.py`); None before any scheduler led."""
+        item = await self._store.get(POLICY_KEY)
+        return None if item is None else records_pb2.SchedulerPolicyRecord.FromString(item.value)
 
     async def all(self) -> AsyncIterator[StoredNode]:
         """Every node record."""

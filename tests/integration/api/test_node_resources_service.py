@@ -26,6 +26,7 @@ from services.common import errors
 from services.common.events import EventEmitter
 from services.common.instance_store import InstanceStore
 from services.common.interceptors import _caller
+from services.common.scheduler_policy import POLICY_KEY
 from services.common.store import Put, Store, key
 from services.common.tokens import Caller
 from services.node_agent import facts
@@ -126,6 +127,8 @@ async def test_an_unknown_node_has_no_process_metrics(servicer: NodeServicer) ->
 async def test_cluster_resources_list_the_created_nodes(
     store: Store, servicer: NodeServicer
 ) -> None:
+    policy = records_pb2.SchedulerPolicyRecord(cpu_overcommit_ratio=2.0, ram_reserved_mib=1000)
+    await store.commit([Put(POLICY_KEY, policy.SerializeToString())])  # as a leader writes it
     before = await servicer.GetClusterResources(
         node_service_pb2.GetClusterResourcesRequest(), REQUEST
     )
@@ -137,11 +140,12 @@ async def test_cluster_resources_list_the_created_nodes(
         node_service_pb2.GetClusterResourcesRequest(), REQUEST
     )
     assert {busy, idle} <= set(reply.per_node) and missing not in reply.per_node
-    assert reply.per_node[busy].cpu_available == 0
-    assert reply.per_node[idle].cpu_available == 4
+    assert reply.per_node[busy].cpu_available == 4  # 4 CPUs x 2, 4 used
+    assert reply.per_node[idle].cpu_available == 8
+    assert reply.per_node[idle].ram_available == 4000  # 5000 free, 1000 kept
     assert reply.per_node[idle].instances_active == 1
-    assert reply.total.cpu_available == before.total.cpu_available + 4
-    assert reply.total.ram_available == before.total.ram_available + 10000
+    assert reply.total.cpu_available == before.total.cpu_available + 12
+    assert reply.total.ram_available == before.total.ram_available + 8000
 
 
 async def test_a_sample_that_fails_is_tried_again(store: Store, tmp_path: Any) -> None:

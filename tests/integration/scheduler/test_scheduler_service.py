@@ -30,6 +30,7 @@ from services.common.instance_store import InstanceStore
 from services.common.interceptors import AuthInterceptor, RequestInterceptor
 from services.common.main import service_authority
 from services.common.presence import presence_key
+from services.common.scheduler_policy import POLICY_KEY
 from services.common.secrets import load_or_create_secret
 from services.common.store import Delete, Put, Store, key
 from services.common.tokens import TokenAuthority
@@ -192,6 +193,15 @@ def place_request(
         disk_gib=5,
         placed_on=placed_on,
         request_id="req-1",
+    )
+
+
+async def test_the_leader_publishes_the_policy_it_places_by(mesh: Mesh) -> None:
+    item = await mesh.store.get(POLICY_KEY)
+    assert item is not None
+    published = records_pb2.SchedulerPolicyRecord.FromString(item.value)
+    assert published == records_pb2.SchedulerPolicyRecord(
+        cpu_overcommit_ratio=2.0, ram_reserved_mib=256, min_free_disk_gib=1
     )
 
 

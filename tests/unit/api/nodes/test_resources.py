@@ -72,3 +72,16 @@ def test_no_node_gives_zero_totals() -> None:
 def test_overcommitted_cpus_leave_none_available() -> None:
     reply = cluster_resources([record("hv-1", CREATED, cpus_used=9)])
     assert reply.per_node["hv-1"].cpu_available == 0
+
+
+def test_figures_are_in_the_leading_schedulers_terms() -> None:
+    policy = records_pb2.SchedulerPolicyRecord(
+        cpu_overcommit_ratio=1.5, ram_reserved_mib=1000, min_free_disk_gib=50
+    )
+    reply = cluster_resources([record("hv-1", CREATED, cpus_used=2)], policy)
+    resources = reply.per_node["hv-1"]
+    assert resources.cpu_available == 4  # floor(4 x 1.5) - 2
+    assert resources.cpu_max_per_instance == 4
+    assert (resources.ram_available, resources.ram_max_per_instance) == (4000, 4000)
+    assert resources.disk_available == 0  # 30 free, 50 kept: nothing, never below
+    assert (reply.total.cpu_available, reply.total.ram_available) == (4, 4000)
