@@ -70,7 +70,11 @@ def replicas(tmp_path: Path, database: str) -> Iterator[list[Host]]:
             shutil.copy(tmp_path / "service.key", state / "service.key")
             document = {
                 "host": {"name": f"eventlog-{n}", "roles": ["eventlog"], "state_dir": str(state)},
-                "eventlog": {"listen": f"127.0.0.1:{free_port()}", "database": database},
+                "eventlog": {
+                    "listen": f"127.0.0.1:{free_port()}",
+                    "metrics_listen": "",  # two on one machine: no default port
+                    "database": database,
+                },
             }
             host = Host(parse_config(document, hostname=f"eventlog-{n}"), sink=sys.stderr)
             hosts.append(host)

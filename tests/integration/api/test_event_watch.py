@@ -35,7 +35,7 @@ def eventlog(tmp_path: Path) -> Iterator[Host]:
     load_or_create_secret(tmp_path / "service.key")
     document = {
         "host": {"name": "eventlog", "roles": ["eventlog"], "state_dir": str(tmp_path)},
-        "eventlog": {"listen": f"127.0.0.1:{free_port()}"},
+        "eventlog": {"listen": f"127.0.0.1:{free_port()}", "metrics_listen": ""},
     }
     host = Host(parse_config(document, hostname="eventlog"), sink=sys.stderr)
     host.start()
