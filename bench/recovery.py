@@ -171,7 +171,11 @@ def second_scheduler(mesh: Mesh) -> Iterator[None]:
                 "eventlog": mesh.address("eventlog"),
                 **ours.get("mesh", {}),
             },
-            "scheduler": {**ours["scheduler"], "listen": f"127.0.0.1:{Ports.free().scheduler}"},
+            "scheduler": {
+                **ours["scheduler"],
+                "listen": f"127.0.0.1:{Ports.free().scheduler}",
+                "metrics_listen": "",  # the mesh's scheduler serves on its port
+            },
         }
         write_config(state / "host.toml", document)
         host = Host(load_config(state / "host.toml", hostname="scheduler-2"), sink=None)
