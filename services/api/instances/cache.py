@@ -12,6 +12,9 @@ reads etcd as before:
 - **caught up with this api**: it has applied every instance revision this
   api wrote or read (`Store.revision_seen`), so a caller reads its own writes
   at once and never an older record than this api answered before.
+- **never a false 404**: an instance it does not hold may have been
+  created a moment ago through another api replica (the gateway balances a
+  client's create and its next read over them), so a miss is read from etcd.
 - **small**: records over `RECORD_BYTES` (metadata-heavy ones) are not kept;
   they are read from etcd, which bounds the copy's memory.
 """
@@ -66,16 +69,15 @@ class InstanceCache:
         self._applied = 0
         self._confirmed = -math.inf
 
-    def get(self, uuid: str) -> StoredInstance | Unsure | None:
-        """The record of instance `uuid`, None when there is none, or
-        `UNSURE` when the copy may not answer (read etcd then)."""
+    def get(self, uuid: str) -> StoredInstance | Unsure:
+        """The record of instance `uuid`, or `UNSURE` when the copy may not
+        answer (read etcd then): also when it has none, for another api
+        replica may have created it a moment ago."""
         if time.monotonic() - self._confirmed > self._max_age:
             return UNSURE
         if self._applied < self._store.revision_seen(_KIND):
             return UNSURE
-        if uuid not in self._records:
-            return None
-        kept = self._records[uuid]
+        kept = self._records.get(uuid)
         if kept is None:
             return UNSURE
         raw, mod_revision = kept

@@ -49,7 +49,7 @@ async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-def names(found: StoredInstance | Unsure | None) -> str | None:
+def names(found: StoredInstance | Unsure) -> str:
     assert isinstance(found, StoredInstance), found
     return found.record.instance.name
 
@@ -68,20 +68,24 @@ async def test_unsure_until_its_first_snapshot(stores: tuple[Store, Store]) -> N
     assert InstanceCache(ours).get(str(uuid.uuid4())) is UNSURE
 
 
-async def test_answers_what_others_write_and_none_for_no_record(
+async def test_answers_what_others_write_and_sends_misses_to_etcd(
     stores: tuple[Store, Store],
 ) -> None:
+    """A record written elsewhere is answered once the watch brings it; one
+    the copy does not hold (not there yet, or removed) is UNSURE: another
+    api replica may have just created it, and etcd says."""
     ours, theirs = stores
     written = record("first")
     async with running(InstanceCache(ours)) as cache:
-        await eventually(lambda: cache.get(str(uuid.uuid4())) is None)
         assert await InstanceStore(theirs).create(written)
-        await eventually(lambda: cache.get(written.instance.uuid) not in (None, UNSURE))
+        assert cache.get(str(uuid.uuid4())) is UNSURE
+        await eventually(lambda: cache.get(written.instance.uuid) is not UNSURE)
         assert names(cache.get(written.instance.uuid)) == "first"
+        assert cache.get(str(uuid.uuid4())) is UNSURE  # live, but it holds none
         stored = await InstanceStore(theirs).get(written.instance.uuid)
         assert stored is not None
         assert await InstanceStore(theirs).remove(stored)
-        await eventually(lambda: cache.get(written.instance.uuid) is None)
+        await eventually(lambda: cache.get(written.instance.uuid) is UNSURE)
 
 
 async def test_reads_its_own_writes_at_once(stores: tuple[Store, Store]) -> None:
